@@ -1,0 +1,176 @@
+// Sans-I/O MQTT client session: the protocol logic of one upstream connection, with no sockets,
+// no clocks of its own and no threads.
+//
+// The owner (daemon/uplink) feeds it events -- transport opened, bytes received, transport
+// closed, time passed -- and commands -- publish, subscribe, unsubscribe, acknowledge -- each with
+// the current time, then drains the resulting actions: bytes to send, close the transport,
+// completions, inbound messages, state changes. next_deadline() says when on_tick() must be called
+// next. Unit tests drive it as plain function calls with a scripted broker.
+//
+// What it owns: packet identifiers, the QoS 1 in-flight window (bounded by both the configured
+// window and the broker's Receive Maximum), retransmission with DUP after a reconnect, keep-alive
+// (PINGREQ when idle, link declared dead when nothing was received for 1.5 x keep-alive), the
+// CONNECT/CONNACK exchange (persistent session: clean start false + session expiry), the set of
+// live subscriptions (re-subscribed after CONNACK unless the broker kept the session), and the
+// split of SUBSCRIBE/UNSUBSCRIBE into packets of at most `max_filters_per_packet` filters.
+#pragma once
+
+#include "daemon/mqtt/codec.hpp"
+#include "daemon/mqtt/packet.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace thingmux::mqtt {
+
+using clock = std::chrono::steady_clock;
+using time_point = clock::time_point;
+
+struct session_config {
+    std::string client_id;
+    protocol_version version = protocol_version::v5;
+    std::chrono::seconds keep_alive{60};
+    std::uint32_t session_expiry = 3600;  // seconds (MQTT 5 Session Expiry Interval)
+    bool clean_start = false;             // persistent session by default
+    std::uint16_t max_inflight = 90;      // own QoS 1 window; AWS IoT Core allows 100
+    std::size_t max_packet_size = 256 * 1024;  // largest packet accepted from the broker
+    std::size_t max_filters_per_packet = 8;    // AWS IoT Core: 8 filters per SUBSCRIBE
+    std::chrono::seconds connack_timeout{10};
+    std::optional<std::string> username;
+    std::optional<std::string> password;
+};
+
+// Identifies one publish / subscribe / unsubscribe request across its life.
+struct op_id {
+    std::uint64_t value = 0;
+    friend auto operator<=>(const op_id&, const op_id&) = default;
+};
+
+// Identifies one inbound QoS 1 message to acknowledge; tied to the connection it arrived on, so
+// an acknowledgement after a reconnect is silently dropped (the broker redelivers).
+struct inbound_ticket {
+    std::uint64_t connection = 0;
+    std::uint16_t packet_id = 0;
+    friend bool operator==(const inbound_ticket&, const inbound_ticket&) = default;
+};
+
+// Local outcomes that never reached the broker (or never came back from it).
+enum class local_error : std::uint8_t {
+    none = 0,
+    not_connected,       // QoS 0 publish while offline
+    packet_too_large,    // larger than the broker's Maximum Packet Size
+    qos_not_supported,   // above the broker's Maximum QoS
+    invalid_topic,       // not a valid topic name / filter
+    session_closed,      // abandon() was called
+};
+
+[[nodiscard]] const char* to_string(local_error e) noexcept;
+
+namespace action {
+struct send {
+    std::vector<std::uint8_t> bytes;
+};
+struct close {
+    std::string reason;  // why the session wants the transport closed (for the log)
+};
+struct connected {
+    bool session_present = false;
+    properties connack_props;
+};
+// CONNACK refused the connection. `reason_code` is an MQTT 5 reason code (3.1.1 codes are
+// mapped); `fatal` is true when retrying without a change cannot help (not authorized, bad
+// credentials, client id not valid, unsupported protocol version, banned).
+struct connect_failed {
+    std::uint8_t reason_code = 0;
+    bool fatal = false;
+    std::string reason;  // "not authorized (reason 0x87)"
+};
+// The connection is gone (closed by the broker, dead link, malformed input, DISCONNECT received).
+struct disconnected {
+    std::string reason;
+    std::optional<std::uint8_t> reason_code;  // from a broker DISCONNECT (MQTT 5)
+};
+struct publish_done {
+    op_id id;
+    std::uint8_t reason_code = reason::success;  // PUBACK reason (MQTT 5); success for 3.1.1 / QoS 0
+    local_error error = local_error::none;       // set when the publish never completed upstream
+    std::string reason_string;                   // from PUBACK properties, if any
+};
+struct subscribe_done {
+    op_id id;
+    std::vector<std::uint8_t> reason_codes;  // one per filter, in request order
+};
+struct unsubscribe_done {
+    op_id id;
+    std::vector<std::uint8_t> reason_codes;  // one per filter (success for 3.1.1)
+};
+struct message {
+    mqtt::publish msg;
+    std::optional<inbound_ticket> ticket;  // set for QoS 1: call acknowledge() when delivered
+};
+}  // namespace action
+
+using session_action = std::variant<action::send, action::close, action::connected, action::connect_failed,
+                                    action::disconnected, action::publish_done, action::subscribe_done,
+                                    action::unsubscribe_done, action::message>;
+
+enum class session_state : std::uint8_t { offline, awaiting_connack, online };
+
+class session {
+public:
+    explicit session(session_config config);
+
+    // --- transport events ---
+    // The transport (TCP+TLS) is up: sends CONNECT.
+    void on_transport_open(time_point now);
+    // Bytes arrived; they may hold partial or several packets.
+    void on_bytes(std::span<const std::uint8_t> bytes, time_point now);
+    // The transport closed (for any reason). In-flight QoS 1 stays for retransmission.
+    void on_transport_closed(time_point now, std::string reason);
+    // Time passed: keep-alive, CONNACK timeout, dead-link detection.
+    void on_tick(time_point now);
+    // When on_tick() must be called next; nullopt when no timer is needed (offline).
+    [[nodiscard]] std::optional<time_point> next_deadline() const;
+
+    // --- commands ---
+    // QoS 0: sent now if online, else completes at once with local_error::not_connected.
+    // QoS 1: sent when online and the in-flight window has room; completes on PUBACK.
+    [[nodiscard]] op_id publish(mqtt::publish msg, time_point now);
+    // Adds the filters to the live set (re-subscribed after reconnects) and sends SUBSCRIBE(s)
+    // when online. Completes when every SUBACK for it arrived. A failure code removes that
+    // filter from the live set.
+    [[nodiscard]] op_id subscribe(std::vector<subscription> subs, time_point now);
+    // Removes the filters from the live set and sends UNSUBSCRIBE(s) when online. Completes on
+    // UNSUBACK, or at once when offline and the broker holds no session state for them.
+    [[nodiscard]] op_id unsubscribe(std::vector<std::string> filters, time_point now);
+    // Acknowledges an inbound QoS 1 message (sends PUBACK) if still on the same connection.
+    void acknowledge(inbound_ticket ticket, time_point now);
+    // Graceful shutdown: sends DISCONNECT (normal) and asks to close.
+    void disconnect(time_point now);
+    // Drops every queued and in-flight request, completing each with local_error::session_closed.
+    void abandon();
+
+    // Actions produced since the last call, in order.
+    [[nodiscard]] std::vector<session_action> drain_actions();
+
+    // --- inspection ---
+    [[nodiscard]] session_state state() const noexcept;
+    [[nodiscard]] std::size_t inflight_count() const noexcept;  // QoS 1 sent, awaiting PUBACK
+    [[nodiscard]] std::size_t queued_count() const noexcept;    // QoS 1 waiting for window/connection
+    [[nodiscard]] const std::map<std::string, subscription>& live_subscriptions() const noexcept;
+    [[nodiscard]] const session_config& config() const noexcept;
+    // Broker's CONNACK properties of the current/last connection (receive maximum, etc.).
+    [[nodiscard]] const properties& broker_properties() const noexcept;
+
+private:
+    // (private members to be added with the implementation)
+};
+
+}  // namespace thingmux::mqtt
