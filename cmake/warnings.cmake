@@ -3,4 +3,4 @@
 add_library(thingmux_warnings INTERFACE)
 target_compile_options(thingmux_warnings INTERFACE -Wall -Wextra -Wpedantic -Werror
   -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
-  -Wconversion -Wsign-conversion -Wno-error=deprecated-declarations)
+  -Wconversion -Wsign-conversion -Wno-missing-field-initializers)

@@ -31,6 +31,7 @@ public:
         std::size_t max_packet_size = 140'000;          // AWS IoT Core: 128 KiB payload
     };
 
+    // Creates the PKI and starts the broker (start() is then a no-op), so a test can use it at once.
     broker_fixture();  // default options
     explicit broker_fixture(options opts);
     ~broker_fixture();
@@ -73,12 +74,14 @@ private:
     options opts_;
     std::filesystem::path dir_;
     std::uint16_t port_ = 0;
-    std::optional<child_process> mosquitto_;
+    mutable std::optional<child_process> mosquitto_;  // running() reaps, so it is not const
 };
 
 // A `mosquitto_sub` process on the broker side that records every message it receives as one
 // line "topic payload" in a file. Persistent session (-c, QoS 1), so it keeps messages across
-// broker restarts. Used to count what really reached the broker.
+// broker restarts. Used to count what really reached the broker. Construction discards any
+// session an earlier observer left under the same client ID; two live observers need distinct IDs
+// (the broker would make them take each other's connection over).
 class observer_subscription {
 public:
     observer_subscription(const broker_fixture& broker, std::string filter, std::string client_id = "observer");
@@ -92,8 +95,12 @@ public:
     std::size_t wait_for(std::size_t n, int timeout_ms);
 
 private:
+    [[nodiscard]] bool probe_seen() const;
+
     const broker_fixture& broker_;
     std::string filter_;
+    std::string client_id_;
+    std::string probe_topic_;  // also subscribed; its lines are filtered out of lines()
     std::filesystem::path out_;
     std::optional<child_process> proc_;
 };

@@ -1,5 +1,7 @@
 // A child process for tests: spawned with posix_spawn, stdout/stderr to files, stopped and
-// reaped on destruction so a failing test never leaves processes behind.
+// reaped on destruction so a failing test never leaves processes behind. Children also get
+// SIGKILL when the spawning thread dies (setpriv --pdeathsig), so spawn long-lived ones from the
+// test's main thread.
 #pragma once
 
 #include <filesystem>
@@ -26,7 +28,7 @@ public:
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
     // Sends a signal (no-op when already reaped).
     void signal(int sig) const;
-    // Waits up to timeout_ms for exit; returns the wait status (see WIFEXITED) or nullopt.
+    // Waits up to timeout_ms (< 0: no limit) for exit; returns the wait status (see WIFEXITED) or nullopt.
     std::optional<int> wait(int timeout_ms);
     // SIGTERM, wait up to timeout_ms, then SIGKILL; returns the wait status.
     int stop(int timeout_ms = 5000);
@@ -37,7 +39,8 @@ private:
     std::optional<int> status_;
 };
 
-// Runs a command to completion; returns its exit code, stdout and stderr combined in `output`.
+// Runs a command to completion; returns its exit code (128 + signal when killed by one; -1 after
+// the timeout, when it is killed), stdout and stderr combined in `output`.
 int run_command(const std::vector<std::string>& argv, std::string* output = nullptr, int timeout_ms = 60'000);
 
 // A loopback TCP port that was free a moment ago.

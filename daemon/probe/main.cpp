@@ -1,0 +1,128 @@
+// thingmux-probe: checks that this device can hold its Thing's MQTT session. Connects with the
+// Thing's certificate, subscribes to a topic, publishes numbered messages to it and waits until
+// every one is acknowledged by the broker and received back.
+#include "daemon/uplink/uplink.hpp"
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <csignal>
+#include <iostream>
+#include <set>
+
+namespace asio = boost::asio;
+using namespace thingmux;
+
+int main(int argc, char** argv) {
+    CLI::App app{"thingmux-probe: connect to the MQTT broker as a Thing over mTLS, subscribe, publish numbered\n"
+                 "messages and check that every one is acknowledged and received back."};
+    uplink::uplink_config cfg;
+    std::string protocol = "mqtt5";
+    std::string topic;
+    unsigned count = 10;
+    int qos = 1;
+    unsigned timeout_s = 30;
+    unsigned keep_alive = 60;
+    bool retry = false;
+    app.add_option("--host", cfg.host, "Broker host name (certificate must match it)")->required();
+    app.add_option("--port", cfg.port, "Broker port (443 uses ALPN x-amzn-mqtt-ca)")->capture_default_str();
+    app.add_option("--thing", cfg.thing_name, "Thing name; also the client ID unless --client-id is given")->required();
+    app.add_option("--client-id", cfg.session.client_id, "MQTT client ID (default: the Thing name)");
+    app.add_option("--ca", cfg.tls.ca_file, "CA bundle that signed the broker certificate (PEM)")->required();
+    app.add_option("--cert", cfg.tls.cert_file, "Thing certificate (PEM)")->required();
+    app.add_option("--key", cfg.tls.key_file, "Thing private key (PEM)")->required();
+    app.add_option("--protocol", protocol, "mqtt5 or mqtt311")->check(CLI::IsMember({"mqtt5", "mqtt311"}))->capture_default_str();
+    app.add_option("--topic", topic, "Topic to publish to and subscribe to (default: dt/THING/probe)");
+    app.add_option("--count", count, "Number of messages")->capture_default_str();
+    app.add_option("--qos", qos, "QoS of the messages (0 or 1)")->check(CLI::Range(0, 1))->capture_default_str();
+    app.add_option("--keep-alive", keep_alive, "Keep-alive in seconds")->capture_default_str();
+    app.add_option("--timeout", timeout_s, "Give up after this many seconds")->capture_default_str();
+    app.add_flag("--retry", retry, "Keep retrying after errors a retry cannot fix (bad certificate, not authorized)");
+    CLI11_PARSE(app, argc, argv);
+
+    spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
+    if (topic.empty()) topic = "dt/" + cfg.thing_name + "/probe";
+    cfg.session.version = protocol == "mqtt311" ? mqtt::protocol_version::v311 : mqtt::protocol_version::v5;
+    cfg.session.keep_alive = std::chrono::seconds(keep_alive);
+
+    asio::io_context io;
+    auto link = uplink::uplink::create(io, cfg);
+    std::set<std::string> received;
+    unsigned acked = 0, failed = 0, duplicates = 0;
+    bool started = false;
+    int exit_code = 1;
+    const auto t0 = std::chrono::steady_clock::now();
+
+    auto finish = [&](int code) {
+        exit_code = code;
+        link->stop([&io] { io.stop(); });
+    };
+    auto check_done = [&] {
+        if (received.size() == count && acked + failed == count) finish(failed == 0 ? 0 : 1);
+    };
+
+    link->on_state([&](const uplink::state_event& ev) {
+        if (ev.state == uplink::link_state::connected) {
+            spdlog::info("connected to {}:{} as {} ({}, session {})", cfg.host, cfg.port, link->config().session.client_id,
+                         protocol, ev.session_present ? "resumed" : "new");
+        } else if (ev.state == uplink::link_state::connecting) {
+            spdlog::info("connecting to {}:{}", cfg.host, cfg.port);
+        } else if (ev.state == uplink::link_state::backing_off || ev.state == uplink::link_state::failed) {
+            spdlog::error("{}; retrying in {} ms", ev.reason, ev.retry_in.count());
+            if (ev.fatal && !retry) {
+                spdlog::error("giving up: this error needs a configuration change (use --retry to keep trying)");
+                finish(2);
+            }
+        }
+        if (ev.state != uplink::link_state::connected || started) return;
+        started = true;
+        link->subscribe({{.filter = topic, .max_qos = mqtt::qos::at_least_once}}, [&](const std::vector<std::uint8_t>& codes) {
+            if (codes.empty() || codes[0] >= 0x80) {
+                spdlog::error("broker refused subscription to {}: {}", topic,
+                              codes.empty() ? "no reason" : mqtt::reason_string(codes[0]));
+                return finish(2);
+            }
+            spdlog::info("subscribed to {}; publishing {} message(s) at QoS {}", topic, count, qos);
+            for (unsigned i = 1; i <= count; ++i) {
+                mqtt::publish p{.topic = topic, .payload = std::to_string(i), .qos = static_cast<mqtt::qos>(qos)};
+                link->publish(std::move(p), [&, i](const mqtt::action::publish_done& d) {
+                    if (d.error != mqtt::local_error::none || d.reason_code >= 0x80) {
+                        ++failed;
+                        spdlog::error("message {} not accepted: {}", i,
+                                      d.error != mqtt::local_error::none ? mqtt::to_string(d.error) : mqtt::reason_string(d.reason_code));
+                    } else {
+                        ++acked;
+                    }
+                    check_done();
+                });
+            }
+        });
+    });
+    link->on_message([&](const mqtt::publish& m, std::optional<mqtt::inbound_ticket> ticket) {
+        if (m.topic == topic && !received.insert(m.payload).second) ++duplicates;
+        if (ticket) link->acknowledge(*ticket);
+        check_done();
+    });
+
+    asio::steady_timer deadline(io, std::chrono::seconds(timeout_s));
+    deadline.async_wait([&](boost::system::error_code ec) {
+        if (ec) return;
+        spdlog::error("timed out after {} s: {} of {} received, {} acknowledged; last state: {} {}", timeout_s,
+                      received.size(), count, acked, uplink::to_string(link->state()), link->last_event().reason);
+        finish(1);
+    });
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int) {
+        if (!ec) finish(130);
+    });
+
+    link->start();
+    io.run();
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::cout << "published " << count << ", acknowledged " << acked << ", failed " << failed << ", received "
+              << received.size() << ", duplicates " << duplicates << ", in " << static_cast<long>(ms) << " ms\n";
+    return exit_code;
+}

@@ -1,0 +1,143 @@
+// One upstream MQTT-over-TLS connection for one Thing: the thin Boost.Asio + OpenSSL adapter
+// around the sans-I/O mqtt::session and mqtt::backoff.
+//
+// All of it runs on the io_context it is given (one thread, no locks). It connects, keeps the
+// session (persistent, re-subscribed, retransmitted), reconnects with backoff and full jitter,
+// and reports state changes with a reason a user can act on. Callers publish/subscribe at any
+// time, also while offline: QoS 1 work waits for the connection, QoS 0 fails fast.
+#pragma once
+
+#include "daemon/mqtt/backoff.hpp"
+#include "daemon/mqtt/session.hpp"
+#include "daemon/uplink/tls.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace thingmux::uplink {
+
+struct uplink_config {
+    std::string thing_name;
+    std::string host;
+    std::uint16_t port = 8883;
+    tls_settings tls;                     // ALPN defaults to x-amzn-mqtt-ca on port 443
+    mqtt::session_config session;         // client_id defaults to thing_name
+    mqtt::backoff::config backoff;
+    std::chrono::milliseconds connect_timeout{10'000};  // TCP + TLS handshake
+};
+
+enum class link_state : std::uint8_t { connecting, connected, backing_off, failed, stopped };
+
+[[nodiscard]] const char* to_string(link_state s) noexcept;
+
+struct state_event {
+    link_state state = link_state::connecting;
+    std::string reason;                 // why (empty for a plain "connecting")
+    bool fatal = false;                 // retrying without a change cannot help
+    std::optional<std::uint8_t> reason_code;  // MQTT reason code from the broker, if any
+    std::chrono::milliseconds retry_in{0};    // backing_off / failed: time until the next attempt
+    bool session_present = false;       // connected: the broker kept our session
+};
+
+struct uplink_counters {
+    std::uint64_t connect_attempts = 0;
+    std::uint64_t connects = 0;
+    std::uint64_t messages_out = 0;
+    std::uint64_t messages_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t bytes_in = 0;
+};
+
+class uplink : public std::enable_shared_from_this<uplink> {
+public:
+    using publish_handler = std::function<void(const mqtt::action::publish_done&)>;
+    using codes_handler = std::function<void(const std::vector<std::uint8_t>& reason_codes)>;
+    using message_handler = std::function<void(const mqtt::publish&, std::optional<mqtt::inbound_ticket>)>;
+    using state_handler = std::function<void(const state_event&)>;
+
+    // Use create(): async operations keep the object alive through shared_from_this().
+    [[nodiscard]] static std::shared_ptr<uplink> create(boost::asio::io_context& io, uplink_config config);
+    ~uplink();
+    uplink(const uplink&) = delete;
+    uplink& operator=(const uplink&) = delete;
+
+    void on_message(message_handler h) { on_message_ = std::move(h); }
+    void on_state(state_handler h) { on_state_ = std::move(h); }
+
+    // Starts connecting (and keeps reconnecting until stop()).
+    void start();
+    // Graceful: DISCONNECT when online, close, no more reconnects; `done` runs once closed.
+    // Queued and in-flight publishes complete with local_error::session_closed.
+    void stop(std::function<void()> done = {});
+
+    void publish(mqtt::publish msg, publish_handler done);
+    void subscribe(std::vector<mqtt::subscription> subs, codes_handler done);
+    void unsubscribe(std::vector<std::string> filters, codes_handler done);
+    // Acknowledges an inbound QoS 1 message once every local recipient has it.
+    void acknowledge(mqtt::inbound_ticket ticket);
+
+    [[nodiscard]] link_state state() const noexcept { return state_; }
+    [[nodiscard]] const state_event& last_event() const noexcept { return last_event_; }
+    [[nodiscard]] const mqtt::session& session() const noexcept { return session_; }
+    [[nodiscard]] const uplink_config& config() const noexcept { return config_; }
+    [[nodiscard]] const uplink_counters& counters() const noexcept { return counters_; }
+
+private:
+    struct connection;  // one TCP+TLS connection attempt and its I/O state
+    struct timer_set;
+
+    uplink(boost::asio::io_context& io, uplink_config config);
+
+    void attempt();
+    void on_established(const std::shared_ptr<connection>& c);
+    void read(const std::shared_ptr<connection>& c);
+    void flush(const std::shared_ptr<connection>& c);
+    void connection_lost(const std::shared_ptr<connection>& c, std::string reason, bool fatal);
+    void run_actions();
+    void arm_session_timer();
+    void set_state(state_event ev);
+    void handle(mqtt::action::send& a);
+    void handle(mqtt::action::close& a);
+    void handle(mqtt::action::connected& a);
+    void handle(mqtt::action::connect_failed& a);
+    void handle(mqtt::action::disconnected& a);
+    void handle(mqtt::action::publish_done& a);
+    void handle(mqtt::action::subscribe_done& a);
+    void handle(mqtt::action::unsubscribe_done& a);
+    void handle(mqtt::action::message& a);
+    void complete_codes(mqtt::op_id id, const std::vector<std::uint8_t>& codes);
+    void close_transport(const std::shared_ptr<connection>& c);
+
+    boost::asio::io_context& io_;
+    uplink_config config_;
+    mqtt::session session_;
+    mqtt::backoff backoff_;
+    std::shared_ptr<connection> conn_;
+    std::unique_ptr<timer_set> timers_;
+    link_state state_ = link_state::stopped;
+    state_event last_event_;
+    uplink_counters counters_;
+    bool stopping_ = false;
+    std::function<void()> stopped_;
+    // Why the current connection is ending, recorded from session actions before the close.
+    std::string pending_reason_;
+    bool pending_fatal_ = false;
+    std::optional<std::uint8_t> pending_code_;
+
+    bool in_run_actions_ = false;
+
+    std::map<mqtt::op_id, publish_handler> publish_waiters_;
+    std::map<mqtt::op_id, codes_handler> codes_waiters_;
+    message_handler on_message_;
+    state_handler on_state_;
+};
+
+}  // namespace thingmux::uplink

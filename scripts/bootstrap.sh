@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package thingmux needs to build, test, fuzz and run its demo.
+# Idempotent: when everything is present it installs nothing and says so in one line.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  clang libclang-rt-14-dev
+  libboost1.81-dev libssl-dev libsystemd-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libsqlite3-dev libcli11-dev
+  mosquitto mosquitto-clients dbus openssl procps iproute2 python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "bootstrap: all ${#packages[@]} build and test dependencies are installed"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  sudo=sudo
+  command -v sudo >/dev/null || { echo "bootstrap: missing packages (${missing[*]}); run this script as root" >&2; exit 1; }
+else
+  sudo=
+fi
+
+echo "bootstrap: installing ${#missing[@]} package(s): ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "bootstrap: done"

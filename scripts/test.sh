@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine and runs every test: installs dependencies, builds, runs
+# the fuzz targets for a bounded time, then the unit and integration tests (real mosquitto with
+# a PKI made on the spot).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+bash scripts/build.sh
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash scripts/fuzz.sh
+cd build
+ctest --output-on-failure --parallel 2 --timeout 600
