@@ -245,6 +245,9 @@ using packet = std::variant<connect, connack, publish, puback, pubrec, pubrel, p
 [[nodiscard]] const char* to_string(packet_type t) noexcept;
 [[nodiscard]] const char* reason_string(std::uint8_t reason_code) noexcept;
 
+// Whether MQTT 5 allows `reason_code` in packets of type `t` (spec 2.4, table 2-6).
+[[nodiscard]] bool reason_code_allowed(packet_type t, std::uint8_t reason_code) noexcept;
+
 // Maps an MQTT 3.1.1 CONNACK return code (1..5) to the equivalent MQTT 5 reason code, so callers
 // handle one set: 1 -> unsupported protocol version, 2 -> client id not valid, 3 -> server
 // unavailable, 4 -> bad user name or password, 5 -> not authorized.

@@ -19,12 +19,14 @@
 #include "daemon/mqtt/packet.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -69,6 +71,7 @@ enum class local_error : std::uint8_t {
     qos_not_supported,   // above the broker's Maximum QoS
     invalid_topic,       // not a valid topic name / filter
     session_closed,      // abandon() was called
+    retain_not_supported,  // retain requested, broker's Retain Available is 0
 };
 
 [[nodiscard]] const char* to_string(local_error e) noexcept;
@@ -99,7 +102,8 @@ struct disconnected {
 };
 struct publish_done {
     op_id id;
-    std::uint8_t reason_code = reason::success;  // PUBACK reason (MQTT 5); success for 3.1.1 / QoS 0
+    // PUBACK reason (MQTT 5); success for 3.1.1 / QoS 0; unspecified_error when `error` is set.
+    std::uint8_t reason_code = reason::success;
     local_error error = local_error::none;       // set when the publish never completed upstream
     std::string reason_string;                   // from PUBACK properties, if any
 };
@@ -115,11 +119,17 @@ struct message {
     mqtt::publish msg;
     std::optional<inbound_ticket> ticket;  // set for QoS 1: call acknowledge() when delivered
 };
+// The broker refused a live filter when the session re-subscribed it after a CONNACK without
+// session (no subscribe op to complete). The filter has left the live set; its holders must be told.
+struct subscription_lost {
+    std::string filter;
+    std::uint8_t reason_code = reason::unspecified_error;  // SUBACK failure code
+};
 }  // namespace action
 
 using session_action = std::variant<action::send, action::close, action::connected, action::connect_failed,
                                     action::disconnected, action::publish_done, action::subscribe_done,
-                                    action::unsubscribe_done, action::message>;
+                                    action::unsubscribe_done, action::message, action::subscription_lost>;
 
 enum class session_state : std::uint8_t { offline, awaiting_connack, online };
 
@@ -132,7 +142,9 @@ public:
     void on_transport_open(time_point now);
     // Bytes arrived; they may hold partial or several packets.
     void on_bytes(std::span<const std::uint8_t> bytes, time_point now);
-    // The transport closed (for any reason). In-flight QoS 1 stays for retransmission.
+    // The transport closed (for any reason). In-flight QoS 1 stays for retransmission. Emits
+    // action::disconnected unless this connection's end was already reported (the session asked
+    // to close it, or CONNACK refused it).
     void on_transport_closed(time_point now, std::string reason);
     // Time passed: keep-alive, CONNACK timeout, dead-link detection.
     void on_tick(time_point now);
@@ -142,19 +154,25 @@ public:
     // --- commands ---
     // QoS 0: sent now if online, else completes at once with local_error::not_connected.
     // QoS 1: sent when online and the in-flight window has room; completes on PUBACK.
+    // Never sent, completed with a local_error: an invalid topic, QoS 2, or what the broker
+    // announced it refuses (Maximum Packet Size, Maximum QoS, Retain Available).
     [[nodiscard]] op_id publish(mqtt::publish msg, time_point now);
     // Adds the filters to the live set (re-subscribed after reconnects) and sends SUBSCRIBE(s)
-    // when online. Completes when every SUBACK for it arrived. A failure code removes that
-    // filter from the live set.
+    // when online (or after the next CONNACK). Completes when every SUBACK for it arrived. A
+    // failure code removes that filter from the live set. Invalid filters (0x8F) and QoS 2
+    // (0x9B) are refused locally and never sent.
     [[nodiscard]] op_id subscribe(std::vector<subscription> subs, time_point now);
-    // Removes the filters from the live set and sends UNSUBSCRIBE(s) when online. Completes on
-    // UNSUBACK, or at once when offline and the broker holds no session state for them.
+    // Removes the filters from the live set and sends UNSUBSCRIBE(s) when online, or after the
+    // next CONNACK (a persistent session may still hold them). Completes on UNSUBACK, or at once
+    // when offline with clean start and no earlier request pending. Invalid filters: 0x8F.
     [[nodiscard]] op_id unsubscribe(std::vector<std::string> filters, time_point now);
     // Acknowledges an inbound QoS 1 message (sends PUBACK) if still on the same connection.
     void acknowledge(inbound_ticket ticket, time_point now);
-    // Graceful shutdown: sends DISCONNECT (normal) and asks to close.
+    // Graceful shutdown: sends DISCONNECT (normal) when online, reports disconnected and asks to
+    // close ("shutting down").
     void disconnect(time_point now);
-    // Drops every queued and in-flight request, completing each with local_error::session_closed.
+    // Drops every queued and in-flight request, completing each with local_error::session_closed
+    // (subscribe/unsubscribe: unspecified_error for each filter still awaiting its SUBACK/UNSUBACK).
     void abandon();
 
     // Actions produced since the last call, in order.
@@ -168,9 +186,95 @@ public:
     [[nodiscard]] const session_config& config() const noexcept;
     // Broker's CONNACK properties of the current/last connection (receive maximum, etc.).
     [[nodiscard]] const properties& broker_properties() const noexcept;
+    // PUBACK/SUBACK/UNSUBACK for packet ids with nothing pending: ignored (a broker may repeat
+    // them, e.g. after abandon()), counted for diagnostics.
+    [[nodiscard]] std::uint64_t unknown_ack_count() const noexcept;
 
 private:
-    // (private members to be added with the implementation)
+    struct outbound {  // QoS 1 publish waiting for the connection or a window slot
+        op_id id;
+        mqtt::publish msg;
+    };
+    struct inflight_entry {  // QoS 1 publish sent, awaiting PUBACK
+        std::uint64_t seq = 0;  // send order: packet ids wrap, so they cannot order retransmission
+        op_id id;
+        mqtt::publish msg;
+    };
+    struct chunk {  // one SUBSCRIBE/UNSUBSCRIBE packet of a filter_op
+        std::uint16_t packet_id = 0;  // 0: not sent on the current connection
+        bool acked = false;
+    };
+    struct filter_op {  // a subscribe or unsubscribe request
+        op_id id;  // 0: internal re-subscribe after a CONNACK without session (nothing to complete)
+        bool unsubscribe = false;
+        std::vector<subscription> subs;   // as requested; unsubscribe uses only .filter
+        std::vector<std::uint8_t> codes;  // result per entry of subs
+        std::vector<std::size_t> wire;    // indices into subs that go to the broker
+        std::vector<chunk> chunks;        // `wire` split into packets of max_filters_per_packet
+    };
+    struct ack_wait {
+        std::uint64_t op_key = 0;
+        std::size_t chunk = 0;
+    };
+
+    void handle(packet& p);
+    void on_connack(const connack& c);
+    void on_publish(mqtt::publish& msg);
+    void on_puback(const puback& ack);
+    void on_filter_ack(std::uint16_t packet_id, bool unsubscribe_ack, const std::vector<std::uint8_t>& codes);
+    void on_broker_disconnect(const mqtt::disconnect& d);
+
+    [[nodiscard]] op_id next_op() noexcept;
+    [[nodiscard]] std::optional<std::uint16_t> allocate_packet_id() noexcept;
+    [[nodiscard]] local_error refusal(const mqtt::publish& msg, std::size_t size) const;
+    [[nodiscard]] std::pair<std::size_t, std::size_t> chunk_range(const filter_op& op, std::size_t k) const noexcept;
+    [[nodiscard]] std::chrono::milliseconds dead_after() const noexcept;
+
+    void emit(session_action a);
+    void send(const packet& p);
+    [[nodiscard]] local_error try_send_publish(mqtt::publish& msg);
+    void complete_local(op_id id, local_error e);
+    op_id start_op(filter_op op);
+    bool send_unsent_chunks(std::uint64_t key, filter_op& op);
+    void emit_done(filter_op& op);
+    [[nodiscard]] std::vector<std::size_t> unacked(const filter_op& op) const;  // indices into subs
+    [[nodiscard]] std::vector<std::map<std::uint16_t, inflight_entry>::iterator> inflight_in_send_order();
+    void drop_refused(std::map<std::uint64_t, filter_op>::iterator it, const std::string& filter, std::uint8_t code);
+    void resubscribe_live();
+    void retransmit();
+    void pump();
+    void pump_ops();
+    void pump_publishes();
+    void protocol_failure(std::uint8_t v5_reason, std::string text);
+    void end_connection(std::string reason, std::optional<std::uint8_t> reason_code = std::nullopt);
+    void go_offline() noexcept;
+
+    session_config cfg_;
+    session_state state_ = session_state::offline;
+    std::uint64_t connection_ = 0;  // counts transports; tickets of older ones are stale
+    bool end_reported_ = true;      // disconnected/connect_failed already emitted for this connection
+    time_point now_{};              // time of the event being handled
+    time_point connack_deadline_{};
+    time_point last_sent_{};
+    time_point last_received_{};
+    bool ping_outstanding_ = false;
+    std::chrono::seconds keep_alive_{0};  // agreed for this connection (Server Keep Alive wins)
+    std::size_t window_ = 1;              // min(max_inflight, broker Receive Maximum)
+    properties broker_props_;
+    std::vector<std::uint8_t> rx_;
+    std::vector<session_action> actions_;
+
+    std::uint64_t next_op_ = 1;
+    std::uint64_t next_seq_ = 0;
+    std::uint64_t next_op_key_ = 0;
+    std::uint16_t last_packet_id_ = 0;
+    std::uint64_t unknown_acks_ = 0;
+
+    std::deque<outbound> queue_;
+    std::map<std::uint16_t, inflight_entry> inflight_;  // by packet id
+    std::map<std::uint64_t, filter_op> ops_;            // pending, in request order
+    std::map<std::uint16_t, ack_wait> ack_waits_;       // SUBSCRIBE/UNSUBSCRIBE packet id -> op chunk
+    std::map<std::string, subscription> live_;
 };
 
 }  // namespace thingmux::mqtt

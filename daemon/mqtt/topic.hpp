@@ -20,6 +20,13 @@ namespace thingmux::mqtt {
 // wildcards in the first level never match topics that start with '$'.
 [[nodiscard]] bool topic_matches(std::string_view filter, std::string_view topic) noexcept;
 
+// Why `topic` is not a valid topic name ("contains wildcard '+'"), or nullptr when it is one.
+// The text completes a sentence about the topic name, for error messages.
+[[nodiscard]] const char* topic_name_problem(std::string_view topic) noexcept;
+
+// Why `filter` is not a valid topic filter ("has '#' not as the last level"), or nullptr.
+[[nodiscard]] const char* topic_filter_problem(std::string_view filter) noexcept;
+
 // True when the filter contains '+' or '#'.
 [[nodiscard]] bool has_wildcard(std::string_view filter) noexcept;
 

@@ -49,8 +49,13 @@ tls_context_result make_tls_context(const tls_settings& s) {
         return {nullptr, "CA file " + s.ca_file.string() + " holds no usable PEM certificate: " + openssl_reason()};
     if (SSL_CTX_use_certificate_chain_file(native, s.cert_file.c_str()) != 1)
         return {nullptr, "certificate file " + s.cert_file.string() + " holds no usable PEM certificate: " + openssl_reason()};
-    if (SSL_CTX_use_PrivateKey_file(native, s.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    if (SSL_CTX_use_PrivateKey_file(native, s.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            return {nullptr, "key file " + s.key_file.string() + " does not match certificate " + s.cert_file.string()};
+        }
         return {nullptr, "key file " + s.key_file.string() + " holds no usable PEM private key: " + openssl_reason()};
+    }
     if (SSL_CTX_check_private_key(native) != 1)
         return {nullptr, "key file " + s.key_file.string() + " does not match certificate " + s.cert_file.string()};
     return {ctx, {}};

@@ -334,6 +334,10 @@ void uplink::handle(mqtt::action::message& a) {
     }
 }
 
+void uplink::handle(mqtt::action::subscription_lost& a) {
+    if (on_subscription_lost_) on_subscription_lost_(a.filter, a.reason_code);
+}
+
 void uplink::arm_session_timer() {
     const auto deadline = session_.next_deadline();
     if (!deadline) {

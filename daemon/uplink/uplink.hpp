@@ -62,6 +62,8 @@ public:
     using codes_handler = std::function<void(const std::vector<std::uint8_t>& reason_codes)>;
     using message_handler = std::function<void(const mqtt::publish&, std::optional<mqtt::inbound_ticket>)>;
     using state_handler = std::function<void(const state_event&)>;
+    // The broker refused a live filter while re-subscribing after it lost our session.
+    using subscription_lost_handler = std::function<void(const std::string& filter, std::uint8_t reason_code)>;
 
     // Use create(): async operations keep the object alive through shared_from_this().
     [[nodiscard]] static std::shared_ptr<uplink> create(boost::asio::io_context& io, uplink_config config);
@@ -71,6 +73,7 @@ public:
 
     void on_message(message_handler h) { on_message_ = std::move(h); }
     void on_state(state_handler h) { on_state_ = std::move(h); }
+    void on_subscription_lost(subscription_lost_handler h) { on_subscription_lost_ = std::move(h); }
 
     // Starts connecting (and keeps reconnecting until stop()).
     void start();
@@ -113,6 +116,7 @@ private:
     void handle(mqtt::action::subscribe_done& a);
     void handle(mqtt::action::unsubscribe_done& a);
     void handle(mqtt::action::message& a);
+    void handle(mqtt::action::subscription_lost& a);
     void complete_codes(mqtt::op_id id, const std::vector<std::uint8_t>& codes);
     void close_transport(const std::shared_ptr<connection>& c);
 
@@ -138,6 +142,7 @@ private:
     std::map<mqtt::op_id, codes_handler> codes_waiters_;
     message_handler on_message_;
     state_handler on_state_;
+    subscription_lost_handler on_subscription_lost_;
 };
 
 }  // namespace thingmux::uplink

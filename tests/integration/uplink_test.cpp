@@ -1,0 +1,286 @@
+// Uplink against the real AWS-like mosquitto with mTLS: connect, subscribe, publish, receive
+// (MQTT 5 and 3.1.1), a broker restart under load, session loss and re-subscription, and the
+// errors a user must be able to act on.
+#include "daemon/uplink/uplink.hpp"
+#include "tests/support/broker_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <fstream>
+#include <map>
+#include <set>
+
+namespace thingmux::test {
+namespace {
+
+using namespace std::chrono_literals;
+using uplink::link_state;
+
+std::string version_name(const ::testing::TestParamInfo<mqtt::protocol_version>& info) {
+    return info.param == mqtt::protocol_version::v5 ? "mqtt5" : "mqtt311";
+}
+
+class uplink_fixture {
+public:
+    uplink_fixture(broker_fixture& broker, const identity& who, mqtt::protocol_version version = mqtt::protocol_version::v5) {
+        cfg.thing_name = who.name;
+        cfg.host = broker.host();
+        cfg.port = broker.port();
+        cfg.tls = {.ca_file = broker.ca_file(), .cert_file = who.cert, .key_file = who.key};
+        cfg.session.version = version;
+        cfg.session.keep_alive = 30s;
+        // Short backoff keeps tests quick; the one-CONNECT-per-second rule stays in force.
+        cfg.backoff.base = 100ms;
+        cfg.backoff.cap = 1000ms;
+    }
+
+    uplink::uplink& start() {
+        link = uplink::uplink::create(io, cfg);
+        link->on_state([this](const uplink::state_event& ev) {
+            events.push_back(ev);
+            event_times.push_back(std::chrono::steady_clock::now());
+        });
+        link->on_message([this](const mqtt::publish& m, std::optional<mqtt::inbound_ticket> t) {
+            messages.push_back(m);
+            if (t) link->acknowledge(*t);
+        });
+        link->start();
+        return *link;
+    }
+
+    // Runs the event loop until `pred` holds or `timeout` passes; returns pred().
+    template <typename Pred>
+    bool run_until(Pred pred, std::chrono::milliseconds timeout = 20s) {
+        const auto end = std::chrono::steady_clock::now() + timeout;
+        while (!pred() && std::chrono::steady_clock::now() < end) io.run_for(5ms);
+        return pred();
+    }
+
+    bool connected() const { return link && link->state() == link_state::connected; }
+
+    std::size_t count_state(link_state s) const {
+        return static_cast<std::size_t>(std::count_if(events.begin(), events.end(), [s](auto& e) { return e.state == s; }));
+    }
+
+    std::vector<std::uint8_t> subscribe(const std::string& filter) {
+        std::optional<std::vector<std::uint8_t>> codes;
+        link->subscribe({{.filter = filter, .max_qos = mqtt::qos::at_least_once}}, [&](auto& c) { codes = c; });
+        EXPECT_TRUE(run_until([&] { return codes.has_value(); })) << "no SUBACK for " << filter;
+        return codes.value_or(std::vector<std::uint8_t>{});
+    }
+
+    std::size_t received_on(const std::string& topic) const {
+        return static_cast<std::size_t>(
+            std::count_if(messages.begin(), messages.end(), [&](auto& m) { return m.topic == topic; }));
+    }
+
+    void stop() {
+        bool done = false;
+        link->stop([&] { done = true; });
+        EXPECT_TRUE(run_until([&] { return done; }));
+    }
+
+    boost::asio::io_context io;
+    uplink::uplink_config cfg;
+    std::shared_ptr<uplink::uplink> link;
+    std::vector<uplink::state_event> events;
+    std::vector<std::chrono::steady_clock::time_point> event_times;
+    std::vector<mqtt::publish> messages;
+};
+
+class UplinkTest : public ::testing::TestWithParam<mqtt::protocol_version> {
+protected:
+    broker_fixture broker;
+    void SetUp() override { broker.start(); }
+};
+
+TEST_P(UplinkTest, ConnectsSubscribesPublishesAndReceivesOwnMessages) {
+    uplink_fixture u(broker, broker.thing("gateway-01"), GetParam());
+    u.start();
+    ASSERT_TRUE(u.run_until([&] { return u.connected(); })) << u.link->last_event().reason;
+    EXPECT_FALSE(u.events.back().fatal);
+
+    const auto codes = u.subscribe("dt/gateway-01/#");
+    ASSERT_EQ(codes.size(), 1U);
+    EXPECT_EQ(codes[0], 1) << "granted QoS 1";
+
+    std::map<mqtt::qos, unsigned> acked;
+    for (auto q : {mqtt::qos::at_most_once, mqtt::qos::at_least_once}) {
+        const std::string topic = q == mqtt::qos::at_most_once ? "dt/gateway-01/q0" : "dt/gateway-01/q1";
+        for (int i = 0; i < 10; ++i) {
+            u.link->publish({.topic = topic, .payload = std::to_string(i), .qos = q}, [&acked, q](auto& d) {
+                EXPECT_EQ(d.error, mqtt::local_error::none);
+                EXPECT_EQ(d.reason_code, mqtt::reason::success);
+                ++acked[q];
+            });
+        }
+    }
+    ASSERT_TRUE(u.run_until([&] { return u.received_on("dt/gateway-01/q0") >= 10 && u.received_on("dt/gateway-01/q1") >= 10; }));
+    EXPECT_EQ(acked[mqtt::qos::at_most_once], 10U);
+    EXPECT_EQ(acked[mqtt::qos::at_least_once], 10U);
+    EXPECT_EQ(u.received_on("dt/gateway-01/q0"), 10U);
+    EXPECT_EQ(u.received_on("dt/gateway-01/q1"), 10U);
+    EXPECT_EQ(u.link->counters().connects, 1U);
+    u.stop();
+    EXPECT_EQ(u.link->state(), link_state::stopped);
+}
+
+TEST_P(UplinkTest, BrokerRestartDuringThousandQos1MessagesLosesNothing) {
+    observer_subscription observer(broker, "dt/gateway-01/#");
+    ASSERT_TRUE(observer.wait_ready());
+
+    uplink_fixture u(broker, broker.thing("gateway-01"), GetParam());
+    u.start();
+    ASSERT_TRUE(u.run_until([&] { return u.connected(); })) << u.link->last_event().reason;
+
+    constexpr unsigned total = 1000;
+    unsigned acked = 0, failed = 0;
+    for (unsigned i = 1; i <= total; ++i) {
+        u.link->publish({.topic = "dt/gateway-01/seq", .payload = std::to_string(i), .qos = mqtt::qos::at_least_once},
+                        [&](const mqtt::action::publish_done& d) {
+                            (d.error == mqtt::local_error::none && d.reason_code < 0x80 ? acked : failed) += 1;
+                        });
+    }
+    ASSERT_TRUE(u.run_until([&] { return acked >= 300; }));
+    ASSERT_LT(acked, total) << "the restart must happen while messages are still in flight";
+    broker.restart();
+    ASSERT_TRUE(u.run_until([&] { return acked + failed == total; }, 60s))
+        << acked << " acked, " << failed << " failed; state " << uplink::to_string(u.link->state()) << ": "
+        << u.link->last_event().reason;
+    EXPECT_EQ(failed, 0U);
+    EXPECT_EQ(acked, total);
+    EXPECT_GE(u.link->counters().connects, 2U) << "the uplink reconnected after the restart";
+
+    observer.wait_for(total, 30'000);
+    std::set<std::string> distinct;
+    for (const auto& line : observer.lines()) distinct.insert(line);
+    for (unsigned i = 1; i <= total; ++i)
+        EXPECT_TRUE(distinct.count("dt/gateway-01/seq " + std::to_string(i))) << "message " << i << " lost";
+    const auto duplicates = observer.lines().size() - distinct.size();
+    RecordProperty("duplicates", static_cast<int>(duplicates));
+    std::cout << "[ measured ] " << total << " QoS 1 messages across a broker restart: " << distinct.size()
+              << " received, " << duplicates << " duplicates\n";
+}
+
+TEST_P(UplinkTest, ResubscribesWhenTheBrokerLostTheSession) {
+    uplink_fixture u(broker, broker.thing("gateway-01"), GetParam());
+    u.start();
+    ASSERT_TRUE(u.run_until([&] { return u.connected(); }));
+    ASSERT_EQ(u.subscribe("cmd/gateway-01/#").at(0), 1);
+
+    // SIGKILL plus an empty persistence directory: the broker comes back without our session.
+    broker.kill();
+    std::filesystem::remove_all(broker.dir() / "data");
+    std::filesystem::create_directories(broker.dir() / "data");
+    broker.start();
+    ASSERT_TRUE(u.run_until([&] { return u.link->counters().connects >= 2 && u.connected(); }, 30s))
+        << u.link->last_event().reason;
+    EXPECT_FALSE(u.events.back().session_present);
+
+    // Published by the uplink itself: it only comes back if the subscription was renewed.
+    unsigned acked = 0;
+    u.link->publish({.topic = "cmd/gateway-01/after", .payload = "x", .qos = mqtt::qos::at_least_once},
+                    [&](auto&) { ++acked; });
+    ASSERT_TRUE(u.run_until([&] { return u.received_on("cmd/gateway-01/after") == 1; }));
+    EXPECT_EQ(acked, 1U);
+    EXPECT_EQ(u.link->session().live_subscriptions().count("cmd/gateway-01/#"), 1U);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, UplinkTest,
+                         ::testing::Values(mqtt::protocol_version::v5, mqtt::protocol_version::v311), version_name);
+
+// --- errors a user can act on ---
+
+class UplinkErrorTest : public ::testing::Test {
+protected:
+    broker_fixture broker;
+    void SetUp() override { broker.start(); }
+
+    // Runs until `attempts` connection attempts were made; checks that the uplink never retried
+    // faster than once per second (no busy loop) and returns the first failure it reported.
+    static uplink::state_event expect_paced_failures(uplink_fixture& u, std::size_t attempts = 3) {
+        u.start();
+        EXPECT_TRUE(u.run_until([&] { return u.count_state(link_state::connecting) >= attempts; }, 15s));
+        std::optional<std::chrono::steady_clock::time_point> last;
+        for (std::size_t i = 0; i < u.events.size(); ++i) {
+            if (u.events[i].state != link_state::connecting) continue;
+            if (last) {
+                EXPECT_GE(u.event_times[i] - *last, 999ms) << "attempts closer than the 1 s CONNECT limit";
+            }
+            last = u.event_times[i];
+        }
+        EXPECT_EQ(u.count_state(link_state::connected), 0U);
+        for (const auto& ev : u.events) {
+            if (ev.state == link_state::failed || ev.state == link_state::backing_off) return ev;
+        }
+        ADD_FAILURE() << "no failure reported";
+        return {};
+    }
+};
+
+TEST_F(UplinkErrorTest, ServerCertificateFromAnotherCaIsNotTrusted) {
+    uplink_fixture u(broker, broker.thing("gateway-01"));
+    u.cfg.tls.ca_file = broker.other_ca_file();
+    const auto ev = expect_paced_failures(u);
+    EXPECT_EQ(ev.state, link_state::failed);
+    EXPECT_TRUE(ev.fatal);
+    EXPECT_NE(ev.reason.find("server certificate for localhost not trusted by CA file " + broker.other_ca_file().string()),
+              std::string::npos) << ev.reason;
+}
+
+TEST_F(UplinkErrorTest, ExpiredClientCertificateIsRejectedByTheBroker) {
+    uplink_fixture u(broker, broker.expired());
+    const auto ev = expect_paced_failures(u);
+    EXPECT_TRUE(ev.fatal) << ev.reason;
+    EXPECT_NE(ev.reason.find("broker rejected our client certificate " + broker.expired().cert.string()),
+              std::string::npos) << ev.reason;
+    EXPECT_NE(ev.reason.find("expired"), std::string::npos) << ev.reason;
+}
+
+TEST_F(UplinkErrorTest, ClientCertificateFromUntrustedCaIsRejectedByTheBroker) {
+    uplink_fixture u(broker, broker.wrong_ca());
+    const auto ev = expect_paced_failures(u);
+    EXPECT_TRUE(ev.fatal) << ev.reason;
+    EXPECT_NE(ev.reason.find("broker rejected our client certificate"), std::string::npos) << ev.reason;
+}
+
+TEST_F(UplinkErrorTest, MissingKeyFileIsNamed) {
+    uplink_fixture u(broker, broker.thing("gateway-01"));
+    u.cfg.tls.key_file = broker.dir() / "no-such-key.pem";
+    const auto ev = expect_paced_failures(u);
+    EXPECT_TRUE(ev.fatal);
+    EXPECT_EQ(ev.reason, "cannot read key file " + u.cfg.tls.key_file.string() + ": No such file or directory");
+}
+
+TEST_F(UplinkErrorTest, KeyFileWithoutAKeyIsNamed) {
+    uplink_fixture u(broker, broker.thing("gateway-01"));
+    u.cfg.tls.key_file = broker.dir() / "garbage-key.pem";
+    std::ofstream(u.cfg.tls.key_file) << "not a key\n";
+    const auto ev = expect_paced_failures(u, 2);
+    EXPECT_TRUE(ev.fatal);
+    EXPECT_NE(ev.reason.find("key file " + u.cfg.tls.key_file.string() + " holds no usable PEM private key"),
+              std::string::npos) << ev.reason;
+}
+
+TEST_F(UplinkErrorTest, KeyOfAnotherThingDoesNotMatchTheCertificate) {
+    uplink_fixture u(broker, broker.thing("gateway-01"));
+    u.cfg.tls.key_file = broker.observer().key;
+    const auto ev = expect_paced_failures(u, 2);
+    EXPECT_TRUE(ev.fatal);
+    EXPECT_NE(ev.reason.find("does not match certificate"), std::string::npos) << ev.reason;
+}
+
+TEST_F(UplinkErrorTest, UnreachableBrokerIsTransientAndRetriedWithBackoff) {
+    uplink_fixture u(broker, broker.thing("gateway-01"));
+    u.cfg.port = free_tcp_port();  // nothing listens there
+    const auto ev = expect_paced_failures(u);
+    EXPECT_EQ(ev.state, link_state::backing_off);
+    EXPECT_FALSE(ev.fatal);
+    EXPECT_NE(ev.reason.find("cannot connect to localhost:" + std::to_string(u.cfg.port) + ": Connection refused"),
+              std::string::npos) << ev.reason;
+}
+
+}  // namespace
+}  // namespace thingmux::test
