@@ -32,7 +32,7 @@ step "The problem: two processes on the device use the Thing's client ID"
 mosquitto_sub "${mtls[@]}" --cert "$TMX_CERT_GATEWAY_01" --key "$TMX_KEY_GATEWAY_01" -i gateway-01 -c -q 1 \
   -t 'cmd/gateway-01/#' -v > "$dir/app1.out" 2>&1 &
 sub_pid=$!
-until grep -q "gateway-01 .*connected" "$TMX_BROKER_LOG" 2>/dev/null; do sleep 0.1; done
+for _ in $(seq 100); do grep -q "Received SUBSCRIBE from gateway-01" "$TMX_BROKER_LOG" && break; sleep 0.1; done
 mosquitto_pub "${mtls[@]}" --cert "$TMX_CERT_GATEWAY_01" --key "$TMX_KEY_GATEWAY_01" -i gateway-01 -q 1 \
   -t cmd/gateway-01/reboot -m now
 grep -m1 "already connected, closing old connection" "$TMX_BROKER_LOG" | sed 's/^/broker log: /'

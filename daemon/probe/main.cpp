@@ -70,12 +70,12 @@ int main(int argc, char** argv) {
                          protocol, ev.session_present ? "resumed" : "new");
         } else if (ev.state == uplink::link_state::connecting) {
             spdlog::info("connecting to {}:{}", cfg.host, cfg.port);
+        } else if (ev.fatal && !retry) {
+            spdlog::error("{}", ev.reason);
+            spdlog::error("giving up: this needs a configuration change (--retry keeps trying)");
+            finish(2);
         } else if (ev.state == uplink::link_state::backing_off || ev.state == uplink::link_state::failed) {
             spdlog::error("{}; retrying in {} ms", ev.reason, ev.retry_in.count());
-            if (ev.fatal && !retry) {
-                spdlog::error("giving up: this error needs a configuration change (use --retry to keep trying)");
-                finish(2);
-            }
         }
         if (ev.state != uplink::link_state::connected || started) return;
         started = true;
