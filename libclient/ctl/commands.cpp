@@ -1,0 +1,328 @@
+#include "commands.hpp"
+
+#include <thingmux/client.hpp>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <string>
+
+namespace thingmux::ctl {
+
+namespace {
+
+std::chrono::milliseconds to_ms(double seconds) {
+    return std::chrono::milliseconds{static_cast<std::int64_t>(std::ceil(seconds * 1000.0))};
+}
+
+options client_options(const common_options& common, bool reconnect) {
+    options o;
+    o.socket_path = common.socket;
+    o.app_name = common.app_name;
+    o.thing = common.thing;
+    o.reconnect = reconnect;
+    o.handshake_timeout = to_ms(common.connect_timeout_s);
+    return o;
+}
+
+// Codes that say the daemon is not there (or going away), rather than refusing us.
+bool daemon_gone(error_code code) {
+    return code == error_code::daemon_unavailable || code == error_code::session_closed ||
+           code == error_code::daemon_shutting_down || code == error_code::closed;
+}
+
+int report_failure(const char* what, const result& r) {
+    if (daemon_gone(r.code)) {
+        std::cerr << "thingmuxctl: " << r.message << '\n';
+        return exit_unavailable;
+    }
+    std::cerr << "thingmuxctl: " << what << ": " << to_string(r.code);
+    if (!r.message.empty()) {
+        std::cerr << ": " << r.message;
+    }
+    std::cerr << '\n';
+    return exit_refused;
+}
+
+// Connects (one attempt, fail fast). Returns exit_ok or the code to exit with.
+int connect_or_report(client& c, const common_options& common) {
+    auto f = c.connect();
+    // The handshake timeout makes the library answer first; this is a safety margin.
+    if (f.wait_for(to_ms(common.connect_timeout_s) + std::chrono::seconds(2)) != std::future_status::ready) {
+        std::cerr << "thingmuxctl: no answer from thingmuxd at " << c.socket_path() << " within "
+                  << common.connect_timeout_s << " s\n";
+        return exit_unavailable;
+    }
+    const auto r = f.get();
+    if (r.ok()) {
+        return exit_ok;
+    }
+    if (r.code == error_code::daemon_unavailable) {
+        std::cerr << "thingmuxctl: " << r.message << '\n';
+        return exit_unavailable;
+    }
+    return report_failure("connect", r);
+}
+
+bool read_all(std::istream& in, std::string& out) {
+    out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    return !in.bad();
+}
+
+std::string printable(const std::string& s) {
+    std::string out;
+    for (const char ch : s) {
+        const auto u = static_cast<unsigned char>(ch);
+        if (u < 0x20 || u == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(u));
+            out += buf;
+        } else {
+            out += ch;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+int run_pub(const common_options& common, const pub_options& opts) {
+    message m;
+    m.topic = opts.topic;
+    m.qos = opts.qos;
+    m.retain = opts.retain;
+    if (opts.message) {
+        m.payload = *opts.message;
+    } else if (opts.file) {
+        std::ifstream in(*opts.file, std::ios::binary);
+        if (!in || !read_all(in, m.payload)) {
+            std::cerr << "thingmuxctl: cannot read " << *opts.file << '\n';
+            return exit_usage;
+        }
+    } else if (opts.stdin_payload) {
+        if (!read_all(std::cin, m.payload)) {
+            std::cerr << "thingmuxctl: cannot read the payload from stdin\n";
+            return exit_usage;
+        }
+    }
+    m.content_type = opts.content_type;
+    m.response_topic = opts.response_topic;
+    m.correlation_data = opts.correlation_data;
+    m.message_expiry_seconds = opts.message_expiry;
+    for (const auto& [k, v] : opts.user_properties) {
+        m.user_properties.push_back({k, v});
+    }
+    // Mistakes the library would report after connecting are reported before, as usage errors.
+    if (!valid_topic_name(m.topic)) {
+        std::cerr << "thingmuxctl: \"" << printable(m.topic)
+                  << "\" is not a valid topic name (no '+' or '#', not empty, UTF-8)\n";
+        return exit_usage;
+    }
+
+    client c(client_options(common, false));
+    c.start();
+    if (const int rc = connect_or_report(c, common); rc != exit_ok) {
+        return rc;
+    }
+    auto f = c.publish(std::move(m));
+    if (f.wait_for(to_ms(opts.timeout_s)) != std::future_status::ready) {
+        std::cerr << "thingmuxctl: no result for the publish within " << opts.timeout_s
+                  << " s (the daemon may still deliver it)\n";
+        return exit_timeout;
+    }
+    const auto r = f.get();
+    if (!r.ok()) {
+        return report_failure("publish refused", r);
+    }
+    if (r.code == error_code::spooled && !opts.quiet) {
+        std::cerr << "thingmuxctl: spooled: the broker is not reachable now; thingmuxd stored the message and "
+                     "will publish it when it is\n";
+    }
+    return exit_ok;
+}
+
+int run_sub(const common_options& common, const sub_options& opts) {
+    for (const auto& t : opts.topics) {
+        if (!valid_topic_filter(t)) {
+            std::cerr << "thingmuxctl: \"" << printable(t)
+                      << "\" is not a valid topic filter ('+' and '#' must be whole levels, '#' only last)\n";
+            return exit_usage;
+        }
+    }
+
+    // Signals are read from a signalfd in this thread; the library thread blocks them anyway.
+    sigset_t sigs;
+    ::sigemptyset(&sigs);
+    ::sigaddset(&sigs, SIGINT);
+    ::sigaddset(&sigs, SIGTERM);
+    ::sigaddset(&sigs, SIGHUP);
+    ::sigaddset(&sigs, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    const int sig_fd = ::signalfd(-1, &sigs, SFD_CLOEXEC);
+    const int done_fd = ::eventfd(0, EFD_CLOEXEC);
+    if (sig_fd < 0 || done_fd < 0) {
+        std::cerr << "thingmuxctl: cannot set up signal handling\n";
+        return exit_unavailable;
+    }
+    std::atomic<int> outcome{exit_ok};
+    const auto finish = [&](int code) {
+        outcome = code;
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const auto n = ::write(done_fd, &one, sizeof one);
+    };
+
+    client c(client_options(common, true));
+    bool was_connected = false;
+    c.on_state([&](const state& s) {
+        if (s.daemon == daemon_state::unavailable && was_connected) {
+            std::cerr << "thingmuxctl: lost thingmuxd (" << s.daemon_reason << "); reconnecting\n";
+            was_connected = false;
+        } else if (s.daemon == daemon_state::connected && !was_connected) {
+            was_connected = true;
+        }
+    });
+    c.on_subscription_lost([&](const std::string& filter, const result& r) {
+        std::cerr << "thingmuxctl: after reconnecting, thingmuxd refused \"" << filter << "\": " << to_string(r.code)
+                  << ": " << r.message << '\n';
+        finish(exit_refused);
+    });
+    c.start();
+    if (const int rc = connect_or_report(c, common); rc != exit_ok) {
+        return rc;
+    }
+    std::cerr.flush();
+
+    std::uint64_t received = 0;
+    const auto handler = [&](const message& m) {
+        if (opts.count && received >= *opts.count) {
+            return;
+        }
+        ++received;
+        std::string line;
+        if (opts.verbose) {
+            line += m.topic;
+            line += ' ';
+        }
+        line += m.payload;
+        if (!opts.no_newline) {
+            line += '\n';
+        }
+        if (opts.properties) {
+            if (m.content_type) line += "  content-type: " + printable(*m.content_type) + '\n';
+            if (m.response_topic) line += "  response-topic: " + printable(*m.response_topic) + '\n';
+            if (m.correlation_data) line += "  correlation-data: " + printable(*m.correlation_data) + '\n';
+            if (m.message_expiry_seconds) line += "  message-expiry: " + std::to_string(*m.message_expiry_seconds) + '\n';
+            if (m.payload_format_indicator) {
+                line += "  payload-format: " + std::to_string(*m.payload_format_indicator) + '\n';
+            }
+            for (const auto& up : m.user_properties) {
+                line += "  user-property: " + printable(up.key) + " = " + printable(up.value) + '\n';
+            }
+            if (m.retain) line += "  retain: true\n";
+        }
+        if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size() || std::fflush(stdout) != 0) {
+            finish(exit_ok);  // stdout closed (| head): nothing more to do
+            return;
+        }
+        if (opts.count && received == *opts.count) {
+            finish(exit_ok);
+        }
+    };
+    for (const auto& t : opts.topics) {
+        auto f = c.subscribe(t, opts.qos, handler);
+        if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+            std::cerr << "thingmuxctl: no answer to the subscription to \"" << t << "\" within 30 s\n";
+            return exit_timeout;
+        }
+        const auto r = f.get();
+        if (!r.ok()) {
+            return report_failure(("subscribe to \"" + t + "\" refused").c_str(), r);
+        }
+    }
+
+    pollfd fds[2] = {{sig_fd, POLLIN, 0}, {done_fd, POLLIN, 0}};
+    const auto deadline = opts.timeout_s ? std::chrono::steady_clock::now() + to_ms(*opts.timeout_s)
+                                         : std::chrono::steady_clock::time_point::max();
+    while (true) {
+        int wait_ms = -1;
+        if (opts.timeout_s) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) {
+                c.close();
+                std::cerr << "thingmuxctl: timed out after " << *opts.timeout_s << " s";
+                if (opts.count) {
+                    std::cerr << " with " << received << " of " << *opts.count << " messages";
+                }
+                std::cerr << '\n';
+                return exit_timeout;
+            }
+            wait_ms = static_cast<int>(std::min<std::int64_t>(left.count() + 1, 1'000'000'000));
+        }
+        const int n = ::poll(fds, 2, wait_ms);
+        if (n < 0 && errno != EINTR) {
+            return exit_unavailable;
+        }
+        if (fds[0].revents != 0) {
+            c.close();
+            return exit_ok;  // interrupted by the user, like mosquitto_sub
+        }
+        if (fds[1].revents != 0) {
+            c.close();  // no handler runs after this, so `outcome` and stdout are final
+            return outcome.load();
+        }
+    }
+}
+
+int run_status(const common_options& common) {
+    client c(client_options(common, false));
+    c.start();
+    if (const int rc = connect_or_report(c, common); rc != exit_ok) {
+        return rc;
+    }
+    const auto info = c.daemon();
+    const auto st = c.current_state();
+    if (!info) {
+        std::cerr << "thingmuxctl: " << (st.daemon_reason.empty() ? "lost thingmuxd" : st.daemon_reason) << '\n';
+        return exit_unavailable;
+    }
+    std::ostringstream out;
+    out << "daemon:            thingmuxd " << info->daemon_version << " (IPC protocol " << info->protocol_version
+        << ") on " << c.socket_path() << '\n'
+        << "thing:             " << info->thing << '\n'
+        << "client id:         " << info->client_id << '\n'
+        << "uplink:            " << to_string(st.uplink);
+    if (st.uplink_fatal) {
+        out << " (fatal: will not retry until the configuration changes)";
+    }
+    if (st.uplink == uplink_state::backing_off && st.uplink_retry_in.count() > 0) {
+        out << " (next attempt in " << st.uplink_retry_in.count() << " ms)";
+    }
+    out << '\n';
+    if (!st.uplink_reason.empty()) {
+        out << "uplink reason:     " << st.uplink_reason << '\n';
+    }
+    out << "limits:\n"
+        << "  max_frame:         " << info->limits.max_frame << " bytes\n"
+        << "  max_payload:       " << info->limits.max_payload << " bytes\n"
+        << "  max_topic_length:  " << info->limits.max_topic_length << " bytes\n"
+        << "  max_subscriptions: " << info->limits.max_subscriptions << '\n'
+        << "  max_inflight:      " << info->limits.max_inflight << '\n'
+        << "  max_queue_bytes:   " << info->limits.max_queue_bytes << " bytes\n";
+    std::cout << out.str();
+    return exit_ok;
+}
+
+}  // namespace thingmux::ctl

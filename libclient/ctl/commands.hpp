@@ -1,0 +1,59 @@
+// The subcommands of thingmuxctl. Each returns the process exit code.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace thingmux::ctl {
+
+// Exit codes, stable for scripts (and shown by --help).
+enum exit_code : int {
+    exit_ok = 0,
+    exit_refused = 1,      // the daemon or broker refused the publish/subscribe (code name printed)
+    exit_usage = 2,        // bad command line
+    exit_unavailable = 3,  // thingmuxd not reachable (the message says how to start it)
+    exit_timeout = 4,      // no result / not enough messages within the time limit
+};
+
+struct common_options {
+    std::string socket;  // empty: $THINGMUX_SOCKET or the default path (the library decides)
+    std::string app_name = "thingmuxctl";
+    std::string thing;
+    double connect_timeout_s = 10;
+};
+
+struct pub_options {
+    std::string topic;
+    std::optional<std::string> message;
+    std::optional<std::string> file;
+    bool stdin_payload = false;
+    bool null_message = false;
+    int qos = 0;
+    bool retain = false;
+    std::vector<std::pair<std::string, std::string>> user_properties;
+    std::optional<std::string> content_type;
+    std::optional<std::string> response_topic;
+    std::optional<std::string> correlation_data;
+    std::optional<std::uint32_t> message_expiry;
+    double timeout_s = 30;
+    bool quiet = false;
+};
+
+struct sub_options {
+    std::vector<std::string> topics;
+    int qos = 0;
+    std::optional<std::uint64_t> count;
+    bool verbose = false;
+    std::optional<double> timeout_s;
+    bool no_newline = false;
+    bool properties = false;
+};
+
+[[nodiscard]] int run_pub(const common_options& common, const pub_options& opts);
+[[nodiscard]] int run_sub(const common_options& common, const sub_options& opts);
+[[nodiscard]] int run_status(const common_options& common);
+
+}  // namespace thingmux::ctl

@@ -1,0 +1,127 @@
+// thingmuxctl: publish, subscribe and inspect through thingmuxd, in the style of
+// mosquitto_pub / mosquitto_sub. A client of libthingmux like any other app.
+#include "commands.hpp"
+
+#include <thingmux/client.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+namespace {
+
+std::string default_socket_text() {
+    if (const char* env = std::getenv("THINGMUX_SOCKET"); env != nullptr && *env != '\0') {
+        return std::string(env) + " (from THINGMUX_SOCKET)";
+    }
+    return std::string(thingmux::default_socket_path) + " (THINGMUX_SOCKET overrides)";
+}
+
+constexpr const char* exit_codes_text =
+    "Exit codes: 0 ok, 1 refused by the daemon or broker, 2 usage error, 3 thingmuxd unavailable, 4 timeout.";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace thingmux::ctl;
+
+    CLI::App app{"thingmuxctl: publish, subscribe and check status through thingmuxd, the shared MQTT session of "
+                 "this device's AWS IoT Thing.",
+                 "thingmuxctl"};
+    app.footer(exit_codes_text);
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("thingmuxctl ") + THINGMUX_VERSION);
+
+    common_options common;
+    app.add_option("--socket", common.socket, "thingmuxd's socket [default: " + default_socket_text() + "]")
+        ->option_text("PATH");
+    app.add_option("--app-name", common.app_name, "Name shown in the daemon's logs and on D-Bus")
+        ->capture_default_str();
+    app.add_option("--thing", common.thing, "Thing to use when the daemon serves several [default: the daemon's]");
+    app.add_option("--connect-timeout", common.connect_timeout_s, "Seconds to wait for the daemon's welcome")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+
+    // pub
+    pub_options pub;
+    auto* pub_cmd = app.add_subcommand("pub", "Publish one message (like mosquitto_pub)");
+    pub_cmd->fallthrough();
+    pub_cmd->footer(exit_codes_text);
+    pub_cmd->add_option("-t,--topic", pub.topic, "Topic to publish to")->required();
+    auto* m = pub_cmd->add_option("-m,--message", pub.message, "Payload");
+    auto* f = pub_cmd->add_option("-f,--file", pub.file, "Send the contents of FILE as the payload")
+                  ->check(CLI::ExistingFile)
+                  ->option_text("FILE");
+    auto* s = pub_cmd->add_flag("-s,--stdin-file", pub.stdin_payload, "Read the payload from stdin (all of it)");
+    auto* n = pub_cmd->add_flag("-n,--null-message", pub.null_message, "Send an empty payload");
+    m->excludes(f, s, n);
+    f->excludes(s, n);
+    s->excludes(n);
+    pub_cmd->add_option("-q,--qos", pub.qos, "QoS: 1 waits for the broker's PUBACK")
+        ->capture_default_str()
+        ->check(CLI::IsMember({0, 1}));
+    pub_cmd->add_flag("-r,--retain", pub.retain, "Ask the broker to retain the message");
+    pub_cmd->add_option("--user-property", pub.user_properties, "MQTT 5 user property (repeatable)")
+        ->option_text("KEY VALUE")
+        ->allow_extra_args(false);
+    pub_cmd->add_option("--content-type", pub.content_type, "MQTT 5 content type, e.g. application/json");
+    pub_cmd->add_option("--response-topic", pub.response_topic, "MQTT 5 response topic");
+    pub_cmd->add_option("--correlation-data", pub.correlation_data, "MQTT 5 correlation data");
+    pub_cmd->add_option("--message-expiry", pub.message_expiry, "MQTT 5 message expiry interval, seconds");
+    pub_cmd->add_option("--timeout", pub.timeout_s, "Seconds to wait for the result")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    pub_cmd->add_flag("--quiet", pub.quiet, "Print nothing on success (notes such as \"spooled\" included)");
+
+    // sub
+    sub_options sub;
+    auto* sub_cmd = app.add_subcommand("sub", "Subscribe and print messages (like mosquitto_sub)");
+    sub_cmd->fallthrough();
+    sub_cmd->footer(exit_codes_text);
+    sub_cmd->add_option("-t,--topic", sub.topics, "Topic filter to subscribe to (repeatable)")
+        ->required()
+        ->allow_extra_args(false);
+    sub_cmd->add_option("-q,--qos", sub.qos, "Maximum QoS of the subscriptions")
+        ->capture_default_str()
+        ->check(CLI::IsMember({0, 1}));
+    sub_cmd->add_option("-C,--count", sub.count, "Exit after receiving this many messages")
+        ->check(CLI::PositiveNumber);
+    sub_cmd->add_flag("-v,--verbose", sub.verbose, "Print the topic before each payload");
+    sub_cmd->add_option("-W,--timeout", sub.timeout_s, "Exit with code 4 after this many seconds")
+        ->check(CLI::PositiveNumber);
+    sub_cmd->add_flag("-N,--no-newline", sub.no_newline, "Do not print a newline after each payload");
+    sub_cmd->add_flag("--properties", sub.properties, "Print MQTT 5 properties after each message (to stdout)");
+
+    // status
+    auto* status_cmd = app.add_subcommand(
+        "status", "Show the daemon version, Thing, this client's id, the uplink state and the limits");
+    status_cmd->fallthrough();
+    status_cmd->footer(exit_codes_text);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int rc = app.exit(e);  // prints help, version or the error
+        return rc == 0 ? exit_ok : exit_usage;
+    }
+
+    try {
+        if (pub_cmd->parsed()) {
+            if (!pub.message && !pub.file && !pub.stdin_payload && !pub.null_message) {
+                std::cerr << "thingmuxctl pub: give the payload with one of -m, -f, -s or -n\n"
+                          << "Run with --help for more information.\n";
+                return exit_usage;
+            }
+            return run_pub(common, pub);
+        }
+        if (sub_cmd->parsed()) {
+            return run_sub(common, sub);
+        }
+        return run_status(common);
+    } catch (const std::exception& e) {
+        std::cerr << "thingmuxctl: " << e.what() << '\n';
+        return exit_unavailable;
+    }
+}

@@ -1,0 +1,11 @@
+// Topic matching without validating the arguments again, for the dispatch hot path: filters
+// were validated when subscribed, topics by the daemon.
+#pragma once
+
+#include <string_view>
+
+namespace thingmux::detail {
+
+[[nodiscard]] bool topic_matches_unchecked(std::string_view filter, std::string_view topic) noexcept;
+
+}  // namespace thingmux::detail

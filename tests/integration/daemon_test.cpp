@@ -1,0 +1,311 @@
+// thingmuxd end to end: the real daemon, the real AWS-like mosquitto, raw IPC clients over real
+// Unix sockets. Test names cite docs/ipc-protocol.md requirements where one applies.
+#include "daemon/mqtt/topic.hpp"
+#include "tests/support/daemon_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <regex>
+#include <set>
+
+namespace thingmux::test {
+namespace {
+
+// Filters the broker saw in SUBSCRIBE / UNSUBSCRIBE packets from `client_id`, in order.
+std::vector<std::string> broker_filters(const broker_fixture& broker, const std::string& client_id, const std::string& packet) {
+    std::ifstream in(broker.log_file());
+    std::vector<std::string> out;
+    bool inside = false;
+    const std::string header = "Received " + packet + " from " + client_id;
+    static const std::regex filter_line(R"(^[^\t]*\t(\S+)(?: \(QoS \d\))?$)");
+    for (std::string line; std::getline(in, line);) {
+        std::smatch m;
+        if (line.find(header) != std::string::npos) {
+            inside = true;
+        } else if (inside && std::regex_match(line, m, filter_line)) {
+            out.push_back(m[1]);
+        } else if (inside && line.find(": " + client_id + " ") != std::string::npos) {
+            continue;  // mosquitto's "CLIENT QOS FILTER" echo between the filter lines
+        } else {
+            inside = false;
+        }
+    }
+    return out;
+}
+
+// Publishes `n` numbered QoS 1 messages "1".."n" to `topic` from outside (the observer identity).
+void publish_from_cloud(const broker_fixture& broker, const std::string& topic, int n) {
+    std::string cmd = "seq 1 " + std::to_string(n) + " | mosquitto_pub -l -q 1";
+    for (const auto& a : broker.client_args(broker.observer(), "cloud-publisher")) cmd += " '" + a + "'";
+    cmd += " -t '" + topic + "'";
+    std::string out;
+    ASSERT_EQ(run_command({"sh", "-c", cmd}, &out), 0) << out;
+}
+
+std::set<std::string> payloads(const std::vector<ipc::message>& ms, const std::string& topic) {
+    std::set<std::string> s;
+    for (const auto& m : ms)
+        if (m.topic == topic) s.insert(m.payload);
+    return s;
+}
+
+class DaemonTest : public ::testing::Test {
+protected:
+    broker_fixture broker;
+};
+
+TEST_F(DaemonTest, SeedScenarioThreeAppsShareOneSessionWithoutReconnects) {
+    observer_subscription cloud(broker, "dt/gateway-01/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    daemon_fixture daemon(broker);
+
+    ipc_client a(daemon.socket_path()), b(daemon.socket_path()), c(daemon.socket_path());
+    const auto w = a.hello("controller");
+    EXPECT_EQ(w.thing, "gateway-01");
+    b.hello("sensor");
+    c.hello("thingmuxctl");
+    if (w.link != ipc::link_state::connected) {
+        ASSERT_TRUE(a.wait_state(ipc::link_state::connected));
+    }
+    ASSERT_EQ(a.subscribe({"cmd/gateway-01/temperature"}).at(0).code, ipc::errc::ok);
+
+    constexpr int commands = 1000, readings = 100;
+    publish_from_cloud(broker, "cmd/gateway-01/temperature", commands);
+    for (int i = 1; i <= readings; ++i) {
+        for (auto* app : {&b, &c}) {
+            const auto r = app->publish("dt/gateway-01/temperature", (app == &b ? "b" : "c") + std::to_string(i));
+            ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
+            EXPECT_EQ(r.mqtt_reason_code, 0);
+        }
+    }
+    EXPECT_TRUE(a.wait_messages(commands, 30'000));
+    const auto got = payloads(a.messages, "cmd/gateway-01/temperature");
+    EXPECT_EQ(got.size(), static_cast<std::size_t>(commands)) << "app A lost commands";
+    std::cout << "[ measured ] app A: " << got.size() << " distinct of " << commands << " commands, "
+              << a.messages.size() - got.size() << " duplicates\n";
+
+    EXPECT_GE(cloud.wait_for(2 * readings, 30'000), static_cast<std::size_t>(2 * readings));
+    std::set<std::string> seen;
+    for (const auto& line : cloud.lines()) seen.insert(line);
+    for (int i = 1; i <= readings; ++i) {
+        EXPECT_TRUE(seen.count("dt/gateway-01/temperature b" + std::to_string(i))) << "B's reading " << i;
+        EXPECT_TRUE(seen.count("dt/gateway-01/temperature c" + std::to_string(i))) << "C's reading " << i;
+    }
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U) << "the shared session reconnected during the run";
+    EXPECT_EQ(daemon.stop(), 0);
+}
+
+TEST_F(DaemonTest, HundredClientsThousandSubscriptionsOneUpstreamSubscriptionPerDistinctFilter) {
+    daemon_fixture daemon(broker);
+    // A vocabulary with heavy overlap: 40 distinct filters, 10 per client, 100 clients.
+    std::vector<std::string> vocabulary;
+    for (const char* room : {"kitchen", "hall", "garage", "attic"}) {
+        for (const char* leaf : {"temp", "humidity", "door"}) vocabulary.push_back(std::string("cmd/gateway-01/") + room + "/" + leaf);
+        vocabulary.push_back(std::string("cmd/gateway-01/") + room + "/+");
+        vocabulary.push_back(std::string("cmd/gateway-01/") + room + "/#");
+    }
+    for (const char* f : {"cmd/gateway-01/#", "cmd/gateway-01/+/temp", "cmd/gateway-01/+/door", "cmd/gateway-01/+/+"})
+        vocabulary.push_back(f);
+    while (vocabulary.size() < 40) vocabulary.push_back("cmd/gateway-01/extra/" + std::to_string(vocabulary.size()));
+
+    std::mt19937 rng(42);
+    std::vector<std::unique_ptr<ipc_client>> clients;
+    std::vector<std::set<std::string>> filters(100);
+    std::set<std::string> distinct;
+    for (std::size_t i = 0; i < 100; ++i) {
+        clients.push_back(std::make_unique<ipc_client>(daemon.socket_path()));
+        clients.back()->hello("app-" + std::to_string(i));
+        while (filters[i].size() < 10) filters[i].insert(vocabulary[rng() % vocabulary.size()]);
+        const std::vector<std::string> mine(filters[i].begin(), filters[i].end());
+        for (const auto& r : clients.back()->subscribe(mine)) ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
+        distinct.insert(mine.begin(), mine.end());
+    }
+    // What the broker received: each distinct filter exactly once.
+    ASSERT_TRUE(eventually([&] { return broker_filters(broker, "gateway-01", "SUBSCRIBE").size() >= distinct.size(); }));
+    const auto upstream = broker_filters(broker, "gateway-01", "SUBSCRIBE");
+    EXPECT_EQ(upstream.size(), distinct.size());
+    EXPECT_EQ(std::set<std::string>(upstream.begin(), upstream.end()), distinct);
+
+    // One message per concrete topic, looped back through the broker.
+    const std::vector<std::string> topics{"cmd/gateway-01/kitchen/temp", "cmd/gateway-01/hall/door",
+                                          "cmd/gateway-01/garage/humidity", "cmd/gateway-01/attic/light",
+                                          "cmd/gateway-01/extra/35", "cmd/gateway-01/kitchen/temp/raw"};
+    ipc_client sender(daemon.socket_path());
+    sender.hello("sender");
+    for (const auto& t : topics) ASSERT_EQ(sender.publish(t, t).code, ipc::errc::ok);
+    // The broker sends one copy per matching upstream subscription (MQTT allows it for
+    // overlapping filters, and AWS IoT Core has no subscription identifiers to tell them apart),
+    // so a client may see a message more than once; it must see every matching one and no other.
+    std::size_t duplicates = 0;
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+        std::set<std::string> expected;
+        for (const auto& t : topics) {
+            for (const auto& f : filters[i])
+                if (mqtt::topic_matches(f, t)) expected.insert(t);
+        }
+        std::set<std::string> got;
+        const bool all = eventually([&] {
+            clients[i]->drain();
+            got.clear();
+            for (const auto& m : clients[i]->messages) got.insert(m.topic);
+            return got == expected;
+        }, 10'000);
+        EXPECT_TRUE(all) << "client " << i << " got " << got.size() << " distinct topics, expected " << expected.size();
+        duplicates += clients[i]->messages.size() - got.size();
+    }
+    std::cout << "[ measured ] 100 clients, " << distinct.size() << " upstream filters for 1000 subscriptions; "
+              << duplicates << " duplicate deliveries from overlapping upstream filters\n";
+}
+
+TEST_F(DaemonTest, SubscriptionsAreReferenceCountedUpstream) {
+    daemon_fixture daemon(broker);
+    auto a = std::make_unique<ipc_client>(daemon.socket_path());
+    auto b = std::make_unique<ipc_client>(daemon.socket_path());
+    a->hello("a");
+    b->hello("b");
+    ASSERT_EQ(a->subscribe({"cmd/gateway-01/shared"}).at(0).code, ipc::errc::ok);
+    ASSERT_EQ(b->subscribe({"cmd/gateway-01/shared"}).at(0).code, ipc::errc::ok);
+    EXPECT_EQ(broker_filters(broker, "gateway-01", "SUBSCRIBE"), std::vector<std::string>{"cmd/gateway-01/shared"});
+
+    ASSERT_EQ(a->unsubscribe({"cmd/gateway-01/shared"}).at(0).code, ipc::errc::ok);
+    // B still holds it, so nothing went upstream; a message still reaches B (and not A).
+    ASSERT_EQ(a->publish("cmd/gateway-01/shared", "1").code, ipc::errc::ok);
+    ASSERT_TRUE(b->wait_messages(1));
+    EXPECT_TRUE(broker_filters(broker, "gateway-01", "UNSUBSCRIBE").empty());
+    EXPECT_TRUE(a->messages.empty());
+
+    b.reset();  // the last holder disconnects
+    ASSERT_TRUE(eventually([&] { return !broker_filters(broker, "gateway-01", "UNSUBSCRIBE").empty(); }));
+    EXPECT_EQ(broker_filters(broker, "gateway-01", "UNSUBSCRIBE"), std::vector<std::string>{"cmd/gateway-01/shared"});
+}
+
+TEST_F(DaemonTest, ClientThatStopsReadingIsCutOffWithoutDelayingOthers) {
+    daemon_fixture daemon(broker, "gateway-01", {"--max-client-queue", "65536"});
+    ipc_client stalled(daemon.socket_path()), reader(daemon.socket_path()), sender(daemon.socket_path());
+    stalled.hello("stalled");
+    reader.hello("reader");
+    sender.hello("sender");
+    ASSERT_EQ(stalled.subscribe({"cmd/gateway-01/flood"}).at(0).code, ipc::errc::ok);
+    ASSERT_EQ(reader.subscribe({"cmd/gateway-01/flood"}).at(0).code, ipc::errc::ok);
+
+    constexpr std::size_t n = 2000;
+    const std::string kilobyte(1024, 'x');
+    for (std::size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(sender.publish("cmd/gateway-01/flood", std::to_string(i) + kilobyte).code, ipc::errc::ok);
+        // The reader reads as a healthy app does; the stalled client never reads.
+        if (i % 50 == 0) reader.drain();
+    }
+    EXPECT_TRUE(reader.wait_messages(n, 30'000));
+    EXPECT_EQ(reader.messages.size(), n) << "the healthy reader was held up or lost messages";
+    // The stalled client is closed; its error frame cannot overtake the bytes stuck in its
+    // socket, so the daemon's log is where the reason shows.
+    EXPECT_TRUE(stalled.wait_closed(10'000));
+    EXPECT_LT(stalled.messages.size(), n);
+    if (stalled.last_error) {
+        EXPECT_EQ(stalled.last_error->code, ipc::errc::queue_full);
+    }
+    EXPECT_TRUE(eventually([&] {
+        return read_file(daemon.log_file()).find("('stalled', pid") != std::string::npos &&
+               read_file(daemon.log_file()).find("disconnected: queue_full: client is not reading") != std::string::npos;
+    }));
+    EXPECT_FALSE(sender.closed());
+    EXPECT_FALSE(reader.closed());
+    std::cout << "[ measured ] reader got " << reader.messages.size() << "/" << n << "; stalled client got "
+              << stalled.messages.size() << " before being cut off\n";
+}
+
+TEST_F(DaemonTest, IPC_MalformedAndOversizedFramesCloseOnlyThatClient) {
+    daemon_fixture daemon(broker);
+    ipc_client good(daemon.socket_path());
+    good.hello("good");
+    ASSERT_EQ(good.subscribe({"cmd/gateway-01/still"}).at(0).code, ipc::errc::ok);
+
+    struct bad_case {
+        const char* what;
+        std::vector<std::uint8_t> bytes;
+        ipc::errc expected;
+    };
+    const std::vector<bad_case> cases{
+        {"zero length", {0, 0, 0, 0}, ipc::errc::malformed_frame},
+        {"unknown type", {0, 0, 0, 1, 0x7f}, ipc::errc::malformed_frame},
+        {"daemon-direction type", {0, 0, 0, 5, 0x87, 0, 0, 0, 1}, ipc::errc::protocol_violation},
+        {"oversized", {0x10, 0, 0, 0, 0x02}, ipc::errc::frame_too_large},
+        {"truncated hello", {0, 0, 0, 4, 0x01, 0, 1, 0}, ipc::errc::malformed_frame},
+    };
+    for (const auto& c : cases) {
+        ipc_client bad(daemon.socket_path());
+        bad.send_raw(c.bytes);
+        EXPECT_TRUE(bad.wait_closed()) << c.what;
+        ASSERT_TRUE(bad.last_error.has_value()) << c.what;
+        EXPECT_EQ(bad.last_error->code, c.expected) << c.what << ": " << bad.last_error->message;
+    }
+    // Everyone else is unaffected.
+    ASSERT_EQ(good.publish("cmd/gateway-01/still", "alive").code, ipc::errc::ok);
+    ASSERT_TRUE(good.wait_messages(1));
+    EXPECT_EQ(good.messages.at(0).payload, "alive");
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+}
+
+TEST_F(DaemonTest, IPC_HandshakeRefusalsSayWhy) {
+    daemon_fixture daemon(broker);
+    {
+        ipc_client c(daemon.socket_path());
+        c.send(ipc::publish{.request_id = 1, .topic = "dt/gateway-01/x", .payload = "early", .qos = 1});
+        EXPECT_TRUE(c.wait_closed());
+        ASSERT_TRUE(c.last_error);
+        EXPECT_EQ(c.last_error->code, ipc::errc::protocol_violation);
+    }
+    {
+        ipc_client c(daemon.socket_path());
+        c.send(ipc::hello{.version = 99, .app_name = "future", .thing = ""});
+        EXPECT_TRUE(c.wait_closed());
+        ASSERT_TRUE(c.last_error);
+        EXPECT_EQ(c.last_error->code, ipc::errc::unsupported_version) << c.last_error->message;
+    }
+    {
+        ipc_client c(daemon.socket_path());
+        c.send(ipc::hello{.version = ipc::protocol_version, .app_name = "lost", .thing = "gateway-99"});
+        EXPECT_TRUE(c.wait_closed());
+        ASSERT_TRUE(c.last_error);
+        EXPECT_EQ(c.last_error->code, ipc::errc::unknown_thing);
+        EXPECT_NE(c.last_error->message.find("gateway-99"), std::string::npos) << c.last_error->message;
+    }
+}
+
+TEST_F(DaemonTest, BadPublishesAreRefusedLocallyAndNeverReachTheBroker) {
+    observer_subscription cloud(broker, "#");
+    ASSERT_TRUE(cloud.wait_ready());
+    daemon_fixture daemon(broker);
+    ipc_client app(daemon.socket_path());
+    app.hello("app");
+    EXPECT_EQ(app.publish("dt/gateway-01/q2", "x", 2).code, ipc::errc::qos_not_supported);
+    EXPECT_EQ(app.publish("dt/gateway-01/+", "x").code, ipc::errc::invalid_topic);
+    EXPECT_EQ(app.publish("dt/gateway-01/" + std::string(300, 'a'), "x").code, ipc::errc::invalid_topic);
+    EXPECT_EQ(app.publish("dt/gateway-01/big", std::string(128 * 1024 + 1, 'x')).code, ipc::errc::payload_too_large);
+    // A marker that does go through: once it arrived, nothing refused can still be on its way.
+    ASSERT_EQ(app.publish("dt/gateway-01/marker", "m").code, ipc::errc::ok);
+    ASSERT_GE(cloud.wait_for(1, 10'000), 1U);
+    EXPECT_EQ(cloud.lines(), std::vector<std::string>{"dt/gateway-01/marker m"});
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+}
+
+TEST_F(DaemonTest, SigtermDisconnectsUpstreamCleanlyAndExitsZero) {
+    daemon_fixture daemon(broker);
+    ipc_client app(daemon.socket_path());
+    app.hello("app");
+    ASSERT_EQ(app.publish("dt/gateway-01/last", "1").code, ipc::errc::ok);
+    EXPECT_EQ(daemon.stop(), 0);
+    EXPECT_TRUE(app.wait_closed());
+    ASSERT_TRUE(app.last_error);
+    EXPECT_EQ(app.last_error->code, ipc::errc::daemon_shutting_down);
+    // mosquitto says "disconnected." for a DISCONNECT packet, "closed its connection." otherwise.
+    EXPECT_TRUE(eventually([&] { return read_file(broker.log_file()).find("Client gateway-01 disconnected.") != std::string::npos; }));
+    EXPECT_FALSE(std::filesystem::exists(daemon.socket_path()));
+}
+
+}  // namespace
+}  // namespace thingmux::test

@@ -1,0 +1,273 @@
+#include "tests/support/daemon_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <poll.h>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace thingmux::test {
+
+namespace {
+
+int connect_unix(const std::filesystem::path& path) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        const int e = errno;
+        ::close(fd);
+        throw std::runtime_error("cannot connect to " + path.string() + ": " + std::strerror(e));
+    }
+    return fd;
+}
+
+}  // namespace
+
+// --- daemon_fixture ---
+
+daemon_fixture::daemon_fixture(const broker_fixture& broker, std::string thing, std::vector<std::string> extra_args)
+    : broker_(broker), thing_(std::move(thing)), extra_args_(std::move(extra_args)) {
+    dir_ = broker_.dir() / ("thingmuxd-" + thing_);
+    std::filesystem::create_directories(dir_);
+    socket_ = dir_ / "thingmux.sock";
+    start();
+}
+
+daemon_fixture::~daemon_fixture() {
+    if (proc_) proc_->stop(5000);
+}
+
+void daemon_fixture::start() {
+    const auto id = broker_.thing(thing_);
+    std::vector<std::string> argv{std::string(THINGMUX_BIN_DIR) + "/thingmuxd",
+                                  "--thing", thing_, "--endpoint", broker_.host(),
+                                  "--port", std::to_string(broker_.port()),
+                                  "--ca", broker_.ca_file().string(), "--cert", id.cert.string(),
+                                  "--key", id.key.string(), "--socket", socket_.string(), "--log-level", "debug"};
+    argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+    std::ofstream(log_file(), std::ios::app) << "---- start\n";
+    proc_.emplace(argv, log_file(), log_file());
+    const bool up = eventually([&] {
+        try {
+            ::close(connect_unix(socket_));
+            return true;
+        } catch (const std::exception&) {
+            return !proc_->running();
+        }
+    }, 15'000);
+    if (!up || !proc_->running())
+        throw std::runtime_error("thingmuxd did not start; log " + log_file().string() + ":\n" + read_file(log_file()));
+}
+
+int daemon_fixture::stop(int timeout_ms) {
+    if (!proc_) return -1;
+    proc_->signal(SIGTERM);
+    const auto status = proc_->wait(timeout_ms);
+    if (!status) {
+        proc_->stop(1000);
+        proc_.reset();
+        return -1;
+    }
+    proc_.reset();
+    return WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+}
+
+void daemon_fixture::kill() {
+    if (!proc_) return;
+    proc_->signal(SIGKILL);
+    proc_->wait(5000);
+    proc_.reset();
+}
+
+std::size_t broker_connections(const broker_fixture& broker, const std::string& client_id) {
+    std::ifstream in(broker.log_file());
+    std::size_t n = 0;
+    const std::string needle = " as " + client_id + " (";
+    for (std::string line; std::getline(in, line);) {
+        if (line.find("New client connected") != std::string::npos && line.find(needle) != std::string::npos) ++n;
+    }
+    return n;
+}
+
+// --- ipc_client ---
+
+ipc_client::ipc_client(const std::filesystem::path& socket) : fd_(connect_unix(socket)) {}
+
+ipc_client::~ipc_client() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void ipc_client::send(const ipc::client_message& m) {
+    const auto bytes = ipc::encode(m);
+    send_raw(bytes);
+}
+
+void ipc_client::send_raw(std::span<const std::uint8_t> bytes) {
+    std::size_t off = 0;
+    while (off < bytes.size()) {
+        const auto n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            closed_ = true;
+            return;
+        }
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+std::optional<ipc::daemon_message> ipc_client::receive(int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        auto r = ipc::decode_daemon_message(in_, ipc::default_max_frame);
+        if (auto* ok = std::get_if<ipc::decoded<ipc::daemon_message>>(&r)) {
+            auto m = std::move(ok->message);
+            in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(ok->consumed));
+            return m;
+        }
+        if (auto* bad = std::get_if<ipc::malformed>(&r)) {
+            ADD_FAILURE() << "daemon sent a malformed frame: " << bad->reason;
+            closed_ = true;
+            return std::nullopt;
+        }
+        if (closed_) return std::nullopt;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        // Always look at the socket once, so a zero timeout still reads what already arrived.
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(std::max<long>(left.count(), 0))) <= 0) {
+            if (left.count() <= 0) return std::nullopt;
+            continue;
+        }
+        std::uint8_t buf[65536];
+        const auto n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n <= 0) {
+            closed_ = true;
+            continue;
+        }
+        in_.insert(in_.end(), buf, buf + n);
+    }
+}
+
+void ipc_client::drain() {
+    while (auto m = receive(0)) keep(std::move(*m));
+}
+
+bool ipc_client::wait_closed(int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!closed_ && std::chrono::steady_clock::now() < deadline) {
+        if (auto m = receive(50)) keep(std::move(*m));
+    }
+    return closed_;
+}
+
+void ipc_client::keep(ipc::daemon_message&& m) {
+    if (auto* msg = std::get_if<ipc::message>(&m)) {
+        messages.push_back(std::move(*msg));
+    } else if (auto* st = std::get_if<ipc::state>(&m)) {
+        states.push_back(std::move(*st));
+    } else if (auto* err = std::get_if<ipc::error>(&m)) {
+        last_error = std::move(*err);
+    } else {
+        results_.push_back(std::move(m));
+    }
+}
+
+ipc::welcome ipc_client::hello(const std::string& app_name, const std::string& thing) {
+    send(ipc::hello{.version = ipc::protocol_version, .app_name = app_name, .thing = thing});
+    auto m = receive();
+    if (!m || !std::holds_alternative<ipc::welcome>(*m)) {
+        ADD_FAILURE() << "no welcome from thingmuxd";
+        return {};
+    }
+    return std::get<ipc::welcome>(*m);
+}
+
+std::optional<ipc::daemon_message> ipc_client::await_result(std::uint32_t request_id, int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    auto id_of = [](const ipc::daemon_message& m) -> std::optional<std::uint32_t> {
+        return std::visit([](const auto& v) -> std::optional<std::uint32_t> {
+            if constexpr (requires { v.request_id; }) return v.request_id;
+            return std::nullopt;
+        }, m);
+    };
+    for (;;) {
+        for (auto it = results_.begin(); it != results_.end(); ++it) {
+            if (id_of(*it) == request_id) {
+                auto m = std::move(*it);
+                results_.erase(it);
+                return m;
+            }
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || closed_) return std::nullopt;
+        if (auto m = receive(static_cast<int>(left.count()))) keep(std::move(*m));
+    }
+}
+
+std::vector<ipc::result> ipc_client::subscribe(const std::vector<std::string>& filters, std::uint8_t qos) {
+    ipc::subscribe s{.request_id = next_request_++, .subscriptions = {}};
+    for (const auto& f : filters) s.subscriptions.push_back({.filter = f, .max_qos = qos});
+    send(s);
+    auto m = await_result(s.request_id);
+    if (!m || !std::holds_alternative<ipc::subscribe_result>(*m)) {
+        ADD_FAILURE() << "no subscribe_result";
+        return {};
+    }
+    return std::get<ipc::subscribe_result>(*m).results;
+}
+
+std::vector<ipc::result> ipc_client::unsubscribe(const std::vector<std::string>& filters) {
+    ipc::unsubscribe u{.request_id = next_request_++, .filters = filters};
+    send(u);
+    auto m = await_result(u.request_id);
+    if (!m || !std::holds_alternative<ipc::unsubscribe_result>(*m)) {
+        ADD_FAILURE() << "no unsubscribe_result";
+        return {};
+    }
+    return std::get<ipc::unsubscribe_result>(*m).results;
+}
+
+ipc::result ipc_client::publish(const std::string& topic, const std::string& payload, std::uint8_t qos) {
+    ipc::publish p{.request_id = next_request_++, .topic = topic, .payload = payload, .qos = qos};
+    send(p);
+    auto m = await_result(p.request_id);
+    if (!m || !std::holds_alternative<ipc::publish_result>(*m)) {
+        ADD_FAILURE() << "no publish_result for " << topic;
+        return {.code = ipc::errc::internal_error, .mqtt_reason_code = 0, .message = "no result"};
+    }
+    return std::get<ipc::publish_result>(*m).outcome;
+}
+
+bool ipc_client::wait_messages(std::size_t n, int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (messages.size() < n && !closed_) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        if (auto m = receive(static_cast<int>(left.count()))) keep(std::move(*m));
+    }
+    return messages.size() >= n;
+}
+
+bool ipc_client::wait_state(ipc::link_state link, int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    auto seen = [&] {
+        return std::any_of(states.begin(), states.end(), [&](const ipc::state& s) { return s.link == link; });
+    };
+    while (!seen() && !closed_) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        if (auto m = receive(static_cast<int>(left.count()))) keep(std::move(*m));
+    }
+    return seen();
+}
+
+}  // namespace thingmux::test

@@ -1,0 +1,97 @@
+// The real thingmuxd for integration tests, connected to a broker_fixture, and a raw IPC client
+// that speaks the protocol byte for byte over a real Unix socket (for the tests that need to send
+// what libthingmux never would: malformed frames, a client that stops reading).
+#pragma once
+
+#include "ipc/codec.hpp"
+#include "tests/support/broker_fixture.hpp"
+
+#include <deque>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace thingmux::test {
+
+class daemon_fixture {
+public:
+    // Starts thingmuxd for `thing` against `broker` and waits until its socket accepts clients.
+    daemon_fixture(const broker_fixture& broker, std::string thing = "gateway-01",
+                   std::vector<std::string> extra_args = {});
+    ~daemon_fixture();
+    daemon_fixture(const daemon_fixture&) = delete;
+    daemon_fixture& operator=(const daemon_fixture&) = delete;
+
+    void start();
+    // SIGTERM; returns the exit status (WEXITSTATUS), or -1 when it did not exit in time.
+    int stop(int timeout_ms = 15'000);
+    void kill();  // SIGKILL
+
+    [[nodiscard]] const std::filesystem::path& socket_path() const noexcept { return socket_; }
+    [[nodiscard]] std::filesystem::path log_file() const { return dir_ / "thingmuxd.log"; }
+    [[nodiscard]] pid_t pid() const { return proc_ ? proc_->pid() : -1; }
+
+private:
+    const broker_fixture& broker_;
+    std::string thing_;
+    std::vector<std::string> extra_args_;
+    std::filesystem::path dir_;
+    std::filesystem::path socket_;
+    std::optional<child_process> proc_;
+};
+
+// Lines of the broker's log saying `client_id` connected: counts upstream (re)connections
+// independently of the daemon's own counters.
+[[nodiscard]] std::size_t broker_connections(const broker_fixture& broker, const std::string& client_id);
+
+class ipc_client {
+public:
+    // Connects (no handshake). Throws std::runtime_error when nothing listens.
+    explicit ipc_client(const std::filesystem::path& socket);
+    ~ipc_client();
+    ipc_client(const ipc_client&) = delete;
+    ipc_client& operator=(const ipc_client&) = delete;
+
+    void send(const ipc::client_message& m);
+    void send_raw(std::span<const std::uint8_t> bytes);
+    // Next frame from the daemon within `timeout_ms`; nullopt on timeout or when the daemon
+    // closed the connection (then closed() is true).
+    std::optional<ipc::daemon_message> receive(int timeout_ms = 10'000);
+    [[nodiscard]] bool closed() const noexcept { return closed_; }
+    // Waits up to timeout_ms for the daemon to close the connection, collecting frames.
+    bool wait_closed(int timeout_ms = 10'000);
+
+    // Handshake; fails the test if the answer is not a welcome.
+    ipc::welcome hello(const std::string& app_name, const std::string& thing = {});
+    // Requests that wait for their result; other frames arriving meanwhile are kept (messages in
+    // messages, states in states, an error in last_error).
+    std::vector<ipc::result> subscribe(const std::vector<std::string>& filters, std::uint8_t qos = 1);
+    std::vector<ipc::result> unsubscribe(const std::vector<std::string>& filters);
+    ipc::result publish(const std::string& topic, const std::string& payload, std::uint8_t qos = 1);
+    // Reads whatever already arrived, without waiting, and keeps it.
+    void drain();
+    // Waits until at least `n` messages were received in total.
+    bool wait_messages(std::size_t n, int timeout_ms = 20'000);
+    // Waits for a state frame with `link`.
+    bool wait_state(ipc::link_state link, int timeout_ms = 20'000);
+
+    int fd() const noexcept { return fd_; }
+
+    std::vector<ipc::message> messages;
+    std::vector<ipc::state> states;
+    std::optional<ipc::error> last_error;
+
+private:
+    std::optional<ipc::daemon_message> await_result(std::uint32_t request_id, int timeout_ms = 20'000);
+    void keep(ipc::daemon_message&& m);
+
+    int fd_ = -1;
+    bool closed_ = false;
+    std::vector<std::uint8_t> in_;
+    std::uint32_t next_request_ = 1;
+    std::deque<ipc::daemon_message> results_;  // results not yet claimed
+};
+
+}  // namespace thingmux::test
