@@ -117,7 +117,7 @@ void hub::add_client(local_client::socket s) {
     client_events& events = *this;
     auto c = std::make_shared<local_client>(std::move(s), id, std::move(peer), settings_.limits, events);
     clients_.emplace(id, c);
-    c->start();
+    c->start(settings_.hello_timeout);
     if (shutting_down_) {
         c->close_with_error(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down");
     } else if (clients_.size() > settings_.max_clients) {
@@ -170,8 +170,10 @@ void hub::handle(local_client& c, ipc::hello&& m) {
                            .max_subscriptions = static_cast<std::uint16_t>(std::min<std::size_t>(l.max_subscriptions, 65535)),
                            .max_queue_bytes = l.max_queue_bytes,
                            .max_inflight = static_cast<std::uint16_t>(std::min<std::size_t>(l.max_pending_publishes, 65535))},
-                .link = link_state_,
+                .link = link_state_.link,
             });
+    // The welcome has no room for the reason; an app that joins while the link is down learns it here.
+    if (link_state_.link != ipc::link_state::connected) send(c, link_state_);
 }
 
 void hub::handle(local_client& c, ipc::publish&& m) {
@@ -358,13 +360,12 @@ void hub::on_subscription_lost(const std::string& filter, std::uint8_t reason_co
 }
 
 void hub::on_uplink_state(const uplink::state_event& ev) {
-    link_state_ = to_ipc(ev.state);
+    link_state_ = ipc::state{.link = to_ipc(ev.state),
+                             .reason = ev.reason,
+                             .fatal = ev.fatal,
+                             .retry_in_ms = static_cast<std::uint32_t>(ev.retry_in.count())};
     auto bytes = std::make_shared<std::vector<std::uint8_t>>();
-    ipc::encode(ipc::daemon_message{ipc::state{.link = link_state_,
-                                               .reason = ev.reason,
-                                               .fatal = ev.fatal,
-                                               .retry_in_ms = static_cast<std::uint32_t>(ev.retry_in.count())}},
-                *bytes);
+    ipc::encode(ipc::daemon_message{link_state_}, *bytes);
     const frame_ptr frame = std::move(bytes);
     for (auto& [id, c] : clients_) {
         if (c->greeted) c->send(frame);

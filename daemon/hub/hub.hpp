@@ -34,6 +34,7 @@ struct hub_settings {
     std::size_t max_payload = 128 * 1024;    // AWS IoT Core's payload limit
     std::size_t max_topic_length = 256;      // AWS IoT Core's topic limit (bytes)
     std::string daemon_version;
+    std::chrono::milliseconds hello_timeout{10'000};
 };
 
 struct hub_counters {
@@ -93,7 +94,7 @@ private:
     std::uint64_t next_generation_ = 1;
     std::size_t publishes_in_flight_ = 0;
     hub_counters counters_;
-    ipc::link_state link_state_ = ipc::link_state::connecting;
+    ipc::state link_state_{.link = ipc::link_state::connecting, .reason = {}, .fatal = false, .retry_in_ms = 0};
     std::vector<delivery> match_scratch_;
 
     bool shutting_down_ = false;

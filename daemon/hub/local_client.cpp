@@ -18,7 +18,16 @@ local_client::local_client(socket s, client_id id, peer_credentials peer, const 
     : socket_(std::move(s)), id_(id), peer_(std::move(peer)), limits_(limits), events_(events),
       linger_(socket_.get_executor()) {}
 
-void local_client::start() { read(); }
+void local_client::start(std::chrono::milliseconds hello_timeout) {
+    // A connection that never says hello would hold a slot forever (IPC-8).
+    linger_.expires_after(hello_timeout);
+    linger_.async_wait([self = shared_from_this(), hello_timeout](boost::system::error_code ec) {
+        if (ec || self->greeted) return;
+        self->close_with_error(ipc::errc::protocol_violation,
+                               "no hello within " + std::to_string(hello_timeout.count()) + " ms");
+    });
+    read();
+}
 
 void local_client::read() {
     if (in_.size() - in_used_ < read_chunk) in_.resize(in_used_ + read_chunk);

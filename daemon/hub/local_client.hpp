@@ -49,8 +49,8 @@ public:
 
     local_client(socket s, client_id id, peer_credentials peer, const client_limits& limits, client_events& events);
 
-    // Starts reading frames.
-    void start();
+    // Starts reading frames; closes the connection if no hello came within `hello_timeout`.
+    void start(std::chrono::milliseconds hello_timeout);
     // Queues a frame. Returns false (and cuts the client off with `queue_full`) when it does not
     // fit in the queue limit; false also when the client is already closed.
     bool send(frame_ptr frame);
@@ -88,7 +88,7 @@ private:
     std::size_t queued_bytes_ = 0;
     std::size_t writing_ = 0;            // frames at the front of queue_ handed to async_write
     std::vector<boost::asio::const_buffer> write_bufs_;
-    boost::asio::steady_timer linger_;
+    boost::asio::steady_timer linger_;  // hello timeout, then the error frame's grace period
     bool closing_ = false;               // error frame queued; close when written
     bool closed_ = false;
     std::string close_reason_;

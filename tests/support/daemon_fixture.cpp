@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <poll.h>
+#include <regex>
 #include <stdexcept>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -97,6 +98,49 @@ std::size_t broker_connections(const broker_fixture& broker, const std::string& 
         if (line.find("New client connected") != std::string::npos && line.find(needle) != std::string::npos) ++n;
     }
     return n;
+}
+
+std::vector<std::string> broker_filters(const broker_fixture& broker, const std::string& client_id,
+                                        const std::string& packet) {
+    std::ifstream in(broker.log_file());
+    std::vector<std::string> out;
+    bool inside = false;
+    const std::string header = "Received " + packet + " from " + client_id;
+    static const std::regex filter_line(R"(^[^\t]*\t(\S+)(?: \(QoS \d\))?$)");
+    for (std::string line; std::getline(in, line);) {
+        std::smatch m;
+        if (line.find(header) != std::string::npos) {
+            inside = true;
+        } else if (inside && std::regex_match(line, m, filter_line)) {
+            out.push_back(m[1]);
+        } else if (inside && line.find(": " + client_id + " ") != std::string::npos) {
+            continue;  // mosquitto's "CLIENT QOS FILTER" echo between the filter lines
+        } else {
+            inside = false;
+        }
+    }
+    return out;
+}
+
+void publish_from_cloud(const broker_fixture& broker, const std::string& topic, const std::vector<std::string>& payloads) {
+    const auto input = broker.dir() / ("cloud-" + std::to_string(::getpid()) + ".txt");
+    {
+        std::ofstream f(input);
+        for (const auto& p : payloads) f << p << '\n';
+    }
+    // -l: one message per input line, over one connection.
+    std::string cmd = "mosquitto_pub -l -q 1 -t '" + topic + "'";
+    for (const auto& a : broker.client_args(broker.observer(), "cloud-publisher")) cmd += " '" + a + "'";
+    cmd += " < '" + input.string() + "'";
+    std::string out;
+    const int rc = run_command({"sh", "-c", cmd}, &out);
+    EXPECT_EQ(rc, 0) << "mosquitto_pub failed: " << out;
+}
+
+std::vector<std::string> numbered(int n, const std::string& prefix) {
+    std::vector<std::string> v;
+    for (int i = 1; i <= n; ++i) v.push_back(prefix + std::to_string(i));
+    return v;
 }
 
 // --- ipc_client ---

@@ -46,6 +46,17 @@ private:
 // independently of the daemon's own counters.
 [[nodiscard]] std::size_t broker_connections(const broker_fixture& broker, const std::string& client_id);
 
+// Filters the broker's log shows in SUBSCRIBE (or UNSUBSCRIBE) packets from `client_id`, in
+// order: what really went upstream.
+[[nodiscard]] std::vector<std::string> broker_filters(const broker_fixture& broker, const std::string& client_id,
+                                                      const std::string& packet = "SUBSCRIBE");
+
+// Publishes one QoS 1 message per payload to `topic` from the cloud side (the observer
+// identity, one mosquitto_pub process). Fails the test if mosquitto_pub fails.
+void publish_from_cloud(const broker_fixture& broker, const std::string& topic, const std::vector<std::string>& payloads);
+// Payloads "1".."n".
+[[nodiscard]] std::vector<std::string> numbered(int n, const std::string& prefix = {});
+
 class ipc_client {
 public:
     // Connects (no handshake). Throws std::runtime_error when nothing listens.
