@@ -1,59 +1,93 @@
 #!/usr/bin/env bash
 # The thingmux demo on a fresh Debian 12 machine: installs dependencies, builds, starts a local
 # AWS-IoT-like mosquitto (mTLS, PKI made on the spot), shows the client-ID takeover problem, then
-# holds the Thing's session with the thingmux uplink over MQTT 5 and 3.1.1.
-#   THINGMUX_DEMO_KEEP=1  leave the broker running at the end
+# runs thingmuxd and several apps that share the Thing's one session.
+#   THINGMUX_DEMO_KEEP=1  leave the broker and thingmuxd running at the end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/build.sh
 
 broker=tests/support/aws-like-broker
+bin=build/bin
 dir=$(mktemp -d /tmp/thingmux-demo.XXXXXX)
+pids=()
 cleanup() {
-  [ -n "${sub_pid:-}" ] && kill "$sub_pid" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ "${THINGMUX_DEMO_KEEP:-0}" = 1 ]; then
-    echo "broker left running: eval \"\$($broker env $dir)\"; stop it with: $broker stop $dir"
+    echo "left running: broker ($broker env $dir) and thingmuxd (socket $dir/thingmux.sock)"
   else
+    [ -n "${daemon_pid:-}" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
     "$broker" stop "$dir" >/dev/null 2>&1 || true
     rm -rf "$dir"
   fi
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+wait_for() {  # FILE PATTERN: up to 10 s
+  for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "timed out waiting for '$2' in $1" >&2; return 1
+}
 
 step "Starting an AWS-IoT-like broker (mosquitto, mTLS, Thing-scoped ACL) in $dir"
 "$broker" start "$dir" >/dev/null
 eval "$("$broker" env "$dir")"
 echo "broker on $TMX_BROKER_HOST:$TMX_BROKER_PORT; Thing gateway-01 has certificate $TMX_CERT_GATEWAY_01"
 mtls=(-h "$TMX_BROKER_HOST" -p "$TMX_BROKER_PORT" --cafile "$TMX_CA")
+thing=(--cert "$TMX_CERT_GATEWAY_01" --key "$TMX_KEY_GATEWAY_01" -i gateway-01)
+cloud=(--cert "$TMX_CERT_OBSERVER" --key "$TMX_KEY_OBSERVER")
 
 step "The problem: two processes on the device use the Thing's client ID"
-mosquitto_sub "${mtls[@]}" --cert "$TMX_CERT_GATEWAY_01" --key "$TMX_KEY_GATEWAY_01" -i gateway-01 -c -q 1 \
-  -t 'cmd/gateway-01/#' -v > "$dir/app1.out" 2>&1 &
+mosquitto_sub "${mtls[@]}" "${thing[@]}" -c -q 1 -t 'cmd/gateway-01/#' -v > "$dir/app1.out" 2>&1 &
 sub_pid=$!
-for _ in $(seq 100); do grep -q "Received SUBSCRIBE from gateway-01" "$TMX_BROKER_LOG" && break; sleep 0.1; done
-mosquitto_pub "${mtls[@]}" --cert "$TMX_CERT_GATEWAY_01" --key "$TMX_KEY_GATEWAY_01" -i gateway-01 -q 1 \
-  -t cmd/gateway-01/reboot -m now
+wait_for "$TMX_BROKER_LOG" "Received SUBSCRIBE from gateway-01"
+mosquitto_pub "${mtls[@]}" "${thing[@]}" -q 1 -t dt/gateway-01/temperature -m 21.5
 grep -m1 "already connected, closing old connection" "$TMX_BROKER_LOG" | sed 's/^/broker log: /'
-kill "$sub_pid" 2>/dev/null; wait "$sub_pid" 2>/dev/null || true; sub_pid=
-echo "app 1 (the subscriber) was kicked off when app 2 connected with the same client ID."
+kill "$sub_pid" 2>/dev/null; wait "$sub_pid" 2>/dev/null || true
+echo "app 1 (a subscriber) was kicked off the broker the moment app 2 connected with the same client ID."
+log_start=$(($(wc -l < "$TMX_BROKER_LOG") + 1))  # count only what happens from here on
 
-for protocol in mqtt5 mqtt311; do
-  step "thingmux uplink as gateway-01 over $protocol: mTLS, subscribe, 100 QoS 1 messages, receive them back"
-  build/bin/thingmux-probe --host "$TMX_BROKER_HOST" --port "$TMX_BROKER_PORT" --thing gateway-01 \
-    --ca "$TMX_CA" --cert "$TMX_CERT_GATEWAY_01" --key "$TMX_KEY_GATEWAY_01" \
-    --protocol "$protocol" --count 100 --topic dt/gateway-01/demo
-done
+step "The fix: thingmuxd holds the one session; apps share it through $dir/thingmux.sock"
+"$bin/thingmuxd" --thing gateway-01 --endpoint "$TMX_BROKER_HOST" --port "$TMX_BROKER_PORT" \
+  --ca "$TMX_CA" --cert "$TMX_CERT_GATEWAY_01" --key "$TMX_KEY_GATEWAY_01" \
+  --socket "$dir/thingmux.sock" > "$dir/thingmuxd.log" 2>&1 &
+daemon_pid=$!
+wait_for "$dir/thingmuxd.log" "connected as gateway-01"
+sed 's/^/thingmuxd: /' "$dir/thingmuxd.log"
+export THINGMUX_SOCKET=$dir/thingmux.sock
 
-step "Errors a misconfigured device gets"
-for case in "wrong CA file:--ca $TMX_OTHER_CA --cert $TMX_CERT_GATEWAY_01 --key $TMX_KEY_GATEWAY_01" \
-            "expired certificate:--ca $TMX_CA --cert $TMX_CERT_GATEWAY_EXPIRED --key $TMX_KEY_GATEWAY_EXPIRED"; do
-  echo "-- ${case%%:*}"
-  # shellcheck disable=SC2086
-  build/bin/thingmux-probe --host "$TMX_BROKER_HOST" --port "$TMX_BROKER_PORT" --thing gateway-01 ${case#*:} \
-    --timeout 10 --count 1 2>&1 | grep -E 'error' | head -2 || true
-done
+# The cloud side watches the Thing's telemetry.
+mosquitto_sub "${mtls[@]}" "${cloud[@]}" -i cloud-watcher -q 1 -t 'dt/gateway-01/#' -v -C 6 > "$dir/cloud.out" 2>&1 &
+pids+=($!)
+wait_for "$TMX_BROKER_LOG" "Received SUBSCRIBE from cloud-watcher"
 
-step "Done"
-echo "Next (issue 2): thingmuxd shares this one session among many local apps."
+# Two apps on the device want the Thing's commands.
+"$bin/thingmux-example-controller" --count 3 > "$dir/controller.out" 2>&1 &
+pids+=($!)
+"$bin/thingmuxctl" sub -t 'cmd/gateway-01/#' -q 1 -v -C 3 > "$dir/ctl-sub.out" 2>&1 &
+pids+=($!)
+wait_for "$dir/thingmuxd.log" "app 'thingmuxctl'"
+wait_for "$dir/thingmuxd.log" "app 'thingmux-example-controller'"
+
+# One app publishes telemetry, a shell script publishes too, the cloud sends commands.
+"$bin/thingmux-example-sensor" --count 5 --interval 100 | sed 's/^/sensor app: /'
+"$bin/thingmuxctl" pub -q 1 -t dt/gateway-01/status -m '{"door":"closed"}' && echo "thingmuxctl pub: accepted by the broker"
+printf 'open-valve\nclose-valve\nreboot\n' |
+  mosquitto_pub "${mtls[@]}" "${cloud[@]}" -i cloud-commander -q 1 -l -t cmd/gateway-01/actuator
+for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+pids=()
+
+step "What everyone received"
+sed 's/^/cloud (telemetry): /' "$dir/cloud.out"
+sed 's/^/controller app:    /' "$dir/controller.out"
+sed 's/^/thingmuxctl sub:   /' "$dir/ctl-sub.out"
+"$bin/thingmuxctl" status | sed 's/^/thingmuxctl status: /'
+connections=$(tail -n +"$log_start" "$TMX_BROKER_LOG" | grep -c "New client connected .* as gateway-01 (" || true)
+subs=$(tail -n +"$log_start" "$TMX_BROKER_LOG" | grep -c "Received SUBSCRIBE from gateway-01" || true)
+echo
+echo "The broker saw gateway-01 connect $connections time(s) and subscribe $subs time(s) for two local subscribers:"
+echo "one session, one upstream subscription, no takeovers."
+
+step "Stopping thingmuxd (SIGTERM: finish in-flight messages, DISCONNECT, exit 0)"
+kill -TERM "$daemon_pid"; wait "$daemon_pid"; echo "thingmuxd exited with status $?"; daemon_pid=
+tail -n 3 "$dir/thingmuxd.log" | sed 's/^/thingmuxd: /'
