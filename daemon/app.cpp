@@ -87,7 +87,7 @@ int run_daemon(const daemon_settings& s) {
             break;
         case uplink::link_state::backing_off:
         case uplink::link_state::failed:
-            spdlog::log(ev.fatal ? spdlog::level::err : spdlog::level::warn, "thing {}: {}; retrying in {} ms{}",
+            spdlog::log(ev.fatal || ev.takeover ? spdlog::level::err : spdlog::level::warn, "thing {}: {}; retrying in {} ms{}",
                         c.thing_name, ev.reason, ev.retry_in.count(),
                         ev.fatal ? " (needs a configuration change)" : "");
             break;

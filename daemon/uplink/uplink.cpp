@@ -243,6 +243,7 @@ void uplink::connection_lost(const std::shared_ptr<connection>& c, std::string r
     pending_fatal_ = false;
     pending_code_.reset();
     timers_->session.cancel();
+    detect_takeover(ev);
 
     if (stopping_) {
         ev.state = link_state::stopped;
@@ -260,6 +261,25 @@ void uplink::connection_lost(const std::shared_ptr<connection>& c, std::string r
     timers_->reconnect.async_wait([self](boost::system::error_code ec) {
         if (!ec) self->attempt();
     });
+}
+
+void uplink::detect_takeover(state_event& ev) {
+    if (!connected_at_) return;  // the attempt never got a session
+    const auto lived = now() - *connected_at_;
+    connected_at_.reset();
+    short_sessions_ = lived < config_.backoff.stable_after ? short_sessions_ + 1 : 0;
+    const bool said_so = ev.reason_code == mqtt::reason::session_taken_over;
+    if (stopping_ || (!said_so && short_sessions_ < takeover_threshold)) return;
+    ev.takeover = true;
+    const auto& id = config_.session.client_id;
+    ev.reason = "client ID '" + id + "' is in use by another connection (" +
+                (said_so ? std::string("the broker says the session was taken over")
+                         : "the broker closed " + std::to_string(short_sessions_) + " sessions in a row within " +
+                               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                  config_.backoff.stable_after).count()) +
+                               " s of accepting them") +
+                "): another process or device connects as '" + id +
+                "'; give it its own identity or let it publish through thingmuxd. Last error: " + ev.reason;
 }
 
 void uplink::run_actions() {
@@ -290,6 +310,7 @@ void uplink::handle(mqtt::action::close& a) {
 
 void uplink::handle(mqtt::action::connected& a) {
     backoff_.on_connected(now());
+    connected_at_ = now();
     ++counters_.connects;
     set_state({.state = link_state::connected, .session_present = a.session_present});
 }

@@ -45,6 +45,9 @@ struct state_event {
     std::optional<std::uint8_t> reason_code;  // MQTT reason code from the broker, if any
     std::chrono::milliseconds retry_in{0};    // backing_off / failed: time until the next attempt
     bool session_present = false;       // connected: the broker kept our session
+    // backing_off / failed: another connection is using our client ID (the broker said
+    // "session taken over", or closed several sessions in a row right after accepting them).
+    bool takeover = false;
 };
 
 struct uplink_counters {
@@ -118,6 +121,9 @@ private:
     void handle(mqtt::action::message& a);
     void handle(mqtt::action::subscription_lost& a);
     void complete_codes(mqtt::op_id id, const std::vector<std::uint8_t>& codes);
+    void detect_takeover(state_event& ev);
+    // Sessions in a row that ended right after CONNACK before we call it a takeover loop.
+    static constexpr unsigned takeover_threshold = 3;
     void close_transport(const std::shared_ptr<connection>& c);
 
     boost::asio::io_context& io_;
@@ -135,6 +141,10 @@ private:
     std::string pending_reason_;
     bool pending_fatal_ = false;
     std::optional<std::uint8_t> pending_code_;
+    // Takeover detection: when the current session was accepted, and how many sessions in a row
+    // ended sooner than backoff.stable_after.
+    std::optional<mqtt::time_point> connected_at_;
+    unsigned short_sessions_ = 0;
 
     bool in_run_actions_ = false;
 
