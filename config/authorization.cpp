@@ -1,0 +1,107 @@
+#include "config/authorization.hpp"
+
+#include "config/topic_filter.hpp"
+
+#include <algorithm>
+#include <fnmatch.h>
+
+namespace thingmux::config {
+namespace {
+
+// Calls f(name) for each ${name} in the filter; text without a closing brace is not a variable.
+template <class F>
+void for_each_variable(std::string_view filter, F f) {
+    std::size_t pos = 0;
+    while ((pos = filter.find("${", pos)) != std::string_view::npos) {
+        const auto end = filter.find('}', pos + 2);
+        if (end == std::string_view::npos) return;
+        f(filter.substr(pos + 2, end - pos - 2));
+        pos = end + 1;
+    }
+}
+
+const std::string* value_of(std::string_view name, const variables& vars) {
+    if (name == "thing") return &vars.thing;
+    if (name == "unit") return &vars.unit;
+    if (name == "user") return &vars.user;
+    if (name == "uid") return &vars.uid;
+    return nullptr;
+}
+
+bool glob_matches(const std::string& pattern, const std::string& text) {
+    // FNM_NOESCAPE: systemd escapes characters in unit names with '\' ("foo\x2dbar.service").
+    return ::fnmatch(pattern.c_str(), text.c_str(), FNM_NOESCAPE) == 0;
+}
+
+}  // namespace
+
+variables variables::of(const peer& p, std::string_view thing) {
+    return variables{.thing = std::string(thing), .unit = p.unit, .user = p.user, .uid = std::to_string(p.uid)};
+}
+
+bool matches(const app_rule& rule, const peer& p) {
+    const auto& m = rule.match;
+    if (!m.unit && !m.user && !m.uid && !m.group && !m.gid) return false;
+    if (m.uid && *m.uid != p.uid) return false;
+    if (m.user && (p.user.empty() || *m.user != p.user)) return false;
+    if (m.gid && *m.gid != p.gid && std::find(p.groups.begin(), p.groups.end(), *m.gid) == p.groups.end()) return false;
+    if (m.group && std::find(p.group_names.begin(), p.group_names.end(), *m.group) == p.group_names.end()) return false;
+    if (m.unit && (p.unit.empty() || !glob_matches(*m.unit, p.unit))) return false;
+    return true;
+}
+
+std::vector<const app_rule*> rules_for(const configuration& config, const peer& p, std::string_view thing) {
+    std::vector<const app_rule*> out;
+    for (const auto& rule : config.apps) {
+        const bool for_thing = rule.things.empty() || std::find(rule.things.begin(), rule.things.end(), thing) != rule.things.end();
+        if (for_thing && matches(rule, p)) out.push_back(&rule);
+    }
+    return out;
+}
+
+std::string expand(std::string_view filter, const variables& vars) {
+    std::string out;
+    out.reserve(filter.size());
+    std::size_t pos = 0;
+    while (pos < filter.size()) {
+        const auto start = filter.find("${", pos);
+        if (start == std::string_view::npos) break;
+        const auto end = filter.find('}', start + 2);
+        if (end == std::string_view::npos) break;
+        out.append(filter.substr(pos, start - pos));
+        if (const auto* v = value_of(filter.substr(start + 2, end - start - 2), vars)) {
+            out += *v;
+        } else {
+            out.append(filter.substr(start, end - start + 1));
+        }
+        pos = end + 1;
+    }
+    out.append(filter.substr(std::min(pos, filter.size())));
+    return out;
+}
+
+bool expansion_unsafe(std::string_view filter, const variables& vars) {
+    bool unsafe = false;
+    for_each_variable(filter, [&](std::string_view name) {
+        const auto* v = value_of(name, vars);
+        if (v == nullptr || v->empty() || v->find_first_of(std::string_view("/+#\0", 4)) != std::string::npos) unsafe = true;
+    });
+    return unsafe;
+}
+
+bool allowed(const std::vector<const app_rule*>& rules, action what, std::string_view topic_or_filter, const variables& vars) {
+    const bool is_filter = what == action::subscribe;
+    if (!(is_filter ? topic_filter_problem(topic_or_filter) : topic_name_problem(topic_or_filter)).empty()) return false;
+    for (const auto* rule : rules) {
+        const auto& grants = what == action::publish ? rule->publish : what == action::subscribe ? rule->subscribe : rule->receive;
+        for (const auto& grant : grants) {
+            if (expansion_unsafe(grant, vars)) continue;
+            const auto filter = expand(grant, vars);
+            if (!topic_filter_problem(filter).empty()) continue;
+            if (is_filter ? filter_covers(filter, topic_or_filter) : topic_matches(filter, topic_or_filter)) return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace thingmux::config

@@ -1,0 +1,55 @@
+// Local authorization: which app rules apply to a peer, and whether they grant an action on a
+// topic. Pure functions over the configuration, for the hub. Default deny: no rule, no right.
+// Root is not special: a rule must name uid 0 / user root to grant root anything.
+#pragma once
+
+#include "config/config.hpp"
+
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace thingmux::config {
+
+// The process on the other end of the socket, as the kernel and NSS describe it.
+struct peer {
+    uid_t uid = static_cast<uid_t>(-1);
+    gid_t gid = static_cast<gid_t>(-1);
+    std::vector<gid_t> groups;             // supplementary groups
+    std::string user;                      // name of uid; empty if unknown
+    std::vector<std::string> group_names;  // names of gid and of every supplementary group
+    std::string unit;                      // systemd unit, e.g. "sensor.service"; empty if none
+};
+
+// Values of ${thing} ${unit} ${user} ${uid} in filters.
+struct variables {
+    std::string thing;
+    std::string unit;
+    std::string user;
+    std::string uid;
+    [[nodiscard]] static variables of(const peer& p, std::string_view thing);
+};
+
+enum class action : std::uint8_t { publish, subscribe, receive };
+
+// True when every key set in rule.match matches the peer (a rule with an empty match matches
+// nobody; load rejects it anyway).
+[[nodiscard]] bool matches(const app_rule& rule, const peer& p);
+
+// The rules that match the peer and apply to `thing`, in file order.
+[[nodiscard]] std::vector<const app_rule*> rules_for(const configuration& config, const peer& p, std::string_view thing);
+
+// Replaces ${thing} ${unit} ${user} ${uid} by their values (unknown ${...} are left as written).
+[[nodiscard]] std::string expand(std::string_view filter, const variables& vars);
+
+// True when a filter uses a variable whose value is unusable in a topic (empty, or holding '/',
+// '+', '#' or NUL, which would widen the grant): such a filter grants nothing.
+[[nodiscard]] bool expansion_unsafe(std::string_view filter, const variables& vars);
+
+// publish/receive: `topic` must be a valid topic name matched by one granted filter.
+// subscribe: `topic_or_filter` must be a valid filter covered by one granted filter.
+[[nodiscard]] bool allowed(const std::vector<const app_rule*>& rules, action what, std::string_view topic_or_filter,
+                           const variables& vars);
+
+}  // namespace thingmux::config

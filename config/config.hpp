@@ -1,0 +1,159 @@
+// thingmuxd's configuration (/etc/thingmux/thingmux.yaml, docs/config.md): YAML -> validated
+// plain structs, with every problem reported at once with file:line:column and a hint.
+//
+// Pure: parse() touches no file system; load_file() reads the file, parses it and then runs
+// check_files() (certificate/key files exist and are readable). Nothing here logs or throws.
+//
+// "unlimited": limits that are std::optional are unlimited when empty (nullopt). The defaults
+// are AWS IoT Core's rules (/work/shared/AWS_IOT_RULES.md); other brokers may raise or remove them.
+#pragma once
+
+#include "config/diagnostic.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace thingmux::config {
+
+using duration = std::chrono::milliseconds;
+
+// Where something was written in the file (1-based; 0 = not written, a default).
+struct source_location {
+    int line = 0;
+    int column = 0;
+    friend bool operator==(const source_location&, const source_location&) = default;
+};
+
+enum class protocol_version : std::uint8_t { mqtt5, mqtt311 };
+enum class qos2_policy : std::uint8_t { refuse, downgrade };
+enum class retain_policy : std::uint8_t { allow, refuse };
+enum class spool_overflow : std::uint8_t { reject, drop_oldest_qos0 };
+enum class offline_qos0 : std::uint8_t { drop, queue };
+enum class log_level : std::uint8_t { trace, debug, info, warn, error };
+enum class log_target : std::uint8_t { automatic, journal, stderr_stream };
+
+[[nodiscard]] const char* to_string(protocol_version v) noexcept;
+[[nodiscard]] const char* to_string(qos2_policy v) noexcept;
+[[nodiscard]] const char* to_string(retain_policy v) noexcept;
+[[nodiscard]] const char* to_string(spool_overflow v) noexcept;
+[[nodiscard]] const char* to_string(offline_qos0 v) noexcept;
+[[nodiscard]] const char* to_string(log_level v) noexcept;
+[[nodiscard]] const char* to_string(log_target v) noexcept;  // "auto", "journal", "stderr"
+
+// Guardrails applied per Thing before anything goes upstream (defaults: AWS IoT Core).
+struct thing_limits {
+    std::optional<std::size_t> max_payload = 128 * 1024;        // bytes
+    std::optional<std::size_t> max_topic_length = 256;          // bytes (UTF-8)
+    std::optional<std::size_t> max_topic_levels = 8;            // slashes + 1
+    qos2_policy qos2 = qos2_policy::refuse;
+    retain_policy retain = retain_policy::allow;
+    std::optional<std::uint32_t> publishes_per_second = 100;    // per connection, shared by apps
+    std::optional<std::uint64_t> bytes_per_second = 512 * 1024; // per connection, shared by apps
+    std::optional<std::size_t> subscriptions = 50;              // distinct upstream filters
+    std::uint16_t inflight = 90;                                // own QoS 1 window (AWS allows 100)
+    std::optional<std::size_t> filters_per_subscribe = 8;       // per SUBSCRIBE packet
+};
+
+struct thing {
+    std::string name;                  // AWS IoT Thing name
+    std::string endpoint;              // host name or IP address
+    std::uint16_t port = 8883;
+    std::string client_id;             // resolved: the Thing name when not written
+    protocol_version protocol = protocol_version::mqtt5;
+    std::filesystem::path ca;
+    std::filesystem::path cert;
+    std::filesystem::path key;
+    std::vector<std::string> alpn;     // resolved: {"x-amzn-mqtt-ca"} on port 443 when not written
+    std::chrono::seconds keep_alive{60};                    // 0 = off (MQTT), else 1..65535 s
+    std::optional<std::chrono::seconds> session_expiry = std::chrono::seconds{3600};  // nullopt: never expires
+    duration backoff_base{1000};
+    duration backoff_cap{120'000};
+    duration connect_timeout{10'000};  // TCP + TLS handshake
+    thing_limits limits;
+    source_location where;             // the list entry ("- name: ...")
+    // Location of each key written in the file ("cert", "limits.max_payload", ...), for messages
+    // about a field found later (e.g. a certificate the broker rejects).
+    std::map<std::string, source_location, std::less<>> fields;
+};
+
+// Who a rule applies to: every key that is set must match the peer; at least one is set.
+struct peer_match {
+    std::optional<std::string> unit;   // systemd unit name, glob (*, ?, [...])
+    std::optional<std::string> user;   // user name
+    std::optional<uid_t> uid;
+    std::optional<std::string> group;  // group name, primary or supplementary
+    std::optional<gid_t> gid;          // primary or supplementary
+};
+
+struct app_rule {
+    std::string name;
+    peer_match match;
+    std::vector<std::string> things;     // empty: every Thing
+    std::vector<std::string> publish;    // filters, may use ${thing} ${unit} ${user} ${uid}
+    std::vector<std::string> subscribe;
+    std::vector<std::string> receive;    // resolved: a copy of subscribe when not written
+    source_location where;
+};
+
+struct ipc_settings {
+    std::filesystem::path socket = "/run/thingmux/thingmux.sock";
+    unsigned mode = 0660;
+    std::string group = "thingmux";      // empty: leave the group as created
+    std::size_t max_clients = 1024;
+    std::size_t client_queue = 8 * 1024 * 1024;  // bytes queued for one client
+    std::size_t client_subscriptions = 1000;
+    std::size_t client_inflight = 1000;  // publishes of one client awaiting their result
+    duration hello_timeout{10'000};
+};
+
+struct spool_settings {
+    std::filesystem::path path = "/var/lib/thingmux/spool.db";
+    std::optional<std::uint64_t> max_bytes = 64 * 1024 * 1024;
+    std::optional<std::uint64_t> max_messages = 100'000;
+    spool_overflow overflow = spool_overflow::reject;
+    offline_qos0 qos0 = offline_qos0::drop;
+};
+
+struct log_settings {
+    log_level level = log_level::info;
+    log_target target = log_target::automatic;
+};
+
+struct configuration {
+    std::vector<thing> things;           // at least one; apps get the first by default
+    std::vector<app_rule> apps;          // authorization rules; none = nobody may do anything
+    ipc_settings ipc;
+    spool_settings spool;
+    log_settings log;
+
+    [[nodiscard]] const thing* find_thing(std::string_view name) const noexcept;
+};
+
+struct load_result {
+    std::optional<configuration> config;  // set only when there is no error (warnings allowed)
+    std::vector<diagnostic> diagnostics;  // errors and warnings, in file order
+    [[nodiscard]] bool ok() const noexcept { return config.has_value(); }
+};
+
+// Parses and validates YAML text; `file_name` only labels the diagnostics. No file system access.
+// Never throws, whatever the input.
+[[nodiscard]] load_result parse(std::string_view yaml_text, std::string file_name);
+
+// Reads the file (at most 1 MiB), parse()s it, then check_files().
+[[nodiscard]] load_result load_file(const std::filesystem::path& file);
+
+// Checks that each Thing's ca/cert/key is a readable regular file (as the calling process: run
+// it with the daemon's credentials) and warns when a private key is readable by others. Appends
+// to `out`; positions come from thing::fields.
+void check_files(const configuration& config, std::vector<diagnostic>& out, const std::string& file_name);
+
+}  // namespace thingmux::config

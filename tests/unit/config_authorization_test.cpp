@@ -1,0 +1,276 @@
+// Local authorization (docs/config.md, "Authorization"): rule matching, variables, allowed() for
+// publish / subscribe / receive, default deny, root not special, and filter coverage checked
+// against brute force.
+#include "config/authorization.hpp"
+#include "config/topic_filter.hpp"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace {
+
+using namespace thingmux::config;
+
+configuration load(const std::string& apps) {
+    const auto r = parse("things:\n"
+                         "  - {name: gw, endpoint: b.example.com, ca: /a, cert: /b, key: /c}\n"
+                         "  - {name: gw2, endpoint: b.example.com, ca: /a, cert: /b, key: /c}\n"
+                         "apps:\n" + apps,
+                         "t.yaml");
+    std::string text;
+    for (const auto& d : r.diagnostics) text += to_string(d) + "\n";
+    EXPECT_TRUE(r.ok()) << text;
+    return r.config.value_or(configuration{});
+}
+
+peer sensor_peer() {
+    return peer{.uid = 1001, .gid = 1001, .groups = {20, 3000}, .user = "sensor",
+                .group_names = {"sensor", "dialout", "iot"}, .unit = "sensor-3.service"};
+}
+
+TEST(ConfigAuthorization, MatchByEachKey) {
+    const auto p = sensor_peer();
+    const auto rule = [](peer_match m) { return app_rule{.name = "r", .match = std::move(m), .things = {}, .publish = {}, .subscribe = {}, .receive = {}, .where = {}}; };
+    EXPECT_TRUE(matches(rule({.unit = {}, .user = {}, .uid = 1001, .group = {}, .gid = {}}), p));
+    EXPECT_FALSE(matches(rule({.unit = {}, .user = {}, .uid = 1000, .group = {}, .gid = {}}), p));
+    EXPECT_TRUE(matches(rule({.unit = {}, .user = "sensor", .uid = {}, .group = {}, .gid = {}}), p));
+    EXPECT_FALSE(matches(rule({.unit = {}, .user = "sensors", .uid = {}, .group = {}, .gid = {}}), p));
+    EXPECT_TRUE(matches(rule({.unit = {}, .user = {}, .uid = {}, .group = "iot", .gid = {}}), p));      // supplementary
+    EXPECT_TRUE(matches(rule({.unit = {}, .user = {}, .uid = {}, .group = "sensor", .gid = {}}), p));   // primary
+    EXPECT_FALSE(matches(rule({.unit = {}, .user = {}, .uid = {}, .group = "wheel", .gid = {}}), p));
+    EXPECT_TRUE(matches(rule({.unit = {}, .user = {}, .uid = {}, .group = {}, .gid = 1001}), p));
+    EXPECT_TRUE(matches(rule({.unit = {}, .user = {}, .uid = {}, .group = {}, .gid = 3000}), p));
+    EXPECT_FALSE(matches(rule({.unit = {}, .user = {}, .uid = {}, .group = {}, .gid = 4}), p));
+    EXPECT_TRUE(matches(rule({.unit = "sensor-*.service", .user = {}, .uid = {}, .group = {}, .gid = {}}), p));
+    EXPECT_TRUE(matches(rule({.unit = "sensor-?.service", .user = {}, .uid = {}, .group = {}, .gid = {}}), p));
+    EXPECT_TRUE(matches(rule({.unit = "sensor-[0-9].service", .user = {}, .uid = {}, .group = {}, .gid = {}}), p));
+    EXPECT_FALSE(matches(rule({.unit = "sensor.service", .user = {}, .uid = {}, .group = {}, .gid = {}}), p));
+    // All keys must match.
+    EXPECT_TRUE(matches(rule({.unit = "sensor-*", .user = "sensor", .uid = 1001, .group = "iot", .gid = 20}), p));
+    EXPECT_FALSE(matches(rule({.unit = "sensor-*", .user = "sensor", .uid = 0, .group = {}, .gid = {}}), p));
+    // An empty match matches nobody; a peer outside any unit never matches a unit rule.
+    EXPECT_FALSE(matches(rule({}), p));
+    auto no_unit = p;
+    no_unit.unit.clear();
+    EXPECT_FALSE(matches(rule({.unit = "*", .user = {}, .uid = {}, .group = {}, .gid = {}}), no_unit));
+    auto no_name = p;
+    no_name.user.clear();
+    EXPECT_FALSE(matches(rule({.unit = {}, .user = "", .uid = {}, .group = {}, .gid = {}}), no_name));
+}
+
+TEST(ConfigAuthorization, RootIsNotSpecial) {
+    const auto c = load("  - name: sensors\n    match: {uid: 1001}\n    publish: [\"#\"]\n");
+    const peer root{.uid = 0, .gid = 0, .groups = {}, .user = "root", .group_names = {"root"}, .unit = ""};
+    const auto rules = rules_for(c, root, "gw");
+    EXPECT_TRUE(rules.empty());
+    EXPECT_FALSE(allowed(rules, action::publish, "a", variables::of(root, "gw")));
+    const auto c2 = load("  - name: admin\n    match: {user: root}\n    publish: [\"#\"]\n");
+    const auto rules2 = rules_for(c2, root, "gw");
+    ASSERT_EQ(rules2.size(), 1U);
+    EXPECT_TRUE(allowed(rules2, action::publish, "a", variables::of(root, "gw")));
+}
+
+TEST(ConfigAuthorization, RulesForThing) {
+    const auto c = load("  - name: only-gw2\n    match: {uid: 1001}\n    things: [gw2]\n    publish: [x]\n"
+                        "  - name: all\n    match: {group: iot}\n    publish: [y]\n"
+                        "  - name: other\n    match: {uid: 5}\n    publish: [z]\n");
+    const auto p = sensor_peer();
+    const auto gw = rules_for(c, p, "gw");
+    ASSERT_EQ(gw.size(), 1U);
+    EXPECT_EQ(gw[0]->name, "all");
+    const auto gw2 = rules_for(c, p, "gw2");
+    ASSERT_EQ(gw2.size(), 2U);
+    EXPECT_EQ(gw2[0]->name, "only-gw2");
+    EXPECT_EQ(gw2[1]->name, "all");
+}
+
+TEST(ConfigAuthorization, Expand) {
+    const variables v{.thing = "gw", .unit = "a.service", .user = "bob", .uid = "1001"};
+    EXPECT_EQ(expand("dt/${thing}/${unit}/${user}/${uid}/#", v), "dt/gw/a.service/bob/1001/#");
+    EXPECT_EQ(expand("${thing}${thing}", v), "gwgw");
+    EXPECT_EQ(expand("$aws/things/${thing}/shadow", v), "$aws/things/gw/shadow");
+    EXPECT_EQ(expand("x/${other}/${thing", v), "x/${other}/${thing");
+    EXPECT_EQ(expand("", v), "");
+    EXPECT_FALSE(expansion_unsafe("dt/${thing}", v));
+    EXPECT_TRUE(expansion_unsafe("dt/${unit}", variables{.thing = "gw", .unit = "", .user = "", .uid = "1"}));
+    EXPECT_TRUE(expansion_unsafe("dt/${user}", variables{.thing = "gw", .unit = "", .user = "a/#", .uid = "1"}));
+    const auto p = sensor_peer();
+    const auto vp = variables::of(p, "gw");
+    EXPECT_EQ(vp.uid, "1001");
+    EXPECT_EQ(vp.unit, "sensor-3.service");
+}
+
+TEST(ConfigAuthorization, AllowedPublishSubscribeReceive) {
+    const auto c = load("  - name: sensors\n"
+                        "    match: {unit: \"sensor-*.service\"}\n"
+                        "    publish: [\"dt/${thing}/#\", \"u/${unit}/+\"]\n"
+                        "    subscribe: [\"cmd/${thing}/#\", \"$aws/things/${thing}/shadow/#\"]\n"
+                        "  - name: lister\n"
+                        "    match: {uid: 1001}\n"
+                        "    receive: [\"cmd/${thing}/list\"]\n");
+    const auto p = sensor_peer();
+    const auto rules = rules_for(c, p, "gw");
+    ASSERT_EQ(rules.size(), 2U);
+    const auto v = variables::of(p, "gw");
+    // publish: topic matched by a granted filter
+    EXPECT_TRUE(allowed(rules, action::publish, "dt/gw/temp", v));
+    EXPECT_TRUE(allowed(rules, action::publish, "dt/gw", v));  // '#' includes the parent
+    EXPECT_TRUE(allowed(rules, action::publish, "u/sensor-3.service/x", v));
+    EXPECT_FALSE(allowed(rules, action::publish, "dt/gw2/temp", v));
+    EXPECT_FALSE(allowed(rules, action::publish, "cmd/gw/x", v));
+    EXPECT_FALSE(allowed(rules, action::publish, "dt/gw/+", v));  // not a topic name
+    EXPECT_FALSE(allowed(rules, action::publish, "", v));
+    // subscribe: requested filter covered by a granted filter
+    EXPECT_TRUE(allowed(rules, action::subscribe, "cmd/gw/#", v));
+    EXPECT_TRUE(allowed(rules, action::subscribe, "cmd/gw/+/x", v));
+    EXPECT_TRUE(allowed(rules, action::subscribe, "$aws/things/gw/shadow/update/delta", v));
+    EXPECT_FALSE(allowed(rules, action::subscribe, "cmd/#", v));
+    EXPECT_FALSE(allowed(rules, action::subscribe, "cmd/+/x", v));
+    EXPECT_FALSE(allowed(rules, action::subscribe, "#", v));
+    EXPECT_FALSE(allowed(rules, action::subscribe, "cmd/gw/#/x", v));  // invalid filter
+    // receive: defaults to subscribe for the first rule; the second grants one topic
+    EXPECT_TRUE(allowed(rules, action::receive, "cmd/gw/reboot", v));
+    EXPECT_TRUE(allowed(rules, action::receive, "cmd/gw/list", v));
+    EXPECT_FALSE(allowed(rules, action::receive, "cmd/gw2/list", v));
+    // another Thing gets the other expansion
+    EXPECT_TRUE(allowed(rules, action::publish, "dt/gw2/temp", variables::of(p, "gw2")));
+}
+
+TEST(ConfigAuthorization, DefaultDeny) {
+    const auto c = load("");
+    const auto p = sensor_peer();
+    const auto rules = rules_for(c, p, "gw");
+    EXPECT_TRUE(rules.empty());
+    for (const auto a : {action::publish, action::subscribe, action::receive}) {
+        EXPECT_FALSE(allowed(rules, a, "x", variables::of(p, "gw")));
+    }
+}
+
+TEST(ConfigAuthorization, UnsafeVariableValuesGrantNothing) {
+    const auto c = load("  - name: by-user\n    match: {uid: 1001}\n    publish: [\"u/${user}/x\", \"unit/${unit}\"]\n");
+    auto p = sensor_peer();
+    p.user = "+";  // a user name that would widen the filter
+    p.unit.clear();
+    const auto rules = rules_for(c, p, "gw");
+    ASSERT_EQ(rules.size(), 1U);
+    EXPECT_FALSE(allowed(rules, action::publish, "u/+/x", variables::of(p, "gw")));
+    EXPECT_FALSE(allowed(rules, action::publish, "u/anyone/x", variables::of(p, "gw")));
+    EXPECT_FALSE(allowed(rules, action::publish, "unit/", variables::of(p, "gw")));
+}
+
+TEST(ConfigTopicFilter, Validation) {
+    for (const auto* ok : {"#", "+", "a/b", "a/+/b", "a/#", "+/+", "/", "a//b", "$aws/things/x"}) {
+        EXPECT_EQ(topic_filter_problem(ok), "") << ok;
+    }
+    for (const auto* bad : {"", "a/#/b", "a#", "a/b+", "#/a", "a/++"}) {
+        EXPECT_NE(topic_filter_problem(bad), "") << bad;
+    }
+    EXPECT_NE(topic_filter_problem(std::string("a\0b", 3)), "");
+    EXPECT_NE(topic_filter_problem("\xff"), "");
+    EXPECT_NE(topic_name_problem("a/+"), "");
+    EXPECT_EQ(topic_name_problem("a/b"), "");
+}
+
+TEST(ConfigTopicFilter, Matching) {
+    struct row {
+        const char* filter;
+        const char* topic;
+        bool match;
+    };
+    for (const auto& r : std::initializer_list<row>{
+             {"a/b", "a/b", true},     {"a/+", "a/b", true},       {"a/+", "a", false},       {"a/+", "a/", true},
+             {"a/#", "a", true},       {"a/#", "a/b/c", true},     {"#", "a", true},           {"#", "$SYS/x", false},
+             {"+/x", "$aws/x", false}, {"$aws/#", "$aws/x", true}, {"a/b", "a/b/c", false},   {"+", "/", false},
+             {"+/+", "/", true},       {"a/+/c", "a/b/c", true},   {"a/+/c", "a/b/d", false}}) {
+        EXPECT_EQ(topic_matches(r.filter, r.topic), r.match) << r.filter << " vs " << r.topic;
+    }
+}
+
+TEST(ConfigTopicFilter, CoverageTable) {
+    struct row {
+        const char* granted;
+        const char* requested;
+        bool covers;
+    };
+    for (const auto& r : std::initializer_list<row>{
+             {"cmd/gw/#", "cmd/gw/+/x", true},
+             {"cmd/+/x", "cmd/#", false},
+             {"cmd/#", "cmd/#", true},
+             {"cmd/#", "cmd", true},
+             {"cmd/+", "cmd/#", false},
+             {"cmd/+", "cmd/+", true},
+             {"cmd/+", "cmd/a", true},
+             {"cmd/a", "cmd/+", false},
+             {"#", "a/#", true},
+             {"#", "$aws/x", false},
+             {"+/#", "$aws/#", false},
+             {"#", "+/#", true},
+             {"#", "#", true},
+             {"+/#", "#", true},  // every topic has a first level
+             {"+/+/#", "#", false},
+             {"a/+/#", "a/#", false},
+             {"$aws/#", "$aws/things/+/shadow/#", true},
+             {"a/+/#", "a/#", false},
+             {"a/+/#", "a/b", true},   // "#" includes the parent level
+             {"a/+/#", "a/b/c/d", true},
+             {"a/b", "a/b/#", false},
+             {"a/b", "a/b", true},
+             {"a/b/c", "a/b", false},
+         }) {
+        EXPECT_EQ(filter_covers(r.granted, r.requested), r.covers) << r.granted << " covers " << r.requested;
+    }
+}
+
+// Brute force: `granted` covers `requested` iff every sample topic matched by requested is matched
+// by granted. With topics up to one level deeper than the filters, built from the filters' literal
+// levels plus one level no filter uses ("z") and the empty level, the sample is exhaustive.
+TEST(ConfigTopicFilter, CoverageAgreesWithBruteForce) {
+    const std::vector<std::string> filter_levels{"a", "b", "$x", "", "+", "#"};
+    const std::vector<std::string> topic_levels{"a", "b", "$x", "", "z"};
+    std::vector<std::string> topics;
+    std::vector<std::string> prefix{""};
+    for (int depth = 1; depth <= 5; ++depth) {
+        std::vector<std::string> next;
+        for (const auto& p : prefix) {
+            for (const auto& l : topic_levels) next.push_back(depth == 1 ? l : p + "/" + l);
+        }
+        topics.insert(topics.end(), next.begin(), next.end());
+        prefix = std::move(next);
+    }
+    std::mt19937 rng(12345);
+    const auto random_filter = [&] {
+        std::string f;
+        const auto depth = 1 + rng() % 4;
+        for (unsigned i = 0; i < depth; ++i) {
+            const auto& l = filter_levels[rng() % filter_levels.size()];
+            f += (i == 0 ? "" : "/") + l;
+            if (l == "#") break;
+        }
+        return f.empty() ? std::string("a") : f;
+    };
+    int covered = 0;
+    for (int n = 0; n < 4000; ++n) {
+        const auto g = random_filter();
+        auto r = random_filter();
+        if (n % 2 == 0) {  // derive r from g by specializing one level, so many pairs do cover
+            r = g;
+            if (const auto pos = r.find('+'); pos != std::string::npos) r.replace(pos, 1, "a");
+            else if (const auto hash = r.find('#'); hash != std::string::npos) r.replace(hash, 1, "b/+");
+        }
+        ASSERT_EQ(topic_filter_problem(g), "") << g;
+        ASSERT_EQ(topic_filter_problem(r), "") << r;
+        bool brute = true;
+        for (const auto& t : topics) {
+            if (topic_matches(r, t) && !topic_matches(g, t)) {
+                brute = false;
+                break;
+            }
+        }
+        ASSERT_EQ(filter_covers(g, r), brute) << "granted " << g << " requested " << r;
+        covered += brute ? 1 : 0;
+    }
+    EXPECT_GT(covered, 400);
+}
+
+}  // namespace
