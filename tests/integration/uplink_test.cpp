@@ -66,6 +66,18 @@ public:
         return static_cast<std::size_t>(std::count_if(events.begin(), events.end(), [s](auto& e) { return e.state == s; }));
     }
 
+    // However the attempts end, the uplink never sends two CONNECTs within a second.
+    void expect_connects_paced() const {
+        std::optional<std::chrono::steady_clock::time_point> last;
+        for (std::size_t i = 0; i < events.size(); ++i) {
+            if (events[i].state != link_state::connecting) continue;
+            if (last) {
+                EXPECT_GE(event_times[i] - *last, 999ms) << "attempts closer than the 1 s CONNECT limit";
+            }
+            last = event_times[i];
+        }
+    }
+
     std::vector<std::uint8_t> subscribe(const std::string& filter) {
         std::optional<std::vector<std::uint8_t>> codes;
         link->subscribe({{.filter = filter, .max_qos = mqtt::qos::at_least_once}}, [&](auto& c) { codes = c; });
@@ -210,15 +222,7 @@ TEST_P(UplinkTest, TakeoverLoopIsReportedAndPaced) {
     ASSERT_TRUE(u.run_until(takeover, 30s)) << u.link->last_event().reason;
     const auto ev = *std::find_if(u.events.begin(), u.events.end(), [](const auto& e) { return e.takeover; });
     EXPECT_NE(ev.reason.find("client ID 'gateway-01' is in use by another connection"), std::string::npos) << ev.reason;
-    // However often it is kicked off, the uplink never sends two CONNECTs within a second.
-    std::optional<std::chrono::steady_clock::time_point> last;
-    for (std::size_t i = 0; i < u.events.size(); ++i) {
-        if (u.events[i].state != link_state::connecting) continue;
-        if (last) {
-            EXPECT_GE(u.event_times[i] - *last, 999ms);
-        }
-        last = u.event_times[i];
-    }
+    u.expect_connects_paced();
     std::cout << "[ measured ] takeover reported after " << u.count_state(link_state::connecting)
               << " connection attempts: " << ev.reason.substr(0, ev.reason.find("):") + 1) << "\n";
 }
@@ -238,14 +242,7 @@ protected:
     static uplink::state_event expect_paced_failures(uplink_fixture& u, std::size_t attempts = 3) {
         u.start();
         EXPECT_TRUE(u.run_until([&] { return u.count_state(link_state::connecting) >= attempts; }, 15s));
-        std::optional<std::chrono::steady_clock::time_point> last;
-        for (std::size_t i = 0; i < u.events.size(); ++i) {
-            if (u.events[i].state != link_state::connecting) continue;
-            if (last) {
-                EXPECT_GE(u.event_times[i] - *last, 999ms) << "attempts closer than the 1 s CONNECT limit";
-            }
-            last = u.event_times[i];
-        }
+        u.expect_connects_paced();
         EXPECT_EQ(u.count_state(link_state::connected), 0U);
         for (const auto& ev : u.events) {
             if (ev.state == link_state::failed || ev.state == link_state::backing_off) return ev;
