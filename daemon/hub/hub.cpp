@@ -18,16 +18,18 @@ struct hub::pending_request {
     std::size_t remaining = 0;
 };
 
+// One filter of a SUBSCRIBE request that waits for the upstream SUBACK.
+struct hub::waiter {
+    std::shared_ptr<pending_request> request;
+    std::size_t index = 0;
+    std::uint8_t requested_qos = 0;
+};
+
 // One filter the hub holds upstream on behalf of its local holders.
 struct hub::upstream_filter {
     std::uint64_t generation = 0;  // tells a stale SUBACK (filter dropped and re-added) from a current one
     bool acked = false;
     std::uint8_t granted = 0;
-    struct waiter {
-        std::shared_ptr<pending_request> request;
-        std::size_t index = 0;
-        std::uint8_t requested_qos = 0;
-    };
     std::vector<waiter> waiters;
 };
 
@@ -282,16 +284,31 @@ void hub::upstream_subscribed(const std::string& filter, std::uint64_t generatio
     }
     for (auto& w : waiters) {
         if (!granted) table_.remove(w.request->client, filter);
-        w.request->results[w.index] =
-            granted ? ok(std::min(code, w.requested_qos))
-                    : fail(ipc::errc::broker_refused,
-                           std::string("broker refused the subscription: ") + mqtt::reason_string(code), code);
-        if (--w.request->remaining > 0) continue;
-        if (auto c = clients_.find(w.request->client); c != clients_.end()) {
-            send(*c->second, ipc::subscribe_result{.request_id = w.request->request_id,
-                                                   .results = std::move(w.request->results)});
-        }
+        answer(w, granted ? ok(std::min(code, w.requested_qos))
+                          : fail(ipc::errc::broker_refused,
+                                 std::string("broker refused the subscription: ") + mqtt::reason_string(code), code));
     }
+}
+
+void hub::answer(waiter& w, ipc::result r) {
+    w.request->results[w.index] = std::move(r);
+    if (--w.request->remaining > 0) return;
+    if (auto c = clients_.find(w.request->client); c != clients_.end()) {
+        send(*c->second,
+             ipc::subscribe_result{.request_id = w.request->request_id, .results = std::move(w.request->results)});
+    }
+}
+
+void hub::release_upstream(std::vector<std::string> filters) {
+    if (filters.empty()) return;
+    for (const auto& f : filters) {
+        auto it = upstream_.find(f);
+        if (it == upstream_.end()) continue;
+        // Unsubscribed before its SUBACK came: the request still gets its answer.
+        for (auto& w : it->second.waiters) answer(w, ok(w.requested_qos));
+        upstream_.erase(it);
+    }
+    link_->unsubscribe(std::move(filters), {});
 }
 
 void hub::handle(local_client& c, ipc::unsubscribe&& m) {
@@ -306,8 +323,7 @@ void hub::handle(local_client& c, ipc::unsubscribe&& m) {
         r.results.push_back(ok(mqtt::reason::success));
     }
     send(c, r);
-    for (const auto& f : orphans) upstream_.erase(f);
-    if (!orphans.empty()) link_->unsubscribe(std::move(orphans), {});
+    release_upstream(std::move(orphans));
 }
 
 void hub::handle(local_client& c, ipc::ping&& m) { send(c, ipc::pong{.token = m.token}); }
@@ -315,10 +331,10 @@ void hub::handle(local_client& c, ipc::ping&& m) { send(c, ipc::pong{.token = m.
 void hub::on_closed(local_client& c, const std::string& reason) {
     if (reason.starts_with(ipc::to_string(ipc::errc::queue_full))) ++counters_.clients_cut_off;
     auto orphans = table_.remove_client(c.id());
-    for (const auto& f : orphans) upstream_.erase(f);
-    if (!orphans.empty()) link_->unsubscribe(orphans, {});
+    const auto released = orphans.size();
+    release_upstream(std::move(orphans));
     spdlog::info("client {} ('{}', {}) disconnected: {}; {} upstream filter(s) released", c.id().value, c.app_name,
-                 c.peer().describe(), reason, orphans.size());
+                 c.peer().describe(), reason, released);
     // The client object may be the caller; let it unwind before the last reference goes.
     if (auto it = clients_.find(c.id()); it != clients_.end()) {
         asio::post(io_, [keep = std::move(it->second)] {});

@@ -67,6 +67,7 @@ public:
 
 private:
     struct upstream_filter;
+    struct waiter;
     struct pending_request;
 
     void on_message(local_client& c, ipc::client_message&& m) override;
@@ -81,6 +82,10 @@ private:
     void on_uplink_message(const mqtt::publish& msg, std::optional<mqtt::inbound_ticket> ticket);
     void on_subscription_lost(const std::string& filter, std::uint8_t reason_code);
     void upstream_subscribed(const std::string& filter, std::uint64_t generation, std::uint8_t code);
+    void answer(waiter& w, ipc::result r);
+    // The filters lost their last local holder: answer requests still waiting for their SUBACK,
+    // forget them, and unsubscribe upstream.
+    void release_upstream(std::vector<std::string> filters);
     void send(local_client& c, const ipc::daemon_message& m);
     void maybe_finish_shutdown();
 

@@ -132,6 +132,26 @@ TEST_F(DaemonTest, HundredClientsThousandSubscriptionsOneUpstreamSubscriptionPer
               << duplicates << " duplicate deliveries from overlapping upstream filters\n";
 }
 
+TEST_F(DaemonTest, IPC_EverySubscribeIsAnsweredEvenWhenUnsubscribedBeforeItsSuback) {
+    daemon_fixture daemon(broker);
+    ipc_client app(daemon.socket_path());
+    app.hello("fickle");
+    constexpr std::uint32_t n = 50;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        const auto filter = "cmd/gateway-01/f" + std::to_string(i);
+        app.send(ipc::subscribe{.request_id = 2 * i + 1, .subscriptions = {{.filter = filter, .max_qos = 1}}});
+        app.send(ipc::unsubscribe{.request_id = 2 * i + 2, .filters = {filter}});
+    }
+    for (std::uint32_t id = 1; id <= 2 * n; ++id) {
+        const auto r = app.result_of(id, 10'000);
+        ASSERT_TRUE(r.has_value()) << "request " << id << " never answered";
+        const auto& results = id % 2 ? std::get<ipc::subscribe_result>(*r).results
+                                     : std::get<ipc::unsubscribe_result>(*r).results;
+        ASSERT_EQ(results.size(), 1U);
+        EXPECT_EQ(results[0].code, ipc::errc::ok) << "request " << id << ": " << results[0].message;
+    }
+}
+
 TEST_F(DaemonTest, SubscriptionsAreReferenceCountedUpstream) {
     daemon_fixture daemon(broker);
     auto a = std::make_unique<ipc_client>(daemon.socket_path());

@@ -81,6 +81,10 @@ public:
     std::vector<ipc::result> subscribe(const std::vector<std::string>& filters, std::uint8_t qos = 1);
     std::vector<ipc::result> unsubscribe(const std::vector<std::string>& filters);
     ipc::result publish(const std::string& topic, const std::string& payload, std::uint8_t qos = 1);
+    // The result frame for a request sent with send(), or nullopt after `timeout_ms`.
+    std::optional<ipc::daemon_message> result_of(std::uint32_t request_id, int timeout_ms = 20'000) {
+        return await_result(request_id, timeout_ms);
+    }
     // Reads whatever already arrived, without waiting, and keeps it.
     void drain();
     // Waits until at least `n` messages were received in total.
