@@ -5,7 +5,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <stdexcept>
 #include <sys/stat.h>
 
 namespace thingmux {
