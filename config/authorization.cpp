@@ -89,19 +89,39 @@ bool expansion_unsafe(std::string_view filter, const variables& vars) {
     return unsafe;
 }
 
-bool allowed(const std::vector<const app_rule*>& rules, action what, std::string_view topic_or_filter, const variables& vars) {
+grants grants_of(const std::vector<const app_rule*>& rules, const variables& vars) {
+    grants g;
+    auto add = [&vars](const std::vector<std::string>& from, std::vector<std::string>& to) {
+        for (const auto& grant : from) {
+            if (expansion_unsafe(grant, vars)) continue;
+            auto filter = expand(grant, vars);
+            if (topic_filter_problem(filter).empty()) to.push_back(std::move(filter));
+        }
+    };
+    for (const auto* rule : rules) {
+        g.rules.push_back(rule->name);
+        add(rule->publish, g.publish);
+        add(rule->subscribe, g.subscribe);
+        add(rule->receive, g.receive);
+    }
+    return g;
+}
+
+grants grants_for(const configuration& config, const peer& p, std::string_view thing) {
+    return grants_of(rules_for(config, p, thing), variables::of(p, thing));
+}
+
+bool allowed(const grants& g, action what, std::string_view topic_or_filter) {
     const bool is_filter = what == action::subscribe;
     if (!(is_filter ? topic_filter_problem(topic_or_filter) : topic_name_problem(topic_or_filter)).empty()) return false;
-    for (const auto* rule : rules) {
-        const auto& grants = what == action::publish ? rule->publish : what == action::subscribe ? rule->subscribe : rule->receive;
-        for (const auto& grant : grants) {
-            if (expansion_unsafe(grant, vars)) continue;
-            const auto filter = expand(grant, vars);
-            if (!topic_filter_problem(filter).empty()) continue;
-            if (is_filter ? filter_covers(filter, topic_or_filter) : topic_matches(filter, topic_or_filter)) return true;
-        }
-    }
-    return false;
+    const auto& filters = what == action::publish ? g.publish : what == action::subscribe ? g.subscribe : g.receive;
+    return std::any_of(filters.begin(), filters.end(), [&](const std::string& f) {
+        return is_filter ? filter_covers(f, topic_or_filter) : topic_matches(f, topic_or_filter);
+    });
+}
+
+bool allowed(const std::vector<const app_rule*>& rules, action what, std::string_view topic_or_filter, const variables& vars) {
+    return allowed(grants_of(rules, vars), what, topic_or_filter);
 }
 
 }  // namespace thingmux::config

@@ -47,8 +47,23 @@ enum class action : std::uint8_t { publish, subscribe, receive };
 // '+', '#' or NUL, which would widen the grant): such a filter grants nothing.
 [[nodiscard]] bool expansion_unsafe(std::string_view filter, const variables& vars);
 
+// What one app may do on one Thing: the filters of the rules that apply, with the variables
+// expanded. Computed once when the app connects (and again on reload), not per message.
+struct grants {
+    std::vector<std::string> rules;  // names of the rules that applied, in file order
+    std::vector<std::string> publish;
+    std::vector<std::string> subscribe;
+    std::vector<std::string> receive;
+};
+
+// The rules' filters expanded for `vars`; filters whose expansion is unsafe or invalid are left out.
+[[nodiscard]] grants grants_of(const std::vector<const app_rule*>& rules, const variables& vars);
+// grants_of(rules_for(config, p, thing), variables::of(p, thing)).
+[[nodiscard]] grants grants_for(const configuration& config, const peer& p, std::string_view thing);
+
 // publish/receive: `topic` must be a valid topic name matched by one granted filter.
 // subscribe: `topic_or_filter` must be a valid filter covered by one granted filter.
+[[nodiscard]] bool allowed(const grants& g, action what, std::string_view topic_or_filter);
 [[nodiscard]] bool allowed(const std::vector<const app_rule*>& rules, action what, std::string_view topic_or_filter,
                            const variables& vars);
 

@@ -8,8 +8,13 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <fstream>
+#include <grp.h>
+#include <iostream>
+#include <iterator>
 #include <stdexcept>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace thingmux {
 
@@ -18,10 +23,49 @@ using unix_socket = asio::local::stream_protocol;
 
 namespace {
 
+spdlog::level::level_enum to_spdlog(config::log_level l) {
+    switch (l) {
+    case config::log_level::trace: return spdlog::level::trace;
+    case config::log_level::debug: return spdlog::level::debug;
+    case config::log_level::info: return spdlog::level::info;
+    case config::log_level::warn: return spdlog::level::warn;
+    case config::log_level::error: return spdlog::level::err;
+    }
+    return spdlog::level::info;
+}
+
+// A hash of a file's contents (empty if unreadable): tells a rotated certificate from the old one.
+std::string content_hash(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return std::to_string(std::hash<std::string>{}(bytes));
+}
+
+gid_t group_id(const std::string& name) {
+    group g{};
+    group* found = nullptr;
+    std::vector<char> buf(4096);
+    int rc = 0;
+    while ((rc = ::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found)) == ERANGE) buf.resize(buf.size() * 2);
+    if (rc != 0 || found == nullptr)
+        throw std::runtime_error("ipc.group '" + name + "' does not exist: create it (the package's sysusers.d file does) "
+                                 "or set ipc.group: \"\" in the configuration");
+    return g.gr_gid;
+}
+
+// Applies ipc.mode and ipc.group to the socket file.
+void set_socket_access(const config::ipc_settings& ipc) {
+    const auto& path = ipc.socket;
+    if (!ipc.group.empty() && ::chown(path.c_str(), static_cast<uid_t>(-1), group_id(ipc.group)) != 0)
+        throw std::runtime_error("cannot give " + path.string() + " to group " + ipc.group + ": " + std::strerror(errno));
+    if (::chmod(path.c_str(), static_cast<mode_t>(ipc.mode)) != 0)
+        throw std::runtime_error("cannot set mode of " + path.string() + ": " + std::strerror(errno));
+}
+
 // Binds the IPC socket. A socket file left by a crashed daemon is replaced; one that a live
-// daemon still answers on is not (two daemons would fight over the Thing's client ID).
-std::unique_ptr<unix_socket::acceptor> listen(asio::io_context& io, const daemon_settings& s) {
-    const auto& path = s.socket_path;
+// daemon still answers on is not (two daemons would fight over the Things' client IDs).
+std::unique_ptr<unix_socket::acceptor> listen(asio::io_context& io, const config::ipc_settings& ipc) {
+    const auto& path = ipc.socket;
     std::error_code fs_ec;
     if (!path.parent_path().empty() && !std::filesystem::exists(path.parent_path(), fs_ec)) {
         std::filesystem::create_directories(path.parent_path(), fs_ec);
@@ -35,7 +79,7 @@ std::unique_ptr<unix_socket::acceptor> listen(asio::io_context& io, const daemon
         probe.connect(unix_socket::endpoint(path.string()), ec);
         if (!ec)
             throw std::runtime_error("another thingmuxd is already listening on " + path.string() +
-                                     " (stop it first, or use --socket PATH)");
+                                     " (stop it first, or set ipc.socket)");
         std::filesystem::remove(path, fs_ec);
     }
     auto acceptor = std::make_unique<unix_socket::acceptor>(io);
@@ -44,8 +88,7 @@ std::unique_ptr<unix_socket::acceptor> listen(asio::io_context& io, const daemon
     if (!ec) acceptor->bind(unix_socket::endpoint(path.string()), ec);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) throw std::runtime_error("cannot listen on " + path.string() + ": " + ec.message());
-    if (::chmod(path.c_str(), static_cast<mode_t>(s.socket_mode)) != 0)
-        throw std::runtime_error("cannot set mode of " + path.string() + ": " + std::strerror(errno));
+    set_socket_access(ipc);
     return acceptor;
 }
 
@@ -61,48 +104,124 @@ void accept_loop(unix_socket::acceptor& acceptor, hub::hub& h) {
     });
 }
 
+std::vector<hub::thing_setup> setups_of(const config::configuration& c) {
+    std::vector<hub::thing_setup> out;
+    for (const auto& t : c.things) out.push_back(setup_of(t));
+    return out;
+}
+
+// Loads the file; logs every diagnostic (errors at error level). Returns the configuration
+// when it has no error.
+std::optional<config::configuration> load_logged(const std::filesystem::path& file) {
+    auto r = config::load_file(file);
+    for (const auto& d : r.diagnostics) spdlog::log(d.warning ? spdlog::level::warn : spdlog::level::err, "{}", to_string(d));
+    return std::move(r.config);
+}
+
 }  // namespace
 
-int run_daemon(const daemon_settings& s) {
+hub::thing_setup setup_of(const config::thing& t) {
+    uplink::uplink_config u;
+    u.thing_name = t.name;
+    u.host = t.endpoint;
+    u.port = t.port;
+    u.tls.ca_file = t.ca;
+    u.tls.cert_file = t.cert;
+    u.tls.key_file = t.key;
+    u.tls.alpn = t.alpn;
+    u.session.client_id = t.client_id;
+    u.session.version = t.protocol == config::protocol_version::mqtt311 ? mqtt::protocol_version::v311
+                                                                        : mqtt::protocol_version::v5;
+    u.session.keep_alive = t.keep_alive;
+    // No expiry maps to MQTT 5's "never expires" value.
+    u.session.session_expiry = t.session_expiry ? static_cast<std::uint32_t>(t.session_expiry->count()) : 0xFFFFFFFFU;
+    u.session.max_inflight = t.limits.inflight;
+    u.session.max_filters_per_packet = t.limits.filters_per_subscribe.value_or(std::numeric_limits<std::size_t>::max());
+    u.backoff.base = t.backoff_base;
+    u.backoff.cap = t.backoff_cap;
+    u.connect_timeout = t.connect_timeout;
+
+    std::string fp = t.endpoint + '\n' + std::to_string(t.port) + '\n' + t.client_id + '\n' + to_string(t.protocol) + '\n' +
+                     std::to_string(t.keep_alive.count()) + '\n' + std::to_string(u.session.session_expiry) + '\n' +
+                     std::to_string(t.limits.inflight) + '\n' + std::to_string(u.session.max_filters_per_packet) + '\n' +
+                     std::to_string(t.connect_timeout.count()) + '\n';
+    for (const auto& a : t.alpn) fp += a + ',';
+    for (const auto* f : {&t.ca, &t.cert, &t.key}) fp += '\n' + f->string() + '=' + content_hash(*f);
+    return {.settings = t, .link = std::move(u), .fingerprint = std::move(fp)};
+}
+
+int check_configuration(const std::filesystem::path& file) {
+    auto r = config::load_file(file);
+    for (const auto& d : r.diagnostics) std::cerr << to_string(d) << '\n';
+    if (!r.ok()) {
+        std::cerr << file.string() << ": not usable; fix the errors above\n";
+        return 1;
+    }
+    const auto& c = *r.config;
+    std::cout << file.string() << ": OK: " << c.things.size() << " Thing(s), " << c.apps.size() << " app rule(s), socket "
+              << c.ipc.socket.string() << '\n';
+    return 0;
+}
+
+int run_daemon(const daemon_options& options) {
+    auto loaded = load_logged(options.config_file);
+    if (!loaded) {
+        spdlog::critical("{}: configuration has errors (listed above); not starting", options.config_file.string());
+        return 1;
+    }
+    auto cfg = std::make_shared<const config::configuration>(std::move(*loaded));
+    spdlog::set_level(to_spdlog(options.log_level.value_or(cfg->log.level)));
+
     asio::io_context io(1);
     std::signal(SIGPIPE, SIG_IGN);
 
     std::unique_ptr<unix_socket::acceptor> acceptor;
     try {
-        acceptor = listen(io, s);
+        acceptor = listen(io, cfg->ipc);
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());
         return 1;
     }
+    const auto socket_path = cfg->ipc.socket;
 
-    auto link = uplink::uplink::create(io, s.thing);
-    hub::hub h(io, link, s.hub);
-    link->on_state([&](const uplink::state_event& ev) {
-        h.on_uplink_state(ev);
-        const auto& c = link->config();
-        switch (ev.state) {
-        case uplink::link_state::connecting:
-            spdlog::info("thing {}: connecting to {}:{}", c.thing_name, c.host, c.port);
-            break;
-        case uplink::link_state::connected:
-            spdlog::info("thing {}: connected as {} (session {})", c.thing_name, c.session.client_id,
-                         ev.session_present ? "resumed" : "new");
-            break;
-        case uplink::link_state::backing_off:
-        case uplink::link_state::failed:
-            spdlog::log(ev.fatal || ev.takeover ? spdlog::level::err : spdlog::level::warn, "thing {}: {}; retrying in {} ms{}",
-                        c.thing_name, ev.reason, ev.retry_in.count(),
-                        ev.fatal ? " (needs a configuration change)" : "");
-            break;
-        case uplink::link_state::stopped:
-            spdlog::info("thing {}: disconnected ({})", c.thing_name, ev.reason);
-            break;
-        }
-    });
-    spdlog::info("listening on {} (mode {:o}); thing {} at {}:{}", s.socket_path.string(), s.socket_mode,
-                 s.thing.thing_name, s.thing.host, s.thing.port);
+    hub::hub h(io, options.version);
+    h.apply(cfg, setups_of(*cfg));
+    spdlog::info("thingmuxd {} listening on {} (mode {:o}{}); {} Thing(s), {} app rule(s) from {}", options.version,
+                 socket_path.string(), cfg->ipc.mode, cfg->ipc.group.empty() ? "" : ", group " + cfg->ipc.group,
+                 cfg->things.size(), cfg->apps.size(), options.config_file.string());
     accept_loop(*acceptor, h);
-    link->start();
+
+    auto reload = [&] {
+        spdlog::info("reloading {}", options.config_file.string());
+        auto next = load_logged(options.config_file);
+        if (!next) {
+            spdlog::error("{}: the new configuration has errors (listed above); keeping the one in force",
+                          options.config_file.string());
+            return;
+        }
+        if (next->ipc.socket != socket_path)
+            spdlog::warn("ipc.socket changed to {}; it takes effect when thingmuxd restarts", next->ipc.socket.string());
+        else
+            try {
+                set_socket_access(next->ipc);
+            } catch (const std::exception& e) {
+                spdlog::error("{}", e.what());
+            }
+        cfg = std::make_shared<const config::configuration>(std::move(*next));
+        spdlog::set_level(to_spdlog(options.log_level.value_or(cfg->log.level)));
+        h.apply(cfg, setups_of(*cfg));
+        spdlog::info("configuration reloaded: {} Thing(s), {} app rule(s)", cfg->things.size(), cfg->apps.size());
+    };
+
+    asio::signal_set hangup(io, SIGHUP);
+    std::function<void()> wait_hangup = [&] {
+        hangup.async_wait([&](boost::system::error_code ec, int) {
+            if (ec) return;
+            reload();
+            wait_hangup();
+        });
+    };
+    wait_hangup();
 
     asio::signal_set signals(io, SIGTERM, SIGINT);
     bool stopping = false;
@@ -118,9 +237,10 @@ int run_daemon(const daemon_settings& s) {
             spdlog::info("signal {}: shutting down (stop accepting, finish in-flight messages, disconnect)", sig);
             boost::system::error_code ignored;
             acceptor->close(ignored);
+            hangup.cancel(ignored);
             std::error_code fs_ignored;
-            std::filesystem::remove(s.socket_path, fs_ignored);
-            h.shutdown(s.shutdown_grace, [&] {
+            std::filesystem::remove(socket_path, fs_ignored);
+            h.shutdown(options.shutdown_grace, [&] {
                 signals.cancel();
                 io.stop();
             });

@@ -1,25 +1,34 @@
-// thingmuxd's composition root: the IPC listener, the hub, the uplink and signal handling on
-// one io_context.
+// thingmuxd's composition root: the configuration, the IPC listener, the hub with one uplink per
+// Thing, and signal handling (SIGTERM/SIGINT drain, SIGHUP reload) on one io_context.
 #pragma once
 
+#include "config/config.hpp"
 #include "daemon/hub/hub.hpp"
-#include "daemon/uplink/uplink.hpp"
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
+#include <string>
 
 namespace thingmux {
 
-struct daemon_settings {
-    uplink::uplink_config thing;
-    std::filesystem::path socket_path = "/run/thingmux/thingmux.sock";
-    unsigned socket_mode = 0660;
-    hub::hub_settings hub;
+struct daemon_options {
+    std::filesystem::path config_file = "/etc/thingmux/thingmux.yaml";
+    std::optional<config::log_level> log_level;  // overrides log.level of the file
     std::chrono::milliseconds shutdown_grace{5000};  // SIGTERM: time to finish in-flight QoS 1
+    std::string version;
 };
 
-// Runs the daemon until SIGTERM/SIGINT; returns the process exit code. Startup errors (socket
-// in use, directory missing) are logged and give exit code 1.
-int run_daemon(const daemon_settings& settings);
+// thingmuxd --check-config: loads and checks the file as the daemon would, prints every problem
+// to stderr and a summary to stdout; returns the exit code (0 usable, 1 errors).
+int check_configuration(const std::filesystem::path& file);
+
+// What the hub needs to run a configured Thing (uplink settings and a fingerprint of everything
+// whose change requires a reconnect, including the contents of the credential files).
+[[nodiscard]] hub::thing_setup setup_of(const config::thing& t);
+
+// Runs the daemon until SIGTERM/SIGINT; returns the process exit code. A configuration with
+// errors, or a startup failure (socket in use, group missing), is reported and gives 1.
+int run_daemon(const daemon_options& options);
 
 }  // namespace thingmux

@@ -48,9 +48,30 @@ echo "app 1 (a subscriber) was kicked off the broker the moment app 2 connected 
 log_start=$(($(wc -l < "$TMX_BROKER_LOG") + 1))  # count only what happens from here on
 
 step "The fix: thingmuxd holds the one session; apps share it through $dir/thingmux.sock"
-"$bin/thingmuxd" --thing gateway-01 --endpoint "$TMX_BROKER_HOST" --port "$TMX_BROKER_PORT" \
-  --ca "$TMX_CA" --cert "$TMX_CERT_GATEWAY_01" --key "$TMX_KEY_GATEWAY_01" \
-  --socket "$dir/thingmux.sock" > "$dir/thingmuxd.log" 2>&1 &
+cat > "$dir/thingmux.yaml" <<EOF
+# One Thing, and what the apps of this user ($(id -un)) may do with it.
+things:
+  - name: gateway-01
+    endpoint: $TMX_BROKER_HOST
+    port: $TMX_BROKER_PORT
+    ca: $TMX_CA
+    cert: $TMX_CERT_GATEWAY_01
+    key: $TMX_KEY_GATEWAY_01
+apps:
+  - name: demo-apps
+    match: { uid: $(id -u) }
+    publish: ['dt/\${thing}/#']
+    subscribe: ['cmd/\${thing}/#']
+ipc:
+  socket: $dir/thingmux.sock
+  mode: "0660"
+  group: ""
+spool:
+  path: $dir/spool.db
+EOF
+sed 's/^/thingmux.yaml: /' "$dir/thingmux.yaml"
+"$bin/thingmuxd" --check-config --config "$dir/thingmux.yaml"
+"$bin/thingmuxd" --config "$dir/thingmux.yaml" > "$dir/thingmuxd.log" 2>&1 &
 daemon_pid=$!
 wait_for "$dir/thingmuxd.log" "connected as gateway-01"
 sed 's/^/thingmuxd: /' "$dir/thingmuxd.log"
@@ -72,6 +93,8 @@ wait_for "$dir/thingmuxd.log" "app 'thingmux-example-controller'"
 # One app publishes telemetry, a shell script publishes too, the cloud sends commands.
 "$bin/thingmux-example-sensor" --count 5 --interval 100 | sed 's/^/sensor app: /'
 "$bin/thingmuxctl" pub -q 1 -t dt/gateway-01/status -m '{"door":"closed"}' && echo "thingmuxctl pub: accepted by the broker"
+echo "An app may only use the topics its rule grants; publishing a command is refused locally:"
+"$bin/thingmuxctl" pub -q 1 -t cmd/gateway-01/actuator -m reboot 2>&1 | sed 's/^/thingmuxctl pub: /' || true
 printf 'open-valve\nclose-valve\nreboot\n' |
   mosquitto_pub "${mtls[@]}" "${cloud[@]}" -i cloud-commander -q 1 -l -t cmd/gateway-01/actuator
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done

@@ -25,12 +25,40 @@ struct hub::waiter {
     std::uint8_t requested_qos = 0;
 };
 
+// A publish accepted from a client, waiting in the shaper for its turn under the rate limits.
+struct hub::queued_publish {
+    std::uint32_t request_id = 0;
+    mqtt::publish msg;
+};
+
 // One filter the hub holds upstream on behalf of its local holders.
 struct hub::upstream_filter {
     std::uint64_t generation = 0;  // tells a stale SUBACK (filter dropped and re-added) from a current one
     bool acked = false;
     std::uint8_t granted = 0;
     std::vector<waiter> waiters;
+};
+
+// One configured Thing: its uplink, the local subscriptions to it and its outgoing shaper.
+struct hub::thing_state {
+    thing_state(asio::io_context& io, thing_setup s)
+        : settings(std::move(s.settings)), fingerprint(std::move(s.fingerprint)),
+          shaper(shaper_limits(settings.limits), std::chrono::steady_clock::now()), shaper_timer(io) {}
+
+    static publish_shaper<queued_publish>::limits shaper_limits(const config::thing_limits& l) {
+        return {.messages_per_second = l.publishes_per_second, .bytes_per_second = l.bytes_per_second};
+    }
+
+    config::thing settings;
+    std::string fingerprint;
+    std::shared_ptr<uplink::uplink> link;
+    subscription_table table;
+    std::map<std::string, upstream_filter, std::less<>> upstream;
+    ipc::state link_state{.link = ipc::link_state::connecting, .reason = {}, .fatal = false, .retry_in_ms = 0};
+    publish_shaper<queued_publish> shaper;
+    asio::steady_timer shaper_timer;
+    bool shaper_timer_armed = false;
+    std::size_t at_uplink = 0;  // publishes handed to the uplink, awaiting their result
 };
 
 namespace {
@@ -100,34 +128,137 @@ ipc::result publish_result(const mqtt::action::publish_done& d) {
     return ok(d.reason_code);
 }
 
-}  // namespace
 
-hub::hub(asio::io_context& io, std::shared_ptr<uplink::uplink> link, hub_settings settings)
-    : io_(io), link_(std::move(link)), settings_(std::move(settings)) {
-    link_->on_message([this](const mqtt::publish& m, std::optional<mqtt::inbound_ticket> t) { on_uplink_message(m, t); });
-    link_->on_subscription_lost([this](const std::string& f, std::uint8_t code) { on_subscription_lost(f, code); });
+
+// Bytes a publish costs against the connection's byte rate: what dominates the PUBLISH packet.
+std::size_t cost_of(const mqtt::publish& p) { return p.topic.size() + p.payload.size(); }
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+    return out;
 }
 
+const char* verb(config::action a) {
+    switch (a) {
+    case config::action::publish: return "publish to";
+    case config::action::subscribe: return "subscribe to";
+    case config::action::receive: return "receive";
+    }
+    return "use";
+}
+
+// Slashes + 1: AWS IoT Core allows at most 7 slashes (8 levels) in a topic.
+std::size_t levels_of(std::string_view topic) {
+    return static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1;
+}
+
+}  // namespace
+
+hub::hub(asio::io_context& io, std::string daemon_version) : io_(io), daemon_version_(std::move(daemon_version)) {}
+
 hub::~hub() {
-    link_->on_message({});
-    link_->on_subscription_lost({});
+    for (auto& [name, t] : things_) {
+        t->link->on_message({});
+        t->link->on_subscription_lost({});
+        t->link->on_state({});
+    }
+}
+
+void hub::apply(std::shared_ptr<const config::configuration> config, std::vector<thing_setup> things) {
+    const bool reload = config_ != nullptr;
+    config_ = std::move(config);
+    const auto& ipc = config_->ipc;
+    limits_.max_queue_bytes = ipc.client_queue;
+    limits_.max_subscriptions = ipc.client_subscriptions;
+    limits_.max_pending_publishes = ipc.client_inflight;
+    default_thing_ = things.empty() ? std::string{} : things.front().settings.name;
+
+    std::vector<std::string> gone;
+    for (const auto& [name, t] : things_) {
+        if (std::none_of(things.begin(), things.end(), [&](const thing_setup& s) { return s.settings.name == name; }))
+            gone.push_back(name);
+    }
+    for (const auto& name : gone) remove_thing(name);
+    for (auto& setup : things) {
+        auto it = things_.find(setup.settings.name);
+        if (it == things_.end()) {
+            add_thing(std::move(setup));
+            continue;
+        }
+        auto& t = *it->second;
+        t.settings = std::move(setup.settings);
+        t.shaper.set_limits(thing_state::shaper_limits(t.settings.limits), std::chrono::steady_clock::now());
+        if (t.fingerprint != setup.fingerprint) {
+            t.fingerprint = std::move(setup.fingerprint);
+            spdlog::info("thing {}: connection settings or credentials changed; reconnecting", t.settings.name);
+            t.link->reconnect("the configuration changed", std::move(setup.link));
+        }
+        pump(t);
+    }
+    if (!reload) return;
+    // Rules apply to every request from now on; what a client already holds stays, but what it
+    // receives is checked against its new rights message by message.
+    for (auto& [id, c] : clients_) {
+        if (c->greeted) c->rights = config::grants_for(*config_, c->peer().identity(), c->thing);
+    }
+}
+
+void hub::add_thing(thing_setup setup) {
+    auto t = std::make_unique<thing_state>(io_, setup);
+    auto* raw = t.get();
+    t->link = uplink::uplink::create(io_, std::move(setup.link));
+    t->link->on_message([this, raw](const mqtt::publish& m, std::optional<mqtt::inbound_ticket> k) {
+        on_uplink_message(*raw, m, k);
+    });
+    t->link->on_subscription_lost([this, raw](const std::string& f, std::uint8_t code) { on_subscription_lost(*raw, f, code); });
+    t->link->on_state([this, raw](const uplink::state_event& ev) { on_uplink_state(*raw, ev); });
+    const auto name = t->settings.name;
+    things_.emplace(name, std::move(t));
+    ++uplinks_running_;
+    raw->link->start();
+}
+
+void hub::remove_thing(const std::string& name) {
+    auto it = things_.find(name);
+    auto& t = *it->second;
+    spdlog::info("thing {}: removed from the configuration; disconnecting it and its clients", name);
+    auto clients = clients_;
+    for (auto& [id, c] : clients) {
+        if (c->thing == name)
+            c->close_with_error(ipc::errc::unknown_thing, "Thing '" + name + "' was removed from the configuration");
+    }
+    // Its clients are closed: nobody waits for what is still in its shaper.
+    t.shaper_timer.cancel();
+    t.link->on_message({});
+    t.link->on_subscription_lost({});
+    t.link->on_state({});
+    // The uplink object lives until its DISCONNECT is written.
+    t.link->stop([link = t.link] {});
+    --uplinks_running_;
+    things_.erase(it);
+}
+
+hub::thing_state* hub::thing_of(const local_client& c) {
+    auto it = things_.find(c.thing);
+    return it == things_.end() ? nullptr : it->second.get();
 }
 
 void hub::add_client(local_client::socket s) {
     const client_id id{next_client_++};
     auto peer = read_peer_credentials(s.native_handle());
     client_events& events = *this;
-    auto c = std::make_shared<local_client>(std::move(s), id, std::move(peer), settings_.limits, events);
+    auto c = std::make_shared<local_client>(std::move(s), id, std::move(peer), limits_, events);
     clients_.emplace(id, c);
-    c->start(settings_.hello_timeout);
+    c->start(config_->ipc.hello_timeout);
     if (shutting_down_) {
         c->close_with_error(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down");
-    } else if (clients_.size() > settings_.max_clients) {
+    } else if (clients_.size() > config_->ipc.max_clients) {
         ++counters_.clients_refused;
-        spdlog::warn("client {} ({}) refused: {} clients connected, limit {}", id.value, c->peer().describe(),
-                     clients_.size() - 1, settings_.max_clients);
+        spdlog::warn("client {} ({}) refused: {} clients connected, limit {} (ipc.max_clients)", id.value,
+                     c->peer().describe(), clients_.size() - 1, config_->ipc.max_clients);
         c->close_with_error(ipc::errc::quota_exceeded,
-                            "too many clients (limit " + std::to_string(settings_.max_clients) + ")");
+                            "too many clients (limit " + std::to_string(config_->ipc.max_clients) + ", ipc.max_clients)");
     }
 }
 
@@ -151,63 +282,146 @@ void hub::handle(local_client& c, ipc::hello&& m) {
                                   "client speaks IPC version " + std::to_string(m.version) + ", thingmuxd speaks " +
                                       std::to_string(ipc::protocol_version));
     }
-    const auto& cfg = link_->config();
-    if (!m.thing.empty() && m.thing != cfg.thing_name) {
+    const auto name = m.thing.empty() ? default_thing_ : m.thing;
+    auto it = things_.find(name);
+    if (it == things_.end()) {
+        std::vector<std::string> names;
+        for (const auto& [n, t] : things_) names.push_back(n);
         return c.close_with_error(ipc::errc::unknown_thing,
-                                  "no Thing named '" + m.thing + "' here (this daemon serves '" + cfg.thing_name + "')");
+                                  "no Thing named '" + m.thing + "' here (configured: " + join(names) + ")");
+    }
+    auto& t = *it->second;
+    const auto identity = c.peer().identity();
+    auto rights = config::grants_for(*config_, identity, name);
+    if (rights.rules.empty()) {
+        ++counters_.clients_refused;
+        spdlog::warn("client {} ('{}', {}) refused: no rule under apps: applies to it on Thing {}", c.id().value,
+                     m.app_name, c.peer().describe(), name);
+        return c.close_with_error(ipc::errc::not_authorized,
+                                  "no rule under apps: in the thingmuxd configuration applies to " + c.peer().describe() +
+                                      " on Thing " + name + "; add one that matches its unit, user, group or uid");
     }
     c.greeted = true;
     c.app_name = std::move(m.app_name);
+    c.thing = name;
+    c.rights = std::move(rights);
     ++counters_.clients_accepted;
-    spdlog::info("client {} connected: app '{}', {}", c.id().value, c.app_name, c.peer().describe());
-    const auto& l = settings_.limits;
+    spdlog::info("client {} connected: app '{}', {}, Thing {}, rules {}", c.id().value, c.app_name, c.peer().describe(),
+                 name, join(c.rights.rules));
+    const auto& l = limits_;
+    const auto& tl = t.settings.limits;
     send(c, ipc::welcome{
                 .version = ipc::protocol_version,
-                .daemon_version = settings_.daemon_version,
-                .thing = cfg.thing_name,
+                .daemon_version = daemon_version_,
+                .thing = name,
                 .client_id = std::to_string(c.id().value),
                 .limits = {.max_frame = static_cast<std::uint32_t>(l.max_frame),
-                           .max_payload = static_cast<std::uint32_t>(settings_.max_payload),
-                           .max_topic_length = static_cast<std::uint32_t>(settings_.max_topic_length),
+                           .max_payload = static_cast<std::uint32_t>(tl.max_payload.value_or(l.max_frame)),
+                           .max_topic_length = static_cast<std::uint32_t>(tl.max_topic_length.value_or(65535)),
                            .max_subscriptions = static_cast<std::uint16_t>(std::min<std::size_t>(l.max_subscriptions, 65535)),
                            .max_queue_bytes = l.max_queue_bytes,
                            .max_inflight = static_cast<std::uint16_t>(std::min<std::size_t>(l.max_pending_publishes, 65535))},
-                .link = link_state_.link,
+                .link = t.link_state.link,
             });
     // The welcome has no room for the reason; an app that joins while the link is down learns it here.
-    if (link_state_.link != ipc::link_state::connected) send(c, link_state_);
+    if (t.link_state.link != ipc::link_state::connected) send(c, t.link_state);
+}
+
+ipc::result hub::deny(local_client& c, config::action what, const std::string& topic) {
+    ++counters_.denied;
+    const auto now = std::chrono::steady_clock::now();
+    std::string why = std::string("not authorized to ") + verb(what) + " '" + topic + "' on Thing " + c.thing +
+                      ": none of the rules that apply (" + join(c.rights.rules) + ") grants it";
+    if (now - c.last_denial_logged >= std::chrono::seconds(1)) {
+        spdlog::warn("client {} ('{}', {}): {}{}", c.id().value, c.app_name, c.peer().describe(), why,
+                     c.denials_not_logged ? " (" + std::to_string(c.denials_not_logged) + " more denials not logged)"
+                                          : std::string{});
+        c.last_denial_logged = now;
+        c.denials_not_logged = 0;
+    } else {
+        ++c.denials_not_logged;
+    }
+    return fail(ipc::errc::not_authorized, std::move(why), mqtt::reason::not_authorized);
 }
 
 void hub::handle(local_client& c, ipc::publish&& m) {
     ++counters_.publishes;
+    auto* t = thing_of(c);
+    const auto request = m.request_id;
+    auto answer_now = [&](ipc::result r) { send(c, ipc::publish_result{.request_id = request, .outcome = std::move(r)}); };
     auto refuse = [&](ipc::errc code, std::string why) {
-        send(c, ipc::publish_result{.request_id = m.request_id, .outcome = fail(code, std::move(why))});
+        ++counters_.refused;
+        answer_now(fail(code, std::move(why)));
     };
-    if (shutting_down_) return refuse(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down");
-    if (m.qos > 1) return refuse(ipc::errc::qos_not_supported, "QoS 2 is not supported (AWS IoT Core allows QoS 0 and 1)");
+    if (shutting_down_ || t == nullptr) return refuse(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down");
+    const auto& l = t->settings.limits;
+    const auto n = [](std::size_t v) { return std::to_string(v); };
+    if (m.qos > 1) {
+        if (l.qos2 == config::qos2_policy::refuse)
+            return refuse(ipc::errc::qos_not_supported,
+                          "QoS 2 is not supported (AWS IoT Core allows QoS 0 and 1; limits.qos2: downgrade sends it as QoS 1)");
+        m.qos = 1;
+    }
     if (const char* problem = mqtt::topic_name_problem(m.topic))
         return refuse(ipc::errc::invalid_topic, "topic '" + m.topic + "' " + problem);
-    if (m.topic.size() > settings_.max_topic_length)
-        return refuse(ipc::errc::invalid_topic, "topic is " + std::to_string(m.topic.size()) + " bytes, limit " +
-                                                    std::to_string(settings_.max_topic_length));
-    if (m.payload.size() > settings_.max_payload)
-        return refuse(ipc::errc::payload_too_large, "payload is " + std::to_string(m.payload.size()) +
-                                                        " bytes, limit " + std::to_string(settings_.max_payload));
-    if (c.pending_publishes >= settings_.limits.max_pending_publishes)
-        return refuse(ipc::errc::quota_exceeded, std::to_string(c.pending_publishes) +
-                                                     " publishes already wait for their results (limit " +
-                                                     std::to_string(settings_.limits.max_pending_publishes) + ")");
-
+    if (l.max_topic_length && m.topic.size() > *l.max_topic_length)
+        return refuse(ipc::errc::invalid_topic,
+                      "topic is " + n(m.topic.size()) + " bytes, limit " + n(*l.max_topic_length) + " (limits.max_topic_length)");
+    if (l.max_topic_levels && levels_of(m.topic) > *l.max_topic_levels)
+        return refuse(ipc::errc::invalid_topic, "topic '" + m.topic + "' has " + n(levels_of(m.topic)) + " levels, limit " +
+                                                    n(*l.max_topic_levels) + " (limits.max_topic_levels)");
+    if (l.max_payload && m.payload.size() > *l.max_payload)
+        return refuse(ipc::errc::payload_too_large,
+                      "payload is " + n(m.payload.size()) + " bytes, limit " + n(*l.max_payload) + " (limits.max_payload)");
+    if (m.retain && l.retain == config::retain_policy::refuse)
+        return refuse(ipc::errc::not_authorized, "retained messages are refused for Thing " + c.thing + " (limits.retain)");
+    if (!config::allowed(c.rights, config::action::publish, m.topic))
+        return answer_now(deny(c, config::action::publish, m.topic));
+    if (c.pending_publishes >= limits_.max_pending_publishes) {
+        // Back-pressure, not loss: the app learns its queue is full and retries after results come.
+        const bool shaped = t->shaper.queued(c.id()) > 0;
+        return refuse(shaped ? ipc::errc::rate_limited : ipc::errc::quota_exceeded,
+                      n(c.pending_publishes) + " publishes of this app already wait for their results (limit " +
+                          n(limits_.max_pending_publishes) + ", ipc.client_inflight)" +
+                          (shaped ? "; the Thing's rate limit (limits.publishes_per_second, limits.bytes_per_second) "
+                                    "is shared by all apps: wait for results before sending more"
+                                  : ""));
+    }
     ++c.pending_publishes;
-    ++publishes_in_flight_;
-    mqtt::publish p{.topic = std::move(m.topic),
-                    .payload = std::move(m.payload),
-                    .qos = static_cast<mqtt::qos>(m.qos),
-                    .retain = m.retain,
-                    .props = to_mqtt(std::move(m.props))};
-    link_->publish(std::move(p), [this, id = c.id(), request = m.request_id](const mqtt::action::publish_done& d) {
-        --publishes_in_flight_;
-        if (auto it = clients_.find(id); it != clients_.end()) {
+    queued_publish p{.request_id = request,
+                     .msg = mqtt::publish{.topic = std::move(m.topic),
+                                          .payload = std::move(m.payload),
+                                          .qos = static_cast<mqtt::qos>(m.qos),
+                                          .retain = m.retain,
+                                          .props = to_mqtt(std::move(m.props))}};
+    const auto bytes = cost_of(p.msg);
+    t->shaper.push(c.id(), std::move(p), bytes);
+    pump(*t);
+}
+
+void hub::pump(thing_state& t) {
+    // While the link is down the shaper holds the queue: releasing it into the session would
+    // send it in one burst on reconnect, past the broker's rate limit.
+    if (t.link_state.link != ipc::link_state::connected && !shutting_down_) return;
+    const auto now = std::chrono::steady_clock::now();
+    while (auto next = t.shaper.pop(now)) send_upstream(t, next->client, std::move(next->item));
+    const auto wait = t.shaper.next_ready(now);
+    if (!wait || t.shaper_timer_armed) return;
+    t.shaper_timer_armed = true;
+    t.shaper_timer.expires_after(*wait);
+    t.shaper_timer.async_wait([this, &t](boost::system::error_code ec) {
+        if (ec == asio::error::operation_aborted) return;
+        t.shaper_timer_armed = false;
+        pump(t);
+    });
+}
+
+void hub::send_upstream(thing_state& t, client_id client, queued_publish&& p) {
+    ++t.at_uplink;
+    t.link->publish(std::move(p.msg), [this, name = t.settings.name, client,
+                                       request = p.request_id](const mqtt::action::publish_done& d) {
+        if (auto it = things_.find(name); it != things_.end()) --it->second->at_uplink;
+        if (auto it = clients_.find(client); it != clients_.end()) {
             --it->second->pending_publishes;
             send(*it->second, ipc::publish_result{.request_id = request, .outcome = publish_result(d)});
         }
@@ -216,6 +430,7 @@ void hub::handle(local_client& c, ipc::publish&& m) {
 }
 
 void hub::handle(local_client& c, ipc::subscribe&& m) {
+    auto* t = thing_of(c);
     auto req = std::make_shared<pending_request>();
     req->client = c.id();
     req->request_id = m.request_id;
@@ -230,28 +445,57 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
             req->results[i] = std::move(r);
             --req->remaining;
         };
+        if (t == nullptr) {
+            answer(fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down"));
+            continue;
+        }
         if (const char* problem = mqtt::topic_filter_problem(f.filter)) {
             answer(fail(ipc::errc::invalid_filter, "filter '" + f.filter + "' " + problem, mqtt::reason::topic_filter_invalid));
             continue;
         }
-        if (!table_.holds(c.id(), f.filter) && table_.client_count(c.id()) >= settings_.limits.max_subscriptions) {
-            answer(fail(ipc::errc::quota_exceeded, "client holds " + std::to_string(table_.client_count(c.id())) +
-                                                       " subscriptions, limit " +
-                                                       std::to_string(settings_.limits.max_subscriptions),
+        const auto& l = t->settings.limits;
+        if (l.max_topic_length && f.filter.size() > *l.max_topic_length) {
+            ++counters_.refused;
+            answer(fail(ipc::errc::invalid_filter,
+                        "filter is " + std::to_string(f.filter.size()) + " bytes, limit " +
+                            std::to_string(*l.max_topic_length) + " (limits.max_topic_length)",
+                        mqtt::reason::topic_filter_invalid));
+            continue;
+        }
+        if (!config::allowed(c.rights, config::action::subscribe, f.filter)) {
+            answer(deny(c, config::action::subscribe, f.filter));
+            continue;
+        }
+        auto& table = t->table;
+        if (!table.holds(c.id(), f.filter) && table.client_count(c.id()) >= limits_.max_subscriptions) {
+            ++counters_.refused;
+            answer(fail(ipc::errc::quota_exceeded,
+                        "client holds " + std::to_string(table.client_count(c.id())) + " subscriptions, limit " +
+                            std::to_string(limits_.max_subscriptions) + " (ipc.client_subscriptions)",
+                        mqtt::reason::quota_exceeded));
+            continue;
+        }
+        const bool new_upstream = !t->upstream.contains(f.filter);
+        if (new_upstream && l.subscriptions && t->upstream.size() >= *l.subscriptions) {
+            ++counters_.refused;
+            answer(fail(ipc::errc::quota_exceeded,
+                        "Thing " + c.thing + " already holds " + std::to_string(t->upstream.size()) +
+                            " distinct subscriptions upstream, the connection's limit (limits.subscriptions; AWS IoT "
+                            "Core allows 50): share a filter another app holds, or unsubscribe one",
                         mqtt::reason::quota_exceeded));
             continue;
         }
         // The session never holds QoS 2; a QoS 2 request is granted QoS 1, as a broker would.
         const auto qos = static_cast<std::uint8_t>(std::min<unsigned>(f.max_qos, 1));
-        if (table_.add(c.id(), f.filter, qos)) {
-            auto& u = upstream_[f.filter];
+        if (table.add(c.id(), f.filter, qos)) {
+            auto& u = t->upstream[f.filter];
             u = upstream_filter{.generation = next_generation_++};
             u.waiters.push_back({req, i, qos});
             upstream.push_back({.filter = f.filter, .max_qos = mqtt::qos::at_least_once});
             generations.push_back(u.generation);
             continue;
         }
-        auto& u = upstream_.at(f.filter);
+        auto& u = t->upstream.at(f.filter);
         if (u.acked) {
             answer(ok(std::min(u.granted, qos)));
         } else {
@@ -262,16 +506,19 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
     if (upstream.empty()) return;
     std::vector<std::string> filters;
     for (const auto& s : upstream) filters.push_back(s.filter);
-    link_->subscribe(std::move(upstream), [this, filters = std::move(filters), generations = std::move(generations)](
-                                              const std::vector<std::uint8_t>& codes) {
+    t->link->subscribe(std::move(upstream), [this, name = c.thing, filters = std::move(filters),
+                                             generations = std::move(generations)](const std::vector<std::uint8_t>& codes) {
+        auto it = things_.find(name);
+        if (it == things_.end()) return;
         for (std::size_t k = 0; k < filters.size(); ++k)
-            upstream_subscribed(filters[k], generations[k], k < codes.size() ? codes[k] : mqtt::reason::unspecified_error);
+            upstream_subscribed(*it->second, filters[k], generations[k],
+                                k < codes.size() ? codes[k] : mqtt::reason::unspecified_error);
     });
 }
 
-void hub::upstream_subscribed(const std::string& filter, std::uint64_t generation, std::uint8_t code) {
-    auto it = upstream_.find(filter);
-    if (it == upstream_.end() || it->second.generation != generation) return;  // dropped meanwhile
+void hub::upstream_subscribed(thing_state& t, const std::string& filter, std::uint64_t generation, std::uint8_t code) {
+    auto it = t.upstream.find(filter);
+    if (it == t.upstream.end() || it->second.generation != generation) return;  // dropped meanwhile
     auto waiters = std::move(it->second.waiters);
     const bool granted = code < 0x80;
     if (granted) {
@@ -279,11 +526,11 @@ void hub::upstream_subscribed(const std::string& filter, std::uint64_t generatio
         it->second.granted = code;
     } else {
         // Every holder is still waiting (nothing was granted), so every holder is a waiter.
-        upstream_.erase(it);
-        spdlog::warn("broker refused subscription to '{}': {}", filter, mqtt::reason_string(code));
+        t.upstream.erase(it);
+        spdlog::warn("thing {}: broker refused subscription to '{}': {}", t.settings.name, filter, mqtt::reason_string(code));
     }
     for (auto& w : waiters) {
-        if (!granted) table_.remove(w.request->client, filter);
+        if (!granted) t.table.remove(w.request->client, filter);
         answer(w, granted ? ok(std::min(code, w.requested_qos))
                           : fail(ipc::errc::broker_refused,
                                  std::string("broker refused the subscription: ") + mqtt::reason_string(code), code));
@@ -299,42 +546,51 @@ void hub::answer(waiter& w, ipc::result r) {
     }
 }
 
-void hub::release_upstream(std::vector<std::string> filters) {
+void hub::release_upstream(thing_state& t, std::vector<std::string> filters) {
     if (filters.empty()) return;
     for (const auto& f : filters) {
-        auto it = upstream_.find(f);
-        if (it == upstream_.end()) continue;
+        auto it = t.upstream.find(f);
+        if (it == t.upstream.end()) continue;
         // Unsubscribed before its SUBACK came: the request still gets its answer.
         for (auto& w : it->second.waiters) answer(w, ok(w.requested_qos));
-        upstream_.erase(it);
+        t.upstream.erase(it);
     }
-    link_->unsubscribe(std::move(filters), {});
+    t.link->unsubscribe(std::move(filters), {});
 }
 
 void hub::handle(local_client& c, ipc::unsubscribe&& m) {
+    auto* t = thing_of(c);
     ipc::unsubscribe_result r{.request_id = m.request_id, .results = {}};
     std::vector<std::string> orphans;
     for (auto& f : m.filters) {
-        if (!table_.holds(c.id(), f)) {
+        if (t == nullptr || !t->table.holds(c.id(), f)) {
             r.results.push_back(ok(mqtt::reason::no_subscription_existed));
             continue;
         }
-        if (table_.remove(c.id(), f)) orphans.push_back(f);
+        if (t->table.remove(c.id(), f)) orphans.push_back(f);
         r.results.push_back(ok(mqtt::reason::success));
     }
     send(c, r);
-    release_upstream(std::move(orphans));
+    if (t != nullptr) release_upstream(*t, std::move(orphans));
 }
 
 void hub::handle(local_client& c, ipc::ping&& m) { send(c, ipc::pong{.token = m.token}); }
 
 void hub::on_closed(local_client& c, const std::string& reason) {
     if (reason.starts_with(ipc::to_string(ipc::errc::queue_full))) ++counters_.clients_cut_off;
-    auto orphans = table_.remove_client(c.id());
-    const auto released = orphans.size();
-    release_upstream(std::move(orphans));
-    spdlog::info("client {} ('{}', {}) disconnected: {}; {} upstream filter(s) released", c.id().value, c.app_name,
-                 c.peer().describe(), reason, released);
+    std::size_t released = 0;
+    std::size_t dropped = 0;
+    if (auto* t = thing_of(c)) {
+        // Publishes still waiting for their turn: the app is gone and gets no result, so it has
+        // no reason to believe they were sent (at-least-once stays with the app).
+        dropped = t->shaper.remove_client(c.id()).size();
+        auto orphans = t->table.remove_client(c.id());
+        released = orphans.size();
+        release_upstream(*t, std::move(orphans));
+    }
+    spdlog::info("client {} ('{}', {}) disconnected: {}; {} upstream filter(s) released{}", c.id().value, c.app_name,
+                 c.peer().describe(), reason, released,
+                 dropped ? ", " + std::to_string(dropped) + " unsent publish(es) dropped" : std::string{});
     // The client object may be the caller; let it unwind before the last reference goes.
     if (auto it = clients_.find(c.id()); it != clients_.end()) {
         asio::post(io_, [keep = std::move(it->second)] {});
@@ -343,14 +599,21 @@ void hub::on_closed(local_client& c, const std::string& reason) {
     maybe_finish_shutdown();
 }
 
-void hub::on_uplink_message(const mqtt::publish& msg, std::optional<mqtt::inbound_ticket> ticket) {
+void hub::on_uplink_message(thing_state& t, const mqtt::publish& msg, std::optional<mqtt::inbound_ticket> ticket) {
     match_scratch_.clear();
-    table_.match(msg.topic, match_scratch_);
+    t.table.match(msg.topic, match_scratch_);
     frame_ptr frames[2];  // encoded once per delivered QoS, shared by every recipient
     const auto props = match_scratch_.empty() ? ipc::message_properties{} : to_ipc(msg.props);
+    bool routed = false;
     for (const auto& d : match_scratch_) {
         auto it = clients_.find(d.client);
         if (it == clients_.end() || !it->second->open()) continue;
+        auto& c = *it->second;
+        if (!config::allowed(c.rights, config::action::receive, msg.topic)) {
+            ++counters_.denied;
+            continue;
+        }
+        routed = true;
         const auto qos = std::min(static_cast<std::uint8_t>(msg.qos), d.max_qos);
         auto& frame = frames[qos];
         if (!frame) {
@@ -358,34 +621,60 @@ void hub::on_uplink_message(const mqtt::publish& msg, std::optional<mqtt::inboun
             ipc::encode_message_frame(msg.topic, msg.payload, qos, msg.retain, props, *bytes);
             frame = std::move(bytes);
         }
-        if (it->second->send(frame)) {
+        if (c.send(frame)) {
             ++counters_.deliveries;
-            ++it->second->messages_out;
+            ++c.messages_out;
         }
     }
-    if (match_scratch_.empty()) ++counters_.unrouted;
+    if (!routed) ++counters_.unrouted;
     // Every recipient has it queued: only now may the broker forget it.
-    if (ticket) link_->acknowledge(*ticket);
+    if (ticket) t.link->acknowledge(*ticket);
 }
 
-void hub::on_subscription_lost(const std::string& filter, std::uint8_t reason_code) {
-    spdlog::warn("broker refused re-subscribing '{}' after reconnecting: {}; its local holders no longer receive it",
-                 filter, mqtt::reason_string(reason_code));
-    upstream_.erase(filter);
-    for (auto& [id, c] : clients_) table_.remove(id, filter);
+void hub::on_subscription_lost(thing_state& t, const std::string& filter, std::uint8_t reason_code) {
+    spdlog::warn("thing {}: broker refused re-subscribing '{}' after reconnecting: {}; its local holders no longer "
+                 "receive it",
+                 t.settings.name, filter, mqtt::reason_string(reason_code));
+    t.upstream.erase(filter);
+    for (auto& [id, c] : clients_) t.table.remove(id, filter);
 }
 
-void hub::on_uplink_state(const uplink::state_event& ev) {
-    link_state_ = ipc::state{.link = to_ipc(ev.state),
-                             .reason = ev.reason,
-                             .fatal = ev.fatal,
-                             .retry_in_ms = static_cast<std::uint32_t>(ev.retry_in.count())};
-    auto bytes = std::make_shared<std::vector<std::uint8_t>>();
-    ipc::encode(ipc::daemon_message{link_state_}, *bytes);
-    const frame_ptr frame = std::move(bytes);
-    for (auto& [id, c] : clients_) {
-        if (c->greeted) c->send(frame);
+void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
+    const auto& c = t.link->config();
+    switch (ev.state) {
+    case uplink::link_state::connecting:
+        spdlog::info("thing {}: connecting to {}:{}", c.thing_name, c.host, c.port);
+        break;
+    case uplink::link_state::connected:
+        spdlog::info("thing {}: connected as {} (session {})", c.thing_name, c.session.client_id,
+                     ev.session_present ? "resumed" : "new");
+        break;
+    case uplink::link_state::backing_off:
+    case uplink::link_state::failed:
+        spdlog::log(ev.fatal || ev.takeover ? spdlog::level::err : spdlog::level::warn, "thing {}: {}; retrying in {} ms{}",
+                    c.thing_name, ev.reason, ev.retry_in.count(), ev.fatal ? " (needs a configuration change)" : "");
+        break;
+    case uplink::link_state::stopped:
+        spdlog::info("thing {}: disconnected ({})", c.thing_name, ev.reason);
+        break;
     }
+    t.link_state = ipc::state{.link = to_ipc(ev.state),
+                              .reason = ev.reason,
+                              .fatal = ev.fatal,
+                              .retry_in_ms = static_cast<std::uint32_t>(ev.retry_in.count())};
+    auto bytes = std::make_shared<std::vector<std::uint8_t>>();
+    ipc::encode(ipc::daemon_message{t.link_state}, *bytes);
+    const frame_ptr frame = std::move(bytes);
+    for (auto& [id, client] : clients_) {
+        if (client->greeted && client->thing == t.settings.name) client->send(frame);
+    }
+    if (ev.state == uplink::link_state::connected) pump(t);
+}
+
+std::size_t hub::publishes_in_flight() const {
+    std::size_t n = 0;
+    for (const auto& [name, t] : things_) n += t->at_uplink + t->shaper.queued_total();
+    return n;
 }
 
 void hub::shutdown(std::chrono::milliseconds grace, std::function<void()> done) {
@@ -394,8 +683,8 @@ void hub::shutdown(std::chrono::milliseconds grace, std::function<void()> done) 
     shutdown_timer_ = std::make_unique<asio::steady_timer>(io_, grace);
     shutdown_timer_->async_wait([this](boost::system::error_code ec) {
         if (ec) return;
-        if (publishes_in_flight_ > 0)
-            spdlog::warn("{} publish(es) still unacknowledged after the shutdown grace period", publishes_in_flight_);
+        if (const auto n = publishes_in_flight(); n > 0)
+            spdlog::warn("{} publish(es) still unacknowledged after the shutdown grace period", n);
         grace_expired_ = true;
         maybe_finish_shutdown();
     });
@@ -405,18 +694,32 @@ void hub::shutdown(std::chrono::milliseconds grace, std::function<void()> done) 
 void hub::maybe_finish_shutdown() {
     if (!shutting_down_) return;
     if (draining_) {
-        // Last step: every client got its error frame (or its linger ran out).
-        if (clients_.empty() && shutdown_done_) asio::post(io_, std::exchange(shutdown_done_, {}));
+        // Last step: every uplink said goodbye and every client got its error frame (or its
+        // linger ran out).
+        if (clients_.empty() && uplinks_running_ == 0 && shutdown_done_) asio::post(io_, std::exchange(shutdown_done_, {}));
         return;
     }
-    if (publishes_in_flight_ > 0 && !grace_expired_) return;
+    if (publishes_in_flight() > 0 && !grace_expired_) return;
     draining_ = true;
     shutdown_timer_->cancel();
-    link_->stop([this] {
-        auto clients = clients_;  // closing removes them from clients_
-        for (auto& [id, c] : clients) c->close_with_error(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down");
-        maybe_finish_shutdown();
-    });
+    for (auto& [name, t] : things_) {
+        for (auto& [id, c] : clients_) {
+            for (auto& p : t->shaper.remove_client(id)) {
+                --c->pending_publishes;
+                send(*c, ipc::publish_result{.request_id = p.request_id,
+                                             .outcome = fail(ipc::errc::daemon_shutting_down,
+                                                             "thingmuxd stopped before this message could be sent")});
+            }
+        }
+        t->shaper_timer.cancel();
+        t->link->stop([this] {
+            --uplinks_running_;
+            if (uplinks_running_ > 0) return;
+            auto clients = clients_;  // closing removes them from clients_
+            for (auto& [id, c] : clients) c->close_with_error(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down");
+            maybe_finish_shutdown();
+        });
+    }
 }
 
 }  // namespace thingmux::hub

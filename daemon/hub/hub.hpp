@@ -1,18 +1,25 @@
-// The hub of one Thing: connects local IPC clients to the Thing's uplink.
+// The hub: connects local IPC clients to the uplinks of the configured Things.
 //
-// - Handshake: the first frame must be `hello`; the reply `welcome` carries the limits.
-// - Publish: checked locally, then handed to the uplink; the result (the broker's PUBACK, or a
+// - Handshake: the first frame must be `hello`; it picks a Thing (default: the first configured)
+//   and the reply `welcome` carries that Thing's limits. A peer no app rule applies to is refused.
+// - Publish: checked against the app's rights and the Thing's guardrails (topic, payload, QoS,
+//   retain), then queued in the Thing's shaper, which releases publishes to the uplink within
+//   the connection's rate limits, fairly between apps. The result (the broker's PUBACK, or a
 //   local error) goes back to the client under its request id.
-// - Subscribe: reference-counted. The first holder of a filter triggers one upstream SUBSCRIBE;
-//   later holders are answered from the upstream state (at once, or when the pending SUBACK
-//   arrives). The last holder leaving (unsubscribe or disconnect) triggers the UNSUBSCRIBE.
-// - Inbound messages: routed through the subscription table, encoded once per QoS and shared by
-//   every recipient's queue; a QoS 1 message is acknowledged upstream once every matching
-//   client has it queued.
-// - Uplink state changes are broadcast to every client.
+// - Subscribe: authorized, then reference-counted per Thing. The first holder of a filter
+//   triggers one upstream SUBSCRIBE (within the Thing's subscription quota); later holders are
+//   answered from the upstream state. The last holder leaving triggers the UNSUBSCRIBE.
+// - Inbound messages: routed through the Thing's subscription table to the clients allowed to
+//   receive them, encoded once per QoS and shared by every recipient's queue; a QoS 1 message
+//   is acknowledged upstream once every recipient has it queued.
+// - apply(): the first configuration, and every reload: app rules take effect for new requests
+//   at once, Things whose connection settings changed reconnect, clients stay connected.
 #pragma once
 
+#include "config/authorization.hpp"
+#include "config/config.hpp"
 #include "daemon/hub/local_client.hpp"
+#include "daemon/hub/shaper.hpp"
 #include "daemon/hub/subscription_table.hpp"
 #include "daemon/uplink/uplink.hpp"
 
@@ -28,13 +35,13 @@
 
 namespace thingmux::hub {
 
-struct hub_settings {
-    client_limits limits;
-    std::size_t max_clients = 1024;
-    std::size_t max_payload = 128 * 1024;    // AWS IoT Core's payload limit
-    std::size_t max_topic_length = 256;      // AWS IoT Core's topic limit (bytes)
-    std::string daemon_version;
-    std::chrono::milliseconds hello_timeout{10'000};
+// One Thing as the hub needs it: its configuration, the uplink settings derived from it, and a
+// fingerprint of everything that requires a reconnect when it changes (settings and the
+// contents of the certificate, key and CA files).
+struct thing_setup {
+    config::thing settings;
+    uplink::uplink_config link;
+    std::string fingerprint;
 };
 
 struct hub_counters {
@@ -44,31 +51,34 @@ struct hub_counters {
     std::uint64_t publishes = 0;
     std::uint64_t deliveries = 0;
     std::uint64_t unrouted = 0;  // inbound messages no client matched
+    std::uint64_t denied = 0;    // requests refused by the app rules
+    std::uint64_t refused = 0;   // requests refused by a guardrail (topic, payload, QoS, quota, rate)
 };
 
 class hub final : private client_events {
 public:
-    hub(boost::asio::io_context& io, std::shared_ptr<uplink::uplink> link, hub_settings settings);
+    hub(boost::asio::io_context& io, std::string daemon_version);
     ~hub();
     hub(const hub&) = delete;
     hub& operator=(const hub&) = delete;
 
+    // Takes a configuration: at start, and on every reload. `things` follows config->things.
+    void apply(std::shared_ptr<const config::configuration> config, std::vector<thing_setup> things);
     // Takes a freshly accepted connection.
     void add_client(local_client::socket s);
-    // Forwarded by the owner from the uplink's state handler.
-    void on_uplink_state(const uplink::state_event& ev);
     // Graceful stop: tells clients, waits up to `grace` for QoS 1 publishes in flight, stops
-    // the uplink (DISCONNECT), closes the clients, then runs `done`.
+    // the uplinks (DISCONNECT), closes the clients, then runs `done`.
     void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
 
     [[nodiscard]] std::size_t client_count() const noexcept { return clients_.size(); }
-    [[nodiscard]] const subscription_table& subscriptions() const noexcept { return table_; }
     [[nodiscard]] const hub_counters& counters() const noexcept { return counters_; }
 
 private:
+    struct thing_state;
     struct upstream_filter;
     struct waiter;
     struct pending_request;
+    struct queued_publish;
 
     void on_message(local_client& c, ipc::client_message&& m) override;
     void on_closed(local_client& c, const std::string& reason) override;
@@ -79,32 +89,42 @@ private:
     void handle(local_client& c, ipc::unsubscribe&& m);
     void handle(local_client& c, ipc::ping&& m);
 
-    void on_uplink_message(const mqtt::publish& msg, std::optional<mqtt::inbound_ticket> ticket);
-    void on_subscription_lost(const std::string& filter, std::uint8_t reason_code);
-    void upstream_subscribed(const std::string& filter, std::uint64_t generation, std::uint8_t code);
+    [[nodiscard]] thing_state* thing_of(const local_client& c);
+    void add_thing(thing_setup setup);
+    void remove_thing(const std::string& name);
+    void on_uplink_state(thing_state& t, const uplink::state_event& ev);
+    void on_uplink_message(thing_state& t, const mqtt::publish& msg, std::optional<mqtt::inbound_ticket> ticket);
+    void on_subscription_lost(thing_state& t, const std::string& filter, std::uint8_t reason_code);
+    void upstream_subscribed(thing_state& t, const std::string& filter, std::uint64_t generation, std::uint8_t code);
     void answer(waiter& w, ipc::result r);
     // The filters lost their last local holder: answer requests still waiting for their SUBACK,
     // forget them, and unsubscribe upstream.
-    void release_upstream(std::vector<std::string> filters);
+    void release_upstream(thing_state& t, std::vector<std::string> filters);
+    // Releases what the Thing's rate limits allow now to the uplink, and arms the timer for the rest.
+    void pump(thing_state& t);
+    void send_upstream(thing_state& t, client_id client, queued_publish&& p);
+    // A request the app rules refused: counted, logged at most once per second per client.
+    [[nodiscard]] ipc::result deny(local_client& c, config::action what, const std::string& topic);
     void send(local_client& c, const ipc::daemon_message& m);
     void maybe_finish_shutdown();
+    [[nodiscard]] std::size_t publishes_in_flight() const;
 
     boost::asio::io_context& io_;
-    std::shared_ptr<uplink::uplink> link_;
-    hub_settings settings_;
-    subscription_table table_;
+    std::string daemon_version_;
+    std::shared_ptr<const config::configuration> config_;
+    client_limits limits_;  // referenced by every local_client; updated in place on reload
+    std::map<std::string, std::unique_ptr<thing_state>, std::less<>> things_;
+    std::string default_thing_;
     std::map<client_id, std::shared_ptr<local_client>> clients_;
-    std::map<std::string, upstream_filter, std::less<>> upstream_;
     std::uint64_t next_client_ = 1;
     std::uint64_t next_generation_ = 1;
-    std::size_t publishes_in_flight_ = 0;
     hub_counters counters_;
-    ipc::state link_state_{.link = ipc::link_state::connecting, .reason = {}, .fatal = false, .retry_in_ms = 0};
     std::vector<delivery> match_scratch_;
 
     bool shutting_down_ = false;
     bool grace_expired_ = false;
     bool draining_ = false;
+    std::size_t uplinks_running_ = 0;
     std::function<void()> shutdown_done_;
     std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
 };

@@ -7,6 +7,7 @@
 // A slow or stopped reader therefore never holds up the uplink or other clients.
 #pragma once
 
+#include "config/authorization.hpp"
 #include "daemon/hub/peer.hpp"
 #include "daemon/hub/subscription_table.hpp"
 #include "ipc/codec.hpp"
@@ -68,6 +69,10 @@ public:
     // Handshake state, kept here so the hub has one object per client.
     bool greeted = false;
     std::string app_name;
+    std::string thing;     // the Thing picked at hello
+    config::grants rights;  // what the app rules let it do on that Thing (recomputed on reload)
+    std::chrono::steady_clock::time_point last_denial_logged{};
+    std::uint64_t denials_not_logged = 0;
     std::size_t pending_publishes = 0;
     std::uint64_t messages_in = 0;   // frames received from the app
     std::uint64_t messages_out = 0;  // deliveries queued to the app

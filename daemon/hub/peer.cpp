@@ -2,15 +2,108 @@
 
 #include <systemd/sd-login.h>
 
-#include <cstdlib>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace thingmux::hub {
+namespace {
+
+constexpr uid_t unknown_uid = static_cast<uid_t>(-1);
+constexpr gid_t unknown_gid = static_cast<gid_t>(-1);
+
+// Calls lookup(buffer, size) -- a getpwuid_r/getgrgid_r wrapper returning its error number --
+// growing the buffer while it answers ERANGE. A group with thousands of members needs far more
+// than the sysconf hint; the cap only stops a broken NSS module from making us loop forever.
+template <typename Lookup>
+void with_nss_buffer(int size_hint_name, Lookup lookup) {
+    constexpr std::size_t max_size = std::size_t{16} << 20;
+    const long hint = ::sysconf(size_hint_name);
+    std::vector<char> buf(hint > 0 ? static_cast<std::size_t>(hint) : 1024);
+    for (int attempt = 0; attempt < 64; ++attempt) {
+        const int rc = lookup(buf.data(), buf.size());
+        if (rc == EINTR) continue;
+        if (rc != ERANGE || buf.size() >= max_size) return;
+        buf.resize(std::min(buf.size() * 2, max_size));
+    }
+}
+
+std::string user_name(uid_t uid) {
+    std::string name;
+    if (uid == unknown_uid) return name;
+    with_nss_buffer(_SC_GETPW_R_SIZE_MAX, [&](char* buf, std::size_t size) {
+        passwd pw{};
+        passwd* found = nullptr;
+        const int rc = ::getpwuid_r(uid, &pw, buf, size, &found);
+        if (rc == 0 && found != nullptr && found->pw_name != nullptr) name = found->pw_name;
+        return rc;
+    });
+    return name;
+}
+
+std::string group_name(gid_t gid) {
+    std::string name;
+    if (gid == unknown_gid) return name;
+    with_nss_buffer(_SC_GETGR_R_SIZE_MAX, [&](char* buf, std::size_t size) {
+        group gr{};
+        group* found = nullptr;
+        const int rc = ::getgrgid_r(gid, &gr, buf, size, &found);
+        if (rc == 0 && found != nullptr && found->gr_name != nullptr) name = found->gr_name;
+        return rc;
+    });
+    return name;
+}
+
+// The peer's supplementary groups as they were when it connected (SO_PEERGROUPS, Linux >= 4.13).
+// Empty when the kernel cannot tell.
+std::vector<gid_t> peer_groups(int fd) {
+#ifdef SO_PEERGROUPS
+    std::vector<gid_t> groups(32);
+    // The list is fixed at connect time, so one retry with the size the kernel asks for is
+    // enough; the bound only guards against a kernel that keeps answering ERANGE.
+    for (int attempt = 0; attempt < 4; ++attempt) {
+        auto len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+            groups.resize(len / sizeof(gid_t));
+            return groups;
+        }
+        const std::size_t needed = len / sizeof(gid_t);
+        if (errno != ERANGE || needed <= groups.size()) break;
+        groups.resize(needed);
+    }
+#else
+    (void)fd;
+#endif
+    return {};
+}
+
+}  // namespace
 
 std::string peer_credentials::describe() const {
     std::string s = "pid " + std::to_string(pid) + " uid " + std::to_string(uid);
+    if (!user.empty()) s += " (" + user + ")";
+    s += " gid " + std::to_string(gid);
     if (!unit.empty()) s += " unit " + unit;
     return s;
+}
+
+config::peer peer_credentials::identity() const {
+    config::peer p;
+    p.uid = uid;
+    p.gid = gid;
+    p.groups = groups;
+    p.user = user;
+    p.group_names = group_names;
+    p.unit = unit;
+    return p;
 }
 
 peer_credentials read_peer_credentials(int fd) {
@@ -22,6 +115,19 @@ peer_credentials read_peer_credentials(int fd) {
         p.uid = cred.uid;
         p.gid = cred.gid;
     }
+    p.groups = peer_groups(fd);
+    p.user = user_name(p.uid);
+
+    // The primary group usually appears among the supplementary ones too; name each group once.
+    std::vector<gid_t> named;
+    auto add_group_name = [&](gid_t g) {
+        if (g == unknown_gid || std::find(named.begin(), named.end(), g) != named.end()) return;
+        named.push_back(g);
+        if (auto name = group_name(g); !name.empty()) p.group_names.push_back(std::move(name));
+    };
+    add_group_name(p.gid);
+    for (const gid_t g : p.groups) add_group_name(g);
+
     // The unit comes from the peer's cgroup; a process outside any unit (or on a system without
     // systemd) simply has none.
     char* unit = nullptr;

@@ -34,6 +34,8 @@ public:
 
     [[nodiscard]] unsigned attempts() const noexcept { return attempts_; }
     void reset() noexcept { attempts_ = 0; }
+    // New base/cap/intervals; the pacing history (last attempt) is kept.
+    void reconfigure(config cfg) noexcept { cfg_ = cfg; }
 
 private:
     [[nodiscard]] std::uint64_t random() noexcept;

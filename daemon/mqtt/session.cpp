@@ -74,7 +74,10 @@ const char* to_string(local_error e) noexcept {
     return "unknown error";
 }
 
-session::session(session_config config) : cfg_(std::move(config)) {
+session::session(session_config config) { reconfigure(std::move(config)); }
+
+void session::reconfigure(session_config config) {
+    cfg_ = std::move(config);
     // Zero would stall every QoS 1 publish or never finish splitting filters; the wire fields for
     // keep-alive (16 bits) and Maximum Packet Size (> 0, at most what MQTT can express) are bounded.
     cfg_.max_inflight = std::max<std::uint16_t>(cfg_.max_inflight, 1);

@@ -174,6 +174,9 @@ public:
     // Drops every queued and in-flight request, completing each with local_error::session_closed
     // (subscribe/unsubscribe: unspecified_error for each filter still awaiting its SUBACK/UNSUBACK).
     void abandon();
+    // New settings (client ID, keep-alive, window, ...) for the next CONNECT; queued and live
+    // work stays. Call while offline: the current connection keeps what it negotiated.
+    void reconfigure(session_config config);
 
     // Actions produced since the last call, in order.
     [[nodiscard]] std::vector<session_action> drain_actions();

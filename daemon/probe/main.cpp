@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
     if (topic.empty()) topic = "dt/" + cfg.thing_name + "/probe";
     cfg.session.version = protocol == "mqtt311" ? mqtt::protocol_version::v311 : mqtt::protocol_version::v5;
     cfg.session.keep_alive = std::chrono::seconds(keep_alive);
+    if (cfg.port == 443) cfg.tls.alpn = {"x-amzn-mqtt-ca"};  // AWS IoT Core's MQTT-over-443
 
     asio::io_context io;
     auto link = uplink::uplink::create(io, cfg);

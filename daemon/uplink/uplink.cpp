@@ -62,7 +62,6 @@ std::uint64_t os_random_seed() {
 
 uplink_config with_defaults(uplink_config c) {
     if (c.session.client_id.empty()) c.session.client_id = c.thing_name;
-    if (c.tls.alpn.empty() && c.port == 443) c.tls.alpn = {"x-amzn-mqtt-ca"};
     return c;
 }
 
@@ -371,6 +370,31 @@ void uplink::arm_session_timer() {
         if (ec) return;
         self->session_.on_tick(now());
         self->run_actions();
+    });
+}
+
+void uplink::reconnect(const std::string& why, std::optional<uplink_config> config) {
+    if (stopping_) return;
+    if (conn_) connection_lost(conn_, "reconnecting: " + why, false);
+    if (config) {
+        config_ = with_defaults(std::move(*config));
+        session_.reconfigure(config_.session);
+        backoff_.reconfigure(config_.backoff);
+    }
+    // A settings change deserves a prompt attempt, not the backoff a failing setup earned; the
+    // one-CONNECT-per-second pacing still applies.
+    backoff_.reset();
+    short_sessions_ = 0;
+    const auto t = now();
+    const auto next = backoff_.next_attempt(t);
+    timers_->reconnect.cancel();
+    set_state({.state = link_state::backing_off,
+               .reason = "reconnecting: " + why,
+               .retry_in = std::chrono::duration_cast<std::chrono::milliseconds>(next - t)});
+    timers_->reconnect.expires_at(next);
+    auto self = shared_from_this();
+    timers_->reconnect.async_wait([self](boost::system::error_code ec) {
+        if (!ec) self->attempt();
     });
 }
 

@@ -28,7 +28,7 @@ struct uplink_config {
     std::string thing_name;
     std::string host;
     std::uint16_t port = 8883;
-    tls_settings tls;                     // ALPN defaults to x-amzn-mqtt-ca on port 443
+    tls_settings tls;
     mqtt::session_config session;         // client_id defaults to thing_name
     mqtt::backoff::config backoff;
     std::chrono::milliseconds connect_timeout{10'000};  // TCP + TLS handshake
@@ -83,6 +83,11 @@ public:
     // Graceful: DISCONNECT when online, close, no more reconnects; `done` runs once closed.
     // Queued and in-flight publishes complete with local_error::session_closed.
     void stop(std::function<void()> done = {});
+
+    // Drops the current connection (if any) and connects again as soon as the CONNECT pacing
+    // allows, with `config` when given (a reload changed the settings or rotated the
+    // certificate). Queued publishes and live subscriptions carry over.
+    void reconnect(const std::string& why, std::optional<uplink_config> config = std::nullopt);
 
     void publish(mqtt::publish msg, publish_handler done);
     void subscribe(std::vector<mqtt::subscription> subs, codes_handler done);

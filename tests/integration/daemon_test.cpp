@@ -175,7 +175,7 @@ TEST_F(DaemonTest, SubscriptionsAreReferenceCountedUpstream) {
 }
 
 TEST_F(DaemonTest, ClientThatStopsReadingIsCutOffWithoutDelayingOthers) {
-    daemon_fixture daemon(broker, "gateway-01", {"--max-client-queue", "65536"});
+    daemon_fixture daemon(broker, {.ipc = "client_queue: 65536"});
     ipc_client stalled(daemon.socket_path()), reader(daemon.socket_path()), sender(daemon.socket_path());
     stalled.hello("stalled");
     reader.hello("reader");

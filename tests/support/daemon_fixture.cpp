@@ -35,12 +35,52 @@ int connect_unix(const std::filesystem::path& path) {
 
 // --- daemon_fixture ---
 
-daemon_fixture::daemon_fixture(const broker_fixture& broker, std::string thing, std::vector<std::string> extra_args)
-    : broker_(broker), thing_(std::move(thing)), extra_args_(std::move(extra_args)) {
-    dir_ = broker_.dir() / ("thingmuxd-" + thing_);
+daemon_fixture::daemon_fixture(const broker_fixture& broker, daemon_setup setup)
+    : broker_(broker), setup_(std::move(setup)) {
+    dir_ = broker_.dir() / ("thingmuxd-" + setup_.things.at(0));
     std::filesystem::create_directories(dir_);
     socket_ = dir_ / "thingmux.sock";
+    write_config(config_yaml());
     start();
+}
+
+std::string daemon_fixture::config_yaml() const {
+    std::string y = "things:\n";
+    auto indented = [](const std::string& lines, const std::string& indent) {
+        std::string out;
+        std::size_t pos = 0;
+        while (pos < lines.size()) {
+            auto end = lines.find('\n', pos);
+            if (end == std::string::npos) end = lines.size();
+            out += indent + lines.substr(pos, end - pos) + "\n";
+            pos = end + 1;
+        }
+        return out;
+    };
+    for (const auto& name : setup_.things) {
+        const auto id = broker_.thing(name);
+        y += "  - name: " + name + "\n    endpoint: " + broker_.host() + "\n    port: " + std::to_string(broker_.port()) +
+             "\n    protocol: " + setup_.protocol + "\n    ca: " + broker_.ca_file().string() + "\n    cert: " +
+             id.cert.string() + "\n    key: " + id.key.string() + "\n";
+        if (!setup_.limits.empty()) y += "    limits:\n" + indented(setup_.limits, "      ");
+    }
+    y += "apps:\n" + setup_.apps;
+    y += "ipc:\n  socket: " + socket_.string() + "\n  mode: \"0666\"\n  group: \"\"\n" + indented(setup_.ipc, "  ");
+    y += "spool:\n  path: " + (dir_ / "spool.db").string() + "\n";
+    return y;
+}
+
+void daemon_fixture::configure(daemon_setup setup) {
+    setup_ = std::move(setup);
+    write_config(config_yaml());
+}
+
+void daemon_fixture::write_config(const std::string& yaml) {
+    std::ofstream(config_file(), std::ios::trunc) << yaml;
+}
+
+void daemon_fixture::reload() {
+    if (proc_) proc_->signal(SIGHUP);
 }
 
 daemon_fixture::~daemon_fixture() {
@@ -48,13 +88,8 @@ daemon_fixture::~daemon_fixture() {
 }
 
 void daemon_fixture::start() {
-    const auto id = broker_.thing(thing_);
-    std::vector<std::string> argv{std::string(THINGMUX_BIN_DIR) + "/thingmuxd",
-                                  "--thing", thing_, "--endpoint", broker_.host(),
-                                  "--port", std::to_string(broker_.port()),
-                                  "--ca", broker_.ca_file().string(), "--cert", id.cert.string(),
-                                  "--key", id.key.string(), "--socket", socket_.string(), "--log-level", "debug"};
-    argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+    const std::vector<std::string> argv{std::string(THINGMUX_BIN_DIR) + "/thingmuxd", "--config", config_file().string(),
+                                        "--log-level", "debug"};
     std::ofstream(log_file(), std::ios::app) << "---- start\n";
     proc_.emplace(argv, log_file(), log_file());
     const bool up = eventually([&] {

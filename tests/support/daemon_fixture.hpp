@@ -15,11 +15,24 @@
 
 namespace thingmux::test {
 
+// What goes into the configuration file the fixture writes for thingmuxd.
+struct daemon_setup {
+    std::vector<std::string> things{"gateway-01"};  // each with its certificate from the broker's PKI
+    std::string protocol = "mqtt5";
+    std::string limits;  // YAML mapping lines under every Thing's limits:, e.g. "publishes_per_second: 20"
+    std::string ipc;     // YAML mapping lines under ipc:, e.g. "client_queue: 65536"
+    // The apps: list. The default lets root (the test process) use every topic.
+    std::string apps = "  - name: tests\n"
+                       "    match: { uid: 0 }\n"
+                       "    publish: ['#', '$aws/#']\n"
+                       "    subscribe: ['#', '$aws/#']\n";
+};
+
 class daemon_fixture {
 public:
-    // Starts thingmuxd for `thing` against `broker` and waits until its socket accepts clients.
-    daemon_fixture(const broker_fixture& broker, std::string thing = "gateway-01",
-                   std::vector<std::string> extra_args = {});
+    // Writes the configuration, starts thingmuxd against `broker` and waits until its socket
+    // accepts clients.
+    explicit daemon_fixture(const broker_fixture& broker, daemon_setup setup = {});
     ~daemon_fixture();
     daemon_fixture(const daemon_fixture&) = delete;
     daemon_fixture& operator=(const daemon_fixture&) = delete;
@@ -28,15 +41,21 @@ public:
     // SIGTERM; returns the exit status (WEXITSTATUS), or -1 when it did not exit in time.
     int stop(int timeout_ms = 15'000);
     void kill();  // SIGKILL
+    // Rewrites the configuration file (applied by reload() or the next start()).
+    void configure(daemon_setup setup);
+    void write_config(const std::string& yaml);
+    // SIGHUP: thingmuxd re-reads its configuration.
+    void reload();
 
+    [[nodiscard]] std::string config_yaml() const;
     [[nodiscard]] const std::filesystem::path& socket_path() const noexcept { return socket_; }
     [[nodiscard]] std::filesystem::path log_file() const { return dir_ / "thingmuxd.log"; }
+    [[nodiscard]] std::filesystem::path config_file() const { return dir_ / "thingmux.yaml"; }
     [[nodiscard]] pid_t pid() const { return proc_ ? proc_->pid() : -1; }
 
 private:
     const broker_fixture& broker_;
-    std::string thing_;
-    std::vector<std::string> extra_args_;
+    daemon_setup setup_;
     std::filesystem::path dir_;
     std::filesystem::path socket_;
     std::optional<child_process> proc_;
