@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include <algorithm>
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -83,6 +85,7 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
         const auto& t = config.things[i];
         for (const auto& [key, file] : {std::pair{"ca", &t.ca}, {"cert", &t.cert}, {"key", &t.key}}) {
             const auto f = t.fields.find(key);
+            if (file->empty()) continue;  // not written or not valid: parse() reported it
             const auto at = f != t.fields.end() ? f->second : t.where;
             const auto path = "things[" + std::to_string(i) + "]." + key;
             mode_t mode = 0;
@@ -133,15 +136,17 @@ load_result load_file(const std::filesystem::path& file) {
     }
     ::close(fd);
     r = parse(text, name);
-    if (r.config) {
-        check_files(*r.config, r.diagnostics, name);
-        for (const auto& d : r.diagnostics) {
-            if (!d.warning) {
-                r.config.reset();
-                break;
-            }
-        }
+    // The files are checked even when the text has errors, so that one run reports every problem.
+    auto& parsed = r.config ? r.config : r.partial;
+    if (parsed) {
+        check_files(*parsed, r.diagnostics, name);
+        std::stable_sort(r.diagnostics.begin(), r.diagnostics.end(), [](const diagnostic& a, const diagnostic& b) {
+            return std::pair{a.line, a.column} < std::pair{b.line, b.column};
+        });
+        if (r.config && std::any_of(r.diagnostics.begin(), r.diagnostics.end(), [](const diagnostic& d) { return !d.warning; }))
+            r.config.reset();
     }
+    r.partial.reset();
     return r;
 }
 

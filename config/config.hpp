@@ -141,6 +141,9 @@ struct configuration {
 struct load_result {
     std::optional<configuration> config;  // set only when there is no error (warnings allowed)
     std::vector<diagnostic> diagnostics;  // errors and warnings, in file order
+    // parse(): what could be read despite errors (for load_file() to check its files as well, so
+    // that one run reports every problem). Not a usable configuration.
+    std::optional<configuration> partial;
     [[nodiscard]] bool ok() const noexcept { return config.has_value(); }
 };
 

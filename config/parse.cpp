@@ -885,6 +885,8 @@ load_result parse(std::string_view yaml_text, std::string file_name) {
     r.diagnostics = std::move(p.diagnostics);
     if (std::none_of(r.diagnostics.begin(), r.diagnostics.end(), [](const diagnostic& d) { return !d.warning; })) {
         r.config = std::move(c);
+    } else {
+        r.partial = std::move(c);
     }
     return r;
 }

@@ -39,7 +39,7 @@ daemon_fixture::daemon_fixture(const broker_fixture& broker, daemon_setup setup)
     : broker_(broker), setup_(std::move(setup)) {
     dir_ = broker_.dir() / ("thingmuxd-" + setup_.things.at(0));
     std::filesystem::create_directories(dir_);
-    socket_ = dir_ / "thingmux.sock";
+    socket_ = setup_.socket.empty() ? dir_ / "thingmux.sock" : setup_.socket;
     write_config(config_yaml());
     start();
 }

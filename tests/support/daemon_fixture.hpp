@@ -21,6 +21,8 @@ struct daemon_setup {
     std::string protocol = "mqtt5";
     std::string limits;  // YAML mapping lines under every Thing's limits:, e.g. "publishes_per_second: 20"
     std::string ipc;     // YAML mapping lines under ipc:, e.g. "client_queue: 65536"
+    // Where the IPC socket goes; default: the fixture's directory, which only root can reach.
+    std::filesystem::path socket;
     // The apps: list. The default lets root (the test process) use every topic.
     std::string apps = "  - name: tests\n"
                        "    match: { uid: 0 }\n"

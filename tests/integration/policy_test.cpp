@@ -1,0 +1,395 @@
+// Configuration, local authorization and the guardrails that protect the shared session, end to
+// end: the real thingmuxd reading a real configuration file, the AWS-like mosquitto, raw IPC
+// clients, and peers running under other uids and groups (the test runs as root and forks).
+#include "tests/support/as_user.hpp"
+#include "tests/support/daemon_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <unistd.h>
+#include <map>
+#include <set>
+
+namespace thingmux::test {
+namespace {
+
+const std::string thingmuxd = std::string(THINGMUX_BIN_DIR) + "/thingmuxd";
+
+ipc::result publish(ipc_client& c, ipc::publish p) {
+    const auto id = p.request_id;
+    c.send(p);
+    auto m = c.result_of(id);
+    if (!m || !std::holds_alternative<ipc::publish_result>(*m))
+        return {.code = ipc::errc::internal_error, .mqtt_reason_code = 0, .message = "no publish_result"};
+    return std::get<ipc::publish_result>(*m).outcome;
+}
+
+// Handshake, then wait for the Thing's link to be up.
+bool hello_connected(ipc_client& c, const std::string& app) {
+    return c.hello(app).link == ipc::link_state::connected || c.wait_state(ipc::link_state::connected);
+}
+
+bool log_has(const daemon_fixture& d, const std::string& text) { return read_file(d.log_file()).find(text) != std::string::npos; }
+
+class PolicyTest : public ::testing::Test {
+protected:
+    broker_fixture broker;
+};
+
+// --- configuration -------------------------------------------------------------------------
+
+TEST_F(PolicyTest, CheckConfigExitsZeroForAUsableFileAndOneNamingEveryProblemAtFileLineColumn) {
+    daemon_fixture daemon(broker);
+    std::string out;
+    ASSERT_EQ(run_command({thingmuxd, "--check-config", "--config", daemon.config_file().string()}, &out), 0) << out;
+    EXPECT_NE(out.find("OK: 1 Thing(s), 1 app rule(s)"), std::string::npos) << out;
+
+    // Two mistakes in one file: a certificate that does not exist and a misspelt key. Both are
+    // reported, each with its position.
+    auto yaml = daemon.config_yaml();
+    const auto cert = broker.thing("gateway-01").cert.string();
+    yaml.replace(yaml.find(cert), cert.size(), "/nonexistent/gateway-01.crt");
+    yaml.replace(yaml.find("    protocol:"), 13, "    protocoll:");
+    const auto broken = broker.dir() / "broken.yaml";
+    std::ofstream(broken) << yaml;
+    ASSERT_EQ(run_command({thingmuxd, "--check-config", "--config", broken.string()}, &out), 1) << out;
+    EXPECT_NE(out.find(broken.string() + ":5:5: things[0].protocoll"), std::string::npos) << out;
+    EXPECT_NE(out.find(broken.string() + ":7:11: things[0].cert"), std::string::npos) << out;
+    EXPECT_NE(out.find("/nonexistent/gateway-01.crt"), std::string::npos) << out;
+
+    // The daemon refuses to start on it, with the same messages.
+    ASSERT_EQ(run_command({thingmuxd, "--config", broken.string()}, &out), 1) << out;
+    EXPECT_NE(out.find("/nonexistent/gateway-01.crt"), std::string::npos) << out;
+    EXPECT_NE(out.find("not starting"), std::string::npos) << out;
+
+    ASSERT_EQ(run_command({thingmuxd, "--check-config", "--config", (broker.dir() / "missing.yaml").string()}, &out), 1);
+    EXPECT_NE(out.find("missing.yaml"), std::string::npos) << out;
+}
+
+// --- local authorization ---------------------------------------------------------------------
+
+// Runs `body` as another user, connected to the daemon; `out` collects what went wrong.
+as_user_result as_peer(const user_identity& who, const std::filesystem::path& socket,
+                       const std::function<void(ipc_client&, std::string& out)>& body) {
+    return run_as_user(who, [&](std::string& out) {
+        ipc_client c(socket);
+        body(c, out);
+        return out.empty() ? 0 : 1;
+    });
+}
+
+void expect_code(std::string& out, const std::string& what, const ipc::result& r, ipc::errc code,
+                 const std::string& text = {}) {
+    if (r.code != code) out += what + ": got " + ipc::to_string(r.code) + " (" + r.message + ")\n";
+    if (!text.empty() && r.message.find(text) == std::string::npos) out += what + ": message lacks '" + text + "': " + r.message + "\n";
+}
+
+TEST_F(PolicyTest, AppsAreAuthorizedByUidUserAndGroupFromTheKernelWithVariablesExpanded) {
+    shared_temp_dir dir;
+    observer_subscription cloud(broker, "dt/#");
+    observer_subscription jobs(broker, "$aws/things/gateway-01/jobs/#", "observer-jobs");
+    ASSERT_TRUE(jobs.wait_ready());
+    ASSERT_TRUE(cloud.wait_ready());
+    daemon_setup setup;
+    setup.socket = dir.path() / "thingmux.sock";
+    setup.apps = "  - name: sensors\n"
+                 "    match: { user: nobody }\n"
+                 "    publish: ['dt/${thing}/${user}/#']\n"
+                 "    subscribe: ['cmd/${thing}/#']\n"
+                 "  - name: operators\n"
+                 "    match: { group: users }\n"
+                 "    publish: ['$aws/things/${thing}/jobs/#']\n";
+    daemon_fixture daemon(broker, setup);
+    const auto sock = daemon.socket_path();
+
+    // nobody, primary group only: the sensors rule.
+    auto r = as_peer({.uid = 65534, .gid = 65534, .groups = {65534}}, sock, [](ipc_client& c, std::string& out) {
+        const auto w = c.hello("sensor");
+        if (w.thing != "gateway-01") out += "no welcome\n";
+        if (w.link != ipc::link_state::connected && !c.wait_state(ipc::link_state::connected)) out += "never connected\n";
+        expect_code(out, "own topic", c.publish("dt/gateway-01/nobody/temp", "n1"), ipc::errc::ok);
+        expect_code(out, "another user's topic", c.publish("dt/gateway-01/daemon/temp", "x"), ipc::errc::not_authorized,
+                    "(sensors)");
+        expect_code(out, "operators' reserved topic", c.publish("$aws/things/gateway-01/jobs/start-next", "{}"),
+                    ipc::errc::not_authorized);
+        expect_code(out, "granted filter", c.subscribe({"cmd/gateway-01/#"}).at(0), ipc::errc::ok);
+        expect_code(out, "wider filter", c.subscribe({"cmd/#"}).at(0), ipc::errc::not_authorized, "subscribe to 'cmd/#'");
+    });
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+
+    // nobody with the supplementary group users: both rules apply.
+    r = as_peer({.uid = 65534, .gid = 65534, .groups = {65534, 100}}, sock, [](ipc_client& c, std::string& out) {
+        c.hello("operator");
+        expect_code(out, "group's topic", c.publish("$aws/things/gateway-01/jobs/start-next", "o1"), ipc::errc::ok);
+        expect_code(out, "own topic", c.publish("dt/gateway-01/nobody/temp", "n2"), ipc::errc::ok);
+    });
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+
+    // uid 1 (daemon): no rule applies, and root (this process) is not special either.
+    r = as_peer({.uid = 1, .gid = 1, .groups = {}}, sock, [](ipc_client& c, std::string& out) {
+        c.send(ipc::hello{.version = ipc::protocol_version, .app_name = "stranger", .thing = {}});
+        c.wait_closed();
+        if (!c.last_error || c.last_error->code != ipc::errc::not_authorized ||
+            c.last_error->message.find("uid 1 (daemon)") == std::string::npos)
+            out += "expected not_authorized naming uid 1 (daemon), got " +
+                   (c.last_error ? c.last_error->message : std::string("nothing")) + "\n";
+    });
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    ipc_client root(sock);
+    root.send(ipc::hello{.version = ipc::protocol_version, .app_name = "root", .thing = {}});
+    ASSERT_TRUE(root.wait_closed());
+    ASSERT_TRUE(root.last_error.has_value());
+    EXPECT_EQ(root.last_error->code, ipc::errc::not_authorized);
+
+    // Exactly the three granted publishes reached the broker; denials never left the device.
+    ASSERT_GE(cloud.wait_for(2, 10'000), 2U);
+    ASSERT_GE(jobs.wait_for(1, 10'000), 1U);
+    auto lines = cloud.lines();
+    for (const auto& l : jobs.lines()) lines.push_back(l);
+    EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()),
+              (std::set<std::string>{"dt/gateway-01/nobody/temp n1", "$aws/things/gateway-01/jobs/start-next o1",
+                                     "dt/gateway-01/nobody/temp n2"}));
+    EXPECT_EQ(lines.size(), 3U);
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+    EXPECT_TRUE(log_has(daemon, "not authorized to publish to 'dt/gateway-01/daemon/temp'"));
+}
+
+// --- guardrails ------------------------------------------------------------------------------
+
+TEST_F(PolicyTest, BadPublishesAreRefusedLocallyAndTheSessionStaysUpForEveryone) {
+    observer_subscription cloud(broker, "dt/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    daemon_setup setup;
+    setup.apps = "  - name: root-dt\n    match: { uid: 0 }\n    publish: ['dt/#']\n    subscribe: ['dt/#']\n";
+    daemon_fixture daemon(broker, setup);
+    ipc_client bad(daemon.socket_path()), good(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(bad, "bad"));
+    good.hello("good");
+
+    std::uint32_t id = 1;
+    auto pub = [&](std::string topic, std::size_t size, std::uint8_t qos, bool retain = false) {
+        return publish(bad, {.request_id = id++, .topic = std::move(topic), .payload = std::string(size, 'x'), .qos = qos,
+                             .retain = retain, .props = {}});
+    };
+    auto r = pub("dt/gateway-01/big", 128 * 1024 + 1, 1);
+    EXPECT_EQ(r.code, ipc::errc::payload_too_large) << r.message;
+    EXPECT_NE(r.message.find("limit 131072"), std::string::npos) << r.message;
+    r = pub("dt/gateway-01/3/4/5/6/7/8/9", 1, 1);  // 9 levels, 8 slashes
+    EXPECT_EQ(r.code, ipc::errc::invalid_topic) << r.message;
+    EXPECT_NE(r.message.find("9 levels, limit 8"), std::string::npos) << r.message;
+    EXPECT_EQ(pub("dt/gateway-01/3/4/5/6/7/8", 1, 1).code, ipc::errc::ok);  // 8 levels pass
+    r = pub("dt/gateway-01/qos2", 1, 2);
+    EXPECT_EQ(r.code, ipc::errc::qos_not_supported) << r.message;
+    r = pub("cmd/gateway-01/x", 1, 1);  // the broker would allow it; the local rule does not
+    EXPECT_EQ(r.code, ipc::errc::not_authorized) << r.message;
+    EXPECT_NE(r.message.find("root-dt"), std::string::npos) << r.message;
+    r = pub("dt/gateway-01/" + std::string(300, 'a'), 1, 0);
+    EXPECT_EQ(r.code, ipc::errc::invalid_topic) << r.message;
+    r = pub("dt/gateway-01/+/wild", 1, 0);
+    EXPECT_EQ(r.code, ipc::errc::invalid_topic) << r.message;
+
+    // The other app is unaffected, and so is the bad one for valid requests.
+    EXPECT_EQ(good.publish("dt/gateway-01/good", "g1").code, ipc::errc::ok);
+    EXPECT_EQ(bad.publish("dt/gateway-01/bad", "b1").code, ipc::errc::ok);
+    ASSERT_GE(cloud.wait_for(3, 10'000), 3U);
+    EXPECT_EQ(cloud.lines().size(), 3U);
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U) << "a bad publish cost the shared session a reconnect";
+    EXPECT_FALSE(bad.closed());
+
+    // QoS 2 may be downgraded instead, and retained messages refused, by configuration (reloaded).
+    setup.limits = "qos2: downgrade\nretain: refuse";
+    daemon.configure(setup);
+    daemon.reload();
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, "configuration reloaded"); }, 10'000));
+    r = pub("dt/gateway-01/qos2", 1, 2);
+    EXPECT_EQ(r.code, ipc::errc::ok) << r.message;
+    r = pub("dt/gateway-01/retained", 1, 1, true);
+    EXPECT_EQ(r.code, ipc::errc::not_authorized) << r.message;
+    EXPECT_NE(r.message.find("limits.retain"), std::string::npos) << r.message;
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U) << "a limits change must not reconnect";
+}
+
+TEST_F(PolicyTest, UpstreamSubscriptionQuotaCountsDistinctFiltersAcrossApps) {
+    daemon_setup setup;
+    setup.limits = "subscriptions: 3";
+    daemon_fixture daemon(broker, setup);
+    ipc_client a(daemon.socket_path()), b(daemon.socket_path());
+    a.hello("a");
+    b.hello("b");
+    EXPECT_EQ(a.subscribe({"cmd/gateway-01/1"}).at(0).code, ipc::errc::ok);
+    EXPECT_EQ(b.subscribe({"cmd/gateway-01/1"}).at(0).code, ipc::errc::ok);  // shared: still one upstream
+    EXPECT_EQ(a.subscribe({"cmd/gateway-01/2"}).at(0).code, ipc::errc::ok);
+    EXPECT_EQ(b.subscribe({"cmd/gateway-01/3"}).at(0).code, ipc::errc::ok);
+    const auto r = a.subscribe({"cmd/gateway-01/4"}).at(0);
+    EXPECT_EQ(r.code, ipc::errc::quota_exceeded) << r.message;
+    EXPECT_NE(r.message.find("limits.subscriptions"), std::string::npos) << r.message;
+    EXPECT_EQ(b.subscribe({"cmd/gateway-01/2"}).at(0).code, ipc::errc::ok) << "an existing upstream filter is always shareable";
+    // Freeing one makes room.
+    a.unsubscribe({"cmd/gateway-01/2"});
+    b.unsubscribe({"cmd/gateway-01/2"});
+    EXPECT_EQ(a.subscribe({"cmd/gateway-01/4"}).at(0).code, ipc::errc::ok);
+    const auto upstream = broker_filters(broker, "gateway-01");
+    EXPECT_EQ(std::set<std::string>(upstream.begin(), upstream.end()),
+              (std::set<std::string>{"cmd/gateway-01/1", "cmd/gateway-01/2", "cmd/gateway-01/3", "cmd/gateway-01/4"}));
+    EXPECT_EQ(upstream.size(), 4U) << "each filter went upstream once";
+}
+
+// A flooding app next to a quiet one: the upstream rate stays within the limit, the quiet app
+// is served within one round of the fair queue, and the flooder gets back-pressure, not loss.
+TEST_F(PolicyTest, FloodingAppIsShapedFairlyAndGetsBackPressureNotLoss) {
+    constexpr int rate = 20;     // publishes/s for this test (AWS IoT Core: 100)
+    constexpr int queue = 40;    // publishes one app may have waiting for results
+    observer_subscription cloud(broker, "dt/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    daemon_setup setup;
+    setup.limits = "publishes_per_second: " + std::to_string(rate);
+    setup.ipc = "client_inflight: " + std::to_string(queue);
+    daemon_fixture daemon(broker, setup);
+    ipc_client flood(daemon.socket_path()), quiet(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(flood, "flood"));
+    quiet.hello("quiet");
+
+    std::map<std::uint32_t, int> seq_of;  // flood request id -> payload number
+    std::map<int, ipc::errc> flood_result;
+    std::uint32_t next_id = 1;
+    int sent = 0;
+    auto collect = [&] {
+        flood.drain();
+        for (auto it = seq_of.begin(); it != seq_of.end();) {
+            auto m = flood.result_of(it->first, 0);
+            if (!m) {
+                ++it;
+                continue;
+            }
+            flood_result[it->second] = std::get<ipc::publish_result>(*m).outcome.code;
+            it = seq_of.erase(it);
+        }
+    };
+    auto highest_ok = [&] {
+        int h = 0;
+        for (const auto& [seq, code] : flood_result)
+            if (code == ipc::errc::ok) h = std::max(h, seq);
+        return h;
+    };
+
+    const auto start = std::chrono::steady_clock::now();
+    constexpr int quiet_count = 4;
+    std::vector<int> acked_before_quiet;  // highest flood number acknowledged when quiet i was sent
+    for (int q = 1; q <= quiet_count; ++q) {
+        // 1 s of flooding at 10x the limit: 20 publishes every 100 ms, never waiting.
+        for (int burst = 0; burst < 10; ++burst) {
+            for (int k = 0; k < rate; ++k) {
+                ++sent;
+                seq_of[next_id] = sent;
+                flood.send(ipc::publish{.request_id = next_id++, .topic = "dt/gateway-01/flood", .payload = std::to_string(sent),
+                                        .qos = 1, .retain = false, .props = {}});
+            }
+            collect();
+            ::usleep(100'000);
+        }
+        collect();
+        acked_before_quiet.push_back(highest_ok());
+        const auto r = quiet.publish("dt/gateway-01/quiet", "q" + std::to_string(q));
+        EXPECT_EQ(r.code, ipc::errc::ok) << r.message;
+    }
+    ASSERT_TRUE(eventually([&] {
+        collect();
+        return seq_of.empty();
+    }, 30'000)) << seq_of.size() << " flood publishes never got a result";
+    const auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+    int ok = 0, pushed_back = 0;
+    for (const auto& [seq, code] : flood_result) {
+        if (code == ipc::errc::ok) ++ok;
+        else if (code == ipc::errc::rate_limited) ++pushed_back;
+        else ADD_FAILURE() << "flood " << seq << ": unexpected " << ipc::to_string(code);
+    }
+    EXPECT_EQ(ok + pushed_back, sent) << "every publish got an answer";
+    EXPECT_GT(pushed_back, 0) << "the flooder never felt back-pressure";
+
+    // At the broker: every accepted message arrived (no loss), and nothing else.
+    const auto expected = static_cast<std::size_t>(ok + quiet_count);
+    cloud.wait_for(expected, 30'000);
+    const auto lines = cloud.lines();
+    std::set<int> flood_seen;
+    std::vector<std::string> order;  // "q1" or flood numbers, in arrival order
+    for (const auto& l : lines) {
+        if (l.starts_with("dt/gateway-01/flood ")) flood_seen.insert(std::stoi(l.substr(20)));
+        order.push_back(l);
+    }
+    for (const auto& [seq, code] : flood_result) {
+        if (code == ipc::errc::ok) EXPECT_TRUE(flood_seen.count(seq)) << "accepted flood " << seq << " was lost";
+        else EXPECT_FALSE(flood_seen.count(seq)) << "refused flood " << seq << " reached the broker";
+    }
+    EXPECT_EQ(lines.size(), expected);
+
+    // The upstream rate stayed within the limit (plus the 100 ms burst the bucket allows).
+    EXPECT_LE(static_cast<double>(lines.size()), rate * elapsed + rate / 10.0 + 1)
+        << lines.size() << " messages in " << elapsed << " s";
+
+    // Fairness, counted at the broker: quiet i went up before the flood messages that were
+    // already queued when it was sent. FIFO would put a whole queue (40) of them in front.
+    for (int q = 1; q <= quiet_count; ++q) {
+        const auto at = std::find(order.begin(), order.end(), "dt/gateway-01/quiet q" + std::to_string(q));
+        ASSERT_NE(at, order.end());
+        int ahead = 0;  // accepted flood messages after the acknowledged ones, before quiet q
+        for (auto it = order.begin(); it != at; ++it) {
+            if (it->starts_with("dt/gateway-01/flood ") && std::stoi(it->substr(20)) > acked_before_quiet[static_cast<std::size_t>(q - 1)])
+                ++ahead;
+        }
+        EXPECT_LE(ahead, 3) << "quiet message " << q << " waited behind " << ahead << " flood messages";
+        std::cout << "[ measured ] quiet " << q << ": " << ahead << " flood message(s) ahead of it\n";
+    }
+    std::cout << "[ measured ] flood: " << sent << " sent, " << ok << " accepted, " << pushed_back
+              << " pushed back; upstream " << static_cast<double>(lines.size()) / elapsed << " msg/s (limit " << rate << ")\n";
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+}
+
+// --- reload ----------------------------------------------------------------------------------
+
+TEST_F(PolicyTest, ReloadAppliesNewRulesAndARotatedCertificateWhileAppsStayConnected) {
+    daemon_setup setup;
+    setup.apps = "  - name: root\n    match: { uid: 0 }\n    publish: ['dt/#']\n    subscribe: ['cmd/#']\n";
+    daemon_fixture daemon(broker, setup);
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "app"));
+    ASSERT_EQ(app.subscribe({"cmd/gateway-01/#"}).at(0).code, ipc::errc::ok);
+    EXPECT_EQ(app.publish("$aws/things/gateway-01/jobs/x", "1").code, ipc::errc::not_authorized);
+
+    // New rule, and a new key and certificate at the same paths.
+    const auto id = broker.thing("gateway-01");
+    const auto old_cert = read_file(id.cert);
+    std::filesystem::remove(id.cert);
+    std::filesystem::remove(id.key);
+    std::string out;
+    ASSERT_EQ(run_command({THINGMUX_BROKER_SCRIPT, "pki", broker.dir().string(), "gateway-01"}, &out), 0) << out;
+    ASSERT_NE(read_file(id.cert), old_cert);
+    setup.apps = "  - name: root\n    match: { uid: 0 }\n    publish: ['dt/#', '$aws/things/${thing}/jobs/#']\n    subscribe: ['cmd/#']\n";
+    daemon.configure(setup);
+    daemon.reload();
+    ASSERT_TRUE(eventually([&] { return broker_connections(broker, "gateway-01") == 2; }, 15'000))
+        << "the rotated certificate did not cause a reconnect";
+    ASSERT_TRUE(app.wait_state(ipc::link_state::connected));
+
+    const auto r = app.publish("$aws/things/gateway-01/jobs/x", "2");
+    EXPECT_EQ(r.code, ipc::errc::ok) << r.message;
+    publish_from_cloud(broker, "cmd/gateway-01/go", {"after-reload"});
+    ASSERT_TRUE(app.wait_messages(1));
+    EXPECT_EQ(app.messages.back().payload, "after-reload");
+    EXPECT_FALSE(app.closed()) << "the app was disconnected by the reload";
+
+    // A broken file is rejected; the configuration in force stays.
+    daemon.write_config("things: [\n");
+    daemon.reload();
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, "keeping the one in force"); }, 10'000));
+    EXPECT_EQ(app.publish("$aws/things/gateway-01/jobs/x", "3").code, ipc::errc::ok);
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 2U);
+    EXPECT_FALSE(app.closed());
+}
+
+}  // namespace
+}  // namespace thingmux::test
