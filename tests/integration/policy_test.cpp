@@ -5,14 +5,17 @@
 #include "tests/support/daemon_fixture.hpp"
 
 #include <gtest/gtest.h>
+#include <systemd/sd-login.h>
 
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <unistd.h>
 #include <map>
 #include <set>
+#include <sstream>
 
 namespace thingmux::test {
 namespace {
@@ -29,8 +32,8 @@ ipc::result publish(ipc_client& c, ipc::publish p) {
 }
 
 // Handshake, then wait for the Thing's link to be up.
-bool hello_connected(ipc_client& c, const std::string& app) {
-    return c.hello(app).link == ipc::link_state::connected || c.wait_state(ipc::link_state::connected);
+bool hello_connected(ipc_client& c, const std::string& app, const std::string& thing = {}) {
+    return c.hello(app, thing).link == ipc::link_state::connected || c.wait_state(ipc::link_state::connected);
 }
 
 bool log_has(const daemon_fixture& d, const std::string& text) { return read_file(d.log_file()).find(text) != std::string::npos; }
@@ -156,6 +159,63 @@ TEST_F(PolicyTest, AppsAreAuthorizedByUidUserAndGroupFromTheKernelWithVariablesE
     EXPECT_EQ(lines.size(), 3U);
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
     EXPECT_TRUE(log_has(daemon, "not authorized to publish to 'dt/gateway-01/daemon/temp'"));
+}
+
+// Moves the calling process into a cgroup named `unit` on every hierarchy systemd may use for
+// it, the way systemd places a service. Returns what failed, empty on success.
+std::string enter_unit_cgroup(const std::string& unit) {
+    std::string failed;
+    int entered = 0;
+    for (const char* root : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"}) {
+        const std::filesystem::path base(root);
+        std::error_code ec;
+        if (!std::filesystem::exists(base / "cgroup.procs", ec)) continue;
+        std::filesystem::create_directory(base / unit, ec);
+        std::ofstream procs(base / unit / "cgroup.procs");
+        procs << "0\n";
+        procs.flush();
+        if (procs) ++entered;
+        else failed += std::string(root) + " ";
+    }
+    char* got = nullptr;
+    const int rc = sd_pid_get_unit(0, &got);
+    std::string result = rc >= 0 && got ? got : "";
+    std::free(got);
+    if (entered == 0) return "no writable cgroup hierarchy";
+    if (result != unit) return "systemd reads the unit as '" + result + "' (could not enter: " + failed + ")";
+    return {};
+}
+
+void remove_unit_cgroup(const std::string& unit) {
+    for (const char* root : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"}) {
+        std::error_code ec;
+        std::filesystem::remove(std::filesystem::path(root) / unit, ec);
+    }
+}
+
+TEST_F(PolicyTest, AppsAreAuthorizedByTheirSystemdUnitWithTheUnitVariableExpanded) {
+    const std::string unit = "thingmux-test-" + std::to_string(::getpid()) + ".service";
+    daemon_setup setup;
+    setup.apps = "  - name: unit-apps\n    match: { unit: 'thingmux-test-*.service' }\n"
+                 "    publish: ['dt/${thing}/${unit}/#']\n";
+    daemon_fixture daemon(broker, setup);
+    constexpr int cannot_test = 77;
+    const auto r = run_as_user({.uid = 0, .gid = 0, .groups = {0}}, [&](std::string& out) {
+        if (auto why = enter_unit_cgroup(unit); !why.empty()) {
+            out = why;
+            return cannot_test;
+        }
+        ipc_client c(daemon.socket_path());
+        if (!hello_connected(c, "unit-app")) out += "no connection\n";
+        expect_code(out, "own unit's topic", c.publish("dt/gateway-01/" + unit + "/x", "u1"), ipc::errc::ok);
+        expect_code(out, "another unit's topic", c.publish("dt/gateway-01/other.service/x", "u2"), ipc::errc::not_authorized,
+                    "(unit-apps)");
+        return out.empty() ? 0 : 1;
+    });
+    remove_unit_cgroup(unit);
+    if (r.exit_code == cannot_test) GTEST_SKIP() << "cannot place a process in a systemd unit's cgroup here: " << r.output;
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(log_has(daemon, "unit " + unit)) << "the daemon's log names the unit";
 }
 
 // --- guardrails ------------------------------------------------------------------------------
@@ -347,6 +407,93 @@ TEST_F(PolicyTest, FloodingAppIsShapedFairlyAndGetsBackPressureNotLoss) {
     std::cout << "[ measured ] flood: " << sent << " sent, " << ok << " accepted, " << pushed_back
               << " pushed back; upstream " << static_cast<double>(lines.size()) / elapsed << " msg/s (limit " << rate << ")\n";
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+}
+
+// --- several Things ----------------------------------------------------------------------------
+
+TEST(PolicyThingsTest, EachThingHasItsOwnSessionAndAppsPickTheirsAtHello) {
+    broker_fixture broker(broker_fixture::options{.things = {"gateway-01", "gateway-02"}});
+    daemon_setup setup;
+    setup.things = {"gateway-01", "gateway-02"};
+    setup.apps = "  - name: root\n    match: { uid: 0 }\n    publish: ['dt/${thing}/#']\n    subscribe: ['cmd/${thing}/#']\n";
+    daemon_fixture daemon(broker, setup);
+    ipc_client one(daemon.socket_path()), two(daemon.socket_path()), fallback(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(one, "one"));
+    ASSERT_TRUE(hello_connected(two, "two", "gateway-02"));
+    EXPECT_EQ(fallback.hello("fallback").thing, "gateway-01") << "the first Thing is the default";
+
+    EXPECT_EQ(one.publish("dt/gateway-01/a", "1").code, ipc::errc::ok);
+    EXPECT_EQ(one.publish("dt/gateway-02/a", "1").code, ipc::errc::not_authorized) << "${thing} is the client's Thing";
+    EXPECT_EQ(two.publish("dt/gateway-02/b", "2").code, ipc::errc::ok);
+    ASSERT_EQ(one.subscribe({"cmd/gateway-01/#"}).at(0).code, ipc::errc::ok);
+    ASSERT_EQ(two.subscribe({"cmd/gateway-02/#"}).at(0).code, ipc::errc::ok);
+    publish_from_cloud(broker, "cmd/gateway-02/go", {"for-two"});
+    publish_from_cloud(broker, "cmd/gateway-01/go", {"for-one"});
+    ASSERT_TRUE(two.wait_messages(1));
+    ASSERT_TRUE(one.wait_messages(1));
+    EXPECT_EQ(two.messages.at(0).payload, "for-two");
+    EXPECT_EQ(one.messages.at(0).payload, "for-one");
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+    EXPECT_EQ(broker_connections(broker, "gateway-02"), 1U);
+
+    ipc_client stranger(daemon.socket_path());
+    stranger.send(ipc::hello{.version = ipc::protocol_version, .app_name = "x", .thing = "gateway-99"});
+    ASSERT_TRUE(stranger.wait_closed());
+    ASSERT_TRUE(stranger.last_error.has_value());
+    EXPECT_EQ(stranger.last_error->code, ipc::errc::unknown_thing);
+    EXPECT_NE(stranger.last_error->message.find("gateway-01, gateway-02"), std::string::npos) << stranger.last_error->message;
+
+    // Removing a Thing by reload disconnects it and its apps; the other Thing is untouched.
+    setup.things = {"gateway-01"};
+    daemon.configure(setup);
+    daemon.reload();
+    ASSERT_TRUE(two.wait_closed());
+    ASSERT_TRUE(two.last_error.has_value());
+    EXPECT_EQ(two.last_error->code, ipc::errc::unknown_thing);
+    EXPECT_EQ(one.publish("dt/gateway-01/a", "3").code, ipc::errc::ok);
+    EXPECT_FALSE(one.closed());
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+}
+
+// --- takeover ----------------------------------------------------------------------------------
+
+// The daemon's "connecting" log lines, as milliseconds since midnight.
+std::vector<long> connect_times(const daemon_fixture& d) {
+    std::vector<long> out;
+    constexpr long day = 24L * 3600 * 1000;
+    std::istringstream in(read_file(d.log_file()));
+    for (std::string line; std::getline(in, line);) {
+        if (line.find("thing gateway-01: connecting to") == std::string::npos || line.size() < 23) continue;
+        // "2026-11-24 10:14:13.924 info ..."
+        out.push_back(((std::stol(line.substr(11, 2)) * 60 + std::stol(line.substr(14, 2))) * 60 + std::stol(line.substr(17, 2))) *
+                          1000 + std::stol(line.substr(20, 3)));
+        if (out.size() > 1 && out.back() < out[out.size() - 2]) out.back() += day;  // past midnight
+    }
+    return out;
+}
+
+TEST_F(PolicyTest, TakeoverLoopIsReportedToAppsAndConnectsStayPacedAtOnePerSecond) {
+    daemon_fixture daemon(broker);
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "app"));
+    // Another process with the Thing's certificate and client ID, reconnecting whenever kicked off.
+    auto args = broker.client_args(broker.thing("gateway-01"), "gateway-01");
+    args.insert(args.begin(), "mosquitto_sub");
+    for (const char* a : {"-t", "cmd/gateway-01/#", "-q", "1"}) args.emplace_back(a);
+    child_process intruder(args);
+    auto reported = [&] {
+        app.drain();
+        return std::any_of(app.states.begin(), app.states.end(), [](const ipc::state& s) {
+            return s.reason.find("client ID 'gateway-01' is in use by another connection") != std::string::npos;
+        });
+    };
+    ASSERT_TRUE(eventually(reported, 40'000)) << read_file(daemon.log_file());
+    EXPECT_TRUE(log_has(daemon, "is in use by another connection"));
+    const auto times = connect_times(daemon);
+    ASSERT_GE(times.size(), 3U);
+    for (std::size_t i = 1; i < times.size(); ++i)
+        EXPECT_GE(times[i] - times[i - 1], 1000) << "CONNECT " << i << " came " << times[i] - times[i - 1] << " ms after the previous one";
+    std::cout << "[ measured ] takeover reported to the app after " << times.size() << " connection attempts\n";
 }
 
 // --- reload ----------------------------------------------------------------------------------
