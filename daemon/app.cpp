@@ -191,13 +191,21 @@ int run_daemon(const daemon_options& options) {
                  cfg->things.size(), cfg->apps.size(), options.config_file.string());
     accept_loop(*acceptor, h);
 
-    auto reload = [&] {
+    bus::bus_service* bus_ptr = nullptr;
+    // Returns "" when the new configuration is in force, else what is wrong with the file.
+    auto reload = [&]() -> std::string {
         spdlog::info("reloading {}", options.config_file.string());
-        auto next = load_logged(options.config_file);
+        auto r = config::load_file(options.config_file);
+        std::string problems;
+        for (const auto& d : r.diagnostics) {
+            spdlog::log(d.warning ? spdlog::level::warn : spdlog::level::err, "{}", to_string(d));
+            if (!d.warning) problems += (problems.empty() ? "" : "\n") + to_string(d);
+        }
+        auto next = std::move(r.config);
         if (!next) {
             spdlog::error("{}: the new configuration has errors (listed above); keeping the one in force",
                           options.config_file.string());
-            return;
+            return problems;
         }
         if (next->ipc.socket != socket_path)
             spdlog::warn("ipc.socket changed to {}; it takes effect when thingmuxd restarts", next->ipc.socket.string());
@@ -211,13 +219,27 @@ int run_daemon(const daemon_options& options) {
         spdlog::set_level(to_spdlog(options.log_level.value_or(cfg->log.level)));
         h.apply(cfg, setups_of(*cfg));
         spdlog::info("configuration reloaded: {} Thing(s), {} app rule(s)", cfg->things.size(), cfg->apps.size());
+        if (bus_ptr != nullptr) bus_ptr->reloaded();
+        return {};
     };
+
+    bus::bus_service bus(io, h,
+                         {.kind = options.bus,
+                          .version = options.version,
+                          .reload = reload,
+                          .log_target = [] { return std::string("console"); },
+                          .set_log_target = [](const std::string& target) -> std::string {
+                              if (target == "console" || target == "auto") return {};
+                              return "log target '" + target + "' is not supported; thingmuxd logs to the console (stderr)";
+                          }});
+    bus.start();
+    bus_ptr = &bus;
 
     asio::signal_set hangup(io, SIGHUP);
     std::function<void()> wait_hangup = [&] {
         hangup.async_wait([&](boost::system::error_code ec, int) {
             if (ec) return;
-            reload();
+            (void)reload();
             wait_hangup();
         });
     };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "daemon/bus/bus.hpp"
 #include "daemon/hub/hub.hpp"
 
 #include <chrono>
@@ -17,6 +18,7 @@ struct daemon_options {
     std::optional<config::log_level> log_level;  // overrides log.level of the file
     std::chrono::milliseconds shutdown_grace{5000};  // SIGTERM: time to finish in-flight QoS 1
     std::string version;
+    bus::bus_kind bus = bus::bus_kind::system;  // where the D-Bus management interface goes
 };
 
 // thingmuxd --check-config: loads and checks the file as the daemon would, prints every problem

@@ -25,6 +25,11 @@ int main(int argc, char** argv) {
     app.add_flag("--check-config", check,
                  "Check the configuration file (syntax, values, readable certificate and key files) and exit: "
                  "0 when usable, 1 when not; every problem is printed as FILE:LINE:COLUMN");
+    std::string bus = "system";
+    app.add_option("--bus", bus,
+                   "Where the D-Bus management interface goes: system (DBUS_SYSTEM_BUS_ADDRESS if set), user, or none")
+        ->check(CLI::IsMember({"system", "user", "none"}))
+        ->capture_default_str();
     app.add_option("--log-level", level, "Override log.level: trace, debug, info, warn, error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
     CLI11_PARSE(app, argc, argv);
@@ -40,6 +45,7 @@ int main(int argc, char** argv) {
             if (level == config::to_string(l)) options.log_level = l;
         }
     }
+    options.bus = bus == "user" ? bus::bus_kind::user : bus == "none" ? bus::bus_kind::none : bus::bus_kind::system;
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
     return run_daemon(options);
 }

@@ -27,8 +27,8 @@ struct hub::waiter {
 
 // A publish accepted from a client, waiting in the shaper for its turn under the rate limits.
 struct hub::queued_publish {
-    std::uint32_t request_id = 0;
     mqtt::publish msg;
+    std::function<void(ipc::result)> done;  // the outcome, to whoever asked
 };
 
 // One filter the hub holds upstream on behalf of its local holders.
@@ -59,6 +59,8 @@ struct hub::thing_state {
     asio::steady_timer shaper_timer;
     bool shaper_timer_armed = false;
     std::size_t at_uplink = 0;  // publishes handed to the uplink, awaiting their result
+    std::uint64_t connected_since_usec = 0;
+    std::string last_error;
 };
 
 namespace {
@@ -173,6 +175,8 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
     limits_.max_subscriptions = ipc.client_subscriptions;
     limits_.max_pending_publishes = ipc.client_inflight;
     default_thing_ = things.empty() ? std::string{} : things.front().settings.name;
+    order_.clear();
+    for (const auto& setup : things) order_.push_back(setup.settings.name);
 
     std::vector<std::string> gone;
     for (const auto& [name, t] : things_) {
@@ -327,34 +331,29 @@ void hub::handle(local_client& c, ipc::hello&& m) {
     if (t.link_state.link != ipc::link_state::connected) send(c, t.link_state);
 }
 
-ipc::result hub::deny(local_client& c, config::action what, const std::string& topic) {
+ipc::result hub::deny(const requester& r, const std::string& thing, config::action what, const std::string& topic) {
     ++counters_.denied;
     const auto now = std::chrono::steady_clock::now();
-    std::string why = std::string("not authorized to ") + verb(what) + " '" + topic + "' on Thing " + c.thing +
-                      ": none of the rules that apply (" + join(c.rights.rules) + ") grants it";
-    if (now - c.last_denial_logged >= std::chrono::seconds(1)) {
-        spdlog::warn("client {} ('{}', {}): {}{}", c.id().value, c.app_name, c.peer().describe(), why,
-                     c.denials_not_logged ? " (" + std::to_string(c.denials_not_logged) + " more denials not logged)"
-                                          : std::string{});
-        c.last_denial_logged = now;
-        c.denials_not_logged = 0;
+    std::string why = std::string("not authorized to ") + verb(what) + " '" + topic + "' on Thing " + thing +
+                      ": none of the rules that apply (" + join(r.rights.rules) + ") grants it";
+    if (now - r.log.last >= std::chrono::seconds(1)) {
+        spdlog::warn("{}: {}{}", r.who, why,
+                     r.log.not_logged ? " (" + std::to_string(r.log.not_logged) + " more denials not logged)" : std::string{});
+        r.log.last = now;
+        r.log.not_logged = 0;
     } else {
-        ++c.denials_not_logged;
+        ++r.log.not_logged;
     }
     return fail(ipc::errc::not_authorized, std::move(why), mqtt::reason::not_authorized);
 }
 
-void hub::handle(local_client& c, ipc::publish&& m) {
-    ++counters_.publishes;
-    auto* t = thing_of(c);
-    const auto request = m.request_id;
-    auto answer_now = [&](ipc::result r) { send(c, ipc::publish_result{.request_id = request, .outcome = std::move(r)}); };
+std::optional<ipc::result> hub::check_publish(const thing_state& t, const requester& r, ipc::publish& m) {
     auto refuse = [&](ipc::errc code, std::string why) {
         ++counters_.refused;
-        answer_now(fail(code, std::move(why)));
+        return fail(code, std::move(why));
     };
-    if (shutting_down_ || t == nullptr) return refuse(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down");
-    const auto& l = t->settings.limits;
+    if (shutting_down_) return refuse(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down");
+    const auto& l = t.settings.limits;
     const auto n = [](std::size_t v) { return std::to_string(v); };
     if (m.qos > 1) {
         if (l.qos2 == config::qos2_policy::refuse)
@@ -374,29 +373,70 @@ void hub::handle(local_client& c, ipc::publish&& m) {
         return refuse(ipc::errc::payload_too_large,
                       "payload is " + n(m.payload.size()) + " bytes, limit " + n(*l.max_payload) + " (limits.max_payload)");
     if (m.retain && l.retain == config::retain_policy::refuse)
-        return refuse(ipc::errc::not_authorized, "retained messages are refused for Thing " + c.thing + " (limits.retain)");
-    if (!config::allowed(c.rights, config::action::publish, m.topic))
-        return answer_now(deny(c, config::action::publish, m.topic));
-    if (c.pending_publishes >= limits_.max_pending_publishes) {
+        return refuse(ipc::errc::not_authorized,
+                      "retained messages are refused for Thing " + t.settings.name + " (limits.retain)");
+    if (!config::allowed(r.rights, config::action::publish, m.topic))
+        return deny(r, t.settings.name, config::action::publish, m.topic);
+    if (r.pending >= limits_.max_pending_publishes) {
         // Back-pressure, not loss: the app learns its queue is full and retries after results come.
-        const bool shaped = t->shaper.queued(c.id()) > 0;
+        const bool shaped = t.shaper.queued(r.flow) > 0;
         return refuse(shaped ? ipc::errc::rate_limited : ipc::errc::quota_exceeded,
-                      n(c.pending_publishes) + " publishes of this app already wait for their results (limit " +
+                      n(r.pending) + " publishes already wait for their results (limit " +
                           n(limits_.max_pending_publishes) + ", ipc.client_inflight)" +
                           (shaped ? "; the Thing's rate limit (limits.publishes_per_second, limits.bytes_per_second) "
                                     "is shared by all apps: wait for results before sending more"
                                   : ""));
     }
-    ++c.pending_publishes;
-    queued_publish p{.request_id = request,
-                     .msg = mqtt::publish{.topic = std::move(m.topic),
+    return std::nullopt;
+}
+
+void hub::enqueue(thing_state& t, client_id flow, ipc::publish&& m, std::function<void(ipc::result)> done) {
+    queued_publish p{.msg = mqtt::publish{.topic = std::move(m.topic),
                                           .payload = std::move(m.payload),
                                           .qos = static_cast<mqtt::qos>(m.qos),
                                           .retain = m.retain,
-                                          .props = to_mqtt(std::move(m.props))}};
+                                          .props = to_mqtt(std::move(m.props))},
+                     .done = std::move(done)};
     const auto bytes = cost_of(p.msg);
-    t->shaper.push(c.id(), std::move(p), bytes);
-    pump(*t);
+    t.shaper.push(flow, std::move(p), bytes);
+    pump(t);
+}
+
+std::string hub::describe(const local_client& c) {
+    return "client " + std::to_string(c.id().value) + " ('" + c.app_name + "', " + c.peer().describe() + ")";
+}
+
+void hub::handle(local_client& c, ipc::publish&& m) {
+    ++counters_.publishes;
+    const auto request = m.request_id;
+    auto* t = thing_of(c);
+    const requester r{.who = describe(c), .rights = c.rights, .log = c.denials, .flow = c.id(), .pending = c.pending_publishes};
+    auto refusal = t == nullptr ? fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down") : check_publish(*t, r, m);
+    if (refusal) return send(c, ipc::publish_result{.request_id = request, .outcome = std::move(*refusal)});
+    ++c.pending_publishes;
+    enqueue(*t, c.id(), std::move(m), [this, id = c.id(), request](ipc::result res) {
+        if (auto it = clients_.find(id); it != clients_.end()) {
+            --it->second->pending_publishes;
+            send(*it->second, ipc::publish_result{.request_id = request, .outcome = std::move(res)});
+        }
+    });
+}
+
+void hub::publish(const std::string& thing, ipc::publish m, const peer_credentials& caller,
+                  std::function<void(ipc::result)> done) {
+    ++counters_.publishes;
+    auto it = things_.find(thing.empty() ? default_thing_ : thing);
+    if (it == things_.end()) return done(fail(ipc::errc::unknown_thing, "no Thing named '" + thing + "' here"));
+    auto& t = *it->second;
+    const auto rights = config::grants_for(*config_, caller.identity(), t.settings.name);
+    const requester r{.who = "D-Bus caller (" + caller.describe() + ")", .rights = rights, .log = bus_denials_,
+                      .flow = bus_flow, .pending = bus_pending_};
+    if (auto refusal = check_publish(t, r, m)) return done(std::move(*refusal));
+    ++bus_pending_;
+    enqueue(t, bus_flow, std::move(m), [this, done = std::move(done)](ipc::result res) {
+        --bus_pending_;
+        done(std::move(res));
+    });
 }
 
 void hub::pump(thing_state& t) {
@@ -404,7 +444,7 @@ void hub::pump(thing_state& t) {
     // send it in one burst on reconnect, past the broker's rate limit.
     if (t.link_state.link != ipc::link_state::connected && !shutting_down_) return;
     const auto now = std::chrono::steady_clock::now();
-    while (auto next = t.shaper.pop(now)) send_upstream(t, next->client, std::move(next->item));
+    while (auto next = t.shaper.pop(now)) send_upstream(t, std::move(next->item));
     const auto wait = t.shaper.next_ready(now);
     if (!wait || t.shaper_timer_armed) return;
     t.shaper_timer_armed = true;
@@ -416,15 +456,11 @@ void hub::pump(thing_state& t) {
     });
 }
 
-void hub::send_upstream(thing_state& t, client_id client, queued_publish&& p) {
+void hub::send_upstream(thing_state& t, queued_publish&& p) {
     ++t.at_uplink;
-    t.link->publish(std::move(p.msg), [this, name = t.settings.name, client,
-                                       request = p.request_id](const mqtt::action::publish_done& d) {
+    t.link->publish(std::move(p.msg), [this, name = t.settings.name, done = std::move(p.done)](const mqtt::action::publish_done& d) {
         if (auto it = things_.find(name); it != things_.end()) --it->second->at_uplink;
-        if (auto it = clients_.find(client); it != clients_.end()) {
-            --it->second->pending_publishes;
-            send(*it->second, ipc::publish_result{.request_id = request, .outcome = publish_result(d)});
-        }
+        done(publish_result(d));
         maybe_finish_shutdown();
     });
 }
@@ -463,7 +499,8 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
             continue;
         }
         if (!config::allowed(c.rights, config::action::subscribe, f.filter)) {
-            answer(deny(c, config::action::subscribe, f.filter));
+            answer(deny({.who = describe(c), .rights = c.rights, .log = c.denials, .flow = c.id(), .pending = 0}, c.thing,
+                        config::action::subscribe, f.filter));
             continue;
         }
         auto& table = t->table;
@@ -668,7 +705,71 @@ void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
     for (auto& [id, client] : clients_) {
         if (client->greeted && client->thing == t.settings.name) client->send(frame);
     }
+    if (ev.state == uplink::link_state::connected) {
+        t.connected_since_usec = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    } else {
+        t.connected_since_usec = 0;
+        if (!ev.reason.empty() && ev.state != uplink::link_state::stopped && ev.state != uplink::link_state::connecting)
+            t.last_error = ev.reason;
+    }
+    if (on_thing_state_) on_thing_state_(t.settings.name, ev);
     if (ev.state == uplink::link_state::connected) pump(t);
+}
+
+bool hub::reconnect(const std::string& thing) {
+    auto it = things_.find(thing);
+    if (it == things_.end()) return false;
+    spdlog::info("thing {}: reconnect requested", thing);
+    it->second->link->reconnect("an operator asked for it");
+    return true;
+}
+
+std::vector<std::string> hub::thing_names() const { return order_; }
+
+std::optional<thing_status> hub::status_of(const std::string& thing) const {
+    auto it = things_.find(thing);
+    if (it == things_.end()) return std::nullopt;
+    const auto& t = *it->second;
+    const auto& cfg = t.link->config();
+    const auto& session = t.link->session();
+    thing_status s;
+    s.name = t.settings.name;
+    s.endpoint = cfg.host + ":" + std::to_string(cfg.port);
+    s.client_id = cfg.session.client_id;
+    s.protocol = config::to_string(t.settings.protocol);
+    s.state = t.link->state();
+    s.reason = t.link_state.reason;
+    s.connected_since_usec = t.connected_since_usec;
+    s.counters = t.link->counters();
+    s.reconnects = s.counters.connects > 0 ? s.counters.connects - 1 : 0;
+    s.upstream_filters.reserve(t.upstream.size());
+    for (const auto& [filter, u] : t.upstream) s.upstream_filters.push_back(filter);
+    s.in_flight = session.inflight_count();
+    s.waiting = t.shaper.queued_total() + session.queued_count();
+    std::size_t bytes = 0;
+    for (const auto& [id, c] : clients_) bytes += t.shaper.queued_bytes(id);
+    s.waiting_bytes = bytes + t.shaper.queued_bytes(bus_flow);
+    s.last_error = t.last_error;
+    return s;
+}
+
+std::vector<client_status> hub::clients() const {
+    std::vector<client_status> out;
+    for (const auto& [id, c] : clients_) {
+        if (!c->greeted) continue;
+        const auto t = things_.find(c->thing);
+        out.push_back({.id = id.value,
+                       .peer = c->peer(),
+                       .app_name = c->app_name,
+                       .thing = c->thing,
+                       .subscriptions = t == things_.end() ? std::vector<std::string>{} : t->second->table.client_filters(id),
+                       .queued_bytes = c->queued_bytes(),
+                       .messages_in = c->messages_in,
+                       .messages_out = c->messages_out,
+                       .pending_publishes = c->pending_publishes});
+    }
+    return out;
 }
 
 std::size_t hub::publishes_in_flight() const {
@@ -703,13 +804,11 @@ void hub::maybe_finish_shutdown() {
     draining_ = true;
     shutdown_timer_->cancel();
     for (auto& [name, t] : things_) {
-        for (auto& [id, c] : clients_) {
-            for (auto& p : t->shaper.remove_client(id)) {
-                --c->pending_publishes;
-                send(*c, ipc::publish_result{.request_id = p.request_id,
-                                             .outcome = fail(ipc::errc::daemon_shutting_down,
-                                                             "thingmuxd stopped before this message could be sent")});
-            }
+        std::vector<client_id> flows{bus_flow};
+        for (const auto& [id, c] : clients_) flows.push_back(id);
+        for (const auto flow : flows) {
+            for (auto& p : t->shaper.remove_client(flow))
+                p.done(fail(ipc::errc::daemon_shutting_down, "thingmuxd stopped before this message could be sent"));
         }
         t->shaper_timer.cancel();
         t->link->stop([this] {

@@ -44,6 +44,37 @@ struct thing_setup {
     std::string fingerprint;
 };
 
+// What D-Bus shows of a Thing.
+struct thing_status {
+    std::string name;
+    std::string endpoint;  // host:port
+    std::string client_id;
+    std::string protocol;  // "mqtt5" / "mqtt311"
+    uplink::link_state state = uplink::link_state::connecting;
+    std::string reason;
+    std::uint64_t connected_since_usec = 0;  // CLOCK_REALTIME µs of the current session; 0 when down
+    std::uint64_t reconnects = 0;            // sessions after the first
+    std::vector<std::string> upstream_filters;
+    std::uint64_t in_flight = 0;  // QoS 1 sent, awaiting PUBACK
+    std::uint64_t waiting = 0;    // accepted publishes not yet sent (shaper + session queue)
+    std::uint64_t waiting_bytes = 0;
+    uplink::uplink_counters counters;
+    std::string last_error;
+};
+
+// What D-Bus shows of a connected app.
+struct client_status {
+    std::uint64_t id = 0;
+    peer_credentials peer;
+    std::string app_name;
+    std::string thing;
+    std::vector<std::string> subscriptions;
+    std::uint64_t queued_bytes = 0;
+    std::uint64_t messages_in = 0;
+    std::uint64_t messages_out = 0;
+    std::uint64_t pending_publishes = 0;
+};
+
 struct hub_counters {
     std::uint64_t clients_accepted = 0;
     std::uint64_t clients_refused = 0;
@@ -66,10 +97,24 @@ public:
     void apply(std::shared_ptr<const config::configuration> config, std::vector<thing_setup> things);
     // Takes a freshly accepted connection.
     void add_client(local_client::socket s);
+    // A publish from outside the IPC socket (D-Bus), checked against `caller`'s app rules and
+    // the Thing's guardrails like an app's; `done` gets the outcome. An empty `thing` is the first.
+    void publish(const std::string& thing, ipc::publish m, const peer_credentials& caller,
+                 std::function<void(ipc::result)> done);
     // Graceful stop: tells clients, waits up to `grace` for QoS 1 publishes in flight, stops
     // the uplinks (DISCONNECT), closes the clients, then runs `done`.
     void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
 
+    // Drops and re-establishes a Thing's connection; false when there is no such Thing.
+    bool reconnect(const std::string& thing);
+    // Called after every state change of a Thing's link (for D-Bus signals).
+    void on_thing_state(std::function<void(const std::string& thing, const uplink::state_event&)> f) {
+        on_thing_state_ = std::move(f);
+    }
+
+    [[nodiscard]] std::vector<std::string> thing_names() const;  // in configuration order
+    [[nodiscard]] std::optional<thing_status> status_of(const std::string& thing) const;
+    [[nodiscard]] std::vector<client_status> clients() const;  // greeted clients
     [[nodiscard]] std::size_t client_count() const noexcept { return clients_.size(); }
     [[nodiscard]] const hub_counters& counters() const noexcept { return counters_; }
 
@@ -102,9 +147,22 @@ private:
     void release_upstream(thing_state& t, std::vector<std::string> filters);
     // Releases what the Thing's rate limits allow now to the uplink, and arms the timer for the rest.
     void pump(thing_state& t);
-    void send_upstream(thing_state& t, client_id client, queued_publish&& p);
+    void send_upstream(thing_state& t, queued_publish&& p);
+    // Who asks for something: an IPC client or a D-Bus caller.
+    struct requester {
+        std::string who;  // for log lines
+        const config::grants& rights;
+        denial_log& log;
+        client_id flow;           // its queue in the shaper
+        std::size_t pending = 0;  // its publishes awaiting results
+    };
+    // The guardrails and the app rules; nullopt when the publish may go (QoS 2 may be downgraded).
+    [[nodiscard]] std::optional<ipc::result> check_publish(const thing_state& t, const requester& r, ipc::publish& m);
+    void enqueue(thing_state& t, client_id flow, ipc::publish&& m, std::function<void(ipc::result)> done);
+    [[nodiscard]] static std::string describe(const local_client& c);
     // A request the app rules refused: counted, logged at most once per second per client.
-    [[nodiscard]] ipc::result deny(local_client& c, config::action what, const std::string& topic);
+    [[nodiscard]] ipc::result deny(const requester& r, const std::string& thing, config::action what,
+                                   const std::string& topic);
     void send(local_client& c, const ipc::daemon_message& m);
     void maybe_finish_shutdown();
     [[nodiscard]] std::size_t publishes_in_flight() const;
@@ -115,11 +173,16 @@ private:
     client_limits limits_;  // referenced by every local_client; updated in place on reload
     std::map<std::string, std::unique_ptr<thing_state>, std::less<>> things_;
     std::string default_thing_;
+    std::vector<std::string> order_;  // Thing names in configuration order
+    std::function<void(const std::string&, const uplink::state_event&)> on_thing_state_;
     std::map<client_id, std::shared_ptr<local_client>> clients_;
     std::uint64_t next_client_ = 1;
     std::uint64_t next_generation_ = 1;
     hub_counters counters_;
     std::vector<delivery> match_scratch_;
+    static constexpr client_id bus_flow{0};  // D-Bus publishes share one queue in each shaper
+    std::size_t bus_pending_ = 0;
+    denial_log bus_denials_;
 
     bool shutting_down_ = false;
     bool grace_expired_ = false;

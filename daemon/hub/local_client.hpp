@@ -34,6 +34,12 @@ struct client_limits {
 
 class local_client;
 
+// Rate limit for logging denied requests of one requester (at most one line per second).
+struct denial_log {
+    std::chrono::steady_clock::time_point last{};
+    std::uint64_t not_logged = 0;
+};
+
 // Receives what happens on a client connection (the hub).
 class client_events {
 public:
@@ -71,8 +77,7 @@ public:
     std::string app_name;
     std::string thing;     // the Thing picked at hello
     config::grants rights;  // what the app rules let it do on that Thing (recomputed on reload)
-    std::chrono::steady_clock::time_point last_denial_logged{};
-    std::uint64_t denials_not_logged = 0;
+    denial_log denials;
     std::size_t pending_publishes = 0;
     std::uint64_t messages_in = 0;   // frames received from the app
     std::uint64_t messages_out = 0;  // deliveries queued to the app

@@ -107,15 +107,19 @@ config::peer peer_credentials::identity() const {
 }
 
 peer_credentials read_peer_credentials(int fd) {
-    peer_credentials p;
-    ucred cred{};
+    ucred cred{.pid = 0, .uid = unknown_uid, .gid = unknown_gid};
     socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof cred) {
-        p.pid = cred.pid;
-        p.uid = cred.uid;
-        p.gid = cred.gid;
-    }
-    p.groups = peer_groups(fd);
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
+        cred = ucred{.pid = 0, .uid = unknown_uid, .gid = unknown_gid};
+    return make_peer_credentials(cred.pid, cred.uid, cred.gid, peer_groups(fd));
+}
+
+peer_credentials make_peer_credentials(pid_t pid, uid_t uid, gid_t gid, std::vector<gid_t> groups) {
+    peer_credentials p;
+    p.pid = pid;
+    p.uid = uid;
+    p.gid = gid;
+    p.groups = std::move(groups);
     p.user = user_name(p.uid);
 
     // The primary group usually appears among the supplementary ones too; name each group once.

@@ -32,5 +32,7 @@ struct peer_credentials {
 // groups stay empty before Linux 4.13). NSS lookups may block (LDAP, sssd): call once per
 // connection, not per message.
 [[nodiscard]] peer_credentials read_peer_credentials(int fd);
+// Completes what another source (e.g. a D-Bus caller's credentials) told: names and unit.
+[[nodiscard]] peer_credentials make_peer_credentials(pid_t pid, uid_t uid, gid_t gid, std::vector<gid_t> groups);
 
 }  // namespace thingmux::hub

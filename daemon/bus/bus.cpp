@@ -1,0 +1,593 @@
+#include "daemon/bus/bus.hpp"
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-bus.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <poll.h>
+
+namespace thingmux::bus {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr const char* bus_name = "org.thingmux.Thingmux1";
+constexpr const char* manager_path = "/org/thingmux/Thingmux1";
+constexpr const char* manager_iface = "org.thingmux.Thingmux1.Manager";
+constexpr const char* thing_prefix = "/org/thingmux/Thingmux1/thing";
+constexpr const char* thing_iface = "org.thingmux.Thingmux1.Thing";
+constexpr const char* log_path = "/org/freedesktop/LogControl1";
+constexpr const char* log_iface = "org.freedesktop.LogControl1";
+constexpr const char* error_prefix = "org.thingmux.Thingmux1.Error.";
+
+// The D-Bus error for an IPC outcome, e.g. not_authorized -> org.thingmux.Thingmux1.Error.NotAuthorized.
+std::string error_name(ipc::errc code) {
+    switch (code) {
+    case ipc::errc::not_authorized: return std::string(error_prefix) + "NotAuthorized";
+    case ipc::errc::invalid_topic: return std::string(error_prefix) + "InvalidTopic";
+    case ipc::errc::payload_too_large: return std::string(error_prefix) + "PayloadTooLarge";
+    case ipc::errc::qos_not_supported: return std::string(error_prefix) + "QoSNotSupported";
+    case ipc::errc::quota_exceeded: return std::string(error_prefix) + "QuotaExceeded";
+    case ipc::errc::rate_limited: return std::string(error_prefix) + "RateLimited";
+    case ipc::errc::unknown_thing: return std::string(error_prefix) + "UnknownThing";
+    case ipc::errc::broker_refused: return std::string(error_prefix) + "BrokerRefused";
+    case ipc::errc::not_connected: return std::string(error_prefix) + "NotConnected";
+    case ipc::errc::daemon_shutting_down: return std::string(error_prefix) + "ShuttingDown";
+    default: return std::string(error_prefix) + "Failed";
+    }
+}
+
+std::string state_name(uplink::link_state s) { return uplink::to_string(s); }
+
+// systemd's LogControl1 speaks syslog level names.
+const char* syslog_level(spdlog::level::level_enum l) {
+    switch (l) {
+    case spdlog::level::trace:
+    case spdlog::level::debug: return "debug";
+    case spdlog::level::info: return "info";
+    case spdlog::level::warn: return "warning";
+    case spdlog::level::err: return "err";
+    case spdlog::level::critical: return "crit";
+    case spdlog::level::off: return "emerg";
+    default: return "info";
+    }
+}
+
+std::optional<spdlog::level::level_enum> from_syslog_level(const std::string& s) {
+    static const std::map<std::string, spdlog::level::level_enum, std::less<>> levels{
+        {"emerg", spdlog::level::critical}, {"alert", spdlog::level::critical}, {"crit", spdlog::level::critical},
+        {"err", spdlog::level::err},        {"warning", spdlog::level::warn},   {"notice", spdlog::level::info},
+        {"info", spdlog::level::info},      {"debug", spdlog::level::debug}};
+    auto it = levels.find(s);
+    if (it == levels.end()) return std::nullopt;
+    return it->second;
+}
+
+std::uint64_t monotonic_usec() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000U + static_cast<std::uint64_t>(ts.tv_nsec) / 1000U;
+}
+
+int append_strings(sd_bus_message* m, const std::vector<std::string>& items) {
+    int r = sd_bus_message_open_container(m, 'a', "s");
+    for (const auto& s : items) {
+        if (r < 0) return r;
+        r = sd_bus_message_append(m, "s", s.c_str());
+    }
+    return r < 0 ? r : sd_bus_message_close_container(m);
+}
+
+// Runs a callback body; an exception (which must never cross into sd-bus's C code) becomes an error.
+template <class F>
+int guarded(sd_bus_error* err, F f) noexcept {
+    try {
+        return f();
+    } catch (const std::exception& e) {
+        return sd_bus_error_setf(err, SD_BUS_ERROR_FAILED, "internal error: %s", e.what());
+    } catch (...) {
+        return sd_bus_error_set(err, SD_BUS_ERROR_FAILED, "internal error");
+    }
+}
+
+}  // namespace
+
+struct bus_service::impl {
+    impl(asio::io_context& io_, hub::hub& h, bus_options o) : io(io_), hub(h), options(std::move(o)), fd(io_), timer(io_) {}
+
+    ~impl() {
+        if (fd.is_open()) (void)fd.release();  // sd-bus owns the descriptor
+        sd_bus_slot_unref(manager_slot);
+        sd_bus_slot_unref(thing_slot);
+        sd_bus_slot_unref(enumerator_slot);
+        sd_bus_slot_unref(log_slot);
+        if (bus) sd_bus_flush_close_unref(bus);
+    }
+
+    bool start();
+    void process();
+    void arm();
+    void kick();
+    void lost(int r);
+    void thing_changed(const std::string& name, const uplink::state_event& ev);
+    void emit_counters();
+    [[nodiscard]] std::string path_of(const std::string& thing) const;
+    [[nodiscard]] std::string thing_of(const char* path) const;
+
+    static int manager_property(sd_bus*, const char*, const char*, const char* property, sd_bus_message* reply, void* userdata,
+                                sd_bus_error* err);
+    static int thing_property(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply,
+                              void* userdata, sd_bus_error* err);
+    static int log_property(sd_bus*, const char*, const char*, const char* property, sd_bus_message* reply, void* userdata,
+                            sd_bus_error* err);
+    static int set_log_property(sd_bus*, const char*, const char*, const char* property, sd_bus_message* value,
+                                void* userdata, sd_bus_error* err);
+    static int find_thing(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*);
+    static int enumerate_things(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error*);
+    static int method_reload(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int method_list_clients(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int method_publish(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int method_reconnect(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static const sd_bus_vtable manager_vtable[];
+    static const sd_bus_vtable thing_vtable[];
+    static const sd_bus_vtable log_vtable[];
+
+    asio::io_context& io;
+    hub::hub& hub;
+    bus_options options;
+    sd_bus* bus = nullptr;
+    sd_bus_slot* manager_slot = nullptr;
+    sd_bus_slot* thing_slot = nullptr;
+    sd_bus_slot* enumerator_slot = nullptr;
+    sd_bus_slot* log_slot = nullptr;
+    asio::posix::stream_descriptor fd;
+    asio::steady_timer timer;
+    std::unique_ptr<asio::steady_timer> counters_timer;
+    bool reading = false;
+    bool writing = false;
+    bool kicked = false;
+    // Counters last announced per Thing, to signal only what changed.
+    std::map<std::string, hub::thing_status, std::less<>> announced;
+    std::size_t announced_clients = 0;
+    std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+};
+
+// The vtables are C aggregates built by sd-bus's macros, which use C casts.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+namespace {
+constexpr auto emits = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
+constexpr auto constant = SD_BUS_VTABLE_PROPERTY_CONST;
+}  // namespace
+
+
+const sd_bus_vtable bus_service::impl::manager_vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Version", "s", bus_service::impl::manager_property, 0, constant),
+    SD_BUS_PROPERTY("Things", "ao", bus_service::impl::manager_property, 0, emits),
+    SD_BUS_PROPERTY("ClientCount", "u", bus_service::impl::manager_property, 0, emits),
+    SD_BUS_METHOD_WITH_NAMES("Reload", "", "", "", "", bus_service::impl::method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ListClients", "", "", "a(tuussssasttt)", SD_BUS_PARAM(clients), bus_service::impl::method_list_clients,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Publish", "ssayy", SD_BUS_PARAM(thing) SD_BUS_PARAM(topic) SD_BUS_PARAM(payload) SD_BUS_PARAM(qos),
+                             "y", SD_BUS_PARAM(reason_code), bus_service::impl::method_publish, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_SIGNAL("Reloaded", "", 0),
+    SD_BUS_VTABLE_END};
+
+const sd_bus_vtable bus_service::impl::thing_vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Name", "s", bus_service::impl::thing_property, 0, constant),
+    SD_BUS_PROPERTY("Endpoint", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("ClientId", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("Protocol", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("State", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("StateReason", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("ConnectedSinceUSec", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("Reconnects", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("UpstreamSubscriptions", "as", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("InFlight", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("SpoolDepth", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("SpoolBytes", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("MessagesPublished", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("MessagesReceived", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("BytesIn", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("BytesOut", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("LastError", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_METHOD("Reconnect", "", "", bus_service::impl::method_reconnect, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_SIGNAL_WITH_NAMES("StateChanged", "ss", SD_BUS_PARAM(state) SD_BUS_PARAM(reason), 0),
+    SD_BUS_VTABLE_END};
+
+const sd_bus_vtable bus_service::impl::log_vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_WRITABLE_PROPERTY("LogLevel", "s", bus_service::impl::log_property, bus_service::impl::set_log_property, 0, 0),
+    SD_BUS_WRITABLE_PROPERTY("LogTarget", "s", bus_service::impl::log_property, bus_service::impl::set_log_property, 0, 0),
+    SD_BUS_PROPERTY("SyslogIdentifier", "s", bus_service::impl::log_property, 0, constant),
+    SD_BUS_VTABLE_END};
+#pragma GCC diagnostic pop
+
+bool bus_service::impl::start() {
+    if (options.kind == bus_kind::none) return false;
+    const bool system = options.kind == bus_kind::system;
+    int r = system ? sd_bus_open_system(&bus) : sd_bus_open_user(&bus);
+    auto fail = [&](const char* step, int code) {
+        spdlog::warn("D-Bus management interface unavailable ({} bus: {}: {}); serving IPC clients without it",
+                     system ? "system" : "user", step, std::strerror(-code));
+        if (bus) bus = sd_bus_flush_close_unref(bus);
+        return false;
+    };
+    if (r < 0) return fail("cannot connect", r);
+    if ((r = sd_bus_add_object_vtable(bus, &manager_slot, manager_path, manager_iface, manager_vtable, this)) < 0)
+        return fail("cannot register the Manager object", r);
+    if ((r = sd_bus_add_fallback_vtable(bus, &thing_slot, thing_prefix, thing_iface, thing_vtable, find_thing, this)) < 0)
+        return fail("cannot register the Thing objects", r);
+    if ((r = sd_bus_add_node_enumerator(bus, &enumerator_slot, thing_prefix, enumerate_things, this)) < 0)
+        return fail("cannot register the Thing enumerator", r);
+    if ((r = sd_bus_add_object_vtable(bus, &log_slot, log_path, log_iface, log_vtable, this)) < 0)
+        return fail("cannot register LogControl1", r);
+    if ((r = sd_bus_request_name(bus, bus_name, 0)) < 0) {
+        return fail(r == -EEXIST ? "the name org.thingmux.Thingmux1 is owned by another process"
+                                 : "cannot own the name org.thingmux.Thingmux1 (see the D-Bus policy in systemd/)",
+                    r);
+    }
+    const int bus_fd = sd_bus_get_fd(bus);
+    if (bus_fd < 0) return fail("no descriptor", bus_fd);
+    fd.assign(bus_fd);
+    hub.on_thing_state([this](const std::string& name, const uplink::state_event& ev) { thing_changed(name, ev); });
+    counters_timer = std::make_unique<asio::steady_timer>(io);
+    emit_counters();
+    spdlog::info("D-Bus: {} on the {} bus", bus_name, system ? "system" : "user");
+    kick();
+    return true;
+}
+
+void bus_service::impl::lost(int r) {
+    spdlog::warn("D-Bus connection lost ({}); the management interface is unavailable until thingmuxd restarts",
+                 std::strerror(-r));
+    hub.on_thing_state({});
+    boost::system::error_code ignored;
+    timer.cancel();
+    if (counters_timer) counters_timer->cancel();
+    if (fd.is_open()) (void)fd.release();
+    bus = sd_bus_flush_close_unref(bus);
+}
+
+void bus_service::impl::kick() {
+    if (kicked || !bus) return;
+    kicked = true;
+    asio::post(io, [this, alive = std::weak_ptr<bool>(alive)] {
+        if (alive.expired()) return;
+        kicked = false;
+        process();
+    });
+}
+
+void bus_service::impl::process() {
+    if (!bus) return;
+    int r = 0;
+    while ((r = sd_bus_process(bus, nullptr)) > 0) {
+        if (!bus) return;
+    }
+    if (r < 0) return lost(r);
+    arm();
+}
+
+void bus_service::impl::arm() {
+    const int events = sd_bus_get_events(bus);
+    if (events < 0) return lost(events);
+    auto weak = std::weak_ptr<bool>(alive);
+    if ((events & POLLIN) != 0 && !reading) {
+        reading = true;
+        fd.async_wait(asio::posix::stream_descriptor::wait_read, [this, weak](boost::system::error_code ec) {
+            if (weak.expired()) return;
+            reading = false;
+            if (!ec) process();
+        });
+    }
+    if ((events & POLLOUT) != 0 && !writing) {
+        writing = true;
+        fd.async_wait(asio::posix::stream_descriptor::wait_write, [this, weak](boost::system::error_code ec) {
+            if (weak.expired()) return;
+            writing = false;
+            if (!ec) process();
+        });
+    }
+    std::uint64_t until = 0;
+    if (sd_bus_get_timeout(bus, &until) >= 0 && until != UINT64_MAX) {
+        const auto now = monotonic_usec();
+        timer.expires_after(std::chrono::microseconds(until > now ? until - now : 0));
+        timer.async_wait([this, weak](boost::system::error_code ec) {
+            if (weak.expired() || ec) return;
+            process();
+        });
+    }
+}
+
+std::string bus_service::impl::path_of(const std::string& thing) const {
+    char* path = nullptr;
+    if (sd_bus_path_encode(thing_prefix, thing.c_str(), &path) < 0) return {};
+    std::string out = path;
+    std::free(path);
+    return out;
+}
+
+std::string bus_service::impl::thing_of(const char* path) const {
+    char* name = nullptr;
+    if (sd_bus_path_decode(path, thing_prefix, &name) <= 0 || name == nullptr) return {};
+    std::string out = name;
+    std::free(name);
+    return out;
+}
+
+void bus_service::impl::thing_changed(const std::string& name, const uplink::state_event& ev) {
+    if (!bus) return;
+    const auto path = path_of(name);
+    sd_bus_emit_properties_changed(bus, path.c_str(), thing_iface, "State", "StateReason", "ConnectedSinceUSec",
+                                   "Reconnects", "LastError", nullptr);
+    sd_bus_emit_signal(bus, path.c_str(), thing_iface, "StateChanged", "ss", state_name(ev.state).c_str(),
+                       ev.reason.c_str());
+    kick();
+}
+
+// Counters change with every message: announce them at most once a second, and only what changed.
+void bus_service::impl::emit_counters() {
+    if (!bus) return;
+    for (const auto& name : hub.thing_names()) {
+        auto now = hub.status_of(name);
+        if (!now) continue;
+        auto& was = announced[name];
+        std::vector<const char*> changed;
+        if (now->counters.messages_out != was.counters.messages_out) changed.push_back("MessagesPublished");
+        if (now->counters.messages_in != was.counters.messages_in) changed.push_back("MessagesReceived");
+        if (now->counters.bytes_in != was.counters.bytes_in) changed.push_back("BytesIn");
+        if (now->counters.bytes_out != was.counters.bytes_out) changed.push_back("BytesOut");
+        if (now->in_flight != was.in_flight) changed.push_back("InFlight");
+        if (now->waiting != was.waiting) changed.push_back("SpoolDepth");
+        if (now->waiting_bytes != was.waiting_bytes) changed.push_back("SpoolBytes");
+        if (now->upstream_filters != was.upstream_filters) changed.push_back("UpstreamSubscriptions");
+        if (!changed.empty()) {
+            changed.push_back(nullptr);
+            const auto path = path_of(name);
+            sd_bus_emit_properties_changed_strv(bus, path.c_str(), thing_iface, const_cast<char**>(changed.data()));
+        }
+        was = std::move(*now);
+    }
+    if (const auto n = hub.client_count(); n != announced_clients) {
+        announced_clients = n;
+        sd_bus_emit_properties_changed(bus, manager_path, manager_iface, "ClientCount", nullptr);
+    }
+    kick();
+    counters_timer->expires_after(std::chrono::seconds(1));
+    counters_timer->async_wait([this, weak = std::weak_ptr<bool>(alive)](boost::system::error_code ec) {
+        if (!weak.expired() && !ec) emit_counters();
+    });
+}
+
+int bus_service::impl::manager_property(sd_bus*, const char*, const char*, const char* property, sd_bus_message* reply,
+                                        void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const std::string_view p(property);
+        if (p == "Version") return sd_bus_message_append(reply, "s", s.options.version.c_str());
+        if (p == "ClientCount") return sd_bus_message_append(reply, "u", static_cast<std::uint32_t>(s.hub.client_count()));
+        int r = sd_bus_message_open_container(reply, 'a', "o");
+        for (const auto& name : s.hub.thing_names()) {
+            if (r < 0) return r;
+            r = sd_bus_message_append(reply, "o", s.path_of(name).c_str());
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+    });
+}
+
+int bus_service::impl::thing_property(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply,
+                                      void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const auto st = s.hub.status_of(s.thing_of(path));
+        if (!st) return sd_bus_error_setf(err, SD_BUS_ERROR_UNKNOWN_OBJECT, "no Thing at %s", path);
+        const std::string_view p(property);
+        auto str = [&](const std::string& v) { return sd_bus_message_append(reply, "s", v.c_str()); };
+        auto u64 = [&](std::uint64_t v) { return sd_bus_message_append(reply, "t", v); };
+        if (p == "Name") return str(st->name);
+        if (p == "Endpoint") return str(st->endpoint);
+        if (p == "ClientId") return str(st->client_id);
+        if (p == "Protocol") return str(st->protocol);
+        if (p == "State") return str(state_name(st->state));
+        if (p == "StateReason") return str(st->reason);
+        if (p == "LastError") return str(st->last_error);
+        if (p == "ConnectedSinceUSec") return u64(st->connected_since_usec);
+        if (p == "Reconnects") return u64(st->reconnects);
+        if (p == "InFlight") return u64(st->in_flight);
+        if (p == "SpoolDepth") return u64(st->waiting);
+        if (p == "SpoolBytes") return u64(st->waiting_bytes);
+        if (p == "MessagesPublished") return u64(st->counters.messages_out);
+        if (p == "MessagesReceived") return u64(st->counters.messages_in);
+        if (p == "BytesIn") return u64(st->counters.bytes_in);
+        if (p == "BytesOut") return u64(st->counters.bytes_out);
+        if (p == "UpstreamSubscriptions") return append_strings(reply, st->upstream_filters);
+        return sd_bus_error_setf(err, SD_BUS_ERROR_UNKNOWN_PROPERTY, "no property %s", property);
+    });
+}
+
+int bus_service::impl::log_property(sd_bus*, const char*, const char*, const char* property, sd_bus_message* reply,
+                                    void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const std::string_view p(property);
+        if (p == "LogLevel") return sd_bus_message_append(reply, "s", syslog_level(spdlog::get_level()));
+        if (p == "LogTarget") return sd_bus_message_append(reply, "s", s.options.log_target ? s.options.log_target().c_str() : "console");
+        return sd_bus_message_append(reply, "s", "thingmuxd");
+    });
+}
+
+int bus_service::impl::set_log_property(sd_bus*, const char*, const char*, const char* property, sd_bus_message* value,
+                                        void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const char* v = nullptr;
+        if (int r = sd_bus_message_read(value, "s", &v); r < 0) return r;
+        if (std::string_view(property) == "LogLevel") {
+            const auto level = from_syslog_level(v);
+            if (!level)
+                return sd_bus_error_setf(err, SD_BUS_ERROR_INVALID_ARGS,
+                                         "'%s' is not a log level (emerg, alert, crit, err, warning, notice, info, debug)", v);
+            spdlog::set_level(*level);
+            spdlog::info("log level set to {} over D-Bus", v);
+            return 0;
+        }
+        const auto problem = s.options.set_log_target ? s.options.set_log_target(v) : std::string("not supported");
+        if (!problem.empty()) return sd_bus_error_setf(err, SD_BUS_ERROR_INVALID_ARGS, "%s", problem.c_str());
+        return 0;
+    });
+}
+
+int bus_service::impl::find_thing(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
+    auto& s = *static_cast<impl*>(userdata);
+    try {
+        if (!s.hub.status_of(s.thing_of(path))) return 0;
+    } catch (...) {
+        return 0;
+    }
+    *found = userdata;
+    return 1;
+}
+
+int bus_service::impl::enumerate_things(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const auto names = s.hub.thing_names();
+        auto** list = static_cast<char**>(std::calloc(names.size() + 1, sizeof(char*)));
+        if (list == nullptr) return -ENOMEM;
+        for (std::size_t i = 0; i < names.size(); ++i) list[i] = ::strdup(s.path_of(names[i]).c_str());
+        *nodes = list;
+        return 1;
+    });
+}
+
+int bus_service::impl::method_reload(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const auto problem = s.options.reload ? s.options.reload() : std::string("reloading is not available");
+        if (!problem.empty())
+            return sd_bus_error_setf(err, (std::string(error_prefix) + "InvalidConfiguration").c_str(), "%s", problem.c_str());
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
+int bus_service::impl::method_list_clients(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        sd_bus_message* reply = nullptr;
+        int r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "(tuussssasttt)");
+        for (const auto& c : s.hub.clients()) {
+            if (r < 0) break;
+            r = sd_bus_message_open_container(reply, 'r', "tuussssasttt");
+            if (r >= 0)
+                r = sd_bus_message_append(reply, "tuusss", c.id, static_cast<std::uint32_t>(c.peer.pid), c.peer.uid,
+                                          c.peer.user.c_str(), c.peer.unit.c_str(), c.app_name.c_str());
+            if (r >= 0) r = sd_bus_message_append(reply, "s", c.thing.c_str());
+            if (r >= 0) r = append_strings(reply, c.subscriptions);
+            if (r >= 0) r = sd_bus_message_append(reply, "ttt", c.queued_bytes, c.messages_in, c.messages_out);
+            if (r >= 0) r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0) r = sd_bus_message_close_container(reply);
+        if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
+        sd_bus_message_unref(reply);
+        return r;
+    });
+}
+
+int bus_service::impl::method_publish(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const char* thing = nullptr;
+        const char* topic = nullptr;
+        const void* payload = nullptr;
+        std::size_t size = 0;
+        std::uint8_t qos = 0;
+        int r = sd_bus_message_read(m, "ss", &thing, &topic);
+        if (r >= 0) r = sd_bus_message_read_array(m, 'y', &payload, &size);
+        if (r >= 0) r = sd_bus_message_read(m, "y", &qos);
+        if (r < 0) return r;
+        if (qos > 2) return sd_bus_error_setf(err, SD_BUS_ERROR_INVALID_ARGS, "qos must be 0 or 1, not %u", unsigned{qos});
+
+        // The caller is authorized like an app: by its uid, groups and unit.
+        sd_bus_creds* creds = nullptr;
+        r = sd_bus_query_sender_creds(m,
+                                      SD_BUS_CREDS_PID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
+                                          SD_BUS_CREDS_AUGMENT,
+                                      &creds);
+        if (r < 0) return sd_bus_error_set_errnof(err, -r, "cannot tell who the caller is");
+        pid_t pid = 0;
+        uid_t uid = static_cast<uid_t>(-1);
+        gid_t gid = static_cast<gid_t>(-1);
+        const gid_t* gids = nullptr;
+        (void)sd_bus_creds_get_pid(creds, &pid);
+        (void)sd_bus_creds_get_euid(creds, &uid);
+        (void)sd_bus_creds_get_egid(creds, &gid);
+        const int ngids = sd_bus_creds_get_supplementary_gids(creds, &gids);
+        std::vector<gid_t> groups;
+        if (ngids > 0) groups.assign(gids, gids + ngids);
+        sd_bus_creds_unref(creds);
+        if (uid == static_cast<uid_t>(-1)) return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "the caller's uid is unknown");
+
+        ipc::publish p{.request_id = 0,
+                       .topic = topic,
+                       .payload = std::string(static_cast<const char*>(payload), size),
+                       .qos = qos,
+                       .retain = false,
+                       .props = {}};
+        sd_bus_message_ref(m);
+        s.hub.publish(thing, std::move(p), hub::make_peer_credentials(pid, uid, gid, std::move(groups)),
+                      [&s, m, weak = std::weak_ptr<bool>(s.alive)](ipc::result res) {
+                          if (!weak.expired() && s.bus) {
+                              if (ipc::accepted(res.code))
+                                  sd_bus_reply_method_return(m, "y", res.mqtt_reason_code);
+                              else
+                                  sd_bus_reply_method_errorf(m, error_name(res.code).c_str(), "%s", res.message.c_str());
+                              s.kick();
+                          }
+                          sd_bus_message_unref(m);
+                      });
+        return 1;  // answered when the broker acknowledged (or a check refused it)
+    });
+}
+
+int bus_service::impl::method_reconnect(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const auto name = s.thing_of(sd_bus_message_get_path(m));
+        if (!s.hub.reconnect(name))
+            return sd_bus_error_setf(err, (std::string(error_prefix) + "UnknownThing").c_str(), "no Thing '%s'", name.c_str());
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
+bus_service::bus_service(asio::io_context& io, hub::hub& h, bus_options options)
+    : impl_(std::make_unique<impl>(io, h, std::move(options))) {}
+
+bus_service::~bus_service() {
+    if (impl_->bus) impl_->hub.on_thing_state({});
+}
+
+bool bus_service::start() { return impl_->start(); }
+
+bool bus_service::connected() const noexcept { return impl_->bus != nullptr; }
+
+void bus_service::reloaded() {
+    if (!impl_->bus) return;
+    sd_bus_emit_signal(impl_->bus, manager_path, manager_iface, "Reloaded", "");
+    sd_bus_emit_properties_changed(impl_->bus, manager_path, manager_iface, "Things", nullptr);
+    impl_->kick();
+}
+
+}  // namespace thingmux::bus
