@@ -31,11 +31,6 @@ ipc::result publish(ipc_client& c, ipc::publish p) {
     return std::get<ipc::publish_result>(*m).outcome;
 }
 
-// Handshake, then wait for the Thing's link to be up.
-bool hello_connected(ipc_client& c, const std::string& app, const std::string& thing = {}) {
-    return c.hello(app, thing).link == ipc::link_state::connected || c.wait_state(ipc::link_state::connected);
-}
-
 bool log_has(const daemon_fixture& d, const std::string& text) { return read_file(d.log_file()).find(text) != std::string::npos; }
 
 class PolicyTest : public ::testing::Test {

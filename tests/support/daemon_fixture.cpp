@@ -89,9 +89,11 @@ daemon_fixture::~daemon_fixture() {
 
 void daemon_fixture::start() {
     const std::vector<std::string> argv{std::string(THINGMUX_BIN_DIR) + "/thingmuxd", "--config", config_file().string(),
-                                        "--log-level", "debug"};
+                                        "--log-level", "debug", "--bus", setup_.bus.empty() ? "none" : "system"};
+    std::vector<std::string> env;
+    if (!setup_.bus.empty()) env.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + setup_.bus);
     std::ofstream(log_file(), std::ios::app) << "---- start\n";
-    proc_.emplace(argv, log_file(), log_file());
+    proc_.emplace(argv, log_file(), log_file(), env);
     const bool up = eventually([&] {
         try {
             ::close(connect_unix(socket_));
@@ -348,6 +350,10 @@ bool ipc_client::wait_state(ipc::link_state link, int timeout_ms) {
         if (auto m = receive(static_cast<int>(left.count()))) keep(std::move(*m));
     }
     return seen();
+}
+
+bool hello_connected(ipc_client& c, const std::string& app, const std::string& thing) {
+    return c.hello(app, thing).link == ipc::link_state::connected || c.wait_state(ipc::link_state::connected);
 }
 
 }  // namespace thingmux::test

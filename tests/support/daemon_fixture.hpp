@@ -21,6 +21,8 @@ struct daemon_setup {
     std::string protocol = "mqtt5";
     std::string limits;  // YAML mapping lines under every Thing's limits:, e.g. "publishes_per_second: 20"
     std::string ipc;     // YAML mapping lines under ipc:, e.g. "client_queue: 65536"
+    // D-Bus address for the management interface ("unix:path=..."); empty: --bus none.
+    std::string bus;
     // Where the IPC socket goes; default: the fixture's directory, which only root can reach.
     std::filesystem::path socket;
     // The apps: list. The default lets root (the test process) use every topic.
@@ -129,5 +131,8 @@ private:
     std::uint32_t next_request_ = 1;
     std::deque<ipc::daemon_message> results_;  // results not yet claimed
 };
+
+// Handshake, then wait for the Thing's link to be up; false when it does not come up.
+[[nodiscard]] bool hello_connected(ipc_client& c, const std::string& app, const std::string& thing = {});
 
 }  // namespace thingmux::test

@@ -1,0 +1,319 @@
+// thingmuxd's D-Bus interface end to end: a private dbus-daemon, the real thingmuxd, the real
+// busctl and dbus-send, and an sd-bus client in the test that records signals.
+#include "tests/support/daemon_fixture.hpp"
+#include "tests/support/dbus_fixture.hpp"
+
+#include <gtest/gtest.h>
+#include <systemd/sd-bus.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace thingmux::test {
+namespace {
+
+const std::string name = "org.thingmux.Thingmux1";
+const std::string manager = "/org/thingmux/Thingmux1";
+const std::string thing_path = "/org/thingmux/Thingmux1/thing/gateway_2d01";
+const std::string manager_iface = "org.thingmux.Thingmux1.Manager";
+const std::string thing_iface = "org.thingmux.Thingmux1.Thing";
+const std::string log_iface = "org.freedesktop.LogControl1";
+
+// Signals from thingmuxd, as "Member path arg1 arg2" lines (string arguments only).
+class signal_recorder {
+public:
+    explicit signal_recorder(const std::string& address) {
+        if (sd_bus_new(&bus_) < 0 || sd_bus_set_address(bus_, address.c_str()) < 0 ||
+            sd_bus_set_bus_client(bus_, 1) < 0 || sd_bus_start(bus_) < 0)
+            throw std::runtime_error("cannot connect to " + address);
+        const std::string rule = "type='signal',sender='" + name + "'";
+        if (sd_bus_add_match(bus_, nullptr, rule.c_str(), on_signal, this) < 0) throw std::runtime_error("add_match failed");
+    }
+    ~signal_recorder() { sd_bus_flush_close_unref(bus_); }
+    signal_recorder(const signal_recorder&) = delete;
+    signal_recorder& operator=(const signal_recorder&) = delete;
+
+    // Processes the bus until a recorded line contains `text` (true) or `timeout_ms` passed.
+    bool wait_for(const std::string& text, int timeout_ms = 20'000) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        for (;;) {
+            for (const auto& l : lines)
+                if (l.find(text) != std::string::npos) return true;
+            const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return false;
+            while (sd_bus_process(bus_, nullptr) > 0) {}
+            sd_bus_wait(bus_, static_cast<std::uint64_t>(left.count()));
+        }
+    }
+
+    std::vector<std::string> lines;
+
+private:
+    static int on_signal(sd_bus_message* m, void* userdata, sd_bus_error*) {
+        auto& self = *static_cast<signal_recorder*>(userdata);
+        std::string line = std::string(sd_bus_message_get_member(m)) + " " + sd_bus_message_get_path(m);
+        const char* s = nullptr;
+        if (std::string_view(sd_bus_message_get_signature(m, 1)) == "ss") {
+            const char* t = nullptr;
+            if (sd_bus_message_read(m, "ss", &s, &t) >= 0) line += std::string(" ") + s + " " + t;
+        } else if (std::string_view(sd_bus_message_get_signature(m, 1)).starts_with("sa{sv}")) {
+            if (sd_bus_message_read(m, "s", &s) >= 0) line += std::string(" ") + s;
+        }
+        self.lines.push_back(line);
+        return 0;
+    }
+    sd_bus* bus_ = nullptr;
+};
+
+std::string interface_block(const std::string& xml, const std::string& iface) {
+    const auto start = xml.find(" <interface name=\"" + iface + "\">");
+    if (start == std::string::npos) return {};
+    const auto end = xml.find(" </interface>", start);
+    return xml.substr(start, end - start);
+}
+
+class DbusTest : public ::testing::Test {
+protected:
+    broker_fixture broker;
+    dbus_fixture bus;
+    daemon_setup setup_for_bus() const {
+        daemon_setup s;
+        s.bus = bus.address();
+        s.apps = "  - name: root\n    match: { uid: 0 }\n    publish: ['dt/${thing}/#']\n    subscribe: ['cmd/${thing}/#']\n";
+        return s;
+    }
+    // busctl's value for a property ("s \"connected\"" -> "\"connected\"").
+    std::string property(const std::string& path, const std::string& iface, const std::string& prop) const {
+        const auto r = bus.busctl({"get-property", name, path, iface, prop});
+        EXPECT_EQ(r.exit_code, 0) << prop << ": " << r.output;
+        auto out = r.output;
+        while (!out.empty() && out.back() == '\n') out.pop_back();
+        return out;
+    }
+    bool wait_owned() const {
+        return eventually([&] { return bus.busctl({"status", name}).exit_code == 0; }, 15'000);
+    }
+};
+
+TEST_F(DbusTest, IntrospectionMatchesTheCommittedContract) {
+    daemon_fixture daemon(broker, setup_for_bus());
+    ASSERT_TRUE(wait_owned());
+    const auto contract = read_file(std::filesystem::path(THINGMUX_SOURCE_DIR) / "docs/org.thingmux.Thingmux1.xml");
+    for (const auto& [path, iface] : {std::pair{manager, manager_iface}, {thing_path, thing_iface}, {"/org/freedesktop/LogControl1", log_iface}}) {
+        const auto live = bus.busctl({"introspect", "--xml-interface", name, path});
+        ASSERT_EQ(live.exit_code, 0) << live.output;
+        const auto expected = interface_block(contract, iface);
+        ASSERT_FALSE(expected.empty()) << iface << " missing from docs/org.thingmux.Thingmux1.xml";
+        EXPECT_EQ(interface_block(live.output, iface), expected) << "the running daemon's " << iface << " differs from the contract";
+    }
+}
+
+TEST_F(DbusTest, EveryPropertyReadsAndEveryMethodAnswers) {
+    daemon_fixture daemon(broker, setup_for_bus());
+    ASSERT_TRUE(wait_owned());
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "sensor"));
+    ASSERT_EQ(app.subscribe({"cmd/gateway-01/#"}).at(0).code, ipc::errc::ok);
+    ASSERT_EQ(app.publish("dt/gateway-01/t", "1").code, ipc::errc::ok);
+
+    EXPECT_EQ(property(manager, manager_iface, "Version"), "s \"0.1.0\"");
+    EXPECT_EQ(property(manager, manager_iface, "Things"), "ao 1 \"" + thing_path + "\"");
+    EXPECT_EQ(property(manager, manager_iface, "ClientCount"), "u 1");
+    EXPECT_EQ(property(thing_path, thing_iface, "Name"), "s \"gateway-01\"");
+    EXPECT_EQ(property(thing_path, thing_iface, "Endpoint"), "s \"" + broker.host() + ":" + std::to_string(broker.port()) + "\"");
+    EXPECT_EQ(property(thing_path, thing_iface, "ClientId"), "s \"gateway-01\"");
+    EXPECT_EQ(property(thing_path, thing_iface, "Protocol"), "s \"mqtt5\"");
+    EXPECT_EQ(property(thing_path, thing_iface, "State"), "s \"connected\"");
+    EXPECT_EQ(property(thing_path, thing_iface, "StateReason"), "s \"\"");
+    EXPECT_EQ(property(thing_path, thing_iface, "Reconnects"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "UpstreamSubscriptions"), "as 1 \"cmd/gateway-01/#\"");
+    EXPECT_EQ(property(thing_path, thing_iface, "InFlight"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "SpoolDepth"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "SpoolBytes"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "MessagesPublished"), "t 1");
+    EXPECT_EQ(property(thing_path, thing_iface, "MessagesReceived"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "LastError"), "s \"\"");
+    for (const char* p : {"BytesIn", "BytesOut", "ConnectedSinceUSec"}) {
+        const auto v = property(thing_path, thing_iface, p);
+        ASSERT_TRUE(v.starts_with("t ")) << v;
+        EXPECT_GT(std::stoull(v.substr(2)), 0U) << p;
+    }
+    EXPECT_EQ(property("/org/freedesktop/LogControl1", log_iface, "SyslogIdentifier"), "s \"thingmuxd\"");
+    EXPECT_EQ(property("/org/freedesktop/LogControl1", log_iface, "LogTarget"), "s \"console\"");
+
+    auto r = bus.busctl({"call", name, manager, manager_iface, "ListClients"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("a(tuussssasttt) 1 "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\"root\" \"\" \"sensor\" \"gateway-01\" 1 \"cmd/gateway-01/#\""), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(" " + std::to_string(::getpid()) + " 0 \"root\""), std::string::npos) << "pid and uid: " << r.output;
+
+    // Reconnect: one more session at the broker; the app stays connected and subscribed.
+    signal_recorder signals(bus.address());
+    r = bus.busctl({"call", name, thing_path, thing_iface, "Reconnect"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    ASSERT_TRUE(eventually([&] { return broker_connections(broker, "gateway-01") == 2; }, 15'000));
+    EXPECT_TRUE(signals.wait_for("StateChanged " + thing_path + " connected"));
+    EXPECT_EQ(property(thing_path, thing_iface, "Reconnects"), "t 1");
+    publish_from_cloud(broker, "cmd/gateway-01/x", {"after-reconnect"});
+    EXPECT_TRUE(app.wait_messages(1));
+
+    // Reload: the Reloaded signal; a broken file is refused with every problem, and nothing changes.
+    r = bus.busctl({"call", name, manager, manager_iface, "Reload"});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(signals.wait_for("Reloaded " + manager));
+    daemon.write_config("things:\n  - name: gateway-01\n    endpoint: x\n    colour: blue\n");
+    r = bus.dbus_send({"--print-reply", "--dest=" + name, manager, manager_iface + ".Reload"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.output.find("org.thingmux.Thingmux1.Error.InvalidConfiguration"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("thingmux.yaml:4:5: things[0].colour"), std::string::npos) << r.output;
+    EXPECT_EQ(property(thing_path, thing_iface, "State"), "s \"connected\"");
+}
+
+TEST_F(DbusTest, StateChangedWhenTheBrokerStopsAndStarts) {
+    daemon_fixture daemon(broker, setup_for_bus());
+    ASSERT_TRUE(wait_owned());
+    ASSERT_TRUE(eventually([&] { return property(thing_path, thing_iface, "State") == "s \"connected\""; }, 15'000));
+    signal_recorder signals(bus.address());
+    broker.stop();
+    ASSERT_TRUE(signals.wait_for("StateChanged " + thing_path + " backing-off"));
+    EXPECT_TRUE(signals.wait_for("PropertiesChanged " + thing_path + " " + thing_iface));
+    const auto last_error = property(thing_path, thing_iface, "LastError");
+    EXPECT_NE(last_error, "s \"\"");
+    broker.start();
+    ASSERT_TRUE(signals.wait_for("StateChanged " + thing_path + " connected", 30'000));
+    EXPECT_EQ(property(thing_path, thing_iface, "Reconnects"), "t 1");
+    EXPECT_EQ(property(thing_path, thing_iface, "LastError"), last_error) << "the last error is kept after recovery";
+}
+
+TEST_F(DbusTest, PublishReachesTheBrokerAndATopicNotGrantedIsNotAuthorized) {
+    observer_subscription cloud(broker, "dt/gateway-01/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    daemon_fixture daemon(broker, setup_for_bus());
+    ASSERT_TRUE(wait_owned());
+    ASSERT_TRUE(eventually([&] { return property(thing_path, thing_iface, "State") == "s \"connected\""; }, 15'000));
+    auto r = bus.busctl({"call", name, manager, manager_iface, "Publish", "ssayy", "gateway-01", "dt/gateway-01/from-bus", "2", "0x68",
+                         "0x69", "1"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(r.output, "y 0\n") << "QoS 1: the broker's PUBACK reason code (success: the observer subscribes)";
+    ASSERT_GE(cloud.wait_for(1, 10'000), 1U);
+    EXPECT_EQ(cloud.lines().at(0), "dt/gateway-01/from-bus hi");
+
+    r = bus.dbus_send({"--print-reply", "--dest=" + name, manager, manager_iface + ".Publish", "string:gateway-01",
+                       "string:cmd/gateway-01/reboot", "array:byte:0x31", "byte:1"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.output.find("org.thingmux.Thingmux1.Error.NotAuthorized"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("none of the rules that apply (root) grants it"), std::string::npos) << r.output;
+    r = bus.dbus_send({"--print-reply", "--dest=" + name, manager, manager_iface + ".Publish", "string:gateway-09",
+                       "string:dt/x", "array:byte:0x31", "byte:1"});
+    EXPECT_NE(r.output.find("org.thingmux.Thingmux1.Error.UnknownThing"), std::string::npos) << r.output;
+    r = bus.dbus_send({"--print-reply", "--dest=" + name, manager, manager_iface + ".Publish", "string:gateway-01",
+                       "string:dt/gateway-01/x", "array:byte:0x31", "byte:7"});
+    EXPECT_NE(r.output.find("org.freedesktop.DBus.Error.InvalidArgs"), std::string::npos) << r.output;
+    EXPECT_EQ(cloud.lines().size(), 1U) << "refused publishes reached the broker";
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+}
+
+TEST_F(DbusTest, LogControlChangesTheLevel) {
+    daemon_setup setup = setup_for_bus();
+    daemon_fixture daemon(broker, setup);
+    ASSERT_TRUE(wait_owned());
+    const std::string log = "/org/freedesktop/LogControl1";
+    ASSERT_EQ(bus.busctl({"set-property", name, log, log_iface, "LogLevel", "s", "warning"}).exit_code, 0);
+    EXPECT_EQ(property(log, log_iface, "LogLevel"), "s \"warning\"");
+    ipc_client quiet(daemon.socket_path());
+    quiet.hello("while-warning");
+    ASSERT_EQ(bus.busctl({"set-property", name, log, log_iface, "LogLevel", "s", "debug"}).exit_code, 0);
+    EXPECT_EQ(property(log, log_iface, "LogLevel"), "s \"debug\"");
+    ipc_client loud(daemon.socket_path());
+    loud.hello("while-debug");
+    ASSERT_TRUE(eventually([&] { return read_file(daemon.log_file()).find("app 'while-debug'") != std::string::npos; }, 10'000));
+    EXPECT_EQ(read_file(daemon.log_file()).find("app 'while-warning'"), std::string::npos) << "info lines were logged at warning level";
+    const auto bad = bus.dbus_send({"--print-reply", "--dest=" + name, log, "org.freedesktop.DBus.Properties.Set",
+                                    "string:" + log_iface, "string:LogLevel", "variant:string:loud"});
+    EXPECT_NE(bad.output.find("org.freedesktop.DBus.Error.InvalidArgs"), std::string::npos) << bad.output;
+}
+
+TEST_F(DbusTest, WithoutABusTheDaemonSaysSoOnceAndServesApps) {
+    daemon_setup setup = setup_for_bus();
+    setup.bus = "unix:path=" + (broker.dir() / "no-bus-here").string();
+    daemon_fixture daemon(broker, setup);
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "app"));
+    EXPECT_EQ(app.publish("dt/gateway-01/x", "1").code, ipc::errc::ok);
+    const auto log = read_file(daemon.log_file());
+    const auto first = log.find("D-Bus management interface unavailable");
+    ASSERT_NE(first, std::string::npos) << log;
+    EXPECT_EQ(log.find("D-Bus management interface unavailable", first + 1), std::string::npos) << "said more than once";
+}
+
+// Debian's system-bus defaults plus systemd/org.thingmux.Thingmux1.conf: anyone reads, only
+// root (and group thingmux) drives.
+TEST(DbusPolicyTest, AnyoneMayReadOnlyRootMayDrive) {
+    broker_fixture broker;
+    dbus_fixture bus(dbus_fixture::options{
+        .include_policy = std::filesystem::path(THINGMUX_SOURCE_DIR) / "systemd/org.thingmux.Thingmux1.conf", .default_allow = false});
+    daemon_setup setup;
+    setup.bus = bus.address();
+    setup.apps = "  - name: everyone\n    match: { uid: 65534 }\n    publish: ['dt/${thing}/#']\n"
+                 "  - name: root\n    match: { uid: 0 }\n    publish: ['dt/${thing}/#']\n";
+    daemon_fixture daemon(broker, setup);
+    ASSERT_TRUE(eventually([&] { return bus.busctl({"status", name}).exit_code == 0; }, 15'000)) << read_file(daemon.log_file());
+    const user_identity nobody{.uid = 65534, .gid = 65534, .groups = {65534}};
+
+    auto r = bus.busctl({"get-property", name, thing_path, thing_iface, "Name"}, nobody);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    r = bus.busctl({"call", name, manager, manager_iface, "ListClients"}, nobody);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    r = bus.busctl({"introspect", name, manager}, nobody);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {manager, manager_iface + ".Publish", "string:gateway-01", "string:dt/gateway-01/x", "array:byte:0x31", "byte:1"},
+             {manager, manager_iface + ".Reload"},
+             {thing_path, thing_iface + ".Reconnect"},
+             {"/org/freedesktop/LogControl1", "org.freedesktop.DBus.Properties.Set", "string:" + log_iface, "string:LogLevel",
+              "variant:string:debug"}}) {
+        std::vector<std::string> call{"--print-reply", "--dest=" + name};
+        call.insert(call.end(), args.begin(), args.end());
+        r = bus.dbus_send(call, nobody);
+        EXPECT_NE(r.output.find("org.freedesktop.DBus.Error.AccessDenied"), std::string::npos) << args[1] << ": " << r.output;
+    }
+    r = bus.busctl({"call", name, manager, manager_iface, "Publish", "ssayy", "gateway-01", "dt/gateway-01/x", "1", "0x31", "1"});
+    EXPECT_EQ(r.exit_code, 0) << "root may publish: " << r.output;
+    EXPECT_EQ(bus.busctl({"call", name, manager, manager_iface, "Reload"}).exit_code, 0);
+}
+
+// Every command in docs/dbus.md, in order: lines "$ busctl ..." / "$ dbus-send ..." must succeed,
+// except those ending in "# error: NAME", which must fail with that error.
+TEST_F(DbusTest, EveryExampleInTheDocsWorks) {
+    daemon_fixture daemon(broker, setup_for_bus());
+    ASSERT_TRUE(wait_owned());
+    ASSERT_TRUE(eventually([&] { return property(thing_path, thing_iface, "State") == "s \"connected\""; }, 15'000));
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
+    std::istringstream doc(read_file(std::filesystem::path(THINGMUX_SOURCE_DIR) / "docs/dbus.md"));
+    int run = 0;
+    for (std::string line; std::getline(doc, line);) {
+        if (!line.starts_with("$ ")) continue;
+        auto command = line.substr(2);
+        std::string expected_error;
+        if (const auto mark = command.find("  # error: "); mark != std::string::npos) {
+            expected_error = command.substr(mark + 11);
+            command.resize(mark);
+        }
+        std::string out;
+        const int rc = run_command({"sh", "-c", command}, &out);
+        if (expected_error.empty()) {
+            EXPECT_EQ(rc, 0) << command << "\n" << out;
+        } else {
+            EXPECT_NE(rc, 0) << command;
+            EXPECT_NE(out.find(expected_error), std::string::npos) << command << "\n" << out;
+        }
+        ++run;
+    }
+    ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+    EXPECT_GE(run, 15) << "docs/dbus.md lost its examples";
+}
+
+}  // namespace
+}  // namespace thingmux::test
