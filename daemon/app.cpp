@@ -1,5 +1,8 @@
 #include "daemon/app.hpp"
 
+#include "daemon/logging.hpp"
+#include "daemon/service.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -62,9 +65,17 @@ void set_socket_access(const config::ipc_settings& ipc) {
         throw std::runtime_error("cannot set mode of " + path.string() + ": " + std::strerror(errno));
 }
 
-// Binds the IPC socket. A socket file left by a crashed daemon is replaced; one that a live
-// daemon still answers on is not (two daemons would fight over the Things' client IDs).
-std::unique_ptr<unix_socket::acceptor> listen(asio::io_context& io, const config::ipc_settings& ipc) {
+// Takes the socket systemd passed (thingmuxd.socket sets its path, owner and mode), or binds
+// ipc.socket. A socket file left by a crashed daemon is replaced; one that a live daemon still
+// answers on is not (two daemons would fight over the Things' client IDs).
+std::unique_ptr<unix_socket::acceptor> listen(asio::io_context& io, const config::ipc_settings& ipc, int activated) {
+    if (activated >= 0) {
+        auto acceptor = std::make_unique<unix_socket::acceptor>(io);
+        boost::system::error_code ec;
+        acceptor->assign(unix_socket(), activated, ec);
+        if (ec) throw std::runtime_error("cannot use the socket systemd passed: " + ec.message());
+        return acceptor;
+    }
     const auto& path = ipc.socket;
     std::error_code fs_ec;
     if (!path.parent_path().empty() && !std::filesystem::exists(path.parent_path(), fs_ec)) {
@@ -171,30 +182,57 @@ int run_daemon(const daemon_options& options) {
     }
     auto cfg = std::make_shared<const config::configuration>(std::move(*loaded));
     spdlog::set_level(to_spdlog(options.log_level.value_or(cfg->log.level)));
+    logging::setup(cfg->log.target);
 
     asio::io_context io(1);
     std::signal(SIGPIPE, SIG_IGN);
+    service::notifier manager(io);
 
+    const int activated = service::activated_socket();
     std::unique_ptr<unix_socket::acceptor> acceptor;
     try {
-        acceptor = listen(io, cfg->ipc);
+        acceptor = listen(io, cfg->ipc, activated);
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());
         return 1;
     }
-    const auto socket_path = cfg->ipc.socket;
+    // systemd owns an activated socket's file; thingmuxd removes only the one it made.
+    const auto socket_path = activated >= 0 ? std::filesystem::path{} : cfg->ipc.socket;
 
     hub::hub h(io, options.version);
     h.apply(cfg, setups_of(*cfg));
-    spdlog::info("thingmuxd {} listening on {} (mode {:o}{}); {} Thing(s), {} app rule(s) from {}", options.version,
-                 socket_path.string(), cfg->ipc.mode, cfg->ipc.group.empty() ? "" : ", group " + cfg->ipc.group,
-                 cfg->things.size(), cfg->apps.size(), options.config_file.string());
+    if (activated >= 0)
+        spdlog::info("thingmuxd {} listening on the socket systemd passed; {} Thing(s), {} app rule(s) from {}",
+                     options.version, cfg->things.size(), cfg->apps.size(), options.config_file.string());
+    else
+        spdlog::info("thingmuxd {} listening on {} (mode {:o}{}); {} Thing(s), {} app rule(s) from {}", options.version,
+                     socket_path.string(), cfg->ipc.mode, cfg->ipc.group.empty() ? "" : ", group " + cfg->ipc.group,
+                     cfg->things.size(), cfg->apps.size(), options.config_file.string());
     accept_loop(*acceptor, h);
 
     bus::bus_service* bus_ptr = nullptr;
     // Returns "" when the new configuration is in force, else what is wrong with the file.
+    // "gateway-01: connected; gateway-02: backing-off (why)" for systemctl status.
+    auto status_line = [&h] {
+        std::string line;
+        for (const auto& name : h.thing_names()) {
+            const auto st = h.status_of(name);
+            if (!st) continue;
+            line += (line.empty() ? "" : "; ") + name + ": " + uplink::to_string(st->state);
+            if (st->state != uplink::link_state::connected && !st->reason.empty()) line += " (" + st->reason + ")";
+        }
+        return line + "; " + std::to_string(h.client_count()) + " client(s)";
+    };
+    h.on_thing_state([&](const std::string&, const uplink::state_event&) { manager.status(status_line()); });
+
     auto reload = [&]() -> std::string {
         spdlog::info("reloading {}", options.config_file.string());
+        manager.reloading();
+        struct ready_again {
+            service::notifier& m;
+            decltype(status_line)& line;
+            ~ready_again() { m.ready(line()); }
+        } ready_after{manager, status_line};
         auto r = config::load_file(options.config_file);
         std::string problems;
         for (const auto& d : r.diagnostics) {
@@ -207,7 +245,9 @@ int run_daemon(const daemon_options& options) {
                           options.config_file.string());
             return problems;
         }
-        if (next->ipc.socket != socket_path)
+        if (activated >= 0) {
+            // systemd's socket unit decides the socket's path and access.
+        } else if (next->ipc.socket != socket_path)
             spdlog::warn("ipc.socket changed to {}; it takes effect when thingmuxd restarts", next->ipc.socket.string());
         else
             try {
@@ -217,6 +257,7 @@ int run_daemon(const daemon_options& options) {
             }
         cfg = std::make_shared<const config::configuration>(std::move(*next));
         spdlog::set_level(to_spdlog(options.log_level.value_or(cfg->log.level)));
+        logging::setup(cfg->log.target);
         h.apply(cfg, setups_of(*cfg));
         spdlog::info("configuration reloaded: {} Thing(s), {} app rule(s)", cfg->things.size(), cfg->apps.size());
         if (bus_ptr != nullptr) bus_ptr->reloaded();
@@ -227,13 +268,11 @@ int run_daemon(const daemon_options& options) {
                          {.kind = options.bus,
                           .version = options.version,
                           .reload = reload,
-                          .log_target = [] { return std::string("console"); },
-                          .set_log_target = [](const std::string& target) -> std::string {
-                              if (target == "console" || target == "auto") return {};
-                              return "log target '" + target + "' is not supported; thingmuxd logs to the console (stderr)";
-                          }});
+                          .log_target = logging::target,
+                          .set_log_target = logging::set_target});
     bus.start();
     bus_ptr = &bus;
+    manager.ready(status_line());
 
     asio::signal_set hangup(io, SIGHUP);
     std::function<void()> wait_hangup = [&] {
@@ -256,12 +295,13 @@ int run_daemon(const daemon_options& options) {
                 return;
             }
             stopping = true;
+            manager.stopping();
             spdlog::info("signal {}: shutting down (stop accepting, finish in-flight messages, disconnect)", sig);
             boost::system::error_code ignored;
             acceptor->close(ignored);
             hangup.cancel(ignored);
             std::error_code fs_ignored;
-            std::filesystem::remove(socket_path, fs_ignored);
+            if (!socket_path.empty()) std::filesystem::remove(socket_path, fs_ignored);
             h.shutdown(options.shutdown_grace, [&] {
                 signals.cancel();
                 io.stop();

@@ -241,7 +241,9 @@ bool bus_service::impl::start() {
     const int bus_fd = sd_bus_get_fd(bus);
     if (bus_fd < 0) return fail("no descriptor", bus_fd);
     fd.assign(bus_fd);
-    hub.on_thing_state([this](const std::string& name, const uplink::state_event& ev) { thing_changed(name, ev); });
+    hub.on_thing_state([this, weak = std::weak_ptr<bool>(alive)](const std::string& name, const uplink::state_event& ev) {
+        if (!weak.expired()) thing_changed(name, ev);
+    });
     counters_timer = std::make_unique<asio::steady_timer>(io);
     emit_counters();
     spdlog::info("D-Bus: {} on the {} bus", bus_name, system ? "system" : "user");
@@ -252,8 +254,6 @@ bool bus_service::impl::start() {
 void bus_service::impl::lost(int r) {
     spdlog::warn("D-Bus connection lost ({}); the management interface is unavailable until thingmuxd restarts",
                  std::strerror(-r));
-    hub.on_thing_state({});
-    boost::system::error_code ignored;
     timer.cancel();
     if (counters_timer) counters_timer->cancel();
     if (fd.is_open()) (void)fd.release();
@@ -575,9 +575,7 @@ int bus_service::impl::method_reconnect(sd_bus_message* m, void* userdata, sd_bu
 bus_service::bus_service(asio::io_context& io, hub::hub& h, bus_options options)
     : impl_(std::make_unique<impl>(io, h, std::move(options))) {}
 
-bus_service::~bus_service() {
-    if (impl_->bus) impl_->hub.on_thing_state({});
-}
+bus_service::~bus_service() = default;
 
 bool bus_service::start() { return impl_->start(); }
 

@@ -713,7 +713,7 @@ void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
         if (!ev.reason.empty() && ev.state != uplink::link_state::stopped && ev.state != uplink::link_state::connecting)
             t.last_error = ev.reason;
     }
-    if (on_thing_state_) on_thing_state_(t.settings.name, ev);
+    for (const auto& observer : on_thing_state_) observer(t.settings.name, ev);
     if (ev.state == uplink::link_state::connected) pump(t);
 }
 

@@ -107,9 +107,10 @@ public:
 
     // Drops and re-establishes a Thing's connection; false when there is no such Thing.
     bool reconnect(const std::string& thing);
-    // Called after every state change of a Thing's link (for D-Bus signals).
+    // Adds an observer called after every state change of a Thing's link (D-Bus signals, the
+    // service manager's status line). Observers live as long as the hub.
     void on_thing_state(std::function<void(const std::string& thing, const uplink::state_event&)> f) {
-        on_thing_state_ = std::move(f);
+        on_thing_state_.push_back(std::move(f));
     }
 
     [[nodiscard]] std::vector<std::string> thing_names() const;  // in configuration order
@@ -174,7 +175,7 @@ private:
     std::map<std::string, std::unique_ptr<thing_state>, std::less<>> things_;
     std::string default_thing_;
     std::vector<std::string> order_;  // Thing names in configuration order
-    std::function<void(const std::string&, const uplink::state_event&)> on_thing_state_;
+    std::vector<std::function<void(const std::string&, const uplink::state_event&)>> on_thing_state_;
     std::map<client_id, std::shared_ptr<local_client>> clients_;
     std::uint64_t next_client_ = 1;
     std::uint64_t next_generation_ = 1;

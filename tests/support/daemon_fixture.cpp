@@ -88,9 +88,12 @@ daemon_fixture::~daemon_fixture() {
 }
 
 void daemon_fixture::start() {
-    const std::vector<std::string> argv{std::string(THINGMUX_BIN_DIR) + "/thingmuxd", "--config", config_file().string(),
-                                        "--log-level", "debug", "--bus", setup_.bus.empty() ? "none" : "system"};
-    std::vector<std::string> env;
+    std::vector<std::string> argv = setup_.launcher;
+    for (const auto& a : {std::string(THINGMUX_BIN_DIR) + "/thingmuxd", std::string("--config"), config_file().string(),
+                          std::string("--log-level"), std::string("debug"), std::string("--bus"),
+                          std::string(setup_.bus.empty() ? "none" : "system")})
+        argv.push_back(a);
+    auto env = setup_.env;
     if (!setup_.bus.empty()) env.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + setup_.bus);
     std::ofstream(log_file(), std::ios::app) << "---- start\n";
     proc_.emplace(argv, log_file(), log_file(), env);

@@ -23,6 +23,8 @@ struct daemon_setup {
     std::string ipc;     // YAML mapping lines under ipc:, e.g. "client_queue: 65536"
     // D-Bus address for the management interface ("unix:path=..."); empty: --bus none.
     std::string bus;
+    std::vector<std::string> env;       // extra environment ("NAME=value")
+    std::vector<std::string> launcher;  // argv prefix, e.g. systemd-socket-activate -l PATH
     // Where the IPC socket goes; default: the fixture's directory, which only root can reach.
     std::filesystem::path socket;
     // The apps: list. The default lets root (the test process) use every topic.
