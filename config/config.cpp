@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -80,6 +81,14 @@ std::string unreadable(const std::filesystem::path& file, mode_t& mode) {
 
 }  // namespace
 
+std::filesystem::path resolve_file(const std::filesystem::path& p) {
+    const auto& s = p.native();
+    if (!s.starts_with(credential_prefix)) return p;
+    const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+    if (dir == nullptr || *dir == '\0') return {};
+    return std::filesystem::path(dir) / s.substr(credential_prefix.size());
+}
+
 void check_files(const configuration& config, std::vector<diagnostic>& out, const std::string& file_name) {
     for (std::size_t i = 0; i < config.things.size(); ++i) {
         const auto& t = config.things[i];
@@ -89,13 +98,20 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
             const auto at = f != t.fields.end() ? f->second : t.where;
             const auto path = "things[" + std::to_string(i) + "]." + key;
             mode_t mode = 0;
-            if (auto problem = unreadable(*file, mode); !problem.empty()) {
+            const auto resolved = resolve_file(*file);
+            if (resolved.empty()) {
+                out.push_back(diagnostic{file_name, at.line, at.column, path,
+                                         file->string() + ": CREDENTIALS_DIRECTORY is not set",
+                                         "credentials exist only under systemd: add LoadCredential= to thingmuxd.service, "
+                                         "or write the file's path",
+                                         false});
+            } else if (auto problem = unreadable(resolved, mode); !problem.empty()) {
                 out.push_back(diagnostic{file_name, at.line, at.column, path, std::move(problem),
                                          "check the path, and that the thingmux user may read the file and every directory above it",
                                          false});
             } else if (std::string_view(key) == "key" && (mode & 0007U) != 0) {
                 out.push_back(diagnostic{file_name, at.line, at.column, path,
-                                         "private key " + file->string() + " is readable by other users",
+                                         "private key " + resolved.string() + " is readable by other users",
                                          "chmod 0600 or 0640 with group thingmux", true});
             }
         }

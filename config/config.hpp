@@ -154,6 +154,12 @@ struct load_result {
 // Reads the file (at most 1 MiB), parse()s it, then check_files().
 [[nodiscard]] load_result load_file(const std::filesystem::path& file);
 
+// ca/cert/key may be "credential:NAME": a systemd credential (LoadCredential=NAME:... in the unit).
+inline constexpr std::string_view credential_prefix = "credential:";
+// The file to open: "credential:NAME" -> $CREDENTIALS_DIRECTORY/NAME (empty when that variable
+// is unset); any other path unchanged.
+[[nodiscard]] std::filesystem::path resolve_file(const std::filesystem::path& p);
+
 // Checks that each Thing's ca/cert/key is a readable regular file (as the calling process: run
 // it with the daemon's credentials) and warns when a private key is readable by others. Appends
 // to `out`; positions come from thing::fields.

@@ -510,7 +510,17 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
     }
     for (const auto& [key, target] : {std::pair{"ca"sv, &t.ca}, {"cert"sv, &t.cert}, {"key"sv, &t.key}}) {
         if (const auto* x = required(key, "the path of the PEM file, e.g. " + std::string(key) + ": /etc/thingmux/...")) {
-            if (auto v = absolute_path(x->value, p(key))) *target = *v;
+            // A systemd credential (LoadCredential= in the unit): read from $CREDENTIALS_DIRECTORY.
+            const auto s = x->value.IsScalar() ? x->value.Scalar() : std::string{};
+            if (s.starts_with(credential_prefix)) {
+                const auto name = s.substr(credential_prefix.size());
+                if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+                    error(x->value, p(key), "'" + s + "' does not name a credential", "write credential:NAME, NAME as in LoadCredential=NAME:...");
+                else
+                    *target = s;
+            } else if (auto v = absolute_path(x->value, p(key))) {
+                *target = *v;
+            }
         }
     }
     if (const auto* x = find(*f, "alpn")) {

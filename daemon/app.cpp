@@ -136,9 +136,9 @@ hub::thing_setup setup_of(const config::thing& t) {
     u.thing_name = t.name;
     u.host = t.endpoint;
     u.port = t.port;
-    u.tls.ca_file = t.ca;
-    u.tls.cert_file = t.cert;
-    u.tls.key_file = t.key;
+    u.tls.ca_file = config::resolve_file(t.ca);
+    u.tls.cert_file = config::resolve_file(t.cert);
+    u.tls.key_file = config::resolve_file(t.key);
     u.tls.alpn = t.alpn;
     u.session.client_id = t.client_id;
     u.session.version = t.protocol == config::protocol_version::mqtt311 ? mqtt::protocol_version::v311
@@ -157,7 +157,7 @@ hub::thing_setup setup_of(const config::thing& t) {
                      std::to_string(t.limits.inflight) + '\n' + std::to_string(u.session.max_filters_per_packet) + '\n' +
                      std::to_string(t.connect_timeout.count()) + '\n';
     for (const auto& a : t.alpn) fp += a + ',';
-    for (const auto* f : {&t.ca, &t.cert, &t.key}) fp += '\n' + f->string() + '=' + content_hash(*f);
+    for (const auto* f : {&u.tls.ca_file, &u.tls.cert_file, &u.tls.key_file}) fp += '\n' + f->string() + '=' + content_hash(*f);
     return {.settings = t, .link = std::move(u), .fingerprint = std::move(fp)};
 }
 
@@ -169,6 +169,14 @@ int check_configuration(const std::filesystem::path& file) {
         return 1;
     }
     const auto& c = *r.config;
+    if (!c.ipc.group.empty()) {
+        try {
+            (void)group_id(c.ipc.group);
+        } catch (const std::exception& e) {
+            std::cerr << file.string() << ": " << e.what() << '\n';
+            return 1;
+        }
+    }
     std::cout << file.string() << ": OK: " << c.things.size() << " Thing(s), " << c.apps.size() << " app rule(s), socket "
               << c.ipc.socket.string() << '\n';
     return 0;

@@ -289,10 +289,8 @@ void hub::handle(local_client& c, ipc::hello&& m) {
     const auto name = m.thing.empty() ? default_thing_ : m.thing;
     auto it = things_.find(name);
     if (it == things_.end()) {
-        std::vector<std::string> names;
-        for (const auto& [n, t] : things_) names.push_back(n);
         return c.close_with_error(ipc::errc::unknown_thing,
-                                  "no Thing named '" + m.thing + "' here (configured: " + join(names) + ")");
+                                  "no Thing named '" + m.thing + "' here (configured: " + join(order_) + ")");
     }
     auto& t = *it->second;
     const auto identity = c.peer().identity();
@@ -320,7 +318,7 @@ void hub::handle(local_client& c, ipc::hello&& m) {
                 .thing = name,
                 .client_id = std::to_string(c.id().value),
                 .limits = {.max_frame = static_cast<std::uint32_t>(l.max_frame),
-                           .max_payload = static_cast<std::uint32_t>(tl.max_payload.value_or(l.max_frame)),
+                           .max_payload = static_cast<std::uint32_t>(std::min(tl.max_payload.value_or(l.max_frame), l.max_frame)),
                            .max_topic_length = static_cast<std::uint32_t>(tl.max_topic_length.value_or(65535)),
                            .max_subscriptions = static_cast<std::uint16_t>(std::min<std::size_t>(l.max_subscriptions, 65535)),
                            .max_queue_bytes = l.max_queue_bytes,
@@ -375,17 +373,27 @@ std::optional<ipc::result> hub::check_publish(const thing_state& t, const reques
     if (m.retain && l.retain == config::retain_policy::refuse)
         return refuse(ipc::errc::not_authorized,
                       "retained messages are refused for Thing " + t.settings.name + " (limits.retain)");
+    // A wildcard or malformed Response Topic is a protocol error the broker would answer by
+    // dropping the shared session.
+    if (m.props.response_topic) {
+        if (const char* problem = mqtt::topic_name_problem(*m.props.response_topic))
+            return refuse(ipc::errc::invalid_topic, "response topic '" + *m.props.response_topic + "' " + problem);
+    }
     if (!config::allowed(r.rights, config::action::publish, m.topic))
         return deny(r, t.settings.name, config::action::publish, m.topic);
+    const bool online = t.link_state.link == ipc::link_state::connected;
+    if (m.qos == 0 && !online)
+        return refuse(ipc::errc::not_connected,
+                      "Thing " + t.settings.name + " is offline and QoS 0 messages are not queued (use QoS 1)");
     if (r.pending >= limits_.max_pending_publishes) {
         // Back-pressure, not loss: the app learns its queue is full and retries after results come.
-        const bool shaped = t.shaper.queued(r.flow) > 0;
+        const bool shaped = online && t.shaper.queued(r.flow) > 0;
         return refuse(shaped ? ipc::errc::rate_limited : ipc::errc::quota_exceeded,
                       n(r.pending) + " publishes already wait for their results (limit " +
                           n(limits_.max_pending_publishes) + ", ipc.client_inflight)" +
                           (shaped ? "; the Thing's rate limit (limits.publishes_per_second, limits.bytes_per_second) "
                                     "is shared by all apps: wait for results before sending more"
-                                  : ""));
+                                  : online ? "" : "; Thing " + t.settings.name + " is offline"));
     }
     return std::nullopt;
 }
@@ -426,7 +434,8 @@ void hub::publish(const std::string& thing, ipc::publish m, const peer_credentia
                   std::function<void(ipc::result)> done) {
     ++counters_.publishes;
     auto it = things_.find(thing.empty() ? default_thing_ : thing);
-    if (it == things_.end()) return done(fail(ipc::errc::unknown_thing, "no Thing named '" + thing + "' here"));
+    if (it == things_.end())
+        return done(fail(ipc::errc::unknown_thing, "no Thing named '" + thing + "' here (configured: " + join(order_) + ")"));
     auto& t = *it->second;
     const auto rights = config::grants_for(*config_, caller.identity(), t.settings.name);
     const requester r{.who = "D-Bus caller (" + caller.describe() + ")", .rights = rights, .log = bus_denials_,
@@ -495,6 +504,14 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
             answer(fail(ipc::errc::invalid_filter,
                         "filter is " + std::to_string(f.filter.size()) + " bytes, limit " +
                             std::to_string(*l.max_topic_length) + " (limits.max_topic_length)",
+                        mqtt::reason::topic_filter_invalid));
+            continue;
+        }
+        if (l.max_topic_levels && levels_of(f.filter) > *l.max_topic_levels) {
+            ++counters_.refused;
+            answer(fail(ipc::errc::invalid_filter,
+                        "filter '" + f.filter + "' has " + std::to_string(levels_of(f.filter)) + " levels, limit " +
+                            std::to_string(*l.max_topic_levels) + " (limits.max_topic_levels)",
                         mqtt::reason::topic_filter_invalid));
             continue;
         }

@@ -478,3 +478,47 @@ TEST(ConfigLoadFile, MissingConfigFile) {
 }
 
 }  // namespace
+
+namespace {
+
+// A key may come from a systemd credential (LoadCredential=) instead of a file path.
+TEST(ConfigCredentials, CredentialNamesAreAcceptedAndResolvedUnderCredentialsDirectory) {
+    auto yaml = minimal;
+    yaml.replace(yaml.find("/etc/key.pem"), 12, "credential:gw.key");
+    const auto r = parse(yaml, "c.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_EQ(r.config->things.at(0).key, std::filesystem::path("credential:gw.key"));
+
+    ::unsetenv("CREDENTIALS_DIRECTORY");
+    EXPECT_TRUE(resolve_file("credential:gw.key").empty());
+    EXPECT_EQ(resolve_file("/etc/key.pem"), std::filesystem::path("/etc/key.pem"));
+    std::vector<diagnostic> out;
+    check_files(*r.config, out, "c.yaml");
+    const auto it = std::find_if(out.begin(), out.end(), [](const diagnostic& d) { return d.path == "things[0].key"; });
+    ASSERT_NE(it, out.end());
+    EXPECT_EQ(it->line, 6);
+    EXPECT_NE(it->message.find("CREDENTIALS_DIRECTORY is not set"), std::string::npos) << it->message;
+
+    const auto dir = std::filesystem::temp_directory_path() / ("thingmux-cred-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "gw.key") << "key";
+    std::filesystem::permissions(dir / "gw.key", std::filesystem::perms::owner_read);
+    ::setenv("CREDENTIALS_DIRECTORY", dir.c_str(), 1);
+    EXPECT_EQ(resolve_file("credential:gw.key"), dir / "gw.key");
+    out.clear();
+    check_files(*r.config, out, "c.yaml");
+    EXPECT_TRUE(std::none_of(out.begin(), out.end(), [](const diagnostic& d) { return d.path == "things[0].key"; }));
+    ::unsetenv("CREDENTIALS_DIRECTORY");
+    std::filesystem::remove_all(dir);
+}
+
+TEST(ConfigCredentials, ACredentialNameCannotLeaveTheDirectory) {
+    for (const char* bad : {"credential:", "credential:../etc/shadow", "credential:a/b", "credential:.."}) {
+        auto yaml = minimal;
+        yaml.replace(yaml.find("/etc/key.pem"), 12, bad);
+        const auto r = parse(yaml, "t.yaml");
+        expect_error(r, "things[0].key", 6, 10, "does not name a credential");
+    }
+}
+
+}  // namespace
