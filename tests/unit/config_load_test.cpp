@@ -513,7 +513,7 @@ TEST(ConfigCredentials, CredentialNamesAreAcceptedAndResolvedUnderCredentialsDir
 }
 
 TEST(ConfigCredentials, ACredentialNameCannotLeaveTheDirectory) {
-    for (const char* bad : {"credential:", "credential:../etc/shadow", "credential:a/b", "credential:.."}) {
+    for (const char* bad : {"credential:../etc/shadow", "credential:a/b", "credential:.."}) {
         auto yaml = minimal;
         yaml.replace(yaml.find("/etc/key.pem"), 12, bad);
         const auto r = parse(yaml, "t.yaml");
