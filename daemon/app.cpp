@@ -115,6 +115,22 @@ void accept_loop(unix_socket::acceptor& acceptor, hub::hub& h) {
     });
 }
 
+spool::limits spool_limits(const config::spool_settings& s) { return {.max_bytes = s.max_bytes, .max_messages = s.max_messages}; }
+
+// The durable spool; without it (logged) QoS 1 messages accepted while offline wait in memory.
+std::unique_ptr<spool::store> open_spool(const config::spool_settings& s) {
+    std::vector<std::string> notices;
+    std::string error;
+    auto store = spool::store::open(s.path, spool_limits(s), notices, error);
+    for (const auto& n : notices) spdlog::warn("spool: {}", n);
+    if (!store) {
+        spdlog::error("spool unavailable: {}; QoS 1 messages accepted while a Thing is offline are kept in memory only", error);
+        return store;
+    }
+    spdlog::info("spool {}: {} message(s), {} bytes waiting", s.path.string(), store->total_count(), store->total_bytes());
+    return store;
+}
+
 std::vector<hub::thing_setup> setups_of(const config::configuration& c) {
     std::vector<hub::thing_setup> out;
     for (const auto& t : c.things) out.push_back(setup_of(t));
@@ -194,6 +210,7 @@ int run_daemon(const daemon_options& options) {
 
     asio::io_context io(1);
     std::signal(SIGPIPE, SIG_IGN);
+    std::signal(SIGXFSZ, SIG_IGN);  // a file size limit fails the write (reported), not the daemon
     service::notifier manager(io);
 
     const int activated = service::activated_socket();
@@ -207,7 +224,7 @@ int run_daemon(const daemon_options& options) {
     // systemd owns an activated socket's file; thingmuxd removes only the one it made.
     const auto socket_path = activated >= 0 ? std::filesystem::path{} : cfg->ipc.socket;
 
-    hub::hub h(io, options.version);
+    hub::hub h(io, options.version, open_spool(cfg->spool));
     h.apply(cfg, setups_of(*cfg));
     if (activated >= 0)
         spdlog::info("thingmuxd {} listening on the socket systemd passed; {} Thing(s), {} app rule(s) from {}",

@@ -61,6 +61,8 @@ struct hub::thing_state {
     std::size_t at_uplink = 0;  // publishes handed to the uplink, awaiting their result
     std::uint64_t connected_since_usec = 0;
     std::string last_error;
+    std::int64_t spool_cursor = 0;  // highest spool id moved into the shaper
+    std::size_t spool_loaded = 0;   // spooled messages in the shaper or at the uplink
 };
 
 namespace {
@@ -157,7 +159,8 @@ std::size_t levels_of(std::string_view topic) {
 
 }  // namespace
 
-hub::hub(asio::io_context& io, std::string daemon_version) : io_(io), daemon_version_(std::move(daemon_version)) {}
+hub::hub(asio::io_context& io, std::string daemon_version, std::unique_ptr<spool::store> spool)
+    : io_(io), daemon_version_(std::move(daemon_version)), spool_(std::move(spool)) {}
 
 hub::~hub() {
     for (auto& [name, t] : things_) {
@@ -175,6 +178,7 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
     limits_.max_subscriptions = ipc.client_subscriptions;
     limits_.max_pending_publishes = ipc.client_inflight;
     default_thing_ = things.empty() ? std::string{} : things.front().settings.name;
+    if (spool_) spool_->set_limits({.max_bytes = config_->spool.max_bytes, .max_messages = config_->spool.max_messages});
     order_.clear();
     for (const auto& setup : things) order_.push_back(setup.settings.name);
 
@@ -421,6 +425,7 @@ void hub::handle(local_client& c, ipc::publish&& m) {
     const requester r{.who = describe(c), .rights = c.rights, .log = c.denials, .flow = c.id(), .pending = c.pending_publishes};
     auto refusal = t == nullptr ? fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down") : check_publish(*t, r, m);
     if (refusal) return send(c, ipc::publish_result{.request_id = request, .outcome = std::move(*refusal)});
+    if (auto spooled = maybe_spool(*t, m)) return send(c, ipc::publish_result{.request_id = request, .outcome = std::move(*spooled)});
     ++c.pending_publishes;
     enqueue(*t, c.id(), std::move(m), [this, id = c.id(), request](ipc::result res) {
         if (auto it = clients_.find(id); it != clients_.end()) {
@@ -441,11 +446,60 @@ void hub::publish(const std::string& thing, ipc::publish m, const peer_credentia
     const requester r{.who = "D-Bus caller (" + caller.describe() + ")", .rights = rights, .log = bus_denials_,
                       .flow = bus_flow, .pending = bus_pending_};
     if (auto refusal = check_publish(t, r, m)) return done(std::move(*refusal));
+    if (auto spooled = maybe_spool(t, m)) return done(std::move(*spooled));
     ++bus_pending_;
     enqueue(t, bus_flow, std::move(m), [this, done = std::move(done)](ipc::result res) {
         --bus_pending_;
         done(std::move(res));
     });
+}
+
+std::optional<ipc::result> hub::maybe_spool(thing_state& t, const ipc::publish& m) {
+    if (!spool_ || m.qos != 1) return std::nullopt;
+    const bool online = t.link_state.link == ipc::link_state::connected;
+    if (online && spool_->count(t.settings.name) == 0) return std::nullopt;
+    const auto frame = ipc::encode(ipc::client_message{m});
+    const auto r = spool_->append(t.settings.name, frame, m.topic.size() + m.payload.size());
+    if (r.error == spool::failure::none) {
+        ++counters_.spooled;
+        if (online) drain_spool(t);
+        return ipc::result{.code = ipc::errc::spooled, .mqtt_reason_code = 0, .message = {}};
+    }
+    ++counters_.spool_refused;
+    if (r.error == spool::failure::full) return fail(ipc::errc::spool_full, r.message + " (spool.overflow: reject)");
+    spdlog::error("thing {}: cannot write the spool: {}", t.settings.name, r.message);
+    return fail(ipc::errc::spool_full, "the durable spool could not store the message: " + r.message);
+}
+
+void hub::drain_spool(thing_state& t) {
+    constexpr std::size_t batch = 64;  // spooled messages held in memory at once per Thing
+    if (!spool_ || shutting_down_ || t.link_state.link != ipc::link_state::connected || t.spool_loaded >= batch / 2) return;
+    const auto loaded = spool_->load(t.settings.name, t.spool_cursor, batch - t.spool_loaded);
+    if (!loaded.error.empty()) spdlog::error("thing {}: cannot read the spool: {}", t.settings.name, loaded.error);
+    for (const auto& row : loaded.rows) {
+        t.spool_cursor = row.id;
+        auto decoded = ipc::decode_client_message(row.message, row.message.size());
+        auto* ok = std::get_if<ipc::decoded<ipc::client_message>>(&decoded);
+        auto* p = ok ? std::get_if<ipc::publish>(&ok->message) : nullptr;
+        std::string error;
+        if (p == nullptr) {
+            spdlog::error("thing {}: spooled message {} is unreadable; dropping it", t.settings.name, row.id);
+            if (!spool_->remove(row.id, error)) spdlog::error("spool: {}", error);
+            continue;
+        }
+        ++t.spool_loaded;
+        enqueue(t, spool_flow, std::move(*p), [this, name = t.settings.name, id = row.id](ipc::result res) {
+            auto it = things_.find(name);
+            if (it != things_.end()) --it->second->spool_loaded;
+            // Kept only when the daemon stopped before the broker answered: sent again after restart.
+            if (res.code == ipc::errc::daemon_shutting_down) return;
+            if (!ipc::accepted(res.code))
+                spdlog::warn("thing {}: spooled message {} refused: {}; dropping it", name, id, res.message);
+            std::string err;
+            if (!spool_->remove(id, err)) spdlog::error("thing {}: cannot delete spooled message {}: {}", name, id, err);
+            if (it != things_.end()) drain_spool(*it->second);
+        });
+    }
 }
 
 void hub::pump(thing_state& t) {
@@ -731,7 +785,10 @@ void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
             t.last_error = ev.reason;
     }
     for (const auto& observer : on_thing_state_) observer(t.settings.name, ev);
-    if (ev.state == uplink::link_state::connected) pump(t);
+    if (ev.state == uplink::link_state::connected) {
+        drain_spool(t);
+        pump(t);
+    }
 }
 
 bool hub::reconnect(const std::string& thing) {
@@ -767,6 +824,11 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     std::size_t bytes = 0;
     for (const auto& [id, c] : clients_) bytes += t.shaper.queued_bytes(id);
     s.waiting_bytes = bytes + t.shaper.queued_bytes(bus_flow);
+    if (spool_) {
+        // Spooled rows already in the shaper are counted once, as spool rows.
+        s.waiting = s.waiting - std::min<std::uint64_t>(s.waiting, t.spool_loaded) + spool_->count(t.settings.name);
+        s.waiting_bytes += spool_->bytes(t.settings.name);
+    }
     s.last_error = t.last_error;
     return s;
 }
@@ -821,7 +883,7 @@ void hub::maybe_finish_shutdown() {
     draining_ = true;
     shutdown_timer_->cancel();
     for (auto& [name, t] : things_) {
-        std::vector<client_id> flows{bus_flow};
+        std::vector<client_id> flows{bus_flow, spool_flow};
         for (const auto& [id, c] : clients_) flows.push_back(id);
         for (const auto flow : flows) {
             for (auto& p : t->shaper.remove_client(flow))

@@ -21,6 +21,7 @@
 #include "daemon/hub/local_client.hpp"
 #include "daemon/hub/shaper.hpp"
 #include "daemon/hub/subscription_table.hpp"
+#include "daemon/spool/spool.hpp"
 #include "daemon/uplink/uplink.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -83,12 +84,16 @@ struct hub_counters {
     std::uint64_t deliveries = 0;
     std::uint64_t unrouted = 0;  // inbound messages no client matched
     std::uint64_t denied = 0;    // requests refused by the app rules
+    std::uint64_t spooled = 0;   // publishes written to the durable spool
+    std::uint64_t spool_refused = 0;  // publishes the spool could not take (full, I/O error)
     std::uint64_t refused = 0;   // requests refused by a guardrail (topic, payload, QoS, quota, rate)
 };
 
 class hub final : private client_events {
 public:
-    hub(boost::asio::io_context& io, std::string daemon_version);
+    // `spool`: where QoS 1 publishes accepted while a Thing is offline are kept durably; null
+    // to hold them in memory only (the daemon could not open its spool file).
+    hub(boost::asio::io_context& io, std::string daemon_version, std::unique_ptr<spool::store> spool = {});
     ~hub();
     hub(const hub&) = delete;
     hub& operator=(const hub&) = delete;
@@ -160,6 +165,12 @@ private:
     // The guardrails and the app rules; nullopt when the publish may go (QoS 2 may be downgraded).
     [[nodiscard]] std::optional<ipc::result> check_publish(const thing_state& t, const requester& r, ipc::publish& m);
     void enqueue(thing_state& t, client_id flow, ipc::publish&& m, std::function<void(ipc::result)> done);
+    // QoS 1 while the Thing is offline, or behind earlier spooled messages (order per app):
+    // stored durably and answered "spooled"; nullopt when it goes the normal way.
+    [[nodiscard]] std::optional<ipc::result> maybe_spool(thing_state& t, const ipc::publish& m);
+    // Moves spooled messages of a connected Thing into its shaper, a bounded batch at a time;
+    // each row is deleted once the broker acknowledged it.
+    void drain_spool(thing_state& t);
     [[nodiscard]] static std::string describe(const local_client& c);
     // A request the app rules refused: counted, logged at most once per second per client.
     [[nodiscard]] ipc::result deny(const requester& r, const std::string& thing, config::action what,
@@ -182,6 +193,8 @@ private:
     hub_counters counters_;
     std::vector<delivery> match_scratch_;
     static constexpr client_id bus_flow{0};  // D-Bus publishes share one queue in each shaper
+    static constexpr client_id spool_flow{~std::uint64_t{0}};  // spooled messages, in order
+    std::unique_ptr<spool::store> spool_;
     std::size_t bus_pending_ = 0;
     denial_log bus_denials_;
 

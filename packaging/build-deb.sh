@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds the Debian packages thingmuxd, libthingmux1 and libthingmux-dev from this working tree
+# (committed or not) and puts them in OUTPUT_DIR (default: build-deb/ at the top of the tree);
+# debug symbols packages, .changes and .buildinfo in OUTPUT_DIR/extra/.
+#   bash packaging/build-deb.sh [OUTPUT_DIR]
+# It copies the tracked and untracked-but-not-ignored files (no build*/ directories) into a
+# scratch directory, adds packaging/debian/ as debian/ and runs dpkg-buildpackage -us -uc -b.
+# Parallel jobs: DEB_BUILD_OPTIONS=parallel=N (default: the number of processors).
+# THINGMUX_DEB_KEEP=1 keeps the scratch directory. Needs the packages of scripts/bootstrap.sh.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$repo/build-deb}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+for tool in dpkg-buildpackage dpkg-parsechangelog dh; do
+  command -v "$tool" >/dev/null || { echo "build-deb: $tool not found; run scripts/bootstrap.sh" >&2; exit 1; }
+done
+
+# One version: CMake's project(VERSION) is the source of truth; the changelog must agree.
+version=$(sed -n 's/^project(thingmux VERSION \([0-9][0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")
+deb_version=$(dpkg-parsechangelog -l "$repo/packaging/debian/changelog" -S Version)
+if [ -z "$version" ] || [ "$version" != "$deb_version" ]; then
+  echo "build-deb: CMakeLists.txt says version '${version}', packaging/debian/changelog says '${deb_version}';" \
+       "add a changelog entry for ${version}" >&2
+  exit 1
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/thingmux-deb.XXXXXX")
+if [ "${THINGMUX_DEB_KEEP:-0}" = 1 ]; then
+  echo "build-deb: keeping $work"
+else
+  trap 'rm -rf "$work"' EXIT
+fi
+src=$work/thingmux-$version
+mkdir -p "$src"
+
+# The working tree as git sees it, without build directories; a plain copy outside git.
+if git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git -C "$repo" ls-files -z --cached --others --exclude-standard |
+    while IFS= read -r -d '' f; do
+      case $f in build*/*) continue ;; esac
+      # Tracked files deleted in the working tree are not part of it.
+      if [ -e "$repo/$f" ] || [ -L "$repo/$f" ]; then printf '%s\0' "$f"; fi
+    done | tar -C "$repo" --null -T - -cf - | tar -C "$src" -xf -
+else
+  tar -C "$repo" --exclude='./build*' --exclude=./.git -cf - . | tar -C "$src" -xf -
+fi
+rm -rf "$src/debian"
+cp -a "$src/packaging/debian" "$src/debian"
+
+case " ${DEB_BUILD_OPTIONS:-} " in
+  *" parallel="*) ;;
+  *) export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }parallel=$(nproc)" ;;
+esac
+
+log=$out/build-deb.log
+echo "build-deb: building thingmux $version in $src (DEB_BUILD_OPTIONS=$DEB_BUILD_OPTIONS); log: $log"
+start=$(date +%s)
+if ! (cd "$src" && dpkg-buildpackage -us -uc -b) >"$log" 2>&1; then
+  tail -n 60 "$log" >&2
+  echo "build-deb: dpkg-buildpackage failed; the whole log is $log" >&2
+  exit 1
+fi
+
+# Replace the previous results (an older version next to the new one would confuse apt). The
+# three packages go to OUTPUT_DIR, so that `apt install OUTPUT_DIR/*.deb` installs just them;
+# the debug symbols packages, .changes and .buildinfo go to OUTPUT_DIR/extra/.
+mkdir -p "$out/extra"
+rm -f "$out"/thingmuxd_*.deb "$out"/libthingmux1_*.deb "$out"/libthingmux-dev_*.deb \
+      "$out"/extra/*-dbgsym_*.deb "$out"/extra/thingmux_*.changes "$out"/extra/thingmux_*.buildinfo
+for f in "$work"/*.deb "$work"/*.changes "$work"/*.buildinfo; do
+  case $f in
+    *-dbgsym_*|*.changes|*.buildinfo) cp "$f" "$out/extra/" ;;
+    *) cp "$f" "$out/" ;;
+  esac
+done
+echo "build-deb: done in $(( $(date +%s) - start ))s:"
+(cd "$out" && ls -1 ./*.deb)

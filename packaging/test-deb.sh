@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Builds the Debian packages (packaging/build-deb.sh) and checks them:
+#   - each package holds the files it should and nothing under /usr/local or from the build tree;
+#   - dependencies: thingmuxd and libthingmux-dev need libthingmux1 of the same version;
+#   - maintainer scripts create the user before the directories; the configuration is a conffile;
+#   - lintian --fail-on error (warnings are printed);
+#   - unpacked into a scratch root: the binaries run on the packaged library, --check-config on
+#     the packaged configuration names the missing certificates and accepts it once they exist,
+#     sysusers.d + tmpfiles.d give the directories their owners, systemd-analyze verify accepts
+#     the units, and a program builds against libthingmux-dev with CMake and with pkg-config.
+#
+#   bash packaging/test-deb.sh [--out DIR]     build into DIR (default: a scratch directory)
+#   bash packaging/test-deb.sh --debs DIR      check the packages already in DIR
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+debs=
+out=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --debs) debs=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "usage: $0 [--out DIR | --debs DIR]" >&2; exit 2 ;;
+  esac
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/thingmux-deb-test.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+failures=0
+pass() { echo "ok: $*"; }
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+check() {  # check DESCRIPTION COMMAND...: passes when the command succeeds
+  local what=$1; shift
+  if "$@"; then pass "$what"; else fail "$what"; fi
+}
+
+version=$(sed -n 's/^project(thingmux VERSION \([0-9][0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")
+arch=$(dpkg --print-architecture)
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null)
+libdir=/usr/lib/$multiarch
+
+if [ -z "$debs" ]; then
+  debs=${out:-$tmp/debs}
+  bash "$repo/packaging/build-deb.sh" "$debs"
+fi
+debs=$(cd "$debs" && pwd)
+
+# --- the three packages exist ------------------------------------------------------------
+declare -A deb
+for p in thingmuxd libthingmux1 libthingmux-dev; do
+  deb[$p]=$debs/${p}_${version}_${arch}.deb
+  if [ ! -f "${deb[$p]}" ]; then
+    echo "FAIL: ${deb[$p]} missing; packages in $debs:" >&2
+    ls -1 "$debs" >&2
+    exit 1
+  fi
+done
+pass "packages ${!deb[*]} version $version for $arch"
+
+# --- file lists ---------------------------------------------------------------------------
+contents() {  # paths in a package, absolute, without trailing slash
+  dpkg-deb -c "$1" | awk '{print $6}' | sed -e 's|^\.||' -e 's|/$||' | grep -v '^$'
+}
+for p in "${!deb[@]}"; do contents "${deb[$p]}" >"$tmp/$p.list"; done
+
+expect_paths() {  # expect_paths PACKAGE PATH...
+  local p=$1; shift
+  local missing=()
+  for f in "$@"; do grep -qxF "$f" "$tmp/$p.list" || missing+=("$f"); done
+  if [ ${#missing[@]} -eq 0 ]; then pass "$p holds its $# expected paths"; else fail "$p lacks: ${missing[*]}"; fi
+}
+refuse_paths() {  # refuse_paths PACKAGE REGEX WHY
+  local bad
+  bad=$(grep -E "$2" "$tmp/$1.list" || true)
+  if [ -z "$bad" ]; then pass "$1 has no $3"; else fail "$1 has $3: $(echo "$bad" | tr '\n' ' ')"; fi
+}
+
+docs=(/usr/share/doc/thingmuxd/README.md /usr/share/doc/thingmuxd/copyright)
+for f in "$repo"/docs/*.md; do docs+=("/usr/share/doc/thingmuxd/$(basename "$f")"); done
+expect_paths thingmuxd \
+  /usr/bin/thingmuxd /usr/bin/thingmuxctl /usr/bin/thingmux-probe \
+  /lib/systemd/system/thingmuxd.service /lib/systemd/system/thingmuxd.socket \
+  /usr/lib/sysusers.d/thingmux.conf /usr/lib/tmpfiles.d/thingmux.conf \
+  /usr/share/dbus-1/system.d/org.thingmux.Thingmux1.conf \
+  /etc/thingmux/thingmux.yaml "${docs[@]}" \
+  /usr/share/man/man1/thingmuxd.1.gz /usr/share/man/man1/thingmuxctl.1.gz /usr/share/man/man1/thingmux-probe.1.gz
+refuse_paths thingmuxd 'libthingmux\.so|^/usr/include' "library or header files"
+
+headers=()
+for f in "$repo"/libclient/include/thingmux/*.hpp; do headers+=("/usr/include/thingmux/$(basename "$f")"); done
+expect_paths libthingmux1 "$libdir/libthingmux.so.1"
+refuse_paths libthingmux1 "^$libdir/libthingmux\.so$|^/usr/include|^/usr/bin|^/etc|cmake|pkgconfig" \
+  "development or daemon files"
+expect_paths libthingmux-dev "${headers[@]}" "$libdir/libthingmux.so" \
+  "$libdir/cmake/thingmux/thingmuxConfig.cmake" "$libdir/cmake/thingmux/thingmuxConfigVersion.cmake" \
+  "$libdir/cmake/thingmux/thingmuxTargets.cmake" "$libdir/pkgconfig/thingmux.pc"
+refuse_paths libthingmux-dev 'libthingmux\.so\.|^/usr/bin|^/etc' "runtime files"
+for p in "${!deb[@]}"; do
+  refuse_paths "$p" '^/usr/local|obj-|/build|^/tmp|^/root|^/home' "paths under /usr/local or from a build tree"
+done
+
+# --- control data -------------------------------------------------------------------------
+field() { dpkg-deb -f "${deb[$1]}" "$2"; }
+has_dep() {  # has_dep PACKAGE REGEX: a Depends alternative matches
+  field "$1" Depends | tr ',' '\n' | sed 's/^ *//' | grep -qE "$2"
+}
+check "thingmuxd depends on libthingmux1 (= $version)" has_dep thingmuxd "^libthingmux1 \\(= ${version//./\\.}\\)$"
+check "thingmuxd depends on libc6" has_dep thingmuxd '^libc6 \(>= '
+check "libthingmux-dev depends on libthingmux1 (= $version)" has_dep libthingmux-dev "^libthingmux1 \\(= ${version//./\\.}\\)$"
+check "libthingmux1 depends on libc6 and libstdc++6" \
+  bash -c "dpkg-deb -f '${deb[libthingmux1]}' Depends | grep -q 'libc6 (>=' && dpkg-deb -f '${deb[libthingmux1]}' Depends | grep -q 'libstdc++6 (>='"
+check "sections net, libs, libdevel" \
+  test "$(field thingmuxd Section) $(field libthingmux1 Section) $(field libthingmux-dev Section)" = "net libs libdevel"
+
+for p in "${!deb[@]}"; do mkdir -p "$tmp/control/$p" && dpkg-deb -e "${deb[$p]}" "$tmp/control/$p"; done
+ctl=$tmp/control
+check "/etc/thingmux/thingmux.yaml is a conffile" grep -qxF /etc/thingmux/thingmux.yaml "$ctl/thingmuxd/conffiles"
+check "libthingmux1 has a symbols file for libthingmux.so.1" grep -q '^libthingmux\.so\.1 libthingmux1 ' "$ctl/libthingmux1/symbols"
+check "libthingmux1 triggers ldconfig" grep -q ldconfig "$ctl/libthingmux1/triggers"
+postinst=$ctl/thingmuxd/postinst
+sysusers_line=$(grep -n 'systemd-sysusers' "$postinst" | head -1 | cut -d: -f1 || true)
+tmpfiles_line=$(grep -n 'systemd-tmpfiles' "$postinst" | head -1 | cut -d: -f1 || true)
+check "postinst creates the user (sysusers) before the directories (tmpfiles)" \
+  test -n "$sysusers_line" -a -n "$tmpfiles_line" -a "${sysusers_line:-0}" -lt "${tmpfiles_line:-0}"
+# dh_installsystemd --no-enable: units enabled only when they were before (debian-installed).
+for u in thingmuxd.service thingmuxd.socket; do
+  check "postinst does not enable $u on first installation" grep -q "deb-systemd-helper debian-installed '$u'" "$postinst"
+done
+check "postinst enables no unit unconditionally" bash -c "! grep -q 'new installations run enable' '$postinst'"
+check "prerm stops the units on removal" grep -q 'deb-systemd-invoke stop.*thingmuxd' "$ctl/thingmuxd/prerm"
+
+# --- lintian ------------------------------------------------------------------------------
+lintian_targets=("${deb[@]}")
+for f in "$debs"/extra/*-dbgsym_"${version}"_"${arch}".deb; do [ -f "$f" ] && lintian_targets+=("$f"); done
+echo "lintian ${lintian_targets[*]##*/}:"
+if lintian --fail-on error --display-info "${lintian_targets[@]}" >"$tmp/lintian.txt" 2>&1; then
+  pass "lintian: no errors"
+else
+  fail "lintian found errors"
+fi
+sed 's/^/  lintian: /' "$tmp/lintian.txt" | grep -v 'running with root privileges' || true
+
+# --- unpacked into a scratch root ---------------------------------------------------------
+root=$tmp/root
+for p in "${!deb[@]}"; do dpkg -x "${deb[$p]}" "$root"; done
+export LD_LIBRARY_PATH=$root$libdir
+
+resolved=$(ldd "$root/usr/bin/thingmuxctl" | awk '$1 == "libthingmux.so.1" {print $3}')
+check "thingmuxctl loads the packaged libthingmux.so.1 ($resolved)" test "$resolved" = "$root$libdir/libthingmux.so.1"
+all_resolve() { local out; out=$(ldd "$1") || return 1; ! grep -q 'not found' <<<"$out"; }
+no_rpath() { local out; out=$(readelf -d "$1") || return 1; ! grep -qE 'RPATH|RUNPATH' <<<"$out"; }
+for b in "$root"/usr/bin/thingmuxd "$root"/usr/bin/thingmuxctl "$root"/usr/bin/thingmux-probe "$root$libdir"/libthingmux.so.1; do
+  check "${b##*/}: every shared library resolves" all_resolve "$b"
+  check "${b##*/}: no RPATH/RUNPATH" no_rpath "$b"
+done
+check "thingmuxd --version says $version" test "$("$root/usr/bin/thingmuxd" --version)" = "thingmuxd $version"
+check "thingmuxctl --version says $version" test "$("$root/usr/bin/thingmuxctl" --version)" = "thingmuxctl $version"
+check "thingmux-probe --help runs" bash -c "'$root/usr/bin/thingmux-probe' --help >/dev/null"
+leaked=$(grep -rlE "/tmp/thingmux-deb\.|obj-$multiarch|$repo/" "$root" 2>/dev/null || true)
+check "no build-tree path inside any packaged file" test -z "$leaked"
+[ -z "$leaked" ] || echo "  build paths in: $leaked" >&2
+
+# The packaged configuration as shipped: certificates in /etc/thingmux that are not there yet.
+config=$root/etc/thingmux/thingmux.yaml
+set +e
+"$root/usr/bin/thingmuxd" --check-config --config "$config" >"$tmp/check.out" 2>&1
+rc=$?
+set -e
+missing_msgs=0
+for key in ca:/etc/thingmux/AmazonRootCA1.pem cert:/etc/thingmux/gateway-01.cert.pem key:/etc/thingmux/gateway-01.private.key; do
+  file=${key#*:}
+  [ -e "$file" ] && { echo "  note: $file exists on this machine; not expecting a message for it"; continue; }
+  missing_msgs=$((missing_msgs + 1))
+  check "--check-config names the missing ${key%%:*} file $file" \
+    grep -qF "things[0].${key%%:*}: file $file does not exist" "$tmp/check.out"
+done
+if [ "$missing_msgs" -gt 0 ]; then
+  check "--check-config on the shipped configuration exits 1" test "$rc" = 1
+fi
+
+# The same configuration with certificate files that exist.
+pki=$tmp/pki
+mkdir -p "$pki"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=test-ca \
+  -keyout "$pki/ca.key" -out "$pki/AmazonRootCA1.pem" 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=gateway-01 \
+  -keyout "$pki/gateway-01.private.key" -out "$pki/gateway-01.cert.pem" 2>/dev/null
+chmod 0640 "$pki/gateway-01.private.key"
+sed -e "s|/etc/thingmux/AmazonRootCA1.pem|$pki/AmazonRootCA1.pem|" \
+    -e "s|/etc/thingmux/gateway-01.cert.pem|$pki/gateway-01.cert.pem|" \
+    -e "s|/etc/thingmux/gateway-01.private.key|$pki/gateway-01.private.key|" "$config" >"$tmp/thingmux.yaml"
+if ! getent group thingmux >/dev/null; then
+  # ipc.group must exist on the machine that checks the file; the package creates it on install.
+  sed -i "s|^\(  group:\) thingmux|\1 $(id -gn)|" "$tmp/thingmux.yaml"
+fi
+set +e
+"$root/usr/bin/thingmuxd" --check-config --config "$tmp/thingmux.yaml" >"$tmp/check-ok.out" 2>&1
+rc=$?
+set -e
+check "--check-config accepts the configuration once the certificates exist" test "$rc" = 0
+check "--check-config reports 1 Thing" grep -q ': OK: 1 Thing(s)' "$tmp/check-ok.out"
+[ "$rc" = 0 ] || sed 's/^/  /' "$tmp/check-ok.out" >&2
+
+# What the postinst does, on the scratch root: the user first, then its directories.
+if [ "$(id -u)" = 0 ]; then
+  systemd-sysusers --root="$root" thingmux.conf 2>/dev/null
+  systemd-tmpfiles --root="$root" --create thingmux.conf
+  uid=$(awk -F: '$1 == "thingmux" {print $3}' "$root/etc/passwd")
+  gid=$(awk -F: '$1 == "thingmux" {print $3}' "$root/etc/group")
+  check "sysusers.d creates user and group thingmux" test -n "$uid" -a -n "$gid"
+  check "tmpfiles.d: /var/lib/thingmux thingmux:thingmux 0750" test "$(stat -c '%u:%g %a' "$root/var/lib/thingmux")" = "$uid:$gid 750"
+  check "tmpfiles.d: /etc/thingmux root:thingmux 0750" test "$(stat -c '%u:%g %a' "$root/etc/thingmux")" = "0:$gid 750"
+else
+  echo "  note: not root; sysusers.d/tmpfiles.d not applied"
+fi
+
+# The installed units, with ExecStart on the unpacked daemon (verify wants it to exist).
+units=$tmp/units
+mkdir -p "$units"
+sed "s|^ExecStart=/usr/bin/thingmuxd|ExecStart=$root/usr/bin/thingmuxd|" "$root/lib/systemd/system/thingmuxd.service" >"$units/thingmuxd.service"
+cp "$root/lib/systemd/system/thingmuxd.socket" "$units/"
+check "the service runs the packaged daemon and file" grep -qxF "ExecStart=/usr/bin/thingmuxd --config /etc/thingmux/thingmux.yaml" "$root/lib/systemd/system/thingmuxd.service"
+if (cd "$units" && systemd-analyze verify --man=no thingmuxd.service thingmuxd.socket) >"$tmp/verify.out" 2>&1 &&
+   [ ! -s "$tmp/verify.out" ]; then
+  pass "systemd-analyze verify: no remarks"
+else
+  fail "systemd-analyze verify:"; sed 's/^/  /' "$tmp/verify.out" >&2
+fi
+for u in thingmuxd.service thingmuxd.socket; do
+  for doc in $(sed -n 's/^Documentation=//p' "$root/lib/systemd/system/$u"); do
+    case $doc in file:*) check "$u: Documentation=$doc is in the package" test -f "$root${doc#file:}" ;; esac
+  done
+done
+
+# libthingmux-dev: a program built with find_package(thingmux) and with pkg-config.
+app=$tmp/app
+mkdir -p "$app"
+cat >"$app/main.cpp" <<'EOF'
+#include <thingmux/client.hpp>
+#include <thingmux/topic.hpp>
+#include <iostream>
+int main() {
+    const bool ok = thingmux::topic_matches("cmd/+/#", "cmd/gateway-01/reboot");
+    std::cout << (ok ? "match" : "no match") << '\n';
+    return ok ? 0 : 1;
+}
+EOF
+cat >"$app/CMakeLists.txt" <<EOF
+cmake_minimum_required(VERSION 3.25)
+project(consumer LANGUAGES CXX)
+find_package(thingmux $version REQUIRED)
+add_executable(consumer main.cpp)
+target_link_libraries(consumer PRIVATE thingmux::thingmux)
+EOF
+if cmake -S "$app" -B "$app/build" -DCMAKE_PREFIX_PATH="$root/usr" -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF \
+     -DCMAKE_FIND_ROOT_PATH="$root" >"$app/cmake.log" 2>&1 &&
+   cmake --build "$app/build" >>"$app/cmake.log" 2>&1; then
+  check "find_package(thingmux) found the packaged CMake files" grep -qF "thingmux_DIR:PATH=$root$libdir/cmake/thingmux" "$app/build/CMakeCache.txt"
+  check "a CMake consumer links the packaged library and runs" bash -c "'$app/build/consumer' | grep -qx match"
+  consumer_lib=$(ldd "$app/build/consumer" | awk '$1 == "libthingmux.so.1" {print $3}')
+  check "the CMake consumer loads $consumer_lib" test "$consumer_lib" = "$root$libdir/libthingmux.so.1"
+else
+  fail "CMake consumer of libthingmux-dev does not build:"; sed 's/^/  /' "$app/cmake.log" >&2
+fi
+export PKG_CONFIG_PATH=$root$libdir/pkgconfig PKG_CONFIG_SYSROOT_DIR=$root
+if flags=$(pkg-config --cflags --libs "thingmux = $version") &&
+   # shellcheck disable=SC2086
+   c++ -std=c++20 "$app/main.cpp" -o "$app/consumer-pc" $flags >"$app/pc.log" 2>&1; then
+  check "pkg-config thingmux gives flags for the unpacked root ($flags)" bash -c "[[ '$flags' == *'-I$root/usr/include'* ]]"
+  check "a pkg-config consumer links the packaged library and runs" bash -c "'$app/consumer-pc' | grep -qx match"
+else
+  fail "pkg-config consumer of libthingmux-dev does not build: ${flags:-}"; sed 's/^/  /' "$app/pc.log" >&2 || true
+fi
+
+if [ "$failures" -gt 0 ]; then
+  echo "test-deb: $failures check(s) failed" >&2
+  exit 1
+fi
+echo "test-deb: all checks passed ($debs)"

@@ -1,0 +1,234 @@
+// Fault injection (docs/reliability.md): numbered QoS 1 messages from several apps through the
+// real thingmuxd while the broker restarts, the daemon is killed with SIGKILL, an app crashes or
+// the disk fills up; counted at the far end. Duplicates are allowed (at least once) and reported;
+// a message the daemon accepted (ok or spooled) that never arrives is a failure.
+#include "tests/support/daemon_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <csignal>
+#include <map>
+#include <set>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace thingmux::test {
+namespace {
+
+// Payloads received by an observer, as a set (duplicates counted separately).
+struct tally {
+    std::set<std::string> distinct;
+    std::size_t duplicates = 0;
+};
+
+tally count(const observer_subscription& o) {
+    tally t;
+    for (const auto& line : o.lines()) {
+        if (!t.distinct.insert(line).second) ++t.duplicates;
+    }
+    return t;
+}
+
+// Accepted messages the observer never saw.
+std::size_t missing(const std::vector<std::string>& expected, const tally& got) {
+    return static_cast<std::size_t>(
+        std::count_if(expected.begin(), expected.end(), [&](const std::string& line) { return got.distinct.count(line) == 0; }));
+}
+
+// One app's numbered publishes, pipelined: up to `window` requests outstanding.
+class publisher {
+public:
+    publisher(const std::filesystem::path& socket, std::string name, std::string topic)
+        : client_(socket), name_(std::move(name)), topic_(std::move(topic)) {
+        client_.hello(name_);
+    }
+
+    // Sends the next messages while fewer than `window` wait for results; collects results.
+    void step(int total, std::size_t window = 20) {
+        client_.drain();
+        for (auto it = waiting_.begin(); it != waiting_.end();) {
+            auto m = client_.result_of(it->first, 0);
+            if (!m) {
+                ++it;
+                continue;
+            }
+            outcome_[it->second] = std::get<ipc::publish_result>(*m).outcome.code;
+            it = waiting_.erase(it);
+        }
+        while (next_ <= total && waiting_.size() < window) {
+            const auto id = request_++;
+            client_.send(ipc::publish{.request_id = id, .topic = topic_, .payload = name_ + "-" + std::to_string(next_),
+                                      .qos = 1, .retain = false, .props = {}});
+            waiting_[id] = next_++;
+        }
+    }
+    [[nodiscard]] bool done(int total) const { return next_ > total && waiting_.empty(); }
+    // "topic payload" lines the observer must show: every accepted publish.
+    [[nodiscard]] std::vector<std::string> accepted() const {
+        std::vector<std::string> out;
+        for (const auto& [n, code] : outcome_)
+            if (ipc::accepted(code)) out.push_back(topic_ + " " + name_ + "-" + std::to_string(n));
+        return out;
+    }
+    [[nodiscard]] const std::map<int, ipc::errc>& outcomes() const { return outcome_; }
+
+private:
+    ipc_client client_;
+    std::string name_;
+    std::string topic_;
+    std::uint32_t request_ = 1;
+    int next_ = 1;
+    std::map<std::uint32_t, int> waiting_;
+    std::map<int, ipc::errc> outcome_;
+};
+
+class FaultTest : public ::testing::Test {
+protected:
+    broker_fixture broker;
+};
+
+TEST_F(FaultTest, BrokerRestartedFiveTimesDuringTrafficFromTenAppsLosesNothingAccepted) {
+    observer_subscription cloud(broker, "dt/gateway-01/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    daemon_setup setup;
+    setup.limits = "publishes_per_second: unlimited\nbytes_per_second: unlimited";
+    daemon_fixture daemon(broker, setup);
+    // Steady traffic: each app publishes one message per 50 ms round; the broker restarts every
+    // 30 rounds, five times, while the apps keep publishing.
+    constexpr int apps = 10, each = 200;
+    std::vector<std::unique_ptr<publisher>> pubs;
+    for (int a = 0; a < apps; ++a)
+        pubs.push_back(std::make_unique<publisher>(daemon.socket_path(), "app" + std::to_string(a), "dt/gateway-01/app" + std::to_string(a)));
+    int restarts = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    for (int round = 0; std::chrono::steady_clock::now() < deadline; ++round) {
+        bool all_done = true;
+        for (auto& p : pubs) {
+            p->step(std::min(round + 1, each));
+            all_done = all_done && p->done(each);
+        }
+        if (all_done) break;
+        if (round % 30 == 15 && restarts < 5) {
+            broker.restart();
+            ++restarts;
+        }
+        ::usleep(50'000);
+    }
+    ASSERT_EQ(restarts, 5) << "the traffic ended before five restarts";
+    std::vector<std::string> expected;
+    std::size_t refused = 0;
+    for (const auto& p : pubs) {
+        ASSERT_TRUE(p->done(each)) << "some publishes never got a result";
+        for (auto& line : p->accepted()) expected.push_back(std::move(line));
+        refused += static_cast<std::size_t>(each) - p->accepted().size();
+    }
+    cloud.wait_for(expected.size(), 60'000);
+    const auto got = count(cloud);
+    const auto lost = missing(expected, got);
+    EXPECT_EQ(lost, 0U) << lost << " accepted messages never reached the broker";
+    std::cout << "[ measured ] " << apps * each << " publishes, 5 broker restarts: " << expected.size() << " accepted, "
+              << refused << " refused with an error, " << lost << " lost, " << got.duplicates << " duplicates\n";
+}
+
+TEST_F(FaultTest, DaemonKilledWithSigkillLosesNothingItSpooled) {
+    observer_subscription cloud(broker, "dt/gateway-01/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    broker.stop();  // the Thing is offline: QoS 1 publishes go to the durable spool
+    daemon_fixture daemon(broker);
+    std::vector<std::unique_ptr<publisher>> pubs;
+    for (int a = 0; a < 3; ++a)
+        pubs.push_back(std::make_unique<publisher>(daemon.socket_path(), "app" + std::to_string(a), "dt/gateway-01/app" + std::to_string(a)));
+    constexpr int each = 200;
+    ASSERT_TRUE(eventually([&] {
+        bool all = true;
+        for (auto& p : pubs) {
+            p->step(each);
+            all = all && p->done(each);
+        }
+        return all;
+    }, 60'000));
+    std::vector<std::string> expected;
+    for (const auto& p : pubs) {
+        for (const auto& [n, code] : p->outcomes()) EXPECT_EQ(code, ipc::errc::spooled) << "message " << n;
+        for (auto& line : p->accepted()) expected.push_back(std::move(line));
+    }
+    ASSERT_EQ(expected.size(), 3U * each);
+
+    daemon.kill();  // SIGKILL: no chance to flush anything
+    broker.start();
+    daemon.start();
+    cloud.wait_for(expected.size(), 60'000);
+    const auto got = count(cloud);
+    const auto lost = missing(expected, got);
+    EXPECT_EQ(lost, 0U) << lost << " spooled messages were lost with the daemon";
+    // Order per app is kept: the spool replays in the order the app published.
+    std::map<std::string, int> last;
+    for (const auto& line : cloud.lines()) {
+        const auto dash = line.rfind('-');
+        const auto app = line.substr(0, dash);
+        const int n = std::stoi(line.substr(dash + 1));
+        if (got.duplicates == 0) {
+            EXPECT_GT(n, last[app]) << "out of order: " << line;
+        }
+        last[app] = n;
+    }
+    std::cout << "[ measured ] " << expected.size() << " spooled, daemon SIGKILLed and restarted: " << lost << " lost, "
+              << got.duplicates << " duplicates\n";
+}
+
+TEST_F(FaultTest, AppCrashingMidPublishReleasesItsSubscriptionAndOthersGoOn) {
+    daemon_fixture daemon(broker);
+    ipc_client other(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(other, "other"));
+    ASSERT_EQ(other.subscribe({"cmd/gateway-01/shared"}).at(0).code, ipc::errc::ok);
+    const pid_t child = ::fork();
+    if (child == 0) {
+        // The crashing app: its own subscription, then publishes, then dies without closing.
+        ipc_client c(daemon.socket_path());
+        c.hello("crasher");
+        c.subscribe({"cmd/gateway-01/crasher"});
+        for (std::uint32_t i = 1; i <= 50; ++i)
+            c.send(ipc::publish{.request_id = i, .topic = "dt/gateway-01/crash", .payload = "x", .qos = 1, .retain = false, .props = {}});
+        ::kill(::getpid(), SIGKILL);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    ASSERT_TRUE(eventually([&] {
+        const auto unsubscribed = broker_filters(broker, "gateway-01", "UNSUBSCRIBE");
+        return std::find(unsubscribed.begin(), unsubscribed.end(), "cmd/gateway-01/crasher") != unsubscribed.end();
+    }, 10'000)) << "the crashed app's upstream subscription was not released";
+    publish_from_cloud(broker, "cmd/gateway-01/shared", {"still-here"});
+    ASSERT_TRUE(other.wait_messages(1));
+    EXPECT_EQ(other.publish("dt/gateway-01/other", "1").code, ipc::errc::ok);
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+}
+
+TEST_F(FaultTest, SpoolWriteFailureIsAClearErrorAndNothingIsSilentlyDropped) {
+    broker.stop();
+    daemon_setup setup;
+    // Files the daemon writes may not grow past 64 KiB: the spool's writes fail like a full disk.
+    setup.launcher = {"prlimit", "--fsize=65536", "--"};
+    daemon_fixture daemon(broker, setup);
+    ipc_client app(daemon.socket_path());
+    app.hello("app");
+    std::map<ipc::errc, int> outcomes;
+    std::string failure;
+    for (int i = 1; i <= 40; ++i) {
+        const auto r = app.publish("dt/gateway-01/big", std::string(8 * 1024, 'x'));
+        ++outcomes[r.code];
+        if (r.code != ipc::errc::spooled && failure.empty()) failure = r.message;
+    }
+    EXPECT_GT(outcomes[ipc::errc::spooled], 0) << "nothing was spooled before the limit";
+    EXPECT_GT(outcomes[ipc::errc::spool_full], 0) << "the write failure never surfaced";
+    EXPECT_EQ(outcomes[ipc::errc::spooled] + outcomes[ipc::errc::spool_full], 40) << "other outcomes: " << failure;
+    EXPECT_NE(failure.find("could not store the message"), std::string::npos) << failure;
+    // The daemon is alive and answers.
+    EXPECT_EQ(app.publish("dt/gateway-01/qos0", "x", 0).code, ipc::errc::not_connected);
+    EXPECT_FALSE(app.closed());
+    std::cout << "[ measured ] spool write failure after " << outcomes[ipc::errc::spooled] << " spooled messages: " << failure << "\n";
+}
+
+}  // namespace
+}  // namespace thingmux::test
