@@ -3,12 +3,14 @@
 // the disk fills up; counted at the far end. Duplicates are allowed (at least once) and reported;
 // a message the daemon accepted (ok or spooled) that never arrives is a failure.
 #include "tests/support/daemon_fixture.hpp"
+#include "tests/support/tcp_proxy.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <csignal>
 #include <map>
+#include <optional>
 #include <set>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -203,6 +205,79 @@ TEST_F(FaultTest, AppCrashingMidPublishReleasesItsSubscriptionAndOthersGoOn) {
     ASSERT_TRUE(other.wait_messages(1));
     EXPECT_EQ(other.publish("dt/gateway-01/other", "1").code, ipc::errc::ok);
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+}
+
+// Runs the publisher until all `total` messages have a result (or `timeout_ms` passed).
+bool finish(publisher& p, int total, int timeout_ms = 60'000) {
+    return eventually([&] {
+        p.step(total);
+        return p.done(total);
+    }, timeout_ms);
+}
+
+// Waits for a state frame whose reason contains `text`; returns it.
+std::optional<ipc::state> state_saying(ipc_client& c, const std::string& text, int timeout_ms = 30'000) {
+    std::optional<ipc::state> found;
+    eventually([&] {
+        c.drain();
+        for (const auto& s : c.states)
+            if (s.reason.find(text) != std::string::npos) found = s;
+        return found.has_value();
+    }, timeout_ms);
+    return found;
+}
+
+TEST_F(FaultTest, BlackHoledNetworkIsDetectedByKeepAliveAndNothingIsLostWhenItHeals) {
+    observer_subscription cloud(broker, "dt/gateway-01/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    tcp_proxy proxy(broker.port());
+    daemon_setup setup;
+    setup.port = proxy.port();
+    setup.thing = "keep_alive: 2s\nconnect_timeout: 2s";
+    daemon_fixture daemon(broker, setup);
+    ipc_client watcher(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(watcher, "watcher"));
+    publisher app(daemon.socket_path(), "app", "dt/gateway-01/app");
+    ASSERT_TRUE(finish(app, 50));
+
+    // The network stops delivering anything, without closing a connection.
+    proxy.set_mode(tcp_proxy::mode::black_hole);
+    const auto cut = std::chrono::steady_clock::now();
+    const auto dead = state_saying(watcher, "no packet from broker for 3 s (keep-alive 2 s)");
+    ASSERT_TRUE(dead) << "dead link not detected";
+    const auto detected_after = std::chrono::duration<double>(std::chrono::steady_clock::now() - cut).count();
+    EXPECT_LE(detected_after, 6.0) << "1.5 x keep-alive is 3 s";
+    ASSERT_TRUE(finish(app, 100)) << "publishes during the outage got no result";  // spooled meanwhile
+
+    proxy.set_mode(tcp_proxy::mode::forward);
+    ASSERT_TRUE(watcher.wait_state(ipc::link_state::connected, 30'000));
+    ASSERT_TRUE(finish(app, 150));
+    const auto expected = app.accepted();
+    EXPECT_EQ(expected.size(), 150U) << "every publish was accepted (ok or spooled)";
+    cloud.wait_for(expected.size(), 30'000);
+    const auto got = count(cloud);
+    EXPECT_EQ(missing(expected, got), 0U);
+    std::cout << "[ measured ] black hole detected after " << detected_after << " s (keep-alive 2 s); "
+              << expected.size() << " accepted, " << missing(expected, got) << " lost, " << got.duplicates << " duplicates\n";
+}
+
+TEST_F(FaultTest, BrokerAnsweringGarbageIsAClearErrorRetriedWithBackoff) {
+    tcp_proxy proxy(broker.port());
+    proxy.set_mode(tcp_proxy::mode::garbage);
+    daemon_setup setup;
+    setup.port = proxy.port();
+    daemon_fixture daemon(broker, setup);
+    ipc_client app(daemon.socket_path());
+    app.hello("app");
+    const auto refused = state_saying(app, "TLS");
+    ASSERT_TRUE(refused) << read_file(daemon.log_file());
+    EXPECT_FALSE(refused->fatal) << "a broken peer may heal: " << refused->reason;
+    ASSERT_TRUE(eventually([&] { return proxy.connections() >= 3; }, 20'000)) << "not retried";
+    EXPECT_EQ(app.publish("dt/gateway-01/x", "kept").code, ipc::errc::spooled);
+    proxy.set_mode(tcp_proxy::mode::forward);
+    ASSERT_TRUE(app.wait_state(ipc::link_state::connected, 30'000));
+    EXPECT_FALSE(app.closed());
+    std::cout << "[ measured ] garbage answered " << proxy.connections() << " attempts: " << refused->reason << "\n";
 }
 
 TEST_F(FaultTest, SpoolWriteFailureIsAClearErrorAndNothingIsSilentlyDropped) {

@@ -20,6 +20,8 @@ struct daemon_setup {
     std::vector<std::string> things{"gateway-01"};  // each with its certificate from the broker's PKI
     std::string protocol = "mqtt5";
     std::string limits;  // YAML mapping lines under every Thing's limits:, e.g. "publishes_per_second: 20"
+    std::string thing;   // more YAML mapping lines for every Thing, e.g. "keep_alive: 2s"
+    std::uint16_t port = 0;  // broker port the Things connect to; 0: the broker's (else e.g. a proxy)
     std::string ipc;     // YAML mapping lines under ipc:, e.g. "client_queue: 65536"
     // D-Bus address for the management interface ("unix:path=..."); empty: --bus none.
     std::string bus;
