@@ -237,7 +237,8 @@ int run_daemon(const daemon_options& options) {
 
     bus::bus_service* bus_ptr = nullptr;
     // Returns "" when the new configuration is in force, else what is wrong with the file.
-    // "gateway-01: connected; gateway-02: backing-off (why)" for systemctl status.
+    // "gateway-01: connected; gateway-02: backing-off (why)" for systemctl status. (No client
+    // count: it would go stale between state changes.)
     auto status_line = [&h] {
         std::string line;
         for (const auto& name : h.thing_names()) {
@@ -246,7 +247,7 @@ int run_daemon(const daemon_options& options) {
             line += (line.empty() ? "" : "; ") + name + ": " + uplink::to_string(st->state);
             if (st->state != uplink::link_state::connected && !st->reason.empty()) line += " (" + st->reason + ")";
         }
-        return line + "; " + std::to_string(h.client_count()) + " client(s)";
+        return line;
     };
     h.on_thing_state([&](const std::string&, const uplink::state_event&) { manager.status(status_line()); });
 

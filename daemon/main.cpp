@@ -1,5 +1,6 @@
 // thingmuxd: holds one mTLS MQTT session per Thing and shares it with local applications.
 #include "daemon/app.hpp"
+#include "daemon/logging.hpp"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -46,6 +47,8 @@ int main(int argc, char** argv) {
         }
     }
     options.bus = bus == "user" ? bus::bus_kind::user : bus == "none" ? bus::bus_kind::none : bus::bus_kind::system;
-    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+    // Until the configuration says otherwise: the journal under systemd (so that errors in the
+    // file are logged with their priority), else stderr.
+    logging::setup(config::log_target::automatic);
     return run_daemon(options);
 }

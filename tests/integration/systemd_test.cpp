@@ -132,7 +132,7 @@ TEST_F(SystemdTest, ReadinessStatusReloadWatchdogAndStopAreNotified) {
     ASSERT_TRUE(notify.wait_for("gateway-01: backing-off (")) << "status while the broker is down";
 
     broker.start();
-    ASSERT_TRUE(notify.wait_for("STATUS=gateway-01: connected; 0 client(s)", 30'000));
+    ASSERT_TRUE(notify.wait_for("STATUS=gateway-01: connected", 30'000));
     // 400 ms watchdog: pinged every 200 ms from the event loop.
     const auto pings = notify.count("WATCHDOG=1");
     ASSERT_TRUE(eventually([&] {
