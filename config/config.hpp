@@ -109,6 +109,7 @@ struct ipc_settings {
     unsigned mode = 0660;
     std::string group = "thingmux";      // empty: leave the group as created
     std::size_t max_clients = 1024;
+    std::size_t max_clients_per_uid = 256;  // so one user's runaway app cannot take every slot
     std::size_t client_queue = 8 * 1024 * 1024;  // bytes queued for one client
     std::size_t client_subscriptions = 1000;
     std::size_t client_inflight = 1000;  // publishes of one client awaiting their result

@@ -396,8 +396,9 @@ constexpr std::array<std::string_view, 10> limit_keys{"max_payload",         "ma
 constexpr std::array<std::string_view, 2> backoff_keys{"base", "cap"};
 constexpr std::array<std::string_view, 6> app_keys{"name", "match", "things", "publish", "subscribe", "receive"};
 constexpr std::array<std::string_view, 5> match_keys{"unit", "user", "uid", "group", "gid"};
-constexpr std::array<std::string_view, 8> ipc_keys{"socket",          "mode",           "group",           "max_clients",
-                                                   "client_queue",    "client_subscriptions", "client_inflight", "hello_timeout"};
+constexpr std::array<std::string_view, 9> ipc_keys{"socket",          "mode",           "group",           "max_clients",
+                                                   "max_clients_per_uid", "client_queue", "client_subscriptions",
+                                                   "client_inflight", "hello_timeout"};
 constexpr std::array<std::string_view, 5> spool_keys{"path", "max_bytes", "max_messages", "overflow", "offline_qos0"};
 constexpr std::array<std::string_view, 2> log_keys{"level", "target"};
 
@@ -731,6 +732,9 @@ void parser::parse_ipc(const YAML::Node& node, ipc_settings& s) {
     }
     if (const auto* x = find(*f, "max_clients")) {
         if (auto v = integer(x->value, "ipc.max_clients", 1, 65535)) s.max_clients = static_cast<std::size_t>(*v);
+    }
+    if (const auto* x = find(*f, "max_clients_per_uid")) {
+        if (auto v = integer(x->value, "ipc.max_clients_per_uid", 1, 65535)) s.max_clients_per_uid = static_cast<std::size_t>(*v);
     }
     if (const auto* x = find(*f, "client_queue")) {
         if (auto v = size(x->value, "ipc.client_queue", 64 * 1024, std::uint64_t{1} << 30U, false); v && *v) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian packages thingmuxd, libthingmux1 and libthingmux-dev from this working tree
 # (committed or not) and puts them in OUTPUT_DIR (default: build-deb/ at the top of the tree);
-# debug symbols packages, .changes and .buildinfo in OUTPUT_DIR/extra/.
+# debug symbols packages, .changes, .buildinfo and the list of source files in OUTPUT_DIR/extra/.
 #   bash packaging/build-deb.sh [OUTPUT_DIR]
 # It copies the tracked and untracked-but-not-ignored files (no build*/ directories) into a
 # scratch directory, adds packaging/debian/ as debian/ and runs dpkg-buildpackage -us -uc -b.
@@ -49,6 +49,8 @@ else
 fi
 rm -rf "$src/debian"
 cp -a "$src/packaging/debian" "$src/debian"
+# What went into the build (test-deb.sh compares the packages with it).
+(cd "$src" && find . \( -type f -o -type l \) -not -path './debian/*' | sed 's|^\./||' | LC_ALL=C sort) >"$work/source-files.txt"
 
 case " ${DEB_BUILD_OPTIONS:-} " in
   *" parallel="*) ;;
@@ -66,10 +68,12 @@ fi
 
 # Replace the previous results (an older version next to the new one would confuse apt). The
 # three packages go to OUTPUT_DIR, so that `apt install OUTPUT_DIR/*.deb` installs just them;
-# the debug symbols packages, .changes and .buildinfo go to OUTPUT_DIR/extra/.
+# the debug symbols packages, .changes, .buildinfo and source-files.txt go to OUTPUT_DIR/extra/.
 mkdir -p "$out/extra"
 rm -f "$out"/thingmuxd_*.deb "$out"/libthingmux1_*.deb "$out"/libthingmux-dev_*.deb \
-      "$out"/extra/*-dbgsym_*.deb "$out"/extra/thingmux_*.changes "$out"/extra/thingmux_*.buildinfo
+      "$out"/extra/*-dbgsym_*.deb "$out"/extra/thingmux_*.changes "$out"/extra/thingmux_*.buildinfo \
+      "$out"/extra/source-files.txt
+cp "$work/source-files.txt" "$out/extra/"
 for f in "$work"/*.deb "$work"/*.changes "$work"/*.buildinfo; do
   case $f in
     *-dbgsym_*|*.changes|*.buildinfo) cp "$f" "$out/extra/" ;;

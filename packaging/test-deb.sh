@@ -76,8 +76,15 @@ refuse_paths() {  # refuse_paths PACKAGE REGEX WHY
   if [ -z "$bad" ]; then pass "$1 has no $3"; else fail "$1 has $3: $(echo "$bad" | tr '\n' ' ')"; fi
 }
 
+# The source files the packages were built from (build-deb.sh lists them), else this tree's.
+if [ -f "$debs/extra/source-files.txt" ]; then
+  cp "$debs/extra/source-files.txt" "$tmp/sources"
+else
+  (cd "$repo" && find . -path './build*' -prune -o \( -type f -print \) | sed 's|^\./||') >"$tmp/sources"
+fi
+sources() { grep -E "$1" "$tmp/sources" | sed 's|.*/||'; }  # base names of matching source paths
 docs=(/usr/share/doc/thingmuxd/README.md /usr/share/doc/thingmuxd/copyright)
-for f in "$repo"/docs/*.md; do docs+=("/usr/share/doc/thingmuxd/$(basename "$f")"); done
+while read -r f; do docs+=("/usr/share/doc/thingmuxd/$f"); done < <(sources '^docs/[^/]*\.md$')
 expect_paths thingmuxd \
   /usr/bin/thingmuxd /usr/bin/thingmuxctl /usr/bin/thingmux-probe \
   /lib/systemd/system/thingmuxd.service /lib/systemd/system/thingmuxd.socket \
@@ -88,7 +95,8 @@ expect_paths thingmuxd \
 refuse_paths thingmuxd 'libthingmux\.so|^/usr/include' "library or header files"
 
 headers=()
-for f in "$repo"/libclient/include/thingmux/*.hpp; do headers+=("/usr/include/thingmux/$(basename "$f")"); done
+while read -r f; do headers+=("/usr/include/thingmux/$f"); done < <(sources '^libclient/include/thingmux/[^/]*\.hpp$')
+check "the sources list headers and documents" test ${#headers[@]} -gt 0 -a ${#docs[@]} -gt 2
 expect_paths libthingmux1 "$libdir/libthingmux.so.1"
 refuse_paths libthingmux1 "^$libdir/libthingmux\.so$|^/usr/include|^/usr/bin|^/etc|cmake|pkgconfig" \
   "development or daemon files"
@@ -209,8 +217,11 @@ if [ "$(id -u)" = 0 ]; then
   uid=$(awk -F: '$1 == "thingmux" {print $3}' "$root/etc/passwd")
   gid=$(awk -F: '$1 == "thingmux" {print $3}' "$root/etc/group")
   check "sysusers.d creates user and group thingmux" test -n "$uid" -a -n "$gid"
+  # The spool is the daemon's alone; /etc/thingmux gets the mode thingmux.tmpfiles gives it.
   check "tmpfiles.d: /var/lib/thingmux thingmux:thingmux 0750" test "$(stat -c '%u:%g %a' "$root/var/lib/thingmux")" = "$uid:$gid 750"
-  check "tmpfiles.d: /etc/thingmux root:thingmux 0750" test "$(stat -c '%u:%g %a' "$root/etc/thingmux")" = "0:$gid 750"
+  etc_mode=$(awk '$1 == "d" && $2 == "/etc/thingmux" {print $3}' "$root/usr/lib/tmpfiles.d/thingmux.conf")
+  check "tmpfiles.d: /etc/thingmux root:thingmux ${etc_mode:-?}, writable by root only" \
+    test "$(stat -c '%u:%g %a' "$root/etc/thingmux")" = "0:$gid ${etc_mode#0}" -a $(( 8#${etc_mode:-22} & 8#022 )) = 0
 else
   echo "  note: not root; sysusers.d/tmpfiles.d not applied"
 fi

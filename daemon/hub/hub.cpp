@@ -261,6 +261,15 @@ void hub::add_client(local_client::socket s) {
     c->start(config_->ipc.hello_timeout);
     if (shutting_down_) {
         c->close_with_error(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down");
+    } else if (const auto same_uid = std::count_if(clients_.begin(), clients_.end(),
+                                                   [&](const auto& other) { return other.second->peer().uid == c->peer().uid; });
+               static_cast<std::size_t>(same_uid) > config_->ipc.max_clients_per_uid) {
+        ++counters_.clients_refused;
+        spdlog::warn("client {} ({}) refused: uid {} already has {} connections, limit {} (ipc.max_clients_per_uid)", id.value,
+                     c->peer().describe(), c->peer().uid, same_uid - 1, config_->ipc.max_clients_per_uid);
+        c->close_with_error(ipc::errc::quota_exceeded, "too many connections from uid " + std::to_string(c->peer().uid) +
+                                                           " (limit " + std::to_string(config_->ipc.max_clients_per_uid) +
+                                                           ", ipc.max_clients_per_uid)");
     } else if (clients_.size() > config_->ipc.max_clients) {
         ++counters_.clients_refused;
         spdlog::warn("client {} ({}) refused: {} clients connected, limit {} (ipc.max_clients)", id.value,

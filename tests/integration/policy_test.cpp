@@ -268,6 +268,24 @@ TEST_F(PolicyTest, BadPublishesAreRefusedLocallyAndTheSessionStaysUpForEveryone)
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U) << "a limits change must not reconnect";
 }
 
+TEST_F(PolicyTest, OneUserCannotTakeEveryConnectionSlot) {
+    daemon_setup setup;
+    setup.ipc = "max_clients_per_uid: 2";
+    daemon_fixture daemon(broker, setup);
+    ipc_client a(daemon.socket_path()), b(daemon.socket_path());
+    a.hello("a");
+    b.hello("b");
+    ipc_client c(daemon.socket_path());
+    ASSERT_TRUE(c.wait_closed());
+    ASSERT_TRUE(c.last_error.has_value());
+    EXPECT_EQ(c.last_error->code, ipc::errc::quota_exceeded);
+    EXPECT_NE(c.last_error->message.find("too many connections from uid 0 (limit 2, ipc.max_clients_per_uid)"), std::string::npos)
+        << c.last_error->message;
+    EXPECT_FALSE(a.closed());
+    a.send(ipc::ping{.token = 7});
+    EXPECT_TRUE(a.receive().has_value()) << "the first connections keep working";
+}
+
 TEST_F(PolicyTest, UpstreamSubscriptionQuotaCountsDistinctFiltersAcrossApps) {
     daemon_setup setup;
     setup.limits = "subscriptions: 3";
