@@ -34,6 +34,9 @@ check() {  # check DESCRIPTION COMMAND...: passes when the command succeeds
   local what=$1; shift
   if "$@"; then pass "$what"; else fail "$what"; fi
 }
+quiet() {  # quiet COMMAND...: its output only when it fails
+  "$@" >"$tmp/quiet.out" 2>&1 || { local rc=$?; sed 's/^/  /' "$tmp/quiet.out" >&2; return $rc; }
+}
 
 version=$(sed -n 's/^project(thingmux VERSION \([0-9][0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")
 arch=$(dpkg --print-architecture)
@@ -105,7 +108,7 @@ expect_paths libthingmux-dev "${headers[@]}" "$libdir/libthingmux.so" \
   "$libdir/cmake/thingmux/thingmuxTargets.cmake" "$libdir/pkgconfig/thingmux.pc"
 refuse_paths libthingmux-dev 'libthingmux\.so\.|^/usr/bin|^/etc' "runtime files"
 for p in "${!deb[@]}"; do
-  refuse_paths "$p" '^/usr/local|obj-|/build|^/tmp|^/root|^/home' "paths under /usr/local or from a build tree"
+  refuse_paths "$p" '^/usr/local|(^|/)(obj-[^/]*|build[^/]*)/|^/tmp|^/root|^/home' "paths under /usr/local or from a build tree"
 done
 
 # --- control data -------------------------------------------------------------------------
@@ -116,8 +119,8 @@ has_dep() {  # has_dep PACKAGE REGEX: a Depends alternative matches
 check "thingmuxd depends on libthingmux1 (= $version)" has_dep thingmuxd "^libthingmux1 \\(= ${version//./\\.}\\)$"
 check "thingmuxd depends on libc6" has_dep thingmuxd '^libc6 \(>= '
 check "libthingmux-dev depends on libthingmux1 (= $version)" has_dep libthingmux-dev "^libthingmux1 \\(= ${version//./\\.}\\)$"
-check "libthingmux1 depends on libc6 and libstdc++6" \
-  bash -c "dpkg-deb -f '${deb[libthingmux1]}' Depends | grep -q 'libc6 (>=' && dpkg-deb -f '${deb[libthingmux1]}' Depends | grep -q 'libstdc++6 (>='"
+check "libthingmux1 depends on libc6" has_dep libthingmux1 '^libc6 \(>= '
+check "libthingmux1 depends on libstdc++6" has_dep libthingmux1 '^libstdc\+\+6 \(>= '
 check "sections net, libs, libdevel" \
   test "$(field thingmuxd Section) $(field libthingmux1 Section) $(field libthingmux-dev Section)" = "net libs libdevel"
 
@@ -190,10 +193,10 @@ fi
 # The same configuration with certificate files that exist.
 pki=$tmp/pki
 mkdir -p "$pki"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=test-ca \
-  -keyout "$pki/ca.key" -out "$pki/AmazonRootCA1.pem" 2>/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=gateway-01 \
-  -keyout "$pki/gateway-01.private.key" -out "$pki/gateway-01.cert.pem" 2>/dev/null
+quiet openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=test-ca \
+  -keyout "$pki/ca.key" -out "$pki/AmazonRootCA1.pem"
+quiet openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=gateway-01 \
+  -keyout "$pki/gateway-01.private.key" -out "$pki/gateway-01.cert.pem"
 chmod 0640 "$pki/gateway-01.private.key"
 sed -e "s|/etc/thingmux/AmazonRootCA1.pem|$pki/AmazonRootCA1.pem|" \
     -e "s|/etc/thingmux/gateway-01.cert.pem|$pki/gateway-01.cert.pem|" \
@@ -212,8 +215,8 @@ check "--check-config reports 1 Thing" grep -q ': OK: 1 Thing(s)' "$tmp/check-ok
 
 # What the postinst does, on the scratch root: the user first, then its directories.
 if [ "$(id -u)" = 0 ]; then
-  systemd-sysusers --root="$root" thingmux.conf 2>/dev/null
-  systemd-tmpfiles --root="$root" --create thingmux.conf
+  check "systemd-sysusers applies thingmux.conf" quiet systemd-sysusers --root="$root" thingmux.conf
+  check "systemd-tmpfiles --create applies thingmux.conf" quiet systemd-tmpfiles --root="$root" --create thingmux.conf
   uid=$(awk -F: '$1 == "thingmux" {print $3}' "$root/etc/passwd")
   gid=$(awk -F: '$1 == "thingmux" {print $3}' "$root/etc/group")
   check "sysusers.d creates user and group thingmux" test -n "$uid" -a -n "$gid"
@@ -264,8 +267,7 @@ find_package(thingmux $version REQUIRED)
 add_executable(consumer main.cpp)
 target_link_libraries(consumer PRIVATE thingmux::thingmux)
 EOF
-if cmake -S "$app" -B "$app/build" -DCMAKE_PREFIX_PATH="$root/usr" -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF \
-     -DCMAKE_FIND_ROOT_PATH="$root" >"$app/cmake.log" 2>&1 &&
+if cmake -S "$app" -B "$app/build" -DCMAKE_PREFIX_PATH="$root/usr" >"$app/cmake.log" 2>&1 &&
    cmake --build "$app/build" >>"$app/cmake.log" 2>&1; then
   check "find_package(thingmux) found the packaged CMake files" grep -qF "thingmux_DIR:PATH=$root$libdir/cmake/thingmux" "$app/build/CMakeCache.txt"
   check "a CMake consumer links the packaged library and runs" bash -c "'$app/build/consumer' | grep -qx match"

@@ -63,6 +63,7 @@ struct hub::thing_state {
     std::string last_error;
     std::int64_t spool_cursor = 0;  // highest spool id moved into the shaper
     std::size_t spool_loaded = 0;   // spooled messages in the shaper or at the uplink
+    bool spool_draining = false;
 };
 
 namespace {
@@ -475,14 +476,28 @@ std::optional<ipc::result> hub::maybe_spool(thing_state& t, const ipc::publish& 
         return ipc::result{.code = ipc::errc::spooled, .mqtt_reason_code = 0, .message = {}};
     }
     ++counters_.spool_refused;
-    if (r.error == spool::failure::full) return fail(ipc::errc::spool_full, r.message + " (spool.overflow: reject)");
-    spdlog::error("thing {}: cannot write the spool: {}", t.settings.name, r.message);
+    if (r.error == spool::failure::full) return fail(ipc::errc::spool_full, r.message);
+    // A full disk fails every append: one line per 10 s, with how many failed meanwhile.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - spool_error_log_.last >= std::chrono::seconds(10)) {
+        spdlog::error("thing {}: cannot write the spool: {}{}", t.settings.name, r.message,
+                      spool_error_log_.not_logged ? " (" + std::to_string(spool_error_log_.not_logged) + " more failures)"
+                                                  : std::string{});
+        spool_error_log_ = {.last = now, .not_logged = 0};
+    } else {
+        ++spool_error_log_.not_logged;
+    }
     return fail(ipc::errc::spool_full, "the durable spool could not store the message: " + r.message);
 }
 
 void hub::drain_spool(thing_state& t) {
     constexpr std::size_t batch = 64;  // spooled messages held in memory at once per Thing
     if (!spool_ || shutting_down_ || t.link_state.link != ipc::link_state::connected || t.spool_loaded >= batch / 2) return;
+    // Publishes accepted before the spool began (held in the shaper while the link was down) go
+    // first: every later publish of the same app was spooled behind them.
+    if (t.shaper.queued_total() > t.shaper.queued(spool_flow) || t.spool_draining) return;
+    // enqueue() pumps, and pump() calls back here: one load at a time, or rows would be queued twice.
+    t.spool_draining = true;
     const auto loaded = spool_->load(t.settings.name, t.spool_cursor, batch - t.spool_loaded);
     if (!loaded.error.empty()) spdlog::error("thing {}: cannot read the spool: {}", t.settings.name, loaded.error);
     for (const auto& row : loaded.rows) {
@@ -509,6 +524,7 @@ void hub::drain_spool(thing_state& t) {
             if (it != things_.end()) drain_spool(*it->second);
         });
     }
+    t.spool_draining = false;
 }
 
 void hub::pump(thing_state& t) {
@@ -517,6 +533,7 @@ void hub::pump(thing_state& t) {
     if (t.link_state.link != ipc::link_state::connected && !shutting_down_) return;
     const auto now = std::chrono::steady_clock::now();
     while (auto next = t.shaper.pop(now)) send_upstream(t, std::move(next->item));
+    if (spool_ && t.spool_loaded < 32) drain_spool(t);
     const auto wait = t.shaper.next_ready(now);
     if (!wait || t.shaper_timer_armed) return;
     t.shaper_timer_armed = true;
@@ -834,8 +851,8 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     for (const auto& [id, c] : clients_) bytes += t.shaper.queued_bytes(id);
     s.waiting_bytes = bytes + t.shaper.queued_bytes(bus_flow);
     if (spool_) {
-        // Spooled rows already in the shaper are counted once, as spool rows.
-        s.waiting = s.waiting - std::min<std::uint64_t>(s.waiting, t.spool_loaded) + spool_->count(t.settings.name);
+        // Spool rows count until the broker acknowledged them; those already in the shaper once.
+        s.waiting = t.shaper.queued_total() - t.shaper.queued(spool_flow) + spool_->count(t.settings.name);
         s.waiting_bytes += spool_->bytes(t.settings.name);
     }
     s.last_error = t.last_error;

@@ -148,8 +148,8 @@ int run_pub(const common_options& common, const pub_options& opts) {
         return report_failure("publish refused", r);
     }
     if (r.code == error_code::spooled && !opts.quiet) {
-        std::cerr << "thingmuxctl: spooled: the broker is not reachable now; thingmuxd stored the message and "
-                     "will publish it when it is\n";
+        std::cerr << "thingmuxctl: spooled: thingmuxd stored the message durably (the Thing is offline, or earlier "
+                     "messages wait) and will publish it in order\n";
     }
     return exit_ok;
 }

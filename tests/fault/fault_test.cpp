@@ -280,6 +280,28 @@ TEST_F(FaultTest, BrokerAnsweringGarbageIsAClearErrorRetriedWithBackoff) {
     std::cout << "[ measured ] garbage answered " << proxy.connections() << " attempts: " << refused->reason << "\n";
 }
 
+TEST_F(FaultTest, FullSpoolRefusesWithTheLimitNamedAndKeepsWhatItHolds) {
+    observer_subscription cloud(broker, "dt/gateway-01/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    broker.stop();
+    daemon_setup setup;
+    setup.spool = "max_messages: 3";
+    daemon_fixture daemon(broker, setup);
+    ipc_client app(daemon.socket_path());
+    app.hello("app");
+    for (int i = 1; i <= 3; ++i) EXPECT_EQ(app.publish("dt/gateway-01/s", std::to_string(i)).code, ipc::errc::spooled);
+    const auto r = app.publish("dt/gateway-01/s", "4");
+    EXPECT_EQ(r.code, ipc::errc::spool_full);
+    EXPECT_NE(r.message.find("spool.max_messages 3"), std::string::npos) << r.message;
+    broker.start();
+    ASSERT_TRUE(app.wait_state(ipc::link_state::connected, 30'000));
+    ASSERT_GE(cloud.wait_for(3, 30'000), 3U);
+    const auto lines = cloud.lines();
+    EXPECT_EQ(lines, (std::vector<std::string>{"dt/gateway-01/s 1", "dt/gateway-01/s 2", "dt/gateway-01/s 3"}));
+    // Drained: room again.
+    ASSERT_TRUE(eventually([&] { return app.publish("dt/gateway-01/s", "5").code == ipc::errc::ok; }, 10'000));
+}
+
 TEST_F(FaultTest, SpoolWriteFailureIsAClearErrorAndNothingIsSilentlyDropped) {
     broker.stop();
     daemon_setup setup;

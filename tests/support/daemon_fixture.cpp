@@ -67,7 +67,7 @@ std::string daemon_fixture::config_yaml() const {
     }
     y += "apps:\n" + setup_.apps;
     y += "ipc:\n  socket: " + socket_.string() + "\n  mode: \"0666\"\n  group: \"\"\n" + indented(setup_.ipc, "  ");
-    y += "spool:\n  path: " + (dir_ / "spool.db").string() + "\n";
+    y += "spool:\n  path: " + (dir_ / "spool.db").string() + "\n" + indented(setup_.spool, "  ");
     return y;
 }
 

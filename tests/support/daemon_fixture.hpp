@@ -23,6 +23,7 @@ struct daemon_setup {
     std::string thing;   // more YAML mapping lines for every Thing, e.g. "keep_alive: 2s"
     std::uint16_t port = 0;  // broker port the Things connect to; 0: the broker's (else e.g. a proxy)
     std::string ipc;     // YAML mapping lines under ipc:, e.g. "client_queue: 65536"
+    std::string spool;   // YAML mapping lines under spool: besides path, e.g. "max_messages: 3"
     // D-Bus address for the management interface ("unix:path=..."); empty: --bus none.
     std::string bus;
     std::vector<std::string> env;       // extra environment ("NAME=value")
