@@ -1,5 +1,6 @@
 // thingmuxctl: publish, subscribe and inspect through thingmuxd, in the style of
 // mosquitto_pub / mosquitto_sub. A client of libthingmux like any other app.
+#include "bus_commands.hpp"
 #include "commands.hpp"
 
 #include <thingmux/client.hpp>
@@ -28,7 +29,7 @@ int main(int argc, char** argv) {
     using namespace thingmux::ctl;
 
     CLI::App app{"thingmuxctl: publish, subscribe and check status through thingmuxd, the shared MQTT session of "
-                 "this device's AWS IoT Thing.",
+                 "this device's AWS IoT Thing; list its clients and reload it (over D-Bus).",
                  "thingmuxctl"};
     app.footer(exit_codes_text);
     app.require_subcommand(1);
@@ -100,6 +101,16 @@ int main(int argc, char** argv) {
     status_cmd->fallthrough();
     status_cmd->footer(exit_codes_text);
 
+    // clients, reload: through the D-Bus management interface
+    auto* clients_cmd = app.add_subcommand(
+        "clients", "List the apps connected to thingmuxd: pid, user, unit, app name, Thing, queued bytes, counters and "
+                   "subscriptions (D-Bus ListClients)");
+    clients_cmd->footer(exit_codes_text);
+    auto* reload_cmd = app.add_subcommand(
+        "reload", "Make thingmuxd re-read its configuration file, like systemctl reload thingmuxd; a file with errors "
+                  "is refused with every problem listed and the configuration in force stays (D-Bus Reload)");
+    reload_cmd->footer(exit_codes_text);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -119,6 +130,8 @@ int main(int argc, char** argv) {
         if (sub_cmd->parsed()) {
             return run_sub(common, sub);
         }
+        if (clients_cmd->parsed()) return run_clients();
+        if (reload_cmd->parsed()) return run_reload();
         return run_status(common);
     } catch (const std::exception& e) {
         std::cerr << "thingmuxctl: " << e.what() << '\n';

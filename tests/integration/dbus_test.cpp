@@ -248,6 +248,29 @@ TEST_F(DbusTest, WithoutABusTheDaemonSaysSoOnceAndServesApps) {
     EXPECT_EQ(log.find("D-Bus management interface unavailable", first + 1), std::string::npos) << "said more than once";
 }
 
+TEST_F(DbusTest, ThingmuxctlListsClientsAndReloads) {
+    daemon_fixture daemon(broker, setup_for_bus());
+    ASSERT_TRUE(wait_owned());
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "sensor"));
+    ASSERT_EQ(app.subscribe({"cmd/gateway-01/#"}).at(0).code, ipc::errc::ok);
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
+    const std::string ctl = std::string(THINGMUX_BIN_DIR) + "/thingmuxctl";
+    std::string out;
+    EXPECT_EQ(run_command({ctl, "clients"}, &out), 0) << out;
+    EXPECT_NE(out.find("sensor"), std::string::npos) << out;
+    EXPECT_NE(out.find("cmd/gateway-01/#"), std::string::npos) << out;
+    EXPECT_NE(out.find(std::to_string(::getpid())), std::string::npos) << out;
+    EXPECT_EQ(run_command({ctl, "reload"}, &out), 0) << out;
+    EXPECT_NE(out.find("reloaded"), std::string::npos) << out;
+    daemon.write_config("things: [\n");
+    EXPECT_EQ(run_command({ctl, "reload"}, &out), 1) << out;
+    EXPECT_NE(out.find("thingmux.yaml:"), std::string::npos) << "the problems are listed: " << out;
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", ("unix:path=" + (broker.dir() / "nobus").string()).c_str(), 1);
+    EXPECT_EQ(run_command({ctl, "clients"}, &out), 3) << out;
+    ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+}
+
 // Debian's system-bus defaults plus systemd/org.thingmux.Thingmux1.conf: anyone reads, only
 // root (and group thingmux) drives.
 TEST(DbusPolicyTest, AnyoneMayReadOnlyRootMayDrive) {

@@ -1,0 +1,98 @@
+#include "bus_commands.hpp"
+
+#include "commands.hpp"
+
+#include <systemd/sd-bus.h>
+
+#include <cstdint>
+#include <cstring>
+#include <iomanip>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace thingmux::ctl {
+
+namespace {
+
+constexpr const char* service = "org.thingmux.Thingmux1";
+constexpr const char* manager_path = "/org/thingmux/Thingmux1";
+constexpr const char* manager_iface = "org.thingmux.Thingmux1.Manager";
+
+// The system bus, or nullptr after saying why on stderr.
+sd_bus* open_bus() {
+    sd_bus* bus = nullptr;
+    if (const int r = sd_bus_open_system(&bus); r < 0) {
+        std::cerr << "thingmuxctl: cannot reach the system bus: " << std::strerror(-r)
+                  << " (thingmuxd's management interface is on D-Bus; is dbus running?)\n";
+        return nullptr;
+    }
+    return bus;
+}
+
+// Calls a Manager method without arguments; on failure prints the error and returns the exit code.
+int call(const char* method, sd_bus_message** reply) {
+    sd_bus* bus = open_bus();
+    if (bus == nullptr) return exit_unavailable;
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    const int r = sd_bus_call_method(bus, service, manager_path, manager_iface, method, &error, reply, "");
+    int rc = exit_ok;
+    if (r < 0) {
+        const bool absent = sd_bus_error_has_name(&error, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
+                            sd_bus_error_has_name(&error, SD_BUS_ERROR_NAME_HAS_NO_OWNER);
+        std::cerr << "thingmuxctl: " << method << " failed: " << (error.message ? error.message : std::strerror(-r));
+        if (absent) std::cerr << " (is thingmuxd running with --bus system?)";
+        std::cerr << '\n';
+        rc = absent ? exit_unavailable : exit_refused;
+    }
+    sd_bus_error_free(&error);
+    sd_bus_flush_close_unref(bus);
+    return rc;
+}
+
+}  // namespace
+
+int run_clients() {
+    sd_bus_message* reply = nullptr;
+    if (const int rc = call("ListClients", &reply); rc != exit_ok) return rc;
+    std::cout << std::left << std::setw(5) << "ID" << std::setw(8) << "PID" << std::setw(14) << "USER" << std::setw(24) << "UNIT"
+              << std::setw(20) << "APP" << std::setw(14) << "THING" << std::setw(10) << "QUEUED" << std::setw(10) << "IN"
+              << std::setw(10) << "OUT" << "SUBSCRIPTIONS\n";
+    int r = sd_bus_message_enter_container(reply, 'a', "(tuussssasttt)");
+    while (r > 0 && (r = sd_bus_message_enter_container(reply, 'r', "tuussssasttt")) > 0) {
+        std::uint64_t id = 0, queued = 0, in = 0, out = 0;
+        std::uint32_t pid = 0, uid = 0;
+        const char *user = nullptr, *unit = nullptr, *app = nullptr, *thing = nullptr;
+        std::vector<std::string> subs;
+        r = sd_bus_message_read(reply, "tuussss", &id, &pid, &uid, &user, &unit, &app, &thing);
+        if (r >= 0) r = sd_bus_message_enter_container(reply, 'a', "s");
+        const char* s = nullptr;
+        while (r >= 0 && (r = sd_bus_message_read(reply, "s", &s)) > 0) subs.emplace_back(s);
+        if (r >= 0) r = sd_bus_message_exit_container(reply);
+        if (r >= 0) r = sd_bus_message_read(reply, "ttt", &queued, &in, &out);
+        if (r >= 0) r = sd_bus_message_exit_container(reply);
+        if (r < 0) break;
+        std::string who = *user != '\0' ? user : "uid " + std::to_string(uid);
+        std::string joined;
+        for (const auto& f : subs) joined += (joined.empty() ? "" : " ") + f;
+        std::cout << std::setw(5) << id << std::setw(8) << pid << std::setw(14) << who << std::setw(24) << (*unit ? unit : "-")
+                  << std::setw(20) << (*app ? app : "-") << std::setw(14) << thing << std::setw(10) << queued << std::setw(10)
+                  << in << std::setw(10) << out << (joined.empty() ? "-" : joined) << '\n';
+    }
+    sd_bus_message_unref(reply);
+    if (r < 0) {
+        std::cerr << "thingmuxctl: unexpected ListClients reply: " << std::strerror(-r) << '\n';
+        return exit_refused;
+    }
+    return exit_ok;
+}
+
+int run_reload() {
+    sd_bus_message* reply = nullptr;
+    const int rc = call("Reload", &reply);
+    sd_bus_message_unref(reply);
+    if (rc == exit_ok) std::cout << "thingmuxd reloaded its configuration\n";
+    return rc;
+}
+
+}  // namespace thingmux::ctl
