@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -300,6 +302,28 @@ TEST_F(FaultTest, FullSpoolRefusesWithTheLimitNamedAndKeepsWhatItHolds) {
     EXPECT_EQ(lines, (std::vector<std::string>{"dt/gateway-01/s 1", "dt/gateway-01/s 2", "dt/gateway-01/s 3"}));
     // Drained: room again.
     ASSERT_TRUE(eventually([&] { return app.publish("dt/gateway-01/s", "5").code == ipc::errc::ok; }, 10'000));
+}
+
+TEST_F(FaultTest, CorruptSpoolFileIsMovedAsideAndTheDaemonStarts) {
+    broker.stop();
+    daemon_setup setup;
+    // The fixture's directory is made on construction; write the garbage, then start again.
+    daemon_fixture daemon(broker, setup);
+    const auto spool = daemon.log_file().parent_path() / "spool.db";
+    daemon.kill();
+    std::filesystem::remove(spool.string() + "-wal");
+    std::filesystem::remove(spool.string() + "-shm");
+    std::ofstream(spool, std::ios::trunc) << std::string(8192, '\x5a');
+    daemon.start();
+    ASSERT_TRUE(eventually([&] { return read_file(daemon.log_file()).find(".corrupt-") != std::string::npos; }, 5'000))
+        << read_file(daemon.log_file());
+    ipc_client app(daemon.socket_path());
+    app.hello("app");
+    EXPECT_EQ(app.publish("dt/gateway-01/after", "1").code, ipc::errc::spooled) << "the fresh spool works";
+    bool kept = false;
+    for (const auto& e : std::filesystem::directory_iterator(spool.parent_path()))
+        kept = kept || e.path().filename().string().starts_with("spool.db.corrupt-");
+    EXPECT_TRUE(kept) << "the damaged file was not kept for inspection";
 }
 
 TEST_F(FaultTest, SpoolWriteFailureIsAClearErrorAndNothingIsSilentlyDropped) {
