@@ -66,6 +66,7 @@ void tcp_proxy::run() {
             fds.push_back({p.client, static_cast<short>(forwarding ? POLLIN : 0), 0});
             fds.push_back({p.upstream, static_cast<short>(forwarding && p.upstream >= 0 ? POLLIN : 0), 0});
         }
+        const std::size_t polled = pairs.size();  // accept() below may add pairs not in fds
         if (::poll(fds.data(), fds.size(), 100) < 0) continue;
         if ((fds[0].revents & POLLIN) != 0) {
             const int c = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -83,7 +84,7 @@ void tcp_proxy::run() {
             }
         }
         std::vector<std::size_t> dead;
-        for (std::size_t i = 0; i < pairs.size(); ++i) {
+        for (std::size_t i = 0; i < polled; ++i) {
             auto& p = pairs[i];
             for (const auto& [from, to, rev] : {std::tuple{p.client, p.upstream, fds[2 + 2 * i].revents},
                                                 std::tuple{p.upstream, p.client, fds[3 + 2 * i].revents}}) {
