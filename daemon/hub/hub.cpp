@@ -64,6 +64,8 @@ struct hub::thing_state {
     std::int64_t spool_cursor = 0;  // highest spool id moved into the shaper
     std::size_t spool_loaded = 0;   // spooled messages in the shaper or at the uplink
     bool spool_draining = false;
+    std::uint64_t spool_rejected = 0;   // publishes the spool refused (full, I/O error)
+    std::uint64_t offline_dropped = 0;  // QoS 0 publishes refused while offline
 };
 
 namespace {
@@ -359,7 +361,7 @@ ipc::result hub::deny(const requester& r, const std::string& thing, config::acti
     return fail(ipc::errc::not_authorized, std::move(why), mqtt::reason::not_authorized);
 }
 
-std::optional<ipc::result> hub::check_publish(const thing_state& t, const requester& r, ipc::publish& m) {
+std::optional<ipc::result> hub::check_publish(thing_state& t, const requester& r, ipc::publish& m) {
     auto refuse = [&](ipc::errc code, std::string why) {
         ++counters_.refused;
         return fail(code, std::move(why));
@@ -396,9 +398,12 @@ std::optional<ipc::result> hub::check_publish(const thing_state& t, const reques
     if (!config::allowed(r.rights, config::action::publish, m.topic))
         return deny(r, t.settings.name, config::action::publish, m.topic);
     const bool online = t.link_state.link == ipc::link_state::connected;
-    if (m.qos == 0 && !online)
-        return refuse(ipc::errc::not_connected,
-                      "Thing " + t.settings.name + " is offline and QoS 0 messages are not queued (use QoS 1)");
+    if (m.qos == 0 && !online && config_->spool.qos0 == config::offline_qos0::drop) {
+        ++t.offline_dropped;
+        return refuse(ipc::errc::not_connected, "Thing " + t.settings.name +
+                                                    " is offline and QoS 0 messages are not queued (use QoS 1, or "
+                                                    "spool.offline_qos0: queue to hold them in memory)");
+    }
     if (r.pending >= limits_.max_pending_publishes) {
         // Back-pressure, not loss: the app learns its queue is full and retries after results come.
         const bool shaped = online && t.shaper.queued(r.flow) > 0;
@@ -476,6 +481,7 @@ std::optional<ipc::result> hub::maybe_spool(thing_state& t, const ipc::publish& 
         return ipc::result{.code = ipc::errc::spooled, .mqtt_reason_code = 0, .message = {}};
     }
     ++counters_.spool_refused;
+    ++t.spool_rejected;
     if (r.error == spool::failure::full) return fail(ipc::errc::spool_full, r.message);
     // A full disk fails every append: one line per 10 s, with how many failed meanwhile.
     const auto now = std::chrono::steady_clock::now();
@@ -856,6 +862,8 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
         s.waiting_bytes += spool_->bytes(t.settings.name);
     }
     s.last_error = t.last_error;
+    s.spool_rejected = t.spool_rejected;
+    s.offline_dropped = t.offline_dropped;
     return s;
 }
 

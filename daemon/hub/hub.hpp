@@ -59,6 +59,8 @@ struct thing_status {
     std::uint64_t in_flight = 0;  // QoS 1 sent, awaiting PUBACK
     std::uint64_t waiting = 0;    // accepted publishes not yet sent (shaper + session queue)
     std::uint64_t waiting_bytes = 0;
+    std::uint64_t spool_rejected = 0;   // publishes the spool refused (full, I/O error)
+    std::uint64_t offline_dropped = 0;  // QoS 0 publishes refused while offline
     uplink::uplink_counters counters;
     std::string last_error;
 };
@@ -163,7 +165,7 @@ private:
         std::size_t pending = 0;  // its publishes awaiting results
     };
     // The guardrails and the app rules; nullopt when the publish may go (QoS 2 may be downgraded).
-    [[nodiscard]] std::optional<ipc::result> check_publish(const thing_state& t, const requester& r, ipc::publish& m);
+    [[nodiscard]] std::optional<ipc::result> check_publish(thing_state& t, const requester& r, ipc::publish& m);
     void enqueue(thing_state& t, client_id flow, ipc::publish&& m, std::function<void(ipc::result)> done);
     // QoS 1 while the Thing is offline, or behind earlier spooled messages (order per app):
     // stored durably and answered "spooled"; nullopt when it goes the normal way.

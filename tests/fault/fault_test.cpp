@@ -326,6 +326,36 @@ TEST_F(FaultTest, CorruptSpoolFileIsMovedAsideAndTheDaemonStarts) {
     EXPECT_TRUE(kept) << "the damaged file was not kept for inspection";
 }
 
+TEST_F(FaultTest, Qos0WhileOfflineIsRefusedOrHeldInMemoryAsConfigured) {
+    observer_subscription cloud(broker, "dt/gateway-01/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    broker.stop();
+    daemon_setup setup;
+    daemon_fixture daemon(broker, setup);
+    {
+        ipc_client app(daemon.socket_path());
+        app.hello("app");
+        const auto r = app.publish("dt/gateway-01/q0", "dropped", 0);
+        EXPECT_EQ(r.code, ipc::errc::not_connected);
+        EXPECT_NE(r.message.find("spool.offline_qos0: queue"), std::string::npos) << r.message;
+    }
+    // spool.offline_qos0: queue holds them in memory until the link is back.
+    setup.spool = "offline_qos0: queue";
+    daemon.configure(setup);
+    daemon.reload();
+    ASSERT_TRUE(eventually([&] { return read_file(daemon.log_file()).find("configuration reloaded") != std::string::npos; }, 10'000));
+    ipc_client app(daemon.socket_path());
+    app.hello("app");
+    app.send(ipc::publish{.request_id = 100, .topic = "dt/gateway-01/q0", .payload = "held", .qos = 0, .retain = false, .props = {}});
+    EXPECT_FALSE(app.result_of(100, 1'000).has_value()) << "answered while the Thing is offline";
+    broker.start();
+    const auto r = app.result_of(100, 30'000);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(std::get<ipc::publish_result>(*r).outcome.code, ipc::errc::ok);
+    ASSERT_GE(cloud.wait_for(1, 30'000), 1U);
+    EXPECT_EQ(cloud.lines(), std::vector<std::string>{"dt/gateway-01/q0 held"});
+}
+
 TEST_F(FaultTest, SpoolWriteFailureIsAClearErrorAndNothingIsSilentlyDropped) {
     broker.stop();
     daemon_setup setup;
