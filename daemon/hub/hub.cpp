@@ -499,6 +499,8 @@ std::optional<ipc::result> hub::maybe_spool(thing_state& t, const ipc::publish& 
 void hub::drain_spool(thing_state& t) {
     constexpr std::size_t batch = 64;  // spooled messages held in memory at once per Thing
     if (!spool_ || shutting_down_ || t.link_state.link != ipc::link_state::connected || t.spool_loaded >= batch / 2) return;
+    // Called on every pump: the in-memory count spares a query when every row is already loaded.
+    if (spool_->count(t.settings.name) <= t.spool_loaded) return;
     // Publishes accepted before the spool began (held in the shaper while the link was down) go
     // first: every later publish of the same app was spooled behind them.
     if (t.shaper.queued_total() > t.shaper.queued(spool_flow) || t.spool_draining) return;

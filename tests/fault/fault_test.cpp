@@ -310,9 +310,11 @@ TEST_F(FaultTest, CorruptSpoolFileIsMovedAsideAndTheDaemonStarts) {
     // The fixture's directory is made on construction; write the garbage, then start again.
     daemon_fixture daemon(broker, setup);
     const auto spool = daemon.log_file().parent_path() / "spool.db";
-    daemon.kill();
-    std::filesystem::remove(spool.string() + "-wal");
-    std::filesystem::remove(spool.string() + "-shm");
+    // Stopped cleanly, once its spool is open: a daemon killed while creating the file could leave
+    // a rollback journal that SQLite would replay over the damage this test is about.
+    ASSERT_TRUE(eventually([&] { return read_file(daemon.log_file()).find("listening on") != std::string::npos; }, 10'000));
+    ASSERT_EQ(daemon.stop(), 0);
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) std::filesystem::remove(spool.string() + suffix);
     std::ofstream(spool, std::ios::trunc) << std::string(8192, '\x5a');
     daemon.start();
     ASSERT_TRUE(eventually([&] { return read_file(daemon.log_file()).find(".corrupt-") != std::string::npos; }, 5'000))
