@@ -213,10 +213,18 @@ observer_subscription::observer_subscription(const broker_fixture& broker, std::
         wipe.insert(wipe.end(), {"-t", probe_topic_, "-E"});
         run_command(wipe, nullptr, 5000);
     }
-    std::vector<std::string> sub{"mosquitto_sub"};
-    sub.insert(sub.end(), args.begin(), args.end());
-    sub.insert(sub.end(), {"-c", "-q", "1", "-v", "-t", filter_, "-t", probe_topic_});
-    proc_.emplace(std::move(sub), out_, broker_.dir() / ("observer-" + tag + ".err"));
+    sub_.push_back("mosquitto_sub");
+    sub_.insert(sub_.end(), args.begin(), args.end());
+    sub_.insert(sub_.end(), {"-c", "-q", "1", "-v", "-t", filter_, "-t", probe_topic_});
+    err_ = broker_.dir() / ("observer-" + tag + ".err");
+    proc_.emplace(sub_, out_, err_);
+}
+
+// mosquitto_sub gives up (exits) when a reconnect hits a broker that is shutting down mid-TLS
+// handshake. Its session is persistent, so the broker queues what arrives meanwhile: starting it
+// again, like a reconnect, loses nothing.
+void observer_subscription::revive() const {
+    if (proc_ && !proc_->running()) proc_.emplace(sub_, out_, err_);
 }
 
 observer_subscription::~observer_subscription() = default;
@@ -243,6 +251,7 @@ bool observer_subscription::wait_ready(int timeout_ms) {
 }
 
 std::vector<std::string> observer_subscription::lines() const {
+    revive();
     auto all = complete_lines(read_file(out_));
     std::erase_if(all, [&](const std::string& l) { return l.starts_with(probe_topic_ + " "); });
     return all;

@@ -96,13 +96,16 @@ public:
 
 private:
     [[nodiscard]] bool probe_seen() const;
+    void revive() const;  // starts mosquitto_sub again if it exited
 
     const broker_fixture& broker_;
     std::string filter_;
     std::string client_id_;
     std::string probe_topic_;  // also subscribed; its lines are filtered out of lines()
     std::filesystem::path out_;
-    std::optional<child_process> proc_;
+    std::vector<std::string> sub_;  // the mosquitto_sub command line
+    std::filesystem::path err_;
+    mutable std::optional<child_process> proc_;
 };
 
 }  // namespace thingmux::test
