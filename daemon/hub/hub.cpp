@@ -349,7 +349,8 @@ ipc::result hub::deny(const requester& r, const std::string& thing, config::acti
     ++counters_.denied;
     const auto now = std::chrono::steady_clock::now();
     std::string why = std::string("not authorized to ") + verb(what) + " '" + topic + "' on Thing " + thing +
-                      ": none of the rules that apply (" + join(r.rights.rules) + ") grants it";
+                      ": none of the rules that apply (" + join(r.rights.rules) +
+                      ") grants it; an apps: rule in the configuration must (then reload thingmuxd)";
     if (now - r.log.last >= std::chrono::seconds(1)) {
         spdlog::warn("{}: {}{}", r.who, why,
                      r.log.not_logged ? " (" + std::to_string(r.log.not_logged) + " more denials not logged)" : std::string{});
