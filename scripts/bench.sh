@@ -1,72 +1,116 @@
 #!/usr/bin/env bash
-# Publish-throughput benchmark (first slice of issue 8): thingmux vs a direct connection, in one
-# run, against the local AWS-like mosquitto (mTLS). Writes docs/benchmarks.md.
+# Benchmarks thingmux against the two alternatives, with identical traffic in one run:
+#   direct    the app connects straight to the upstream broker (the floor; one app only),
+#   thingmux  apps -> thingmuxd -> upstream,
+#   bridge    apps -> a local mosquitto -> mosquitto bridge (mTLS, cleansession false) -> upstream.
+# The upstream is the AWS-like mosquitto of the tests (mTLS, made on the spot). Writes the tables
+# to docs/benchmarks.md and charts to docs/img/ (gnuplot).
 #
-#   scripts/bench.sh [--messages N] [--size BYTES] [--apps-many A] [--runs R] [--skip-build] [--out FILE]
-#   defaults: 100000 messages of 200 bytes, 10 apps for the many-apps row, 5 runs (median kept);
-#   --skip-build: do not call scripts/bootstrap.sh and scripts/build.sh (binaries already built).
-# Not part of CTest or CI. Uses $THINGMUX_BUILD_DIR (default build/) like scripts/build.sh.
+#   scripts/bench.sh [--runs R] [--messages N] [--fanout-messages N] [--latency-messages N]
+#                    [--rate R] [--size BYTES] [--quick] [--no-callgrind] [--skip-build]
+#                    [--out FILE] [--img DIR]
+#   --runs R               runs per throughput figure, median kept (default 3)
+#   --messages N           messages per throughput run (default 100000)
+#   --fanout-messages N    messages per fan-out run (default 20000)
+#   --latency-messages N   round trips per latency run, at --rate per second (default 10000 at 1000/s)
+#   --size BYTES           payload size (default 200)
+#   --quick                small numbers, one run each: checks that everything works (minutes)
+#   --no-callgrind         skip the instructions-per-message figures (the slowest part)
+#   --skip-build           do not run scripts/bootstrap.sh --bench and scripts/build.sh
+#   --out FILE, --img DIR  where the report and the charts go (default docs/benchmarks.md, docs/img)
+#   --keep                 keep the work directory (configs, logs, results.tsv) and say where it is
+# Uses $THINGMUX_BUILD_DIR (default build/) like scripts/build.sh. Not part of CTest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 invocation="scripts/bench.sh${*:+ $*}"
+PATH=$PATH:/usr/sbin:/sbin  # Debian installs mosquitto in /usr/sbin
 
+runs=3
 messages=100000
+fanout_messages=20000
+latency_messages=10000
+rate=1000
 size=200
-apps_many=10
-runs=5
+callgrind=1
 skip_build=0
+keep=0
 out=docs/benchmarks.md
+img=docs/img
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 while (($# > 0)); do
     case $1 in
-        --messages) messages=${2:?}; shift 2 ;;
-        --size) size=${2:?}; shift 2 ;;
-        --apps-many) apps_many=${2:?}; shift 2 ;;
         --runs) runs=${2:?}; shift 2 ;;
+        --messages) messages=${2:?}; shift 2 ;;
+        --fanout-messages) fanout_messages=${2:?}; shift 2 ;;
+        --latency-messages) latency_messages=${2:?}; shift 2 ;;
+        --rate) rate=${2:?}; shift 2 ;;
+        --size) size=${2:?}; shift 2 ;;
+        --quick) runs=1 messages=5000 fanout_messages=500 latency_messages=500; shift ;;
+        --no-callgrind) callgrind=0; shift ;;
         --skip-build) skip_build=1; shift ;;
+        --keep) keep=1; shift ;;
         --out) out=${2:?}; shift 2 ;;
+        --img) img=${2:?}; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bench: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
 done
+for n in "$runs" "$messages" "$fanout_messages" "$latency_messages" "$rate" "$size"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench: '$n' is not a positive number" >&2; exit 2; }
+done
 
 build_dir=${THINGMUX_BUILD_DIR:-build}
 if ((skip_build == 0)); then
-    scripts/bootstrap.sh
+    scripts/bootstrap.sh --bench
     scripts/build.sh -DTHINGMUX_BUILD_TESTS=ON
 fi
 bin=$root/$build_dir/bin
-for b in thingmuxd thingmux-bench; do
-    [[ -x $bin/$b ]] || { echo "bench: $bin/$b missing: run scripts/build.sh (THINGMUX_BUILD_DIR=$build_dir)" >&2; exit 1; }
+for b in thingmuxd thingmux-bench thingmux-bench-ready; do
+    [[ -x $bin/$b ]] || { echo "bench: $bin/$b missing: run scripts/build.sh -DTHINGMUX_BUILD_TESTS=ON (THINGMUX_BUILD_DIR=$build_dir)" >&2; exit 1; }
+done
+for tool in mosquitto gnuplot valgrind; do
+    [[ $tool == valgrind ]] && ((callgrind == 0)) && continue
+    command -v "$tool" >/dev/null || { echo "bench: $tool not found: run scripts/bootstrap.sh --bench" >&2; exit 1; }
 done
 
 broker=$root/tests/support/aws-like-broker
 work=$(mktemp -d "${TMPDIR:-/tmp}/thingmux-bench.XXXXXX")
-daemon_pid=
+results=$work/results.tsv
+daemon_pid= bridge_pid=
+stop_pid() {  # PID: SIGTERM, wait
+    [[ -n $1 ]] && kill -0 "$1" 2>/dev/null || return 0
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
 cleanup() {
-    if [[ -n $daemon_pid ]] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -TERM "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
+    stop_pid "$daemon_pid"
+    stop_pid "$bridge_pid"
     "$broker" stop "$work/broker" >/dev/null 2>&1 || true
-    rm -rf "$work"
+    if ((keep)); then echo "bench: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+step() { printf '\nbench: %s\n' "$*" >&2; }
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"; }  # SECTION SCENARIO PATH VALUE UNIT
 
-# gateway-01 is the daemon's Thing; the direct client uses its own Thing (same ACL pattern) so the
-# two never take each other's client ID over.
-"$broker" pki "$work/broker" gateway-01 bench-direct >/dev/null
+# --- the upstream broker -------------------------------------------------------------------------
+# Each path has its own Thing, so thingmuxd, the bridge and the direct client never take over each
+# other's client ID: gateway-01 (thingmuxd), bench-bridge (the bridge), bench-direct (direct).
+step "starting the upstream (AWS-like) broker"
+"$broker" pki "$work/broker" gateway-01 bench-bridge bench-direct >/dev/null
 "$broker" start "$work/broker" >/dev/null
-# The tests' broker logs every packet (log_type all). That makes mosquitto itself the bottleneck
-# of the direct path and hides the daemon's cost, so the benchmark keeps only its notices.
-sed -i 's/^log_type all$/log_type error\nlog_type warning\nlog_type notice/' "$work/broker/mosquitto.conf"
+# The tests' broker logs every packet (log_type all), which would make it the bottleneck of
+# every path; the benchmark keeps its notices only. sys_interval 1: the publish runs read the
+# broker's count of received messages from $SYS.
+sed -i 's/^log_type all$/log_type error\nlog_type warning\nlog_type notice\nsys_interval 1/' "$work/broker/mosquitto.conf"
 "$broker" restart "$work/broker" >/dev/null
 eval "$("$broker" env "$work/broker")"
 
+# --- thingmuxd -----------------------------------------------------------------------------------
 sock=$work/thingmux.sock
-cat >"$work/thingmux.yaml" <<EOF
+write_daemon_config() {  # FILE SOCKET SPOOL
+    cat >"$1" <<EOF
 things:
   - name: gateway-01
     endpoint: $TMX_BROKER_HOST
@@ -83,106 +127,398 @@ apps:
   - name: bench
     match: { uid: $(id -u) }
     publish: ['dt/\${thing}/#']
+    subscribe: ['cmd/\${thing}/#', 'dt/\${thing}/rtt/#']
 ipc:
-  socket: $sock
-  mode: "0666"
+  socket: $2
+  mode: "0600"
   group: ""
+  max_clients_per_uid: 1000
 spool:
-  path: $work/spool.db
+  path: $3
 EOF
-"$bin/thingmuxd" --config "$work/thingmux.yaml" --bus none >"$work/thingmuxd.log" 2>&1 &
-daemon_pid=$!
-for _ in {1..150}; do
-    [[ -S $sock ]] && break
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.1
-done
-[[ -S $sock ]] || { echo "bench: thingmuxd did not create $sock; its log:" >&2; cat "$work/thingmuxd.log" >&2; exit 1; }
-
-direct_args=(--host "$TMX_BROKER_HOST" --port "$TMX_BROKER_PORT" --thing bench-direct --ca "$TMX_CA"
-    --cert "$TMX_CERT_BENCH_DIRECT" --key "$TMX_KEY_BENCH_DIRECT" --inflight 90)
-common=(--messages "$messages" --size "$size")
-
-# run NAME ARGS...: runs the driver $runs times, prints each line, stores the median msgs/s.
-declare -A median all
-run() {
-    local name=$1 line rates=()
-    shift
-    for ((i = 1; i <= runs; i++)); do
-        line=$("$bin/thingmux-bench" "$@" "${common[@]}") || { echo "bench: '$name' failed: $line" >&2; exit 1; }
-        echo "$name: $line"
-        rates+=("$(sed -n 's/.*msgs_per_s=\([0-9]*\).*/\1/p' <<<"$line")")
+}
+write_daemon_config "$work/thingmux.yaml" "$sock" "$work/spool.db"
+wait_for_socket() {  # PATH PID LOG
+    for _ in {1..300}; do
+        [[ -S $1 ]] && return 0
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
     done
-    median[$name]=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")
-    all[$name]=$(printf '%s\n' "${rates[@]}" | paste -sd ' ')
+    echo "bench: no socket $1; the log ($3):" >&2
+    tail -n 20 "$3" >&2
+    exit 1
+}
+start_daemon() {
+    "$bin/thingmuxd" --config "$work/thingmux.yaml" --bus none >>"$work/thingmuxd.log" 2>&1 &
+    daemon_pid=$!
+    wait_for_socket "$sock" "$daemon_pid" "$work/thingmuxd.log"
 }
 
-run direct-q1 direct --qos 1 "${direct_args[@]}"
-run thingmux-q1-1 thingmux --qos 1 --apps 1 --socket "$sock"
-run thingmux-q1-many thingmux --qos 1 --apps "$apps_many" --socket "$sock"
-run direct-q0 direct --qos 0 "${direct_args[@]}"
-run thingmux-q0-1 thingmux --qos 0 --apps 1 --socket "$sock"
+# --- the bridge: a local mosquitto as AWS's mosquitto-bridge guide sets it up --------------------
+free_port() {
+    local p
+    for _ in {1..50}; do
+        p=$((20000 + RANDOM % 20000))
+        [[ -z $(ss -Hltn "sport = :$p") ]] && echo "$p" && return
+    done
+    echo "bench: no free port found" >&2
+    exit 1
+}
+local_port=$(free_port)
+mkdir -p "$work/bridge"
+cat >"$work/bridge/mosquitto.conf" <<EOF
+user $(id -un)
+per_listener_settings false
+listener $local_port 127.0.0.1
+allow_anonymous true
+max_inflight_messages 90
+max_queued_messages 100000
+set_tcp_nodelay true
+persistence true
+persistence_location $work/bridge/
+log_dest file $work/bridge/mosquitto.log
+log_type error
+log_type warning
+log_type notice
 
-kill -0 "$daemon_pid" 2>/dev/null || { echo "bench: thingmuxd died during the run; its log:" >&2; cat "$work/thingmuxd.log" >&2; exit 1; }
+connection cloud
+address $TMX_BROKER_HOST:$TMX_BROKER_PORT
+remote_clientid bench-bridge
+bridge_cafile $TMX_CA
+bridge_certfile $TMX_CERT_BENCH_BRIDGE
+bridge_keyfile $TMX_KEY_BENCH_BRIDGE
+bridge_insecure false
+bridge_protocol_version mqttv311
+cleansession false
+try_private false
+notifications false
+start_type automatic
+topic dt/bench-bridge/bench/# out 1
+topic cmd/bench-bridge/# in 1
+topic # out 1 rtt-up/ dt/bench-bridge/rtt/
+topic # in 1 rtt-down/ dt/bench-bridge/rtt/
+EOF
+start_bridge() {
+    mosquitto -c "$work/bridge/mosquitto.conf" >>"$work/bridge/stderr" 2>&1 &
+    bridge_pid=$!
+    for _ in {1..100}; do
+        grep -q "Connecting bridge" "$work/bridge/mosquitto.log" 2>/dev/null && ss -Hltn "sport = :$local_port" | grep -q . && return 0
+        kill -0 "$bridge_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "bench: the bridge mosquitto did not start; its log:" >&2
+    tail -n 20 "$work/bridge/mosquitto.log" "$work/bridge/stderr" >&2
+    exit 1
+}
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# --- measurements --------------------------------------------------------------------------------
+common=(--host "$TMX_BROKER_HOST" --port "$TMX_BROKER_PORT" --ca "$TMX_CA"
+    --observer-cert "$TMX_CERT_OBSERVER" --observer-key "$TMX_KEY_OBSERVER" --inflight 90
+    --direct-cert "$TMX_CERT_BENCH_DIRECT" --direct-key "$TMX_KEY_BENCH_DIRECT"
+    --socket "$sock" --local-port "$local_port" --size "$size")
+driver() { "$bin/thingmux-bench" "$@" "${common[@]}"; }
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }   # KEY LINE
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # user + system CPU of PID, in clock ticks
+rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+middle_pid() { case $1 in thingmux) echo "$daemon_pid" ;; bridge) echo "$bridge_pid" ;; *) echo "" ;; esac; }
+hz=$(getconf CLK_TCK)
+
+# publish LABEL PATH APPS QOS: median msgs/s of $runs runs, plus CPU of the process in the middle.
+publish() {
+    local label=$1 path=$2 apps=$3 qos=$4 line rates=() lost=0 mid cpu=0 t0
+    mid=$(middle_pid "$path")
+    for ((i = 1; i <= runs; i++)); do
+        [[ -n $mid ]] && t0=$(ticks "$mid")
+        line=$(driver publish --path "$path" --apps "$apps" --qos "$qos" --messages "$messages") ||
+            [[ $? == 1 ]] || { echo "bench: publish $label over $path failed" >&2; exit 1; }
+        [[ -n $mid ]] && cpu=$((cpu + $(ticks "$mid") - t0))
+        echo "  $line" >&2
+        rates+=("$(field msgs_per_s "$line")")
+        lost=$((lost + $(field lost "$line")))
+    done
+    record throughput "$label" "$path" "$(printf '%s\n' "${rates[@]}" | median)" msg/s
+    record throughput-runs "$label" "$path" "$(printf '%s\n' "${rates[@]}" | paste -sd ' ')" msg/s
+    record throughput-lost "$label" "$path" "$lost" messages
+    if [[ -n $mid && $label == "QoS 1, 1 app" ]]; then
+        record cpu "CPU per 100k QoS 1 publishes (process in the middle)" "$path" \
+            "$(awk -v t="$cpu" -v hz="$hz" -v n=$((messages * runs)) 'BEGIN { printf "%.2f", t / hz / n * 100000 }')" s
+    fi
+}
+
+fanout() {  # SUBSCRIBERS PATH
+    local line
+    line=$(driver fanout --path "$2" --apps "$1" --qos 1 --messages "$fanout_messages") ||
+        [[ $? == 1 ]] || { echo "bench: fan-out to $1 over $2 failed" >&2; exit 1; }
+    echo "  $line" >&2
+    local label="$1 subscriber"; (($1 > 1)) && label+=s
+    record fanout "$label" "$2" "$(field deliveries_per_s "$line")" deliveries/s
+    record fanout-lost "$label" "$2" "$(field lost "$line")" deliveries
+}
+
+latency() {  # PATH
+    local line p
+    line=$(driver latency --path "$1" --rate "$rate" --messages "$latency_messages") ||
+        [[ $? == 1 ]] || { echo "bench: latency over $1 failed" >&2; exit 1; }
+    echo "  $line" >&2
+    for p in p50 p99 p999; do
+        record latency "${p/p999/p99.9}" "$1" "$(field "${p}_us" "$line")" µs
+    done
+    record latency-lost "round trips" "$1" "$(field lost "$line")" messages
+}
+
+# memory PID: "RSS PSS USS" in KiB (USS = private pages; RSS also counts shared library pages).
+memory() { awk '$1 == "Rss:" { r = $2 } $1 == "Pss:" { p = $2 } $1 ~ /^Private_(Clean|Dirty):$/ { u += $2 } END { print r, p, u }' "/proc/$1/smaps_rollup"; }
+record_memory() {  # SCENARIO PATH "RSS PSS USS"
+    local m=($3)
+    record rss "$1" "$2" "${m[0]}" KiB
+    record pss "$1" "$2" "${m[1]}" KiB
+    record uss "$1" "$2" "${m[2]}" KiB
+}
+idle_rss() {  # PATH PID: memory idle, and with 100 clients holding 10 subscriptions each
+    local fifo=$work/idle.fifo before after
+    before=$(memory "$2")
+    record_memory "idle" "$1" "$before"
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    driver idle --path "$1" --apps 100 --subscriptions 10 <"$fifo" >"$work/idle.out" &
+    local idle_pid=$!
+    exec 9>"$fifo"
+    for _ in {1..600}; do
+        grep -q '^ready' "$work/idle.out" && break
+        kill -0 "$idle_pid" 2>/dev/null || { echo "bench: idle clients over $1 failed" >&2; exit 1; }
+        sleep 0.1
+    done
+    after=$(memory "$2")
+    exec 9>&-
+    wait "$idle_pid"
+    record_memory "100 clients, 1000 subscriptions" "$1" "$after"
+    record rss "per idle client" "$1" $(((${after%% *} - ${before%% *}) / 100)) KiB
+}
+
+# --- time to READY (before anything else runs on these Things) -----------------------------------
+step "time from start to READY (systemd notification), 5 starts each"
+line=$("$bin/thingmux-bench-ready" --runs 5 --status "connected" -- \
+    "$bin/thingmuxd" --config "$work/thingmux.yaml" --bus none)
+echo "  thingmuxd: $line" >&2
+record ready "READY=1 (socket listening)" thingmux "$(field ready_ms "$line")" ms
+record ready "upstream connected" thingmux "$(field status_ms "$line")" ms
+line=$("$bin/thingmux-bench-ready" --runs 5 -- mosquitto -c "$work/bridge/mosquitto.conf")
+echo "  bridge mosquitto: $line" >&2
+record ready "READY=1 (socket listening)" bridge "$(field ready_ms "$line")" ms
+
+start_daemon
+start_bridge
+
+step "memory: idle, then 100 clients with 10 subscriptions each"
+idle_rss thingmux "$daemon_pid"
+idle_rss bridge "$bridge_pid"
+
+step "publish throughput: $messages messages of $size bytes, median of $runs runs"
+for qos in 1 0; do
+    for path in direct thingmux bridge; do publish "QoS $qos, 1 app" "$path" 1 "$qos"; done
+    for path in thingmux bridge; do publish "QoS $qos, 10 apps" "$path" 10 "$qos"; done
+done
+
+step "fan-out of one upstream stream: $fanout_messages messages, QoS 1"
+fanout 1 direct
+for n in 1 10 100; do
+    for path in thingmux bridge; do fanout "$n" "$path"; done
+done
+
+step "round-trip latency: $latency_messages messages at $rate/s, QoS 1"
+for path in direct thingmux bridge; do latency "$path"; done
+
+# --- instructions per message (valgrind callgrind: deterministic, unlike time) -------------------
+# Instructions of the process in the middle, in user space, for N2 - N1 extra QoS 1 publishes
+# from one app: the start, the connection and the shutdown cancel out.
+ir_total() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
+callgrind_per_message() {  # PATH: prints instructions per message
+    local path=$1 n1=2000 n2=12000 ir=() n pid
+    for n in $n1 $n2; do
+        rm -f "$work"/cg.out
+        if [[ $path == thingmux ]]; then
+            valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+                "$bin/thingmuxd" --config "$work/thingmux.yaml" --bus none >>"$work/callgrind.log" 2>&1 &
+            pid=$!
+            wait_for_socket "$sock" "$pid" "$work/callgrind.log"
+        else
+            valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+                mosquitto -c "$work/bridge/mosquitto.conf" >>"$work/callgrind.log" 2>&1 &
+            pid=$!
+            for _ in {1..300}; do ss -Hltn "sport = :$local_port" | grep -q . && break; sleep 0.1; done
+        fi
+        driver publish --path "$path" --apps 1 --qos 1 --messages "$n" --timeout 600 >/dev/null ||
+            { echo "bench: publish under callgrind over $path failed; see $work/callgrind.log" >&2; exit 1; }
+        kill -TERM "$pid"
+        wait "$pid" || true
+        ir+=("$(ir_total "$work/cg.out")")
+    done
+    awk -v a="${ir[0]}" -v b="${ir[1]}" -v n=$((n2 - n1)) 'BEGIN { printf "%.0f", (b - a) / n }'
+}
+stop_pid "$daemon_pid"; daemon_pid=
+stop_pid "$bridge_pid"; bridge_pid=
+if ((callgrind)); then
+    step "instructions per message under callgrind (slow: about two minutes)"
+    for path in thingmux bridge; do
+        record callgrind "instructions per QoS 1 publish (process in the middle)" "$path" "$(callgrind_per_message "$path")" instructions
+    done
+fi
+
+# --- report --------------------------------------------------------------------------------------
+step "writing $out and $img/"
+mkdir -p "$(dirname "$out")" "$img"
+scripts/bench-plot.sh "$results" "$img"
+cp "$results" "$(dirname "$out")/benchmarks.tsv"
+
+value() { awk -F'\t' -v s="$1" -v c="$2" -v p="$3" '$1 == s && $2 == c && $3 == p { print $4; exit }' "$results"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "—" }'; }
+cell() { [[ -n $1 ]] && echo "$1" || echo "—"; }
+# table SECTION TITLE...: one row per scenario, a column per path, then thingmux/direct and thingmux/bridge.
+table() {
+    local section=$1 scenario d t b
+    echo "| $2 | direct | thingmux | bridge | thingmux / direct | thingmux / bridge |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    while IFS= read -r scenario; do
+        d=$(value "$section" "$scenario" direct) t=$(value "$section" "$scenario" thingmux) b=$(value "$section" "$scenario" bridge)
+        echo "| $scenario | $(cell "$d") | $(cell "$t") | $(cell "$b") | $(ratio "$t" "$d") | $(ratio "$t" "$b") |"
+    done < <(awk -F'\t' -v s="$section" '$1 == s && !seen[$2]++ { print $2 }' "$results")
+}
+losses=$(awk -F'\t' '$1 ~ /-lost$/ && $4 != 0 { printf "- %s, %s, %s: **%s %s lost**\n", $1, $2, $3, $4, $5 }' "$results")
+
+# Goals of issue 8, judged on this run.
+goal() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN { if (v == "") print "not measured"; else if ((op == "ge" && v >= lim) || (op == "le" && v <= lim)) print "met"; else print "**not met**" }'; }
+worst_direct=1000 worst_bridge=1000
+while IFS=$'\t' read -r scenario; do
+    t=$(value throughput "$scenario" thingmux) b=$(value throughput "$scenario" bridge)
+    d=$(value throughput "QoS ${scenario:4:1}, 1 app" direct)
+    worst_direct=$(awk -v w="$worst_direct" -v r="$(ratio "$t" "$d")" 'BEGIN { print (r != "—" && r < w) ? r : w }')
+    worst_bridge=$(awk -v w="$worst_bridge" -v r="$(ratio "$t" "$b")" 'BEGIN { print (r != "—" && r < w) ? r : w }')
+done < <(awk -F'\t' '$1 == "throughput" && !seen[$2]++ { print $2 }' "$results")
+added() { awk -v t="$1" -v d="$2" 'BEGIN { if (t == "" || d == "") print ""; else printf "%.0f", t - d }'; }
+added50=$(added "$(value latency p50 thingmux)" "$(value latency p50 direct)")
+added99=$(added "$(value latency p99 thingmux)" "$(value latency p99 direct)")
+fan100=$(value fanout "100 subscribers" thingmux)
+idle=$(value rss idle thingmux) per_client=$(value rss "per idle client" thingmux)
+
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 mosq=$(mosquitto -h 2>/dev/null | sed -n '1s/^mosquitto version //p' || true)
-[[ -n $mosq ]] || mosq=$(PATH=$PATH:/usr/sbin mosquitto -h 2>/dev/null | sed -n '1s/^mosquitto version //p' || true)
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build_dir/CMakeCache.txt" 2>/dev/null || true)
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+img_rel=$(realpath --relative-to="$(dirname "$out")" "$img")
 
-mkdir -p "$(dirname "$out")"
 cat >"$out" <<EOF
 # Benchmarks
 
-Generated by \`scripts/bench.sh\` (one command; it calls \`scripts/bootstrap.sh\` and
-\`scripts/build.sh\`, starts the AWS-like mosquitto from \`tests/support/aws-like-broker\` with mTLS
-on loopback, starts \`thingmuxd --bus none\` against it, and runs \`thingmux-bench\` from
-\`tests/bench/\`). Status: **first slice of issue 8** — publish throughput only; the issue stays open.
+thingmux against the two things a gateway would otherwise run, measured in the same run with
+identical traffic:
+
+- **direct**: the app holds the Thing's mTLS session itself (the floor; only one app can,
+  since the client ID is the Thing name);
+- **thingmux**: apps (libthingmux) → \`thingmuxd\` → upstream;
+- **bridge**: apps → a local mosquitto (plain MQTT on loopback) → mosquitto bridge (mTLS,
+  MQTT 3.1.1, \`cleansession false\`, as in AWS's mosquitto bridge guide) → upstream.
+
+The upstream is the tests' AWS-like mosquitto (\`tests/support/aws-like-broker\`: mTLS, ACL per
+Thing, persistence) with per-packet logging off. Reproduce with one command:
+\`scripts/bench.sh\` (it installs what it needs with \`scripts/bootstrap.sh --bench\`, builds, runs
+everything and rewrites this file, \`docs/benchmarks.tsv\` and the charts in \`docs/img/\`).
+
+## Goals (issue 8), judged on this run
+
+| goal | this run | |
+|---|---|---|
+| throughput ≥ 0.8 × direct, every scenario | worst thingmux / direct: $worst_direct | $(goal "$worst_direct" 0.8 ge) |
+| throughput ≥ the bridge, every scenario | worst thingmux / bridge: $worst_bridge | $(goal "$worst_bridge" 1 ge) |
+| added round trip over direct, p50 ≤ 50 µs at $rate msg/s | $(cell "$added50") µs | $(goal "$added50" 50 le) |
+| added round trip over direct, p99 ≤ 250 µs at $rate msg/s | $(cell "$added99") µs | $(goal "$added99" 250 le) |
+| fan-out to 100 subscribers ≥ 500k deliveries/s | $(cell "$fan100") | $(goal "$fan100" 500000 ge) |
+| idle RSS ≤ 8 MiB | $(cell "$idle") KiB (PSS $(cell "$(value pss idle thingmux)"), USS $(cell "$(value uss idle thingmux)")) | $(goal "$idle" 8192 le) |
+| ≤ 16 KiB per connected idle client | $(cell "$per_client") KiB | $(goal "$per_client" 16 le) |
 
 ## Publish throughput
 
-$messages messages of $size bytes per scenario, median msgs/s of $runs runs (each run in the "runs" column).
-The clock starts when every connection is up and stops at the last completion: the broker's PUBACK
-for QoS 1; for QoS 0, the PUBACK of one QoS 1 "fence" publish sent after the last message on the
-same path, so queued-but-unsent messages are not counted as done.
+$messages messages of $size bytes per run, msgs/s, median of $runs run(s); the runs are in
+\`docs/benchmarks.tsv\`. The clock starts when every client is connected and stops when the cloud
+side has received a QoS 1 "fence" that each app publishes after all its messages completed, so
+every path is timed to delivery at the upstream broker (a bridge's local PUBACK says nothing about
+the cloud). The upstream broker's own count (\`\$SYS/broker/publish/messages/received\`) then
+checks that all of them arrived. Each app keeps up to 1000 publishes awaiting their result; every
+MQTT session keeps up to 90 QoS 1 publishes in flight (thingmuxd's \`limits.inflight\`, the
+bridge's \`max_inflight_messages\`). The 10-app rows compare with the one direct connection,
+since direct cannot serve 10 apps. Rate limits are off (\`limits.publishes_per_second\` and
+\`limits.bytes_per_second: unlimited\`) so the figures show the software, not the shaper.
 
-| scenario | path | apps | QoS | msgs/s (median) | runs | thingmux / direct |
-|---|---|---:|---:|---:|---|---:|
-| publish QoS 1, 1 app | direct | 1 | 1 | ${median[direct-q1]} | ${all[direct-q1]} | — |
-| publish QoS 1, 1 app | thingmux | 1 | 1 | ${median[thingmux-q1-1]} | ${all[thingmux-q1-1]} | $(ratio "${median[thingmux-q1-1]}" "${median[direct-q1]}") |
-| publish QoS 1, $apps_many apps | thingmux | $apps_many | 1 | ${median[thingmux-q1-many]} | ${all[thingmux-q1-many]} | $(ratio "${median[thingmux-q1-many]}" "${median[direct-q1]}") |
-| publish QoS 0, 1 app | direct | 1 | 0 | ${median[direct-q0]} | ${all[direct-q0]} | — |
-| publish QoS 0, 1 app | thingmux | 1 | 0 | ${median[thingmux-q0-1]} | ${all[thingmux-q0-1]} | $(ratio "${median[thingmux-q0-1]}" "${median[direct-q0]}") |
+$(table throughput scenario)
 
-"direct" is one connection (the floor: only one app can hold the Thing's client ID) using the
-project's own uplink (\`daemon/uplink\`, the same MQTT session code thingmuxd uses) with an
-in-flight window of 90, and the 10-app thingmux row is compared with that single connection,
-since direct cannot serve 10 apps at all. "thingmux" is N libthingmux clients in one process
-(each with its own library thread) → thingmuxd → the same broker; each app keeps up to 1000
-publishes awaiting their result (the daemon's default \`ipc.client_inflight\`), and the daemon
-keeps 90 QoS 1 publishes in flight upstream. Rate limits are off for these runs
-(\`limits.publishes_per_second: unlimited\`, \`limits.bytes_per_second: unlimited\`;
-\`limits.inflight: 90\`).
+![publish throughput]($img_rel/bench-throughput.png)
 
-Setup: machine with $(nproc) CPU(s), ${cpu:-unknown CPU}; $(uname -sr); mosquitto ${mosq:-unknown}
-(mTLS, TLS 1.2+, persistence on, per-packet logging off: \`log_type error/warning/notice\` instead of the tests' \`all\`); build type
-${build_type:-unknown} (\`${build_dir}/\`); commit $commit; run $(date -u '+%Y-%m-%d %H:%M UTC') with
-\`${invocation}\`.
-Broker, daemon and benchmark driver share these CPUs, so the thingmux path pays for one more
-process on the same cores; on a machine with few cores this weighs more than on a large one.
+## Inbound fan-out
 
-## Not measured yet (issue 8 remains open)
+The cloud side publishes $fanout_messages QoS 1 messages of $size bytes to one command topic; N
+local apps subscribe to it (QoS 1). Deliveries/s = messages received by all subscribers ÷ time from
+the first publish to the last delivery. Direct has one subscriber only.
 
-- the **mosquitto bridge** path (apps → local mosquitto → bridge → upstream) and the
-  thingmux/bridge ratios;
-- inbound **fan-out** to 1, 10 and 100 local subscribers;
-- round-trip **latency** percentiles (p50/p99/p99.9);
-- **RSS** (idle, 100 clients / 1,000 subscriptions);
-- **CPU seconds per 100k messages**;
-- **time from start to READY**;
-- **callgrind** instructions per message;
-- PNG charts and the README entry.
+$(table fanout "subscribers (deliveries/s)")
+
+![fan-out]($img_rel/bench-fanout.png)
+
+## Round-trip latency
+
+One app subscribes to a topic and publishes QoS 1 messages of $size bytes to it at $rate/s
+($latency_messages messages, the first second not counted); round trip = from the publish call to
+the delivery back from the upstream broker, µs. The bridge maps \`rtt-up/#\` out and the same
+remote topic back in as \`rtt-down/#\`, since it would otherwise hand the local copy straight
+back without a trip to the cloud.
+
+$(table latency "percentile (µs)")
+
+![latency]($img_rel/bench-latency.png)
+
+## Memory, CPU, start-up
+
+Memory of the process in the middle (thingmuxd, or the bridge's mosquitto), from
+\`/proc/PID/smaps_rollup\`: RSS counts every resident page it maps, including shared libraries
+that other processes use too (libcrypto alone is about 4 MiB); PSS divides shared pages among
+the processes that map them; USS is the private part, what stopping the process would free.
+Idle is right after start with the upstream connected, then with 100 clients holding 10 subscriptions each (the
+same 10 filters, so 10 go upstream; AWS IoT Core allows 50 per connection). CPU = user + system
+time of that process during the QoS 1 single-app publish runs, per 100k messages. READY =
+time from exec to \`READY=1\` on \`\$NOTIFY_SOCKET\` (both send it; 5 starts, median), and for
+thingmuxd also to the first status saying the upstream is connected.
+
+$(table rss "RSS (KiB)")
+
+$(table pss "PSS (KiB)")
+
+$(table uss "USS, private (KiB)")
+
+$(table cpu "CPU (s)")
+
+$(table ready "start (ms)")
+
+## Instructions per message
+
+$(if ((callgrind)); then
+    echo "User-space instructions (valgrind callgrind, deterministic) of the process in the middle per QoS 1"
+    echo "publish from one app: the difference between runs of 12,000 and 2,000 messages, divided by"
+    echo "10,000, so start, connection and shutdown cancel out. Kernel time (system calls) is not included."
+    echo
+    table callgrind "per message"
+else
+    echo "Not measured in this run (\`--no-callgrind\`)."
+fi)
+
+## Losses
+
+$(if [[ -n $losses ]]; then echo "$losses"; else echo "None: every path delivered every message in every run."; fi)
+
+## Set-up of this run
+
+$(nproc) CPU(s), ${cpu:-unknown CPU}; $(uname -sr); mosquitto ${mosq:-unknown}; build type
+${build_type:-unknown} (\`${build_dir}/\`); commit $commit; $(date -u '+%Y-%m-%d %H:%M UTC');
+\`${invocation}\`. The upstream broker, the process in the middle and the benchmark driver share
+these CPUs (the driver runs every client on one thread for every path), so on a machine with few
+cores the middle process competes with the broker it talks to.
 EOF
-echo "bench: wrote $out"
+echo "bench: wrote $out, $(dirname "$out")/benchmarks.tsv and $img/*.png" >&2

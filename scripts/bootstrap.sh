@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package thingmux needs to build, test, fuzz and run its demo.
 # Idempotent: when everything is present it installs nothing and says so in one line.
+#   scripts/bootstrap.sh [--bench]
+#   --bench: also the benchmark tools (gnuplot-nox for scripts/bench-plot.sh, valgrind for callgrind).
 set -euo pipefail
+
+bench=0
+case ${1-} in
+  '') ;;
+  --bench) bench=1 ;;
+  -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+  *) echo "bootstrap: unknown argument '$1' (use --bench or nothing)" >&2; exit 2 ;;
+esac
 
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -11,6 +21,11 @@ packages=(
   mosquitto mosquitto-clients dbus systemd openssl procps iproute2 python3
   debhelper dpkg-dev help2man lintian
 )
+what="build and test"
+if ((bench)); then
+  packages+=(gnuplot-nox valgrind)
+  what="build, test and benchmark"
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -20,7 +35,7 @@ for p in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "bootstrap: all ${#packages[@]} build and test dependencies are installed"
+  echo "bootstrap: all ${#packages[@]} $what dependencies are installed"
   exit 0
 fi
 

@@ -1,5 +1,6 @@
 #include "daemon/hub/local_client.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 
@@ -8,8 +9,9 @@ namespace thingmux::hub {
 namespace asio = boost::asio;
 
 namespace {
-constexpr std::size_t read_chunk = 64 * 1024;
-constexpr std::size_t max_frames_per_write = 64;  // one gathered write, bounded iovec count
+constexpr std::size_t read_chunk = 64 * 1024;      // one read() into the shared scratch buffer
+constexpr std::size_t max_read_turn = 1024 * 1024;  // bytes read from one client before others get a turn
+constexpr std::size_t max_write_bytes = 256 * 1024;  // one write's worth (at least one frame)
 constexpr auto error_linger = std::chrono::seconds(1);
 }  // namespace
 
@@ -19,6 +21,8 @@ local_client::local_client(socket s, client_id id, peer_credentials peer, const 
       linger_(socket_.get_executor()) {}
 
 void local_client::start(std::chrono::milliseconds hello_timeout) {
+    boost::system::error_code ignored;
+    socket_.non_blocking(true, ignored);  // read_ready() reads until the socket is drained
     // A connection that never says hello would hold a slot forever (IPC-8).
     linger_.expires_after(hello_timeout);
     linger_.async_wait([self = shared_from_this(), hello_timeout](boost::system::error_code ec) {
@@ -29,37 +33,58 @@ void local_client::start(std::chrono::milliseconds hello_timeout) {
     read();
 }
 
+// Reads wait for readability and then read into one scratch buffer shared by all clients, so an
+// idle client holds no read buffer at all: only the bytes of a frame that has not fully arrived
+// are kept per client. A busy client is read at most `max_read_turn` bytes per turn, then the
+// others get their turn.
 void local_client::read() {
-    if (in_.size() - in_used_ < read_chunk) in_.resize(in_used_ + read_chunk);
-    auto self = shared_from_this();
-    socket_.async_read_some(asio::buffer(in_.data() + in_used_, in_.size() - in_used_),
-                            [self](boost::system::error_code ec, std::size_t n) {
+    socket_.async_wait(socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
         if (self->closed_ || self->closing_) return;
-        if (ec) return self->finish(ec == asio::error::eof ? "client closed the connection" : ec.message());
-        self->in_used_ += n;
-        std::size_t offset = 0;
-        while (!self->closed_ && !self->closing_) {
-            auto r = ipc::decode_client_message(std::span<const std::uint8_t>(self->in_.data() + offset,
-                                                                              self->in_used_ - offset),
-                                                self->limits_.max_frame);
-            if (auto* bad = std::get_if<ipc::malformed>(&r)) {
-                return self->close_with_error(bad->code, bad->reason);
-            }
-            auto* ok = std::get_if<ipc::decoded<ipc::client_message>>(&r);
-            if (ok == nullptr) break;  // need more bytes
-            offset += ok->consumed;
-            ++self->messages_in;
-            self->events_.on_message(*self, std::move(ok->message));
-        }
-        if (self->closed_ || self->closing_) return;
-        // Keep the undecoded tail at the front; the buffer never grows past one frame + a chunk.
-        if (offset > 0) {
-            std::copy(self->in_.begin() + static_cast<std::ptrdiff_t>(offset),
-                      self->in_.begin() + static_cast<std::ptrdiff_t>(self->in_used_), self->in_.begin());
-            self->in_used_ -= offset;
-        }
-        self->read();
+        if (ec) return self->finish(ec.message());
+        self->read_ready();
     });
+}
+
+void local_client::read_ready() {
+    static thread_local std::vector<std::uint8_t> scratch(read_chunk);
+    for (std::size_t turn = 0; turn < max_read_turn; turn += read_chunk) {
+        boost::system::error_code ec;
+        const std::size_t n = socket_.read_some(asio::buffer(scratch), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) return read();
+        if (ec) return finish(ec == asio::error::eof ? "client closed the connection" : ec.message());
+        if (in_.empty()) {
+            // The common case: whole frames straight from the scratch buffer.
+            const std::size_t used = decode(std::span<const std::uint8_t>(scratch.data(), n));
+            if (closed_ || closing_) return;
+            in_.assign(scratch.begin() + static_cast<std::ptrdiff_t>(used), scratch.begin() + static_cast<std::ptrdiff_t>(n));
+        } else {
+            in_.insert(in_.end(), scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(n));
+            const std::size_t used = decode(in_);
+            if (closed_ || closing_) return;
+            in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(used));
+        }
+        if (in_.empty() && in_.capacity() > read_chunk) in_ = {};  // a large frame passed: give it back
+    }
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        if (!self->closed_ && !self->closing_) self->read_ready();
+    });
+}
+
+std::size_t local_client::decode(std::span<const std::uint8_t> bytes) {
+    std::size_t offset = 0;
+    while (!closed_ && !closing_) {
+        auto r = ipc::decode_client_message(bytes.subspan(offset), limits_.max_frame);
+        if (auto* bad = std::get_if<ipc::malformed>(&r)) {
+            close_with_error(bad->code, bad->reason);
+            break;
+        }
+        auto* ok = std::get_if<ipc::decoded<ipc::client_message>>(&r);
+        if (ok == nullptr) break;  // need more bytes
+        offset += ok->consumed;
+        ++messages_in;
+        events_.on_message(*this, std::move(ok->message));
+    }
+    return offset;
 }
 
 bool local_client::send(frame_ptr frame) {
@@ -72,18 +97,33 @@ bool local_client::send(frame_ptr frame) {
     }
     queued_bytes_ += frame->size();
     queue_.push_back(std::move(frame));
-    write();
+    schedule_write();
     return true;
+}
+
+void local_client::schedule_write() {
+    // Frames queued during one event-loop turn (the results of a read's worth of publishes, the
+    // deliveries of one broker read) leave in one gathered write at the end of the turn.
+    if (closed_ || writing_ > 0 || write_posted_) return;
+    write_posted_ = true;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        self->write_posted_ = false;
+        self->write();
+    });
 }
 
 void local_client::write() {
     if (closed_ || writing_ > 0 || queue_.empty()) return;
-    writing_ = std::min(queue_.size(), max_frames_per_write);
-    // The buffer sequence must outlive the operation: it is a member, not a local.
-    write_bufs_.clear();
-    for (std::size_t i = 0; i < writing_; ++i) write_bufs_.push_back(asio::buffer(*queue_[i]));
+    // Frames are mostly small (results, deliveries of short payloads): copying them into one
+    // contiguous buffer costs far less than a system call, and one write takes them all.
+    write_buf_.clear();
+    writing_ = 0;
+    while (writing_ < queue_.size() && (writing_ == 0 || write_buf_.size() + queue_[writing_]->size() <= max_write_bytes)) {
+        write_buf_.insert(write_buf_.end(), queue_[writing_]->begin(), queue_[writing_]->end());
+        ++writing_;
+    }
     auto self = shared_from_this();
-    asio::async_write(socket_, write_bufs_, [self](boost::system::error_code ec, std::size_t) {
+    asio::async_write(socket_, asio::buffer(write_buf_), [self](boost::system::error_code ec, std::size_t) {
         if (self->closed_) return;
         if (ec) return self->finish("write to client failed: " + ec.message());
         for (std::size_t i = 0; i < self->writing_; ++i) {
@@ -91,6 +131,7 @@ void local_client::write() {
             self->queue_.pop_front();
         }
         self->writing_ = 0;
+        if (self->queue_.empty() && self->write_buf_.capacity() > read_chunk) self->write_buf_ = {};  // idle clients hold no buffer
         if (self->closing_ && self->queue_.empty()) return self->finish(self->close_reason_);
         self->write();
     });

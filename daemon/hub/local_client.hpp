@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -84,7 +85,11 @@ public:
 
 private:
     void read();
+    void read_ready();
+    // Hands every whole frame at the start of `bytes` to the hub; returns the bytes used.
+    std::size_t decode(std::span<const std::uint8_t> bytes);
     void write();
+    void schedule_write();
     void finish(const std::string& reason);
 
     socket socket_;
@@ -92,13 +97,13 @@ private:
     peer_credentials peer_;
     const client_limits& limits_;
     client_events& events_;
-    std::vector<std::uint8_t> in_;       // bytes received, not yet decoded
-    std::size_t in_used_ = 0;
+    std::vector<std::uint8_t> in_;       // the start of a frame that has not fully arrived
     std::deque<frame_ptr> queue_;
     std::size_t queued_bytes_ = 0;
-    std::size_t writing_ = 0;            // frames at the front of queue_ handed to async_write
-    std::vector<boost::asio::const_buffer> write_bufs_;
+    std::size_t writing_ = 0;            // frames at the front of queue_ copied into write_buf_
+    std::vector<std::uint8_t> write_buf_;  // the frames being written, copied back to back
     boost::asio::steady_timer linger_;  // hello timeout, then the error frame's grace period
+    bool write_posted_ = false;          // a write is queued for the end of this loop turn
     bool closing_ = false;               // error frame queued; close when written
     bool closed_ = false;
     std::string close_reason_;

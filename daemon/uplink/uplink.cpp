@@ -38,6 +38,7 @@ struct uplink::connection {
     std::vector<std::uint8_t> pending;  // queued by the session, not yet handed to the socket
     std::vector<std::uint8_t> writing;  // the one outstanding write
     bool write_in_flight = false;
+    bool flush_posted = false;  // a flush is queued for the end of this event-loop turn
     bool established = false;  // TLS handshake done, session running on it
     bool closed = false;
     bool close_after_flush = false;
@@ -48,6 +49,7 @@ struct uplink::timer_set {
     explicit timer_set(asio::io_context& io) : session(io), reconnect(io) {}
     asio::steady_timer session;
     asio::steady_timer reconnect;
+    std::optional<mqtt::time_point> session_armed;  // when `session` is set to fire, if it is
 };
 
 namespace {
@@ -104,7 +106,9 @@ void uplink::attempt() {
     backoff_.on_attempt(now());
     set_state({.state = link_state::connecting});
 
-    auto tls = make_tls_context(config_.tls);
+    auto tls = config_.plaintext ? tls_context_result{.context = std::make_shared<asio::ssl::context>(
+                                                          asio::ssl::context::tls_client)}
+                                 : make_tls_context(config_.tls);
     if (!tls.context) {
         conn_.reset();
         pending_reason_ = tls.error;
@@ -114,7 +118,9 @@ void uplink::attempt() {
     }
     auto c = std::make_shared<connection>(io_, std::move(tls.context));
     conn_ = c;
-    if (auto err = prepare_ssl(c->stream.native_handle(), config_.host, config_.tls.alpn); !err.empty()) {
+    if (auto err = config_.plaintext ? std::string()
+                                     : prepare_ssl(c->stream.native_handle(), config_.host, config_.tls.alpn);
+        !err.empty()) {
         connection_lost(c, err, true);
         return;
     }
@@ -146,6 +152,7 @@ void uplink::attempt() {
                     if (ec2) return fail("connect to", ec2);
                     boost::system::error_code ignored;
                     c->stream.lowest_layer().set_option(tcp::no_delay(true), ignored);
+                    if (self->config_.plaintext) return self->on_established(c);
                     c->stream.async_handshake(asio::ssl::stream_base::client,
                         [self, c, fail](boost::system::error_code ec3) {
                             if (c->closed) return;
@@ -172,7 +179,7 @@ void uplink::on_established(const std::shared_ptr<connection>& c) {
 
 void uplink::read(const std::shared_ptr<connection>& c) {
     auto self = shared_from_this();
-    c->stream.async_read_some(asio::buffer(c->read_buf), [self, c](boost::system::error_code ec, std::size_t n) {
+    auto on_read = [self, c](boost::system::error_code ec, std::size_t n) {
         if (c->closed) return;
         if (ec) {
             bool fatal = false;
@@ -187,7 +194,9 @@ void uplink::read(const std::shared_ptr<connection>& c) {
         self->session_.on_bytes(std::span<const std::uint8_t>(c->read_buf.data(), n), now());
         self->run_actions();
         if (!c->closed) self->read(c);
-    });
+    };
+    if (config_.plaintext) c->stream.next_layer().async_read_some(asio::buffer(c->read_buf), std::move(on_read));
+    else c->stream.async_read_some(asio::buffer(c->read_buf), std::move(on_read));
 }
 
 void uplink::flush(const std::shared_ptr<connection>& c) {
@@ -201,14 +210,16 @@ void uplink::flush(const std::shared_ptr<connection>& c) {
     c->pending.clear();
     c->write_in_flight = true;
     auto self = shared_from_this();
-    asio::async_write(c->stream, asio::buffer(c->writing), [self, c](boost::system::error_code ec, std::size_t n) {
+    auto on_written = [self, c](boost::system::error_code ec, std::size_t n) {
         c->write_in_flight = false;
         if (c->closed) return;
         if (ec) return self->connection_lost(c, "write to broker failed: " + ec.message(), false);
         self->counters_.bytes_out += n;
         c->writing.clear();
         self->flush(c);
-    });
+    };
+    if (config_.plaintext) asio::async_write(c->stream.next_layer(), asio::buffer(c->writing), std::move(on_written));
+    else asio::async_write(c->stream, asio::buffer(c->writing), std::move(on_written));
 }
 
 void uplink::close_transport(const std::shared_ptr<connection>& c) {
@@ -242,6 +253,7 @@ void uplink::connection_lost(const std::shared_ptr<connection>& c, std::string r
     pending_fatal_ = false;
     pending_code_.reset();
     timers_->session.cancel();
+    timers_->session_armed.reset();
     detect_takeover(ev);
 
     if (stopping_) {
@@ -292,8 +304,21 @@ void uplink::run_actions() {
         }
     }
     in_run_actions_ = false;
-    if (conn_) flush(conn_);
+    if (conn_) schedule_flush(conn_);
     arm_session_timer();
+}
+
+void uplink::schedule_flush(const std::shared_ptr<connection>& c) {
+    // Writing at the end of the event-loop turn, not per packet, puts every packet queued by
+    // this turn's handlers (a batch of app publishes, the PUBACKs for a read's worth of
+    // messages) into one TLS record and one send(). While a write is in flight its completion
+    // flushes what queued meanwhile.
+    if (c->closed || c->write_in_flight || c->flush_posted) return;
+    c->flush_posted = true;
+    asio::post(io_, [self = shared_from_this(), c] {
+        c->flush_posted = false;
+        self->flush(c);
+    });
 }
 
 void uplink::handle(mqtt::action::send& a) {
@@ -360,14 +385,22 @@ void uplink::handle(mqtt::action::subscription_lost& a) {
 
 void uplink::arm_session_timer() {
     const auto deadline = session_.next_deadline();
+    auto& armed = timers_->session_armed;
     if (!deadline) {
-        timers_->session.cancel();
+        if (armed) timers_->session.cancel();
+        armed.reset();
         return;
     }
+    // Sending moves the keep-alive deadline later with every packet. Re-arming the timer for each
+    // would cost a timerfd update and a cancelled wait per packet; a timer that fires before the
+    // deadline is harmless (on_tick checks the real deadlines, and this re-arms it).
+    if (armed && *armed <= *deadline) return;
+    armed = *deadline;
     timers_->session.expires_at(*deadline);
     auto self = shared_from_this();
     timers_->session.async_wait([self](boost::system::error_code ec) {
         if (ec) return;
+        self->timers_->session_armed.reset();
         self->session_.on_tick(now());
         self->run_actions();
     });
