@@ -19,6 +19,8 @@
 #   --skip-build           do not run scripts/bootstrap.sh --bench and scripts/build.sh
 #   --out FILE, --img DIR  where the report and the charts go (default docs/benchmarks.md, docs/img)
 #   --keep                 keep the work directory (configs, logs, results.tsv) and say where it is
+#   --only LIST            measure only these, comma-separated: ready, memory, publish, fanout,
+#                          latency, callgrind (default: all); the report shows the rest as "—"
 # Uses $THINGMUX_BUILD_DIR (default build/) like scripts/build.sh. Not part of CTest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +35,10 @@ latency_messages=10000
 rate=1000
 size=200
 callgrind=1
+cg_messages=(2000 12000)  # the two callgrind runs
 skip_build=0
 keep=0
+only=,ready,memory,publish,fanout,latency,callgrind,
 out=docs/benchmarks.md
 img=docs/img
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -46,10 +50,11 @@ while (($# > 0)); do
         --latency-messages) latency_messages=${2:?}; shift 2 ;;
         --rate) rate=${2:?}; shift 2 ;;
         --size) size=${2:?}; shift 2 ;;
-        --quick) runs=1 messages=5000 fanout_messages=500 latency_messages=500; shift ;;
+        --quick) runs=1 messages=5000 fanout_messages=500 latency_messages=500 cg_messages=(500 2500); shift ;;
         --no-callgrind) callgrind=0; shift ;;
         --skip-build) skip_build=1; shift ;;
         --keep) keep=1; shift ;;
+        --only) only=",${2:?},"; shift 2 ;;
         --out) out=${2:?}; shift 2 ;;
         --img) img=${2:?}; shift 2 ;;
         -h | --help) usage; exit 0 ;;
@@ -77,6 +82,7 @@ done
 broker=$root/tests/support/aws-like-broker
 work=$(mktemp -d "${TMPDIR:-/tmp}/thingmux-bench.XXXXXX")
 results=$work/results.tsv
+: >"$results"
 daemon_pid= bridge_pid=
 stop_pid() {  # PID: SIGTERM, wait
     [[ -n $1 ]] && kill -0 "$1" 2>/dev/null || return 0
@@ -91,6 +97,11 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+want() { [[ $only == *",$1,"* ]]; }
+for w in ${only//,/ }; do
+    [[ ,ready,memory,publish,fanout,latency,callgrind, == *",$w,"* ]] || { echo "bench: --only: unknown part '$w'" >&2; exit 2; }
+done
+((callgrind)) || only=${only/,callgrind,/,}
 step() { printf '\nbench: %s\n' "$*" >&2; }
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"; }  # SECTION SCENARIO PATH VALUE UNIT
 
@@ -148,10 +159,18 @@ wait_for_socket() {  # PATH PID LOG
     tail -n 20 "$3" >&2
     exit 1
 }
-start_daemon() {
+start_daemon() {  # and wait until its upstream session is up
+    : >"$work/thingmuxd.log"
     "$bin/thingmuxd" --config "$work/thingmux.yaml" --bus none >>"$work/thingmuxd.log" 2>&1 &
     daemon_pid=$!
     wait_for_socket "$sock" "$daemon_pid" "$work/thingmuxd.log"
+    for _ in {1..300}; do
+        grep -q "thing gateway-01: connected" "$work/thingmuxd.log" && return 0
+        sleep 0.1
+    done
+    echo "bench: thingmuxd did not connect upstream; its log:" >&2
+    tail -n 20 "$work/thingmuxd.log" >&2
+    exit 1
 }
 
 # --- the bridge: a local mosquitto as AWS's mosquitto-bridge guide sets it up --------------------
@@ -198,11 +217,15 @@ topic cmd/bench-bridge/# in 1
 topic # out 1 rtt-up/ dt/bench-bridge/rtt/
 topic # in 1 rtt-down/ dt/bench-bridge/rtt/
 EOF
-start_bridge() {
+start_bridge() {  # and wait until the bridge is up
+    : >"$work/bridge/mosquitto.log"
+    local bridge_connects
+    bridge_connects=$(grep -c "as bench-bridge" "$work/broker/mosquitto.log" || true)
     mosquitto -c "$work/bridge/mosquitto.conf" >>"$work/bridge/stderr" 2>&1 &
     bridge_pid=$!
     for _ in {1..100}; do
-        grep -q "Connecting bridge" "$work/bridge/mosquitto.log" 2>/dev/null && ss -Hltn "sport = :$local_port" | grep -q . && return 0
+        ss -Hltn "sport = :$local_port" | grep -q . &&
+            (($(grep -c "as bench-bridge" "$work/broker/mosquitto.log") > bridge_connects)) && return 0
         kill -0 "$bridge_pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -297,44 +320,54 @@ idle_rss() {  # PATH PID: memory idle, and with 100 clients holding 10 subscript
 }
 
 # --- time to READY (before anything else runs on these Things) -----------------------------------
-step "time from start to READY (systemd notification), 5 starts each"
-line=$("$bin/thingmux-bench-ready" --runs 5 --status "connected" -- \
-    "$bin/thingmuxd" --config "$work/thingmux.yaml" --bus none)
-echo "  thingmuxd: $line" >&2
-record ready "READY=1 (socket listening)" thingmux "$(field ready_ms "$line")" ms
-record ready "upstream connected" thingmux "$(field status_ms "$line")" ms
-line=$("$bin/thingmux-bench-ready" --runs 5 -- mosquitto -c "$work/bridge/mosquitto.conf")
-echo "  bridge mosquitto: $line" >&2
-record ready "READY=1 (socket listening)" bridge "$(field ready_ms "$line")" ms
+if want ready; then
+    step "time from start to READY (systemd notification), 5 starts each"
+    line=$("$bin/thingmux-bench-ready" --runs 5 --status "connected" -- \
+        "$bin/thingmuxd" --config "$work/thingmux.yaml" --bus none)
+    echo "  thingmuxd: $line" >&2
+    record ready "READY=1 (socket listening)" thingmux "$(field ready_ms "$line")" ms
+    record ready "upstream connected" thingmux "$(field status_ms "$line")" ms
+    line=$("$bin/thingmux-bench-ready" --runs 5 -- mosquitto -c "$work/bridge/mosquitto.conf")
+    echo "  bridge mosquitto: $line" >&2
+    record ready "READY=1 (socket listening)" bridge "$(field ready_ms "$line")" ms
+fi
 
 start_daemon
 start_bridge
 
-step "memory: idle, then 100 clients with 10 subscriptions each"
-idle_rss thingmux "$daemon_pid"
-idle_rss bridge "$bridge_pid"
+if want memory; then
+    step "memory: idle, then 100 clients with 10 subscriptions each"
+    idle_rss thingmux "$daemon_pid"
+    idle_rss bridge "$bridge_pid"
+fi
 
-step "publish throughput: $messages messages of $size bytes, median of $runs runs"
-for qos in 1 0; do
-    for path in direct thingmux bridge; do publish "QoS $qos, 1 app" "$path" 1 "$qos"; done
-    for path in thingmux bridge; do publish "QoS $qos, 10 apps" "$path" 10 "$qos"; done
-done
+if want publish; then
+    step "publish throughput: $messages messages of $size bytes, median of $runs runs"
+    for qos in 1 0; do
+        for path in direct thingmux bridge; do publish "QoS $qos, 1 app" "$path" 1 "$qos"; done
+        for path in thingmux bridge; do publish "QoS $qos, 10 apps" "$path" 10 "$qos"; done
+    done
+fi
 
-step "fan-out of one upstream stream: $fanout_messages messages, QoS 1"
-fanout 1 direct
-for n in 1 10 100; do
-    for path in thingmux bridge; do fanout "$n" "$path"; done
-done
+if want fanout; then
+    step "fan-out of one upstream stream: $fanout_messages messages, QoS 1"
+    fanout 1 direct
+    for n in 1 10 100; do
+        for path in thingmux bridge; do fanout "$n" "$path"; done
+    done
+fi
 
-step "round-trip latency: $latency_messages messages at $rate/s, QoS 1"
-for path in direct thingmux bridge; do latency "$path"; done
+if want latency; then
+    step "round-trip latency: $latency_messages messages at $rate/s, QoS 1"
+    for path in direct thingmux bridge; do latency "$path"; done
+fi
 
 # --- instructions per message (valgrind callgrind: deterministic, unlike time) -------------------
 # Instructions of the process in the middle, in user space, for N2 - N1 extra QoS 1 publishes
 # from one app: the start, the connection and the shutdown cancel out.
 ir_total() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
 callgrind_per_message() {  # PATH: prints instructions per message
-    local path=$1 n1=2000 n2=12000 ir=() n pid
+    local path=$1 n1=${cg_messages[0]} n2=${cg_messages[1]} ir=() n pid
     for n in $n1 $n2; do
         rm -f "$work"/cg.out
         if [[ $path == thingmux ]]; then
@@ -358,7 +391,7 @@ callgrind_per_message() {  # PATH: prints instructions per message
 }
 stop_pid "$daemon_pid"; daemon_pid=
 stop_pid "$bridge_pid"; bridge_pid=
-if ((callgrind)); then
+if want callgrind; then
     step "instructions per message under callgrind (slow: about two minutes)"
     for path in thingmux bridge; do
         record callgrind "instructions per QoS 1 publish (process in the middle)" "$path" "$(callgrind_per_message "$path")" instructions
@@ -499,14 +532,15 @@ $(table ready "start (ms)")
 
 ## Instructions per message
 
-$(if ((callgrind)); then
+$(if want callgrind; then
     echo "User-space instructions (valgrind callgrind, deterministic) of the process in the middle per QoS 1"
-    echo "publish from one app: the difference between runs of 12,000 and 2,000 messages, divided by"
-    echo "10,000, so start, connection and shutdown cancel out. Kernel time (system calls) is not included."
+    echo "publish from one app: the difference between runs of ${cg_messages[1]} and ${cg_messages[0]} messages, divided by"
+    echo "the difference in messages, so start, connection and shutdown cancel out. Kernel time (system"
+    echo "calls) is not included."
     echo
     table callgrind "per message"
 else
-    echo "Not measured in this run (\`--no-callgrind\`)."
+    echo "Not measured in this run."
 fi)
 
 ## Losses
