@@ -66,11 +66,12 @@ for n in "$runs" "$messages" "$fanout_messages" "$latency_messages" "$rate" "$si
 done
 
 build_dir=${THINGMUX_BUILD_DIR:-build}
+[[ $build_dir == /* ]] || build_dir=$root/$build_dir
 if ((skip_build == 0)); then
     scripts/bootstrap.sh --bench
     scripts/build.sh -DTHINGMUX_BUILD_TESTS=ON
 fi
-bin=$root/$build_dir/bin
+bin=$build_dir/bin
 for b in thingmuxd thingmux-bench thingmux-bench-ready; do
     [[ -x $bin/$b ]] || { echo "bench: $bin/$b missing: run scripts/build.sh -DTHINGMUX_BUILD_TESTS=ON (THINGMUX_BUILD_DIR=$build_dir)" >&2; exit 1; }
 done
@@ -550,7 +551,7 @@ $(if [[ -n $losses ]]; then echo "$losses"; else echo "None: every path delivere
 ## Set-up of this run
 
 $(nproc) CPU(s), ${cpu:-unknown CPU}; $(uname -sr); mosquitto ${mosq:-unknown}; build type
-${build_type:-unknown} (\`${build_dir}/\`); commit $commit; $(date -u '+%Y-%m-%d %H:%M UTC');
+${build_type:-unknown}; commit $commit; $(date -u '+%Y-%m-%d %H:%M UTC');
 \`${invocation}\`. The upstream broker, the process in the middle and the benchmark driver share
 these CPUs (the driver runs every client on one thread for every path), so on a machine with few
 cores the middle process competes with the broker it talks to.

@@ -4,7 +4,7 @@
 # a PKI made on the spot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --bench
 bash scripts/build.sh
 FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash scripts/fuzz.sh
 cd build
