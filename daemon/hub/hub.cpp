@@ -352,7 +352,7 @@ ipc::result hub::deny(const requester& r, const std::string& thing, config::acti
                       ": none of the rules that apply (" + join(r.rights.rules) +
                       ") grants it; an apps: rule in the configuration must (then reload thingmuxd)";
     if (now - r.log.last >= std::chrono::seconds(1)) {
-        spdlog::warn("{}: {}{}", r.who, why,
+        spdlog::warn("{}: {}{}", r.who(), why,
                      r.log.not_logged ? " (" + std::to_string(r.log.not_logged) + " more denials not logged)" : std::string{});
         r.log.last = now;
         r.log.not_logged = 0;
@@ -438,7 +438,8 @@ void hub::handle(local_client& c, ipc::publish&& m) {
     ++counters_.publishes;
     const auto request = m.request_id;
     auto* t = thing_of(c);
-    const requester r{.who = describe(c), .rights = c.rights, .log = c.denials, .flow = c.id(), .pending = c.pending_publishes};
+    const requester r{.who = [&c] { return describe(c); }, .rights = c.rights, .log = c.denials, .flow = c.id(),
+                      .pending = c.pending_publishes};
     auto refusal = t == nullptr ? fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down") : check_publish(*t, r, m);
     if (refusal) return send(c, ipc::publish_result{.request_id = request, .outcome = std::move(*refusal)});
     if (auto spooled = maybe_spool(*t, m)) return send(c, ipc::publish_result{.request_id = request, .outcome = std::move(*spooled)});
@@ -459,7 +460,7 @@ void hub::publish(const std::string& thing, ipc::publish m, const peer_credentia
         return done(fail(ipc::errc::unknown_thing, "no Thing named '" + thing + "' here (configured: " + join(order_) + ")"));
     auto& t = *it->second;
     const auto rights = config::grants_for(*config_, caller.identity(), t.settings.name);
-    const requester r{.who = "D-Bus caller (" + caller.describe() + ")", .rights = rights, .log = bus_denials_,
+    const requester r{.who = [&caller] { return "D-Bus caller (" + caller.describe() + ")"; }, .rights = rights, .log = bus_denials_,
                       .flow = bus_flow, .pending = bus_pending_};
     if (auto refusal = check_publish(t, r, m)) return done(std::move(*refusal));
     if (auto spooled = maybe_spool(t, m)) return done(std::move(*spooled));
@@ -605,7 +606,7 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
             continue;
         }
         if (!config::allowed(c.rights, config::action::subscribe, f.filter)) {
-            answer(deny({.who = describe(c), .rights = c.rights, .log = c.denials, .flow = c.id(), .pending = 0}, c.thing,
+            answer(deny({.who = [&c] { return describe(c); }, .rights = c.rights, .log = c.denials, .flow = c.id(), .pending = 0}, c.thing,
                         config::action::subscribe, f.filter));
             continue;
         }

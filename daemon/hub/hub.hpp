@@ -158,7 +158,7 @@ private:
     void send_upstream(thing_state& t, queued_publish&& p);
     // Who asks for something: an IPC client or a D-Bus caller.
     struct requester {
-        std::string who;  // for log lines
+        std::function<std::string()> who;  // for log lines; only built when one is written
         const config::grants& rights;
         denial_log& log;
         client_id flow;           // its queue in the shaper

@@ -630,6 +630,12 @@ public:
         sink_.put(s);
     }
     void raw(std::string_view s) { sink_.put(s); }
+    // Counts `n` bytes already measured (counting only).
+    void skip(std::size_t n) noexcept
+        requires std::is_same_v<Sink, counting_sink>
+    {
+        sink_.size += n;
+    }
 
     [[nodiscard]] const Sink& sink() const noexcept { return sink_; }
 
@@ -645,8 +651,18 @@ std::size_t vbi_size(std::size_t v) {
     return c.sink().size;
 }
 
+// Most packets carry no properties at all (a PUBLISH is measured twice and written once): one
+// comparison then replaces a pass over the whole property table.
+bool no_properties(const properties& props) {
+    static const properties none;
+    return props == none;
+}
+
 template <class W>
 void write_property_list(W& w, const properties& props) {
+    if (no_properties(props)) {
+        return;
+    }
     for (const auto& def : property_table) {
         std::visit(
             [&](auto member) {
@@ -689,8 +705,13 @@ std::size_t property_list_size(const properties& props) {
 
 template <class W>
 void write_properties(W& w, const properties& props) {
-    w.vbi(property_list_size(props));
-    write_property_list(w, props);
+    const auto size = property_list_size(props);
+    w.vbi(size);
+    if constexpr (std::is_same_v<W, counter>) {
+        w.skip(size);
+    } else {
+        write_property_list(w, props);
+    }
 }
 
 // The short forms the decoder accepts, chosen whenever they say the same.
@@ -867,6 +888,27 @@ std::size_t body_size(const Packet& p, bool v5) {
     return c.sink().size;
 }
 
+template <class Packet>
+void encode_packet(const Packet& pkt, protocol_version version, std::vector<std::uint8_t>& out) {
+    const bool v5 = is_v5(pkt, version);
+    const auto length = body_size(pkt, v5);
+    const auto total = 1 + vbi_size(length) + length;
+    // Grow geometrically: callers append many packets to one buffer.
+    if (out.capacity() - out.size() < total) {
+        out.reserve(std::max(out.size() + total, 2 * out.capacity()));
+    }
+    writer w{appending_sink{&out}};
+    w.u8(first_byte(pkt));
+    w.vbi(length);
+    write_body(w, pkt, v5);
+}
+
+template <class Packet>
+std::size_t packet_size(const Packet& pkt, protocol_version version) {
+    const auto length = body_size(pkt, is_v5(pkt, version));
+    return 1 + vbi_size(length) + length;
+}
+
 }  // namespace
 
 decode_result decode(std::span<const std::uint8_t> bytes, protocol_version version, std::size_t max_packet_size) {
@@ -924,21 +966,11 @@ decode_result decode(std::span<const std::uint8_t> bytes, protocol_version versi
 }
 
 void encode(const packet& p, protocol_version version, std::vector<std::uint8_t>& out) {
-    std::visit(
-        [&](const auto& pkt) {
-            const bool v5 = is_v5(pkt, version);
-            const auto length = body_size(pkt, v5);
-            const auto total = 1 + vbi_size(length) + length;
-            // Grow geometrically: callers append many packets to one buffer.
-            if (out.capacity() - out.size() < total) {
-                out.reserve(std::max(out.size() + total, 2 * out.capacity()));
-            }
-            writer w{appending_sink{&out}};
-            w.u8(first_byte(pkt));
-            w.vbi(length);
-            write_body(w, pkt, v5);
-        },
-        p);
+    std::visit([&](const auto& pkt) { encode_packet(pkt, version, out); }, p);
+}
+
+void encode(const publish& p, protocol_version version, std::vector<std::uint8_t>& out) {
+    encode_packet(p, version, out);
 }
 
 std::vector<std::uint8_t> encode(const packet& p, protocol_version version) {
@@ -948,12 +980,11 @@ std::vector<std::uint8_t> encode(const packet& p, protocol_version version) {
 }
 
 std::size_t encoded_size(const packet& p, protocol_version version) {
-    return std::visit(
-        [&](const auto& pkt) {
-            const auto length = body_size(pkt, is_v5(pkt, version));
-            return 1 + vbi_size(length) + length;
-        },
-        p);
+    return std::visit([&](const auto& pkt) { return packet_size(pkt, version); }, p);
+}
+
+std::size_t encoded_size(const publish& p, protocol_version version) {
+    return packet_size(p, version);
 }
 
 }  // namespace thingmux::mqtt

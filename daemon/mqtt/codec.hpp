@@ -64,4 +64,8 @@ void encode(const packet& p, protocol_version version, std::vector<std::uint8_t>
 // Size in bytes of the wire form of `p` (what encode() would append).
 [[nodiscard]] std::size_t encoded_size(const packet& p, protocol_version version);
 
+// The same for a PUBLISH, the hot path: no packet variant to move the message into and out of.
+void encode(const publish& p, protocol_version version, std::vector<std::uint8_t>& out);
+[[nodiscard]] std::size_t encoded_size(const publish& p, protocol_version version);
+
 }  // namespace thingmux::mqtt

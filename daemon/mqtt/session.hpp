@@ -234,8 +234,11 @@ private:
     [[nodiscard]] std::chrono::milliseconds dead_after() const noexcept;
 
     void emit(session_action a);
+    // The send action the next packet is appended to (consecutive packets share one).
+    [[nodiscard]] std::vector<std::uint8_t>& send_buffer();
     void send(const packet& p);
-    [[nodiscard]] local_error try_send_publish(mqtt::publish& msg);
+    void send(const mqtt::publish& p);
+    [[nodiscard]] local_error try_send_publish(const mqtt::publish& msg);
     void complete_local(op_id id, local_error e);
     op_id start_op(filter_op op);
     bool send_unsent_chunks(std::uint64_t key, filter_op& op);

@@ -34,6 +34,9 @@ constexpr std::uint64_t tag_mask = 3;
 constexpr std::size_t read_chunk = 64 * 1024;
 constexpr int reads_per_process = 4;  // then let other events and commands have a turn
 constexpr std::size_t min_send_buffer = 256 * 1024;
+// Requests are sent once per process() call, or as soon as this many bytes are queued: big enough
+// to save most system calls, small enough that the daemon works on a burst while it is encoded.
+constexpr std::size_t eager_send_bytes = 16 * 1024;
 constexpr std::size_t max_app_name = 255;
 
 std::string errno_text(int e) {
@@ -275,11 +278,17 @@ void core::submit(command c) {
         call_quietly(done_of(c), *refused);
         return;
     }
+    // Only the first command of a batch wakes the loop: the loop reads the eventfd before it
+    // takes the whole queue (drain_commands), so later ones ride on that wake-up. A burst of
+    // publishes then costs one eventfd write, not one per message.
+    const bool wake = commands_.empty();
     commands_.push_back(std::move(c));
     command_bytes_ += bytes;
     lk.unlock();
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const auto n = ::write(event_.get(), &one, sizeof one);  // EAGAIN: already awake
+    if (wake) {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const auto n = ::write(event_.get(), &one, sizeof one);  // EAGAIN: already awake
+    }
 }
 
 void core::close() {
@@ -382,6 +391,12 @@ void core::process_locked() {
     run_ready();
     if (!closed_ && stop_requested_) {
         shutdown_locked();
+        return;
+    }
+    // Everything this call queued (the publishes of a batch of commands, those released by a
+    // read's worth of results) leaves in one send.
+    if (!closed_ && sock_.valid()) {
+        flush();
     }
 }
 
@@ -668,9 +683,12 @@ void core::pump() {
         if (front.kind == request_kind::publish && inflight_publishes_ >= window) {
             break;  // the daemon would answer quota_exceeded (IPC-25); wait for a result
         }
-        const std::size_t pending = wbuf_.size() - woff_;
-        if (pending > 0 && pending + front.size > send_limit) {
-            break;  // the socket is slow; EPOLLOUT brings us back
+        if (const std::size_t pending = wbuf_.size() - woff_; pending > 0 && pending + front.size > send_limit) {
+            flush();  // a full buffer is worth a system call now
+            if (woff_ < wbuf_.size()) {
+                break;  // the socket is slow; EPOLLOUT brings us back
+            }
+            continue;
         }
         request r = std::move(front);
         backlog_.pop_front();
@@ -696,8 +714,11 @@ void core::pump() {
             ++inflight_publishes_;
         }
         inflight_.emplace(id, std::move(r));
+        if (wbuf_.size() - woff_ >= eager_send_bytes) {
+            flush();  // the daemon starts on these while we encode the rest
+        }
     }
-    flush();
+    // The rest is sent at the end of this process() call, with whatever else it queues.
 }
 
 void core::flush() {
@@ -844,6 +865,7 @@ void core::attempt_connect() {
     }
     sock_interest_ = ev.events;
     rbuf_.clear();
+    rlen_ = 0;
     wbuf_.clear();
     woff_ = 0;
     refusal_.reset();
@@ -898,12 +920,15 @@ void core::on_socket_event(std::uint32_t events) {
 void core::read_socket() {
     const auto generation = conn_generation_;
     for (int i = 0; i < reads_per_process; ++i) {
-        const std::size_t old = rbuf_.size();
-        rbuf_.resize(old + read_chunk);
-        const auto n = ::recv(sock_.get(), rbuf_.data() + old, read_chunk, MSG_DONTWAIT);
+        // The buffer keeps its size between reads: resizing it for each read would zero a
+        // whole chunk per system call.
+        if (rbuf_.size() < rlen_ + read_chunk) {
+            rbuf_.resize(rlen_ + read_chunk);
+        }
+        const auto n = ::recv(sock_.get(), rbuf_.data() + rlen_, read_chunk, MSG_DONTWAIT);
         const int e = errno;
-        rbuf_.resize(old + (n > 0 ? static_cast<std::size_t>(n) : 0U));
         if (n > 0) {
+            rlen_ += static_cast<std::size_t>(n);
             decode_frames();
             if (closed_ || generation != conn_generation_) {
                 return;
@@ -932,8 +957,8 @@ void core::read_socket() {
 void core::decode_frames() {
     const auto generation = conn_generation_;
     std::size_t offset = 0;
-    while (offset < rbuf_.size()) {
-        auto decoded = ipc::decode_daemon_message({rbuf_.data() + offset, rbuf_.size() - offset}, max_frame());
+    while (offset < rlen_) {
+        auto decoded = ipc::decode_daemon_message({rbuf_.data() + offset, rlen_ - offset}, max_frame());
         if (std::holds_alternative<ipc::need_more>(decoded)) {
             break;
         }
@@ -949,7 +974,11 @@ void core::decode_frames() {
             return;  // the buffer belongs to a connection that is gone
         }
     }
-    rbuf_.erase(rbuf_.begin(), rbuf_.begin() + static_cast<std::ptrdiff_t>(offset));
+    // Keep the undecoded tail (part of a frame) at the front.
+    if (offset > 0) {
+        std::memmove(rbuf_.data(), rbuf_.data() + offset, rlen_ - offset);
+        rlen_ -= offset;
+    }
 }
 
 void core::on_frame(ipc::daemon_message&& m) {
@@ -1124,6 +1153,7 @@ void core::drop_connection(const std::string& reason, std::optional<ipc::errc> r
     sock_interest_ = 0;
     rbuf_.clear();
     rbuf_.shrink_to_fit();
+    rlen_ = 0;
     wbuf_.clear();
     woff_ = 0;
     welcome_.reset();
@@ -1265,6 +1295,7 @@ void core::shutdown_locked() {
     }
     subs_.clear();
     rbuf_ = {};
+    rlen_ = 0;
     wbuf_ = {};
     woff_ = 0;
     {

@@ -199,6 +199,7 @@ private:
     std::minstd_rand rng_;
 
     std::vector<std::uint8_t> rbuf_;
+    std::size_t rlen_ = 0;  // bytes of rbuf_ received and not yet decoded
     std::vector<std::uint8_t> wbuf_;
     std::size_t woff_ = 0;
 

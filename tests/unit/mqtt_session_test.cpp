@@ -658,6 +658,32 @@ TEST(MqttSession, WindowLimitedByMaxInflight) {
     EXPECT_EQ(b.s.queued_count(), 1U);
 }
 
+TEST(MqttSession, FullWindowRefillsInBatchesOfAnEighth) {
+    auto cfg = make_config();
+    cfg.max_inflight = 16;  // batch: 16 / 8 = 2
+    broker b{cfg};
+    b.connect(true);
+    b.take_events();
+    for (int i = 0; i < 20; ++i) b.publish("t/" + std::to_string(i), qos::at_least_once);
+    auto p = b.take_sent_only<mqtt::publish>();
+    ASSERT_EQ(p.size(), 16U);
+    b.feed(puback{p[0].packet_id, reason::success, {}});
+    EXPECT_TRUE(b.take_sent_only<mqtt::publish>().empty()) << "one free slot is less than a batch";
+    EXPECT_EQ(b.s.inflight_count(), 15U);
+    b.feed(puback{p[1].packet_id, reason::success, {}});
+    auto next = b.take_sent_only<mqtt::publish>();
+    ASSERT_EQ(next.size(), 2U);
+    EXPECT_EQ(next[0].topic, "t/16");
+    EXPECT_EQ(next[1].topic, "t/17");
+    // The last two follow as soon as two more slots are free.
+    for (std::size_t i = 2; i < p.size(); ++i) b.feed(puback{p[i].packet_id, reason::success, {}});
+    for (auto& n : next) b.feed(puback{n.packet_id, reason::success, {}});
+    auto last = b.take_sent_only<mqtt::publish>();
+    ASSERT_EQ(last.size(), 2U);
+    EXPECT_EQ(last[1].topic, "t/19");
+    EXPECT_EQ(b.s.queued_count(), 0U);
+}
+
 TEST(MqttSession, WindowLimitedByBrokerReceiveMaximum) {
     broker b;
     for (int i = 0; i < 4; ++i) b.publish("t/" + std::to_string(i), qos::at_least_once);
