@@ -118,6 +118,7 @@ step "starting the upstream (AWS-like) broker"
 sed -i 's/^log_type all$/log_type error\nlog_type warning\nlog_type notice\nsys_interval 1/' "$work/broker/mosquitto.conf"
 "$broker" restart "$work/broker" >/dev/null
 eval "$("$broker" env "$work/broker")"
+upstream_pid=$(cat "$work/broker/mosquitto.pid")
 
 # --- thingmuxd -----------------------------------------------------------------------------------
 sock=$work/thingmux.sock
@@ -250,13 +251,16 @@ hz=$(getconf CLK_TCK)
 
 # publish LABEL PATH APPS QOS: median msgs/s of $runs runs, plus CPU of the process in the middle.
 publish() {
-    local label=$1 path=$2 apps=$3 qos=$4 line rates=() lost=0 mid cpu=0 t0
+    local label=$1 path=$2 apps=$3 qos=$4 line rates=() lost=0 mid cpu=0 t0 u0 upstream=0 driver_cpu=0
     mid=$(middle_pid "$path")
     for ((i = 1; i <= runs; i++)); do
         [[ -n $mid ]] && t0=$(ticks "$mid")
+        u0=$(ticks "$upstream_pid")
         line=$(driver publish --path "$path" --apps "$apps" --qos "$qos" --messages "$messages") ||
             [[ $? == 1 ]] || { echo "bench: publish $label over $path failed" >&2; exit 1; }
         [[ -n $mid ]] && cpu=$((cpu + $(ticks "$mid") - t0))
+        upstream=$((upstream + $(ticks "$upstream_pid") - u0))
+        driver_cpu=$(awk -v a="$driver_cpu" -v b="$(field driver_cpu_s "$line")" 'BEGIN { print a + b }')
         echo "  $line" >&2
         rates+=("$(field msgs_per_s "$line")")
         lost=$((lost + $(field lost "$line")))
@@ -264,9 +268,12 @@ publish() {
     record throughput "$label" "$path" "$(printf '%s\n' "${rates[@]}" | median)" msg/s
     record throughput-runs "$label" "$path" "$(printf '%s\n' "${rates[@]}" | paste -sd ' ')" msg/s
     record throughput-lost "$label" "$path" "$lost" messages
-    if [[ -n $mid && $label == "QoS 1, 1 app" ]]; then
-        record cpu "CPU per 100k QoS 1 publishes (process in the middle)" "$path" \
-            "$(awk -v t="$cpu" -v hz="$hz" -v n=$((messages * runs)) 'BEGIN { printf "%.2f", t / hz / n * 100000 }')" s
+    if [[ $label == "QoS 1, 1 app" ]]; then
+        local n=$((messages * runs))
+        [[ -n $mid ]] && record cpu "per 100k QoS 1 publishes: the process in the middle" "$path" \
+            "$(awk -v t="$cpu" -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", t / hz / n * 100000 }')" s
+        record cpu "per 100k QoS 1 publishes: all (apps + middle + upstream broker)" "$path" \
+            "$(awk -v t=$((cpu + upstream)) -v d="$driver_cpu" -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", (t / hz + d) / n * 100000 }')" s
     fi
 }
 
@@ -370,14 +377,14 @@ ir_total() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
 callgrind_per_message() {  # PATH: prints instructions per message
     local path=$1 n1=${cg_messages[0]} n2=${cg_messages[1]} ir=() n pid
     for n in $n1 $n2; do
-        rm -f "$work"/cg.out
+        local cg=$work/callgrind-$path-$n.out  # kept with --keep: callgrind_annotate FILE
         if [[ $path == thingmux ]]; then
-            valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+            valgrind --tool=callgrind --callgrind-out-file="$cg" \
                 "$bin/thingmuxd" --config "$work/thingmux.yaml" --bus none >>"$work/callgrind.log" 2>&1 &
             pid=$!
             wait_for_socket "$sock" "$pid" "$work/callgrind.log"
         else
-            valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+            valgrind --tool=callgrind --callgrind-out-file="$cg" \
                 mosquitto -c "$work/bridge/mosquitto.conf" >>"$work/callgrind.log" 2>&1 &
             pid=$!
             for _ in {1..300}; do ss -Hltn "sport = :$local_port" | grep -q . && break; sleep 0.1; done
@@ -386,7 +393,7 @@ callgrind_per_message() {  # PATH: prints instructions per message
             { echo "bench: publish under callgrind over $path failed; see $work/callgrind.log" >&2; exit 1; }
         kill -TERM "$pid"
         wait "$pid" || true
-        ir+=("$(ir_total "$work/cg.out")")
+        ir+=("$(ir_total "$cg")")
     done
     awk -v a="${ir[0]}" -v b="${ir[1]}" -v n=$((n2 - n1)) 'BEGIN { printf "%.0f", (b - a) / n }'
 }
@@ -435,7 +442,7 @@ added99=$(added "$(value latency p99 thingmux)" "$(value latency p99 direct)")
 fan100=$(value fanout "100 subscribers" thingmux)
 idle=$(value rss idle thingmux) per_client=$(value rss "per idle client" thingmux)
 
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 mosq=$(mosquitto -h 2>/dev/null | sed -n '1s/^mosquitto version //p' || true)
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build_dir/CMakeCache.txt" 2>/dev/null || true)
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -454,7 +461,8 @@ identical traffic:
   MQTT 3.1.1, \`cleansession false\`, as in AWS's mosquitto bridge guide) → upstream.
 
 The upstream is the tests' AWS-like mosquitto (\`tests/support/aws-like-broker\`: mTLS, ACL per
-Thing, persistence) with per-packet logging off. Reproduce with one command:
+Thing, persistence) with per-packet logging off. Where the time goes, and what changed to get
+these figures: \`docs/performance.md\`. Reproduce with one command:
 \`scripts/bench.sh\` (it installs what it needs with \`scripts/bootstrap.sh --bench\`, builds, runs
 everything and rewrites this file, \`docs/benchmarks.tsv\` and the charts in \`docs/img/\`).
 
@@ -517,7 +525,8 @@ that other processes use too (libcrypto alone is about 4 MiB); PSS divides share
 the processes that map them; USS is the private part, what stopping the process would free.
 Idle is right after start with the upstream connected, then with 100 clients holding 10 subscriptions each (the
 same 10 filters, so 10 go upstream; AWS IoT Core allows 50 per connection). CPU = user + system
-time of that process during the QoS 1 single-app publish runs, per 100k messages. READY =
+time of that process during the QoS 1 single-app publish runs, per 100k messages, and of
+every process involved (the driver's clients, the process in the middle, the upstream broker). READY =
 time from exec to \`READY=1\` on \`\$NOTIFY_SOCKET\` (both send it; 5 starts, median), and for
 thingmuxd also to the first status saying the upstream is connected.
 
@@ -550,7 +559,7 @@ $(if [[ -n $losses ]]; then echo "$losses"; else echo "None: every path delivere
 
 ## Set-up of this run
 
-$(nproc) CPU(s), ${cpu:-unknown CPU}; $(uname -sr); mosquitto ${mosq:-unknown}; build type
+$(nproc) CPU(s), ${cpu_model:-unknown CPU}; $(uname -sr); mosquitto ${mosq:-unknown}; build type
 ${build_type:-unknown}; commit $commit; $(date -u '+%Y-%m-%d %H:%M UTC');
 \`${invocation}\`. The upstream broker, the process in the middle and the benchmark driver share
 these CPUs (the driver runs every client on one thread for every path), so on a machine with few

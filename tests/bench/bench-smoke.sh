@@ -45,9 +45,11 @@ for path in thingmux bridge; do
         expect uss "$scenario" "$path"
     done
     expect ready "READY=1 (socket listening)" "$path"
-    expect cpu "CPU per 100k QoS 1 publishes (process in the middle)" "$path"
+    expect cpu "per 100k QoS 1 publishes: the process in the middle" "$path"
+    expect cpu "per 100k QoS 1 publishes: all (apps + middle + upstream broker)" "$path"
 done
 expect ready "upstream connected" thingmux
+expect cpu "per 100k QoS 1 publishes: all (apps + middle + upstream broker)" direct
 for chart in throughput fanout latency; do
     [[ -s $out/img/bench-$chart.png ]] || fail "chart bench-$chart.png missing"
 done
