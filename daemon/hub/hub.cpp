@@ -426,7 +426,11 @@ void hub::enqueue(thing_state& t, client_id flow, ipc::publish&& m, std::functio
                                           .props = to_mqtt(std::move(m.props))},
                      .done = std::move(done)};
     const auto bytes = cost_of(p.msg);
-    t.shaper.push(flow, std::move(p), bytes);
+    // Mostly nothing waits and the limits allow it: then the queue would hand it straight back.
+    if (releasing(t) && t.shaper.pass(bytes, std::chrono::steady_clock::now()))
+        send_upstream(t, std::move(p));
+    else
+        t.shaper.push(flow, std::move(p), bytes);
     pump(t);
 }
 
@@ -537,10 +541,14 @@ void hub::drain_spool(thing_state& t) {
     t.spool_draining = false;
 }
 
-void hub::pump(thing_state& t) {
+bool hub::releasing(const thing_state& t) const {
     // While the link is down the shaper holds the queue: releasing it into the session would
     // send it in one burst on reconnect, past the broker's rate limit.
-    if (t.link_state.link != ipc::link_state::connected && !shutting_down_) return;
+    return t.link_state.link == ipc::link_state::connected || shutting_down_;
+}
+
+void hub::pump(thing_state& t) {
+    if (!releasing(t)) return;
     const auto now = std::chrono::steady_clock::now();
     while (auto next = t.shaper.pop(now)) send_upstream(t, std::move(next->item));
     if (spool_ && t.spool_loaded < 32) drain_spool(t);

@@ -155,6 +155,8 @@ private:
     void release_upstream(thing_state& t, std::vector<std::string> filters);
     // Releases what the Thing's rate limits allow now to the uplink, and arms the timer for the rest.
     void pump(thing_state& t);
+    // Whether the Thing's shaper may release publishes to its uplink now.
+    [[nodiscard]] bool releasing(const thing_state& t) const;
     void send_upstream(thing_state& t, queued_publish&& p);
     // Who asks for something: an IPC client or a D-Bus caller.
     struct requester {

@@ -64,6 +64,9 @@ void local_client::read_ready() {
             in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(used));
         }
         if (in_.empty() && in_.capacity() > read_chunk) in_ = {};  // a large frame passed: give it back
+        // A short read emptied the socket: reading again would only return EAGAIN. The wait
+        // re-arms the descriptor (EPOLL_CTL_MOD), which reports data that arrived meanwhile.
+        if (n < scratch.size()) return read();
     }
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
         if (!self->closed_ && !self->closing_) self->read_ready();

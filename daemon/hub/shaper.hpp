@@ -133,6 +133,17 @@ public:
         }
     }
 
+    // A publish of `bytes` that push() then pop() would release at once, because nothing is
+    // queued and the limits allow it at `now`: spends its budget and returns true, so the caller
+    // sends it without queuing it. Returns false, queuing nothing, otherwise.
+    [[nodiscard]] bool pass(std::size_t bytes, clock::time_point now) {
+        if (!round_.empty()) return false;
+        budget_.refill(now);
+        if (!budget_.allows(bytes)) return false;
+        budget_.take(bytes);
+        return true;
+    }
+
     // Drops a client's queue (it disconnected) and returns its items in FIFO order, for the caller
     // to fail.
     [[nodiscard]] std::vector<T> remove_client(client_id client) {

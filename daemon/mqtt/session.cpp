@@ -274,6 +274,11 @@ void session::abandon() {
 
 std::vector<session_action> session::drain_actions() { return std::exchange(actions_, {}); }
 
+void session::drain_actions(std::vector<session_action>& out) {
+    out.clear();
+    out.swap(actions_);
+}
+
 // --- inspection ---
 
 session_state session::state() const noexcept { return state_; }

@@ -180,6 +180,9 @@ public:
 
     // Actions produced since the last call, in order.
     [[nodiscard]] std::vector<session_action> drain_actions();
+    // The same into `out` (cleared first), which lends its capacity to the next actions: a
+    // caller that drains after every command allocates no action list per command.
+    void drain_actions(std::vector<session_action>& out);
 
     // --- inspection ---
     [[nodiscard]] session_state state() const noexcept;

@@ -8,6 +8,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/random.h>
 
 namespace thingmux::uplink {
@@ -181,22 +183,53 @@ void uplink::read(const std::shared_ptr<connection>& c) {
     auto self = shared_from_this();
     auto on_read = [self, c](boost::system::error_code ec, std::size_t n) {
         if (c->closed) return;
-        if (ec) {
-            bool fatal = false;
-            std::string why;
-            if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset)
-                why = "broker closed the connection";
-            else
-                why = describe_tls_error(ec, c->stream.native_handle(), self->config_.host, self->config_.tls, fatal);
-            return self->connection_lost(c, why, fatal);
-        }
+        if (ec) return self->read_failed(c, ec);
         self->counters_.bytes_in += n;
         self->session_.on_bytes(std::span<const std::uint8_t>(c->read_buf.data(), n), now());
+        if (!self->config_.plaintext) self->read_buffered_records(c);
+        if (c->closed) return;
         self->run_actions();
         if (!c->closed) self->read(c);
     };
     if (config_.plaintext) c->stream.next_layer().async_read_some(asio::buffer(c->read_buf), std::move(on_read));
     else c->stream.async_read_some(asio::buffer(c->read_buf), std::move(on_read));
+}
+
+void uplink::read_failed(const std::shared_ptr<connection>& c, const boost::system::error_code& ec) {
+    bool fatal = false;
+    std::string why;
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset)
+        why = "broker closed the connection";
+    else
+        why = describe_tls_error(ec, c->stream.native_handle(), config_.host, config_.tls, fatal);
+    connection_lost(c, why, fatal);
+}
+
+// OpenSSL returns one TLS record per read, and a broker sends each PUBACK in a record of its own.
+// Read by read, every record would cost an event-loop turn, and the results of a batch of
+// publishes would leave for the apps one write each. So the records a socket read already brought
+// are decrypted here, in the same turn. A partial record stays for the next asynchronous read;
+// an error is reported as that read would report it.
+void uplink::read_buffered_records(const std::shared_ptr<connection>& c) {
+    SSL* ssl = c->stream.native_handle();
+    // Records not yet pulled into the SSL object wait in the input side of the stream's BIO pair.
+    const auto buffered = [ssl] { return SSL_has_pending(ssl) == 1 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0; };
+    while (!c->closed && session_.state() != mqtt::session_state::offline && buffered()) {
+        ERR_clear_error();
+        const int n = SSL_read(ssl, c->read_buf.data(), static_cast<int>(c->read_buf.size()));
+        if (n > 0) {
+            counters_.bytes_in += static_cast<std::size_t>(n);
+            session_.on_bytes(std::span<const std::uint8_t>(c->read_buf.data(), static_cast<std::size_t>(n)), now());
+            continue;
+        }
+        switch (SSL_get_error(ssl, n)) {
+        case SSL_ERROR_ZERO_RETURN: return read_failed(c, asio::error::eof);  // close_notify
+        case SSL_ERROR_SSL:
+            return read_failed(c, boost::system::error_code(static_cast<int>(ERR_get_error()),
+                                                            asio::error::get_ssl_category()));
+        default: return;  // the rest of the record has not arrived yet
+        }
+    }
 }
 
 void uplink::flush(const std::shared_ptr<connection>& c) {
@@ -298,8 +331,8 @@ void uplink::run_actions() {
     // keeps draining, so actions are handled once and in order.
     if (in_run_actions_) return;
     in_run_actions_ = true;
-    for (auto actions = session_.drain_actions(); !actions.empty(); actions = session_.drain_actions()) {
-        for (auto& a : actions) {
+    for (session_.drain_actions(actions_); !actions_.empty(); session_.drain_actions(actions_)) {
+        for (auto& a : actions_) {
             std::visit([this](auto& act) { handle(act); }, a);
         }
     }

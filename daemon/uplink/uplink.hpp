@@ -114,6 +114,8 @@ private:
     void attempt();
     void on_established(const std::shared_ptr<connection>& c);
     void read(const std::shared_ptr<connection>& c);
+    void read_failed(const std::shared_ptr<connection>& c, const boost::system::error_code& ec);
+    void read_buffered_records(const std::shared_ptr<connection>& c);
     void flush(const std::shared_ptr<connection>& c);
     void schedule_flush(const std::shared_ptr<connection>& c);
     void connection_lost(const std::shared_ptr<connection>& c, std::string reason, bool fatal);
@@ -157,6 +159,7 @@ private:
     unsigned short_sessions_ = 0;
 
     bool in_run_actions_ = false;
+    std::vector<mqtt::session_action> actions_;  // the batch run_actions() handles; kept for its capacity
 
     std::map<mqtt::op_id, publish_handler> publish_waiters_;
     std::map<mqtt::op_id, codes_handler> codes_waiters_;

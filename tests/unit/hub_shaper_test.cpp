@@ -429,6 +429,22 @@ TEST(ShaperTest, SetLimitsTakesEffectAndKeepsQueuedItems) {
     EXPECT_EQ(s.queued_total(), 0U);
 }
 
+TEST(ShaperTest, PassSpendsTheBudgetLikePushThenPopAndNeverOvertakesTheQueue) {
+    shaper s({.messages_per_second = 100, .bytes_per_second = std::nullopt}, t0);
+    // The bucket holds 10 messages (100 ms worth): ten pass at once, the eleventh does not.
+    for (int i = 0; i < 10; ++i) EXPECT_TRUE(s.pass(100, t0)) << i;
+    EXPECT_FALSE(s.pass(100, t0));
+    EXPECT_EQ(s.queued_total(), 0U);  // a refusal queues nothing: the caller pushes
+    // 10 ms later one message's worth has come back.
+    EXPECT_TRUE(s.pass(100, t0 + 10ms));
+    EXPECT_FALSE(s.pass(100, t0 + 10ms));
+    // Whatever waits in the queue goes first, even when the budget would allow more.
+    s.push(a, make(1), 100);
+    EXPECT_FALSE(s.pass(100, t0 + 1s));
+    ASSERT_TRUE(s.pop(t0 + 1s).has_value());
+    EXPECT_TRUE(s.pass(100, t0 + 1s));
+}
+
 TEST(ShaperTest, UnlimitedReleasesEverythingAtOnceInTurn) {
     shaper s({.messages_per_second = std::nullopt, .bytes_per_second = std::nullopt}, t0);
     EXPECT_EQ(s.next_ready(t0), std::nullopt);
