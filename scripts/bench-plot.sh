@@ -3,7 +3,7 @@
 #
 #   scripts/bench-plot.sh RESULTS.tsv OUTDIR
 #   RESULTS.tsv: one figure per line, section<TAB>scenario<TAB>path<TAB>value<TAB>unit; '#' lines
-#   are comments. Writes OUTDIR/bench-throughput.png (log y), bench-fanout.png, bench-latency.png:
+#   are comments. Writes OUTDIR/bench-throughput.png (log y), bench-fanout.png, bench-latency.png (log y):
 #   one cluster of bars per scenario, one bar per path (direct, thingmux, bridge). A missing
 #   figure leaves a gap; a section without rows is skipped; other sections (rss, cpu, ...) are
 #   ignored. Needs gnuplot (Debian: gnuplot-nox, or scripts/bootstrap.sh --bench).
@@ -117,5 +117,5 @@ chart throughput bench-throughput.png "Publish throughput (higher is better)" "s
     "QoS 0, 1 app" "QoS 0, 10 apps" "QoS 1, 1 app" "QoS 1, 10 apps"
 chart fanout bench-fanout.png "Inbound fan-out (higher is better)" "local subscribers" "deliveries" lin \
     "1 subscriber" "10 subscribers" "100 subscribers"
-chart latency bench-latency.png "Round-trip latency (lower is better)" "percentile" "latency" lin \
+chart latency bench-latency.png "Round-trip latency (lower is better)" "percentile" "latency" log \
     p50 p99 p99.9

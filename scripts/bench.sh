@@ -298,13 +298,15 @@ latency() {  # PATH
     record latency-lost "round trips" "$1" "$(field lost "$line")" messages
 }
 
-# memory PID: "RSS PSS USS" in KiB (USS = private pages; RSS also counts shared library pages).
-memory() { awk '$1 == "Rss:" { r = $2 } $1 == "Pss:" { p = $2 } $1 ~ /^Private_(Clean|Dirty):$/ { u += $2 } END { print r, p, u }' "/proc/$1/smaps_rollup"; }
-record_memory() {  # SCENARIO PATH "RSS PSS USS"
+# memory PID: "RSS PSS USS ANON" in KiB (USS = private pages; RSS also counts shared library
+# pages; ANON = anonymous memory: heap, stacks).
+memory() { awk '$1 == "Rss:" { r = $2 } $1 == "Pss:" { p = $2 } $1 ~ /^Private_(Clean|Dirty):$/ { u += $2 } $1 == "Anonymous:" { a = $2 } END { print r, p, u, a }' "/proc/$1/smaps_rollup"; }
+record_memory() {  # SCENARIO PATH "RSS PSS USS ANON"
     local m=($3)
     record rss "$1" "$2" "${m[0]}" KiB
     record pss "$1" "$2" "${m[1]}" KiB
     record uss "$1" "$2" "${m[2]}" KiB
+    record anon "$1" "$2" "${m[3]}" KiB
 }
 idle_rss() {  # PATH PID: memory idle, and with 100 clients holding 10 subscriptions each
     local fifo=$work/idle.fifo before after
@@ -522,7 +524,10 @@ $(table latency "percentile (µs)")
 Memory of the process in the middle (thingmuxd, or the bridge's mosquitto), from
 \`/proc/PID/smaps_rollup\`: RSS counts every resident page it maps, including shared libraries
 that other processes use too (libcrypto alone is about 4 MiB); PSS divides shared pages among
-the processes that map them; USS is the private part, what stopping the process would free.
+the processes that map them; USS is the private part, what stopping the process would free
+(it includes library pages that no other running process happens to map, so it drops when
+another program using the same libraries starts); anonymous memory is what the process
+allocated itself (heap, stacks).
 Idle is right after start with the upstream connected, then with 100 clients holding 10 subscriptions each (the
 same 10 filters, so 10 go upstream; AWS IoT Core allows 50 per connection). CPU = user + system
 time of that process during the QoS 1 single-app publish runs, per 100k messages, and of
@@ -535,6 +540,8 @@ $(table rss "RSS (KiB)")
 $(table pss "PSS (KiB)")
 
 $(table uss "USS, private (KiB)")
+
+$(table anon "anonymous: heap, stacks (KiB)")
 
 $(table cpu "CPU (s)")
 

@@ -43,6 +43,7 @@ for path in thingmux bridge; do
     for scenario in idle "100 clients, 1000 subscriptions"; do
         expect rss "$scenario" "$path"
         expect uss "$scenario" "$path"
+        expect anon "$scenario" "$path"
     done
     expect ready "READY=1 (socket listening)" "$path"
     expect cpu "per 100k QoS 1 publishes: the process in the middle" "$path"
