@@ -14,14 +14,14 @@
 #   --fanout-messages N    messages per fan-out run (default 20000)
 #   --latency-messages N   round trips per latency run, at --rate per second (default 10000 at 1000/s)
 #   --size BYTES           payload size (default 200)
-#   --quick                small numbers, one run each: checks that everything works (minutes)
+#   --quick                small numbers, one run each: checks that everything works (about a minute)
 #   --no-callgrind         skip the instructions-per-message figures (the slowest part)
 #   --skip-build           do not run scripts/bootstrap.sh --bench and scripts/build.sh
 #   --out FILE, --img DIR  where the report and the charts go (default docs/benchmarks.md, docs/img)
 #   --keep                 keep the work directory (configs, logs, results.tsv) and say where it is
 #   --only LIST            measure only these, comma-separated: ready, memory, publish, fanout,
 #                          latency, callgrind (default: all); the report shows the rest as "—"
-# Uses $THINGMUX_BUILD_DIR (default build/) like scripts/build.sh. Not part of CTest.
+# Uses $THINGMUX_BUILD_DIR (default build/) like scripts/build.sh. CTest's bench_smoke runs it with --quick.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
