@@ -43,6 +43,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -143,20 +144,46 @@ std::unique_ptr<bench::client> connected_client(loop& l, const settings& s, unsi
     return c;
 }
 
-// Counters of one client; touched only on the loop thread.
-struct app_state {
-    std::unique_ptr<bench::client> client;
-    std::string topic;
-    std::uint64_t quota = 0, sent = 0, done = 0, outstanding = 0, received = 0;
-    bool fenced = false;
-};
-
 std::uint64_t failures = 0;  // loop thread only
 bool winding_down = false;   // requests cut short by stopping the clients are not failures
 void count(const bench::status& s) {
     if (s || winding_down) return;
     if (failures++ == 0) std::cerr << "thingmux-bench: request failed: " << s.error << '\n';
 }
+
+// Publishes `quota` messages keeping at most `window` awaiting their result; loop thread only.
+// QoS 0 publishes may complete inside publish(): `pumping` turns that recursion into the loop.
+struct window_sender {
+    std::uint64_t quota = 0, window = 0, sent = 0, done = 0, outstanding = 0;
+    bool pumping = false;
+    std::function<void(bench::client::done_fn)> publish_one;
+    std::function<void()> finished;  // once, after the last result
+
+    void pump() {
+        if (pumping) return;
+        pumping = true;
+        while (sent < quota && outstanding < window) {
+            ++sent;
+            ++outstanding;
+            publish_one([this](const bench::status& st) {
+                count(st);
+                --outstanding;
+                ++done;
+                pump();
+            });
+        }
+        pumping = false;
+        if (done == quota && finished) std::exchange(finished, {})();
+    }
+};
+
+// One client of a run and its counters; touched only on the loop thread.
+struct app_state {
+    std::unique_ptr<bench::client> client;
+    std::string topic;
+    window_sender sender;
+    std::uint64_t received = 0;
+};
 
 void stop_all(loop& l, std::vector<app_state>& apps) {
     l.call([&] {
@@ -228,42 +255,28 @@ int run_publish(const settings& s) {
     for (unsigned i = 0; i < s.apps; ++i) {
         apps[i].client = connected_client(l, s, i);
         apps[i].topic = "dt/" + bench::thing_of(s.path, s.ends) + "/bench/app" + std::to_string(i);
-        apps[i].quota = s.messages / s.apps + (i < s.messages % s.apps ? 1 : 0);
     }
     const std::string payload(s.size, 'x');
     const std::string fence_topic = "dt/" + bench::thing_of(s.path, s.ends) + "/bench/fence";
-
-    // QoS 0 publishes may complete inside publish(): `pumping` turns that recursion into a loop.
-    std::function<void(app_state&)> pump = [&](app_state& a) {
-        static thread_local bool pumping = false;
-        if (pumping) return;
-        pumping = true;
-        while (a.sent < a.quota && a.outstanding < s.window) {
-            ++a.sent;
-            ++a.outstanding;
-            a.client->publish(a.topic, payload, s.qos, [&a, &pump](const bench::status& st) {
-                count(st);
-                --a.outstanding;
-                ++a.done;
-                pump(a);
-            });
-        }
-        pumping = false;
-        if (a.done == a.quota && !a.fenced) {
-            a.fenced = true;
-            a.client->publish(fence_topic, "fence", 1, count);
-        }
-    };
+    for (unsigned i = 0; i < s.apps; ++i) {
+        auto& a = apps[i];
+        a.sender.quota = s.messages / s.apps + (i < s.messages % s.apps ? 1 : 0);
+        a.sender.window = s.window;
+        a.sender.publish_one = [&a, &payload, &s](bench::client::done_fn done) {
+            a.client->publish(a.topic, payload, s.qos, std::move(done));
+        };
+        a.sender.finished = [&a, &fence_topic] { a.client->publish(fence_topic, "fence", 1, count); };
+    }
     const auto cpu0 = own_cpu_seconds();
     const auto t0 = l.call([&] {
         const auto now = clock_type::now();
-        for (auto& a : apps) pump(a);
+        for (auto& a : apps) a.sender.pump();
         return now;
     });
     if (!l.wait_until([&] { return obs->fences == s.apps; }, std::chrono::seconds(s.timeout_s))) {
         const auto done = l.call([&] {
             std::uint64_t d = 0;
-            for (auto& a : apps) d += a.done;
+            for (auto& a : apps) d += a.sender.done;
             return d;
         });
         throw setup_error("timed out: " + std::to_string(done) + " of " + std::to_string(s.messages) +
@@ -317,25 +330,11 @@ int run_fanout(const settings& s) {
     // The bridge subscribes upstream on its own (its configured topics), the others before their
     // SUBACK: every path is ready to receive here.
     const std::string payload(s.size, 'c');
-    app_state pub;
-    std::function<void()> pump = [&] {
-        static thread_local bool pumping = false;
-        if (pumping) return;
-        pumping = true;
-        while (pub.sent < s.messages && pub.outstanding < s.window) {
-            ++pub.sent;
-            ++pub.outstanding;
-            obs->client->publish(topic, payload, s.qos, [&](const bench::status& st) {
-                count(st);
-                --pub.outstanding;
-                pump();
-            });
-        }
-        pumping = false;
-    };
+    window_sender pub{.quota = s.messages, .window = s.window};
+    pub.publish_one = [&](bench::client::done_fn done) { obs->client->publish(topic, payload, s.qos, std::move(done)); };
     const auto cpu0 = own_cpu_seconds();
     const auto t0 = l.call([&] {
-        pump();
+        pub.pump();
         return clock_type::now();
     });
     const std::uint64_t expected = s.messages * s.apps;
