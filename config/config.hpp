@@ -61,6 +61,8 @@ struct thing_limits {
     std::optional<std::size_t> subscriptions = 50;              // distinct upstream filters
     std::uint16_t inflight = 90;                                // own QoS 1 window (AWS allows 100)
     std::optional<std::size_t> filters_per_subscribe = 8;       // per SUBSCRIBE packet
+    // The broker's packet limit where it does not announce one (MQTT 3.1.1); unset: CONNACK's.
+    std::optional<std::size_t> max_packet;
 };
 
 struct thing {

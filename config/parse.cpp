@@ -389,10 +389,10 @@ constexpr std::array<std::string_view, 14> thing_keys{"name",       "endpoint", 
                                                       "protocol",   "ca",             "cert",    "key",
                                                       "alpn",       "keep_alive",     "session_expiry",
                                                       "backoff",    "connect_timeout", "limits"};
-constexpr std::array<std::string_view, 10> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
+constexpr std::array<std::string_view, 11> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "inflight",
-                                                      "filters_per_subscribe"};
+                                                      "filters_per_subscribe", "max_packet"};
 constexpr std::array<std::string_view, 2> backoff_keys{"base", "cap"};
 constexpr std::array<std::string_view, 6> app_keys{"name", "match", "things", "publish", "subscribe", "receive"};
 constexpr std::array<std::string_view, 5> match_keys{"unit", "user", "uid", "group", "gid"};
@@ -589,6 +589,9 @@ void parser::parse_limits(const YAML::Node& node, const std::string& path, thing
     };
     if (const auto* x = find(*f, "max_payload")) {
         if (auto v = size(x->value, p("max_payload"), 1, mqtt_max_packet, true)) l.max_payload = as_size(*v);
+    }
+    if (const auto* x = find(*f, "max_packet")) {
+        if (auto v = size(x->value, p("max_packet"), 2, mqtt_max_packet, true)) l.max_packet = as_size(*v);
     }
     if (const auto* x = find(*f, "max_topic_length")) {
         if (auto v = count(x->value, p("max_topic_length"), 1, 65535, true)) l.max_topic_length = as_size(*v);

@@ -164,6 +164,7 @@ hub::thing_setup setup_of(const config::thing& t) {
     u.session.session_expiry = t.session_expiry ? static_cast<std::uint32_t>(t.session_expiry->count()) : 0xFFFFFFFFU;
     u.session.max_inflight = t.limits.inflight;
     u.session.max_filters_per_packet = t.limits.filters_per_subscribe.value_or(std::numeric_limits<std::size_t>::max());
+    u.session.broker_max_packet = t.limits.max_packet;
     u.backoff.base = t.backoff_base;
     u.backoff.cap = t.backoff_cap;
     u.connect_timeout = t.connect_timeout;
@@ -171,7 +172,8 @@ hub::thing_setup setup_of(const config::thing& t) {
     std::string fp = t.endpoint + '\n' + std::to_string(t.port) + '\n' + t.client_id + '\n' + to_string(t.protocol) + '\n' +
                      std::to_string(t.keep_alive.count()) + '\n' + std::to_string(u.session.session_expiry) + '\n' +
                      std::to_string(t.limits.inflight) + '\n' + std::to_string(u.session.max_filters_per_packet) + '\n' +
-                     std::to_string(t.connect_timeout.count()) + '\n';
+                     std::to_string(t.connect_timeout.count()) + '\n' +
+                     (t.limits.max_packet ? std::to_string(*t.limits.max_packet) : "unlimited") + '\n';
     for (const auto& a : t.alpn) fp += a + ',';
     for (const auto* f : {&u.tls.ca_file, &u.tls.cert_file, &u.tls.key_file}) fp += '\n' + f->string() + '=' + content_hash(*f);
     return {.settings = t, .link = std::move(u), .fingerprint = std::move(fp)};

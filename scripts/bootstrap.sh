@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package thingmux needs to build, test, fuzz and run its demo.
 # Idempotent: when everything is present it installs nothing and says so in one line.
-#   scripts/bootstrap.sh [--bench]
+#   scripts/bootstrap.sh [--bench] [--stress]
 #   --bench: also the benchmark tools (gnuplot-nox for scripts/bench-plot.sh, valgrind for callgrind).
+#   --stress: also stress-ng, the CPU load of scripts/stress-fault.sh.
 set -euo pipefail
 
 bench=0
-case ${1-} in
-  '') ;;
-  --bench) bench=1 ;;
-  -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-  *) echo "bootstrap: unknown argument '$1' (use --bench or nothing)" >&2; exit 2 ;;
-esac
+stress=0
+for arg in "$@"; do
+  case $arg in
+    --bench) bench=1 ;;
+    --stress) stress=1 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "bootstrap: unknown argument '$arg' (use --bench, --stress or nothing)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -25,6 +29,9 @@ what="build and test"
 if ((bench)); then
   packages+=(gnuplot-nox valgrind)
   what="build, test and benchmark"
+fi
+if ((stress)); then
+  packages+=(stress-ng)
 fi
 
 missing=()

@@ -117,7 +117,15 @@ ipc::result publish_result(const mqtt::action::publish_done& d) {
     case local_error::not_connected:
         return fail(ipc::errc::not_connected, "the Thing's connection is down and QoS 0 messages are not queued");
     case local_error::packet_too_large:
-        return fail(ipc::errc::payload_too_large, "message is larger than the broker's maximum packet size");
+        return fail(ipc::errc::payload_too_large,
+                    "message is larger than the broker takes (" + d.reason_string +
+                        "; the limit is the broker's Maximum Packet Size or limits.max_packet)");
+    case local_error::refused_by_broker:
+        return fail(ipc::errc::broker_refused,
+                    "broker refused the message: " + d.reason_string +
+                        ". MQTT 3.1.1 brokers, and AWS IoT Core when its IoT policy denies a topic, close the "
+                        "connection instead of answering: check that the Thing's IoT policy allows publishing to "
+                        "this topic and that the message fits the broker's packet limit (limits.max_packet)");
     case local_error::qos_not_supported:
         return fail(ipc::errc::qos_not_supported, "the broker does not support this QoS");
     case local_error::invalid_topic: return fail(ipc::errc::invalid_topic, "not a valid MQTT topic name");

@@ -52,6 +52,34 @@ std::string printable(std::string_view s) {
     return s.size() > limit ? out + "..." : out;
 }
 
+// DISCONNECT reasons that may be about a packet we sent (as opposed to the broker's own state:
+// shutting down, session taken over, busy, keep-alive, moved).
+bool about_a_sent_packet(std::uint8_t code) noexcept {
+    switch (code) {
+    case reason::unspecified_error:
+    case reason::malformed_packet:
+    case reason::protocol_error:
+    case reason::implementation_specific_error:
+    case reason::not_authorized:
+    case reason::topic_name_invalid:
+    case reason::packet_too_large:
+    case reason::payload_format_invalid:
+    case reason::retain_not_supported:
+    case reason::qos_not_supported: return true;
+    default: return false;
+    }
+}
+
+// The end of a connection as the log and the apps read it, with the publish it is blamed on.
+std::string with_suspect(std::string reason, const std::optional<action::refused_publish>& s) {
+    if (!s) return reason;
+    reason += "; the only unacknowledged message was a " + std::to_string(s->bytes) + "-byte PUBLISH to '" +
+              printable(s->topic) + "', sent alone (attempt " + std::to_string(s->attempt) + " of " +
+              std::to_string(s->max_attempts) + ")";
+    if (s->attempt >= s->max_attempts) reason += ": it is failed as refused by the broker and the others go on";
+    return reason;
+}
+
 // "90 s", "67.5 s".
 std::string seconds_text(std::chrono::milliseconds d) {
     std::string s = std::to_string(d.count() / 1000);
@@ -74,6 +102,7 @@ const char* to_string(local_error e) noexcept {
     case local_error::invalid_topic: return "invalid topic";
     case local_error::session_closed: return "session closed";
     case local_error::retain_not_supported: return "retain not supported by the broker";
+    case local_error::refused_by_broker: return "the broker closed the connection each time this message was sent";
     }
     return "unknown error";
 }
@@ -88,6 +117,7 @@ void session::reconfigure(session_config config) {
     cfg_.max_filters_per_packet = std::max<std::size_t>(cfg_.max_filters_per_packet, 1);
     cfg_.keep_alive = std::clamp(cfg_.keep_alive, std::chrono::seconds{0}, std::chrono::seconds{65535});
     cfg_.max_packet_size = std::clamp<std::size_t>(cfg_.max_packet_size, 1, max_mqtt_packet_size);
+    cfg_.max_publish_attempts = std::max(cfg_.max_publish_attempts, 2U);
 }
 
 // --- transport events ---
@@ -143,7 +173,8 @@ void session::on_transport_closed(time_point now, std::string reason) {
     now_ = now;
     if (!end_reported_) {
         end_reported_ = true;
-        emit(action::disconnected{std::move(reason), std::nullopt});
+        auto suspect = blame_oldest_publish();
+        emit(action::disconnected{with_suspect(reason, suspect), std::nullopt, action::end_cause::closed, std::move(suspect)});
     }
     go_offline();
 }
@@ -151,11 +182,12 @@ void session::on_transport_closed(time_point now, std::string reason) {
 void session::on_tick(time_point now) {
     now_ = now;
     if (state_ == session_state::awaiting_connack && now >= connack_deadline_)
-        return end_connection("no CONNACK within " + seconds_text(cfg_.connack_timeout));
+        return end_connection("no CONNACK within " + seconds_text(cfg_.connack_timeout), action::end_cause::dead_link);
     if (state_ != session_state::online || keep_alive_ == 0s) return;
     if (now >= last_received_ + dead_after())
         return end_connection("no packet from broker for " + seconds_text(dead_after()) + " (keep-alive " +
-                              seconds_text(keep_alive_) + ")");
+                              seconds_text(keep_alive_) + ")",
+                              action::end_cause::dead_link);
     if (now >= last_sent_ + keep_alive_ || (!ping_outstanding_ && now >= last_received_ + keep_alive_)) {
         send(pingreq{});
         ping_outstanding_ = true;
@@ -191,9 +223,7 @@ op_id session::publish(mqtt::publish msg, time_point now) {
         pump_publishes();
     } else if (state_ != session_state::online) {
         complete_local(id, local_error::not_connected);
-    } else if (const auto e = try_send_publish(msg); e != local_error::none) {
-        complete_local(id, e);
-    } else {
+    } else if (send_or_refuse(id, msg)) {
         emit(action::publish_done{id, reason::success, local_error::none, {}});
     }
     return id;
@@ -250,10 +280,11 @@ void session::acknowledge(inbound_ticket ticket, time_point now) {
 void session::disconnect(time_point now) {
     now_ = now;
     if (state_ == session_state::online) send(mqtt::disconnect{reason::success, {}});
-    if (state_ != session_state::offline) end_connection("shutting down");
+    if (state_ != session_state::offline) end_connection("shutting down", action::end_cause::local);
 }
 
 void session::abandon() {
+    isolating_ = false;
     for (auto it : inflight_in_send_order()) complete_local(it->second.id, local_error::session_closed);
     for (const auto& q : queue_) complete_local(q.id, local_error::session_closed);
     inflight_.clear();
@@ -365,6 +396,10 @@ void session::on_puback(const puback& ack) {
     }
     emit(action::publish_done{it->second.id, ack.reason_code, local_error::none, ack.props.reason_string.value_or("")});
     inflight_.erase(it);
+    if (isolating_) {  // the publish sent alone got through: the others follow
+        isolating_ = false;
+        retransmit();
+    }
     pump();
 }
 
@@ -404,7 +439,7 @@ void session::on_filter_ack(std::uint16_t packet_id, bool unsubscribe_ack, const
 void session::on_broker_disconnect(const mqtt::disconnect& d) {
     std::string text = "broker sent DISCONNECT: " + describe(d.reason_code);
     if (d.props.reason_string) text += ": " + printable(*d.props.reason_string);
-    end_connection(std::move(text), d.reason_code);
+    end_connection(std::move(text), action::end_cause::broker_disconnect, d.reason_code);
 }
 
 // --- helpers ---
@@ -421,11 +456,17 @@ std::optional<std::uint16_t> session::allocate_packet_id() noexcept {
 
 // Why the broker of the current connection would refuse `msg` of `size` bytes on the wire.
 local_error session::refusal(const mqtt::publish& msg, std::size_t size) const {
-    if (size > max_mqtt_packet_size || (broker_props_.maximum_packet_size && size > *broker_props_.maximum_packet_size))
-        return local_error::packet_too_large;
+    if (size > packet_limit()) return local_error::packet_too_large;
     if (msg.qos == qos::at_least_once && broker_props_.maximum_qos == 0) return local_error::qos_not_supported;
     if (msg.retain && broker_props_.retain_available == 0) return local_error::retain_not_supported;
     return local_error::none;
+}
+
+std::size_t session::packet_limit() const noexcept {
+    std::size_t limit = max_mqtt_packet_size;
+    if (broker_props_.maximum_packet_size) limit = std::min<std::size_t>(limit, *broker_props_.maximum_packet_size);
+    if (cfg_.broker_max_packet) limit = std::min(limit, *cfg_.broker_max_packet);
+    return limit;
 }
 
 std::pair<std::size_t, std::size_t> session::chunk_range(const filter_op& op, std::size_t k) const noexcept {
@@ -450,16 +491,25 @@ void session::send(const packet& p) { encode(p, cfg_.version, send_buffer()); }
 
 void session::send(const mqtt::publish& p) { encode(p, cfg_.version, send_buffer()); }
 
-// Sends `msg` unless the broker would refuse it: a refused PUBLISH costs the shared connection,
-// so it is caught here.
-local_error session::try_send_publish(const mqtt::publish& msg) {
-    const local_error e = refusal(msg, encoded_size(msg, cfg_.version));
-    if (e == local_error::none) send(msg);
-    return e;
+// Sends `msg` unless the broker would refuse it, else completes `id` with the reason: a refused
+// PUBLISH costs the shared connection, so it is caught here.
+bool session::send_or_refuse(op_id id, const mqtt::publish& msg) {
+    const std::size_t size = encoded_size(msg, cfg_.version);
+    const local_error e = refusal(msg, size);
+    if (e == local_error::none) {
+        send(msg);
+        return true;
+    }
+    complete_local(id, e,
+                   e == local_error::packet_too_large
+                       ? "the PUBLISH packet is " + std::to_string(size) + " bytes, the broker takes at most " +
+                             std::to_string(packet_limit())
+                       : std::string{});
+    return false;
 }
 
-void session::complete_local(op_id id, local_error e) {
-    emit(action::publish_done{id, reason::unspecified_error, e, {}});
+void session::complete_local(op_id id, local_error e, std::string text) {
+    emit(action::publish_done{id, reason::unspecified_error, e, std::move(text)});
 }
 
 op_id session::start_op(filter_op op) {
@@ -554,17 +604,25 @@ void session::resubscribe_live() {
 // MQTT 3.1.1 §4.4 / MQTT 5 §4.4: unacknowledged PUBLISHes are sent again, in order, with DUP and
 // their packet ids. Whatever no longer fits the new window (or the new broker limits) is handled
 // here too, so the window invariant holds from the first packet.
+//
+// While isolating, only the oldest goes; the others stay in flight, unsent on this connection,
+// until its PUBACK calls this again.
 void session::retransmit() {
     std::deque<outbound> requeue;
     std::size_t sent = 0;
     for (auto it : inflight_in_send_order()) {
         auto& entry = it->second;
+        if (entry.sent_on == connection_) {  // already sent on this connection (alone, before its PUBACK)
+            ++sent;
+            continue;
+        }
+        if (isolating_ && sent > 0) continue;
         if (sent < window_) {
             entry.msg.dup = true;
-            if (const auto e = try_send_publish(entry.msg); e != local_error::none) {
-                complete_local(entry.id, e);
+            if (!send_or_refuse(entry.id, entry.msg)) {
                 inflight_.erase(it);
             } else {
+                entry.sent_on = connection_;
                 ++sent;
             }
         } else {  // a smaller Receive Maximum: back to the queue, ahead of newer publishes
@@ -594,6 +652,7 @@ void session::pump_publishes() {
     // instead of one per PUBACK. Otherwise a saturated window settles into one publish per
     // PUBACK, and every stage behind it (the broker's reads, an app's results) runs one message
     // per system call. Nothing waits when nothing is in flight or fewer than a batch are queued.
+    if (isolating_) return;  // nothing joins a publish sent alone
     const std::size_t batch = std::min(std::max<std::size_t>(window_ / refill_batch_divisor, 1), queue_.size());
     if (!inflight_.empty() && inflight_.size() + batch > window_) return;
     while (state_ == session_state::online && inflight_.size() < window_ && !queue_.empty()) {
@@ -602,25 +661,49 @@ void session::pump_publishes() {
         outbound next = std::move(queue_.front());
         queue_.pop_front();
         next.msg.packet_id = *id;
-        if (const auto e = try_send_publish(next.msg); e != local_error::none)
-            complete_local(next.id, e);
-        else
-            inflight_.emplace(*id, inflight_entry{next_seq_++, next.id, std::move(next.msg)});
+        if (send_or_refuse(next.id, next.msg))
+            inflight_.emplace(*id, inflight_entry{next_seq_++, next.id, std::move(next.msg), connection_, 0});
     }
 }
 
 void session::protocol_failure(std::uint8_t v5_reason, std::string text) {
     if (cfg_.version == protocol_version::v5) send(mqtt::disconnect{v5_reason, {}});
-    end_connection(std::move(text));
+    end_connection(std::move(text), action::end_cause::protocol_error);
 }
 
-void session::end_connection(std::string reason, std::optional<std::uint8_t> reason_code) {
+void session::end_connection(std::string reason, action::end_cause cause, std::optional<std::uint8_t> reason_code) {
     if (!end_reported_) {
         end_reported_ = true;
-        emit(action::disconnected{reason, reason_code});
+        std::optional<action::refused_publish> suspect;
+        if (cause == action::end_cause::broker_disconnect && reason_code && about_a_sent_packet(*reason_code))
+            suspect = blame_oldest_publish();
+        emit(action::disconnected{with_suspect(reason, suspect), reason_code, cause, std::move(suspect)});
     }
     emit(action::close{std::move(reason)});
     go_offline();
+}
+
+std::optional<action::refused_publish> session::blame_oldest_publish() {
+    if (state_ != session_state::online || inflight_.empty()) return std::nullopt;
+    const auto order = inflight_in_send_order();
+    auto& oldest = order.front()->second;
+    // Alone: sent by itself on this connection (after an earlier such end), with no other publish
+    // or SUBSCRIBE/UNSUBSCRIBE of ours unacknowledged that the broker could have objected to.
+    const bool alone = isolating_ && oldest.sent_on == connection_ && ack_waits_.empty() &&
+                       std::none_of(order.begin() + 1, order.end(), [&](auto it) { return it->second.sent_on == connection_; });
+    isolating_ = true;
+    if (!alone) return std::nullopt;
+    ++oldest.refusals;
+    action::refused_publish r{oldest.msg.topic, encoded_size(oldest.msg, cfg_.version), oldest.refusals + 1,
+                              cfg_.max_publish_attempts};
+    if (r.attempt >= r.max_attempts) {
+        complete_local(oldest.id, local_error::refused_by_broker,
+                       "the broker closed the connection each of the " + std::to_string(r.attempt) +
+                           " times this message (a " + std::to_string(r.bytes) + "-byte PUBLISH) was sent");
+        inflight_.erase(order.front());
+        isolating_ = false;
+    }
+    return r;
 }
 
 void session::go_offline() noexcept {

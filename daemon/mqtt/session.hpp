@@ -13,6 +13,15 @@
 // CONNECT/CONNACK exchange (persistent session: clean start false + session expiry), the set of
 // live subscriptions (re-subscribed after CONNACK unless the broker kept the session), and the
 // split of SUBSCRIBE/UNSUBSCRIBE into packets of at most `max_filters_per_packet` filters.
+//
+// A message the broker will not take: MQTT 3.1.1 cannot refuse a PUBLISH, so a broker (AWS IoT
+// Core for a topic its policy denies, mosquitto for a packet over its limit) closes the
+// connection instead, and retransmitting it after every reconnect would keep the Thing offline
+// for every app. So when the broker ends a connection without saying why (or with a reason about
+// a packet we sent) while QoS 1 publishes are unacknowledged, the oldest of them is sent alone on
+// the next connection, ahead of the others. A connection that ends while it is alone and
+// unacknowledged counts against it; after `max_publish_attempts` sends it completes with
+// local_error::refused_by_broker and the rest flow again.
 #pragma once
 
 #include "daemon/mqtt/codec.hpp"
@@ -45,6 +54,14 @@ struct session_config {
     std::size_t max_packet_size = 256 * 1024;  // largest packet accepted from the broker
     std::size_t max_filters_per_packet = 8;    // AWS IoT Core: 8 filters per SUBSCRIBE
     std::chrono::seconds connack_timeout{10};
+    // The broker's packet limit when it does not announce one (MQTT 3.1.1) or enforces less than
+    // it announces: larger publishes are refused locally. The smaller of this and CONNACK's
+    // Maximum Packet Size applies.
+    std::optional<std::size_t> broker_max_packet;
+    // How often a QoS 1 publish is sent before the broker's closing the connection each time
+    // makes it fail with local_error::refused_by_broker (at least 2: the first send may have gone
+    // out with others, so only the sends where it was alone prove anything).
+    unsigned max_publish_attempts = 3;
     std::optional<std::string> username;
     std::optional<std::string> password;
 };
@@ -72,6 +89,7 @@ enum class local_error : std::uint8_t {
     invalid_topic,       // not a valid topic name / filter
     session_closed,      // abandon() was called
     retain_not_supported,  // retain requested, broker's Retain Available is 0
+    refused_by_broker,   // the broker closed the connection each time this publish was sent alone
 };
 
 [[nodiscard]] const char* to_string(local_error e) noexcept;
@@ -95,10 +113,29 @@ struct connect_failed {
     bool fatal = false;
     std::string reason;  // "not authorized (reason 0x87)"
 };
+// A QoS 1 publish that was the only unacknowledged packet when the broker ended the connection.
+struct refused_publish {
+    std::string topic;
+    std::size_t bytes = 0;      // PUBLISH packet size
+    unsigned attempt = 0;       // sends so far that ended this way
+    unsigned max_attempts = 0;  // at this many it fails with local_error::refused_by_broker
+};
+// How a connection ended, as far as the session can tell.
+enum class end_cause : std::uint8_t {
+    closed,             // the transport closed without DISCONNECT: the broker closed it or the network failed
+    broker_disconnect,  // the broker sent DISCONNECT (MQTT 5; reason_code says why)
+    protocol_error,     // the broker broke the protocol; the session closed the connection
+    dead_link,          // no CONNACK in time, or nothing from the broker for 1.5 x keep-alive
+    local,              // the owner asked (disconnect())
+};
 // The connection is gone (closed by the broker, dead link, malformed input, DISCONNECT received).
 struct disconnected {
     std::string reason;
     std::optional<std::uint8_t> reason_code;  // from a broker DISCONNECT (MQTT 5)
+    end_cause cause = end_cause::closed;
+    // Set when a publish sent alone was unacknowledged: the likely reason the broker ended it
+    // (also named in `reason`).
+    std::optional<refused_publish> suspect;
 };
 struct publish_done {
     op_id id;
@@ -205,6 +242,8 @@ private:
         std::uint64_t seq = 0;  // send order: packet ids wrap, so they cannot order retransmission
         op_id id;
         mqtt::publish msg;
+        std::uint64_t sent_on = 0;  // connection it was last sent on
+        unsigned refusals = 0;      // connections that ended while it was sent alone and unacknowledged
     };
     struct chunk {  // one SUBSCRIBE/UNSUBSCRIBE packet of a filter_op
         std::uint16_t packet_id = 0;  // 0: not sent on the current connection
@@ -241,8 +280,8 @@ private:
     [[nodiscard]] std::vector<std::uint8_t>& send_buffer();
     void send(const packet& p);
     void send(const mqtt::publish& p);
-    [[nodiscard]] local_error try_send_publish(const mqtt::publish& msg);
-    void complete_local(op_id id, local_error e);
+    [[nodiscard]] bool send_or_refuse(op_id id, const mqtt::publish& msg);
+    void complete_local(op_id id, local_error e, std::string text = {});
     op_id start_op(filter_op op);
     bool send_unsent_chunks(std::uint64_t key, filter_op& op);
     void emit_done(filter_op& op);
@@ -255,7 +294,11 @@ private:
     void pump_ops();
     void pump_publishes();
     void protocol_failure(std::uint8_t v5_reason, std::string text);
-    void end_connection(std::string reason, std::optional<std::uint8_t> reason_code = std::nullopt);
+    void end_connection(std::string reason, action::end_cause cause, std::optional<std::uint8_t> reason_code = std::nullopt);
+    // The broker ended the connection in a way a publish of ours may have caused: the oldest
+    // unacknowledged one goes alone next time; returns it when it was alone this time.
+    [[nodiscard]] std::optional<action::refused_publish> blame_oldest_publish();
+    [[nodiscard]] std::size_t packet_limit() const noexcept;
     void go_offline() noexcept;
 
     session_config cfg_;
@@ -269,6 +312,7 @@ private:
     bool ping_outstanding_ = false;
     std::chrono::seconds keep_alive_{0};  // agreed for this connection (Server Keep Alive wins)
     std::size_t window_ = 1;              // min(max_inflight, broker Receive Maximum)
+    bool isolating_ = false;  // the oldest in-flight publish goes alone until it is acknowledged
     properties broker_props_;
     std::vector<std::uint8_t> rx_;
     std::vector<session_action> actions_;

@@ -71,6 +71,11 @@ uplink_config with_defaults(uplink_config c) {
 
 mqtt::time_point now() { return mqtt::clock::now(); }
 
+// A session shorter than the backoff's "stable" age counts toward a takeover row.
+mqtt::takeover_detector::config takeover_settings(const uplink_config& c) {
+    return {.threshold = 3, .stable_after = c.backoff.stable_after};
+}
+
 }  // namespace
 
 std::shared_ptr<uplink> uplink::create(asio::io_context& io, uplink_config config) {
@@ -82,7 +87,8 @@ uplink::uplink(asio::io_context& io, uplink_config config)
       config_(with_defaults(std::move(config))),
       session_(config_.session),
       backoff_(config_.backoff, os_random_seed()),
-      timers_(std::make_unique<timer_set>(io)) {}
+      timers_(std::make_unique<timer_set>(io)),
+      takeover_(takeover_settings(config_)) {}
 
 uplink::~uplink() {
     if (conn_) {
@@ -106,6 +112,7 @@ void uplink::attempt() {
     if (stopping_) return;
     ++counters_.connect_attempts;
     backoff_.on_attempt(now());
+    takeover_.on_attempt();
     set_state({.state = link_state::connecting});
 
     auto tls = config_.plaintext ? tls_context_result{.context = std::make_shared<asio::ssl::context>(
@@ -198,9 +205,10 @@ void uplink::read(const std::shared_ptr<connection>& c) {
 void uplink::read_failed(const std::shared_ptr<connection>& c, const boost::system::error_code& ec) {
     bool fatal = false;
     std::string why;
-    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset)
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset) {
         why = "broker closed the connection";
-    else
+        closed_by_broker_ = true;
+    } else
         why = describe_tls_error(ec, c->stream.native_handle(), config_.host, config_.tls, fatal);
     connection_lost(c, why, fatal);
 }
@@ -282,12 +290,15 @@ void uplink::connection_lost(const std::shared_ptr<connection>& c, std::string r
     ev.reason = pending_reason_.empty() ? std::move(reason) : std::move(pending_reason_);
     ev.fatal = fatal || pending_fatal_;
     ev.reason_code = pending_code_;
-    pending_reason_.clear();
-    pending_fatal_ = false;
-    pending_code_.reset();
     timers_->session.cancel();
     timers_->session_armed.reset();
     detect_takeover(ev);
+    pending_reason_.clear();
+    pending_fatal_ = false;
+    pending_code_.reset();
+    pending_cause_.reset();
+    pending_suspect_ = false;
+    closed_by_broker_ = false;
 
     if (stopping_) {
         ev.state = link_state::stopped;
@@ -308,22 +319,26 @@ void uplink::connection_lost(const std::shared_ptr<connection>& c, std::string r
 }
 
 void uplink::detect_takeover(state_event& ev) {
-    if (!connected_at_) return;  // the attempt never got a session
-    const auto lived = now() - *connected_at_;
-    connected_at_.reset();
-    short_sessions_ = lived < config_.backoff.stable_after ? short_sessions_ + 1 : 0;
+    using kind = mqtt::takeover_detector::end_kind;
     const bool said_so = ev.reason_code == mqtt::reason::session_taken_over;
-    if (stopping_ || (!said_so && short_sessions_ < takeover_threshold)) return;
+    // Only a close by the broker that nothing of ours explains may be a takeover: not an error
+    // of ours, a DISCONNECT with another reason, a dead link, a TLS failure or a publish the
+    // broker keeps refusing.
+    const bool unexplained = closed_by_broker_ && pending_cause_ == mqtt::action::end_cause::closed && !pending_suspect_;
+    const kind k = said_so ? kind::taken_over : unexplained ? kind::closed : kind::explained;
+    if (!takeover_.on_end(now(), k) || stopping_) return;
     ev.takeover = true;
     const auto& id = config_.session.client_id;
-    ev.reason = "client ID '" + id + "' is in use by another connection (" +
-                (said_so ? std::string("the broker says the session was taken over")
-                         : "the broker closed " + std::to_string(short_sessions_) + " sessions in a row within " +
-                               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                  config_.backoff.stable_after).count()) +
-                               " s of accepting them") +
-                "): another process or device connects as '" + id +
-                "'; give it its own identity or let it publish through thingmuxd. Last error: " + ev.reason;
+    const auto window = std::chrono::duration_cast<std::chrono::seconds>(takeover_.settings().stable_after).count();
+    ev.reason = said_so ? "client ID '" + id + "' is in use by another connection (the broker says the session was taken "
+                              "over): another process or device connects as '" + id +
+                              "'; give it its own identity or let it publish through thingmuxd. Last error: " + ev.reason
+                        : "client ID '" + id + "' is probably in use by another connection: the broker closed " +
+                              std::to_string(takeover_.row()) + " sessions in a row within " + std::to_string(window) +
+                              " s of accepting them, without a reason and with no error of ours; another process or "
+                              "device connecting as '" + id +
+                              "' does that (give it its own identity or let it publish through thingmuxd), and so "
+                              "does a broker restarting again and again. Last error: " + ev.reason;
 }
 
 void uplink::run_actions() {
@@ -367,7 +382,7 @@ void uplink::handle(mqtt::action::close& a) {
 
 void uplink::handle(mqtt::action::connected& a) {
     backoff_.on_connected(now());
-    connected_at_ = now();
+    takeover_.on_connected(now());
     ++counters_.connects;
     set_state({.state = link_state::connected, .session_present = a.session_present});
 }
@@ -381,6 +396,8 @@ void uplink::handle(mqtt::action::connect_failed& a) {
 void uplink::handle(mqtt::action::disconnected& a) {
     if (pending_reason_.empty()) pending_reason_ = std::move(a.reason);
     if (a.reason_code) pending_code_ = a.reason_code;
+    pending_cause_ = a.cause;
+    pending_suspect_ = a.suspect.has_value();
 }
 
 void uplink::handle(mqtt::action::publish_done& a) {
@@ -446,11 +463,12 @@ void uplink::reconnect(const std::string& why, std::optional<uplink_config> conf
         config_ = with_defaults(std::move(*config));
         session_.reconfigure(config_.session);
         backoff_.reconfigure(config_.backoff);
+        takeover_.reconfigure(takeover_settings(config_));
     }
     // A settings change deserves a prompt attempt, not the backoff a failing setup earned; the
     // one-CONNECT-per-second pacing still applies.
     backoff_.reset();
-    short_sessions_ = 0;
+    takeover_.reset();
     const auto t = now();
     const auto next = backoff_.next_attempt(t);
     timers_->reconnect.cancel();

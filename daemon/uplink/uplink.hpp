@@ -9,6 +9,7 @@
 
 #include "daemon/mqtt/backoff.hpp"
 #include "daemon/mqtt/session.hpp"
+#include "daemon/mqtt/takeover.hpp"
 #include "daemon/uplink/tls.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -134,8 +135,6 @@ private:
     void handle(mqtt::action::subscription_lost& a);
     void complete_codes(mqtt::op_id id, const std::vector<std::uint8_t>& codes);
     void detect_takeover(state_event& ev);
-    // Sessions in a row that ended right after CONNACK before we call it a takeover loop.
-    static constexpr unsigned takeover_threshold = 3;
     void close_transport(const std::shared_ptr<connection>& c);
 
     boost::asio::io_context& io_;
@@ -153,10 +152,12 @@ private:
     std::string pending_reason_;
     bool pending_fatal_ = false;
     std::optional<std::uint8_t> pending_code_;
-    // Takeover detection: when the current session was accepted, and how many sessions in a row
-    // ended sooner than backoff.stable_after.
-    std::optional<mqtt::time_point> connected_at_;
-    unsigned short_sessions_ = 0;
+    // How the current session ended, for takeover detection: what the session saw, whether a
+    // publish sent alone was unacknowledged, and whether the broker closed the transport.
+    std::optional<mqtt::action::end_cause> pending_cause_;
+    bool pending_suspect_ = false;
+    bool closed_by_broker_ = false;
+    mqtt::takeover_detector takeover_;
 
     bool in_run_actions_ = false;
     std::vector<mqtt::session_action> actions_;  // the batch run_actions() handles; kept for its capacity

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
@@ -260,6 +261,20 @@ std::vector<std::string> observer_subscription::lines() const {
 std::size_t observer_subscription::wait_for(std::size_t n, int timeout_ms) {
     eventually([&] { return lines().size() >= n; }, timeout_ms);
     return lines().size();
+}
+
+std::size_t observer_subscription::wait_for_all(const std::vector<std::string>& expected, int timeout_ms) {
+    std::size_t still_missing = expected.size();
+    eventually(
+        [&] {
+            const auto got = lines();
+            const std::set<std::string_view> seen(got.begin(), got.end());
+            still_missing = static_cast<std::size_t>(std::count_if(
+                expected.begin(), expected.end(), [&](const std::string& line) { return !seen.contains(line); }));
+            return still_missing == 0;
+        },
+        timeout_ms);
+    return still_missing;
 }
 
 }  // namespace thingmux::test

@@ -92,7 +92,12 @@ public:
     // Lines received so far ("topic payload"), excluding the readiness probes.
     [[nodiscard]] std::vector<std::string> lines() const;
     // Waits until at least `n` lines were received or `timeout_ms` passed; returns lines().size().
+    // Duplicates count: to wait for particular messages, use wait_for_all().
     std::size_t wait_for(std::size_t n, int timeout_ms);
+    // Waits until every one of `expected` was received at least once or `timeout_ms` passed;
+    // returns how many of them are still missing. QoS 1 duplicates do not make up for a
+    // message that has not arrived yet.
+    std::size_t wait_for_all(const std::vector<std::string>& expected, int timeout_ms);
 
 private:
     [[nodiscard]] bool probe_seen() const;

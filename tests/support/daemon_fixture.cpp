@@ -164,6 +164,23 @@ std::vector<std::string> broker_filters(const broker_fixture& broker, const std:
     return out;
 }
 
+std::vector<std::string> broker_publishes(const broker_fixture& broker, const std::string& direction,
+                                          const std::string& client_id) {
+    // "TIMESTAMP: Received PUBLISH from CLIENT (d0, q1, r0, m12, 'TOPIC', ... (N bytes))"
+    std::ifstream in(broker.log_file());
+    std::vector<std::string> out;
+    const std::string header = direction + " PUBLISH " + (direction == "Received" ? "from " : "to ") + client_id + " (";
+    for (std::string line; std::getline(in, line);) {
+        const auto at = line.find(header);
+        if (at == std::string::npos) continue;
+        const auto open = line.find('\'', at + header.size());
+        const auto close = line.rfind("', ... (");
+        if (open != std::string::npos && close != std::string::npos && close > open)
+            out.push_back(line.substr(open + 1, close - open - 1));
+    }
+    return out;
+}
+
 void publish_from_cloud(const broker_fixture& broker, const std::string& topic, const std::vector<std::string>& payloads) {
     const auto input = broker.dir() / ("cloud-" + std::to_string(::getpid()) + ".txt");
     {

@@ -79,6 +79,13 @@ private:
 [[nodiscard]] std::vector<std::string> broker_filters(const broker_fixture& broker, const std::string& client_id,
                                                       const std::string& packet = "SUBSCRIBE");
 
+// Topics of the PUBLISH packets the broker's log shows, in order: `direction` "Received" (from
+// `client_id`) or "Sending" (to `client_id`). Counts what really crossed the broker, independently
+// of the daemon and of the receiving client. mosquitto buffers its log: the last lines are only
+// certain to be there once it stopped (broker_fixture::stop()).
+[[nodiscard]] std::vector<std::string> broker_publishes(const broker_fixture& broker, const std::string& direction,
+                                                        const std::string& client_id);
+
 // Publishes one QoS 1 message per payload to `topic` from the cloud side (the observer
 // identity, one mosquitto_pub process). Fails the test if mosquitto_pub fails.
 void publish_from_cloud(const broker_fixture& broker, const std::string& topic, const std::vector<std::string>& payloads);

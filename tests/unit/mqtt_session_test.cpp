@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -130,6 +131,13 @@ public:
         return out;
     }
     std::vector<session_action> take_events() { return std::exchange(events, {}); }
+    // The first action of type A among the events (which are all taken).
+    template <class A>
+    std::optional<A> take_first() {
+        for (auto& e : take_events())
+            if (auto* v = std::get_if<A>(&e)) return std::move(*v);
+        return std::nullopt;
+    }
     template <class A>
     std::vector<A> take_events_only() {
         std::vector<A> out;
@@ -711,8 +719,10 @@ TEST(MqttSession, RetransmitsInflightWithDupAndSameIdsInOrder) {
     for (int i = 0; i < 3; ++i) ids.push_back(b.publish("t/" + std::to_string(i), qos::at_least_once));
     auto first = b.take_sent_only<mqtt::publish>();
     ASSERT_EQ(first.size(), 3U);
+    // The broker says why it goes: no publish of ours is suspected, so all go again at once.
+    b.feed(mqtt::disconnect{reason::server_shutting_down, {}});
+    EXPECT_FALSE(b.take_first<action::disconnected>().value().suspect);
     b.closed();
-    EXPECT_EQ(b.take_events_only<action::disconnected>().size(), 1U);
     EXPECT_EQ(b.s.inflight_count(), 3U);
     const op_id later = b.publish("t/3", qos::at_least_once);  // queued behind the retransmissions
 
@@ -739,6 +749,7 @@ TEST(MqttSession, SmallerReceiveMaximumOnReconnectRequeuesExcess) {
     b.connect(true);
     for (int i = 0; i < 3; ++i) b.publish("t/" + std::to_string(i), qos::at_least_once);
     auto first = b.take_sent_only<mqtt::publish>();
+    b.feed(mqtt::disconnect{reason::server_shutting_down, {}});
     b.closed();
     properties props;
     props.receive_maximum = 1;
@@ -1138,6 +1149,185 @@ TEST(MqttSession, AbandonCompletesEverything) {
     EXPECT_EQ(b.s.inflight_count(), 0U);
     EXPECT_EQ(b.s.queued_count(), 0U);
     EXPECT_TRUE(b.s.live_subscriptions().empty());
+}
+
+
+// --- a publish the broker will not take (MQTT 3.1.1 closes the connection instead) ---
+
+// Publishes t/0..t/(n-1) at QoS 1 on a fresh 3.1.1 session; returns what went out.
+std::vector<mqtt::publish> publish_some(broker& b, int n) {
+    for (int i = 0; i < n; ++i) b.publish("t/" + std::to_string(i), qos::at_least_once, std::string(10, 'x'));
+    return b.take_sent_only<mqtt::publish>();
+}
+
+TEST(MqttSession, AfterAnUnexplainedCloseTheOldestPublishGoesAloneThenTheRest) {
+    broker b{make_config(protocol_version::v311)};
+    b.connect(true);
+    const auto first = publish_some(b, 3);
+    ASSERT_EQ(first.size(), 3U);
+    b.take_events();
+    b.closed("broker closed the connection");
+    auto d = b.take_events_only<action::disconnected>();
+    ASSERT_EQ(d.size(), 1U);
+    EXPECT_EQ(d[0].cause, action::end_cause::closed);
+    EXPECT_FALSE(d[0].suspect) << "three were unacknowledged: none can be blamed yet";
+
+    b.connect(true);
+    auto alone = b.take_sent_only<mqtt::publish>();
+    ASSERT_EQ(alone.size(), 1U) << "only the oldest goes until it is acknowledged";
+    EXPECT_EQ(alone[0].topic, "t/0");
+    EXPECT_TRUE(alone[0].dup);
+    b.publish("t/new", qos::at_least_once);
+    EXPECT_TRUE(b.take_sent().empty()) << "nothing joins the publish sent alone";
+
+    b.feed(puback{alone[0].packet_id, reason::success, {}});
+    auto rest = b.take_sent_only<mqtt::publish>();
+    ASSERT_EQ(rest.size(), 3U);
+    EXPECT_EQ(rest[0].topic, "t/1");
+    EXPECT_EQ(rest[0].packet_id, first[1].packet_id);
+    EXPECT_TRUE(rest[0].dup);
+    EXPECT_EQ(rest[1].topic, "t/2");
+    EXPECT_EQ(rest[2].topic, "t/new");
+    EXPECT_FALSE(rest[2].dup);
+    for (const auto& p : rest) b.feed(puback{p.packet_id, reason::success, {}});
+    const auto done = b.take_events_only<action::publish_done>();
+    ASSERT_EQ(done.size(), 4U);
+    for (const auto& r : done) EXPECT_EQ(r.error, local_error::none);
+}
+
+TEST(MqttSession, PublishTheBrokerDropsEveryTimeFailsAfterMaxAttemptsAndTheOthersFlow) {
+    auto cfg = make_config(protocol_version::v311);
+    cfg.max_publish_attempts = 3;
+    broker b{cfg};
+    b.connect(true);
+    // t/0 is the message the broker will not take; t/1 and t/2 are innocent and sent with it.
+    const auto first = publish_some(b, 3);
+    b.take_events();
+    b.closed("broker closed the connection");  // send 1, with the others: nobody to blame yet
+    EXPECT_FALSE(b.take_first<action::disconnected>().value().suspect);
+
+    for (unsigned attempt = 2; attempt <= 3; ++attempt) {
+        b.connect(true);
+        const auto alone = b.take_sent_only<mqtt::publish>();
+        ASSERT_EQ(alone.size(), 1U);
+        ASSERT_EQ(alone[0].topic, "t/0");
+        b.closed("broker closed the connection");
+        auto ev = b.take_events();
+        const action::disconnected* d = nullptr;
+        const action::publish_done* failed = nullptr;
+        for (const auto& e : ev) {
+            if (const auto* x = std::get_if<action::disconnected>(&e)) d = x;
+            if (const auto* x = std::get_if<action::publish_done>(&e)) failed = x;
+        }
+        ASSERT_NE(d, nullptr);
+        ASSERT_TRUE(d->suspect);
+        EXPECT_EQ(d->suspect->topic, "t/0");
+        EXPECT_EQ(d->suspect->attempt, attempt);
+        EXPECT_EQ(d->suspect->max_attempts, 3U);
+        EXPECT_NE(d->reason.find("PUBLISH to 't/0', sent alone (attempt " + std::to_string(attempt) + " of 3)"),
+                  std::string::npos)
+            << d->reason;
+        if (attempt < 3) {
+            EXPECT_EQ(failed, nullptr);
+        } else {
+            ASSERT_NE(failed, nullptr) << "the third send fails it";
+            EXPECT_EQ(failed->error, local_error::refused_by_broker);
+            EXPECT_NE(failed->reason_string.find("each of the 3 times"), std::string::npos) << failed->reason_string;
+        }
+    }
+    EXPECT_EQ(b.s.inflight_count(), 2U);
+    b.connect(true);
+    const auto rest = b.take_sent_only<mqtt::publish>();
+    ASSERT_EQ(rest.size(), 2U) << "the others go again together";
+    EXPECT_EQ(rest[0].topic, "t/1");
+    EXPECT_EQ(rest[1].topic, "t/2");
+}
+
+TEST(MqttSession, PublishSentAloneThatGetsThroughClearsTheSuspicion) {
+    broker b{make_config(protocol_version::v311)};
+    b.connect(true);
+    publish_some(b, 2);
+    b.closed();
+    b.connect(true);
+    auto alone = b.take_sent_only<mqtt::publish>();
+    ASSERT_EQ(alone.size(), 1U);
+    b.feed(puback{alone[0].packet_id, reason::success, {}});
+    auto second = b.take_sent_only<mqtt::publish>();
+    ASSERT_EQ(second.size(), 1U);
+    EXPECT_EQ(second[0].topic, "t/1");
+    b.take_events();
+    // The next close has one publish in flight, but it was not sent alone: it is not blamed.
+    b.closed();
+    EXPECT_FALSE(b.take_first<action::disconnected>().value().suspect);
+}
+
+TEST(MqttSession, CloseWhileSubscribePendingBlamesNoPublish) {
+    broker b{make_config(protocol_version::v311)};
+    b.connect(true);
+    publish_some(b, 2);
+    b.closed();
+    b.connect(true);
+    ASSERT_EQ(b.take_sent_only<mqtt::publish>().size(), 1U);
+    b.subscribe({"cmd/x"});  // the broker might object to this one instead
+    b.take_sent();
+    b.take_events();
+    b.closed();
+    EXPECT_FALSE(b.take_first<action::disconnected>().value().suspect);
+}
+
+TEST(MqttSession, BrokerShutdownOrTakeoverBlamesNoPublishButNotAuthorizedDoes) {
+    for (const auto& [code, blamed] : std::vector<std::pair<std::uint8_t, bool>>{
+             {reason::server_shutting_down, false}, {reason::session_taken_over, false}, {reason::not_authorized, true}}) {
+        broker b;
+        b.connect(true);
+        publish_some(b, 1);
+        b.closed();  // the publish is in flight alone from the next connection on
+        b.connect(true);
+        ASSERT_EQ(b.take_sent_only<mqtt::publish>().size(), 1U);
+        b.take_events();
+        b.feed(mqtt::disconnect{code, {}});
+        const auto d = b.take_first<action::disconnected>();
+        ASSERT_TRUE(d);
+        EXPECT_EQ(d->cause, action::end_cause::broker_disconnect);
+        EXPECT_EQ(d->suspect.has_value(), blamed) << "reason code " << int{code};
+    }
+}
+
+TEST(MqttSession, ConfiguredPacketLimitRefusesLargerPublishLocally) {
+    auto cfg = make_config(protocol_version::v311);
+    cfg.broker_max_packet = 100;
+    broker b{cfg};
+    b.connect(true);
+    b.take_events();
+    b.publish("t/big", qos::at_least_once, std::string(200, 'x'));
+    b.publish("t/small", qos::at_least_once, std::string(20, 'x'));
+    const auto sent = b.take_sent_only<mqtt::publish>();
+    ASSERT_EQ(sent.size(), 1U);
+    EXPECT_EQ(sent[0].topic, "t/small");
+    const auto done = b.take_events_only<action::publish_done>();
+    ASSERT_EQ(done.size(), 1U);
+    EXPECT_EQ(done[0].error, local_error::packet_too_large);
+    EXPECT_NE(done[0].reason_string.find("the broker takes at most 100"), std::string::npos) << done[0].reason_string;
+}
+
+TEST(MqttSession, EndCausesAreReported) {
+    broker b;
+    b.connect(true);
+    b.take_events();
+    b.advance(100s);  // no packet from the broker for 1.5 x keep-alive
+    EXPECT_EQ(b.take_first<action::disconnected>().value().cause, action::end_cause::dead_link);
+    b.closed();
+    b.connect(true);
+    b.feed_bytes({0x00, 0x00});  // malformed
+    auto ev = b.take_events();
+    ASSERT_FALSE(ev.empty());
+    EXPECT_EQ(std::get<action::disconnected>(ev[0]).cause, action::end_cause::protocol_error);
+    b.closed();
+    b.connect(true);
+    b.take_events();
+    b.s.disconnect(b.now);
+    b.collect();
+    EXPECT_EQ(b.take_first<action::disconnected>().value().cause, action::end_cause::local);
 }
 
 }  // namespace
