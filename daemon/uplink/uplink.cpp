@@ -330,15 +330,14 @@ void uplink::detect_takeover(state_event& ev) {
     ev.takeover = true;
     const auto& id = config_.session.client_id;
     const auto window = std::chrono::duration_cast<std::chrono::seconds>(takeover_.settings().stable_after).count();
-    ev.reason = said_so ? "client ID '" + id + "' is in use by another connection (the broker says the session was taken "
-                              "over): another process or device connects as '" + id +
-                              "'; give it its own identity or let it publish through thingmuxd. Last error: " + ev.reason
-                        : "client ID '" + id + "' is probably in use by another connection: the broker closed " +
-                              std::to_string(takeover_.row()) + " sessions in a row within " + std::to_string(window) +
-                              " s of accepting them, without a reason and with no error of ours; another process or "
-                              "device connecting as '" + id +
-                              "' does that (give it its own identity or let it publish through thingmuxd), and so "
-                              "does a broker restarting again and again. Last error: " + ev.reason;
+    ev.reason = "client ID '" + id + "' is in use by another connection (" +
+                (said_so ? std::string("the broker says the session was taken over")
+                         : "most likely: the broker closed " + std::to_string(takeover_.row()) +
+                               " sessions in a row within " + std::to_string(window) +
+                               " s of accepting them, giving no reason, with no error of ours; a broker restarting "
+                               "again and again does that too") +
+                "): another process or device connects as '" + id +
+                "'; give it its own identity or let it publish through thingmuxd. Last error: " + ev.reason;
 }
 
 void uplink::run_actions() {
