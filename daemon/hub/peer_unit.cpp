@@ -188,8 +188,7 @@ unit_lookup unit_of_pid(pid_t pid, uid_t uid, gid_t gid, std::uint64_t connected
         return {{},
                 who + " runs as uid " + std::to_string(before->euid) + " gid " + std::to_string(before->egid) +
                     ", not as the uid " + std::to_string(uid) + " gid " + std::to_string(gid) +
-                    " that connected: it may be another process that took over the pid (this kernel cannot tell; "
-                    "Linux 6.5 can)"};
+                    " that connected: it may be another process that took over the pid"};
     auto unit = unit_of_number(pid);
     if (pin >= 0) {
         if (pidfd_exited(pin)) return {{}, exited};

@@ -428,11 +428,9 @@ TEST_F(PeerUnitTest, IPC_2_WithoutAPidfdTheUnitOfAPidIsGivenOnlyToAProcessThatCa
     // Connected (as far as thingmuxd can tell) after the heir started, by another uid: not the peer.
     r = hub::unit_of_pid(gone, 65534, 65534, after_heir);
     EXPECT_EQ(r.unit, "");
-    EXPECT_EQ(
-        r.withheld,
-        "pid " + std::to_string(gone) +
-            " runs as uid 0 gid 0, not as the uid 65534 gid 65534 that "
-            "connected: it may be another process that took over the pid (this kernel cannot tell; Linux 6.5 can)");
+    EXPECT_EQ(r.withheld, "pid " + std::to_string(gone) +
+                              " runs as uid 0 gid 0, not as the uid 65534 gid 65534 that "
+                              "connected: it may be another process that took over the pid");
     // Same uid and gid, started before the connection: it may be the peer, and gets its unit.
     r = hub::unit_of_pid(gone, 0, 0, after_heir);
     EXPECT_EQ(r.unit, unit_);
