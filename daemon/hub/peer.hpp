@@ -32,9 +32,9 @@ struct peer_credentials {
 
 // Reads the credentials of a connected AF_UNIX socket and looks up the user and group names and
 // the unit. Call it at once after accept(): the connection is known to exist from that moment
-// (see unit_of_pid). Never fails: fields the kernel or NSS do not provide keep their "unknown" values (supplementary
-// groups stay empty before Linux 4.13). NSS lookups may block (LDAP, sssd): call once per
-// connection, not per message.
+// (peer_unit.hpp). Never fails: fields the kernel or NSS do not provide keep their "unknown"
+// values (supplementary groups stay empty before Linux 4.13). NSS lookups may block (LDAP,
+// sssd): call once per connection, not per message.
 [[nodiscard]] peer_credentials read_peer_credentials(int fd);
 // Completes what another source (e.g. a D-Bus caller's credentials) told: names and unit. Known
 // by pid only, the unit comes from unit_of_pid().

@@ -16,7 +16,6 @@
 #include <array>
 #include <cerrno>
 #include <csignal>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -33,8 +32,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <systemd/sd-login.h>
 
 namespace thingmux::test {
 namespace {
@@ -250,14 +247,6 @@ TEST_F(PeerIdentityTest, RunAsUserReportsOutputExitCodeAndSetupFailure) {
 
 // --- the systemd unit, and pids that pass to other processes --------------------------------
 
-std::string unit_of_number(pid_t pid) {
-    char* got = nullptr;
-    const int rc = sd_pid_get_unit(pid, &got);
-    std::string unit = rc >= 0 && got != nullptr ? got : "";
-    std::free(got);
-    return unit;
-}
-
 int open_pidfd(pid_t pid) {
     return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0U));
 }
@@ -312,7 +301,7 @@ TEST(PeerUnit, IPC_2_APidfdNamesItsPidWhileTheProcessLivesAndNothingOnceItIsReap
     EXPECT_EQ(hub::pidfd_pid(pidfd.fd), child.pid);
     EXPECT_FALSE(hub::pidfd_exited(pidfd.fd));
     auto live = hub::unit_of_pidfd(pidfd.fd);
-    EXPECT_EQ(live.unit, unit_of_number(::getpid())) << "a child runs in its parent's unit";
+    EXPECT_EQ(live.unit, unit_of(::getpid())) << "a child runs in its parent's unit";
     EXPECT_EQ(live.withheld, "");
 
     child.let_exit();
@@ -389,7 +378,7 @@ TEST_F(PeerUnitTest, IPC_2_APeerWhosePidPassedToAProcessOfAUnitGetsNoUnit) {
     process_with_pid heir(gone, unit_);
     if (!heir.error().empty())
         GTEST_SKIP() << "cannot give a pid to a process in a systemd unit here: " << heir.error();
-    ASSERT_EQ(unit_of_number(gone), unit_) << "the pid of the peer now names a process of the unit";
+    ASSERT_EQ(unit_of(gone), unit_) << "the pid of the peer now names a process of the unit";
 
     hub::peer_credentials creds;
     ASSERT_TRUE(accept_waiting(creds));
@@ -451,7 +440,7 @@ TEST(PeerUnit, IPC_2_AZombieByPidGetsNoUnit) {
     const fd_guard pidfd(open_pidfd(child.pid));
     ASSERT_GE(pidfd.fd, 0) << "pidfd_open: " << errno_text();
     auto r = hub::unit_of_pid(child.pid, ::geteuid(), ::getegid(), hub::boot_time_ns());
-    EXPECT_EQ(r.unit, unit_of_number(::getpid()));
+    EXPECT_EQ(r.unit, unit_of(::getpid()));
     EXPECT_EQ(r.withheld, "");
     child.let_exit();
     ASSERT_TRUE(wait_exited(pidfd.fd));

@@ -60,6 +60,8 @@ std::vector<const char*> c_strings(const std::vector<std::string>& v) {
     return out;
 }
 
+}  // namespace
+
 std::string unit_of(pid_t pid) {
     char* got = nullptr;
     const int rc = sd_pid_get_unit(pid, &got);
@@ -67,8 +69,6 @@ std::string unit_of(pid_t pid) {
     std::free(got);
     return unit;
 }
-
-}  // namespace
 
 std::string enter_unit_cgroup(const std::string& unit) {
     const auto files = unit_cgroup_procs_files(unit);

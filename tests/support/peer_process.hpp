@@ -17,6 +17,8 @@ namespace thingmux::test {
 [[nodiscard]] std::string enter_unit_cgroup(const std::string& unit);
 // Removes the cgroups enter_unit_cgroup() made (they must be empty by then).
 void remove_unit_cgroup(const std::string& unit);
+// The unit systemd reads for `pid` (0: the caller), empty when none: sd_pid_get_unit() as is.
+[[nodiscard]] std::string unit_of(pid_t pid);
 
 // Connects `socket_fd` to the AF_UNIX socket at `path` from a forked child, which then exits and
 // is reaped: the connection's SO_PEERCRED names a pid that no process has any more. Returns that
