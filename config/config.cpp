@@ -2,12 +2,16 @@
 
 #include <algorithm>
 
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace thingmux::config {
 
@@ -60,22 +64,48 @@ std::string error_text(int err) {
     return s;
 }
 
-// Empty when `file` is a regular file this process can open for reading.
-std::string unreadable(const std::filesystem::path& file, mode_t& mode) {
+// Empty when `file` is a regular file this process can open for reading; `st` then describes it.
+std::string unreadable(const std::filesystem::path& file, struct stat& st) {
     const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         const int err = errno;
         if (err == ENOENT) return "file " + file.string() + " does not exist";
         return "file " + file.string() + " not readable by thingmux: " + error_text(err);
     }
-    struct stat st {};
     const int rc = ::fstat(fd, &st);
     const int err = errno;
     ::close(fd);
     if (rc != 0) return "cannot inspect " + file.string() + ": " + error_text(err);
     if (S_ISDIR(st.st_mode)) return file.string() + " is a directory, not a file";
     if (!S_ISREG(st.st_mode)) return file.string() + " is not a regular file";
-    mode = st.st_mode;
+    return {};
+}
+
+// "thingmux (gid 998)", or "gid 998" when NSS has no name for it.
+std::string group_label(gid_t gid) {
+    std::vector<char> buf(1024);
+    group entry{};
+    group* found = nullptr;
+    int rc = 0;
+    while ((rc = ::getgrgid_r(gid, &entry, buf.data(), buf.size(), &found)) == ERANGE &&
+           buf.size() < (std::size_t{1} << 24))
+        buf.resize(buf.size() * 2);
+    const auto number = "gid " + std::to_string(gid);
+    return rc == 0 && found != nullptr && found->gr_name != nullptr ? std::string(found->gr_name) + " (" + number + ")"
+                                                                    : number;
+}
+
+// Who besides thingmuxd may read a private key: {what, how to fix}, empty when nobody. Group
+// access is for thingmuxd's own group (the one this check runs as, like the daemon): any other
+// group lets other programs read the key.
+std::pair<std::string, std::string> key_exposure(const std::filesystem::path& key, const struct stat& st) {
+    if ((st.st_mode & 0007U) != 0)
+        return {"private key " + key.string() + " is readable by other users",
+                "chmod 0600 or 0640 with group thingmux"};
+    if ((st.st_mode & 0070U) != 0 && st.st_gid != ::getegid())
+        return {"private key " + key.string() + " is readable by group " + group_label(st.st_gid) +
+                    ", which thingmuxd does not run as",
+                "chmod 0600, or chgrp it to thingmuxd's group " + group_label(::getegid())};
     return {};
 }
 
@@ -97,7 +127,7 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
             if (file->empty()) continue;  // not written or not valid: parse() reported it
             const auto at = f != t.fields.end() ? f->second : t.where;
             const auto path = "things[" + std::to_string(i) + "]." + key;
-            mode_t mode = 0;
+            struct stat st {};
             const auto resolved = resolve_file(*file);
             if (resolved.empty()) {
                 out.push_back(diagnostic{file_name, at.line, at.column, path,
@@ -105,14 +135,14 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
                                          "credentials exist only under systemd: add LoadCredential= to thingmuxd.service, "
                                          "or write the file's path",
                                          false});
-            } else if (auto problem = unreadable(resolved, mode); !problem.empty()) {
+            } else if (auto problem = unreadable(resolved, st); !problem.empty()) {
                 out.push_back(diagnostic{file_name, at.line, at.column, path, std::move(problem),
                                          "check the path, and that the thingmux user may read the file and every directory above it",
                                          false});
-            } else if (std::string_view(key) == "key" && (mode & 0007U) != 0) {
-                out.push_back(diagnostic{file_name, at.line, at.column, path,
-                                         "private key " + resolved.string() + " is readable by other users",
-                                         "chmod 0600 or 0640 with group thingmux", true});
+            } else if (std::string_view(key) == "key") {
+                if (auto [exposed, fix] = key_exposure(resolved, st); !exposed.empty())
+                    out.push_back(
+                        diagnostic{file_name, at.line, at.column, path, std::move(exposed), std::move(fix), true});
             }
         }
     }

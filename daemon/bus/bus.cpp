@@ -97,6 +97,32 @@ int guarded(sd_bus_error* err, F f) noexcept {
     }
 }
 
+// The caller of a method as the bus knows it: ids the bus read from the kernel when the caller
+// connected (dbus-daemon: pid and uid). With `augment`, sd-bus fills in the rest (primary gid,
+// supplementary groups) from /proc/PID, which is only as good as the pid.
+struct caller_ids {
+    pid_t pid = 0;
+    uid_t uid = static_cast<uid_t>(-1);
+    gid_t gid = static_cast<gid_t>(-1);
+    std::vector<gid_t> groups;
+};
+
+int query_caller(sd_bus_message* m, bool augment, caller_ids& out) {
+    std::uint64_t mask = SD_BUS_CREDS_PID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS;
+    if (augment) mask |= SD_BUS_CREDS_AUGMENT;
+    sd_bus_creds* creds = nullptr;
+    const int r = sd_bus_query_sender_creds(m, mask, &creds);
+    if (r < 0) return r;
+    const gid_t* gids = nullptr;
+    (void)sd_bus_creds_get_pid(creds, &out.pid);
+    (void)sd_bus_creds_get_euid(creds, &out.uid);
+    (void)sd_bus_creds_get_egid(creds, &out.gid);
+    const int ngids = sd_bus_creds_get_supplementary_gids(creds, &gids);
+    if (ngids > 0) out.groups.assign(gids, gids + ngids);
+    sd_bus_creds_unref(creds);
+    return 0;
+}
+
 }  // namespace
 
 struct bus_service::impl {
@@ -491,11 +517,21 @@ int bus_service::impl::method_reload(sd_bus_message* m, void* userdata, sd_bus_e
 int bus_service::impl::method_list_clients(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     auto& s = *static_cast<impl*>(userdata);
     return guarded(err, [&] {
+        // Clients show their pid, user, unit and topics: root sees all of them, anyone else only
+        // the clients running under its own uid. Group thingmux is no privilege here: it is the
+        // group of the apps themselves. The uid is the one the bus read from the kernel.
+        caller_ids caller;
+        if (const int r = query_caller(m, false, caller); r < 0)
+            return sd_bus_error_set_errnof(err, -r, "cannot tell who the caller is");
+        if (caller.uid == static_cast<uid_t>(-1))
+            return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "the caller's uid is unknown");
+        const bool sees_all = caller.uid == 0;
         sd_bus_message* reply = nullptr;
         int r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "(tuussssasttt)");
         for (const auto& c : s.hub.clients()) {
             if (r < 0) break;
+            if (!sees_all && c.peer.uid != caller.uid) continue;
             r = sd_bus_message_open_container(reply, 'r', "tuussssasttt");
             if (r >= 0)
                 r = sd_bus_message_append(reply, "tuusss", c.id, static_cast<std::uint32_t>(c.peer.pid), c.peer.uid,
@@ -527,24 +563,11 @@ int bus_service::impl::method_publish(sd_bus_message* m, void* userdata, sd_bus_
         if (qos > 2) return sd_bus_error_setf(err, SD_BUS_ERROR_INVALID_ARGS, "qos must be 0 or 1, not %u", unsigned{qos});
 
         // The caller is authorized like an app: by its uid, groups and unit.
-        sd_bus_creds* creds = nullptr;
-        r = sd_bus_query_sender_creds(m,
-                                      SD_BUS_CREDS_PID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
-                                          SD_BUS_CREDS_AUGMENT,
-                                      &creds);
-        if (r < 0) return sd_bus_error_set_errnof(err, -r, "cannot tell who the caller is");
-        pid_t pid = 0;
-        uid_t uid = static_cast<uid_t>(-1);
-        gid_t gid = static_cast<gid_t>(-1);
-        const gid_t* gids = nullptr;
-        (void)sd_bus_creds_get_pid(creds, &pid);
-        (void)sd_bus_creds_get_euid(creds, &uid);
-        (void)sd_bus_creds_get_egid(creds, &gid);
-        const int ngids = sd_bus_creds_get_supplementary_gids(creds, &gids);
-        std::vector<gid_t> groups;
-        if (ngids > 0) groups.assign(gids, gids + ngids);
-        sd_bus_creds_unref(creds);
-        if (uid == static_cast<uid_t>(-1)) return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "the caller's uid is unknown");
+        caller_ids caller;
+        if (r = query_caller(m, true, caller); r < 0)
+            return sd_bus_error_set_errnof(err, -r, "cannot tell who the caller is");
+        if (caller.uid == static_cast<uid_t>(-1))
+            return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "the caller's uid is unknown");
 
         ipc::publish p{.request_id = 0,
                        .topic = topic,
@@ -553,7 +576,8 @@ int bus_service::impl::method_publish(sd_bus_message* m, void* userdata, sd_bus_
                        .retain = false,
                        .props = {}};
         sd_bus_message_ref(m);
-        s.hub.publish(thing, std::move(p), hub::make_peer_credentials(pid, uid, gid, std::move(groups)),
+        s.hub.publish(thing, std::move(p),
+                      hub::make_peer_credentials(caller.pid, caller.uid, caller.gid, std::move(caller.groups)),
                       [&s, m, weak = std::weak_ptr<bool>(s.alive)](ipc::result res) {
                           if (!weak.expired() && s.bus) {
                               if (ipc::accepted(res.code))

@@ -1,6 +1,6 @@
 #include "daemon/hub/peer.hpp"
 
-#include <systemd/sd-login.h>
+#include "daemon/hub/peer_unit.hpp"
 
 #include <grp.h>
 #include <pwd.h>
@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
-#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -85,36 +84,8 @@ std::vector<gid_t> peer_groups(int fd) {
     return {};
 }
 
-}  // namespace
-
-std::string peer_credentials::describe() const {
-    std::string s = "pid " + std::to_string(pid) + " uid " + std::to_string(uid);
-    if (!user.empty()) s += " (" + user + ")";
-    s += " gid " + std::to_string(gid);
-    if (!unit.empty()) s += " unit " + unit;
-    return s;
-}
-
-config::peer peer_credentials::identity() const {
-    config::peer p;
-    p.uid = uid;
-    p.gid = gid;
-    p.groups = groups;
-    p.user = user;
-    p.group_names = group_names;
-    p.unit = unit;
-    return p;
-}
-
-peer_credentials read_peer_credentials(int fd) {
-    ucred cred{.pid = 0, .uid = unknown_uid, .gid = unknown_gid};
-    socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
-        cred = ucred{.pid = 0, .uid = unknown_uid, .gid = unknown_gid};
-    return make_peer_credentials(cred.pid, cred.uid, cred.gid, peer_groups(fd));
-}
-
-peer_credentials make_peer_credentials(pid_t pid, uid_t uid, gid_t gid, std::vector<gid_t> groups) {
+// Everything but the unit: the names NSS gives the ids.
+peer_credentials named_peer(pid_t pid, uid_t uid, gid_t gid, std::vector<gid_t> groups) {
     peer_credentials p;
     p.pid = pid;
     p.uid = uid;
@@ -131,12 +102,53 @@ peer_credentials make_peer_credentials(pid_t pid, uid_t uid, gid_t gid, std::vec
     };
     add_group_name(p.gid);
     for (const gid_t g : p.groups) add_group_name(g);
+    return p;
+}
 
+void set_unit(peer_credentials& p, unit_lookup found) {
+    p.unit = std::move(found.unit);
+    p.unit_withheld = std::move(found.withheld);
+}
+
+}  // namespace
+
+std::string peer_credentials::describe() const {
+    std::string s = "pid " + std::to_string(pid) + " uid " + std::to_string(uid);
+    if (!user.empty()) s += " (" + user + ")";
+    s += " gid " + std::to_string(gid);
+    if (!unit.empty()) s += " unit " + unit;
+    if (!unit_withheld.empty()) s += ", no unit: " + unit_withheld;
+    return s;
+}
+
+config::peer peer_credentials::identity() const {
+    config::peer p;
+    p.uid = uid;
+    p.gid = gid;
+    p.groups = groups;
+    p.user = user;
+    p.group_names = group_names;
+    p.unit = unit;
+    return p;
+}
+
+peer_credentials read_peer_credentials(int fd) {
+    // The connection exists by now; a process that started later cannot have made it.
+    const auto connected_by = boot_time_ns();
+    ucred cred{.pid = 0, .uid = unknown_uid, .gid = unknown_gid};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
+        cred = ucred{.pid = 0, .uid = unknown_uid, .gid = unknown_gid};
+    auto p = named_peer(cred.pid, cred.uid, cred.gid, peer_groups(fd));
     // The unit comes from the peer's cgroup; a process outside any unit (or on a system without
     // systemd) simply has none.
-    char* unit = nullptr;
-    if (p.pid > 0 && sd_pid_get_unit(p.pid, &unit) >= 0 && unit != nullptr) p.unit = unit;
-    std::free(unit);
+    set_unit(p, peer_unit(fd, cred.pid, cred.uid, cred.gid, connected_by));
+    return p;
+}
+
+peer_credentials make_peer_credentials(pid_t pid, uid_t uid, gid_t gid, std::vector<gid_t> groups) {
+    auto p = named_peer(pid, uid, gid, std::move(groups));
+    set_unit(p, unit_of_pid(pid, uid, gid, boot_time_ns()));
     return p;
 }
 

@@ -9,6 +9,7 @@
 #include <iomanip>
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace thingmux::ctl {
@@ -20,19 +21,19 @@ constexpr const char* manager_path = "/org/thingmux/Thingmux1";
 constexpr const char* manager_iface = "org.thingmux.Thingmux1.Manager";
 
 // The system bus, or nullptr after saying why on stderr.
-sd_bus* open_bus() {
+sd_bus* open_bus(std::string_view command) {
     sd_bus* bus = nullptr;
     if (const int r = sd_bus_open_system(&bus); r < 0) {
-        std::cerr << "thingmuxctl: cannot reach the system bus: " << std::strerror(-r)
-                  << " (thingmuxd's management interface is on D-Bus; is dbus running?)\n";
+        complain(command) << "cannot reach the system bus: " << std::strerror(-r)
+                          << " (thingmuxd's management interface is on D-Bus; is dbus running?)\n";
         return nullptr;
     }
     return bus;
 }
 
 // Calls a Manager method without arguments; on failure prints the error and returns the exit code.
-int call(const char* method, sd_bus_message** reply) {
-    sd_bus* bus = open_bus();
+int call(std::string_view command, const char* method, sd_bus_message** reply) {
+    sd_bus* bus = open_bus(command);
     if (bus == nullptr) return exit_unavailable;
     sd_bus_error error = SD_BUS_ERROR_NULL;
     const int r = sd_bus_call_method(bus, service, manager_path, manager_iface, method, &error, reply, "");
@@ -40,7 +41,7 @@ int call(const char* method, sd_bus_message** reply) {
     if (r < 0) {
         const bool absent = sd_bus_error_has_name(&error, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
                             sd_bus_error_has_name(&error, SD_BUS_ERROR_NAME_HAS_NO_OWNER);
-        std::cerr << "thingmuxctl: " << method << " failed: " << (error.message ? error.message : std::strerror(-r));
+        complain(command) << method << " failed: " << (error.message ? error.message : std::strerror(-r));
         if (absent) std::cerr << " (is thingmuxd running with --bus system?)";
         std::cerr << '\n';
         rc = absent ? exit_unavailable : exit_refused;
@@ -54,7 +55,7 @@ int call(const char* method, sd_bus_message** reply) {
 
 int run_clients() {
     sd_bus_message* reply = nullptr;
-    if (const int rc = call("ListClients", &reply); rc != exit_ok) return rc;
+    if (const int rc = call("clients", "ListClients", &reply); rc != exit_ok) return rc;
     std::cout << std::left << std::setw(5) << "ID" << std::setw(8) << "PID" << std::setw(14) << "USER" << std::setw(24) << "UNIT"
               << std::setw(20) << "APP" << std::setw(14) << "THING" << std::setw(10) << "QUEUED" << std::setw(10) << "IN"
               << std::setw(10) << "OUT" << "SUBSCRIPTIONS\n";
@@ -81,7 +82,7 @@ int run_clients() {
     }
     sd_bus_message_unref(reply);
     if (r < 0) {
-        std::cerr << "thingmuxctl: unexpected ListClients reply: " << std::strerror(-r) << '\n';
+        complain("clients") << "unexpected ListClients reply: " << std::strerror(-r) << '\n';
         return exit_refused;
     }
     return exit_ok;
@@ -89,7 +90,7 @@ int run_clients() {
 
 int run_reload() {
     sd_bus_message* reply = nullptr;
-    const int rc = call("Reload", &reply);
+    const int rc = call("reload", "Reload", &reply);
     sd_bus_message_unref(reply);
     if (rc == exit_ok) std::cout << "thingmuxd reloaded its configuration\n";
     return rc;

@@ -44,12 +44,12 @@ bool daemon_gone(error_code code) {
            code == error_code::daemon_shutting_down || code == error_code::closed;
 }
 
-int report_failure(const char* what, const result& r) {
+int report_failure(std::string_view command, const std::string& what, const result& r) {
     if (daemon_gone(r.code)) {
-        std::cerr << "thingmuxctl: " << r.message << '\n';
+        complain(command) << r.message << '\n';
         return exit_unavailable;
     }
-    std::cerr << "thingmuxctl: " << what << ": " << to_string(r.code);
+    complain(command) << what << ": " << to_string(r.code);
     if (!r.message.empty()) {
         std::cerr << ": " << r.message;
     }
@@ -58,12 +58,12 @@ int report_failure(const char* what, const result& r) {
 }
 
 // Connects (one attempt, fail fast). Returns exit_ok or the code to exit with.
-int connect_or_report(client& c, const common_options& common) {
+int connect_or_report(std::string_view command, client& c, const common_options& common) {
     auto f = c.connect();
     // The handshake timeout makes the library answer first; this is a safety margin.
     if (f.wait_for(to_ms(common.connect_timeout_s) + std::chrono::seconds(2)) != std::future_status::ready) {
-        std::cerr << "thingmuxctl: no answer from thingmuxd at " << c.socket_path() << " within "
-                  << common.connect_timeout_s << " s\n";
+        complain(command) << "no answer from thingmuxd at " << c.socket_path() << " within " << common.connect_timeout_s
+                          << " s\n";
         return exit_unavailable;
     }
     const auto r = f.get();
@@ -71,10 +71,10 @@ int connect_or_report(client& c, const common_options& common) {
         return exit_ok;
     }
     if (r.code == error_code::daemon_unavailable) {
-        std::cerr << "thingmuxctl: " << r.message << '\n';
+        complain(command) << r.message << '\n';
         return exit_unavailable;
     }
-    return report_failure("connect", r);
+    return report_failure(command, "connect", r);
 }
 
 bool read_all(std::istream& in, std::string& out) {
@@ -99,6 +99,10 @@ std::string printable(const std::string& s) {
 
 }  // namespace
 
+std::ostream& complain(std::string_view command) {
+    return std::cerr << "thingmuxctl " << command << ": ";
+}
+
 int run_pub(const common_options& common, const pub_options& opts) {
     message m;
     m.topic = opts.topic;
@@ -109,12 +113,12 @@ int run_pub(const common_options& common, const pub_options& opts) {
     } else if (opts.file) {
         std::ifstream in(*opts.file, std::ios::binary);
         if (!in || !read_all(in, m.payload)) {
-            std::cerr << "thingmuxctl: cannot read " << *opts.file << '\n';
+            complain("pub") << "cannot read " << *opts.file << '\n';
             return exit_usage;
         }
     } else if (opts.stdin_payload) {
         if (!read_all(std::cin, m.payload)) {
-            std::cerr << "thingmuxctl: cannot read the payload from stdin\n";
+            complain("pub") << "cannot read the payload from stdin\n";
             return exit_usage;
         }
     }
@@ -127,29 +131,29 @@ int run_pub(const common_options& common, const pub_options& opts) {
     }
     // Mistakes the library would report after connecting are reported before, as usage errors.
     if (!valid_topic_name(m.topic)) {
-        std::cerr << "thingmuxctl: \"" << printable(m.topic)
-                  << "\" is not a valid topic name (no '+' or '#', not empty, UTF-8)\n";
+        complain("pub") << "\"" << printable(m.topic)
+                        << "\" is not a valid topic name (no '+' or '#', not empty, UTF-8)\n";
         return exit_usage;
     }
 
     client c(client_options(common, false));
     c.start();
-    if (const int rc = connect_or_report(c, common); rc != exit_ok) {
+    if (const int rc = connect_or_report("pub", c, common); rc != exit_ok) {
         return rc;
     }
     auto f = c.publish(std::move(m));
     if (f.wait_for(to_ms(opts.timeout_s)) != std::future_status::ready) {
-        std::cerr << "thingmuxctl: no result for the publish within " << opts.timeout_s
-                  << " s (the daemon may still deliver it)\n";
+        complain("pub") << "no result for the publish within " << opts.timeout_s
+                        << " s (the daemon may still deliver it)\n";
         return exit_timeout;
     }
     const auto r = f.get();
     if (!r.ok()) {
-        return report_failure("publish refused", r);
+        return report_failure("pub", "refused", r);
     }
     if (r.code == error_code::spooled && !opts.quiet) {
-        std::cerr << "thingmuxctl: spooled: thingmuxd stored the message durably (the Thing is offline, or earlier "
-                     "messages wait) and will publish it in order\n";
+        complain("pub") << "spooled: thingmuxd stored the message durably (the Thing is offline, or earlier "
+                           "messages wait) and will publish it in order\n";
     }
     return exit_ok;
 }
@@ -157,8 +161,8 @@ int run_pub(const common_options& common, const pub_options& opts) {
 int run_sub(const common_options& common, const sub_options& opts) {
     for (const auto& t : opts.topics) {
         if (!valid_topic_filter(t)) {
-            std::cerr << "thingmuxctl: \"" << printable(t)
-                      << "\" is not a valid topic filter ('+' and '#' must be whole levels, '#' only last)\n";
+            complain("sub") << "\"" << printable(t)
+                            << "\" is not a valid topic filter ('+' and '#' must be whole levels, '#' only last)\n";
             return exit_usage;
         }
     }
@@ -174,7 +178,7 @@ int run_sub(const common_options& common, const sub_options& opts) {
     const int sig_fd = ::signalfd(-1, &sigs, SFD_CLOEXEC);
     const int done_fd = ::eventfd(0, EFD_CLOEXEC);
     if (sig_fd < 0 || done_fd < 0) {
-        std::cerr << "thingmuxctl: cannot set up signal handling\n";
+        complain("sub") << "cannot set up signal handling\n";
         return exit_unavailable;
     }
     std::atomic<int> outcome{exit_ok};
@@ -188,19 +192,19 @@ int run_sub(const common_options& common, const sub_options& opts) {
     bool was_connected = false;
     c.on_state([&](const state& s) {
         if (s.daemon == daemon_state::unavailable && was_connected) {
-            std::cerr << "thingmuxctl: lost thingmuxd (" << s.daemon_reason << "); reconnecting\n";
+            complain("sub") << "lost thingmuxd (" << s.daemon_reason << "); reconnecting\n";
             was_connected = false;
         } else if (s.daemon == daemon_state::connected && !was_connected) {
             was_connected = true;
         }
     });
     c.on_subscription_lost([&](const std::string& filter, const result& r) {
-        std::cerr << "thingmuxctl: after reconnecting, thingmuxd refused \"" << filter << "\": " << to_string(r.code)
-                  << ": " << r.message << '\n';
+        complain("sub") << "after reconnecting, thingmuxd refused \"" << filter << "\": " << to_string(r.code) << ": "
+                        << r.message << '\n';
         finish(exit_refused);
     });
     c.start();
-    if (const int rc = connect_or_report(c, common); rc != exit_ok) {
+    if (const int rc = connect_or_report("sub", c, common); rc != exit_ok) {
         return rc;
     }
     std::cerr.flush();
@@ -244,12 +248,12 @@ int run_sub(const common_options& common, const sub_options& opts) {
     for (const auto& t : opts.topics) {
         auto f = c.subscribe(t, opts.qos, handler);
         if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
-            std::cerr << "thingmuxctl: no answer to the subscription to \"" << t << "\" within 30 s\n";
+            complain("sub") << "no answer to the subscription to \"" << t << "\" within 30 s\n";
             return exit_timeout;
         }
         const auto r = f.get();
         if (!r.ok()) {
-            return report_failure(("subscribe to \"" + t + "\" refused").c_str(), r);
+            return report_failure("sub", "\"" + t + "\" refused", r);
         }
     }
 
@@ -262,7 +266,7 @@ int run_sub(const common_options& common, const sub_options& opts) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) {
                 c.close();
-                std::cerr << "thingmuxctl: timed out after " << *opts.timeout_s << " s";
+                complain("sub") << "timed out after " << *opts.timeout_s << " s";
                 if (opts.count) {
                     std::cerr << " with " << received << " of " << *opts.count << " messages";
                 }
@@ -289,13 +293,13 @@ int run_sub(const common_options& common, const sub_options& opts) {
 int run_status(const common_options& common) {
     client c(client_options(common, false));
     c.start();
-    if (const int rc = connect_or_report(c, common); rc != exit_ok) {
+    if (const int rc = connect_or_report("status", c, common); rc != exit_ok) {
         return rc;
     }
     const auto info = c.daemon();
     const auto st = c.current_state();
     if (!info) {
-        std::cerr << "thingmuxctl: " << (st.daemon_reason.empty() ? "lost thingmuxd" : st.daemon_reason) << '\n';
+        complain("status") << (st.daemon_reason.empty() ? "lost thingmuxd" : st.daemon_reason) << '\n';
         return exit_unavailable;
     }
     std::ostringstream out;

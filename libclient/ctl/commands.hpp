@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -51,6 +53,9 @@ struct sub_options {
     bool no_newline = false;
     bool properties = false;
 };
+
+// Starts a message on stderr that names the program and the subcommand once: "thingmuxctl pub: ".
+std::ostream& complain(std::string_view command);
 
 [[nodiscard]] int run_pub(const common_options& common, const pub_options& opts);
 [[nodiscard]] int run_sub(const common_options& common, const sub_options& opts);

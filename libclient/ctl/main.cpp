@@ -103,8 +103,9 @@ int main(int argc, char** argv) {
 
     // clients, reload: through the D-Bus management interface
     auto* clients_cmd = app.add_subcommand(
-        "clients", "List the apps connected to thingmuxd: pid, user, unit, app name, Thing, queued bytes, counters and "
-                   "subscriptions (D-Bus ListClients)");
+        "clients",
+        "List the apps connected to thingmuxd: pid, user, unit, app name, Thing, queued bytes, counters and "
+        "subscriptions (D-Bus ListClients; root sees every app, other users their own)");
     clients_cmd->footer(exit_codes_text);
     auto* reload_cmd = app.add_subcommand(
         "reload", "Make thingmuxd re-read its configuration file, like systemctl reload thingmuxd; a file with errors "

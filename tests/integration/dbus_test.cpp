@@ -1,5 +1,6 @@
 // thingmuxd's D-Bus interface end to end: a private dbus-daemon, the real thingmuxd, the real
 // busctl and dbus-send, and an sd-bus client in the test that records signals.
+#include "tests/support/as_user.hpp"
 #include "tests/support/daemon_fixture.hpp"
 #include "tests/support/dbus_fixture.hpp"
 
@@ -8,6 +9,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 namespace thingmux::test {
@@ -306,6 +308,63 @@ TEST(DbusPolicyTest, AnyoneMayReadOnlyRootMayDrive) {
     r = bus.busctl({"call", name, manager, manager_iface, "Publish", "ssayy", "gateway-01", "dt/gateway-01/x", "1", "0x31", "1"});
     EXPECT_EQ(r.exit_code, 0) << "root may publish: " << r.output;
     EXPECT_EQ(bus.busctl({"call", name, manager, manager_iface, "Reload"}).exit_code, 0);
+}
+
+// ListClients shows each client's pid, user, unit and topics: root sees every client, anyone
+// else only its own -- members of group thingmux too (docs/dbus.md, Policy).
+TEST(DbusPolicyTest, AnUnprivilegedCallerListsOnlyItsOwnClients) {
+    broker_fixture broker;
+    shared_temp_dir dir;
+    dbus_fixture bus(dbus_fixture::options{
+        .include_policy = std::filesystem::path(THINGMUX_SOURCE_DIR) / "systemd/org.thingmux.Thingmux1.conf",
+        .default_allow = false});
+    daemon_setup setup;
+    setup.bus = bus.address();
+    setup.socket = dir.path() / "thingmux.sock";
+    setup.apps =
+        "  - name: everyone\n    match: { uid: 65534 }\n    subscribe: ['cmd/${thing}/nobody/#']\n"
+        "  - name: root\n    match: { uid: 0 }\n    subscribe: ['cmd/${thing}/root/#']\n";
+    daemon_fixture daemon(broker, setup);
+    ASSERT_TRUE(eventually(
+        [&] {
+            return bus.busctl({"status", name}).exit_code == 0;
+        },
+        15'000))
+        << read_file(daemon.log_file());
+
+    ipc_client root_app(daemon.socket_path());
+    root_app.hello("root-app");
+    user_process nobody_app(
+        {.uid = 65534, .gid = 65534, .groups = {65534}}, [sock = daemon.socket_path()](std::string& out) {
+            ipc_client c(sock);
+            c.send(ipc::hello{.version = ipc::protocol_version, .app_name = "nobody-app", .thing = {}});
+            const auto m = c.receive();
+            if (!m || !std::holds_alternative<ipc::welcome>(*m)) {
+                out = "no welcome";
+                return 1;
+            }
+            (void)c.wait_closed(60'000);  // holds the connection until the test ends
+            return 0;
+        });
+    ASSERT_TRUE(eventually([&] {
+        return bus.busctl({"get-property", name, manager, manager_iface, "ClientCount"}).output == "u 2\n";
+    })) << nobody_app.wait(1'000).output;
+
+    auto list = [&](const std::optional<user_identity>& as) {
+        const auto r = bus.busctl({"call", name, manager, manager_iface, "ListClients"}, as);
+        EXPECT_EQ(r.exit_code, 0) << r.output;
+        return r.output;
+    };
+    const auto by_root = list(std::nullopt);
+    EXPECT_TRUE(by_root.starts_with("a(tuussssasttt) 2 ")) << by_root;
+    for (const auto& groups : {std::vector<gid_t>{65534}, std::vector<gid_t>{65534, 100}}) {
+        const auto by_nobody = list(user_identity{.uid = 65534, .gid = 65534, .groups = groups});
+        EXPECT_TRUE(by_nobody.starts_with("a(tuussssasttt) 1 ")) << by_nobody;
+        EXPECT_NE(by_nobody.find(" 65534 \"nobody\" \"\" \"nobody-app\" "), std::string::npos) << by_nobody;
+        EXPECT_EQ(by_nobody.find("root"), std::string::npos) << "nobody sees root's client: " << by_nobody;
+    }
+    EXPECT_EQ(list(user_identity{.uid = 1, .gid = 1, .groups = {}}), "a(tuussssasttt) 0\n")
+        << "a user without clients sees none";
 }
 
 // Every command in docs/dbus.md, in order: lines "$ busctl ..." / "$ dbus-send ..." must succeed,

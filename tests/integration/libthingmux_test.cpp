@@ -79,6 +79,35 @@ TEST(Libthingmux, PublishWhileDaemonIsAwayFailsFastWithAClearError) {
     EXPECT_FALSE(r.message.empty());
 }
 
+// A refusal names the program and the subcommand once, then the code and the daemon's reason: a
+// script or a wrapper sees one self-describing line on stderr, and nothing on stdout.
+TEST(Thingmuxctl, ARefusalIsOneLineNamingProgramAndSubcommandOnce) {
+    broker_fixture broker;
+    daemon_setup setup;
+    setup.apps =
+        "  - name: root\n    match: { uid: 0 }\n    publish: ['dt/${thing}/#']\n    subscribe: ['cmd/${thing}/x']\n";
+    daemon_fixture daemon(broker, setup);
+    const std::string ctl = std::string(THINGMUX_BIN_DIR) + "/thingmuxctl";
+    const std::string sock = daemon.socket_path().string();
+
+    std::string out;
+    ASSERT_EQ(
+        run_command({ctl, "--socket", sock, "pub", "-q", "1", "-t", "cmd/gateway-01/actuator", "-m", "reboot"}, &out),
+        1);
+    EXPECT_EQ(out,
+              "thingmuxctl pub: refused: not_authorized: not authorized to publish to 'cmd/gateway-01/actuator' on "
+              "Thing gateway-01: none of the rules that apply (root) grants it; an apps: rule in the configuration "
+              "must (then reload thingmuxd)\n");
+    ASSERT_EQ(run_command({ctl, "--socket", sock, "sub", "-t", "cmd/gateway-01/#", "-C", "1"}, &out), 1);
+    EXPECT_EQ(out,
+              "thingmuxctl sub: \"cmd/gateway-01/#\" refused: not_authorized: not authorized to subscribe to "
+              "'cmd/gateway-01/#' on Thing gateway-01: none of the rules that apply (root) grants it; an apps: rule "
+              "in the configuration must (then reload thingmuxd)\n");
+    ASSERT_EQ(run_command({ctl, "--socket", sock, "pub", "-t", "dt/gateway-01/+", "-m", "x"}, &out), 2);
+    EXPECT_EQ(out,
+              "thingmuxctl pub: \"dt/gateway-01/+\" is not a valid topic name (no '+' or '#', not empty, UTF-8)\n");
+}
+
 TEST(Thingmuxctl, PubAndSubWorkThroughTheDaemon) {
     broker_fixture broker;
     observer_subscription cloud(broker, "dt/gateway-01/#");

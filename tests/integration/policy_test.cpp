@@ -3,17 +3,19 @@
 // clients, and peers running under other uids and groups (the test runs as root and forks).
 #include "tests/support/as_user.hpp"
 #include "tests/support/daemon_fixture.hpp"
+#include "tests/support/peer_process.hpp"
 
 #include <gtest/gtest.h>
-#include <systemd/sd-login.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
-#include <unistd.h>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -156,38 +158,6 @@ TEST_F(PolicyTest, AppsAreAuthorizedByUidUserAndGroupFromTheKernelWithVariablesE
     EXPECT_TRUE(log_has(daemon, "not authorized to publish to 'dt/gateway-01/daemon/temp'"));
 }
 
-// Moves the calling process into a cgroup named `unit` on every hierarchy systemd may use for
-// it, the way systemd places a service. Returns what failed, empty on success.
-std::string enter_unit_cgroup(const std::string& unit) {
-    std::string failed;
-    int entered = 0;
-    for (const char* root : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"}) {
-        const std::filesystem::path base(root);
-        std::error_code ec;
-        if (!std::filesystem::exists(base / "cgroup.procs", ec)) continue;
-        std::filesystem::create_directory(base / unit, ec);
-        std::ofstream procs(base / unit / "cgroup.procs");
-        procs << "0\n";
-        procs.flush();
-        if (procs) ++entered;
-        else failed += std::string(root) + " ";
-    }
-    char* got = nullptr;
-    const int rc = sd_pid_get_unit(0, &got);
-    std::string result = rc >= 0 && got ? got : "";
-    std::free(got);
-    if (entered == 0) return "no writable cgroup hierarchy";
-    if (result != unit) return "systemd reads the unit as '" + result + "' (could not enter: " + failed + ")";
-    return {};
-}
-
-void remove_unit_cgroup(const std::string& unit) {
-    for (const char* root : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"}) {
-        std::error_code ec;
-        std::filesystem::remove(std::filesystem::path(root) / unit, ec);
-    }
-}
-
 TEST_F(PolicyTest, AppsAreAuthorizedByTheirSystemdUnitWithTheUnitVariableExpanded) {
     const std::string unit = "thingmux-test-" + std::to_string(::getpid()) + ".service";
     daemon_setup setup;
@@ -211,6 +181,58 @@ TEST_F(PolicyTest, AppsAreAuthorizedByTheirSystemdUnitWithTheUnitVariableExpande
     if (r.exit_code == cannot_test) GTEST_SKIP() << "cannot place a process in a systemd unit's cgroup here: " << r.output;
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_TRUE(log_has(daemon, "unit " + unit)) << "the daemon's log names the unit";
+}
+
+// The attack on unit rules through a recycled pid, end to end: a process without any rule
+// connects from a child that exits at once; before thingmuxd looks at the connection (here: while
+// it is stopped, so the connection waits in the listen backlog), the child's pid passes to a
+// process of a unit that has a rule. The connection must not get that unit's rights
+// (docs/config.md, "How a peer is identified").
+TEST_F(PolicyTest, AConnectionWhosePidPassedToAProcessOfAGrantedUnitGetsNoUnitRights) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to place processes in cgroups and choose pids (CI runs as root)";
+    const std::string unit = "thingmux-test-" + std::to_string(::getpid()) + "-heir.service";
+    observer_subscription cloud(broker, "dt/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    daemon_setup setup;
+    setup.apps =
+        "  - name: unit-apps\n    match: { unit: 'thingmux-test-*.service' }\n    publish: ['dt/${thing}/#']\n";
+    daemon_fixture daemon(broker, setup);
+
+    ASSERT_EQ(::kill(daemon.pid(), SIGSTOP), 0);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    std::string error;
+    const pid_t gone = fd >= 0 ? connect_from_exited_child(fd, daemon.socket_path(), error) : -1;
+    std::optional<process_with_pid> heir;
+    if (gone > 0) heir.emplace(gone, unit);
+    ::kill(daemon.pid(), SIGCONT);
+    ipc_client attacker(fd);
+    ASSERT_GT(gone, 0) << error;
+    if (const auto why = heir->error(); !why.empty()) {
+        heir.reset();
+        remove_unit_cgroup(unit);
+        GTEST_SKIP() << "cannot give a pid to a process in a systemd unit here: " << why;
+    }
+
+    attacker.send(ipc::hello{.version = ipc::protocol_version, .app_name = "heir", .thing = {}});
+    attacker.send(ipc::publish{
+        .request_id = 1, .topic = "dt/gateway-01/stolen", .payload = "x", .qos = 1, .retain = false, .props = {}});
+    const bool closed = attacker.wait_closed();
+    const auto result = attacker.result_of(1, 1'000);
+    heir.reset();
+    remove_unit_cgroup(unit);
+
+    ASSERT_TRUE(closed) << "the connection was accepted with the rights of " << unit;
+    ASSERT_TRUE(attacker.last_error.has_value());
+    EXPECT_EQ(attacker.last_error->code, ipc::errc::not_authorized);
+    EXPECT_NE(attacker.last_error->message.find("pid " + std::to_string(gone) + " uid 0"), std::string::npos)
+        << attacker.last_error->message;
+    EXPECT_NE(attacker.last_error->message.find(", no unit: the process that connected has exited"), std::string::npos)
+        << attacker.last_error->message;
+    EXPECT_FALSE(result.has_value()) << "the publish got a result";
+    EXPECT_TRUE(log_has(daemon, "refused: no rule under apps: applies to it"));
+    EXPECT_TRUE(log_has(
+        daemon, "pid " + std::to_string(gone) + " uid 0 (root) gid 0, no unit: the process that connected has exited"));
+    EXPECT_TRUE(cloud.lines().empty()) << cloud.lines().front();
 }
 
 // --- guardrails ------------------------------------------------------------------------------

@@ -96,6 +96,8 @@ class ipc_client {
 public:
     // Connects (no handshake). Throws std::runtime_error when nothing listens.
     explicit ipc_client(const std::filesystem::path& socket);
+    // Takes over a socket connected by other means (e.g. by another process).
+    explicit ipc_client(int connected_fd) : fd_(connected_fd) {}
     ~ipc_client();
     ipc_client(const ipc_client&) = delete;
     ipc_client& operator=(const ipc_client&) = delete;

@@ -435,6 +435,31 @@ TEST_F(ConfigFiles, WorldReadableKeyIsAWarning) {
     EXPECT_EQ(r.diagnostics[0].path, "things[0].key");
 }
 
+// Group access to the key is for thingmuxd's own group (the one the check runs as); another group
+// (here Debian's `users`, gid 100) lets other programs read it.
+TEST_F(ConfigFiles, KeyReadableByAGroupThatIsNotTheDaemonsIsAWarningNamingTheGroup) {
+    if (::geteuid() != 0 || ::getegid() != 0) GTEST_SKIP() << "needs root to give the key to another group";
+    const auto key = dir_ / "key.pem";
+    const auto cfg = write_config((dir_ / "ca.pem").string(), (dir_ / "cert.pem").string(), key.string());
+    ASSERT_EQ(::chmod(key.c_str(), 0640), 0);
+    auto r = load_file(cfg);
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_TRUE(r.diagnostics.empty()) << "0640 with thingmuxd's own group: " << all(r);
+
+    ASSERT_EQ(::chown(key.c_str(), static_cast<uid_t>(-1), 100), 0);
+    r = load_file(cfg);
+    ASSERT_TRUE(r.ok()) << all(r);
+    ASSERT_EQ(r.diagnostics.size(), 1U) << all(r);
+    EXPECT_EQ(to_string(r.diagnostics[0]), cfg.string() + ":6:10: warning: things[0].key: private key " + key.string() +
+                                               " is readable by group users (gid 100), which thingmuxd does not run as "
+                                               "(chmod 0600, or chgrp it to thingmuxd's group root (gid 0))");
+
+    // Only the owner may read it: no warning, whatever the group.
+    ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+    r = load_file(cfg);
+    EXPECT_TRUE(r.diagnostics.empty()) << all(r);
+}
+
 TEST_F(ConfigFiles, PermissionDeniedForAnotherUser) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch to uid 65534";
     const auto cfg = write_config((dir_ / "ca.pem").string(), (dir_ / "cert.pem").string(), (dir_ / "key.pem").string());
