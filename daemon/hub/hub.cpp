@@ -146,15 +146,6 @@ std::string join(const std::vector<std::string>& items) {
     return out;
 }
 
-const char* verb(config::action a) {
-    switch (a) {
-    case config::action::publish: return "publish to";
-    case config::action::subscribe: return "subscribe to";
-    case config::action::receive: return "receive";
-    }
-    return "use";
-}
-
 // Slashes + 1: AWS IoT Core allows at most 7 slashes (8 levels) in a topic.
 std::size_t levels_of(std::string_view topic) {
     return static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1;
@@ -345,12 +336,10 @@ void hub::handle(local_client& c, ipc::hello&& m) {
     if (t.link_state.link != ipc::link_state::connected) send(c, t.link_state);
 }
 
-ipc::result hub::deny(const requester& r, const std::string& thing, config::action what, const std::string& topic) {
+ipc::result hub::deny(const requester& r, const std::string& thing, config::refused what, const std::string& topic) {
     ++counters_.denied;
     const auto now = std::chrono::steady_clock::now();
-    std::string why = std::string("not authorized to ") + verb(what) + " '" + topic + "' on Thing " + thing +
-                      ": none of the rules that apply (" + join(r.rights.rules) +
-                      ") grants it; an apps: rule in the configuration must (then reload thingmuxd)";
+    std::string why = config::denial(r.rights, what, topic, thing, r.peer.describe());
     if (now - r.log.last >= std::chrono::seconds(1)) {
         spdlog::warn("{}: {}{}", r.who(), why,
                      r.log.not_logged ? " (" + std::to_string(r.log.not_logged) + " more denials not logged)" : std::string{});
@@ -397,7 +386,10 @@ std::optional<ipc::result> hub::check_publish(thing_state& t, const requester& r
             return refuse(ipc::errc::invalid_topic, "response topic '" + *m.props.response_topic + "' " + problem);
     }
     if (!config::allowed(r.rights, config::action::publish, m.topic))
-        return deny(r, t.settings.name, config::action::publish, m.topic);
+        return deny(r, t.settings.name, config::refused::publish, m.topic);
+    // A responder publishes its answer there on the app's behalf: only where the app may listen.
+    if (m.props.response_topic && !config::allowed_response_topic(r.rights, *m.props.response_topic))
+        return deny(r, t.settings.name, config::refused::response_topic, *m.props.response_topic);
     const bool online = t.link_state.link == ipc::link_state::connected;
     if (m.qos == 0 && !online && config_->spool.qos0 == config::offline_qos0::drop) {
         ++t.offline_dropped;
@@ -442,8 +434,8 @@ void hub::handle(local_client& c, ipc::publish&& m) {
     ++counters_.publishes;
     const auto request = m.request_id;
     auto* t = thing_of(c);
-    const requester r{.who = [&c] { return describe(c); }, .rights = c.rights, .log = c.denials, .flow = c.id(),
-                      .pending = c.pending_publishes};
+    const requester r{.who = [&c] { return describe(c); }, .peer = c.peer(), .rights = c.rights, .log = c.denials,
+                      .flow = c.id(), .pending = c.pending_publishes};
     auto refusal = t == nullptr ? fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down") : check_publish(*t, r, m);
     if (refusal) return send(c, ipc::publish_result{.request_id = request, .outcome = std::move(*refusal)});
     if (auto spooled = maybe_spool(*t, m)) return send(c, ipc::publish_result{.request_id = request, .outcome = std::move(*spooled)});
@@ -464,8 +456,8 @@ void hub::publish(const std::string& thing, ipc::publish m, const peer_credentia
         return done(fail(ipc::errc::unknown_thing, "no Thing named '" + thing + "' here (configured: " + join(order_) + ")"));
     auto& t = *it->second;
     const auto rights = config::grants_for(*config_, caller.identity(), t.settings.name);
-    const requester r{.who = [&caller] { return "D-Bus caller (" + caller.describe() + ")"; }, .rights = rights, .log = bus_denials_,
-                      .flow = bus_flow, .pending = bus_pending_};
+    const requester r{.who = [&caller] { return "D-Bus caller (" + caller.describe() + ")"; }, .peer = caller, .rights = rights,
+                      .log = bus_denials_, .flow = bus_flow, .pending = bus_pending_};
     if (auto refusal = check_publish(t, r, m)) return done(std::move(*refusal));
     if (auto spooled = maybe_spool(t, m)) return done(std::move(*spooled));
     ++bus_pending_;
@@ -614,8 +606,9 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
             continue;
         }
         if (!config::allowed(c.rights, config::action::subscribe, f.filter)) {
-            answer(deny({.who = [&c] { return describe(c); }, .rights = c.rights, .log = c.denials, .flow = c.id(), .pending = 0}, c.thing,
-                        config::action::subscribe, f.filter));
+            answer(deny({.who = [&c] { return describe(c); }, .peer = c.peer(), .rights = c.rights, .log = c.denials,
+                         .flow = c.id(), .pending = 0},
+                        c.thing, config::refused::subscribe, f.filter));
             continue;
         }
         auto& table = t->table;

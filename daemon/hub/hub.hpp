@@ -161,6 +161,7 @@ private:
     // Who asks for something: an IPC client or a D-Bus caller.
     struct requester {
         std::function<std::string()> who;  // for log lines; only built when one is written
+        const peer_credentials& peer;
         const config::grants& rights;
         denial_log& log;
         client_id flow;           // its queue in the shaper
@@ -177,7 +178,7 @@ private:
     void drain_spool(thing_state& t);
     [[nodiscard]] static std::string describe(const local_client& c);
     // A request the app rules refused: counted, logged at most once per second per client.
-    [[nodiscard]] ipc::result deny(const requester& r, const std::string& thing, config::action what,
+    [[nodiscard]] ipc::result deny(const requester& r, const std::string& thing, config::refused what,
                                    const std::string& topic);
     void send(local_client& c, const ipc::daemon_message& m);
     void maybe_finish_shutdown();
