@@ -36,6 +36,9 @@ struct source_location {
 enum class protocol_version : std::uint8_t { mqtt5, mqtt311 };
 enum class qos2_policy : std::uint8_t { refuse, downgrade };
 enum class retain_policy : std::uint8_t { allow, refuse };
+// How many times the broker sends one message to a session whose subscriptions overlap on its
+// topic: once per matching subscription (mosquitto 2, EMQX), or once.
+enum class overlap_copies : std::uint8_t { per_subscription, one };
 enum class spool_overflow : std::uint8_t { reject, drop_oldest_qos0 };
 enum class offline_qos0 : std::uint8_t { drop, queue };
 enum class log_level : std::uint8_t { trace, debug, info, warn, error };
@@ -61,6 +64,7 @@ struct thing_limits {
     std::optional<std::size_t> subscriptions = 50;              // distinct upstream filters
     std::uint16_t inflight = 90;                                // own QoS 1 window (AWS allows 100)
     std::optional<std::size_t> filters_per_subscribe = 8;       // per SUBSCRIBE packet
+    overlap_copies overlap = overlap_copies::per_subscription;  // copies the broker sends for overlapping filters
 };
 
 struct thing {

@@ -140,28 +140,50 @@ std::size_t broker_connections(const broker_fixture& broker, const std::string& 
     return n;
 }
 
-std::vector<std::string> broker_filters(const broker_fixture& broker, const std::string& client_id,
-                                        const std::string& packet) {
+std::vector<std::string> broker_filter_changes(const broker_fixture& broker, const std::string& client_id) {
     std::ifstream in(broker.log_file());
     std::vector<std::string> out;
-    bool inside = false;
-    const std::string header = "Received " + packet + " from " + client_id;
+    std::string packet;  // of the filter lines that follow; empty outside a packet
     for (std::string line; std::getline(in, line);) {
         // A filter line is "TIMESTAMP: \tFILTER (QoS n)" (SUBSCRIBE) or "TIMESTAMP: \tFILTER".
         const auto tab = line.find('\t');
-        if (line.find(header) != std::string::npos) {
-            inside = true;
-        } else if (inside && tab != std::string::npos) {
+        if (line.find("Received SUBSCRIBE from " + client_id) != std::string::npos) {
+            packet = "SUBSCRIBE";
+        } else if (line.find("Received UNSUBSCRIBE from " + client_id) != std::string::npos) {
+            packet = "UNSUBSCRIBE";
+        } else if (!packet.empty() && tab != std::string::npos) {
             auto filter = line.substr(tab + 1);
             if (const auto qos = filter.rfind(" (QoS "); qos != std::string::npos) filter.resize(qos);
-            out.push_back(std::move(filter));
-        } else if (inside && line.find(": " + client_id + " ") != std::string::npos) {
+            out.push_back(packet + " " + filter);
+        } else if (!packet.empty() && line.find(": " + client_id + " ") != std::string::npos) {
             continue;  // mosquitto's "CLIENT QOS FILTER" echo between the filter lines
         } else {
-            inside = false;
+            packet.clear();
         }
     }
     return out;
+}
+
+std::vector<std::string> broker_filters(const broker_fixture& broker, const std::string& client_id,
+                                        const std::string& packet) {
+    std::vector<std::string> out;
+    const std::string prefix = packet + " ";
+    for (auto& change : broker_filter_changes(broker, client_id)) {
+        if (change.starts_with(prefix)) out.push_back(change.substr(prefix.size()));
+    }
+    return out;
+}
+
+std::size_t broker_sent(const broker_fixture& broker, const std::string& client_id, const std::string& topic) {
+    std::ifstream in(broker.log_file());
+    std::size_t n = 0;
+    // "Sending PUBLISH to CLIENT (d0, q1, r0, m3, 'TOPIC', ... (N bytes))"
+    const std::string to = "Sending PUBLISH to " + client_id + " (";
+    const std::string quoted = "'" + topic + "'";
+    for (std::string line; std::getline(in, line);) {
+        if (line.find(to) != std::string::npos && line.find(quoted) != std::string::npos) ++n;
+    }
+    return n;
 }
 
 void publish_from_cloud(const broker_fixture& broker, const std::string& topic, const std::vector<std::string>& payloads) {
