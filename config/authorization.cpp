@@ -124,4 +124,42 @@ bool allowed(const std::vector<const app_rule*>& rules, action what, std::string
     return allowed(grants_of(rules, vars), what, topic_or_filter);
 }
 
+bool allowed_response_topic(const grants& g, std::string_view topic) {
+    return allowed(g, action::subscribe, topic) && allowed(g, action::receive, topic);
+}
+
+std::string denial(const grants& g, refused what, std::string_view topic, std::string_view thing, std::string_view peer) {
+    const std::string quoted = "'" + std::string(topic) + "'";
+    const std::string on = " on Thing " + std::string(thing);
+    std::string text = "not authorized to ";
+    // The list of an apps: rule that would grant it, and how a filter there must relate to it.
+    const char* list = "publish:";
+    const char* relation = "matches";
+    switch (what) {
+    case refused::publish: text += "publish to " + quoted + on; break;
+    case refused::subscribe:
+        text += "subscribe to " + quoted + on;
+        list = "subscribe:";
+        relation = "covers";
+        break;
+    case refused::response_topic:
+        text += "use " + quoted + " as the response topic" + on +
+                " (a response topic must be a topic the app may subscribe to and receive)";
+        list = "subscribe:";
+        break;
+    }
+    const std::string grant = quoted + ", or a filter that " + relation + " it, ";
+    const std::string also_receive = what == refused::response_topic ? " (and to receive:, where that rule lists receive:)" : "";
+    if (g.rules.empty()) {
+        return text + ": no rule under apps: in the thingmuxd configuration applies to " + std::string(peer) + on +
+               "; add one whose match: names its unit, user, group or uid and whose " + list + " lists " + grant +
+               "then reload thingmuxd";
+    }
+    std::string rules;
+    for (const auto& r : g.rules) rules += (rules.empty() ? "" : ", ") + r;
+    const std::string which = g.rules.size() == 1 ? "rule '" + g.rules.front() + "'" : "one of these rules";
+    return text + ": none of the rules that apply (" + rules + ") grants it; add " + grant + "to " + list + also_receive +
+           " of " + which + " under apps: in the thingmuxd configuration, then reload thingmuxd";
+}
+
 }  // namespace thingmux::config

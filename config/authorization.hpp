@@ -67,4 +67,18 @@ struct grants {
 [[nodiscard]] bool allowed(const std::vector<const app_rule*>& rules, action what, std::string_view topic_or_filter,
                            const variables& vars);
 
+// A publish's MQTT 5 response topic is where a responder publishes its answer on the app's
+// behalf: it must be a topic the app may subscribe to and receive (never, say, another Thing's
+// command topic).
+[[nodiscard]] bool allowed_response_topic(const grants& g, std::string_view topic);
+
+// What the rules refused: a publish's topic, a subscribe's filter, or a publish's response topic.
+enum class refused : std::uint8_t { publish, subscribe, response_topic };
+
+// The message for a request the rules refused: what was refused on which Thing, why, and the
+// grant to add (to which rule, or the rule to write when none applies to `peer`, described as
+// peer_credentials::describe() does), then to reload. One line.
+[[nodiscard]] std::string denial(const grants& g, refused what, std::string_view topic, std::string_view thing,
+                                 std::string_view peer);
+
 }  // namespace thingmux::config

@@ -36,6 +36,9 @@ struct source_location {
 enum class protocol_version : std::uint8_t { mqtt5, mqtt311 };
 enum class qos2_policy : std::uint8_t { refuse, downgrade };
 enum class retain_policy : std::uint8_t { allow, refuse };
+// How many times the broker sends one message to a session whose subscriptions overlap on its
+// topic: once per matching subscription (mosquitto 2, EMQX), or once.
+enum class overlap_copies : std::uint8_t { per_subscription, one };
 enum class spool_overflow : std::uint8_t { reject, drop_oldest_qos0 };
 enum class offline_qos0 : std::uint8_t { drop, queue };
 enum class log_level : std::uint8_t { trace, debug, info, warn, error };
@@ -63,6 +66,7 @@ struct thing_limits {
     std::optional<std::size_t> filters_per_subscribe = 8;       // per SUBSCRIBE packet
     // The broker's packet limit where it does not announce one (MQTT 3.1.1); unset: CONNACK's.
     std::optional<std::size_t> max_packet;
+    overlap_copies overlap = overlap_copies::per_subscription;  // copies the broker sends for overlapping filters
 };
 
 struct thing {

@@ -389,10 +389,10 @@ constexpr std::array<std::string_view, 14> thing_keys{"name",       "endpoint", 
                                                       "protocol",   "ca",             "cert",    "key",
                                                       "alpn",       "keep_alive",     "session_expiry",
                                                       "backoff",    "connect_timeout", "limits"};
-constexpr std::array<std::string_view, 11> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
+constexpr std::array<std::string_view, 12> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "inflight",
-                                                      "filters_per_subscribe", "max_packet"};
+                                                      "filters_per_subscribe", "max_packet", "overlap_copies"};
 constexpr std::array<std::string_view, 2> backoff_keys{"base", "cap"};
 constexpr std::array<std::string_view, 6> app_keys{"name", "match", "things", "publish", "subscribe", "receive"};
 constexpr std::array<std::string_view, 5> match_keys{"unit", "user", "uid", "group", "gid"};
@@ -629,6 +629,11 @@ void parser::parse_limits(const YAML::Node& node, const std::string& path, thing
     }
     if (const auto* x = find(*f, "filters_per_subscribe")) {
         if (auto v = count(x->value, p("filters_per_subscribe"), 1, 65535, true)) l.filters_per_subscribe = as_size(*v);
+    }
+    if (const auto* x = find(*f, "overlap_copies")) {
+        static constexpr std::array<choice<overlap_copies>, 2> choices{
+            {{"per_subscription", overlap_copies::per_subscription}, {"one", overlap_copies::one}}};
+        if (auto v = enumeration(x->value, p("overlap_copies"), choices)) l.overlap = *v;
     }
 }
 

@@ -1,5 +1,6 @@
 #include "daemon/hub/hub.hpp"
 
+#include "daemon/hub/copy_counter.hpp"
 #include "daemon/mqtt/topic.hpp"
 
 #include <boost/asio/post.hpp>
@@ -18,7 +19,8 @@ struct hub::pending_request {
     std::size_t remaining = 0;
 };
 
-// One filter of a SUBSCRIBE request that waits for the upstream SUBACK.
+// One filter of a SUBSCRIBE request that waits until an upstream filter serving it is
+// acknowledged by the broker.
 struct hub::waiter {
     std::shared_ptr<pending_request> request;
     std::size_t index = 0;
@@ -29,14 +31,6 @@ struct hub::waiter {
 struct hub::queued_publish {
     mqtt::publish msg;
     std::function<void(ipc::result)> done;  // the outcome, to whoever asked
-};
-
-// One filter the hub holds upstream on behalf of its local holders.
-struct hub::upstream_filter {
-    std::uint64_t generation = 0;  // tells a stale SUBACK (filter dropped and re-added) from a current one
-    bool acked = false;
-    std::uint8_t granted = 0;
-    std::vector<waiter> waiters;
 };
 
 // One configured Thing: its uplink, the local subscriptions to it and its outgoing shaper.
@@ -52,8 +46,9 @@ struct hub::thing_state {
     config::thing settings;
     std::string fingerprint;
     std::shared_ptr<uplink::uplink> link;
-    subscription_table table;
-    std::map<std::string, upstream_filter, std::less<>> upstream;
+    subscription_table table;  // local subscriptions and the filters held upstream for them
+    std::map<std::string, std::vector<waiter>, std::less<>> waiting;  // by local filter
+    copy_counter copies;  // of inbound messages, when the broker sends one per matching filter
     ipc::state link_state{.link = ipc::link_state::connecting, .reason = {}, .fatal = false, .retry_in_ms = 0};
     publish_shaper<queued_publish> shaper;
     asio::steady_timer shaper_timer;
@@ -152,15 +147,6 @@ std::string join(const std::vector<std::string>& items) {
     std::string out;
     for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
     return out;
-}
-
-const char* verb(config::action a) {
-    switch (a) {
-    case config::action::publish: return "publish to";
-    case config::action::subscribe: return "subscribe to";
-    case config::action::receive: return "receive";
-    }
-    return "use";
 }
 
 // Slashes + 1: AWS IoT Core allows at most 7 slashes (8 levels) in a topic.
@@ -353,12 +339,10 @@ void hub::handle(local_client& c, ipc::hello&& m) {
     if (t.link_state.link != ipc::link_state::connected) send(c, t.link_state);
 }
 
-ipc::result hub::deny(const requester& r, const std::string& thing, config::action what, const std::string& topic) {
+ipc::result hub::deny(const requester& r, const std::string& thing, config::refused what, const std::string& topic) {
     ++counters_.denied;
     const auto now = std::chrono::steady_clock::now();
-    std::string why = std::string("not authorized to ") + verb(what) + " '" + topic + "' on Thing " + thing +
-                      ": none of the rules that apply (" + join(r.rights.rules) +
-                      ") grants it; an apps: rule in the configuration must (then reload thingmuxd)";
+    std::string why = config::denial(r.rights, what, topic, thing, r.peer.describe());
     if (now - r.log.last >= std::chrono::seconds(1)) {
         spdlog::warn("{}: {}{}", r.who(), why,
                      r.log.not_logged ? " (" + std::to_string(r.log.not_logged) + " more denials not logged)" : std::string{});
@@ -405,7 +389,10 @@ std::optional<ipc::result> hub::check_publish(thing_state& t, const requester& r
             return refuse(ipc::errc::invalid_topic, "response topic '" + *m.props.response_topic + "' " + problem);
     }
     if (!config::allowed(r.rights, config::action::publish, m.topic))
-        return deny(r, t.settings.name, config::action::publish, m.topic);
+        return deny(r, t.settings.name, config::refused::publish, m.topic);
+    // A responder publishes its answer there on the app's behalf: only where the app may listen.
+    if (m.props.response_topic && !config::allowed_response_topic(r.rights, *m.props.response_topic))
+        return deny(r, t.settings.name, config::refused::response_topic, *m.props.response_topic);
     const bool online = t.link_state.link == ipc::link_state::connected;
     if (m.qos == 0 && !online && config_->spool.qos0 == config::offline_qos0::drop) {
         ++t.offline_dropped;
@@ -450,8 +437,8 @@ void hub::handle(local_client& c, ipc::publish&& m) {
     ++counters_.publishes;
     const auto request = m.request_id;
     auto* t = thing_of(c);
-    const requester r{.who = [&c] { return describe(c); }, .rights = c.rights, .log = c.denials, .flow = c.id(),
-                      .pending = c.pending_publishes};
+    const requester r{.who = [&c] { return describe(c); }, .peer = c.peer(), .rights = c.rights, .log = c.denials,
+                      .flow = c.id(), .pending = c.pending_publishes};
     auto refusal = t == nullptr ? fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down") : check_publish(*t, r, m);
     if (refusal) return send(c, ipc::publish_result{.request_id = request, .outcome = std::move(*refusal)});
     if (auto spooled = maybe_spool(*t, m)) return send(c, ipc::publish_result{.request_id = request, .outcome = std::move(*spooled)});
@@ -472,8 +459,8 @@ void hub::publish(const std::string& thing, ipc::publish m, const peer_credentia
         return done(fail(ipc::errc::unknown_thing, "no Thing named '" + thing + "' here (configured: " + join(order_) + ")"));
     auto& t = *it->second;
     const auto rights = config::grants_for(*config_, caller.identity(), t.settings.name);
-    const requester r{.who = [&caller] { return "D-Bus caller (" + caller.describe() + ")"; }, .rights = rights, .log = bus_denials_,
-                      .flow = bus_flow, .pending = bus_pending_};
+    const requester r{.who = [&caller] { return "D-Bus caller (" + caller.describe() + ")"; }, .peer = caller, .rights = rights,
+                      .log = bus_denials_, .flow = bus_flow, .pending = bus_pending_};
     if (auto refusal = check_publish(t, r, m)) return done(std::move(*refusal));
     if (auto spooled = maybe_spool(t, m)) return done(std::move(*spooled));
     ++bus_pending_;
@@ -587,8 +574,7 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
     req->request_id = m.request_id;
     req->results.resize(m.subscriptions.size());
     req->remaining = m.subscriptions.size();
-    std::vector<mqtt::subscription> upstream;
-    std::vector<std::uint64_t> generations;
+    upstream_plan upstream;
 
     for (std::size_t i = 0; i < m.subscriptions.size(); ++i) {
         auto& f = m.subscriptions[i];
@@ -622,12 +608,14 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
             continue;
         }
         if (!config::allowed(c.rights, config::action::subscribe, f.filter)) {
-            answer(deny({.who = [&c] { return describe(c); }, .rights = c.rights, .log = c.denials, .flow = c.id(), .pending = 0}, c.thing,
-                        config::action::subscribe, f.filter));
+            answer(deny({.who = [&c] { return describe(c); }, .peer = c.peer(), .rights = c.rights, .log = c.denials,
+                         .flow = c.id(), .pending = 0},
+                        c.thing, config::refused::subscribe, f.filter));
             continue;
         }
         auto& table = t->table;
-        if (!table.holds(c.id(), f.filter) && table.client_count(c.id()) >= limits_.max_subscriptions) {
+        const bool held = table.holds(c.id(), f.filter);
+        if (!held && table.client_count(c.id()) >= limits_.max_subscriptions) {
             ++counters_.refused;
             answer(fail(ipc::errc::quota_exceeded,
                         "client holds " + std::to_string(table.client_count(c.id())) + " subscriptions, limit " +
@@ -635,66 +623,117 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
                         mqtt::reason::quota_exceeded));
             continue;
         }
-        const bool new_upstream = !t->upstream.contains(f.filter);
-        if (new_upstream && l.subscriptions && t->upstream.size() >= *l.subscriptions) {
+        if (!held && !table.fits(f.filter, l.subscriptions)) {
             ++counters_.refused;
             answer(fail(ipc::errc::quota_exceeded,
-                        "Thing " + c.thing + " already holds " + std::to_string(t->upstream.size()) +
-                            " distinct subscriptions upstream, the connection's limit (limits.subscriptions; AWS IoT "
-                            "Core allows 50): share a filter another app holds, or unsubscribe one",
+                        "Thing " + c.thing + " already holds " + std::to_string(table.upstream_count()) +
+                            " subscriptions upstream, the connection's limit (limits.subscriptions; AWS IoT "
+                            "Core allows 50): share a filter another app holds (or one it covers), or unsubscribe one",
                         mqtt::reason::quota_exceeded));
             continue;
         }
         // The session never holds QoS 2; a QoS 2 request is granted QoS 1, as a broker would.
         const auto qos = static_cast<std::uint8_t>(std::min<unsigned>(f.max_qos, 1));
-        if (table.add(c.id(), f.filter, qos)) {
-            auto& u = t->upstream[f.filter];
-            u = upstream_filter{.generation = next_generation_++};
-            u.waiters.push_back({req, i, qos});
-            upstream.push_back({.filter = f.filter, .max_qos = mqtt::qos::at_least_once});
-            generations.push_back(u.generation);
-            continue;
-        }
-        auto& u = t->upstream.at(f.filter);
-        if (u.acked) {
-            answer(ok(std::min(u.granted, qos)));
+        table.add(c.id(), f.filter, qos);
+        upstream.append(table.plan(l.subscriptions));
+        if (const auto granted = table.granted_qos(f.filter)) {
+            answer(ok(std::min(*granted, qos)));
         } else {
-            u.waiters.push_back({req, i, qos});
+            t->waiting[f.filter].push_back({req, i, qos});
         }
     }
     if (req->remaining == 0) send(c, ipc::subscribe_result{.request_id = req->request_id, .results = std::move(req->results)});
-    if (upstream.empty()) return;
-    std::vector<std::string> filters;
-    for (const auto& s : upstream) filters.push_back(s.filter);
-    t->link->subscribe(std::move(upstream), [this, name = c.thing, filters = std::move(filters),
-                                             generations = std::move(generations)](const std::vector<std::uint8_t>& codes) {
-        auto it = things_.find(name);
-        if (it == things_.end()) return;
-        for (std::size_t k = 0; k < filters.size(); ++k)
-            upstream_subscribed(*it->second, filters[k], generations[k],
-                                k < codes.size() ? codes[k] : mqtt::reason::unspecified_error);
-    });
+    if (t != nullptr) sync_upstream(*t, std::move(upstream));
+}
+
+std::size_t hub::sync_upstream(thing_state& t, upstream_plan first) {
+    std::size_t released = 0;
+    auto plan = std::move(first);
+    for (;;) {
+        plan.append(t.table.plan(t.settings.limits.subscriptions));
+        released += plan.unsubscribe.size();
+        send_plan(t, std::move(plan));
+        plan = {};
+        // Requests whose filters an acknowledged upstream filter now serves.
+        for (auto it = t.waiting.begin(); it != t.waiting.end();) {
+            const auto granted = t.table.granted_qos(it->first);
+            if (!granted) {
+                ++it;
+                continue;
+            }
+            auto waiters = std::move(it->second);
+            it = t.waiting.erase(it);
+            for (auto& w : waiters) answer(w, ok(std::min(*granted, w.requested_qos)));
+        }
+        // Filters nothing serves or will serve: the broker refused them, or the quota is full.
+        const auto lost = t.table.unserved();
+        if (lost.empty()) return released;
+        for (const auto& u : lost) {
+            const auto why =
+                u.refused
+                    ? fail(ipc::errc::broker_refused,
+                           std::string("broker refused the subscription: ") + mqtt::reason_string(*u.refused),
+                           *u.refused)
+                    : fail(ipc::errc::quota_exceeded,
+                           "Thing " + t.settings.name + " already holds " + std::to_string(t.table.upstream_count()) +
+                               " subscriptions upstream, the connection's limit (limits.subscriptions)",
+                           mqtt::reason::quota_exceeded);
+            std::vector<waiter> waiters;
+            if (auto w = t.waiting.find(u.filter); w != t.waiting.end()) {
+                waiters = std::move(w->second);
+                t.waiting.erase(w);
+            }
+            const auto holders = t.table.holders(u.filter);
+            for (const auto id : holders) t.table.remove(id, u.filter);
+            // Holders answered earlier (served by a wider filter until now) are not waiting.
+            const auto answered =
+                static_cast<std::size_t>(std::count_if(holders.begin(), holders.end(), [&](client_id id) {
+                    return std::none_of(waiters.begin(), waiters.end(),
+                                        [&](const waiter& w) { return w.request->client == id; });
+                }));
+            if (answered > 0)
+                spdlog::warn(
+                    "thing {}: '{}' is no longer held upstream ({}); {} app(s) holding it no longer receive it",
+                    t.settings.name, u.filter, why.message, answered);
+            for (auto& w : waiters) answer(w, why);
+        }
+    }
+}
+
+void hub::send_plan(thing_state& t, upstream_plan plan) {
+    if (!plan.subscribe.empty()) {
+        std::vector<mqtt::subscription> subs;
+        std::vector<std::string> filters;
+        std::vector<std::uint64_t> generations;
+        for (auto& s : plan.subscribe) {
+            subs.push_back({.filter = s.filter, .max_qos = mqtt::qos::at_least_once});
+            filters.push_back(std::move(s.filter));
+            generations.push_back(s.generation);
+        }
+        t.link->subscribe(std::move(subs),
+                          [this, name = t.settings.name, filters = std::move(filters),
+                           generations = std::move(generations)](const std::vector<std::uint8_t>& codes) {
+                              for (std::size_t k = 0; k < filters.size(); ++k) {
+                                  // Looked up again each time: an answer may remove the Thing (it never does today).
+                                  auto it = things_.find(name);
+                                  if (it == things_.end()) return;
+                                  upstream_subscribed(*it->second, filters[k], generations[k],
+                                                      k < codes.size() ? codes[k] : mqtt::reason::unspecified_error);
+                              }
+                          });
+    }
+    // After the SUBSCRIBEs: what these replace goes only once the broker acknowledged them, so
+    // anything here is already served by acknowledged filters.
+    if (!plan.unsubscribe.empty()) t.link->unsubscribe(std::move(plan.unsubscribe), {});
 }
 
 void hub::upstream_subscribed(thing_state& t, const std::string& filter, std::uint64_t generation, std::uint8_t code) {
-    auto it = t.upstream.find(filter);
-    if (it == t.upstream.end() || it->second.generation != generation) return;  // dropped meanwhile
-    auto waiters = std::move(it->second.waiters);
-    const bool granted = code < 0x80;
-    if (granted) {
-        it->second.acked = true;
-        it->second.granted = code;
-    } else {
-        // Every holder is still waiting (nothing was granted), so every holder is a waiter.
-        t.upstream.erase(it);
-        spdlog::warn("thing {}: broker refused subscription to '{}': {}", t.settings.name, filter, mqtt::reason_string(code));
-    }
-    for (auto& w : waiters) {
-        if (!granted) t.table.remove(w.request->client, filter);
-        answer(w, granted ? ok(std::min(code, w.requested_qos))
-                          : fail(ipc::errc::broker_refused,
-                                 std::string("broker refused the subscription: ") + mqtt::reason_string(code), code));
-    }
+    const auto outcome = t.table.subscribed(filter, generation, code);
+    if (outcome == subscription_table::suback::stale) return;  // unsubscribed meanwhile
+    if (outcome == subscription_table::suback::refused)
+        spdlog::warn("thing {}: broker refused subscription to '{}': {}", t.settings.name, filter,
+                     mqtt::reason_string(code));
+    sync_upstream(t);
 }
 
 void hub::answer(waiter& w, ipc::result r) {
@@ -706,32 +745,30 @@ void hub::answer(waiter& w, ipc::result r) {
     }
 }
 
-void hub::release_upstream(thing_state& t, std::vector<std::string> filters) {
-    if (filters.empty()) return;
-    for (const auto& f : filters) {
-        auto it = t.upstream.find(f);
-        if (it == t.upstream.end()) continue;
-        // Unsubscribed before its SUBACK came: the request still gets its answer.
-        for (auto& w : it->second.waiters) answer(w, ok(w.requested_qos));
-        t.upstream.erase(it);
-    }
-    t.link->unsubscribe(std::move(filters), {});
-}
-
 void hub::handle(local_client& c, ipc::unsubscribe&& m) {
     auto* t = thing_of(c);
     ipc::unsubscribe_result r{.request_id = m.request_id, .results = {}};
-    std::vector<std::string> orphans;
+    std::vector<waiter> unanswered;
     for (auto& f : m.filters) {
         if (t == nullptr || !t->table.holds(c.id(), f)) {
             r.results.push_back(ok(mqtt::reason::no_subscription_existed));
             continue;
         }
-        if (t->table.remove(c.id(), f)) orphans.push_back(f);
+        t->table.remove(c.id(), f);
+        if (auto w = t->waiting.find(f); w != t->waiting.end()) {
+            std::erase_if(w->second, [&](waiter& x) {
+                if (x.request->client != c.id()) return false;
+                unanswered.push_back(std::move(x));
+                return true;
+            });
+            if (w->second.empty()) t->waiting.erase(w);
+        }
         r.results.push_back(ok(mqtt::reason::success));
     }
     send(c, r);
-    if (t != nullptr) release_upstream(*t, std::move(orphans));
+    // Unsubscribed before an upstream filter served it: the request still gets its answer.
+    for (auto& w : unanswered) answer(w, ok(w.requested_qos));
+    if (t != nullptr) sync_upstream(*t);
 }
 
 void hub::handle(local_client& c, ipc::ping&& m) { send(c, ipc::pong{.token = m.token}); }
@@ -744,9 +781,12 @@ void hub::on_closed(local_client& c, const std::string& reason) {
         // Publishes still waiting for their turn: the app is gone and gets no result, so it has
         // no reason to believe they were sent (at-least-once stays with the app).
         dropped = t->shaper.remove_client(c.id()).size();
-        auto orphans = t->table.remove_client(c.id());
-        released = orphans.size();
-        release_upstream(*t, std::move(orphans));
+        t->table.remove_client(c.id());
+        for (auto it = t->waiting.begin(); it != t->waiting.end();) {
+            std::erase_if(it->second, [&](const waiter& w) { return w.request->client == c.id(); });
+            it = it->second.empty() ? t->waiting.erase(it) : std::next(it);
+        }
+        released = sync_upstream(*t);
     }
     spdlog::info("client {} ('{}', {}) disconnected: {}; {} upstream filter(s) released{}", c.id().value, c.app_name,
                  c.peer().describe(), reason, released,
@@ -760,6 +800,13 @@ void hub::on_closed(local_client& c, const std::string& reason) {
 }
 
 void hub::on_uplink_message(thing_state& t, const mqtt::publish& msg, std::optional<mqtt::inbound_ticket> ticket) {
+    // A broker that sends a copy per matching subscription sends one for each upstream filter
+    // that matches: the clients already have the first.
+    if (t.settings.limits.overlap == config::overlap_copies::per_subscription &&
+        t.copies.is_copy(msg, t.table.upstream_copies(msg.topic))) {
+        if (ticket) t.link->acknowledge(*ticket);
+        return;
+    }
     match_scratch_.clear();
     t.table.match(msg.topic, match_scratch_);
     frame_ptr frames[2];  // encoded once per delivered QoS, shared by every recipient
@@ -792,11 +839,11 @@ void hub::on_uplink_message(thing_state& t, const mqtt::publish& msg, std::optio
 }
 
 void hub::on_subscription_lost(thing_state& t, const std::string& filter, std::uint8_t reason_code) {
-    spdlog::warn("thing {}: broker refused re-subscribing '{}' after reconnecting: {}; its local holders no longer "
-                 "receive it",
-                 t.settings.name, filter, mqtt::reason_string(reason_code));
-    t.upstream.erase(filter);
-    for (auto& [id, c] : clients_) t.table.remove(id, filter);
+    spdlog::warn("thing {}: broker refused re-subscribing '{}' after reconnecting: {}", t.settings.name, filter,
+                 mqtt::reason_string(reason_code));
+    // What it served is served by others, or subscribed again on its own, or dropped (logged).
+    t.table.lost(filter, reason_code);
+    sync_upstream(t);
 }
 
 void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
@@ -818,6 +865,7 @@ void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
         spdlog::info("thing {}: disconnected ({})", c.thing_name, ev.reason);
         break;
     }
+    t.copies.reset();  // copies still due of a message from the last connection will not come
     t.link_state = ipc::state{.link = to_ipc(ev.state),
                               .reason = ev.reason,
                               .fatal = ev.fatal,
@@ -869,8 +917,7 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     s.connected_since_usec = t.connected_since_usec;
     s.counters = t.link->counters();
     s.reconnects = s.counters.connects > 0 ? s.counters.connects - 1 : 0;
-    s.upstream_filters.reserve(t.upstream.size());
-    for (const auto& [filter, u] : t.upstream) s.upstream_filters.push_back(filter);
+    s.upstream_filters = t.table.upstream_filters();
     s.in_flight = session.inflight_count();
     s.waiting = t.shaper.queued_total() + session.queued_count();
     std::size_t bytes = 0;

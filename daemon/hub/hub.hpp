@@ -6,12 +6,14 @@
 //   retain), then queued in the Thing's shaper, which releases publishes to the uplink within
 //   the connection's rate limits, fairly between apps. The result (the broker's PUBACK, or a
 //   local error) goes back to the client under its request id.
-// - Subscribe: authorized, then reference-counted per Thing. The first holder of a filter
-//   triggers one upstream SUBSCRIBE (within the Thing's subscription quota); later holders are
-//   answered from the upstream state. The last holder leaving triggers the UNSUBSCRIBE.
+// - Subscribe: authorized, then reference-counted per Thing. A filter no other local filter
+//   covers triggers one upstream SUBSCRIBE (within the Thing's subscription quota); later holders,
+//   and filters a held one covers, are answered from the upstream state. Upstream filters nobody
+//   needs any more are unsubscribed once what they served is served by others.
 // - Inbound messages: routed through the Thing's subscription table to the clients allowed to
-//   receive them, encoded once per QoS and shared by every recipient's queue; a QoS 1 message
-//   is acknowledged upstream once every recipient has it queued.
+//   receive them, once per client even when the broker sends a copy per overlapping upstream
+//   filter; encoded once per QoS and shared by every recipient's queue; a QoS 1 message is
+//   acknowledged upstream once every recipient has it queued.
 // - apply(): the first configuration, and every reload: app rules take effect for new requests
 //   at once, Things whose connection settings changed reconnect, clients stay connected.
 #pragma once
@@ -128,7 +130,6 @@ public:
 
 private:
     struct thing_state;
-    struct upstream_filter;
     struct waiter;
     struct pending_request;
     struct queued_publish;
@@ -150,9 +151,11 @@ private:
     void on_subscription_lost(thing_state& t, const std::string& filter, std::uint8_t reason_code);
     void upstream_subscribed(thing_state& t, const std::string& filter, std::uint64_t generation, std::uint8_t code);
     void answer(waiter& w, ipc::result r);
-    // The filters lost their last local holder: answer requests still waiting for their SUBACK,
-    // forget them, and unsubscribe upstream.
-    void release_upstream(thing_state& t, std::vector<std::string> filters);
+    // After local subscriptions or the broker's answers changed: sends what the Thing's table
+    // plans upstream (after `first`), answers the subscribe requests whose filters are now
+    // served, and drops the filters nothing can serve. Returns the filters unsubscribed upstream.
+    std::size_t sync_upstream(thing_state& t, upstream_plan first = {});
+    void send_plan(thing_state& t, upstream_plan plan);
     // Releases what the Thing's rate limits allow now to the uplink, and arms the timer for the rest.
     void pump(thing_state& t);
     // Whether the Thing's shaper may release publishes to its uplink now.
@@ -161,6 +164,7 @@ private:
     // Who asks for something: an IPC client or a D-Bus caller.
     struct requester {
         std::function<std::string()> who;  // for log lines; only built when one is written
+        const peer_credentials& peer;
         const config::grants& rights;
         denial_log& log;
         client_id flow;           // its queue in the shaper
@@ -177,7 +181,7 @@ private:
     void drain_spool(thing_state& t);
     [[nodiscard]] static std::string describe(const local_client& c);
     // A request the app rules refused: counted, logged at most once per second per client.
-    [[nodiscard]] ipc::result deny(const requester& r, const std::string& thing, config::action what,
+    [[nodiscard]] ipc::result deny(const requester& r, const std::string& thing, config::refused what,
                                    const std::string& topic);
     void send(local_client& c, const ipc::daemon_message& m);
     void maybe_finish_shutdown();
@@ -193,7 +197,6 @@ private:
     std::vector<std::function<void(const std::string&, const uplink::state_event&)>> on_thing_state_;
     std::map<client_id, std::shared_ptr<local_client>> clients_;
     std::uint64_t next_client_ = 1;
-    std::uint64_t next_generation_ = 1;
     hub_counters counters_;
     std::vector<delivery> match_scratch_;
     static constexpr client_id bus_flow{0};  // D-Bus publishes share one queue in each shaper

@@ -31,7 +31,100 @@ std::pair<std::string_view, std::size_t> next_level(std::string_view s, std::siz
 
 bool by_client(const delivery& a, const delivery& b) noexcept { return a.client < b.client; }
 
+bool is_wildcard(std::string_view level) noexcept {
+    return level == "+" || level == "#";
+}
+
+// '+' and '#' stand alone in their level in a valid filter, so one scan tells.
+bool has_wildcard(std::string_view filter) noexcept {
+    return filter.find_first_of("+#") != std::string_view::npos;
+}
+
+// Shared subscriptions are load-balanced by the broker between sessions: one never stands in for
+// another, and whether one delivers a copy to us is the broker's choice.
+bool is_shared(std::string_view filter) noexcept {
+    return filter.starts_with("$share/");
+}
+
+// A level that only a filter whose first level is written out can match ("$SYS", "$aws").
+bool dollar_level(std::string_view level) noexcept {
+    return !is_wildcard(level) && level.starts_with('$');
+}
+
+// The part of a filter before its first wildcard level ("a/b/" of "a/b/+/c"): every filter it
+// covers starts with it, so a sorted container narrows the search to that range.
+std::string_view literal_prefix(std::string_view filter) noexcept {
+    for (std::size_t pos = 0; pos != topic_done;) {
+        const auto [level, next] = next_level(filter, pos);
+        if (is_wildcard(level)) return filter.substr(0, pos);
+        pos = next;
+    }
+    return filter;
+}
+
+// Topic matching as AWS IoT Core does it: like the MQTT specification, except that '#' needs at
+// least one level ("a/#" does not match "a"). Matches no more than the specification's.
+bool matches_strictly(std::string_view filter, std::string_view topic) noexcept {
+    std::size_t f = 0;
+    std::size_t t = 0;
+    for (bool first = true;; first = false) {
+        const auto [level, next_f] = next_level(filter, f);
+        if (t == topic_done) return false;  // the filter has a level the topic lacks
+        const auto [topic_level, next_t] = next_level(topic, t);
+        if (first && is_wildcard(level) && topic_level.starts_with('$')) return false;
+        if (level == "#") return true;
+        if (level != "+" && level != topic_level) return false;
+        if (next_f == topic_done) return next_t == topic_done;
+        f = next_f;
+        t = next_t;
+    }
+}
+
 }  // namespace
+
+bool covers(std::string_view wider, std::string_view filter) noexcept {
+    if (wider == filter) return true;
+    if (is_shared(wider) || is_shared(filter)) return false;
+    std::size_t w = 0;
+    std::size_t f = 0;
+    for (bool first = true;; first = false) {
+        if (w == topic_done) return f == topic_done;
+        const auto [wl, next_w] = next_level(wider, w);
+        if (f == topic_done) return false;  // even a '#' here would need the parent level to match
+        const auto [fl, next_f] = next_level(filter, f);
+        if (first && is_wildcard(wl) && dollar_level(fl)) return false;
+        if (wl == "#") return true;
+        if (wl == "+" ? fl == "#" : fl != wl) return false;  // a literal covers only itself
+        w = next_w;
+        f = next_f;
+    }
+}
+
+bool overlap(std::string_view a, std::string_view b) noexcept {
+    if (is_shared(a) || is_shared(b)) return false;
+    std::size_t pa = 0;
+    std::size_t pb = 0;
+    for (bool first = true;; first = false) {
+        if (pa == topic_done || pb == topic_done) {
+            // The shorter one ends: only its parent-matching '#' partner can still share a topic.
+            const std::size_t rest = pa == topic_done ? pb : pa;
+            const std::string_view other = pa == topic_done ? b : a;
+            return rest == topic_done || next_level(other, rest).first == "#";
+        }
+        const auto [la, next_a] = next_level(a, pa);
+        const auto [lb, next_b] = next_level(b, pb);
+        if (first && ((is_wildcard(la) && dollar_level(lb)) || (is_wildcard(lb) && dollar_level(la)))) return false;
+        if (la == "#" || lb == "#") return true;
+        if (la != "+" && lb != "+" && la != lb) return false;
+        pa = next_a;
+        pb = next_b;
+    }
+}
+
+void upstream_plan::append(upstream_plan&& more) {
+    for (auto& s : more.subscribe) subscribe.push_back(std::move(s));
+    for (auto& f : more.unsubscribe) unsubscribe.push_back(std::move(f));
+}
 
 // One topic level. Wildcards live in their own slots so a topic level that happens to read "+"
 // or "#" can never reach them through the exact map.
@@ -130,7 +223,9 @@ bool subscription_table::add(client_id client, std::string_view filter, std::uin
     n->holders.insert(at, h);
     auto count = holders_.find(filter);
     if (count == holders_.end()) count = holders_.emplace(std::string(filter), 0).first;
-    return ++count->second == 1;
+    if (++count->second != 1) return false;
+    gained(filter);
+    return true;
 }
 
 bool subscription_table::remove(client_id client, std::string_view filter) {
@@ -138,9 +233,12 @@ bool subscription_table::remove(client_id client, std::string_view filter) {
     if (c == by_client_.end()) return false;
     const auto f = c->second.find(filter);
     if (f == c->second.end()) return false;
-    c->second.erase(f);
+    // The map's key owns the string `filter` may point into: keep it until the end.
+    const std::string held = std::move(c->second.extract(f).key());
     if (c->second.empty()) by_client_.erase(c);
-    return detach(client, filter);
+    if (!detach(client, held)) return false;
+    dropped(held);
+    return true;
 }
 
 std::vector<std::string> subscription_table::remove_client(client_id client) {
@@ -151,7 +249,22 @@ std::vector<std::string> subscription_table::remove_client(client_id client) {
     for (const auto& [filter, qos] : entry.mapped()) {
         if (detach(client, filter)) orphaned.push_back(filter);
     }
+    for (const auto& filter : orphaned) dropped(filter);
     return orphaned;
+}
+
+std::vector<client_id> subscription_table::holders(std::string_view filter) const {
+    std::vector<client_id> out;
+    const node* n = root_.get();
+    for (std::size_t pos = 0; pos != topic_done && n != nullptr;) {
+        const auto [level, next] = next_level(filter, pos);
+        n = n->child(level);
+        pos = next;
+    }
+    if (n != nullptr) {
+        for (const auto& h : n->holders) out.push_back(h.client);
+    }
+    return out;
 }
 
 bool subscription_table::detach(client_id client, std::string_view filter) {
@@ -236,13 +349,221 @@ std::size_t subscription_table::holder_count(std::string_view filter) const {
     return it == holders_.end() ? 0 : it->second;
 }
 
-std::size_t subscription_table::upstream_count() const noexcept { return holders_.size(); }
+std::size_t subscription_table::filter_count() const noexcept {
+    return holders_.size();
+}
 
-std::vector<std::string> subscription_table::upstream_filters() const {
+std::vector<std::string> subscription_table::filters() const {
     std::vector<std::string> out;
     out.reserve(holders_.size());
     for (const auto& [filter, count] : holders_) out.push_back(filter);
     return out;
+}
+
+std::size_t subscription_table::upstream_count() const noexcept {
+    return upstream_.size();
+}
+
+std::vector<std::string> subscription_table::upstream_filters() const {
+    std::vector<std::string> out;
+    out.reserve(upstream_.size());
+    for (const auto& [filter, entry] : upstream_) out.push_back(filter);
+    return out;
+}
+
+// --- upstream ---------------------------------------------------------------------------------
+
+void subscription_table::gained(std::string_view filter) {
+    // A wildcard-free filter always goes upstream itself: only its own SUBSCRIBE brings its
+    // retained message (AWS IoT Core sends retained messages to exact subscriptions only).
+    if (!has_wildcard(filter) || is_shared(filter)) {
+        wanted_.emplace(filter);
+        return;
+    }
+    if (covered_locally(filter)) return;
+    // The filters it covers are served by it from now on.
+    const auto prefix = literal_prefix(filter);
+    for (auto it = wanted_.lower_bound(prefix); it != wanted_.end() && it->starts_with(prefix);) {
+        if (has_wildcard(*it) && covers(filter, *it)) {
+            it = wanted_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    wanted_.emplace(filter);
+}
+
+void subscription_table::dropped(std::string_view filter) {
+    if (const auto r = refused_.find(filter); r != refused_.end()) refused_.erase(r);
+    const auto w = wanted_.find(filter);
+    // Not wanted: another held filter covers it, and so everything it covers.
+    if (w == wanted_.end()) return;
+    wanted_.erase(w);
+    if (!has_wildcard(filter) || is_shared(filter)) return;  // covers nothing but itself
+    for_each_covered(filter, [&](const std::string& f) {
+        if (has_wildcard(f) && !wanted_.contains(f) && !covered_locally(f)) wanted_.insert(f);
+    });
+}
+
+bool subscription_table::covered_locally(std::string_view filter) const {
+    if (!has_wildcard(filter) || is_shared(filter)) return false;
+    struct frame {
+        const node* n = nullptr;
+        std::size_t pos = 0;  // start of the next level of `filter`, or topic_done
+        bool same = true;     // the path so far spells `filter` itself
+    };
+    frame_stack<frame> stack;
+    stack.push({root_.get(), 0, true});
+    while (!stack.empty()) {
+        const auto [n, pos, same] = stack.pop();
+        if (pos == topic_done) {
+            if (!same && !n->holders.empty()) return true;  // a held filter that ends here
+            continue;
+        }
+        const auto [level, next] = next_level(filter, pos);
+        const bool hidden = n == root_.get() && dollar_level(level);  // from leading wildcards
+        // A held "prefix/#" covers whatever `filter` has from this level on (itself when `filter`
+        // is that very "prefix/#").
+        if (!hidden && n->hash && !n->hash->holders.empty() && !(same && level == "#")) return true;
+        if (level == "#") continue;  // only a '#' covers a '#'
+        if (!hidden && n->plus) stack.push({n->plus.get(), next, same && level == "+"});
+        if (level != "+") {
+            if (const auto it = n->children.find(level); it != n->children.end())
+                stack.push({it->second.get(), next, same});
+        }
+    }
+    return false;
+}
+
+template <typename F>
+void subscription_table::for_each_covered(std::string_view wider, F&& f) const {
+    const auto prefix = literal_prefix(wider);
+    for (auto it = holders_.lower_bound(prefix); it != holders_.end() && it->first.starts_with(prefix); ++it) {
+        if (covers(wider, it->first)) f(it->first);
+    }
+}
+
+bool subscription_table::served(std::string_view filter, std::string_view except, bool granted_only) const {
+    for (const auto& [u, e] : upstream_) {
+        if (u == except || (granted_only && !e.granted)) continue;
+        if (covers(u, filter)) return true;
+    }
+    return false;
+}
+
+upstream_plan subscription_table::plan(std::optional<std::size_t> quota) {
+    upstream_plan p;
+    // Wanted filters not upstream yet: first those nothing serves, then those a wider filter
+    // still serves (it lost its holders and waits for them to take over), while there is room.
+    std::vector<const std::string*> unserved_first;
+    std::vector<const std::string*> replacements;
+    for (const auto& w : wanted_) {
+        if (upstream_.contains(w) || refused_.contains(w)) continue;
+        (served(w, {}, false) ? replacements : unserved_first).push_back(&w);
+    }
+    for (const auto* list : {&unserved_first, &replacements}) {
+        for (const auto* w : *list) {
+            if (quota && upstream_.size() >= *quota) break;
+            const auto generation = next_generation_++;
+            upstream_.emplace(*w, upstream_entry{.generation = generation, .granted = false, .qos = 0});
+            p.subscribe.push_back({.filter = *w, .generation = generation});
+        }
+    }
+    // Upstream filters nobody wants any more go once every held filter they serve is served by
+    // another one the broker acknowledged: the broker applies a SUBACKed subscription first.
+    for (auto it = upstream_.begin(); it != upstream_.end();) {
+        if (wanted_.contains(it->first)) {
+            ++it;
+            continue;
+        }
+        bool needed = false;
+        for_each_covered(it->first, [&](const std::string& f) { needed = needed || !served(f, it->first, true); });
+        if (needed) {
+            ++it;
+            continue;
+        }
+        p.unsubscribe.push_back(it->first);
+        const bool was_granted = it->second.granted;
+        it = upstream_.erase(it);
+        if (was_granted) refresh_overlaps();
+    }
+    return p;
+}
+
+bool subscription_table::fits(std::string_view filter, std::optional<std::size_t> quota) const {
+    if (!quota || upstream_.size() < *quota || holders_.contains(filter)) return true;
+    // Answered by what serves it, or by what serves the held filter that covers it.
+    return served(filter, {}, false) || covered_locally(filter);
+}
+
+subscription_table::suback subscription_table::subscribed(std::string_view filter, std::uint64_t generation,
+                                                          std::uint8_t code) {
+    const auto it = upstream_.find(filter);
+    if (it == upstream_.end() || it->second.generation != generation) return suback::stale;
+    if (code < 0x80) {
+        it->second.granted = true;
+        it->second.qos = code;
+        refresh_overlaps();
+        return suback::granted;
+    }
+    upstream_.erase(it);
+    if (holders_.contains(filter)) refused_.insert_or_assign(std::string(filter), code);
+    return suback::refused;
+}
+
+void subscription_table::lost(std::string_view filter, std::uint8_t code) {
+    if (const auto it = upstream_.find(filter); it != upstream_.end()) {
+        const bool was_granted = it->second.granted;
+        upstream_.erase(it);
+        if (was_granted) refresh_overlaps();
+    }
+    if (holders_.contains(filter)) refused_.insert_or_assign(std::string(filter), code);
+}
+
+std::vector<unserved_filter> subscription_table::unserved() const {
+    std::vector<unserved_filter> out;
+    for (const auto& w : wanted_) {
+        if (upstream_.contains(w) || served(w, {}, false)) continue;
+        const auto r = refused_.find(w);
+        out.push_back(
+            {.filter = w, .refused = r == refused_.end() ? std::nullopt : std::optional<std::uint8_t>{r->second}});
+    }
+    return out;
+}
+
+std::optional<std::uint8_t> subscription_table::granted_qos(std::string_view filter) const {
+    std::optional<std::uint8_t> best;
+    for (const auto& [u, e] : upstream_) {
+        if (e.granted && covers(u, filter)) best = std::max(best.value_or(0), e.qos);
+    }
+    return best;
+}
+
+std::size_t subscription_table::upstream_copies(std::string_view topic) const {
+    std::size_t n = 0;
+    for (const auto& f : overlapping_) {
+        if (matches_strictly(f, topic)) ++n;
+    }
+    return n;
+}
+
+void subscription_table::refresh_overlaps() {
+    overlapping_.clear();
+    std::vector<const std::string*> granted;
+    for (const auto& [u, e] : upstream_) {
+        if (e.granted) granted.push_back(&u);
+    }
+    std::vector<bool> shares(granted.size(), false);
+    for (std::size_t i = 0; i < granted.size(); ++i) {
+        for (std::size_t j = i + 1; j < granted.size(); ++j) {
+            // Two distinct wildcard-free filters never share a topic: skip the common case cheaply.
+            if (!has_wildcard(*granted[i]) && !has_wildcard(*granted[j])) continue;
+            if (overlap(*granted[i], *granted[j])) shares[i] = shares[j] = true;
+        }
+    }
+    for (std::size_t i = 0; i < granted.size(); ++i) {
+        if (shares[i]) overlapping_.push_back(*granted[i]);
+    }
 }
 
 std::size_t subscription_table::client_count(client_id client) const {

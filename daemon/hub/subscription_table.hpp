@@ -1,14 +1,22 @@
-// Local subscriptions of all IPC clients of one Thing, and the reference counts that decide when
-// a filter must be subscribed or unsubscribed upstream.
+// Local subscriptions of all IPC clients of one Thing, and the filters the Thing holds upstream
+// on their behalf.
 //
-// N clients on one filter = one upstream subscription: add() reports when a filter gets its first
-// holder, remove()/remove_client() when it loses its last one. match() walks a topic trie, so
-// routing an inbound message costs O(topic levels), not O(subscriptions). Pure: no I/O.
+// N clients on one filter = one upstream subscription, and a filter covered by another local
+// filter needs none of its own: while "a/#" is held upstream, "a/+/c" is served by it. The
+// upstream set is therefore the local filters that no other local filter covers (wildcard-free
+// filters always go upstream themselves: only their own SUBSCRIBE makes the broker send their
+// retained message). plan() tells the caller what to SUBSCRIBE and UNSUBSCRIBE to reach that
+// set; a filter that is no longer needed upstream is unsubscribed only once every local filter
+// it serves is served by another filter the broker has acknowledged, so no message is missed in
+// between (and the subscription quota is never exceeded on the way: while a replacement does not
+// fit, the wider filter stays). match() walks a topic trie, so routing an inbound message costs
+// O(topic levels), not O(subscriptions). Pure: no I/O.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -27,6 +35,34 @@ struct delivery {
     friend bool operator==(const delivery&, const delivery&) = default;
 };
 
+// True when every topic `filter` matches is also matched by `wider`, both under the MQTT
+// specification's matching and under AWS IoT Core's (where "a/#" does not match "a"): a
+// conservative relation, safe to serve `filter` from an upstream subscription to `wider`.
+// Reflexive. Shared subscriptions ("$share/...") cover and are covered only by themselves.
+[[nodiscard]] bool covers(std::string_view wider, std::string_view filter) noexcept;
+
+// True when some topic may match both filters (under the MQTT specification's matching, which
+// matches at least as much as AWS IoT Core's): the broker may send a message twice.
+[[nodiscard]] bool overlap(std::string_view a, std::string_view b) noexcept;
+
+// What the caller must send upstream, in this order: every SUBSCRIBE, then every UNSUBSCRIBE.
+struct upstream_plan {
+    struct subscription {
+        std::string filter;
+        std::uint64_t generation = 0;  // pass back to subscribed() with the SUBACK's code
+    };
+    std::vector<subscription> subscribe;
+    std::vector<std::string> unsubscribe;
+    [[nodiscard]] bool empty() const noexcept { return subscribe.empty() && unsubscribe.empty(); }
+    void append(upstream_plan&& more);
+};
+
+// A local filter no upstream filter serves any more, and none will: its holders must be dropped.
+struct unserved_filter {
+    std::string filter;
+    std::optional<std::uint8_t> refused;  // the broker's SUBACK code; nullopt: no room in the quota
+};
+
 class subscription_table {
 public:
     subscription_table();
@@ -35,14 +71,42 @@ public:
     subscription_table& operator=(const subscription_table&) = delete;
 
     // Adds (or updates the QoS of) `client`'s subscription to `filter` (a valid MQTT topic
-    // filter). Returns true when the filter had no holder before: subscribe upstream.
+    // filter). Returns true when the filter had no holder before. What goes upstream: plan().
     bool add(client_id client, std::string_view filter, std::uint8_t max_qos);
-    // Removes one subscription. Returns true when that was the filter's last holder:
-    // unsubscribe upstream. Removing a subscription the client does not hold returns false.
+    // Removes one subscription. Returns true when that was the filter's last holder. Removing a
+    // subscription the client does not hold returns false.
     bool remove(client_id client, std::string_view filter);
     // Removes every subscription of a client (it disconnected). Returns the filters that lost
     // their last holder, in lexicographic order.
     std::vector<std::string> remove_client(client_id client);
+    // The clients holding `filter`, in client order.
+    [[nodiscard]] std::vector<client_id> holders(std::string_view filter) const;
+
+    // --- upstream ---
+    // What to send after local changes or SUBACKs so the upstream set serves every local filter
+    // with as few upstream filters as possible. The filters to subscribe count as upstream
+    // (pending) from now on; the filters to unsubscribe are gone. `quota`: most upstream filters
+    // at once (nullopt: no limit); filters that do not fit wait (see unserved()).
+    [[nodiscard]] upstream_plan plan(std::optional<std::size_t> quota);
+    // Whether a client may start holding `filter` under `quota`: true when an upstream filter
+    // or another local filter already serves it, or there is room for one more upstream filter.
+    [[nodiscard]] bool fits(std::string_view filter, std::optional<std::size_t> quota) const;
+    enum class suback { stale, granted, refused };
+    // The broker's SUBACK code for an upstream filter of plan(); `stale` when that filter was
+    // unsubscribed (or planned again) since. A refused filter is not planned again while held.
+    suback subscribed(std::string_view filter, std::uint64_t generation, std::uint8_t code);
+    // The broker refused an upstream filter when re-subscribing it after losing the session.
+    void lost(std::string_view filter, std::uint8_t code);
+    // Local filters that the upstream set does not serve after plan(): refused by the broker, or
+    // no room in the quota. Their holders must be dropped (then plan() again).
+    [[nodiscard]] std::vector<unserved_filter> unserved() const;
+    // The highest QoS the broker granted to an upstream filter that serves `filter`; nullopt
+    // while none is acknowledged.
+    [[nodiscard]] std::optional<std::uint8_t> granted_qos(std::string_view filter) const;
+    // How many copies of a message on `topic` a broker that sends one per matching subscription
+    // sends for certain: the acknowledged upstream filters that match it (counted as AWS IoT
+    // Core matches, "a/#" not matching "a", so a copy is never expected that may not come).
+    [[nodiscard]] std::size_t upstream_copies(std::string_view topic) const;
 
     // Appends one delivery per distinct client with at least one filter matching `topic` (a
     // client with overlapping filters gets the message once, at the highest matching QoS).
@@ -52,20 +116,50 @@ public:
 
     [[nodiscard]] bool holds(client_id client, std::string_view filter) const;
     [[nodiscard]] std::size_t holder_count(std::string_view filter) const;
-    [[nodiscard]] std::size_t upstream_count() const noexcept;  // distinct filters with a holder
+    [[nodiscard]] std::size_t filter_count() const noexcept;          // distinct filters with a holder
+    [[nodiscard]] std::vector<std::string> filters() const;           // sorted
+    [[nodiscard]] std::size_t upstream_count() const noexcept;        // upstream filters (pending or acknowledged)
     [[nodiscard]] std::vector<std::string> upstream_filters() const;  // sorted
     [[nodiscard]] std::size_t client_count(client_id client) const;   // filters held by a client
     [[nodiscard]] std::vector<std::string> client_filters(client_id client) const;  // sorted
 
 private:
     struct node;
+    struct upstream_entry {
+        std::uint64_t generation = 0;
+        bool granted = false;
+        std::uint8_t qos = 0;  // granted QoS
+    };
     // Drops `client` from the trie node of `filter` (pruning emptied nodes) and decrements the
     // filter's holder count; true when that was the last holder. by_client_ is the caller's job.
     bool detach(client_id client, std::string_view filter);
+    // Keeps wanted_ in step with a filter that got its first holder / lost its last one.
+    void gained(std::string_view filter);
+    void dropped(std::string_view filter);
+    // Whether another held filter covers `filter` (a trie walk).
+    [[nodiscard]] bool covered_locally(std::string_view filter) const;
+    // Whether an upstream filter other than `except` serves `filter`; only acknowledged ones when
+    // `granted_only`.
+    [[nodiscard]] bool served(std::string_view filter, std::string_view except, bool granted_only) const;
+    // Calls f(filter) for every held filter that `wider` covers (itself included when held).
+    template <typename F>
+    void for_each_covered(std::string_view wider, F&& f) const;
+    void refresh_overlaps();
 
     std::unique_ptr<node> root_;
     std::map<std::string, std::size_t, std::less<>> holders_;            // filter -> holder count
     std::map<client_id, std::map<std::string, std::uint8_t, std::less<>>> by_client_;
+    // What should be upstream: the held filters no other held filter covers, and every
+    // wildcard-free held filter.
+    std::set<std::string, std::less<>> wanted_;
+    std::map<std::string, upstream_entry, std::less<>> upstream_;
+    // Held filters the broker refused while a wider upstream filter served them: not subscribed
+    // again while held (SUBACK code kept for the answer when they end up unserved).
+    std::map<std::string, std::uint8_t, std::less<>> refused_;
+    // Acknowledged upstream filters that may share a topic with another acknowledged one: the
+    // only ones upstream_copies() has to look at (usually none).
+    std::vector<std::string> overlapping_;
+    std::uint64_t next_generation_ = 1;
 };
 
 }  // namespace thingmux::hub

@@ -1,5 +1,6 @@
 // thingmuxd end to end: the real daemon, the real AWS-like mosquitto, raw IPC clients over real
 // Unix sockets. Test names cite docs/ipc-protocol.md requirements where one applies.
+#include "daemon/hub/subscription_table.hpp"
 #include "daemon/mqtt/topic.hpp"
 #include "tests/support/daemon_fixture.hpp"
 
@@ -70,7 +71,7 @@ TEST_F(DaemonTest, SeedScenarioThreeAppsShareOneSessionWithoutReconnects) {
     EXPECT_EQ(daemon.stop(), 0);
 }
 
-TEST_F(DaemonTest, HundredClientsThousandSubscriptionsOneUpstreamSubscriptionPerDistinctFilter) {
+TEST_F(DaemonTest, HundredClientsThousandSubscriptionsUpstreamOnlyFiltersNoOtherCovers) {
     daemon_fixture daemon(broker);
     // A vocabulary with heavy overlap: 40 distinct filters, 10 per client, 100 clients.
     std::vector<std::string> vocabulary;
@@ -95,11 +96,29 @@ TEST_F(DaemonTest, HundredClientsThousandSubscriptionsOneUpstreamSubscriptionPer
         for (const auto& r : clients.back()->subscribe(mine)) ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
         distinct.insert(mine.begin(), mine.end());
     }
-    // What the broker received: each distinct filter exactly once.
-    ASSERT_TRUE(eventually([&] { return broker_filters(broker, "gateway-01", "SUBSCRIBE").size() >= distinct.size(); }));
-    const auto upstream = broker_filters(broker, "gateway-01", "SUBSCRIBE");
-    EXPECT_EQ(upstream.size(), distinct.size());
-    EXPECT_EQ(std::set<std::string>(upstream.begin(), upstream.end()), distinct);
+    // What the broker holds in the end: the wildcard-free filters (each brings its own retained
+    // message) and the wildcard filters no other held filter covers; never one twice.
+    std::set<std::string> expected;
+    for (const auto& f : distinct) {
+        const bool covered = std::any_of(distinct.begin(), distinct.end(),
+                                         [&](const std::string& g) { return g != f && hub::covers(g, f); });
+        if (!mqtt::has_wildcard(f) || !covered) expected.insert(f);
+    }
+    ASSERT_LT(expected.size(), distinct.size()) << "the vocabulary should have covered filters";
+    auto held_upstream = [&] {
+        std::set<std::string> held;
+        for (const auto& change : broker_filter_changes(broker, "gateway-01")) {
+            const auto space = change.find(' ');
+            const auto filter = change.substr(space + 1);
+            if (change.starts_with("SUBSCRIBE ")) {
+                EXPECT_TRUE(held.insert(filter).second) << filter << " subscribed twice";
+            } else {
+                held.erase(filter);
+            }
+        }
+        return held;
+    };
+    ASSERT_TRUE(eventually([&] { return held_upstream() == expected; }));
 
     // One message per concrete topic, looped back through the broker.
     const std::vector<std::string> topics{"cmd/gateway-01/kitchen/temp", "cmd/gateway-01/hall/door",
@@ -107,29 +126,145 @@ TEST_F(DaemonTest, HundredClientsThousandSubscriptionsOneUpstreamSubscriptionPer
                                           "cmd/gateway-01/extra/35", "cmd/gateway-01/kitchen/temp/raw"};
     ipc_client sender(daemon.socket_path());
     sender.hello("sender");
-    for (const auto& t : topics) ASSERT_EQ(sender.publish(t, t).code, ipc::errc::ok);
-    // The broker sends one copy per matching upstream subscription (MQTT allows it for
-    // overlapping filters, and AWS IoT Core has no subscription identifiers to tell them apart),
-    // so a client may see a message more than once; it must see every matching one and no other.
-    std::size_t duplicates = 0;
+    // Each topic once with payload "1", then again with "2": the copies of a message come right
+    // behind it, so once a client has every "2" it has had every copy of every "1".
+    for (const char* round : {"1", "2"}) {
+        for (const auto& t : topics) ASSERT_EQ(sender.publish(t, round).code, ipc::errc::ok);
+    }
+    // The broker sends a copy per matching upstream filter (the wildcard-free ones overlap the
+    // wildcards that cover them); each client must see every matching message exactly once.
+    std::size_t deliveries = 0;
     for (std::size_t i = 0; i < clients.size(); ++i) {
-        std::set<std::string> expected;
+        std::multiset<std::string> expected_topics;
         for (const auto& t : topics) {
-            for (const auto& f : filters[i])
-                if (mqtt::topic_matches(f, t)) expected.insert(t);
+            if (std::any_of(filters[i].begin(), filters[i].end(),
+                            [&](const std::string& f) { return mqtt::topic_matches(f, t); }))
+                expected_topics.insert(t);
         }
-        std::set<std::string> got;
+        auto round = [&](const char* payload) {
+            std::multiset<std::string> got;
+            for (const auto& m : clients[i]->messages)
+                if (m.payload == payload) got.insert(m.topic);
+            return got;
+        };
         const bool all = eventually([&] {
             clients[i]->drain();
-            got.clear();
-            for (const auto& m : clients[i]->messages) got.insert(m.topic);
-            return got == expected;
+            const auto second = round("2");
+            return std::set<std::string>(second.begin(), second.end()) ==
+                   std::set<std::string>(expected_topics.begin(), expected_topics.end());
         }, 10'000);
-        EXPECT_TRUE(all) << "client " << i << " got " << got.size() << " distinct topics, expected " << expected.size();
-        duplicates += clients[i]->messages.size() - got.size();
+        EXPECT_TRUE(all) << "client " << i << " did not get every matching message";
+        EXPECT_EQ(round("1"), expected_topics) << "client " << i << " got a message twice, or another's";
+        deliveries += round("1").size();
     }
-    std::cout << "[ measured ] 100 clients, " << distinct.size() << " upstream filters for 1000 subscriptions; "
-              << duplicates << " duplicate deliveries from overlapping upstream filters\n";
+    std::size_t copies = 0;
+    for (const auto& t : topics) copies += broker_sent(broker, "gateway-01", t);
+    std::cout << "[ measured ] 100 clients, " << expected.size() << " upstream filters for 1000 subscriptions of "
+              << distinct.size() << " distinct filters; the broker sent " << copies << " copies of "
+              << 2 * topics.size() << " messages; " << deliveries << " deliveries of the first round, none twice\n";
+}
+
+// How many of `ms` carry `payload`.
+std::size_t count_payload(const std::vector<ipc::message>& ms, const std::string& payload) {
+    return static_cast<std::size_t>(
+        std::count_if(ms.begin(), ms.end(), [&](const ipc::message& m) { return m.payload == payload; }));
+}
+
+// Waits until both clients have `last`; the copies of earlier messages come before it.
+bool both_have(ipc_client& a, ipc_client& b, const std::string& last) {
+    return eventually([&] {
+        a.drain();
+        b.drain();
+        return count_payload(a.messages, last) > 0 && count_payload(b.messages, last) > 0;
+    });
+}
+
+// IPC-31 against a hostile neighbour: app B holds ten distinct filters that all match app A's
+// command topic. The broker sends a message once per matching upstream subscription, so without
+// care A would get each command ten times.
+TEST_F(DaemonTest, IPC31_TenOverlappingFiltersOfAnotherAppDeliverEachCommandOncePerClient) {
+    daemon_fixture daemon(broker);
+    ipc_client a(daemon.socket_path()), b(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(a, "app2"));
+    b.hello("neighbour");
+    const std::string topic = "cmd/gateway-01/app2/reboot";
+    ASSERT_EQ(a.subscribe({"cmd/gateway-01/app2/#"}).at(0).code, ipc::errc::ok);
+    const std::vector<std::string> overlapping{
+        "cmd/#",                         // covers all the others, and A's filter
+        "cmd/gateway-01/app2/#",         // A's filter
+        "cmd/gateway-01/app2/+",         //   covered by A's filter
+        "cmd/gateway-01/app2/reboot/#",  //   covered by A's filter
+        "cmd/gateway-01/app2/+/#",       //   covered by A's filter
+        "cmd/+/+/reboot",                // overlaps A's filter without covering it or being covered
+        "cmd/gateway-01/+/reboot",       //   covered by cmd/+/+/reboot
+        "cmd/+/app2/reboot",             //   covered by cmd/+/+/reboot
+        "cmd/gateway-01/+/+",            // overlaps both
+        "cmd/gateway-01/app2/reboot",    // no wildcard: upstream itself, for its retained message
+    };
+    for (const auto& f : overlapping) ASSERT_TRUE(mqtt::topic_matches(f, topic)) << f;
+    for (const auto& r : b.subscribe(overlapping)) ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
+
+    // cmd/# goes upstream with the wildcard-free filter; A's filter goes once cmd/# is acknowledged.
+    ASSERT_TRUE(eventually([&] { return !broker_filters(broker, "gateway-01", "UNSUBSCRIBE").empty(); }));
+    std::vector<std::string> changes{"SUBSCRIBE cmd/gateway-01/app2/#", "SUBSCRIBE cmd/#",
+                                     "SUBSCRIBE cmd/gateway-01/app2/reboot", "UNSUBSCRIBE cmd/gateway-01/app2/#"};
+    EXPECT_EQ(broker_filter_changes(broker, "gateway-01"), changes);
+    publish_from_cloud(broker, topic, {"1", "2"});
+    ASSERT_TRUE(both_have(a, b, "2"));
+    EXPECT_EQ(count_payload(a.messages, "1"), 1U) << "A got the command more than once";
+    EXPECT_EQ(count_payload(b.messages, "1"), 1U) << "B got the command more than once";
+    EXPECT_GE(broker_sent(broker, "gateway-01", topic), 3U) << "the broker sends a copy per matching upstream filter";
+
+    // B drops the covering filter: what it covered goes upstream again (A's filter among them)
+    // BEFORE cmd/# is unsubscribed, so no command is missed in between.
+    ASSERT_EQ(b.unsubscribe({"cmd/#"}).at(0).code, ipc::errc::ok);
+    ASSERT_TRUE(eventually([&] { return broker_filters(broker, "gateway-01", "UNSUBSCRIBE").size() == 2; }));
+    for (const char* c : {"SUBSCRIBE cmd/+/+/reboot", "SUBSCRIBE cmd/gateway-01/+/+", "SUBSCRIBE cmd/gateway-01/app2/#",
+                          "UNSUBSCRIBE cmd/#"})
+        changes.emplace_back(c);
+    EXPECT_EQ(broker_filter_changes(broker, "gateway-01"), changes);
+    const auto sent_before = broker_sent(broker, "gateway-01", topic);
+    publish_from_cloud(broker, topic, {"3", "4"});
+    ASSERT_TRUE(both_have(a, b, "4"));
+    EXPECT_EQ(count_payload(a.messages, "3"), 1U) << "A got the command more than once";
+    EXPECT_EQ(count_payload(b.messages, "3"), 1U) << "B got the command more than once";
+    // Four upstream filters match the topic now, none covering another: four copies, one delivery.
+    EXPECT_TRUE(eventually([&] { return broker_sent(broker, "gateway-01", topic) - sent_before == 8; }));
+    std::cout << "[ measured ] copies the broker sent per command: 2, then 4; deliveries per app: 1\n";
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+}
+
+// Only a wildcard-free filter's own SUBSCRIBE makes the broker send its retained message (AWS
+// IoT Core sends none for wildcard filters), so it goes upstream even while a wildcard filter of
+// another app covers it; the two copies of each later message still reach each app once.
+TEST_F(DaemonTest, ARetainedMessageReachesAWildcardFreeFilterAWildcardFilterAlreadyCovers) {
+    daemon_fixture daemon(broker);
+    ipc_client wide(daemon.socket_path()), exact(daemon.socket_path()), publisher(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(wide, "wide"));
+    exact.hello("exact");
+    publisher.hello("publisher");
+    const std::string topic = "cmd/gateway-01/settings";
+    ASSERT_EQ(wide.subscribe({"cmd/gateway-01/#"}).at(0).code, ipc::errc::ok);
+    publisher.send(
+        ipc::publish{.request_id = 100, .topic = topic, .payload = "v1", .qos = 1, .retain = true, .props = {}});
+    const auto stored = publisher.result_of(100);
+    ASSERT_TRUE(stored && std::holds_alternative<ipc::publish_result>(*stored));
+    ASSERT_EQ(std::get<ipc::publish_result>(*stored).outcome.code, ipc::errc::ok);
+    ASSERT_TRUE(wide.wait_messages(1));
+
+    ASSERT_EQ(exact.subscribe({topic}).at(0).code, ipc::errc::ok);
+    ASSERT_TRUE(exact.wait_messages(1));
+    EXPECT_EQ(exact.messages.at(0).payload, "v1");
+    EXPECT_TRUE(exact.messages.at(0).retain) << "the broker's retained message, sent for the new subscription";
+    EXPECT_EQ(broker_filters(broker, "gateway-01"), (std::vector<std::string>{"cmd/gateway-01/#", topic}));
+
+    ASSERT_EQ(publisher.publish(topic, "v2").code, ipc::errc::ok);
+    ASSERT_EQ(publisher.publish(topic, "v3").code, ipc::errc::ok);
+    ASSERT_TRUE(both_have(wide, exact, "v3"));
+    EXPECT_EQ(count_payload(wide.messages, "v2"), 1U);
+    EXPECT_EQ(count_payload(exact.messages, "v2"), 1U);
+    EXPECT_GE(broker_sent(broker, "gateway-01", topic), 5U)
+        << "v1 live, v1 retained, then two copies of v2 (and of v3)";
 }
 
 TEST_F(DaemonTest, IPC_EverySubscribeIsAnsweredEvenWhenUnsubscribedBeforeItsSuback) {

@@ -290,6 +290,72 @@ TEST_F(PolicyTest, BadPublishesAreRefusedLocallyAndTheSessionStaysUpForEveryone)
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U) << "a limits change must not reconnect";
 }
 
+// IPC-40: a denial names the rule and the grant to add (or, when no rule applies any more, the
+// rule to write); IPC-26: a publish's response topic must be a topic the app may subscribe to
+// and receive, so an app with rights to its own topics cannot have a responder answer onto
+// another Thing's command topic.
+TEST_F(PolicyTest, DenialsNameTheGrantToAddAndResponseTopicsStayWithinTheAppsOwnTopics) {
+    observer_subscription cloud(broker, "dt/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    daemon_setup setup;
+    setup.apps = "  - name: requester\n    match: { uid: 0 }\n    publish: ['dt/${thing}/#']\n"
+                 "    subscribe: ['dt/${thing}/replies/#']\n";
+    daemon_fixture daemon(broker, setup);
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "requester"));
+
+    auto r = app.publish("cmd/gateway-01/reboot", "x");
+    EXPECT_EQ(r.code, ipc::errc::not_authorized);
+    EXPECT_EQ(r.message,
+              "not authorized to publish to 'cmd/gateway-01/reboot' on Thing gateway-01: none of the rules that apply "
+              "(requester) grants it; add 'cmd/gateway-01/reboot', or a filter that matches it, to publish: of rule "
+              "'requester' under apps: in the thingmuxd configuration, then reload thingmuxd");
+    r = app.subscribe({"cmd/#"}).at(0);
+    EXPECT_EQ(r.code, ipc::errc::not_authorized);
+    EXPECT_EQ(r.message,
+              "not authorized to subscribe to 'cmd/#' on Thing gateway-01: none of the rules that apply (requester) grants "
+              "it; add 'cmd/#', or a filter that covers it, to subscribe: of rule 'requester' under apps: in the thingmuxd "
+              "configuration, then reload thingmuxd");
+
+    auto request = [&](std::uint32_t id, const std::string& payload, const std::string& reply_to) {
+        return publish(app, {.request_id = id, .topic = "dt/gateway-01/request", .payload = payload, .qos = 1, .retain = false,
+                             .props = {.payload_format_indicator = {}, .message_expiry_interval = {}, .content_type = {},
+                                       .response_topic = reply_to, .correlation_data = {}, .user_properties = {}}});
+    };
+    r = request(100, "q1", "cmd/gateway-02/reboot");  // another Thing's command topic
+    EXPECT_EQ(r.code, ipc::errc::not_authorized);
+    EXPECT_EQ(r.mqtt_reason_code, 0x87);
+    EXPECT_EQ(r.message,
+              "not authorized to use 'cmd/gateway-02/reboot' as the response topic on Thing gateway-01 (a response topic "
+              "must be a topic the app may subscribe to and receive): none of the rules that apply (requester) grants it; "
+              "add 'cmd/gateway-02/reboot', or a filter that matches it, to subscribe: (and to receive:, where that rule "
+              "lists receive:) of rule 'requester' under apps: in the thingmuxd configuration, then reload thingmuxd");
+    r = request(101, "q2", "dt/gateway-01/status");  // the app may publish there, not listen there
+    EXPECT_EQ(r.code, ipc::errc::not_authorized) << r.message;
+    r = request(102, "q3", "dt/gateway-01/replies/42");
+    EXPECT_EQ(r.code, ipc::errc::ok) << r.message;
+    EXPECT_EQ(app.publish("dt/gateway-01/done", "end").code, ipc::errc::ok);
+    ASSERT_GE(cloud.wait_for(2, 10'000), 2U);
+    EXPECT_EQ(cloud.lines(), (std::vector<std::string>{"dt/gateway-01/request q3", "dt/gateway-01/done end"}))
+        << "a refused request reached the broker";
+
+    // After a reload no rule applies to the app any more: it stays connected, and a denial says
+    // that no rule matches it and how to write one.
+    setup.apps = "  - name: someone-else\n    match: { uid: 4242 }\n    publish: ['dt/#']\n";
+    daemon.configure(setup);
+    daemon.reload();
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, "configuration reloaded"); }, 10'000));
+    r = app.publish("dt/gateway-01/temp", "x");
+    EXPECT_EQ(r.code, ipc::errc::not_authorized);
+    const std::string head = "not authorized to publish to 'dt/gateway-01/temp' on Thing gateway-01: no rule under apps: in "
+                             "the thingmuxd configuration applies to pid " + std::to_string(::getpid()) + " uid 0 (root) gid 0";
+    const std::string tail = " on Thing gateway-01; add one whose match: names its unit, user, group or uid and whose "
+                             "publish: lists 'dt/gateway-01/temp', or a filter that matches it, then reload thingmuxd";
+    EXPECT_TRUE(r.message.starts_with(head)) << r.message;
+    EXPECT_TRUE(r.message.ends_with(tail)) << r.message;
+    EXPECT_FALSE(app.closed());
+}
+
 TEST_F(PolicyTest, OneUserCannotTakeEveryConnectionSlot) {
     daemon_setup setup;
     setup.ipc = "max_clients_per_uid: 2";

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -140,26 +141,36 @@ std::size_t broker_connections(const broker_fixture& broker, const std::string& 
     return n;
 }
 
-std::vector<std::string> broker_filters(const broker_fixture& broker, const std::string& client_id,
-                                        const std::string& packet) {
+std::vector<std::string> broker_filter_changes(const broker_fixture& broker, const std::string& client_id) {
     std::ifstream in(broker.log_file());
     std::vector<std::string> out;
-    bool inside = false;
-    const std::string header = "Received " + packet + " from " + client_id;
+    std::string packet;  // of the filter lines that follow; empty outside a packet
     for (std::string line; std::getline(in, line);) {
         // A filter line is "TIMESTAMP: \tFILTER (QoS n)" (SUBSCRIBE) or "TIMESTAMP: \tFILTER".
         const auto tab = line.find('\t');
-        if (line.find(header) != std::string::npos) {
-            inside = true;
-        } else if (inside && tab != std::string::npos) {
+        if (line.find("Received SUBSCRIBE from " + client_id) != std::string::npos) {
+            packet = "SUBSCRIBE";
+        } else if (line.find("Received UNSUBSCRIBE from " + client_id) != std::string::npos) {
+            packet = "UNSUBSCRIBE";
+        } else if (!packet.empty() && tab != std::string::npos) {
             auto filter = line.substr(tab + 1);
             if (const auto qos = filter.rfind(" (QoS "); qos != std::string::npos) filter.resize(qos);
-            out.push_back(std::move(filter));
-        } else if (inside && line.find(": " + client_id + " ") != std::string::npos) {
+            out.push_back(packet + " " + filter);
+        } else if (!packet.empty() && line.find(": " + client_id + " ") != std::string::npos) {
             continue;  // mosquitto's "CLIENT QOS FILTER" echo between the filter lines
         } else {
-            inside = false;
+            packet.clear();
         }
+    }
+    return out;
+}
+
+std::vector<std::string> broker_filters(const broker_fixture& broker, const std::string& client_id,
+                                        const std::string& packet) {
+    std::vector<std::string> out;
+    const std::string prefix = packet + " ";
+    for (auto& change : broker_filter_changes(broker, client_id)) {
+        if (change.starts_with(prefix)) out.push_back(change.substr(prefix.size()));
     }
     return out;
 }
@@ -179,6 +190,11 @@ std::vector<std::string> broker_publishes(const broker_fixture& broker, const st
             out.push_back(line.substr(open + 1, close - open - 1));
     }
     return out;
+}
+
+std::size_t broker_sent(const broker_fixture& broker, const std::string& client_id, const std::string& topic) {
+    const auto sent = broker_publishes(broker, "Sending", client_id);
+    return static_cast<std::size_t>(std::count(sent.begin(), sent.end(), topic));
 }
 
 void publish_from_cloud(const broker_fixture& broker, const std::string& topic, const std::vector<std::string>& payloads) {

@@ -78,6 +78,14 @@ private:
 // order: what really went upstream.
 [[nodiscard]] std::vector<std::string> broker_filters(const broker_fixture& broker, const std::string& client_id,
                                                       const std::string& packet = "SUBSCRIBE");
+// The same for both packet types, in the order the broker received them: "SUBSCRIBE a/#",
+// "UNSUBSCRIBE a/b/+", ...
+[[nodiscard]] std::vector<std::string> broker_filter_changes(const broker_fixture& broker,
+                                                             const std::string& client_id);
+// PUBLISH packets on `topic` the broker's log shows it sent to `client_id` (one per matching
+// subscription of that session on mosquitto).
+[[nodiscard]] std::size_t broker_sent(const broker_fixture& broker, const std::string& client_id,
+                                      const std::string& topic);
 
 // Topics of the PUBLISH packets the broker's log shows, in order: `direction` "Received" (from
 // `client_id`) or "Sending" (to `client_id`). Counts what really crossed the broker, independently

@@ -137,6 +137,57 @@ TEST(ConfigAuthorization, AllowedPublishSubscribeReceive) {
     EXPECT_TRUE(allowed(rules, action::publish, "dt/gw2/temp", variables::of(p, "gw2")));
 }
 
+TEST(ConfigAuthorization, AResponseTopicMustBeOneTheAppMaySubscribeToAndReceive) {
+    const auto c = load("  - name: req\n    match: {user: sensor}\n    publish: ['dt/${thing}/#']\n"
+                        "    subscribe: ['dt/${thing}/replies/#']\n    receive: ['dt/${thing}/replies/mine/#']\n");
+    const auto g = grants_for(c, sensor_peer(), "gw");
+    EXPECT_TRUE(allowed_response_topic(g, "dt/gw/replies/mine/1"));
+    EXPECT_FALSE(allowed_response_topic(g, "dt/gw/replies/other")) << "subscribe allows it, receive does not";
+    EXPECT_FALSE(allowed_response_topic(g, "dt/gw/x")) << "publish allows it, subscribe does not";
+    EXPECT_FALSE(allowed_response_topic(g, "cmd/gw2/reboot")) << "another Thing's command topic";
+    EXPECT_FALSE(allowed_response_topic(g, "dt/gw/replies/mine/+")) << "not a topic name";
+}
+
+TEST(ConfigAuthorization, DenialsNameTheGrantToAddAndWhere) {
+    const auto one = grants_for(load("  - name: sensors\n    match: {user: sensor}\n    publish: ['dt/gw/sensor/#']\n"), sensor_peer(), "gw");
+    const std::string peer = "pid 4242 uid 1001 (sensor) gid 1001 unit sensor-3.service";
+    EXPECT_EQ(denial(one, refused::publish, "dt/gw/daemon/temp", "gw", peer),
+              "not authorized to publish to 'dt/gw/daemon/temp' on Thing gw: none of the rules that apply (sensors) grants it; "
+              "add 'dt/gw/daemon/temp', or a filter that matches it, to publish: of rule 'sensors' under apps: in the "
+              "thingmuxd configuration, then reload thingmuxd");
+    EXPECT_EQ(denial(one, refused::subscribe, "cmd/#", "gw", peer),
+              "not authorized to subscribe to 'cmd/#' on Thing gw: none of the rules that apply (sensors) grants it; "
+              "add 'cmd/#', or a filter that covers it, to subscribe: of rule 'sensors' under apps: in the thingmuxd "
+              "configuration, then reload thingmuxd");
+    EXPECT_EQ(denial(one, refused::response_topic, "cmd/gw2/reboot", "gw", peer),
+              "not authorized to use 'cmd/gw2/reboot' as the response topic on Thing gw (a response topic must be a topic "
+              "the app may subscribe to and receive): none of the rules that apply (sensors) grants it; add "
+              "'cmd/gw2/reboot', or a filter that matches it, to subscribe: (and to receive:, where that rule lists "
+              "receive:) of rule 'sensors' under apps: in the thingmuxd configuration, then reload thingmuxd");
+
+    const auto two = grants_for(load("  - name: sensors\n    match: {user: sensor}\n    publish: ['dt/gw/sensor/#']\n"
+                                     "  - name: iot\n    match: {group: iot}\n    subscribe: ['cmd/gw/#']\n"),
+                                sensor_peer(), "gw");
+    EXPECT_EQ(denial(two, refused::publish, "x", "gw", peer),
+              "not authorized to publish to 'x' on Thing gw: none of the rules that apply (sensors, iot) grants it; add "
+              "'x', or a filter that matches it, to publish: of one of these rules under apps: in the thingmuxd "
+              "configuration, then reload thingmuxd");
+
+    // No rule applies (any more: after a reload, the client stays connected): say so, and how to write one.
+    const auto none = grants_for(load("  - name: others\n    match: {uid: 7}\n    publish: ['#']\n"), sensor_peer(), "gw");
+    ASSERT_TRUE(none.rules.empty());
+    EXPECT_EQ(denial(none, refused::publish, "dt/gw/temp", "gw", peer),
+              "not authorized to publish to 'dt/gw/temp' on Thing gw: no rule under apps: in the thingmuxd configuration "
+              "applies to pid 4242 uid 1001 (sensor) gid 1001 unit sensor-3.service on Thing gw; add one whose match: names "
+              "its unit, user, group or uid and whose publish: lists 'dt/gw/temp', or a filter that matches it, then "
+              "reload thingmuxd");
+    EXPECT_EQ(denial(none, refused::subscribe, "cmd/gw/#", "gw", peer),
+              "not authorized to subscribe to 'cmd/gw/#' on Thing gw: no rule under apps: in the thingmuxd configuration "
+              "applies to pid 4242 uid 1001 (sensor) gid 1001 unit sensor-3.service on Thing gw; add one whose match: names "
+              "its unit, user, group or uid and whose subscribe: lists 'cmd/gw/#', or a filter that covers it, then "
+              "reload thingmuxd");
+}
+
 TEST(ConfigAuthorization, DefaultDeny) {
     const auto c = load("");
     const auto p = sensor_peer();

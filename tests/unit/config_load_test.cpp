@@ -117,6 +117,7 @@ TEST(ConfigLoad, Defaults) {
     EXPECT_EQ(t.limits.subscriptions, 50U);
     EXPECT_EQ(t.limits.inflight, 90);
     EXPECT_EQ(t.limits.filters_per_subscribe, 8U);
+    EXPECT_EQ(t.limits.overlap, overlap_copies::per_subscription);
     EXPECT_TRUE(c.apps.empty());
     EXPECT_EQ(c.ipc.socket, "/run/thingmux/thingmux.sock");
     EXPECT_EQ(c.ipc.mode, 0660U);
@@ -145,6 +146,7 @@ TEST(ConfigLoad, ValuesAndUnlimited) {
                                    "      bytes_per_second: 8 MiB\n"
                                    "      qos2: downgrade\n"
                                    "      inflight: 500\n"
+                                   "      overlap_copies: one\n"
                                    "  - name: other\n"
                                    "    endpoint: 10.0.0.1\n"
                                    "    port: 443\n"
@@ -167,6 +169,7 @@ TEST(ConfigLoad, ValuesAndUnlimited) {
     EXPECT_EQ(t.limits.bytes_per_second, 8U * 1024 * 1024);
     EXPECT_EQ(t.limits.qos2, qos2_policy::downgrade);
     EXPECT_EQ(t.limits.inflight, 500);  // not an AWS endpoint: no warning
+    EXPECT_EQ(t.limits.overlap, overlap_copies::one);
     const auto& o = r.config->things.at(1);
     EXPECT_TRUE(o.alpn.empty());
     EXPECT_EQ(o.session_expiry, std::nullopt);
@@ -224,6 +227,8 @@ TEST(ConfigLoad, BadEnum) {
     expect_error(parse(minimal + "    protocol: mqtt3.1.1\n", "t.yaml"), "things[0].protocol", 7, 15,
                  "'mqtt3.1.1' is not one of mqtt5, mqtt311");
     expect_error(parse(minimal + "log:\n  level: warning\n", "t.yaml"), "log.level", 8, 10, "not one of", "did you mean 'warn'?");
+    expect_error(parse(minimal + "    limits: {overlap_copies: once}\n", "t.yaml"), "things[0].limits.overlap_copies",
+                 7, 30, "'once' is not one of per_subscription, one");
 }
 
 TEST(ConfigLoad, DuplicateNames) {

@@ -15,8 +15,11 @@
 namespace {
 
 using thingmux::hub::client_id;
+using thingmux::hub::covers;
 using thingmux::hub::delivery;
+using thingmux::hub::overlap;
 using thingmux::hub::subscription_table;
+using thingmux::hub::upstream_plan;
 
 constexpr client_id c1{1};
 constexpr client_id c2{2};
@@ -105,21 +108,21 @@ TEST(ReferenceMatcher, AgreesWithSpecExamples) {
 
 // --- reference counting ---------------------------------------------------------------------
 
-TEST(SubscriptionTable, FirstHolderSubscribesUpstreamLastUnsubscribes) {
+TEST(SubscriptionTable, AddAndRemoveReportTheFirstAndLastHolder) {
     subscription_table t;
     EXPECT_TRUE(t.add(c1, "cmd/#", 1));
     EXPECT_FALSE(t.add(c2, "cmd/#", 0));
     EXPECT_FALSE(t.add(c3, "cmd/#", 1));
     EXPECT_EQ(t.holder_count("cmd/#"), 3u);
-    EXPECT_EQ(t.upstream_count(), 1u);
+    EXPECT_EQ(t.filter_count(), 1u);
 
     EXPECT_FALSE(t.remove(c2, "cmd/#"));
     EXPECT_FALSE(t.remove(c1, "cmd/#"));
     EXPECT_EQ(t.holder_count("cmd/#"), 1u);
     EXPECT_TRUE(t.remove(c3, "cmd/#"));
     EXPECT_EQ(t.holder_count("cmd/#"), 0u);
-    EXPECT_EQ(t.upstream_count(), 0u);
-    EXPECT_TRUE(t.upstream_filters().empty());
+    EXPECT_EQ(t.filter_count(), 0u);
+    EXPECT_TRUE(t.filters().empty());
     EXPECT_TRUE(match(t, "cmd/x").empty());
 }
 
@@ -162,12 +165,12 @@ TEST(SubscriptionTable, RemoveClientReturnsExactlyTheOrphanedFiltersSorted) {
     EXPECT_EQ(t.remove_client(c1), (std::vector<std::string>{"+", "a/only-c1/#", "z/only-c1"}));
     EXPECT_EQ(t.client_count(c1), 0u);
     EXPECT_TRUE(t.client_filters(c1).empty());
-    EXPECT_EQ(t.upstream_filters(), (std::vector<std::string>{"c2/#", "shared"}));
+    EXPECT_EQ(t.filters(), (std::vector<std::string>{"c2/#", "shared"}));
     EXPECT_EQ(t.holder_count("shared"), 1u);
     EXPECT_EQ(match(t, "shared"), (std::vector<delivery>{{c2, 0}}));
     EXPECT_TRUE(t.remove_client(c1).empty());  // unknown now
     EXPECT_EQ(t.remove_client(c2), (std::vector<std::string>{"c2/#", "shared"}));
-    EXPECT_EQ(t.upstream_count(), 0u);
+    EXPECT_EQ(t.filter_count(), 0u);
 }
 
 TEST(SubscriptionTable, QueriesReflectHoldings) {
@@ -180,8 +183,8 @@ TEST(SubscriptionTable, QueriesReflectHoldings) {
     EXPECT_FALSE(t.holds(c3, "b"));
     EXPECT_EQ(t.client_filters(c1), (std::vector<std::string>{"a/#", "b"}));
     EXPECT_EQ(t.client_count(c2), 1u);
-    EXPECT_EQ(t.upstream_filters(), (std::vector<std::string>{"a/#", "b"}));
-    EXPECT_EQ(t.upstream_count(), 2u);
+    EXPECT_EQ(t.filters(), (std::vector<std::string>{"a/#", "b"}));
+    EXPECT_EQ(t.filter_count(), 2u);
 }
 
 // --- matching: the examples of MQTT 5 §4.7 ---------------------------------------------------
@@ -407,8 +410,8 @@ private:
 
 void expect_consistent(const subscription_table& t, const model& m) {
     const auto distinct = distinct_filters(m);
-    ASSERT_EQ(t.upstream_count(), distinct.size());
-    ASSERT_EQ(t.upstream_filters(), std::vector<std::string>(distinct.begin(), distinct.end()));
+    ASSERT_EQ(t.filter_count(), distinct.size());
+    ASSERT_EQ(t.filters(), std::vector<std::string>(distinct.begin(), distinct.end()));
     for (const auto& [client, filters] : m) {
         ASSERT_EQ(t.client_count(client), filters.size());
     }
@@ -498,7 +501,7 @@ TEST_P(SubscriptionTableProperty, MatchesReferenceThroughAddsAndRemovals) {
 
     // Everything gone: the table is empty again.
     for (std::uint64_t c = 0; c < 100; ++c) t.remove_client(client_id{c});
-    EXPECT_EQ(t.upstream_count(), 0u);
+    EXPECT_EQ(t.filter_count(), 0u);
     expect_matches_reference(t, {}, w, 200);
 }
 
@@ -522,8 +525,8 @@ TEST(SubscriptionTableScale, HundredClientsThousandSubscriptions) {
         }
     }
     EXPECT_EQ(firsts, distinct.size());
-    EXPECT_EQ(t.upstream_count(), distinct.size());
-    EXPECT_EQ(t.upstream_count(), 500u + 20u);
+    EXPECT_EQ(t.filter_count(), distinct.size());
+    EXPECT_EQ(t.filter_count(), 500u + 20u);
     for (std::uint64_t c = 0; c < 100; ++c) EXPECT_EQ(t.client_count(client_id{c}), 10u);
 
     std::vector<delivery> out;
@@ -546,10 +549,383 @@ TEST(SubscriptionTableScale, HundredClientsThousandSubscriptions) {
     std::size_t orphaned = 0;
     for (std::uint64_t c = 0; c < 50; ++c) orphaned += t.remove_client(client_id{c}).size();
     EXPECT_EQ(orphaned, 250u);  // the private filters; every shared one still has holders
-    EXPECT_EQ(t.upstream_count(), 250u + 20u);
+    EXPECT_EQ(t.filter_count(), 250u + 20u);
     for (std::uint64_t c = 50; c < 100; ++c) t.remove_client(client_id{c});
-    EXPECT_EQ(t.upstream_count(), 0u);
-    EXPECT_TRUE(t.upstream_filters().empty());
+    EXPECT_EQ(t.filter_count(), 0u);
+    EXPECT_TRUE(t.filters().empty());
 }
+
+// --- covering and overlap ----------------------------------------------------------------------
+
+// AWS IoT Core's matching: like the specification's, but '#' needs at least one level.
+bool strict_reference_match(std::string_view filter, std::string_view topic) {
+    const auto f = split(filter);
+    return reference_match(filter, topic) && !(f.back() == "#" && split(topic).size() < f.size());
+}
+
+TEST(Covers, WiderFiltersServeNarrowerOnesUnderBothMatchingRules) {
+    EXPECT_TRUE(covers("a/#", "a/#"));  // reflexive
+    EXPECT_TRUE(covers("a/#", "a/b"));
+    EXPECT_TRUE(covers("a/#", "a/+/c"));
+    EXPECT_TRUE(covers("a/#", "a/b/#"));
+    EXPECT_TRUE(covers("a/+", "a/b"));
+    EXPECT_TRUE(covers("a/+/#", "a/b/c/#"));
+    EXPECT_TRUE(covers("#", "+/x"));
+    EXPECT_TRUE(covers("+/+", "a/+"));
+    // "a/#" matches "a" under the specification only: AWS IoT Core would not deliver it.
+    EXPECT_FALSE(covers("a/#", "a"));
+    EXPECT_FALSE(covers("a/b/#", "a/+/#"));
+    EXPECT_FALSE(covers("a/+", "a/#"));
+    EXPECT_FALSE(covers("a/+", "a/b/c"));
+    EXPECT_FALSE(covers("a/b", "a/+"));
+    EXPECT_FALSE(covers("a/+/c", "a/b/#"));
+    EXPECT_FALSE(covers("a/b/#", "a/+/c"));
+    EXPECT_FALSE(covers("+/#", "#"));  // same topics under the spec, not under AWS IoT Core
+    EXPECT_FALSE(covers("#", "$aws/things/t/shadow/get"));
+    EXPECT_FALSE(covers("+/#", "$SYS/#"));
+    EXPECT_TRUE(covers("$aws/things/+/shadow/#", "$aws/things/t/shadow/get"));
+    EXPECT_FALSE(covers("$share/g/#", "a/b"));
+    EXPECT_FALSE(covers("#", "$share/g/a"));
+    EXPECT_TRUE(covers("$share/g/#", "$share/g/#"));
+}
+
+TEST(Overlap, FiltersThatMayShareATopic) {
+    EXPECT_TRUE(overlap("a/+/c", "a/b/#"));
+    EXPECT_TRUE(overlap("a/b", "a/+"));
+    EXPECT_TRUE(overlap("a/#", "a"));  // the specification's parent rule
+    EXPECT_TRUE(overlap("+/b", "a/+"));
+    EXPECT_TRUE(overlap("#", "x"));
+    EXPECT_FALSE(overlap("a/b", "a/c"));
+    EXPECT_FALSE(overlap("a/+", "a/b/c"));
+    EXPECT_FALSE(overlap("a/+/c", "a/b/d"));
+    EXPECT_FALSE(overlap("#", "$SYS/x"));
+    EXPECT_FALSE(overlap("$SYS/+", "+/x"));
+    EXPECT_FALSE(overlap("$share/g/a", "a"));
+}
+
+// covers() against both reference matchers, and overlap() against the specification's, on
+// random filters and topics.
+TEST(Covers, AgreesWithBothReferenceMatchersOnRandomFilters) {
+    random_world w(7);
+    std::size_t covering_pairs = 0;
+    for (int i = 0; i < 3000; ++i) {
+        const auto a = w.filter();
+        const auto b = w.filter();
+        const bool c = covers(a, b);
+        covering_pairs += c ? 1 : 0;
+        bool shared_topic = false;
+        for (int k = 0; k < 40; ++k) {
+            const auto t = w.topic();
+            if (c) {
+                ASSERT_TRUE(!reference_match(b, t) || reference_match(a, t)) << a << " covers " << b << ", topic " << t;
+                ASSERT_TRUE(!strict_reference_match(b, t) || strict_reference_match(a, t))
+                    << a << " / " << b << " / " << t;
+            }
+            shared_topic = shared_topic || (reference_match(a, t) && reference_match(b, t));
+        }
+        if (shared_topic) {
+            ASSERT_TRUE(overlap(a, b)) << a << " and " << b;
+        }
+    }
+    EXPECT_GT(covering_pairs, 100u) << "the generator should produce covering pairs";
+}
+
+// --- what goes upstream --------------------------------------------------------------------------
+
+constexpr std::optional<std::size_t> unlimited;
+
+std::vector<std::string> subscribes(const upstream_plan& p) {
+    std::vector<std::string> out;
+    for (const auto& s : p.subscribe) out.push_back(s.filter);
+    return out;
+}
+
+// Acknowledges every SUBSCRIBE of `p` with `code`.
+void ack(subscription_table& t, const upstream_plan& p, std::uint8_t code = 1) {
+    for (const auto& s : p.subscribe)
+        ASSERT_NE(t.subscribed(s.filter, s.generation, code), subscription_table::suback::stale);
+}
+
+using strings = std::vector<std::string>;
+
+TEST(SubscriptionTableUpstream, AFilterAnotherHeldFilterCoversNeedsNoUpstreamSubscription) {
+    subscription_table t;
+    t.add(c1, "cmd/gw/app2/#", 1);
+    auto p = t.plan(unlimited);
+    EXPECT_EQ(subscribes(p), strings{"cmd/gw/app2/#"});
+    EXPECT_FALSE(t.granted_qos("cmd/gw/app2/#")) << "not served before the broker's SUBACK";
+    ack(t, p);
+    for (const char* f : {"cmd/gw/app2/+", "cmd/gw/app2/+/#", "cmd/gw/app2/reboot/#", "cmd/gw/app2/+/+"}) {
+        t.add(c2, f, 1);
+        EXPECT_TRUE(t.plan(unlimited).empty()) << f;
+        EXPECT_EQ(t.granted_qos(f), std::optional<std::uint8_t>{1}) << f << " is answered from the covering filter";
+    }
+    EXPECT_EQ(t.upstream_filters(), strings{"cmd/gw/app2/#"});
+    EXPECT_EQ(t.upstream_copies("cmd/gw/app2/reboot"), 0u) << "one upstream filter: one copy";
+}
+
+TEST(SubscriptionTableUpstream, ANewWiderFilterReplacesTheNarrowerOnesOnlyAfterItsSuback) {
+    subscription_table t;
+    t.add(c1, "a/b/+", 1);
+    t.add(c1, "a/c/#", 1);
+    ack(t, t.plan(unlimited));
+    t.add(c2, "a/#", 1);
+    auto p = t.plan(unlimited);
+    EXPECT_EQ(subscribes(p), strings{"a/#"});
+    EXPECT_TRUE(p.unsubscribe.empty()) << "the narrower filters stay until the wider one is acknowledged";
+    EXPECT_TRUE(t.plan(unlimited).empty());
+    ack(t, p);
+    p = t.plan(unlimited);
+    EXPECT_TRUE(p.subscribe.empty());
+    EXPECT_EQ(p.unsubscribe, (strings{"a/b/+", "a/c/#"}));
+    EXPECT_EQ(t.upstream_filters(), strings{"a/#"});
+}
+
+TEST(SubscriptionTableUpstream, CoveredFiltersAreSubscribedAgainBeforeTheCoveringOneGoes) {
+    subscription_table t;
+    t.add(c1, "a/#", 1);
+    ack(t, t.plan(unlimited));
+    t.add(c2, "a/b/+", 1);
+    t.add(c2, "a/+/c", 1);
+    t.add(c2, "a/b/c/#", 1);  // "a/b/c/d" matches neither of the other two: only a/# covers it
+    EXPECT_TRUE(t.plan(unlimited).empty());
+
+    t.remove(c1, "a/#");
+    auto p = t.plan(unlimited);
+    EXPECT_EQ(subscribes(p), (strings{"a/+/c", "a/b/+", "a/b/c/#"}));
+    EXPECT_TRUE(p.unsubscribe.empty()) << "a/# still serves them until they are acknowledged";
+    EXPECT_EQ(t.granted_qos("a/b/+"), std::optional<std::uint8_t>{1});
+    // Two acknowledged, one not: a/# still has a filter to serve.
+    ASSERT_EQ(t.subscribed(p.subscribe[0].filter, p.subscribe[0].generation, 1), subscription_table::suback::granted);
+    ASSERT_EQ(t.subscribed(p.subscribe[1].filter, p.subscribe[1].generation, 1), subscription_table::suback::granted);
+    EXPECT_TRUE(t.plan(unlimited).empty());
+    ASSERT_EQ(t.subscribed(p.subscribe[2].filter, p.subscribe[2].generation, 1), subscription_table::suback::granted);
+    EXPECT_EQ(t.plan(unlimited).unsubscribe, strings{"a/#"});
+    EXPECT_EQ(t.upstream_filters(), (strings{"a/+/c", "a/b/+", "a/b/c/#"}));
+}
+
+TEST(SubscriptionTableUpstream, WildcardFreeFiltersGoUpstreamThemselvesForTheirRetainedMessage) {
+    subscription_table t;
+    t.add(c1, "cfg/#", 1);
+    ack(t, t.plan(unlimited));
+    t.add(c2, "cfg/gw", 1);
+    auto p = t.plan(unlimited);
+    EXPECT_EQ(subscribes(p), strings{"cfg/gw"});
+    EXPECT_EQ(t.granted_qos("cfg/gw"), std::optional<std::uint8_t>{1}) << "served by cfg/# meanwhile";
+    ack(t, p);
+    EXPECT_TRUE(t.plan(unlimited).unsubscribe.empty());
+    // Both match "cfg/gw": a broker that sends a copy per subscription sends two.
+    EXPECT_EQ(t.upstream_copies("cfg/gw"), 2u);
+    EXPECT_LE(t.upstream_copies("cfg/other"), 1u);
+}
+
+TEST(SubscriptionTableUpstream, PartialOverlapsAreCountedAsAwsIoTCoreMatches) {
+    subscription_table t;
+    t.add(c1, "a/+/c", 1);
+    t.add(c2, "a/b/#", 1);
+    t.add(c3, "x/#", 1);
+    t.add(c3, "x/+/y", 1);  // covered by x/#
+    auto p = t.plan(unlimited);
+    EXPECT_EQ(subscribes(p), (strings{"a/+/c", "a/b/#", "x/#"}));
+    EXPECT_EQ(t.upstream_copies("a/b/c"), 0u) << "only acknowledged filters count";
+    ack(t, p);
+    EXPECT_EQ(t.upstream_copies("a/b/c"), 2u);
+    EXPECT_LE(t.upstream_copies("a/z/c"), 1u);
+    EXPECT_LE(t.upstream_copies("a/b/z"), 1u);
+    EXPECT_LE(t.upstream_copies("x/1/y"), 1u);
+    // "a/b/#" matches "a/b" only under the specification: a copy that may not come is not expected.
+    t.add(c1, "a/b", 1);
+    ack(t, t.plan(unlimited));
+    EXPECT_LE(t.upstream_copies("a/b"), 1u);
+}
+
+TEST(SubscriptionTableUpstream, AWiderFilterStaysWhileItsReplacementsDoNotFitTheQuota) {
+    subscription_table t;
+    const std::optional<std::size_t> quota = 2;
+    t.add(c1, "a/#", 1);
+    ack(t, t.plan(quota));
+    ASSERT_TRUE(t.add(c2, "x", 1));
+    ack(t, t.plan(quota));
+    ASSERT_EQ(t.upstream_count(), 2u);
+    // At the quota: a covered filter still fits, a new uncovered one does not.
+    EXPECT_TRUE(t.fits("a/b/+", quota));
+    EXPECT_TRUE(t.fits("x", quota));
+    EXPECT_FALSE(t.fits("y/+", quota));
+    t.add(c2, "a/b/+", 1);
+    t.add(c2, "a/c/+", 1);
+    EXPECT_TRUE(t.plan(quota).empty());
+
+    t.remove(c1, "a/#");
+    t.remove(c2, "x");
+    auto p = t.plan(quota);  // x goes at once: it served nothing else
+    EXPECT_EQ(p.unsubscribe, strings{"x"});
+    p.append(t.plan(quota));
+    EXPECT_EQ(subscribes(p), strings{"a/b/+"}) << "one slot free: a/# keeps serving a/c/+";
+    ack(t, p);
+    EXPECT_TRUE(t.plan(quota).empty());
+    EXPECT_TRUE(t.unserved().empty());
+    EXPECT_EQ(t.upstream_filters(), (strings{"a/#", "a/b/+"}));
+    t.remove(c2, "a/c/+");
+    EXPECT_EQ(t.plan(quota).unsubscribe, strings{"a/#"});
+}
+
+TEST(SubscriptionTableUpstream, ARefusedReplacementKeepsTheWiderFilterAndIsNotAskedForAgain) {
+    subscription_table t;
+    t.add(c1, "a/#", 1);
+    ack(t, t.plan(unlimited));
+    t.add(c2, "a/b/+", 1);
+    t.remove(c1, "a/#");
+    auto p = t.plan(unlimited);
+    ASSERT_EQ(subscribes(p), strings{"a/b/+"});
+    EXPECT_EQ(t.subscribed("a/b/+", p.subscribe[0].generation, 0x87), subscription_table::suback::refused);
+    EXPECT_TRUE(t.plan(unlimited).empty()) << "not asked for again, and a/# stays to serve it";
+    EXPECT_TRUE(t.unserved().empty());
+    EXPECT_EQ(t.granted_qos("a/b/+"), std::optional<std::uint8_t>{1});
+    EXPECT_EQ(t.upstream_filters(), strings{"a/#"});
+    t.remove(c2, "a/b/+");
+    EXPECT_EQ(t.plan(unlimited).unsubscribe, strings{"a/#"});
+}
+
+TEST(SubscriptionTableUpstream, AFilterTheBrokerRefusesAndNothingServesIsUnserved) {
+    subscription_table t;
+    t.add(c1, "x/+", 1);
+    t.add(c1, "x/+/y", 1);  // one level deeper than x/+: not covered by it
+    t.add(c2, "x/a", 1);
+    auto p = t.plan(unlimited);
+    ASSERT_EQ(subscribes(p), (strings{"x/+", "x/+/y", "x/a"}));
+    EXPECT_EQ(t.subscribed("x/+", p.subscribe[0].generation, 0x87), subscription_table::suback::refused);
+    EXPECT_TRUE(t.plan(unlimited).empty());
+    const auto lost = t.unserved();
+    ASSERT_EQ(lost.size(), 1u);
+    EXPECT_EQ(lost[0].filter, "x/+");
+    EXPECT_EQ(lost[0].refused, std::optional<std::uint8_t>{0x87});
+    EXPECT_EQ(t.holders("x/+"), std::vector<client_id>{c1});
+    t.remove(c1, "x/+");
+    EXPECT_TRUE(t.unserved().empty());
+    EXPECT_EQ(t.upstream_filters(), (strings{"x/+/y", "x/a"}));
+}
+
+TEST(SubscriptionTableUpstream, ASubackForAFilterDroppedMeanwhileIsStale) {
+    subscription_table t;
+    t.add(c1, "a/+", 1);
+    const auto first = t.plan(unlimited);
+    t.remove(c1, "a/+");
+    EXPECT_EQ(t.plan(unlimited).unsubscribe, strings{"a/+"});
+    t.add(c1, "a/+", 1);
+    const auto second = t.plan(unlimited);
+    ASSERT_EQ(subscribes(second), strings{"a/+"});
+    EXPECT_EQ(t.subscribed("a/+", first.subscribe[0].generation, 1), subscription_table::suback::stale);
+    EXPECT_FALSE(t.granted_qos("a/+"));
+    EXPECT_EQ(t.subscribed("a/+", second.subscribe[0].generation, 1), subscription_table::suback::granted);
+    EXPECT_EQ(t.granted_qos("a/+"), std::optional<std::uint8_t>{1});
+}
+
+TEST(SubscriptionTableUpstream, AFilterLostOnResubscribeIsReplacedByTheOnesItCovered) {
+    subscription_table t;
+    t.add(c1, "a/#", 1);
+    ack(t, t.plan(unlimited));
+    t.add(c2, "a/b/+", 1);
+    t.lost("a/#", 0x87);
+    EXPECT_TRUE(t.plan(unlimited).empty()) << "a/# is held: its holders are dropped first";
+    const auto lost = t.unserved();
+    ASSERT_EQ(lost.size(), 1u);
+    EXPECT_EQ(lost[0].filter, "a/#");
+    t.remove(c1, "a/#");
+    EXPECT_EQ(subscribes(t.plan(unlimited)), strings{"a/b/+"});
+}
+
+// Random subscribes, unsubscribes, disconnects and SUBACKs (granted, some late), with a mirror of
+// what the broker holds: an upstream filter is never unsubscribed while a held filter it serves
+// has no other acknowledged filter; every held filter is always served by a filter the broker
+// holds or was asked for; and once every SUBACK is in, the upstream set is exactly the held
+// filters no other held filter covers (wildcard-free ones always), so no upstream filter covers
+// another.
+class SubscriptionTableUpstreamProperty : public ::testing::TestWithParam<std::uint32_t> {};
+
+TEST_P(SubscriptionTableUpstreamProperty, NoGapAndNoNestedUpstreamFilters) {
+    random_world w(GetParam());
+    subscription_table t;
+    model m;
+    std::map<std::string, bool> broker;  // filter -> acknowledged
+    std::vector<upstream_plan::subscription> pending;
+    std::uint64_t removals_checked = 0;
+
+    auto held = [&] {
+        std::set<std::string> s;
+        for (const auto& [c, fs] : m)
+            for (const auto& [f, q] : fs) s.insert(f);
+        return s;
+    };
+    auto apply = [&](upstream_plan p) {
+        for (auto& s : p.subscribe) {
+            broker[s.filter] = false;
+            pending.push_back(s);
+        }
+        for (const auto& u : p.unsubscribe) {
+            for (const auto& f : held()) {
+                if (!covers(u, f)) continue;
+                bool other = false;
+                for (const auto& [b, acked] : broker) other = other || (b != u && acked && covers(b, f));
+                ASSERT_TRUE(other) << "unsubscribed " << u << " while " << f << " had no other acknowledged filter";
+                ++removals_checked;
+            }
+            broker.erase(u);
+        }
+    };
+    auto settle = [&] { apply(t.plan(std::nullopt)); };
+    auto answer = [&](std::size_t i) {
+        const auto s = pending[i];
+        pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
+        if (t.subscribed(s.filter, s.generation, 1) == subscription_table::suback::granted) broker[s.filter] = true;
+        settle();
+    };
+
+    for (int step = 0; step < 1500; ++step) {
+        const client_id c{static_cast<std::uint64_t>(w.pick(0, 7))};
+        const int op = w.pick(0, 9);
+        if (op < 6) {
+            const auto f = w.filter();
+            t.add(c, f, 1);
+            m[c][f] = 1;
+        } else if (op < 8 && !m[c].empty()) {
+            auto it = m[c].begin();
+            std::advance(it, static_cast<std::ptrdiff_t>(w.index(m[c].size())));
+            t.remove(c, it->first);
+            m[c].erase(it);
+        } else if (op == 8) {
+            t.remove_client(c);
+            m.erase(c);
+        }
+        settle();
+        // SUBACKs arrive late and out of order.
+        while (!pending.empty() && w.pick(0, 2) != 0) answer(w.index(pending.size()));
+        ASSERT_TRUE(t.unserved().empty());
+        for (const auto& f : held()) {
+            bool served = false;
+            for (const auto& [b, acked] : broker) served = served || covers(b, f);
+            ASSERT_TRUE(served) << f << " is served by nothing the broker holds or was asked for";
+        }
+    }
+    while (!pending.empty()) answer(0);
+    const auto h = held();
+    std::set<std::string> expected;
+    for (const auto& f : h) {
+        const bool exact = f.find_first_of("+#") == std::string::npos;
+        bool covered = false;
+        for (const auto& g : h) covered = covered || (g != f && covers(g, f));
+        if (exact || !covered) expected.insert(f);
+    }
+    std::set<std::string> upstream;
+    for (const auto& [b, acked] : broker) {
+        EXPECT_TRUE(acked);
+        upstream.insert(b);
+    }
+    EXPECT_EQ(upstream, expected);
+    const auto listed = t.upstream_filters();
+    EXPECT_EQ(std::set<std::string>(listed.begin(), listed.end()), expected);
+    EXPECT_GT(removals_checked, 0u) << "the run should replace some filters";
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, SubscriptionTableUpstreamProperty, ::testing::Values(1u, 2u, 3u, 42u));
 
 }  // namespace
