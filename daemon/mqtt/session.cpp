@@ -1,6 +1,7 @@
 #include "daemon/mqtt/session.hpp"
 
 #include "daemon/mqtt/topic.hpp"
+#include "common/printable.hpp"
 
 #include <algorithm>
 #include <iterator>
@@ -42,14 +43,6 @@ std::string describe(std::uint8_t code) {
     std::string s = reason_string(code);
     if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
     return s + " (reason " + hex(code) + ")";
-}
-
-// Broker-supplied text ends up in log lines: keep it short and free of control characters.
-std::string printable(std::string_view s) {
-    constexpr std::size_t limit = 200;
-    std::string out{s.substr(0, limit)};
-    std::replace_if(out.begin(), out.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; }, '?');
-    return s.size() > limit ? out + "..." : out;
 }
 
 // "90 s", "67.5 s".
@@ -403,7 +396,8 @@ void session::on_filter_ack(std::uint16_t packet_id, bool unsubscribe_ack, const
 
 void session::on_broker_disconnect(const mqtt::disconnect& d) {
     std::string text = "broker sent DISCONNECT: " + describe(d.reason_code);
-    if (d.props.reason_string) text += ": " + printable(*d.props.reason_string);
+    // Broker-supplied text ends up in log lines, IPC state frames and D-Bus: short and escaped.
+    if (d.props.reason_string) text += ": " + text::printable(*d.props.reason_string, 200);
     end_connection(std::move(text), d.reason_code);
 }
 
