@@ -1,13 +1,13 @@
 #include "config/config.hpp"
 
+#include "common/regular_file.hpp"
+
 #include <algorithm>
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <optional>
+#include <utility>
 
 namespace thingmux::config {
 
@@ -54,29 +54,17 @@ const thing* configuration::find_thing(std::string_view name) const noexcept {
 
 namespace {
 
-std::string error_text(int err) {
-    std::string s = std::strerror(err);
-    if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
-    return s;
-}
-
-// Empty when `file` is a regular file this process can open for reading.
-std::string unreadable(const std::filesystem::path& file, mode_t& mode) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        const int err = errno;
-        if (err == ENOENT) return "file " + file.string() + " does not exist";
-        return "file " + file.string() + " not readable by thingmux: " + error_text(err);
-    }
-    struct stat st {};
-    const int rc = ::fstat(fd, &st);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) return "cannot inspect " + file.string() + ": " + error_text(err);
-    if (S_ISDIR(st.st_mode)) return file.string() + " is a directory, not a file";
-    if (!S_ISREG(st.st_mode)) return file.string() + " is not a regular file";
-    mode = st.st_mode;
-    return {};
+// Why `file` cannot serve as a certificate, key or CA file, with what to do; nullopt when it can.
+std::optional<std::pair<std::string, std::string>> unusable(const std::filesystem::path& file, mode_t& mode) {
+    const auto c = files::check_regular(file);
+    const char* check_access =
+        "check the path, and that the thingmux user may read the file and every directory above it";
+    if (c.os_error == ENOENT) return std::pair{"file " + file.string() + " does not exist", check_access};
+    if (c.os_error != 0)
+        return std::pair{"file " + file.string() + " not readable by thingmux: " + c.problem, check_access};
+    if (!c.ok()) return std::pair{file.string() + " " + c.problem, "point it at the PEM file itself"};
+    mode = c.mode;
+    return std::nullopt;
 }
 
 }  // namespace
@@ -105,10 +93,9 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
                                          "credentials exist only under systemd: add LoadCredential= to thingmuxd.service, "
                                          "or write the file's path",
                                          false});
-            } else if (auto problem = unreadable(resolved, mode); !problem.empty()) {
-                out.push_back(diagnostic{file_name, at.line, at.column, path, std::move(problem),
-                                         "check the path, and that the thingmux user may read the file and every directory above it",
-                                         false});
+            } else if (auto problem = unusable(resolved, mode)) {
+                out.push_back(diagnostic{file_name, at.line, at.column, path, std::move(problem->first),
+                                         std::move(problem->second), false});
             } else if (std::string_view(key) == "key" && (mode & 0007U) != 0) {
                 out.push_back(diagnostic{file_name, at.line, at.column, path,
                                          "private key " + resolved.string() + " is readable by other users",
@@ -122,35 +109,22 @@ load_result load_file(const std::filesystem::path& file) {
     constexpr std::size_t max_size = 1024 * 1024;
     load_result r;
     const auto name = file.string();
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        const int err = errno;
-        r.diagnostics.push_back(diagnostic{name, 0, 0, "", "cannot open the configuration file: " + error_text(err),
+    // Never waits on the path: a FIFO there would otherwise freeze --check-config and a reload.
+    const auto c = files::read_regular(file, max_size);
+    if (c.os_error != 0) {
+        const int err = c.os_error;
+        r.diagnostics.push_back(diagnostic{name, 0, 0, "", "cannot open the configuration file: " + c.problem,
                                            err == ENOENT ? "create it (see config/thingmux.example.yaml) or pass --config PATH"
                                                          : "check that thingmuxd may read it",
                                            false});
         return r;
     }
-    std::string text;
-    char buf[16384];
-    for (;;) {
-        const auto n = ::read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            const int err = errno;
-            ::close(fd);
-            r.diagnostics.push_back(diagnostic{name, 0, 0, "", "cannot read the configuration file: " + error_text(err), "", false});
-            return r;
-        }
-        if (n == 0) break;
-        text.append(buf, static_cast<std::size_t>(n));
-        if (text.size() > max_size) {
-            ::close(fd);
-            r.diagnostics.push_back(diagnostic{name, 0, 0, "", "the configuration file is larger than 1 MiB", "is this the right file?", false});
-            return r;
-        }
+    if (!c.ok()) {
+        r.diagnostics.push_back(diagnostic{name, 0, 0, "", "the configuration file " + c.problem,
+                                           "--config must name the YAML file itself", false});
+        return r;
     }
-    ::close(fd);
+    const std::string& text = c.bytes;
     r = parse(text, name);
     // The files are checked even when the text has errors, so that one run reports every problem.
     auto& parsed = r.config ? r.config : r.partial;
