@@ -1,45 +1,12 @@
 #include "common/printable.hpp"
 
+#include "common/utf8.hpp"
+
 #include <cstdint>
 
 namespace thingmux::text {
 
 namespace {
-
-// Length of the well-formed UTF-8 sequence at the start of `s` (RFC 3629: shortest form, no
-// surrogates, at most U+10FFFF) and its code point; 0 when the first byte starts none.
-std::size_t decode(std::string_view s, std::uint32_t& cp) noexcept {
-    const auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(s[i]); };
-    const std::uint8_t lead = byte(0);
-    std::size_t length = 0;
-    std::uint32_t smallest = 0;
-    if (lead < 0x80) {
-        cp = lead;
-        return 1;
-    }
-    if ((lead & 0xE0U) == 0xC0U) {
-        length = 2;
-        cp = lead & 0x1FU;
-        smallest = 0x80;
-    } else if ((lead & 0xF0U) == 0xE0U) {
-        length = 3;
-        cp = lead & 0x0FU;
-        smallest = 0x800;
-    } else if ((lead & 0xF8U) == 0xF0U) {
-        length = 4;
-        cp = lead & 0x07U;
-        smallest = 0x10000;
-    } else {
-        return 0;
-    }
-    if (s.size() < length) return 0;
-    for (std::size_t i = 1; i < length; ++i) {
-        if ((byte(i) & 0xC0U) != 0x80U) return 0;
-        cp = (cp << 6) | (byte(i) & 0x3FU);
-    }
-    if (cp < smallest || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return length;
-}
 
 // Code points that move the cursor, end a line or reorder text in a terminal or log viewer.
 bool steers_display(std::uint32_t cp) noexcept {
@@ -62,7 +29,7 @@ void append_printable(std::string& out, std::string_view s, std::size_t max_byte
     std::size_t i = 0;
     while (i < s.size()) {
         std::uint32_t cp = 0;
-        const std::size_t length = decode(s.substr(i), cp);
+        const std::size_t length = decode_utf8(s.substr(i), cp);
         if (i + (length == 0 ? 1 : length) > max_bytes) break;
         if (length == 0) {
             append_hex(out, "\\x", static_cast<std::uint8_t>(s[i]), 2);

@@ -11,6 +11,9 @@
 
 namespace thingmux::files {
 
+// Size limit for a certificate, key or CA bundle file (a system CA bundle is well below).
+inline constexpr std::size_t max_credential_bytes = 16 * 1024 * 1024;
+
 // What read_regular() found.
 struct contents {
     std::string bytes;    // the whole file

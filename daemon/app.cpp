@@ -31,8 +31,7 @@ spdlog::level::level_enum to_spdlog(config::log_level l) {
 
 // A hash of a file's contents (empty if unusable): tells a rotated certificate from the old one.
 std::string content_hash(const std::filesystem::path& file) {
-    constexpr std::size_t max_bytes = 16 * 1024 * 1024;
-    const auto c = files::read_regular(file, max_bytes);
+    const auto c = files::read_regular(file, files::max_credential_bytes);
     return c.ok() ? std::to_string(std::hash<std::string>{}(c.bytes)) : std::string{};
 }
 

@@ -17,15 +17,13 @@
 namespace thingmux::uplink {
 namespace {
 
-constexpr std::size_t max_pem_bytes = 16 * 1024 * 1024;  // a CA bundle is well below
-
 // Reads a PEM file ourselves, never waiting on what is at the path (a FIFO there would freeze the
 // daemon's only thread) and giving the errno a user can act on; OpenSSL's own message for a
 // missing or unreadable file is much less clear. OpenSSL then parses the bytes that were checked.
 // `fatal` is cleared when the process merely ran out of something a retry may find again.
 std::string read_pem(const char* what, const std::filesystem::path& path, std::string& bytes, bool& fatal) {
     if (path.empty()) return std::string("no ") + what + " file configured";
-    auto c = files::read_regular(path, max_pem_bytes);
+    auto c = files::read_regular(path, files::max_credential_bytes);
     if (c.os_error != 0) {
         fatal = c.os_error != EMFILE && c.os_error != ENFILE && c.os_error != ENOMEM;
         return std::string("cannot read ") + what + " file " + path.string() + ": " + std::strerror(c.os_error);
