@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include "common/regular_file.hpp"
+
 #include <algorithm>
 
 #include <fcntl.h>
@@ -8,7 +10,7 @@
 #include <unistd.h>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,29 +60,6 @@ const thing* configuration::find_thing(std::string_view name) const noexcept {
 
 namespace {
 
-std::string error_text(int err) {
-    std::string s = std::strerror(err);
-    if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
-    return s;
-}
-
-// Empty when `file` is a regular file this process can open for reading; `st` then describes it.
-std::string unreadable(const std::filesystem::path& file, struct stat& st) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        const int err = errno;
-        if (err == ENOENT) return "file " + file.string() + " does not exist";
-        return "file " + file.string() + " not readable by thingmux: " + error_text(err);
-    }
-    const int rc = ::fstat(fd, &st);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) return "cannot inspect " + file.string() + ": " + error_text(err);
-    if (S_ISDIR(st.st_mode)) return file.string() + " is a directory, not a file";
-    if (!S_ISREG(st.st_mode)) return file.string() + " is not a regular file";
-    return {};
-}
-
 // "thingmux (gid 998)", or "gid 998" when NSS has no name for it.
 std::string group_label(gid_t gid) {
     std::vector<char> buf(1024);
@@ -98,15 +77,26 @@ std::string group_label(gid_t gid) {
 // Who besides thingmuxd may read a private key: {what, how to fix}, empty when nobody. Group
 // access is for thingmuxd's own group (the one this check runs as, like the daemon): any other
 // group lets other programs read the key.
-std::pair<std::string, std::string> key_exposure(const std::filesystem::path& key, const struct stat& st) {
-    if ((st.st_mode & 0007U) != 0)
+std::pair<std::string, std::string> key_exposure(const std::filesystem::path& key, const files::contents& c) {
+    if ((c.mode & 0007U) != 0)
         return {"private key " + key.string() + " is readable by other users",
                 "chmod 0600 or 0640 with group thingmux"};
-    if ((st.st_mode & 0070U) != 0 && st.st_gid != ::getegid())
-        return {"private key " + key.string() + " is readable by group " + group_label(st.st_gid) +
+    if ((c.mode & 0070U) != 0 && c.gid != ::getegid())
+        return {"private key " + key.string() + " is readable by group " + group_label(c.gid) +
                     ", which thingmuxd does not run as",
                 "chmod 0600, or chgrp it to thingmuxd's group " + group_label(::getegid())};
     return {};
+}
+
+// Why `file` cannot serve as a certificate, key or CA file, with what to do; nullopt when it can.
+std::optional<std::pair<std::string, std::string>> unusable(const files::contents& c, const std::filesystem::path& file) {
+    const char* check_access =
+        "check the path, and that the thingmux user may read the file and every directory above it";
+    if (c.os_error == ENOENT) return std::pair{"file " + file.string() + " does not exist", check_access};
+    if (c.os_error != 0)
+        return std::pair{"file " + file.string() + " not readable by thingmux: " + c.problem, check_access};
+    if (!c.ok()) return std::pair{file.string() + " " + c.problem, "point it at the PEM file itself"};
+    return std::nullopt;
 }
 
 }  // namespace
@@ -127,7 +117,6 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
             if (file->empty()) continue;  // not written or not valid: parse() reported it
             const auto at = f != t.fields.end() ? f->second : t.where;
             const auto path = "things[" + std::to_string(i) + "]." + key;
-            struct stat st {};
             const auto resolved = resolve_file(*file);
             if (resolved.empty()) {
                 out.push_back(diagnostic{file_name, at.line, at.column, path,
@@ -135,12 +124,11 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
                                          "credentials exist only under systemd: add LoadCredential= to thingmuxd.service, "
                                          "or write the file's path",
                                          false});
-            } else if (auto problem = unreadable(resolved, st); !problem.empty()) {
-                out.push_back(diagnostic{file_name, at.line, at.column, path, std::move(problem),
-                                         "check the path, and that the thingmux user may read the file and every directory above it",
-                                         false});
+            } else if (const auto checked = files::check_regular(resolved); auto problem = unusable(checked, resolved)) {
+                out.push_back(diagnostic{file_name, at.line, at.column, path, std::move(problem->first),
+                                         std::move(problem->second), false});
             } else if (std::string_view(key) == "key") {
-                if (auto [exposed, fix] = key_exposure(resolved, st); !exposed.empty())
+                if (auto [exposed, fix] = key_exposure(resolved, checked); !exposed.empty())
                     out.push_back(
                         diagnostic{file_name, at.line, at.column, path, std::move(exposed), std::move(fix), true});
             }
@@ -152,35 +140,22 @@ load_result load_file(const std::filesystem::path& file) {
     constexpr std::size_t max_size = 1024 * 1024;
     load_result r;
     const auto name = file.string();
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        const int err = errno;
-        r.diagnostics.push_back(diagnostic{name, 0, 0, "", "cannot open the configuration file: " + error_text(err),
+    // Never waits on the path: a FIFO there would otherwise freeze --check-config and a reload.
+    const auto c = files::read_regular(file, max_size);
+    if (c.os_error != 0) {
+        const int err = c.os_error;
+        r.diagnostics.push_back(diagnostic{name, 0, 0, "", "cannot open the configuration file: " + c.problem,
                                            err == ENOENT ? "create it (see config/thingmux.example.yaml) or pass --config PATH"
                                                          : "check that thingmuxd may read it",
                                            false});
         return r;
     }
-    std::string text;
-    char buf[16384];
-    for (;;) {
-        const auto n = ::read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            const int err = errno;
-            ::close(fd);
-            r.diagnostics.push_back(diagnostic{name, 0, 0, "", "cannot read the configuration file: " + error_text(err), "", false});
-            return r;
-        }
-        if (n == 0) break;
-        text.append(buf, static_cast<std::size_t>(n));
-        if (text.size() > max_size) {
-            ::close(fd);
-            r.diagnostics.push_back(diagnostic{name, 0, 0, "", "the configuration file is larger than 1 MiB", "is this the right file?", false});
-            return r;
-        }
+    if (!c.ok()) {
+        r.diagnostics.push_back(diagnostic{name, 0, 0, "", "the configuration file " + c.problem,
+                                           "--config must name the YAML file itself", false});
+        return r;
     }
-    ::close(fd);
+    const std::string& text = c.bytes;
     r = parse(text, name);
     // The files are checked even when the text has errors, so that one run reports every problem.
     auto& parsed = r.config ? r.config : r.partial;

@@ -1,28 +1,20 @@
 #include "daemon/app.hpp"
 
+#include "common/regular_file.hpp"
+#include "daemon/listener.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/service.hpp"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <csignal>
-#include <cstring>
-#include <fstream>
-#include <grp.h>
 #include <iostream>
-#include <iterator>
-#include <stdexcept>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace thingmux {
 
 namespace asio = boost::asio;
-using unix_socket = asio::local::stream_protocol;
 
 namespace {
 
@@ -37,82 +29,21 @@ spdlog::level::level_enum to_spdlog(config::log_level l) {
     return spdlog::level::info;
 }
 
-// A hash of a file's contents (empty if unreadable): tells a rotated certificate from the old one.
+// A hash of a file's contents (empty if unusable): tells a rotated certificate from the old one.
 std::string content_hash(const std::filesystem::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return std::to_string(std::hash<std::string>{}(bytes));
+    const auto c = files::read_regular(file, files::max_credential_bytes);
+    return c.ok() ? std::to_string(std::hash<std::string>{}(c.bytes)) : std::string{};
 }
 
-gid_t group_id(const std::string& name) {
-    group g{};
-    group* found = nullptr;
-    std::vector<char> buf(4096);
-    int rc = 0;
-    while ((rc = ::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found)) == ERANGE) buf.resize(buf.size() * 2);
-    if (rc != 0 || found == nullptr)
-        throw std::runtime_error("ipc.group '" + name + "' does not exist: create it (the package's sysusers.d file does) "
-                                 "or set ipc.group: \"\" in the configuration");
-    return g.gr_gid;
-}
-
-// Applies ipc.mode and ipc.group to the socket file.
-void set_socket_access(const config::ipc_settings& ipc) {
-    const auto& path = ipc.socket;
-    if (!ipc.group.empty() && ::chown(path.c_str(), static_cast<uid_t>(-1), group_id(ipc.group)) != 0)
-        throw std::runtime_error("cannot give " + path.string() + " to group " + ipc.group + ": " + std::strerror(errno));
-    if (::chmod(path.c_str(), static_cast<mode_t>(ipc.mode)) != 0)
-        throw std::runtime_error("cannot set mode of " + path.string() + ": " + std::strerror(errno));
-}
-
-// Takes the socket systemd passed (thingmuxd.socket sets its path, owner and mode), or binds
-// ipc.socket. A socket file left by a crashed daemon is replaced; one that a live daemon still
-// answers on is not (two daemons would fight over the Things' client IDs).
-std::unique_ptr<unix_socket::acceptor> listen(asio::io_context& io, const config::ipc_settings& ipc, int activated) {
-    if (activated >= 0) {
-        auto acceptor = std::make_unique<unix_socket::acceptor>(io);
-        boost::system::error_code ec;
-        acceptor->assign(unix_socket(), activated, ec);
-        if (ec) throw std::runtime_error("cannot use the socket systemd passed: " + ec.message());
-        return acceptor;
-    }
-    const auto& path = ipc.socket;
-    std::error_code fs_ec;
-    if (!path.parent_path().empty() && !std::filesystem::exists(path.parent_path(), fs_ec)) {
-        std::filesystem::create_directories(path.parent_path(), fs_ec);
-        if (fs_ec)
-            throw std::runtime_error("cannot create directory " + path.parent_path().string() + " for the IPC socket: " +
-                                     fs_ec.message());
-    }
-    if (std::filesystem::is_socket(path, fs_ec)) {
-        unix_socket::socket probe(io);
-        boost::system::error_code ec;
-        probe.connect(unix_socket::endpoint(path.string()), ec);
-        if (!ec)
-            throw std::runtime_error("another thingmuxd is already listening on " + path.string() +
-                                     " (stop it first, or set ipc.socket)");
-        std::filesystem::remove(path, fs_ec);
-    }
-    auto acceptor = std::make_unique<unix_socket::acceptor>(io);
-    boost::system::error_code ec;
-    acceptor->open(unix_socket(), ec);
-    if (!ec) acceptor->bind(unix_socket::endpoint(path.string()), ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error("cannot listen on " + path.string() + ": " + ec.message());
-    set_socket_access(ipc);
-    return acceptor;
-}
-
-void accept_loop(unix_socket::acceptor& acceptor, hub::hub& h) {
-    acceptor.async_accept([&acceptor, &h](boost::system::error_code ec, unix_socket::socket s) {
-        if (ec == asio::error::operation_aborted) return;
-        if (ec) {
-            spdlog::warn("accepting an IPC client failed: {}", ec.message());
-        } else {
-            h.add_client(std::move(s));
-        }
-        accept_loop(acceptor, h);
-    });
+// Keeps ipc.max_clients within what the open-file limit lets thingmuxd hold, so that ordinary
+// load never reaches EMFILE; says so when it lowers it.
+void fit_to_open_files(config::configuration& c, rlim_t open_files) {
+    const auto capacity = client_capacity(open_files, c.things.size());
+    if (c.ipc.max_clients <= capacity) return;
+    spdlog::warn("ipc.max_clients is {}, but with an open-file limit of {} thingmuxd can hold {} clients: using {} "
+                 "(raise LimitNOFILE= in thingmuxd.service, or lower ipc.max_clients)",
+                 c.ipc.max_clients, open_files, capacity, capacity);
+    c.ipc.max_clients = capacity;
 }
 
 spool::limits spool_limits(const config::spool_settings& s) { return {.max_bytes = s.max_bytes, .max_messages = s.max_messages}; }
@@ -127,7 +58,8 @@ std::unique_ptr<spool::store> open_spool(const config::spool_settings& s) {
         spdlog::error("spool unavailable: {}; QoS 1 messages accepted while a Thing is offline are kept in memory only", error);
         return store;
     }
-    spdlog::info("spool {}: {} message(s), {} bytes waiting", s.path.string(), store->total_count(), store->total_bytes());
+    spdlog::info("spool {}: {} message(s), {} bytes waiting", logging::escaped(s.path.string()), store->total_count(),
+                 store->total_bytes());
     return store;
 }
 
@@ -137,11 +69,17 @@ std::vector<hub::thing_setup> setups_of(const config::configuration& c) {
     return out;
 }
 
+// Logs a problem of the configuration file: it quotes the file (keys, values, paths), escaped.
+void log_diagnostic(const config::diagnostic& d) {
+    constexpr std::size_t max_bytes = 4096;
+    spdlog::log(d.warning ? spdlog::level::warn : spdlog::level::err, "{}", logging::escaped(to_string(d), max_bytes));
+}
+
 // Loads the file; logs every diagnostic (errors at error level). Returns the configuration
 // when it has no error.
 std::optional<config::configuration> load_logged(const std::filesystem::path& file) {
     auto r = config::load_file(file);
-    for (const auto& d : r.diagnostics) spdlog::log(d.warning ? spdlog::level::warn : spdlog::level::err, "{}", to_string(d));
+    for (const auto& d : r.diagnostics) log_diagnostic(d);
     return std::move(r.config);
 }
 
@@ -189,7 +127,7 @@ int check_configuration(const std::filesystem::path& file) {
     const auto& c = *r.config;
     if (!c.ipc.group.empty()) {
         try {
-            (void)group_id(c.ipc.group);
+            (void)ipc_group_id(c.ipc.group);
         } catch (const std::exception& e) {
             std::cerr << file.string() << ": " << e.what() << '\n';
             return 1;
@@ -201,41 +139,49 @@ int check_configuration(const std::filesystem::path& file) {
 }
 
 int run_daemon(const daemon_options& options) {
+    const std::string config_file = options.config_file.string();
     auto loaded = load_logged(options.config_file);
     if (!loaded) {
-        spdlog::critical("{}: configuration has errors (listed above); not starting", options.config_file.string());
+        spdlog::critical("{}: configuration has errors (listed above); not starting", logging::escaped(config_file));
         return 1;
     }
+    spdlog::set_level(to_spdlog(options.log_level.value_or(loaded->log.level)));
+    logging::setup(loaded->log.target);
+    const rlim_t open_files = raise_open_file_limit();
+    fit_to_open_files(*loaded, open_files);
     auto cfg = std::make_shared<const config::configuration>(std::move(*loaded));
-    spdlog::set_level(to_spdlog(options.log_level.value_or(cfg->log.level)));
-    logging::setup(cfg->log.target);
 
     asio::io_context io(1);
     std::signal(SIGPIPE, SIG_IGN);
     std::signal(SIGXFSZ, SIG_IGN);  // a file size limit fails the write (reported), not the daemon
+    // Registered before the socket listens: a client may see the socket and signal the daemon
+    // at once. A signal that comes before the loop runs waits in the set; it is never fatal.
+    asio::signal_set hangup(io, SIGHUP);
+    asio::signal_set signals(io, SIGTERM, SIGINT);
     service::notifier manager(io);
 
     const int activated = service::activated_socket();
-    std::unique_ptr<unix_socket::acceptor> acceptor;
+    std::unique_ptr<listener> ipc;
     try {
-        acceptor = listen(io, cfg->ipc, activated);
+        ipc = std::make_unique<listener>(io, cfg->ipc, activated);
     } catch (const std::exception& e) {
-        spdlog::critical("{}", e.what());
+        spdlog::critical("{}", logging::escaped(e.what(), 4096));
         return 1;
     }
-    // systemd owns an activated socket's file; thingmuxd removes only the one it made.
-    const auto socket_path = activated >= 0 ? std::filesystem::path{} : cfg->ipc.socket;
+    // Empty when systemd passed the socket: systemd owns that file.
+    const auto socket_path = ipc->path();
 
     hub::hub h(io, options.version, open_spool(cfg->spool));
     h.apply(cfg, setups_of(*cfg));
     if (activated >= 0)
         spdlog::info("thingmuxd {} listening on the socket systemd passed; {} Thing(s), {} app rule(s) from {}",
-                     options.version, cfg->things.size(), cfg->apps.size(), options.config_file.string());
+                     options.version, cfg->things.size(), cfg->apps.size(), logging::escaped(config_file));
     else
         spdlog::info("thingmuxd {} listening on {} (mode {:o}{}); {} Thing(s), {} app rule(s) from {}", options.version,
-                     socket_path.string(), cfg->ipc.mode, cfg->ipc.group.empty() ? "" : ", group " + cfg->ipc.group,
-                     cfg->things.size(), cfg->apps.size(), options.config_file.string());
-    accept_loop(*acceptor, h);
+                     logging::escaped(socket_path.string()), cfg->ipc.mode,
+                     logging::escaped(cfg->ipc.group.empty() ? "" : ", group " + cfg->ipc.group), cfg->things.size(),
+                     cfg->apps.size(), logging::escaped(config_file));
+    ipc->start([&h](listener::socket s) { h.add_client(std::move(s)); });
 
     bus::bus_service* bus_ptr = nullptr;
     // Returns "" when the new configuration is in force, else what is wrong with the file.
@@ -254,7 +200,7 @@ int run_daemon(const daemon_options& options) {
     h.on_thing_state([&](const std::string&, const uplink::state_event&) { manager.status(status_line()); });
 
     auto reload = [&]() -> std::string {
-        spdlog::info("reloading {}", options.config_file.string());
+        spdlog::info("reloading {}", logging::escaped(config_file));
         manager.reloading();
         struct ready_again {
             service::notifier& m;
@@ -264,25 +210,24 @@ int run_daemon(const daemon_options& options) {
         auto r = config::load_file(options.config_file);
         std::string problems;
         for (const auto& d : r.diagnostics) {
-            spdlog::log(d.warning ? spdlog::level::warn : spdlog::level::err, "{}", to_string(d));
+            log_diagnostic(d);
             if (!d.warning) problems += (problems.empty() ? "" : "\n") + to_string(d);
         }
         auto next = std::move(r.config);
         if (!next) {
             spdlog::error("{}: the new configuration has errors (listed above); keeping the one in force",
-                          options.config_file.string());
+                          logging::escaped(config_file));
             return problems;
         }
+        fit_to_open_files(*next, open_files);
         if (activated >= 0) {
             // systemd's socket unit decides the socket's path and access.
-        } else if (next->ipc.socket != socket_path)
-            spdlog::warn("ipc.socket changed to {}; it takes effect when thingmuxd restarts", next->ipc.socket.string());
-        else
-            try {
-                set_socket_access(next->ipc);
-            } catch (const std::exception& e) {
-                spdlog::error("{}", e.what());
-            }
+        } else if (next->ipc.socket != socket_path) {
+            spdlog::warn("ipc.socket changed to {}; it takes effect when thingmuxd restarts",
+                         logging::escaped(next->ipc.socket.string()));
+        } else if (auto problem = ipc->apply_access(next->ipc); !problem.empty()) {
+            spdlog::error("{}", logging::escaped(problem, 4096));
+        }
         cfg = std::make_shared<const config::configuration>(std::move(*next));
         spdlog::set_level(to_spdlog(options.log_level.value_or(cfg->log.level)));
         logging::setup(cfg->log.target);
@@ -302,7 +247,6 @@ int run_daemon(const daemon_options& options) {
     bus_ptr = &bus;
     manager.ready(status_line());
 
-    asio::signal_set hangup(io, SIGHUP);
     std::function<void()> wait_hangup = [&] {
         hangup.async_wait([&](boost::system::error_code ec, int) {
             if (ec) return;
@@ -312,7 +256,6 @@ int run_daemon(const daemon_options& options) {
     };
     wait_hangup();
 
-    asio::signal_set signals(io, SIGTERM, SIGINT);
     bool stopping = false;
     std::function<void()> wait_signal = [&] {
         signals.async_wait([&](boost::system::error_code ec, int sig) {
@@ -325,11 +268,9 @@ int run_daemon(const daemon_options& options) {
             stopping = true;
             manager.stopping();
             spdlog::info("signal {}: shutting down (stop accepting, finish in-flight messages, disconnect)", sig);
+            ipc->close();
             boost::system::error_code ignored;
-            acceptor->close(ignored);
             hangup.cancel(ignored);
-            std::error_code fs_ignored;
-            if (!socket_path.empty()) std::filesystem::remove(socket_path, fs_ignored);
             h.shutdown(options.shutdown_grace, [&] {
                 signals.cancel();
                 io.stop();

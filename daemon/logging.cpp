@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 #include <sys/stat.h>
 
 namespace thingmux::logging {
@@ -56,6 +57,20 @@ std::string set_target(const std::string& name) {
     else if (name == "auto") install(stderr_is_journal());
     else return "log target '" + name + "' is not supported (console, journal, auto)";
     return {};
+}
+
+std::optional<std::string> rate_limiter::admit(clock::time_point now) {
+    if (written_ == 0 || now - window_start_ >= interval_) {
+        window_start_ = now;
+        written_ = 0;
+    }
+    if (written_ >= burst_) {
+        ++suppressed_;
+        return std::nullopt;
+    }
+    ++written_;
+    if (suppressed_ == 0) return std::string{};
+    return " (\u2026 " + std::to_string(std::exchange(suppressed_, 0)) + " more suppressed)";
 }
 
 }  // namespace thingmux::logging

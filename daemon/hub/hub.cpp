@@ -1,6 +1,7 @@
 #include "daemon/hub/hub.hpp"
 
 #include "daemon/hub/copy_counter.hpp"
+#include "daemon/logging.hpp"
 #include "daemon/mqtt/topic.hpp"
 
 #include <boost/asio/post.hpp>
@@ -308,7 +309,7 @@ void hub::handle(local_client& c, ipc::hello&& m) {
     if (rights.rules.empty()) {
         ++counters_.clients_refused;
         spdlog::warn("client {} ('{}', {}) refused: no rule under apps: applies to it on Thing {}", c.id().value,
-                     m.app_name, c.peer().describe(), name);
+                     logging::escaped(m.app_name), c.peer().describe(), name);
         return c.close_with_error(ipc::errc::not_authorized,
                                   "no rule under apps: in the thingmuxd configuration applies to " + c.peer().describe() +
                                       " on Thing " + name + "; add one that matches its unit, user, group or uid");
@@ -318,8 +319,8 @@ void hub::handle(local_client& c, ipc::hello&& m) {
     c.thing = name;
     c.rights = std::move(rights);
     ++counters_.clients_accepted;
-    spdlog::info("client {} connected: app '{}', {}, Thing {}, rules {}", c.id().value, c.app_name, c.peer().describe(),
-                 name, join(c.rights.rules));
+    spdlog::info("client {} connected: app '{}', {}, Thing {}, rules {}", c.id().value, logging::escaped(c.app_name),
+                 c.peer().describe(), name, logging::escaped(join(c.rights.rules)));
     const auto& l = limits_;
     const auto& tl = t.settings.limits;
     send(c, ipc::welcome{
@@ -341,16 +342,8 @@ void hub::handle(local_client& c, ipc::hello&& m) {
 
 ipc::result hub::deny(const requester& r, const std::string& thing, config::refused what, const std::string& topic) {
     ++counters_.denied;
-    const auto now = std::chrono::steady_clock::now();
     std::string why = config::denial(r.rights, what, topic, thing, r.peer.describe());
-    if (now - r.log.last >= std::chrono::seconds(1)) {
-        spdlog::warn("{}: {}{}", r.who(), why,
-                     r.log.not_logged ? " (" + std::to_string(r.log.not_logged) + " more denials not logged)" : std::string{});
-        r.log.last = now;
-        r.log.not_logged = 0;
-    } else {
-        ++r.log.not_logged;
-    }
+    if (auto note = r.log.admit()) spdlog::warn("{}: {}{}", logging::escaped(r.who()), logging::escaped(why), *note);
     return fail(ipc::errc::not_authorized, std::move(why), mqtt::reason::not_authorized);
 }
 
@@ -485,15 +478,8 @@ std::optional<ipc::result> hub::maybe_spool(thing_state& t, const ipc::publish& 
     ++t.spool_rejected;
     if (r.error == spool::failure::full) return fail(ipc::errc::spool_full, r.message);
     // A full disk fails every append: one line per 10 s, with how many failed meanwhile.
-    const auto now = std::chrono::steady_clock::now();
-    if (now - spool_error_log_.last >= std::chrono::seconds(10)) {
-        spdlog::error("thing {}: cannot write the spool: {}{}", t.settings.name, r.message,
-                      spool_error_log_.not_logged ? " (" + std::to_string(spool_error_log_.not_logged) + " more failures)"
-                                                  : std::string{});
-        spool_error_log_ = {.last = now, .not_logged = 0};
-    } else {
-        ++spool_error_log_.not_logged;
-    }
+    if (auto note = spool_error_log_.admit())
+        spdlog::error("thing {}: cannot write the spool: {}{}", t.settings.name, r.message, *note);
     return fail(ipc::errc::spool_full, "the durable spool could not store the message: " + r.message);
 }
 
@@ -527,7 +513,8 @@ void hub::drain_spool(thing_state& t) {
             // Kept only when the daemon stopped before the broker answered: sent again after restart.
             if (res.code == ipc::errc::daemon_shutting_down) return;
             if (!ipc::accepted(res.code))
-                spdlog::warn("thing {}: spooled message {} refused: {}; dropping it", name, id, res.message);
+                spdlog::warn("thing {}: spooled message {} refused: {}; dropping it", name, id,
+                             logging::escaped(res.message));
             std::string err;
             if (!spool_->remove(id, err)) spdlog::error("thing {}: cannot delete spooled message {}: {}", name, id, err);
             if (it != things_.end()) drain_spool(*it->second);
@@ -694,7 +681,7 @@ std::size_t hub::sync_upstream(thing_state& t, upstream_plan first) {
             if (answered > 0)
                 spdlog::warn(
                     "thing {}: '{}' is no longer held upstream ({}); {} app(s) holding it no longer receive it",
-                    t.settings.name, u.filter, why.message, answered);
+                    t.settings.name, logging::escaped(u.filter), logging::escaped(why.message), answered);
             for (auto& w : waiters) answer(w, why);
         }
     }
@@ -731,7 +718,7 @@ void hub::upstream_subscribed(thing_state& t, const std::string& filter, std::ui
     const auto outcome = t.table.subscribed(filter, generation, code);
     if (outcome == subscription_table::suback::stale) return;  // unsubscribed meanwhile
     if (outcome == subscription_table::suback::refused)
-        spdlog::warn("thing {}: broker refused subscription to '{}': {}", t.settings.name, filter,
+        spdlog::warn("thing {}: broker refused subscription to '{}': {}", t.settings.name, logging::escaped(filter),
                      mqtt::reason_string(code));
     sync_upstream(t);
 }
@@ -788,8 +775,8 @@ void hub::on_closed(local_client& c, const std::string& reason) {
         }
         released = sync_upstream(*t);
     }
-    spdlog::info("client {} ('{}', {}) disconnected: {}; {} upstream filter(s) released{}", c.id().value, c.app_name,
-                 c.peer().describe(), reason, released,
+    spdlog::info("client {} ('{}', {}) disconnected: {}; {} upstream filter(s) released{}", c.id().value,
+                 logging::escaped(c.app_name), c.peer().describe(), logging::escaped(reason), released,
                  dropped ? ", " + std::to_string(dropped) + " unsent publish(es) dropped" : std::string{});
     // The client object may be the caller; let it unwind before the last reference goes.
     if (auto it = clients_.find(c.id()); it != clients_.end()) {
@@ -839,8 +826,8 @@ void hub::on_uplink_message(thing_state& t, const mqtt::publish& msg, std::optio
 }
 
 void hub::on_subscription_lost(thing_state& t, const std::string& filter, std::uint8_t reason_code) {
-    spdlog::warn("thing {}: broker refused re-subscribing '{}' after reconnecting: {}", t.settings.name, filter,
-                 mqtt::reason_string(reason_code));
+    spdlog::warn("thing {}: broker refused re-subscribing '{}' after reconnecting: {}", t.settings.name,
+                 logging::escaped(filter), mqtt::reason_string(reason_code));
     // What it served is served by others, or subscribed again on its own, or dropped (logged).
     t.table.lost(filter, reason_code);
     sync_upstream(t);
@@ -853,16 +840,17 @@ void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
         spdlog::info("thing {}: connecting to {}:{}", c.thing_name, c.host, c.port);
         break;
     case uplink::link_state::connected:
-        spdlog::info("thing {}: connected as {} (session {})", c.thing_name, c.session.client_id,
+        spdlog::info("thing {}: connected as {} (session {})", c.thing_name, logging::escaped(c.session.client_id),
                      ev.session_present ? "resumed" : "new");
         break;
     case uplink::link_state::backing_off:
     case uplink::link_state::failed:
         spdlog::log(ev.fatal || ev.takeover ? spdlog::level::err : spdlog::level::warn, "thing {}: {}; retrying in {} ms{}",
-                    c.thing_name, ev.reason, ev.retry_in.count(), ev.fatal ? " (needs a configuration change)" : "");
+                    c.thing_name, logging::escaped(ev.reason), ev.retry_in.count(),
+                    ev.fatal ? " (needs a configuration change)" : "");
         break;
     case uplink::link_state::stopped:
-        spdlog::info("thing {}: disconnected ({})", c.thing_name, ev.reason);
+        spdlog::info("thing {}: disconnected ({})", c.thing_name, logging::escaped(ev.reason));
         break;
     }
     t.copies.reset();  // copies still due of a message from the last connection will not come

@@ -202,7 +202,7 @@ private:
     static constexpr client_id bus_flow{0};  // D-Bus publishes share one queue in each shaper
     static constexpr client_id spool_flow{~std::uint64_t{0}};  // spooled messages, in order
     std::unique_ptr<spool::store> spool_;
-    denial_log spool_error_log_;  // rate limit for "cannot write the spool"
+    logging::rate_limiter spool_error_log_{1, std::chrono::seconds(10)};  // "cannot write the spool"
     std::size_t bus_pending_ = 0;
     denial_log bus_denials_;
 

@@ -9,6 +9,7 @@
 
 #include "config/authorization.hpp"
 #include "daemon/hub/peer.hpp"
+#include "daemon/logging.hpp"
 #include "daemon/hub/subscription_table.hpp"
 #include "ipc/codec.hpp"
 
@@ -35,10 +36,9 @@ struct client_limits {
 
 class local_client;
 
-// Rate limit for logging denied requests of one requester (at most one line per second).
-struct denial_log {
-    std::chrono::steady_clock::time_point last{};
-    std::uint64_t not_logged = 0;
+// Rate limit for logging denied requests of one requester: one line per second.
+struct denial_log : logging::rate_limiter {
+    denial_log() noexcept : rate_limiter(1, std::chrono::seconds(1)) {}
 };
 
 // Receives what happens on a client connection (the hub).

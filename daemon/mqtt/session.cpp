@@ -1,6 +1,7 @@
 #include "daemon/mqtt/session.hpp"
 
 #include "daemon/mqtt/topic.hpp"
+#include "common/printable.hpp"
 
 #include <algorithm>
 #include <iterator>
@@ -44,14 +45,6 @@ std::string describe(std::uint8_t code) {
     return s + " (reason " + hex(code) + ")";
 }
 
-// Broker-supplied text ends up in log lines: keep it short and free of control characters.
-std::string printable(std::string_view s) {
-    constexpr std::size_t limit = 200;
-    std::string out{s.substr(0, limit)};
-    std::replace_if(out.begin(), out.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; }, '?');
-    return s.size() > limit ? out + "..." : out;
-}
-
 // DISCONNECT reasons that may be about a packet we sent (as opposed to the broker's own state:
 // shutting down, session taken over, busy, keep-alive, moved).
 bool about_a_sent_packet(std::uint8_t code) noexcept {
@@ -74,7 +67,7 @@ bool about_a_sent_packet(std::uint8_t code) noexcept {
 std::string with_suspect(std::string reason, const std::optional<action::refused_publish>& s) {
     if (!s) return reason;
     reason += "; the only unacknowledged message was a " + std::to_string(s->bytes) + "-byte PUBLISH to '" +
-              printable(s->topic) + "', sent alone (attempt " + std::to_string(s->attempt) + " of " +
+              text::printable(s->topic, 200) + "', sent alone (attempt " + std::to_string(s->attempt) + " of " +
               std::to_string(s->max_attempts) + ")";
     if (s->attempt >= s->max_attempts) reason += ": it is failed as refused by the broker and the others go on";
     return reason;
@@ -438,7 +431,8 @@ void session::on_filter_ack(std::uint16_t packet_id, bool unsubscribe_ack, const
 
 void session::on_broker_disconnect(const mqtt::disconnect& d) {
     std::string text = "broker sent DISCONNECT: " + describe(d.reason_code);
-    if (d.props.reason_string) text += ": " + printable(*d.props.reason_string);
+    // Broker-supplied text ends up in log lines, IPC state frames and D-Bus: short and escaped.
+    if (d.props.reason_string) text += ": " + text::printable(*d.props.reason_string, 200);
     end_connection(std::move(text), action::end_cause::broker_disconnect, d.reason_code);
 }
 

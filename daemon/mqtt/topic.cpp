@@ -1,5 +1,7 @@
 #include "daemon/mqtt/topic.hpp"
 
+#include "common/utf8.hpp"
+
 #include <cstddef>
 #include <cstdint>
 
@@ -28,55 +30,7 @@ level_split split_level(std::string_view s) noexcept {
 
 }  // namespace
 
-bool valid_utf8(std::string_view s) noexcept {
-    if (s.size() > max_string_bytes) {
-        return false;
-    }
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto lead = static_cast<std::uint8_t>(s[i]);
-        if (lead < 0x80) {
-            if (lead == 0) {
-                return false;
-            }
-            ++i;
-            continue;
-        }
-        std::size_t length = 0;
-        std::uint32_t cp = 0;
-        std::uint32_t smallest = 0;  // below it the sequence is an overlong encoding
-        if ((lead & 0xE0U) == 0xC0U) {
-            length = 2;
-            cp = lead & 0x1FU;
-            smallest = 0x80;
-        } else if ((lead & 0xF0U) == 0xE0U) {
-            length = 3;
-            cp = lead & 0x0FU;
-            smallest = 0x800;
-        } else if ((lead & 0xF8U) == 0xF0U) {
-            length = 4;
-            cp = lead & 0x07U;
-            smallest = 0x10000;
-        } else {
-            return false;  // continuation byte without a lead, or 0xF8..0xFF
-        }
-        if (s.size() - i < length) {
-            return false;
-        }
-        for (std::size_t k = 1; k < length; ++k) {
-            const auto next = static_cast<std::uint8_t>(s[i + k]);
-            if ((next & 0xC0U) != 0x80U) {
-                return false;
-            }
-            cp = (cp << 6U) | (next & 0x3FU);
-        }
-        if (cp < smallest || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return false;
-        }
-        i += length;
-    }
-    return true;
-}
+bool valid_utf8(std::string_view s) noexcept { return s.size() <= max_string_bytes && text::valid_utf8(s); }
 
 const char* topic_name_problem(std::string_view topic) noexcept {
     if (topic.empty()) {

@@ -1,43 +1,64 @@
 #include "daemon/uplink/tls.hpp"
 
+#include "common/regular_file.hpp"
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/error.hpp>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
+#include <tuple>
 
 namespace thingmux::uplink {
 namespace {
 
-// Opening the file ourselves gives the errno a user can act on; OpenSSL's own message for a
-// missing or unreadable file is much less clear.
-std::string check_readable(const char* what, const std::filesystem::path& path) {
+// Reads a PEM file ourselves, never waiting on what is at the path (a FIFO there would freeze the
+// daemon's only thread) and giving the errno a user can act on; OpenSSL's own message for a
+// missing or unreadable file is much less clear. OpenSSL then parses the bytes that were checked.
+// `fatal` is cleared when the process merely ran out of something a retry may find again.
+std::string read_pem(const char* what, const std::filesystem::path& path, std::string& bytes, bool& fatal) {
     if (path.empty()) return std::string("no ") + what + " file configured";
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return std::string("cannot read ") + what + " file " + path.string() + ": " + std::strerror(errno);
-    ::close(fd);
+    auto c = files::read_regular(path, files::max_credential_bytes);
+    if (c.os_error != 0) {
+        fatal = c.os_error != EMFILE && c.os_error != ENFILE && c.os_error != ENOMEM;
+        return std::string("cannot read ") + what + " file " + path.string() + ": " + std::strerror(c.os_error);
+    }
+    if (!c.ok()) return std::string(what) + " file " + path.string() + " " + c.problem;
+    bytes = std::move(c.bytes);
     return {};
 }
 
-std::string openssl_reason() {
-    const unsigned long code = ERR_peek_last_error();
-    ERR_clear_error();
-    if (code == 0) return "unknown OpenSSL error";
-    const char* r = ERR_reason_error_string(code);
-    return r ? r : "unknown OpenSSL error";
+// The OpenSSL error code in an error Asio's SSL context reported.
+unsigned long openssl_code(const boost::system::error_code& ec) {
+    return static_cast<unsigned long>(static_cast<unsigned int>(ec.value()));
 }
+
+// Its reason, for a message: "no start line", "bad decrypt".
+std::string openssl_reason(const boost::system::error_code& ec) {
+    const char* r = ERR_reason_error_string(openssl_code(ec));
+    return r != nullptr ? r : "unknown OpenSSL error";
+}
+
+// Wipes a copy of the private key once OpenSSL holds its own.
+struct wiped {
+    std::string& bytes;
+    ~wiped() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
+};
 
 }  // namespace
 
 tls_context_result make_tls_context(const tls_settings& s) {
-    for (const auto& [what, path] : {std::pair{"CA", &s.ca_file}, {"certificate", &s.cert_file}, {"key", &s.key_file}}) {
-        if (auto e = check_readable(what, *path); !e.empty()) return {nullptr, e};
+    std::string ca, cert, key;
+    const wiped key_copy{key};
+    for (const auto& [what, path, bytes] : {std::tuple{"CA", &s.ca_file, &ca}, {"certificate", &s.cert_file, &cert},
+                                            {"key", &s.key_file, &key}}) {
+        bool fatal = true;
+        if (auto e = read_pem(what, *path, *bytes, fatal); !e.empty()) return {nullptr, e, fatal};
     }
     namespace ssl = boost::asio::ssl;
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
@@ -45,17 +66,20 @@ tls_context_result make_tls_context(const tls_settings& s) {
     ERR_clear_error();
     SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
     SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
-    if (SSL_CTX_load_verify_locations(native, s.ca_file.c_str(), nullptr) != 1)
-        return {nullptr, "CA file " + s.ca_file.string() + " holds no usable PEM certificate: " + openssl_reason()};
-    if (SSL_CTX_use_certificate_chain_file(native, s.cert_file.c_str()) != 1)
-        return {nullptr, "certificate file " + s.cert_file.string() + " holds no usable PEM certificate: " + openssl_reason()};
-    if (SSL_CTX_use_PrivateKey_file(native, s.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
-            ERR_clear_error();
+    // An encrypted key must not make OpenSSL ask for a password on the terminal: it fails instead.
+    boost::system::error_code ec;
+    ctx->set_password_callback([](std::size_t, ssl::context::password_purpose) { return std::string(); }, ec);
+    if (ctx->add_certificate_authority(boost::asio::buffer(ca), ec); ec)
+        return {nullptr, "CA file " + s.ca_file.string() + " holds no usable PEM certificate: " + openssl_reason(ec)};
+    if (ctx->use_certificate_chain(boost::asio::buffer(cert), ec); ec)
+        return {nullptr,
+                "certificate file " + s.cert_file.string() + " holds no usable PEM certificate: " + openssl_reason(ec)};
+    if (ctx->use_private_key(boost::asio::buffer(key), ssl::context::pem, ec); ec) {
+        if (ERR_GET_REASON(openssl_code(ec)) == X509_R_KEY_VALUES_MISMATCH)
             return {nullptr, "key file " + s.key_file.string() + " does not match certificate " + s.cert_file.string()};
-        }
-        return {nullptr, "key file " + s.key_file.string() + " holds no usable PEM private key: " + openssl_reason()};
+        return {nullptr, "key file " + s.key_file.string() + " holds no usable PEM private key: " + openssl_reason(ec)};
     }
+    ERR_clear_error();
     if (SSL_CTX_check_private_key(native) != 1)
         return {nullptr, "key file " + s.key_file.string() + " does not match certificate " + s.cert_file.string()};
     return {ctx, {}};

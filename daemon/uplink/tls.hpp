@@ -23,6 +23,8 @@ struct tls_settings {
 struct tls_context_result {
     std::shared_ptr<boost::asio::ssl::context> context;
     std::string error;
+    // False when retrying can help without a configuration change (out of descriptors or memory).
+    bool fatal = true;
 };
 
 // Loads the files fresh (so a fixed permission or a rotated certificate is picked up on the next

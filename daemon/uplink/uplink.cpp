@@ -121,8 +121,8 @@ void uplink::attempt() {
     if (!tls.context) {
         conn_.reset();
         pending_reason_ = tls.error;
-        pending_fatal_ = true;
-        connection_lost(nullptr, {}, true);
+        pending_fatal_ = tls.fatal;
+        connection_lost(nullptr, {}, tls.fatal);
         return;
     }
     auto c = std::make_shared<connection>(io_, std::move(tls.context));

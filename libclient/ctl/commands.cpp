@@ -1,5 +1,7 @@
 #include "commands.hpp"
 
+#include "common/printable.hpp"
+
 #include <thingmux/client.hpp>
 
 #include <poll.h>
@@ -17,6 +19,7 @@
 #include <future>
 #include <iostream>
 #include <iterator>
+#include <limits>
 #include <sstream>
 #include <string>
 
@@ -82,20 +85,8 @@ bool read_all(std::istream& in, std::string& out) {
     return !in.bad();
 }
 
-std::string printable(const std::string& s) {
-    std::string out;
-    for (const char ch : s) {
-        const auto u = static_cast<unsigned char>(ch);
-        if (u < 0x20 || u == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(u));
-            out += buf;
-        } else {
-            out += ch;
-        }
-    }
-    return out;
-}
+// Text from the broker or the command line, shown whole but unable to steer the terminal.
+std::string printable(const std::string& s) { return text::printable(s, std::numeric_limits<std::size_t>::max()); }
 
 }  // namespace
 

@@ -113,6 +113,7 @@ TEST_F(SystemdTest, SystemdUnitsAndPolicyAreShippedTogether) {
     EXPECT_NE(service.find("Requires=thingmuxd.socket"), std::string::npos);
     EXPECT_NE(service.find("Type=notify"), std::string::npos);
     EXPECT_NE(service.find("WatchdogSec="), std::string::npos);
+    EXPECT_NE(service.find("LimitNOFILE="), std::string::npos) << "systemd's default soft limit (1024) equals ipc.max_clients";
     EXPECT_NE(read_file(source_dir / "systemd/thingmuxd.socket").find("ListenStream=/run/thingmux/thingmux.sock"),
               std::string::npos);
     EXPECT_NE(read_file(source_dir / "systemd/org.thingmux.Thingmux1.conf").find("<allow own=\"org.thingmux.Thingmux1\"/>"),

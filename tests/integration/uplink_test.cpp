@@ -9,6 +9,10 @@
 #include <boost/asio/io_context.hpp>
 
 #include <algorithm>
+#include <fcntl.h>
+#include <future>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
@@ -312,6 +316,26 @@ TEST_F(UplinkErrorTest, UnreachableBrokerIsTransientAndRetriedWithBackoff) {
     EXPECT_FALSE(ev.fatal);
     EXPECT_NE(ev.reason.find("cannot connect to localhost:" + std::to_string(u.cfg.port) + ": Connection refused"),
               std::string::npos) << ev.reason;
+}
+
+// A FIFO at a credential path must be refused, not opened and waited on: the uplink runs on the
+// daemon's only thread. (The writer below only unblocks a reader that did wait, so that a
+// failing run ends.)
+TEST_F(UplinkErrorTest, KeyPathHoldingAFifoIsRefusedWithoutWaitingForAWriter) {
+    const auto id = broker.thing("gateway-01");
+    const auto fifo = broker.dir() / "key-fifo.pem";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    const uplink::tls_settings settings{.ca_file = broker.ca_file(), .cert_file = id.cert, .key_file = fifo, .alpn = {}};
+    auto made = std::async(std::launch::async, [&] { return uplink::make_tls_context(settings); });
+    const bool returned = made.wait_for(20s) == std::future_status::ready;
+    if (!returned) {
+        const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) ::close(fd);
+    }
+    EXPECT_TRUE(returned) << "make_tls_context waited for a writer on the FIFO";
+    const auto result = made.get();
+    EXPECT_EQ(result.context, nullptr);
+    EXPECT_EQ(result.error, "key file " + fifo.string() + " is a FIFO (named pipe), not a regular file");
 }
 
 }  // namespace

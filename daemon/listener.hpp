@@ -1,0 +1,89 @@
+// The IPC listener: the Unix socket local applications connect to, and the loop that accepts
+// them, plus the open-file budget that bounds how many of them thingmuxd can hold.
+//
+// - The socket is the one systemd passed (socket activation), or ipc.socket bound by thingmuxd.
+//   thingmuxd never follows a symbolic link at that path: at startup a link, a file of another
+//   kind or a socket another program answers on is an error that says what is there; ipc.mode
+//   and ipc.group are applied (at startup and on reload) only to the very file it bound (same
+//   device and inode), through a descriptor that pins it, never by path.
+// - Accepting pauses with a growing back-off when the process or the system is out of
+//   descriptors (EMFILE, ENFILE) or memory: retrying at once would spin the only thread. The
+//   pause and the recovery are logged through a rate limiter.
+#pragma once
+
+#include "config/config.hpp"
+#include "daemon/logging.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace thingmux {
+
+// The group id of ipc.group; throws std::runtime_error saying how to fix a missing group.
+[[nodiscard]] gid_t ipc_group_id(const std::string& name);
+
+// Raises the soft open-file limit (RLIMIT_NOFILE) to the hard one and returns the soft limit in
+// force afterwards. A refusal (a seccomp filter, a container) leaves the limit as it was.
+[[nodiscard]] rlim_t raise_open_file_limit();
+
+// How many IPC clients fit in `open_files` descriptors when the rest of the daemon (uplinks of
+// `things` Things, the spool, D-Bus, the journal, the event loop) keeps its share. At least 1.
+[[nodiscard]] std::size_t client_capacity(rlim_t open_files, std::size_t things) noexcept;
+
+class listener {
+public:
+    using socket = boost::asio::local::stream_protocol::socket;
+
+    // Takes the socket systemd passed (`activated` >= 0), or binds ipc.socket and applies
+    // ipc.mode and ipc.group to it. Throws std::runtime_error with a message for the user.
+    listener(boost::asio::io_context& io, const config::ipc_settings& ipc, int activated);
+    ~listener();
+    listener(const listener&) = delete;
+    listener& operator=(const listener&) = delete;
+
+    // Accepts clients until close(), handing each to `on_client`.
+    void start(std::function<void(socket)> on_client);
+    // Stops accepting, and removes the socket file thingmuxd bound if it is still that file.
+    void close();
+    // Applies ipc.mode and ipc.group to the socket file thingmuxd bound (reload). Returns "" or
+    // what is wrong, e.g. that the path no longer is that socket. Nothing to do under socket
+    // activation: systemd owns that file.
+    [[nodiscard]] std::string apply_access(const config::ipc_settings& ipc);
+
+    // The socket file thingmuxd bound; empty when systemd passed the socket.
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+
+private:
+    void bind(const config::ipc_settings& ipc);
+    void accept();
+    void pause(const boost::system::error_code& ec);
+    // "" when path_ still is the socket file thingmuxd bound, else what is there now.
+    [[nodiscard]] std::string replaced() const;
+
+    boost::asio::local::stream_protocol::acceptor acceptor_;
+    boost::asio::steady_timer retry_;
+    std::function<void(socket)> on_client_;
+    std::filesystem::path path_;
+    int pinned_ = -1;  // O_PATH descriptor of the socket file thingmuxd bound
+    dev_t device_ = 0;
+    ino_t inode_ = 0;
+    // While accepting fails: the current back-off, the attempts so far, and whether the pause
+    // was logged (then its end is too).
+    std::chrono::milliseconds backoff_{0};
+    std::uint64_t failed_attempts_ = 0;
+    bool pause_logged_ = false;
+    logging::rate_limiter pause_log_{5, std::chrono::minutes(1)};
+    bool closed_ = false;
+};
+
+}  // namespace thingmux
