@@ -96,13 +96,15 @@ TEST(Thingmuxctl, ARefusalIsOneLineNamingProgramAndSubcommandOnce) {
         1);
     EXPECT_EQ(out,
               "thingmuxctl pub: refused: not_authorized: not authorized to publish to 'cmd/gateway-01/actuator' on "
-              "Thing gateway-01: none of the rules that apply (root) grants it; an apps: rule in the configuration "
-              "must (then reload thingmuxd)\n");
+              "Thing gateway-01: none of the rules that apply (root) grants it; add 'cmd/gateway-01/actuator', or a "
+              "filter that matches it, to publish: of rule 'root' under apps: in the thingmuxd configuration, then "
+              "reload thingmuxd\n");
     ASSERT_EQ(run_command({ctl, "--socket", sock, "sub", "-t", "cmd/gateway-01/#", "-C", "1"}, &out), 1);
     EXPECT_EQ(out,
               "thingmuxctl sub: \"cmd/gateway-01/#\" refused: not_authorized: not authorized to subscribe to "
-              "'cmd/gateway-01/#' on Thing gateway-01: none of the rules that apply (root) grants it; an apps: rule "
-              "in the configuration must (then reload thingmuxd)\n");
+              "'cmd/gateway-01/#' on Thing gateway-01: none of the rules that apply (root) grants it; add "
+              "'cmd/gateway-01/#', or a filter that covers it, to subscribe: of rule 'root' under apps: in the "
+              "thingmuxd configuration, then reload thingmuxd\n");
     ASSERT_EQ(run_command({ctl, "--socket", sock, "pub", "-t", "dt/gateway-01/+", "-m", "x"}, &out), 2);
     EXPECT_EQ(out,
               "thingmuxctl pub: \"dt/gateway-01/+\" is not a valid topic name (no '+' or '#', not empty, UTF-8)\n");
