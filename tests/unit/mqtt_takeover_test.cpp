@@ -10,7 +10,7 @@ namespace {
 using namespace std::chrono_literals;
 using kind = takeover_detector::end_kind;
 
-class detector : public ::testing::Test {
+class MqttTakeover : public ::testing::Test {
 protected:
     takeover_detector d{{.threshold = 3, .stable_after = 10s}};
     takeover_detector::time_point now = takeover_detector::time_point{} + 1000h;
@@ -26,16 +26,16 @@ protected:
     }
 };
 
-TEST_F(detector, BrokerSayingTakenOverIsATakeoverAtOnce) { EXPECT_TRUE(session(30s, kind::taken_over)); }
+TEST_F(MqttTakeover, BrokerSayingTakenOverIsATakeoverAtOnce) { EXPECT_TRUE(session(30s, kind::taken_over)); }
 
-TEST_F(detector, ThreeShortUnexplainedClosesInARowAreATakeover) {
+TEST_F(MqttTakeover, ThreeShortUnexplainedClosesInARowAreATakeover) {
     EXPECT_FALSE(session(2s, kind::closed));
     EXPECT_FALSE(session(2s, kind::closed));
     EXPECT_TRUE(session(2s, kind::closed));
     EXPECT_EQ(d.row(), 3U);
 }
 
-TEST_F(detector, EndsWithACauseOfTheirOwnAreNoTakeoverAndBreakTheRow) {
+TEST_F(MqttTakeover, EndsWithACauseOfTheirOwnAreNoTakeoverAndBreakTheRow) {
     EXPECT_FALSE(session(2s, kind::closed));
     EXPECT_FALSE(session(2s, kind::closed));
     EXPECT_FALSE(session(2s, kind::explained)) << "e.g. a protocol error of ours, or a refused publish";
@@ -45,7 +45,7 @@ TEST_F(detector, EndsWithACauseOfTheirOwnAreNoTakeoverAndBreakTheRow) {
     for (int i = 0; i < 10; ++i) EXPECT_FALSE(session(1s, kind::explained));
 }
 
-TEST_F(detector, ALongSessionBreaksTheRow) {
+TEST_F(MqttTakeover, ALongSessionBreaksTheRow) {
     EXPECT_FALSE(session(2s, kind::closed));
     EXPECT_FALSE(session(2s, kind::closed));
     EXPECT_FALSE(session(11s, kind::closed));
@@ -53,7 +53,7 @@ TEST_F(detector, ALongSessionBreaksTheRow) {
     EXPECT_EQ(d.row(), 1U);
 }
 
-TEST_F(detector, AReconnectThatNeededSeveralAttemptsMeansTheBrokerWasAway) {
+TEST_F(MqttTakeover, AReconnectThatNeededSeveralAttemptsMeansTheBrokerWasAway) {
     EXPECT_FALSE(session(2s, kind::closed));
     EXPECT_FALSE(session(2s, kind::closed));
     // A restarting broker refuses the first reconnect: that session starts a new row.
@@ -63,13 +63,13 @@ TEST_F(detector, AReconnectThatNeededSeveralAttemptsMeansTheBrokerWasAway) {
     EXPECT_TRUE(session(2s, kind::closed));
 }
 
-TEST_F(detector, AttemptsWithoutASessionAreNotEnds) {
+TEST_F(MqttTakeover, AttemptsWithoutASessionAreNotEnds) {
     d.on_attempt();
     EXPECT_FALSE(d.on_end(now, kind::closed));
     EXPECT_EQ(d.row(), 0U);
 }
 
-TEST_F(detector, ResetForgetsTheRow) {
+TEST_F(MqttTakeover, ResetForgetsTheRow) {
     EXPECT_FALSE(session(2s, kind::closed));
     EXPECT_FALSE(session(2s, kind::closed));
     d.reset();
