@@ -111,6 +111,7 @@ struct ipc_settings {
     std::size_t max_clients = 1024;
     std::size_t max_clients_per_uid = 256;  // so one user's runaway app cannot take every slot
     std::size_t client_queue = 8 * 1024 * 1024;  // bytes queued for one client
+    std::size_t client_queue_total = 64 * 1024 * 1024;  // bytes queued for all clients together
     std::size_t client_subscriptions = 1000;
     std::size_t client_inflight = 1000;  // publishes of one client awaiting their result
     duration hello_timeout{10'000};

@@ -178,6 +178,7 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
     config_ = std::move(config);
     const auto& ipc = config_->ipc;
     limits_.max_queue_bytes = ipc.client_queue;
+    limits_.max_total_queue_bytes = ipc.client_queue_total;
     limits_.max_subscriptions = ipc.client_subscriptions;
     limits_.max_pending_publishes = ipc.client_inflight;
     default_thing_ = things.empty() ? std::string{} : things.front().settings.name;
@@ -259,7 +260,7 @@ void hub::add_client(local_client::socket s) {
     const client_id id{next_client_++};
     auto peer = read_peer_credentials(s.native_handle());
     client_events& events = *this;
-    auto c = std::make_shared<local_client>(std::move(s), id, std::move(peer), limits_, events);
+    auto c = std::make_shared<local_client>(std::move(s), id, std::move(peer), limits_, queue_totals_, events);
     clients_.emplace(id, c);
     c->start(config_->ipc.hello_timeout);
     if (shutting_down_) {
@@ -283,7 +284,7 @@ void hub::add_client(local_client::socket s) {
 }
 
 void hub::send(local_client& c, const ipc::daemon_message& m) {
-    auto bytes = std::make_shared<std::vector<std::uint8_t>>();
+    auto bytes = std::make_shared<shared_frame>();
     ipc::encode(m, *bytes);
     c.send(std::move(bytes));
 }
@@ -769,7 +770,7 @@ void hub::on_uplink_message(thing_state& t, const mqtt::publish& msg, std::optio
         const auto qos = std::min(static_cast<std::uint8_t>(msg.qos), d.max_qos);
         auto& frame = frames[qos];
         if (!frame) {
-            auto bytes = std::make_shared<std::vector<std::uint8_t>>();
+            auto bytes = std::make_shared<shared_frame>();
             ipc::encode_message_frame(msg.topic, msg.payload, qos, msg.retain, props, *bytes);
             frame = std::move(bytes);
         }
@@ -814,7 +815,7 @@ void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
                               .reason = ev.reason,
                               .fatal = ev.fatal,
                               .retry_in_ms = static_cast<std::uint32_t>(ev.retry_in.count())};
-    auto bytes = std::make_shared<std::vector<std::uint8_t>>();
+    auto bytes = std::make_shared<shared_frame>();
     ipc::encode(ipc::daemon_message{t.link_state}, *bytes);
     const frame_ptr frame = std::move(bytes);
     for (auto& [id, client] : clients_) {

@@ -187,6 +187,7 @@ private:
     std::string daemon_version_;
     std::shared_ptr<const config::configuration> config_;
     client_limits limits_;  // referenced by every local_client; updated in place on reload
+    queue_totals queue_totals_;  // kept by every local_client
     std::map<std::string, std::unique_ptr<thing_state>, std::less<>> things_;
     std::string default_thing_;
     std::vector<std::string> order_;  // Thing names in configuration order
