@@ -59,6 +59,7 @@ struct thing_limits {
     std::optional<std::uint32_t> publishes_per_second = 100;    // per connection, shared by apps
     std::optional<std::uint64_t> bytes_per_second = 512 * 1024; // per connection, shared by apps
     std::optional<std::size_t> subscriptions = 50;              // distinct upstream filters
+    std::optional<std::uint32_t> subscriptions_per_second = 50; // filters in SUBSCRIBE + UNSUBSCRIBE, shared by apps
     std::uint16_t inflight = 90;                                // own QoS 1 window (AWS allows 100)
     std::optional<std::size_t> filters_per_subscribe = 8;       // per SUBSCRIBE packet
 };

@@ -389,10 +389,10 @@ constexpr std::array<std::string_view, 14> thing_keys{"name",       "endpoint", 
                                                       "protocol",   "ca",             "cert",    "key",
                                                       "alpn",       "keep_alive",     "session_expiry",
                                                       "backoff",    "connect_timeout", "limits"};
-constexpr std::array<std::string_view, 10> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
+constexpr std::array<std::string_view, 11> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
-                                                      "bytes_per_second",    "subscriptions",    "inflight",
-                                                      "filters_per_subscribe"};
+                                                      "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
+                                                      "inflight",            "filters_per_subscribe"};
 constexpr std::array<std::string_view, 2> backoff_keys{"base", "cap"};
 constexpr std::array<std::string_view, 6> app_keys{"name", "match", "things", "publish", "subscribe", "receive"};
 constexpr std::array<std::string_view, 5> match_keys{"unit", "user", "uid", "group", "gid"};
@@ -614,6 +614,11 @@ void parser::parse_limits(const YAML::Node& node, const std::string& path, thing
     }
     if (const auto* x = find(*f, "subscriptions")) {
         if (auto v = count(x->value, p("subscriptions"), 1, 1'000'000, true)) l.subscriptions = as_size(*v);
+    }
+    if (const auto* x = find(*f, "subscriptions_per_second")) {
+        if (auto v = count(x->value, p("subscriptions_per_second"), 1, 1'000'000, true)) {
+            l.subscriptions_per_second = *v ? std::optional<std::uint32_t>{static_cast<std::uint32_t>(**v)} : std::nullopt;
+        }
     }
     if (const auto* x = find(*f, "inflight")) {
         if (auto v = count(x->value, p("inflight"), 1, 65535, false); v && *v) {

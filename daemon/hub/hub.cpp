@@ -43,7 +43,8 @@ struct hub::upstream_filter {
 struct hub::thing_state {
     thing_state(asio::io_context& io, thing_setup s)
         : settings(std::move(s.settings)), fingerprint(std::move(s.fingerprint)),
-          shaper(shaper_limits(settings.limits), std::chrono::steady_clock::now()), shaper_timer(io) {}
+          shaper(shaper_limits(settings.limits), std::chrono::steady_clock::now()), shaper_timer(io),
+          filters(settings.limits.subscriptions_per_second, std::chrono::steady_clock::now()), filter_timer(io) {}
 
     static publish_shaper<queued_publish>::limits shaper_limits(const config::thing_limits& l) {
         return {.messages_per_second = l.publishes_per_second, .bytes_per_second = l.bytes_per_second};
@@ -58,6 +59,9 @@ struct hub::thing_state {
     publish_shaper<queued_publish> shaper;
     asio::steady_timer shaper_timer;
     bool shaper_timer_armed = false;
+    subscription_shaper filters;  // SUBSCRIBE / UNSUBSCRIBE waiting for the subscription rate
+    asio::steady_timer filter_timer;
+    bool filter_timer_armed = false;
     std::size_t at_uplink = 0;  // publishes handed to the uplink, awaiting their result
     std::uint64_t connected_since_usec = 0;
     std::string last_error;
@@ -160,6 +164,25 @@ std::size_t levels_of(std::string_view topic) {
     return static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1;
 }
 
+// Runs `then` after `wait` (nullopt: nothing to wait for), unless a wakeup is pending already.
+template <class F>
+void wake_after(asio::steady_timer& timer, bool& armed, std::optional<std::chrono::steady_clock::duration> wait, F then) {
+    if (!wait || armed) return;
+    armed = true;
+    timer.expires_after(*wait);
+    timer.async_wait([&armed, then = std::move(then)](boost::system::error_code ec) {
+        if (ec == asio::error::operation_aborted) return;  // the timer may be gone with its Thing
+        armed = false;
+        then();
+    });
+}
+
+// Subscription changes one app may have waiting for the Thing's subscription rate: a second's
+// worth of the rate, and at least one full SUBSCRIBE packet (AWS IoT Core: 8 filters).
+std::size_t subscription_backlog(std::uint32_t filters_per_second) {
+    return std::max<std::size_t>(filters_per_second, 8);
+}
+
 }  // namespace
 
 hub::hub(asio::io_context& io, std::string daemon_version, std::unique_ptr<spool::store> spool)
@@ -201,12 +224,14 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
         auto& t = *it->second;
         t.settings = std::move(setup.settings);
         t.shaper.set_limits(thing_state::shaper_limits(t.settings.limits), std::chrono::steady_clock::now());
+        t.filters.set_rate(t.settings.limits.subscriptions_per_second, std::chrono::steady_clock::now());
         if (t.fingerprint != setup.fingerprint) {
             t.fingerprint = std::move(setup.fingerprint);
             spdlog::info("thing {}: connection settings or credentials changed; reconnecting", t.settings.name);
             t.link->reconnect("the configuration changed", std::move(setup.link));
         }
         pump(t);
+        pump_filters(t);
     }
     if (!reload) return;
     // Rules apply to every request from now on; what a client already holds stays, but what it
@@ -242,6 +267,7 @@ void hub::remove_thing(const std::string& name) {
     }
     // Its clients are closed: nobody waits for what is still in its shaper.
     t.shaper_timer.cancel();
+    t.filter_timer.cancel();
     t.link->on_message({});
     t.link->on_subscription_lost({});
     t.link->on_state({});
@@ -553,15 +579,66 @@ void hub::pump(thing_state& t) {
     const auto now = std::chrono::steady_clock::now();
     while (auto next = t.shaper.pop(now)) send_upstream(t, std::move(next->item));
     if (spool_ && t.spool_loaded < 32) drain_spool(t);
-    const auto wait = t.shaper.next_ready(now);
-    if (!wait || t.shaper_timer_armed) return;
-    t.shaper_timer_armed = true;
-    t.shaper_timer.expires_after(*wait);
-    t.shaper_timer.async_wait([this, &t](boost::system::error_code ec) {
-        if (ec == asio::error::operation_aborted) return;
-        t.shaper_timer_armed = false;
-        pump(t);
-    });
+    wake_after(t.shaper_timer, t.shaper_timer_armed, t.shaper.next_ready(now), [this, &t] { pump(t); });
+}
+
+void hub::pump_filters(thing_state& t) {
+    if (!releasing(t)) return;
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<mqtt::subscription> subscribe;
+    std::vector<std::string> filters;
+    std::vector<std::uint64_t> generations;
+    std::vector<std::string> unsubscribe;
+    while (auto op = t.filters.pop(now)) {
+        if (op->what == subscription_shaper::kind::unsubscribe) {
+            unsubscribe.push_back(std::move(op->filter));
+            continue;
+        }
+        const auto it = t.upstream.find(op->filter);
+        if (it == t.upstream.end()) continue;  // not expected: dropping a filter withdraws its SUBSCRIBE
+        generations.push_back(it->second.generation);
+        filters.push_back(op->filter);
+        subscribe.push_back({.filter = std::move(op->filter), .max_qos = mqtt::qos::at_least_once});
+    }
+    // One operation per filter waits at a time, so these lists never share a filter.
+    if (!unsubscribe.empty()) t.link->unsubscribe(std::move(unsubscribe), {});
+    if (!subscribe.empty()) {
+        t.link->subscribe(std::move(subscribe), [this, name = t.settings.name, filters = std::move(filters),
+                                                 generations = std::move(generations)](const std::vector<std::uint8_t>& codes) {
+            auto it = things_.find(name);
+            if (it == things_.end()) return;
+            for (std::size_t k = 0; k < filters.size(); ++k)
+                upstream_subscribed(*it->second, filters[k], generations[k],
+                                    k < codes.size() ? codes[k] : mqtt::reason::unspecified_error);
+        });
+    }
+    wake_after(t.filter_timer, t.filter_timer_armed, t.filters.next_ready(now), [this, &t] { pump_filters(t); });
+}
+
+std::optional<ipc::result> hub::check_subscription_rate(const thing_state& t, client_id client, const std::string& filter) const {
+    const auto& l = t.settings.limits;
+    // Unlimited, nothing waits. A filter whose UNSUBSCRIBE waits is still held at the broker:
+    // subscribing again only withdraws the UNSUBSCRIBE.
+    if (!l.subscriptions_per_second || t.filters.waiting(filter) == subscription_shaper::kind::unsubscribe)
+        return std::nullopt;
+    const auto n = [](std::size_t v) { return std::to_string(v); };
+    const auto rate = n(*l.subscriptions_per_second);
+    if (const auto waiting = t.filters.queued(client); waiting >= subscription_backlog(*l.subscriptions_per_second)) {
+        return fail(ipc::errc::rate_limited,
+                    n(waiting) + " subscription changes of this client already wait for Thing " + t.settings.name +
+                        "'s subscription rate (limits.subscriptions_per_second: " + rate +
+                        "), which all apps share: wait for the results of earlier subscribes before sending more",
+                    mqtt::reason::quota_exceeded);
+    }
+    if (l.subscriptions && t.upstream.size() + t.filters.queued_unsubscribes() >= *l.subscriptions) {
+        return fail(ipc::errc::rate_limited,
+                    "Thing " + t.settings.name + " still holds " + n(t.filters.queued_unsubscribes()) +
+                        " filter(s) upstream that no app holds any more, until their UNSUBSCRIBE gets its turn "
+                        "(limits.subscriptions_per_second: " + rate + "); with them the connection's limit (limits.subscriptions: " +
+                        n(*l.subscriptions) + ") is reached: try again shortly",
+                    mqtt::reason::quota_exceeded);
+    }
+    return std::nullopt;
 }
 
 void hub::send_upstream(thing_state& t, queued_publish&& p) {
@@ -580,8 +657,6 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
     req->request_id = m.request_id;
     req->results.resize(m.subscriptions.size());
     req->remaining = m.subscriptions.size();
-    std::vector<mqtt::subscription> upstream;
-    std::vector<std::uint64_t> generations;
 
     for (std::size_t i = 0; i < m.subscriptions.size(); ++i) {
         auto& f = m.subscriptions[i];
@@ -638,14 +713,20 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
                         mqtt::reason::quota_exceeded));
             continue;
         }
+        if (new_upstream) {
+            if (auto refusal = check_subscription_rate(*t, c.id(), f.filter)) {
+                ++counters_.refused;
+                answer(std::move(*refusal));
+                continue;
+            }
+        }
         // The session never holds QoS 2; a QoS 2 request is granted QoS 1, as a broker would.
         const auto qos = static_cast<std::uint8_t>(std::min<unsigned>(f.max_qos, 1));
         if (table.add(c.id(), f.filter, qos)) {
             auto& u = t->upstream[f.filter];
             u = upstream_filter{.generation = next_generation_++};
             u.waiters.push_back({req, i, qos});
-            upstream.push_back({.filter = f.filter, .max_qos = mqtt::qos::at_least_once});
-            generations.push_back(u.generation);
+            t->filters.subscribe(c.id(), f.filter);  // sent by pump_filters() in the client's turn
             continue;
         }
         auto& u = t->upstream.at(f.filter);
@@ -656,17 +737,7 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
         }
     }
     if (req->remaining == 0) send(c, ipc::subscribe_result{.request_id = req->request_id, .results = std::move(req->results)});
-    if (upstream.empty()) return;
-    std::vector<std::string> filters;
-    for (const auto& s : upstream) filters.push_back(s.filter);
-    t->link->subscribe(std::move(upstream), [this, name = c.thing, filters = std::move(filters),
-                                             generations = std::move(generations)](const std::vector<std::uint8_t>& codes) {
-        auto it = things_.find(name);
-        if (it == things_.end()) return;
-        for (std::size_t k = 0; k < filters.size(); ++k)
-            upstream_subscribed(*it->second, filters[k], generations[k],
-                                k < codes.size() ? codes[k] : mqtt::reason::unspecified_error);
-    });
+    if (t != nullptr) pump_filters(*t);
 }
 
 void hub::upstream_subscribed(thing_state& t, const std::string& filter, std::uint64_t generation, std::uint8_t code) {
@@ -699,16 +770,18 @@ void hub::answer(waiter& w, ipc::result r) {
     }
 }
 
-void hub::release_upstream(thing_state& t, std::vector<std::string> filters) {
+void hub::release_upstream(thing_state& t, std::vector<std::string> filters, client_id flow) {
     if (filters.empty()) return;
     for (const auto& f : filters) {
-        auto it = t.upstream.find(f);
-        if (it == t.upstream.end()) continue;
-        // Unsubscribed before its SUBACK came: the request still gets its answer.
-        for (auto& w : it->second.waiters) answer(w, ok(w.requested_qos));
-        t.upstream.erase(it);
+        if (auto it = t.upstream.find(f); it != t.upstream.end()) {
+            // Unsubscribed before its SUBACK came: the request still gets its answer.
+            for (auto& w : it->second.waiters) answer(w, ok(w.requested_qos));
+            t.upstream.erase(it);
+        }
+        // A SUBSCRIBE that has not gone out yet is withdrawn instead: the broker never had the filter.
+        (void)t.filters.unsubscribe(flow, f);
     }
-    t.link->unsubscribe(std::move(filters), {});
+    pump_filters(t);
 }
 
 void hub::handle(local_client& c, ipc::unsubscribe&& m) {
@@ -724,7 +797,7 @@ void hub::handle(local_client& c, ipc::unsubscribe&& m) {
         r.results.push_back(ok(mqtt::reason::success));
     }
     send(c, r);
-    if (t != nullptr) release_upstream(*t, std::move(orphans));
+    if (t != nullptr) release_upstream(*t, std::move(orphans), c.id());
 }
 
 void hub::handle(local_client& c, ipc::ping&& m) { send(c, ipc::pong{.token = m.token}); }
@@ -739,7 +812,7 @@ void hub::on_closed(local_client& c, const std::string& reason) {
         dropped = t->shaper.remove_client(c.id()).size();
         auto orphans = t->table.remove_client(c.id());
         released = orphans.size();
-        release_upstream(*t, std::move(orphans));
+        release_upstream(*t, std::move(orphans), c.id());
     }
     spdlog::info("client {} ('{}', {}) disconnected: {}; {} upstream filter(s) released{}", c.id().value, c.app_name,
                  c.peer().describe(), reason, released,
@@ -833,6 +906,7 @@ void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
     if (ev.state == uplink::link_state::connected) {
         drain_spool(t);
         pump(t);
+        pump_filters(t);
     }
 }
 

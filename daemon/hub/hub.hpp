@@ -8,7 +8,9 @@
 //   local error) goes back to the client under its request id.
 // - Subscribe: authorized, then reference-counted per Thing. The first holder of a filter
 //   triggers one upstream SUBSCRIBE (within the Thing's subscription quota); later holders are
-//   answered from the upstream state. The last holder leaving triggers the UNSUBSCRIBE.
+//   answered from the upstream state. The last holder leaving triggers the UNSUBSCRIBE. Both
+//   wait in the Thing's subscription shaper, which releases them within the connection's
+//   subscription rate, fairly between apps.
 // - Inbound messages: routed through the Thing's subscription table to the clients allowed to
 //   receive them, encoded once per QoS and shared by every recipient's queue; a QoS 1 message
 //   is acknowledged upstream once every recipient has it queued.
@@ -20,6 +22,7 @@
 #include "config/config.hpp"
 #include "daemon/hub/local_client.hpp"
 #include "daemon/hub/shaper.hpp"
+#include "daemon/hub/subscription_shaper.hpp"
 #include "daemon/hub/subscription_table.hpp"
 #include "daemon/spool/spool.hpp"
 #include "daemon/uplink/uplink.hpp"
@@ -151,8 +154,15 @@ private:
     void upstream_subscribed(thing_state& t, const std::string& filter, std::uint64_t generation, std::uint8_t code);
     void answer(waiter& w, ipc::result r);
     // The filters lost their last local holder: answer requests still waiting for their SUBACK,
-    // forget them, and unsubscribe upstream.
-    void release_upstream(thing_state& t, std::vector<std::string> filters);
+    // forget them, and unsubscribe upstream in `flow`'s turn.
+    void release_upstream(thing_state& t, std::vector<std::string> filters, client_id flow);
+    // Sends the SUBSCRIBEs and UNSUBSCRIBEs the Thing's subscription rate allows now, and arms the
+    // timer for the rest.
+    void pump_filters(thing_state& t);
+    // A filter that needs a SUBSCRIBE upstream, when the client already has its share of the
+    // subscription rate waiting (rate_limited); nullopt when it may queue.
+    [[nodiscard]] std::optional<ipc::result> check_subscription_rate(const thing_state& t, client_id client,
+                                                                     const std::string& filter) const;
     // Releases what the Thing's rate limits allow now to the uplink, and arms the timer for the rest.
     void pump(thing_state& t);
     // Whether the Thing's shaper may release publishes to its uplink now.

@@ -115,6 +115,7 @@ TEST(ConfigLoad, Defaults) {
     EXPECT_EQ(t.limits.publishes_per_second, 100U);
     EXPECT_EQ(t.limits.bytes_per_second, 512U * 1024);
     EXPECT_EQ(t.limits.subscriptions, 50U);
+    EXPECT_EQ(t.limits.subscriptions_per_second, 50U);
     EXPECT_EQ(t.limits.inflight, 90);
     EXPECT_EQ(t.limits.filters_per_subscribe, 8U);
     EXPECT_TRUE(c.apps.empty());
@@ -143,6 +144,7 @@ TEST(ConfigLoad, ValuesAndUnlimited) {
                                    "      max_payload: unlimited\n"
                                    "      max_topic_levels: unlimited\n"
                                    "      publishes_per_second: unlimited\n"
+                                   "      subscriptions_per_second: unlimited\n"
                                    "      bytes_per_second: 8 MiB\n"
                                    "      qos2: downgrade\n"
                                    "      inflight: 500\n"
@@ -166,6 +168,7 @@ TEST(ConfigLoad, ValuesAndUnlimited) {
     EXPECT_EQ(t.limits.max_payload, std::nullopt);
     EXPECT_EQ(t.limits.max_topic_levels, std::nullopt);
     EXPECT_EQ(t.limits.publishes_per_second, std::nullopt);
+    EXPECT_EQ(t.limits.subscriptions_per_second, std::nullopt);
     EXPECT_EQ(t.limits.bytes_per_second, 8U * 1024 * 1024);
     EXPECT_EQ(t.limits.qos2, qos2_policy::downgrade);
     EXPECT_EQ(t.limits.inflight, 500);  // not an AWS endpoint: no warning
@@ -210,6 +213,8 @@ TEST(ConfigLoad, OutOfRange) {
     expect_error(parse(minimal + "ipc: {client_queue: unlimited}\n", "t.yaml"), "ipc.client_queue", 7, 21, "'unlimited' is not allowed");
     expect_error(parse(minimal + "ipc: {client_queue_total: 64KiB}\n", "t.yaml"), "ipc.client_queue_total", 7, 27,
                  "out of range: 64KiB");
+    expect_error(parse(minimal + "    limits: {subscriptions_per_second: 0}\n", "t.yaml"),
+                 "things[0].limits.subscriptions_per_second", 7, 40, "out of range: 0");
     expect_error(parse(minimal + "    client_id: " + std::string(129, 'c') + "\n", "t.yaml"), "things[0].client_id", 7, 16,
                  "129 bytes", "128");
 }
