@@ -62,6 +62,7 @@ struct thing_limits {
     std::optional<std::uint32_t> publishes_per_second = 100;    // per connection, shared by apps
     std::optional<std::uint64_t> bytes_per_second = 512 * 1024; // per connection, shared by apps
     std::optional<std::size_t> subscriptions = 50;              // distinct upstream filters
+    std::optional<std::uint32_t> subscriptions_per_second = 50; // filters in SUBSCRIBE + UNSUBSCRIBE, shared by apps
     std::uint16_t inflight = 90;                                // own QoS 1 window (AWS allows 100)
     std::optional<std::size_t> filters_per_subscribe = 8;       // per SUBSCRIBE packet
     // The broker's packet limit where it does not announce one (MQTT 3.1.1); unset: CONNACK's.
@@ -117,6 +118,7 @@ struct ipc_settings {
     std::size_t max_clients = 1024;
     std::size_t max_clients_per_uid = 256;  // so one user's runaway app cannot take every slot
     std::size_t client_queue = 8 * 1024 * 1024;  // bytes queued for one client
+    std::size_t client_queue_total = 64 * 1024 * 1024;  // bytes queued for all clients together
     std::size_t client_subscriptions = 1000;
     std::size_t client_inflight = 1000;  // publishes of one client awaiting their result
     duration hello_timeout{10'000};

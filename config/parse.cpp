@@ -389,16 +389,17 @@ constexpr std::array<std::string_view, 14> thing_keys{"name",       "endpoint", 
                                                       "protocol",   "ca",             "cert",    "key",
                                                       "alpn",       "keep_alive",     "session_expiry",
                                                       "backoff",    "connect_timeout", "limits"};
-constexpr std::array<std::string_view, 12> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
+constexpr std::array<std::string_view, 13> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
-                                                      "bytes_per_second",    "subscriptions",    "inflight",
-                                                      "filters_per_subscribe", "max_packet", "overlap_copies"};
+                                                      "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
+                                                      "inflight",            "filters_per_subscribe", "max_packet",
+                                                      "overlap_copies"};
 constexpr std::array<std::string_view, 2> backoff_keys{"base", "cap"};
 constexpr std::array<std::string_view, 6> app_keys{"name", "match", "things", "publish", "subscribe", "receive"};
 constexpr std::array<std::string_view, 5> match_keys{"unit", "user", "uid", "group", "gid"};
-constexpr std::array<std::string_view, 9> ipc_keys{"socket",          "mode",           "group",           "max_clients",
-                                                   "max_clients_per_uid", "client_queue", "client_subscriptions",
-                                                   "client_inflight", "hello_timeout"};
+constexpr std::array<std::string_view, 10> ipc_keys{"socket",          "mode",           "group",           "max_clients",
+                                                    "max_clients_per_uid", "client_queue", "client_queue_total",
+                                                    "client_subscriptions", "client_inflight", "hello_timeout"};
 constexpr std::array<std::string_view, 5> spool_keys{"path", "max_bytes", "max_messages", "overflow", "offline_qos0"};
 constexpr std::array<std::string_view, 2> log_keys{"level", "target"};
 
@@ -618,6 +619,11 @@ void parser::parse_limits(const YAML::Node& node, const std::string& path, thing
     if (const auto* x = find(*f, "subscriptions")) {
         if (auto v = count(x->value, p("subscriptions"), 1, 1'000'000, true)) l.subscriptions = as_size(*v);
     }
+    if (const auto* x = find(*f, "subscriptions_per_second")) {
+        if (auto v = count(x->value, p("subscriptions_per_second"), 1, 1'000'000, true)) {
+            l.subscriptions_per_second = *v ? std::optional<std::uint32_t>{static_cast<std::uint32_t>(**v)} : std::nullopt;
+        }
+    }
     if (const auto* x = find(*f, "inflight")) {
         if (auto v = count(x->value, p("inflight"), 1, 65535, false); v && *v) {
             l.inflight = static_cast<std::uint16_t>(**v);
@@ -744,10 +750,25 @@ void parser::parse_ipc(const YAML::Node& node, ipc_settings& s) {
     if (const auto* x = find(*f, "max_clients_per_uid")) {
         if (auto v = integer(x->value, "ipc.max_clients_per_uid", 1, 65535)) s.max_clients_per_uid = static_cast<std::size_t>(*v);
     }
-    if (const auto* x = find(*f, "client_queue")) {
-        if (auto v = size(x->value, "ipc.client_queue", 64 * 1024, std::uint64_t{1} << 30U, false); v && *v) {
+    const auto* queue = find(*f, "client_queue");
+    if (queue != nullptr) {
+        if (auto v = size(queue->value, "ipc.client_queue", 64 * 1024, std::uint64_t{1} << 30U, false); v && *v) {
             s.client_queue = static_cast<std::size_t>(**v);
         }
+    }
+    const auto* total = find(*f, "client_queue_total");
+    if (total != nullptr) {
+        if (auto v = size(total->value, "ipc.client_queue_total", 1024 * 1024, std::uint64_t{1} << 36U, false); v && *v) {
+            s.client_queue_total = static_cast<std::size_t>(**v);
+        }
+    }
+    if (s.client_queue_total < s.client_queue) {
+        // Reported where the operator wrote a value: the total when written, else the per-client size.
+        const auto* at = total != nullptr ? total : queue;
+        error(at->value, total != nullptr ? "ipc.client_queue_total" : "ipc.client_queue",
+              "the queues of all clients together (client_queue_total, " + std::to_string(s.client_queue_total) +
+                  " bytes) must hold at least one client's queue (client_queue, " + std::to_string(s.client_queue) + " bytes)",
+              "raise ipc.client_queue_total or lower ipc.client_queue");
     }
     if (const auto* x = find(*f, "client_subscriptions")) {
         if (auto v = integer(x->value, "ipc.client_subscriptions", 1, 1'000'000)) s.client_subscriptions = static_cast<std::size_t>(*v);

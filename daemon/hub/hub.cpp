@@ -38,7 +38,8 @@ struct hub::queued_publish {
 struct hub::thing_state {
     thing_state(asio::io_context& io, thing_setup s)
         : settings(std::move(s.settings)), fingerprint(std::move(s.fingerprint)),
-          shaper(shaper_limits(settings.limits), std::chrono::steady_clock::now()), shaper_timer(io) {}
+          shaper(shaper_limits(settings.limits), std::chrono::steady_clock::now()), shaper_timer(io),
+          filters(settings.limits.subscriptions_per_second, std::chrono::steady_clock::now()), filter_timer(io) {}
 
     static publish_shaper<queued_publish>::limits shaper_limits(const config::thing_limits& l) {
         return {.messages_per_second = l.publishes_per_second, .bytes_per_second = l.bytes_per_second};
@@ -54,6 +55,10 @@ struct hub::thing_state {
     publish_shaper<queued_publish> shaper;
     asio::steady_timer shaper_timer;
     bool shaper_timer_armed = false;
+    subscription_shaper filters;  // SUBSCRIBE / UNSUBSCRIBE waiting for the subscription rate
+    std::map<std::string, std::uint64_t, std::less<>> subscribe_generations;  // of SUBSCRIBEs waiting in `filters`
+    asio::steady_timer filter_timer;
+    bool filter_timer_armed = false;
     std::size_t at_uplink = 0;  // publishes handed to the uplink, awaiting their result
     std::uint64_t connected_since_usec = 0;
     std::string last_error;
@@ -155,6 +160,25 @@ std::size_t levels_of(std::string_view topic) {
     return static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1;
 }
 
+// Runs `then` after `wait` (nullopt: nothing to wait for), unless a wakeup is pending already.
+template <class F>
+void wake_after(asio::steady_timer& timer, bool& armed, std::optional<std::chrono::steady_clock::duration> wait, F then) {
+    if (!wait || armed) return;
+    armed = true;
+    timer.expires_after(*wait);
+    timer.async_wait([&armed, then = std::move(then)](boost::system::error_code ec) {
+        if (ec == asio::error::operation_aborted) return;  // the timer may be gone with its Thing
+        armed = false;
+        then();
+    });
+}
+
+// Subscription changes one app may have waiting for the Thing's subscription rate: a second's
+// worth of the rate, and at least one full SUBSCRIBE packet (AWS IoT Core: 8 filters).
+std::size_t subscription_backlog(std::uint32_t filters_per_second) {
+    return std::max<std::size_t>(filters_per_second, 8);
+}
+
 }  // namespace
 
 hub::hub(asio::io_context& io, std::string daemon_version, std::unique_ptr<spool::store> spool)
@@ -173,6 +197,7 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
     config_ = std::move(config);
     const auto& ipc = config_->ipc;
     limits_.max_queue_bytes = ipc.client_queue;
+    limits_.max_total_queue_bytes = ipc.client_queue_total;
     limits_.max_subscriptions = ipc.client_subscriptions;
     limits_.max_pending_publishes = ipc.client_inflight;
     default_thing_ = things.empty() ? std::string{} : things.front().settings.name;
@@ -195,12 +220,14 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
         auto& t = *it->second;
         t.settings = std::move(setup.settings);
         t.shaper.set_limits(thing_state::shaper_limits(t.settings.limits), std::chrono::steady_clock::now());
+        t.filters.set_rate(t.settings.limits.subscriptions_per_second, std::chrono::steady_clock::now());
         if (t.fingerprint != setup.fingerprint) {
             t.fingerprint = std::move(setup.fingerprint);
             spdlog::info("thing {}: connection settings or credentials changed; reconnecting", t.settings.name);
             t.link->reconnect("the configuration changed", std::move(setup.link));
         }
         pump(t);
+        pump_filters(t);
     }
     if (!reload) return;
     // Rules apply to every request from now on; what a client already holds stays, but what it
@@ -236,6 +263,7 @@ void hub::remove_thing(const std::string& name) {
     }
     // Its clients are closed: nobody waits for what is still in its shaper.
     t.shaper_timer.cancel();
+    t.filter_timer.cancel();
     t.link->on_message({});
     t.link->on_subscription_lost({});
     t.link->on_state({});
@@ -254,7 +282,7 @@ void hub::add_client(local_client::socket s) {
     const client_id id{next_client_++};
     auto peer = read_peer_credentials(s.native_handle());
     client_events& events = *this;
-    auto c = std::make_shared<local_client>(std::move(s), id, std::move(peer), limits_, events);
+    auto c = std::make_shared<local_client>(std::move(s), id, std::move(peer), limits_, queue_totals_, events);
     clients_.emplace(id, c);
     c->start(config_->ipc.hello_timeout);
     if (shutting_down_) {
@@ -278,7 +306,7 @@ void hub::add_client(local_client::socket s) {
 }
 
 void hub::send(local_client& c, const ipc::daemon_message& m) {
-    auto bytes = std::make_shared<std::vector<std::uint8_t>>();
+    auto bytes = std::make_shared<shared_frame>();
     ipc::encode(m, *bytes);
     c.send(std::move(bytes));
 }
@@ -534,15 +562,67 @@ void hub::pump(thing_state& t) {
     const auto now = std::chrono::steady_clock::now();
     while (auto next = t.shaper.pop(now)) send_upstream(t, std::move(next->item));
     if (spool_ && t.spool_loaded < 32) drain_spool(t);
-    const auto wait = t.shaper.next_ready(now);
-    if (!wait || t.shaper_timer_armed) return;
-    t.shaper_timer_armed = true;
-    t.shaper_timer.expires_after(*wait);
-    t.shaper_timer.async_wait([this, &t](boost::system::error_code ec) {
-        if (ec == asio::error::operation_aborted) return;
-        t.shaper_timer_armed = false;
-        pump(t);
-    });
+    wake_after(t.shaper_timer, t.shaper_timer_armed, t.shaper.next_ready(now), [this, &t] { pump(t); });
+}
+
+void hub::pump_filters(thing_state& t) {
+    if (!releasing(t)) return;
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<mqtt::subscription> subscribe;
+    std::vector<std::string> filters;
+    std::vector<std::uint64_t> generations;
+    std::vector<std::string> unsubscribe;
+    while (auto op = t.filters.pop(now)) {
+        if (op->what == subscription_shaper::kind::unsubscribe) {
+            unsubscribe.push_back(std::move(op->filter));
+            continue;
+        }
+        const auto it = t.subscribe_generations.find(op->filter);
+        if (it == t.subscribe_generations.end()) continue;  // not expected: dropping a filter withdraws its SUBSCRIBE
+        generations.push_back(it->second);
+        t.subscribe_generations.erase(it);
+        filters.push_back(op->filter);
+        subscribe.push_back({.filter = std::move(op->filter), .max_qos = mqtt::qos::at_least_once});
+    }
+    // One operation per filter waits at a time, so these lists never share a filter.
+    if (!unsubscribe.empty()) t.link->unsubscribe(std::move(unsubscribe), {});
+    if (!subscribe.empty()) {
+        t.link->subscribe(std::move(subscribe), [this, name = t.settings.name, filters = std::move(filters),
+                                                 generations = std::move(generations)](const std::vector<std::uint8_t>& codes) {
+            auto it = things_.find(name);
+            if (it == things_.end()) return;
+            for (std::size_t k = 0; k < filters.size(); ++k)
+                upstream_subscribed(*it->second, filters[k], generations[k],
+                                    k < codes.size() ? codes[k] : mqtt::reason::unspecified_error);
+        });
+    }
+    wake_after(t.filter_timer, t.filter_timer_armed, t.filters.next_ready(now), [this, &t] { pump_filters(t); });
+}
+
+std::optional<ipc::result> hub::check_subscription_rate(const thing_state& t, client_id client, const std::string& filter) const {
+    const auto& l = t.settings.limits;
+    // Unlimited, nothing waits. A filter whose UNSUBSCRIBE waits is still held at the broker:
+    // subscribing again only withdraws the UNSUBSCRIBE.
+    if (!l.subscriptions_per_second || t.filters.waiting(filter) == subscription_shaper::kind::unsubscribe)
+        return std::nullopt;
+    const auto n = [](std::size_t v) { return std::to_string(v); };
+    const auto rate = n(*l.subscriptions_per_second);
+    if (const auto waiting = t.filters.queued(client); waiting >= subscription_backlog(*l.subscriptions_per_second)) {
+        return fail(ipc::errc::rate_limited,
+                    n(waiting) + " subscription changes of this client already wait for Thing " + t.settings.name +
+                        "'s subscription rate (limits.subscriptions_per_second: " + rate +
+                        "), which all apps share: wait for the results of earlier subscribes before sending more",
+                    mqtt::reason::quota_exceeded);
+    }
+    if (l.subscriptions && t.table.upstream_count() + t.filters.queued_unsubscribes() >= *l.subscriptions) {
+        return fail(ipc::errc::rate_limited,
+                    "Thing " + t.settings.name + " still holds " + n(t.filters.queued_unsubscribes()) +
+                        " filter(s) upstream that no app holds any more, until their UNSUBSCRIBE gets its turn "
+                        "(limits.subscriptions_per_second: " + rate + "); with them the connection's limit (limits.subscriptions: " +
+                        n(*l.subscriptions) + ") is reached: try again shortly",
+                    mqtt::reason::quota_exceeded);
+    }
+    return std::nullopt;
 }
 
 void hub::send_upstream(thing_state& t, queued_publish&& p) {
@@ -619,6 +699,14 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
                         mqtt::reason::quota_exceeded));
             continue;
         }
+        // A filter nobody holds yet may need a SUBSCRIBE of its own (unless a held one covers it).
+        if (table.holder_count(f.filter) == 0) {
+            if (auto refusal = check_subscription_rate(*t, c.id(), f.filter)) {
+                ++counters_.refused;
+                answer(std::move(*refusal));
+                continue;
+            }
+        }
         // The session never holds QoS 2; a QoS 2 request is granted QoS 1, as a broker would.
         const auto qos = static_cast<std::uint8_t>(std::min<unsigned>(f.max_qos, 1));
         table.add(c.id(), f.filter, qos);
@@ -630,16 +718,16 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
         }
     }
     if (req->remaining == 0) send(c, ipc::subscribe_result{.request_id = req->request_id, .results = std::move(req->results)});
-    if (t != nullptr) sync_upstream(*t, std::move(upstream));
+    if (t != nullptr) sync_upstream(*t, c.id(), std::move(upstream));
 }
 
-std::size_t hub::sync_upstream(thing_state& t, upstream_plan first) {
+std::size_t hub::sync_upstream(thing_state& t, client_id flow, upstream_plan first) {
     std::size_t released = 0;
     auto plan = std::move(first);
     for (;;) {
         plan.append(t.table.plan(t.settings.limits.subscriptions));
         released += plan.unsubscribe.size();
-        send_plan(t, std::move(plan));
+        send_plan(t, flow, std::move(plan));
         plan = {};
         // Requests whose filters an acknowledged upstream filter now serves.
         for (auto it = t.waiting.begin(); it != t.waiting.end();) {
@@ -687,31 +775,19 @@ std::size_t hub::sync_upstream(thing_state& t, upstream_plan first) {
     }
 }
 
-void hub::send_plan(thing_state& t, upstream_plan plan) {
-    if (!plan.subscribe.empty()) {
-        std::vector<mqtt::subscription> subs;
-        std::vector<std::string> filters;
-        std::vector<std::uint64_t> generations;
-        for (auto& s : plan.subscribe) {
-            subs.push_back({.filter = s.filter, .max_qos = mqtt::qos::at_least_once});
-            filters.push_back(std::move(s.filter));
-            generations.push_back(s.generation);
-        }
-        t.link->subscribe(std::move(subs),
-                          [this, name = t.settings.name, filters = std::move(filters),
-                           generations = std::move(generations)](const std::vector<std::uint8_t>& codes) {
-                              for (std::size_t k = 0; k < filters.size(); ++k) {
-                                  // Looked up again each time: an answer may remove the Thing (it never does today).
-                                  auto it = things_.find(name);
-                                  if (it == things_.end()) return;
-                                  upstream_subscribed(*it->second, filters[k], generations[k],
-                                                      k < codes.size() ? codes[k] : mqtt::reason::unspecified_error);
-                              }
-                          });
+void hub::send_plan(thing_state& t, client_id flow, upstream_plan plan) {
+    // Queued in `flow`'s turn of the subscription shaper; pump_filters() sends them. At most one
+    // change per filter waits there: an UNSUBSCRIBE withdraws a SUBSCRIBE that has not gone out
+    // (the broker never had the filter), a SUBSCRIBE replaces a waiting UNSUBSCRIBE.
+    for (auto& s : plan.subscribe) {
+        t.filters.subscribe(flow, s.filter);
+        t.subscribe_generations.insert_or_assign(std::move(s.filter), s.generation);
     }
-    // After the SUBSCRIBEs: what these replace goes only once the broker acknowledged them, so
-    // anything here is already served by acknowledged filters.
-    if (!plan.unsubscribe.empty()) t.link->unsubscribe(std::move(plan.unsubscribe), {});
+    // What these replace is unsubscribed only once they are acknowledged, so anything here is
+    // already served by acknowledged filters: its order against the SUBSCRIBEs does not matter.
+    for (const auto& f : plan.unsubscribe)
+        if (!t.filters.unsubscribe(flow, f)) t.subscribe_generations.erase(f);
+    pump_filters(t);
 }
 
 void hub::upstream_subscribed(thing_state& t, const std::string& filter, std::uint64_t generation, std::uint8_t code) {
@@ -720,7 +796,7 @@ void hub::upstream_subscribed(thing_state& t, const std::string& filter, std::ui
     if (outcome == subscription_table::suback::refused)
         spdlog::warn("thing {}: broker refused subscription to '{}': {}", t.settings.name, logging::escaped(filter),
                      mqtt::reason_string(code));
-    sync_upstream(t);
+    sync_upstream(t, table_flow);
 }
 
 void hub::answer(waiter& w, ipc::result r) {
@@ -755,7 +831,7 @@ void hub::handle(local_client& c, ipc::unsubscribe&& m) {
     send(c, r);
     // Unsubscribed before an upstream filter served it: the request still gets its answer.
     for (auto& w : unanswered) answer(w, ok(w.requested_qos));
-    if (t != nullptr) sync_upstream(*t);
+    if (t != nullptr) sync_upstream(*t, c.id());
 }
 
 void hub::handle(local_client& c, ipc::ping&& m) { send(c, ipc::pong{.token = m.token}); }
@@ -773,7 +849,7 @@ void hub::on_closed(local_client& c, const std::string& reason) {
             std::erase_if(it->second, [&](const waiter& w) { return w.request->client == c.id(); });
             it = it->second.empty() ? t->waiting.erase(it) : std::next(it);
         }
-        released = sync_upstream(*t);
+        released = sync_upstream(*t, c.id());
     }
     spdlog::info("client {} ('{}', {}) disconnected: {}; {} upstream filter(s) released{}", c.id().value,
                  logging::escaped(c.app_name), c.peer().describe(), logging::escaped(reason), released,
@@ -811,7 +887,7 @@ void hub::on_uplink_message(thing_state& t, const mqtt::publish& msg, std::optio
         const auto qos = std::min(static_cast<std::uint8_t>(msg.qos), d.max_qos);
         auto& frame = frames[qos];
         if (!frame) {
-            auto bytes = std::make_shared<std::vector<std::uint8_t>>();
+            auto bytes = std::make_shared<shared_frame>();
             ipc::encode_message_frame(msg.topic, msg.payload, qos, msg.retain, props, *bytes);
             frame = std::move(bytes);
         }
@@ -830,7 +906,7 @@ void hub::on_subscription_lost(thing_state& t, const std::string& filter, std::u
                  logging::escaped(filter), mqtt::reason_string(reason_code));
     // What it served is served by others, or subscribed again on its own, or dropped (logged).
     t.table.lost(filter, reason_code);
-    sync_upstream(t);
+    sync_upstream(t, table_flow);
 }
 
 void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
@@ -858,7 +934,7 @@ void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
                               .reason = ev.reason,
                               .fatal = ev.fatal,
                               .retry_in_ms = static_cast<std::uint32_t>(ev.retry_in.count())};
-    auto bytes = std::make_shared<std::vector<std::uint8_t>>();
+    auto bytes = std::make_shared<shared_frame>();
     ipc::encode(ipc::daemon_message{t.link_state}, *bytes);
     const frame_ptr frame = std::move(bytes);
     for (auto& [id, client] : clients_) {
@@ -876,6 +952,7 @@ void hub::on_uplink_state(thing_state& t, const uplink::state_event& ev) {
     if (ev.state == uplink::link_state::connected) {
         drain_spool(t);
         pump(t);
+        pump_filters(t);
     }
 }
 

@@ -9,7 +9,9 @@
 // - Subscribe: authorized, then reference-counted per Thing. A filter no other local filter
 //   covers triggers one upstream SUBSCRIBE (within the Thing's subscription quota); later holders,
 //   and filters a held one covers, are answered from the upstream state. Upstream filters nobody
-//   needs any more are unsubscribed once what they served is served by others.
+//   needs any more are unsubscribed once what they served is served by others. SUBSCRIBEs and
+//   UNSUBSCRIBEs wait in the Thing's subscription shaper, which releases them within the
+//   connection's subscription rate, fairly between apps.
 // - Inbound messages: routed through the Thing's subscription table to the clients allowed to
 //   receive them, once per client even when the broker sends a copy per overlapping upstream
 //   filter; encoded once per QoS and shared by every recipient's queue; a QoS 1 message is
@@ -22,6 +24,7 @@
 #include "config/config.hpp"
 #include "daemon/hub/local_client.hpp"
 #include "daemon/hub/shaper.hpp"
+#include "daemon/hub/subscription_shaper.hpp"
 #include "daemon/hub/subscription_table.hpp"
 #include "daemon/spool/spool.hpp"
 #include "daemon/uplink/uplink.hpp"
@@ -151,11 +154,19 @@ private:
     void on_subscription_lost(thing_state& t, const std::string& filter, std::uint8_t reason_code);
     void upstream_subscribed(thing_state& t, const std::string& filter, std::uint64_t generation, std::uint8_t code);
     void answer(waiter& w, ipc::result r);
-    // After local subscriptions or the broker's answers changed: sends what the Thing's table
-    // plans upstream (after `first`), answers the subscribe requests whose filters are now
-    // served, and drops the filters nothing can serve. Returns the filters unsubscribed upstream.
-    std::size_t sync_upstream(thing_state& t, upstream_plan first = {});
-    void send_plan(thing_state& t, upstream_plan plan);
+    // After local subscriptions or the broker's answers changed: queues what the Thing's table
+    // plans upstream (after `first`) in `flow`'s turn, answers the subscribe requests whose
+    // filters are now served, and drops the filters nothing can serve. Returns the filters
+    // unsubscribed upstream.
+    std::size_t sync_upstream(thing_state& t, client_id flow, upstream_plan first = {});
+    void send_plan(thing_state& t, client_id flow, upstream_plan plan);
+    // Sends the SUBSCRIBEs and UNSUBSCRIBEs the Thing's subscription rate allows now, and arms the
+    // timer for the rest.
+    void pump_filters(thing_state& t);
+    // A filter that needs a SUBSCRIBE upstream, when the client already has its share of the
+    // subscription rate waiting (rate_limited); nullopt when it may queue.
+    [[nodiscard]] std::optional<ipc::result> check_subscription_rate(const thing_state& t, client_id client,
+                                                                     const std::string& filter) const;
     // Releases what the Thing's rate limits allow now to the uplink, and arms the timer for the rest.
     void pump(thing_state& t);
     // Whether the Thing's shaper may release publishes to its uplink now.
@@ -191,6 +202,7 @@ private:
     std::string daemon_version_;
     std::shared_ptr<const config::configuration> config_;
     client_limits limits_;  // referenced by every local_client; updated in place on reload
+    queue_totals queue_totals_;  // kept by every local_client
     std::map<std::string, std::unique_ptr<thing_state>, std::less<>> things_;
     std::string default_thing_;
     std::vector<std::string> order_;  // Thing names in configuration order
@@ -201,6 +213,9 @@ private:
     std::vector<delivery> match_scratch_;
     static constexpr client_id bus_flow{0};  // D-Bus publishes share one queue in each shaper
     static constexpr client_id spool_flow{~std::uint64_t{0}};  // spooled messages, in order
+    // Subscription changes the broker's answers cause (a wider filter acknowledged replaces the
+    // narrower ones it covers), in the subscription shaper.
+    static constexpr client_id table_flow{~std::uint64_t{0} - 1};
     std::unique_ptr<spool::store> spool_;
     logging::rate_limiter spool_error_log_{1, std::chrono::seconds(10)};  // "cannot write the spool"
     std::size_t bus_pending_ = 0;

@@ -2,8 +2,17 @@
 // writes frames to it through a bounded queue.
 //
 // Frames for many clients are shared (one encoded delivery per inbound message), so the queue
-// holds shared pointers. When a client's queue would exceed its byte limit the client is cut
-// off: what it has not started receiving is dropped, it gets an error frame, and it is closed.
+// holds shared pointers. Each queued frame is charged the heap it really takes (a 9-byte pong
+// costs about 110 bytes): in full against the client's limit, and once, however many queues
+// share it, against the limit of all clients' queues together.
+//
+// - Answers to the client's own requests: while its queue holds more than a little, the client
+//   is not read. A client that sends requests without reading the answers fills its socket and
+//   blocks; the daemon does not buffer for it.
+// - Deliveries and state changes, which the daemon cannot hold back: when the client's queue
+//   would exceed its limit, or all queues together would exceed theirs while this client holds
+//   more than its share, the client is cut off: what it has not started receiving is dropped, it
+//   gets an error frame, and it is closed.
 // A slow or stopped reader therefore never holds up the uplink or other clients.
 #pragma once
 
@@ -25,13 +34,26 @@
 
 namespace thingmux::hub {
 
-using frame_ptr = std::shared_ptr<const std::vector<std::uint8_t>>;
+// An encoded frame. One delivery is encoded once and shared by the queues of all its recipients;
+// `queues` counts them, so that its memory counts once in the total of all clients' queues.
+struct shared_frame : std::vector<std::uint8_t> {
+    mutable std::uint32_t queues = 0;
+};
+using frame_ptr = std::shared_ptr<const shared_frame>;
 
 struct client_limits {
     std::size_t max_frame = 266'240;             // IPC frame size limit (both directions)
     std::size_t max_queue_bytes = 8 * 1024 * 1024;  // bytes waiting to be written to the client
+    std::size_t max_total_queue_bytes = 64 * 1024 * 1024;  // the same, for all clients together
     std::size_t max_subscriptions = 1000;          // filters one client may hold
     std::size_t max_pending_publishes = 1000;      // publishes awaiting their result
+};
+
+// What the queues of all clients hold together; kept up to date by the clients.
+struct queue_totals {
+    std::size_t bytes = 0;
+    std::size_t clients = 0;  // open connections, each entitled to an equal share of the total
+    std::size_t dropped = 0;  // bytes of queues dropped unsent since the heap was last trimmed
 };
 
 class local_client;
@@ -55,13 +77,20 @@ class local_client : public std::enable_shared_from_this<local_client> {
 public:
     using socket = boost::asio::local::stream_protocol::socket;
 
-    local_client(socket s, client_id id, peer_credentials peer, const client_limits& limits, client_events& events);
+    // `limits` and `totals` are shared by every client and must outlive them while they are open.
+    local_client(socket s, client_id id, peer_credentials peer, const client_limits& limits, queue_totals& totals,
+                 client_events& events);
+    ~local_client();
+    local_client(const local_client&) = delete;
+    local_client& operator=(const local_client&) = delete;
 
     // Starts reading frames; closes the connection if no hello came within `hello_timeout`.
     void start(std::chrono::milliseconds hello_timeout);
     // Queues a frame. Returns false (and cuts the client off with `queue_full`) when it does not
-    // fit in the queue limit; false also when the client is already closed.
+    // fit in the queue limits; false also when the client is already closed.
     bool send(frame_ptr frame);
+    // Heap a queued frame of `capacity` bytes takes, as charged against the queue limits.
+    [[nodiscard]] static std::size_t cost_of(std::size_t capacity) noexcept;
     // Sends an error frame (past the queue limit), then closes once it is written or after a
     // short grace period. Reading stops at once.
     void close_with_error(ipc::errc code, std::string message);
@@ -72,6 +101,7 @@ public:
     [[nodiscard]] const peer_credentials& peer() const noexcept { return peer_; }
     [[nodiscard]] bool open() const noexcept { return !closed_; }
     [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+    [[nodiscard]] bool reading_paused() const noexcept { return paused_; }
 
     // Handshake state, kept here so the hub has one object per client.
     bool greeted = false;
@@ -86,6 +116,19 @@ public:
 private:
     void read();
     void read_ready();
+    // Queued bytes at which the client is no longer read.
+    [[nodiscard]] std::size_t pause_mark() const noexcept;
+    // Answers wait to be written: reading stops until they are (back-pressure on the client).
+    [[nodiscard]] bool answers_pending() const noexcept;
+    // Frames left in in_ when reading paused are handled first, then the socket is read again.
+    void resume_reading();
+    // Bytes of no other client (the write buffer), charged to this queue and to the total.
+    void charge(std::size_t bytes) noexcept;
+    void discharge(std::size_t bytes) noexcept;
+    void push_frame(frame_ptr frame) noexcept;
+    std::size_t pop_frame() noexcept;  // the front frame; returns what it was charged
+    // Drops the frames not yet copied for writing.
+    void drop_queue() noexcept;
     // Hands every whole frame at the start of `bytes` to the hub; returns the bytes used.
     std::size_t decode(std::span<const std::uint8_t> bytes);
     void write();
@@ -96,14 +139,18 @@ private:
     client_id id_;
     peer_credentials peer_;
     const client_limits& limits_;
+    queue_totals& totals_;
     client_events& events_;
-    std::vector<std::uint8_t> in_;       // the start of a frame that has not fully arrived
-    std::deque<frame_ptr> queue_;
-    std::size_t queued_bytes_ = 0;
-    std::size_t writing_ = 0;            // frames at the front of queue_ copied into write_buf_
+    std::vector<std::uint8_t> in_;       // the start of a frame that has not fully arrived, or frames not yet handled
+    std::deque<frame_ptr> queue_;        // frames not yet copied into write_buf_
+    std::size_t queued_bytes_ = 0;       // charged for queue_ (each frame in full) and write_buf_
     std::vector<std::uint8_t> write_buf_;  // the frames being written, copied back to back
+    std::size_t write_charge_ = 0;       // write_buf_'s part of queued_bytes_
+    bool writing_ = false;
     boost::asio::steady_timer linger_;  // hello timeout, then the error frame's grace period
     bool write_posted_ = false;          // a write is queued for the end of this loop turn
+    bool paused_ = false;                // not reading until the answers are written
+    bool trim_heap_ = false;             // give free heap back to the system once destroyed
     bool closing_ = false;               // error frame queued; close when written
     bool closed_ = false;
     std::string close_reason_;

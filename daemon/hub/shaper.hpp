@@ -153,11 +153,35 @@ public:
         out.reserve(it->second.items.size());
         for (entry& e : it->second.items) out.push_back(std::move(e.item));
         queued_total_ -= it->second.items.size();
-        const bool was_current = round_.front() == it;
-        round_.erase(std::find(round_.begin(), round_.end(), it));
-        flows_.erase(it);
-        if (was_current) advance();
+        erase_flow(it);
         return out;
+    }
+
+    // Drops the items of `client`'s queue for which `pred(const T&)` is true (withdrawn requests);
+    // the others keep their order. Returns how many were dropped.
+    template <class Pred>
+    std::size_t remove_if(client_id client, Pred pred) {
+        const auto it = flows_.find(client);
+        if (it == flows_.end()) return 0;
+        flow& f = it->second;
+        const bool was_head = round_.front() == it;
+        std::size_t removed = 0;
+        for (auto e = f.items.begin(); e != f.items.end();) {
+            if (pred(std::as_const(e->item))) {
+                f.bytes -= e->bytes;
+                e = f.items.erase(e);
+                ++removed;
+            } else {
+                ++e;
+            }
+        }
+        queued_total_ -= removed;
+        if (f.items.empty()) {
+            erase_flow(it);
+        } else if (was_head && removed > 0) {
+            advance();  // the head's first item may have changed: it must still be able to send it
+        }
+        return removed;
     }
 
     // The next publish the limits allow at `now`, from the client whose turn it is; nullopt when
@@ -218,6 +242,13 @@ private:
         bool granted = false;     // earned this visit's quantum (only the round's head can be)
     };
     using flow_map = std::map<client_id, flow>;
+
+    void erase_flow(typename flow_map::iterator it) {
+        const bool was_current = round_.front() == it;
+        round_.erase(std::find(round_.begin(), round_.end(), it));
+        flows_.erase(it);
+        if (was_current) advance();
+    }
 
     // Moves the round forward until its head may send its first item (deficit >= size): the head
     // is then the client whose turn it is, and it stays so until that item is popped.

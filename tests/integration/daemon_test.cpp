@@ -5,11 +5,18 @@
 #include "tests/support/daemon_fixture.hpp"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
 #include <set>
+#include <sstream>
+#include <thread>
 
 namespace thingmux::test {
 namespace {
@@ -19,6 +26,30 @@ std::set<std::string> payloads(const std::vector<ipc::message>& ms, const std::s
     for (const auto& m : ms)
         if (m.topic == topic) s.insert(m.payload);
     return s;
+}
+
+// VmRSS of a process, in bytes (0 when it cannot be read).
+std::size_t resident_bytes(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(in, line);) {
+        if (line.starts_with("VmRSS:")) return std::stoul(line.substr(6)) * 1024;  // "VmRSS:   14080 kB"
+    }
+    return 0;
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+    return n;
+}
+
+// The lines of `text` that contain `what`, for failure messages.
+std::string lines_with(const std::string& text, const std::string& what) {
+    std::string out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        if (line.find(what) != std::string::npos) out += line + "\n";
+    return out;
 }
 
 class DaemonTest : public ::testing::Test {
@@ -342,6 +373,165 @@ TEST_F(DaemonTest, ClientThatStopsReadingIsCutOffWithoutDelayingOthers) {
     EXPECT_FALSE(reader.closed());
     std::cout << "[ measured ] reader got " << reader.messages.size() << "/" << n << "; stalled client got "
               << stalled.messages.size() << " before being cut off\n";
+}
+
+// IPC-35: ten clients flood pings and never read a pong. Each queued pong is charged the heap it
+// takes, and a client whose answers pile up is no longer read: its socket fills and it blocks,
+// instead of the daemon buffering hundreds of megabytes for it. Meanwhile a client that reads is
+// served, and the memory stays bounded during the attack and after it.
+TEST_F(DaemonTest, IPC35_ClientsThatSendWithoutReadingAreBlockedNotBuffered) {
+    daemon_fixture daemon(broker);
+    ipc_client good(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(good, "good"));
+    ASSERT_EQ(good.subscribe({"cmd/gateway-01/good"}).at(0).code, ipc::errc::ok);
+    const std::size_t idle = resident_bytes(daemon.pid());
+    ASSERT_GT(idle, 0U);
+    constexpr std::size_t limit = 64 * 1024 * 1024;  // above the idle figure
+
+    constexpr std::size_t attackers = 10;
+    constexpr std::size_t pings = 200'000;  // each: about 19 MB of queued pongs if all were buffered
+    std::vector<std::uint8_t> batch;        // 1000 pings back to back
+    for (std::uint32_t k = 0; k < 1000; ++k) ipc::encode(ipc::client_message{ipc::ping{.token = k}}, batch);
+    const std::size_t total = batch.size() * (pings / 1000);
+    std::vector<std::unique_ptr<ipc_client>> flood;
+    for (std::size_t i = 0; i < attackers; ++i) {
+        flood.push_back(std::make_unique<ipc_client>(daemon.socket_path()));
+        flood.back()->hello("flood-" + std::to_string(i));
+    }
+    // Write without ever reading, until every attacker is done or none can write for 2 s.
+    std::vector<std::size_t> sent(attackers, 0);
+    for (;;) {
+        std::vector<pollfd> waiting;
+        for (std::size_t i = 0; i < attackers; ++i) {
+            while (sent[i] < total) {
+                const std::size_t at = sent[i] % batch.size();
+                const auto n = ::send(flood[i]->fd(), batch.data() + at, std::min(batch.size() - at, total - sent[i]),
+                                      MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n > 0) {
+                    sent[i] += static_cast<std::size_t>(n);
+                    continue;
+                }
+                ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) << "attacker " << i << ": " << std::strerror(errno);
+                waiting.push_back({.fd = flood[i]->fd(), .events = POLLOUT, .revents = 0});
+                break;
+            }
+        }
+        if (waiting.empty()) break;
+        if (::poll(waiting.data(), waiting.size(), 2000) == 0) break;  // all blocked
+    }
+    std::size_t pings_sent = 0;
+    for (std::size_t i = 0; i < attackers; ++i) {
+        EXPECT_LT(sent[i], total) << "attacker " << i << " was read to the end: no back-pressure";
+        pings_sent += sent[i] / 9;
+    }
+    const std::size_t during = resident_bytes(daemon.pid());
+    EXPECT_LT(during, idle + limit) << "VmRSS " << during << " bytes during the attack, idle " << idle;
+
+    // A client that reads is served meanwhile: answers, and a message through the broker.
+    for (std::uint32_t k = 1; k <= 20; ++k) {
+        good.send(ipc::ping{.token = k});
+        const auto m = good.receive(10'000);
+        ASSERT_TRUE(m && std::holds_alternative<ipc::pong>(*m)) << "ping " << k << " not answered during the attack";
+        EXPECT_EQ(std::get<ipc::pong>(*m).token, k);
+    }
+    ASSERT_EQ(good.publish("cmd/gateway-01/good", "served").code, ipc::errc::ok);
+    ASSERT_TRUE(good.wait_messages(1));
+    EXPECT_EQ(good.messages.at(0).payload, "served");
+    const auto flood_lines = [&] { return lines_with(read_file(daemon.log_file()), "('flood-"); };
+    EXPECT_EQ(count_of(flood_lines(), "disconnected: "), 0U) << "back-pressure, not cut-offs:\n" << flood_lines();
+
+    flood.clear();
+    ASSERT_TRUE(eventually([&] { return count_of(flood_lines(), "disconnected: ") == attackers; })) << flood_lines();
+    const std::size_t after = resident_bytes(daemon.pid());
+    EXPECT_LT(after, idle + limit) << "VmRSS " << after << " bytes after the attackers left, idle " << idle;
+    good.send(ipc::ping{.token = 99});
+    EXPECT_TRUE(good.receive().has_value());
+    std::cout << "[ measured ] " << attackers << " clients wrote " << pings_sent << " pings in all before blocking; VmRSS idle "
+              << idle / 1024 << " KiB, during " << during / 1024 << " KiB, after " << after / 1024 << " KiB\n";
+}
+
+// IPC-35: the queues of all clients together have a limit too (ipc.client_queue_total). Four
+// subscribers of four streams stop reading; together they reach the total while none of them
+// reaches its own limit: one holding more than its share is cut off, and a subscriber of all
+// four streams that reads still gets every message.
+TEST_F(DaemonTest, IPC35_SlowSubscribersTogetherStayWithinTheTotalQueueLimit) {
+    daemon_fixture daemon(broker, {.ipc = "client_queue: 1MiB\nclient_queue_total: 1MiB"});
+    ipc_client reader(daemon.socket_path()), sender(daemon.socket_path());
+    reader.hello("reader");
+    sender.hello("sender");
+    constexpr std::size_t stalled_count = 4;
+    std::vector<std::string> streams;
+    for (std::size_t i = 0; i < stalled_count; ++i) streams.push_back("cmd/gateway-01/flood/" + std::to_string(i));
+    for (const auto& r : reader.subscribe(streams)) ASSERT_EQ(r.code, ipc::errc::ok);
+    std::vector<std::unique_ptr<ipc_client>> stalled;
+    for (std::size_t i = 0; i < stalled_count; ++i) {
+        stalled.push_back(std::make_unique<ipc_client>(daemon.socket_path()));
+        stalled.back()->hello("stalled-" + std::to_string(i));
+        ASSERT_EQ(stalled.back()->subscribe({streams[i]}).at(0).code, ipc::errc::ok);
+    }
+
+    // 115 messages of 8 KiB per stream: each stalled subscriber could hold its 0.96 MB in its own
+    // 1 MiB even if its socket took none, but all four cannot hold theirs in 1 MiB together
+    // unless each socket took more than 0.7 MB.
+    constexpr std::size_t n = 115 * stalled_count;
+    const std::string payload(8 * 1024, 'x');
+    for (std::size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(sender.publish(streams[i % stalled_count], std::to_string(i) + payload).code, ipc::errc::ok);
+        if (i % 10 == 0) reader.drain();
+    }
+    EXPECT_TRUE(reader.wait_messages(n, 30'000));
+    EXPECT_EQ(reader.messages.size(), n) << "the reader was held up or lost messages";
+    EXPECT_TRUE(eventually([&] { return count_of(read_file(daemon.log_file()), "(ipc.client_queue_total)") >= 1; }))
+        << "no subscriber was cut off by the total limit";
+    const auto log = read_file(daemon.log_file());
+    EXPECT_EQ(count_of(log, "(ipc.client_queue)"), 0U) << "a subscriber reached its own limit:\n" << lines_with(log, "queue_full");
+    EXPECT_FALSE(reader.closed());
+    EXPECT_FALSE(sender.closed());
+    std::cout << "[ measured ] " << count_of(log, "(ipc.client_queue_total)") << " of " << stalled_count
+              << " stalled subscribers cut off by ipc.client_queue_total, none by ipc.client_queue\n";
+}
+
+// IPC-35: ten subscribers stop reading while 40,000 small messages arrive. Their queues stay
+// within the limits, a reader gets everything, and once they are gone the daemon's memory goes
+// back to its idle figure instead of staying at its high-water mark (glibc keeps freed small
+// blocks unless the heap is trimmed).
+TEST_F(DaemonTest, IPC35_MemoryOfSlowSubscribersGoesBackWhenTheyLeave) {
+    daemon_fixture daemon(broker);
+    ipc_client reader(daemon.socket_path());
+    reader.hello("reader");
+    ASSERT_EQ(reader.subscribe({"cmd/gateway-01/flood"}).at(0).code, ipc::errc::ok);
+    std::vector<std::unique_ptr<ipc_client>> stalled;
+    for (std::size_t i = 0; i < 10; ++i) {
+        stalled.push_back(std::make_unique<ipc_client>(daemon.socket_path()));
+        stalled.back()->hello("stalled-" + std::to_string(i));
+        ASSERT_EQ(stalled.back()->subscribe({"cmd/gateway-01/flood"}).at(0).code, ipc::errc::ok);
+    }
+    const std::size_t idle = resident_bytes(daemon.pid());
+    ASSERT_GT(idle, 0U);
+
+    constexpr int n = 40'000;
+    bool all = false;
+    std::thread reading([&] { all = reader.wait_messages(n, 30'000); });  // reads while the cloud publishes
+    publish_from_cloud(broker, "cmd/gateway-01/flood", numbered(n, std::string(100, 'p')));
+    reading.join();
+    EXPECT_TRUE(all);
+    EXPECT_EQ(reader.messages.size(), static_cast<std::size_t>(n));
+    EXPECT_FALSE(reader.closed());
+    const std::size_t during = resident_bytes(daemon.pid());
+    EXPECT_LT(during, idle + 64 * 1024 * 1024) << "more than ipc.client_queue_total";
+
+    stalled.clear();
+    ASSERT_TRUE(eventually([&] { return count_of(lines_with(read_file(daemon.log_file()), "('stalled-"), "disconnected: ") == 10; }));
+    constexpr std::size_t slack = 4 * 1024 * 1024;  // code and buffers first used during the run
+    std::size_t after = 0;
+    EXPECT_TRUE(eventually([&] {
+        after = resident_bytes(daemon.pid());
+        return after < idle + slack;
+    })) << "VmRSS " << after / 1024 << " KiB after the slow subscribers left, " << during / 1024 << " KiB with them, idle "
+        << idle / 1024 << " KiB";
+    std::cout << "[ measured ] VmRSS idle " << idle / 1024 << " KiB, with 10 stalled subscribers " << during / 1024
+              << " KiB, after they left " << after / 1024 << " KiB; "
+              << count_of(read_file(daemon.log_file()), "(ipc.client_queue_total)") << " cut off by ipc.client_queue_total\n";
 }
 
 TEST_F(DaemonTest, IPC_MalformedAndOversizedFramesCloseOnlyThatClient) {

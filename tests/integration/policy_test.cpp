@@ -510,6 +510,82 @@ TEST_F(PolicyTest, FloodingAppIsShapedFairlyAndGetsBackPressureNotLoss) {
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
 }
 
+// IPC-29: an app churning subscriptions of distinct filters (1000 SUBSCRIBE then 1000
+// UNSUBSCRIBE requests, never waiting) next to a quiet app. What reaches the broker stays within
+// the subscription rate (one filter of burst, then 10 per second), the churner is told
+// rate_limited for what exceeds its share, the quiet app is served, every request is answered
+// once, and the broker ends up holding exactly what the apps hold.
+TEST_F(PolicyTest, IPC29_SubscriptionChurnIsShapedToTheSubscriptionRateAndSharedFairly) {
+    constexpr double rate = 10;   // filters per second (AWS IoT Core quota in the docs: 500 per account)
+    constexpr double burst = 1;   // a tenth of a second's worth, at least one
+    daemon_setup setup;
+    setup.limits = "subscriptions_per_second: 10";
+    daemon_fixture daemon(broker, setup);
+    ipc_client churn(daemon.socket_path()), quiet(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(churn, "churn"));
+    quiet.hello("quiet");
+    const auto upstream = [&](const char* packet) { return broker_filters(broker, "gateway-01", packet); };
+    ASSERT_TRUE(upstream("SUBSCRIBE").empty());
+
+    const auto start = std::chrono::steady_clock::now();
+    constexpr std::uint32_t n = 1000;
+    const auto filter = [](std::uint32_t i) { return "cmd/gateway-01/churn/" + std::to_string(i); };
+    // Results are read as they come (the daemon stops reading a client whose answers pile up,
+    // IPC-35), but no request waits for one.
+    for (std::uint32_t i = 0; i < n; ++i) {
+        churn.send(ipc::subscribe{.request_id = i + 1, .subscriptions = {{.filter = filter(i), .max_qos = 1}}});
+        if (i % 50 == 49) churn.drain();
+    }
+    for (std::uint32_t i = 0; i < n; ++i) {
+        churn.send(ipc::unsubscribe{.request_id = n + i + 1, .filters = {filter(i)}});
+        if (i % 50 == 49) churn.drain();
+    }
+    const auto q = quiet.subscribe({"cmd/gateway-01/quiet"}).at(0);
+    EXPECT_EQ(q.code, ipc::errc::ok) << "the quiet app was refused: " << q.message;
+
+    int granted = 0, limited = 0;
+    for (std::uint32_t id = 1; id <= 2 * n; ++id) {
+        const auto m = churn.result_of(id, 10'000);
+        ASSERT_TRUE(m.has_value()) << "request " << id << " never answered";
+        if (id <= n) {
+            const auto& r = std::get<ipc::subscribe_result>(*m).results.at(0);
+            if (r.code == ipc::errc::ok) {
+                ++granted;
+            } else if (r.code == ipc::errc::rate_limited) {
+                ++limited;
+                EXPECT_NE(r.message.find("limits.subscriptions_per_second"), std::string::npos) << r.message;
+            } else {
+                ADD_FAILURE() << "subscribe " << id << ": " << ipc::to_string(r.code) << " " << r.message;
+            }
+        } else {
+            EXPECT_EQ(std::get<ipc::unsubscribe_result>(*m).results.at(0).code, ipc::errc::ok);
+        }
+    }
+    const auto subscribed = upstream("SUBSCRIBE");
+    const auto unsubscribed = upstream("UNSUBSCRIBE");
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_GT(limited, 0) << "the churning app never felt the rate";
+    EXPECT_EQ(granted + limited, static_cast<int>(n));
+    // Every filter costs a token: the broker saw at most the burst plus the rate over the run.
+    const auto seen = subscribed.size() + unsubscribed.size();
+    EXPECT_LE(static_cast<double>(seen), burst + rate * elapsed + 1) << seen << " filters upstream in " << elapsed << " s";
+
+    // Nothing churned stays held upstream: every SUBSCRIBE that went out is followed by its UNSUBSCRIBE.
+    ASSERT_TRUE(eventually([&] {
+        const auto subs = upstream("SUBSCRIBE");
+        const auto unsubs = upstream("UNSUBSCRIBE");
+        std::multiset<std::string> held(subs.begin(), subs.end());
+        for (const auto& f : unsubs) {
+            const auto it = held.find(f);
+            if (it == held.end()) return false;  // an UNSUBSCRIBE before its SUBSCRIBE
+            held.erase(it);
+        }
+        return std::set<std::string>(held.begin(), held.end()) == std::set<std::string>{"cmd/gateway-01/quiet"};
+    }, 20'000)) << "the broker does not hold exactly the quiet app's filter";
+    std::cout << "[ measured ] churn: " << granted << " subscribes granted, " << limited << " rate_limited; " << seen
+              << " filters upstream in " << elapsed << " s (limit " << rate << "/s)\n";
+}
+
 // --- several Things ----------------------------------------------------------------------------
 
 TEST(PolicyThingsTest, EachThingHasItsOwnSessionAndAppsPickTheirsAtHello) {

@@ -115,6 +115,7 @@ TEST(ConfigLoad, Defaults) {
     EXPECT_EQ(t.limits.publishes_per_second, 100U);
     EXPECT_EQ(t.limits.bytes_per_second, 512U * 1024);
     EXPECT_EQ(t.limits.subscriptions, 50U);
+    EXPECT_EQ(t.limits.subscriptions_per_second, 50U);
     EXPECT_EQ(t.limits.inflight, 90);
     EXPECT_EQ(t.limits.filters_per_subscribe, 8U);
     EXPECT_EQ(t.limits.overlap, overlap_copies::per_subscription);
@@ -124,6 +125,7 @@ TEST(ConfigLoad, Defaults) {
     EXPECT_EQ(c.ipc.group, "thingmux");
     EXPECT_EQ(c.ipc.max_clients, 1024U);
     EXPECT_EQ(c.ipc.client_queue, 8U * 1024 * 1024);
+    EXPECT_EQ(c.ipc.client_queue_total, 64U * 1024 * 1024);
     EXPECT_EQ(c.ipc.hello_timeout, 10s);
     EXPECT_EQ(c.spool.path, "/var/lib/thingmux/spool.db");
     EXPECT_EQ(c.spool.max_bytes, 64U * 1024 * 1024);
@@ -143,6 +145,7 @@ TEST(ConfigLoad, ValuesAndUnlimited) {
                                    "      max_payload: unlimited\n"
                                    "      max_topic_levels: unlimited\n"
                                    "      publishes_per_second: unlimited\n"
+                                   "      subscriptions_per_second: unlimited\n"
                                    "      bytes_per_second: 8 MiB\n"
                                    "      qos2: downgrade\n"
                                    "      inflight: 500\n"
@@ -153,6 +156,7 @@ TEST(ConfigLoad, ValuesAndUnlimited) {
                                    "    alpn: []\n"
                                    "    session_expiry: unlimited\n"
                                    "    ca: /a\n    cert: /b\n    key: /c\n"
+                                   "ipc: {client_queue: 1MiB, client_queue_total: 2MiB}\n"
                                    "log: {level: debug, target: stderr}\n",
                          "t.yaml");
     ASSERT_TRUE(r.ok()) << all(r);
@@ -166,6 +170,7 @@ TEST(ConfigLoad, ValuesAndUnlimited) {
     EXPECT_EQ(t.limits.max_payload, std::nullopt);
     EXPECT_EQ(t.limits.max_topic_levels, std::nullopt);
     EXPECT_EQ(t.limits.publishes_per_second, std::nullopt);
+    EXPECT_EQ(t.limits.subscriptions_per_second, std::nullopt);
     EXPECT_EQ(t.limits.bytes_per_second, 8U * 1024 * 1024);
     EXPECT_EQ(t.limits.qos2, qos2_policy::downgrade);
     EXPECT_EQ(t.limits.inflight, 500);  // not an AWS endpoint: no warning
@@ -175,6 +180,8 @@ TEST(ConfigLoad, ValuesAndUnlimited) {
     EXPECT_EQ(o.session_expiry, std::nullopt);
     EXPECT_EQ(r.config->log.level, log_level::debug);
     EXPECT_EQ(r.config->log.target, log_target::stderr_stream);
+    EXPECT_EQ(r.config->ipc.client_queue, 1024U * 1024);
+    EXPECT_EQ(r.config->ipc.client_queue_total, 2U * 1024 * 1024);
     EXPECT_TRUE(r.diagnostics.empty()) << all(r);
 }
 
@@ -207,8 +214,23 @@ TEST(ConfigLoad, OutOfRange) {
     expect_error(parse(minimal + "    backoff: {base: 10s, cap: 2s}\n", "t.yaml"), "things[0].backoff.cap", 7, 31, "larger than cap");
     expect_error(parse(minimal + "    backoff: {cap: 2h}\n", "t.yaml"), "things[0].backoff.cap", 7, 20, "out of range: 2h", "1ms..1h");
     expect_error(parse(minimal + "ipc: {client_queue: unlimited}\n", "t.yaml"), "ipc.client_queue", 7, 21, "'unlimited' is not allowed");
+    expect_error(parse(minimal + "ipc: {client_queue_total: 64KiB}\n", "t.yaml"), "ipc.client_queue_total", 7, 27,
+                 "out of range: 64KiB");
+    expect_error(parse(minimal + "    limits: {subscriptions_per_second: 0}\n", "t.yaml"),
+                 "things[0].limits.subscriptions_per_second", 7, 40, "out of range: 0");
     expect_error(parse(minimal + "    client_id: " + std::string(129, 'c') + "\n", "t.yaml"), "things[0].client_id", 7, 16,
                  "129 bytes", "128");
+}
+
+TEST(ConfigLoad, AllClientQueuesTogetherHoldAtLeastOneClientQueue) {
+    // Written total too small: reported at the total.
+    expect_error(parse(minimal + "ipc: {client_queue: 8MiB, client_queue_total: 4MiB}\n", "t.yaml"), "ipc.client_queue_total", 7,
+                 47, "must hold at least one client's queue", "raise ipc.client_queue_total or lower ipc.client_queue");
+    // Only the per-client queue written, above the default total: reported there.
+    expect_error(parse(minimal + "ipc: {client_queue: 128MiB}\n", "t.yaml"), "ipc.client_queue", 7, 21,
+                 "must hold at least one client's queue");
+    const auto r = parse(minimal + "ipc: {client_queue: 128MiB, client_queue_total: 128MiB}\n", "t.yaml");
+    EXPECT_TRUE(r.ok()) << all(r);
 }
 
 TEST(ConfigLoad, KeepAliveOutsideAwsRangeIsAWarning) {

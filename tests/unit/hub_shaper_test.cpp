@@ -406,6 +406,45 @@ TEST(ShaperTest, RemoveClientReturnsExactlyItsQueuedItemsInOrder) {
     for (const sent& x : log) EXPECT_NE(x.client, b);
 }
 
+TEST(ShaperTest, RemoveIfDropsOnlyTheMatchingItemsAndKeepsTheTurn) {
+    shaper s({.messages_per_second = 10, .bytes_per_second = std::nullopt}, t0);
+    backlog(s, a, 5, 10);
+    backlog(s, b, 4, 20);
+    backlog(s, c, 3, 30);
+    ASSERT_EQ(s.pop(t0)->client, a);  // b's turn is next
+
+    // Items 0 and 2 of the client whose turn it is: it keeps its turn with item 1 first.
+    EXPECT_EQ(s.remove_if(b, [](const item& i) { return *i % 2 == 0; }), 2U);
+    EXPECT_EQ(s.queued(b), 2U);
+    EXPECT_EQ(s.queued_bytes(b), 40U);
+    EXPECT_EQ(s.queued_total(), 9U);
+    EXPECT_EQ(s.remove_if(b, [](const item&) { return false; }), 0U);
+    EXPECT_EQ(s.remove_if(client_id{99}, [](const item&) { return true; }), 0U);
+    // All of c's: c leaves the round.
+    EXPECT_EQ(s.remove_if(c, [](const item&) { return true; }), 3U);
+    EXPECT_EQ(s.queued(c), 0U);
+
+    const auto log = drive(s, t0, t0 + 10s);
+    ASSERT_EQ(log.size(), 6U);
+    std::vector<std::pair<client_id, std::uint64_t>> order;
+    for (const sent& x : log) order.emplace_back(x.client, x.seq);
+    EXPECT_EQ(order, (std::vector<std::pair<client_id, std::uint64_t>>{{b, 1}, {a, 1}, {b, 3}, {a, 2}, {a, 3}, {a, 4}}));
+    EXPECT_EQ(s.queued_total(), 0U);
+}
+
+TEST(ShaperTest, RemoveIfEmptyingTheCurrentClientPassesTheTurnOn) {
+    shaper s({.messages_per_second = 10, .bytes_per_second = std::nullopt}, t0);
+    backlog(s, a, 2, 10);
+    backlog(s, b, 1, 10);
+    backlog(s, c, 1, 10);
+    ASSERT_EQ(s.pop(t0)->client, a);  // b's turn is next
+    EXPECT_EQ(s.remove_if(b, [](const item&) { return true; }), 1U);
+    const auto log = drive(s, t0, t0 + 10s);
+    ASSERT_EQ(log.size(), 2U);
+    EXPECT_EQ(log[0].client, c);
+    EXPECT_EQ(log[1].client, a);
+}
+
 TEST(ShaperTest, SetLimitsTakesEffectAndKeepsQueuedItems) {
     shaper s({}, t0);
     backlog(s, a, 5000, 100);
