@@ -221,6 +221,16 @@ void listener::close() {
     if (!path_.empty() && replaced().empty()) ::unlink(path_.c_str());
 }
 
+namespace {
+
+// Whether `ec` is the system error `err`. Compared by category and value: no error_condition
+// round trip through the categories' virtual equivalent().
+bool is_errno(const boost::system::error_code& ec, int err) noexcept {
+    return ec.category() == boost::system::system_category() && ec.value() == err;
+}
+
+}  // namespace
+
 void listener::accept() {
     acceptor_.async_accept([this](const boost::system::error_code& ec, socket s) {
         if (closed_ || ec == asio::error::operation_aborted) return;
@@ -231,8 +241,7 @@ void listener::accept() {
             pause_logged_ = false;
             backoff_ = {};
             on_client_(std::move(s));
-        } else if (ec != asio::error::connection_aborted && ec != asio::error::interrupted &&
-                   ec != boost::system::errc::protocol_error) {
+        } else if (ec != asio::error::connection_aborted && ec != asio::error::interrupted && !is_errno(ec, EPROTO)) {
             // Out of descriptors or memory, or something unexpected: retrying at once would
             // fail the same way, in a loop that starves everything else.
             return pause(ec);
@@ -253,7 +262,7 @@ void listener::pause(const boost::system::error_code& ec) {
                 ::getrlimit(RLIMIT_NOFILE, &l);
                 why += " (the open-file limit is " + std::to_string(l.rlim_cur) +
                        ": raise LimitNOFILE= in thingmuxd.service, or lower ipc.max_clients)";
-            } else if (ec == boost::system::errc::too_many_files_open_in_system) {
+            } else if (is_errno(ec, ENFILE)) {
                 why += " (the system's open-file table is full: fs.file-max)";
             }
             spdlog::warn("cannot accept IPC clients: {}; pausing, then retrying with a back-off of up to {} ms{}", why,

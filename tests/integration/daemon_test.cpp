@@ -496,6 +496,10 @@ TEST_F(DaemonTest, IPC35_SlowSubscribersTogetherStayWithinTheTotalQueueLimit) {
 // back to its idle figure instead of staying at its high-water mark (glibc keeps freed small
 // blocks unless the heap is trimmed).
 TEST_F(DaemonTest, IPC35_MemoryOfSlowSubscribersGoesBackWhenTheyLeave) {
+#ifdef THINGMUX_SANITIZED
+    GTEST_SKIP() << "measures glibc's allocator giving memory back; under ASan freed blocks stay in its quarantine "
+                    "(the normal build runs it)";
+#endif
     daemon_fixture daemon(broker);
     ipc_client reader(daemon.socket_path());
     reader.hello("reader");
