@@ -292,14 +292,14 @@ void hub::add_client(local_client::socket s) {
                static_cast<std::size_t>(same_uid) > config_->ipc.max_clients_per_uid) {
         ++counters_.clients_refused;
         spdlog::warn("client {} ({}) refused: uid {} already has {} connections, limit {} (ipc.max_clients_per_uid)", id.value,
-                     c->peer().describe(), c->peer().uid, same_uid - 1, config_->ipc.max_clients_per_uid);
+                     logging::escaped(c->peer().describe()), c->peer().uid, same_uid - 1, config_->ipc.max_clients_per_uid);
         c->close_with_error(ipc::errc::quota_exceeded, "too many connections from uid " + std::to_string(c->peer().uid) +
                                                            " (limit " + std::to_string(config_->ipc.max_clients_per_uid) +
                                                            ", ipc.max_clients_per_uid)");
     } else if (clients_.size() > config_->ipc.max_clients) {
         ++counters_.clients_refused;
         spdlog::warn("client {} ({}) refused: {} clients connected, limit {} (ipc.max_clients)", id.value,
-                     c->peer().describe(), clients_.size() - 1, config_->ipc.max_clients);
+                     logging::escaped(c->peer().describe()), clients_.size() - 1, config_->ipc.max_clients);
         c->close_with_error(ipc::errc::quota_exceeded,
                             "too many clients (limit " + std::to_string(config_->ipc.max_clients) + ", ipc.max_clients)");
     }
@@ -337,7 +337,7 @@ void hub::handle(local_client& c, ipc::hello&& m) {
     if (rights.rules.empty()) {
         ++counters_.clients_refused;
         spdlog::warn("client {} ('{}', {}) refused: no rule under apps: applies to it on Thing {}", c.id().value,
-                     logging::escaped(m.app_name), c.peer().describe(), name);
+                     logging::escaped(m.app_name), logging::escaped(c.peer().describe()), name);
         return c.close_with_error(ipc::errc::not_authorized,
                                   "no rule under apps: in the thingmuxd configuration applies to " + c.peer().describe() +
                                       " on Thing " + name + "; add one that matches its unit, user, group or uid");
@@ -852,7 +852,7 @@ void hub::on_closed(local_client& c, const std::string& reason) {
         released = sync_upstream(*t, c.id());
     }
     spdlog::info("client {} ('{}', {}) disconnected: {}; {} upstream filter(s) released{}", c.id().value,
-                 logging::escaped(c.app_name), c.peer().describe(), logging::escaped(reason), released,
+                 logging::escaped(c.app_name), logging::escaped(c.peer().describe()), logging::escaped(reason), released,
                  dropped ? ", " + std::to_string(dropped) + " unsent publish(es) dropped" : std::string{});
     // The client object may be the caller; let it unwind before the last reference goes.
     if (auto it = clients_.find(c.id()); it != clients_.end()) {
