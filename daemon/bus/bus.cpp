@@ -390,7 +390,7 @@ void bus_service::impl::emit_counters() {
         }
         was = std::move(*now);
     }
-    if (const auto n = hub.client_count(); n != announced_clients) {
+    if (const auto n = hub.connection_count(); n != announced_clients) {
         announced_clients = n;
         sd_bus_emit_properties_changed(bus, manager_path, manager_iface, "ClientCount", nullptr);
     }
@@ -407,7 +407,7 @@ int bus_service::impl::manager_property(sd_bus*, const char*, const char*, const
     return guarded(err, [&] {
         const std::string_view p(property);
         if (p == "Version") return sd_bus_message_append(reply, "s", s.options.version.c_str());
-        if (p == "ClientCount") return sd_bus_message_append(reply, "u", static_cast<std::uint32_t>(s.hub.client_count()));
+        if (p == "ClientCount") return sd_bus_message_append(reply, "u", static_cast<std::uint32_t>(s.hub.connection_count()));
         int r = sd_bus_message_open_container(reply, 'a', "o");
         for (const auto& name : s.hub.thing_names()) {
             if (r < 0) return r;

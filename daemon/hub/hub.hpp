@@ -1,32 +1,25 @@
-// The hub: connects local IPC clients to the uplinks of the configured Things.
+// The hub: thingmuxd's Things and the IPC front end.
 //
-// - Handshake: the first frame must be `hello`; it picks a Thing (default: the first configured)
-//   and the reply `welcome` carries that Thing's limits. A peer no app rule applies to is refused.
-// - Publish: checked against the app's rights and the Thing's guardrails (topic, payload, QoS,
-//   retain), then queued in the Thing's shaper, which releases publishes to the uplink within
-//   the connection's rate limits, fairly between apps. The result (the broker's PUBACK, or a
-//   local error) goes back to the client under its request id.
-// - Subscribe: authorized, then reference-counted per Thing. A filter no other local filter
-//   covers triggers one upstream SUBSCRIBE (within the Thing's subscription quota); later holders,
-//   and filters a held one covers, are answered from the upstream state. Upstream filters nobody
-//   needs any more are unsubscribed once what they served is served by others. SUBSCRIBEs and
-//   UNSUBSCRIBEs wait in the Thing's subscription shaper, which releases them within the
-//   connection's subscription rate, fairly between apps.
-// - Inbound messages: routed through the Thing's subscription table to the clients allowed to
-//   receive them, once per client even when the broker sends a copy per overlapping upstream
-//   filter; encoded once per QoS and shared by every recipient's queue; a QoS 1 message is
-//   acknowledged upstream once every recipient has it queued.
+// - Things: one uplink and one pipeline (daemon/thing/pipeline.hpp) per configured Thing. The
+//   pipeline holds every rule of the path between local sessions and the broker (app rules,
+//   guardrails, spool, shapers, reference-counted subscriptions, inbound routing); the hub wires
+//   it to the uplink and an Asio timer, logs the link's state changes and shows status.
+// - IPC clients (local_client) are the pipeline's local sessions: the first frame must be
+//   `hello`; it picks a Thing (default: the first configured) and the reply `welcome` carries
+//   that Thing's limits. A peer no app rule applies to is refused. Requests go to the Thing's
+//   pipeline, which answers through the client.
+// - D-Bus callers publish through publish(): each call is a local session of its own, sharing
+//   one queue in the Thing's shaper with the other D-Bus calls.
 // - apply(): the first configuration, and every reload: app rules take effect for new requests
 //   at once, Things whose connection settings changed reconnect, clients stay connected.
+// - shutdown(): waits for publishes in flight, stops the uplinks, closes the clients.
 #pragma once
 
 #include "config/authorization.hpp"
 #include "config/config.hpp"
 #include "daemon/hub/local_client.hpp"
-#include "daemon/hub/shaper.hpp"
-#include "daemon/hub/subscription_shaper.hpp"
-#include "daemon/hub/subscription_table.hpp"
 #include "daemon/spool/spool.hpp"
+#include "daemon/thing/pipeline.hpp"
 #include "daemon/uplink/uplink.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -83,17 +76,11 @@ struct client_status {
     std::uint64_t pending_publishes = 0;
 };
 
-struct hub_counters {
+// The daemon's counters: of its clients, and of the traffic of every Thing together.
+struct hub_counters : thing::traffic_counters {
     std::uint64_t clients_accepted = 0;
     std::uint64_t clients_refused = 0;
     std::uint64_t clients_cut_off = 0;
-    std::uint64_t publishes = 0;
-    std::uint64_t deliveries = 0;
-    std::uint64_t unrouted = 0;  // inbound messages no client matched
-    std::uint64_t denied = 0;    // requests refused by the app rules
-    std::uint64_t spooled = 0;   // publishes written to the durable spool
-    std::uint64_t spool_refused = 0;  // publishes the spool could not take (full, I/O error)
-    std::uint64_t refused = 0;   // requests refused by a guardrail (topic, payload, QoS, quota, rate)
 };
 
 class hub final : private client_events {
@@ -128,14 +115,12 @@ public:
     [[nodiscard]] std::vector<std::string> thing_names() const;  // in configuration order
     [[nodiscard]] std::optional<thing_status> status_of(const std::string& thing) const;
     [[nodiscard]] std::vector<client_status> clients() const;  // greeted clients
-    [[nodiscard]] std::size_t client_count() const noexcept { return clients_.size(); }
+    [[nodiscard]] std::size_t connection_count() const noexcept { return clients_.size(); }  // greeted or not
     [[nodiscard]] const hub_counters& counters() const noexcept { return counters_; }
 
 private:
-    struct thing_state;
-    struct waiter;
-    struct pending_request;
-    struct queued_publish;
+    struct thing_entry;
+    class bus_call;
 
     void on_message(local_client& c, ipc::client_message&& m) override;
     void on_closed(local_client& c, const std::string& reason) override;
@@ -146,55 +131,12 @@ private:
     void handle(local_client& c, ipc::unsubscribe&& m);
     void handle(local_client& c, ipc::ping&& m);
 
-    [[nodiscard]] thing_state* thing_of(const local_client& c);
+    // The Thing a greeted client chose; null when it is gone (removed by a reload).
+    [[nodiscard]] thing_entry* thing_of(const local_client& c);
     void add_thing(thing_setup setup);
     void remove_thing(const std::string& name);
-    void on_uplink_state(thing_state& t, const uplink::state_event& ev);
-    void on_uplink_message(thing_state& t, const mqtt::publish& msg, std::optional<mqtt::inbound_ticket> ticket);
-    void on_subscription_lost(thing_state& t, const std::string& filter, std::uint8_t reason_code);
-    void upstream_subscribed(thing_state& t, const std::string& filter, std::uint64_t generation, std::uint8_t code);
-    void answer(waiter& w, ipc::result r);
-    // After local subscriptions or the broker's answers changed: queues what the Thing's table
-    // plans upstream (after `first`) in `flow`'s turn, answers the subscribe requests whose
-    // filters are now served, and drops the filters nothing can serve. Returns the filters
-    // unsubscribed upstream.
-    std::size_t sync_upstream(thing_state& t, client_id flow, upstream_plan first = {});
-    void send_plan(thing_state& t, client_id flow, upstream_plan plan);
-    // Sends the SUBSCRIBEs and UNSUBSCRIBEs the Thing's subscription rate allows now, and arms the
-    // timer for the rest.
-    void pump_filters(thing_state& t);
-    // A filter that needs a SUBSCRIBE upstream, when the client already has its share of the
-    // subscription rate waiting (rate_limited); nullopt when it may queue.
-    [[nodiscard]] std::optional<ipc::result> check_subscription_rate(const thing_state& t, client_id client,
-                                                                     const std::string& filter) const;
-    // Releases what the Thing's rate limits allow now to the uplink, and arms the timer for the rest.
-    void pump(thing_state& t);
-    // Whether the Thing's shaper may release publishes to its uplink now.
-    [[nodiscard]] bool releasing(const thing_state& t) const;
-    void send_upstream(thing_state& t, queued_publish&& p);
-    // Who asks for something: an IPC client or a D-Bus caller.
-    struct requester {
-        std::function<std::string()> who;  // for log lines; only built when one is written
-        const peer_credentials& peer;
-        const config::grants& rights;
-        denial_log& log;
-        client_id flow;           // its queue in the shaper
-        std::size_t pending = 0;  // its publishes awaiting results
-    };
-    // The guardrails and the app rules; nullopt when the publish may go (QoS 2 may be downgraded).
-    [[nodiscard]] std::optional<ipc::result> check_publish(thing_state& t, const requester& r, ipc::publish& m);
-    void enqueue(thing_state& t, client_id flow, ipc::publish&& m, std::function<void(ipc::result)> done);
-    // QoS 1 while the Thing is offline, or behind earlier spooled messages (order per app):
-    // stored durably and answered "spooled"; nullopt when it goes the normal way.
-    [[nodiscard]] std::optional<ipc::result> maybe_spool(thing_state& t, const ipc::publish& m);
-    // Moves spooled messages of a connected Thing into its shaper, a bounded batch at a time;
-    // each row is deleted once the broker acknowledged it.
-    void drain_spool(thing_state& t);
-    [[nodiscard]] static std::string describe(const local_client& c);
-    // A request the app rules refused: counted, logged at most once per second per client.
-    [[nodiscard]] ipc::result deny(const requester& r, const std::string& thing, config::refused what,
-                                   const std::string& topic);
-    void send(local_client& c, const ipc::daemon_message& m);
+    void on_uplink_state(thing_entry& t, const uplink::state_event& ev);
+    [[nodiscard]] thing::session_rules session_rules() const;
     void maybe_finish_shutdown();
     [[nodiscard]] std::size_t publishes_in_flight() const;
 
@@ -203,23 +145,16 @@ private:
     std::shared_ptr<const config::configuration> config_;
     client_limits limits_;  // referenced by every local_client; updated in place on reload
     queue_totals queue_totals_;  // kept by every local_client
-    std::map<std::string, std::unique_ptr<thing_state>, std::less<>> things_;
+    std::map<std::string, std::unique_ptr<thing_entry>, std::less<>> things_;
     std::string default_thing_;
     std::vector<std::string> order_;  // Thing names in configuration order
     std::vector<std::function<void(const std::string&, const uplink::state_event&)>> on_thing_state_;
     std::map<client_id, std::shared_ptr<local_client>> clients_;
     std::uint64_t next_client_ = 1;
     hub_counters counters_;
-    std::vector<delivery> match_scratch_;
-    static constexpr client_id bus_flow{0};  // D-Bus publishes share one queue in each shaper
-    static constexpr client_id spool_flow{~std::uint64_t{0}};  // spooled messages, in order
-    // Subscription changes the broker's answers cause (a wider filter acknowledged replaces the
-    // narrower ones it covers), in the subscription shaper.
-    static constexpr client_id table_flow{~std::uint64_t{0} - 1};
     std::unique_ptr<spool::store> spool_;
     logging::rate_limiter spool_error_log_{1, std::chrono::seconds(10)};  // "cannot write the spool"
-    std::size_t bus_pending_ = 0;
-    denial_log bus_denials_;
+    thing::denial_log bus_denials_;
 
     bool shutting_down_ = false;
     bool grace_expired_ = false;

@@ -1,5 +1,7 @@
 #include "daemon/hub/local_client.hpp"
 
+#include "daemon/thing/outcome.hpp"
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
@@ -254,6 +256,7 @@ void local_client::write() {
 void local_client::close_with_error(ipc::errc code, std::string message) {
     if (closed_ || closing_) return;
     closing_ = true;
+    close_code_ = code;
     close_reason_ = std::string(ipc::to_string(code)) + ": " + message;
     // Frames not yet being written are dropped: the error must not wait behind them.
     drop_queue();
@@ -287,6 +290,41 @@ void local_client::finish(const std::string& reason) {
         totals_.dropped = 0;
     }
     events_.on_closed(*this, reason);
+}
+
+std::string local_client::describe() const {
+    return "client " + std::to_string(id_.value) + " ('" + app_name + "', " + peer_.describe() + ")";
+}
+
+void local_client::send(const ipc::daemon_message& m) {
+    auto bytes = std::make_shared<shared_frame>();
+    ipc::encode(m, *bytes);
+    send(frame_ptr(std::move(bytes)));
+}
+
+void local_client::publish_done(std::uint32_t request_id, ipc::result outcome) {
+    send(ipc::daemon_message{ipc::publish_result{.request_id = request_id, .outcome = std::move(outcome)}});
+}
+
+void local_client::subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+    send(ipc::daemon_message{ipc::subscribe_result{.request_id = request_id, .results = std::move(outcomes)}});
+}
+
+void local_client::unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+    send(ipc::daemon_message{ipc::unsubscribe_result{.request_id = request_id, .results = std::move(outcomes)}});
+}
+
+bool local_client::deliver(thing::inbound_message& m, std::uint8_t qos) {
+    // Encoded once per QoS and shared by the queues of every client it goes to.
+    auto frame = m.encoded<shared_frame>(qos, [&] {
+        auto bytes = std::make_shared<shared_frame>();
+        ipc::encode_message_frame(m.msg.topic, m.msg.payload, qos, m.msg.retain, thing::to_ipc(m.msg.props),
+                                  *bytes);
+        return bytes;
+    });
+    if (!send(std::move(frame))) return false;
+    ++messages_out;
+    return true;
 }
 
 }  // namespace thingmux::hub

@@ -20,6 +20,7 @@
 #include "daemon/hub/peer.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/hub/subscription_table.hpp"
+#include "daemon/thing/ports.hpp"
 #include "ipc/codec.hpp"
 
 #include <boost/asio/local/stream_protocol.hpp>
@@ -28,6 +29,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -58,11 +60,6 @@ struct queue_totals {
 
 class local_client;
 
-// Rate limit for logging denied requests of one requester: one line per second.
-struct denial_log : logging::rate_limiter {
-    denial_log() noexcept : rate_limiter(1, std::chrono::seconds(1)) {}
-};
-
 // Receives what happens on a client connection (the hub).
 class client_events {
 public:
@@ -73,14 +70,16 @@ protected:
     ~client_events() = default;
 };
 
-class local_client : public std::enable_shared_from_this<local_client> {
+// The IPC front end's local session: results, deliveries and state changes of the Thing's
+// pipeline go to the app as frames.
+class local_client final : public thing::local_session, public std::enable_shared_from_this<local_client> {
 public:
     using socket = boost::asio::local::stream_protocol::socket;
 
     // `limits` and `totals` are shared by every client and must outlive them while they are open.
     local_client(socket s, client_id id, peer_credentials peer, const client_limits& limits, queue_totals& totals,
                  client_events& events);
-    ~local_client();
+    ~local_client() override;
     local_client(const local_client&) = delete;
     local_client& operator=(const local_client&) = delete;
 
@@ -96,6 +95,22 @@ public:
     void close_with_error(ipc::errc code, std::string message);
     // Closes now, dropping queued frames.
     void close(const std::string& reason);
+    // The error close_with_error() sent, if it did.
+    [[nodiscard]] std::optional<ipc::errc> close_code() const noexcept { return close_code_; }
+    void send(const ipc::daemon_message& m);
+
+    // thing::local_session
+    [[nodiscard]] thing::session_id flow() const override { return id_; }
+    [[nodiscard]] std::string describe() const override;
+    [[nodiscard]] std::string peer_description() const override { return peer_.describe(); }
+    [[nodiscard]] const config::grants& rights() const override { return rights_; }
+    void set_rights(config::grants g) { rights_ = std::move(g); }
+    [[nodiscard]] thing::denial_log& denials() override { return denials_; }
+    void publish_done(std::uint32_t request_id, ipc::result outcome) override;
+    void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
+    void unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
+    bool deliver(thing::inbound_message& m, std::uint8_t qos) override;
+    void link_changed(const ipc::state& s) override { send(ipc::daemon_message{s}); }
 
     [[nodiscard]] client_id id() const noexcept { return id_; }
     [[nodiscard]] const peer_credentials& peer() const noexcept { return peer_; }
@@ -107,9 +122,6 @@ public:
     bool greeted = false;
     std::string app_name;
     std::string thing;     // the Thing picked at hello
-    config::grants rights;  // what the app rules let it do on that Thing (recomputed on reload)
-    denial_log denials;
-    std::size_t pending_publishes = 0;
     std::uint64_t messages_in = 0;   // frames received from the app
     std::uint64_t messages_out = 0;  // deliveries queued to the app
 
@@ -154,6 +166,9 @@ private:
     bool closing_ = false;               // error frame queued; close when written
     bool closed_ = false;
     std::string close_reason_;
+    std::optional<ipc::errc> close_code_;
+    config::grants rights_;  // what the app rules let it do on its Thing (recomputed on reload)
+    thing::denial_log denials_;
 };
 
 }  // namespace thingmux::hub

@@ -1,0 +1,60 @@
+// The pipeline's ports (daemon/thing/ports.hpp) as thingmuxd provides them: the upstream over a
+// Thing's uplink, and the clock over an Asio timer.
+#pragma once
+
+#include "daemon/thing/ports.hpp"
+#include "daemon/uplink/uplink.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <functional>
+#include <memory>
+
+namespace thingmux::hub {
+
+class uplink_port final : public thing::upstream {
+public:
+    explicit uplink_port(std::shared_ptr<uplink::uplink> link) : link_(std::move(link)) {}
+    void publish(mqtt::publish msg, publish_done done) override { link_->publish(std::move(msg), std::move(done)); }
+    void subscribe(std::vector<mqtt::subscription> filters, subscribe_done done) override {
+        link_->subscribe(std::move(filters), std::move(done));
+    }
+    void unsubscribe(std::vector<std::string> filters) override { link_->unsubscribe(std::move(filters), {}); }
+    void acknowledge(const mqtt::inbound_ticket& ticket) override { link_->acknowledge(ticket); }
+
+private:
+    std::shared_ptr<uplink::uplink> link_;
+};
+
+// One Asio timer: wake_at() arms it unless it is armed for an earlier time already.
+class asio_clock final : public thing::clock {
+public:
+    asio_clock(boost::asio::io_context& io, std::function<void()> on_wake) : timer_(io), on_wake_(std::move(on_wake)) {}
+    ~asio_clock() override { timer_.cancel(); }
+    asio_clock(const asio_clock&) = delete;
+    asio_clock& operator=(const asio_clock&) = delete;
+
+    [[nodiscard]] thing::clock_type::time_point now() const override { return thing::clock_type::now(); }
+    void wake_at(thing::clock_type::time_point when) override {
+        if (armed_ && timer_.expiry() <= when) return;
+        armed_ = true;
+        timer_.expires_at(when);  // cancels an earlier wait, whose handler sees operation_aborted
+        timer_.async_wait([this](boost::system::error_code ec) {
+            if (ec) return;  // replaced by an earlier wake-up, or the clock is gone with its Thing
+            armed_ = false;
+            on_wake_();
+        });
+    }
+    void cancel() {
+        armed_ = false;
+        timer_.cancel();
+    }
+
+private:
+    boost::asio::steady_timer timer_;
+    std::function<void()> on_wake_;
+    bool armed_ = false;
+};
+
+}  // namespace thingmux::hub

@@ -1,0 +1,121 @@
+#include "daemon/thing/pipeline.hpp"
+
+#include "daemon/thing/outcome.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace thingmux::thing {
+
+namespace {
+hub::shaper_limits shaper_limits(const config::thing_limits& l) {
+    return {.messages_per_second = l.publishes_per_second, .bytes_per_second = l.bytes_per_second};
+}
+}  // namespace
+
+pipeline::pipeline(config::thing settings, session_rules rules, shared_parts shared, upstream& up, clock& clk)
+    : settings_(std::move(settings)), rules_(rules), shared_(std::move(shared)), up_(up), clock_(clk),
+      shaper_(shaper_limits(settings_.limits), clk.now()), filters_(settings_.limits.subscriptions_per_second, clk.now()) {}
+
+pipeline::~pipeline() = default;
+
+void pipeline::reconfigure(config::thing settings, session_rules rules) {
+    settings_ = std::move(settings);
+    rules_ = rules;
+    const auto now = clock_.now();
+    shaper_.set_limits(shaper_limits(settings_.limits), now);
+    filters_.set_rate(settings_.limits.subscriptions_per_second, now);
+    pump();
+    pump_filters();
+}
+
+void pipeline::attach(std::shared_ptr<local_session> s) {
+    const auto flow = s->flow();
+    sessions_.insert_or_assign(flow, std::move(s));
+}
+
+pipeline::detached pipeline::detach(session_id id) {
+    sessions_.erase(id);
+    detached d;
+    d.dropped = shaper_.remove_client(id).size();
+    pending_.erase(id);
+    table_.remove_client(id);
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+        std::erase_if(it->second, [&](const waiter& w) { return w.request->owner->flow() == id; });
+        it = it->second.empty() ? waiting_.erase(it) : std::next(it);
+    }
+    d.released = sync_upstream(id);
+    return d;
+}
+
+void pipeline::on_link(ipc::state s) {
+    copies_.reset();  // copies still due of a message from the last connection will not come
+    link_ = std::move(s);
+    for (const auto& [id, session] : sessions_) session->link_changed(link_);
+    if (online()) {
+        pump();
+        pump_filters();
+    }
+}
+
+void pipeline::on_message(const mqtt::publish& msg, std::optional<mqtt::inbound_ticket> ticket) {
+    // A broker that sends a copy per matching subscription sends one for each upstream filter
+    // that matches: the sessions already have the first.
+    if (settings_.limits.overlap == config::overlap_copies::per_subscription &&
+        copies_.is_copy(msg, table_.upstream_copies(msg.topic))) {
+        if (ticket) up_.acknowledge(*ticket);
+        return;
+    }
+    match_scratch_.clear();
+    table_.match(msg.topic, match_scratch_);
+    inbound_message m(msg);
+    bool routed = false;
+    for (const auto& d : match_scratch_) {
+        auto it = sessions_.find(d.client);
+        if (it == sessions_.end()) continue;
+        auto& s = *it->second;
+        if (!config::allowed(s.rights(), config::action::receive, msg.topic)) {
+            ++shared_.counters.denied;
+            continue;
+        }
+        routed = true;
+        if (s.deliver(m, std::min(static_cast<std::uint8_t>(msg.qos), d.max_qos))) ++shared_.counters.deliveries;
+    }
+    if (!routed) ++shared_.counters.unrouted;
+    // Every recipient has it queued: only now may the broker forget it.
+    if (ticket) up_.acknowledge(*ticket);
+}
+
+void pipeline::on_timer() {
+    pump();
+    pump_filters();
+}
+
+void pipeline::schedule(clock_type::time_point now) {
+    if (!releasing()) return;
+    auto wait = shaper_.next_ready(now);
+    if (const auto f = filters_.next_ready(now); f && (!wait || *f < *wait)) wait = f;
+    if (wait) clock_.wake_at(now + *wait);
+}
+
+void pipeline::stop_accepting() {
+    stopping_ = true;
+    pump();
+}
+
+pipeline_status pipeline::status() const {
+    pipeline_status s;
+    s.upstream_filters = table_.upstream_filters();
+    s.at_upstream = at_upstream_;
+    s.waiting = shaper_.queued_total();
+    for (const auto& [flow, n] : pending_) s.waiting_bytes += shaper_.queued_bytes(flow);
+    if (shared_.spool != nullptr) {
+        // Spool rows count until the broker acknowledged them; those already in the shaper once.
+        s.waiting = shaper_.queued_total() - shaper_.queued(spool_flow) + shared_.spool->count(settings_.name);
+        s.waiting_bytes += shared_.spool->bytes(settings_.name);
+    }
+    s.spool_rejected = spool_rejected_;
+    s.offline_dropped = offline_dropped_;
+    return s;
+}
+
+}  // namespace thingmux::thing

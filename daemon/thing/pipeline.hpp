@@ -1,0 +1,201 @@
+// The pipeline of one Thing: everything between its local sessions and its upstream connection.
+//
+//   publish:   authorize (app rules) → guardrails (topic, payload, QoS, retain, back-pressure)
+//              → durable spool (QoS 1 while offline, or behind spooled messages)
+//              | publish shaper (rate limits, fair between sessions) → upstream → result
+//   subscribe: validate → authorize → quotas → reference-counted subscription table
+//              → subscription shaper (subscription rate, fair) → upstream SUBSCRIBE/UNSUBSCRIBE
+//   inbound:   copy filter (one copy per message) → subscription table → receive rights
+//              → each matching session, encoded once per QoS → acknowledged upstream
+//
+// Every result goes back through the session that asked (local_session::publish_done, …), from
+// one place per kind of request: publish() → complete(), subscribe() → answer(). The pipeline
+// never blocks and owns no I/O: the upstream, the clock and the sessions are interfaces
+// (daemon/thing/ports.hpp), so its unit tests drive it with fakes.
+#pragma once
+
+#include "config/config.hpp"
+#include "daemon/hub/copy_counter.hpp"
+#include "daemon/hub/shaper.hpp"
+#include "daemon/hub/subscription_shaper.hpp"
+#include "daemon/hub/subscription_table.hpp"
+#include "daemon/thing/ports.hpp"
+#include "daemon/spool/spool.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace thingmux::thing {
+
+// Counts of every Thing together (D-Bus shows them as the daemon's).
+struct traffic_counters {
+    std::uint64_t publishes = 0;
+    std::uint64_t deliveries = 0;
+    std::uint64_t unrouted = 0;  // inbound messages no session matched
+    std::uint64_t denied = 0;    // requests refused by the app rules
+    std::uint64_t spooled = 0;   // publishes written to the durable spool
+    std::uint64_t spool_refused = 0;  // publishes the spool could not take (full, I/O error)
+    std::uint64_t refused = 0;   // requests refused by a guardrail (topic, payload, QoS, quota, rate)
+};
+
+// Settings that are not the Thing's own: the IPC section's per-session limits and the spool's
+// policy for QoS 0 while offline.
+struct session_rules {
+    std::size_t max_subscriptions = 1000;      // ipc.client_subscriptions
+    std::size_t max_pending_publishes = 1000;  // ipc.client_inflight
+    config::offline_qos0 offline_qos0 = config::offline_qos0::drop;
+};
+
+// What the pipeline shares with the daemon: counters, the spool (null: none), its error log.
+struct shared_parts {
+    traffic_counters& counters;
+    spool::store* spool = nullptr;
+    logging::rate_limiter& spool_error_log;
+    std::function<void()> publish_settled;  // after every publish result (the daemon's shutdown waits on them)
+};
+
+// What D-Bus shows of the pipeline's part of a Thing.
+struct pipeline_status {
+    std::vector<std::string> upstream_filters;
+    std::uint64_t waiting = 0;        // accepted publishes not yet handed upstream (+ spool rows)
+    std::uint64_t waiting_bytes = 0;
+    std::uint64_t at_upstream = 0;    // handed upstream, awaiting their result
+    std::uint64_t spool_rejected = 0;
+    std::uint64_t offline_dropped = 0;
+};
+
+class pipeline : public std::enable_shared_from_this<pipeline> {
+public:
+    // D-Bus callers share one queue; spooled messages have theirs; subscription changes the
+    // broker's answers cause (a wider filter acknowledged replaces narrower ones) have theirs.
+    static constexpr session_id bus_flow{0};
+    static constexpr session_id spool_flow{~std::uint64_t{0}};
+    static constexpr session_id table_flow{~std::uint64_t{0} - 1};
+
+    pipeline(config::thing settings, session_rules rules, shared_parts shared, upstream& up, clock& clk);
+    pipeline(const pipeline&) = delete;
+    pipeline& operator=(const pipeline&) = delete;
+    ~pipeline();
+
+    // Configuration reload: new limits and rules for requests from now on; what waits stays.
+    void reconfigure(config::thing settings, session_rules rules);
+
+    // Sessions: attached ones receive messages and link states.
+    void attach(std::shared_ptr<local_session> s);
+    struct detached {
+        std::size_t released = 0;  // upstream filters released
+        std::size_t dropped = 0;   // publishes still waiting for their turn, dropped
+    };
+    // The session is gone: its waiting publishes are dropped (it gets no result, so it has no
+    // reason to believe they were sent), its subscriptions released.
+    detached detach(session_id id);
+
+    // Requests. The answer always comes through the session's …_done(), possibly at once.
+    void publish(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m);
+    void subscribe(const std::shared_ptr<local_session>& s, std::uint32_t request_id,
+                   std::vector<ipc::subscription> filters);
+    void unsubscribe(const std::shared_ptr<local_session>& s, std::uint32_t request_id, const std::vector<std::string>& filters);
+
+    // Upstream events.
+    void on_link(ipc::state s);
+    void on_message(const mqtt::publish& msg, std::optional<mqtt::inbound_ticket> ticket);
+    void on_subscription_lost(const std::string& filter, std::uint8_t reason_code);
+    // The wake-up asked for with clock::wake_at().
+    void on_timer();
+
+    // Stopping: refuses new publishes, releases what waits regardless of the link state.
+    void stop_accepting();
+    // Publishes accepted and not yet answered by the upstream (waiting or in flight).
+    [[nodiscard]] std::size_t unfinished() const noexcept;
+    // Answers every publish still waiting for its turn with daemon_shutting_down.
+    void abandon_waiting();
+
+    [[nodiscard]] const config::thing& settings() const noexcept { return settings_; }
+    [[nodiscard]] const ipc::state& link() const noexcept { return link_; }
+    [[nodiscard]] bool online() const noexcept { return link_.link == ipc::link_state::connected; }
+    [[nodiscard]] pipeline_status status() const;
+    [[nodiscard]] std::vector<std::string> filters_of(session_id id) const { return table_.client_filters(id); }
+    [[nodiscard]] std::size_t pending_publishes(session_id flow) const;
+
+private:
+    // A publish on its way upstream: waiting in the shaper, then at the upstream until its result.
+    struct queued_publish {
+        mqtt::publish msg;
+        std::shared_ptr<local_session> owner;  // who gets the result; null for a spooled message
+        session_id flow;                       // its queue in the shaper
+        std::uint32_t request_id = 0;
+        std::int64_t spool_id = 0;  // > 0: a spooled message, deleted once the broker answered it
+    };
+    // Everything one SUBSCRIBE request waits for; answered when the last filter's result is known
+    // (at once, or when the upstream SUBACK arrives).
+    struct subscribe_request {
+        std::shared_ptr<local_session> owner;
+        std::uint32_t request_id = 0;
+        std::vector<ipc::result> results;
+        std::size_t remaining = 0;
+    };
+    // One filter of a SUBSCRIBE request waiting for an upstream filter serving it to be acknowledged.
+    struct waiter {
+        std::shared_ptr<subscribe_request> request;
+        std::size_t index = 0;
+        std::uint8_t requested_qos = 0;
+    };
+
+    // publish path (publish_path.cpp)
+    [[nodiscard]] static std::size_t levels_of(std::string_view topic) noexcept;
+    [[nodiscard]] std::optional<ipc::result> check_publish(local_session& s, ipc::publish& m);
+    [[nodiscard]] ipc::result deny(local_session& s, config::refused what, const std::string& topic);
+    void enqueue(queued_publish&& p);
+    [[nodiscard]] bool releasing() const noexcept { return online() || stopping_; }
+    void pump();
+    void send_upstream(queued_publish&& p);
+    void complete(queued_publish& p, ipc::result r);
+    // spool (spool_path.cpp)
+    [[nodiscard]] std::optional<ipc::result> maybe_spool(const ipc::publish& m);
+    void drain_spool();  // moves a batch of spooled messages into the shaper, when their turn has come
+    void spooled_done(std::int64_t id, const ipc::result& r);
+    // subscribe path (subscribe_path.cpp)
+    [[nodiscard]] std::optional<ipc::result> check_filter(local_session& s, const std::string& filter);
+    [[nodiscard]] std::optional<ipc::result> check_subscription_rate(session_id flow, const std::string& filter) const;
+    std::size_t sync_upstream(session_id flow, hub::upstream_plan first = {});
+    void send_plan(session_id flow, hub::upstream_plan plan);
+    void pump_filters();
+    void upstream_subscribed(const std::string& filter, std::uint64_t generation, std::uint8_t code);
+    void answer(waiter& w, ipc::result r);
+    // Asks the clock for the next wake-up either shaper needs.
+    void schedule(clock_type::time_point now);
+
+    config::thing settings_;
+    session_rules rules_;
+    shared_parts shared_;
+    upstream& up_;
+    clock& clock_;
+    ipc::state link_{.link = ipc::link_state::connecting, .reason = {}, .fatal = false, .retry_in_ms = 0};
+    bool stopping_ = false;
+
+    std::map<session_id, std::shared_ptr<local_session>> sessions_;  // attached
+    std::map<session_id, std::size_t> pending_;  // per flow: publishes awaiting their result
+
+    hub::publish_shaper<queued_publish> shaper_;
+    std::size_t at_upstream_ = 0;
+    bool pumping_ = false;     // pump() runs; a nested call only asks it to go round again
+    bool pump_again_ = false;
+
+    hub::subscription_table table_;
+    std::map<std::string, std::vector<waiter>, std::less<>> waiting_;  // by local filter
+    hub::subscription_shaper filters_;
+    std::map<std::string, std::uint64_t, std::less<>> subscribe_generations_;  // of SUBSCRIBEs in filters_
+    hub::copy_counter copies_;
+    std::vector<hub::delivery> match_scratch_;
+
+    std::int64_t spool_cursor_ = 0;  // highest spool id moved into the shaper
+    std::size_t spool_loaded_ = 0;   // spooled messages in the shaper or upstream
+    std::uint64_t spool_rejected_ = 0;
+    std::uint64_t offline_dropped_ = 0;
+};
+
+}  // namespace thingmux::thing

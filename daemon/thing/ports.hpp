@@ -1,0 +1,109 @@
+// What a Thing's pipeline talks to, as interfaces: the Thing's connection to the broker
+// (`upstream`), the time and its wake-ups (`clock`), and the local sessions of apps
+// (`local_session`: an IPC client, a D-Bus caller, the local MQTT face's clients).
+//
+// thingmuxd implements them over the uplink, Asio timers and its front ends; the pipeline's unit
+// tests implement them with a scripted upstream, a hand-moved clock and recording sessions, so
+// that every rule of the pipeline is tested with no broker and no socket.
+#pragma once
+
+#include "config/authorization.hpp"
+#include "daemon/hub/subscription_table.hpp"
+#include "daemon/logging.hpp"
+#include "daemon/mqtt/packet.hpp"
+#include "daemon/mqtt/session.hpp"
+#include "ipc/messages.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <typeindex>
+#include <vector>
+
+namespace thingmux::thing {
+
+using session_id = hub::client_id;
+using clock_type = std::chrono::steady_clock;
+
+// The Thing's MQTT connection as the pipeline uses it. Results come back through the callbacks,
+// later (never from inside the call); events the other way are the pipeline's on_…() methods.
+class upstream {
+public:
+    using publish_done = std::function<void(const mqtt::action::publish_done&)>;
+    using subscribe_done = std::function<void(const std::vector<std::uint8_t>& reason_codes)>;
+    virtual ~upstream() = default;
+    virtual void publish(mqtt::publish msg, publish_done done) = 0;
+    virtual void subscribe(std::vector<mqtt::subscription> filters, subscribe_done done) = 0;
+    virtual void unsubscribe(std::vector<std::string> filters) = 0;
+    // An inbound QoS 1 message every local recipient has: the broker may forget it.
+    virtual void acknowledge(const mqtt::inbound_ticket& ticket) = 0;
+};
+
+// The time, and the pipeline's one wake-up: wake_at(t) asks for one call of pipeline::on_timer()
+// at or after t (an earlier request wins; the pipeline asks again for what is still due).
+class clock {
+public:
+    virtual ~clock() = default;
+    [[nodiscard]] virtual clock_type::time_point now() const = 0;
+    virtual void wake_at(clock_type::time_point when) = 0;
+};
+
+// One inbound message on its way to the local sessions it matched. A front end encodes it once
+// per delivered QoS in its own format and shares the result between its sessions: encoded<T>()
+// keeps one T per (type, QoS) for the life of this delivery.
+class inbound_message {
+public:
+    explicit inbound_message(const mqtt::publish& m) noexcept : msg(m) {}
+    const mqtt::publish& msg;
+
+    template <class T, class Make>
+    std::shared_ptr<const T> encoded(std::uint8_t qos, Make&& make) {
+        for (const auto& e : cache_)
+            if (e.qos == qos && e.type == std::type_index(typeid(T))) return std::static_pointer_cast<const T>(e.value);
+        std::shared_ptr<const T> made = make();
+        cache_.push_back({std::type_index(typeid(T)), qos, made});
+        return made;
+    }
+
+private:
+    struct entry {
+        std::type_index type;
+        std::uint8_t qos;
+        std::shared_ptr<const void> value;
+    };
+    std::vector<entry> cache_;
+};
+
+// Rate limit for logging one requester's denied requests: one line per second.
+struct denial_log : logging::rate_limiter {
+    denial_log() noexcept : rate_limiter(1, std::chrono::seconds(1)) {}
+};
+
+// One local party of a Thing: who it is, what it may do, and where its results and messages go.
+// The pipeline holds a session (shared) while it owes it an answer, so a session that went away
+// still gets its results; it just drops them.
+class local_session {
+public:
+    virtual ~local_session() = default;
+    // Its queue in the Thing's shapers; D-Bus callers share one.
+    [[nodiscard]] virtual session_id flow() const = 0;
+    // For log lines and refusals: "client 7 ('sensor', uid 1000 unit sensor.service)".
+    [[nodiscard]] virtual std::string describe() const = 0;
+    // The peer alone, as the app rules name it: "uid 1000 unit sensor.service".
+    [[nodiscard]] virtual std::string peer_description() const = 0;
+    [[nodiscard]] virtual const config::grants& rights() const = 0;
+    [[nodiscard]] virtual denial_log& denials() = 0;
+
+    virtual void publish_done(std::uint32_t request_id, ipc::result outcome) = 0;
+    virtual void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) = 0;
+    virtual void unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) = 0;
+    // An inbound message this session subscribed to (at `qos`). False when the session could not
+    // take it (cut off, closed).
+    virtual bool deliver(inbound_message& m, std::uint8_t qos) = 0;
+    // The Thing's connection changed state.
+    virtual void link_changed(const ipc::state& s) = 0;
+};
+
+}  // namespace thingmux::thing

@@ -1,0 +1,161 @@
+// The publish path of a Thing's pipeline: checks, the publish shaper, the upstream, the result.
+#include "daemon/mqtt/topic.hpp"
+#include "daemon/thing/outcome.hpp"
+#include "daemon/thing/pipeline.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace thingmux::thing {
+
+namespace {
+// Bytes a publish costs against the connection's byte rate: what dominates the PUBLISH packet.
+std::size_t cost_of(const mqtt::publish& p) { return p.topic.size() + p.payload.size(); }
+}  // namespace
+
+// Slashes + 1: AWS IoT Core allows at most 7 slashes (8 levels) in a topic.
+std::size_t pipeline::levels_of(std::string_view topic) noexcept {
+    return static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1;
+}
+
+void pipeline::publish(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m) {
+    ++shared_.counters.publishes;
+    if (auto refusal = check_publish(*s, m)) return s->publish_done(request_id, std::move(*refusal));
+    if (auto spooled = maybe_spool(m)) {
+        s->publish_done(request_id, std::move(*spooled));
+        return pump();  // online behind earlier rows: the new one follows them out
+    }
+    ++pending_[s->flow()];
+    enqueue({.msg = to_mqtt(std::move(m)), .owner = s, .flow = s->flow(), .request_id = request_id, .spool_id = 0});
+    pump();
+}
+
+ipc::result pipeline::deny(local_session& s, config::refused what, const std::string& topic) {
+    ++shared_.counters.denied;
+    std::string why = config::denial(s.rights(), what, topic, settings_.name, s.peer_description());
+    if (auto note = s.denials().admit()) spdlog::warn("{}: {}{}", logging::escaped(s.describe()), logging::escaped(why), *note);
+    return fail(ipc::errc::not_authorized, std::move(why), mqtt::reason::not_authorized);
+}
+
+std::optional<ipc::result> pipeline::check_publish(local_session& s, ipc::publish& m) {
+    auto refuse = [&](ipc::errc code, std::string why) {
+        ++shared_.counters.refused;
+        return fail(code, std::move(why));
+    };
+    if (stopping_) return refuse(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down");
+    const auto& l = settings_.limits;
+    const auto n = [](std::size_t v) { return std::to_string(v); };
+    if (m.qos > 1) {
+        if (l.qos2 == config::qos2_policy::refuse)
+            return refuse(ipc::errc::qos_not_supported,
+                          "QoS 2 is not supported (AWS IoT Core allows QoS 0 and 1; limits.qos2: downgrade sends it as QoS 1)");
+        m.qos = 1;
+    }
+    if (const char* problem = mqtt::topic_name_problem(m.topic))
+        return refuse(ipc::errc::invalid_topic, "topic '" + m.topic + "' " + problem);
+    if (l.max_topic_length && m.topic.size() > *l.max_topic_length)
+        return refuse(ipc::errc::invalid_topic,
+                      "topic is " + n(m.topic.size()) + " bytes, limit " + n(*l.max_topic_length) + " (limits.max_topic_length)");
+    if (l.max_topic_levels && levels_of(m.topic) > *l.max_topic_levels)
+        return refuse(ipc::errc::invalid_topic, "topic '" + m.topic + "' has " + n(levels_of(m.topic)) + " levels, limit " +
+                                                    n(*l.max_topic_levels) + " (limits.max_topic_levels)");
+    if (l.max_payload && m.payload.size() > *l.max_payload)
+        return refuse(ipc::errc::payload_too_large,
+                      "payload is " + n(m.payload.size()) + " bytes, limit " + n(*l.max_payload) + " (limits.max_payload)");
+    if (m.retain && l.retain == config::retain_policy::refuse)
+        return refuse(ipc::errc::not_authorized, "retained messages are refused for Thing " + settings_.name + " (limits.retain)");
+    // A wildcard or malformed Response Topic is a protocol error the broker would answer by
+    // dropping the shared session.
+    if (m.props.response_topic) {
+        if (const char* problem = mqtt::topic_name_problem(*m.props.response_topic))
+            return refuse(ipc::errc::invalid_topic, "response topic '" + *m.props.response_topic + "' " + problem);
+    }
+    if (!config::allowed(s.rights(), config::action::publish, m.topic)) return deny(s, config::refused::publish, m.topic);
+    // A responder publishes its answer there on the app's behalf: only where the app may listen.
+    if (m.props.response_topic && !config::allowed_response_topic(s.rights(), *m.props.response_topic))
+        return deny(s, config::refused::response_topic, *m.props.response_topic);
+    if (m.qos == 0 && !online() && rules_.offline_qos0 == config::offline_qos0::drop) {
+        ++offline_dropped_;
+        return refuse(ipc::errc::not_connected, "Thing " + settings_.name +
+                                                    " is offline and QoS 0 messages are not queued (use QoS 1, or "
+                                                    "spool.offline_qos0: queue to hold them in memory)");
+    }
+    if (const auto pending = pending_publishes(s.flow()); pending >= rules_.max_pending_publishes) {
+        // Back-pressure, not loss: the app learns its queue is full and retries after results come.
+        const bool shaped = online() && shaper_.queued(s.flow()) > 0;
+        return refuse(shaped ? ipc::errc::rate_limited : ipc::errc::quota_exceeded,
+                      n(pending) + " publishes already wait for their results (limit " + n(rules_.max_pending_publishes) +
+                          ", ipc.client_inflight)" +
+                          (shaped ? "; the Thing's rate limit (limits.publishes_per_second, limits.bytes_per_second) "
+                                    "is shared by all apps: wait for results before sending more"
+                                  : online() ? "" : "; Thing " + settings_.name + " is offline"));
+    }
+    return std::nullopt;
+}
+
+void pipeline::enqueue(queued_publish&& p) {
+    const auto bytes = cost_of(p.msg);
+    // Mostly nothing waits and the limits allow it: then the queue would hand it straight back.
+    if (releasing() && shaper_.pass(bytes, clock_.now()))
+        send_upstream(std::move(p));
+    else
+        shaper_.push(p.flow, std::move(p), bytes);
+}
+
+void pipeline::pump() {
+    // A result the upstream answers at once (a refusal) comes back inside send_upstream() and
+    // may ask for another pump: the running one goes round once more instead.
+    if (pumping_) {
+        pump_again_ = true;
+        return;
+    }
+    if (!releasing()) return;
+    pumping_ = true;
+    do {
+        pump_again_ = false;
+        const auto now = clock_.now();
+        while (auto next = shaper_.pop(now)) send_upstream(std::move(next->item));
+        drain_spool();
+    } while (pump_again_);
+    pumping_ = false;
+    schedule(clock_.now());
+}
+
+void pipeline::send_upstream(queued_publish&& p) {
+    ++at_upstream_;
+    auto msg = std::move(p.msg);
+    up_.publish(std::move(msg), [weak = weak_from_this(), p = std::move(p)](const mqtt::action::publish_done& d) mutable {
+        const auto self = weak.lock();
+        if (!self) return;  // the Thing was removed with its sessions
+        --self->at_upstream_;
+        self->complete(p, publish_outcome(d));
+        self->pump();
+    });
+}
+
+void pipeline::complete(queued_publish& p, ipc::result r) {
+    if (p.spool_id > 0) return spooled_done(p.spool_id, r);
+    if (auto it = pending_.find(p.flow); it != pending_.end() && --it->second == 0) pending_.erase(it);
+    p.owner->publish_done(p.request_id, std::move(r));
+    if (shared_.publish_settled) shared_.publish_settled();
+}
+
+std::size_t pipeline::pending_publishes(session_id flow) const {
+    const auto it = pending_.find(flow);
+    return it == pending_.end() ? 0 : it->second;
+}
+
+std::size_t pipeline::unfinished() const noexcept { return at_upstream_ + shaper_.queued_total(); }
+
+void pipeline::abandon_waiting() {
+    std::vector<session_id> flows;
+    for (const auto& [flow, n] : pending_) flows.push_back(flow);
+    flows.push_back(spool_flow);
+    for (const auto flow : flows) {
+        for (auto& p : shaper_.remove_client(flow))
+            complete(p, fail(ipc::errc::daemon_shutting_down, "thingmuxd stopped before this message could be sent"));
+    }
+}
+
+}  // namespace thingmux::thing

@@ -1,0 +1,219 @@
+// Fakes for the Thing pipeline's ports (daemon/thing/ports.hpp): an upstream that records what
+// the pipeline sends and lets the test answer it, a clock the test moves by hand, and sessions
+// that record every answer, delivery and state they get. No broker, no socket, no timer.
+#pragma once
+
+#include "daemon/thing/pipeline.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace thingmux::thing::testing {
+
+using namespace std::chrono_literals;
+
+class fake_upstream final : public upstream {
+public:
+    struct sent_publish {
+        mqtt::publish msg;
+        publish_done done;
+    };
+    struct sent_subscribe {
+        std::vector<std::string> filters;
+        subscribe_done done;
+    };
+    std::vector<sent_publish> publishes;  // in the order the pipeline sent them
+    std::vector<sent_subscribe> subscribes;
+    std::vector<std::string> unsubscribed;  // every filter of every UNSUBSCRIBE, in order
+    std::vector<mqtt::inbound_ticket> acknowledged;
+    // When set, a publish is answered inside publish() with this error (as the uplink does for
+    // a publish the session refuses before sending it).
+    std::optional<mqtt::local_error> refuse_inline;
+
+    void publish(mqtt::publish msg, publish_done done) override {
+        if (refuse_inline) {
+            done(mqtt::action::publish_done{.id = {}, .reason_code = mqtt::reason::unspecified_error,
+                                            .error = *refuse_inline, .reason_string = "refused inline"});
+            return;
+        }
+        publishes.push_back({std::move(msg), std::move(done)});
+    }
+    void subscribe(std::vector<mqtt::subscription> filters, subscribe_done done) override {
+        sent_subscribe s{.filters = {}, .done = std::move(done)};
+        for (auto& f : filters) s.filters.push_back(std::move(f.filter));
+        subscribes.push_back(std::move(s));
+    }
+    void unsubscribe(std::vector<std::string> filters) override {
+        unsubscribed.insert(unsubscribed.end(), filters.begin(), filters.end());
+    }
+    void acknowledge(const mqtt::inbound_ticket& ticket) override { acknowledged.push_back(ticket); }
+
+    // Answers the i-th publish sent (PUBACK with `reason_code`, or a local error).
+    void answer_publish(std::size_t i, std::uint8_t reason_code = mqtt::reason::success,
+                        mqtt::local_error error = mqtt::local_error::none) {
+        ASSERT_LT(i, publishes.size());
+        ASSERT_TRUE(publishes[i].done) << "publish " << i << " answered twice";
+        auto done = std::exchange(publishes[i].done, {});
+        done(mqtt::action::publish_done{.id = {}, .reason_code = reason_code, .error = error, .reason_string = {}});
+    }
+    void answer_all_publishes() {
+        for (std::size_t i = 0; i < publishes.size(); ++i)
+            if (publishes[i].done) answer_publish(i);
+    }
+    // Answers the i-th SUBSCRIBE with one code per filter (default: all granted QoS 1).
+    void answer_subscribe(std::size_t i, std::vector<std::uint8_t> codes = {}) {
+        ASSERT_LT(i, subscribes.size());
+        if (codes.empty()) codes.assign(subscribes[i].filters.size(), 1);
+        auto done = std::exchange(subscribes[i].done, {});
+        ASSERT_TRUE(done) << "SUBSCRIBE " << i << " answered twice";
+        done(codes);
+    }
+    [[nodiscard]] std::vector<std::string> subscribed_filters() const {
+        std::vector<std::string> out;
+        for (const auto& s : subscribes) out.insert(out.end(), s.filters.begin(), s.filters.end());
+        return out;
+    }
+    [[nodiscard]] std::vector<std::string> published_topics() const {
+        std::vector<std::string> out;
+        for (const auto& p : publishes) out.push_back(p.msg.topic);
+        return out;
+    }
+};
+
+class fake_clock final : public clock {
+public:
+    clock_type::time_point current{std::chrono::hours(1000)};
+    std::optional<clock_type::time_point> wake;  // the earliest wake-up asked for and not yet given
+
+    [[nodiscard]] clock_type::time_point now() const override { return current; }
+    void wake_at(clock_type::time_point when) override {
+        if (!wake || when < *wake) wake = when;
+    }
+    // Moves time forward by `d`, calling on_timer() for every wake-up that falls due meanwhile.
+    void advance(pipeline& p, clock_type::duration d) {
+        const auto end = current + d;
+        while (wake && *wake <= end) {
+            current = std::max(current, *wake);
+            wake.reset();
+            p.on_timer();
+        }
+        current = end;
+    }
+};
+
+class recording_session final : public local_session {
+public:
+    recording_session(std::uint64_t id, config::grants g) : id_{id}, rights_(std::move(g)) {}
+
+    std::map<std::uint32_t, ipc::result> published;  // request id -> result
+    std::vector<std::uint32_t> published_order;
+    std::map<std::uint32_t, std::vector<ipc::result>> subscribed;
+    std::map<std::uint32_t, std::vector<ipc::result>> unsubscribed;
+    struct delivery {
+        std::string topic;
+        std::uint8_t qos;
+    };
+    std::vector<delivery> delivered;
+    std::vector<ipc::state> states;
+    bool accepting = true;  // false: deliver() fails, as for a client that was cut off
+
+    [[nodiscard]] session_id flow() const override { return id_; }
+    [[nodiscard]] std::string describe() const override { return "client " + std::to_string(id_.value); }
+    [[nodiscard]] std::string peer_description() const override { return "uid 1000"; }
+    [[nodiscard]] const config::grants& rights() const override { return rights_; }
+    [[nodiscard]] denial_log& denials() override { return denials_; }
+    void publish_done(std::uint32_t request_id, ipc::result outcome) override {
+        EXPECT_FALSE(published.contains(request_id)) << "publish " << request_id << " answered twice";
+        published[request_id] = std::move(outcome);
+        published_order.push_back(request_id);
+    }
+    void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override {
+        EXPECT_FALSE(subscribed.contains(request_id)) << "subscribe " << request_id << " answered twice";
+        subscribed[request_id] = std::move(outcomes);
+    }
+    void unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override {
+        unsubscribed[request_id] = std::move(outcomes);
+    }
+    bool deliver(inbound_message& m, std::uint8_t qos) override {
+        if (!accepting) return false;
+        delivered.push_back({m.msg.topic, qos});
+        return true;
+    }
+    void link_changed(const ipc::state& s) override { states.push_back(s); }
+
+    [[nodiscard]] ipc::errc code_of(std::uint32_t request_id) const {
+        const auto it = published.find(request_id);
+        return it == published.end() ? ipc::errc::internal_error : it->second.code;
+    }
+
+private:
+    session_id id_;
+    config::grants rights_;
+    denial_log denials_;
+};
+
+// Grants to publish, subscribe and receive everything under `root/#`.
+inline config::grants grants_under(const std::string& root) {
+    return {.rules = {"test"}, .publish = {root + "/#"}, .subscribe = {root + "/#"}, .receive = {root + "/#"}};
+}
+
+inline ipc::state link_of(ipc::link_state s) { return {.link = s, .reason = {}, .fatal = false, .retry_in_ms = 0}; }
+
+// A pipeline with fakes around it; limits default to unlimited rates so a test turns on only
+// the rule it is about.
+struct pipeline_rig {
+    explicit pipeline_rig(config::thing_limits limits = unlimited(), session_rules rules = {},
+                          spool::store* spool = nullptr) {
+        config::thing t;
+        t.name = "gateway-01";
+        t.limits = limits;
+        pipe = std::make_shared<pipeline>(std::move(t), rules,
+                                          shared_parts{.counters = counters, .spool = spool,
+                                                       .spool_error_log = spool_log, .publish_settled = {}},
+                                          up, clk);
+    }
+    static config::thing_limits unlimited() {
+        config::thing_limits l;
+        l.publishes_per_second = std::nullopt;
+        l.bytes_per_second = std::nullopt;
+        l.subscriptions_per_second = std::nullopt;
+        return l;
+    }
+    std::shared_ptr<recording_session> session(std::uint64_t id, const std::string& root = "dt") {
+        auto s = std::make_shared<recording_session>(id, grants_under(root));
+        pipe->attach(s);
+        return s;
+    }
+    void connect() { pipe->on_link(link_of(ipc::link_state::connected)); }
+    void publish(const std::shared_ptr<recording_session>& s, std::uint32_t request, std::string topic,
+                 std::uint8_t qos = 1, std::string payload = "x") {
+        pipe->publish(s, request,
+                      ipc::publish{.request_id = request, .topic = std::move(topic), .payload = std::move(payload), .qos = qos,
+                                   .retain = false, .props = {}});
+    }
+    void subscribe(const std::shared_ptr<recording_session>& s, std::uint32_t request, std::vector<std::string> filters) {
+        std::vector<ipc::subscription> subs;
+        for (auto& f : filters) subs.push_back({.filter = std::move(f), .max_qos = 1});
+        pipe->subscribe(s, request, std::move(subs));
+    }
+    void inbound(std::string topic, std::optional<mqtt::inbound_ticket> ticket = std::nullopt) {
+        pipe->on_message(mqtt::publish{.topic = std::move(topic), .payload = "p",
+                                       .qos = ticket ? mqtt::qos::at_least_once : mqtt::qos::at_most_once},
+                         ticket);
+    }
+
+    traffic_counters counters;
+    logging::rate_limiter spool_log{1, std::chrono::seconds(10)};
+    fake_upstream up;
+    fake_clock clk;
+    std::shared_ptr<pipeline> pipe;
+};
+
+}  // namespace thingmux::thing::testing
