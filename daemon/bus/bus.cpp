@@ -1,10 +1,7 @@
-#include "daemon/bus/bus.hpp"
+#include "daemon/bus/bus_impl.hpp"
 
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
-#include <systemd/sd-bus.h>
 
 #include <cerrno>
 #include <cstring>
@@ -14,18 +11,7 @@
 
 namespace thingmux::bus {
 
-namespace asio = boost::asio;
-
-namespace {
-
-constexpr const char* bus_name = "org.thingmux.Thingmux1";
-constexpr const char* manager_path = "/org/thingmux/Thingmux1";
-constexpr const char* manager_iface = "org.thingmux.Thingmux1.Manager";
-constexpr const char* thing_prefix = "/org/thingmux/Thingmux1/thing";
-constexpr const char* thing_iface = "org.thingmux.Thingmux1.Thing";
-constexpr const char* log_path = "/org/freedesktop/LogControl1";
-constexpr const char* log_iface = "org.freedesktop.LogControl1";
-constexpr const char* error_prefix = "org.thingmux.Thingmux1.Error.";
+namespace detail {
 
 // The D-Bus error for an IPC outcome, e.g. not_authorized -> org.thingmux.Thingmux1.Error.NotAuthorized.
 std::string error_name(ipc::errc code) {
@@ -43,6 +29,40 @@ std::string error_name(ipc::errc code) {
     default: return std::string(error_prefix) + "Failed";
     }
 }
+
+int append_strings(sd_bus_message* m, const std::vector<std::string>& items) {
+    int r = sd_bus_message_open_container(m, 'a', "s");
+    for (const auto& s : items) {
+        if (r < 0) return r;
+        r = sd_bus_message_append(m, "s", s.c_str());
+    }
+    return r < 0 ? r : sd_bus_message_close_container(m);
+}
+
+int query_caller(sd_bus_message* m, bool augment, caller_ids& out) {
+    std::uint64_t mask = SD_BUS_CREDS_PID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS;
+    if (augment) mask |= SD_BUS_CREDS_AUGMENT;
+    sd_bus_creds* creds = nullptr;
+    const int r = sd_bus_query_sender_creds(m, mask, &creds);
+    if (r < 0) return r;
+    const gid_t* gids = nullptr;
+    (void)sd_bus_creds_get_pid(creds, &out.pid);
+    (void)sd_bus_creds_get_euid(creds, &out.uid);
+    (void)sd_bus_creds_get_egid(creds, &out.gid);
+    const int ngids = sd_bus_creds_get_supplementary_gids(creds, &gids);
+    if (ngids > 0) out.groups.assign(gids, gids + ngids);
+    sd_bus_creds_unref(creds);
+    return 0;
+}
+
+}  // namespace detail
+
+using namespace detail;
+
+namespace {
+
+
+
 
 std::string state_name(uplink::link_state s) { return uplink::to_string(s); }
 
@@ -76,114 +96,12 @@ std::uint64_t monotonic_usec() {
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000U + static_cast<std::uint64_t>(ts.tv_nsec) / 1000U;
 }
 
-int append_strings(sd_bus_message* m, const std::vector<std::string>& items) {
-    int r = sd_bus_message_open_container(m, 'a', "s");
-    for (const auto& s : items) {
-        if (r < 0) return r;
-        r = sd_bus_message_append(m, "s", s.c_str());
-    }
-    return r < 0 ? r : sd_bus_message_close_container(m);
-}
 
-// Runs a callback body; an exception (which must never cross into sd-bus's C code) becomes an error.
-template <class F>
-int guarded(sd_bus_error* err, F f) noexcept {
-    try {
-        return f();
-    } catch (const std::exception& e) {
-        return sd_bus_error_setf(err, SD_BUS_ERROR_FAILED, "internal error: %s", e.what());
-    } catch (...) {
-        return sd_bus_error_set(err, SD_BUS_ERROR_FAILED, "internal error");
-    }
-}
 
-// The caller of a method as the bus knows it: ids the bus read from the kernel when the caller
-// connected (dbus-daemon: pid and uid). With `augment`, sd-bus fills in the rest (primary gid,
-// supplementary groups) from /proc/PID, which is only as good as the pid.
-struct caller_ids {
-    pid_t pid = 0;
-    uid_t uid = static_cast<uid_t>(-1);
-    gid_t gid = static_cast<gid_t>(-1);
-    std::vector<gid_t> groups;
-};
 
-int query_caller(sd_bus_message* m, bool augment, caller_ids& out) {
-    std::uint64_t mask = SD_BUS_CREDS_PID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS;
-    if (augment) mask |= SD_BUS_CREDS_AUGMENT;
-    sd_bus_creds* creds = nullptr;
-    const int r = sd_bus_query_sender_creds(m, mask, &creds);
-    if (r < 0) return r;
-    const gid_t* gids = nullptr;
-    (void)sd_bus_creds_get_pid(creds, &out.pid);
-    (void)sd_bus_creds_get_euid(creds, &out.uid);
-    (void)sd_bus_creds_get_egid(creds, &out.gid);
-    const int ngids = sd_bus_creds_get_supplementary_gids(creds, &gids);
-    if (ngids > 0) out.groups.assign(gids, gids + ngids);
-    sd_bus_creds_unref(creds);
-    return 0;
-}
 
 }  // namespace
 
-struct bus_service::impl {
-    impl(asio::io_context& io_, hub::hub& h, bus_options o) : io(io_), hub(h), options(std::move(o)), fd(io_), timer(io_) {}
-
-    ~impl() {
-        if (fd.is_open()) (void)fd.release();  // sd-bus owns the descriptor
-        sd_bus_slot_unref(manager_slot);
-        sd_bus_slot_unref(thing_slot);
-        sd_bus_slot_unref(enumerator_slot);
-        sd_bus_slot_unref(log_slot);
-        if (bus) sd_bus_flush_close_unref(bus);
-    }
-
-    bool start();
-    void process();
-    void arm();
-    void kick();
-    void lost(int r);
-    void thing_changed(const std::string& name, const uplink::state_event& ev);
-    void emit_counters();
-    [[nodiscard]] std::string path_of(const std::string& thing) const;
-    [[nodiscard]] std::string thing_of(const char* path) const;
-
-    static int manager_property(sd_bus*, const char*, const char*, const char* property, sd_bus_message* reply, void* userdata,
-                                sd_bus_error* err);
-    static int thing_property(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply,
-                              void* userdata, sd_bus_error* err);
-    static int log_property(sd_bus*, const char*, const char*, const char* property, sd_bus_message* reply, void* userdata,
-                            sd_bus_error* err);
-    static int set_log_property(sd_bus*, const char*, const char*, const char* property, sd_bus_message* value,
-                                void* userdata, sd_bus_error* err);
-    static int find_thing(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*);
-    static int enumerate_things(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error*);
-    static int method_reload(sd_bus_message* m, void* userdata, sd_bus_error* err);
-    static int method_list_clients(sd_bus_message* m, void* userdata, sd_bus_error* err);
-    static int method_publish(sd_bus_message* m, void* userdata, sd_bus_error* err);
-    static int method_reconnect(sd_bus_message* m, void* userdata, sd_bus_error* err);
-    static const sd_bus_vtable manager_vtable[];
-    static const sd_bus_vtable thing_vtable[];
-    static const sd_bus_vtable log_vtable[];
-
-    asio::io_context& io;
-    hub::hub& hub;
-    bus_options options;
-    sd_bus* bus = nullptr;
-    sd_bus_slot* manager_slot = nullptr;
-    sd_bus_slot* thing_slot = nullptr;
-    sd_bus_slot* enumerator_slot = nullptr;
-    sd_bus_slot* log_slot = nullptr;
-    asio::posix::stream_descriptor fd;
-    asio::steady_timer timer;
-    std::unique_ptr<asio::steady_timer> counters_timer;
-    bool reading = false;
-    bool writing = false;
-    bool kicked = false;
-    // Counters last announced per Thing, to signal only what changed.
-    std::map<std::string, hub::thing_status, std::less<>> announced;
-    std::size_t announced_clients = 0;
-    std::shared_ptr<bool> alive = std::make_shared<bool>(true);
-};
 
 // The vtables are C aggregates built by sd-bus's macros, which use C casts.
 #pragma GCC diagnostic push
@@ -501,104 +419,6 @@ int bus_service::impl::enumerate_things(sd_bus*, const char*, void* userdata, ch
         for (std::size_t i = 0; i < names.size(); ++i) list[i] = ::strdup(s.path_of(names[i]).c_str());
         *nodes = list;
         return 1;
-    });
-}
-
-int bus_service::impl::method_reload(sd_bus_message* m, void* userdata, sd_bus_error* err) {
-    auto& s = *static_cast<impl*>(userdata);
-    return guarded(err, [&] {
-        const auto problem = s.options.reload ? s.options.reload() : std::string("reloading is not available");
-        if (!problem.empty())
-            return sd_bus_error_setf(err, (std::string(error_prefix) + "InvalidConfiguration").c_str(), "%s", problem.c_str());
-        return sd_bus_reply_method_return(m, "");
-    });
-}
-
-int bus_service::impl::method_list_clients(sd_bus_message* m, void* userdata, sd_bus_error* err) {
-    auto& s = *static_cast<impl*>(userdata);
-    return guarded(err, [&] {
-        // Clients show their pid, user, unit and topics: root sees all of them, anyone else only
-        // the clients running under its own uid. Group thingmux is no privilege here: it is the
-        // group of the apps themselves. The uid is the one the bus read from the kernel.
-        caller_ids caller;
-        if (const int r = query_caller(m, false, caller); r < 0)
-            return sd_bus_error_set_errnof(err, -r, "cannot tell who the caller is");
-        if (caller.uid == static_cast<uid_t>(-1))
-            return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "the caller's uid is unknown");
-        const bool sees_all = caller.uid == 0;
-        sd_bus_message* reply = nullptr;
-        int r = sd_bus_message_new_method_return(m, &reply);
-        if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "(tuussssasttt)");
-        for (const auto& c : s.hub.clients()) {
-            if (r < 0) break;
-            if (!sees_all && c.peer.uid != caller.uid) continue;
-            r = sd_bus_message_open_container(reply, 'r', "tuussssasttt");
-            if (r >= 0)
-                r = sd_bus_message_append(reply, "tuusss", c.id, static_cast<std::uint32_t>(c.peer.pid), c.peer.uid,
-                                          c.peer.user.c_str(), c.peer.unit.c_str(), c.app_name.c_str());
-            if (r >= 0) r = sd_bus_message_append(reply, "s", c.thing.c_str());
-            if (r >= 0) r = append_strings(reply, c.subscriptions);
-            if (r >= 0) r = sd_bus_message_append(reply, "ttt", c.queued_bytes, c.messages_in, c.messages_out);
-            if (r >= 0) r = sd_bus_message_close_container(reply);
-        }
-        if (r >= 0) r = sd_bus_message_close_container(reply);
-        if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
-        sd_bus_message_unref(reply);
-        return r;
-    });
-}
-
-int bus_service::impl::method_publish(sd_bus_message* m, void* userdata, sd_bus_error* err) {
-    auto& s = *static_cast<impl*>(userdata);
-    return guarded(err, [&] {
-        const char* thing = nullptr;
-        const char* topic = nullptr;
-        const void* payload = nullptr;
-        std::size_t size = 0;
-        std::uint8_t qos = 0;
-        int r = sd_bus_message_read(m, "ss", &thing, &topic);
-        if (r >= 0) r = sd_bus_message_read_array(m, 'y', &payload, &size);
-        if (r >= 0) r = sd_bus_message_read(m, "y", &qos);
-        if (r < 0) return r;
-        if (qos > 2) return sd_bus_error_setf(err, SD_BUS_ERROR_INVALID_ARGS, "qos must be 0 or 1, not %u", unsigned{qos});
-
-        // The caller is authorized like an app: by its uid, groups and unit.
-        caller_ids caller;
-        if (r = query_caller(m, true, caller); r < 0)
-            return sd_bus_error_set_errnof(err, -r, "cannot tell who the caller is");
-        if (caller.uid == static_cast<uid_t>(-1))
-            return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "the caller's uid is unknown");
-
-        ipc::publish p{.request_id = 0,
-                       .topic = topic,
-                       .payload = std::string(static_cast<const char*>(payload), size),
-                       .qos = qos,
-                       .retain = false,
-                       .props = {}};
-        sd_bus_message_ref(m);
-        s.hub.publish(thing, std::move(p),
-                      hub::make_peer_credentials(caller.pid, caller.uid, caller.gid, std::move(caller.groups)),
-                      [&s, m, weak = std::weak_ptr<bool>(s.alive)](ipc::result res) {
-                          if (!weak.expired() && s.bus) {
-                              if (ipc::accepted(res.code))
-                                  sd_bus_reply_method_return(m, "y", res.mqtt_reason_code);
-                              else
-                                  sd_bus_reply_method_errorf(m, error_name(res.code).c_str(), "%s", res.message.c_str());
-                              s.kick();
-                          }
-                          sd_bus_message_unref(m);
-                      });
-        return 1;  // answered when the broker acknowledged (or a check refused it)
-    });
-}
-
-int bus_service::impl::method_reconnect(sd_bus_message* m, void* userdata, sd_bus_error* err) {
-    auto& s = *static_cast<impl*>(userdata);
-    return guarded(err, [&] {
-        const auto name = s.thing_of(sd_bus_message_get_path(m));
-        if (!s.hub.reconnect(name))
-            return sd_bus_error_setf(err, (std::string(error_prefix) + "UnknownThing").c_str(), "no Thing '%s'", name.c_str());
-        return sd_bus_reply_method_return(m, "");
     });
 }
 

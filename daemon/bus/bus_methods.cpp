@@ -1,0 +1,108 @@
+// D-Bus method calls of org.thingmux.Thingmux1.Manager and .Thing (docs/dbus.md).
+#include "daemon/bus/bus_impl.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace thingmux::bus {
+
+using namespace detail;
+
+int bus_service::impl::method_reload(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const auto problem = s.options.reload ? s.options.reload() : std::string("reloading is not available");
+        if (!problem.empty())
+            return sd_bus_error_setf(err, (std::string(error_prefix) + "InvalidConfiguration").c_str(), "%s", problem.c_str());
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
+int bus_service::impl::method_list_clients(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        // Clients show their pid, user, unit and topics: root sees all of them, anyone else only
+        // the clients running under its own uid. Group thingmux is no privilege here: it is the
+        // group of the apps themselves. The uid is the one the bus read from the kernel.
+        caller_ids caller;
+        if (const int r = query_caller(m, false, caller); r < 0)
+            return sd_bus_error_set_errnof(err, -r, "cannot tell who the caller is");
+        if (caller.uid == static_cast<uid_t>(-1))
+            return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "the caller's uid is unknown");
+        const bool sees_all = caller.uid == 0;
+        sd_bus_message* reply = nullptr;
+        int r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "(tuussssasttt)");
+        for (const auto& c : s.hub.clients()) {
+            if (r < 0) break;
+            if (!sees_all && c.peer.uid != caller.uid) continue;
+            r = sd_bus_message_open_container(reply, 'r', "tuussssasttt");
+            if (r >= 0)
+                r = sd_bus_message_append(reply, "tuusss", c.id, static_cast<std::uint32_t>(c.peer.pid), c.peer.uid,
+                                          c.peer.user.c_str(), c.peer.unit.c_str(), c.app_name.c_str());
+            if (r >= 0) r = sd_bus_message_append(reply, "s", c.thing.c_str());
+            if (r >= 0) r = append_strings(reply, c.subscriptions);
+            if (r >= 0) r = sd_bus_message_append(reply, "ttt", c.queued_bytes, c.messages_in, c.messages_out);
+            if (r >= 0) r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0) r = sd_bus_message_close_container(reply);
+        if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
+        sd_bus_message_unref(reply);
+        return r;
+    });
+}
+
+int bus_service::impl::method_publish(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const char* thing = nullptr;
+        const char* topic = nullptr;
+        const void* payload = nullptr;
+        std::size_t size = 0;
+        std::uint8_t qos = 0;
+        int r = sd_bus_message_read(m, "ss", &thing, &topic);
+        if (r >= 0) r = sd_bus_message_read_array(m, 'y', &payload, &size);
+        if (r >= 0) r = sd_bus_message_read(m, "y", &qos);
+        if (r < 0) return r;
+        if (qos > 2) return sd_bus_error_setf(err, SD_BUS_ERROR_INVALID_ARGS, "qos must be 0 or 1, not %u", unsigned{qos});
+
+        // The caller is authorized like an app: by its uid, groups and unit.
+        caller_ids caller;
+        if (r = query_caller(m, true, caller); r < 0)
+            return sd_bus_error_set_errnof(err, -r, "cannot tell who the caller is");
+        if (caller.uid == static_cast<uid_t>(-1))
+            return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "the caller's uid is unknown");
+
+        ipc::publish p{.request_id = 0,
+                       .topic = topic,
+                       .payload = std::string(static_cast<const char*>(payload), size),
+                       .qos = qos,
+                       .retain = false,
+                       .props = {}};
+        sd_bus_message_ref(m);
+        s.hub.publish(thing, std::move(p),
+                      hub::make_peer_credentials(caller.pid, caller.uid, caller.gid, std::move(caller.groups)),
+                      [&s, m, weak = std::weak_ptr<bool>(s.alive)](ipc::result res) {
+                          if (!weak.expired() && s.bus) {
+                              if (ipc::accepted(res.code))
+                                  sd_bus_reply_method_return(m, "y", res.mqtt_reason_code);
+                              else
+                                  sd_bus_reply_method_errorf(m, error_name(res.code).c_str(), "%s", res.message.c_str());
+                              s.kick();
+                          }
+                          sd_bus_message_unref(m);
+                      });
+        return 1;  // answered when the broker acknowledged (or a check refused it)
+    });
+}
+
+int bus_service::impl::method_reconnect(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const auto name = s.thing_of(sd_bus_message_get_path(m));
+        if (!s.hub.reconnect(name))
+            return sd_bus_error_setf(err, (std::string(error_prefix) + "UnknownThing").c_str(), "no Thing '%s'", name.c_str());
+        return sd_bus_reply_method_return(m, "");
+    });
+}
+
+}  // namespace thingmux::bus
