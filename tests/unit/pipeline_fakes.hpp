@@ -148,6 +148,11 @@ public:
     }
     void link_changed(const ipc::state& s) override { states.push_back(s); }
 
+    // The result of filter `index` of subscribe request `request_id`; internal_error while unanswered.
+    [[nodiscard]] ipc::errc subscribe_code(std::uint32_t request_id, std::size_t index = 0) const {
+        const auto it = subscribed.find(request_id);
+        return it == subscribed.end() || index >= it->second.size() ? ipc::errc::internal_error : it->second[index].code;
+    }
     [[nodiscard]] ipc::errc code_of(std::uint32_t request_id) const {
         const auto it = published.find(request_id);
         return it == published.end() ? ipc::errc::internal_error : it->second.code;

@@ -27,15 +27,15 @@ TEST(PipelineSubscribe, SubscriptionsAreReferenceCounted) {
     EXPECT_EQ(rig.up.subscribes.size(), 1U);
     rig.up.answer_subscribe(0);
     ASSERT_EQ(a->subscribed[1].size(), 1U);
-    EXPECT_EQ(a->subscribed[1][0].code, ipc::errc::ok);
+    EXPECT_EQ(a->subscribe_code(1, 0), ipc::errc::ok);
     EXPECT_EQ(a->subscribed[1][0].mqtt_reason_code, 1);  // granted QoS
     ASSERT_EQ(b->subscribed[1].size(), 1U);
-    EXPECT_EQ(b->subscribed[1][0].code, ipc::errc::ok);
+    EXPECT_EQ(b->subscribe_code(1, 0), ipc::errc::ok);
 
     // A filter the held one covers costs no SUBSCRIBE and is answered at once.
     rig.subscribe(b, 2, {"dt/x/+"});
     EXPECT_EQ(rig.up.subscribes.size(), 1U);
-    EXPECT_EQ(b->subscribed[2][0].code, ipc::errc::ok);
+    EXPECT_EQ(b->subscribe_code(2, 0), ipc::errc::ok);
 
     rig.pipe->unsubscribe(a, 3, {"dt/#"});
     EXPECT_EQ(a->unsubscribed[3][0].mqtt_reason_code, mqtt::reason::success);
@@ -58,8 +58,8 @@ TEST(PipelineSubscribe, QuotasRefuseLocally) {
     ASSERT_EQ(rig.up.subscribes.size(), 1U);
     rig.up.answer_subscribe(0);
     ASSERT_EQ(a->subscribed[1].size(), 2U);
-    EXPECT_EQ(a->subscribed[1][0].code, ipc::errc::ok);
-    EXPECT_EQ(a->subscribed[1][1].code, ipc::errc::quota_exceeded);
+    EXPECT_EQ(a->subscribe_code(1, 0), ipc::errc::ok);
+    EXPECT_EQ(a->subscribe_code(1, 1), ipc::errc::quota_exceeded);
     EXPECT_THAT(a->subscribed[1][1].message, HasSubstr("limits.subscriptions"));
     EXPECT_THAT(rig.up.subscribed_filters(), ElementsAre("dt/a"));
 
@@ -81,9 +81,9 @@ TEST(PipelineSubscribe, InvalidAndUnauthorizedFiltersNeverGoUpstream) {
     rig.subscribe(a, 1, {"dt/#/x", "cmd/#", "dt/a"});
     rig.up.answer_subscribe(0);
     ASSERT_EQ(a->subscribed[1].size(), 3U);
-    EXPECT_EQ(a->subscribed[1][0].code, ipc::errc::invalid_filter);
-    EXPECT_EQ(a->subscribed[1][1].code, ipc::errc::not_authorized);
-    EXPECT_EQ(a->subscribed[1][2].code, ipc::errc::ok);
+    EXPECT_EQ(a->subscribe_code(1, 0), ipc::errc::invalid_filter);
+    EXPECT_EQ(a->subscribe_code(1, 1), ipc::errc::not_authorized);
+    EXPECT_EQ(a->subscribe_code(1, 2), ipc::errc::ok);
     EXPECT_THAT(rig.up.subscribed_filters(), ElementsAre("dt/a"));
     EXPECT_EQ(rig.counters.denied, 1U);
 }
@@ -97,8 +97,8 @@ TEST(PipelineSubscribe, BrokerRefusalReachesEveryWaitingApp) {
     rig.subscribe(a, 1, {"dt/secret"});
     rig.subscribe(b, 7, {"dt/secret"});
     rig.up.answer_subscribe(0, {0x87});
-    EXPECT_EQ(a->subscribed[1][0].code, ipc::errc::broker_refused);
-    EXPECT_EQ(b->subscribed[7][0].code, ipc::errc::broker_refused);
+    EXPECT_EQ(a->subscribe_code(1, 0), ipc::errc::broker_refused);
+    EXPECT_EQ(b->subscribe_code(7, 0), ipc::errc::broker_refused);
     EXPECT_EQ(b->subscribed[7][0].mqtt_reason_code, 0x87);
     EXPECT_THAT(rig.pipe->filters_of(a->flow()), IsEmpty());
 }
@@ -114,20 +114,20 @@ TEST(PipelineSubscribe, SubscriptionChangesAreShaped) {
     // One filter per request: what waits counts from the requests before.
     for (std::uint32_t i = 0; i < 12; ++i) rig.subscribe(a, i, {"dt/" + std::to_string(i)});
     EXPECT_TRUE(rig.up.subscribes.empty());  // the link is down
-    EXPECT_EQ(a->subscribed[10][0].code, ipc::errc::rate_limited);  // 10 wait: a second's worth
-    EXPECT_EQ(a->subscribed[11][0].code, ipc::errc::rate_limited);
+    EXPECT_EQ(a->subscribe_code(10, 0), ipc::errc::rate_limited);  // 10 wait: a second's worth
+    EXPECT_EQ(a->subscribe_code(11, 0), ipc::errc::rate_limited);
     EXPECT_THAT(a->subscribed[11][0].message, HasSubstr("limits.subscriptions_per_second"));
     rig.connect();
     EXPECT_THAT(rig.up.subscribed_filters(), ElementsAre("dt/0"));
     rig.pipe->unsubscribe(a, 100, {"dt/9"});
-    EXPECT_EQ(a->subscribed[9][0].code, ipc::errc::ok);  // withdrawn before it went up: still answered
+    EXPECT_EQ(a->subscribe_code(9, 0), ipc::errc::ok);  // withdrawn before it went up: still answered
     rig.clk.advance(*rig.pipe, 2s);
     const auto sent = rig.up.subscribed_filters();
     EXPECT_EQ(sent.size(), 9U);
     EXPECT_EQ(std::count(sent.begin(), sent.end(), "dt/9"), 0);
     EXPECT_THAT(rig.up.unsubscribed, IsEmpty());
     for (std::size_t i = 0; i < rig.up.subscribes.size(); ++i) rig.up.answer_subscribe(i);
-    for (std::uint32_t i = 0; i < 9; ++i) EXPECT_EQ(a->subscribed[i][0].code, ipc::errc::ok) << i;
+    for (std::uint32_t i = 0; i < 9; ++i) EXPECT_EQ(a->subscribe_code(i, 0), ipc::errc::ok) << i;
 }
 
 // architecture.md, Hub: routing through the subscription table, once per session, checked
@@ -214,6 +214,79 @@ TEST(PipelineSubscribe, FilterLostOnReconnectIsDropped) {
     EXPECT_THAT(rig.pipe->status().upstream_filters, IsEmpty());
     rig.inbound("dt/a");
     EXPECT_TRUE(a->delivered.empty());
+}
+
+
+// config.md, Subscription shaping: "an UNSUBSCRIBE still waiting when an app subscribes again is
+// replaced by that SUBSCRIBE, so the two never reach the broker in the wrong order", and "so does
+// any app [get rate_limited] while filters waiting for their UNSUBSCRIBE fill subscriptions".
+TEST(PipelineSubscribe, WaitingUnsubscribesAreReplacedAndCountAgainstTheQuota) {
+    auto limits = pipeline_rig::unlimited();
+    limits.subscriptions_per_second = 10;  // bucket of 1
+    limits.subscriptions = 2;
+    pipeline_rig rig(limits);
+    rig.connect();
+    auto a = rig.session(1);
+    rig.subscribe(a, 1, {"dt/a"});
+    rig.clk.advance(*rig.pipe, 100ms);
+    rig.subscribe(a, 2, {"dt/b"});  // the bucket refilled: goes at once and spends it
+    ASSERT_EQ(rig.up.subscribes.size(), 2U);
+    rig.up.answer_subscribe(0);
+    rig.up.answer_subscribe(1);
+    // Both leave while the bucket is spent: both UNSUBSCRIBEs wait, and the broker still counts
+    // both filters, so a new filter does not fit in limits.subscriptions (2).
+    rig.pipe->unsubscribe(a, 3, {"dt/a"});
+    rig.pipe->unsubscribe(a, 4, {"dt/b"});
+    EXPECT_THAT(rig.up.unsubscribed, IsEmpty());
+    rig.subscribe(a, 5, {"dt/c"});
+    EXPECT_EQ(a->subscribe_code(5), ipc::errc::rate_limited);
+    EXPECT_THAT(a->subscribed[5][0].message, HasSubstr("UNSUBSCRIBE"));
+    // Subscribing to dt/b again replaces its waiting UNSUBSCRIBE: no UNSUBSCRIBE of dt/b ever
+    // goes upstream, so it cannot overtake the SUBSCRIBE.
+    rig.subscribe(a, 6, {"dt/b"});
+    rig.clk.advance(*rig.pipe, 1s);
+    EXPECT_THAT(rig.up.unsubscribed, ElementsAre("dt/a"));
+    for (std::size_t i = 2; i < rig.up.subscribes.size(); ++i) rig.up.answer_subscribe(i);
+    EXPECT_EQ(a->subscribe_code(6), ipc::errc::ok);
+    EXPECT_THAT(rig.pipe->status().upstream_filters, ElementsAre("dt/b"));
+}
+
+// architecture.md, Overlapping subscriptions: a wider filter acknowledged upstream replaces the
+// narrower wildcard filters it covers, which are then unsubscribed; their holders keep receiving.
+TEST(PipelineSubscribe, AWiderFilterReplacesTheNarrowerOnesOnceAcknowledged) {
+    pipeline_rig rig;
+    rig.connect();
+    auto a = rig.session(1);
+    auto b = rig.session(2);
+    rig.subscribe(a, 1, {"dt/room/+"});
+    rig.up.answer_subscribe(0);
+    rig.subscribe(b, 1, {"dt/#"});
+    EXPECT_THAT(rig.up.unsubscribed, IsEmpty());  // not before the wider one is acknowledged
+    ASSERT_EQ(rig.up.subscribes.size(), 2U);
+    rig.up.answer_subscribe(1);
+    EXPECT_THAT(rig.up.unsubscribed, ElementsAre("dt/room/+"));
+    EXPECT_THAT(rig.pipe->status().upstream_filters, ElementsAre("dt/#"));
+    rig.inbound("dt/room/temp");
+    EXPECT_EQ(a->delivered.size(), 1U);
+    EXPECT_EQ(b->delivered.size(), 1U);
+}
+
+// config.md, Reloading: "A lower subscriptions refuses new filters and drops none that are held."
+TEST(PipelineSubscribe, ALowerQuotaOnReloadDropsNothingHeld) {
+    pipeline_rig rig;
+    rig.connect();
+    auto a = rig.session(1);
+    rig.subscribe(a, 1, {"dt/a", "dt/b", "dt/c"});
+    rig.up.answer_subscribe(0);
+    auto settings = rig.pipe->settings();
+    settings.limits.subscriptions = 1;
+    rig.pipe->reconfigure(settings, {});
+    rig.subscribe(a, 2, {"dt/d"});
+    EXPECT_EQ(a->subscribe_code(2, 0), ipc::errc::quota_exceeded);
+    EXPECT_EQ(rig.pipe->status().upstream_filters.size(), 3U);
+    EXPECT_THAT(rig.up.unsubscribed, IsEmpty());
+    rig.inbound("dt/c");
+    EXPECT_EQ(a->delivered.size(), 1U);
 }
 
 }  // namespace
