@@ -294,7 +294,7 @@ void hub::handle(local_client& c, ipc::unsubscribe&& m) {
 void hub::handle(local_client& c, ipc::ping&& m) { c.send(ipc::pong{.token = m.token}); }
 
 void hub::on_closed(local_client& c, const std::string& reason) {
-    if (c.close_code() == ipc::errc::queue_full) ++counters_.clients_cut_off;
+    if (c.close_error() == ipc::errc::queue_full) ++counters_.clients_cut_off;
     thing::pipeline::detached gone;
     if (auto* t = thing_of(c); t != nullptr && c.greeted) gone = t->pipe->detach(c.id());
     spdlog::info("client {} ('{}', {}) disconnected: {}; {} upstream filter(s) released{}", c.id().value,

@@ -256,7 +256,7 @@ void local_client::write() {
 void local_client::close_with_error(ipc::errc code, std::string message) {
     if (closed_ || closing_) return;
     closing_ = true;
-    close_code_ = code;
+    close_error_ = code;
     close_reason_ = std::string(ipc::to_string(code)) + ": " + message;
     // Frames not yet being written are dropped: the error must not wait behind them.
     drop_queue();

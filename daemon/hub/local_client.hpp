@@ -22,6 +22,7 @@
 #include "daemon/hub/subscription_table.hpp"
 #include "daemon/thing/ports.hpp"
 #include "ipc/codec.hpp"
+#include "ipc/error.hpp"
 
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -30,6 +31,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <system_error>
 #include <span>
 #include <string>
 #include <vector>
@@ -95,8 +97,8 @@ public:
     void close_with_error(ipc::errc code, std::string message);
     // Closes now, dropping queued frames.
     void close(const std::string& reason);
-    // The error close_with_error() sent, if it did.
-    [[nodiscard]] std::optional<ipc::errc> close_code() const noexcept { return close_code_; }
+    // The error close_with_error() sent (category ipc::error_category()); empty when it did not.
+    [[nodiscard]] std::error_code close_error() const noexcept { return close_error_; }
     void send(const ipc::daemon_message& m);
 
     // thing::local_session
@@ -166,7 +168,7 @@ private:
     bool closing_ = false;               // error frame queued; close when written
     bool closed_ = false;
     std::string close_reason_;
-    std::optional<ipc::errc> close_code_;
+    std::error_code close_error_;
     config::grants rights_;  // what the app rules let it do on its Thing (recomputed on reload)
     thing::denial_log denials_;
 };
