@@ -1,5 +1,7 @@
 #include "daemon/hub/subscription_table.hpp"
 
+#include "common/topic.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -35,16 +37,10 @@ bool is_wildcard(std::string_view level) noexcept {
     return level == "+" || level == "#";
 }
 
-// '+' and '#' stand alone in their level in a valid filter, so one scan tells.
-bool has_wildcard(std::string_view filter) noexcept {
-    return filter.find_first_of("+#") != std::string_view::npos;
-}
-
+using topic::has_wildcard;
 // Shared subscriptions are load-balanced by the broker between sessions: one never stands in for
 // another, and whether one delivers a copy to us is the broker's choice.
-bool is_shared(std::string_view filter) noexcept {
-    return filter.starts_with("$share/");
-}
+using topic::is_shared;
 
 // A level that only a filter whose first level is written out can match ("$SYS", "$aws").
 bool dollar_level(std::string_view level) noexcept {
