@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <string>
+#include <tuple>
 
 namespace thingmux::topic {
 
@@ -14,25 +15,6 @@ public:
     [[nodiscard]] const char* name() const noexcept override { return "thingmux.topic"; }
     [[nodiscard]] std::string message(int value) const override { return describe(static_cast<errc>(value)); }
 };
-
-// Splits off the first level of a topic or filter. `more` tells "a" (no separator left) apart
-// from "a/" (an empty level follows), which matters for matching.
-struct level_split {
-    std::string_view level;
-    std::string_view rest;
-    bool more = false;
-};
-
-level_split split_level(std::string_view s) noexcept {
-    const auto slash = s.find('/');
-    if (slash == std::string_view::npos) return {s, {}, false};
-    return {s.substr(0, slash), s.substr(slash + 1), true};
-}
-
-bool is_wildcard(std::string_view level) noexcept { return level == "+" || level == "#"; }
-
-// A first level that only a filter spelling it out can match ("$SYS", "$aws"; spec 4.7.2).
-bool dollar_level(std::string_view level) noexcept { return !is_wildcard(level) && level.starts_with('$'); }
 
 // The string rules every topic name and filter shares: length and UTF-8 (spec 1.5.4).
 std::error_code string_problem(std::string_view s) noexcept {
@@ -56,16 +38,16 @@ std::error_code string_problem(std::string_view s) noexcept {
 
 // The wildcard rules of a filter's levels (spec 4.7.1).
 std::error_code level_problem(std::string_view filter) noexcept {
-    for (;;) {
-        const auto [level, rest, more] = split_level(filter);
+    for (std::size_t pos = 0; pos != no_next_level;) {
+        const auto [level, next] = next_level(filter, pos);
         if (level.find('#') != std::string_view::npos) {
             if (level.size() != 1) return errc::hash_not_whole_level;
-            if (more) return errc::hash_not_last_level;
+            if (next != no_next_level) return errc::hash_not_last_level;
         }
         if (level.find('+') != std::string_view::npos && level.size() != 1) return errc::plus_not_whole_level;
-        if (!more) return {};
-        filter = rest;
+        pos = next;
     }
+    return {};
 }
 
 }  // namespace
@@ -111,18 +93,20 @@ std::error_code filter_problem(std::string_view filter) noexcept {
 std::error_code subscription_problem(std::string_view filter) noexcept {
     if (!is_shared(filter)) return filter_problem(filter);
     if (auto e = string_problem(filter)) return e;
-    const auto [name, inner, more] = split_level(filter.substr(share_prefix.size()));
+    const auto rest = filter.substr(share_prefix.size());
+    const auto [name, inner] = next_level(rest, 0);
     if (name.empty()) return errc::empty_share_name;
     if (has_wildcard(name)) return errc::wildcard_in_share_name;
-    if (!more || inner.empty()) return errc::share_without_filter;
-    return level_problem(inner);
+    if (inner == no_next_level || inner == rest.size()) return errc::share_without_filter;
+    return level_problem(rest.substr(inner));
 }
 
 std::optional<shared_subscription> split_shared(std::string_view filter) noexcept {
     if (!is_shared(filter)) return std::nullopt;
-    const auto [name, inner, more] = split_level(filter.substr(share_prefix.size()));
-    if (!more) return std::nullopt;
-    return shared_subscription{.share_name = name, .filter = inner};
+    const auto rest = filter.substr(share_prefix.size());
+    const auto [name, inner] = next_level(rest, 0);
+    if (inner == no_next_level) return std::nullopt;
+    return shared_subscription{.share_name = name, .filter = rest.substr(inner)};
 }
 
 std::size_t level_count(std::string_view topic_or_filter) noexcept {
@@ -132,17 +116,34 @@ std::size_t level_count(std::string_view topic_or_filter) noexcept {
 bool matches(std::string_view filter, std::string_view topic) noexcept {
     if (filter.empty() || topic.empty()) return false;
     if (topic.front() == '$' && (filter.front() == '+' || filter.front() == '#')) return false;
-    bool topic_done = false;  // every topic level has been matched
+    std::size_t f = 0;
+    std::size_t t = 0;
     for (;;) {
-        const auto f = split_level(filter);
-        if (f.level == "#" && !f.more) return true;  // the rest of the topic, including no level at all
-        if (topic_done) return false;
-        const auto t = split_level(topic);
-        if (f.level != "+" && f.level != t.level) return false;
-        if (!f.more) return !t.more;
-        filter = f.rest;
-        topic = t.rest;
-        topic_done = !t.more;
+        const auto [level, next_f] = next_level(filter, f);
+        if (level == "#" && next_f == no_next_level) return true;  // the rest, including no level at all
+        if (t == no_next_level) return false;                       // the filter has a level the topic lacks
+        const auto [topic_level, next_t] = next_level(topic, t);
+        if (level != "+" && level != topic_level) return false;
+        if (next_f == no_next_level) return next_t == no_next_level;
+        f = next_f;
+        t = next_t;
+    }
+}
+
+bool matches_as_aws_iot(std::string_view filter, std::string_view topic) noexcept {
+    if (filter.empty() || topic.empty()) return false;
+    std::size_t f = 0;
+    std::size_t t = 0;
+    for (bool first = true;; first = false) {
+        const auto [level, next_f] = next_level(filter, f);
+        if (t == no_next_level) return false;  // the filter has a level the topic lacks, even a '#'
+        const auto [topic_level, next_t] = next_level(topic, t);
+        if (first && is_wildcard_level(level) && topic_level.starts_with('$')) return false;
+        if (level == "#") return true;
+        if (level != "+" && level != topic_level) return false;
+        if (next_f == no_next_level) return next_t == no_next_level;
+        f = next_f;
+        t = next_t;
     }
 }
 
@@ -158,25 +159,27 @@ bool subscription_matches(std::string_view filter, std::string_view topic) noexc
 bool filter_covers(std::string_view wider, std::string_view narrower) noexcept {
     // Topics of `narrower` that start with '$' exist only if its first level is a literal
     // starting with '$'; a leading wildcard in `wider` never matches those.
-    if (is_wildcard(split_level(wider).level) && dollar_level(split_level(narrower).level)) return false;
-    bool wider_done = false;
-    bool narrower_done = false;
+    if (is_wildcard_level(next_level(wider, 0).first) && dollar_level(next_level(narrower, 0).first)) return false;
+    std::size_t w = 0;  // no_next_level: `wider` has no more levels
+    std::size_t n = 0;
     for (bool first = true;; first = false) {
-        const auto w = wider_done ? level_split{} : split_level(wider);
-        if (!wider_done && w.level == "#") return true;  // covers the rest and the parent
-        if (narrower_done) return wider_done;           // same depth; a deeper `wider` needs '#', handled above
-        if (wider_done) return false;                   // `narrower` reaches deeper
-        const auto n = split_level(narrower);
-        if (n.level == "#") {
-            // w.level is not '#'. Only "+/#" still covers a leading "#": every topic has a first
-            // level, so "#" and "+/#" match the same topics.
-            return first && w.level == "+" && w.more && split_level(w.rest).level == "#";
+        std::string_view wider_level;
+        std::size_t next_w = no_next_level;
+        if (w != no_next_level) {
+            std::tie(wider_level, next_w) = next_level(wider, w);
+            if (wider_level == "#") return true;  // covers the rest and the parent
         }
-        if (w.level != "+" && (n.level == "+" || n.level != w.level)) return false;  // a literal covers only itself
-        wider = w.rest;
-        narrower = n.rest;
-        wider_done = !w.more;
-        narrower_done = !n.more;
+        if (n == no_next_level) return w == no_next_level;  // same depth; a deeper `wider` needs '#', handled above
+        if (w == no_next_level) return false;                // `narrower` reaches deeper
+        const auto [level, next_n] = next_level(narrower, n);
+        if (level == "#") {
+            // wider_level is not '#'. Only "+/#" still covers a leading "#": every topic has a
+            // first level, so "#" and "+/#" match the same topics.
+            return first && wider_level == "+" && next_w != no_next_level && next_level(wider, next_w).first == "#";
+        }
+        if (wider_level != "+" && (level == "+" || level != wider_level)) return false;  // a literal covers only itself
+        w = next_w;
+        n = next_n;
     }
 }
 

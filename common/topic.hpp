@@ -14,6 +14,7 @@
 #include <optional>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 namespace thingmux::topic {
 
@@ -90,10 +91,35 @@ struct shared_subscription {
 // The number of levels: the slashes plus one ("a//b" has three).
 [[nodiscard]] std::size_t level_count(std::string_view topic_or_filter) noexcept;
 
+// What next_level() answers after the last level.
+inline constexpr std::size_t no_next_level = std::string_view::npos;
+
+// The level of `s` that starts at `pos`, and where the next one starts (no_next_level after the
+// last), for walking levels without allocating. Empty levels are real levels: "a/" is {"a", ""},
+// "/a" is {"", "a"}.
+[[nodiscard]] inline std::pair<std::string_view, std::size_t> next_level(std::string_view s, std::size_t pos) noexcept {
+    const std::size_t slash = s.find('/', pos);
+    if (slash == std::string_view::npos) return {s.substr(pos), no_next_level};
+    return {s.substr(pos, slash - pos), slash + 1};
+}
+
+// True for the level "+" or "#".
+[[nodiscard]] inline bool is_wildcard_level(std::string_view level) noexcept { return level == "+" || level == "#"; }
+
+// True for a first level that only a filter spelling it out can match ("$SYS", "$aws"; spec
+// 4.7.2): a filter whose first level is a wildcard never matches it.
+[[nodiscard]] inline bool dollar_level(std::string_view level) noexcept {
+    return !is_wildcard_level(level) && level.starts_with('$');
+}
+
 // True when `filter` matches the topic name `topic` (see the top of this file). Neither is
 // validated: a caller checks them once (a subscription when it is made, a topic when it
 // arrives) and matches often. An empty filter or topic matches nothing.
 [[nodiscard]] bool matches(std::string_view filter, std::string_view topic) noexcept;
+
+// Matching as AWS IoT Core does it: like matches(), except that '#' needs at least one level
+// ("a/#" does not match "a"). It never matches more than matches().
+[[nodiscard]] bool matches_as_aws_iot(std::string_view filter, std::string_view topic) noexcept;
 
 // What a subscription to `filter` receives: matches(), where a shared subscription matches with
 // the filter after "$share/NAME/" (the broker delivers its messages under their own topic).

@@ -231,6 +231,25 @@ TEST_P(TopicMatches, FollowsTheSpecification) {
 
 INSTANTIATE_TEST_SUITE_P(SpecTable, TopicMatches, testing::ValuesIn(match_cases));
 
+// AWS IoT Core's '#' needs a level of its own; otherwise it matches as the specification says.
+TEST(TopicMatches, AsAwsIotCoreHashNeedsALevel) {
+    EXPECT_FALSE(matches_as_aws_iot("a/#", "a"));
+    EXPECT_TRUE(matches_as_aws_iot("a/#", "a/"));
+    EXPECT_TRUE(matches_as_aws_iot("a/#", "a/b/c"));
+    EXPECT_TRUE(matches_as_aws_iot("#", "a"));
+    EXPECT_FALSE(matches_as_aws_iot("#", "$SYS/x"));
+    EXPECT_FALSE(matches_as_aws_iot("+/x", "$aws/x"));
+    EXPECT_TRUE(matches_as_aws_iot("$aws/#", "$aws/x"));
+    // The specification's table, less the matches where '#' stood for no level at all.
+    for (const auto& c : match_cases) {
+        if (is_shared(c.filter)) continue;
+        const bool only_the_parent = std::string_view(c.filter).ends_with("#") && *c.topic != '\0' &&
+                                     level_count(c.topic) + 1 == level_count(c.filter);
+        EXPECT_EQ(matches_as_aws_iot(c.filter, c.topic), c.matches && !only_the_parent)
+            << "filter '" << c.filter << "' topic '" << c.topic << "'";
+    }
+}
+
 TEST(TopicMatches, ExactFiltersOnlyMatchThemselves) {
     EXPECT_TRUE(matches("cmd/x", "cmd/x"));
     EXPECT_FALSE(matches("cmd/x", "cmd/y"));
@@ -346,6 +365,22 @@ TEST(TopicShared, SplitsShareNameAndFilter) {
     EXPECT_EQ(subscription_problem("$share//a"), errc::empty_share_name);
     EXPECT_EQ(subscription_problem("$share/g+/a"), errc::wildcard_in_share_name);
     EXPECT_EQ(subscription_problem("$share/g/"), errc::share_without_filter);
+}
+
+TEST(TopicLevels, NextLevelWalksEveryLevelIncludingEmptyOnes) {
+    const std::string_view s = "/a//b/";
+    std::vector<std::string_view> levels;
+    for (std::size_t pos = 0; pos != no_next_level;) {
+        const auto [level, next] = next_level(s, pos);
+        levels.push_back(level);
+        pos = next;
+    }
+    EXPECT_EQ(levels, (std::vector<std::string_view>{"", "a", "", "b", ""}));
+    EXPECT_EQ(next_level("a", 0), (std::pair<std::string_view, std::size_t>{"a", no_next_level}));
+    EXPECT_TRUE(dollar_level("$SYS"));
+    EXPECT_FALSE(dollar_level("SYS$"));
+    EXPECT_TRUE(is_wildcard_level("+"));
+    EXPECT_FALSE(is_wildcard_level("++"));
 }
 
 TEST(TopicLevels, CountsSlashesPlusOne) {
