@@ -16,4 +16,12 @@ namespace thingmux::text {
 // Well-formed UTF-8 without U+0000 (which C APIs would cut off and MQTT forbids).
 [[nodiscard]] bool valid_utf8(std::string_view s) noexcept;
 
+// The most bytes an MQTT UTF-8 string can hold: its length prefix has 16 bits (spec 1.5.4).
+inline constexpr std::size_t max_mqtt_string_bytes = 65535;
+
+// An MQTT UTF-8 string (spec 1.5.4): valid_utf8() and at most max_mqtt_string_bytes.
+[[nodiscard]] inline bool valid_mqtt_string(std::string_view s) noexcept {
+    return s.size() <= max_mqtt_string_bytes && valid_utf8(s);
+}
+
 }  // namespace thingmux::text

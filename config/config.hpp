@@ -5,7 +5,7 @@
 // check_files() (certificate/key files exist and are readable). Nothing here logs or throws.
 //
 // "unlimited": limits that are std::optional are unlimited when empty (nullopt). The defaults
-// are AWS IoT Core's rules (/work/shared/AWS_IOT_RULES.md); other brokers may raise or remove them.
+// are AWS IoT Core's rules (docs/config.md, "things[].limits"); other brokers may raise or remove them.
 #pragma once
 
 #include "config/diagnostic.hpp"

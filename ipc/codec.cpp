@@ -605,6 +605,4 @@ std::size_t message_frame_size(std::string_view topic, std::string_view payload,
     return static_cast<std::size_t>(length_prefix_size + 1 + body_size(message_view{topic, payload, 0, false, props}));
 }
 
-bool valid_utf8(std::string_view s) noexcept { return text::valid_utf8(s); }
-
 }  // namespace thingmux::ipc

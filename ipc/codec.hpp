@@ -10,6 +10,7 @@
 // Each direction has its own decoder, so a frame sent the wrong way is a protocol violation.
 #pragma once
 
+#include "common/utf8.hpp"
 #include "ipc/messages.hpp"
 
 #include <cstddef>
@@ -87,6 +88,6 @@ void encode_message_frame(std::string_view topic, std::string_view payload, std:
 
 // Well-formed UTF-8 (RFC 3629: shortest form, no surrogates, at most U+10FFFF) without U+0000:
 // the rule for every string field (IPC-6). Clients check user input with it before encoding.
-[[nodiscard]] bool valid_utf8(std::string_view s) noexcept;
+using text::valid_utf8;
 
 }  // namespace thingmux::ipc

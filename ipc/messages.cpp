@@ -56,17 +56,6 @@ const char* describe(errc code) noexcept {
     return "unknown error code";
 }
 
-const char* to_string(link_state s) noexcept {
-    switch (s) {
-        case link_state::connecting: return "connecting";
-        case link_state::connected: return "connected";
-        case link_state::backing_off: return "backing_off";
-        case link_state::failed: return "failed";
-        case link_state::stopped: return "stopped";
-    }
-    return "unknown";
-}
-
 const char* to_string(message_type t) noexcept {
     switch (t) {
         case message_type::hello: return "hello";

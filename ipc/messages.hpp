@@ -9,6 +9,8 @@
 // This module is pure: no I/O, no Asio, no OpenSSL, no logging.
 #pragma once
 
+#include "common/link_state.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -68,17 +70,13 @@ enum class errc : std::uint16_t {
     return code == errc::ok || code == errc::spooled;
 }
 
-// State of the daemon's MQTT session for the client's Thing (IPC-22).
-enum class link_state : std::uint8_t {
-    connecting = 0,
-    connected = 1,
-    backing_off = 2,
-    failed = 3,
-    stopped = 4,
-};
-inline constexpr link_state last_link_state = link_state::stopped;
+// State of the daemon's MQTT session for the client's Thing (IPC-22): the one definition in
+// common/, whose numbers are the wire values.
+using thingmux::last_link_state;
+using thingmux::link_state;
 
-[[nodiscard]] const char* to_string(link_state s) noexcept;
+// The protocol's name of the state ("backing_off"): link_state_name().
+[[nodiscard]] inline const char* to_string(link_state s) noexcept { return link_state_name(s); }
 
 // Message type byte (IPC-4). Client -> daemon types have the high bit clear, daemon -> client
 // types have it set, so a frame sent the wrong way is told apart from an unknown one.

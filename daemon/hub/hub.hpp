@@ -55,8 +55,10 @@ struct thing_status {
     std::uint64_t reconnects = 0;            // sessions after the first
     std::vector<std::string> upstream_filters;
     std::uint64_t in_flight = 0;  // QoS 1 sent, awaiting PUBACK
-    std::uint64_t waiting = 0;    // accepted publishes not yet sent (shaper + session queue)
-    std::uint64_t waiting_bytes = 0;
+    // Accepted publishes waiting to go (D-Bus SpoolDepth): the shaper's from apps and D-Bus, plus
+    // the spool's rows until their PUBACK with a spool, or the session's queue without one.
+    std::uint64_t waiting = 0;
+    std::uint64_t waiting_bytes = 0;  // their topic + payload bytes, the session's queue not counted
     std::uint64_t spool_rejected = 0;   // publishes the spool refused (full, I/O error)
     std::uint64_t offline_dropped = 0;  // QoS 0 publishes refused while offline
     uplink::uplink_counters counters;

@@ -1,5 +1,7 @@
 #include "daemon/hub/subscription_table.hpp"
 
+#include "common/topic.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -19,65 +21,27 @@ struct level_hash {
     }
 };
 
-constexpr std::size_t topic_done = std::string_view::npos;  // every topic level was consumed
-
-// The level starting at `pos`, and where the next one starts (topic_done after the last).
-// Empty levels are real levels: "a/" is {"a", ""}, "/a" is {"", "a"}.
-std::pair<std::string_view, std::size_t> next_level(std::string_view s, std::size_t pos) noexcept {
-    const std::size_t slash = s.find('/', pos);
-    if (slash == std::string_view::npos) return {s.substr(pos), topic_done};
-    return {s.substr(pos, slash - pos), slash + 1};
-}
+// The topic rules (common/topic.hpp). Shared subscriptions are load-balanced by the broker
+// between sessions: one never stands in for another, and whether one delivers a copy to us is
+// the broker's choice.
+constexpr std::size_t topic_done = topic::no_next_level;  // every topic level was consumed
+using topic::dollar_level;
+using topic::has_wildcard;
+using topic::is_shared;
+using topic::is_wildcard_level;
+using topic::next_level;
 
 bool by_client(const delivery& a, const delivery& b) noexcept { return a.client < b.client; }
-
-bool is_wildcard(std::string_view level) noexcept {
-    return level == "+" || level == "#";
-}
-
-// '+' and '#' stand alone in their level in a valid filter, so one scan tells.
-bool has_wildcard(std::string_view filter) noexcept {
-    return filter.find_first_of("+#") != std::string_view::npos;
-}
-
-// Shared subscriptions are load-balanced by the broker between sessions: one never stands in for
-// another, and whether one delivers a copy to us is the broker's choice.
-bool is_shared(std::string_view filter) noexcept {
-    return filter.starts_with("$share/");
-}
-
-// A level that only a filter whose first level is written out can match ("$SYS", "$aws").
-bool dollar_level(std::string_view level) noexcept {
-    return !is_wildcard(level) && level.starts_with('$');
-}
 
 // The part of a filter before its first wildcard level ("a/b/" of "a/b/+/c"): every filter it
 // covers starts with it, so a sorted container narrows the search to that range.
 std::string_view literal_prefix(std::string_view filter) noexcept {
     for (std::size_t pos = 0; pos != topic_done;) {
         const auto [level, next] = next_level(filter, pos);
-        if (is_wildcard(level)) return filter.substr(0, pos);
+        if (is_wildcard_level(level)) return filter.substr(0, pos);
         pos = next;
     }
     return filter;
-}
-
-// Topic matching as AWS IoT Core does it: like the MQTT specification, except that '#' needs at
-// least one level ("a/#" does not match "a"). Matches no more than the specification's.
-bool matches_strictly(std::string_view filter, std::string_view topic) noexcept {
-    std::size_t f = 0;
-    std::size_t t = 0;
-    for (bool first = true;; first = false) {
-        const auto [level, next_f] = next_level(filter, f);
-        if (t == topic_done) return false;  // the filter has a level the topic lacks
-        const auto [topic_level, next_t] = next_level(topic, t);
-        if (first && is_wildcard(level) && topic_level.starts_with('$')) return false;
-        if (level == "#") return true;
-        if (level != "+" && level != topic_level) return false;
-        if (next_f == topic_done) return next_t == topic_done;
-        f = next_f;
-        t = next_t;
-    }
 }
 
 }  // namespace
@@ -92,7 +56,7 @@ bool covers(std::string_view wider, std::string_view filter) noexcept {
         const auto [wl, next_w] = next_level(wider, w);
         if (f == topic_done) return false;  // even a '#' here would need the parent level to match
         const auto [fl, next_f] = next_level(filter, f);
-        if (first && is_wildcard(wl) && dollar_level(fl)) return false;
+        if (first && is_wildcard_level(wl) && dollar_level(fl)) return false;
         if (wl == "#") return true;
         if (wl == "+" ? fl == "#" : fl != wl) return false;  // a literal covers only itself
         w = next_w;
@@ -113,7 +77,7 @@ bool overlap(std::string_view a, std::string_view b) noexcept {
         }
         const auto [la, next_a] = next_level(a, pa);
         const auto [lb, next_b] = next_level(b, pb);
-        if (first && ((is_wildcard(la) && dollar_level(lb)) || (is_wildcard(lb) && dollar_level(la)))) return false;
+        if (first && ((is_wildcard_level(la) && dollar_level(lb)) || (is_wildcard_level(lb) && dollar_level(la)))) return false;
         if (la == "#" || lb == "#") return true;
         if (la != "+" && lb != "+" && la != lb) return false;
         pa = next_a;
@@ -542,7 +506,7 @@ std::optional<std::uint8_t> subscription_table::granted_qos(std::string_view fil
 std::size_t subscription_table::upstream_copies(std::string_view topic) const {
     std::size_t n = 0;
     for (const auto& f : overlapping_) {
-        if (matches_strictly(f, topic)) ++n;
+        if (topic::matches_as_aws_iot(f, topic)) ++n;
     }
     return n;
 }

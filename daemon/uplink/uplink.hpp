@@ -7,6 +7,7 @@
 // time, also while offline: QoS 1 work waits for the connection, QoS 0 fails fast.
 #pragma once
 
+#include "common/link_state.hpp"
 #include "daemon/mqtt/backoff.hpp"
 #include "daemon/mqtt/session.hpp"
 #include "daemon/mqtt/takeover.hpp"
@@ -39,7 +40,7 @@ struct uplink_config {
     bool plaintext = false;
 };
 
-enum class link_state : std::uint8_t { connecting, connected, backing_off, failed, stopped };
+using link_state = thingmux::link_state;  // defined once in common/, with its spellings
 
 [[nodiscard]] const char* to_string(link_state s) noexcept;
 

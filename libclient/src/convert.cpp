@@ -69,14 +69,8 @@ daemon_info from_ipc(const ipc::welcome& w) {
 }
 
 uplink_state from_ipc(ipc::link_state s) noexcept {
-    switch (s) {
-        case ipc::link_state::connecting: return uplink_state::connecting;
-        case ipc::link_state::connected: return uplink_state::connected;
-        case ipc::link_state::backing_off: return uplink_state::backing_off;
-        case ipc::link_state::failed: return uplink_state::failed;
-        case ipc::link_state::stopped: return uplink_state::stopped;
-    }
-    return uplink_state::unknown;
+    // Same numbers (checked in error.cpp).
+    return s <= ipc::last_link_state ? static_cast<uplink_state>(s) : uplink_state::unknown;
 }
 
 }  // namespace thingmux::detail

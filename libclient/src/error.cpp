@@ -1,6 +1,7 @@
 #include "thingmux/error.hpp"
 #include "thingmux/state.hpp"
 
+#include "common/link_state.hpp"
 #include "ipc/messages.hpp"
 
 namespace thingmux {
@@ -57,21 +58,19 @@ const char* to_string(daemon_state s) noexcept {
 }
 
 const char* to_string(uplink_state s) noexcept {
-    switch (s) {
-        case uplink_state::connecting: return "connecting";
-        case uplink_state::connected: return "connected";
-        case uplink_state::backing_off: return "backing_off";
-        case uplink_state::failed: return "failed";
-        case uplink_state::stopped: return "stopped";
-        case uplink_state::unknown: return "unknown";
-    }
-    return "unknown";
+    // The same numbers as link_state (checked below); `unknown` and anything else is past its last.
+    return link_state_name(static_cast<link_state>(s));
 }
 
 // The numbering promise of error.hpp, checked where both enums are visible.
 static_assert(static_cast<int>(error_code::spooled) == static_cast<int>(ipc::errc::spooled));
 static_assert(static_cast<int>(error_code::session_closed) == static_cast<int>(ipc::errc::session_closed));
 static_assert(static_cast<int>(error_code::internal_error) == static_cast<int>(ipc::errc::internal_error));
-static_assert(static_cast<int>(uplink_state::stopped) == static_cast<int>(ipc::link_state::stopped));
+static_assert(static_cast<int>(uplink_state::connecting) == static_cast<int>(link_state::connecting));
+static_assert(static_cast<int>(uplink_state::connected) == static_cast<int>(link_state::connected));
+static_assert(static_cast<int>(uplink_state::backing_off) == static_cast<int>(link_state::backing_off));
+static_assert(static_cast<int>(uplink_state::failed) == static_cast<int>(link_state::failed));
+static_assert(static_cast<int>(uplink_state::stopped) == static_cast<int>(link_state::stopped));
+static_assert(static_cast<int>(uplink_state::unknown) > static_cast<int>(last_link_state));
 
 }  // namespace thingmux

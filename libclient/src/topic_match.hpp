@@ -2,10 +2,14 @@
 // were validated when subscribed, topics by the daemon.
 #pragma once
 
+#include "common/topic.hpp"
+
 #include <string_view>
 
 namespace thingmux::detail {
 
-[[nodiscard]] bool topic_matches_unchecked(std::string_view filter, std::string_view topic) noexcept;
+[[nodiscard]] inline bool topic_matches_unchecked(std::string_view filter, std::string_view topic) noexcept {
+    return topic::matches(filter, topic);
+}
 
 }  // namespace thingmux::detail

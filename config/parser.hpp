@@ -1,0 +1,120 @@
+// The schema walk's reader of YAML values, shared by the files that parse the sections of the
+// configuration (parse.cpp: the document and its root; parse_things.cpp: things; parse_apps.cpp:
+// apps; parse_settings.cpp: ipc, spool, log). Every key is looked up in a known list (unknown
+// keys are errors with a suggestion), every value is checked for type, syntax and range, and
+// every problem is collected with the node's position. Internal to config/.
+#pragma once
+
+#include "config/config.hpp"
+#include "config/values.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace thingmux::config::detail {
+
+source_location location_of(const YAML::Node& n);
+std::string kind_of(const YAML::Node& n);
+std::string join(std::span<const std::string_view> words);
+
+struct field {
+    YAML::Node key;
+    YAML::Node value;
+};
+using fields = std::vector<std::pair<std::string, field>>;
+const field* find(const fields& f, std::string_view key);
+
+template <class E>
+struct choice {
+    std::string_view name;
+    E value;
+};
+
+// The values of one configuration file, read one node at a time; the problems found so far.
+class parser {
+public:
+    explicit parser(std::string file) : file_(std::move(file)) {}
+
+    std::vector<diagnostic> diagnostics;
+
+    void report(source_location at, std::string path, std::string message, std::string hint, bool warning = false);
+    void error(const YAML::Node& at, std::string path, std::string message, std::string hint = {});
+    void warn(const YAML::Node& at, std::string path, std::string message, std::string hint = {});
+    [[nodiscard]] bool has_errors() const;
+
+    // The keys of a mapping (null counts as empty); unknown and repeated keys are reported.
+    std::optional<fields> mapping(const YAML::Node& node, const std::string& path, std::span<const std::string_view> known);
+
+    // A sequence (null counts as empty).
+    std::optional<std::vector<YAML::Node>> sequence(const YAML::Node& node, const std::string& path, std::string_view example);
+
+    std::optional<std::string> scalar(const YAML::Node& node, const std::string& path, std::string_view what);
+
+    std::optional<std::string> string(const YAML::Node& node, const std::string& path, bool allow_empty = false);
+
+    std::optional<std::uint64_t> integer(const YAML::Node& node, const std::string& path, std::uint64_t min, std::uint64_t max);
+
+    // Number of bytes; `unlimited` -> engaged optional holding nullopt.
+    std::optional<std::optional<std::uint64_t>> size(const YAML::Node& node, const std::string& path, std::uint64_t min,
+                                                    std::uint64_t max, bool allow_unlimited);
+
+    // A count; `unlimited` -> engaged optional holding nullopt.
+    std::optional<std::optional<std::uint64_t>> count(const YAML::Node& node, const std::string& path, std::uint64_t min,
+                                                     std::uint64_t max, bool allow_unlimited);
+
+    std::optional<duration> time(const YAML::Node& node, const std::string& path, duration min, duration max);
+
+    static std::string describe(duration d);
+
+    std::optional<std::chrono::seconds> whole_seconds(const YAML::Node& node, const std::string& path, std::chrono::seconds max);
+
+    template <class E, std::size_t N>
+    std::optional<E> enumeration(const YAML::Node& node, const std::string& path, const std::array<choice<E>, N>& choices) {
+        std::array<std::string_view, N> names{};
+        for (std::size_t i = 0; i < N; ++i) names[i] = choices[i].name;
+        const auto s = scalar(node, path, "one of " + join(names));
+        if (!s) return std::nullopt;
+        for (const auto& c : choices) {
+            if (c.name == *s) return c.value;
+        }
+        const auto suggestion = closest(*s, names);
+        error(node, path, "'" + *s + "' is not one of " + join(names),
+              suggestion.empty() ? std::string{} : "did you mean '" + suggestion + "'?");
+        return std::nullopt;
+    }
+
+    std::optional<std::filesystem::path> absolute_path(const YAML::Node& node, const std::string& path);
+
+    std::vector<std::string> string_list(const YAML::Node& node, const std::string& path, std::string_view example);
+
+    // A grant filter: ${...} variables must be known and closed; with them replaced it must be a
+    // valid MQTT topic filter.
+    std::vector<std::string> filter_list(const YAML::Node& node, const std::string& path);
+
+    bool check_filter(const YAML::Node& node, const std::string& path, const std::string& filter);
+
+    configuration parse_root(const YAML::Node& root);
+
+private:
+    thing parse_thing(const YAML::Node& node, const std::string& path);
+    void parse_limits(const YAML::Node& node, const std::string& path, thing& t);
+    app_rule parse_app(const YAML::Node& node, const std::string& path, const std::vector<thing>& things);
+    void parse_ipc(const YAML::Node& node, ipc_settings& s);
+    void parse_spool(const YAML::Node& node, spool_settings& s);
+    void parse_log(const YAML::Node& node, log_settings& s);
+
+    std::string file_;
+};
+
+}  // namespace thingmux::config::detail
