@@ -54,17 +54,6 @@ private:
 
 namespace {
 
-ipc::link_state to_ipc(uplink::link_state s) {
-    switch (s) {
-    case uplink::link_state::connecting: return ipc::link_state::connecting;
-    case uplink::link_state::connected: return ipc::link_state::connected;
-    case uplink::link_state::backing_off: return ipc::link_state::backing_off;
-    case uplink::link_state::failed: return ipc::link_state::failed;
-    case uplink::link_state::stopped: return ipc::link_state::stopped;
-    }
-    return ipc::link_state::failed;
-}
-
 std::string join(const std::vector<std::string>& items) {
     std::string out;
     for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
@@ -336,7 +325,7 @@ void hub::on_uplink_state(thing_entry& t, const uplink::state_event& ev) {
         if (!ev.reason.empty() && ev.state != uplink::link_state::stopped && ev.state != uplink::link_state::connecting)
             t.last_error = ev.reason;
     }
-    t.pipe->on_link(ipc::state{.link = to_ipc(ev.state),
+    t.pipe->on_link(ipc::state{.link = ev.state,
                                .reason = ev.reason,
                                .fatal = ev.fatal,
                                .retry_in_ms = static_cast<std::uint32_t>(ev.retry_in.count())});

@@ -146,7 +146,6 @@ private:
     };
 
     // publish path (publish_path.cpp)
-    [[nodiscard]] static std::size_t levels_of(std::string_view topic) noexcept;
     [[nodiscard]] std::optional<ipc::result> check_publish(local_session& s, ipc::publish& m);
     [[nodiscard]] ipc::result deny(local_session& s, config::refused what, const std::string& topic);
     void enqueue(queued_publish&& p);

@@ -1,4 +1,5 @@
 // The publish path of a Thing's pipeline: checks, the publish shaper, the upstream, the result.
+#include "common/topic.hpp"
 #include "daemon/mqtt/topic.hpp"
 #include "daemon/thing/outcome.hpp"
 #include "daemon/thing/pipeline.hpp"
@@ -13,11 +14,6 @@ namespace {
 // Bytes a publish costs against the connection's byte rate: what dominates the PUBLISH packet.
 std::size_t cost_of(const mqtt::publish& p) { return p.topic.size() + p.payload.size(); }
 }  // namespace
-
-// Slashes + 1: AWS IoT Core allows at most 7 slashes (8 levels) in a topic.
-std::size_t pipeline::levels_of(std::string_view topic) noexcept {
-    return static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1;
-}
 
 void pipeline::publish(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m) {
     ++shared_.counters.publishes;
@@ -57,8 +53,8 @@ std::optional<ipc::result> pipeline::check_publish(local_session& s, ipc::publis
     if (l.max_topic_length && m.topic.size() > *l.max_topic_length)
         return refuse(ipc::errc::invalid_topic,
                       "topic is " + n(m.topic.size()) + " bytes, limit " + n(*l.max_topic_length) + " (limits.max_topic_length)");
-    if (l.max_topic_levels && levels_of(m.topic) > *l.max_topic_levels)
-        return refuse(ipc::errc::invalid_topic, "topic '" + m.topic + "' has " + n(levels_of(m.topic)) + " levels, limit " +
+    if (l.max_topic_levels && topic::level_count(m.topic) > *l.max_topic_levels)
+        return refuse(ipc::errc::invalid_topic, "topic '" + m.topic + "' has " + n(topic::level_count(m.topic)) + " levels, limit " +
                                                     n(*l.max_topic_levels) + " (limits.max_topic_levels)");
     if (l.max_payload && m.payload.size() > *l.max_payload)
         return refuse(ipc::errc::payload_too_large,

@@ -1,5 +1,6 @@
 // The subscribe path of a Thing's pipeline: checks, the reference-counted subscription table,
 // the subscription shaper, and the broker's answers.
+#include "common/topic.hpp"
 #include "daemon/mqtt/topic.hpp"
 #include "daemon/thing/outcome.hpp"
 #include "daemon/thing/pipeline.hpp"
@@ -32,9 +33,9 @@ std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::s
         return refuse(ipc::errc::invalid_filter,
                       "filter is " + n(filter.size()) + " bytes, limit " + n(*l.max_topic_length) + " (limits.max_topic_length)",
                       mqtt::reason::topic_filter_invalid);
-    if (l.max_topic_levels && levels_of(filter) > *l.max_topic_levels)
+    if (l.max_topic_levels && topic::level_count(filter) > *l.max_topic_levels)
         return refuse(ipc::errc::invalid_filter,
-                      "filter '" + filter + "' has " + n(levels_of(filter)) + " levels, limit " + n(*l.max_topic_levels) +
+                      "filter '" + filter + "' has " + n(topic::level_count(filter)) + " levels, limit " + n(*l.max_topic_levels) +
                           " (limits.max_topic_levels)",
                       mqtt::reason::topic_filter_invalid);
     if (!config::allowed(s.rights(), config::action::subscribe, filter)) return deny(s, config::refused::subscribe, filter);
