@@ -4,7 +4,9 @@
 #               other systemd headers, SQLite or spdlog;
 #   yaml-cpp    only config/ includes yaml-cpp (of the modules: common, config, daemon, ipc, libclient);
 #   libclient   libclient/ includes no daemon/ code;
-#   spool       daemon/spool includes only the standard library, SQLite, and ipc/ and common/.
+#   spool       daemon/spool includes only the standard library, SQLite, and ipc/ and common/;
+#   thing       daemon/thing (the per-Thing pipeline) includes no Asio, OpenSSL, sd-bus or other
+#               systemd headers, or SQLite: it reaches the world through its ports only.
 # A rule holds through the project's own headers too: a file of daemon/mqtt that includes a
 # header of another module which includes OpenSSL breaks the rule at its #include line, and the
 # report names the header that does. Each #include line is reported once per rule, with the first
@@ -32,6 +34,7 @@ printf '%s\n' "${files[@]}" | awk -v listed="${#files[@]}" '
 function module_of(f) {
     if (f ~ /^daemon\/mqtt\//) return "mqtt"
     if (f ~ /^daemon\/spool\//) return "spool"
+    if (f ~ /^daemon\/thing\//) return "thing"
     if (f ~ /^ipc\//) return "ipc"
     if (f ~ /^common\//) return "common"
     if (f ~ /^config\//) return "config"
@@ -59,6 +62,12 @@ function broken_rule(m, target, kind) {
         if (kind == "<" && target ~ /^systemd\//) return "pure module includes sd-bus/systemd"
         if (kind == "<" && target ~ /^sqlite3\.h$/) return "pure module includes SQLite"
         if (kind == "<" && target ~ /^spdlog\//) return "pure module includes spdlog"
+    }
+    if (m == "thing") {
+        if (kind == "<" && (target ~ /^boost\/asio([.\/]|$)/ || target ~ /^asio([.\/]|$)/)) return "the pipeline includes Asio"
+        if (kind == "<" && target ~ /^openssl\//) return "the pipeline includes OpenSSL"
+        if (kind == "<" && target ~ /^systemd\//) return "the pipeline includes sd-bus/systemd"
+        if (kind == "<" && target ~ /^sqlite3\.h$/) return "the pipeline includes SQLite"
     }
     if (m != "config" && kind == "<" && target ~ /^yaml-cpp\//) return "only config/ includes yaml-cpp"
     if (m == "libclient" && kind == "\"" && target ~ /^daemon\//) return "libclient includes no daemon code"

@@ -56,6 +56,10 @@ expect_violation daemon/spool/probe.cpp $'#include <sqlite3.h>\n#include <string
     'daemon/spool/probe.cpp:3: daemon/spool includes only the standard library, SQLite, ipc/ and common/: includes <fcntl.h>'
 expect_violation daemon/spool/probe.hpp '#include "daemon/mqtt/packet.hpp"' \
     'daemon/spool/probe.hpp:1: daemon/spool includes only the standard library, SQLite, ipc/ and common/: includes "daemon/mqtt/packet.hpp"'
+expect_violation daemon/thing/probe.cpp $'#include "daemon/thing/pipeline.hpp"\n#include <boost/asio/steady_timer.hpp>' \
+    'daemon/thing/probe.cpp:2: the pipeline includes Asio: includes <boost/asio/steady_timer.hpp>'
+expect_violation daemon/thing/probe.hpp '#include "daemon/uplink/uplink.hpp"' \
+    'daemon/thing/probe.hpp:1: the pipeline includes Asio'
 # Through a header of another module: the pure file breaks the rule at its own #include line.
 expect_violation daemon/mqtt/probe.hpp $'#pragma once\n#include "daemon/uplink/probe_tls.hpp"' \
     'daemon/mqtt/probe.hpp:2: pure module includes OpenSSL: includes <openssl/ssl.h> [through daemon/uplink/probe_tls.hpp:3]' \
