@@ -19,7 +19,7 @@
 #include "config/authorization.hpp"
 #include "daemon/hub/peer.hpp"
 #include "daemon/logging.hpp"
-#include "daemon/hub/subscription_table.hpp"
+#include "daemon/thing/subscription_table.hpp"
 #include "daemon/thing/ports.hpp"
 #include "ipc/codec.hpp"
 #include "ipc/error.hpp"
@@ -37,6 +37,9 @@
 #include <vector>
 
 namespace thingmux::hub {
+
+// An IPC client's number, as in log lines and D-Bus; also its flow in its Thing's pipeline.
+using client_id = thing::session_id;
 
 // An encoded frame. One delivery is encoded once and shared by the queues of all its recipients;
 // `queues` counts them, so that its memory counts once in the total of all clients' queues.

@@ -7,14 +7,14 @@
 namespace thingmux::thing {
 
 namespace {
-hub::shaper_limits shaper_limits(const config::thing_limits& l) {
+shaper_limits publish_limits(const config::thing_limits& l) {
     return {.messages_per_second = l.publishes_per_second, .bytes_per_second = l.bytes_per_second};
 }
 }  // namespace
 
 pipeline::pipeline(config::thing settings, session_rules rules, shared_parts shared, upstream& up, clock& clk)
     : settings_(std::move(settings)), rules_(rules), shared_(std::move(shared)), up_(up), clock_(clk),
-      shaper_(shaper_limits(settings_.limits), clk.now()), filters_(settings_.limits.subscriptions_per_second, clk.now()) {}
+      shaper_(publish_limits(settings_.limits), clk.now()), filters_(settings_.limits.subscriptions_per_second, clk.now()) {}
 
 pipeline::~pipeline() = default;
 
@@ -22,7 +22,7 @@ void pipeline::reconfigure(config::thing settings, session_rules rules) {
     settings_ = std::move(settings);
     rules_ = rules;
     const auto now = clock_.now();
-    shaper_.set_limits(shaper_limits(settings_.limits), now);
+    shaper_.set_limits(publish_limits(settings_.limits), now);
     filters_.set_rate(settings_.limits.subscriptions_per_second, now);
     pump();
     pump_filters();

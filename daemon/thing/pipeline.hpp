@@ -15,10 +15,10 @@
 #pragma once
 
 #include "config/config.hpp"
-#include "daemon/hub/copy_counter.hpp"
-#include "daemon/hub/shaper.hpp"
-#include "daemon/hub/subscription_shaper.hpp"
-#include "daemon/hub/subscription_table.hpp"
+#include "daemon/thing/copy_counter.hpp"
+#include "daemon/thing/shaper.hpp"
+#include "daemon/thing/subscription_shaper.hpp"
+#include "daemon/thing/subscription_table.hpp"
 #include "daemon/thing/ports.hpp"
 #include "daemon/spool/spool.hpp"
 
@@ -160,8 +160,8 @@ private:
     // subscribe path (subscribe_path.cpp)
     [[nodiscard]] std::optional<ipc::result> check_filter(local_session& s, const std::string& filter);
     [[nodiscard]] std::optional<ipc::result> check_subscription_rate(session_id flow, const std::string& filter) const;
-    std::size_t sync_upstream(session_id flow, hub::upstream_plan first = {});
-    void send_plan(session_id flow, hub::upstream_plan plan);
+    std::size_t sync_upstream(session_id flow, upstream_plan first = {});
+    void send_plan(session_id flow, upstream_plan plan);
     void pump_filters();
     void upstream_subscribed(const std::string& filter, std::uint64_t generation, std::uint8_t code);
     void answer(waiter& w, ipc::result r);
@@ -179,17 +179,17 @@ private:
     std::map<session_id, std::shared_ptr<local_session>> sessions_;  // attached
     std::map<session_id, std::size_t> pending_;  // per flow: publishes awaiting their result
 
-    hub::publish_shaper<queued_publish> shaper_;
+    publish_shaper<queued_publish> shaper_;
     std::size_t at_upstream_ = 0;
     bool pumping_ = false;     // pump() runs; a nested call only asks it to go round again
     bool pump_again_ = false;
 
-    hub::subscription_table table_;
+    subscription_table table_;
     std::map<std::string, std::vector<waiter>, std::less<>> waiting_;  // by local filter
-    hub::subscription_shaper filters_;
+    subscription_shaper filters_;
     std::map<std::string, std::uint64_t, std::less<>> subscribe_generations_;  // of SUBSCRIBEs in filters_
-    hub::copy_counter copies_;
-    std::vector<hub::delivery> match_scratch_;
+    copy_counter copies_;
+    std::vector<delivery> match_scratch_;
 
     std::int64_t spool_cursor_ = 0;  // highest spool id moved into the shaper
     std::size_t spool_loaded_ = 0;   // spooled messages in the shaper or upstream

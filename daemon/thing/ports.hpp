@@ -8,7 +8,7 @@
 #pragma once
 
 #include "config/authorization.hpp"
-#include "daemon/hub/subscription_table.hpp"
+#include "daemon/thing/subscription_table.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/mqtt/packet.hpp"
 #include "daemon/mqtt/session.hpp"
@@ -24,7 +24,7 @@
 
 namespace thingmux::thing {
 
-using session_id = hub::client_id;
+
 using clock_type = std::chrono::steady_clock;
 
 // The Thing's MQTT connection as the pipeline uses it. Results come back through the callbacks,

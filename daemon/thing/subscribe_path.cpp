@@ -69,7 +69,7 @@ void pipeline::subscribe(const std::shared_ptr<local_session>& s, std::uint32_t 
     req->request_id = request_id;
     req->results.resize(filters.size());
     req->remaining = filters.size();
-    hub::upstream_plan upstream;
+    upstream_plan upstream;
     for (std::size_t i = 0; i < filters.size(); ++i) {
         auto& f = filters[i];
         if (auto refusal = check_filter(*s, f.filter)) {
@@ -123,7 +123,7 @@ std::optional<ipc::result> pipeline::check_subscription_rate(session_id flow, co
     const auto& l = settings_.limits;
     // Unlimited, nothing waits. A filter whose UNSUBSCRIBE waits is still held at the broker:
     // subscribing again only withdraws the UNSUBSCRIBE.
-    if (!l.subscriptions_per_second || filters_.waiting(filter) == hub::subscription_shaper::kind::unsubscribe)
+    if (!l.subscriptions_per_second || filters_.waiting(filter) == subscription_shaper::kind::unsubscribe)
         return std::nullopt;
     const auto rate = n(*l.subscriptions_per_second);
     if (const auto waiting = filters_.queued(flow); waiting >= subscription_backlog(*l.subscriptions_per_second)) {
@@ -144,7 +144,7 @@ std::optional<ipc::result> pipeline::check_subscription_rate(session_id flow, co
     return std::nullopt;
 }
 
-std::size_t pipeline::sync_upstream(session_id flow, hub::upstream_plan first) {
+std::size_t pipeline::sync_upstream(session_id flow, upstream_plan first) {
     std::size_t released = 0;
     auto plan = std::move(first);
     for (;;) {
@@ -193,7 +193,7 @@ std::size_t pipeline::sync_upstream(session_id flow, hub::upstream_plan first) {
     }
 }
 
-void pipeline::send_plan(session_id flow, hub::upstream_plan plan) {
+void pipeline::send_plan(session_id flow, upstream_plan plan) {
     // Queued in `flow`'s turn of the subscription shaper; pump_filters() sends them. At most one
     // change per filter waits there: an UNSUBSCRIBE withdraws a SUBSCRIBE that has not gone out
     // (the broker never had the filter), a SUBSCRIBE replaces a waiting UNSUBSCRIBE.
@@ -216,7 +216,7 @@ void pipeline::pump_filters() {
     std::vector<std::uint64_t> generations;
     std::vector<std::string> unsubscribe;
     while (auto op = filters_.pop(now)) {
-        if (op->what == hub::subscription_shaper::kind::unsubscribe) {
+        if (op->what == subscription_shaper::kind::unsubscribe) {
             unsubscribe.push_back(std::move(op->filter));
             continue;
         }
@@ -243,8 +243,8 @@ void pipeline::pump_filters() {
 
 void pipeline::upstream_subscribed(const std::string& filter, std::uint64_t generation, std::uint8_t code) {
     const auto outcome = table_.subscribed(filter, generation, code);
-    if (outcome == hub::subscription_table::suback::stale) return;  // unsubscribed meanwhile
-    if (outcome == hub::subscription_table::suback::refused)
+    if (outcome == subscription_table::suback::stale) return;  // unsubscribed meanwhile
+    if (outcome == subscription_table::suback::refused)
         spdlog::warn("thing {}: broker refused subscription to '{}': {}", settings_.name, logging::escaped(filter),
                      mqtt::reason_string(code));
     sync_upstream(table_flow);

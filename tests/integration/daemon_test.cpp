@@ -1,6 +1,6 @@
 // thingmuxd end to end: the real daemon, the real AWS-like mosquitto, raw IPC clients over real
 // Unix sockets. Test names cite docs/ipc-protocol.md requirements where one applies.
-#include "daemon/hub/subscription_table.hpp"
+#include "daemon/thing/subscription_table.hpp"
 #include "daemon/mqtt/topic.hpp"
 #include "tests/support/daemon_fixture.hpp"
 
@@ -132,7 +132,7 @@ TEST_F(DaemonTest, HundredClientsThousandSubscriptionsUpstreamOnlyFiltersNoOther
     std::set<std::string> expected;
     for (const auto& f : distinct) {
         const bool covered = std::any_of(distinct.begin(), distinct.end(),
-                                         [&](const std::string& g) { return g != f && hub::covers(g, f); });
+                                         [&](const std::string& g) { return g != f && thing::covers(g, f); });
         if (!mqtt::has_wildcard(f) || !covered) expected.insert(f);
     }
     ASSERT_LT(expected.size(), distinct.size()) << "the vocabulary should have covered filters";

@@ -1,4 +1,4 @@
-#include "daemon/hub/subscription_shaper.hpp"
+#include "daemon/thing/subscription_shaper.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,13 +11,13 @@
 namespace {
 
 using namespace std::chrono_literals;
-using thingmux::hub::client_id;
-using thingmux::hub::subscription_shaper;
+using thingmux::thing::session_id;
+using thingmux::thing::subscription_shaper;
 using kind = subscription_shaper::kind;
 using time_point = subscription_shaper::clock::time_point;
 
-constexpr client_id a{1};
-constexpr client_id b{2};
+constexpr session_id a{1};
+constexpr session_id b{2};
 constexpr time_point t0 = time_point{} + 1000h;
 
 std::string describe(const subscription_shaper::operation& op) {
@@ -124,7 +124,7 @@ TEST(SubscriptionShaperTest, ChurnOfOneFilterNeverReordersItsOperations) {
     // unsubscribe() only for a filter it subscribed.
     for (int i = 0; i < 200; ++i) {
         s.subscribe(i % 2 ? a : b, "f");
-        s.subscribe(client_id{3}, "other/" + std::to_string(i));
+        s.subscribe(session_id{3}, "other/" + std::to_string(i));
         tick();
         EXPECT_LE(s.queued(a) + s.queued(b), 1U) << "one operation per filter";
         s.unsubscribe(i % 3 ? b : a, "f");

@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace thingmux::hub {
+namespace thingmux::thing {
 
 class copy_counter {
 public:
@@ -37,4 +37,4 @@ private:
 // and the forwarded properties), not of what differs between copies (packet id, DUP).
 [[nodiscard]] std::uint64_t fingerprint(const mqtt::publish& m) noexcept;
 
-}  // namespace thingmux::hub
+}  // namespace thingmux::thing

@@ -1,4 +1,4 @@
-#include "daemon/hub/subscription_table.hpp"
+#include "daemon/thing/subscription_table.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,16 +14,16 @@
 
 namespace {
 
-using thingmux::hub::client_id;
-using thingmux::hub::covers;
-using thingmux::hub::delivery;
-using thingmux::hub::overlap;
-using thingmux::hub::subscription_table;
-using thingmux::hub::upstream_plan;
+using thingmux::thing::session_id;
+using thingmux::thing::covers;
+using thingmux::thing::delivery;
+using thingmux::thing::overlap;
+using thingmux::thing::subscription_table;
+using thingmux::thing::upstream_plan;
 
-constexpr client_id c1{1};
-constexpr client_id c2{2};
-constexpr client_id c3{3};
+constexpr session_id c1{1};
+constexpr session_id c2{2};
+constexpr session_id c3{3};
 
 std::vector<delivery> match(const subscription_table& t, std::string_view topic) {
     std::vector<delivery> out;
@@ -70,7 +70,7 @@ bool reference_match(std::string_view filter, std::string_view topic) {
     return i == t.size();
 }
 
-using model = std::map<client_id, std::map<std::string, std::uint8_t>>;
+using model = std::map<session_id, std::map<std::string, std::uint8_t>>;
 
 std::vector<delivery> reference_deliveries(const model& m, std::string_view topic) {
     std::vector<delivery> out;
@@ -424,7 +424,7 @@ void expect_matches_reference(const subscription_table& t, const model& m, rando
         const std::string topic = w.topic();
         out.clear();
         t.match(topic, out);
-        std::set<client_id> seen;
+        std::set<session_id> seen;
         for (const auto& d : out)
             ASSERT_TRUE(seen.insert(d.client).second) << "duplicate for " << topic;
         std::sort(out.begin(), out.end(),
@@ -443,7 +443,7 @@ TEST_P(SubscriptionTableProperty, MatchesReferenceThroughAddsAndRemovals) {
     for (std::uint64_t c = 0; c < 100; ++c) {
         const int n = w.pick(0, 6);
         for (int i = 0; i < n; ++i) {
-            const client_id id{c};
+            const session_id id{c};
             const std::string f = w.filter();
             const std::uint8_t q = w.qos();
             const bool first = distinct_filters(m).count(f) == 0;
@@ -456,7 +456,7 @@ TEST_P(SubscriptionTableProperty, MatchesReferenceThroughAddsAndRemovals) {
 
     // Random single removals, some of them of subscriptions that do not exist.
     for (int i = 0; i < 300; ++i) {
-        const client_id id{static_cast<std::uint64_t>(w.pick(0, 99))};
+        const session_id id{static_cast<std::uint64_t>(w.pick(0, 99))};
         const std::string f = w.filter();
         const bool held = m.count(id) != 0 && m[id].count(f) != 0;
         bool last = false;
@@ -471,7 +471,7 @@ TEST_P(SubscriptionTableProperty, MatchesReferenceThroughAddsAndRemovals) {
     for (int i = 0; i < 100 && !m.empty(); ++i) {
         auto it = m.begin();
         std::advance(it, static_cast<std::ptrdiff_t>(w.index(m.size())));
-        const client_id id = it->first;
+        const session_id id = it->first;
         auto fit = it->second.begin();
         std::advance(fit, static_cast<std::ptrdiff_t>(w.index(it->second.size())));
         const std::string f = fit->first;
@@ -484,7 +484,7 @@ TEST_P(SubscriptionTableProperty, MatchesReferenceThroughAddsAndRemovals) {
 
     // Whole clients leaving.
     for (int i = 0; i < 30; ++i) {
-        const client_id id{static_cast<std::uint64_t>(w.pick(0, 99))};
+        const session_id id{static_cast<std::uint64_t>(w.pick(0, 99))};
         std::vector<std::string> expected;
         if (const auto it = m.find(id); it != m.end()) {
             const auto filters = it->second;
@@ -500,7 +500,7 @@ TEST_P(SubscriptionTableProperty, MatchesReferenceThroughAddsAndRemovals) {
     expect_matches_reference(t, m, w, 2000);
 
     // Everything gone: the table is empty again.
-    for (std::uint64_t c = 0; c < 100; ++c) t.remove_client(client_id{c});
+    for (std::uint64_t c = 0; c < 100; ++c) t.remove_client(session_id{c});
     EXPECT_EQ(t.filter_count(), 0u);
     expect_matches_reference(t, {}, w, 200);
 }
@@ -520,14 +520,14 @@ TEST(SubscriptionTableScale, HundredClientsThousandSubscriptions) {
             const std::string f =
                 i < 5 ? "things/t1/app" + std::to_string(c) + "/in/" + std::to_string(i)
                       : "things/t1/cmd/" + std::to_string((c + i) % 20) + "/#";
-            if (t.add(client_id{c}, f, static_cast<std::uint8_t>(i % 2))) ++firsts;
+            if (t.add(session_id{c}, f, static_cast<std::uint8_t>(i % 2))) ++firsts;
             distinct.insert(f);
         }
     }
     EXPECT_EQ(firsts, distinct.size());
     EXPECT_EQ(t.filter_count(), distinct.size());
     EXPECT_EQ(t.filter_count(), 500u + 20u);
-    for (std::uint64_t c = 0; c < 100; ++c) EXPECT_EQ(t.client_count(client_id{c}), 10u);
+    for (std::uint64_t c = 0; c < 100; ++c) EXPECT_EQ(t.client_count(session_id{c}), 10u);
 
     std::vector<delivery> out;
     t.match("things/t1/cmd/7/reboot", out);
@@ -544,13 +544,13 @@ TEST(SubscriptionTableScale, HundredClientsThousandSubscriptions) {
     EXPECT_EQ(out.size(), expected);
     out.clear();
     t.match("things/t1/app42/in/3", out);
-    EXPECT_EQ(out, (std::vector<delivery>{{client_id{42}, 1}}));
+    EXPECT_EQ(out, (std::vector<delivery>{{session_id{42}, 1}}));
 
     std::size_t orphaned = 0;
-    for (std::uint64_t c = 0; c < 50; ++c) orphaned += t.remove_client(client_id{c}).size();
+    for (std::uint64_t c = 0; c < 50; ++c) orphaned += t.remove_client(session_id{c}).size();
     EXPECT_EQ(orphaned, 250u);  // the private filters; every shared one still has holders
     EXPECT_EQ(t.filter_count(), 250u + 20u);
-    for (std::uint64_t c = 50; c < 100; ++c) t.remove_client(client_id{c});
+    for (std::uint64_t c = 50; c < 100; ++c) t.remove_client(session_id{c});
     EXPECT_EQ(t.filter_count(), 0u);
     EXPECT_TRUE(t.filters().empty());
 }
@@ -799,7 +799,7 @@ TEST(SubscriptionTableUpstream, AFilterTheBrokerRefusesAndNothingServesIsUnserve
     ASSERT_EQ(lost.size(), 1u);
     EXPECT_EQ(lost[0].filter, "x/+");
     EXPECT_EQ(lost[0].refused, std::optional<std::uint8_t>{0x87});
-    EXPECT_EQ(t.holders("x/+"), std::vector<client_id>{c1});
+    EXPECT_EQ(t.holders("x/+"), std::vector<session_id>{c1});
     t.remove(c1, "x/+");
     EXPECT_TRUE(t.unserved().empty());
     EXPECT_EQ(t.upstream_filters(), (strings{"x/+/y", "x/a"}));
@@ -881,7 +881,7 @@ TEST_P(SubscriptionTableUpstreamProperty, NoGapAndNoNestedUpstreamFilters) {
     };
 
     for (int step = 0; step < 1500; ++step) {
-        const client_id c{static_cast<std::uint64_t>(w.pick(0, 7))};
+        const session_id c{static_cast<std::uint64_t>(w.pick(0, 7))};
         const int op = w.pick(0, 9);
         if (op < 6) {
             const auto f = w.filter();

@@ -1,4 +1,4 @@
-#include "daemon/hub/shaper.hpp"
+#include "daemon/thing/shaper.hpp"
 
 #include <gtest/gtest.h>
 
@@ -18,9 +18,9 @@
 namespace {
 
 using namespace std::chrono_literals;
-using thingmux::hub::client_id;
-using thingmux::hub::publish_shaper;
-using thingmux::hub::token_bucket;
+using thingmux::thing::session_id;
+using thingmux::thing::publish_shaper;
+using thingmux::thing::token_bucket;
 using clock_type = std::chrono::steady_clock;
 using time_point = clock_type::time_point;
 using duration = clock_type::duration;
@@ -29,9 +29,9 @@ using duration = clock_type::duration;
 using item = std::unique_ptr<std::uint64_t>;
 using shaper = publish_shaper<item>;
 
-constexpr client_id a{1};
-constexpr client_id b{2};
-constexpr client_id c{3};
+constexpr session_id a{1};
+constexpr session_id b{2};
+constexpr session_id c{3};
 
 constexpr std::size_t kib = 1024;
 constexpr time_point t0 = time_point{} + 1000h;  // simulated; far from the epoch so going back is possible
@@ -41,7 +41,7 @@ item make(std::uint64_t seq) {
 }
 
 struct sent {
-    client_id client;
+    session_id client;
     std::uint64_t seq = 0;
     std::size_t bytes = 0;
     time_point at;
@@ -74,7 +74,7 @@ std::vector<sent> drive(shaper& s, time_point start, time_point end,
 }
 
 // Keeps `client` backlogged with `count` items of `bytes` each, numbered from 0.
-void backlog(shaper& s, client_id client, std::size_t count, std::size_t bytes) {
+void backlog(shaper& s, session_id client, std::size_t count, std::size_t bytes) {
     for (std::size_t i = 0; i < count; ++i) s.push(client, make(i), bytes);
 }
 
@@ -83,8 +83,8 @@ struct totals {
     std::size_t bytes = 0;
 };
 
-std::map<client_id, totals> per_client(const std::vector<sent>& log) {
-    std::map<client_id, totals> out;
+std::map<session_id, totals> per_client(const std::vector<sent>& log) {
+    std::map<session_id, totals> out;
     for (const sent& x : log) {
         ++out[x.client].messages;
         out[x.client].bytes += x.bytes;
@@ -197,7 +197,7 @@ TEST(ShaperTest, NeverExceedsTheByteRateWithMixedSizes) {
     for (std::uint64_t i = 0; i < 3000; ++i) {
         const std::size_t bytes = size(rng);
         largest = std::max(largest, bytes);
-        s.push(client_id{1 + i % 4}, make(i), bytes);
+        s.push(session_id{1 + i % 4}, make(i), bytes);
     }
     const auto log = drive(s, t0, t0 + 60s);
     // Bucket: 51.2 KiB. An item costlier than that passes on a full bucket and leaves a debt, so
@@ -265,7 +265,7 @@ TEST(ShaperTest, AppsWithSmallMessagesShareTheMessageRateEqually) {
     const auto log = drive(s, t0, t0 + 30s);
     const auto share = per_client(log);
     const std::size_t fair = log.size() / 3;
-    for (const client_id id : {a, b, c}) {
+    for (const session_id id : {a, b, c}) {
         EXPECT_GE(share.at(id).messages, fair - 1);
         EXPECT_LE(share.at(id).messages, fair + 1);
     }
@@ -302,9 +302,9 @@ TEST(ShaperTest, AppJoiningTheRoundWaitsForTheOthersButNoLonger) {
     backlog(s, b, 3, 10);
     ASSERT_EQ(s.pop(t0)->client, a);
     s.push(c, make(0), 10);  // joins after b
-    std::vector<client_id> order;
+    std::vector<session_id> order;
     while (auto r = s.pop(t0)) order.push_back(r->client);
-    EXPECT_EQ(order, (std::vector<client_id>{b, a, c, b, a, b}));
+    EXPECT_EQ(order, (std::vector<session_id>{b, a, c, b, a, b}));
 }
 
 TEST(ShaperTest, CreditLeftOverBySmallMessagesIsNotBankedForLargeOnes) {
@@ -332,12 +332,12 @@ TEST(ShaperTest, KeepsEachAppsMessagesInOrder) {
     std::mt19937_64 rng(11);
     std::uniform_int_distribution<std::uint64_t> who(1, 5);
     std::uniform_int_distribution<std::size_t> size(0, 20 * kib);
-    std::map<client_id, std::uint64_t> pushed;
+    std::map<session_id, std::uint64_t> pushed;
     time_point next = t0;
     std::size_t arrivals_left = 2000;
     const auto arrivals = [&](time_point now) -> std::optional<time_point> {
         while (arrivals_left > 0 && next <= now) {
-            const client_id id{who(rng)};
+            const session_id id{who(rng)};
             s.push(id, make(pushed[id]++), size(rng));
             --arrivals_left;
             next += std::chrono::microseconds(rng() % 40'000);
@@ -346,7 +346,7 @@ TEST(ShaperTest, KeepsEachAppsMessagesInOrder) {
     };
     const auto log = drive(s, t0, t0 + 1h, arrivals);
 
-    std::map<client_id, std::uint64_t> popped;
+    std::map<session_id, std::uint64_t> popped;
     for (const sent& x : log) EXPECT_EQ(x.seq, popped[x.client]++) << "client " << x.client.value;
     EXPECT_EQ(popped, pushed);
     EXPECT_EQ(s.queued_total(), 0U);
@@ -379,9 +379,9 @@ TEST(ShaperTest, MovesWithItsQueuesAndTurn) {
     shaper moved = std::move(s);
     shaper assigned({}, t0);
     assigned = std::move(moved);
-    std::vector<client_id> order;
+    std::vector<session_id> order;
     while (auto r = assigned.pop(t0)) order.push_back(r->client);
-    EXPECT_EQ(order, (std::vector<client_id>{b, a, b}));
+    EXPECT_EQ(order, (std::vector<session_id>{b, a, b}));
 }
 
 TEST(ShaperTest, RemoveClientReturnsExactlyItsQueuedItemsInOrder) {
@@ -398,7 +398,7 @@ TEST(ShaperTest, RemoveClientReturnsExactlyItsQueuedItemsInOrder) {
     EXPECT_EQ(s.queued_bytes(b), 0U);
     EXPECT_EQ(s.queued_total(), 7U);
     EXPECT_TRUE(s.remove_client(b).empty());
-    EXPECT_TRUE(s.remove_client(client_id{99}).empty());
+    EXPECT_TRUE(s.remove_client(session_id{99}).empty());
 
     const auto log = drive(s, t0, t0 + 10s);
     ASSERT_EQ(log.size(), 7U);
@@ -419,16 +419,16 @@ TEST(ShaperTest, RemoveIfDropsOnlyTheMatchingItemsAndKeepsTheTurn) {
     EXPECT_EQ(s.queued_bytes(b), 40U);
     EXPECT_EQ(s.queued_total(), 9U);
     EXPECT_EQ(s.remove_if(b, [](const item&) { return false; }), 0U);
-    EXPECT_EQ(s.remove_if(client_id{99}, [](const item&) { return true; }), 0U);
+    EXPECT_EQ(s.remove_if(session_id{99}, [](const item&) { return true; }), 0U);
     // All of c's: c leaves the round.
     EXPECT_EQ(s.remove_if(c, [](const item&) { return true; }), 3U);
     EXPECT_EQ(s.queued(c), 0U);
 
     const auto log = drive(s, t0, t0 + 10s);
     ASSERT_EQ(log.size(), 6U);
-    std::vector<std::pair<client_id, std::uint64_t>> order;
+    std::vector<std::pair<session_id, std::uint64_t>> order;
     for (const sent& x : log) order.emplace_back(x.client, x.seq);
-    EXPECT_EQ(order, (std::vector<std::pair<client_id, std::uint64_t>>{{b, 1}, {a, 1}, {b, 3}, {a, 2}, {a, 3}, {a, 4}}));
+    EXPECT_EQ(order, (std::vector<std::pair<session_id, std::uint64_t>>{{b, 1}, {a, 1}, {b, 3}, {a, 2}, {a, 3}, {a, 4}}));
     EXPECT_EQ(s.queued_total(), 0U);
 }
 
@@ -490,9 +490,9 @@ TEST(ShaperTest, UnlimitedReleasesEverythingAtOnceInTurn) {
     backlog(s, a, 3, 1 * kib);
     backlog(s, b, 3, 1 * kib);
     EXPECT_EQ(s.next_ready(t0), duration::zero());
-    std::vector<client_id> order;
+    std::vector<session_id> order;
     while (auto r = s.pop(t0)) order.push_back(r->client);
-    EXPECT_EQ(order, (std::vector<client_id>{a, b, a, b, a, b}));
+    EXPECT_EQ(order, (std::vector<session_id>{a, b, a, b, a, b}));
     EXPECT_EQ(s.next_ready(t0), std::nullopt);
 }
 
@@ -549,16 +549,16 @@ TEST(ShaperTest, AHugeItemNextToSmallOnesCostsItsBytesNotOneVisitPerQuantum) {
     shaper s({.messages_per_second = std::nullopt, .bytes_per_second = std::nullopt}, t0);
     s.push(a, make(0), std::size_t{1} << 30U);
     backlog(s, b, 3, 100);
-    std::vector<client_id> order;
+    std::vector<session_id> order;
     while (auto r = s.pop(t0)) order.push_back(r->client);
-    EXPECT_EQ(order, (std::vector<client_id>{a, b, b, b}));  // a was alone when it was pushed
+    EXPECT_EQ(order, (std::vector<session_id>{a, b, b, b}));  // a was alone when it was pushed
 
     s.push(b, make(3), 100);
     s.push(a, make(1), std::size_t{1} << 30U);
     s.push(b, make(4), 100);
     order.clear();
     while (auto r = s.pop(t0)) order.push_back(r->client);
-    EXPECT_EQ(order, (std::vector<client_id>{b, b, a}));
+    EXPECT_EQ(order, (std::vector<session_id>{b, b, a}));
 }
 
 // The round robin with skipped rounds must release exactly what visiting every client one by one
@@ -567,7 +567,7 @@ class reference_drr {
 public:
     explicit reference_drr(std::size_t quantum) : quantum_(quantum) {}
 
-    void push(client_id id, std::uint64_t seq, std::size_t bytes) {
+    void push(session_id id, std::uint64_t seq, std::size_t bytes) {
         auto& f = flows_[id];
         f.items.push_back({seq, bytes});
         if (f.items.size() == 1) {
@@ -576,9 +576,9 @@ public:
         }
     }
 
-    std::optional<std::pair<client_id, std::uint64_t>> pop() {
+    std::optional<std::pair<session_id, std::uint64_t>> pop() {
         if (round_.empty()) return std::nullopt;
-        const client_id id = round_.front();
+        const session_id id = round_.front();
         auto& f = flows_[id];
         const auto [seq, bytes] = f.items.front();
         f.items.pop_front();
@@ -613,8 +613,8 @@ private:
         bool granted = false;
     };
     std::size_t quantum_;
-    std::map<client_id, flow> flows_;
-    std::deque<client_id> round_;
+    std::map<session_id, flow> flows_;
+    std::deque<session_id> round_;
 };
 
 TEST(ShaperTest, SkippingIdleRoundsReleasesInTheSameOrderAsVisitingEveryClient) {
@@ -625,10 +625,10 @@ TEST(ShaperTest, SkippingIdleRoundsReleasesInTheSameOrderAsVisitingEveryClient) 
         reference_drr ref(quantum);
         std::uniform_int_distribution<std::uint64_t> who(1, 6);
         std::uniform_int_distribution<std::size_t> size(0, 2000);
-        std::map<client_id, std::uint64_t> seq;
+        std::map<session_id, std::uint64_t> seq;
         for (int step = 0; step < 400; ++step) {
             if (rng() % 3 != 0) {
-                const client_id id{who(rng)};
+                const session_id id{who(rng)};
                 const std::size_t bytes = rng() % 4 == 0 ? size(rng) : size(rng) / 40;
                 s.push(id, make(seq[id]), bytes);
                 ref.push(id, seq[id]++, bytes);

@@ -1,11 +1,11 @@
-#include "daemon/hub/copy_counter.hpp"
+#include "daemon/thing/copy_counter.hpp"
 
 #include <gtest/gtest.h>
 
 namespace {
 
-using thingmux::hub::copy_counter;
-using thingmux::hub::fingerprint;
+using thingmux::thing::copy_counter;
+using thingmux::thing::fingerprint;
 using thingmux::mqtt::publish;
 using thingmux::mqtt::qos;
 

@@ -1,9 +1,9 @@
-#include "daemon/hub/shaper.hpp"
+#include "daemon/thing/shaper.hpp"
 
 #include <algorithm>
 #include <chrono>
 
-namespace thingmux::hub {
+namespace thingmux::thing {
 
 namespace {
 
@@ -114,4 +114,4 @@ connection_budget::clock::duration connection_budget::until_allows(std::size_t b
     return std::max(messages_.until_allows(1.0, now), bytes_.until_allows(static_cast<double>(bytes), now));
 }
 
-}  // namespace thingmux::hub
+}  // namespace thingmux::thing

@@ -1,11 +1,11 @@
-#include "daemon/hub/copy_counter.hpp"
+#include "daemon/thing/copy_counter.hpp"
 
 #include <functional>
 #include <optional>
 #include <string_view>
 #include <type_traits>
 
-namespace thingmux::hub {
+namespace thingmux::thing {
 
 namespace {
 
@@ -66,4 +66,4 @@ bool copy_counter::is_copy(const mqtt::publish& m, std::size_t copies) {
     return false;
 }
 
-}  // namespace thingmux::hub
+}  // namespace thingmux::thing

@@ -13,7 +13,7 @@
 // tests from a simulated time_point.
 #pragma once
 
-#include "daemon/hub/subscription_table.hpp"  // client_id
+#include "daemon/thing/subscription_table.hpp"  // session_id
 
 #include <algorithm>
 #include <chrono>
@@ -25,7 +25,7 @@
 #include <utility>
 #include <vector>
 
-namespace thingmux::hub {
+namespace thingmux::thing {
 
 // A token bucket that may go into debt: an item costlier than the whole capacity still passes once
 // the bucket is full, and the debt then holds back what follows for as long as its cost requires.
@@ -102,7 +102,7 @@ public:
     static constexpr std::size_t default_quantum = 4 * 1024;
 
     struct released {
-        client_id client;
+        session_id client;
         T item;
         std::size_t bytes = 0;
     };
@@ -122,7 +122,7 @@ public:
 
     // Appends a publish of `bytes` (what it costs against the byte limit) to `client`'s queue. A
     // client whose queue was empty joins the end of the round.
-    void push(client_id client, T item, std::size_t bytes) {
+    void push(session_id client, T item, std::size_t bytes) {
         auto [it, inserted] = flows_.try_emplace(client);
         it->second.items.push_back(entry{std::move(item), bytes});
         it->second.bytes += bytes;
@@ -146,7 +146,7 @@ public:
 
     // Drops a client's queue (it disconnected) and returns its items in FIFO order, for the caller
     // to fail.
-    [[nodiscard]] std::vector<T> remove_client(client_id client) {
+    [[nodiscard]] std::vector<T> remove_client(session_id client) {
         std::vector<T> out;
         const auto it = flows_.find(client);
         if (it == flows_.end()) return out;
@@ -160,7 +160,7 @@ public:
     // Drops the items of `client`'s queue for which `pred(const T&)` is true (withdrawn requests);
     // the others keep their order. Returns how many were dropped.
     template <class Pred>
-    std::size_t remove_if(client_id client, Pred pred) {
+    std::size_t remove_if(session_id client, Pred pred) {
         const auto it = flows_.find(client);
         if (it == flows_.end()) return 0;
         flow& f = it->second;
@@ -220,11 +220,11 @@ public:
         return budget_.until_allows(round_.front()->second.items.front().bytes, now);
     }
 
-    [[nodiscard]] std::size_t queued(client_id client) const {
+    [[nodiscard]] std::size_t queued(session_id client) const {
         const auto it = flows_.find(client);
         return it == flows_.end() ? 0 : it->second.items.size();
     }
-    [[nodiscard]] std::size_t queued_bytes(client_id client) const {
+    [[nodiscard]] std::size_t queued_bytes(session_id client) const {
         const auto it = flows_.find(client);
         return it == flows_.end() ? 0 : it->second.bytes;
     }
@@ -241,7 +241,7 @@ private:
         std::size_t deficit = 0;  // bytes earned and not yet spent
         bool granted = false;     // earned this visit's quantum (only the round's head can be)
     };
-    using flow_map = std::map<client_id, flow>;
+    using flow_map = std::map<session_id, flow>;
 
     void erase_flow(typename flow_map::iterator it) {
         const bool was_current = round_.front() == it;
@@ -294,4 +294,4 @@ private:
     std::size_t queued_total_ = 0;
 };
 
-}  // namespace thingmux::hub
+}  // namespace thingmux::thing

@@ -1,6 +1,6 @@
-#include "daemon/hub/subscription_shaper.hpp"
+#include "daemon/thing/subscription_shaper.hpp"
 
-namespace thingmux::hub {
+namespace thingmux::thing {
 
 namespace {
 
@@ -26,7 +26,7 @@ void subscription_shaper::withdraw(std::map<std::string, pending, std::less<>>::
     waiting_.erase(it);
 }
 
-void subscription_shaper::subscribe(client_id client, const std::string& filter) {
+void subscription_shaper::subscribe(session_id client, const std::string& filter) {
     bool held = false;
     if (auto it = waiting_.find(filter); it != waiting_.end()) {
         if (it->second.what == kind::subscribe) return;  // already on its way
@@ -37,7 +37,7 @@ void subscription_shaper::subscribe(client_id client, const std::string& filter)
     queue_.push(client, operation{kind::subscribe, filter}, 0);
 }
 
-bool subscription_shaper::unsubscribe(client_id client, const std::string& filter) {
+bool subscription_shaper::unsubscribe(session_id client, const std::string& filter) {
     if (auto it = waiting_.find(filter); it != waiting_.end()) {
         const bool never_sent = it->second.what == kind::subscribe && !it->second.held_upstream;
         withdraw(it);
@@ -67,4 +67,4 @@ std::optional<subscription_shaper::kind> subscription_shaper::waiting(std::strin
     return it->second.what;
 }
 
-}  // namespace thingmux::hub
+}  // namespace thingmux::thing

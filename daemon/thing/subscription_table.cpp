@@ -1,4 +1,4 @@
-#include "daemon/hub/subscription_table.hpp"
+#include "daemon/thing/subscription_table.hpp"
 
 #include "common/topic.hpp"
 
@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <utility>
 
-namespace thingmux::hub {
+namespace thingmux::thing {
 
 namespace {
 
@@ -167,7 +167,7 @@ private:
 subscription_table::subscription_table() : root_(std::make_unique<node>()) {}
 subscription_table::~subscription_table() = default;
 
-bool subscription_table::add(client_id client, std::string_view filter, std::uint8_t max_qos) {
+bool subscription_table::add(session_id client, std::string_view filter, std::uint8_t max_qos) {
     auto& filters = by_client_[client];
     node* n = root_.get();
     for (std::size_t pos = 0; pos != topic_done;) {
@@ -192,7 +192,7 @@ bool subscription_table::add(client_id client, std::string_view filter, std::uin
     return true;
 }
 
-bool subscription_table::remove(client_id client, std::string_view filter) {
+bool subscription_table::remove(session_id client, std::string_view filter) {
     const auto c = by_client_.find(client);
     if (c == by_client_.end()) return false;
     const auto f = c->second.find(filter);
@@ -205,7 +205,7 @@ bool subscription_table::remove(client_id client, std::string_view filter) {
     return true;
 }
 
-std::vector<std::string> subscription_table::remove_client(client_id client) {
+std::vector<std::string> subscription_table::remove_client(session_id client) {
     std::vector<std::string> orphaned;
     auto entry = by_client_.extract(client);
     if (entry.empty()) return orphaned;
@@ -217,8 +217,8 @@ std::vector<std::string> subscription_table::remove_client(client_id client) {
     return orphaned;
 }
 
-std::vector<client_id> subscription_table::holders(std::string_view filter) const {
-    std::vector<client_id> out;
+std::vector<session_id> subscription_table::holders(std::string_view filter) const {
+    std::vector<session_id> out;
     const node* n = root_.get();
     for (std::size_t pos = 0; pos != topic_done && n != nullptr;) {
         const auto [level, next] = next_level(filter, pos);
@@ -231,7 +231,7 @@ std::vector<client_id> subscription_table::holders(std::string_view filter) cons
     return out;
 }
 
-bool subscription_table::detach(client_id client, std::string_view filter) {
+bool subscription_table::detach(session_id client, std::string_view filter) {
     // Remember the path so emptied nodes can be pruned bottom-up without parent pointers.
     struct step {
         node* parent;
@@ -303,7 +303,7 @@ void subscription_table::match(std::string_view topic, std::vector<delivery>& ou
         out.end());
 }
 
-bool subscription_table::holds(client_id client, std::string_view filter) const {
+bool subscription_table::holds(session_id client, std::string_view filter) const {
     const auto c = by_client_.find(client);
     return c != by_client_.end() && c->second.find(filter) != c->second.end();
 }
@@ -530,12 +530,12 @@ void subscription_table::refresh_overlaps() {
     }
 }
 
-std::size_t subscription_table::client_count(client_id client) const {
+std::size_t subscription_table::client_count(session_id client) const {
     const auto c = by_client_.find(client);
     return c == by_client_.end() ? 0 : c->second.size();
 }
 
-std::vector<std::string> subscription_table::client_filters(client_id client) const {
+std::vector<std::string> subscription_table::client_filters(session_id client) const {
     std::vector<std::string> out;
     const auto c = by_client_.find(client);
     if (c == by_client_.end()) return out;
@@ -544,4 +544,4 @@ std::vector<std::string> subscription_table::client_filters(client_id client) co
     return out;
 }
 
-}  // namespace thingmux::hub
+}  // namespace thingmux::thing

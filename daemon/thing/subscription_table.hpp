@@ -22,15 +22,15 @@
 #include <string_view>
 #include <vector>
 
-namespace thingmux::hub {
+namespace thingmux::thing {
 
-struct client_id {
+struct session_id {
     std::uint64_t value = 0;
-    friend auto operator<=>(const client_id&, const client_id&) = default;
+    friend auto operator<=>(const session_id&, const session_id&) = default;
 };
 
 struct delivery {
-    client_id client;
+    session_id client;
     std::uint8_t max_qos = 0;  // highest QoS among this client's filters that matched
     friend bool operator==(const delivery&, const delivery&) = default;
 };
@@ -72,15 +72,15 @@ public:
 
     // Adds (or updates the QoS of) `client`'s subscription to `filter` (a valid MQTT topic
     // filter). Returns true when the filter had no holder before. What goes upstream: plan().
-    bool add(client_id client, std::string_view filter, std::uint8_t max_qos);
+    bool add(session_id client, std::string_view filter, std::uint8_t max_qos);
     // Removes one subscription. Returns true when that was the filter's last holder. Removing a
     // subscription the client does not hold returns false.
-    bool remove(client_id client, std::string_view filter);
+    bool remove(session_id client, std::string_view filter);
     // Removes every subscription of a client (it disconnected). Returns the filters that lost
     // their last holder, in lexicographic order.
-    std::vector<std::string> remove_client(client_id client);
+    std::vector<std::string> remove_client(session_id client);
     // The clients holding `filter`, in client order.
-    [[nodiscard]] std::vector<client_id> holders(std::string_view filter) const;
+    [[nodiscard]] std::vector<session_id> holders(std::string_view filter) const;
 
     // --- upstream ---
     // What to send after local changes or SUBACKs so the upstream set serves every local filter
@@ -114,14 +114,14 @@ public:
     // and filters starting with a wildcard never match topics starting with '$'.
     void match(std::string_view topic, std::vector<delivery>& out) const;
 
-    [[nodiscard]] bool holds(client_id client, std::string_view filter) const;
+    [[nodiscard]] bool holds(session_id client, std::string_view filter) const;
     [[nodiscard]] std::size_t holder_count(std::string_view filter) const;
     [[nodiscard]] std::size_t filter_count() const noexcept;          // distinct filters with a holder
     [[nodiscard]] std::vector<std::string> filters() const;           // sorted
     [[nodiscard]] std::size_t upstream_count() const noexcept;        // upstream filters (pending or acknowledged)
     [[nodiscard]] std::vector<std::string> upstream_filters() const;  // sorted
-    [[nodiscard]] std::size_t client_count(client_id client) const;   // filters held by a client
-    [[nodiscard]] std::vector<std::string> client_filters(client_id client) const;  // sorted
+    [[nodiscard]] std::size_t client_count(session_id client) const;   // filters held by a client
+    [[nodiscard]] std::vector<std::string> client_filters(session_id client) const;  // sorted
 
 private:
     struct node;
@@ -132,7 +132,7 @@ private:
     };
     // Drops `client` from the trie node of `filter` (pruning emptied nodes) and decrements the
     // filter's holder count; true when that was the last holder. by_client_ is the caller's job.
-    bool detach(client_id client, std::string_view filter);
+    bool detach(session_id client, std::string_view filter);
     // Keeps wanted_ in step with a filter that got its first holder / lost its last one.
     void gained(std::string_view filter);
     void dropped(std::string_view filter);
@@ -148,7 +148,7 @@ private:
 
     std::unique_ptr<node> root_;
     std::map<std::string, std::size_t, std::less<>> holders_;            // filter -> holder count
-    std::map<client_id, std::map<std::string, std::uint8_t, std::less<>>> by_client_;
+    std::map<session_id, std::map<std::string, std::uint8_t, std::less<>>> by_client_;
     // What should be upstream: the held filters no other held filter covers, and every
     // wildcard-free held filter.
     std::set<std::string, std::less<>> wanted_;
@@ -162,4 +162,4 @@ private:
     std::uint64_t next_generation_ = 1;
 };
 
-}  // namespace thingmux::hub
+}  // namespace thingmux::thing

@@ -17,7 +17,7 @@
 // Pure: time is passed in, as for publish_shaper.
 #pragma once
 
-#include "daemon/hub/shaper.hpp"
+#include "daemon/thing/shaper.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -27,7 +27,7 @@
 #include <string>
 #include <string_view>
 
-namespace thingmux::hub {
+namespace thingmux::thing {
 
 class subscription_shaper {
 public:
@@ -49,11 +49,11 @@ public:
 
     // Queues the SUBSCRIBE of `filter` in `client`'s turn. An UNSUBSCRIBE of it still waiting is
     // withdrawn: the broker still holds the filter, and the SUBSCRIBE takes its place.
-    void subscribe(client_id client, const std::string& filter);
+    void subscribe(session_id client, const std::string& filter);
     // Queues the UNSUBSCRIBE of `filter` in `client`'s turn and returns true; when the filter's
     // SUBSCRIBE is still waiting and the broker never had the filter, withdraws it instead and
     // returns false.
-    bool unsubscribe(client_id client, const std::string& filter);
+    bool unsubscribe(session_id client, const std::string& filter);
 
     // The next operation the budget allows at `now`; nullopt when none waits or the budget needs
     // time first (see next_ready()).
@@ -64,14 +64,14 @@ public:
     // The operation waiting for `filter`, if any.
     [[nodiscard]] std::optional<kind> waiting(std::string_view filter) const;
     // Operations waiting in `client`'s turn.
-    [[nodiscard]] std::size_t queued(client_id client) const { return queue_.queued(client); }
+    [[nodiscard]] std::size_t queued(session_id client) const { return queue_.queued(client); }
     [[nodiscard]] std::size_t queued_total() const noexcept { return queue_.queued_total(); }
     // Filters whose UNSUBSCRIBE waits: the broker still counts them against the connection's quota.
     [[nodiscard]] std::size_t queued_unsubscribes() const noexcept { return unsubscribes_; }
 
 private:
     struct pending {
-        client_id client;
+        session_id client;
         kind what;
         bool held_upstream = false;  // a SUBSCRIBE that replaced an UNSUBSCRIBE: the broker has the filter
     };
@@ -83,4 +83,4 @@ private:
     std::size_t unsubscribes_ = 0;
 };
 
-}  // namespace thingmux::hub
+}  // namespace thingmux::thing
