@@ -195,7 +195,7 @@ void core::on_welcome(ipc::welcome&& w) {
     send_backlog();
     emit_state();
     complete_connect_waiters(make_result(error_code::ok, "connected to thingmuxd " + welcome_->daemon_version +
-                                                             " (Thing " + welcome_->thing + ", connection " +
+                                                             " (Thing " + welcome_->thing + ", client " +
                                                              welcome_->connection_id + ")"));
 }
 
