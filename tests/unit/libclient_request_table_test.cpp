@@ -77,6 +77,18 @@ std::vector<std::uint32_t> send_all(request_table& t) {
     return ids;
 }
 
+class LibClientRequestTable : public ::testing::Test {
+protected:
+    // Queues one request per (kind, label), in order.
+    void queue(std::initializer_list<std::pair<request_kind, const char*>> rs) {
+        for (const auto& [kind, label] : rs) {
+            t.push_back(rec.make(kind, label));
+        }
+    }
+    recorder rec;
+    request_table t;
+};
+
 // What a failed request's sink saw: the label (from the frame) and the result.
 struct failed_log {
     std::vector<std::pair<request_kind, result>> entries;
@@ -90,12 +102,8 @@ struct failed_log {
     }
 };
 
-TEST(LibClientRequestTable, SendGivesEachRequestInFlightItsOwnIdAndWritesItIntoTheFrame) {
-    recorder rec;
-    request_table t;
-    t.push_back(rec.make(request_kind::publish, "a"));
-    t.push_back(rec.make(request_kind::subscribe, "b"));
-    t.push_back(rec.make(request_kind::unsubscribe, "c"));
+TEST_F(LibClientRequestTable, SendGivesEachRequestInFlightItsOwnIdAndWritesItIntoTheFrame) {
+    queue({{request_kind::publish, "a"}, {request_kind::subscribe, "b"}, {request_kind::unsubscribe, "c"}});
     EXPECT_EQ(t.backlog_count(), 3U);
     const auto ids = send_all(t);
     ASSERT_EQ(ids.size(), 3U);
@@ -109,11 +117,8 @@ TEST(LibClientRequestTable, SendGivesEachRequestInFlightItsOwnIdAndWritesItIntoT
     EXPECT_EQ(t.in_flight_publishes(), 1U);
 }
 
-TEST(LibClientRequestTable, IPC19_ResultCompletesTheRequestOfItsIdAndKindOnly) {
-    recorder rec;
-    request_table t;
-    t.push_back(rec.make(request_kind::publish, "a"));
-    t.push_back(rec.make(request_kind::subscribe, "b"));
+TEST_F(LibClientRequestTable, IPC19_ResultCompletesTheRequestOfItsIdAndKindOnly) {
+    queue({{request_kind::publish, "a"}, {request_kind::subscribe, "b"}});
     const auto ids = send_all(t);
 
     // A publish_result for the subscribe's id is not the subscribe's result: nothing completes.
@@ -133,11 +138,8 @@ TEST(LibClientRequestTable, IPC19_ResultCompletesTheRequestOfItsIdAndKindOnly) {
     EXPECT_TRUE(t.empty());
 }
 
-TEST(LibClientRequestTable, IPC25_PublishesWaitForTheWindowButOtherRequestsDoNot) {
-    recorder rec;
-    request_table t;
-    t.push_back(rec.make(request_kind::publish, "1"));
-    t.push_back(rec.make(request_kind::publish, "2"));
+TEST_F(LibClientRequestTable, IPC25_PublishesWaitForTheWindowButOtherRequestsDoNot) {
+    queue({{request_kind::publish, "1"}, {request_kind::publish, "2"}});
     const request* first = t.next_to_send(1);
     ASSERT_NE(first, nullptr);
     const auto id1 = request_id_of(t.send(t.pop_next()).frame);
@@ -153,14 +155,12 @@ TEST(LibClientRequestTable, IPC25_PublishesWaitForTheWindowButOtherRequestsDoNot
     EXPECT_NE(t.next_to_send(1), nullptr);
 }
 
-TEST(LibClientRequestTable, FailByKindCompletesExactlyTheSelectedRequestsOnceWithTheirError) {
-    recorder rec;
-    request_table t;
-    t.push_back(rec.make(request_kind::publish, "p1"));
-    t.push_back(rec.make(request_kind::subscribe, "s1"));
-    t.push_back(rec.make(request_kind::unsubscribe, "u1"));
-    t.push_back(rec.make(request_kind::resubscribe, "r1"));
-    t.push_back(rec.make(request_kind::publish, "p2"));
+TEST_F(LibClientRequestTable, FailByKindCompletesExactlyTheSelectedRequestsOnceWithTheirError) {
+    queue({{request_kind::publish, "p1"},
+           {request_kind::subscribe, "s1"},
+           {request_kind::unsubscribe, "u1"},
+           {request_kind::resubscribe, "r1"},
+           {request_kind::publish, "p2"}});
     static_cast<void>(send_all(t));
     t.push_back(rec.make(request_kind::publish, "p3"));  // still in the backlog
 
@@ -195,15 +195,10 @@ TEST(LibClientRequestTable, FailByKindCompletesExactlyTheSelectedRequestsOnceWit
     EXPECT_EQ(t.in_flight_count(), 2U);
 }
 
-TEST(LibClientRequestTable, FailAllAnywhereEmptiesTheTableInFlightFirst) {
-    recorder rec;
-    request_table t;
-    t.push_back(rec.make(request_kind::subscribe, "s1"));
-    t.push_back(rec.make(request_kind::publish, "p1"));
+TEST_F(LibClientRequestTable, FailAllAnywhereEmptiesTheTableInFlightFirst) {
+    queue({{request_kind::subscribe, "s1"}, {request_kind::publish, "p1"}});
     static_cast<void>(send_all(t));
-    t.push_back(rec.make(request_kind::unsubscribe, "u1"));
-    t.push_back(rec.make(request_kind::resubscribe, "r1"));
-    t.push_back(rec.make(request_kind::publish, "p2"));
+    queue({{request_kind::unsubscribe, "u1"}, {request_kind::resubscribe, "r1"}, {request_kind::publish, "p2"}});
 
     failed_log log;
     t.fail(pending_in::anywhere, failure_plan::all(error(error_code::closed, "closed")), log.sink());
@@ -219,9 +214,7 @@ TEST(LibClientRequestTable, FailAllAnywhereEmptiesTheTableInFlightFirst) {
     EXPECT_EQ(order, (std::vector<std::string>{"s1", "p1", "u1", "p2"}));
 }
 
-TEST(LibClientRequestTable, FailOnlyTheBacklogLeavesRequestsInFlight) {
-    recorder rec;
-    request_table t;
+TEST_F(LibClientRequestTable, FailOnlyTheBacklogLeavesRequestsInFlight) {
     t.push_back(rec.make(request_kind::publish, "sent"));
     static_cast<void>(send_all(t));
     t.push_back(rec.make(request_kind::publish, "waiting"));
@@ -233,12 +226,8 @@ TEST(LibClientRequestTable, FailOnlyTheBacklogLeavesRequestsInFlight) {
     EXPECT_EQ(t.in_flight_publishes(), 1U);
 }
 
-TEST(LibClientRequestTable, IPC36_RequeuedSubscribesGoFirstInTheOrderTheyWereSent) {
-    recorder rec;
-    request_table t;
-    t.push_back(rec.make(request_kind::subscribe, "s1"));
-    t.push_back(rec.make(request_kind::publish, "p1"));
-    t.push_back(rec.make(request_kind::subscribe, "s2"));
+TEST_F(LibClientRequestTable, IPC36_RequeuedSubscribesGoFirstInTheOrderTheyWereSent) {
+    queue({{request_kind::subscribe, "s1"}, {request_kind::publish, "p1"}, {request_kind::subscribe, "s2"}});
     static_cast<void>(send_all(t));
     t.push_back(rec.make(request_kind::publish, "later"));
     const std::size_t later_bytes = t.backlog_bytes();
@@ -257,9 +246,7 @@ TEST(LibClientRequestTable, IPC36_RequeuedSubscribesGoFirstInTheOrderTheyWereSen
     EXPECT_TRUE(rec.calls.empty());  // requeued, not completed
 }
 
-TEST(LibClientRequestTable, PushFrontKeepsTheOrderOfTheBatchAheadOfTheBacklog) {
-    recorder rec;
-    request_table t;
+TEST_F(LibClientRequestTable, PushFrontKeepsTheOrderOfTheBatchAheadOfTheBacklog) {
     t.push_back(rec.make(request_kind::publish, "queued"));
     std::vector<request> batch;
     batch.push_back(rec.make(request_kind::resubscribe, "r1"));
@@ -271,9 +258,7 @@ TEST(LibClientRequestTable, PushFrontKeepsTheOrderOfTheBatchAheadOfTheBacklog) {
     EXPECT_EQ(t.pop_next().kind, request_kind::publish);
 }
 
-TEST(LibClientRequestTable, PopNewestRefusesTheLastQueuedAndKeepsTheByteCount) {
-    recorder rec;
-    request_table t;
+TEST_F(LibClientRequestTable, PopNewestRefusesTheLastQueuedAndKeepsTheByteCount) {
     t.push_back(rec.make(request_kind::publish, "1"));
     const std::size_t one = t.backlog_bytes();
     t.push_back(rec.make(request_kind::subscribe, "2"));

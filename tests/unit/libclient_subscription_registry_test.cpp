@@ -40,6 +40,12 @@ std::size_t dispatch(const subscription_registry& reg, const std::string& topic)
     return hs.size();
 }
 
+class LibClientSubscriptionRegistry : public ::testing::Test {
+protected:
+    counters c;
+    subscription_registry reg;
+};
+
 std::vector<std::string> filters_of(const request& r) {
     std::vector<std::string> out;
     for (const auto& s : std::get<ipc::subscribe>(r.frame).subscriptions) {
@@ -48,9 +54,7 @@ std::vector<std::string> filters_of(const request& r) {
     return out;
 }
 
-TEST(LibClientSubscriptionRegistry, IPC31_AMessageGoesToEveryMatchingHandlerOnceInFilterOrder) {
-    counters c;
-    subscription_registry reg;
+TEST_F(LibClientSubscriptionRegistry, IPC31_AMessageGoesToEveryMatchingHandlerOnceInFilterOrder) {
     static_cast<void>(reg.add("cmd/#", 1, c.handler("all")));
     static_cast<void>(reg.add("cmd/+/reboot", 0, c.handler("reboot")));
     static_cast<void>(reg.add("dt/x", 0, c.handler("dt")));
@@ -64,9 +68,7 @@ TEST(LibClientSubscriptionRegistry, IPC31_AMessageGoesToEveryMatchingHandlerOnce
     EXPECT_EQ(c.order, (std::vector<std::string>{"all", "reboot", "all"}));
 }
 
-TEST(LibClientSubscriptionRegistry, IPC30_RemoveStopsDispatchAtOnce) {
-    counters c;
-    subscription_registry reg;
+TEST_F(LibClientSubscriptionRegistry, IPC30_RemoveStopsDispatchAtOnce) {
     static_cast<void>(reg.add("a/#", 1, c.handler("a")));
     const auto before = reg.handlers_for("a/b");  // a dispatch already on its way keeps its handler
     reg.remove("a/#");
@@ -75,9 +77,7 @@ TEST(LibClientSubscriptionRegistry, IPC30_RemoveStopsDispatchAtOnce) {
     EXPECT_EQ(before.size(), 1U);
 }
 
-TEST(LibClientSubscriptionRegistry, SubscribingAgainReplacesTheHandlerAndALateAnswerForTheOldOneChangesNothing) {
-    counters c;
-    subscription_registry reg;
+TEST_F(LibClientSubscriptionRegistry, SubscribingAgainReplacesTheHandlerAndALateAnswerForTheOldOneChangesNothing) {
     const auto old_ref = reg.add("a", 1, c.handler("old"));
     const auto new_ref = reg.add("a", 0, c.handler("new"));
     EXPECT_NE(old_ref.generation, new_ref.generation);
@@ -94,9 +94,7 @@ TEST(LibClientSubscriptionRegistry, SubscribingAgainReplacesTheHandlerAndALateAn
     EXPECT_TRUE(reg.active("a"));
 }
 
-TEST(LibClientSubscriptionRegistry, IPC29_ARefusedFilterIsRemovedWithItsHandler) {
-    counters c;
-    subscription_registry reg;
+TEST_F(LibClientSubscriptionRegistry, IPC29_ARefusedFilterIsRemovedWithItsHandler) {
     const auto ref = reg.add("a/+", 1, c.handler("a"));
     EXPECT_TRUE(reg.settle(ref, false));
     EXPECT_FALSE(reg.holds("a/+"));
@@ -104,18 +102,14 @@ TEST(LibClientSubscriptionRegistry, IPC29_ARefusedFilterIsRemovedWithItsHandler)
     EXPECT_FALSE(reg.settle(ref, true));  // gone: a second answer finds nothing
 }
 
-TEST(LibClientSubscriptionRegistry, ForgetRemovesOnlyTheEntryTheRequestMade) {
-    counters c;
-    subscription_registry reg;
+TEST_F(LibClientSubscriptionRegistry, ForgetRemovesOnlyTheEntryTheRequestMade) {
     const auto ref = reg.add("x", 1, c.handler("x"));
     EXPECT_TRUE(reg.forget(ref));
     EXPECT_FALSE(reg.forget(ref));
     EXPECT_EQ(reg.size(), 0U);
 }
 
-TEST(LibClientSubscriptionRegistry, IPC36_AfterAReconnectOnlyAcceptedFiltersAreSubscribedAgainWithTheirQos) {
-    counters c;
-    subscription_registry reg;
+TEST_F(LibClientSubscriptionRegistry, IPC36_AfterAReconnectOnlyAcceptedFiltersAreSubscribedAgainWithTheirQos) {
     const auto a = reg.add("cmd/#", 1, c.handler("a"));
     const auto b = reg.add("dt/+/x", 0, c.handler("b"));
     static_cast<void>(reg.add("pending", 1, c.handler("p")));  // no answer yet: the daemon never held it
@@ -145,9 +139,7 @@ TEST(LibClientSubscriptionRegistry, IPC36_AfterAReconnectOnlyAcceptedFiltersAreS
               (std::vector<std::string>{"cmd/#"}));
 }
 
-TEST(LibClientSubscriptionRegistry, ResubscribeFramesFitTheDaemonsFrameLimit) {
-    counters c;
-    subscription_registry reg;
+TEST_F(LibClientSubscriptionRegistry, ResubscribeFramesFitTheDaemonsFrameLimit) {
     std::vector<std::string> all;
     for (int i = 0; i < 40; ++i) {
         std::string f = "filter/" + std::to_string(100 + i) + "/#";
@@ -169,10 +161,8 @@ TEST(LibClientSubscriptionRegistry, ResubscribeFramesFitTheDaemonsFrameLimit) {
     EXPECT_EQ(seen, all);  // each filter once, in filter order
 }
 
-TEST(LibClientSubscriptionRegistry, NothingHeldNothingToSubscribeAgain) {
-    subscription_registry reg;
+TEST_F(LibClientSubscriptionRegistry, NothingHeldNothingToSubscribeAgain) {
     EXPECT_TRUE(reg.resubscribe_requests(ipc::default_max_frame).empty());
-    counters c;
     static_cast<void>(reg.add("a", 1, c.handler("a")));
     EXPECT_TRUE(reg.resubscribe_requests(ipc::default_max_frame).empty());
     reg.clear();
