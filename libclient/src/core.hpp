@@ -20,13 +20,17 @@
 //   connection state, and is the only one to call handlers, one at a time, from run_ready().
 //   A handler may call close(); the loop re-checks `closed_` after every handler.
 //
-// Locks (taken in this order, never the other way):
+// Locks:
 //
 //   lifecycle_mutex_  the library thread: `thread_`, `started_`. Held while close() joins it.
 //   loop_mutex_       held by whoever runs the loop; guards everything under "Loop state".
 //   mailbox_mutex_    what app threads share with the loop: the command queue, the stop
 //                     request, the handlers and the state snapshot. Held only briefly, never
 //                     while a handler runs.
+//
+// mailbox_mutex_ is always the innermost: nothing else is locked while it is held. No thread
+// holding lifecycle_mutex_ takes loop_mutex_ (close() lets go of the one before it takes the
+// other); the loop may take lifecycle_mutex_ when a handler calls start() or destroys the client.
 //
 // `closed_` is written once, by the loop, holding both loop_mutex_ and mailbox_mutex_, so
 // either lock is enough to read it. Whether the current thread is running a core's loop (a
