@@ -395,11 +395,10 @@ void core::emit_state() {
     }
     // Retries that fail for the same reason are not news; a changed retry delay alone is not
     // reported (current_state() has it).
-    const bool same = emitted_once_ && st.daemon == last_emitted_.daemon &&
-                      st.daemon_reason == last_emitted_.daemon_reason && st.uplink == last_emitted_.uplink &&
-                      st.uplink_reason == last_emitted_.uplink_reason &&
-                      st.uplink_fatal == last_emitted_.uplink_fatal &&
-                      st.uplink_retry_in == last_emitted_.uplink_retry_in;
+    const bool same =
+        emitted_once_ && st.daemon == last_emitted_.daemon && st.daemon_reason == last_emitted_.daemon_reason &&
+        st.uplink == last_emitted_.uplink && st.uplink_reason == last_emitted_.uplink_reason &&
+        st.uplink_fatal == last_emitted_.uplink_fatal && st.uplink_retry_in == last_emitted_.uplink_retry_in;
     if (same) {
         return;
     }
@@ -466,7 +465,8 @@ void core::handle(subscribe_cmd&& c) {
         return;
     }
     auto& r = std::get<request>(checked);
-    r.filters.push_back(subscriptions_.add(std::move(c.filter), static_cast<std::uint8_t>(c.qos), std::move(c.handler)));
+    r.filters.push_back(
+        subscriptions_.add(std::move(c.filter), static_cast<std::uint8_t>(c.qos), std::move(c.handler)));
     r.done = std::move(c.done);
     enqueue(std::move(r));
 }
@@ -512,12 +512,11 @@ void core::enqueue(request&& r) {
     if (requests_.backlog_count() > 0 &&
         (requests_.backlog_count() > opts_.max_backlog || requests_.backlog_bytes() > opts_.max_backlog_bytes)) {
         request refused = requests_.pop_newest();
-        complete_failed(std::move(refused),
-                        make_result(error_code::backlog_full,
-                                    std::to_string(requests_.backlog_count()) + " requests (" +
-                                        std::to_string(requests_.backlog_bytes()) +
-                                        " bytes) are already waiting to be sent" +
-                                        (connected() ? "" : " until thingmuxd is back")));
+        complete_failed(std::move(refused), make_result(error_code::backlog_full,
+                                                        std::to_string(requests_.backlog_count()) + " requests (" +
+                                                            std::to_string(requests_.backlog_bytes()) +
+                                                            " bytes) are already waiting to be sent" +
+                                                            (connected() ? "" : " until thingmuxd is back")));
     }
 }
 
@@ -540,10 +539,12 @@ void core::send_backlog() {
         request r = requests_.pop_next();
         if (r.size > frame_limit) {
             // Queued before the welcome announced a smaller limit.
-            const auto code = r.kind == request_kind::publish ? error_code::payload_too_large : error_code::invalid_filter;
-            complete_failed(std::move(r), make_result(code, "the request takes " + std::to_string(r.size) +
-                                                                " bytes on the wire, more than thingmuxd's frame limit of " +
-                                                                std::to_string(frame_limit)));
+            const auto code =
+                r.kind == request_kind::publish ? error_code::payload_too_large : error_code::invalid_filter;
+            complete_failed(std::move(r),
+                            make_result(code, "the request takes " + std::to_string(r.size) +
+                                                  " bytes on the wire, more than thingmuxd's frame limit of " +
+                                                  std::to_string(frame_limit)));
             continue;
         }
         transport_.queue(requests_.send(std::move(r)).frame);

@@ -29,10 +29,14 @@ std::size_t core::max_frame() const noexcept {
 
 std::string core::not_connected_text() const {
     switch (daemon_state_) {
-        case daemon_state::idle: return "not connected to thingmuxd: connect() has not been called";
-        case daemon_state::connecting: return "not connected to thingmuxd yet: the handshake is in progress";
-        case daemon_state::closed: return "the client was closed";
-        case daemon_state::connected: break;
+        case daemon_state::idle:
+            return "not connected to thingmuxd: connect() has not been called";
+        case daemon_state::connecting:
+            return "not connected to thingmuxd yet: the handshake is in progress";
+        case daemon_state::closed:
+            return "the client was closed";
+        case daemon_state::connected:
+            break;
         case daemon_state::unavailable:
             if (transport_.is_open()) {
                 return "not connected to thingmuxd: reconnecting (last error: " + daemon_reason_ + ")";
@@ -138,8 +142,9 @@ bool core::decode_frames() {
 void core::on_frame(ipc::daemon_message&& m) {
     if (auto* err = std::get_if<ipc::error>(&m)) {
         // Always the last frame (IPC-34): nothing more may be sent, so end it here.
-        std::string text = std::string(welcome_ ? "thingmuxd closed the connection: " : "thingmuxd refused the connection: ") +
-                           ipc::to_string(err->code) + (err->message.empty() ? "" : ": " + err->message);
+        std::string text =
+            std::string(welcome_ ? "thingmuxd closed the connection: " : "thingmuxd refused the connection: ") +
+            ipc::to_string(err->code) + (err->message.empty() ? "" : ": " + err->message);
         drop_connection(text, err->code);
         return;
     }
@@ -305,16 +310,18 @@ void core::drop_connection(const std::string& reason, std::optional<ipc::errc> r
     if (waiting) {
         requests_.requeue_in_flight(request_kind::subscribe);
     } else {
-        in_flight.fail(request_kind::subscribe,
-                       make_result(error_code::session_closed, "the connection to thingmuxd ended before the result came (" +
-                                                                   reason + "); the filter is not held"));
+        in_flight.fail(
+            request_kind::subscribe,
+            make_result(error_code::session_closed, "the connection to thingmuxd ended before the result came (" +
+                                                        reason + "); the filter is not held"));
     }
     const auto failed = [this](request&& r, const result& res) { complete_failed(std::move(r), res); };
     requests_.fail(pending_in::in_flight, in_flight, failed);
-    requests_.fail(pending_in::backlog,
-                   waiting ? failure_plan{}.fail(request_kind::resubscribe, rebuilt_later)
-                           : failure_plan::all(make_result(error_code::not_connected, "not connected to thingmuxd: " + reason)),
-                   failed);
+    requests_.fail(
+        pending_in::backlog,
+        waiting ? failure_plan{}.fail(request_kind::resubscribe, rebuilt_later)
+                : failure_plan::all(make_result(error_code::not_connected, "not connected to thingmuxd: " + reason)),
+        failed);
 
     daemon_state_ = daemon_state::unavailable;
     daemon_reason_ = reason;
@@ -326,8 +333,8 @@ void core::drop_connection(const std::string& reason, std::optional<ipc::errc> r
     emit_state();
 
     if (!connect_waiters_.empty() && (!waiting || (refusal && definitive_refusal(*refusal)))) {
-        const auto code = refusal ? static_cast<error_code>(static_cast<std::uint16_t>(*refusal))
-                                  : error_code::daemon_unavailable;
+        const auto code =
+            refusal ? static_cast<error_code>(static_cast<std::uint16_t>(*refusal)) : error_code::daemon_unavailable;
         complete_connect_waiters(make_result(code, reason));
     }
 }

@@ -64,9 +64,10 @@ std::variant<request, result> publish_request(message& m, const request_context&
     }
     r.size = ipc::encoded_size(r.frame);
     if (r.size > ctx.max_frame) {
-        return make_result(error_code::payload_too_large, "the message takes " + std::to_string(r.size) +
-                                                              " bytes on the wire, more than thingmuxd's frame limit of " +
-                                                              std::to_string(ctx.max_frame));
+        return make_result(error_code::payload_too_large,
+                           "the message takes " + std::to_string(r.size) +
+                               " bytes on the wire, more than thingmuxd's frame limit of " +
+                               std::to_string(ctx.max_frame));
     }
     return r;
 }

@@ -9,8 +9,8 @@ namespace thingmux::detail {
 
 subscription_ref subscription_registry::add(std::string filter, std::uint8_t qos, message_handler handler) {
     const std::uint64_t generation = next_generation_++;
-    entries_.insert_or_assign(filter, entry{std::make_shared<const message_handler>(std::move(handler)), qos,
-                                            generation, false});
+    entries_.insert_or_assign(
+        filter, entry{std::make_shared<const message_handler>(std::move(handler)), qos, generation, false});
     return {std::move(filter), generation};
 }
 

@@ -26,7 +26,9 @@ constexpr std::uint64_t tag_mask = 3;
 constexpr std::size_t read_chunk = 64 * 1024;
 constexpr int max_events = 16;
 
-std::system_error sys_error(const char* what) { return {errno, std::generic_category(), what}; }
+std::system_error sys_error(const char* what) {
+    return {errno, std::generic_category(), what};
+}
 
 }  // namespace
 
@@ -78,7 +80,9 @@ std::chrono::milliseconds reconnect_backoff::next() {
     return std::chrono::milliseconds{d.count() - half + dist(rng_)};
 }
 
-void reconnect_backoff::reset() noexcept { current_ = min_; }
+void reconnect_backoff::reset() noexcept {
+    current_ = min_;
+}
 
 // ---------------------------------------------------------------------------------------------
 // transport
@@ -115,7 +119,8 @@ void transport::wake() const noexcept {
 
 std::size_t transport::poll(std::span<io_event> out) {
     epoll_event events[max_events];
-    const int n = ::epoll_wait(epoll_.get(), events, static_cast<int>(std::min<std::size_t>(out.size(), max_events)), 0);
+    const int n =
+        ::epoll_wait(epoll_.get(), events, static_cast<int>(std::min<std::size_t>(out.size(), max_events)), 0);
     std::size_t count = 0;
     for (int i = 0; i < n; ++i) {
         const std::uint64_t tag = events[i].data.u64;

@@ -239,7 +239,8 @@ TEST_F(LibClientRequestTable, IPC36_RequeuedSubscribesGoFirstInTheOrderTheyWereS
     std::vector<std::string> order;
     while (t.next_to_send(1000) != nullptr) {
         const request r = t.pop_next();
-        order.push_back(r.kind == request_kind::publish ? std::get<ipc::publish>(r.frame).topic : r.filters.front().filter);
+        order.push_back(r.kind == request_kind::publish ? std::get<ipc::publish>(r.frame).topic
+                                                        : r.filters.front().filter);
     }
     EXPECT_EQ(order, (std::vector<std::string>{"f/s1", "f/s2", "t/later"}));
     EXPECT_EQ(t.backlog_bytes(), 0U);

@@ -135,8 +135,7 @@ TEST_F(LibClientSubscriptionRegistry, IPC36_AfterAReconnectOnlyAcceptedFiltersAr
     EXPECT_TRUE(reg.settle(r.filters[0], true));
     EXPECT_TRUE(reg.active("cmd/#"));
     EXPECT_FALSE(reg.holds("dt/+/x"));
-    EXPECT_EQ(filters_of(reg.resubscribe_requests(ipc::default_max_frame).at(0)),
-              (std::vector<std::string>{"cmd/#"}));
+    EXPECT_EQ(filters_of(reg.resubscribe_requests(ipc::default_max_frame).at(0)), (std::vector<std::string>{"cmd/#"}));
 }
 
 TEST_F(LibClientSubscriptionRegistry, ResubscribeFramesFitTheDaemonsFrameLimit) {
