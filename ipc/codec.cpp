@@ -397,7 +397,7 @@ void fields(IO& io, M& m) {
         io.uint(m.version, "version");
         io.str(m.daemon_version, "daemon version");
         io.str(m.thing, "thing");
-        io.str(m.client_id, "client id");
+        io.str(m.connection_id, "connection id");
         fields(io, m.limits);
         io.enumeration(m.link, "link state");
     } else if constexpr (is<M, limits>) {

@@ -192,7 +192,7 @@ struct welcome {
     std::uint16_t version = protocol_version;
     std::string daemon_version;  // e.g. "0.1.0"
     std::string thing;           // the Thing this connection is bound to (default resolved)
-    std::string client_id;       // the daemon's name for this connection, as in logs and D-Bus
+    std::string connection_id;   // the daemon's number for this connection (decimal), as in its logs and on D-Bus
     ipc::limits limits;
     link_state link = link_state::connecting;
     friend bool operator==(const welcome&, const welcome&) = default;

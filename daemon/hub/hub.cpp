@@ -235,7 +235,7 @@ void hub::handle(local_client& c, ipc::hello&& m) {
         .version = ipc::protocol_version,
         .daemon_version = daemon_version_,
         .thing = name,
-        .client_id = std::to_string(c.id().value),
+        .connection_id = std::to_string(c.id().value),
         .limits = {.max_frame = static_cast<std::uint32_t>(l.max_frame),
                    .max_payload = static_cast<std::uint32_t>(std::min(tl.max_payload.value_or(l.max_frame), l.max_frame)),
                    .max_topic_length = static_cast<std::uint32_t>(tl.max_topic_length.value_or(65535)),

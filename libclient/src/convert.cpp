@@ -57,7 +57,7 @@ daemon_info from_ipc(const ipc::welcome& w) {
     daemon_info info;
     info.daemon_version = w.daemon_version;
     info.thing = w.thing;
-    info.client_id = w.client_id;
+    info.client_id = w.connection_id;
     info.protocol_version = w.version;
     info.limits.max_frame = w.limits.max_frame;
     info.limits.max_payload = w.limits.max_payload;

@@ -1,35 +1,59 @@
-// The engine behind thingmux::client: one object that owns the daemon connection, the IPC
-// decoder buffer, the requests in flight, the subscriptions and the command queue.
+// The engine behind thingmux::client. It composes three parts and runs them on one loop:
 //
-// Threads. Public calls (any thread) only touch the command queue under `cmd_mutex_` and wake the
-// loop through an eventfd. Everything else is touched only by whoever holds `loop_mutex_` and
-// runs process_locked(): the library thread after start(), or the app's thread calling
-// process(). That thread is the only one calling handlers, and it re-checks `closed_` after
-// every handler, since a handler may call close().
+//   transport              the socket to thingmuxd, IPC framing, the epoll/eventfd/timerfd
+//                          (transport.hpp)
+//   request_table          requests waiting to be sent and in flight, by request id
+//                          (request_table.hpp)
+//   subscription_registry  the app's filters and handlers, dispatch, what to subscribe again
+//                          after a reconnect (subscription_registry.hpp)
 //
-// I/O. One epoll fd (handed to apps by fd()) watches the eventfd, a timerfd (reconnect delay and
-// handshake timeout) and the socket. Level-triggered: whatever process() leaves unread keeps the
-// epoll fd readable.
+// and adds what ties them together: the commands from app threads, the connection's state
+// machine (connecting, welcomed, dropped, closed) and the queue of handler calls.
+//
+// Threading model
+//
+// - App threads (any public call, from any thread, also from inside a handler) touch only the
+//   mailbox: they queue a command and wake the loop through the transport's eventfd, set a
+//   handler, or read the state snapshot. They never touch the socket or the parts.
+// - The loop runs on one thread at a time: the library thread after start(), or the app's
+//   thread inside process() (or close()). It does all I/O, owns the three parts and the
+//   connection state, and is the only one to call handlers, one at a time, from run_ready().
+//   A handler may call close(); the loop re-checks `closed_` after every handler.
+//
+// Locks:
+//
+//   lifecycle_mutex_  the library thread: `thread_`, `started_`. Held while close() joins it.
+//   loop_mutex_       held by whoever runs the loop; guards everything under "Loop state".
+//   mailbox_mutex_    what app threads share with the loop: the command queue, the stop
+//                     request, the handlers and the state snapshot. Held only briefly, never
+//                     while a handler runs.
+//
+// mailbox_mutex_ is always the innermost: nothing else is locked while it is held. No thread
+// holding lifecycle_mutex_ takes loop_mutex_ (close() lets go of the one before it takes the
+// other); the loop may take lifecycle_mutex_ when a handler calls start() or destroys the client.
+//
+// `closed_` is written once, by the loop, holding both loop_mutex_ and mailbox_mutex_, so
+// either lock is enough to read it. Whether the current thread is running a core's loop (a
+// handler calling close() or process()) is kept per thread, not in the core, so no atomics.
 #pragma once
 
 #include "thingmux/client.hpp"
 
 #include "ipc/messages.hpp"
-#include "unique_fd.hpp"
+#include "request_checks.hpp"
+#include "request_table.hpp"
+#include "subscription_registry.hpp"
+#include "transport.hpp"
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -53,6 +77,10 @@ struct unsubscribe_cmd {
     completion_handler done;
 };
 using command = std::variant<connect_cmd, publish_cmd, subscribe_cmd, unsubscribe_cmd>;
+[[nodiscard]] completion_handler& done_of(command& c);
+
+// Calls `done` with `r` unless it is empty; an exception it throws is dropped.
+void call_quietly(const completion_handler& done, const result& r) noexcept;
 
 class core : public std::enable_shared_from_this<core> {
 public:
@@ -65,7 +93,7 @@ public:
     void set_state_handler(state_handler h);
     void set_subscription_lost_handler(subscription_lost_handler h);
     void start();
-    [[nodiscard]] int epoll_fd() const noexcept { return epoll_.get(); }
+    [[nodiscard]] int epoll_fd() const noexcept { return transport_.epoll_fd(); }
     void process();
     void submit(command c);
     void close();
@@ -76,43 +104,32 @@ public:
     [[nodiscard]] const std::string& socket_path() const noexcept { return socket_path_; }
 
 private:
-    enum class request_kind : std::uint8_t { publish, subscribe, unsubscribe, resubscribe };
-
-    // A request on its way: in the backlog, then in flight under its request id.
-    struct request {
-        request_kind kind = request_kind::publish;
-        ipc::client_message frame;  // request_id set when it is sent
-        std::size_t size = 0;       // encoded frame size
-        completion_handler done;    // empty for resubscribe
-        // subscribe: the filter and the generation of its entry; resubscribe: one per filter.
-        std::vector<std::pair<std::string, std::uint64_t>> filters;
-    };
-
-    struct subscription_entry {
-        std::shared_ptr<const message_handler> handler;
-        std::uint8_t qos = 0;
-        std::uint64_t generation = 0;  // bumped when the entry is (re)placed
-        bool active = false;           // the daemon accepted it on this or an earlier connection
-    };
-
-    enum class timer_purpose : std::uint8_t { none, reconnect, handshake };
-
-    // Loop thread (loop_mutex_ held).
-    void process_locked();
-    void process_guarded() noexcept;
+    // The loop (loop_mutex_ held).
     void run_thread();
+    void process_guarded() noexcept;
+    void process_locked();
     [[nodiscard]] bool on_loop_thread() const noexcept;
+    [[nodiscard]] bool stop_requested() const;
     void drain_commands();
     void handle(connect_cmd&& c);
     void handle(publish_cmd&& c);
     void handle(subscribe_cmd&& c);
     void handle(unsubscribe_cmd&& c);
+    [[nodiscard]] request_context context() const;
 
+    // Sending.
+    void enqueue(request&& r);
+    void send_backlog();
+    // Completes a request that will not be sent or has no result to wait for; a subscribe's
+    // filter goes with it.
+    void complete_failed(request&& r, const result& res);
+
+    // The connection.
     void attempt_connect();
-    void on_socket_event(std::uint32_t events);
     void on_timer();
+    void on_socket_event(std::uint32_t events);
     void read_socket();
-    void decode_frames();
+    [[nodiscard]] bool decode_frames();
     void on_frame(ipc::daemon_message&& m);
     void on_welcome(ipc::welcome&& w);
     void on_publish_result(ipc::publish_result&& r);
@@ -124,16 +141,9 @@ private:
     // `refusal` is the error frame's code when the daemon refused or cut us off.
     void drop_connection(const std::string& reason, std::optional<ipc::errc> refusal = std::nullopt);
     void shutdown_locked();
-
-    void enqueue(request&& r);
-    void pump();
-    void flush();
-    void update_socket_interest();
-    void resubscribe_all();
-    void arm_timer(timer_purpose p, std::chrono::milliseconds delay);
-    [[nodiscard]] std::chrono::milliseconds next_backoff();
     [[nodiscard]] std::size_t max_frame() const noexcept;
     [[nodiscard]] bool connected() const noexcept { return daemon_state_ == daemon_state::connected; }
+    [[nodiscard]] std::string not_connected_text() const;
 
     // User code never runs in the middle of a state change: completions, message dispatches
     // and state events are queued here and run by run_ready() between events.
@@ -145,44 +155,37 @@ private:
     void run_ready();
     void complete_connect_waiters(const result& r);
     void emit_state();
-    [[nodiscard]] std::string not_connected_text() const;
-    [[nodiscard]] static result make_result(error_code code, std::string message);
 
     // Configuration (immutable after construction).
     const options opts_;
     const std::string socket_path_;
     const std::string app_name_;
 
-    // I/O objects. epoll_, event_ and timer_ live as long as the core; sock_ per connection.
-    unique_fd epoll_;
-    unique_fd event_;
-    unique_fd timer_;
-    unique_fd sock_;
-    std::uint32_t sock_interest_ = 0;
-    std::uint64_t conn_generation_ = 0;  // tags socket events, so a stale one is ignored
+    // The library thread (lifecycle_mutex_).
+    std::mutex lifecycle_mutex_;
+    std::thread thread_;
+    bool started_ = false;
 
-    // Public side.
-    mutable std::mutex cmd_mutex_;
+    // Shared with app threads (mailbox_mutex_).
+    mutable std::mutex mailbox_mutex_;
     std::deque<command> commands_;
     std::size_t command_bytes_ = 0;
-    std::atomic<bool> closed_{false};
-    std::atomic<bool> stop_requested_{false};
-    std::atomic<bool> started_{false};
-    std::thread thread_;
-    std::mutex close_mutex_;  // serializes joining the thread
-
-    std::mutex loop_mutex_;
-    std::atomic<std::thread::id> loop_owner_{};
-
-    mutable std::mutex handler_mutex_;
+    bool stop_requested_ = false;
     std::shared_ptr<const state_handler> state_handler_;
     std::shared_ptr<const subscription_lost_handler> lost_handler_;
-
-    mutable std::mutex snapshot_mutex_;
     state snapshot_;
     std::optional<daemon_info> info_snapshot_;
 
-    // Loop state.
+    // Written holding loop_mutex_ and mailbox_mutex_; read holding either.
+    bool closed_ = false;
+
+    // Loop state (loop_mutex_). The transport's epoll_fd() and wake() are also used by app threads.
+    std::mutex loop_mutex_;
+    transport transport_;
+    request_table requests_;
+    subscription_registry subscriptions_;
+    reconnect_backoff backoff_;
+
     bool want_connection_ = false;
     daemon_state daemon_state_ = daemon_state::idle;
     std::string daemon_reason_;
@@ -191,30 +194,10 @@ private:
     bool uplink_known_ = false;
     std::optional<ipc::welcome> welcome_;
     std::vector<completion_handler> connect_waiters_;
-    std::optional<ipc::errc> refusal_;  // set by an error frame, used when the socket closes
-    std::string refusal_text_;
-
-    timer_purpose timer_purpose_ = timer_purpose::none;
-    std::chrono::milliseconds backoff_{0};
-    std::minstd_rand rng_;
-
-    std::vector<std::uint8_t> rbuf_;
-    std::size_t rlen_ = 0;  // bytes of rbuf_ received and not yet decoded
-    std::vector<std::uint8_t> wbuf_;
-    std::size_t woff_ = 0;
 
     std::deque<ready_item> ready_;
     state last_emitted_;
     bool emitted_once_ = false;
-
-    std::deque<request> backlog_;
-    std::size_t backlog_bytes_ = 0;
-    std::map<std::uint32_t, request> inflight_;  // ordered: failed in the order they were sent
-    std::size_t inflight_publishes_ = 0;
-    std::uint32_t next_request_id_ = 1;
-
-    std::map<std::string, subscription_entry> subs_;
-    std::uint64_t next_generation_ = 1;
 };
 
 }  // namespace thingmux::detail

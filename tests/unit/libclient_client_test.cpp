@@ -156,7 +156,7 @@ public:
         ipc::welcome w;
         w.daemon_version = "9.8.7";
         w.thing = "gw";
-        w.client_id = "c1";
+        w.connection_id = "c1";
         w.link = ipc::link_state::connected;
         return w;
     }
