@@ -1,6 +1,7 @@
 #include "daemon/hub/hub.hpp"
 
 #include "daemon/hub/copy_counter.hpp"
+#include "daemon/hub/spool_message.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/mqtt/topic.hpp"
 
@@ -495,8 +496,7 @@ std::optional<ipc::result> hub::maybe_spool(thing_state& t, const ipc::publish& 
     if (!spool_ || m.qos != 1) return std::nullopt;
     const bool online = t.link_state.link == ipc::link_state::connected;
     if (online && spool_->count(t.settings.name) == 0) return std::nullopt;
-    const auto frame = ipc::encode(ipc::client_message{m});
-    const auto r = spool_->append(t.settings.name, frame, m.topic.size() + m.payload.size());
+    const auto r = spool_->append(t.settings.name, to_spool_message(m), m.topic.size() + m.payload.size());
     if (r.error == spool::failure::none) {
         ++counters_.spooled;
         if (online) drain_spool(t);
@@ -521,21 +521,12 @@ void hub::drain_spool(thing_state& t) {
     if (t.shaper.queued_total() > t.shaper.queued(spool_flow) || t.spool_draining) return;
     // enqueue() pumps, and pump() calls back here: one load at a time, or rows would be queued twice.
     t.spool_draining = true;
-    const auto loaded = spool_->load(t.settings.name, t.spool_cursor, batch - t.spool_loaded);
+    auto loaded = spool_->load(t.settings.name, t.spool_cursor, batch - t.spool_loaded);
     if (!loaded.error.empty()) spdlog::error("thing {}: cannot read the spool: {}", t.settings.name, loaded.error);
-    for (const auto& row : loaded.rows) {
+    for (auto& row : loaded.rows) {
         t.spool_cursor = row.id;
-        auto decoded = ipc::decode_client_message(row.message, row.message.size());
-        auto* ok = std::get_if<ipc::decoded<ipc::client_message>>(&decoded);
-        auto* p = ok ? std::get_if<ipc::publish>(&ok->message) : nullptr;
-        std::string error;
-        if (p == nullptr) {
-            spdlog::error("thing {}: spooled message {} is unreadable; dropping it", t.settings.name, row.id);
-            if (!spool_->remove(row.id, error)) spdlog::error("spool: {}", error);
-            continue;
-        }
         ++t.spool_loaded;
-        enqueue(t, spool_flow, std::move(*p), [this, name = t.settings.name, id = row.id](ipc::result res) {
+        enqueue(t, spool_flow, from_spool_message(std::move(row.message)), [this, name = t.settings.name, id = row.id](ipc::result res) {
             auto it = things_.find(name);
             if (it != things_.end()) --it->second->spool_loaded;
             // Kept only when the daemon stopped before the broker answered: sent again after restart.

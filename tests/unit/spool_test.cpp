@@ -41,6 +41,7 @@ using thingmux::spool::failure;
 using thingmux::spool::limits;
 using thingmux::spool::store;
 using thingmux::spool::stored;
+using spool_message = thingmux::spool::message;
 
 constexpr std::size_t kib = 1024;
 
@@ -55,6 +56,15 @@ std::vector<std::uint8_t> bytes_of(std::string_view text) {
 
 std::string text_of(const std::vector<std::uint8_t>& bytes) {
     return {bytes.begin(), bytes.end()};
+}
+
+// A message that differs from others by its payload only.
+spool_message payload_message(std::string_view payload) {
+    return {.topic = "dt/thing/data", .payload = std::string{payload}};
+}
+
+std::string text_of(const spool_message& m) {
+    return m.payload;
 }
 
 std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint32_t seed) {
@@ -94,10 +104,10 @@ std::vector<fs::path> moved_aside(const fs::path& dir) {
 }
 
 // A numbered message, long enough to span more than a few bytes of a page.
-std::vector<std::uint8_t> numbered(std::uint64_t n) {
+spool_message numbered(std::uint64_t n) {
     std::string text = "message " + std::to_string(n) + " ";
     text.resize(200, '.');
-    return bytes_of(text);
+    return payload_message(text);
 }
 
 bool write_all(int fd, const void* data, std::size_t size) {
@@ -157,8 +167,8 @@ protected:
     }
 
     static std::int64_t append_ok(store& s, std::string_view thing, std::string_view text) {
-        const auto message = bytes_of(text);
-        const auto r = s.append(thing, message, message.size());
+        const auto message = payload_message(text);
+        const auto r = s.append(thing, message, message.payload.size());
         EXPECT_EQ(r.error, failure::none) << r.message;
         return r.id;
     }
@@ -223,7 +233,7 @@ TEST_F(SpoolTest, RemovedMessageIsGoneAndRemovingAnUnknownIdIsNoError) {
 TEST_F(SpoolTest, CountsAndBytesFollowAppendsAndRemovesPerThingAndInTotal) {
     auto s = open_clean();
     ASSERT_NE(s, nullptr);
-    const std::vector<std::uint8_t> message = bytes_of("payload");
+    const auto message = payload_message("payload");
     // The byte count is the caller's, not the stored blob's size.
     const auto a1 = s->append("thing-a", message, 100);
     const auto a2 = s->append("thing-a", message, 250);
@@ -317,7 +327,7 @@ TEST_F(SpoolTest, EverythingAppendedIsThereAfterReopenWithUsageRecomputed) {
     EXPECT_EQ(s->count("thing-b"), 7U);
     EXPECT_EQ(s->bytes("thing-b"), 7U * 3U);
     std::uint64_t a_bytes = 0;
-    for (const auto& row : a) a_bytes += row.message.size();
+    for (const auto& row : a) a_bytes += row.message.payload.size();
     EXPECT_EQ(s->bytes("thing-a"), a_bytes);
     EXPECT_EQ(s->total_count(), 56U);
     EXPECT_EQ(s->total_bytes(), a_bytes + 21U);
@@ -347,7 +357,7 @@ TEST_F(SpoolTest, EmptyMessageAndEmptyThingNameAreStoredNotLost) {
     const auto rows = load_all(*s, "");
     ASSERT_EQ(rows.size(), 1U);
     EXPECT_EQ(rows[0].id, id.id);
-    EXPECT_THAT(rows[0].message, IsEmpty());
+    EXPECT_EQ(rows[0].message, spool_message{});
     EXPECT_EQ(s->count(""), 1U);
 }
 
@@ -356,7 +366,7 @@ TEST_F(SpoolTest, MaxMessagesRefusesWithFullNamingTheLimitAndStoresNothing) {
     ASSERT_NE(s, nullptr);
     for (int i = 0; i < 3; ++i) append_ok(*s, i == 1 ? "thing-b" : "thing-a", "m" + std::to_string(i));
 
-    const auto refused = s->append("thing-a", bytes_of("one too many"), 12);
+    const auto refused = s->append("thing-a", payload_message("one too many"), 12);
     EXPECT_EQ(refused.error, failure::full);
     EXPECT_EQ(refused.message, "spool full: 3 messages (spool.max_messages 3)");
     EXPECT_EQ(s->total_count(), 3U);
@@ -366,19 +376,19 @@ TEST_F(SpoolTest, MaxMessagesRefusesWithFullNamingTheLimitAndStoresNothing) {
     // The limit is on the whole spool, and removing makes room again.
     std::string error;
     ASSERT_TRUE(s->remove(load_all(*s, "thing-b").at(0).id, error)) << error;
-    EXPECT_EQ(s->append("thing-a", bytes_of("fits now"), 8).error, failure::none);
+    EXPECT_EQ(s->append("thing-a", payload_message("fits now"), 8).error, failure::none);
 
     s.reset();
     auto reopened = open_clean({.max_bytes = std::nullopt, .max_messages = 3});
     ASSERT_NE(reopened, nullptr);
     EXPECT_EQ(reopened->total_count(), 3U);
-    EXPECT_EQ(reopened->append("thing-b", bytes_of("x"), 1).error, failure::full);
+    EXPECT_EQ(reopened->append("thing-b", payload_message("x"), 1).error, failure::full);
 }
 
 TEST_F(SpoolTest, MaxBytesRefusesWithFullNamingTheLimitAndStoresNothing) {
     auto s = open_clean({.max_bytes = 100, .max_messages = std::nullopt});
     ASSERT_NE(s, nullptr);
-    const auto message = bytes_of("m");
+    const auto message = payload_message("m");
     ASSERT_EQ(s->append("thing-a", message, 60).error, failure::none);
 
     const auto refused = s->append("thing-a", message, 41);
@@ -405,7 +415,7 @@ TEST_F(SpoolTest, MaxBytesRefusesWithFullNamingTheLimitAndStoresNothing) {
 TEST_F(SpoolTest, SetLimitsRaisesAndLowersTheBoundsWithoutDroppingWhatIsStored) {
     auto s = open_clean({.max_bytes = 1000, .max_messages = 2});
     ASSERT_NE(s, nullptr);
-    const auto message = bytes_of("m");
+    const auto message = payload_message("m");
     ASSERT_EQ(s->append("thing-a", message, 400).error, failure::none);
     ASSERT_EQ(s->append("thing-a", message, 400).error, failure::none);
     EXPECT_EQ(s->append("thing-a", message, 100).error, failure::full);
@@ -454,7 +464,7 @@ TEST_F(SpoolTest, EveryAppendReportedBeforeKillNineIsThereAfterReopen) {
             if (!s || !notices.empty()) ::_exit(3);
             for (std::uint64_t n = round * numbers_per_round;; ++n) {
                 const auto message = numbered(n);
-                const auto r = s->append("thing-a", message, message.size());
+                const auto r = s->append("thing-a", message, message.payload.size());
                 if (r.error != failure::none) ::_exit(4);
                 const report rep{r.id, n};
                 if (!write_all(fds[1], &rep, sizeof rep)) ::_exit(5);
@@ -481,7 +491,7 @@ TEST_F(SpoolTest, EveryAppendReportedBeforeKillNineIsThereAfterReopen) {
     auto s = open_clean();
     ASSERT_NE(s, nullptr);
     const auto rows = load_all(*s, "thing-a");
-    std::map<std::int64_t, std::vector<std::uint8_t>> by_id;
+    std::map<std::int64_t, spool_message> by_id;
     std::set<std::string> contents;
     for (const auto& row : rows) {
         EXPECT_TRUE(by_id.emplace(row.id, row.message).second) << "id " << row.id << " twice";
@@ -566,7 +576,7 @@ TEST_F(SpoolTest, SpoolWithDamagedPagesIsMovedAsideAndAnEmptySpoolOpens) {
         ASSERT_NE(s, nullptr);
         for (std::uint64_t i = 0; i < 300; ++i) {
             const auto message = numbered(i);
-            ASSERT_EQ(s->append("thing-a", message, message.size()).error, failure::none);
+            ASSERT_EQ(s->append("thing-a", message, message.payload.size()).error, failure::none);
         }
     }  // closing checkpoints the WAL into the file
     ASSERT_FALSE(fs::exists(path_.string() + "-wal"));
@@ -633,11 +643,11 @@ TEST_F(SpoolTest, WriteFailureReturnsIoWithSqlitesReasonAndStoresNothing) {
         small.rlim_cur = kib * kib;
         if (::setrlimit(RLIMIT_FSIZE, &small) != 0) ::_exit(11);
 
-        const auto large = random_bytes(64 * kib, 4);
+        const auto large = payload_message(text_of(random_bytes(64 * kib, 4)));
         std::uint64_t stored_count = 0;
         store::append_result r;
         for (int i = 0; i < 1000; ++i) {
-            r = s->append("thing-a", large, large.size());
+            r = s->append("thing-a", large, large.payload.size());
             if (r.error != failure::none) break;
             ++stored_count;
         }
@@ -647,7 +657,7 @@ TEST_F(SpoolTest, WriteFailureReturnsIoWithSqlitesReasonAndStoresNothing) {
         if (s->total_count() != stored_count) ::_exit(15);  // the failed one must not count
         // Room again: the same store goes on working.
         if (::setrlimit(RLIMIT_FSIZE, &original) != 0) ::_exit(11);
-        if (s->append("thing-a", large, large.size()).error != failure::none) ::_exit(16);
+        if (s->append("thing-a", large, large.payload.size()).error != failure::none) ::_exit(16);
         ++stored_count;
         if (!write_all(fds[1], &stored_count, sizeof stored_count)) ::_exit(17);
         ::_exit(0);
@@ -667,7 +677,7 @@ TEST_F(SpoolTest, WriteFailureReturnsIoWithSqlitesReasonAndStoresNothing) {
     ASSERT_NE(s, nullptr);
     const auto rows = load_all(*s, "thing-a");
     EXPECT_EQ(rows.size(), stored_count);
-    for (const auto& row : rows) EXPECT_EQ(row.message, random_bytes(64 * kib, 4));
+    for (const auto& row : rows) EXPECT_EQ(row.message.payload, text_of(random_bytes(64 * kib, 4)));
 }
 
 TEST_F(SpoolTest, MissingDirectoryFailsToOpenWithAnErrorNamingThePath) {
