@@ -100,7 +100,7 @@ int bind_optional_int(sqlite3_stmt* stmt, int index, std::optional<std::int64_t>
 }
 
 std::string_view column_bytes(sqlite3_stmt* stmt, int col) {
-    // Text first, then the size: the order SQLite documents for a stable pointer.
+    // The pointer first, then the size: the order SQLite documents.
     const auto* data = sqlite3_column_blob(stmt, col);
     const auto size = static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
     return data == nullptr ? std::string_view{} : std::string_view{static_cast<const char*>(data), size};
@@ -222,8 +222,7 @@ std::vector<std::uint8_t> encode_user_properties(const std::vector<user_property
     return out;
 }
 
-bool decode_user_properties(std::span<const std::uint8_t> encoded, std::vector<user_property>& out,
-                            std::string& why) {
+bool decode_user_properties(std::span<const std::uint8_t> encoded, std::vector<user_property>& out, std::string& why) {
     out.clear();
     if (encoded.empty() || encoded[0] != user_properties_encoding) {
         why = encoded.empty() ? "is empty" : "has unknown encoding " + std::to_string(encoded[0]);

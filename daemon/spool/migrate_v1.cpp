@@ -74,8 +74,7 @@ public:
         // The old table moves out of the way under another name; its index name is needed again.
         if ((rc = exec("set the schema 1 table aside",
                        "DROP INDEX spool_by_thing; ALTER TABLE spool RENAME TO spool_v1;")) != SQLITE_OK ||
-            (rc = exec("create the schema", format::create_sql)) != SQLITE_OK ||
-            (rc = convert_rows()) != SQLITE_OK ||
+            (rc = exec("create the schema", format::create_sql)) != SQLITE_OK || (rc = convert_rows()) != SQLITE_OK ||
             // Dropping it also drops its AUTOINCREMENT counter, restored just below.
             (rc = exec("drop the schema 1 table", "DROP TABLE spool_v1")) != SQLITE_OK ||
             (rc = restore_counter(counter)) != SQLITE_OK) {
@@ -136,7 +135,8 @@ private:
             const std::string thing{thing_text != nullptr ? reinterpret_cast<const char*>(thing_text) : "",
                                     static_cast<std::size_t>(sqlite3_column_bytes(select.get(), 1))};
             const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(select.get(), 2));
-            const std::span<const std::uint8_t> frame{data, static_cast<std::size_t>(sqlite3_column_bytes(select.get(), 2))};
+            const std::span<const std::uint8_t> frame{data,
+                                                      static_cast<std::size_t>(sqlite3_column_bytes(select.get(), 2))};
             const sqlite3_int64 bytes = sqlite3_column_int64(select.get(), 3);
 
             std::string why;

@@ -37,7 +37,8 @@ struct entry {
 std::vector<entry> publishes() {
     ipc::publish plain{.request_id = 1, .topic = "dt/gateway-01/temperature", .payload = "21.5", .qos = 1};
 
-    ipc::publish all_properties{.request_id = 2, .topic = "dt/gateway-01/status", .payload = R"({"ok":true})", .qos = 1};
+    ipc::publish all_properties{
+        .request_id = 2, .topic = "dt/gateway-01/status", .payload = R"({"ok":true})", .qos = 1};
     all_properties.props.payload_format_indicator = 1;
     all_properties.props.message_expiry_interval = 3600;
     all_properties.props.content_type = "application/json";
@@ -45,11 +46,12 @@ std::vector<entry> publishes() {
     all_properties.props.correlation_data = std::string("\x00\x01\xfe\xff", 4);
     all_properties.props.user_properties = {{"unit", "celsius"}, {"unit", "kelvin"}, {"trace-id", ""}};
 
-    ipc::publish sensor_binary{.request_id = 3, .topic = "dt/sensor-02/raw", .payload = every_byte_value(), .qos = 1,
-                               .retain = true};
+    ipc::publish sensor_binary{
+        .request_id = 3, .topic = "dt/sensor-02/raw", .payload = every_byte_value(), .qos = 1, .retain = true};
     sensor_binary.props.payload_format_indicator = 0;
 
-    ipc::publish sensor_some_properties{.request_id = 4, .topic = "dt/sensor-02/event", .payload = "door open", .qos = 1};
+    ipc::publish sensor_some_properties{
+        .request_id = 4, .topic = "dt/sensor-02/event", .payload = "door open", .qos = 1};
     sensor_some_properties.props.message_expiry_interval = 0;
     sensor_some_properties.props.user_properties = {{"source", "gpio 17"}};
 

@@ -799,7 +799,9 @@ public:
         const auto r = rows(sql);
         return r.empty() || r[0].empty() ? "<none>" : r[0][0];
     }
-    void exec(const std::string& sql) { EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sql; }
+    void exec(const std::string& sql) {
+        EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+    }
 
 private:
     sqlite3* db_ = nullptr;
@@ -848,10 +850,12 @@ TEST_F(SpoolFormatTest, EveryFieldOfAMessageIsLoadedAsItWasAppended) {
     // On disk: columns, not a frame of some protocol.
     raw_db db{path_};
     EXPECT_EQ(db.value("PRAGMA user_version"), "2");
-    EXPECT_EQ(db.rows("SELECT topic, payload, qos, retain, payload_format, message_expiry, content_type, response_topic,"
-                      " correlation_data FROM spool WHERE id = " + std::to_string(id)),
-              (std::vector<std::vector<std::string>>{{"dt/thing-a/every/field", every_field().payload, "1", "1", "0",
-                                                      "4294967295", "", "dt/thing-a/reply", std::string("\x00\xff", 2)}}));
+    EXPECT_EQ(
+        db.rows("SELECT topic, payload, qos, retain, payload_format, message_expiry, content_type, response_topic,"
+                " correlation_data FROM spool WHERE id = " +
+                std::to_string(id)),
+        (std::vector<std::vector<std::string>>{{"dt/thing-a/every/field", every_field().payload, "1", "1", "0",
+                                                "4294967295", "", "dt/thing-a/reply", std::string("\x00\xff", 2)}}));
 }
 
 TEST_F(SpoolFormatTest, UserPropertiesEncodingIsVersionedAndRefusesWhatItDidNotWrite) {
@@ -860,8 +864,8 @@ TEST_F(SpoolFormatTest, UserPropertiesEncodingIsVersionedAndRefusesWhatItDidNotW
     const std::vector<user_property> props{{"a", "1"}, {"a", "2"}, {"", ""}};
     const auto encoded = encode_user_properties(props);
     // Version 1, then (length, key, length, value) per property.
-    EXPECT_EQ(encoded, (std::vector<std::uint8_t>{1, 0, 0, 0, 1, 'a', 0, 0, 0, 1, '1', 0, 0, 0, 1, 'a', 0, 0, 0, 1, '2',
-                                                  0, 0, 0, 0, 0, 0, 0, 0}));
+    EXPECT_EQ(encoded, (std::vector<std::uint8_t>{1,   0, 0, 0, 1, 'a', 0, 0, 0, 1, '1', 0, 0, 0, 1,
+                                                  'a', 0, 0, 0, 1, '2', 0, 0, 0, 0, 0,   0, 0, 0}));
     std::vector<user_property> decoded;
     std::string why;
     ASSERT_TRUE(decode_user_properties(encoded, decoded, why)) << why;
@@ -876,7 +880,7 @@ TEST_F(SpoolFormatTest, UserPropertiesEncodingIsVersionedAndRefusesWhatItDidNotW
     EXPECT_TRUE(refused({2}));  // a later encoding
     auto cut = encoded;
     cut.pop_back();
-    EXPECT_TRUE(refused(cut));  // ends inside a length
+    EXPECT_TRUE(refused(cut));                   // ends inside a length
     EXPECT_TRUE(refused({1, 0, 0, 0, 9, 'a'}));  // a string longer than what is left
     EXPECT_TRUE(refused({1, 0, 0, 0, 1, 'a'}));  // a key without a value
 }
@@ -937,7 +941,8 @@ TEST_F(SpoolFormatTest, Spool010FileIsMigratedFieldByFieldInOrderWithCountsAndBy
 
 TEST_F(SpoolFormatTest, UnreadableRowsOfA010FileGoToQuarantineWithTheReasonAndTheRestMigrate) {
     copy_fixture("spool-0.1.0-unreadable-rows.sqlite");
-    const auto original = raw_db{path_}.rows("SELECT id, thing, message, bytes FROM spool WHERE id IN (2, 4) ORDER BY id");
+    const auto original =
+        raw_db{path_}.rows("SELECT id, thing, message, bytes FROM spool WHERE id IN (2, 4) ORDER BY id");
     ASSERT_EQ(original.size(), 2U);
 
     std::vector<std::string> notices;
@@ -1009,7 +1014,8 @@ TEST_F(SpoolFormatTest, ReopeningAMigratedSpoolChangesNothing) {
 void grow_010_spool(const fs::path& path) {
     raw_db db{path};
     // 5 << 8 = 1280 rows: the frames 0.1.0 wrote, copied.
-    for (int i = 0; i < 8; ++i) db.exec("INSERT INTO spool (thing, message, bytes) SELECT thing, message, bytes FROM spool");
+    for (int i = 0; i < 8; ++i)
+        db.exec("INSERT INTO spool (thing, message, bytes) SELECT thing, message, bytes FROM spool");
 }
 
 // What a 0.1.0 spool holds, to compare before and after a failed migration.
@@ -1087,7 +1093,8 @@ TEST_F(SpoolFormatTest, WriteFailureDuringTheMigrationIsReportedAndLeavesTheSche
     ::close(fds[1]);
     std::string error;
     std::array<char, 512> buf{};
-    for (ssize_t n = 0; (n = ::read(fds[0], buf.data(), buf.size())) > 0;) error.append(buf.data(), static_cast<std::size_t>(n));
+    for (ssize_t n = 0; (n = ::read(fds[0], buf.data(), buf.size())) > 0;)
+        error.append(buf.data(), static_cast<std::size_t>(n));
     ::close(fds[0]);
     int status = 0;
     ASSERT_EQ(::waitpid(child, &status, 0), child);
@@ -1152,8 +1159,9 @@ TEST_F(SpoolFormatTest, RowThatBreaksTheFormatIsMovedToQuarantineWhenLoadedAndTh
     s.reset();
 
     raw_db db{path_};
-    const auto kept = db.rows("SELECT id, thing, bytes, format, json_extract(record, '$.topic'),"
-                              " json_extract(record, '$.payload') FROM quarantine");
+    const auto kept = db.rows(
+        "SELECT id, thing, bytes, format, json_extract(record, '$.topic'),"
+        " json_extract(record, '$.payload') FROM quarantine");
     ASSERT_EQ(kept.size(), 1U);
     EXPECT_EQ(kept[0], (std::vector<std::string>{std::to_string(ids[1]), "thing-a", "10", "spool-2-row-json",
                                                  "dt/thing-a/every/field", "6D31"}));
