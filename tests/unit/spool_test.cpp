@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -1026,6 +1027,36 @@ std::vector<std::vector<std::string>> schema_1_content(const fs::path& path) {
     return out;
 }
 
+// Runs `body` in a forked child that exits with what it returns; `body` may write a report to
+// the file descriptor it gets. The child's wait status and that report.
+struct child_outcome {
+    int status = 0;
+    std::string report;
+};
+child_outcome run_in_child(const std::function<int(int report_fd)>& body) {
+    child_outcome out;
+    std::array<int, 2> fds{};
+    if (::pipe(fds.data()) != 0) {
+        ADD_FAILURE() << last_os_error();
+        return out;
+    }
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::close(fds[0]);
+        ::_exit(body(fds[1]));
+    }
+    ::close(fds[1]);
+    std::array<char, 512> buf{};
+    for (ssize_t n = 0; (n = ::read(fds[0], buf.data(), buf.size())) > 0;)
+        out.report.append(buf.data(), static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    EXPECT_GT(child, 0) << last_os_error();
+    if (child > 0) {
+        EXPECT_EQ(::waitpid(child, &out.status, 0), child);
+    }
+    return out;
+}
+
 // The migration is one transaction; a process that dies in the middle of it (here: killed by
 // SIGXFSZ when a write passes the file size limit, at the same point where the next test's
 // write fails) leaves no commit behind, and SQLite ignores the rest: the file is the 0.1.0
@@ -1037,22 +1068,19 @@ TEST_F(SpoolFormatTest, CrashDuringTheMigrationLeavesTheSchema1FileUsableAndTheN
     ASSERT_EQ(before.size(), 1280U + 1U);
     ASSERT_EQ(before.back()[0], "1");
 
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0) << last_os_error();
-    if (child == 0) {
+    const auto crashed = run_in_child([this](int) {
         const rlimit no_core{0, 0};
         ::setrlimit(RLIMIT_CORE, &no_core);
         // Above the 32 KiB of the -shm file SQLite creates while reading, below what the
         // conversion writes.
         const rlimit small{64 * kib, 64 * kib};
-        if (::setrlimit(RLIMIT_FSIZE, &small) != 0) ::_exit(11);
+        if (::setrlimit(RLIMIT_FSIZE, &small) != 0) return 11;
         std::vector<std::string> notices;
         std::string error;
         auto s = store::open(path_, {}, notices, error);
-        ::_exit(s ? 12 : 13);  // not reached: the conversion writes past the limit
-    }
-    int status = 0;
-    ASSERT_EQ(::waitpid(child, &status, 0), child);
+        return s ? 12 : 13;  // not reached: the conversion writes past the limit
+    });
+    const int status = crashed.status;
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ) << "status " << status;
 
     EXPECT_EQ(schema_1_content(path_), before);
@@ -1074,31 +1102,19 @@ TEST_F(SpoolFormatTest, WriteFailureDuringTheMigrationIsReportedAndLeavesTheSche
     grow_010_spool(path_);
     const auto before = schema_1_content(path_);
 
-    std::array<int, 2> fds{};
-    ASSERT_EQ(::pipe(fds.data()), 0) << last_os_error();
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0) << last_os_error();
-    if (child == 0) {
-        ::close(fds[0]);
+    const auto failed = run_in_child([this](int report_fd) {
         std::signal(SIGXFSZ, SIG_IGN);
         const rlimit small{64 * kib, 64 * kib};
-        if (::setrlimit(RLIMIT_FSIZE, &small) != 0) ::_exit(11);
+        if (::setrlimit(RLIMIT_FSIZE, &small) != 0) return 11;
         std::vector<std::string> notices;
         std::string error;
         auto s = store::open(path_, {}, notices, error);
-        if (s != nullptr || !notices.empty()) ::_exit(12);
-        if (!write_all(fds[1], error.data(), error.size())) ::_exit(13);
-        ::_exit(0);
-    }
-    ::close(fds[1]);
-    std::string error;
-    std::array<char, 512> buf{};
-    for (ssize_t n = 0; (n = ::read(fds[0], buf.data(), buf.size())) > 0;)
-        error.append(buf.data(), static_cast<std::size_t>(n));
-    ::close(fds[0]);
-    int status = 0;
-    ASSERT_EQ(::waitpid(child, &status, 0), child);
+        if (s != nullptr || !notices.empty()) return 12;
+        return write_all(report_fd, error.data(), error.size()) ? 0 : 13;
+    });
+    const int status = failed.status;
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    const std::string& error = failed.report;
     EXPECT_THAT(error, HasSubstr(path_.string()));
     // Said only once the conversion's transaction had begun.
     EXPECT_THAT(error, HasSubstr("cannot migrate from schema 1 ("));
