@@ -53,6 +53,8 @@ struct sqlite3_stmt;
 
 namespace thingmux::spool::format {
 
+// Marks the file as ours, so that another SQLite database put at the path (or restored from the
+// wrong backup) is moved aside instead of being mistaken for an empty spool. "Thmx".
 inline constexpr int application_id = 0x54686d78;
 inline constexpr int version = 2;
 

@@ -15,9 +15,6 @@ namespace thingmux::spool {
 
 namespace {
 
-// The application_id marks the file as ours, so that another SQLite database put at the path (or
-// restored from the wrong backup) is moved aside instead of being mistaken for an empty spool.
-
 // The schema of thingmux 0.1.0, converted when opened.
 constexpr int schema_version_1 = 1;
 
