@@ -146,7 +146,11 @@ private:
                 ++report_.converted;
             } else {
                 rc = quarantine_row(quarantine.get(), id, thing, bytes, frame, why);
-                report_.quarantined.push_back("message " + std::to_string(id) + " of Thing " + thing + ": " + why);
+                auto& line = report_.quarantined.emplace_back("message " + std::to_string(id));
+                line += " of Thing ";
+                line += thing;
+                line += ": ";
+                line += why;
             }
             if (rc != SQLITE_OK) return rc;
         }
