@@ -73,7 +73,7 @@ void session::on_transport_closed(time_point now, std::string reason) {
     if (!end_reported_) {
         end_reported_ = true;
         auto suspect = blame_oldest_publish();
-        emit(action::disconnected{with_suspect(reason, suspect), std::nullopt, action::end_cause::closed, std::move(suspect)});
+        emit(action::disconnected{with_suspect(std::move(reason), suspect), std::nullopt, action::end_cause::closed, std::move(suspect)});
     }
     go_offline();
 }
