@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <system_error>
 #include <variant>
 #include <vector>
 
@@ -23,8 +24,10 @@ struct need_more {
     std::size_t at_least = 0;
 };
 
+// Why decode() refused bytes; an std::error_code of the category decode_category(). Numbered
+// from 1, because an error_code of value 0 means success.
 enum class decode_error : std::uint8_t {
-    bad_fixed_header,      // reserved flags, unknown packet type
+    bad_fixed_header = 1,  // reserved flags, unknown packet type
     bad_remaining_length,  // more than 4 bytes, or non-minimal where it matters
     packet_too_large,      // fixed header + remaining length > max_packet_size
     truncated,             // a field runs past the packet's remaining length
@@ -34,6 +37,11 @@ enum class decode_error : std::uint8_t {
     bad_property,          // unknown id, duplicate, not allowed in this packet, bad value
     protocol_violation,    // e.g. QoS 3, packet id 0, empty SUBSCRIBE, wrong protocol name
 };
+
+// The category of decode_error: name "mqtt.decode", message() in words ("a field runs past the
+// end of the packet").
+[[nodiscard]] const std::error_category& decode_category() noexcept;
+[[nodiscard]] std::error_code make_error_code(decode_error e) noexcept;
 
 struct malformed {
     decode_error code;
@@ -69,3 +77,6 @@ void encode(const publish& p, protocol_version version, std::vector<std::uint8_t
 [[nodiscard]] std::size_t encoded_size(const publish& p, protocol_version version);
 
 }  // namespace thingmux::mqtt
+
+template <>
+struct std::is_error_code_enum<thingmux::mqtt::decode_error> : std::true_type {};

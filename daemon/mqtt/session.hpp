@@ -35,6 +35,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -80,7 +81,8 @@ struct inbound_ticket {
     friend bool operator==(const inbound_ticket&, const inbound_ticket&) = default;
 };
 
-// Local outcomes that never reached the broker (or never came back from it).
+// Local outcomes that never reached the broker (or never came back from it); an std::error_code
+// of the category session_category(), `none` being success.
 enum class local_error : std::uint8_t {
     none = 0,
     not_connected,       // QoS 0 publish while offline
@@ -92,7 +94,11 @@ enum class local_error : std::uint8_t {
     refused_by_broker,   // the broker closed the connection each time this publish was sent alone
 };
 
+// What went wrong, in words ("QoS not supported by the broker"); the category's message().
 [[nodiscard]] const char* to_string(local_error e) noexcept;
+// The category of local_error: name "mqtt.session".
+[[nodiscard]] const std::error_category& session_category() noexcept;
+[[nodiscard]] std::error_code make_error_code(local_error e) noexcept;
 
 namespace action {
 struct send {
@@ -331,3 +337,6 @@ private:
 };
 
 }  // namespace thingmux::mqtt
+
+template <>
+struct std::is_error_code_enum<thingmux::mqtt::local_error> : std::true_type {};

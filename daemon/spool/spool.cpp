@@ -1,22 +1,25 @@
 #include "daemon/spool/spool.hpp"
 
+#include "daemon/spool/format.hpp"
+#include "daemon/spool/migrate_v1.hpp"
+
 #include <sqlite3.h>
 
 #include <array>
 #include <chrono>
 #include <ctime>
 #include <limits>
-#include <system_error>
 #include <utility>
 
 namespace thingmux::spool {
 
 namespace {
 
-// Marks the file as ours, so that another SQLite database put at the path (or restored from the
-// wrong backup) is moved aside instead of being mistaken for an empty spool. "Thmx".
-constexpr int application_id = 0x54686d78;
-constexpr int schema_version = 1;
+// The schema of thingmux 0.1.0, converted when opened.
+constexpr int schema_version_1 = 1;
+
+// Lines naming unreadable messages in the notices of one migration; the rest are counted.
+constexpr std::size_t max_quarantine_notices = 10;
 
 // How long a statement waits for a lock held by another process (an admin's `sqlite3` shell)
 // before it fails. Short, because the daemon's single thread is blocked meanwhile.
@@ -25,17 +28,6 @@ constexpr int busy_timeout_ms = 1000;
 // A checkpoint resets the WAL but leaves the file at its largest size; this caps what a burst of
 // large messages leaves behind.
 constexpr int journal_size_limit = 4 * 1024 * 1024;
-
-// AUTOINCREMENT: an id is never reused, even after the newest message was removed. The daemon holds
-// ids until the broker acknowledges them, and a late remove() must never hit a newer message.
-// The index serves load()'s "this Thing, after this id, oldest first" without a sort.
-constexpr const char* schema_sql =
-    "CREATE TABLE spool ("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " thing TEXT NOT NULL,"
-    " message BLOB NOT NULL,"
-    " bytes INTEGER NOT NULL CHECK (bytes >= 0));"
-    "CREATE INDEX spool_by_thing ON spool (thing, id);";
 
 // The largest value an INTEGER column holds, as the unsigned type the interface counts in.
 constexpr std::uint64_t int64_max = static_cast<std::uint64_t>(std::numeric_limits<sqlite3_int64>::max());
@@ -80,17 +72,6 @@ std::filesystem::path with_suffix(const std::filesystem::path& p, std::string_vi
 // next to a fresh database would be replayed into it.
 constexpr std::array<std::string_view, 3> companion_suffixes = {"-wal", "-shm", "-journal"};
 
-// SQLite's message, plus the OS's when a system call failed: "unable to open database file" is
-// clearer with "(Not a directory)", "disk I/O error" with "(File too large)".
-std::string sqlite_reason(sqlite3* db, int rc) {
-    if (db == nullptr) return sqlite3_errstr(rc);
-    std::string out = sqlite3_errmsg(db);
-    if (const int os_error = sqlite3_system_errno(db); os_error != 0) {
-        out += " (" + std::error_code{os_error, std::generic_category()}.message() + ")";
-    }
-    return out;
-}
-
 bool present(const std::filesystem::path& p) {
     std::error_code ec;
     return std::filesystem::symlink_status(p, ec).type() != std::filesystem::file_type::not_found && !ec;
@@ -102,20 +83,17 @@ void store::db_closer::operator()(sqlite3* db) const noexcept {
     sqlite3_close_v2(db);
 }
 
-void store::stmt_finalizer::operator()(sqlite3_stmt* stmt) const noexcept {
-    sqlite3_finalize(stmt);
-}
-
 // Opening is a sequence of checks, each of which may find the file unusable; this keeps them out
 // of the public class.
 struct opener {
     struct attempt {
         verdict outcome = verdict::usable;
         std::unique_ptr<store> opened;
-        std::string reason;  // when not usable
+        std::string reason;                // when not usable
+        std::vector<std::string> notices;  // when usable: what a migration did
     };
 
-    static attempt fail(verdict v, std::string reason) { return {v, nullptr, std::move(reason)}; }
+    static attempt fail(verdict v, std::string reason) { return {v, nullptr, std::move(reason), {}}; }
 
     static attempt fail(verdict v, sqlite3* db, int rc, std::string_view what) {
         std::string reason{what};
@@ -126,9 +104,8 @@ struct opener {
 
     // Runs a statement that returns at most one interesting value in its first row.
     static int query_int(sqlite3* db, const char* sql, sqlite3_int64& out) {
-        sqlite3_stmt* raw = nullptr;
-        int rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr);
-        const store::stmt_ptr stmt{raw};
+        statement stmt;
+        int rc = prepare(db, sql, stmt);
         if (rc != SQLITE_OK) return rc;
         rc = sqlite3_step(stmt.get());
         if (rc == SQLITE_ROW) {
@@ -139,9 +116,8 @@ struct opener {
     }
 
     static int query_text(sqlite3* db, const char* sql, std::string& out) {
-        sqlite3_stmt* raw = nullptr;
-        int rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr);
-        const store::stmt_ptr stmt{raw};
+        statement stmt;
+        int rc = prepare(db, sql, stmt);
         if (rc != SQLITE_OK) return rc;
         rc = sqlite3_step(stmt.get());
         if (rc == SQLITE_ROW) {
@@ -153,12 +129,27 @@ struct opener {
         return rc == SQLITE_DONE ? SQLITE_OK : rc;
     }
 
-    static int prepare(sqlite3* db, const char* sql, store::stmt_ptr& out) {
-        sqlite3_stmt* raw = nullptr;
-        // PERSISTENT: these live as long as the store, so SQLite should not take their memory
-        // from its short-lived lookaside pool.
-        const int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
-        out.reset(raw);
+    // PERSISTENT: these live as long as the store, so SQLite should not take their memory from
+    // its short-lived lookaside pool.
+    static int prepare_persistent(sqlite3* db, const char* sql, statement& out) {
+        return prepare(db, sql, out, SQLITE_PREPARE_PERSISTENT);
+    }
+
+    // Converts a schema 1 file, reporting what it did in `notices`.
+    static int migrate(sqlite3* db, std::vector<std::string>& notices, std::string& error) {
+        migration_report report;
+        const int rc = migrate_from_v1(db, report, error);
+        if (rc != SQLITE_OK) return rc;
+        notices.push_back("converted " + std::to_string(report.converted) + " message(s) from spool schema " +
+                          std::to_string(schema_version_1) + " (thingmux 0.1.0) to schema " +
+                          std::to_string(format::version));
+        for (std::size_t i = 0; i < report.quarantined.size() && i < max_quarantine_notices; ++i) {
+            notices.push_back(report.quarantined[i] + "; not sent, kept in the table quarantine");
+        }
+        if (report.quarantined.size() > max_quarantine_notices) {
+            notices.push_back(std::to_string(report.quarantined.size() - max_quarantine_notices) +
+                              " more unreadable message(s) kept in the table quarantine");
+        }
         return rc;
     }
 
@@ -196,10 +187,11 @@ struct opener {
         }
         const bool fresh = app_id == 0 && version == 0 && objects == 0;
         if (!fresh) {
-            if (app_id != application_id) {
+            if (app_id != format::application_id) {
                 return fail(verdict::replace, "not a thingmux spool (application_id " + std::to_string(app_id) + ")");
             }
-            if (version != schema_version) {
+            // A later release's file is as unreadable as a corrupt one: moved aside, never guessed at.
+            if (version != format::version && version != schema_version_1) {
                 return fail(verdict::replace, "unknown spool schema version " + std::to_string(version));
             }
             // Cheaper than integrity_check (no index cross-checks) and still reads every page, so a
@@ -225,33 +217,34 @@ struct opener {
         if (mode != "wal") return fail(verdict::give_up, "cannot use WAL (journal_mode is " + mode + ")");
 
         if (fresh) {
-            const std::string create = std::string{"BEGIN IMMEDIATE;"} + schema_sql +
-                                       "PRAGMA application_id = " + std::to_string(application_id) +
-                                       ";PRAGMA user_version = " + std::to_string(schema_version) + ";COMMIT;";
+            const std::string create = std::string{"BEGIN IMMEDIATE;"} + format::create_sql +
+                                       "PRAGMA application_id = " + std::to_string(format::application_id) +
+                                       ";PRAGMA user_version = " + std::to_string(format::version) + ";COMMIT;";
             if ((rc = sqlite3_exec(db.get(), create.c_str(), nullptr, nullptr, nullptr)) != SQLITE_OK) {
                 auto failed = fail(verdict::give_up, db.get(), rc, "cannot create the schema");
                 sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
                 return failed;
             }
         }
+        std::vector<std::string> notices;
+        if (!fresh && version == schema_version_1) {
+            std::string error;
+            if ((rc = migrate(db.get(), notices, error)) != SQLITE_OK) return fail(judge(rc), error);
+        }
 
         std::unique_ptr<store> s{new store{path, l, std::move(db)}};
         sqlite3* const conn = s->db_.get();
         // A table of the right name but the wrong columns fails here.
-        if ((rc = prepare(conn, "INSERT INTO spool (thing, message, bytes) VALUES (?1, ?2, ?3)", s->insert_)) !=
+        if ((rc = prepare_persistent(conn, format::insert_sql, s->insert_)) != SQLITE_OK ||
+            (rc = prepare_persistent(conn, "DELETE FROM spool WHERE id = ?1 RETURNING thing, bytes", s->delete_)) !=
                 SQLITE_OK ||
-            (rc = prepare(conn, "DELETE FROM spool WHERE id = ?1 RETURNING thing, bytes", s->delete_)) != SQLITE_OK ||
-            (rc =
-                 prepare(conn, "SELECT id, message, bytes FROM spool WHERE thing = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-                         s->select_)) != SQLITE_OK) {
+            (rc = prepare_persistent(conn, format::select_sql, s->select_)) != SQLITE_OK) {
             return fail(judge(rc), conn, rc, "wrong schema");
         }
 
         // One scan at open; from here on usage is kept up to date in memory.
-        sqlite3_stmt* raw_sum = nullptr;
-        rc = sqlite3_prepare_v2(conn, "SELECT thing, count(*), sum(bytes) FROM spool GROUP BY thing", -1, &raw_sum,
-                                nullptr);
-        const store::stmt_ptr sum{raw_sum};
+        statement sum;
+        rc = prepare(conn, "SELECT thing, count(*), sum(bytes) FROM spool GROUP BY thing", sum);
         if (rc != SQLITE_OK) return fail(judge(rc), conn, rc, "wrong schema");
         while ((rc = sqlite3_step(sum.get())) == SQLITE_ROW) {
             const auto* text = sqlite3_column_text(sum.get(), 0);
@@ -266,7 +259,7 @@ struct opener {
         if (rc != SQLITE_DONE) return fail(judge(rc), conn, rc, "cannot read");
         // A spool of ours: a clean shutdown may checkpoint and remove the WAL again.
         sqlite3_db_config(conn, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, static_cast<int*>(nullptr));
-        return {verdict::usable, std::move(s), {}};
+        return {verdict::usable, std::move(s), {}, std::move(notices)};
     }
 
     // Renames the database and its companion files to "<path>.corrupt-<UTC time>[.N]"; returns the
@@ -300,8 +293,12 @@ struct opener {
 
 std::unique_ptr<store> store::open(const std::filesystem::path& path, limits l, std::vector<std::string>& notices,
                                    std::string& error) {
+    const auto note = [&](const std::string& what) { notices.push_back("spool " + path.string() + ": " + what); };
     auto first = opener::try_open(path, l);
-    if (first.outcome == verdict::usable) return std::move(first.opened);
+    if (first.outcome == verdict::usable) {
+        for (const auto& n : first.notices) note(n);
+        return std::move(first.opened);
+    }
     if (first.outcome == verdict::give_up) {
         error = "spool " + path.string() + ": " + first.reason;
         return nullptr;
@@ -313,8 +310,7 @@ std::unique_ptr<store> store::open(const std::filesystem::path& path, limits l, 
         error = "spool " + path.string() + ": " + first.reason + "; " + move_error;
         return nullptr;
     }
-    notices.push_back("spool " + path.string() + ": " + first.reason + "; moved it to " + moved->string() +
-                      " and started an empty spool");
+    note(first.reason + "; moved it to " + moved->string() + " and started an empty spool");
     auto second = opener::try_open(path, l);
     if (second.outcome == verdict::usable) return std::move(second.opened);
     error = "spool " + path.string() + ": " + second.reason;
@@ -350,19 +346,11 @@ std::string store::check_limits(std::uint64_t bytes) const {
     return {};
 }
 
-store::append_result store::append(std::string_view thing, std::span<const std::uint8_t> message, std::uint64_t bytes) {
+store::append_result store::append(std::string_view thing, const message& m, std::uint64_t bytes) {
     if (auto full = check_limits(bytes); !full.empty()) return {failure::full, 0, std::move(full)};
 
     sqlite3_stmt* const stmt = insert_.get();
-    // An empty view or span may have a null data pointer, which SQLite would store as NULL.
-    static constexpr char no_text[] = "";
-    int rc =
-        sqlite3_bind_text64(stmt, 1, thing.empty() ? no_text : thing.data(), thing.size(), SQLITE_STATIC, SQLITE_UTF8);
-    if (rc == SQLITE_OK) {
-        rc = message.empty() ? sqlite3_bind_zeroblob(stmt, 2, 0)
-                             : sqlite3_bind_blob64(stmt, 2, message.data(), message.size(), SQLITE_STATIC);
-    }
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, static_cast<sqlite3_int64>(bytes));
+    int rc = format::bind_row(stmt, std::nullopt, thing, bytes, m);
     // Autocommit: the INSERT is its own transaction, committed (and, with synchronous=FULL,
     // synced) when the step returns DONE. On failure SQLite rolls it back: nothing partial stays.
     if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
@@ -409,21 +397,54 @@ store::load_result store::load(std::string_view thing, std::int64_t after, std::
     sqlite3_bind_int64(stmt, 2, after);
     sqlite3_bind_int64(stmt, 3,
                        max > int64_max ? std::numeric_limits<sqlite3_int64>::max() : static_cast<sqlite3_int64>(max));
+    std::vector<std::pair<stored, std::string>> unreadable;  // the row without its message, and why
     int rc = SQLITE_OK;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         stored row;
         row.id = sqlite3_column_int64(stmt, 0);
         row.thing.assign(thing);
-        const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt, 1));
-        const auto size = static_cast<std::size_t>(sqlite3_column_bytes(stmt, 1));
-        if (data != nullptr) row.message.assign(data, data + size);
-        row.bytes = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 2));
-        result.rows.push_back(std::move(row));
+        row.bytes = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1));
+        std::string why;
+        if (format::read_message(stmt, row.message, why)) {
+            result.rows.push_back(std::move(row));
+        } else {
+            unreadable.emplace_back(std::move(row), std::move(why));
+        }
     }
     if (rc != SQLITE_DONE) result.error = describe_error("cannot load");
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
+    // Outside the SELECT, which must not see its own rows move.
+    for (const auto& [row, why] : unreadable) {
+        if (!result.error.empty()) result.error += "; ";
+        result.error += quarantine(row, why);
+    }
     return result;
+}
+
+std::string store::quarantine(const stored& row, const std::string& why) {
+    const std::int64_t id = row.id;
+    const std::string what = "message " + std::to_string(id) + " is unreadable (" + why + ")";
+    // Rare (a file edited by hand), so prepared here rather than kept.
+    statement copy;
+    int rc = sqlite3_exec(db_.get(), "SAVEPOINT quarantine", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) rc = prepare(db_.get(), format::quarantine_row_sql, copy);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(copy.get(), 1, id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text64(copy.get(), 2, what.c_str(), what.size(), SQLITE_STATIC, SQLITE_UTF8);
+    if (rc == SQLITE_OK) rc = sqlite3_step(copy.get()) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db_.get());
+    std::string error;
+    if (rc != SQLITE_OK || !remove(id, error)) {
+        auto failed = describe_error(what + "; cannot move it to the table quarantine");
+        sqlite3_exec(db_.get(), "ROLLBACK TO quarantine; RELEASE quarantine", nullptr, nullptr, nullptr);
+        return failed;
+    }
+    if (sqlite3_exec(db_.get(), "RELEASE quarantine", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        auto failed = describe_error(what + "; cannot move it to the table quarantine");
+        sqlite3_exec(db_.get(), "ROLLBACK TO quarantine; RELEASE quarantine", nullptr, nullptr, nullptr);
+        add_usage(row.thing, row.bytes);  // remove() counted it gone
+        return failed;
+    }
+    return what + "; moved it to the table quarantine";
 }
 
 std::uint64_t store::count(std::string_view thing) const {

@@ -2,15 +2,21 @@
 // (Thing offline), kept in SQLite so that a crash, `kill -9` or power cut loses none of them.
 //
 // One table holds every Thing's messages; the autoincrement id gives the global order of
-// acceptance and is the handle the daemon keeps until the broker acknowledges the message. The
-// message is opaque here (the daemon stores the IPC `publish` frame). Each append is its own
-// transaction, committed with synchronous=FULL before append() returns, so "accepted" can be
-// reported to the app only once the message would survive a power cut.
+// acceptance and is the handle the daemon keeps until the broker acknowledges the message. Each
+// message is a spool::message (message.hpp) in columns of the spool's own format (format.hpp),
+// versioned apart from the IPC protocol and the MQTT codec; a file of an older schema is migrated
+// when it is opened (migrate_v1.hpp). Each append is its own transaction, committed with
+// synchronous=FULL before append() returns, so "accepted" can be reported to the app only once
+// the message would survive a power cut.
 //
-// Pure: only the standard library and SQLite; nothing logs. Events worth a log line (a corrupt
-// file moved aside) are returned as text for the daemon to log. Single-threaded like the daemon:
-// one store per file, used from one thread.
+// Pure: only the standard library and SQLite (and the IPC codec, to read schema 1 files);
+// nothing logs. Events worth a log line (a corrupt file moved aside, a migration) are returned
+// as text for the daemon to log. Single-threaded like the daemon: one store per file, used from
+// one thread.
 #pragma once
+
+#include "daemon/spool/message.hpp"
+#include "daemon/spool/sqlite.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -18,13 +24,11 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 struct sqlite3;
-struct sqlite3_stmt;
 
 namespace thingmux::spool {
 
@@ -45,7 +49,7 @@ enum class failure : std::uint8_t {
 struct stored {
     std::int64_t id = 0;
     std::string thing;
-    std::vector<std::uint8_t> message;
+    spool::message message;
     std::uint64_t bytes = 0;
 };
 
@@ -58,11 +62,17 @@ public:
     };
     struct load_result {
         std::vector<stored> rows;
-        std::string error;  // empty on success; rows may then be incomplete
+        // Empty on success; rows may then be incomplete. Also says which messages were found
+        // unreadable and moved to the quarantine table (they are not in rows).
+        std::string error;
     };
 
-    // Opens or creates the spool at `path` (WAL, synchronous=FULL, a busy timeout). A file that
-    // is not a usable spool (not SQLite, corrupt, another schema) is renamed to
+    // Opens or creates the spool at `path` (WAL, synchronous=FULL, a busy timeout). A file of
+    // schema 1 (thingmux 0.1.0) is converted to the current schema in one transaction, with a
+    // line in `notices` saying so and one per message that could not be read (those are kept in
+    // the quarantine table, not sent); if the conversion fails, the file stays as it was. A file
+    // that is not a usable spool (not SQLite, corrupt, an unknown schema such as a later
+    // release's) is renamed to
     // "<path>.corrupt-<UTC YYYYmmddTHHMMSSZ>" together with its -wal/-shm files and a fresh spool
     // is created in its place, with one line per such event appended to `notices`: the daemon
     // must never refuse to start because of its spool. Returns nullptr, with `error` naming the
@@ -81,15 +91,15 @@ public:
     // what counts against max_bytes (the caller decides, e.g. topic + payload). Refuses with
     // failure::full when a limit would be exceeded, or failure::io with SQLite's reason; nothing
     // is stored then. Never throws.
-    [[nodiscard]] append_result append(std::string_view thing, std::span<const std::uint8_t> message,
-                                       std::uint64_t bytes);
+    [[nodiscard]] append_result append(std::string_view thing, const message& m, std::uint64_t bytes);
 
     // Deletes a message once the broker acknowledged it. An unknown id is not an error (the
     // message is gone either way). False, with `error` set, on an I/O failure.
     [[nodiscard]] bool remove(std::int64_t id, std::string& error);
 
     // Oldest first: at most `max` messages of `thing` with an id greater than `after`. Page
-    // through a backlog by passing the last id of the previous page.
+    // through a backlog by passing the last id of the previous page. A row whose columns break
+    // the format (a file edited by hand) is moved to the quarantine table and named in `error`.
     [[nodiscard]] load_result load(std::string_view thing, std::int64_t after, std::size_t max);
 
     // Usage, kept in memory so that checks on the hot path cost no query.
@@ -115,17 +125,15 @@ private:
     struct db_closer {
         void operator()(sqlite3* db) const noexcept;
     };
-    struct stmt_finalizer {
-        void operator()(sqlite3_stmt* stmt) const noexcept;
-    };
     using db_ptr = std::unique_ptr<sqlite3, db_closer>;
-    using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
 
     store(std::filesystem::path path, limits l, db_ptr db);
     friend struct opener;  // spool.cpp: opens, checks and, if need be, replaces the file
 
     [[nodiscard]] std::string describe_error(std::string_view what) const;
     [[nodiscard]] std::string check_limits(std::uint64_t bytes) const;
+    // Moves an unreadable row (loaded without its message) to the quarantine table; says so.
+    [[nodiscard]] std::string quarantine(const stored& row, const std::string& why);
     void add_usage(std::string_view thing, std::uint64_t bytes);
     void subtract_usage(std::string_view thing, std::uint64_t bytes);
 
@@ -133,9 +141,9 @@ private:
     limits limits_;
     // Declared before the statements so that they are finalized before the connection closes.
     db_ptr db_;
-    stmt_ptr insert_;
-    stmt_ptr delete_;
-    stmt_ptr select_;
+    statement insert_;
+    statement delete_;
+    statement select_;
     std::map<std::string, usage, std::less<>> by_thing_;
     usage total_;
 };

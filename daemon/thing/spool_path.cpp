@@ -5,7 +5,7 @@
 // start.
 #include "daemon/thing/outcome.hpp"
 #include "daemon/thing/pipeline.hpp"
-#include "ipc/codec.hpp"
+#include "daemon/thing/spool_message.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -15,23 +15,13 @@ namespace {
 
 constexpr std::size_t spool_batch = 64;  // spooled messages held in memory at once per Thing
 
-std::vector<std::uint8_t> to_row(const ipc::publish& m) { return ipc::encode(ipc::client_message{m}); }
-
-std::optional<ipc::publish> from_row(const spool::stored& row) {
-    auto decoded = ipc::decode_client_message(row.message, row.message.size());
-    auto* ok = std::get_if<ipc::decoded<ipc::client_message>>(&decoded);
-    auto* p = ok ? std::get_if<ipc::publish>(&ok->message) : nullptr;
-    if (p == nullptr) return std::nullopt;
-    return std::move(*p);
-}
-
 }  // namespace
 
 std::optional<ipc::result> pipeline::maybe_spool(const ipc::publish& m) {
     auto* spool = shared_.spool;
     if (spool == nullptr || m.qos != 1) return std::nullopt;
     if (online() && spool->count(settings_.name) == 0) return std::nullopt;
-    const auto r = spool->append(settings_.name, to_row(m), m.topic.size() + m.payload.size());
+    const auto r = spool->append(settings_.name, to_spool_message(m), m.topic.size() + m.payload.size());
     if (r.error == spool::failure::none) {
         ++shared_.counters.spooled;
         return ipc::result{.code = ipc::errc::spooled, .mqtt_reason_code = 0, .message = {}};
@@ -53,19 +43,14 @@ void pipeline::drain_spool() {
     // Publishes accepted before the spool began (held in the shaper while the link was down) go
     // first: every later publish of the same app was spooled behind them.
     if (shaper_.queued_total() > shaper_.queued(spool_flow)) return;
-    const auto loaded = spool->load(settings_.name, spool_cursor_, spool_batch - spool_loaded_);
+    auto loaded = spool->load(settings_.name, spool_cursor_, spool_batch - spool_loaded_);
+    // Rows the spool could not read are in its quarantine table now, named here.
     if (!loaded.error.empty()) spdlog::error("thing {}: cannot read the spool: {}", settings_.name, loaded.error);
-    for (const auto& row : loaded.rows) {
+    for (auto& row : loaded.rows) {
         spool_cursor_ = row.id;
-        auto m = from_row(row);
-        if (!m) {
-            spdlog::error("thing {}: spooled message {} is unreadable; dropping it", settings_.name, row.id);
-            std::string error;
-            if (!spool->remove(row.id, error)) spdlog::error("spool: {}", error);
-            continue;
-        }
         ++spool_loaded_;
-        enqueue({.msg = to_mqtt(std::move(*m)), .owner = nullptr, .flow = spool_flow, .request_id = 0, .spool_id = row.id});
+        enqueue({.msg = to_mqtt(from_spool_message(std::move(row.message))), .owner = nullptr, .flow = spool_flow,
+                 .request_id = 0, .spool_id = row.id});
     }
     if (!loaded.rows.empty()) pump_again_ = true;  // the batch may go out at once
 }

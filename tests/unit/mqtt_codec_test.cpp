@@ -10,8 +10,10 @@
 #include <algorithm>
 #include <initializer_list>
 #include <ostream>
+#include <set>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <variant>
 #include <vector>
 
@@ -1021,6 +1023,29 @@ TEST(MqttPacket, MapsMqtt311ConnackReturnCodes) {
     EXPECT_EQ(connack_reason_v5(v311, 4), reason::bad_user_name_or_password);
     EXPECT_EQ(connack_reason_v5(v311, 5), reason::not_authorized);
     EXPECT_EQ(connack_reason_v5(v5, reason::banned), reason::banned);
+}
+
+// A decode error is an std::error_code of its own category, never 0 (success), with words.
+TEST(MqttDecodeError, EveryValueIsAnErrorCodeOfTheDecodeCategoryWithAMessageInWords) {
+    using enum decode_error;
+    std::set<std::string> messages;
+    for (const auto e : {bad_fixed_header, bad_remaining_length, packet_too_large, truncated, trailing_bytes, bad_utf8,
+                         bad_topic, bad_property, protocol_violation}) {
+        const std::error_code ec = e;  // std::is_error_code_enum
+        EXPECT_TRUE(ec) << ec.value();
+        EXPECT_EQ(ec, e);
+        EXPECT_EQ(&ec.category(), &decode_category());
+        EXPECT_STREQ(ec.category().name(), "mqtt.decode");
+        EXPECT_NE(ec.message(), "unknown MQTT decoding error") << ec.value();
+        EXPECT_TRUE(messages.insert(ec.message()).second) << "said twice: " << ec.message();
+    }
+    EXPECT_EQ(make_error_code(truncated).message(), "a field runs past the end of the packet");
+    EXPECT_NE(std::error_code{decode_error::truncated}, std::error_code(static_cast<int>(decode_error::truncated),
+                                                                        std::generic_category()));
+    // What decode() reports converts the same way.
+    const auto bad = decode(bytes{0x00, 0x00}, protocol_version::v311);
+    ASSERT_TRUE(std::holds_alternative<malformed>(bad));
+    EXPECT_EQ(std::error_code{std::get<malformed>(bad).code}, bad_fixed_header);
 }
 
 }  // namespace

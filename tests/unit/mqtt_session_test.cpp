@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -1328,6 +1329,26 @@ TEST(MqttSession, EndCausesAreReported) {
     b.s.disconnect(b.now);
     b.collect();
     EXPECT_EQ(b.take_first<action::disconnected>().value().cause, action::end_cause::local);
+}
+
+// A local outcome is an std::error_code of its own category: `none` is success, the others
+// are errors whose message is what to_string() says.
+TEST(MqttLocalError, EveryValueIsAnErrorCodeOfTheSessionCategoryWithAMessageInWords) {
+    EXPECT_FALSE(std::error_code{local_error::none});
+    EXPECT_EQ(make_error_code(local_error::none).message(), "no error");
+    std::set<std::string> messages;
+    for (const auto e : {local_error::not_connected, local_error::packet_too_large, local_error::qos_not_supported,
+                         local_error::invalid_topic, local_error::session_closed, local_error::retain_not_supported,
+                         local_error::refused_by_broker}) {
+        const std::error_code ec = e;
+        EXPECT_TRUE(ec);
+        EXPECT_EQ(ec, e);
+        EXPECT_STREQ(ec.category().name(), "mqtt.session");
+        EXPECT_EQ(&ec.category(), &session_category());
+        EXPECT_EQ(ec.message(), to_string(e));
+        EXPECT_TRUE(messages.insert(ec.message()).second) << "said twice: " << ec.message();
+    }
+    EXPECT_EQ(std::error_code{local_error::qos_not_supported}.message(), "QoS not supported by the broker");
 }
 
 }  // namespace

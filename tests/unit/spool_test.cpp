@@ -2,6 +2,8 @@
 // what happens when the process is killed, the file is damaged or the disk refuses writes.
 #include "daemon/spool/spool.hpp"
 
+#include "daemon/spool/format.hpp"
+
 // Only to build a foreign SQLite database; thingmux_spool brings libsqlite3 to the link.
 #include <sqlite3.h>
 
@@ -13,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <csignal>
@@ -20,6 +23,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -41,6 +45,7 @@ using thingmux::spool::failure;
 using thingmux::spool::limits;
 using thingmux::spool::store;
 using thingmux::spool::stored;
+using spool_message = thingmux::spool::message;
 
 constexpr std::size_t kib = 1024;
 
@@ -55,6 +60,15 @@ std::vector<std::uint8_t> bytes_of(std::string_view text) {
 
 std::string text_of(const std::vector<std::uint8_t>& bytes) {
     return {bytes.begin(), bytes.end()};
+}
+
+// A message that differs from others by its payload only.
+spool_message payload_message(std::string_view payload) {
+    return {.topic = "dt/thing/data", .payload = std::string{payload}};
+}
+
+std::string text_of(const spool_message& m) {
+    return m.payload;
 }
 
 std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint32_t seed) {
@@ -94,10 +108,10 @@ std::vector<fs::path> moved_aside(const fs::path& dir) {
 }
 
 // A numbered message, long enough to span more than a few bytes of a page.
-std::vector<std::uint8_t> numbered(std::uint64_t n) {
+spool_message numbered(std::uint64_t n) {
     std::string text = "message " + std::to_string(n) + " ";
     text.resize(200, '.');
-    return bytes_of(text);
+    return payload_message(text);
 }
 
 bool write_all(int fd, const void* data, std::size_t size) {
@@ -157,8 +171,8 @@ protected:
     }
 
     static std::int64_t append_ok(store& s, std::string_view thing, std::string_view text) {
-        const auto message = bytes_of(text);
-        const auto r = s.append(thing, message, message.size());
+        const auto message = payload_message(text);
+        const auto r = s.append(thing, message, message.payload.size());
         EXPECT_EQ(r.error, failure::none) << r.message;
         return r.id;
     }
@@ -223,7 +237,7 @@ TEST_F(SpoolTest, RemovedMessageIsGoneAndRemovingAnUnknownIdIsNoError) {
 TEST_F(SpoolTest, CountsAndBytesFollowAppendsAndRemovesPerThingAndInTotal) {
     auto s = open_clean();
     ASSERT_NE(s, nullptr);
-    const std::vector<std::uint8_t> message = bytes_of("payload");
+    const auto message = payload_message("payload");
     // The byte count is the caller's, not the stored blob's size.
     const auto a1 = s->append("thing-a", message, 100);
     const auto a2 = s->append("thing-a", message, 250);
@@ -317,7 +331,7 @@ TEST_F(SpoolTest, EverythingAppendedIsThereAfterReopenWithUsageRecomputed) {
     EXPECT_EQ(s->count("thing-b"), 7U);
     EXPECT_EQ(s->bytes("thing-b"), 7U * 3U);
     std::uint64_t a_bytes = 0;
-    for (const auto& row : a) a_bytes += row.message.size();
+    for (const auto& row : a) a_bytes += row.message.payload.size();
     EXPECT_EQ(s->bytes("thing-a"), a_bytes);
     EXPECT_EQ(s->total_count(), 56U);
     EXPECT_EQ(s->total_bytes(), a_bytes + 21U);
@@ -347,7 +361,7 @@ TEST_F(SpoolTest, EmptyMessageAndEmptyThingNameAreStoredNotLost) {
     const auto rows = load_all(*s, "");
     ASSERT_EQ(rows.size(), 1U);
     EXPECT_EQ(rows[0].id, id.id);
-    EXPECT_THAT(rows[0].message, IsEmpty());
+    EXPECT_EQ(rows[0].message, spool_message{});
     EXPECT_EQ(s->count(""), 1U);
 }
 
@@ -356,7 +370,7 @@ TEST_F(SpoolTest, MaxMessagesRefusesWithFullNamingTheLimitAndStoresNothing) {
     ASSERT_NE(s, nullptr);
     for (int i = 0; i < 3; ++i) append_ok(*s, i == 1 ? "thing-b" : "thing-a", "m" + std::to_string(i));
 
-    const auto refused = s->append("thing-a", bytes_of("one too many"), 12);
+    const auto refused = s->append("thing-a", payload_message("one too many"), 12);
     EXPECT_EQ(refused.error, failure::full);
     EXPECT_EQ(refused.message, "spool full: 3 messages (spool.max_messages 3)");
     EXPECT_EQ(s->total_count(), 3U);
@@ -366,19 +380,19 @@ TEST_F(SpoolTest, MaxMessagesRefusesWithFullNamingTheLimitAndStoresNothing) {
     // The limit is on the whole spool, and removing makes room again.
     std::string error;
     ASSERT_TRUE(s->remove(load_all(*s, "thing-b").at(0).id, error)) << error;
-    EXPECT_EQ(s->append("thing-a", bytes_of("fits now"), 8).error, failure::none);
+    EXPECT_EQ(s->append("thing-a", payload_message("fits now"), 8).error, failure::none);
 
     s.reset();
     auto reopened = open_clean({.max_bytes = std::nullopt, .max_messages = 3});
     ASSERT_NE(reopened, nullptr);
     EXPECT_EQ(reopened->total_count(), 3U);
-    EXPECT_EQ(reopened->append("thing-b", bytes_of("x"), 1).error, failure::full);
+    EXPECT_EQ(reopened->append("thing-b", payload_message("x"), 1).error, failure::full);
 }
 
 TEST_F(SpoolTest, MaxBytesRefusesWithFullNamingTheLimitAndStoresNothing) {
     auto s = open_clean({.max_bytes = 100, .max_messages = std::nullopt});
     ASSERT_NE(s, nullptr);
-    const auto message = bytes_of("m");
+    const auto message = payload_message("m");
     ASSERT_EQ(s->append("thing-a", message, 60).error, failure::none);
 
     const auto refused = s->append("thing-a", message, 41);
@@ -405,7 +419,7 @@ TEST_F(SpoolTest, MaxBytesRefusesWithFullNamingTheLimitAndStoresNothing) {
 TEST_F(SpoolTest, SetLimitsRaisesAndLowersTheBoundsWithoutDroppingWhatIsStored) {
     auto s = open_clean({.max_bytes = 1000, .max_messages = 2});
     ASSERT_NE(s, nullptr);
-    const auto message = bytes_of("m");
+    const auto message = payload_message("m");
     ASSERT_EQ(s->append("thing-a", message, 400).error, failure::none);
     ASSERT_EQ(s->append("thing-a", message, 400).error, failure::none);
     EXPECT_EQ(s->append("thing-a", message, 100).error, failure::full);
@@ -454,7 +468,7 @@ TEST_F(SpoolTest, EveryAppendReportedBeforeKillNineIsThereAfterReopen) {
             if (!s || !notices.empty()) ::_exit(3);
             for (std::uint64_t n = round * numbers_per_round;; ++n) {
                 const auto message = numbered(n);
-                const auto r = s->append("thing-a", message, message.size());
+                const auto r = s->append("thing-a", message, message.payload.size());
                 if (r.error != failure::none) ::_exit(4);
                 const report rep{r.id, n};
                 if (!write_all(fds[1], &rep, sizeof rep)) ::_exit(5);
@@ -481,7 +495,7 @@ TEST_F(SpoolTest, EveryAppendReportedBeforeKillNineIsThereAfterReopen) {
     auto s = open_clean();
     ASSERT_NE(s, nullptr);
     const auto rows = load_all(*s, "thing-a");
-    std::map<std::int64_t, std::vector<std::uint8_t>> by_id;
+    std::map<std::int64_t, spool_message> by_id;
     std::set<std::string> contents;
     for (const auto& row : rows) {
         EXPECT_TRUE(by_id.emplace(row.id, row.message).second) << "id " << row.id << " twice";
@@ -566,7 +580,7 @@ TEST_F(SpoolTest, SpoolWithDamagedPagesIsMovedAsideAndAnEmptySpoolOpens) {
         ASSERT_NE(s, nullptr);
         for (std::uint64_t i = 0; i < 300; ++i) {
             const auto message = numbered(i);
-            ASSERT_EQ(s->append("thing-a", message, message.size()).error, failure::none);
+            ASSERT_EQ(s->append("thing-a", message, message.payload.size()).error, failure::none);
         }
     }  // closing checkpoints the WAL into the file
     ASSERT_FALSE(fs::exists(path_.string() + "-wal"));
@@ -633,11 +647,11 @@ TEST_F(SpoolTest, WriteFailureReturnsIoWithSqlitesReasonAndStoresNothing) {
         small.rlim_cur = kib * kib;
         if (::setrlimit(RLIMIT_FSIZE, &small) != 0) ::_exit(11);
 
-        const auto large = random_bytes(64 * kib, 4);
+        const auto large = payload_message(text_of(random_bytes(64 * kib, 4)));
         std::uint64_t stored_count = 0;
         store::append_result r;
         for (int i = 0; i < 1000; ++i) {
-            r = s->append("thing-a", large, large.size());
+            r = s->append("thing-a", large, large.payload.size());
             if (r.error != failure::none) break;
             ++stored_count;
         }
@@ -647,7 +661,7 @@ TEST_F(SpoolTest, WriteFailureReturnsIoWithSqlitesReasonAndStoresNothing) {
         if (s->total_count() != stored_count) ::_exit(15);  // the failed one must not count
         // Room again: the same store goes on working.
         if (::setrlimit(RLIMIT_FSIZE, &original) != 0) ::_exit(11);
-        if (s->append("thing-a", large, large.size()).error != failure::none) ::_exit(16);
+        if (s->append("thing-a", large, large.payload.size()).error != failure::none) ::_exit(16);
         ++stored_count;
         if (!write_all(fds[1], &stored_count, sizeof stored_count)) ::_exit(17);
         ::_exit(0);
@@ -667,7 +681,7 @@ TEST_F(SpoolTest, WriteFailureReturnsIoWithSqlitesReasonAndStoresNothing) {
     ASSERT_NE(s, nullptr);
     const auto rows = load_all(*s, "thing-a");
     EXPECT_EQ(rows.size(), stored_count);
-    for (const auto& row : rows) EXPECT_EQ(row.message, random_bytes(64 * kib, 4));
+    for (const auto& row : rows) EXPECT_EQ(row.message.payload, text_of(random_bytes(64 * kib, 4)));
 }
 
 TEST_F(SpoolTest, MissingDirectoryFailsToOpenWithAnErrorNamingThePath) {
@@ -691,6 +705,482 @@ TEST_F(SpoolTest, PathUnderARegularFileFailsToOpenWithAnErrorNamingThePath) {
     EXPECT_THAT(error, HasSubstr(path.string()));
     EXPECT_THAT(notices, IsEmpty());
     EXPECT_EQ(text_of(read_file(not_a_dir)), "keep me");
+}
+
+}  // namespace
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// The file format (schema 2) and the migration of 0.1.0 spools (schema 1), with the files
+// thingmux 0.1.0 wrote in tests/data (see the README there).
+
+using thingmux::spool::user_property;
+
+const fs::path data_dir = THINGMUX_TEST_DATA_DIR;
+
+// A message with every field set, the optional ones present but empty where that differs from absent.
+spool_message every_field() {
+    spool_message m;
+    m.topic = "dt/thing-a/every/field";
+    m.payload = std::string("\x00\x01\x02 binary \xff\x00", 13);
+    m.qos = 1;
+    m.retain = true;
+    m.payload_format_indicator = 0;
+    m.message_expiry_interval = 4'294'967'295U;
+    m.content_type = "";
+    m.response_topic = "dt/thing-a/reply";
+    m.correlation_data = std::string("\x00\xff", 2);
+    m.user_properties = {{"k", "v1"}, {"k", "v2"}, {"", ""}, {"long", std::string(70'000, 'x')}};
+    return m;
+}
+
+// What spool-0.1.0.sqlite holds, as the apps published it (tests/data/make_spool_0.1.0.cpp).
+std::string every_byte_value() {
+    std::string out;
+    for (int i = 0; i < 300; ++i) out.push_back(static_cast<char>(i % 256));
+    return out;
+}
+
+struct expected_row {
+    std::int64_t id;
+    std::string thing;
+    spool_message message;
+};
+
+std::vector<expected_row> spool_010_rows() {
+    spool_message status{.topic = "dt/gateway-01/status", .payload = R"({"ok":true})"};
+    status.payload_format_indicator = 1;
+    status.message_expiry_interval = 3600;
+    status.content_type = "application/json";
+    status.response_topic = "dt/gateway-01/status/accepted";
+    status.correlation_data = std::string("\x00\x01\xfe\xff", 4);
+    status.user_properties = {{"unit", "celsius"}, {"unit", "kelvin"}, {"trace-id", ""}};
+    spool_message raw{.topic = "dt/sensor-02/raw", .payload = every_byte_value(), .qos = 1, .retain = true};
+    raw.payload_format_indicator = 0;
+    spool_message event{.topic = "dt/sensor-02/event", .payload = "door open"};
+    event.message_expiry_interval = 0;
+    event.user_properties = {{"source", "gpio 17"}};
+    return {{1, "gateway-01", {.topic = "dt/gateway-01/temperature", .payload = "21.5"}},
+            {2, "gateway-01", status},
+            {3, "sensor-02", raw},
+            {4, "sensor-02", event},
+            {5, "gateway-01", {.topic = "dt/gateway-01/heartbeat", .payload = ""}}};
+}
+
+// Plain SQLite on a spool file, to look at it as it is on disk.
+class raw_db {
+public:
+    explicit raw_db(const fs::path& p) {
+        EXPECT_EQ(sqlite3_open_v2(p.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK) << p;
+    }
+    raw_db(const raw_db&) = delete;
+    raw_db& operator=(const raw_db&) = delete;
+    ~raw_db() { sqlite3_close(db_); }
+
+    // The rows of `sql`, each column as text (blobs as their bytes), NULL as "<null>".
+    std::vector<std::vector<std::string>> rows(const std::string& sql) {
+        std::vector<std::vector<std::string>> out;
+        sqlite3_stmt* stmt = nullptr;
+        EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sqlite3_errmsg(db_);
+        while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
+            auto& row = out.emplace_back();
+            for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
+                const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt, i));
+                row.push_back(sqlite3_column_type(stmt, i) == SQLITE_NULL
+                                  ? "<null>"
+                                  : std::string(data == nullptr ? "" : data,
+                                                static_cast<std::size_t>(sqlite3_column_bytes(stmt, i))));
+            }
+        }
+        sqlite3_finalize(stmt);
+        return out;
+    }
+    std::string value(const std::string& sql) {
+        const auto r = rows(sql);
+        return r.empty() || r[0].empty() ? "<none>" : r[0][0];
+    }
+    void exec(const std::string& sql) {
+        EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+    }
+
+private:
+    sqlite3* db_ = nullptr;
+};
+
+class SpoolFormatTest : public SpoolTest {
+protected:
+    // A copy of a fixture at path_: opening migrates the file in place.
+    void copy_fixture(const std::string& name) {
+        fs::copy_file(data_dir / name, path_, fs::copy_options::overwrite_existing);
+    }
+
+    // Opens path_ expecting success; returns the notices.
+    std::unique_ptr<store> open_noting(std::vector<std::string>& notices) {
+        std::string error;
+        auto s = store::open(path_, {}, notices, error);
+        EXPECT_NE(s, nullptr) << error;
+        return s;
+    }
+};
+
+TEST_F(SpoolFormatTest, EveryFieldOfAMessageIsLoadedAsItWasAppended) {
+    std::int64_t id = 0;
+    const spool_message minimal{.topic = "t", .payload = ""};
+    {
+        auto s = open_clean();
+        ASSERT_NE(s, nullptr);
+        const auto r = s->append("thing-a", every_field(), 7);
+        ASSERT_EQ(r.error, failure::none) << r.message;
+        id = r.id;
+        ASSERT_EQ(s->append("thing-a", minimal, 1).error, failure::none);
+    }
+    auto s = open_clean();
+    ASSERT_NE(s, nullptr);
+    const auto rows = load_all(*s, "thing-a");
+    ASSERT_EQ(rows.size(), 2U);
+    EXPECT_EQ(rows[0].id, id);
+    EXPECT_EQ(rows[0].bytes, 7U);
+    EXPECT_EQ(rows[0].message, every_field());
+    // Absent stays absent: no property appears from nowhere, none is empty instead of missing.
+    EXPECT_EQ(rows[1].message, minimal);
+    EXPECT_FALSE(rows[1].message.content_type.has_value());
+    EXPECT_FALSE(rows[1].message.correlation_data.has_value());
+    EXPECT_TRUE(rows[0].message.content_type.has_value());
+
+    // On disk: columns, not a frame of some protocol.
+    raw_db db{path_};
+    EXPECT_EQ(db.value("PRAGMA user_version"), "2");
+    EXPECT_EQ(
+        db.rows("SELECT topic, payload, qos, retain, payload_format, message_expiry, content_type, response_topic,"
+                " correlation_data FROM spool WHERE id = " +
+                std::to_string(id)),
+        (std::vector<std::vector<std::string>>{{"dt/thing-a/every/field", every_field().payload, "1", "1", "0",
+                                                "4294967295", "", "dt/thing-a/reply", std::string("\x00\xff", 2)}}));
+}
+
+TEST_F(SpoolFormatTest, UserPropertiesEncodingIsVersionedAndRefusesWhatItDidNotWrite) {
+    using thingmux::spool::format::decode_user_properties;
+    using thingmux::spool::format::encode_user_properties;
+    const std::vector<user_property> props{{"a", "1"}, {"a", "2"}, {"", ""}};
+    const auto encoded = encode_user_properties(props);
+    // Version 1, then (length, key, length, value) per property.
+    EXPECT_EQ(encoded, (std::vector<std::uint8_t>{1,   0, 0, 0, 1, 'a', 0, 0, 0, 1, '1', 0, 0, 0, 1,
+                                                  'a', 0, 0, 0, 1, '2', 0, 0, 0, 0, 0,   0, 0, 0}));
+    std::vector<user_property> decoded;
+    std::string why;
+    ASSERT_TRUE(decode_user_properties(encoded, decoded, why)) << why;
+    EXPECT_EQ(decoded, props);
+
+    const auto refused = [&](std::vector<std::uint8_t> bytes) {
+        why.clear();
+        const bool ok = decode_user_properties(bytes, decoded, why);
+        return !ok && !why.empty();
+    };
+    EXPECT_TRUE(refused({}));
+    EXPECT_TRUE(refused({2}));  // a later encoding
+    auto cut = encoded;
+    cut.pop_back();
+    EXPECT_TRUE(refused(cut));                   // ends inside a length
+    EXPECT_TRUE(refused({1, 0, 0, 0, 9, 'a'}));  // a string longer than what is left
+    EXPECT_TRUE(refused({1, 0, 0, 0, 1, 'a'}));  // a key without a value
+}
+
+TEST_F(SpoolFormatTest, Spool010FileIsMigratedFieldByFieldInOrderWithCountsAndBytes) {
+    copy_fixture("spool-0.1.0.sqlite");
+    const auto before = raw_db{path_}.rows("SELECT id, thing, bytes FROM spool ORDER BY id");
+    ASSERT_EQ(before.size(), 5U);
+
+    std::vector<std::string> notices;
+    auto s = open_noting(notices);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(notices, (std::vector<std::string>{"spool " + path_.string() +
+                                                 ": converted 5 message(s) from spool schema 1 (thingmux 0.1.0) to "
+                                                 "schema 2"}));
+    EXPECT_THAT(moved_aside(dir_), IsEmpty());
+
+    std::vector<stored> loaded;
+    for (const auto* thing : {"gateway-01", "sensor-02"}) {
+        for (auto& row : load_all(*s, thing)) loaded.push_back(std::move(row));
+    }
+    std::sort(loaded.begin(), loaded.end(), [](const stored& a, const stored& b) { return a.id < b.id; });
+    const auto expected = spool_010_rows();
+    ASSERT_EQ(loaded.size(), expected.size());
+    std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> usage;  // count, bytes
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        SCOPED_TRACE("message " + std::to_string(expected[i].id));
+        EXPECT_EQ(loaded[i].id, expected[i].id);
+        EXPECT_EQ(loaded[i].thing, expected[i].thing);
+        const auto& got = loaded[i].message;
+        const auto& want = expected[i].message;
+        EXPECT_EQ(got.topic, want.topic);
+        EXPECT_EQ(got.payload, want.payload);
+        EXPECT_EQ(got.qos, 1);
+        EXPECT_EQ(got.retain, want.retain);
+        EXPECT_EQ(got.payload_format_indicator, want.payload_format_indicator);
+        EXPECT_EQ(got.message_expiry_interval, want.message_expiry_interval);
+        EXPECT_EQ(got.content_type, want.content_type);
+        EXPECT_EQ(got.response_topic, want.response_topic);
+        EXPECT_EQ(got.correlation_data, want.correlation_data);
+        EXPECT_EQ(got.user_properties, want.user_properties);
+        EXPECT_EQ(got, want);  // and nothing this list forgot
+        // The byte count is the one 0.1.0 stored (topic + payload), not recomputed.
+        EXPECT_EQ(std::to_string(loaded[i].bytes), before[i][2]);
+        EXPECT_EQ(loaded[i].bytes, want.topic.size() + want.payload.size());
+        ++usage[loaded[i].thing].first;
+        usage[loaded[i].thing].second += loaded[i].bytes;
+    }
+    EXPECT_EQ(s->things(), (std::vector<std::string>{"gateway-01", "sensor-02"}));
+    for (const auto& [thing, u] : usage) {
+        EXPECT_EQ(s->count(thing), u.first) << thing;
+        EXPECT_EQ(s->bytes(thing), u.second) << thing;
+    }
+    EXPECT_EQ(s->total_count(), 5U);
+    // Message 6 was acknowledged and removed under 0.1.0: its id is not given out again.
+    EXPECT_EQ(append_ok(*s, "gateway-01", "after the migration"), 7);
+}
+
+TEST_F(SpoolFormatTest, UnreadableRowsOfA010FileGoToQuarantineWithTheReasonAndTheRestMigrate) {
+    copy_fixture("spool-0.1.0-unreadable-rows.sqlite");
+    const auto original =
+        raw_db{path_}.rows("SELECT id, thing, message, bytes FROM spool WHERE id IN (2, 4) ORDER BY id");
+    ASSERT_EQ(original.size(), 2U);
+
+    std::vector<std::string> notices;
+    auto s = open_noting(notices);
+    ASSERT_NE(s, nullptr);
+    ASSERT_EQ(notices.size(), 3U);
+    EXPECT_THAT(notices[0], HasSubstr("converted 3 message(s) from spool schema 1"));
+    EXPECT_THAT(notices[1], HasSubstr("message 2 of Thing gateway-01: "));
+    EXPECT_THAT(notices[2], HasSubstr("message 4 of Thing sensor-02: the frame is cut short"));
+    for (const auto& n : notices) EXPECT_THAT(n, HasSubstr(path_.string()));
+    EXPECT_THAT(notices[1], HasSubstr("kept in the table quarantine"));
+
+    const auto expected = spool_010_rows();
+    const auto gateway = load_all(*s, "gateway-01");
+    ASSERT_EQ(gateway.size(), 2U);
+    EXPECT_EQ(gateway[0].id, 1);
+    EXPECT_EQ(gateway[0].message, expected[0].message);
+    EXPECT_EQ(gateway[1].id, 5);
+    EXPECT_EQ(gateway[1].message, expected[4].message);
+    const auto sensor = load_all(*s, "sensor-02");
+    ASSERT_EQ(sensor.size(), 1U);
+    EXPECT_EQ(sensor[0].id, 3);
+    EXPECT_EQ(sensor[0].message, expected[2].message);
+    // Quarantined messages are not counted against the spool's limits: they are never sent.
+    EXPECT_EQ(s->count("gateway-01"), 2U);
+    EXPECT_EQ(s->count("sensor-02"), 1U);
+    EXPECT_EQ(s->total_bytes(), gateway[0].bytes + gateway[1].bytes + sensor[0].bytes);
+    s.reset();
+
+    // Kept as they were stored, with why.
+    raw_db db{path_};
+    const auto kept = db.rows("SELECT id, thing, record, bytes, format, reason FROM quarantine ORDER BY id");
+    ASSERT_EQ(kept.size(), 2U);
+    for (std::size_t i = 0; i < 2; ++i) {
+        EXPECT_EQ(std::vector<std::string>(kept[i].begin(), kept[i].begin() + 4), original[i]);
+        EXPECT_EQ(kept[i][4], "ipc-publish-frame-1");
+        EXPECT_FALSE(kept[i][5].empty());
+    }
+}
+
+TEST_F(SpoolFormatTest, ReopeningAMigratedSpoolChangesNothing) {
+    copy_fixture("spool-0.1.0-unreadable-rows.sqlite");
+    {
+        std::vector<std::string> notices;
+        ASSERT_NE(open_noting(notices), nullptr);
+        ASSERT_EQ(notices.size(), 3U);
+    }
+    const auto file = read_file(path_);
+    const auto everything = [this] {
+        raw_db db{path_};
+        auto out = db.rows("SELECT * FROM spool ORDER BY id");
+        for (auto& row : db.rows("SELECT * FROM quarantine ORDER BY id")) out.push_back(std::move(row));
+        out.push_back({db.value("PRAGMA user_version"), db.value("SELECT seq FROM sqlite_sequence")});
+        return out;
+    };
+    const auto migrated = everything();
+    ASSERT_EQ(migrated.size(), 3U + 2U + 1U);
+    EXPECT_EQ(migrated.back(), (std::vector<std::string>{"2", "5"}));
+    for (int round = 0; round < 2; ++round) {
+        auto s = open_clean();  // no notice: nothing to convert
+        ASSERT_NE(s, nullptr);
+        EXPECT_EQ(s->total_count(), 3U);
+    }
+    EXPECT_EQ(everything(), migrated);
+    EXPECT_EQ(read_file(path_), file);
+}
+
+// A 0.1.0 spool with many messages, so that converting it writes well past `limit` bytes.
+void grow_010_spool(const fs::path& path) {
+    raw_db db{path};
+    // 5 << 8 = 1280 rows: the frames 0.1.0 wrote, copied.
+    for (int i = 0; i < 8; ++i)
+        db.exec("INSERT INTO spool (thing, message, bytes) SELECT thing, message, bytes FROM spool");
+}
+
+// What a 0.1.0 spool holds, to compare before and after a failed migration.
+std::vector<std::vector<std::string>> schema_1_content(const fs::path& path) {
+    raw_db db{path};
+    auto out = db.rows("SELECT id, thing, message, bytes FROM spool ORDER BY id");
+    out.push_back({db.value("PRAGMA user_version"), db.value("SELECT seq FROM sqlite_sequence WHERE name = 'spool'")});
+    return out;
+}
+
+// Runs `body` in a forked child that exits with what it returns; `body` may write a report to
+// the file descriptor it gets. The child's wait status and that report.
+struct child_outcome {
+    int status = 0;
+    std::string report;
+};
+child_outcome run_in_child(const std::function<int(int report_fd)>& body) {
+    child_outcome out;
+    std::array<int, 2> fds{};
+    if (::pipe(fds.data()) != 0) {
+        ADD_FAILURE() << last_os_error();
+        return out;
+    }
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::close(fds[0]);
+        ::_exit(body(fds[1]));
+    }
+    ::close(fds[1]);
+    std::array<char, 512> buf{};
+    for (ssize_t n = 0; (n = ::read(fds[0], buf.data(), buf.size())) > 0;)
+        out.report.append(buf.data(), static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    EXPECT_GT(child, 0) << last_os_error();
+    if (child > 0) {
+        EXPECT_EQ(::waitpid(child, &out.status, 0), child);
+    }
+    return out;
+}
+
+// The migration is one transaction; a process that dies in the middle of it (here: killed by
+// SIGXFSZ when a write passes the file size limit, at the same point where the next test's
+// write fails) leaves no commit behind, and SQLite ignores the rest: the file is the 0.1.0
+// spool it was.
+TEST_F(SpoolFormatTest, CrashDuringTheMigrationLeavesTheSchema1FileUsableAndTheNextOpenConverts) {
+    copy_fixture("spool-0.1.0.sqlite");
+    grow_010_spool(path_);
+    const auto before = schema_1_content(path_);
+    ASSERT_EQ(before.size(), 1280U + 1U);
+    ASSERT_EQ(before.back()[0], "1");
+
+    const auto crashed = run_in_child([this](int) {
+        const rlimit no_core{0, 0};
+        ::setrlimit(RLIMIT_CORE, &no_core);
+        // Above the 32 KiB of the -shm file SQLite creates while reading, below what the
+        // conversion writes.
+        const rlimit small{64 * kib, 64 * kib};
+        if (::setrlimit(RLIMIT_FSIZE, &small) != 0) return 11;
+        std::vector<std::string> notices;
+        std::string error;
+        auto s = store::open(path_, {}, notices, error);
+        return s ? 12 : 13;  // not reached: the conversion writes past the limit
+    });
+    const int status = crashed.status;
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ) << "status " << status;
+
+    EXPECT_EQ(schema_1_content(path_), before);
+
+    std::vector<std::string> notices;
+    auto s = open_noting(notices);
+    ASSERT_NE(s, nullptr);
+    ASSERT_EQ(notices.size(), 1U);
+    EXPECT_THAT(notices[0], HasSubstr("converted 1280 message(s)"));
+    EXPECT_EQ(s->total_count(), 1280U);
+    EXPECT_EQ(load_all(*s, "sensor-02").size(), 512U);
+}
+
+// The same with the write refused (EFBIG, like ENOSPC on a full disk) instead of the process
+// killed: the conversion is rolled back, open() fails naming the file (the daemon then runs
+// without a spool), and the file is left as it was for the next start.
+TEST_F(SpoolFormatTest, WriteFailureDuringTheMigrationIsReportedAndLeavesTheSchema1File) {
+    copy_fixture("spool-0.1.0.sqlite");
+    grow_010_spool(path_);
+    const auto before = schema_1_content(path_);
+
+    const auto failed = run_in_child([this](int report_fd) {
+        std::signal(SIGXFSZ, SIG_IGN);
+        const rlimit small{64 * kib, 64 * kib};
+        if (::setrlimit(RLIMIT_FSIZE, &small) != 0) return 11;
+        std::vector<std::string> notices;
+        std::string error;
+        auto s = store::open(path_, {}, notices, error);
+        if (s != nullptr || !notices.empty()) return 12;
+        return write_all(report_fd, error.data(), error.size()) ? 0 : 13;
+    });
+    const int status = failed.status;
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    const std::string& error = failed.report;
+    EXPECT_THAT(error, HasSubstr(path_.string()));
+    // Said only once the conversion's transaction had begun.
+    EXPECT_THAT(error, HasSubstr("cannot migrate from schema 1 ("));
+    EXPECT_THAT(moved_aside(dir_), IsEmpty());
+
+    EXPECT_EQ(schema_1_content(path_), before);
+    std::vector<std::string> notices;
+    auto s = open_noting(notices);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->total_count(), 1280U);
+}
+
+TEST_F(SpoolFormatTest, SpoolOfALaterSchemaIsMovedAsideAndAnEmptySpoolOpens) {
+    {
+        auto s = open_clean();
+        ASSERT_NE(s, nullptr);
+        append_ok(*s, "thing-a", "written by a later release");
+    }
+    raw_db{path_}.exec("PRAGMA user_version = 3");
+    std::vector<std::string> notices;
+    auto s = open_noting(notices);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->total_count(), 0U);
+    ASSERT_EQ(notices.size(), 1U);
+    EXPECT_THAT(notices[0], HasSubstr("unknown spool schema version 3"));
+    const auto moved = moved_aside(dir_);
+    ASSERT_EQ(moved.size(), 1U);
+    EXPECT_EQ(raw_db{moved[0]}.value("SELECT count(*) FROM spool"), "1");
+}
+
+TEST_F(SpoolFormatTest, RowThatBreaksTheFormatIsMovedToQuarantineWhenLoadedAndTheOthersLoad) {
+    std::vector<std::int64_t> ids;
+    {
+        auto s = open_clean();
+        ASSERT_NE(s, nullptr);
+        for (int i = 0; i < 3; ++i) {
+            auto m = every_field();
+            m.payload = "m" + std::to_string(i);
+            const auto r = s->append("thing-a", m, 10);
+            ASSERT_EQ(r.error, failure::none) << r.message;
+            ids.push_back(r.id);
+        }
+    }
+    raw_db{path_}.exec("UPDATE spool SET user_properties = x'02' WHERE id = " + std::to_string(ids[1]));
+
+    auto s = open_clean();
+    ASSERT_NE(s, nullptr);
+    const auto loaded = s->load("thing-a", 0, 100);
+    ASSERT_EQ(loaded.rows.size(), 2U);
+    EXPECT_EQ(loaded.rows[0].id, ids[0]);
+    EXPECT_EQ(loaded.rows[1].id, ids[2]);
+    EXPECT_EQ(loaded.error, "message " + std::to_string(ids[1]) +
+                                " is unreadable (user_properties has unknown encoding 2); moved it to the table "
+                                "quarantine");
+    EXPECT_EQ(s->count("thing-a"), 2U);
+    EXPECT_EQ(s->bytes("thing-a"), 20U);
+    EXPECT_EQ(s->load("thing-a", 0, 100).error, "");
+    s.reset();
+
+    raw_db db{path_};
+    const auto kept = db.rows(
+        "SELECT id, thing, bytes, format, json_extract(record, '$.topic'),"
+        " json_extract(record, '$.payload') FROM quarantine");
+    ASSERT_EQ(kept.size(), 1U);
+    EXPECT_EQ(kept[0], (std::vector<std::string>{std::to_string(ids[1]), "thing-a", "10", "spool-2-row-json",
+                                                 "dt/thing-a/every/field", "6D31"}));
 }
 
 }  // namespace
