@@ -129,7 +129,7 @@ op_id session::publish(mqtt::publish msg, time_point now) {
         complete_local(id, local_error::qos_not_supported);
     } else if (msg.qos == qos::at_least_once) {
         queue_.push_back({id, std::move(msg)});
-        pump_publishes();
+        send_queued_publishes();
     } else if (state_ != session_state::online) {
         complete_local(id, local_error::not_connected);
     } else if (send_or_refuse(id, msg)) {
@@ -154,7 +154,7 @@ op_id session::subscribe(std::vector<subscription> subs, time_point now) {
         }
     }
     const op_id id = start_op(std::move(op));
-    if (state_ == session_state::online) pump_ops();
+    if (state_ == session_state::online) send_queued_ops();
     return id;
 }
 
@@ -175,7 +175,7 @@ op_id session::unsubscribe(std::vector<std::string> filters, time_point now) {
     // unless an earlier pending op would subscribe it there (order must hold, so queue behind it).
     if (state_ != session_state::online && cfg_.clean_start && ops_.empty()) op.wire.clear();
     const op_id id = start_op(std::move(op));
-    if (state_ == session_state::online) pump_ops();
+    if (state_ == session_state::online) send_queued_ops();
     return id;
 }
 

@@ -296,9 +296,9 @@ private:
     void drop_refused(std::map<std::uint64_t, filter_op>::iterator it, const std::string& filter, std::uint8_t code);
     void resubscribe_live();
     void retransmit();
-    void pump();
-    void pump_ops();
-    void pump_publishes();
+    void send_queued();
+    void send_queued_ops();
+    void send_queued_publishes();
     void protocol_failure(std::uint8_t v5_reason, std::string text);
     void end_connection(std::string reason, action::end_cause cause, std::optional<std::uint8_t> reason_code = std::nullopt);
     // The broker ended the connection in a way a publish of ours may have caused: the oldest

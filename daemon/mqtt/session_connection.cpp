@@ -129,9 +129,9 @@ void session::on_connack(const connack& c) {
     // Pending ops go first, in request order, then the live filters they do not cover: a pending
     // UNSUBSCRIBE must never land after a later re-SUBSCRIBE of the same filter.
     if (!c.session_present) resubscribe_live();
-    pump_ops();
+    send_queued_ops();
     retransmit();
-    pump_publishes();
+    send_queued_publishes();
 }
 
 void session::on_publish(mqtt::publish& msg) {
@@ -158,7 +158,7 @@ void session::on_puback(const puback& ack) {
         isolating_ = false;
         retransmit();
     }
-    pump();
+    send_queued();
 }
 
 void session::on_filter_ack(std::uint16_t packet_id, bool unsubscribe_ack, const std::vector<std::uint8_t>& codes) {
@@ -191,7 +191,7 @@ void session::on_filter_ack(std::uint16_t packet_id, bool unsubscribe_ack, const
         emit_done(op);
         ops_.erase(it);
     }
-    pump();
+    send_queued();
 }
 
 void session::on_broker_disconnect(const mqtt::disconnect& d) {

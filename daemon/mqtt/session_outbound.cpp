@@ -10,7 +10,7 @@
 namespace thingmux::mqtt {
 namespace {
 
-// A full in-flight window is refilled in batches of 1/8 of it (see pump_publishes()): 11 of
+// A full in-flight window is refilled in batches of 1/8 of it (see send_queued_publishes()): 11 of
 // AWS IoT Core's 100, so at least ~7/8 of the window stays in use.
 constexpr std::size_t refill_batch_divisor = 8;
 
@@ -209,18 +209,18 @@ void session::retransmit() {
     queue_.insert(queue_.begin(), std::make_move_iterator(requeue.begin()), std::make_move_iterator(requeue.end()));
 }
 
-void session::pump() {
-    pump_ops();
-    pump_publishes();
+void session::send_queued() {
+    send_queued_ops();
+    send_queued_publishes();
 }
 
-void session::pump_ops() {
+void session::send_queued_ops() {
     if (state_ != session_state::online) return;
     for (auto& [key, op] : ops_)
         if (!send_unsent_chunks(key, op)) return;  // out of packet ids: keep request order, retry later
 }
 
-void session::pump_publishes() {
+void session::send_queued_publishes() {
     // A full window refills a batch at a time: while PUBACKs are still due, waiting until a
     // batch of slots is free puts the next publishes into one write (one TLS record, one send)
     // instead of one per PUBACK. Otherwise a saturated window settles into one publish per

@@ -24,8 +24,8 @@ void pipeline::reconfigure(config::thing settings, session_rules rules) {
     const auto now = clock_.now();
     shaper_.set_limits(publish_limits(settings_.limits), now);
     filters_.set_rate(settings_.limits.subscriptions_per_second, now);
-    pump();
-    pump_filters();
+    release_publishes();
+    release_subscription_changes();
 }
 
 void pipeline::attach(std::shared_ptr<local_session> s) {
@@ -52,8 +52,8 @@ void pipeline::on_link(ipc::state s) {
     link_ = std::move(s);
     for (const auto& [id, session] : sessions_) session->link_changed(link_);
     if (online()) {
-        pump();
-        pump_filters();
+        release_publishes();
+        release_subscription_changes();
     }
 }
 
@@ -86,8 +86,8 @@ void pipeline::on_message(const mqtt::publish& msg, std::optional<mqtt::inbound_
 }
 
 void pipeline::on_timer() {
-    pump();
-    pump_filters();
+    release_publishes();
+    release_subscription_changes();
 }
 
 void pipeline::schedule(clock_type::time_point now) {
@@ -99,7 +99,7 @@ void pipeline::schedule(clock_type::time_point now) {
 
 void pipeline::stop_accepting() {
     stopping_ = true;
-    pump();
+    release_publishes();
 }
 
 pipeline_status pipeline::status() const {

@@ -150,7 +150,7 @@ private:
     [[nodiscard]] ipc::result deny(local_session& s, config::refused what, const std::string& topic);
     void enqueue(queued_publish&& p);
     [[nodiscard]] bool releasing() const noexcept { return online() || stopping_; }
-    void pump();
+    void release_publishes();
     void send_upstream(queued_publish&& p);
     void complete(queued_publish& p, ipc::result r);
     // spool (spool_path.cpp)
@@ -162,7 +162,7 @@ private:
     [[nodiscard]] std::optional<ipc::result> check_subscription_rate(session_id flow, const std::string& filter) const;
     std::size_t sync_upstream(session_id flow, upstream_plan first = {});
     void send_plan(session_id flow, upstream_plan plan);
-    void pump_filters();
+    void release_subscription_changes();
     void upstream_subscribed(const std::string& filter, std::uint64_t generation, std::uint8_t code);
     void answer(waiter& w, ipc::result r);
     // Asks the clock for the next wake-up either shaper needs.
@@ -181,8 +181,8 @@ private:
 
     publish_shaper<queued_publish> shaper_;
     std::size_t at_upstream_ = 0;
-    bool pumping_ = false;     // pump() runs; a nested call only asks it to go round again
-    bool pump_again_ = false;
+    bool releasing_publishes_ = false;     // release_publishes() runs; a nested call only asks it to go round again
+    bool release_again_ = false;
 
     subscription_table table_;
     std::map<std::string, std::vector<waiter>, std::less<>> waiting_;  // by local filter

@@ -20,11 +20,11 @@ void pipeline::publish(const std::shared_ptr<local_session>& s, std::uint32_t re
     if (auto refusal = check_publish(*s, m)) return s->publish_done(request_id, std::move(*refusal));
     if (auto spooled = maybe_spool(m)) {
         s->publish_done(request_id, std::move(*spooled));
-        return pump();  // online behind earlier rows: the new one follows them out
+        return release_publishes();  // online behind earlier rows: the new one follows them out
     }
     ++pending_[s->flow()];
     enqueue({.msg = to_mqtt(std::move(m)), .owner = s, .flow = s->flow(), .request_id = request_id, .spool_id = 0});
-    pump();
+    release_publishes();
 }
 
 ipc::result pipeline::deny(local_session& s, config::refused what, const std::string& topic) {
@@ -99,22 +99,22 @@ void pipeline::enqueue(queued_publish&& p) {
         shaper_.push(p.flow, std::move(p), bytes);
 }
 
-void pipeline::pump() {
+void pipeline::release_publishes() {
     // A result the upstream answers at once (a refusal) comes back inside send_upstream() and
-    // may ask for another pump: the running one goes round once more instead.
-    if (pumping_) {
-        pump_again_ = true;
+    // may ask for another release: the running one goes round once more instead.
+    if (releasing_publishes_) {
+        release_again_ = true;
         return;
     }
     if (!releasing()) return;
-    pumping_ = true;
+    releasing_publishes_ = true;
     do {
-        pump_again_ = false;
+        release_again_ = false;
         const auto now = clock_.now();
         while (auto next = shaper_.pop(now)) send_upstream(std::move(next->item));
         drain_spool();
-    } while (pump_again_);
-    pumping_ = false;
+    } while (release_again_);
+    releasing_publishes_ = false;
     schedule(clock_.now());
 }
 
@@ -126,7 +126,7 @@ void pipeline::send_upstream(queued_publish&& p) {
         if (!self) return;  // the Thing was removed with its sessions
         --self->at_upstream_;
         self->complete(p, publish_outcome(d));
-        self->pump();
+        self->release_publishes();
     });
 }
 

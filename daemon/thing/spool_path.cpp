@@ -52,7 +52,7 @@ void pipeline::drain_spool() {
         enqueue({.msg = to_mqtt(from_spool_message(std::move(row.message))), .owner = nullptr, .flow = spool_flow,
                  .request_id = 0, .spool_id = row.id});
     }
-    if (!loaded.rows.empty()) pump_again_ = true;  // the batch may go out at once
+    if (!loaded.rows.empty()) release_again_ = true;  // the batch may go out at once
 }
 
 void pipeline::spooled_done(std::int64_t id, const ipc::result& r) {

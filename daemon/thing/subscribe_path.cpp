@@ -41,9 +41,9 @@ std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::s
     if (!config::allowed(s.rights(), config::action::subscribe, filter)) return deny(s, config::refused::subscribe, filter);
     const auto flow = s.flow();
     const bool held = table_.holds(flow, filter);
-    if (!held && table_.client_count(flow) >= rules_.max_subscriptions)
+    if (!held && table_.filters_held(flow) >= rules_.max_subscriptions)
         return refuse(ipc::errc::quota_exceeded,
-                      "client holds " + n(table_.client_count(flow)) + " subscriptions, limit " + n(rules_.max_subscriptions) +
+                      "client holds " + n(table_.filters_held(flow)) + " subscriptions, limit " + n(rules_.max_subscriptions) +
                           " (ipc.client_subscriptions)",
                       mqtt::reason::quota_exceeded);
     if (!held && !table_.fits(filter, l.subscriptions))
@@ -194,7 +194,7 @@ std::size_t pipeline::sync_upstream(session_id flow, upstream_plan first) {
 }
 
 void pipeline::send_plan(session_id flow, upstream_plan plan) {
-    // Queued in `flow`'s turn of the subscription shaper; pump_filters() sends them. At most one
+    // Queued in `flow`'s turn of the subscription shaper; release_subscription_changes() sends them. At most one
     // change per filter waits there: an UNSUBSCRIBE withdraws a SUBSCRIBE that has not gone out
     // (the broker never had the filter), a SUBSCRIBE replaces a waiting UNSUBSCRIBE.
     for (auto& s : plan.subscribe) {
@@ -205,10 +205,10 @@ void pipeline::send_plan(session_id flow, upstream_plan plan) {
     // already served by acknowledged filters: its order against the SUBSCRIBEs does not matter.
     for (const auto& f : plan.unsubscribe)
         if (!filters_.unsubscribe(flow, f)) subscribe_generations_.erase(f);
-    pump_filters();
+    release_subscription_changes();
 }
 
-void pipeline::pump_filters() {
+void pipeline::release_subscription_changes() {
     if (!releasing()) return;
     const auto now = clock_.now();
     std::vector<mqtt::subscription> subscribe;

@@ -530,7 +530,7 @@ void subscription_table::refresh_overlaps() {
     }
 }
 
-std::size_t subscription_table::client_count(session_id client) const {
+std::size_t subscription_table::filters_held(session_id client) const {
     const auto c = by_client_.find(client);
     return c == by_client_.end() ? 0 : c->second.size();
 }

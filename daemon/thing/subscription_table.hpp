@@ -120,7 +120,7 @@ public:
     [[nodiscard]] std::vector<std::string> filters() const;           // sorted
     [[nodiscard]] std::size_t upstream_count() const noexcept;        // upstream filters (pending or acknowledged)
     [[nodiscard]] std::vector<std::string> upstream_filters() const;  // sorted
-    [[nodiscard]] std::size_t client_count(session_id client) const;   // filters held by a client
+    [[nodiscard]] std::size_t filters_held(session_id client) const;   // filters held by a client
     [[nodiscard]] std::vector<std::string> client_filters(session_id client) const;  // sorted
 
 private:

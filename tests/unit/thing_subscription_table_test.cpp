@@ -136,7 +136,7 @@ TEST(SubscriptionTable, RemovingUnknownSubscriptionReturnsFalse) {
     EXPECT_EQ(t.holder_count("a"), 1u);
     EXPECT_TRUE(t.remove(c1, "a"));
     EXPECT_FALSE(t.remove(c1, "a"));  // already gone
-    EXPECT_EQ(t.client_count(c1), 0u);
+    EXPECT_EQ(t.filters_held(c1), 0u);
 }
 
 TEST(SubscriptionTable, SecondAddOfSameFilterUpdatesQosOnly) {
@@ -144,7 +144,7 @@ TEST(SubscriptionTable, SecondAddOfSameFilterUpdatesQosOnly) {
     EXPECT_TRUE(t.add(c1, "a/+", 0));
     EXPECT_FALSE(t.add(c1, "a/+", 1));
     EXPECT_EQ(t.holder_count("a/+"), 1u);
-    EXPECT_EQ(t.client_count(c1), 1u);
+    EXPECT_EQ(t.filters_held(c1), 1u);
     EXPECT_EQ(match(t, "a/b"), (std::vector<delivery>{{c1, 1}}));
     EXPECT_FALSE(t.add(c1, "a/+", 0));
     EXPECT_EQ(match(t, "a/b"), (std::vector<delivery>{{c1, 0}}));
@@ -163,7 +163,7 @@ TEST(SubscriptionTable, RemoveClientReturnsExactlyTheOrphanedFiltersSorted) {
     t.add(c2, "c2/#", 0);
 
     EXPECT_EQ(t.remove_client(c1), (std::vector<std::string>{"+", "a/only-c1/#", "z/only-c1"}));
-    EXPECT_EQ(t.client_count(c1), 0u);
+    EXPECT_EQ(t.filters_held(c1), 0u);
     EXPECT_TRUE(t.client_filters(c1).empty());
     EXPECT_EQ(t.filters(), (std::vector<std::string>{"c2/#", "shared"}));
     EXPECT_EQ(t.holder_count("shared"), 1u);
@@ -182,7 +182,7 @@ TEST(SubscriptionTable, QueriesReflectHoldings) {
     EXPECT_FALSE(t.holds(c2, "a/#"));
     EXPECT_FALSE(t.holds(c3, "b"));
     EXPECT_EQ(t.client_filters(c1), (std::vector<std::string>{"a/#", "b"}));
-    EXPECT_EQ(t.client_count(c2), 1u);
+    EXPECT_EQ(t.filters_held(c2), 1u);
     EXPECT_EQ(t.filters(), (std::vector<std::string>{"a/#", "b"}));
     EXPECT_EQ(t.filter_count(), 2u);
 }
@@ -413,7 +413,7 @@ void expect_consistent(const subscription_table& t, const model& m) {
     ASSERT_EQ(t.filter_count(), distinct.size());
     ASSERT_EQ(t.filters(), std::vector<std::string>(distinct.begin(), distinct.end()));
     for (const auto& [client, filters] : m) {
-        ASSERT_EQ(t.client_count(client), filters.size());
+        ASSERT_EQ(t.filters_held(client), filters.size());
     }
 }
 
@@ -527,7 +527,7 @@ TEST(SubscriptionTableScale, HundredClientsThousandSubscriptions) {
     EXPECT_EQ(firsts, distinct.size());
     EXPECT_EQ(t.filter_count(), distinct.size());
     EXPECT_EQ(t.filter_count(), 500u + 20u);
-    for (std::uint64_t c = 0; c < 100; ++c) EXPECT_EQ(t.client_count(session_id{c}), 10u);
+    for (std::uint64_t c = 0; c < 100; ++c) EXPECT_EQ(t.filters_held(session_id{c}), 10u);
 
     std::vector<delivery> out;
     t.match("things/t1/cmd/7/reboot", out);
