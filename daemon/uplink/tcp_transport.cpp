@@ -18,7 +18,7 @@ std::error_code read_error(const boost::system::error_code& ec) {
 
 }  // namespace
 
-tcp_transport::tcp_transport(asio::io_context& io) : resolver_(io), socket_(io) {}
+tcp_transport::tcp_transport(asio::io_context& io) : transport("tcp", ""), resolver_(io), socket_(io) {}
 
 void tcp_transport::async_open(const std::string& host, std::uint16_t port, open_handler done) {
     open_done_ = std::move(done);
@@ -30,9 +30,9 @@ void tcp_transport::async_open(const std::string& host, std::uint16_t port, open
 
 void tcp_transport::on_resolved(const boost::system::error_code& ec, const tcp::resolver::results_type& results) {
     if (ec) return std::exchange(open_done_, {})(ec, open_step::resolve);
-    asio::async_connect(socket_, results, [self = shared_from_this()](boost::system::error_code e, const tcp::endpoint&) {
-        self->on_connected(e);
-    });
+    asio::async_connect(
+        socket_, results,
+        [self = shared_from_this()](boost::system::error_code e, const tcp::endpoint&) { self->on_connected(e); });
 }
 
 void tcp_transport::on_connected(const boost::system::error_code& ec) {
@@ -52,10 +52,10 @@ void tcp_transport::async_read_some(asio::mutable_buffer buffer, io_handler done
 }
 
 void tcp_transport::async_write(std::span<const asio::const_buffer> buffers, io_handler done) {
-    asio::async_write(socket_, buffers, [self = shared_from_this(), done = std::move(done)](boost::system::error_code ec,
-                                                                                          std::size_t n) {
-        done(ec, n);
-    });
+    asio::async_write(socket_, buffers,
+                      [self = shared_from_this(), done = std::move(done)](boost::system::error_code ec, std::size_t n) {
+                          done(ec, n);
+                      });
 }
 
 void tcp_transport::close() {

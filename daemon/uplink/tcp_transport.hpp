@@ -13,8 +13,6 @@ class tcp_transport final : public transport, public std::enable_shared_from_thi
 public:
     explicit tcp_transport(boost::asio::io_context& io);
 
-    [[nodiscard]] const char* name() const noexcept override { return "tcp"; }
-    [[nodiscard]] const char* handshake_name() const noexcept override { return ""; }
     void async_open(const std::string& host, std::uint16_t port, open_handler done) override;
     void async_read_some(boost::asio::mutable_buffer buffer, io_handler done) override;
     void async_write(std::span<const boost::asio::const_buffer> buffers, io_handler done) override;

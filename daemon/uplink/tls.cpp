@@ -79,7 +79,8 @@ tls_context_result make_tls_context(const tls_settings& s) {
     if (ctx->use_certificate_chain(boost::asio::buffer(cert), ec); ec)
         return unusable("certificate file " + s.cert_file.string() +
                         " holds no usable PEM certificate: " + openssl_reason(ec));
-    const std::string mismatch = "key file " + s.key_file.string() + " does not match certificate " + s.cert_file.string();
+    const std::string mismatch =
+        "key file " + s.key_file.string() + " does not match certificate " + s.cert_file.string();
     if (ctx->use_private_key(boost::asio::buffer(key), ssl::context::pem, ec); ec) {
         if (ERR_GET_REASON(openssl_code(ec)) == X509_R_KEY_VALUES_MISMATCH) return unusable(mismatch);
         return unusable("key file " + s.key_file.string() + " holds no usable PEM private key: " + openssl_reason(ec));

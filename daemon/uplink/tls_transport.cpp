@@ -25,7 +25,12 @@ bool is_certificate_alert(const std::string& what) {
 tls_transport::tls_transport(asio::io_context& io, std::shared_ptr<transport> lower,
                              std::shared_ptr<asio::ssl::context> context, const std::string& host,
                              const tls_settings& settings)
-    : io_(io), lower_(std::move(lower)), context_(std::move(context)), host_(host), settings_(settings) {
+    : transport("tls", "TLS handshake with"),
+      io_(io),
+      lower_(std::move(lower)),
+      context_(std::move(context)),
+      host_(host),
+      settings_(settings) {
     ssl_ = SSL_new(context_->native_handle());
     if (ssl_ == nullptr) return;
     ciphertext_in_ = BIO_new(BIO_s_mem());
@@ -166,7 +171,8 @@ void tls_transport::async_write(std::span<const asio::const_buffer> buffers, io_
         ERR_clear_error();
         std::size_t n = 0;
         // Into the output BIO, which takes everything: a write is all of it or an error.
-        if (const int r = SSL_write_ex(ssl_, b.data(), b.size(), &n); r != 1) write_error_ = ssl_failure(SSL_get_error(ssl_, r));
+        if (const int r = SSL_write_ex(ssl_, b.data(), b.size(), &n); r != 1)
+            write_error_ = ssl_failure(SSL_get_error(ssl_, r));
         total += n;
     }
     write_done_ = std::move(done);

@@ -26,12 +26,12 @@ public:
     tls_transport(const tls_transport&) = delete;
     tls_transport& operator=(const tls_transport&) = delete;
 
-    [[nodiscard]] const char* name() const noexcept override { return "tls"; }
-    [[nodiscard]] const char* handshake_name() const noexcept override { return "TLS handshake with"; }
     void async_open(const std::string& host, std::uint16_t port, open_handler done) override;
     void async_read_some(boost::asio::mutable_buffer buffer, io_handler done) override;
     void async_write(std::span<const boost::asio::const_buffer> buffers, io_handler done) override;
     void close() override;
+    // Names the certificate or file a TLS failure is about: "server certificate for HOST not
+    // trusted by CA file …", "broker rejected our client certificate …: … alert …".
     [[nodiscard]] std::string describe(const std::error_code& ec) const override;
 
 private:

@@ -38,10 +38,10 @@ public:
     virtual ~transport() = default;
 
     // "tls", "tcp": for logs and messages.
-    [[nodiscard]] virtual const char* name() const noexcept = 0;
+    [[nodiscard]] const char* name() const noexcept { return name_; }
     // What the handshake step is called in messages ("TLS handshake with"); empty when the
     // transport has none.
-    [[nodiscard]] virtual const char* handshake_name() const noexcept = 0;
+    [[nodiscard]] const char* handshake_name() const noexcept { return handshake_name_; }
 
     // Resolves `host`, connects to the first address that answers on `port`, then performs the
     // transport's handshake. On failure `failed_at` says which step failed.
@@ -57,6 +57,13 @@ public:
     // Explains an error this transport reported, for people: "server certificate for HOST not
     // trusted by CA file …", "Connection refused".
     [[nodiscard]] virtual std::string describe(const std::error_code& ec) const = 0;
+
+protected:
+    transport(const char* name, const char* handshake_name) noexcept : name_(name), handshake_name_(handshake_name) {}
+
+private:
+    const char* name_;
+    const char* handshake_name_;
 };
 
 // A transport ready to open, or why none could be made (unreadable credentials, bad TLS

@@ -160,9 +160,9 @@ void uplink::on_established(const std::shared_ptr<attempt>& a) {
 // ---- reading and writing ------------------------------------------------------------------
 
 void uplink::read_next(const std::shared_ptr<attempt>& a) {
-    a->link->async_read_some(asio::buffer(a->read_buf), [self = shared_from_this(), a](std::error_code ec, std::size_t n) {
-        self->on_read(a, ec, n);
-    });
+    a->link->async_read_some(
+        asio::buffer(a->read_buf),
+        [self = shared_from_this(), a](std::error_code ec, std::size_t n) { self->on_read(a, ec, n); });
 }
 
 void uplink::on_read(const std::shared_ptr<attempt>& a, std::error_code ec, std::size_t n) {
@@ -198,7 +198,8 @@ void uplink::schedule_flush(const std::shared_ptr<attempt>& a) {
 void uplink::flush(const std::shared_ptr<attempt>& a) {
     if (a->closed || a->write_in_flight || !a->established) return;
     if (a->pending.empty()) {
-        if (a->close_after_flush) end_attempt(a, errc::session_ended, ending_.reason.empty() ? "closed" : ending_.reason);
+        if (a->close_after_flush)
+            end_attempt(a, errc::session_ended, ending_.reason.empty() ? "closed" : ending_.reason);
         return;
     }
     // Everything queued so far goes out in one write: fewer TLS records and syscalls under load.
@@ -206,8 +207,9 @@ void uplink::flush(const std::shared_ptr<attempt>& a) {
     a->pending.clear();
     a->write_in_flight = true;
     a->writing_buffer = asio::buffer(a->writing);
-    a->link->async_write(std::span(&a->writing_buffer, 1),
-                         [self = shared_from_this(), a](std::error_code ec, std::size_t n) { self->on_written(a, ec, n); });
+    a->link->async_write(
+        std::span(&a->writing_buffer, 1),
+        [self = shared_from_this(), a](std::error_code ec, std::size_t n) { self->on_written(a, ec, n); });
 }
 
 void uplink::on_written(const std::shared_ptr<attempt>& a, std::error_code ec, std::size_t n) {
