@@ -243,7 +243,7 @@ std::string tls_transport::describe(const std::error_code& ec) const {
         return "broker rejected our client certificate " + settings_.cert_file.string() + ": " + alert.message();
     }
     if (ec.category() == openssl_category()) return "TLS error with " + host_ + ": " + ec.message();
-    if (ec == errc::closed_by_broker) return "broker closed the connection during the TLS handshake with " + host_;
+    if (ec == errc::closed_by_broker) return "TLS connection to " + host_ + " closed without close_notify";
     return ec.message();
 }
 
