@@ -1,9 +1,9 @@
 #include "daemon/uplink/tls.hpp"
 
 #include "common/regular_file.hpp"
+#include "daemon/uplink/error.hpp"
 
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/ssl/error.hpp>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -20,12 +20,14 @@ namespace {
 // Reads a PEM file ourselves, never waiting on what is at the path (a FIFO there would freeze the
 // daemon's only thread) and giving the errno a user can act on; OpenSSL's own message for a
 // missing or unreadable file is much less clear. OpenSSL then parses the bytes that were checked.
-// `fatal` is cleared when the process merely ran out of something a retry may find again.
-std::string read_pem(const char* what, const std::filesystem::path& path, std::string& bytes, bool& fatal) {
+// `code` becomes the system error when the process merely ran out of something a retry may find
+// again.
+std::string read_pem(const char* what, const std::filesystem::path& path, std::string& bytes, std::error_code& code) {
     if (path.empty()) return std::string("no ") + what + " file configured";
     auto c = files::read_regular(path, files::max_credential_bytes);
     if (c.os_error != 0) {
-        fatal = c.os_error != EMFILE && c.os_error != ENFILE && c.os_error != ENOMEM;
+        if (c.os_error == EMFILE || c.os_error == ENFILE || c.os_error == ENOMEM)
+            code = std::error_code(c.os_error, std::system_category());
         return std::string("cannot read ") + what + " file " + path.string() + ": " + std::strerror(c.os_error);
     }
     if (!c.ok()) return std::string(what) + " file " + path.string() + " " + c.problem;
@@ -57,8 +59,8 @@ tls_context_result make_tls_context(const tls_settings& s) {
     const wiped key_copy{key};
     for (const auto& [what, path, bytes] : {std::tuple{"CA", &s.ca_file, &ca}, {"certificate", &s.cert_file, &cert},
                                             {"key", &s.key_file, &key}}) {
-        bool fatal = true;
-        if (auto e = read_pem(what, *path, *bytes, fatal); !e.empty()) return {nullptr, e, fatal};
+        std::error_code code = errc::credentials_unusable;
+        if (auto e = read_pem(what, *path, *bytes, code); !e.empty()) return {nullptr, e, code};
     }
     namespace ssl = boost::asio::ssl;
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
@@ -69,24 +71,26 @@ tls_context_result make_tls_context(const tls_settings& s) {
     // An encrypted key must not make OpenSSL ask for a password on the terminal: it fails instead.
     boost::system::error_code ec;
     ctx->set_password_callback([](std::size_t, ssl::context::password_purpose) { return std::string(); }, ec);
+    const auto unusable = [](std::string why) {
+        return tls_context_result{nullptr, std::move(why), errc::credentials_unusable};
+    };
     if (ctx->add_certificate_authority(boost::asio::buffer(ca), ec); ec)
-        return {nullptr, "CA file " + s.ca_file.string() + " holds no usable PEM certificate: " + openssl_reason(ec)};
+        return unusable("CA file " + s.ca_file.string() + " holds no usable PEM certificate: " + openssl_reason(ec));
     if (ctx->use_certificate_chain(boost::asio::buffer(cert), ec); ec)
-        return {nullptr,
-                "certificate file " + s.cert_file.string() + " holds no usable PEM certificate: " + openssl_reason(ec)};
+        return unusable("certificate file " + s.cert_file.string() +
+                        " holds no usable PEM certificate: " + openssl_reason(ec));
+    const std::string mismatch =
+        "key file " + s.key_file.string() + " does not match certificate " + s.cert_file.string();
     if (ctx->use_private_key(boost::asio::buffer(key), ssl::context::pem, ec); ec) {
-        if (ERR_GET_REASON(openssl_code(ec)) == X509_R_KEY_VALUES_MISMATCH)
-            return {nullptr, "key file " + s.key_file.string() + " does not match certificate " + s.cert_file.string()};
-        return {nullptr, "key file " + s.key_file.string() + " holds no usable PEM private key: " + openssl_reason(ec)};
+        if (ERR_GET_REASON(openssl_code(ec)) == X509_R_KEY_VALUES_MISMATCH) return unusable(mismatch);
+        return unusable("key file " + s.key_file.string() + " holds no usable PEM private key: " + openssl_reason(ec));
     }
     ERR_clear_error();
-    if (SSL_CTX_check_private_key(native) != 1)
-        return {nullptr, "key file " + s.key_file.string() + " does not match certificate " + s.cert_file.string()};
-    return {ctx, {}};
+    if (SSL_CTX_check_private_key(native) != 1) return unusable(mismatch);
+    return {ctx, {}, {}};
 }
 
-std::string prepare_ssl(void* native_ssl, const std::string& host, const std::vector<std::string>& alpn) {
-    auto* ssl = static_cast<SSL*>(native_ssl);
+std::string prepare_ssl(SSL* ssl, const std::string& host, const std::vector<std::string>& alpn) {
     boost::system::error_code ec;
     const auto ip = boost::asio::ip::make_address(host, ec);
     if (ec) {
@@ -116,34 +120,33 @@ std::string prepare_ssl(void* native_ssl, const std::string& host, const std::ve
     return {};
 }
 
-std::string describe_tls_error(const boost::system::error_code& ec, void* native_ssl, const std::string& host,
-                               const tls_settings& s, bool& fatal) {
-    fatal = false;
-    auto* ssl = static_cast<SSL*>(native_ssl);
-    if (ssl != nullptr) {
-        const long verify = SSL_get_verify_result(ssl);
-        if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
-            fatal = true;
-            return "server certificate does not match host name " + host;
-        }
-        if (verify != X509_V_OK) {
-            fatal = true;
-            return "server certificate for " + host + " not trusted by CA file " + s.ca_file.string() + ": " +
-                   X509_verify_cert_error_string(verify);
-        }
+namespace {
+
+class openssl_error_category final : public std::error_category {
+public:
+    [[nodiscard]] const char* name() const noexcept override { return "openssl"; }
+
+    // OpenSSL's reason and library, as Asio words them: "wrong version number (SSL routines)".
+    [[nodiscard]] std::string message(int value) const override {
+        const auto code = static_cast<unsigned long>(static_cast<unsigned int>(value));
+        const char* reason = ERR_reason_error_string(code);
+        if (reason == nullptr) return "OpenSSL error " + std::to_string(code);
+        std::string text = reason;
+        if (const char* lib = ERR_lib_error_string(code); lib != nullptr) text += std::string(" (") + lib + ")";
+        return text;
     }
-    if (ec.category() == boost::asio::error::get_ssl_category()) {
-        const std::string what = ec.message();
-        // An alert from the broker during or right after the handshake means it refused our
-        // certificate (with TLS 1.3 it arrives on the first read, after the handshake "succeeded").
-        if (what.find("alert") != std::string::npos) {
-            fatal = what.find("certificate") != std::string::npos || what.find("unknown ca") != std::string::npos;
-            return "broker rejected our client certificate " + s.cert_file.string() + ": " + what;
-        }
-        return "TLS error with " + host + ": " + what;
-    }
-    if (ec == boost::asio::ssl::error::stream_truncated) return "TLS connection to " + host + " closed without close_notify";
-    return ec.message();
+};
+
+}  // namespace
+
+const std::error_category& openssl_category() noexcept {
+    static const openssl_error_category instance;
+    return instance;
+}
+
+std::error_code openssl_error(unsigned long code) noexcept {
+    // OpenSSL 3 packs library and reason into 31 bits, so the value survives the trip through int.
+    return {static_cast<int>(static_cast<unsigned int>(code)), openssl_category()};
 }
 
 }  // namespace thingmux::uplink

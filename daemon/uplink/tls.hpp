@@ -1,13 +1,16 @@
-// TLS client settings of one uplink and the OpenSSL context built from them, with errors that
-// name the file and the problem ("cannot read key file /etc/x.pem: Permission denied").
+// TLS client settings of one uplink, the OpenSSL context built from them (with errors that name
+// the file and the problem: "cannot read key file /etc/x.pem: Permission denied"), the per-
+// connection SSL set-up, and OpenSSL's errors as std::error_code values.
 #pragma once
 
 #include <boost/asio/ssl/context.hpp>
-#include <boost/system/error_code.hpp>
+
+#include <openssl/ssl.h>
 
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace thingmux::uplink {
@@ -23,8 +26,9 @@ struct tls_settings {
 struct tls_context_result {
     std::shared_ptr<boost::asio::ssl::context> context;
     std::string error;
-    // False when retrying can help without a configuration change (out of descriptors or memory).
-    bool fatal = true;
+    // errc::credentials_unusable, or the system error when the process merely ran out of
+    // descriptors or memory (retrying can help then).
+    std::error_code code;
 };
 
 // Loads the files fresh (so a fixed permission or a rotated certificate is picked up on the next
@@ -34,12 +38,11 @@ struct tls_context_result {
 
 // Prepares one connection's SSL object: SNI (not for IP literals), host name / IP verification
 // against the certificate, ALPN. Returns an error message, empty on success.
-[[nodiscard]] std::string prepare_ssl(void* native_ssl, const std::string& host, const std::vector<std::string>& alpn);
+[[nodiscard]] std::string prepare_ssl(SSL* ssl, const std::string& host, const std::vector<std::string>& alpn);
 
-// Explains a failed handshake or a TLS-level read error for a human: distinguishes "the broker's
-// certificate is not trusted by our CA file" from "the broker rejected our client certificate".
-// `fatal` is set when retrying without a configuration change cannot help.
-[[nodiscard]] std::string describe_tls_error(const boost::system::error_code& ec, void* native_ssl,
-                                             const std::string& host, const tls_settings& settings, bool& fatal);
+// OpenSSL's error codes (ERR_get_error()) as std::error_code values; message() is OpenSSL's
+// reason and library: "wrong version number (SSL routines)".
+[[nodiscard]] const std::error_category& openssl_category() noexcept;
+[[nodiscard]] std::error_code openssl_error(unsigned long code) noexcept;
 
 }  // namespace thingmux::uplink

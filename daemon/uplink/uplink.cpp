@@ -1,21 +1,13 @@
 #include "daemon/uplink/uplink.hpp"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <sys/random.h>
 
 namespace thingmux::uplink {
 
 namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 
 const char* to_string(link_state s) noexcept {
     switch (s) {
@@ -28,20 +20,18 @@ const char* to_string(link_state s) noexcept {
     return "unknown";
 }
 
-struct uplink::connection {
-    connection(asio::io_context& io, std::shared_ptr<asio::ssl::context> c)
-        : ctx(std::move(c)), stream(io, *ctx), resolver(io), connect_timer(io) {}
+struct uplink::attempt {
+    attempt(asio::io_context& io, std::shared_ptr<transport> t) : link(std::move(t)), connect_timer(io) {}
 
-    std::shared_ptr<asio::ssl::context> ctx;  // must outlive the stream
-    asio::ssl::stream<tcp::socket> stream;
-    tcp::resolver resolver;
+    std::shared_ptr<transport> link;
     asio::steady_timer connect_timer;
     std::vector<std::uint8_t> read_buf = std::vector<std::uint8_t>(16 * 1024);
-    std::vector<std::uint8_t> pending;  // queued by the session, not yet handed to the socket
+    std::vector<std::uint8_t> pending;  // queued by the session, not yet handed to the transport
     std::vector<std::uint8_t> writing;  // the one outstanding write
+    asio::const_buffer writing_buffer;  // `writing`, as the write's buffer sequence
     bool write_in_flight = false;
     bool flush_posted = false;  // a flush is queued for the end of this event-loop turn
-    bool established = false;  // TLS handshake done, session running on it
+    bool established = false;  // transport open, session running on it
     bool closed = false;
     bool close_after_flush = false;
     bool timed_out = false;
@@ -76,6 +66,16 @@ mqtt::takeover_detector::config takeover_settings(const uplink_config& c) {
     return {.threshold = 3, .stable_after = c.backoff.stable_after};
 }
 
+// The step, as messages name it: "timed out after 10000 ms while connect to HOST:PORT".
+std::string step_name(const transport& t, open_step step) {
+    switch (step) {
+    case open_step::resolve: return "resolve";
+    case open_step::connect: return "connect to";
+    case open_step::handshake: return t.handshake_name();
+    }
+    return "open";
+}
+
 }  // namespace
 
 std::shared_ptr<uplink> uplink::create(asio::io_context& io, uplink_config config) {
@@ -91,15 +91,12 @@ uplink::uplink(asio::io_context& io, uplink_config config)
       takeover_(takeover_settings(config_)) {}
 
 uplink::~uplink() {
-    if (conn_) {
-        boost::system::error_code ignored;
-        conn_->stream.lowest_layer().close(ignored);
-    }
+    if (attempt_) attempt_->link->close();
 }
 
 void uplink::start() {
     stopping_ = false;
-    attempt();
+    start_attempt();
 }
 
 void uplink::set_state(state_event ev) {
@@ -108,200 +105,158 @@ void uplink::set_state(state_event ev) {
     if (on_state_) on_state_(last_event_);
 }
 
-void uplink::attempt() {
+// ---- connecting ---------------------------------------------------------------------------
+
+void uplink::start_attempt() {
     if (stopping_) return;
     ++counters_.connect_attempts;
     backoff_.on_attempt(now());
     takeover_.on_attempt();
     set_state({.state = link_state::connecting});
 
-    auto tls = config_.plaintext ? tls_context_result{.context = std::make_shared<asio::ssl::context>(
-                                                          asio::ssl::context::tls_client)}
-                                 : make_tls_context(config_.tls);
-    if (!tls.context) {
-        conn_.reset();
-        pending_reason_ = tls.error;
-        pending_fatal_ = tls.fatal;
-        connection_lost(nullptr, {}, tls.fatal);
-        return;
-    }
-    auto c = std::make_shared<connection>(io_, std::move(tls.context));
-    conn_ = c;
-    if (auto err = config_.plaintext ? std::string()
-                                     : prepare_ssl(c->stream.native_handle(), config_.host, config_.tls.alpn);
-        !err.empty()) {
-        connection_lost(c, err, true);
-        return;
-    }
-
+    auto made = make_transport(io_, config_.transport, config_.host, config_.tls);
+    if (!made.link) return end_attempt(nullptr, made.error, std::move(made.detail));
+    auto a = std::make_shared<attempt>(io_, std::move(made.link));
+    attempt_ = a;
     auto self = shared_from_this();
-    c->connect_timer.expires_after(config_.connect_timeout);
-    c->connect_timer.async_wait([self, c](boost::system::error_code ec) {
-        if (ec || c->established || c->closed) return;
-        c->timed_out = true;
-        boost::system::error_code ignored;
-        c->stream.lowest_layer().close(ignored);  // fails the pending step with operation_aborted
+    a->connect_timer.expires_after(config_.connect_timeout);
+    a->connect_timer.async_wait([self, a](boost::system::error_code ec) {
+        if (!ec) self->on_connect_timeout(a);
     });
-    const std::string where = config_.host + ":" + std::to_string(config_.port);
-    auto fail = [self, c, where](const std::string& step, boost::system::error_code ec) {
-        if (c->timed_out) {
-            self->connection_lost(c, "timed out after " + std::to_string(self->config_.connect_timeout.count()) +
-                                         " ms while " + step + " " + where, false);
-        } else {
-            self->connection_lost(c, "cannot " + step + " " + where + ": " + ec.message(), false);
-        }
-    };
-    c->resolver.async_resolve(config_.host, std::to_string(config_.port),
-        [self, c, fail](boost::system::error_code ec, const tcp::resolver::results_type& results) {
-            if (c->closed) return;
-            if (ec) return fail("resolve", ec);
-            asio::async_connect(c->stream.lowest_layer(), results,
-                [self, c, fail](boost::system::error_code ec2, const tcp::endpoint&) {
-                    if (c->closed) return;
-                    if (ec2) return fail("connect to", ec2);
-                    boost::system::error_code ignored;
-                    c->stream.lowest_layer().set_option(tcp::no_delay(true), ignored);
-                    if (self->config_.plaintext) return self->on_established(c);
-                    c->stream.async_handshake(asio::ssl::stream_base::client,
-                        [self, c, fail](boost::system::error_code ec3) {
-                            if (c->closed) return;
-                            if (c->timed_out) return fail("TLS handshake with", ec3);
-                            if (ec3) {
-                                bool fatal = false;
-                                auto why = describe_tls_error(ec3, c->stream.native_handle(), self->config_.host,
-                                                              self->config_.tls, fatal);
-                                return self->connection_lost(c, why, fatal);
-                            }
-                            self->on_established(c);
-                        });
-                });
-        });
+    a->link->async_open(config_.host, config_.port,
+                        [self, a](std::error_code ec, open_step step) { self->on_open(a, ec, step); });
 }
 
-void uplink::on_established(const std::shared_ptr<connection>& c) {
-    c->established = true;
-    c->connect_timer.cancel();
+void uplink::on_connect_timeout(const std::shared_ptr<attempt>& a) {
+    if (a->established || a->closed) return;
+    a->timed_out = true;
+    a->link->close();  // fails the pending step with operation_aborted
+}
+
+void uplink::on_open(const std::shared_ptr<attempt>& a, std::error_code ec, open_step step) {
+    if (a->closed) return;
+    if (!ec) return on_established(a);
+    const std::string where = config_.host + ":" + std::to_string(config_.port);
+    if (a->timed_out) {
+        return end_attempt(a, errc::timed_out,
+                           "timed out after " + std::to_string(config_.connect_timeout.count()) + " ms while " +
+                               step_name(*a->link, step) + " " + where);
+    }
+    switch (step) {
+    case open_step::resolve: return end_attempt(a, ec, "cannot resolve " + where + ": " + ec.message());
+    case open_step::connect: return end_attempt(a, ec, "cannot connect to " + where + ": " + ec.message());
+    case open_step::handshake: return end_attempt(a, ec, a->link->describe(ec));
+    }
+}
+
+void uplink::on_established(const std::shared_ptr<attempt>& a) {
+    a->established = true;
+    a->connect_timer.cancel();
     session_.on_transport_open(now());
-    read(c);
+    read_next(a);
     run_actions();
 }
 
-void uplink::read(const std::shared_ptr<connection>& c) {
-    auto self = shared_from_this();
-    auto on_read = [self, c](boost::system::error_code ec, std::size_t n) {
-        if (c->closed) return;
-        if (ec) return self->read_failed(c, ec);
-        self->counters_.bytes_in += n;
-        self->session_.on_bytes(std::span<const std::uint8_t>(c->read_buf.data(), n), now());
-        if (!self->config_.plaintext) self->read_buffered_records(c);
-        if (c->closed) return;
-        self->run_actions();
-        if (!c->closed) self->read(c);
-    };
-    if (config_.plaintext) c->stream.next_layer().async_read_some(asio::buffer(c->read_buf), std::move(on_read));
-    else c->stream.async_read_some(asio::buffer(c->read_buf), std::move(on_read));
+// ---- reading and writing ------------------------------------------------------------------
+
+void uplink::read_next(const std::shared_ptr<attempt>& a) {
+    a->link->async_read_some(
+        asio::buffer(a->read_buf),
+        [self = shared_from_this(), a](std::error_code ec, std::size_t n) { self->on_read(a, ec, n); });
 }
 
-void uplink::read_failed(const std::shared_ptr<connection>& c, const boost::system::error_code& ec) {
-    bool fatal = false;
-    std::string why;
-    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset) {
-        why = "broker closed the connection";
-        closed_by_broker_ = true;
-    } else
-        why = describe_tls_error(ec, c->stream.native_handle(), config_.host, config_.tls, fatal);
-    connection_lost(c, why, fatal);
+void uplink::on_read(const std::shared_ptr<attempt>& a, std::error_code ec, std::size_t n) {
+    if (a->closed) return;
+    if (ec) return read_failed(a, ec);
+    counters_.bytes_in += n;
+    session_.on_bytes(std::span<const std::uint8_t>(a->read_buf.data(), n), now());
+    run_actions();
+    if (!a->closed) read_next(a);
 }
 
-// OpenSSL returns one TLS record per read, and a broker sends each PUBACK in a record of its own.
-// Read by read, every record would cost an event-loop turn, and the results of a batch of
-// publishes would leave for the apps one write each. So the records a socket read already brought
-// are decrypted here, in the same turn. A partial record stays for the next asynchronous read;
-// an error is reported as that read would report it.
-void uplink::read_buffered_records(const std::shared_ptr<connection>& c) {
-    SSL* ssl = c->stream.native_handle();
-    // Records not yet pulled into the SSL object wait in the input side of the stream's BIO pair.
-    const auto buffered = [ssl] { return SSL_has_pending(ssl) == 1 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0; };
-    while (!c->closed && session_.state() != mqtt::session_state::offline && buffered()) {
-        ERR_clear_error();
-        const int n = SSL_read(ssl, c->read_buf.data(), static_cast<int>(c->read_buf.size()));
-        if (n > 0) {
-            counters_.bytes_in += static_cast<std::size_t>(n);
-            session_.on_bytes(std::span<const std::uint8_t>(c->read_buf.data(), static_cast<std::size_t>(n)), now());
-            continue;
-        }
-        switch (SSL_get_error(ssl, n)) {
-        case SSL_ERROR_ZERO_RETURN: return read_failed(c, asio::error::eof);  // close_notify
-        case SSL_ERROR_SSL:
-            return read_failed(c, boost::system::error_code(static_cast<int>(ERR_get_error()),
-                                                            asio::error::get_ssl_category()));
-        default: return;  // the rest of the record has not arrived yet
-        }
+void uplink::read_failed(const std::shared_ptr<attempt>& a, std::error_code ec) {
+    if (ec == errc::closed_by_broker) {
+        ending_.closed_by_broker = true;
+        return end_attempt(a, ec, "broker closed the connection");
     }
+    end_attempt(a, ec, a->link->describe(ec));
 }
 
-void uplink::flush(const std::shared_ptr<connection>& c) {
-    if (c->closed || c->write_in_flight || !c->established) return;
-    if (c->pending.empty()) {
-        if (c->close_after_flush) connection_lost(c, pending_reason_.empty() ? "closed" : pending_reason_, false);
+void uplink::schedule_flush(const std::shared_ptr<attempt>& a) {
+    // Writing at the end of the event-loop turn, not per packet, puts every packet queued by
+    // this turn's handlers (a batch of app publishes, the PUBACKs for a read's worth of
+    // messages) into one TLS record and one send(). While a write is in flight its completion
+    // flushes what queued meanwhile.
+    if (a->closed || a->write_in_flight || a->flush_posted) return;
+    a->flush_posted = true;
+    asio::post(io_, [self = shared_from_this(), a] {
+        a->flush_posted = false;
+        self->flush(a);
+    });
+}
+
+void uplink::flush(const std::shared_ptr<attempt>& a) {
+    if (a->closed || a->write_in_flight || !a->established) return;
+    if (a->pending.empty()) {
+        if (a->close_after_flush)
+            end_attempt(a, errc::session_ended, ending_.reason.empty() ? "closed" : ending_.reason);
         return;
     }
     // Everything queued so far goes out in one write: fewer TLS records and syscalls under load.
-    c->writing.swap(c->pending);
-    c->pending.clear();
-    c->write_in_flight = true;
-    auto self = shared_from_this();
-    auto on_written = [self, c](boost::system::error_code ec, std::size_t n) {
-        c->write_in_flight = false;
-        if (c->closed) return;
-        if (ec) return self->connection_lost(c, "write to broker failed: " + ec.message(), false);
-        self->counters_.bytes_out += n;
-        c->writing.clear();
-        self->flush(c);
-    };
-    if (config_.plaintext) asio::async_write(c->stream.next_layer(), asio::buffer(c->writing), std::move(on_written));
-    else asio::async_write(c->stream, asio::buffer(c->writing), std::move(on_written));
+    a->writing.swap(a->pending);
+    a->pending.clear();
+    a->write_in_flight = true;
+    a->writing_buffer = asio::buffer(a->writing);
+    a->link->async_write(
+        std::span(&a->writing_buffer, 1),
+        [self = shared_from_this(), a](std::error_code ec, std::size_t n) { self->on_written(a, ec, n); });
 }
 
-void uplink::close_transport(const std::shared_ptr<connection>& c) {
-    c->closed = true;
-    c->connect_timer.cancel();
-    boost::system::error_code ignored;
-    c->resolver.cancel();
-    c->stream.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);
-    c->stream.lowest_layer().close(ignored);
+void uplink::on_written(const std::shared_ptr<attempt>& a, std::error_code ec, std::size_t n) {
+    a->write_in_flight = false;
+    if (a->closed) return;
+    if (ec) return end_attempt(a, ec, "write to broker failed: " + ec.message());
+    counters_.bytes_out += n;
+    a->writing.clear();
+    flush(a);
 }
 
-void uplink::connection_lost(const std::shared_ptr<connection>& c, std::string reason, bool fatal) {
-    if (c) {
-        if (c->closed) return;
-        close_transport(c);
-        if (c->established) {
+// ---- the end of an attempt ----------------------------------------------------------------
+
+void uplink::close_attempt(const std::shared_ptr<attempt>& a) {
+    a->closed = true;
+    a->connect_timer.cancel();
+    a->link->close();
+}
+
+void uplink::end_attempt(const std::shared_ptr<attempt>& a, std::error_code error, std::string reason) {
+    if (a) {
+        if (a->closed) return;
+        close_attempt(a);
+        if (a->established) {
             session_.on_transport_closed(now(), reason);
             run_actions();
         }
     }
-    if (c && conn_ != c) return;  // an older connection; the current one owns the state
-    conn_.reset();
+    if (a && attempt_ != a) return;  // an older attempt; the current one owns the state
+    attempt_.reset();
 
     // A reason the session recorded (CONNACK refusal, broker DISCONNECT, dead link) is more
     // precise than the transport's "connection closed".
     state_event ev;
-    ev.reason = pending_reason_.empty() ? std::move(reason) : std::move(pending_reason_);
-    ev.fatal = fatal || pending_fatal_;
-    ev.reason_code = pending_code_;
+    const bool recorded = !ending_.reason.empty();
+    ev.reason = recorded ? std::move(ending_.reason) : std::move(reason);
+    ev.error = ending_.error ? ending_.error : error;
+    ev.fatal = is_fatal(error) || is_fatal(ending_.error);
+    ev.reason_code = ending_.reason_code;
     timers_->session.cancel();
     timers_->session_armed.reset();
     detect_takeover(ev);
-    pending_reason_.clear();
-    pending_fatal_ = false;
-    pending_code_.reset();
-    pending_cause_.reset();
-    pending_suspect_ = false;
-    closed_by_broker_ = false;
+    ending_ = {};
 
     if (stopping_) {
         ev.state = link_state::stopped;
+        ev.error = errc::stopped;
         set_state(ev);
         if (auto done = std::exchange(stopped_, {})) done();
         return;
@@ -311,10 +266,13 @@ void uplink::connection_lost(const std::shared_ptr<connection>& c, std::string r
     ev.state = ev.fatal ? link_state::failed : link_state::backing_off;
     ev.retry_in = std::chrono::duration_cast<std::chrono::milliseconds>(next - t);
     set_state(ev);
-    timers_->reconnect.expires_at(next);
-    auto self = shared_from_this();
-    timers_->reconnect.async_wait([self](boost::system::error_code ec) {
-        if (!ec) self->attempt();
+    schedule_attempt(next);
+}
+
+void uplink::schedule_attempt(mqtt::time_point at) {
+    timers_->reconnect.expires_at(at);
+    timers_->reconnect.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        if (!ec) self->start_attempt();
     });
 }
 
@@ -324,10 +282,12 @@ void uplink::detect_takeover(state_event& ev) {
     // Only a close by the broker that nothing of ours explains may be a takeover: not an error
     // of ours, a DISCONNECT with another reason, a dead link, a TLS failure or a publish the
     // broker keeps refusing.
-    const bool unexplained = closed_by_broker_ && pending_cause_ == mqtt::action::end_cause::closed && !pending_suspect_;
+    const bool unexplained =
+        ending_.closed_by_broker && ending_.cause == mqtt::action::end_cause::closed && !ending_.suspect;
     const kind k = said_so ? kind::taken_over : unexplained ? kind::closed : kind::explained;
     if (!takeover_.on_end(now(), k) || stopping_) return;
     ev.takeover = true;
+    ev.error = errc::client_id_in_use;
     const auto& id = config_.session.client_id;
     const auto window = std::chrono::duration_cast<std::chrono::seconds>(takeover_.settings().stable_after).count();
     ev.reason = "client ID '" + id + "' is in use by another connection (" +
@@ -351,32 +311,23 @@ void uplink::run_actions() {
         }
     }
     in_run_actions_ = false;
-    if (conn_) schedule_flush(conn_);
+    if (attempt_) schedule_flush(attempt_);
     arm_session_timer();
 }
 
-void uplink::schedule_flush(const std::shared_ptr<connection>& c) {
-    // Writing at the end of the event-loop turn, not per packet, puts every packet queued by
-    // this turn's handlers (a batch of app publishes, the PUBACKs for a read's worth of
-    // messages) into one TLS record and one send(). While a write is in flight its completion
-    // flushes what queued meanwhile.
-    if (c->closed || c->write_in_flight || c->flush_posted) return;
-    c->flush_posted = true;
-    asio::post(io_, [self = shared_from_this(), c] {
-        c->flush_posted = false;
-        self->flush(c);
-    });
-}
-
 void uplink::handle(mqtt::action::send& a) {
-    if (!conn_ || conn_->closed) return;
-    if (conn_->pending.empty()) conn_->pending = std::move(a.bytes);
-    else conn_->pending.insert(conn_->pending.end(), a.bytes.begin(), a.bytes.end());
+    if (!attempt_ || attempt_->closed) return;
+    auto& pending = attempt_->pending;
+    if (pending.empty()) pending = std::move(a.bytes);
+    else pending.insert(pending.end(), a.bytes.begin(), a.bytes.end());
 }
 
 void uplink::handle(mqtt::action::close& a) {
-    if (pending_reason_.empty()) pending_reason_ = std::move(a.reason);
-    if (conn_) conn_->close_after_flush = true;
+    if (ending_.reason.empty()) {
+        ending_.reason = std::move(a.reason);
+        ending_.error = errc::session_ended;
+    }
+    if (attempt_) attempt_->close_after_flush = true;
 }
 
 void uplink::handle(mqtt::action::connected& a) {
@@ -387,16 +338,20 @@ void uplink::handle(mqtt::action::connected& a) {
 }
 
 void uplink::handle(mqtt::action::connect_failed& a) {
-    pending_reason_ = "broker refused connection: " + a.reason;
-    pending_fatal_ = a.fatal;
-    pending_code_ = a.reason_code;
+    ending_.reason = "broker refused connection: " + a.reason;
+    ending_.error = a.fatal ? errc::broker_refused_permanently : errc::broker_refused;
+    ending_.reason_code = a.reason_code;
 }
 
 void uplink::handle(mqtt::action::disconnected& a) {
-    if (pending_reason_.empty()) pending_reason_ = std::move(a.reason);
-    if (a.reason_code) pending_code_ = a.reason_code;
-    pending_cause_ = a.cause;
-    pending_suspect_ = a.suspect.has_value();
+    if (ending_.reason.empty()) {
+        ending_.reason = std::move(a.reason);
+        // A close the session merely saw (cause `closed`) keeps the transport's error.
+        if (a.cause != mqtt::action::end_cause::closed) ending_.error = errc::session_ended;
+    }
+    if (a.reason_code) ending_.reason_code = a.reason_code;
+    ending_.cause = a.cause;
+    ending_.suspect = a.suspect.has_value();
 }
 
 void uplink::handle(mqtt::action::publish_done& a) {
@@ -446,18 +401,20 @@ void uplink::arm_session_timer() {
     if (armed && *armed <= *deadline) return;
     armed = *deadline;
     timers_->session.expires_at(*deadline);
-    auto self = shared_from_this();
-    timers_->session.async_wait([self](boost::system::error_code ec) {
-        if (ec) return;
-        self->timers_->session_armed.reset();
-        self->session_.on_tick(now());
-        self->run_actions();
+    timers_->session.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        if (!ec) self->on_session_timer();
     });
+}
+
+void uplink::on_session_timer() {
+    timers_->session_armed.reset();
+    session_.on_tick(now());
+    run_actions();
 }
 
 void uplink::reconnect(const std::string& why, std::optional<uplink_config> config) {
     if (stopping_) return;
-    if (conn_) connection_lost(conn_, "reconnecting: " + why, false);
+    if (attempt_) end_attempt(attempt_, errc::reconnect_requested, "reconnecting: " + why);
     if (config) {
         config_ = with_defaults(std::move(*config));
         session_.reconfigure(config_.session);
@@ -473,12 +430,9 @@ void uplink::reconnect(const std::string& why, std::optional<uplink_config> conf
     timers_->reconnect.cancel();
     set_state({.state = link_state::backing_off,
                .reason = "reconnecting: " + why,
+               .error = errc::reconnect_requested,
                .retry_in = std::chrono::duration_cast<std::chrono::milliseconds>(next - t)});
-    timers_->reconnect.expires_at(next);
-    auto self = shared_from_this();
-    timers_->reconnect.async_wait([self](boost::system::error_code ec) {
-        if (!ec) self->attempt();
-    });
+    schedule_attempt(next);
 }
 
 void uplink::publish(mqtt::publish msg, publish_handler done) {
@@ -512,10 +466,10 @@ void uplink::stop(std::function<void()> done) {
     if (online) session_.disconnect(now());  // DISCONNECT goes out before the transport closes
     session_.abandon();
     run_actions();
-    if (conn_ && !online) {
-        connection_lost(conn_, "stopped", false);
-    } else if (!conn_) {
-        set_state({.state = link_state::stopped, .reason = "stopped"});
+    if (attempt_ && !online) {
+        end_attempt(attempt_, errc::stopped, "stopped");
+    } else if (!attempt_) {
+        set_state({.state = link_state::stopped, .reason = "stopped", .error = errc::stopped});
         if (auto d = std::exchange(stopped_, {})) asio::post(io_, std::move(d));
     }
 }

@@ -1,5 +1,5 @@
-// One upstream MQTT-over-TLS connection for one Thing: the thin Boost.Asio + OpenSSL adapter
-// around the sans-I/O mqtt::session and mqtt::backoff.
+// One upstream MQTT connection for one Thing: the thin Boost.Asio adapter that runs the sans-I/O
+// mqtt::session and mqtt::backoff over a transport (TLS; plain TCP for peers on loopback).
 //
 // All of it runs on the io_context it is given (one thread, no locks). It connects, keeps the
 // session (persistent, re-subscribed, retransmitted), reconnects with backoff and full jitter,
@@ -11,7 +11,8 @@
 #include "daemon/mqtt/backoff.hpp"
 #include "daemon/mqtt/session.hpp"
 #include "daemon/mqtt/takeover.hpp"
-#include "daemon/uplink/tls.hpp"
+#include "daemon/uplink/error.hpp"
+#include "daemon/uplink/transport.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -22,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace thingmux::uplink {
@@ -34,10 +36,10 @@ struct uplink_config {
     mqtt::session_config session;         // client_id defaults to thing_name
     mqtt::backoff::config backoff;
     std::chrono::milliseconds connect_timeout{10'000};  // TCP + TLS handshake
-    // MQTT over plain TCP, without TLS. Only for peers on loopback in the benchmarks (a local
-    // mosquitto, as in the bridge set-up they compare against); the configuration file cannot
-    // select it, since AWS IoT Core requires mTLS.
-    bool plaintext = false;
+    // TLS. Plain TCP only for peers on loopback in tests and the benchmarks (a local mosquitto,
+    // as in the bridge set-up they compare against); the configuration file cannot select it,
+    // since AWS IoT Core requires mTLS.
+    transport_kind transport = transport_kind::tls;
 };
 
 using link_state = thingmux::link_state;  // defined once in common/, with its spellings
@@ -48,6 +50,9 @@ struct state_event {
     link_state state = link_state::connecting;
     std::string reason;                 // why (empty for a plain "connecting")
     bool fatal = false;                 // retrying without a change cannot help
+    // backing_off / failed / stopped: what ended the connection, as a condition to test against
+    // (uplink::errc, a system error, an OpenSSL error); `reason` says it in words.
+    std::error_code error;
     std::optional<std::uint8_t> reason_code;  // MQTT reason code from the broker, if any
     std::chrono::milliseconds retry_in{0};    // backing_off / failed: time until the next attempt
     bool session_present = false;       // connected: the broker kept our session
@@ -108,21 +113,42 @@ public:
     [[nodiscard]] const uplink_counters& counters() const noexcept { return counters_; }
 
 private:
-    struct connection;  // one TCP+TLS connection attempt and its I/O state
+    struct attempt;  // one connection attempt: its transport, timer and I/O state
     struct timer_set;
+    // Why the current connection ends, as far as the session said before the transport closed,
+    // and what takeover detection needs to know about it.
+    struct ending {
+        std::error_code error;  // empty: the transport's own error applies
+        std::string reason;
+        std::optional<std::uint8_t> reason_code;
+        std::optional<mqtt::action::end_cause> cause;  // what the session saw
+        bool suspect = false;           // a publish sent alone was left unacknowledged
+        bool closed_by_broker = false;  // the broker closed the transport
+    };
 
     uplink(boost::asio::io_context& io, uplink_config config);
 
-    void attempt();
-    void on_established(const std::shared_ptr<connection>& c);
-    void read(const std::shared_ptr<connection>& c);
-    void read_failed(const std::shared_ptr<connection>& c, const boost::system::error_code& ec);
-    void read_buffered_records(const std::shared_ptr<connection>& c);
-    void flush(const std::shared_ptr<connection>& c);
-    void schedule_flush(const std::shared_ptr<connection>& c);
-    void connection_lost(const std::shared_ptr<connection>& c, std::string reason, bool fatal);
+    // Connecting, step by step.
+    void start_attempt();
+    void on_connect_timeout(const std::shared_ptr<attempt>& a);
+    void on_open(const std::shared_ptr<attempt>& a, std::error_code ec, open_step step);
+    void on_established(const std::shared_ptr<attempt>& a);
+    // The read loop and the write loop of an established attempt.
+    void read_next(const std::shared_ptr<attempt>& a);
+    void on_read(const std::shared_ptr<attempt>& a, std::error_code ec, std::size_t n);
+    void read_failed(const std::shared_ptr<attempt>& a, std::error_code ec);
+    void schedule_flush(const std::shared_ptr<attempt>& a);
+    void flush(const std::shared_ptr<attempt>& a);
+    void on_written(const std::shared_ptr<attempt>& a, std::error_code ec, std::size_t n);
+    // The end of an attempt (nullptr: it never got a transport) and the next one.
+    void end_attempt(const std::shared_ptr<attempt>& a, std::error_code error, std::string reason);
+    void close_attempt(const std::shared_ptr<attempt>& a);
+    void schedule_attempt(mqtt::time_point at);
+    void detect_takeover(state_event& ev);
+
     void run_actions();
     void arm_session_timer();
+    void on_session_timer();
     void set_state(state_event ev);
     void handle(mqtt::action::send& a);
     void handle(mqtt::action::close& a);
@@ -135,29 +161,19 @@ private:
     void handle(mqtt::action::message& a);
     void handle(mqtt::action::subscription_lost& a);
     void complete_codes(mqtt::op_id id, const std::vector<std::uint8_t>& codes);
-    void detect_takeover(state_event& ev);
-    void close_transport(const std::shared_ptr<connection>& c);
 
     boost::asio::io_context& io_;
     uplink_config config_;
     mqtt::session session_;
     mqtt::backoff backoff_;
-    std::shared_ptr<connection> conn_;
+    std::shared_ptr<attempt> attempt_;
     std::unique_ptr<timer_set> timers_;
     link_state state_ = link_state::stopped;
     state_event last_event_;
     uplink_counters counters_;
     bool stopping_ = false;
     std::function<void()> stopped_;
-    // Why the current connection is ending, recorded from session actions before the close.
-    std::string pending_reason_;
-    bool pending_fatal_ = false;
-    std::optional<std::uint8_t> pending_code_;
-    // How the current session ended, for takeover detection: what the session saw, whether a
-    // publish sent alone was unacknowledged, and whether the broker closed the transport.
-    std::optional<mqtt::action::end_cause> pending_cause_;
-    bool pending_suspect_ = false;
-    bool closed_by_broker_ = false;
+    ending ending_;
     mqtt::takeover_detector takeover_;
 
     bool in_run_actions_ = false;

@@ -199,7 +199,7 @@ std::unique_ptr<client> make_client(asio::io_context& io, path p, const endpoint
         cfg.thing_name = "bench-app-" + std::to_string(index);
         cfg.host = e.local_host;
         cfg.port = e.local_port;
-        cfg.plaintext = true;
+        cfg.transport = uplink::transport_kind::tcp;
         cfg.session.client_id = cfg.thing_name;
         cfg.session.clean_start = true;
         cfg.session.session_expiry = 0;

@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include <algorithm>
 #include <fcntl.h>
@@ -336,6 +338,89 @@ TEST_F(UplinkErrorTest, KeyPathHoldingAFifoIsRefusedWithoutWaitingForAWriter) {
     const auto result = made.get();
     EXPECT_EQ(result.context, nullptr);
     EXPECT_EQ(result.error, "key file " + fifo.string() + " is a FIFO (named pipe), not a regular file");
+}
+
+// --- the transports ---
+
+// The plain TCP transport (the benchmarks' local side) against the broker's plain listener: the
+// same session, subscription and QoS 0/1 traffic as over TLS, with no credential file loaded.
+TEST(UplinkTransportTest, PlainTcpTransportTalksToAPlainListener) {
+    broker_fixture broker(broker_fixture::options{.plain_listener = true});
+    uplink_fixture u(broker, broker.thing("gateway-01"));
+    u.cfg.transport = uplink::transport_kind::tcp;
+    u.cfg.port = broker.plain_port();
+    u.cfg.tls = {};  // nothing to load: a TLS attempt would fail on the missing files
+    u.cfg.session.username = "gateway-01";
+    u.cfg.session.password = broker_fixture::plain_password();
+    u.start();
+    ASSERT_TRUE(u.run_until([&] { return u.connected(); })) << u.link->last_event().reason;
+    ASSERT_EQ(u.subscribe("dt/gateway-01/#"), std::vector<std::uint8_t>{1});
+
+    unsigned acked = 0;
+    for (auto q : {mqtt::qos::at_most_once, mqtt::qos::at_least_once}) {
+        for (int i = 0; i < 10; ++i) {
+            u.link->publish({.topic = "dt/gateway-01/plain", .payload = std::to_string(i), .qos = q}, [&](auto& d) {
+                EXPECT_EQ(d.error, mqtt::local_error::none);
+                EXPECT_EQ(d.reason_code, mqtt::reason::success);
+                ++acked;
+            });
+        }
+    }
+    ASSERT_TRUE(u.run_until([&] { return acked == 20 && u.received_on("dt/gateway-01/plain") == 20; }))
+        << acked << " acked, " << u.received_on("dt/gateway-01/plain") << " received";
+    EXPECT_EQ(u.link->counters().connects, 1U);
+    u.stop();
+    EXPECT_EQ(u.link->state(), link_state::stopped);
+}
+
+// A TLS server whose certificate our CA signed, but for another name (`openssl s_server`).
+class wrong_name_server {
+public:
+    explicit wrong_name_server(const broker_fixture& broker) : port_(free_tcp_port()) {
+        const auto pki = broker.dir() / "pki";
+        const auto crt = broker.dir() / "wrong-name.crt", key = broker.dir() / "wrong-name.key";
+        std::string out;
+        const int rc = run_command({"openssl", "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt",
+                                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key.string(), "-out", crt.string(),
+                                    "-subj", "/CN=broker.example", "-addext", "subjectAltName=DNS:broker.example",
+                                    "-addext", "extendedKeyUsage=serverAuth", "-CA", (pki / "ca.crt").string(),
+                                    "-CAkey", (pki / "ca.key").string(), "-days", "1"},
+                                   &out);
+        if (rc != 0) throw std::runtime_error("openssl req failed: " + out);
+        server_.emplace(std::vector<std::string>{"openssl", "s_server", "-www", "-accept",
+                                                 "127.0.0.1:" + std::to_string(port_), "-cert", crt.string(), "-key",
+                                                 key.string()},
+                        broker.dir() / "s_server.out", broker.dir() / "s_server.err");
+        const bool listening = eventually([&] {
+            boost::asio::io_context io;
+            boost::asio::ip::tcp::socket s(io);
+            boost::system::error_code ec;
+            s.connect({boost::asio::ip::make_address("127.0.0.1"), port_}, ec);
+            return !ec;
+        });
+        if (!listening) throw std::runtime_error("openssl s_server does not listen on port " + std::to_string(port_));
+    }
+    [[nodiscard]] std::uint16_t port() const { return port_; }
+
+private:
+    std::uint16_t port_;
+    std::optional<child_process> server_;
+};
+
+// Host name verification: the broker's certificate must name the host we connect to, whether
+// that is a DNS name (checked with SNI sent) or an IP literal.
+TEST_F(UplinkErrorTest, ServerCertificateForAnotherNameIsRefused) {
+    wrong_name_server server(broker);
+    for (const std::string host : {"localhost", "127.0.0.1"}) {
+        uplink_fixture u(broker, broker.thing("gateway-01"));
+        u.cfg.host = host;
+        u.cfg.port = server.port();
+        const auto ev = expect_paced_failures(u, 2);
+        EXPECT_EQ(ev.state, link_state::failed) << host;
+        EXPECT_TRUE(ev.fatal) << host;
+        EXPECT_EQ(ev.error, uplink::errc::server_name_mismatch) << host << ": " << ev.error.message();
+        EXPECT_EQ(ev.reason, "server certificate does not match host name " + host);
+    }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <set>
 #include <stdexcept>
 #include <string_view>
@@ -87,6 +88,14 @@ broker_fixture::broker_fixture(options opts) : opts_(std::move(opts)) {
         std::vector<std::string> pki{THINGMUX_BROKER_SCRIPT, "pki", dir_.string()};
         pki.insert(pki.end(), opts_.things.begin(), opts_.things.end());
         run_or_throw(pki);
+        if (opts_.plain_listener) {
+            const auto passwd = (dir_ / "passwd").string();
+            for (const auto& thing : opts_.things) {
+                std::vector<std::string> add{"mosquitto_passwd", "-b", passwd, thing, plain_password()};
+                if (&thing == &opts_.things.front()) add.insert(add.begin() + 1, "-c");  // creates the file
+                run_or_throw(add);
+            }
+        }
         start();
     } catch (...) {
         mosquitto_.reset();
@@ -111,8 +120,10 @@ void broker_fixture::start() {
     const bool port_fixed = port_ != 0;  // restarts keep the port clients know
     for (int attempt = 1;; ++attempt) {
         if (!port_fixed) port_ = free_tcp_port();
+        if (!port_fixed && opts_.plain_listener) plain_port_ = free_tcp_port();
         run_or_throw({THINGMUX_BROKER_SCRIPT, "config", dir_.string(), std::to_string(port_),
                       std::to_string(opts_.max_packet_size)});
+        if (opts_.plain_listener) add_plain_listener();
         const auto log_size = fs::exists(log_file()) ? fs::file_size(log_file()) : 0;
         mosquitto_.emplace(std::vector<std::string>{mosquitto_program(), "-c", (dir_ / "mosquitto.conf").string()},
                            dir_ / "mosquitto.stderr", dir_ / "mosquitto.stderr");
@@ -126,6 +137,16 @@ void broker_fixture::start() {
             if (port_fixed || !lost_port || attempt == 3) throw;
         }
     }
+}
+
+void broker_fixture::add_plain_listener() const {
+    // With per_listener_settings false, allow_anonymous false and the ACL hold here too; TLS
+    // clients keep logging in by certificate (use_identity_as_username skips the password file).
+    std::ofstream conf(dir_ / "mosquitto.conf", std::ios::app);
+    conf << "\n# Plain TCP, for the uplink's plain transport in tests.\n"
+         << "password_file " << (dir_ / "passwd").string() << "\n"
+         << "listener " << plain_port_ << " 127.0.0.1\n";
+    if (!conf.flush()) throw std::runtime_error("cannot append to " + (dir_ / "mosquitto.conf").string());
 }
 
 void broker_fixture::wait_until_ready() {
@@ -169,6 +190,7 @@ void broker_fixture::kill() {
 bool broker_fixture::running() const { return mosquitto_ && mosquitto_->running(); }
 
 std::uint16_t broker_fixture::port() const noexcept { return port_; }
+std::uint16_t broker_fixture::plain_port() const noexcept { return plain_port_; }
 const fs::path& broker_fixture::dir() const noexcept { return dir_; }
 fs::path broker_fixture::ca_file() const { return dir_ / "pki" / "ca.crt"; }
 fs::path broker_fixture::other_ca_file() const { return dir_ / "pki" / "rogue-ca.crt"; }

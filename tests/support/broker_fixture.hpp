@@ -29,6 +29,10 @@ public:
     struct options {
         std::vector<std::string> things{"gateway-01"};  // Thing certificates to issue
         std::size_t max_packet_size = 140'000;          // AWS IoT Core: 128 KiB payload
+        // Also accept MQTT over plain TCP (no TLS) on plain_port(), for the uplink's plain TCP
+        // transport. Clients there log in with username = Thing name and plain_password(), so
+        // the same Thing-scoped ACL applies.
+        bool plain_listener = false;
     };
 
     // Creates the PKI and starts the broker (start() is then a no-op), so a test can use it at once.
@@ -50,6 +54,10 @@ public:
     [[nodiscard]] bool running() const;
 
     [[nodiscard]] std::uint16_t port() const noexcept;
+    // The plain TCP listener's port (options::plain_listener; 0 without one) and the password
+    // of every Thing there.
+    [[nodiscard]] std::uint16_t plain_port() const noexcept;
+    [[nodiscard]] static std::string plain_password() { return "plain-listener-password"; }
     [[nodiscard]] std::string host() const { return "localhost"; }
     [[nodiscard]] const std::filesystem::path& dir() const noexcept;  // the temporary directory
     [[nodiscard]] std::filesystem::path ca_file() const;              // trusted CA (PEM)
@@ -70,10 +78,12 @@ public:
 
 private:
     void wait_until_ready();
+    void add_plain_listener() const;  // to the configuration the script wrote
 
     options opts_;
     std::filesystem::path dir_;
     std::uint16_t port_ = 0;
+    std::uint16_t plain_port_ = 0;
     mutable std::optional<child_process> mosquitto_;  // running() reaps, so it is not const
 };
 

@@ -1,0 +1,52 @@
+#include "daemon/uplink/error.hpp"
+
+#include <string>
+
+namespace thingmux::uplink {
+namespace {
+
+class category final : public std::error_category {
+public:
+    [[nodiscard]] const char* name() const noexcept override { return "thingmux.uplink"; }
+
+    [[nodiscard]] std::string message(int value) const override {
+        switch (static_cast<errc>(value)) {
+        case errc::credentials_unusable: return "a CA, certificate or key file cannot be used";
+        case errc::tls_setup_failed: return "TLS settings (SNI, host name verification, ALPN) cannot be applied";
+        case errc::server_certificate_untrusted: return "the broker's certificate is not trusted by the CA file";
+        case errc::server_name_mismatch: return "the broker's certificate does not match its host name";
+        case errc::client_certificate_rejected: return "the broker rejected our client certificate";
+        case errc::broker_refused_permanently: return "the broker refused the connection; retrying cannot help";
+        case errc::timed_out: return "connecting took longer than the connect timeout";
+        case errc::closed_by_broker: return "the broker closed the connection";
+        case errc::broker_refused: return "the broker refused the connection";
+        case errc::session_ended: return "the MQTT session ended the connection";
+        case errc::client_id_in_use: return "another connection is using our client ID";
+        case errc::reconnect_requested: return "reconnecting on request";
+        case errc::stopped: return "stopped";
+        }
+        return "unknown uplink error " + std::to_string(value);
+    }
+};
+
+}  // namespace
+
+const std::error_category& uplink_category() noexcept {
+    static const category instance;
+    return instance;
+}
+
+bool is_fatal(const std::error_code& ec) noexcept {
+    if (ec.category() != uplink_category()) return false;
+    switch (static_cast<errc>(ec.value())) {
+    case errc::credentials_unusable:
+    case errc::tls_setup_failed:
+    case errc::server_certificate_untrusted:
+    case errc::server_name_mismatch:
+    case errc::client_certificate_rejected:
+    case errc::broker_refused_permanently: return true;
+    default: return false;
+    }
+}
+
+}  // namespace thingmux::uplink

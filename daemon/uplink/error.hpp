@@ -1,0 +1,41 @@
+// The uplink's own error conditions as std::error_code values (category "thingmux.uplink").
+// Transports report system errors (connection refused, host not found) and OpenSSL errors in
+// their own categories; these are the conditions the uplink and its transports name themselves.
+#pragma once
+
+#include <system_error>
+
+namespace thingmux::uplink {
+
+enum class errc {
+    // Fatal: retrying without a configuration change cannot help.
+    credentials_unusable = 1,      // a CA, certificate or key file is missing, unreadable, not PEM or mismatched
+    tls_setup_failed,              // SNI, host name verification or ALPN could not be set up
+    server_certificate_untrusted,  // the broker's certificate is not signed by our CA file
+    server_name_mismatch,          // the broker's certificate is for another host name or IP
+    client_certificate_rejected,   // the broker refused our certificate (a certificate alert)
+    broker_refused_permanently,    // CONNACK: not authorized, bad credentials, client ID, protocol, banned
+    // Transient: the next attempt may succeed.
+    timed_out,                // a connection step took longer than connect_timeout
+    closed_by_broker,         // the broker closed the connection (FIN, reset, TLS close_notify or not)
+    broker_refused,           // CONNACK refused for a reason that may pass (server busy, unavailable)
+    session_ended,            // the MQTT session ended it (DISCONNECT, dead link, protocol error)
+    client_id_in_use,         // another connection keeps taking our client ID (takeover loop)
+    reconnect_requested,      // the owner asked for a reconnect (new settings, rotated certificate)
+    stopped,                  // the owner stopped the uplink
+};
+
+[[nodiscard]] const std::error_category& uplink_category() noexcept;
+
+[[nodiscard]] inline std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), uplink_category()};
+}
+
+// True when retrying without a change cannot help: the fatal uplink conditions above. System
+// and TLS errors are transient (a broken peer or network may heal).
+[[nodiscard]] bool is_fatal(const std::error_code& ec) noexcept;
+
+}  // namespace thingmux::uplink
+
+template <>
+struct std::is_error_code_enum<thingmux::uplink::errc> : std::true_type {};

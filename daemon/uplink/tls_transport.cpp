@@ -1,0 +1,250 @@
+#include "daemon/uplink/tls_transport.hpp"
+
+#include "daemon/uplink/error.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <openssl/err.h>
+#include <openssl/x509_vfy.h>
+
+namespace thingmux::uplink {
+namespace asio = boost::asio;
+
+namespace {
+
+// A message naming a certificate problem ("alert certificate expired", "alert unknown ca") is the
+// broker refusing ours: with TLS 1.3 it arrives on the first read, after our handshake "succeeded".
+bool is_alert(const std::string& what) { return what.find("alert") != std::string::npos; }
+bool is_certificate_alert(const std::string& what) {
+    return is_alert(what) &&
+           (what.find("certificate") != std::string::npos || what.find("unknown ca") != std::string::npos);
+}
+
+}  // namespace
+
+tls_transport::tls_transport(asio::io_context& io, std::shared_ptr<transport> lower,
+                             std::shared_ptr<asio::ssl::context> context, const std::string& host,
+                             const tls_settings& settings)
+    : transport("tls", "TLS handshake with"),
+      io_(io),
+      lower_(std::move(lower)),
+      context_(std::move(context)),
+      host_(host),
+      settings_(settings) {
+    ssl_ = SSL_new(context_->native_handle());
+    if (ssl_ == nullptr) return;
+    ciphertext_in_ = BIO_new(BIO_s_mem());
+    ciphertext_out_ = BIO_new(BIO_s_mem());
+    if (ciphertext_in_ == nullptr || ciphertext_out_ == nullptr) {
+        BIO_free(ciphertext_in_);
+        BIO_free(ciphertext_out_);
+        SSL_free(std::exchange(ssl_, nullptr));
+        return;
+    }
+    // An empty input BIO means "wait for more" (SSL_ERROR_WANT_READ), not end of stream.
+    BIO_ctrl(ciphertext_in_, BIO_C_SET_BUF_MEM_EOF_RETURN, -1, nullptr);
+    SSL_set_bio(ssl_, ciphertext_in_, ciphertext_out_);
+    SSL_set_connect_state(ssl_);
+}
+
+tls_transport::~tls_transport() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+}
+
+transport_result tls_transport::create(asio::io_context& io, std::shared_ptr<transport> lower,
+                                       std::shared_ptr<asio::ssl::context> context, const std::string& host,
+                                       const tls_settings& settings) {
+    std::shared_ptr<tls_transport> t(new tls_transport(io, std::move(lower), std::move(context), host, settings));
+    if (t->ssl_ == nullptr) return {nullptr, errc::tls_setup_failed, "cannot create a TLS connection (out of memory)"};
+    if (auto err = prepare_ssl(t->ssl_, host, settings.alpn); !err.empty())
+        return {nullptr, errc::tls_setup_failed, std::move(err)};
+    return {std::move(t), {}, {}};
+}
+
+// ---- opening ------------------------------------------------------------------------------
+
+void tls_transport::async_open(const std::string& host, std::uint16_t port, open_handler done) {
+    open_done_ = std::move(done);
+    lower_->async_open(host, port, [self = shared_from_this()](std::error_code ec, open_step step) {
+        self->on_lower_open(ec, step);
+    });
+}
+
+void tls_transport::on_lower_open(std::error_code ec, open_step step) {
+    if (ec) return std::exchange(open_done_, {})(ec, step);
+    handshake_step();
+}
+
+void tls_transport::handshake_step() {
+    if (closed_) return finish_open(std::make_error_code(std::errc::operation_canceled));
+    ERR_clear_error();
+    const int r = SSL_do_handshake(ssl_);
+    if (r == 1) {
+        handshake_done_ = true;
+    } else if (const int e = SSL_get_error(ssl_, r); e != SSL_ERROR_WANT_READ) {
+        return finish_open(ssl_failure(e));
+    }
+    // What OpenSSL wrote (ClientHello, our certificate, Finished) goes out before we wait for
+    // the broker's answer; on_ciphertext_sent continues here.
+    if (BIO_ctrl_pending(ciphertext_out_) > 0) return send_ciphertext();
+    if (handshake_done_) return finish_open({});
+    read_ciphertext();
+}
+
+void tls_transport::finish_open(std::error_code ec) {
+    if (open_done_) std::exchange(open_done_, {})(ec, open_step::handshake);
+}
+
+// ---- reading ------------------------------------------------------------------------------
+
+void tls_transport::async_read_some(asio::mutable_buffer buffer, io_handler done) {
+    read_buffer_ = buffer;
+    read_done_ = std::move(done);
+    // Records left over from the last lower read (the caller's buffer was full) come first.
+    const std::size_t n = decrypt(buffer);
+    if (n > 0 || read_error_) {
+        asio::post(io_, [self = shared_from_this(), n] { self->complete_read(n); });
+        return;
+    }
+    read_ciphertext();
+}
+
+void tls_transport::read_ciphertext() {
+    if (reading_) return;
+    reading_ = true;
+    lower_->async_read_some(asio::buffer(in_), [self = shared_from_this()](std::error_code ec, std::size_t n) {
+        self->on_ciphertext(ec, n);
+    });
+}
+
+void tls_transport::on_ciphertext(std::error_code ec, std::size_t n) {
+    reading_ = false;
+    if (!ec && n > 0) BIO_write(ciphertext_in_, in_.data(), static_cast<int>(n));
+    if (open_done_) {
+        if (ec) return finish_open(ec);
+        return handshake_step();
+    }
+    if (!read_done_) return;
+    if (ec) {
+        read_error_ = ec;
+        return complete_read(0);
+    }
+    const std::size_t plain = decrypt(read_buffer_);
+    // Reading may make OpenSSL answer (a key update): that goes out with the next lower write.
+    if (!sending_ && BIO_ctrl_pending(ciphertext_out_) > 0) send_ciphertext();
+    if (plain == 0 && !read_error_) return read_ciphertext();  // the rest of the record is on its way
+    complete_read(plain);
+}
+
+std::size_t tls_transport::decrypt(asio::mutable_buffer buffer) {
+    auto* data = static_cast<unsigned char*>(buffer.data());
+    std::size_t filled = 0;
+    while (filled < buffer.size() && !read_error_) {
+        ERR_clear_error();
+        std::size_t n = 0;
+        const int r = SSL_read_ex(ssl_, data + filled, buffer.size() - filled, &n);
+        if (r == 1) {
+            filled += n;
+            continue;
+        }
+        const int e = SSL_get_error(ssl_, r);
+        if (e == SSL_ERROR_WANT_READ) break;  // no complete record left
+        read_error_ = e == SSL_ERROR_ZERO_RETURN ? std::error_code(errc::closed_by_broker) : ssl_failure(e);
+    }
+    return filled;
+}
+
+void tls_transport::complete_read(std::size_t n) {
+    auto done = std::exchange(read_done_, {});
+    if (!done) return;
+    // Bytes first; an error met after them is reported by the next read.
+    if (n > 0) return done({}, n);
+    done(read_error_, 0);
+}
+
+// ---- writing ------------------------------------------------------------------------------
+
+void tls_transport::async_write(std::span<const asio::const_buffer> buffers, io_handler done) {
+    std::size_t total = 0;
+    for (const auto& b : buffers) {
+        if (write_error_ || b.size() == 0) continue;
+        ERR_clear_error();
+        std::size_t n = 0;
+        // Into the output BIO, which takes everything: a write is all of it or an error.
+        if (const int r = SSL_write_ex(ssl_, b.data(), b.size(), &n); r != 1)
+            write_error_ = ssl_failure(SSL_get_error(ssl_, r));
+        total += n;
+    }
+    write_done_ = std::move(done);
+    write_bytes_ = total;
+    if (sending_) return;  // on_ciphertext_sent sends this too
+    if (write_error_ || BIO_ctrl_pending(ciphertext_out_) == 0) {
+        asio::post(io_, [self = shared_from_this()] { self->on_ciphertext_sent({}); });
+        return;
+    }
+    send_ciphertext();
+}
+
+void tls_transport::send_ciphertext() {
+    out_.resize(BIO_ctrl_pending(ciphertext_out_));
+    const int n = BIO_read(ciphertext_out_, out_.data(), static_cast<int>(out_.size()));
+    out_.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    out_buffer_ = asio::buffer(out_);
+    sending_ = true;
+    lower_->async_write(std::span(&out_buffer_, 1), [self = shared_from_this()](std::error_code ec, std::size_t) {
+        self->on_ciphertext_sent(ec);
+    });
+}
+
+void tls_transport::on_ciphertext_sent(std::error_code ec) {
+    sending_ = false;
+    if (ec && !write_error_) write_error_ = ec;
+    // OpenSSL wrote more meanwhile (the caller's next write, an answer to the broker).
+    if (!write_error_ && !closed_ && BIO_ctrl_pending(ciphertext_out_) > 0) return send_ciphertext();
+    if (open_done_) {
+        if (write_error_) return finish_open(write_error_);
+        if (handshake_done_) return finish_open({});
+        return read_ciphertext();
+    }
+    if (auto done = std::exchange(write_done_, {})) done(write_error_, write_error_ ? 0 : write_bytes_);
+}
+
+// ---- closing and errors -------------------------------------------------------------------
+
+void tls_transport::close() {
+    closed_ = true;
+    lower_->close();
+}
+
+std::error_code tls_transport::ssl_failure(int ssl_error) {
+    const unsigned long code = ERR_get_error();
+    ERR_clear_error();
+    const long verify = SSL_get_verify_result(ssl_);
+    if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
+        return errc::server_name_mismatch;
+    if (verify != X509_V_OK) return errc::server_certificate_untrusted;
+    if (code == 0) {
+        // Nothing in OpenSSL's queue: a failure below TLS that memory BIOs cannot have.
+        return std::make_error_code(ssl_error == SSL_ERROR_SYSCALL ? std::errc::io_error : std::errc::protocol_error);
+    }
+    tls_error_ = code;
+    if (is_certificate_alert(openssl_error(code).message())) return errc::client_certificate_rejected;
+    return openssl_error(code);
+}
+
+std::string tls_transport::describe(const std::error_code& ec) const {
+    if (ec == errc::server_name_mismatch) return "server certificate does not match host name " + host_;
+    if (ec == errc::server_certificate_untrusted) {
+        return "server certificate for " + host_ + " not trusted by CA file " + settings_.ca_file.string() + ": " +
+               X509_verify_cert_error_string(SSL_get_verify_result(ssl_));
+    }
+    if (ec == errc::client_certificate_rejected || (ec.category() == openssl_category() && is_alert(ec.message()))) {
+        const auto alert = ec.category() == openssl_category() ? ec : openssl_error(tls_error_);
+        return "broker rejected our client certificate " + settings_.cert_file.string() + ": " + alert.message();
+    }
+    if (ec.category() == openssl_category()) return "TLS error with " + host_ + ": " + ec.message();
+    if (ec == errc::closed_by_broker) return "TLS connection to " + host_ + " closed without close_notify";
+    return ec.message();
+}
+
+}  // namespace thingmux::uplink

@@ -1,0 +1,17 @@
+#include "daemon/uplink/transport.hpp"
+
+#include "daemon/uplink/tcp_transport.hpp"
+#include "daemon/uplink/tls_transport.hpp"
+
+namespace thingmux::uplink {
+
+transport_result make_transport(boost::asio::io_context& io, transport_kind kind, const std::string& host,
+                                const tls_settings& tls) {
+    auto tcp = std::make_shared<tcp_transport>(io);
+    if (kind == transport_kind::tcp) return {std::move(tcp), {}, {}};
+    auto context = make_tls_context(tls);
+    if (!context.context) return {nullptr, context.code, std::move(context.error)};
+    return tls_transport::create(io, std::move(tcp), std::move(context.context), host, tls);
+}
+
+}  // namespace thingmux::uplink
