@@ -1,5 +1,7 @@
 #include "daemon/uplink/uplink.hpp"
 
+#include "common/link_state.hpp"
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -9,16 +11,7 @@ namespace thingmux::uplink {
 
 namespace asio = boost::asio;
 
-const char* to_string(link_state s) noexcept {
-    switch (s) {
-    case link_state::connecting: return "connecting";
-    case link_state::connected: return "connected";
-    case link_state::backing_off: return "backing-off";
-    case link_state::failed: return "failed";
-    case link_state::stopped: return "stopped";
-    }
-    return "unknown";
-}
+const char* to_string(link_state s) noexcept { return link_state_label(s); }
 
 struct uplink::attempt {
     attempt(asio::io_context& io, std::shared_ptr<transport> t) : link(std::move(t)), connect_timer(io) {}
