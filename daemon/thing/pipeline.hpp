@@ -122,13 +122,17 @@ public:
     [[nodiscard]] std::size_t pending_publishes(session_id flow) const;
 
 private:
+    // Who gets a publish's result: a session (by its request id), or the spool (by its row).
+    struct publish_owner {
+        std::shared_ptr<local_session> session;  // null for a spooled message
+        session_id flow;                         // its queue in the shaper
+        std::uint32_t request_id = 0;
+        std::int64_t spool_id = 0;  // > 0: a spooled message, deleted once the broker answered it
+    };
     // A publish on its way upstream: waiting in the shaper, then at the upstream until its result.
     struct queued_publish {
         mqtt::publish msg;
-        std::shared_ptr<local_session> owner;  // who gets the result; null for a spooled message
-        session_id flow;                       // its queue in the shaper
-        std::uint32_t request_id = 0;
-        std::int64_t spool_id = 0;  // > 0: a spooled message, deleted once the broker answered it
+        publish_owner owner;
     };
     // Everything one SUBSCRIBE request waits for; answered when the last filter's result is known
     // (at once, or when the upstream SUBACK arrives).
@@ -152,7 +156,7 @@ private:
     [[nodiscard]] bool releasing() const noexcept { return online() || stopping_; }
     void release_publishes();
     void send_upstream(queued_publish&& p);
-    void complete(queued_publish& p, ipc::result r);
+    void complete(publish_owner& owner, ipc::result r);
     // spool (spool_path.cpp)
     [[nodiscard]] std::optional<ipc::result> maybe_spool(const ipc::publish& m);
     void drain_spool();  // moves a batch of spooled messages into the shaper, when their turn has come
@@ -177,7 +181,7 @@ private:
     bool stopping_ = false;
 
     std::map<session_id, std::shared_ptr<local_session>> sessions_;  // attached
-    std::map<session_id, std::size_t> pending_;  // per flow: publishes awaiting their result
+    std::map<session_id, std::size_t> pending_;  // per flow: publishes awaiting their result (until detach)
 
     publish_shaper<queued_publish> shaper_;
     std::size_t at_upstream_ = 0;

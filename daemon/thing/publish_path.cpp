@@ -23,8 +23,9 @@ void pipeline::publish(const std::shared_ptr<local_session>& s, std::uint32_t re
         return release_publishes();  // online behind earlier rows: the new one follows them out
     }
     ++pending_[s->flow()];
-    enqueue({.msg = to_mqtt(std::move(m)), .owner = s, .flow = s->flow(), .request_id = request_id, .spool_id = 0});
-    release_publishes();
+    enqueue({.msg = to_mqtt(std::move(m)), .owner = {.session = s, .flow = s->flow(), .request_id = request_id, .spool_id = 0}});
+    // Handed straight upstream with nothing waiting (the common case): nothing to release or time.
+    if (shaper_.queued_total() > 0) release_publishes();
 }
 
 ipc::result pipeline::deny(local_session& s, config::refused what, const std::string& topic) {
@@ -96,7 +97,7 @@ void pipeline::enqueue(queued_publish&& p) {
     if (releasing() && shaper_.pass(bytes, clock_.now()))
         send_upstream(std::move(p));
     else
-        shaper_.push(p.flow, std::move(p), bytes);
+        shaper_.push(p.owner.flow, std::move(p), bytes);
 }
 
 void pipeline::release_publishes() {
@@ -120,20 +121,21 @@ void pipeline::release_publishes() {
 
 void pipeline::send_upstream(queued_publish&& p) {
     ++at_upstream_;
-    auto msg = std::move(p.msg);
-    up_.publish(std::move(msg), [weak = weak_from_this(), p = std::move(p)](const mqtt::action::publish_done& d) mutable {
+    up_.publish(std::move(p.msg), [weak = weak_from_this(), owner = std::move(p.owner)](const mqtt::action::publish_done& d) mutable {
         const auto self = weak.lock();
         if (!self) return;  // the Thing was removed with its sessions
         --self->at_upstream_;
-        self->complete(p, publish_outcome(d));
-        self->release_publishes();
+        const bool spooled = owner.spool_id > 0;
+        self->complete(owner, publish_outcome(d));
+        if (spooled) self->release_publishes();  // room for the next spooled rows
     });
 }
 
-void pipeline::complete(queued_publish& p, ipc::result r) {
-    if (p.spool_id > 0) return spooled_done(p.spool_id, r);
-    if (auto it = pending_.find(p.flow); it != pending_.end() && --it->second == 0) pending_.erase(it);
-    p.owner->publish_done(p.request_id, std::move(r));
+void pipeline::complete(publish_owner& owner, ipc::result r) {
+    if (owner.spool_id > 0) return spooled_done(owner.spool_id, r);
+    // The entry stays at zero until its session detaches: no allocation per publish.
+    if (auto it = pending_.find(owner.flow); it != pending_.end() && it->second > 0) --it->second;
+    owner.session->publish_done(owner.request_id, std::move(r));
     if (shared_.publish_settled) shared_.publish_settled();
 }
 
@@ -150,7 +152,7 @@ void pipeline::abandon_waiting() {
     flows.push_back(spool_flow);
     for (const auto flow : flows) {
         for (auto& p : shaper_.remove_client(flow))
-            complete(p, fail(ipc::errc::daemon_shutting_down, "thingmuxd stopped before this message could be sent"));
+            complete(p.owner, fail(ipc::errc::daemon_shutting_down, "thingmuxd stopped before this message could be sent"));
     }
 }
 

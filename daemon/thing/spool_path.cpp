@@ -49,8 +49,8 @@ void pipeline::drain_spool() {
     for (auto& row : loaded.rows) {
         spool_cursor_ = row.id;
         ++spool_loaded_;
-        enqueue({.msg = to_mqtt(from_spool_message(std::move(row.message))), .owner = nullptr, .flow = spool_flow,
-                 .request_id = 0, .spool_id = row.id});
+        enqueue({.msg = to_mqtt(from_spool_message(std::move(row.message))),
+                 .owner = {.session = nullptr, .flow = spool_flow, .request_id = 0, .spool_id = row.id}});
     }
     if (!loaded.rows.empty()) release_again_ = true;  // the batch may go out at once
 }

@@ -165,24 +165,45 @@ void tls_transport::complete_read(std::size_t n) {
 // ---- writing ------------------------------------------------------------------------------
 
 void tls_transport::async_write(std::span<const asio::const_buffer> buffers, io_handler done) {
-    std::size_t total = 0;
-    for (const auto& b : buffers) {
-        if (write_error_ || b.size() == 0) continue;
-        ERR_clear_error();
-        std::size_t n = 0;
-        // Into the output BIO, which takes everything: a write is all of it or an error.
-        if (const int r = SSL_write_ex(ssl_, b.data(), b.size(), &n); r != 1)
-            write_error_ = ssl_failure(SSL_get_error(ssl_, r));
-        total += n;
-    }
+    plain_.assign(buffers.begin(), buffers.end());
+    plain_index_ = 0;
+    plain_offset_ = 0;
     write_done_ = std::move(done);
-    write_bytes_ = total;
-    if (sending_) return;  // on_ciphertext_sent sends this too
-    if (write_error_ || BIO_ctrl_pending(ciphertext_out_) == 0) {
+    write_bytes_ = 0;
+    if (sending_) return;  // on_ciphertext_sent encrypts and sends this too
+    if (!encrypt_some()) {
         asio::post(io_, [self = shared_from_this()] { self->on_ciphertext_sent({}); });
         return;
     }
     send_ciphertext();
+}
+
+bool tls_transport::encrypt_some() {
+    // A bounded piece at a time: the ciphertext of a large write goes out while the rest is
+    // encrypted, and the output BIO stays small enough to stay in the CPU's cache.
+    std::size_t budget = write_chunk;
+    while (!write_error_ && budget > 0 && plain_index_ < plain_.size()) {
+        const auto& b = plain_[plain_index_];
+        const std::size_t left = b.size() - plain_offset_;
+        if (left == 0) {
+            ++plain_index_;
+            plain_offset_ = 0;
+            continue;
+        }
+        ERR_clear_error();
+        std::size_t n = 0;
+        // Into the output BIO, which takes everything: a write is all of it or an error.
+        if (const int r = SSL_write_ex(ssl_, static_cast<const unsigned char*>(b.data()) + plain_offset_,
+                                       std::min(left, budget), &n);
+            r != 1) {
+            write_error_ = ssl_failure(SSL_get_error(ssl_, r));
+            break;
+        }
+        plain_offset_ += n;
+        write_bytes_ += n;
+        budget -= n;
+    }
+    return !write_error_ && BIO_ctrl_pending(ciphertext_out_) > 0;
 }
 
 void tls_transport::send_ciphertext() {
@@ -199,8 +220,8 @@ void tls_transport::send_ciphertext() {
 void tls_transport::on_ciphertext_sent(std::error_code ec) {
     sending_ = false;
     if (ec && !write_error_) write_error_ = ec;
-    // OpenSSL wrote more meanwhile (the caller's next write, an answer to the broker).
-    if (!write_error_ && !closed_ && BIO_ctrl_pending(ciphertext_out_) > 0) return send_ciphertext();
+    // OpenSSL wrote more meanwhile (an answer to the broker), or more of the caller's write waits.
+    if (!write_error_ && !closed_ && (BIO_ctrl_pending(ciphertext_out_) > 0 || encrypt_some())) return send_ciphertext();
     if (open_done_) {
         if (write_error_) return finish_open(write_error_);
         if (handshake_done_) return finish_open({});

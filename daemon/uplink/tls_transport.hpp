@@ -52,6 +52,9 @@ private:
     std::size_t decrypt(boost::asio::mutable_buffer buffer);
     void complete_read(std::size_t n);
 
+    // Plaintext in: up to write_chunk bytes of the caller's write into the output BIO; true when
+    // there is ciphertext to send.
+    bool encrypt_some();
     // Ciphertext out: whatever OpenSSL wrote to the output BIO, one lower write at a time.
     void send_ciphertext();
     void on_ciphertext_sent(std::error_code ec);
@@ -76,6 +79,10 @@ private:
     boost::asio::mutable_buffer read_buffer_;  // the caller's, while a read is pending
     io_handler read_done_;
     std::error_code read_error_;  // met after bytes that were delivered first
+    static constexpr std::size_t write_chunk = 32 * 1024;  // plaintext encrypted per lower write
+    std::vector<boost::asio::const_buffer> plain_;  // the caller's write, while it is not done
+    std::size_t plain_index_ = 0;                   // the buffer of plain_ being encrypted
+    std::size_t plain_offset_ = 0;                  // how far into it
     std::vector<std::uint8_t> out_;  // the ciphertext of the lower write in flight
     boost::asio::const_buffer out_buffer_;  // out_, as the lower write's buffer sequence
     bool sending_ = false;
