@@ -21,27 +21,32 @@ std::error_code read_error(const boost::system::error_code& ec) {
 tcp_transport::tcp_transport(asio::io_context& io) : transport("tcp", ""), resolver_(io), socket_(io) {}
 
 void tcp_transport::async_open(const std::string& host, std::uint16_t port, open_handler done) {
-    open_done_ = std::move(done);
+    // The handler travels with the pending operation, never in a member: it may hold the
+    // transport above this one, which holds this one.
     resolver_.async_resolve(host, std::to_string(port),
-                            [self = shared_from_this()](boost::system::error_code ec, tcp::resolver::results_type r) {
-                                self->on_resolved(ec, r);
+                            [self = shared_from_this(), done = std::move(done)](boost::system::error_code ec,
+                                                                               tcp::resolver::results_type r) mutable {
+                                self->on_resolved(ec, r, std::move(done));
                             });
 }
 
-void tcp_transport::on_resolved(const boost::system::error_code& ec, const tcp::resolver::results_type& results) {
-    if (ec) return std::exchange(open_done_, {})(ec, open_step::resolve);
-    asio::async_connect(
-        socket_, results,
-        [self = shared_from_this()](boost::system::error_code e, const tcp::endpoint&) { self->on_connected(e); });
+void tcp_transport::on_resolved(const boost::system::error_code& ec, const tcp::resolver::results_type& results,
+                                open_handler done) {
+    if (ec) return done(ec, open_step::resolve);
+    asio::async_connect(socket_, results,
+                        [self = shared_from_this(), done = std::move(done)](boost::system::error_code e,
+                                                                          const tcp::endpoint&) mutable {
+                            self->on_connected(e, std::move(done));
+                        });
 }
 
-void tcp_transport::on_connected(const boost::system::error_code& ec) {
+void tcp_transport::on_connected(const boost::system::error_code& ec, open_handler done) {
     if (!ec) {
         // MQTT packets are small and each one matters now: no Nagle delay.
         boost::system::error_code ignored;
         socket_.set_option(tcp::no_delay(true), ignored);
     }
-    std::exchange(open_done_, {})(ec, open_step::connect);
+    done(ec, open_step::connect);
 }
 
 void tcp_transport::async_read_some(asio::mutable_buffer buffer, io_handler done) {

@@ -22,12 +22,11 @@ public:
 private:
     using tcp = boost::asio::ip::tcp;
 
-    void on_resolved(const boost::system::error_code& ec, const tcp::resolver::results_type& results);
-    void on_connected(const boost::system::error_code& ec);
+    void on_resolved(const boost::system::error_code& ec, const tcp::resolver::results_type& results, open_handler done);
+    void on_connected(const boost::system::error_code& ec, open_handler done);
 
     tcp::resolver resolver_;
     tcp::socket socket_;
-    open_handler open_done_;
 };
 
 }  // namespace thingmux::uplink

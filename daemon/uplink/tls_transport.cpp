@@ -71,7 +71,10 @@ void tls_transport::async_open(const std::string& host, std::uint16_t port, open
 }
 
 void tls_transport::on_lower_open(std::error_code ec, open_step step) {
-    if (ec) return std::exchange(open_done_, {})(ec, step);
+    if (ec) {
+        if (auto done = std::exchange(open_done_, {})) done(ec, step);
+        return;
+    }
     handshake_step();
 }
 

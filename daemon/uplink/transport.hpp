@@ -7,6 +7,8 @@
 // on the io_context, never inside the call that started the operation. After close() every
 // pending operation completes with an error (operation aborted). Implementations keep
 // themselves alive until their handlers ran, so the owner may drop its pointer after close().
+// A handler a transport keeps in a member must not own the transport's owner (capture it
+// weakly): the owner holds the transport, and the cycle would outlive the io_context.
 #pragma once
 
 #include "daemon/uplink/tls.hpp"

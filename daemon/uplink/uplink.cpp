@@ -116,8 +116,14 @@ void uplink::start_attempt() {
     a->connect_timer.async_wait([self, a](boost::system::error_code ec) {
         if (!ec) self->on_connect_timeout(a);
     });
+    // Handlers the transport keeps hold the uplink and the attempt weakly: the attempt holds the
+    // transport, so strong ones would keep all three alive for ever if the io_context went away
+    // with the operation pending. The current attempt is held by attempt_.
     a->link->async_open(config_.host, config_.port,
-                        [self, a](std::error_code ec, open_step step) { self->on_open(a, ec, step); });
+                        [weak = weak_from_this(), wa = std::weak_ptr(a)](std::error_code ec, open_step step) {
+                            const auto me = weak.lock();
+                            if (const auto at = wa.lock(); me && at) me->on_open(at, ec, step);
+                        });
 }
 
 void uplink::on_connect_timeout(const std::shared_ptr<attempt>& a) {
@@ -155,7 +161,10 @@ void uplink::on_established(const std::shared_ptr<attempt>& a) {
 void uplink::read_next(const std::shared_ptr<attempt>& a) {
     a->link->async_read_some(
         asio::buffer(a->read_buf),
-        [self = shared_from_this(), a](std::error_code ec, std::size_t n) { self->on_read(a, ec, n); });
+        [weak = weak_from_this(), wa = std::weak_ptr(a)](std::error_code ec, std::size_t n) {
+            const auto self = weak.lock();
+            if (const auto at = wa.lock(); self && at) self->on_read(at, ec, n);
+        });
 }
 
 void uplink::on_read(const std::shared_ptr<attempt>& a, std::error_code ec, std::size_t n) {
@@ -202,7 +211,10 @@ void uplink::flush(const std::shared_ptr<attempt>& a) {
     a->writing_buffer = asio::buffer(a->writing);
     a->link->async_write(
         std::span(&a->writing_buffer, 1),
-        [self = shared_from_this(), a](std::error_code ec, std::size_t n) { self->on_written(a, ec, n); });
+        [weak = weak_from_this(), wa = std::weak_ptr(a)](std::error_code ec, std::size_t n) {
+            const auto self = weak.lock();
+            if (const auto at = wa.lock(); self && at) self->on_written(at, ec, n);
+        });
 }
 
 void uplink::on_written(const std::shared_ptr<attempt>& a, std::error_code ec, std::size_t n) {

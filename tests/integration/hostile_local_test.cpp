@@ -119,6 +119,10 @@ protected:
 // saying hello), at the cost of a few CPU ticks and a bounded number of log lines, not a busy loop
 // that logs each attempt.
 TEST_F(HostileLocalTest, AcceptingPausesWhenOutOfDescriptorsAndResumesWhenOneFrees) {
+#ifdef THINGMUX_SANITIZED
+    GTEST_SKIP() << "UBSan's vptr check probes memory through a pipe, so a daemon held at EMFILE gets false "
+                    "'invalid vptr' reports on its first virtual calls of a type (the normal build runs it)";
+#endif
     daemon_setup setup;
     setup.ipc = "hello_timeout: 500ms\nmax_clients_per_uid: 1000";
     daemon_fixture daemon(broker, setup);
