@@ -1,9 +1,5 @@
 #include "daemon/thing/pipeline.hpp"
 
-#include "daemon/thing/outcome.hpp"
-
-#include <spdlog/spdlog.h>
-
 namespace thingmux::thing {
 
 namespace {

@@ -6,8 +6,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
 namespace thingmux::thing {
 
 namespace {

@@ -7,7 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
 #include <deque>
 #include <map>
 #include <memory>
@@ -170,6 +173,35 @@ inline config::grants grants_under(const std::string& root) {
 }
 
 inline ipc::state link_of(ipc::link_state s) { return {.link = s, .reason = {}, .fatal = false, .retry_in_ms = 0}; }
+
+// A real spool file in a directory of its own under /tmp, removed with the object.
+class temporary_spool {
+public:
+    temporary_spool() {
+        const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+        dir_ = std::filesystem::temp_directory_path() /
+               ("thingmux-pipeline-spool-" + std::to_string(::getpid()) + "-" + test->test_suite_name() + "-" + test->name());
+        std::filesystem::remove_all(dir_);
+        std::filesystem::create_directories(dir_);
+        std::vector<std::string> notices;
+        std::string error;
+        store_ = spool::store::open(dir_ / "spool.db", {}, notices, error);
+        if (!store_) ADD_FAILURE() << "cannot open a spool in " << dir_ << ": " << error;
+    }
+    ~temporary_spool() {
+        store_.reset();
+        std::error_code ignored;
+        std::filesystem::remove_all(dir_, ignored);
+    }
+    temporary_spool(const temporary_spool&) = delete;
+    temporary_spool& operator=(const temporary_spool&) = delete;
+    [[nodiscard]] spool::store* get() const noexcept { return store_.get(); }
+    spool::store* operator->() const noexcept { return store_.get(); }
+
+private:
+    std::filesystem::path dir_;
+    std::unique_ptr<spool::store> store_;
+};
 
 // A pipeline with fakes around it; limits default to unlimited rates so a test turns on only
 // the rule it is about.

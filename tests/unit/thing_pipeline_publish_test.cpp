@@ -5,10 +5,7 @@
 
 #include <gmock/gmock.h>
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <filesystem>
 
 namespace thingmux::thing::testing {
 namespace {
@@ -338,13 +335,8 @@ TEST(PipelinePublish, LargeMessagesDoNotTakeTheByteBudgetFromSmallOnes) {
 // queued wait here for the reconnect", and go before what was spooled meanwhile (the spool keeps
 // each app's order behind them).
 TEST(PipelinePublish, QueuedBeforeTheLinkWentDownGoFirstOnReconnect) {
-    const auto dir = std::filesystem::temp_directory_path() / ("thingmux-pipeline-order-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    std::vector<std::string> notices;
-    std::string error;
-    auto store = spool::store::open(dir / "spool.db", {}, notices, error);
-    ASSERT_TRUE(store) << error;
+    temporary_spool store;
+    ASSERT_NE(store.get(), nullptr);
     auto limits = pipeline_rig::unlimited();
     limits.publishes_per_second = 10;
     pipeline_rig rig(limits, {}, store.get());
@@ -361,8 +353,6 @@ TEST(PipelinePublish, QueuedBeforeTheLinkWentDownGoFirstOnReconnect) {
     EXPECT_THAT(rig.up.published_topics(), ElementsAre("dt/1", "dt/2", "dt/3", "dt/4"));
     rig.up.answer_all_publishes();
     EXPECT_EQ(store->count("gateway-01"), 0U);
-    store.reset();
-    std::filesystem::remove_all(dir);
 }
 
 }  // namespace

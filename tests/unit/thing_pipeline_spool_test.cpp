@@ -4,7 +4,6 @@
 
 #include <gmock/gmock.h>
 
-#include <filesystem>
 
 namespace thingmux::thing::testing {
 namespace {
@@ -13,30 +12,16 @@ using ::testing::ElementsAre;
 
 class PipelineSpool : public ::testing::Test {
 protected:
-    void SetUp() override {
-        dir_ = std::filesystem::temp_directory_path() /
-               ("thingmux-pipeline-spool-" + std::to_string(::getpid()) + "-" +
-                ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        std::filesystem::remove_all(dir_);
-        std::filesystem::create_directories(dir_);
-        std::vector<std::string> notices;
-        std::string error;
-        store_ = spool::store::open(dir_ / "spool.db", {}, notices, error);
-        ASSERT_TRUE(store_) << error;
-    }
-    void TearDown() override {
-        store_.reset();
-        std::filesystem::remove_all(dir_);
-    }
-    std::filesystem::path dir_;
-    std::unique_ptr<spool::store> store_;
+    void SetUp() override { ASSERT_NE(spool_.get(), nullptr); }
+    temporary_spool spool_;
+    spool::store* const store_ = spool_.get();
 };
 
 // config.md, spool: a QoS 1 publish made while the Thing is offline is stored and answered
 // "spooled"; once connected the messages go out oldest first, and each is deleted after the
 // broker's PUBACK.
 TEST_F(PipelineSpool, OfflineQos1IsSpooledThenSentInOrderAndDeletedOnPuback) {
-    pipeline_rig rig(pipeline_rig::unlimited(), {}, store_.get());
+    pipeline_rig rig(pipeline_rig::unlimited(), {}, store_);
     auto app = rig.session(1);
     for (std::uint32_t i = 1; i <= 3; ++i) rig.publish(app, i, "dt/" + std::to_string(i));
     for (std::uint32_t i = 1; i <= 3; ++i) EXPECT_EQ(app->code_of(i), ipc::errc::spooled);
@@ -55,7 +40,7 @@ TEST_F(PipelineSpool, OfflineQos1IsSpooledThenSentInOrderAndDeletedOnPuback) {
 TEST_F(PipelineSpool, NothingOvertakesSpooledMessages) {
     auto limits = pipeline_rig::unlimited();
     limits.publishes_per_second = 10;
-    pipeline_rig rig(limits, {}, store_.get());
+    pipeline_rig rig(limits, {}, store_);
     auto app = rig.session(1);
     rig.publish(app, 1, "dt/1");
     rig.publish(app, 2, "dt/2");
@@ -78,7 +63,7 @@ TEST_F(PipelineSpool, NothingOvertakesSpooledMessages) {
 // stopped before the PUBACK stays and is sent again after the restart.
 TEST_F(PipelineSpool, RefusedRowsGoAndRowsCutOffByAStopStay) {
     {
-        pipeline_rig rig(pipeline_rig::unlimited(), {}, store_.get());
+        pipeline_rig rig(pipeline_rig::unlimited(), {}, store_);
         auto app = rig.session(1);
         rig.publish(app, 1, "dt/refused");
         rig.publish(app, 2, "dt/cut-off");
@@ -89,7 +74,7 @@ TEST_F(PipelineSpool, RefusedRowsGoAndRowsCutOffByAStopStay) {
         rig.up.answer_publish(1, mqtt::reason::unspecified_error, mqtt::local_error::session_closed);
         EXPECT_EQ(store_->count("gateway-01"), 1U);
     }
-    pipeline_rig restarted(pipeline_rig::unlimited(), {}, store_.get());
+    pipeline_rig restarted(pipeline_rig::unlimited(), {}, store_);
     restarted.connect();
     EXPECT_THAT(restarted.up.published_topics(), ElementsAre("dt/cut-off"));
 }
@@ -97,7 +82,7 @@ TEST_F(PipelineSpool, RefusedRowsGoAndRowsCutOffByAStopStay) {
 // config.md, spool: max_messages reached: refused with spool_full, nothing stored, nothing sent.
 TEST_F(PipelineSpool, FullSpoolRefusesWithSpoolFull) {
     store_->set_limits({.max_bytes = std::nullopt, .max_messages = 1});
-    pipeline_rig rig(pipeline_rig::unlimited(), {}, store_.get());
+    pipeline_rig rig(pipeline_rig::unlimited(), {}, store_);
     auto app = rig.session(1);
     rig.publish(app, 1, "dt/1");
     rig.publish(app, 2, "dt/2");
@@ -110,7 +95,7 @@ TEST_F(PipelineSpool, FullSpoolRefusesWithSpoolFull) {
 // The spool is drained a bounded batch at a time (64 in memory per Thing), so a large backlog
 // does not fill the daemon's memory; every row still goes out once, in order.
 TEST_F(PipelineSpool, ALargeBacklogDrainsInBatchesEveryRowOnce) {
-    pipeline_rig rig(pipeline_rig::unlimited(), {}, store_.get());
+    pipeline_rig rig(pipeline_rig::unlimited(), {}, store_);
     auto app = rig.session(1);
     constexpr std::uint32_t n = 300;
     for (std::uint32_t i = 1; i <= n; ++i) rig.publish(app, i, "dt/" + std::to_string(i));
