@@ -122,6 +122,12 @@ void tls_transport::read_ciphertext() {
 
 void tls_transport::on_ciphertext(std::error_code ec, std::size_t n) {
     reading_ = false;
+    // After close() the caller's read buffer may be gone with its owner: never decrypt into it.
+    if (closed_) {
+        read_buffer_ = {};
+        if (!ec) ec = std::make_error_code(std::errc::operation_canceled);
+        n = 0;
+    }
     if (!ec && n > 0) BIO_write(ciphertext_in_, in_.data(), static_cast<int>(n));
     if (open_done_) {
         if (ec) return finish_open(ec);
