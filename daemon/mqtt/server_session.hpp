@@ -1,0 +1,259 @@
+// Sans-I/O MQTT server session: the protocol logic of one local client connected to thingmuxd's
+// MQTT face (MQTT 3.1.1 and 5), with no socket, no clock of its own and no thread.
+//
+// The owner (daemon/hub's MQTT front end) feeds it bytes from the client, the transport's end
+// and the time, and answers the requests it raises (CONNECT, PUBLISH, SUBSCRIBE, UNSUBSCRIBE)
+// once the Thing's pipeline has decided; then it drains the actions: bytes to write, close the
+// transport, requests to decide, deliveries the client acknowledged, the end of the connection.
+// Unit tests drive it as plain function calls with byte vectors from the specifications.
+//
+// What it owns, per the specifications' normative statements:
+// - CONNECT first and once, within connect_timeout; its checks (protocol level, client
+//   identifier, will QoS/retain, enhanced authentication, which is not offered); CONNACK with the
+//   server's properties (Receive Maximum, Maximum Packet Size, Topic Alias Maximum, Retain
+//   Available, Wildcard / Subscription Identifier / Shared Subscription Available, Maximum QoS,
+//   Server Keep Alive, Assigned Client Identifier); MQTT 3.1.1 gets the matching return codes.
+// - Keep-alive: nothing from the client for 1.5 x the keep-alive ends the connection (MQTT 5:
+//   DISCONNECT 0x8D); PINGREQ is answered here.
+// - Inbound PUBLISH: the client's topic aliases are resolved; QoS 1 and 2 publishes beyond
+//   Receive Maximum end the connection (0x93); a QoS 1 publish whose packet identifier is still
+//   awaiting its answer is not raised twice; QoS 2 is exactly once: raised once, PUBREC when
+//   decided, a repeat of it before PUBREL answered with PUBREC again, PUBREL answered with
+//   PUBCOMP. The request carries QoS 2 as the client sent it; the owner decides what it becomes.
+// - The answer to a refused QoS 1 publish: MQTT 5 gets a PUBACK with the reason code; MQTT 3.1.1
+//   has no negative PUBACK, so the connection is closed (the reason goes to the owner's log) and
+//   never a PUBACK that would claim success. A refused QoS 2 publish: PUBREC with the reason (5),
+//   or the connection closed (3.1.1).
+// - Outbound deliveries: QoS 1 within the window (the smaller of the client's Receive Maximum and
+//   max_inflight_deliveries), with packet identifiers of their own; what does not fit waits in
+//   order, bounded by max_queued_bytes; packets larger than the client's Maximum Packet Size are
+//   not sent (spec 3.1.2.25), the owner is told. QoS 0 waits behind queued QoS 1 so a topic keeps
+//   its order.
+// - Malformed packets, protocol errors and packets over max_packet_size end the connection with
+//   the MQTT 5 reason code (DISCONNECT, when the client is MQTT 5 and CONNACK was sent) and a
+//   reason for the log that quotes nothing the client sent unescaped (the owner escapes).
+#pragma once
+
+#include "daemon/mqtt/codec.hpp"
+#include "daemon/mqtt/packet.hpp"
+#include "daemon/mqtt/session.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace thingmux::mqtt {
+
+struct server_settings {
+    // The largest packet a client may send (announced as Maximum Packet Size).
+    std::size_t max_packet_size = 266'240;
+    // QoS 1 and 2 publishes of one client awaiting their answer (announced as Receive Maximum).
+    std::uint16_t receive_maximum = 100;
+    // Topic aliases a client may set toward the server (announced as Topic Alias Maximum).
+    std::uint16_t topic_alias_maximum = 32;
+    // QoS 1 deliveries awaiting the client's PUBACK; the client's Receive Maximum may lower it.
+    std::uint16_t max_inflight_deliveries = 100;
+    // Bytes of deliveries waiting for a window slot; past it deliver() refuses.
+    std::size_t max_queued_bytes = 8 * 1024 * 1024;
+    // Longest client identifier taken, in bytes (longer: Client Identifier not valid).
+    std::size_t max_client_id_length = 256;
+    // The most keep-alive a client may ask for, in seconds; 0 lets the client choose (a client
+    // asking for 0 or more gets this one as Server Keep Alive, MQTT 5).
+    std::uint16_t max_keep_alive = 0;
+    // How long a new connection may take to send CONNECT.
+    std::chrono::milliseconds connect_timeout{10'000};
+    bool retain_available = true;
+    bool wildcard_subscriptions_available = true;
+    bool shared_subscriptions_available = false;
+    bool subscription_identifiers_available = false;
+};
+
+// Why a connection ended, as the owner logs and counts it.
+enum class server_end : std::uint8_t {
+    client_disconnect,  // DISCONNECT from the client (normal, or with a reason code)
+    closed,             // the transport closed without DISCONNECT
+    protocol_error,     // malformed packet or protocol violation by the client
+    keep_alive_timeout, // nothing from the client for 1.5 x its keep-alive
+    connect_timeout,    // no CONNECT in time
+    refused,            // CONNECT refused (refuse())
+    publish_refused,    // MQTT 3.1.1: a refused QoS 1/2 publish closes the connection
+    server,             // the owner ended it (disconnect())
+};
+[[nodiscard]] const char* to_string(server_end e) noexcept;
+
+namespace server_action {
+// Bytes for the client. Consecutive packets share one action.
+struct send {
+    std::vector<std::uint8_t> bytes;
+};
+// Close the transport once what was sent before this action is written.
+struct close {};
+// A valid CONNECT: the owner answers with accept() or refuse(). `client_id` is as sent (it may
+// be empty: an MQTT 5 client then asks the server to assign one; 3.1.1 only with clean session).
+struct connect_request {
+    mqtt::connect packet;
+};
+// A PUBLISH from the client, topic alias resolved (`msg.topic` is never empty). QoS 0:
+// `packet_id` is 0 and no answer is expected; QoS 1 and 2: the owner answers with
+// publish_done(packet_id, ...).
+struct publish_request {
+    mqtt::publish msg;
+};
+// SUBSCRIBE / UNSUBSCRIBE: answered with subscribe_done() / unsubscribe_done().
+struct subscribe_request {
+    mqtt::subscribe packet;
+};
+struct unsubscribe_request {
+    mqtt::unsubscribe packet;
+};
+// The client acknowledged (PUBACK) the QoS 1 delivery deliver() was given `tag` for.
+struct delivered {
+    std::uint64_t tag = 0;
+};
+// The connection is over; the transport must be closed (a close action follows unless the
+// transport already closed). `publish_will`: the will of the CONNECT must be published (the
+// connection ended other than by a normal DISCONNECT; spec 3.1.2.5, 3.14.4). `tags`: QoS 1
+// deliveries the client never acknowledged, oldest first.
+struct ended {
+    server_end cause = server_end::closed;
+    std::optional<std::uint8_t> reason_code;  // the DISCONNECT's (either direction), MQTT 5
+    std::string reason;                       // for the log; never holds unescaped client bytes
+    bool publish_will = false;
+    std::vector<std::uint64_t> unacknowledged;
+};
+}  // namespace server_action
+
+using server_session_action =
+    std::variant<server_action::send, server_action::close, server_action::connect_request,
+                 server_action::publish_request, server_action::subscribe_request,
+                 server_action::unsubscribe_request, server_action::delivered, server_action::ended>;
+
+enum class server_state : std::uint8_t { awaiting_connect, awaiting_decision, online, ended };
+
+// What deliver() did with a message.
+enum class delivery : std::uint8_t {
+    sent,          // written (QoS 0) or sent and awaiting PUBACK (QoS 1)
+    queued,        // waits for a window slot, in order
+    too_large,     // over the client's Maximum Packet Size: not sent, as the spec says
+    queue_full,    // max_queued_bytes would be exceeded: not taken
+    not_online,    // before CONNACK or after the end
+};
+
+class server_session {
+public:
+    server_session(server_settings settings, time_point now);
+
+    // --- transport events ---
+    // Bytes from the client; they may hold partial or several packets. Nothing after the
+    // connection ended is looked at.
+    void on_bytes(std::span<const std::uint8_t> bytes, time_point now);
+    // The transport closed (by the client, or an I/O error): ends the connection (ended, with
+    // publish_will set unless a normal DISCONNECT came first) unless it already ended.
+    void on_transport_closed(time_point now);
+    // Time passed: the CONNECT timeout and keep-alive.
+    void on_tick(time_point now);
+    [[nodiscard]] std::optional<time_point> next_deadline() const;
+
+    // --- answers to requests ---
+    // Accepts the CONNECT: sends CONNACK (with the server's properties; `assigned_client_id`
+    // when the client sent an empty one, MQTT 5).
+    void accept(bool session_present, std::optional<std::string> assigned_client_id, time_point now);
+    // Refuses the CONNECT with an MQTT 5 reason code (mapped to a 3.1.1 return code) and ends
+    // the connection. `reason_string` is sent to an MQTT 5 client when it did not ask for no
+    // problem information, and given to the log.
+    void refuse(std::uint8_t reason_code, std::string reason_string, time_point now);
+    // The answer to a QoS 1/2 publish_request. A failure code (>= 0x80) on MQTT 3.1.1 closes
+    // the connection (ended: publish_refused, with `reason_string` as its reason).
+    void publish_done(std::uint16_t packet_id, std::uint8_t reason_code, std::string reason_string, time_point now);
+    // One code per filter (granted QoS 0/1/2, or a failure >= 0x80); 3.1.1 failures become 0x80.
+    void subscribe_done(std::uint16_t packet_id, std::vector<std::uint8_t> reason_codes, time_point now);
+    // One code per filter (MQTT 5 only; 3.1.1 UNSUBACK has none).
+    void unsubscribe_done(std::uint16_t packet_id, std::vector<std::uint8_t> reason_codes, time_point now);
+
+    // --- commands ---
+    // A message for the client at `qos` (the subscription's, already the smaller of it and the
+    // message's). `tag` comes back in delivered / ended.unacknowledged for QoS 1.
+    [[nodiscard]] delivery deliver(const mqtt::publish& msg, std::uint8_t qos, std::uint64_t tag, time_point now);
+    // The server ends the connection: MQTT 5 gets DISCONNECT with `reason_code` (e.g.
+    // server_shutting_down, session_taken_over). The will is published (spec 3.1.2.5: a close
+    // not caused by the client's normal DISCONNECT).
+    void disconnect(std::uint8_t reason_code, std::string reason, time_point now);
+
+    // Actions produced since the last call, in order; `out` is cleared first.
+    void drain_actions(std::vector<server_session_action>& out);
+    [[nodiscard]] std::vector<server_session_action> drain_actions();
+
+    // --- inspection ---
+    [[nodiscard]] server_state state() const noexcept { return state_; }
+    // Known once CONNECT arrived.
+    [[nodiscard]] protocol_version version() const noexcept { return version_; }
+    [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
+    [[nodiscard]] std::chrono::seconds keep_alive() const noexcept { return keep_alive_; }
+    [[nodiscard]] std::size_t inflight_deliveries() const noexcept { return outbound_inflight_.size(); }
+    [[nodiscard]] std::size_t queued_deliveries() const noexcept { return outbound_queue_.size(); }
+    [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+    // QoS 1/2 publishes of the client awaiting publish_done().
+    [[nodiscard]] std::size_t pending_publishes() const noexcept { return inbound_pending_.size(); }
+    [[nodiscard]] const server_settings& settings() const noexcept { return settings_; }
+
+private:
+    struct queued_delivery {
+        mqtt::publish msg;  // qos and packet id set when sent
+        std::uint64_t tag = 0;
+        std::size_t bytes = 0;
+    };
+
+    void handle(packet& p);
+    void on_connect(mqtt::connect& c);
+    void on_publish(mqtt::publish& p);
+    void on_puback(const puback& a);
+    void on_pubrel(const pubrel& r);
+    void on_disconnect(const mqtt::disconnect& d);
+    // Ends the connection for a client's fault: MQTT 5 gets DISCONNECT `reason_code` when
+    // CONNACK was sent; `reason` goes to the log.
+    void violation(std::uint8_t reason_code, std::string reason, server_end cause = server_end::protocol_error);
+    void end(server_end cause, std::optional<std::uint8_t> reason_code, std::string reason, bool publish_will);
+    void send(const packet& p);
+    void send(const mqtt::publish& p);
+    [[nodiscard]] std::vector<std::uint8_t>& send_buffer();
+    void emit(server_session_action a);
+    void send_queued();
+    [[nodiscard]] std::optional<std::uint16_t> allocate_packet_id() noexcept;
+    [[nodiscard]] std::size_t window() const noexcept;
+    [[nodiscard]] std::size_t client_packet_limit() const noexcept;
+
+    server_settings settings_;
+    server_state state_ = server_state::awaiting_connect;
+    protocol_version version_ = protocol_version::v5;
+    std::string client_id_;
+    bool will_ = false;                      // the CONNECT carried a will
+    bool problem_information_ = true;        // MQTT 5 Request Problem Information
+    std::chrono::seconds keep_alive_{0};     // enforced: 1.5 x this without a packet ends it
+    time_point connect_deadline_{};
+    time_point last_received_{};
+    properties client_props_;                // the CONNECT's (Receive Maximum, Maximum Packet Size, ...)
+    std::vector<std::uint8_t> rx_;
+    std::vector<server_session_action> actions_;
+
+    // Inbound (client -> server).
+    std::map<std::uint16_t, std::string> topic_aliases_;
+    std::map<std::uint16_t, qos> inbound_pending_;    // QoS 1/2 packet ids raised, awaiting publish_done
+    std::set<std::uint16_t> awaiting_pubrel_;         // QoS 2 PUBREC sent with success
+
+    // Outbound (server -> client).
+    std::deque<queued_delivery> outbound_queue_;
+    std::size_t queued_bytes_ = 0;
+    std::map<std::uint16_t, std::uint64_t> outbound_inflight_;  // packet id -> tag
+    std::uint16_t last_packet_id_ = 0;
+};
+
+}  // namespace thingmux::mqtt
