@@ -254,6 +254,7 @@ void server_session::drain_actions(std::vector<server_session_action>& out) {
 // --- the end ---
 
 void server_session::violation(std::uint8_t reason_code, std::string reason, server_end cause) {
+    assert(reason_code_allowed(packet_type::disconnect, reason_code));
     if (state_ == server_state::online && version_ == protocol_version::v5) {
         mqtt::disconnect d{reason_code, {}};
         d.props.reason_string = reason;  // DISCONNECT may carry it whatever Request Problem Information says

@@ -161,7 +161,8 @@ void server_session::on_unsubscribe(mqtt::unsubscribe& u) {
 // Whether a SUBSCRIBE / UNSUBSCRIBE with `packet_id` may be raised; ends the connection if not.
 bool server_session::start_filter_request(std::uint16_t packet_id) {
     if (filter_requests_.contains(packet_id)) {
-        violation(reason::packet_identifier_in_use, packet_id_text(packet_id) + " of an unanswered request is reused");
+        // Spec 2.2.1: an identifier is reused only once its answer came (0x91 is for acks only).
+        violation(reason::protocol_error, packet_id_text(packet_id) + " of an unanswered request is reused");
         return false;
     }
     // Not bounded by the specification; bounded here like publishes, so a client that never
