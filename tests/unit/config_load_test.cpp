@@ -397,13 +397,22 @@ TEST(ConfigLoadMqtt, EveryKey) {
     EXPECT_EQ(largest.config->mqtt.max_keep_alive, 65535s);
 }
 
-TEST(ConfigLoadMqtt, SocketDefaultsToTheDirectoryOfTheIpcSocket) {
+TEST(ConfigLoadMqtt, SocketDefaultsToTheDirectoryAndAccessOfTheIpcSocket) {
     const auto moved = parse(minimal + "ipc: {socket: /srv/tm/ipc.sock}\n", "t.yaml");
     ASSERT_TRUE(moved.ok()) << all(moved);
     EXPECT_EQ(moved.config->mqtt.socket, "/srv/tm/mqtt.sock");
     const auto at_root = parse(minimal + "ipc: {socket: /ipc.sock}\n", "t.yaml");
     ASSERT_TRUE(at_root.ok()) << all(at_root);
     EXPECT_EQ(at_root.config->mqtt.socket, "/mqtt.sock");
+    // Mode and group follow ipc: too, unless written.
+    const auto access = parse(minimal + "ipc: {mode: \"0600\", group: \"\"}\n", "t.yaml");
+    ASSERT_TRUE(access.ok()) << all(access);
+    EXPECT_EQ(access.config->mqtt.mode, 0600U);
+    EXPECT_EQ(access.config->mqtt.group, "");
+    const auto own = parse(minimal + "ipc: {mode: \"0600\", group: \"\"}\nmqtt: {mode: \"0666\", group: mqttusers}\n", "t.yaml");
+    ASSERT_TRUE(own.ok()) << all(own);
+    EXPECT_EQ(own.config->mqtt.mode, 0666U);
+    EXPECT_EQ(own.config->mqtt.group, "mqttusers");
     // Written, it wins; the order of the sections does not matter.
     const auto written = parse(minimal + "mqtt: {socket: /run/other/m.sock}\nipc: {socket: /srv/tm/ipc.sock}\n", "t.yaml");
     ASSERT_TRUE(written.ok()) << all(written);
