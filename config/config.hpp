@@ -129,8 +129,8 @@ struct ipc_settings {
 struct mqtt_settings {
     bool enabled = true;
     std::filesystem::path socket = "/run/thingmux/mqtt.sock";  // resolved: mqtt.sock next to ipc.socket when not written
-    unsigned mode = 0660;
-    std::string group = "thingmux";      // empty: leave the group as created
+    unsigned mode = 0660;                // resolved: ipc.mode when not written
+    std::string group = "thingmux";      // resolved: ipc.group when not written; empty: leave the group as created
     std::size_t max_clients = 1024;
     std::size_t client_queue = 8 * 1024 * 1024;  // bytes queued for one client
     std::size_t max_packet = 266240;     // largest packet a client may send, bytes

@@ -1,6 +1,6 @@
 // The mqtt: section: the local MQTT broker face (docs/config.md "mqtt"). Parsed after things:
-// and ipc:, because two of its defaults follow them: the socket sits next to ipc.socket, and
-// clients use the first Thing.
+// and ipc:, because its defaults follow them: the socket sits next to ipc.socket with ipc's
+// mode and group, and clients use the first Thing.
 #include "config/parser.hpp"
 
 namespace thingmux::config::detail {
@@ -18,7 +18,11 @@ constexpr std::uint64_t mqtt_packet_limit = 268'435'460;
 
 void parser::parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configuration& c) {
     auto& s = c.mqtt;
+    // The same access as the IPC socket unless said otherwise: a configuration that opened or
+    // restricted ipc: (or has no thingmux group: group "") keeps working with the MQTT face on.
     s.socket = c.ipc.socket.parent_path() / "mqtt.sock";
+    s.mode = c.ipc.mode;
+    s.group = c.ipc.group;
     if (!c.things.empty()) s.thing = c.things.front().name;
     const auto f = mapping(node, "mqtt", mqtt_keys);
     if (!f) return;
