@@ -1,8 +1,8 @@
 // The schema walk's reader of YAML values, shared by the files that parse the sections of the
 // configuration (parse.cpp: the document and its root; parse_things.cpp: things; parse_apps.cpp:
-// apps; parse_settings.cpp: ipc, spool, log; parse_mqtt.cpp: mqtt). Every key is looked up in a known list (unknown
-// keys are errors with a suggestion), every value is checked for type, syntax and range, and
-// every problem is collected with the node's position. Internal to config/.
+// apps; parse_settings.cpp: ipc, spool, log; parse_mqtt.cpp: mqtt). Every key is looked up in a
+// known list (unknown keys are errors with a suggestion), every value is checked for type,
+// syntax and range, and every problem is collected with the node's position. Internal to config/.
 #pragma once
 
 #include "config/config.hpp"
