@@ -128,18 +128,19 @@ struct ipc_settings {
 // and 5 clients on a Unix socket.
 struct mqtt_settings {
     bool enabled = true;
-    std::filesystem::path socket = "/run/thingmux/mqtt.sock";  // resolved: mqtt.sock next to ipc.socket when not written
-    unsigned mode = 0660;                // resolved: ipc.mode when not written
-    std::string group = "thingmux";      // resolved: ipc.group when not written; empty: leave the group as created
+    std::filesystem::path socket =
+        "/run/thingmux/mqtt.sock";   // resolved: mqtt.sock next to ipc.socket when not written
+    unsigned mode = 0660;            // resolved: ipc.mode when not written
+    std::string group = "thingmux";  // resolved: ipc.group when not written; empty: leave the group as created
     std::size_t max_clients = 1024;
     std::size_t client_queue = 8 * 1024 * 1024;  // bytes queued for one client
-    std::size_t max_packet = 266240;     // largest packet a client may send, bytes
-    std::uint16_t receive_maximum = 100;  // QoS 1/2 publishes of one client awaiting their answer
-    std::uint16_t max_inflight = 100;    // QoS 1 deliveries to one client awaiting its PUBACK
-    std::uint16_t topic_aliases = 32;    // topic aliases a client may use toward thingmuxd
-    std::chrono::seconds max_keep_alive{0};  // 0: the client chooses
-    duration connect_timeout{10'000};    // from accept to CONNECT
-    std::string thing;                   // resolved: the first Thing when not written
+    std::size_t max_packet = 266240;             // largest packet a client may send, bytes
+    std::uint16_t receive_maximum = 100;         // QoS 1/2 publishes of one client awaiting their answer
+    std::uint16_t max_inflight = 100;            // QoS 1 deliveries to one client awaiting its PUBACK
+    std::uint16_t topic_aliases = 32;            // topic aliases a client may use toward thingmuxd
+    std::chrono::seconds max_keep_alive{0};      // 0: the client chooses
+    duration connect_timeout{10'000};            // from accept to CONNECT
+    std::string thing;                           // resolved: the first Thing when not written
 };
 
 struct spool_settings {

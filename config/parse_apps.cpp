@@ -104,7 +104,8 @@ app_rule parser::parse_app(const YAML::Node& node, const std::string& path, cons
         const auto items = sequence(x->value, p("things"), "[gateway-01]");
         if (items) {
             for (std::size_t i = 0; i < items->size(); ++i) {
-                if (auto s = thing_name((*items)[i], p("things") + "[" + std::to_string(i) + "]", things)) r.things.push_back(std::move(*s));
+                if (auto s = thing_name((*items)[i], p("things") + "[" + std::to_string(i) + "]", things))
+                    r.things.push_back(std::move(*s));
             }
         }
     }

@@ -6,10 +6,10 @@
 namespace thingmux::config::detail {
 namespace {
 
-constexpr std::array<std::string_view, 13> mqtt_keys{"enabled",         "socket",       "mode",          "group",
-                                                     "max_clients",     "client_queue", "max_packet",    "receive_maximum",
-                                                     "max_inflight",    "topic_aliases", "max_keep_alive", "connect_timeout",
-                                                     "thing"};
+constexpr std::array<std::string_view, 13> mqtt_keys{
+    "enabled",    "socket",          "mode",         "group",         "max_clients",    "client_queue",
+    "max_packet", "receive_maximum", "max_inflight", "topic_aliases", "max_keep_alive", "connect_timeout",
+    "thing"};
 
 // The largest packet MQTT can frame: a 4-byte remaining length of 268435455, plus the fixed header.
 constexpr std::uint64_t mqtt_packet_limit = 268'435'460;
@@ -54,19 +54,22 @@ void parser::parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configura
             s.max_packet = static_cast<std::size_t>(**v);
     }
     if (const auto* x = find(*f, "receive_maximum")) {
-        if (auto v = integer(x->value, "mqtt.receive_maximum", 1, 65535)) s.receive_maximum = static_cast<std::uint16_t>(*v);
+        if (auto v = integer(x->value, "mqtt.receive_maximum", 1, 65535))
+            s.receive_maximum = static_cast<std::uint16_t>(*v);
     }
     if (const auto* x = find(*f, "max_inflight")) {
         if (auto v = integer(x->value, "mqtt.max_inflight", 1, 65535)) s.max_inflight = static_cast<std::uint16_t>(*v);
     }
     if (const auto* x = find(*f, "topic_aliases")) {
-        if (auto v = integer(x->value, "mqtt.topic_aliases", 0, 65535)) s.topic_aliases = static_cast<std::uint16_t>(*v);
+        if (auto v = integer(x->value, "mqtt.topic_aliases", 0, 65535))
+            s.topic_aliases = static_cast<std::uint16_t>(*v);
     }
     if (const auto* x = find(*f, "max_keep_alive")) {
         if (auto v = whole_seconds(x->value, "mqtt.max_keep_alive", std::chrono::seconds{65535})) s.max_keep_alive = *v;
     }
     if (const auto* x = find(*f, "connect_timeout")) {
-        if (auto v = time(x->value, "mqtt.connect_timeout", duration{100}, std::chrono::minutes{10})) s.connect_timeout = *v;
+        if (auto v = time(x->value, "mqtt.connect_timeout", duration{100}, std::chrono::minutes{10}))
+            s.connect_timeout = *v;
     }
     if (const auto* x = find(*f, "thing")) {
         if (auto v = thing_name(x->value, "mqtt.thing", c.things)) s.thing = std::move(*v);
@@ -77,7 +80,8 @@ void parser::parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configura
     const YAML::Node ipc_socket = ipc.IsMap() ? ipc["socket"] : YAML::Node{};
     if (socket != nullptr) {
         if (s.socket == c.ipc.socket)
-            error(socket->value, "mqtt.socket", "is the IPC socket's path (ipc.socket)", "give the MQTT socket a path of its own");
+            error(socket->value, "mqtt.socket", "is the IPC socket's path (ipc.socket)",
+                  "give the MQTT socket a path of its own");
     } else if (s.socket == c.ipc.socket) {
         error(ipc_socket, "mqtt.socket", "defaults to mqtt.sock next to ipc.socket, which is ipc.socket itself",
               "set mqtt.socket, or give ipc.socket another file name");

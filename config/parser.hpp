@@ -108,7 +108,8 @@ public:
     std::optional<unsigned> file_mode(const YAML::Node& node, const std::string& path);
 
     // The name of a configured Thing; reports an unknown one with the closest configured name.
-    std::optional<std::string> thing_name(const YAML::Node& node, const std::string& path, const std::vector<thing>& things);
+    std::optional<std::string> thing_name(const YAML::Node& node, const std::string& path,
+                                          const std::vector<thing>& things);
 
     std::vector<std::string> string_list(const YAML::Node& node, const std::string& path, std::string_view example);
 

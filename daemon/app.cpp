@@ -48,17 +48,19 @@ std::string content_hash(const std::filesystem::path& file) {
 void fit_to_open_files(config::configuration& c, rlim_t open_files) {
     const auto capacity = client_capacity(open_files, c.things.size());
     if (c.ipc.max_clients > capacity) {
-        spdlog::warn("ipc.max_clients is {}, but with an open-file limit of {} thingmuxd can hold {} clients: using {} "
-                     "(raise LimitNOFILE= in thingmuxd.service, or lower ipc.max_clients)",
-                     c.ipc.max_clients, open_files, capacity, capacity);
+        spdlog::warn(
+            "ipc.max_clients is {}, but with an open-file limit of {} thingmuxd can hold {} clients: using {} "
+            "(raise LimitNOFILE= in thingmuxd.service, or lower ipc.max_clients)",
+            c.ipc.max_clients, open_files, capacity, capacity);
         c.ipc.max_clients = capacity;
     }
     const auto left = std::max<std::size_t>(capacity - c.ipc.max_clients, 1);
     if (!c.mqtt.enabled || c.mqtt.max_clients <= left) return;
-    spdlog::warn("mqtt.max_clients is {}, but with an open-file limit of {} thingmuxd can hold {} clients, {} of them "
-                 "for ipc.max_clients: using {} (raise LimitNOFILE= in thingmuxd.service, or lower ipc.max_clients or "
-                 "mqtt.max_clients)",
-                 c.mqtt.max_clients, open_files, capacity, c.ipc.max_clients, left);
+    spdlog::warn(
+        "mqtt.max_clients is {}, but with an open-file limit of {} thingmuxd can hold {} clients, {} of them "
+        "for ipc.max_clients: using {} (raise LimitNOFILE= in thingmuxd.service, or lower ipc.max_clients or "
+        "mqtt.max_clients)",
+        c.mqtt.max_clients, open_files, capacity, c.ipc.max_clients, left);
     c.mqtt.max_clients = left;
 }
 
@@ -162,8 +164,8 @@ int check_configuration(const std::filesystem::path& file) {
             return 1;
         }
     }
-    std::cout << file.string() << ": OK: " << c.things.size() << " Thing(s), " << c.apps.size() << " app rule(s), socket "
-              << c.ipc.socket.string() << ", "
+    std::cout << file.string() << ": OK: " << c.things.size() << " Thing(s), " << c.apps.size()
+              << " app rule(s), socket " << c.ipc.socket.string() << ", "
               << (c.mqtt.enabled ? "MQTT socket " + c.mqtt.socket.string() : std::string("MQTT face off")) << '\n';
     return 0;
 }
@@ -192,9 +194,10 @@ int run_daemon(const daemon_options& options) {
 
     const auto activated = service::activated_sockets(cfg->ipc.socket, cfg->mqtt.socket);
     if (!cfg->mqtt.enabled && activated.mqtt >= 0) {
-        spdlog::warn("systemd passed the MQTT socket {}, but mqtt.enabled is false: closing it (remove its ListenStream= "
-                     "from thingmuxd.socket)",
-                     logging::escaped(cfg->mqtt.socket.string()));
+        spdlog::warn(
+            "systemd passed the MQTT socket {}, but mqtt.enabled is false: closing it (remove its ListenStream= "
+            "from thingmuxd.socket)",
+            logging::escaped(cfg->mqtt.socket.string()));
         ::close(activated.mqtt);
     }
     std::unique_ptr<listener> ipc;
@@ -223,10 +226,11 @@ int run_daemon(const daemon_options& options) {
     ipc->start([&h](listener::socket s) { h.add_client(std::move(s)); });
     if (mqtt) {
         if (activated.mqtt >= 0)
-            spdlog::info("MQTT face listening on {}, the socket systemd passed", logging::escaped(cfg->mqtt.socket.string()));
+            spdlog::info("MQTT face listening on {}, the socket systemd passed",
+                         logging::escaped(cfg->mqtt.socket.string()));
         else
-            spdlog::info("MQTT face listening on {} (mode {:o}{})", logging::escaped(cfg->mqtt.socket.string()), cfg->mqtt.mode,
-                         logging::escaped(cfg->mqtt.group.empty() ? "" : ", group " + cfg->mqtt.group));
+            spdlog::info("MQTT face listening on {} (mode {:o}{})", logging::escaped(cfg->mqtt.socket.string()),
+                         cfg->mqtt.mode, logging::escaped(cfg->mqtt.group.empty() ? "" : ", group " + cfg->mqtt.group));
         mqtt->start([&h](listener::socket s) { h.add_mqtt_client(std::move(s)); });
     }
 

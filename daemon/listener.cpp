@@ -66,7 +66,8 @@ gid_t socket_group_id(const std::string& name, std::string_view setting) {
     if (rc != 0 || found == nullptr)
         throw std::runtime_error(std::string(setting) + " '" + name +
                                  "' does not exist: create it (the package's sysusers.d file does) "
-                                 "or set " + std::string(setting) + ": \"\" in the configuration");
+                                 "or set " +
+                                 std::string(setting) + ": \"\" in the configuration");
     return g.gr_gid;
 }
 
@@ -126,15 +127,15 @@ void listener::bind() {
     if (!std::filesystem::exists(dir, fs_ec)) {
         std::filesystem::create_directories(dir, fs_ec);
         if (fs_ec)
-            throw std::runtime_error("cannot create directory " + dir.string() +
-                                     " for the " + where_.name + " socket: " + fs_ec.message());
+            throw std::runtime_error("cannot create directory " + dir.string() + " for the " + where_.name +
+                                     " socket: " + fs_ec.message());
     }
     struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
-            throw std::runtime_error(
-                path.string() + " is " + what_is(path, st) +
-                ", not a socket: thingmuxd neither follows nor replaces it; remove it, or" + set_socket);
+            throw std::runtime_error(path.string() + " is " + what_is(path, st) +
+                                     ", not a socket: thingmuxd neither follows nor replaces it; remove it, or" +
+                                     set_socket);
         unix_socket::socket probe(acceptor_.get_executor());
         boost::system::error_code ec;
         probe.connect(unix_socket::endpoint(path.string()), ec);
@@ -279,8 +280,8 @@ void listener::pause(const boost::system::error_code& ec) {
             } else if (is_errno(ec, ENFILE)) {
                 why += " (the system's open-file table is full: fs.file-max)";
             }
-            spdlog::warn("cannot accept {} clients: {}; pausing, then retrying with a back-off of up to {} ms{}", where_.name,
-                         why, max_backoff.count(), *note);
+            spdlog::warn("cannot accept {} clients: {}; pausing, then retrying with a back-off of up to {} ms{}",
+                         where_.name, why, max_backoff.count(), *note);
         }
     }
     retry_.expires_after(backoff_);

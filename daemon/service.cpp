@@ -3,9 +3,9 @@
 #include "daemon/logging.hpp"
 
 #include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,12 +44,14 @@ activated activated_sockets(const std::filesystem::path& ipc, const std::filesys
             out.mqtt = fd;
         } else {
             if (path.empty())
-                spdlog::warn("systemd passed socket {} that is not a listening AF_UNIX stream socket with a path; closing it",
-                             fd - SD_LISTEN_FDS_START + 1);
+                spdlog::warn(
+                    "systemd passed socket {} that is not a listening AF_UNIX stream socket with a path; closing it",
+                    fd - SD_LISTEN_FDS_START + 1);
             else
-                spdlog::warn("systemd passed a socket on {}, which is neither ipc.socket ({}) nor mqtt.socket ({}); "
-                             "closing it (make ListenStream= in thingmuxd.socket and the configuration agree)",
-                             logging::escaped(path), logging::escaped(ipc.string()), logging::escaped(mqtt.string()));
+                spdlog::warn(
+                    "systemd passed a socket on {}, which is neither ipc.socket ({}) nor mqtt.socket ({}); "
+                    "closing it (make ListenStream= in thingmuxd.socket and the configuration agree)",
+                    logging::escaped(path), logging::escaped(ipc.string()), logging::escaped(mqtt.string()));
             ::close(fd);
         }
     }

@@ -662,7 +662,8 @@ TEST_F(DaemonTest, MqttFaceThatIsOffBindsNoSocket) {
     daemon_fixture daemon(broker, setup);
     ipc_client app(daemon.socket_path());
     EXPECT_EQ(app.hello("app").thing, "gateway-01");
-    EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(daemon.socket_path().parent_path() / "mqtt.sock")));
+    EXPECT_FALSE(
+        std::filesystem::exists(std::filesystem::symlink_status(daemon.socket_path().parent_path() / "mqtt.sock")));
     EXPECT_EQ(read_file(daemon.log_file()).find("MQTT face listening"), std::string::npos);
     EXPECT_EQ(daemon.stop(), 0);
 }

@@ -5,15 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <fstream>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 namespace thingmux::test {
 namespace {
@@ -117,7 +117,8 @@ TEST_F(SystemdTest, SystemdUnitsAndPolicyAreShippedTogether) {
     EXPECT_NE(service.find("LimitNOFILE="), std::string::npos) << "systemd's default soft limit (1024) equals ipc.max_clients";
     const auto socket_unit = read_file(source_dir / "systemd/thingmuxd.socket");
     EXPECT_NE(socket_unit.find("ListenStream=/run/thingmux/thingmux.sock"), std::string::npos);
-    EXPECT_NE(socket_unit.find("ListenStream=/run/thingmux/mqtt.sock"), std::string::npos) << "the MQTT face's default socket";
+    EXPECT_NE(socket_unit.find("ListenStream=/run/thingmux/mqtt.sock"), std::string::npos)
+        << "the MQTT face's default socket";
     EXPECT_NE(read_file(source_dir / "systemd/org.thingmux.Thingmux1.conf").find("<allow own=\"org.thingmux.Thingmux1\"/>"),
               std::string::npos);
 }
@@ -184,8 +185,8 @@ TEST_F(SystemdTest, SocketActivationWithBothSocketsUsesEachForItsFace) {
     const auto stray_socket = broker.dir() / "stray.sock";
     daemon_setup setup;
     setup.socket = ipc_socket;
-    setup.launcher = {"systemd-socket-activate", "-l", mqtt_socket.string(), "-l", stray_socket.string(), "-l",
-                      ipc_socket.string()};
+    setup.launcher = {"systemd-socket-activate", "-l", mqtt_socket.string(), "-l",
+                      stray_socket.string(),     "-l", ipc_socket.string()};
     daemon_fixture daemon(broker, setup);
 
     ipc_client app(ipc_socket);
@@ -193,7 +194,8 @@ TEST_F(SystemdTest, SocketActivationWithBothSocketsUsesEachForItsFace) {
     EXPECT_EQ(app.publish("dt/gateway-01/activated", "1").code, ipc::errc::ok);
     const auto log = read_file(daemon.log_file());
     EXPECT_NE(log.find("listening on the socket systemd passed"), std::string::npos) << log;
-    EXPECT_NE(log.find("MQTT face listening on " + mqtt_socket.string() + ", the socket systemd passed"), std::string::npos)
+    EXPECT_NE(log.find("MQTT face listening on " + mqtt_socket.string() + ", the socket systemd passed"),
+              std::string::npos)
         << log;
 
     const int mqtt = connect_stream(mqtt_socket);

@@ -43,7 +43,8 @@ int connect_stream(const std::filesystem::path& path) {
 bool hung_up(int fd, int timeout_ms) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return false;
         pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
         if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
