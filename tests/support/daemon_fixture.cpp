@@ -19,20 +19,40 @@ namespace thingmux::test {
 namespace {
 
 int connect_unix(const std::filesystem::path& path) {
+    const int fd = connect_stream(path);
+    if (fd < 0) throw std::runtime_error("cannot connect to " + path.string() + ": " + std::strerror(-fd));
+    return fd;
+}
+
+}  // namespace
+
+int connect_stream(const std::filesystem::path& path) {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+    if (fd < 0) return -errno;
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
         const int e = errno;
         ::close(fd);
-        throw std::runtime_error("cannot connect to " + path.string() + ": " + std::strerror(e));
+        return -e;
     }
     return fd;
 }
 
-}  // namespace
+bool hung_up(int fd, int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return false;
+        pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+        char buf[4096];
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
+    }
+}
 
 // --- daemon_fixture ---
 
@@ -68,6 +88,7 @@ std::string daemon_fixture::config_yaml() const {
     }
     y += "apps:\n" + setup_.apps;
     y += "ipc:\n  socket: " + socket_.string() + "\n  mode: \"0666\"\n  group: \"\"\n" + indented(setup_.ipc, "  ");
+    if (!setup_.mqtt.empty()) y += "mqtt:\n" + indented(setup_.mqtt, "  ");
     y += "spool:\n  path: " + (dir_ / "spool.db").string() + "\n" + indented(setup_.spool, "  ");
     return y;
 }

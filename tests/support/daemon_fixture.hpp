@@ -23,6 +23,7 @@ struct daemon_setup {
     std::string thing;   // more YAML mapping lines for every Thing, e.g. "keep_alive: 2s"
     std::uint16_t port = 0;  // broker port the Things connect to; 0: the broker's (else e.g. a proxy)
     std::string ipc;     // YAML mapping lines under ipc:, e.g. "client_queue: 65536"
+    std::string mqtt;    // YAML mapping lines under mqtt:, e.g. "enabled: false"; none: no section
     std::string spool;   // YAML mapping lines under spool: besides path, e.g. "max_messages: 3"
     // D-Bus address for the management interface ("unix:path=..."); empty: --bus none.
     std::string bus;
@@ -99,6 +100,12 @@ private:
 void publish_from_cloud(const broker_fixture& broker, const std::string& topic, const std::vector<std::string>& payloads);
 // Payloads "1".."n".
 [[nodiscard]] std::vector<std::string> numbered(int n, const std::string& prefix = {});
+
+// A stream connection to a Unix socket: the descriptor, or -errno when connect() fails.
+[[nodiscard]] int connect_stream(const std::filesystem::path& path);
+// Whether the other end closes `fd` within `timeout_ms` (whatever it sends first). A listening
+// socket nobody accepts from never does: the connection waits in its backlog.
+[[nodiscard]] bool hung_up(int fd, int timeout_ms);
 
 class ipc_client {
 public:
