@@ -1,4 +1,4 @@
-// One local client of thingmuxd's MQTT face (mosquitto_pub, paho, Node-RED …) on a Unix socket:
+// One local client of thingmuxd's MQTT face (mosquitto_pub, paho, Node-RED …) on its socket:
 // the socket and its buffers around a sans-I/O mqtt::server_session, and the Thing pipeline's
 // local session for it.
 //
@@ -18,7 +18,7 @@
 #include "daemon/mqtt/server_session.hpp"
 #include "daemon/thing/ports.hpp"
 
-#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <cstdint>
@@ -47,7 +47,8 @@ protected:
 
 class mqtt_client final : public thing::local_session, public std::enable_shared_from_this<mqtt_client> {
 public:
-    using socket = boost::asio::local::stream_protocol::socket;
+    // A Unix or a TCP socket: the protocol does not matter past accept().
+    using socket = boost::asio::generic::stream_protocol::socket;
 
     mqtt_client(socket s, thing::session_id id, peer_credentials peer, mqtt::server_settings settings,
                 mqtt_events& events);
