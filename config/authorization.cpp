@@ -41,7 +41,9 @@ variables variables::of(const peer& p, std::string_view thing) {
 
 bool matches(const app_rule& rule, const peer& p) {
     const auto& m = rule.match;
-    if (!m.unit && !m.user && !m.uid && !m.group && !m.gid) return false;
+    if (!m.unit && !m.user && !m.uid && !m.group && !m.gid && !m.mqtt_user) return false;
+    // A username counts only once its password was checked (the hub fills mqtt_user then).
+    if (m.mqtt_user && (p.mqtt_user.empty() || *m.mqtt_user != p.mqtt_user)) return false;
     if (m.uid && *m.uid != p.uid) return false;
     if (m.user && (p.user.empty() || *m.user != p.user)) return false;
     if (m.gid && *m.gid != p.gid && std::find(p.groups.begin(), p.groups.end(), *m.gid) == p.groups.end()) return false;

@@ -12,7 +12,9 @@
 
 namespace thingmux::config {
 
-// The process on the other end of the socket, as the kernel and NSS describe it.
+// The process on the other end of the socket, as the kernel and NSS describe it, and the MQTT
+// username it proved with a password (mqtt.passwords). A TCP peer the kernel cannot place (in
+// another network namespace) has only the latter: uid and gid (uid_t)-1, no names.
 struct peer {
     uid_t uid = static_cast<uid_t>(-1);
     gid_t gid = static_cast<gid_t>(-1);
@@ -20,6 +22,7 @@ struct peer {
     std::string user;                      // name of uid; empty if unknown
     std::vector<std::string> group_names;  // names of gid and of every supplementary group
     std::string unit;                      // systemd unit, e.g. "sensor.service"; empty if none
+    std::string mqtt_user;                 // the MQTT username its password was checked for; empty if none
 };
 
 // Values of ${thing} ${unit} ${user} ${uid} in filters.

@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include "common/regular_file.hpp"
+#include "config/password_file.hpp"
 
 #include <algorithm>
 
@@ -101,6 +102,11 @@ std::optional<std::pair<std::string, std::string>> unusable(const files::content
 
 }  // namespace
 
+std::string tcp_address::to_string() const {
+    const bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 std::filesystem::path resolve_file(const std::filesystem::path& p) {
     const auto& s = p.native();
     if (!s.starts_with(credential_prefix)) return p;
@@ -109,7 +115,25 @@ std::filesystem::path resolve_file(const std::filesystem::path& p) {
     return std::filesystem::path(dir) / s.substr(credential_prefix.size());
 }
 
+// mqtt.passwords: readable, every line a hash mosquitto_passwd writes; each bad line with its
+// own file:line.
+void check_password_file(const mqtt_settings& m, std::vector<diagnostic>& out, const std::string& file_name) {
+    if (!m.enabled || m.passwords.empty()) return;
+    const auto at = m.passwords_where;
+    std::string error;
+    const auto table = read_password_file(m.passwords, error);
+    if (!table) {
+        out.push_back(diagnostic{file_name, at.line, at.column, "mqtt.passwords", std::move(error),
+                                 "create it with mosquitto_passwd -c FILE USER, readable by thingmuxd's user", false});
+        return;
+    }
+    for (const auto& p : table->problems)
+        out.push_back(diagnostic{m.passwords.string(), p.line, 0, "mqtt.passwords", p.message,
+                                 "each line is USER:HASH as mosquitto_passwd writes it", false});
+}
+
 void check_files(const configuration& config, std::vector<diagnostic>& out, const std::string& file_name) {
+    check_password_file(config.mqtt, out, file_name);
     for (std::size_t i = 0; i < config.things.size(); ++i) {
         const auto& t = config.things[i];
         for (const auto& [key, file] : {std::pair{"ca", &t.ca}, {"cert", &t.cert}, {"key", &t.key}}) {

@@ -99,6 +99,7 @@ struct peer_match {
     std::optional<uid_t> uid;
     std::optional<std::string> group;  // group name, primary or supplementary
     std::optional<gid_t> gid;          // primary or supplementary
+    std::optional<std::string> mqtt_user;  // an MQTT client that authenticated with this name (mqtt.passwords)
 };
 
 struct app_rule {
@@ -124,8 +125,15 @@ struct ipc_settings {
     duration hello_timeout{10'000};
 };
 
+// A loopback address of the MQTT face's TCP listener: "127.0.0.1:1883", "[::1]:1883".
+struct tcp_address {
+    std::string host;  // the address as written, without brackets: "127.0.0.1", "::1"
+    std::uint16_t port = 0;
+    [[nodiscard]] std::string to_string() const;  // "127.0.0.1:1883", "[::1]:1883"
+};
+
 // The local MQTT broker face (docs/config.md "mqtt", docs/local-mqtt.md): unmodified MQTT 3.1.1
-// and 5 clients on a Unix socket.
+// and 5 clients on a Unix socket, and optionally on loopback TCP.
 struct mqtt_settings {
     bool enabled = true;
     std::filesystem::path socket =
@@ -141,6 +149,9 @@ struct mqtt_settings {
     std::chrono::seconds max_keep_alive{0};      // 0: the client chooses
     duration connect_timeout{10'000};            // from accept to CONNECT
     std::string thing;                           // resolved: the first Thing when not written
+    std::vector<tcp_address> tcp;                // loopback TCP listeners; empty: none
+    std::filesystem::path passwords;             // mosquitto_passwd file; empty: no username/password
+    source_location passwords_where;             // where mqtt.passwords is written, for messages about the file
 };
 
 struct spool_settings {

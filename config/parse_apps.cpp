@@ -12,7 +12,7 @@ namespace {
 constexpr std::uint64_t max_id = std::numeric_limits<std::uint32_t>::max() - 1;  // (uid_t)-1 means "none"
 
 constexpr std::array<std::string_view, 6> app_keys{"name", "match", "things", "publish", "subscribe", "receive"};
-constexpr std::array<std::string_view, 5> match_keys{"unit", "user", "uid", "group", "gid"};
+constexpr std::array<std::string_view, 6> match_keys{"unit", "user", "uid", "group", "gid", "mqtt_user"};
 
 }  // namespace
 
@@ -90,6 +90,7 @@ app_rule parser::parse_app(const YAML::Node& node, const std::string& path, cons
             if (const auto* y = find(*m, "unit")) r.match.unit = string(y->value, p("match.unit"));
             if (const auto* y = find(*m, "user")) r.match.user = string(y->value, p("match.user"));
             if (const auto* y = find(*m, "group")) r.match.group = string(y->value, p("match.group"));
+            if (const auto* y = find(*m, "mqtt_user")) r.match.mqtt_user = string(y->value, p("match.mqtt_user"));
             if (const auto* y = find(*m, "uid")) {
                 if (auto v = integer(y->value, p("match.uid"), 0, max_id)) r.match.uid = static_cast<uid_t>(*v);
             }

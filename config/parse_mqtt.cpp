@@ -3,13 +3,87 @@
 // mode and group, and clients use the first Thing.
 #include "config/parser.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <charconv>
+#include <variant>
+
 namespace thingmux::config::detail {
 namespace {
 
-constexpr std::array<std::string_view, 13> mqtt_keys{
+constexpr std::array<std::string_view, 15> mqtt_keys{
     "enabled",    "socket",          "mode",         "group",         "max_clients",    "client_queue",
     "max_packet", "receive_maximum", "max_inflight", "topic_aliases", "max_keep_alive", "connect_timeout",
-    "thing"};
+    "thing",      "tcp",             "passwords"};
+
+constexpr std::string_view loopback_only =
+    "the MQTT face has no TLS and trusts the kernel's word on who owns a connection, which holds only for "
+    "connections from this machine: use 127.0.0.1 (any of 127.0.0.0/8) or [::1]";
+
+// "127.0.0.1:1883" or "[::1]:1883" -> the address, or what is wrong with it.
+std::variant<tcp_address, std::string> loopback_address(std::string_view text) {
+    std::string_view host;
+    std::string_view port;
+    if (text.starts_with('[')) {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            return std::string("is not HOST:PORT (an IPv6 address goes in brackets: [::1]:1883)");
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) return std::string("is not HOST:PORT (e.g. 127.0.0.1:1883)");
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos)
+            return std::string("is not HOST:PORT (an IPv6 address goes in brackets: [::1]:1883)");
+    }
+    tcp_address a;
+    a.host = std::string(host);
+    unsigned value = 0;
+    const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() || ec != std::errc{} || ptr != port.data() + port.size() || value == 0 || value > 65535)
+        return "has port '" + std::string(port) + "': a port is a number from 1 to 65535";
+    a.port = static_cast<std::uint16_t>(value);
+    in_addr v4{};
+    in6_addr v6{};
+    if (::inet_pton(AF_INET, a.host.c_str(), &v4) == 1) {
+        if ((ntohl(v4.s_addr) >> 24U) != 127U) return "is not a loopback address: " + std::string(loopback_only);
+    } else if (::inet_pton(AF_INET6, a.host.c_str(), &v6) == 1) {
+        if (!IN6_IS_ADDR_LOOPBACK(&v6)) return "is not a loopback address: " + std::string(loopback_only);
+    } else {
+        return "'" + a.host + "' is not an IP address (host names are not resolved): " + std::string(loopback_only);
+    }
+    return a;
+}
+
+}  // namespace
+
+void parser::parse_mqtt_tcp(const YAML::Node& node, mqtt_settings& s) {
+    const auto items = sequence(node, "mqtt.tcp", "[\"127.0.0.1:1883\"]");
+    if (!items) return;
+    for (std::size_t i = 0; i < items->size(); ++i) {
+        const auto path = "mqtt.tcp[" + std::to_string(i) + "]";
+        const auto text = string((*items)[i], path);
+        if (!text) continue;
+        auto parsed = loopback_address(*text);
+        if (auto* why = std::get_if<std::string>(&parsed)) {
+            error((*items)[i], path, "'" + *text + "' " + *why);
+            continue;
+        }
+        auto& a = std::get<tcp_address>(parsed);
+        if (std::any_of(s.tcp.begin(), s.tcp.end(),
+                        [&](const tcp_address& b) { return b.host == a.host && b.port == a.port; })) {
+            error((*items)[i], path, "'" + *text + "' is listed twice");
+            continue;
+        }
+        s.tcp.push_back(std::move(a));
+    }
+}
+
+namespace {
 
 // The largest packet MQTT can frame: a 4-byte remaining length of 268435455, plus the fixed header.
 constexpr std::uint64_t mqtt_packet_limit = 268'435'460;
@@ -73,6 +147,11 @@ void parser::parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configura
     }
     if (const auto* x = find(*f, "thing")) {
         if (auto v = thing_name(x->value, "mqtt.thing", c.things)) s.thing = std::move(*v);
+    }
+    if (const auto* x = find(*f, "tcp")) parse_mqtt_tcp(x->value, s);
+    if (const auto* x = find(*f, "passwords")) {
+        s.passwords_where = location_of(x->value);
+        if (auto v = absolute_path(x->value, "mqtt.passwords")) s.passwords = std::move(*v);
     }
     // A socket that is not used cannot clash; an invalid one was reported already.
     if (!s.enabled || !socket_valid) return;

@@ -129,6 +129,7 @@ private:
     // After things: and ipc: (its defaults follow them); `node` may be null (no mqtt: section),
     // `ipc` is the ipc: section's node (null when not written).
     void parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configuration& c);
+    void parse_mqtt_tcp(const YAML::Node& node, mqtt_settings& s);
     void parse_spool(const YAML::Node& node, spool_settings& s);
     void parse_log(const YAML::Node& node, log_settings& s);
 

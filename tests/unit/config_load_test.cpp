@@ -397,6 +397,56 @@ TEST(ConfigLoadMqtt, EveryKey) {
     EXPECT_EQ(largest.config->mqtt.max_keep_alive, 65535s);
 }
 
+TEST(ConfigLoadMqtt, TcpIsOffByDefaultAndTakesLoopbackAddresses) {
+    const auto none = parse(minimal, "t.yaml");
+    ASSERT_TRUE(none.ok()) << all(none);
+    EXPECT_TRUE(none.config->mqtt.tcp.empty());
+    EXPECT_TRUE(none.config->mqtt.passwords.empty());
+    const auto r = parse(minimal + "mqtt:\n  tcp: [\"127.0.0.1:1883\", \"127.8.9.10:2000\", \"[::1]:1883\"]\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    const auto& tcp = r.config->mqtt.tcp;
+    ASSERT_EQ(tcp.size(), 3U);
+    EXPECT_EQ(tcp[0].host, "127.0.0.1");
+    EXPECT_EQ(tcp[0].port, 1883);
+    EXPECT_EQ(tcp[1].to_string(), "127.8.9.10:2000");
+    EXPECT_EQ(tcp[2].host, "::1");
+    EXPECT_EQ(tcp[2].to_string(), "[::1]:1883");
+}
+
+TEST(ConfigLoadMqtt, TcpRefusesAnythingButLoopbackAndSaysWhy) {
+    const auto mqtt_tcp = [](const std::string& address) { return minimal + "mqtt:\n  tcp:\n    - \"" + address + "\"\n"; };
+    for (const auto* address : {"0.0.0.0:1883", "192.168.1.10:1883", "[::]:1883", "[fe80::1]:1883", "[::ffff:127.0.0.1]:1883"}) {
+        SCOPED_TRACE(address);
+        expect_error(parse(mqtt_tcp(address), "t.yaml"), "mqtt.tcp[0]", 9, 7, "is not a loopback address: the MQTT face has no TLS");
+    }
+    expect_error(parse(mqtt_tcp("localhost:1883"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "not an IP address (host names are not resolved)");
+    expect_error(parse(mqtt_tcp("127.0.0.1"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "is not HOST:PORT");
+    expect_error(parse(mqtt_tcp("::1:1883"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "goes in brackets");
+    expect_error(parse(mqtt_tcp("[::1]1883"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "goes in brackets");
+    expect_error(parse(mqtt_tcp("127.0.0.1:0"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "a port is a number from 1 to 65535");
+    expect_error(parse(mqtt_tcp("127.0.0.1:65536"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "a port is a number from 1 to 65535");
+    expect_error(parse(mqtt_tcp("127.0.0.1:x"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "a port is a number");
+    expect_error(parse(minimal + "mqtt:\n  tcp: [\"127.0.0.1:1883\", \"127.0.0.1:1883\"]\n", "t.yaml"), "mqtt.tcp[1]", 8, 27,
+                 "listed twice");
+    expect_error(parse(minimal + "mqtt:\n  tcp: \"127.0.0.1:1883\"\n", "t.yaml"), "mqtt.tcp", 8, 8, "expected a list");
+}
+
+TEST(ConfigLoadMqtt, PasswordsIsAnAbsolutePath) {
+    const auto r = parse(minimal + "mqtt: {passwords: /etc/thingmux/mqtt.passwd}\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_EQ(r.config->mqtt.passwords, "/etc/thingmux/mqtt.passwd");
+    EXPECT_EQ(r.config->mqtt.passwords_where.line, 7);
+    EXPECT_FALSE(parse(minimal + "mqtt: {passwords: mqtt.passwd}\n", "t.yaml").ok());
+}
+
+TEST(ConfigLoadApps, MqttUserIsAMatchKey) {
+    const auto r = parse(minimal + "apps:\n  - name: web\n    match: {mqtt_user: dashboard}\n    publish: [\"dt/#\"]\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    ASSERT_EQ(r.config->apps.size(), 1U);
+    EXPECT_EQ(r.config->apps[0].match.mqtt_user, "dashboard");
+    EXPECT_FALSE(r.config->apps[0].match.user);
+}
+
 TEST(ConfigLoadMqtt, SocketDefaultsToTheDirectoryAndAccessOfTheIpcSocket) {
     const auto moved = parse(minimal + "ipc: {socket: /srv/tm/ipc.sock}\n", "t.yaml");
     ASSERT_TRUE(moved.ok()) << all(moved);
@@ -493,7 +543,7 @@ TEST(ConfigLoadMqtt, BadValues) {
 TEST(ConfigLoadMqtt, UnknownKeysAndWrongShape) {
     expect_error(parse(minimal + "mqtt: {max_client: 5}\n", "t.yaml"), "mqtt.max_client", 7, 8, "unknown key 'max_client'",
                  "did you mean 'max_clients'?");
-    expect_error(parse(minimal + "mqtt: {tcp: 127.0.0.1:1883}\n", "t.yaml"), "mqtt.tcp", 7, 8, "unknown key 'tcp'");
+    expect_error(parse(minimal + "mqtt: {tls: true}\n", "t.yaml"), "mqtt.tls", 7, 8, "unknown key 'tls'");
     expect_error(parse(minimal + "mqtt: [socket]\n", "t.yaml"), "mqtt", 7, 7, "expected a mapping");
     expect_error(parse(minimal + "mqt: {}\n", "t.yaml"), "mqt", 7, 1, "unknown key 'mqt'", "did you mean 'mqtt'?");
 }
@@ -619,6 +669,31 @@ TEST_F(ConfigFiles, ReadableFilesLoad) {
     const auto r = load_file(write_config((dir_ / "ca.pem").string(), (dir_ / "cert.pem").string(), (dir_ / "key.pem").string()));
     EXPECT_TRUE(r.ok()) << all(r);
     EXPECT_TRUE(r.diagnostics.empty()) << all(r);
+}
+
+TEST_F(ConfigFiles, PasswordFileIsCheckedLineByLine) {
+    const auto cfg = write_config((dir_ / "ca.pem").string(), (dir_ / "cert.pem").string(), (dir_ / "key.pem").string());
+    const auto passwords = dir_ / "mqtt.passwd";
+    std::ofstream(cfg, std::ios::app) << "mqtt:\n  passwords: " << passwords.string() << "\n";
+    auto r = load_file(cfg);
+    ASSERT_FALSE(r.ok());
+    ASSERT_EQ(r.diagnostics.size(), 1U) << all(r);
+    EXPECT_EQ(r.diagnostics[0].path, "mqtt.passwords");
+    EXPECT_EQ(r.diagnostics[0].line, 8);
+    EXPECT_NE(r.diagnostics[0].message.find("does not exist"), std::string::npos) << all(r);
+    EXPECT_NE(r.diagnostics[0].hint.find("mosquitto_passwd -c"), std::string::npos) << all(r);
+
+    const std::string hash = "$7$101$SvyIYQnC6qtgKwv5$V1U3DklmLKQQrYTZBqSbdHpyYG1ja79AAlCxc9TOwY/5T/nTS/WPFlFcqWMrFQUug1QAp09MtL8GBlSBvgnFgQ==";
+    std::ofstream(passwords) << "alice:" << hash << "\n# a comment\nbob:plaintext\n\ncarol:$7$101$!!$x\n";
+    r = load_file(cfg);
+    ASSERT_FALSE(r.ok());
+    ASSERT_EQ(r.diagnostics.size(), 2U) << all(r);
+    EXPECT_TRUE(to_string(r.diagnostics[0]).starts_with(passwords.string() + ":3: mqtt.passwords: the hash is neither")) << all(r);
+    EXPECT_TRUE(to_string(r.diagnostics[1]).starts_with(passwords.string() + ":5: mqtt.passwords: the salt is not base64")) << all(r);
+
+    std::ofstream(passwords) << "alice:" << hash << "\n";
+    r = load_file(cfg);
+    EXPECT_TRUE(r.ok()) << all(r);
 }
 
 TEST_F(ConfigFiles, MissingFileAndDirectory) {
