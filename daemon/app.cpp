@@ -4,6 +4,7 @@
 #include "daemon/listener.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/service.hpp"
+#include "daemon/tcp_listener.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -72,6 +73,27 @@ void reload_access(listener& l, const listener::endpoint& next) {
     } else if (auto problem = l.apply_access(next); !problem.empty()) {
         spdlog::error("{}", logging::escaped(problem, 4096));
     }
+}
+
+// The users of mqtt.passwords; null when it is not set. Read at start and on every reload (the
+// configuration's load checked it a moment ago: a file that became unreadable since gives an
+// empty table, refusing every password, and says so).
+std::shared_ptr<const config::password_table> load_mqtt_passwords(const config::mqtt_settings& m) {
+    if (!m.enabled || m.passwords.empty()) return nullptr;
+    std::string error;
+    auto table = config::read_password_file(m.passwords, error);
+    if (!table) {
+        spdlog::error("mqtt.passwords: {}; every MQTT username and password is refused", logging::escaped(error, 4096));
+        return std::make_shared<const config::password_table>();
+    }
+    spdlog::info("mqtt.passwords: {} user(s) from {}", table->entries.size(), logging::escaped(m.passwords.string()));
+    return std::make_shared<const config::password_table>(std::move(*table));
+}
+
+std::string tcp_addresses(const std::vector<config::tcp_address>& list) {
+    std::string out;
+    for (const auto& a : list) out += (out.empty() ? "" : ", ") + a.to_string();
+    return out;
 }
 
 spool::limits spool_limits(const config::spool_settings& s) { return {.max_bytes = s.max_bytes, .max_messages = s.max_messages}; }
@@ -166,7 +188,8 @@ int check_configuration(const std::filesystem::path& file) {
     }
     std::cout << file.string() << ": OK: " << c.things.size() << " Thing(s), " << c.apps.size()
               << " app rule(s), socket " << c.ipc.socket.string() << ", "
-              << (c.mqtt.enabled ? "MQTT socket " + c.mqtt.socket.string() : std::string("MQTT face off")) << '\n';
+              << (c.mqtt.enabled ? "MQTT socket " + c.mqtt.socket.string() : std::string("MQTT face off"))
+              << (c.mqtt.enabled && !c.mqtt.tcp.empty() ? ", MQTT TCP " + tcp_addresses(c.mqtt.tcp) : std::string{}) << '\n';
     return 0;
 }
 
@@ -202,18 +225,25 @@ int run_daemon(const daemon_options& options) {
     }
     std::unique_ptr<listener> ipc;
     std::unique_ptr<listener> mqtt;  // null when mqtt.enabled is false
+    std::vector<std::unique_ptr<tcp_listener>> mqtt_tcp;  // mqtt.tcp, when mqtt.enabled
     try {
         ipc = std::make_unique<listener>(io, ipc_endpoint(cfg->ipc), activated.ipc);
-        if (cfg->mqtt.enabled) mqtt = std::make_unique<listener>(io, mqtt_endpoint(cfg->mqtt), activated.mqtt);
+        if (cfg->mqtt.enabled) {
+            mqtt = std::make_unique<listener>(io, mqtt_endpoint(cfg->mqtt), activated.mqtt);
+            for (const auto& address : cfg->mqtt.tcp) mqtt_tcp.push_back(std::make_unique<tcp_listener>(io, address));
+        }
     } catch (const std::exception& e) {
         spdlog::critical("{}", logging::escaped(e.what(), 4096));
-        if (ipc) ipc->close();  // the MQTT socket failed: leave no IPC socket behind either
+        // A later socket failed: leave none of the earlier ones behind.
+        if (ipc) ipc->close();
+        if (mqtt) mqtt->close();
         return 1;
     }
     // Empty when systemd passed the socket: systemd owns that file.
     const auto socket_path = ipc->path();
 
     hub::hub h(io, options.version, open_spool(cfg->spool));
+    h.set_mqtt_passwords(load_mqtt_passwords(cfg->mqtt));
     h.apply(cfg, setups_of(*cfg));
     if (activated.ipc >= 0)
         spdlog::info("thingmuxd {} listening on the socket systemd passed; {} Thing(s), {} app rule(s) from {}",
@@ -232,6 +262,10 @@ int run_daemon(const daemon_options& options) {
             spdlog::info("MQTT face listening on {} (mode {:o}{})", logging::escaped(cfg->mqtt.socket.string()),
                          cfg->mqtt.mode, logging::escaped(cfg->mqtt.group.empty() ? "" : ", group " + cfg->mqtt.group));
         mqtt->start([&h](listener::socket s) { h.add_mqtt_client(hub::mqtt_client::socket(std::move(s))); });
+    }
+    for (auto& l : mqtt_tcp) {
+        spdlog::info("MQTT face listening on {} (loopback TCP)", l->where().to_string());
+        l->start([&h](tcp_listener::socket s) { h.add_mqtt_client(hub::mqtt_client::socket(std::move(s))); });
     }
 
     bus::bus_service* bus_ptr = nullptr;
@@ -276,6 +310,10 @@ int run_daemon(const daemon_options& options) {
             spdlog::warn("mqtt.enabled changed to {}; it takes effect when thingmuxd restarts", next->mqtt.enabled);
         else if (mqtt)
             reload_access(*mqtt, mqtt_endpoint(next->mqtt));
+        if (mqtt && tcp_addresses(next->mqtt.tcp) != tcp_addresses(cfg->mqtt.tcp))
+            spdlog::warn("mqtt.tcp changed to [{}]; it takes effect when thingmuxd restarts",
+                         logging::escaped(tcp_addresses(next->mqtt.tcp)));
+        h.set_mqtt_passwords(load_mqtt_passwords(next->mqtt));
         cfg = std::make_shared<const config::configuration>(std::move(*next));
         spdlog::set_level(to_spdlog(options.log_level.value_or(cfg->log.level)));
         logging::setup(cfg->log.target);
@@ -318,6 +356,7 @@ int run_daemon(const daemon_options& options) {
             spdlog::info("signal {}: shutting down (stop accepting, finish in-flight messages, disconnect)", sig);
             ipc->close();
             if (mqtt) mqtt->close();
+            for (auto& l : mqtt_tcp) l->close();
             boost::system::error_code ignored;
             hangup.cancel(ignored);
             h.shutdown(options.shutdown_grace, [&] {

@@ -22,9 +22,6 @@ using unix_socket = asio::local::stream_protocol;
 
 namespace {
 
-constexpr auto first_backoff = std::chrono::milliseconds(10);
-constexpr auto max_backoff = std::chrono::milliseconds(1000);
-
 // Descriptors kept for everything but clients: stdio, the event loop (epoll, eventfd,
 // timerfd, signal pipe), the acceptors (IPC, MQTT), the spool (database, WAL, shared memory), D-Bus, the
 // journal, sd_notify, and short-lived ones (configuration and certificate files, NSS lookups
@@ -103,7 +100,7 @@ listener::endpoint mqtt_endpoint(const config::mqtt_settings& mqtt) {
 }
 
 listener::listener(asio::io_context& io, endpoint where, int activated)
-    : where_(std::move(where)), acceptor_(io), retry_(io) {
+    : where_(std::move(where)), acceptor_(io), accepting_(io.get_executor(), where_.name, where_.section) {
     if (activated < 0) {
         bind();
         return;
@@ -224,70 +221,16 @@ std::string listener::apply_access(const endpoint& access) {
 
 void listener::start(std::function<void(socket)> on_client) {
     on_client_ = std::move(on_client);
-    accept();
+    accepting_.run(acceptor_, on_client_);
 }
 
 void listener::close() {
     if (closed_) return;
     closed_ = true;
+    accepting_.stop();
     boost::system::error_code ignored;
     acceptor_.close(ignored);
-    retry_.cancel();
     if (!path_.empty() && replaced().empty()) ::unlink(path_.c_str());
-}
-
-namespace {
-
-// Whether `ec` is the system error `err`. Compared by category and value: no error_condition
-// round trip through the categories' virtual equivalent().
-bool is_errno(const boost::system::error_code& ec, int err) noexcept {
-    return ec.category() == boost::system::system_category() && ec.value() == err;
-}
-
-}  // namespace
-
-void listener::accept() {
-    acceptor_.async_accept([this](const boost::system::error_code& ec, socket s) {
-        if (closed_ || ec == asio::error::operation_aborted) return;
-        if (!ec) {
-            if (failed_attempts_ > 0 && pause_logged_)
-                spdlog::info("accepting {} clients again, after {} failed attempt(s)", where_.name, failed_attempts_);
-            failed_attempts_ = 0;
-            pause_logged_ = false;
-            backoff_ = {};
-            on_client_(std::move(s));
-        } else if (ec != asio::error::connection_aborted && ec != asio::error::interrupted && !is_errno(ec, EPROTO)) {
-            // Out of descriptors or memory, or something unexpected: retrying at once would
-            // fail the same way, in a loop that starves everything else.
-            return pause(ec);
-        }
-        // (A client that gave up while waiting in the backlog: nothing to wait for.)
-        accept();
-    });
-}
-
-void listener::pause(const boost::system::error_code& ec) {
-    backoff_ = backoff_.count() == 0 ? first_backoff : std::min(backoff_ * 2, max_backoff);
-    if (failed_attempts_++ == 0) {
-        if (auto note = pause_log_.admit()) {
-            pause_logged_ = true;
-            std::string why = ec.message();
-            if (ec == asio::error::no_descriptors) {
-                rlimit l{};
-                ::getrlimit(RLIMIT_NOFILE, &l);
-                why += " (the open-file limit is " + std::to_string(l.rlim_cur) +
-                       ": raise LimitNOFILE= in thingmuxd.service, or lower " + where_.section + ".max_clients)";
-            } else if (is_errno(ec, ENFILE)) {
-                why += " (the system's open-file table is full: fs.file-max)";
-            }
-            spdlog::warn("cannot accept {} clients: {}; pausing, then retrying with a back-off of up to {} ms{}",
-                         where_.name, why, max_backoff.count(), *note);
-        }
-    }
-    retry_.expires_after(backoff_);
-    retry_.async_wait([this](const boost::system::error_code& wait_ec) {
-        if (!wait_ec && !closed_) accept();
-    });
 }
 
 }  // namespace thingmux

@@ -9,16 +9,14 @@
 //   the mode and group are applied (at startup and on reload) only to the very file it bound
 //   (same device and inode), through a descriptor that pins it, never by path.
 // - Accepting pauses with a growing back-off when the process or the system is out of
-//   descriptors (EMFILE, ENFILE) or memory: retrying at once would spin the only thread. The
-//   pause and the recovery are logged through a rate limiter.
+//   descriptors (EMFILE, ENFILE) or memory (accept_loop.hpp, shared with the TCP listeners).
 #pragma once
 
 #include "config/config.hpp"
-#include "daemon/logging.hpp"
+#include "daemon/accept_loop.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -81,25 +79,17 @@ public:
 
 private:
     void bind();
-    void accept();
-    void pause(const boost::system::error_code& ec);
     // "" when path_ still is the socket file thingmuxd bound, else what is there now.
     [[nodiscard]] std::string replaced() const;
 
     endpoint where_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
-    boost::asio::steady_timer retry_;
+    accept_loop accepting_;
     std::function<void(socket)> on_client_;
     std::filesystem::path path_;
     int pinned_ = -1;  // O_PATH descriptor of the socket file thingmuxd bound
     dev_t device_ = 0;
     ino_t inode_ = 0;
-    // While accepting fails: the current back-off, the attempts so far, and whether the pause
-    // was logged (then its end is too).
-    std::chrono::milliseconds backoff_{0};
-    std::uint64_t failed_attempts_ = 0;
-    bool pause_logged_ = false;
-    logging::rate_limiter pause_log_{5, std::chrono::minutes(1)};
     bool closed_ = false;
 };
 

@@ -17,6 +17,7 @@
 
 #include "config/authorization.hpp"
 #include "config/config.hpp"
+#include "config/password_file.hpp"
 #include "daemon/hub/local_client.hpp"
 #include "daemon/hub/mqtt_client.hpp"
 #include "daemon/spool/spool.hpp"
@@ -32,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace thingmux::hub {
@@ -100,8 +102,12 @@ public:
     void apply(std::shared_ptr<const config::configuration> config, std::vector<thing_setup> things);
     // Takes a freshly accepted connection.
     void add_client(local_client::socket s);
-    // Takes a freshly accepted connection to the MQTT face (mqtt_front.cpp).
+    // Takes a freshly accepted connection to the MQTT face (mqtt_front.cpp), on its Unix socket
+    // or a loopback TCP listener: the peer's identity is read as fits the socket's family.
     void add_mqtt_client(mqtt_client::socket s);
+    // The users and password hashes of mqtt.passwords (read at start and on every reload, never
+    // per connection); null: no password file, a CONNECT's username and password are ignored.
+    void set_mqtt_passwords(std::shared_ptr<const config::password_table> table) { mqtt_passwords_ = std::move(table); }
     // A publish from outside the IPC socket (D-Bus), checked against `caller`'s app rules and
     // the Thing's guardrails like an app's; `done` gets the outcome. An empty `thing` is the first.
     void publish(const std::string& thing, ipc::publish m, const peer_credentials& caller,
@@ -143,6 +149,8 @@ private:
     void on_unsubscribe(mqtt_client& c, mqtt::unsubscribe&& packet) override;
     void on_ended(mqtt_client& c, const mqtt::server_action::ended& how) override;
     [[nodiscard]] mqtt::server_settings mqtt_server_settings() const;
+    // Checks a CONNECT's username and password; false when it refused the client.
+    bool authenticate(mqtt_client& c, const mqtt::connect& packet);
     void publish_will(mqtt_client& c, const std::string& thing);
     [[nodiscard]] thing_entry* thing_named(const std::string& name);
     // "a, b, c"
@@ -168,8 +176,13 @@ private:
     std::vector<std::function<void(const std::string&, const uplink::state_event&)>> on_thing_state_;
     std::map<client_id, std::shared_ptr<local_client>> clients_;
     std::map<client_id, std::shared_ptr<mqtt_client>> mqtt_clients_;
-    // Local MQTT sessions by (uid, client id), for the takeover rule among one user's clients.
-    std::map<std::pair<uid_t, std::string>, client_id> mqtt_sessions_;
+    // Local MQTT sessions by (uid, MQTT user, client id), for the takeover rule among one user's
+    // clients (a TCP peer without kernel identity has uid (uid_t)-1 and is told apart by its
+    // checked username).
+    using mqtt_session_key = std::tuple<uid_t, std::string, std::string>;
+    std::map<mqtt_session_key, client_id> mqtt_sessions_;
+    std::shared_ptr<const config::password_table> mqtt_passwords_;
+    logging::rate_limiter bad_password_log_{5, std::chrono::minutes(1)};
     thing::denial_log will_denials_;
     std::uint64_t next_client_ = 1;
     hub_counters counters_;

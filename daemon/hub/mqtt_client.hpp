@@ -79,6 +79,8 @@ public:
 
     [[nodiscard]] thing::session_id id() const noexcept { return id_; }
     [[nodiscard]] const peer_credentials& peer() const noexcept { return peer_; }
+    // The username whose password the hub checked (CONNECT); rules may match it (mqtt_user).
+    void set_mqtt_user(std::string user) { peer_.mqtt_user = std::move(user); }
     [[nodiscard]] bool connected() const noexcept { return connected_; }  // CONNACK sent, not ended
     [[nodiscard]] bool ended() const noexcept { return ended_; }
     [[nodiscard]] const std::string& client_id() const noexcept { return session_.client_id(); }

@@ -3,20 +3,28 @@
 // - Which Thing: a client whose client id is the name of a configured Thing uses that Thing;
 //   any other uses mqtt.thing (default: the first).
 // - Who: the kernel's credentials of the peer, against the `apps:` rules, exactly as for IPC
-//   clients; a peer no rule applies to is refused (CONNACK 0x87 / 3.1.1 return code 5).
+//   clients; a peer no rule applies to is refused (CONNACK 0x87 / 3.1.1 return code 5). On a
+//   Unix socket they come from SO_PEERCRED, on loopback TCP from the owner of the peer's socket
+//   (peer_tcp.hpp). A CONNECT's username and password, when given and mqtt.passwords is set,
+//   are checked on either (0x86 / return code 4 when wrong) and rules may then match the
+//   username (mqtt_user). A TCP peer the kernel cannot place must give one: no anonymous access.
 // - Client ids are local: they never reach the broker. An id equal to a Thing's name (what the
 //   IoT policy forced apps to use) never takes over another connection; any other id takes over
 //   the connection of the same uid with the same id (MQTT's rule, never across users).
 // - A will is published through the pipeline, with the rights of the client that set it, when
 //   its connection ends other than by a normal DISCONNECT.
 #include "daemon/hub/hub.hpp"
+#include "daemon/hub/mqtt_passwords.hpp"
 #include "daemon/hub/one_shot.hpp"
+#include "daemon/hub/peer_tcp.hpp"
 #include "daemon/hub/thing_entry.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/thing/outcome.hpp"
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
+
+#include <sys/socket.h>
 
 namespace thingmux::hub {
 
@@ -42,7 +50,9 @@ hub::thing_entry* hub::thing_named(const std::string& name) {
 
 void hub::add_mqtt_client(mqtt_client::socket s) {
     const client_id id{next_client_++};
-    auto peer = read_peer_credentials(s.native_handle());
+    boost::system::error_code ec;
+    const bool unix_socket = s.local_endpoint(ec).protocol().family() == AF_UNIX;
+    auto peer = unix_socket || ec ? read_peer_credentials(s.native_handle()) : read_tcp_peer_credentials(s.native_handle());
     mqtt_events& events = *this;
     auto c = std::make_shared<mqtt_client>(std::move(s), id, std::move(peer), mqtt_server_settings(), events);
     mqtt_clients_.emplace(id, c);
@@ -57,8 +67,34 @@ void hub::add_mqtt_client(mqtt_client::socket s) {
     }
 }
 
+bool hub::authenticate(mqtt_client& c, const mqtt::connect& packet) {
+    if (packet.username && mqtt_passwords_) {
+        if (packet.password && check_password(*mqtt_passwords_, *packet.username, *packet.password)) {
+            c.set_mqtt_user(*packet.username);
+            return true;
+        }
+        ++counters_.clients_refused;
+        if (auto note = bad_password_log_.admit())
+            spdlog::warn("MQTT client {} ('{}', {}) refused: {} for MQTT user '{}' (mqtt.passwords){}", c.id().value,
+                         logging::escaped(packet.client_id), logging::escaped(c.peer().describe()),
+                         packet.password ? "wrong password" : "no password", logging::escaped(*packet.username), *note);
+        c.refuse(mqtt::reason::bad_user_name_or_password, "bad user name or password");
+        return false;
+    }
+    if (c.peer().source != identity_source::none) return true;
+    ++counters_.clients_refused;
+    spdlog::warn("MQTT client {} ('{}', {}) refused: no kernel identity and no {}", c.id().value,
+                 logging::escaped(packet.client_id), logging::escaped(c.peer().describe()),
+                 mqtt_passwords_ ? "username and password" : "password file (mqtt.passwords) to check one against");
+    c.refuse(mqtt::reason::not_authorized,
+             "thingmuxd cannot tell who owns this connection (it comes from another network namespace): connect with "
+             "a username and password from mqtt.passwords");
+    return false;
+}
+
 void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
     if (shutting_down_) return c.refuse(mqtt::reason::server_unavailable, "thingmuxd is shutting down");
+    if (!authenticate(c, packet)) return;
     const bool thing_id = things_.contains(packet.client_id);
     const std::string name = thing_id                      ? packet.client_id
                              : !config_->mqtt.thing.empty() ? config_->mqtt.thing
@@ -73,14 +109,14 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
                      logging::escaped(packet.client_id), logging::escaped(c.peer().describe()), name);
         return c.refuse(mqtt::reason::not_authorized,
                         "no rule under apps: in the thingmuxd configuration applies to " + c.peer().describe() +
-                            " on Thing " + name + "; add one that matches its unit, user, group or uid");
+                            " on Thing " + name + "; add one that matches its unit, user, group, uid or mqtt_user");
     }
     std::optional<std::string> assigned;
     if (packet.client_id.empty() && packet.version == mqtt::protocol_version::v5)
         assigned = "thingmux-" + std::to_string(c.id().value);
     // MQTT's takeover among one user's clients; the Thing's name is shared by all who use it.
     if (!thing_id && !packet.client_id.empty()) {
-        const auto key = std::make_pair(c.peer().uid, packet.client_id);
+        const auto key = mqtt_session_key{c.peer().uid, c.peer().mqtt_user, packet.client_id};
         if (auto it = mqtt_sessions_.find(key); it != mqtt_sessions_.end() && it->second != c.id()) {
             if (auto old = mqtt_clients_.find(it->second); old != mqtt_clients_.end()) {
                 spdlog::info("MQTT client {} takes over client id '{}' of uid {} from MQTT client {}", c.id().value,
@@ -162,7 +198,8 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
                 was_connected ? "disconnected" : "closed before it was connected", mqtt::to_string(how.cause),
                 how.reason.empty() ? "" : " (", logging::escaped(how.reason), how.reason.empty() ? "" : ")", gone.released,
                 gone.dropped ? ", " + std::to_string(gone.dropped) + " unsent publish(es) dropped" : std::string{});
-    if (auto it = mqtt_sessions_.find({c.peer().uid, c.client_id()}); it != mqtt_sessions_.end() && it->second == c.id())
+    if (auto it = mqtt_sessions_.find({c.peer().uid, c.peer().mqtt_user, c.client_id()});
+        it != mqtt_sessions_.end() && it->second == c.id())
         mqtt_sessions_.erase(it);
     // The client object may be the caller; let it unwind before the last reference goes.
     if (auto it = mqtt_clients_.find(c.id()); it != mqtt_clients_.end()) {

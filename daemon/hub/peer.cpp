@@ -105,6 +105,34 @@ peer_credentials named_peer(pid_t pid, uid_t uid, gid_t gid, std::vector<gid_t> 
     return p;
 }
 
+// The user's name and primary group (NSS); the name is empty when the uid has no entry.
+std::pair<std::string, gid_t> user_entry(uid_t uid) {
+    std::pair<std::string, gid_t> out{std::string{}, unknown_gid};
+    with_nss_buffer(_SC_GETPW_R_SIZE_MAX, [&](char* buf, std::size_t size) {
+        passwd pw{};
+        passwd* found = nullptr;
+        const int rc = ::getpwuid_r(uid, &pw, buf, size, &found);
+        if (rc == 0 && found != nullptr && found->pw_name != nullptr) out = {found->pw_name, found->pw_gid};
+        return rc;
+    });
+    return out;
+}
+
+// The groups `user` belongs to (its primary group included), as NSS lists them.
+std::vector<gid_t> group_list(const std::string& user, gid_t primary) {
+    if (user.empty() || primary == unknown_gid) return {};
+    // Bounded like the kernel's NGROUPS_MAX: a broken NSS module cannot make this loop forever.
+    constexpr int max_groups = 65536;
+    int count = 32;
+    std::vector<gid_t> groups(static_cast<std::size_t>(count));
+    while (::getgrouplist(user.c_str(), primary, groups.data(), &count) < 0) {
+        if (count <= static_cast<int>(groups.size()) || count > max_groups) return {};
+        groups.resize(static_cast<std::size_t>(count));
+    }
+    groups.resize(static_cast<std::size_t>(count));
+    return groups;
+}
+
 void set_unit(peer_credentials& p, unit_lookup found) {
     p.unit = std::move(found.unit);
     p.unit_withheld = std::move(found.withheld);
@@ -113,11 +141,20 @@ void set_unit(peer_credentials& p, unit_lookup found) {
 }  // namespace
 
 std::string peer_credentials::describe() const {
-    std::string s = "pid " + std::to_string(pid) + " uid " + std::to_string(uid);
-    if (!user.empty()) s += " (" + user + ")";
-    s += " gid " + std::to_string(gid);
-    if (!unit.empty()) s += " unit " + unit;
-    if (!unit_withheld.empty()) s += ", no unit: " + unit_withheld;
+    std::string s;
+    if (source != identity_source::unix_socket) s = "TCP " + address + ", ";
+    if (source == identity_source::none) {
+        s += "no kernel identity (its socket is not in thingmuxd's network namespace)";
+    } else {
+        if (source == identity_source::unix_socket) s += "pid " + std::to_string(pid) + " ";
+        s += "uid " + std::to_string(uid);
+        if (!user.empty()) s += " (" + user + ")";
+        s += " gid " + std::to_string(gid);
+        if (source == identity_source::tcp_socket_owner) s += " (owner of the socket)";
+        if (!unit.empty()) s += " unit " + unit;
+        if (!unit_withheld.empty()) s += ", no unit: " + unit_withheld;
+    }
+    if (!mqtt_user.empty()) s += ", MQTT user " + mqtt_user;
     return s;
 }
 
@@ -129,6 +166,7 @@ config::peer peer_credentials::identity() const {
     p.user = user;
     p.group_names = group_names;
     p.unit = unit;
+    p.mqtt_user = mqtt_user;
     return p;
 }
 
@@ -149,6 +187,21 @@ peer_credentials read_peer_credentials(int fd) {
 peer_credentials make_peer_credentials(pid_t pid, uid_t uid, gid_t gid, std::vector<gid_t> groups) {
     auto p = named_peer(pid, uid, gid, std::move(groups));
     set_unit(p, unit_of_pid(pid, uid, gid, boot_time_ns()));
+    return p;
+}
+
+peer_credentials socket_owner_credentials(uid_t uid, std::string address) {
+    auto [name, gid] = user_entry(uid);
+    auto p = named_peer(0, uid, gid, group_list(name, gid));
+    p.source = identity_source::tcp_socket_owner;
+    p.address = std::move(address);
+    return p;
+}
+
+peer_credentials unidentified_tcp_peer(std::string address) {
+    peer_credentials p;
+    p.source = identity_source::none;
+    p.address = std::move(address);
     return p;
 }
 
