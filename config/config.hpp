@@ -141,6 +141,10 @@ struct mqtt_settings {
     std::chrono::seconds max_keep_alive{0};      // 0: the client chooses
     duration connect_timeout{10'000};            // from accept to CONNECT
     std::string thing;                           // resolved: the first Thing when not written
+    // A client's session that outlives its connection (clean start 0): kept at most this long,
+    // with at most session_queue bytes of QoS 1 messages waiting for the client.
+    std::chrono::seconds session_expiry{86'400};
+    std::size_t session_queue = 1024 * 1024;
 };
 
 struct spool_settings {

@@ -6,10 +6,10 @@
 namespace thingmux::config::detail {
 namespace {
 
-constexpr std::array<std::string_view, 13> mqtt_keys{
+constexpr std::array<std::string_view, 15> mqtt_keys{
     "enabled",    "socket",          "mode",         "group",         "max_clients",    "client_queue",
     "max_packet", "receive_maximum", "max_inflight", "topic_aliases", "max_keep_alive", "connect_timeout",
-    "thing"};
+    "thing",      "session_expiry",  "session_queue"};
 
 // The largest packet MQTT can frame: a 4-byte remaining length of 268435455, plus the fixed header.
 constexpr std::uint64_t mqtt_packet_limit = 268'435'460;
@@ -70,6 +70,14 @@ void parser::parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configura
     if (const auto* x = find(*f, "connect_timeout")) {
         if (auto v = time(x->value, "mqtt.connect_timeout", duration{100}, std::chrono::minutes{10}))
             s.connect_timeout = *v;
+    }
+    if (const auto* x = find(*f, "session_expiry")) {
+        if (auto v = whole_seconds(x->value, "mqtt.session_expiry", std::chrono::seconds{30 * 24 * 3600}))
+            s.session_expiry = *v;
+    }
+    if (const auto* x = find(*f, "session_queue")) {
+        if (auto v = size(x->value, "mqtt.session_queue", 0, std::uint64_t{1} << 30U, false); v && *v)
+            s.session_queue = static_cast<std::size_t>(**v);
     }
     if (const auto* x = find(*f, "thing")) {
         if (auto v = thing_name(x->value, "mqtt.thing", c.things)) s.thing = std::move(*v);

@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "daemon/hub/local_client.hpp"
 #include "daemon/hub/mqtt_client.hpp"
+#include "daemon/hub/mqtt_session.hpp"
 #include "daemon/spool/spool.hpp"
 #include "daemon/thing/pipeline.hpp"
 #include "daemon/uplink/uplink.hpp"
@@ -144,6 +145,9 @@ private:
     void on_ended(mqtt_client& c, const mqtt::server_action::ended& how) override;
     [[nodiscard]] mqtt::server_settings mqtt_server_settings() const;
     void publish_will(mqtt_client& c, const std::string& thing);
+    // Ends a local MQTT session for good: its subscriptions and waiting messages go.
+    void end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why);
+    void expire_mqtt_sessions();
     [[nodiscard]] thing_entry* thing_named(const std::string& name);
     // "a, b, c"
     [[nodiscard]] static std::string join(const std::vector<std::string>& items);
@@ -168,8 +172,10 @@ private:
     std::vector<std::function<void(const std::string&, const uplink::state_event&)>> on_thing_state_;
     std::map<client_id, std::shared_ptr<local_client>> clients_;
     std::map<client_id, std::shared_ptr<mqtt_client>> mqtt_clients_;
-    // Local MQTT sessions by (uid, client id), for the takeover rule among one user's clients.
-    std::map<std::pair<uid_t, std::string>, client_id> mqtt_sessions_;
+    // Local MQTT sessions of clients with a client id of their own, by (uid, client id): the
+    // takeover rule among one user's clients, and sessions kept after their connection ended.
+    std::map<std::pair<uid_t, std::string>, std::shared_ptr<mqtt_session>> mqtt_sessions_;
+    std::unique_ptr<boost::asio::steady_timer> mqtt_expiry_;  // the next parked session to expire
     thing::denial_log will_denials_;
     std::uint64_t next_client_ = 1;
     hub_counters counters_;
