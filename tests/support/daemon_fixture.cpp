@@ -54,6 +54,18 @@ bool hung_up(int fd, int timeout_ms) {
     }
 }
 
+bool mqtt_socket_accepts(const std::filesystem::path& socket, int timeout_ms) {
+    const int fd = connect_stream(socket);
+    if (fd < 0) {
+        ADD_FAILURE() << "cannot connect to " << socket.string() << ": " << std::strerror(-fd);
+        return false;
+    }
+    const unsigned char malformed[] = {0x00, 0x00};
+    const bool accepted = ::send(fd, malformed, sizeof malformed, MSG_NOSIGNAL) == 2 && hung_up(fd, timeout_ms);
+    ::close(fd);
+    return accepted;
+}
+
 // --- daemon_fixture ---
 
 daemon_fixture::daemon_fixture(const broker_fixture& broker, daemon_setup setup)
