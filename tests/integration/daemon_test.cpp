@@ -651,6 +651,35 @@ TEST_F(DaemonTest, MqttSocketIsBoundNextToTheIpcSocketAcceptsAndIsRemovedAtStop)
     EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(mqtt_socket)));
 }
 
+// The MQTT socket's path and the face itself are read at startup only; a reload says so and
+// keeps serving on the socket it has.
+TEST_F(DaemonTest, ReloadSaysANewMqttSocketOrSwitchTakesEffectAtRestart) {
+    daemon_fixture daemon(broker);
+    ipc_client app(daemon.socket_path());
+    EXPECT_EQ(app.hello("app").thing, "gateway-01");
+    const auto mqtt_socket = daemon.socket_path().parent_path() / "mqtt.sock";
+    const auto elsewhere = daemon.socket_path().parent_path() / "elsewhere.sock";
+    const auto log_has = [&](const std::string& text) { return read_file(daemon.log_file()).find(text) != std::string::npos; };
+
+    daemon_setup moved;
+    moved.mqtt = "socket: " + elsewhere.string();
+    daemon.configure(moved);
+    daemon.reload();
+    ASSERT_TRUE(eventually([&] { return log_has("configuration reloaded"); })) << read_file(daemon.log_file());
+    EXPECT_TRUE(log_has("mqtt.socket changed to " + elsewhere.string() + "; it takes effect when thingmuxd restarts"));
+    EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(elsewhere)));
+    EXPECT_TRUE(mqtt_socket_accepts(mqtt_socket));
+
+    daemon_setup off;
+    off.mqtt = "enabled: false";
+    daemon.configure(off);
+    daemon.reload();
+    ASSERT_TRUE(eventually([&] { return log_has("mqtt.enabled changed to false; it takes effect when thingmuxd restarts"); }))
+        << read_file(daemon.log_file());
+    EXPECT_TRUE(mqtt_socket_accepts(mqtt_socket));
+    EXPECT_EQ(daemon.stop(), 0);
+}
+
 TEST_F(DaemonTest, MqttFaceThatIsOffBindsNoSocket) {
     daemon_setup setup;
     setup.mqtt = "enabled: false";

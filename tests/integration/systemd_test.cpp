@@ -207,5 +207,24 @@ TEST_F(SystemdTest, SocketActivationWithBothSocketsUsesEachForItsFace) {
     EXPECT_EQ(daemon.stop(), 0);
 }
 
+// With the MQTT face off, its passed socket is closed with a warning, not left to fill up.
+TEST_F(SystemdTest, SocketActivationClosesThePassedMqttSocketWhenTheFaceIsOff) {
+    const auto ipc_socket = broker.dir() / "activated.sock";
+    const auto mqtt_socket = broker.dir() / "mqtt.sock";
+    daemon_setup setup;
+    setup.socket = ipc_socket;
+    setup.mqtt = "enabled: false";
+    setup.launcher = {"systemd-socket-activate", "-l", ipc_socket.string(), "-l", mqtt_socket.string()};
+    daemon_fixture daemon(broker, setup);
+    ipc_client app(ipc_socket);
+    ASSERT_TRUE(hello_connected(app, "app"));
+    const auto log = read_file(daemon.log_file());
+    EXPECT_NE(log.find("systemd passed the MQTT socket " + mqtt_socket.string() + ", but mqtt.enabled is false: closing it"),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(connect_stream(mqtt_socket), -ECONNREFUSED);
+    EXPECT_EQ(daemon.stop(), 0);
+}
+
 }  // namespace
 }  // namespace thingmux::test

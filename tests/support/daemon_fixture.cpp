@@ -61,7 +61,11 @@ bool mqtt_socket_accepts(const std::filesystem::path& socket, int timeout_ms) {
         return false;
     }
     const unsigned char malformed[] = {0x00, 0x00};
-    const bool accepted = ::send(fd, malformed, sizeof malformed, MSG_NOSIGNAL) == 2 && hung_up(fd, timeout_ms);
+    // A peer that accepted and closed at once may do so before the packet is sent. A connection
+    // waiting in the backlog of a socket nobody accepts from never fails to send.
+    const bool accepted = ::send(fd, malformed, sizeof malformed, MSG_NOSIGNAL) == 2
+                              ? hung_up(fd, timeout_ms)
+                              : errno == EPIPE || errno == ECONNRESET;
     ::close(fd);
     return accepted;
 }
