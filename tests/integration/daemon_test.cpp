@@ -659,7 +659,9 @@ TEST_F(DaemonTest, ReloadSaysANewMqttSocketOrSwitchTakesEffectAtRestart) {
     EXPECT_EQ(app.hello("app").thing, "gateway-01");
     const auto mqtt_socket = daemon.socket_path().parent_path() / "mqtt.sock";
     const auto elsewhere = daemon.socket_path().parent_path() / "elsewhere.sock";
-    const auto log_has = [&](const std::string& text) { return read_file(daemon.log_file()).find(text) != std::string::npos; };
+    const auto log_has = [&](const std::string& text) {
+        return read_file(daemon.log_file()).find(text) != std::string::npos;
+    };
 
     daemon_setup moved;
     moved.mqtt = "socket: " + elsewhere.string();
@@ -674,8 +676,9 @@ TEST_F(DaemonTest, ReloadSaysANewMqttSocketOrSwitchTakesEffectAtRestart) {
     off.mqtt = "enabled: false";
     daemon.configure(off);
     daemon.reload();
-    ASSERT_TRUE(eventually([&] { return log_has("mqtt.enabled changed to false; it takes effect when thingmuxd restarts"); }))
-        << read_file(daemon.log_file());
+    ASSERT_TRUE(eventually([&] {
+        return log_has("mqtt.enabled changed to false; it takes effect when thingmuxd restarts");
+    })) << read_file(daemon.log_file());
     EXPECT_TRUE(mqtt_socket_accepts(mqtt_socket));
     EXPECT_EQ(daemon.stop(), 0);
 }

@@ -195,8 +195,9 @@ TEST_F(HostileLocalTest, MqttMaxClientsGetsWhatTheOpenFileLimitLeavesAfterIpc) {
     setup.ipc = "max_clients: 10";
     daemon_fixture daemon(broker, setup);
     EXPECT_TRUE(eventually([&] {
-        return log_has(daemon, "mqtt.max_clients is 1024, but with an open-file limit of 100 thingmuxd can hold 32 "
-                               "clients, 10 of them for ipc.max_clients: using 22");
+        return log_has(daemon,
+                       "mqtt.max_clients is 1024, but with an open-file limit of 100 thingmuxd can hold 32 "
+                       "clients, 10 of them for ipc.max_clients: using 22");
     })) << read_file(daemon.log_file());
     EXPECT_FALSE(log_has(daemon, "ipc.max_clients is")) << "10 IPC clients fit";
 }

@@ -219,8 +219,9 @@ TEST_F(SystemdTest, SocketActivationClosesThePassedMqttSocketWhenTheFaceIsOff) {
     ipc_client app(ipc_socket);
     ASSERT_TRUE(hello_connected(app, "app"));
     const auto log = read_file(daemon.log_file());
-    EXPECT_NE(log.find("systemd passed the MQTT socket " + mqtt_socket.string() + ", but mqtt.enabled is false: closing it"),
-              std::string::npos)
+    EXPECT_NE(
+        log.find("systemd passed the MQTT socket " + mqtt_socket.string() + ", but mqtt.enabled is false: closing it"),
+        std::string::npos)
         << log;
     EXPECT_EQ(connect_stream(mqtt_socket), -ECONNREFUSED);
     EXPECT_EQ(daemon.stop(), 0);
