@@ -36,12 +36,7 @@ void parser::parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configura
         socket_valid = v.has_value();
         if (v) s.socket = *v;
     }
-    if (const auto* x = find(*f, "mode")) {
-        if (auto v = file_mode(x->value, "mqtt.mode")) s.mode = *v;
-    }
-    if (const auto* x = find(*f, "group")) {
-        if (auto v = string(x->value, "mqtt.group", true)) s.group = *v;
-    }
+    socket_access(*f, "mqtt", s.mode, s.group);
     if (const auto* x = find(*f, "max_clients")) {
         if (auto v = integer(x->value, "mqtt.max_clients", 1, 65535)) s.max_clients = static_cast<std::size_t>(*v);
     }
