@@ -149,6 +149,10 @@ struct mqtt_settings {
     std::chrono::seconds max_keep_alive{0};      // 0: the client chooses
     duration connect_timeout{10'000};            // from accept to CONNECT
     std::string thing;                           // resolved: the first Thing when not written
+    // A client's session that outlives its connection (clean start 0): kept at most this long,
+    // with at most session_queue bytes of QoS 1 messages waiting for the client.
+    std::chrono::seconds session_expiry{86'400};
+    std::size_t session_queue = 1024 * 1024;
     std::vector<tcp_address> tcp;                // loopback TCP listeners; empty: none
     std::filesystem::path passwords;             // mosquitto_passwd file; empty: no username/password
     source_location passwords_where;             // where mqtt.passwords is written, for messages about the file

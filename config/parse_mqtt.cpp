@@ -13,10 +13,10 @@
 namespace thingmux::config::detail {
 namespace {
 
-constexpr std::array<std::string_view, 15> mqtt_keys{
+constexpr std::array<std::string_view, 17> mqtt_keys{
     "enabled",    "socket",          "mode",         "group",         "max_clients",    "client_queue",
     "max_packet", "receive_maximum", "max_inflight", "topic_aliases", "max_keep_alive", "connect_timeout",
-    "thing",      "tcp",             "passwords"};
+    "thing",      "session_expiry",  "session_queue", "tcp",         "passwords"};
 
 constexpr std::string_view loopback_only =
     "the MQTT face has no TLS and trusts the kernel's word on who owns a connection, which holds only for "
@@ -110,12 +110,7 @@ void parser::parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configura
         socket_valid = v.has_value();
         if (v) s.socket = *v;
     }
-    if (const auto* x = find(*f, "mode")) {
-        if (auto v = file_mode(x->value, "mqtt.mode")) s.mode = *v;
-    }
-    if (const auto* x = find(*f, "group")) {
-        if (auto v = string(x->value, "mqtt.group", true)) s.group = *v;
-    }
+    socket_access(*f, "mqtt", s.mode, s.group);
     if (const auto* x = find(*f, "max_clients")) {
         if (auto v = integer(x->value, "mqtt.max_clients", 1, 65535)) s.max_clients = static_cast<std::size_t>(*v);
     }
@@ -144,6 +139,14 @@ void parser::parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configura
     if (const auto* x = find(*f, "connect_timeout")) {
         if (auto v = time(x->value, "mqtt.connect_timeout", duration{100}, std::chrono::minutes{10}))
             s.connect_timeout = *v;
+    }
+    if (const auto* x = find(*f, "session_expiry")) {
+        if (auto v = whole_seconds(x->value, "mqtt.session_expiry", std::chrono::seconds{30 * 24 * 3600}))
+            s.session_expiry = *v;
+    }
+    if (const auto* x = find(*f, "session_queue")) {
+        if (auto v = size(x->value, "mqtt.session_queue", 0, std::uint64_t{1} << 30U, false); v && *v)
+            s.session_queue = static_cast<std::size_t>(**v);
     }
     if (const auto* x = find(*f, "thing")) {
         if (auto v = thing_name(x->value, "mqtt.thing", c.things)) s.thing = std::move(*v);

@@ -20,12 +20,7 @@ void parser::parse_ipc(const YAML::Node& node, ipc_settings& s) {
     if (const auto* x = find(*f, "socket")) {
         if (auto v = socket_path(x->value, "ipc.socket")) s.socket = *v;
     }
-    if (const auto* x = find(*f, "mode")) {
-        if (auto v = file_mode(x->value, "ipc.mode")) s.mode = *v;
-    }
-    if (const auto* x = find(*f, "group")) {
-        if (auto v = string(x->value, "ipc.group", true)) s.group = *v;
-    }
+    socket_access(*f, "ipc", s.mode, s.group);
     if (const auto* x = find(*f, "max_clients")) {
         if (auto v = integer(x->value, "ipc.max_clients", 1, 65535)) s.max_clients = static_cast<std::size_t>(*v);
     }

@@ -235,6 +235,15 @@ std::optional<unsigned> parser::file_mode(const YAML::Node& node, const std::str
     return mode;
 }
 
+void parser::socket_access(const fields& f, const std::string& section, unsigned& mode, std::string& group) {
+    if (const auto* x = find(f, "mode")) {
+        if (auto v = file_mode(x->value, section + ".mode")) mode = *v;
+    }
+    if (const auto* x = find(f, "group")) {
+        if (auto v = string(x->value, section + ".group", true)) group = *v;
+    }
+}
+
 std::optional<std::string> parser::thing_name(const YAML::Node& node, const std::string& path,
                                               const std::vector<thing>& things) {
     auto s = string(node, path);

@@ -107,6 +107,9 @@ public:
     // A file mode written in octal ("0660"); warns when the owner cannot read and write.
     std::optional<unsigned> file_mode(const YAML::Node& node, const std::string& path);
 
+    // A socket's "mode" and "group" keys of section `section`, into `mode` and `group` when written.
+    void socket_access(const fields& f, const std::string& section, unsigned& mode, std::string& group);
+
     // The name of a configured Thing; reports an unknown one with the closest configured name.
     std::optional<std::string> thing_name(const YAML::Node& node, const std::string& path,
                                           const std::vector<thing>& things);

@@ -74,7 +74,8 @@ public:
 
     // The socket file thingmuxd bound; empty when systemd passed the socket.
     [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-    // The socket as configured at startup (under socket activation: the path systemd's matched).
+    // The socket as configured at startup (under socket activation: the path the passed socket
+    // was matched by).
     [[nodiscard]] const endpoint& where() const noexcept { return where_; }
 
 private:

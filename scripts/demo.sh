@@ -47,7 +47,7 @@ kill "$sub_pid" 2>/dev/null; wait "$sub_pid" 2>/dev/null || true
 echo "app 1 (a subscriber) was kicked off the broker the moment app 2 connected with the same client ID."
 log_start=$(($(wc -l < "$TMX_BROKER_LOG") + 1))  # count only what happens from here on
 
-step "The fix: thingmuxd holds the one session; apps share it through $dir/thingmux.sock"
+step "The fix: thingmuxd holds the one session; apps share it through $dir/thingmux.sock and $dir/mqtt.sock"
 cat > "$dir/thingmux.yaml" <<EOF
 # One Thing, and what the apps of this user ($(id -un)) may do with it.
 things:
@@ -78,21 +78,30 @@ sed 's/^/thingmuxd: /' "$dir/thingmuxd.log"
 export THINGMUX_SOCKET=$dir/thingmux.sock
 
 # The cloud side watches the Thing's telemetry.
-mosquitto_sub "${mtls[@]}" "${cloud[@]}" -i cloud-watcher -q 1 -t 'dt/gateway-01/#' -v -C 6 > "$dir/cloud.out" 2>&1 &
+mosquitto_sub "${mtls[@]}" "${cloud[@]}" -i cloud-watcher -q 1 -t 'dt/gateway-01/#' -v -C 7 > "$dir/cloud.out" 2>&1 &
 pids+=($!)
 wait_for "$TMX_BROKER_LOG" "Received SUBSCRIBE from cloud-watcher"
 
-# Two apps on the device want the Thing's commands.
+# Three apps on the device want the Thing's commands: two use libthingmux, the third is an
+# unmodified MQTT client that still uses the Thing's name as its client ID, as the IoT policy
+# forced it to; on thingmuxd's MQTT socket that takes over nothing.
 "$bin/thingmux-example-controller" --count 3 > "$dir/controller.out" 2>&1 &
 pids+=($!)
 "$bin/thingmuxctl" sub -t 'cmd/gateway-01/#' -q 1 -v -C 3 > "$dir/ctl-sub.out" 2>&1 &
 pids+=($!)
+mosquitto_sub --unix "$dir/mqtt.sock" -i gateway-01 -V 5 -q 1 -t 'cmd/gateway-01/#' -v -C 3 > "$dir/mqtt-sub.out" 2>&1 &
+pids+=($!)
 wait_for "$dir/thingmuxd.log" "app 'thingmuxctl'"
 wait_for "$dir/thingmuxd.log" "app 'thingmux-example-controller'"
+wait_for "$dir/thingmuxd.log" "MQTT client .* connected: client id 'gateway-01'"
 
 # One app publishes telemetry, a shell script publishes too, the cloud sends commands.
 "$bin/thingmux-example-sensor" --count 5 --interval 100 | sed 's/^/sensor app: /'
 "$bin/thingmuxctl" pub -q 1 -t dt/gateway-01/status -m '{"door":"closed"}' && echo "thingmuxctl pub: accepted by the broker"
+# An unmodified MQTT client publishes too, with the Thing's name as client ID: its PUBACK comes
+# once the broker acknowledged the message (RC:16 is MQTT 5's "no matching subscribers").
+mosquitto_pub --unix "$dir/mqtt.sock" -i gateway-01 -V 5 -q 1 -d -t dt/gateway-01/power -m '{"volts":24.1}' |
+  grep -E "PUBACK" | sed 's/^/mosquitto_pub (MQTT face): /' 
 echo "An app may only use the topics its rule grants; publishing a command is refused locally:"
 # thingmuxctl names itself and the subcommand on stderr ("thingmuxctl pub: refused: ...").
 "$bin/thingmuxctl" pub -q 1 -t cmd/gateway-01/actuator -m reboot 2>&1 || true
@@ -105,11 +114,12 @@ step "What everyone received"
 sed 's/^/cloud (telemetry): /' "$dir/cloud.out"
 sed 's/^/controller app:    /' "$dir/controller.out"
 sed 's/^/thingmuxctl sub:   /' "$dir/ctl-sub.out"
+sed 's/^/mosquitto_sub:     /' "$dir/mqtt-sub.out"
 "$bin/thingmuxctl" status | sed 's/^/thingmuxctl status: /'
 connections=$(tail -n +"$log_start" "$TMX_BROKER_LOG" | grep -c "New client connected .* as gateway-01 (" || true)
 subs=$(tail -n +"$log_start" "$TMX_BROKER_LOG" | grep -c "Received SUBSCRIBE from gateway-01" || true)
 echo
-echo "The broker saw gateway-01 connect $connections time(s) and subscribe $subs time(s) for two local subscribers:"
+echo "The broker saw gateway-01 connect $connections time(s) and subscribe $subs time(s) for three local subscribers:"
 echo "one session, one upstream subscription, no takeovers."
 
 step "Stopping thingmuxd (SIGTERM: finish in-flight messages, DISCONNECT, exit 0)"

@@ -75,7 +75,10 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
         if (c->greeted) c->set_rights(config::grants_for(*config_, c->peer().identity(), c->thing));
     }
     for (auto& [id, c] : mqtt_clients_) {
-        if (c->connected()) c->set_rights(config::grants_for(*config_, c->peer().identity(), c->thing()));
+        if (c->connected()) c->session()->set_rights(config::grants_for(*config_, c->peer().identity(), c->session()->thing()));
+    }
+    for (auto& [key, s] : mqtt_sessions_) {
+        if (!s->bound()) s->set_rights(config::grants_for(*config_, s->peer().identity(), s->thing()));
     }
 }
 
@@ -108,6 +111,12 @@ void hub::remove_thing(const std::string& name) {
         if (c->thing == name)
             c->close_with_error(ipc::errc::unknown_thing, "Thing '" + name + "' was removed from the configuration");
     }
+    auto mqtt_clients = mqtt_clients_;
+    for (auto& [id, c] : mqtt_clients) {
+        if (c->connected() && c->session()->thing() == name)
+            c->disconnect(mqtt::reason::administrative_action, "Thing '" + name + "' was removed from the configuration");
+    }
+    std::erase_if(mqtt_sessions_, [&](const auto& entry) { return entry.second->thing() == name; });
     // Its clients are closed: nobody waits for what is still in its pipeline.
     t.clock.cancel();
     t.link->on_message({});
@@ -346,18 +355,19 @@ std::vector<client_status> hub::clients() const {
     }
     for (const auto& [id, c] : mqtt_clients_) {
         if (!c->connected()) continue;
-        const auto t = things_.find(c->thing());
+        const auto& session = *c->session();
+        const auto t = things_.find(session.thing());
         const auto* pipe = t == things_.end() ? nullptr : t->second->pipe.get();
         out.push_back({.id = id.value,
                        .peer = c->peer(),
                        .app_name = std::string(c->version() == mqtt::protocol_version::v5 ? "mqtt5:" : "mqtt311:") +
                                    c->client_id(),
-                       .thing = c->thing(),
-                       .subscriptions = pipe ? pipe->filters_of(id) : std::vector<std::string>{},
+                       .thing = session.thing(),
+                       .subscriptions = pipe ? pipe->filters_of(session.flow()) : std::vector<std::string>{},
                        .queued_bytes = c->queued_bytes(),
                        .messages_in = c->messages_in(),
                        .messages_out = c->messages_out(),
-                       .pending_publishes = pipe ? pipe->pending_publishes(id) : 0});
+                       .pending_publishes = pipe ? pipe->pending_publishes(session.flow()) : 0});
     }
     std::sort(out.begin(), out.end(), [](const client_status& a, const client_status& b) { return a.id < b.id; });
     return out;

@@ -20,6 +20,7 @@
 #include "config/password_file.hpp"
 #include "daemon/hub/local_client.hpp"
 #include "daemon/hub/mqtt_client.hpp"
+#include "daemon/hub/mqtt_session.hpp"
 #include "daemon/spool/spool.hpp"
 #include "daemon/thing/pipeline.hpp"
 #include "daemon/uplink/uplink.hpp"
@@ -152,6 +153,9 @@ private:
     // Checks a CONNECT's username and password; false when it refused the client.
     bool authenticate(mqtt_client& c, const mqtt::connect& packet);
     void publish_will(mqtt_client& c, const std::string& thing);
+    // Ends a local MQTT session for good: its subscriptions and waiting messages go.
+    void end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why);
+    void expire_mqtt_sessions();
     [[nodiscard]] thing_entry* thing_named(const std::string& name);
     // "a, b, c"
     [[nodiscard]] static std::string join(const std::vector<std::string>& items);
@@ -176,11 +180,13 @@ private:
     std::vector<std::function<void(const std::string&, const uplink::state_event&)>> on_thing_state_;
     std::map<client_id, std::shared_ptr<local_client>> clients_;
     std::map<client_id, std::shared_ptr<mqtt_client>> mqtt_clients_;
-    // Local MQTT sessions by (uid, MQTT user, client id), for the takeover rule among one user's
-    // clients (a TCP peer without kernel identity has uid (uid_t)-1 and is told apart by its
-    // checked username).
+    // Local MQTT sessions of clients with a client id of their own, by (uid, MQTT user, client
+    // id): the takeover rule among one user's clients, and sessions kept after their connection
+    // ended. A TCP peer without kernel identity has uid (uid_t)-1 and is told apart by its
+    // checked username.
     using mqtt_session_key = std::tuple<uid_t, std::string, std::string>;
-    std::map<mqtt_session_key, client_id> mqtt_sessions_;
+    std::map<mqtt_session_key, std::shared_ptr<mqtt_session>> mqtt_sessions_;
+    std::unique_ptr<boost::asio::steady_timer> mqtt_expiry_;  // the next parked session to expire
     std::shared_ptr<const config::password_table> mqtt_passwords_;
     logging::rate_limiter bad_password_log_{5, std::chrono::minutes(1)};
     thing::denial_log will_denials_;

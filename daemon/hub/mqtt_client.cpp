@@ -1,11 +1,11 @@
 #include "daemon/hub/mqtt_client.hpp"
 
-#include "daemon/logging.hpp"
+#include "daemon/hub/mqtt_session.hpp"
+
 #include "daemon/thing/outcome.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <utility>
@@ -21,28 +21,12 @@ constexpr std::size_t max_read_turn = 1024 * 1024;  // bytes read from one clien
 // read them.
 constexpr std::size_t max_unwritten_answers = 256 * 1024;
 
-// The message as this client gets it: what MQTT 5 lets a server forward, nothing of the
-// broker's connection (its topic alias, the subscription identifiers of thingmuxd's own
-// upstream subscriptions).
-mqtt::publish for_client(const mqtt::publish& in) {
-    mqtt::publish out;
-    out.topic = in.topic;
-    out.payload = in.payload;
-    out.retain = in.retain;
-    out.props.payload_format_indicator = in.props.payload_format_indicator;
-    out.props.message_expiry_interval = in.props.message_expiry_interval;
-    out.props.content_type = in.props.content_type;
-    out.props.response_topic = in.props.response_topic;
-    out.props.correlation_data = in.props.correlation_data;
-    out.props.user_properties = in.props.user_properties;
-    return out;
-}
 }  // namespace
 
 mqtt_client::mqtt_client(socket s, thing::session_id id, peer_credentials peer, mqtt::server_settings settings,
                          mqtt_events& events)
     : socket_(std::move(s)), id_(id), peer_(std::move(peer)), max_queue_bytes_(settings.max_queued_bytes),
-      events_(events), session_(settings, std::chrono::steady_clock::now()), timer_(socket_.get_executor()) {}
+      events_(events), server_(settings, std::chrono::steady_clock::now()), timer_(socket_.get_executor()) {}
 
 mqtt_client::~mqtt_client() = default;
 
@@ -50,11 +34,10 @@ std::chrono::steady_clock::time_point mqtt_client::now() const { return std::chr
 
 std::size_t mqtt_client::pause_mark() const noexcept { return std::min(max_queue_bytes_ / 2, max_unwritten_answers); }
 
-std::size_t mqtt_client::queued_bytes() const noexcept { return session_.queued_bytes() + out_.size() + writing_size_; }
+std::size_t mqtt_client::queued_bytes() const noexcept { return server_.queued_bytes() + out_.size() + writing_size_; }
 
 std::string mqtt_client::describe() const {
-    const auto& cid = session_.client_id();
-    return "MQTT client " + std::to_string(id_.value) + " ('" + cid + "', " + peer_.describe() + ")";
+    return "MQTT client " + std::to_string(id_.value) + " ('" + server_.client_id() + "', " + peer_.describe() + ")";
 }
 
 void mqtt_client::start() {
@@ -73,7 +56,7 @@ void mqtt_client::read() {
         self->reading_ = false;
         if (self->closed_ || self->ended_) return;
         if (ec) {
-            self->session_.on_transport_closed(self->now());
+            self->server_.on_transport_closed(self->now());
             return self->run();
         }
         self->read_ready();
@@ -91,10 +74,10 @@ void mqtt_client::read_ready() {
         const std::size_t n = socket_.read_some(asio::buffer(scratch), ec);
         if (ec == asio::error::would_block || ec == asio::error::try_again) return read();
         if (ec) {
-            session_.on_transport_closed(now());
+            server_.on_transport_closed(now());
             return run();
         }
-        session_.on_bytes(std::span<const std::uint8_t>(scratch.data(), n), now());
+        server_.on_bytes(std::span<const std::uint8_t>(scratch.data(), n), now());
         run();
         if (closed_ || ended_) return;
         if (n < scratch.size() && !write_backlog()) return read();
@@ -112,7 +95,7 @@ void mqtt_client::run() {
     running_ = true;
     do {
         run_again_ = false;
-        session_.drain_actions(actions_);
+        server_.drain_actions(actions_);
         // The list is ours while we go through it: an answer given from inside a call below
         // lands in the session's next list, which the loop drains next.
         auto actions = std::move(actions_);
@@ -142,11 +125,10 @@ void mqtt_client::run() {
                     } else if constexpr (std::is_same_v<T, sa::unsubscribe_request>) {
                         events_.on_unsubscribe(*this, std::move(act.packet));
                     } else if constexpr (std::is_same_v<T, sa::delivered>) {
-                        // The pipeline acknowledged it upstream when it was queued here.
+                        if (session_) session_->acknowledged(act.tag);
                     } else if constexpr (std::is_same_v<T, sa::ended>) {
                         if (ended_) return;
                         ended_ = true;
-                        connected_ = false;
                         timer_.cancel();
                         events_.on_ended(*this, act);
                     }
@@ -161,7 +143,7 @@ void mqtt_client::run() {
 }
 
 void mqtt_client::arm_timer() {
-    const auto next = session_.next_deadline();
+    const auto next = server_.next_deadline();
     if (next == armed_) return;
     armed_ = next;
     if (!next) {
@@ -172,7 +154,7 @@ void mqtt_client::arm_timer() {
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
         if (ec || self->ended_) return;
         self->armed_.reset();
-        self->session_.on_tick(self->now());
+        self->server_.on_tick(self->now());
         self->run();
     });
 }
@@ -202,7 +184,7 @@ void mqtt_client::write() {
         if (self->closed_) return;
         if (ec) {
             self->out_.clear();
-            self->session_.on_transport_closed(self->now());
+            self->server_.on_transport_closed(self->now());
             self->run();
             return self->close_socket();
         }
@@ -225,7 +207,7 @@ void mqtt_client::close_socket() {
     out_ = {};
     if (!ended_) {
         // Closed before the session ended it (a write failed): the session hears of it now.
-        session_.on_transport_closed(now());
+        server_.on_transport_closed(now());
         run();
     }
 }
@@ -234,78 +216,70 @@ void mqtt_client::cut_off(std::string reason) {
     disconnect(mqtt::reason::quota_exceeded, std::move(reason));
 }
 
-void mqtt_client::accept(std::string thing, config::grants rights, std::optional<std::string> assigned_client_id) {
-    thing_ = std::move(thing);
-    rights_ = std::move(rights);
-    connected_ = true;
-    session_.accept(false, std::move(assigned_client_id), now());
+void mqtt_client::accept(std::shared_ptr<mqtt_session> session, bool session_present,
+                         std::optional<std::string> assigned_client_id) {
+    session_ = std::move(session);
+    server_.accept(session_present, std::move(assigned_client_id), now());
     run();
 }
 
 void mqtt_client::refuse(std::uint8_t reason_code, std::string reason) {
-    session_.refuse(reason_code, std::move(reason), now());
+    server_.refuse(reason_code, std::move(reason), now());
     run();
 }
 
 void mqtt_client::disconnect(std::uint8_t reason_code, std::string reason) {
     if (ended_) return;
-    session_.disconnect(reason_code, std::move(reason), now());
+    server_.disconnect(reason_code, std::move(reason), now());
     run();
 }
 
-void mqtt_client::publish_done(std::uint32_t request_id, ipc::result outcome) {
-    if (request_id >= no_request || ended_) return;
-    session_.publish_done(static_cast<std::uint16_t>(request_id), thing::mqtt_reason_for(outcome, mqtt::packet_type::puback),
-                          std::move(outcome.message), now());
+void mqtt_client::publish_done(std::uint16_t packet_id, const ipc::result& outcome) {
+    if (ended_) return;
+    server_.publish_done(packet_id, thing::mqtt_reason_for(outcome, mqtt::packet_type::puback), outcome.message, now());
     run();
 }
 
-void mqtt_client::subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+void mqtt_client::subscribe_done(std::uint16_t packet_id, const std::vector<ipc::result>& outcomes) {
     if (ended_) return;
     std::vector<std::uint8_t> codes;
     codes.reserve(outcomes.size());
     for (const auto& r : outcomes) codes.push_back(thing::mqtt_reason_for(r, mqtt::packet_type::suback));
-    session_.subscribe_done(static_cast<std::uint16_t>(request_id), std::move(codes), now());
+    server_.subscribe_done(packet_id, std::move(codes), now());
     run();
 }
 
-void mqtt_client::unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+void mqtt_client::unsubscribe_done(std::uint16_t packet_id, const std::vector<ipc::result>& outcomes) {
     if (ended_) return;
     std::vector<std::uint8_t> codes;
     codes.reserve(outcomes.size());
     for (const auto& r : outcomes) codes.push_back(thing::mqtt_reason_for(r, mqtt::packet_type::unsuback));
-    session_.unsubscribe_done(static_cast<std::uint16_t>(request_id), std::move(codes), now());
+    server_.unsubscribe_done(packet_id, std::move(codes), now());
     run();
 }
 
-bool mqtt_client::deliver(thing::inbound_message& m, std::uint8_t qos) {
-    if (!connected_ || ended_ || closed_) return false;
+mqtt::delivery mqtt_client::deliver(const mqtt::publish& msg, std::uint8_t qos, std::uint64_t tag) {
+    if (ended_ || closed_) return mqtt::delivery::not_online;
     if (queued_bytes() > max_queue_bytes_) {
         cut_off("client is not reading: " + std::to_string(queued_bytes()) + " bytes queued, limit " +
                 std::to_string(max_queue_bytes_) + " (mqtt.client_queue)");
-        return false;
+        return mqtt::delivery::queue_full;
     }
-    const auto result = session_.deliver(for_client(m.msg), qos, ++next_tag_, now());
+    const auto result = server_.deliver(msg, qos, tag, now());
     switch (result) {
     case mqtt::delivery::sent:
     case mqtt::delivery::queued:
         ++messages_out_;
         run();
-        return true;
-    case mqtt::delivery::too_large:
-        // MQTT forbids sending it (the client's Maximum Packet Size); the client is told nothing.
-        if (auto note = denials_.admit())
-            spdlog::warn("{}: a message on '{}' ({} bytes) is larger than the client's Maximum Packet Size: not "
-                         "delivered, as MQTT requires{}",
-                         logging::escaped(describe()), logging::escaped(m.msg.topic), m.msg.payload.size(), *note);
-        return true;
+        break;
     case mqtt::delivery::queue_full:
         cut_off("client is not reading: its deliveries exceed mqtt.client_queue (" + std::to_string(max_queue_bytes_) +
                 " bytes)");
-        return false;
-    case mqtt::delivery::not_online: return false;
+        break;
+    case mqtt::delivery::too_large:
+    case mqtt::delivery::not_online: break;
     }
-    return false;
+    return result;
 }
 
 }  // namespace thingmux::hub

@@ -9,8 +9,10 @@
 //   are checked on either (0x86 / return code 4 when wrong) and rules may then match the
 //   username (mqtt_user). A TCP peer the kernel cannot place must give one: no anonymous access.
 // - Client ids are local: they never reach the broker. An id equal to a Thing's name (what the
-//   IoT policy forced apps to use) never takes over another connection; any other id takes over
-//   the connection of the same uid with the same id (MQTT's rule, never across users).
+//   IoT policy forced apps to use) never takes over another connection and has no session beyond
+//   its connection; any other id takes over the connection of the same uid (and MQTT user) with the same id
+//   (MQTT's rule, never across users), and may keep its session (mqtt_session.hpp) after the
+//   connection ends: Clean Start 0 resumes it, Clean Start 1 ends it.
 // - A will is published through the pipeline, with the rights of the client that set it, when
 //   its connection ends other than by a normal DISCONNECT.
 #include "daemon/hub/hub.hpp"
@@ -114,37 +116,64 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
     std::optional<std::string> assigned;
     if (packet.client_id.empty() && packet.version == mqtt::protocol_version::v5)
         assigned = "thingmux-" + std::to_string(c.id().value);
-    // MQTT's takeover among one user's clients; the Thing's name is shared by all who use it.
-    if (!thing_id && !packet.client_id.empty()) {
+    const bool own_id = !thing_id && !packet.client_id.empty();
+    auto* t = thing_named(name);
+    std::shared_ptr<mqtt_session> session;
+    std::shared_ptr<mqtt_client> replaced;  // the connection of the same uid and client id, taken over
+    if (own_id) {
         const auto key = mqtt_session_key{c.peer().uid, c.peer().mqtt_user, packet.client_id};
-        if (auto it = mqtt_sessions_.find(key); it != mqtt_sessions_.end() && it->second != c.id()) {
-            if (auto old = mqtt_clients_.find(it->second); old != mqtt_clients_.end()) {
-                spdlog::info("MQTT client {} takes over client id '{}' of uid {} from MQTT client {}", c.id().value,
-                             logging::escaped(packet.client_id), c.peer().uid, it->second.value);
-                old->second->disconnect(mqtt::reason::session_taken_over,
-                                        "MQTT client " + std::to_string(c.id().value) + " connected with the same client id");
+        if (auto it = mqtt_sessions_.find(key); it != mqtt_sessions_.end()) {
+            auto old = it->second;
+            replaced = old->connection();
+            if (packet.clean_start || old->thing() != name) {
+                mqtt_sessions_.erase(it);
+                end_mqtt_session(old, "the client connected again with Clean Start 1");
+            } else {
+                session = old;  // resumed, with what waited for the client
+                session->set_rights(std::move(rights));
             }
         }
-        mqtt_sessions_[key] = c.id();
+    }
+    const bool present = session != nullptr;
+    // MQTT 5: the Session Expiry Interval asked for (0xFFFFFFFF: never); MQTT 3.1.1: Clean
+    // Session 0 keeps it. Either way at most mqtt.session_expiry.
+    const auto cap = config_->mqtt.session_expiry;
+    const auto asked = packet.version == mqtt::protocol_version::v5
+                           ? std::chrono::seconds{packet.props.session_expiry_interval.value_or(0)}
+                           : (packet.clean_start ? std::chrono::seconds{0} : cap);
+    c.set_session_expiry(own_id ? std::min(asked, cap) : std::chrono::seconds{0});
+    if (!session) {
+        session = std::make_shared<mqtt_session>(c.id(), name, assigned.value_or(packet.client_id), c.peer(),
+                                                 std::move(rights), config_->mqtt.session_queue);
+        if (own_id) mqtt_sessions_[{c.peer().uid, c.peer().mqtt_user, packet.client_id}] = session;
+        t->pipe->attach(session);
     }
     ++counters_.clients_accepted;
-    spdlog::info("MQTT client {} connected: client id '{}', MQTT {}, {}, Thing {}, rules {}", c.id().value,
+    spdlog::info("MQTT client {} connected: client id '{}', MQTT {}, {}, Thing {}, rules {}{}", c.id().value,
                  logging::escaped(assigned.value_or(packet.client_id)),
                  packet.version == mqtt::protocol_version::v5 ? "5" : "3.1.1", c.peer().describe(), name,
-                 logging::escaped(join(rights.rules)));
-    c.accept(name, std::move(rights), std::move(assigned));
-    if (auto* t = thing_named(name)) t->pipe->attach(c.shared_from_this());
+                 logging::escaped(join(session->rights().rules)),
+                 present ? ", session resumed with " + std::to_string(session->waiting()) + " message(s) waiting" : "");
+    c.accept(session, present, std::move(assigned));
+    session->bind(c.shared_from_this());
+    if (replaced && replaced.get() != &c) {
+        spdlog::info("MQTT client {} takes over client id '{}' of uid {} from MQTT client {}", c.id().value,
+                     logging::escaped(packet.client_id), c.peer().uid, replaced->id().value);
+        replaced->disconnect(mqtt::reason::session_taken_over,
+                             "MQTT client " + std::to_string(c.id().value) + " connected with the same client id");
+    }
 }
 
 void hub::on_publish(mqtt_client& c, mqtt::publish&& msg) {
     // QoS 2 is exactly once between the client and thingmuxd (the server session), at least once
     // upstream: AWS IoT Core has no QoS 2.
-    const std::uint32_t request = msg.qos == mqtt::qos::at_most_once ? mqtt_client::no_request : msg.packet_id;
+    const auto& session = c.session();
+    const std::uint32_t request = msg.qos == mqtt::qos::at_most_once ? mqtt_session::no_request : session->request_id(msg.packet_id);
     auto m = thing::to_ipc(std::move(msg));
     if (m.qos > 1) m.qos = 1;
-    if (auto* t = thing_named(c.thing())) return t->pipe->publish(c.shared_from_this(), request, std::move(m));
+    if (auto* t = thing_named(session->thing())) return t->pipe->publish(session, request, std::move(m));
     ++counters_.publishes;
-    c.publish_done(request, thing::fail(ipc::errc::daemon_shutting_down, "the client's Thing is gone"));
+    session->publish_done(request, thing::fail(ipc::errc::daemon_shutting_down, "the client's Thing is gone"));
 }
 
 void hub::on_subscribe(mqtt_client& c, mqtt::subscribe&& packet) {
@@ -152,15 +181,19 @@ void hub::on_subscribe(mqtt_client& c, mqtt::subscribe&& packet) {
     filters.reserve(packet.subscriptions.size());
     for (auto& s : packet.subscriptions)
         filters.push_back({std::move(s.filter), static_cast<std::uint8_t>(std::min<int>(static_cast<int>(s.max_qos), 1))});
-    if (auto* t = thing_named(c.thing())) return t->pipe->subscribe(c.shared_from_this(), packet.packet_id, std::move(filters));
-    c.subscribe_done(packet.packet_id, std::vector<ipc::result>(filters.size(), thing::fail(ipc::errc::daemon_shutting_down,
-                                                                                            "the client's Thing is gone")));
+    const auto& session = c.session();
+    const auto request = session->request_id(packet.packet_id);
+    if (auto* t = thing_named(session->thing())) return t->pipe->subscribe(session, request, std::move(filters));
+    session->subscribe_done(request, std::vector<ipc::result>(filters.size(), thing::fail(ipc::errc::daemon_shutting_down,
+                                                                                          "the client's Thing is gone")));
 }
 
 void hub::on_unsubscribe(mqtt_client& c, mqtt::unsubscribe&& packet) {
-    if (auto* t = thing_named(c.thing())) return t->pipe->unsubscribe(c.shared_from_this(), packet.packet_id, packet.filters);
-    c.unsubscribe_done(packet.packet_id,
-                       std::vector<ipc::result>(packet.filters.size(), thing::ok(mqtt::reason::no_subscription_existed)));
+    const auto& session = c.session();
+    const auto request = session->request_id(packet.packet_id);
+    if (auto* t = thing_named(session->thing())) return t->pipe->unsubscribe(session, request, packet.filters);
+    session->unsubscribe_done(request,
+                              std::vector<ipc::result>(packet.filters.size(), thing::ok(mqtt::reason::no_subscription_existed)));
 }
 
 void hub::publish_will(mqtt_client& c, const std::string& name) {
@@ -176,7 +209,7 @@ void hub::publish_will(mqtt_client& c, const std::string& name) {
                    .props = thing::to_ipc(w.props)};
     const std::string who = "will of " + c.describe();
     const auto topic = m.topic;
-    auto call = std::make_shared<one_shot_publish>(who, c.peer().describe(), c.rights(), will_denials_,
+    auto call = std::make_shared<one_shot_publish>(who, c.peer().describe(), c.session()->rights(), will_denials_,
                                                    [who, topic](const ipc::result& r) {
                                                        if (ipc::accepted(r.code)) return;
                                                        spdlog::warn("{} on '{}' was not published: {}", logging::escaped(who),
@@ -185,22 +218,65 @@ void hub::publish_will(mqtt_client& c, const std::string& name) {
     t->pipe->publish(call, 0, std::move(m));
 }
 
-void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
+void hub::end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why) {
     thing::pipeline::detached gone;
-    const bool was_connected = !c.thing().empty();
+    if (auto* t = thing_named(s->thing())) gone = t->pipe->detach(s->flow());
+    if (s->bound()) return;  // its connection reports it when it ends
+    spdlog::info("{} ended: {}; {} upstream filter(s) released, {} waiting message(s) dropped", logging::escaped(s->describe()),
+                 why, gone.released, s->waiting());
+}
+
+void hub::expire_mqtt_sessions() {
+    const auto now = std::chrono::steady_clock::now();
+    std::optional<std::chrono::steady_clock::time_point> next;
+    for (auto it = mqtt_sessions_.begin(); it != mqtt_sessions_.end();) {
+        auto s = it->second;
+        if (s->bound()) {
+            ++it;
+        } else if (s->expires <= now) {
+            it = mqtt_sessions_.erase(it);
+            end_mqtt_session(s, "its expiry interval passed without a connection");
+        } else {
+            next = next ? std::min(*next, s->expires) : s->expires;
+            ++it;
+        }
+    }
+    if (!next) return;
+    if (!mqtt_expiry_) mqtt_expiry_ = std::make_unique<asio::steady_timer>(io_);
+    mqtt_expiry_->expires_at(*next);
+    mqtt_expiry_->async_wait([this](boost::system::error_code ec) {
+        if (!ec) expire_mqtt_sessions();
+    });
+}
+
+void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
+    const auto session = c.session();
+    const bool was_connected = session != nullptr;
+    thing::pipeline::detached gone;
+    const char* after = "";
     if (was_connected) {
-        if (auto* t = thing_named(c.thing())) gone = t->pipe->detach(c.id());
-        if (how.publish_will && !shutting_down_) publish_will(c, c.thing());
+        session->unbind(c);
+        if (how.publish_will && !shutting_down_) publish_will(c, session->thing());
+        const auto key = mqtt_session_key{c.peer().uid, c.peer().mqtt_user, c.client_id()};
+        const auto it = mqtt_sessions_.find(key);
+        const bool registered = it != mqtt_sessions_.end() && it->second == session;
+        if (session->bound()) {
+            after = "; its session went on with the new connection";
+        } else if (registered && c.session_expiry().count() > 0 && !shutting_down_) {
+            session->expires = std::chrono::steady_clock::now() + c.session_expiry();
+            after = "; its session is kept for the next connection";
+            expire_mqtt_sessions();
+        } else {
+            if (registered) mqtt_sessions_.erase(it);
+            if (auto* t = thing_named(session->thing())) gone = t->pipe->detach(session->flow());
+        }
     }
     const auto level = how.cause == mqtt::server_end::client_disconnect ? spdlog::level::info : spdlog::level::warn;
-    spdlog::log(was_connected ? level : spdlog::level::info, "MQTT client {} ('{}', {}) {}: {}{}{}{}; {} upstream filter(s) released{}",
+    spdlog::log(was_connected ? level : spdlog::level::info, "MQTT client {} ('{}', {}) {}: {}{}{}{}; {} upstream filter(s) released{}{}",
                 c.id().value, logging::escaped(c.client_id()), logging::escaped(c.peer().describe()),
                 was_connected ? "disconnected" : "closed before it was connected", mqtt::to_string(how.cause),
                 how.reason.empty() ? "" : " (", logging::escaped(how.reason), how.reason.empty() ? "" : ")", gone.released,
-                gone.dropped ? ", " + std::to_string(gone.dropped) + " unsent publish(es) dropped" : std::string{});
-    if (auto it = mqtt_sessions_.find({c.peer().uid, c.peer().mqtt_user, c.client_id()});
-        it != mqtt_sessions_.end() && it->second == c.id())
-        mqtt_sessions_.erase(it);
+                gone.dropped ? ", " + std::to_string(gone.dropped) + " unsent publish(es) dropped" : std::string{}, after);
     // The client object may be the caller; let it unwind before the last reference goes.
     if (auto it = mqtt_clients_.find(c.id()); it != mqtt_clients_.end()) {
         asio::post(io_, [keep = std::move(it->second)] {});

@@ -645,15 +645,42 @@ TEST_F(DaemonTest, MqttSocketIsBoundNextToTheIpcSocketAcceptsAndIsRemovedAtStop)
                std::string::npos;
     })) << read_file(daemon.log_file());
 
-    const int fd = connect_stream(mqtt_socket);
-    ASSERT_GE(fd, 0) << std::strerror(-fd);
-    const unsigned char not_connect[] = {0x00, 0x00};  // packet type 0 is reserved: malformed
-    ASSERT_EQ(::send(fd, not_connect, sizeof not_connect, MSG_NOSIGNAL), 2);
-    EXPECT_TRUE(hung_up(fd, 10'000)) << "thingmuxd did not accept from the MQTT socket";
-    ::close(fd);
+    EXPECT_TRUE(mqtt_socket_accepts(mqtt_socket)) << "thingmuxd did not accept from the MQTT socket";
 
     EXPECT_EQ(daemon.stop(), 0);
     EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(mqtt_socket)));
+}
+
+// The MQTT socket's path and the face itself are read at startup only; a reload says so and
+// keeps serving on the socket it has.
+TEST_F(DaemonTest, ReloadSaysANewMqttSocketOrSwitchTakesEffectAtRestart) {
+    daemon_fixture daemon(broker);
+    ipc_client app(daemon.socket_path());
+    EXPECT_EQ(app.hello("app").thing, "gateway-01");
+    const auto mqtt_socket = daemon.socket_path().parent_path() / "mqtt.sock";
+    const auto elsewhere = daemon.socket_path().parent_path() / "elsewhere.sock";
+    const auto log_has = [&](const std::string& text) {
+        return read_file(daemon.log_file()).find(text) != std::string::npos;
+    };
+
+    daemon_setup moved;
+    moved.mqtt = "socket: " + elsewhere.string();
+    daemon.configure(moved);
+    daemon.reload();
+    ASSERT_TRUE(eventually([&] { return log_has("configuration reloaded"); })) << read_file(daemon.log_file());
+    EXPECT_TRUE(log_has("mqtt.socket changed to " + elsewhere.string() + "; it takes effect when thingmuxd restarts"));
+    EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(elsewhere)));
+    EXPECT_TRUE(mqtt_socket_accepts(mqtt_socket));
+
+    daemon_setup off;
+    off.mqtt = "enabled: false";
+    daemon.configure(off);
+    daemon.reload();
+    ASSERT_TRUE(eventually([&] {
+        return log_has("mqtt.enabled changed to false; it takes effect when thingmuxd restarts");
+    })) << read_file(daemon.log_file());
+    EXPECT_TRUE(mqtt_socket_accepts(mqtt_socket));
+    EXPECT_EQ(daemon.stop(), 0);
 }
 
 TEST_F(DaemonTest, MqttFaceThatIsOffBindsNoSocket) {

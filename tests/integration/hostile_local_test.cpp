@@ -187,6 +187,21 @@ TEST_F(HostileLocalTest, MaxClientsIsKeptBelowWhatTheOpenFileLimitCanHold) {
     EXPECT_FALSE(log_has(daemon, "Too many open files"));
 }
 
+// The MQTT face's clients share the descriptor budget: IPC clients keep their share, MQTT
+// clients get what is left.
+TEST_F(HostileLocalTest, MqttMaxClientsGetsWhatTheOpenFileLimitLeavesAfterIpc) {
+    daemon_setup setup;
+    setup.launcher = {"prlimit", "--nofile=100:100"};
+    setup.ipc = "max_clients: 10";
+    daemon_fixture daemon(broker, setup);
+    EXPECT_TRUE(eventually([&] {
+        return log_has(daemon,
+                       "mqtt.max_clients is 1024, but with an open-file limit of 100 thingmuxd can hold 32 "
+                       "clients, 10 of them for ipc.max_clients: using 22");
+    })) << read_file(daemon.log_file());
+    EXPECT_FALSE(log_has(daemon, "ipc.max_clients is")) << "10 IPC clients fit";
+}
+
 TEST_F(HostileLocalTest, SoftOpenFileLimitIsRaisedToTheHardOneAtStart) {
     daemon_setup setup;
     setup.launcher = {"prlimit", "--nofile=64:4096"};

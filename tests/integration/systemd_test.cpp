@@ -198,17 +198,32 @@ TEST_F(SystemdTest, SocketActivationWithBothSocketsUsesEachForItsFace) {
               std::string::npos)
         << log;
 
-    const int mqtt = connect_stream(mqtt_socket);
-    ASSERT_GE(mqtt, 0) << std::strerror(-mqtt);
-    const unsigned char not_connect[] = {0x00, 0x00};  // packet type 0 is reserved: malformed
-    ASSERT_EQ(::send(mqtt, not_connect, sizeof not_connect, MSG_NOSIGNAL), 2);
-    EXPECT_TRUE(hung_up(mqtt, 10'000)) << "thingmuxd did not accept from the MQTT socket";
-    ::close(mqtt);
+    EXPECT_TRUE(mqtt_socket_accepts(mqtt_socket)) << "thingmuxd did not accept from the MQTT socket";
 
     EXPECT_NE(log.find("systemd passed a socket on " + stray_socket.string() + ", which is neither ipc.socket"),
               std::string::npos)
         << log;
     EXPECT_EQ(connect_stream(stray_socket), -ECONNREFUSED) << "the socket no face uses is closed";
+    EXPECT_EQ(daemon.stop(), 0);
+}
+
+// With the MQTT face off, its passed socket is closed with a warning, not left to fill up.
+TEST_F(SystemdTest, SocketActivationClosesThePassedMqttSocketWhenTheFaceIsOff) {
+    const auto ipc_socket = broker.dir() / "activated.sock";
+    const auto mqtt_socket = broker.dir() / "mqtt.sock";
+    daemon_setup setup;
+    setup.socket = ipc_socket;
+    setup.mqtt = "enabled: false";
+    setup.launcher = {"systemd-socket-activate", "-l", ipc_socket.string(), "-l", mqtt_socket.string()};
+    daemon_fixture daemon(broker, setup);
+    ipc_client app(ipc_socket);
+    ASSERT_TRUE(hello_connected(app, "app"));
+    const auto log = read_file(daemon.log_file());
+    EXPECT_NE(
+        log.find("systemd passed the MQTT socket " + mqtt_socket.string() + ", but mqtt.enabled is false: closing it"),
+        std::string::npos)
+        << log;
+    EXPECT_EQ(connect_stream(mqtt_socket), -ECONNREFUSED);
     EXPECT_EQ(daemon.stop(), 0);
 }
 

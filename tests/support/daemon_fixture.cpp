@@ -54,6 +54,22 @@ bool hung_up(int fd, int timeout_ms) {
     }
 }
 
+bool mqtt_socket_accepts(const std::filesystem::path& socket, int timeout_ms) {
+    const int fd = connect_stream(socket);
+    if (fd < 0) {
+        ADD_FAILURE() << "cannot connect to " << socket.string() << ": " << std::strerror(-fd);
+        return false;
+    }
+    const unsigned char malformed[] = {0x00, 0x00};
+    // A peer that accepted and closed at once may do so before the packet is sent. A connection
+    // waiting in the backlog of a socket nobody accepts from never fails to send.
+    const bool accepted = ::send(fd, malformed, sizeof malformed, MSG_NOSIGNAL) == 2
+                              ? hung_up(fd, timeout_ms)
+                              : errno == EPIPE || errno == ECONNRESET;
+    ::close(fd);
+    return accepted;
+}
+
 // --- daemon_fixture ---
 
 daemon_fixture::daemon_fixture(const broker_fixture& broker, daemon_setup setup)

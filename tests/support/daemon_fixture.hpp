@@ -106,6 +106,9 @@ void publish_from_cloud(const broker_fixture& broker, const std::string& topic, 
 // Whether the other end closes `fd` within `timeout_ms` (whatever it sends first). A listening
 // socket nobody accepts from never does: the connection waits in its backlog.
 [[nodiscard]] bool hung_up(int fd, int timeout_ms);
+// Whether thingmuxd accepts connections on an MQTT socket: one that sends a malformed packet
+// (type 0, reserved) is hung up on within `timeout_ms`, by the MQTT face or by a build without it.
+[[nodiscard]] bool mqtt_socket_accepts(const std::filesystem::path& socket, int timeout_ms = 10'000);
 
 class ipc_client {
 public:

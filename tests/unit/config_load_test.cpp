@@ -332,23 +332,35 @@ TEST(ConfigLoad, OtherSections) {
 
 // --- mqtt: the local MQTT broker face ---------------------------------------------------------
 
+// Every field of the mqtt: settings, each compared on its own.
+void expect_mqtt(const mqtt_settings& actual, const mqtt_settings& expected) {
+    EXPECT_EQ(actual.enabled, expected.enabled);
+    EXPECT_EQ(actual.socket, expected.socket);
+    EXPECT_EQ(actual.mode, expected.mode);
+    EXPECT_EQ(actual.group, expected.group);
+    EXPECT_EQ(actual.max_clients, expected.max_clients);
+    EXPECT_EQ(actual.client_queue, expected.client_queue);
+    EXPECT_EQ(actual.max_packet, expected.max_packet);
+    EXPECT_EQ(actual.receive_maximum, expected.receive_maximum);
+    EXPECT_EQ(actual.max_inflight, expected.max_inflight);
+    EXPECT_EQ(actual.topic_aliases, expected.topic_aliases);
+    EXPECT_EQ(actual.max_keep_alive, expected.max_keep_alive);
+    EXPECT_EQ(actual.connect_timeout, expected.connect_timeout);
+    EXPECT_EQ(actual.thing, expected.thing);
+}
+
+// The defaults as docs/config.md lists them, written out, give what writing nothing gives.
 TEST(ConfigLoadMqtt, Defaults) {
-    const auto r = parse(minimal, "t.yaml");
-    ASSERT_TRUE(r.ok()) << all(r);
-    const auto& m = r.config->mqtt;
-    EXPECT_TRUE(m.enabled);
-    EXPECT_EQ(m.socket, "/run/thingmux/mqtt.sock");
-    EXPECT_EQ(m.mode, 0660U);
-    EXPECT_EQ(m.group, "thingmux");
-    EXPECT_EQ(m.max_clients, 1024U);
-    EXPECT_EQ(m.client_queue, 8U * 1024 * 1024);
-    EXPECT_EQ(m.max_packet, 266240U);
-    EXPECT_EQ(m.receive_maximum, 100);
-    EXPECT_EQ(m.max_inflight, 100);
-    EXPECT_EQ(m.topic_aliases, 32);
-    EXPECT_EQ(m.max_keep_alive, 0s);
-    EXPECT_EQ(m.connect_timeout, 10s);
-    EXPECT_EQ(m.thing, "gw") << "the first Thing";
+    const auto none = parse(minimal, "t.yaml");
+    ASSERT_TRUE(none.ok()) << all(none);
+    const auto written = parse(minimal +
+                                   "mqtt: {enabled: true, socket: /run/thingmux/mqtt.sock, mode: \"0660\", group: thingmux,\n"
+                                   "       max_clients: 1024, client_queue: 8MiB, max_packet: 266240, receive_maximum: 100,\n"
+                                   "       max_inflight: 100, topic_aliases: 32, max_keep_alive: 0, connect_timeout: 10s,\n"
+                                   "       thing: gw}\n",
+                               "t.yaml");
+    ASSERT_TRUE(written.ok()) << all(written);
+    expect_mqtt(none.config->mqtt, written.config->mqtt);
     // An empty section is the defaults too.
     const auto empty = parse(minimal + "mqtt:\n", "t.yaml");
     ASSERT_TRUE(empty.ok()) << all(empty);
@@ -377,20 +389,19 @@ TEST(ConfigLoadMqtt, EveryKey) {
                          "t.yaml");
     ASSERT_TRUE(r.ok()) << all(r);
     EXPECT_TRUE(r.diagnostics.empty()) << all(r);
-    const auto& m = r.config->mqtt;
-    EXPECT_FALSE(m.enabled);
-    EXPECT_EQ(m.socket, "/run/mq/broker.sock");
-    EXPECT_EQ(m.mode, 0600U);
-    EXPECT_EQ(m.group, "");
-    EXPECT_EQ(m.max_clients, 7U);
-    EXPECT_EQ(m.client_queue, 64U * 1024);
-    EXPECT_EQ(m.max_packet, 1024U);
-    EXPECT_EQ(m.receive_maximum, 65535);
-    EXPECT_EQ(m.max_inflight, 1);
-    EXPECT_EQ(m.topic_aliases, 0);
-    EXPECT_EQ(m.max_keep_alive, 120s);
-    EXPECT_EQ(m.connect_timeout, 100ms);
-    EXPECT_EQ(m.thing, "second");
+    expect_mqtt(r.config->mqtt, {.enabled = false,
+                                 .socket = "/run/mq/broker.sock",
+                                 .mode = 0600,
+                                 .group = "",
+                                 .max_clients = 7,
+                                 .client_queue = 64 * 1024,
+                                 .max_packet = 1024,
+                                 .receive_maximum = 65535,
+                                 .max_inflight = 1,
+                                 .topic_aliases = 0,
+                                 .max_keep_alive = 120s,
+                                 .connect_timeout = 100ms,
+                                 .thing = "second"});
     const auto largest = parse(minimal + "mqtt: {max_packet: 268435460, max_keep_alive: 65535}\n", "t.yaml");
     ASSERT_TRUE(largest.ok()) << all(largest);
     EXPECT_EQ(largest.config->mqtt.max_packet, 268435460U);

@@ -1,0 +1,139 @@
+#include "daemon/hub/mqtt_session.hpp"
+
+#include "daemon/hub/mqtt_client.hpp"
+#include "daemon/logging.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+namespace thingmux::hub {
+
+namespace {
+// Request ids toward the pipeline: the connection's generation above its packet id. Generations
+// stay below 0x8000, so no request id is ever mqtt_session::no_request.
+constexpr std::uint32_t generations = 0x8000;
+
+// The message as a local client gets it: what MQTT 5 lets a server forward, nothing of the
+// broker's connection (its topic alias, the subscription identifiers of thingmuxd's own
+// upstream subscriptions).
+mqtt::publish for_client(const mqtt::publish& in) {
+    mqtt::publish out;
+    out.topic = in.topic;
+    out.payload = in.payload;
+    out.retain = in.retain;
+    out.props.payload_format_indicator = in.props.payload_format_indicator;
+    out.props.message_expiry_interval = in.props.message_expiry_interval;
+    out.props.content_type = in.props.content_type;
+    out.props.response_topic = in.props.response_topic;
+    out.props.correlation_data = in.props.correlation_data;
+    out.props.user_properties = in.props.user_properties;
+    return out;
+}
+
+std::size_t bytes_of(const mqtt::publish& m) { return m.topic.size() + m.payload.size(); }
+}  // namespace
+
+mqtt_session::mqtt_session(thing::session_id flow, std::string thing, std::string client_id, peer_credentials peer,
+                           config::grants rights, std::size_t max_queued_bytes)
+    : flow_(flow), thing_(std::move(thing)), client_id_(std::move(client_id)), peer_(std::move(peer)),
+      rights_(std::move(rights)), max_queued_bytes_(max_queued_bytes) {}
+
+std::string mqtt_session::describe() const {
+    if (connection_) return connection_->describe();
+    return "MQTT session '" + client_id_ + "' (" + peer_.describe() + ", no connection)";
+}
+
+std::uint32_t mqtt_session::request_id(std::uint16_t packet_id) const noexcept {
+    return (std::uint32_t{generation_} << 16) | packet_id;
+}
+
+mqtt_client* mqtt_session::connection_for(std::uint32_t request_id) const noexcept {
+    if (!connection_ || request_id == no_request || (request_id >> 16) != generation_) return nullptr;
+    return connection_.get();
+}
+
+void mqtt_session::bind(const std::shared_ptr<mqtt_client>& connection) {
+    if (connection_) unbind(*connection_);
+    connection_ = connection;
+    generation_ = static_cast<std::uint16_t>((generation_ + 1) % generations);
+    // What waited goes first, in order; the connection's own window and queue hold it back.
+    auto waiting = std::exchange(waiting_, {});
+    waiting_bytes_ = 0;
+    for (auto& h : waiting) {
+        const auto tag = ++next_tag_;
+        const auto r = connection_->deliver(h.msg, h.qos, tag);
+        if (r == mqtt::delivery::sent || r == mqtt::delivery::queued) {
+            if (h.qos > 0) unacknowledged_.emplace(tag, std::move(h));
+        } else if (r != mqtt::delivery::too_large) {
+            hold(std::move(h.msg), h.qos);  // the connection went away meanwhile
+        }
+    }
+}
+
+void mqtt_session::unbind(const mqtt_client& connection) {
+    if (connection_.get() != &connection) return;
+    connection_.reset();
+    // Sent and never acknowledged: they go again, ahead of what arrives from now on (and of
+    // anything that waited already, which is younger).
+    auto younger = std::exchange(waiting_, {});
+    waiting_bytes_ = 0;
+    auto sent = std::exchange(unacknowledged_, {});
+    for (auto& [tag, h] : sent) hold(std::move(h.msg), h.qos);
+    for (auto& h : younger) hold(std::move(h.msg), h.qos);
+}
+
+void mqtt_session::acknowledged(std::uint64_t tag) { unacknowledged_.erase(tag); }
+
+bool mqtt_session::hold(mqtt::publish msg, std::uint8_t qos) {
+    const auto bytes = bytes_of(msg);
+    if (qos == 0 || waiting_bytes_ + bytes > max_queued_bytes_) {
+        ++dropped_;
+        if (qos > 0) {
+            if (auto note = denials_.admit())
+                spdlog::warn("{}: a message on '{}' is not kept for the client: {} bytes already wait for it "
+                             "(mqtt.session_queue){}",
+                             logging::escaped(describe()), logging::escaped(msg.topic), waiting_bytes_, *note);
+        }
+        return false;
+    }
+    waiting_bytes_ += bytes;
+    waiting_.push_back({std::move(msg), qos});
+    return true;
+}
+
+void mqtt_session::publish_done(std::uint32_t request_id, ipc::result outcome) {
+    if (auto* c = connection_for(request_id)) c->publish_done(static_cast<std::uint16_t>(request_id & 0xFFFF), outcome);
+}
+
+void mqtt_session::subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+    if (auto* c = connection_for(request_id)) c->subscribe_done(static_cast<std::uint16_t>(request_id & 0xFFFF), outcomes);
+}
+
+void mqtt_session::unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+    if (auto* c = connection_for(request_id)) c->unsubscribe_done(static_cast<std::uint16_t>(request_id & 0xFFFF), outcomes);
+}
+
+bool mqtt_session::deliver(thing::inbound_message& m, std::uint8_t qos) {
+    if (!connection_) return hold(for_client(m.msg), qos);
+    const auto tag = ++next_tag_;
+    auto msg = for_client(m.msg);
+    switch (connection_->deliver(msg, qos, tag)) {
+    case mqtt::delivery::sent:
+    case mqtt::delivery::queued:
+        if (qos > 0) unacknowledged_.emplace(tag, held{std::move(msg), qos});
+        return true;
+    case mqtt::delivery::too_large:
+        // MQTT forbids sending it (the client's Maximum Packet Size); the client is told nothing.
+        if (auto note = denials_.admit())
+            spdlog::warn("{}: a message on '{}' ({} bytes) is larger than the client's Maximum Packet Size: not "
+                         "delivered, as MQTT requires{}",
+                         logging::escaped(describe()), logging::escaped(m.msg.topic), m.msg.payload.size(), *note);
+        return true;
+    case mqtt::delivery::queue_full:  // the connection is being cut off; a session that stays keeps it
+    case mqtt::delivery::not_online: return false;
+    }
+    return false;
+}
+
+}  // namespace thingmux::hub

@@ -1,0 +1,104 @@
+// A local MQTT session: what the MQTT face keeps of a client beyond one connection. It is the
+// Thing pipeline's local session (its flow, its subscriptions, its rights); connections
+// (mqtt_client) come and go under it.
+//
+// - Every connection has one. A client that asks for a session that outlives the connection
+//   (MQTT 5: Clean Start 0 and a Session Expiry Interval; MQTT 3.1.1: Clean Session 0) and whose
+//   client id is its own (not empty, not a Thing's name, which many clients share) keeps it
+//   after the connection ends, for the expiry the client asked for (at most mqtt.session_expiry):
+//   its subscriptions stay in the pipeline, QoS 1 messages for it wait (at most
+//   mqtt.session_queue bytes; QoS 0 ones are not kept, as MQTT allows), and the next connection
+//   with the same uid and client id and Clean Start 0 takes it over with Session Present 1.
+// - QoS 1 deliveries the client had not acknowledged when its connection ended are sent again
+//   to the next connection, first (with new packet identifiers: the first connection's are gone).
+// - The results of a connection's requests go to that connection only; a result for a
+//   connection that is gone is dropped (the client sends an unacknowledged publish again).
+#pragma once
+
+#include "config/authorization.hpp"
+#include "daemon/hub/peer.hpp"
+#include "daemon/mqtt/packet.hpp"
+#include "daemon/thing/ports.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace thingmux::hub {
+
+class mqtt_client;
+
+class mqtt_session final : public thing::local_session {
+public:
+    mqtt_session(thing::session_id flow, std::string thing, std::string client_id, peer_credentials peer,
+                 config::grants rights, std::size_t max_queued_bytes);
+
+    // A connection takes the session (from the one that had it, if any: a takeover): what waits
+    // for the client goes to it, oldest first.
+    void bind(const std::shared_ptr<mqtt_client>& connection);
+    // The connection `connection` ended; deliveries it had not acknowledged wait for the next one.
+    void unbind(const mqtt_client& connection);
+    // The connection acknowledged a delivery (server_action::delivered).
+    void acknowledged(std::uint64_t tag);
+
+    // Request ids toward the pipeline carry the connection they came from.
+    [[nodiscard]] std::uint32_t request_id(std::uint16_t packet_id) const noexcept;
+    static constexpr std::uint32_t no_request = 0xFFFF'FFFFU;  // a QoS 0 publish: its result goes nowhere
+
+    // thing::local_session
+    [[nodiscard]] thing::session_id flow() const override { return flow_; }
+    [[nodiscard]] std::string describe() const override;
+    [[nodiscard]] std::string peer_description() const override { return peer_.describe(); }
+    [[nodiscard]] const config::grants& rights() const override { return rights_; }
+    [[nodiscard]] thing::denial_log& denials() override { return denials_; }
+    void publish_done(std::uint32_t request_id, ipc::result outcome) override;
+    void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
+    void unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
+    bool deliver(thing::inbound_message& m, std::uint8_t qos) override;
+    void link_changed(const ipc::state&) override {}  // MQTT has no word for it
+
+    void set_rights(config::grants g) { rights_ = std::move(g); }
+    [[nodiscard]] const std::string& thing() const noexcept { return thing_; }
+    [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
+    [[nodiscard]] const peer_credentials& peer() const noexcept { return peer_; }
+    [[nodiscard]] bool bound() const noexcept { return connection_ != nullptr; }
+    [[nodiscard]] const std::shared_ptr<mqtt_client>& connection() const noexcept { return connection_; }
+    // QoS 1 messages waiting for a connection, and their bytes.
+    [[nodiscard]] std::size_t waiting() const noexcept { return waiting_.size(); }
+    [[nodiscard]] std::size_t waiting_bytes() const noexcept { return waiting_bytes_; }
+    // Messages not kept while the client was away (QoS 0, or past the byte limit).
+    [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
+
+    // Until when a session without a connection is kept (set by the hub when it parks it).
+    std::chrono::steady_clock::time_point expires{};
+
+private:
+    struct held {
+        mqtt::publish msg;
+        std::uint8_t qos = 0;
+    };
+    bool hold(mqtt::publish msg, std::uint8_t qos);
+    [[nodiscard]] mqtt_client* connection_for(std::uint32_t request_id) const noexcept;
+
+    thing::session_id flow_;
+    std::string thing_;
+    std::string client_id_;
+    peer_credentials peer_;
+    config::grants rights_;
+    thing::denial_log denials_;
+    std::size_t max_queued_bytes_;
+
+    std::shared_ptr<mqtt_client> connection_;
+    std::uint16_t generation_ = 0;  // of the bound connection, in the high half of request ids
+    std::map<std::uint64_t, held> unacknowledged_;  // QoS 1 sent to the connection, by tag
+    std::uint64_t next_tag_ = 0;
+    std::deque<held> waiting_;  // for the next connection
+    std::size_t waiting_bytes_ = 0;
+    std::uint64_t dropped_ = 0;
+};
+
+}  // namespace thingmux::hub
