@@ -105,6 +105,33 @@ TEST_F(MqttTcpTest, PublishAndSubscribeWithQos0And1OverMqtt311And5) {
     EXPECT_NE(log.find("uid 0 (root) gid 0 (owner of the socket)"), std::string::npos) << log;
 }
 
+// The kernel's word on a TCP peer: a client run as nobody gets the rights of the rule for user
+// nobody, and not root's.
+TEST_F(MqttTcpTest, AnotherUsersClientHasThatUsersRights) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a client as nobody (CI runs as root)";
+    observer_subscription cloud(broker_, "dt/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    auto s = setup();
+    s.apps = "  - name: nobody-app\n"
+             "    match: { user: nobody }\n"
+             "    publish: ['dt/gateway-01/${user}/#']\n";
+    daemon_fixture daemon(broker_, s);
+    const auto as_nobody = [&](std::vector<std::string> args, std::string& out) {
+        std::vector<std::string> argv{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", paho,
+                                      "127.0.0.1", std::to_string(port_), "5"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run_command(argv, &out, 60'000);
+    };
+    std::string out;
+    ASSERT_EQ(as_nobody({"publish", "dt/gateway-01/nobody/x", "1", "3"}, out), 0) << out << read_file(daemon.log_file());
+    EXPECT_EQ(cloud.wait_for_all({"dt/gateway-01/nobody/x 1", "dt/gateway-01/nobody/x 2", "dt/gateway-01/nobody/x 3"}, 20'000), 0U);
+    const auto log = read_file(daemon.log_file());
+    EXPECT_NE(log.find("uid 65534 (nobody) gid 65534 (owner of the socket)"), std::string::npos) << log;
+    // Root's client: no rule.
+    EXPECT_EQ(paho_run("5", {"connect"}, out), 2) << out;
+    EXPECT_TRUE(has_line(out, "connack 135")) << out;
+}
+
 TEST_F(MqttTcpTest, AWillIsPublishedWhenTheClientIsKilled) {
     observer_subscription cloud(broker_, "dt/#");
     ASSERT_TRUE(cloud.wait_ready());
