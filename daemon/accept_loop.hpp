@@ -41,10 +41,16 @@ public:
                 run(acceptor, on_client);
             });
     }
-    // No more accepting (the caller closes the acceptor); a pending retry is cancelled.
-    void stop();
+    // No more accepting: a pending retry is cancelled and `acceptor` closed. Idempotent.
+    template <class Acceptor>
+    void stop(Acceptor& acceptor) {
+        stop();
+        boost::system::error_code ignored;
+        acceptor.close(ignored);
+    }
 
 private:
+    void stop();
     void accepted();
     // False for the failures that only mean a client gave up while waiting in the backlog.
     [[nodiscard]] static bool must_pause(const boost::system::error_code& ec) noexcept;

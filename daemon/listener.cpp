@@ -227,9 +227,7 @@ void listener::start(std::function<void(socket)> on_client) {
 void listener::close() {
     if (closed_) return;
     closed_ = true;
-    accepting_.stop();
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
+    accepting_.stop(acceptor_);
     if (!path_.empty() && replaced().empty()) ::unlink(path_.c_str());
 }
 

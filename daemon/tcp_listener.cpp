@@ -31,12 +31,6 @@ void tcp_listener::start(std::function<void(socket)> on_client) {
     accepting_.run(acceptor_, on_client_);
 }
 
-void tcp_listener::close() {
-    if (closed_) return;
-    closed_ = true;
-    accepting_.stop();
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
-}
+void tcp_listener::close() { accepting_.stop(acceptor_); }
 
 }  // namespace thingmux

@@ -36,7 +36,6 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     accept_loop accepting_;
     std::function<void(socket)> on_client_;
-    bool closed_ = false;
 };
 
 }  // namespace thingmux

@@ -1,5 +1,9 @@
 #include "daemon/hub/peer_tcp.hpp"
 
+#include "daemon/logging.hpp"
+
+#include <spdlog/spdlog.h>
+
 #include <arpa/inet.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -41,6 +45,19 @@ bool same_connection(const inet_diag_msg& m, const tcp_connection& c) {
            std::memcmp(m.id.idiag_src, want.idiag_src, n) == 0 && std::memcmp(m.id.idiag_dst, want.idiag_dst, n) == 0;
 }
 
+// The address bytes and the port (host order) of an IPv4 or IPv6 socket address.
+void unpack(const sockaddr_storage& s, std::array<std::uint8_t, 16>& address, std::uint16_t& port) {
+    if (s.ss_family == AF_INET) {
+        const auto& a = reinterpret_cast<const sockaddr_in&>(s);
+        std::memcpy(address.data(), &a.sin_addr, 4);
+        port = ntohs(a.sin_port);
+    } else {
+        const auto& a = reinterpret_cast<const sockaddr_in6&>(s);
+        std::memcpy(address.data(), &a.sin6_addr, 16);
+        port = ntohs(a.sin6_port);
+    }
+}
+
 std::error_code bad_message() { return std::make_error_code(std::errc::bad_message); }
 
 std::error_code last_error() { return {errno, std::generic_category()}; }
@@ -62,25 +79,11 @@ std::optional<tcp_connection> connection_of(int fd) {
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
         ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0 || local.ss_family != peer.ss_family)
         return std::nullopt;
+    if (local.ss_family != AF_INET && local.ss_family != AF_INET6) return std::nullopt;
     tcp_connection c;
     c.family = local.ss_family;
-    if (c.family == AF_INET) {
-        const auto& l = reinterpret_cast<const sockaddr_in&>(local);
-        const auto& p = reinterpret_cast<const sockaddr_in&>(peer);
-        std::memcpy(c.local_address.data(), &l.sin_addr, 4);
-        std::memcpy(c.peer_address.data(), &p.sin_addr, 4);
-        c.local_port = ntohs(l.sin_port);
-        c.peer_port = ntohs(p.sin_port);
-    } else if (c.family == AF_INET6) {
-        const auto& l = reinterpret_cast<const sockaddr_in6&>(local);
-        const auto& p = reinterpret_cast<const sockaddr_in6&>(peer);
-        std::memcpy(c.local_address.data(), &l.sin6_addr, 16);
-        std::memcpy(c.peer_address.data(), &p.sin6_addr, 16);
-        c.local_port = ntohs(l.sin6_port);
-        c.peer_port = ntohs(p.sin6_port);
-    } else {
-        return std::nullopt;
-    }
+    unpack(local, c.local_address, c.local_port);
+    unpack(peer, c.peer_address, c.peer_port);
     return c;
 }
 
@@ -157,7 +160,19 @@ peer_credentials read_tcp_peer_credentials(int fd) {
     const auto c = connection_of(fd);
     if (!c) return unidentified_tcp_peer("?");
     const auto found = find_socket_owner(*c);
-    if (!found.owner) return unidentified_tcp_peer(c->peer_text());
+    if (!found.owner) {
+        // ENOENT: the socket is in another network namespace. Anything else means thingmuxd
+        // cannot ask (no sock_diag in the kernel, a system call filter): say so, the operator
+        // would otherwise only see every TCP client lose its identity.
+        static logging::rate_limiter lookup_failures{1, std::chrono::minutes(10)};
+        if (found.error != std::errc::no_such_file_or_directory) {
+            if (auto note = lookup_failures.admit())
+                spdlog::warn("cannot look up the owner of the TCP connection from {} (NETLINK_SOCK_DIAG): {}; such "
+                             "clients have no kernel identity and need a username and password{}",
+                             c->peer_text(), found.error.message(), *note);
+        }
+        return unidentified_tcp_peer(c->peer_text());
+    }
     return socket_owner_credentials(found.owner->uid, c->peer_text());
 }
 

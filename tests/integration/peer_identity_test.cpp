@@ -8,6 +8,7 @@
 #include "daemon/hub/peer_unit.hpp"
 #include "tests/support/as_user.hpp"
 #include "tests/support/peer_process.hpp"
+#include "tests/support/process.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -40,17 +41,6 @@ using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
-
-// Closes a descriptor on scope exit.
-struct fd_guard {
-    int fd = -1;
-    explicit fd_guard(int f) : fd(f) {}
-    ~fd_guard() {
-        if (fd >= 0) ::close(fd);
-    }
-    fd_guard(const fd_guard&) = delete;
-    fd_guard& operator=(const fd_guard&) = delete;
-};
 
 std::string errno_text() {
     return std::generic_category().message(errno);

@@ -4,6 +4,7 @@
 // connection the table does not hold gives no owner.
 #include "daemon/hub/peer_tcp.hpp"
 #include "tests/support/as_user.hpp"
+#include "tests/support/process.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -27,16 +28,6 @@ namespace thingmux::test {
 namespace {
 
 using ::testing::Contains;
-
-struct fd_guard {
-    int fd = -1;
-    explicit fd_guard(int f) : fd(f) {}
-    ~fd_guard() {
-        if (fd >= 0) ::close(fd);
-    }
-    fd_guard(const fd_guard&) = delete;
-    fd_guard& operator=(const fd_guard&) = delete;
-};
 
 // A listening socket on the loopback address of `family`, on a port the kernel picks.
 class loopback_listener {

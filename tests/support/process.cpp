@@ -218,6 +218,10 @@ int run_command(const std::vector<std::string>& argv, std::string* output, int t
     return 128 + WTERMSIG(*status);  // shell convention
 }
 
+fd_guard::~fd_guard() {
+    if (fd >= 0) close(fd);
+}
+
 unsigned short free_tcp_port() {
     const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0) throw_errno(errno, "socket");

@@ -43,6 +43,15 @@ private:
 // the timeout, when it is killed), stdout and stderr combined in `output`.
 int run_command(const std::vector<std::string>& argv, std::string* output = nullptr, int timeout_ms = 60'000);
 
+// Closes a descriptor on scope exit.
+struct fd_guard {
+    int fd = -1;
+    explicit fd_guard(int f) : fd(f) {}
+    ~fd_guard();
+    fd_guard(const fd_guard&) = delete;
+    fd_guard& operator=(const fd_guard&) = delete;
+};
+
 // A loopback TCP port that was free a moment ago.
 [[nodiscard]] unsigned short free_tcp_port();
 
