@@ -153,9 +153,9 @@ struct mqtt_settings {
     // with at most session_queue bytes of QoS 1 messages waiting for the client.
     std::chrono::seconds session_expiry{86'400};
     std::size_t session_queue = 1024 * 1024;
-    std::vector<tcp_address> tcp;                // loopback TCP listeners; empty: none
-    std::filesystem::path passwords;             // mosquitto_passwd file; empty: no username/password
-    source_location passwords_where;             // where mqtt.passwords is written, for messages about the file
+    std::vector<tcp_address> tcp;     // loopback TCP listeners; empty: none
+    std::filesystem::path passwords;  // mosquitto_passwd file; empty: no username/password
+    source_location passwords_where;  // where mqtt.passwords is written, for messages about the file
 };
 
 struct spool_settings {

@@ -14,9 +14,9 @@ namespace thingmux::config::detail {
 namespace {
 
 constexpr std::array<std::string_view, 17> mqtt_keys{
-    "enabled",    "socket",          "mode",         "group",         "max_clients",    "client_queue",
-    "max_packet", "receive_maximum", "max_inflight", "topic_aliases", "max_keep_alive", "connect_timeout",
-    "thing",      "session_expiry",  "session_queue", "tcp",         "passwords"};
+    "enabled",    "socket",          "mode",          "group",         "max_clients",    "client_queue",
+    "max_packet", "receive_maximum", "max_inflight",  "topic_aliases", "max_keep_alive", "connect_timeout",
+    "thing",      "session_expiry",  "session_queue", "tcp",           "passwords"};
 
 constexpr std::string_view loopback_only =
     "the MQTT face has no TLS and trusts the kernel's word on who owns a connection, which holds only for "

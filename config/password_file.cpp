@@ -51,7 +51,8 @@ std::variant<password_entry, std::string> parse_line(std::string_view line) {
         e.scheme = password_scheme::pbkdf2_sha512;
         const auto* end = f[2].data() + f[2].size();
         const auto [ptr, ec] = std::from_chars(f[2].data(), end, e.iterations);
-        if (f[2].empty() || ec != std::errc{} || ptr != end || e.iterations == 0 || e.iterations > max_password_iterations)
+        if (f[2].empty() || ec != std::errc{} || ptr != end || e.iterations == 0 ||
+            e.iterations > max_password_iterations)
             return "'$7$' needs an iteration count from 1 to " + std::to_string(max_password_iterations);
         salt = f[3];
         digest = f[4];
@@ -65,7 +66,8 @@ std::variant<password_entry, std::string> parse_line(std::string_view line) {
             "mosquitto_passwd -U on the file)");
     }
     auto s = decode_base64(salt);
-    if (!s || s->empty() || s->size() > max_password_salt) return std::string("the salt is not base64 of 1 to 1024 bytes");
+    if (!s || s->empty() || s->size() > max_password_salt)
+        return std::string("the salt is not base64 of 1 to 1024 bytes");
     auto h = decode_base64(digest);
     if (!h || h->size() != sha512_bytes) return std::string("the hash is not base64 of a 64-byte SHA-512 digest");
     e.salt = std::move(*s);
@@ -76,7 +78,8 @@ std::variant<password_entry, std::string> parse_line(std::string_view line) {
 }  // namespace
 
 const password_entry* password_table::find(std::string_view user) const noexcept {
-    const auto it = std::find_if(entries.begin(), entries.end(), [&](const password_entry& e) { return e.user == user; });
+    const auto it =
+        std::find_if(entries.begin(), entries.end(), [&](const password_entry& e) { return e.user == user; });
     return it == entries.end() ? nullptr : &*it;
 }
 

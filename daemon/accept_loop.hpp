@@ -29,17 +29,17 @@ public:
     // the loop, like `acceptor`).
     template <class Acceptor, class OnClient>
     void run(Acceptor& acceptor, OnClient& on_client) {
-        acceptor.async_accept(
-            [this, &acceptor, &on_client](const boost::system::error_code& ec, typename Acceptor::protocol_type::socket s) {
-                if (stopped_ || ec == boost::asio::error::operation_aborted) return;
-                if (!ec) {
-                    accepted();
-                    on_client(std::move(s));
-                } else if (must_pause(ec)) {
-                    return pause(ec, [this, &acceptor, &on_client] { run(acceptor, on_client); });
-                }
-                run(acceptor, on_client);
-            });
+        acceptor.async_accept([this, &acceptor, &on_client](const boost::system::error_code& ec,
+                                                            typename Acceptor::protocol_type::socket s) {
+            if (stopped_ || ec == boost::asio::error::operation_aborted) return;
+            if (!ec) {
+                accepted();
+                on_client(std::move(s));
+            } else if (must_pause(ec)) {
+                return pause(ec, [this, &acceptor, &on_client] { run(acceptor, on_client); });
+            }
+            run(acceptor, on_client);
+        });
     }
     // No more accepting: a pending retry is cancelled and `acceptor` closed. Idempotent.
     template <class Acceptor>

@@ -189,7 +189,8 @@ int check_configuration(const std::filesystem::path& file) {
     std::cout << file.string() << ": OK: " << c.things.size() << " Thing(s), " << c.apps.size()
               << " app rule(s), socket " << c.ipc.socket.string() << ", "
               << (c.mqtt.enabled ? "MQTT socket " + c.mqtt.socket.string() : std::string("MQTT face off"))
-              << (c.mqtt.enabled && !c.mqtt.tcp.empty() ? ", MQTT TCP " + tcp_addresses(c.mqtt.tcp) : std::string{}) << '\n';
+              << (c.mqtt.enabled && !c.mqtt.tcp.empty() ? ", MQTT TCP " + tcp_addresses(c.mqtt.tcp) : std::string{})
+              << '\n';
     return 0;
 }
 

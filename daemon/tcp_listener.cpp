@@ -21,9 +21,10 @@ tcp_listener::tcp_listener(asio::io_context& io, config::tcp_address where)
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
         throw std::runtime_error("cannot listen for MQTT clients on " + where_.to_string() + ": " + ec.message() +
-                                 (ec == asio::error::address_in_use ? " (another broker, e.g. mosquitto, uses the port? "
-                                                                      "stop it, or change mqtt.tcp)"
-                                                                    : std::string{}));
+                                 (ec == asio::error::address_in_use
+                                      ? " (another broker, e.g. mosquitto, uses the port? "
+                                        "stop it, or change mqtt.tcp)"
+                                      : std::string{}));
 }
 
 void tcp_listener::start(std::function<void(socket)> on_client) {
@@ -31,6 +32,8 @@ void tcp_listener::start(std::function<void(socket)> on_client) {
     accepting_.run(acceptor_, on_client_);
 }
 
-void tcp_listener::close() { accepting_.stop(acceptor_); }
+void tcp_listener::close() {
+    accepting_.stop(acceptor_);
+}
 
 }  // namespace thingmux

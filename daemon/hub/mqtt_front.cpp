@@ -54,7 +54,8 @@ void hub::add_mqtt_client(mqtt_client::socket s) {
     const client_id id{next_client_++};
     boost::system::error_code ec;
     const bool unix_socket = s.local_endpoint(ec).protocol().family() == AF_UNIX;
-    auto peer = unix_socket || ec ? read_peer_credentials(s.native_handle()) : read_tcp_peer_credentials(s.native_handle());
+    auto peer =
+        unix_socket || ec ? read_peer_credentials(s.native_handle()) : read_tcp_peer_credentials(s.native_handle());
     mqtt_events& events = *this;
     auto c = std::make_shared<mqtt_client>(std::move(s), id, std::move(peer), mqtt_server_settings(), events);
     mqtt_clients_.emplace(id, c);

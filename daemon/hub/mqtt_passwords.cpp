@@ -18,7 +18,8 @@ bool pbkdf2_sha512(std::string_view password, const std::string& salt, std::uint
         return false;
     return ::PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
                                reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()),
-                               static_cast<int>(iterations), ::EVP_sha512(), static_cast<int>(out.size()), out.data()) == 1;
+                               static_cast<int>(iterations), ::EVP_sha512(), static_cast<int>(out.size()),
+                               out.data()) == 1;
 }
 
 bool salted_sha512(std::string_view password, const std::string& salt, digest& out) {
@@ -27,8 +28,8 @@ bool salted_sha512(std::string_view password, const std::string& salt, digest& o
     unsigned int size = 0;
     const bool ok = ::EVP_DigestInit_ex(ctx, ::EVP_sha512(), nullptr) == 1 &&
                     ::EVP_DigestUpdate(ctx, password.data(), password.size()) == 1 &&
-                    ::EVP_DigestUpdate(ctx, salt.data(), salt.size()) == 1 && ::EVP_DigestFinal_ex(ctx, out.data(), &size) == 1 &&
-                    size == out.size();
+                    ::EVP_DigestUpdate(ctx, salt.data(), salt.size()) == 1 &&
+                    ::EVP_DigestFinal_ex(ctx, out.data(), &size) == 1 && size == out.size();
     ::EVP_MD_CTX_free(ctx);
     return ok;
 }

@@ -15,6 +15,7 @@ namespace thingmux::hub {
 
 // True when `table` lists `user` and `password` is theirs. An unknown user costs the same work
 // as a known one, so that timing does not tell which names exist.
-[[nodiscard]] bool check_password(const config::password_table& table, std::string_view user, std::string_view password);
+[[nodiscard]] bool check_password(const config::password_table& table, std::string_view user,
+                                  std::string_view password);
 
 }  // namespace thingmux::hub

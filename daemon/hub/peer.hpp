@@ -22,12 +22,12 @@ enum class identity_source : std::uint8_t {
 
 struct peer_credentials {
     identity_source source = identity_source::unix_socket;
-    std::string address;  // a TCP peer's address, "127.0.0.1:43512"; empty on a Unix socket
+    std::string address;    // a TCP peer's address, "127.0.0.1:43512"; empty on a Unix socket
     std::string mqtt_user;  // the MQTT username whose password was checked (mqtt.passwords); empty if none
     pid_t pid = 0;
     uid_t uid = static_cast<uid_t>(-1);
     gid_t gid = static_cast<gid_t>(-1);
-    std::vector<gid_t> groups;             // supplementary groups, as the kernel lists them (TCP: the user's group list)
+    std::vector<gid_t> groups;  // supplementary groups, as the kernel lists them (TCP: the user's group list)
     std::string user;                      // name of uid; empty when unknown
     std::vector<std::string> group_names;  // names of gid and of the supplementary groups, each once; unknown skipped
     std::string unit;                      // e.g. "sensor.service"; empty when not in a unit (or not known)

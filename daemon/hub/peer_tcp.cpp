@@ -58,9 +58,13 @@ void unpack(const sockaddr_storage& s, std::array<std::uint8_t, 16>& address, st
     }
 }
 
-std::error_code bad_message() { return std::make_error_code(std::errc::bad_message); }
+std::error_code bad_message() {
+    return std::make_error_code(std::errc::bad_message);
+}
 
-std::error_code last_error() { return {errno, std::generic_category()}; }
+std::error_code last_error() {
+    return {errno, std::generic_category()};
+}
 
 }  // namespace
 
@@ -111,7 +115,8 @@ sock_diag_answer parse_sock_diag_answer(std::span<const std::uint8_t> bytes, con
         nlmsghdr h{};
         std::memcpy(&h, bytes.data() + pos, sizeof h);
         if (h.nlmsg_len < sizeof h || h.nlmsg_len > bytes.size() - pos) return {std::nullopt, bad_message()};
-        const auto body = bytes.subspan(pos + NLMSG_HDRLEN, h.nlmsg_len - std::min<std::size_t>(h.nlmsg_len, NLMSG_HDRLEN));
+        const auto body =
+            bytes.subspan(pos + NLMSG_HDRLEN, h.nlmsg_len - std::min<std::size_t>(h.nlmsg_len, NLMSG_HDRLEN));
         pos += std::min<std::size_t>(NLMSG_ALIGN(h.nlmsg_len), bytes.size() - pos);
         if (h.nlmsg_seq != sequence) continue;  // not the answer to this question
         if (h.nlmsg_type == NLMSG_ERROR) {
@@ -121,8 +126,10 @@ sock_diag_answer parse_sock_diag_answer(std::span<const std::uint8_t> bytes, con
             if (e.error == 0) return {std::nullopt, bad_message()};  // an acknowledgement, not an answer
             return {std::nullopt, std::error_code(-e.error, std::generic_category())};
         }
-        if (h.nlmsg_type == NLMSG_DONE) return {std::nullopt, std::make_error_code(std::errc::no_such_file_or_directory)};
-        if (h.nlmsg_type != SOCK_DIAG_BY_FAMILY || body.size() < sizeof(inet_diag_msg)) return {std::nullopt, bad_message()};
+        if (h.nlmsg_type == NLMSG_DONE)
+            return {std::nullopt, std::make_error_code(std::errc::no_such_file_or_directory)};
+        if (h.nlmsg_type != SOCK_DIAG_BY_FAMILY || body.size() < sizeof(inet_diag_msg))
+            return {std::nullopt, bad_message()};
         inet_diag_msg m{};
         std::memcpy(&m, body.data(), sizeof m);
         if (!same_connection(m, c)) return {std::nullopt, bad_message()};
@@ -167,9 +174,10 @@ peer_credentials read_tcp_peer_credentials(int fd) {
         static logging::rate_limiter lookup_failures{1, std::chrono::minutes(10)};
         if (found.error != std::errc::no_such_file_or_directory) {
             if (auto note = lookup_failures.admit())
-                spdlog::warn("cannot look up the owner of the TCP connection from {} (NETLINK_SOCK_DIAG): {}; such "
-                             "clients have no kernel identity and need a username and password{}",
-                             c->peer_text(), found.error.message(), *note);
+                spdlog::warn(
+                    "cannot look up the owner of the TCP connection from {} (NETLINK_SOCK_DIAG): {}; such "
+                    "clients have no kernel identity and need a username and password{}",
+                    c->peer_text(), found.error.message(), *note);
         }
         return unidentified_tcp_peer(c->peer_text());
     }

@@ -54,7 +54,8 @@ protected:
     }
 
     // Starts paho_client.py in the background, its output going to `out`.
-    child_process paho_start(const std::string& version, std::vector<std::string> args, const std::filesystem::path& out) {
+    child_process paho_start(const std::string& version, std::vector<std::string> args,
+                             const std::filesystem::path& out) {
         std::vector<std::string> argv{"/usr/bin/python3", paho, "127.0.0.1", std::to_string(port_), version};
         argv.insert(argv.end(), args.begin(), args.end());
         return child_process(argv, out, out.string() + ".err");
@@ -69,7 +70,8 @@ TEST_F(MqttTcpTest, PublishAndSubscribeWithQos0And1OverMqtt311And5) {
     ASSERT_TRUE(cloud.wait_ready());
     daemon_fixture daemon(broker_, setup());
     ASSERT_TRUE(eventually([&] {
-        return read_file(daemon.log_file()).find("MQTT face listening on 127.0.0.1:" + std::to_string(port_) + " (loopback TCP)") !=
+        return read_file(daemon.log_file())
+                   .find("MQTT face listening on 127.0.0.1:" + std::to_string(port_) + " (loopback TCP)") !=
                std::string::npos;
     })) << read_file(daemon.log_file());
 
@@ -88,7 +90,8 @@ TEST_F(MqttTcpTest, PublishAndSubscribeWithQos0And1OverMqtt311And5) {
             const auto sub_out = daemon.log_file().parent_path() / ("sub-" + version + "-" + qos + ".out");
             const auto cmd = "cmd/gateway-01/tcp/v" + version + "/q" + qos;
             auto sub = paho_start(version, {"subscribe", cmd, qos, "3"}, sub_out);
-            ASSERT_TRUE(eventually([&] { return has_line(read_file(sub_out), "suback " + qos); }, 20'000)) << read_file(sub_out);
+            ASSERT_TRUE(eventually([&] { return has_line(read_file(sub_out), "suback " + qos); }, 20'000))
+                << read_file(sub_out);
             publish_from_cloud(broker_, cmd, numbered(3));
             const auto status = sub.wait(30'000);
             ASSERT_TRUE(status) << read_file(sub_out);
@@ -112,19 +115,24 @@ TEST_F(MqttTcpTest, AnotherUsersClientHasThatUsersRights) {
     observer_subscription cloud(broker_, "dt/#");
     ASSERT_TRUE(cloud.wait_ready());
     auto s = setup();
-    s.apps = "  - name: nobody-app\n"
-             "    match: { user: nobody }\n"
-             "    publish: ['dt/gateway-01/${user}/#']\n";
+    s.apps =
+        "  - name: nobody-app\n"
+        "    match: { user: nobody }\n"
+        "    publish: ['dt/gateway-01/${user}/#']\n";
     daemon_fixture daemon(broker_, s);
     const auto as_nobody = [&](std::vector<std::string> args, std::string& out) {
-        std::vector<std::string> argv{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", paho,
-                                      "127.0.0.1", std::to_string(port_), "5"};
+        std::vector<std::string> argv{"setpriv",        "--reuid=nobody",      "--regid=nogroup",
+                                      "--clear-groups", "/usr/bin/python3",    paho,
+                                      "127.0.0.1",      std::to_string(port_), "5"};
         argv.insert(argv.end(), args.begin(), args.end());
         return run_command(argv, &out, 60'000);
     };
     std::string out;
-    ASSERT_EQ(as_nobody({"publish", "dt/gateway-01/nobody/x", "1", "3"}, out), 0) << out << read_file(daemon.log_file());
-    EXPECT_EQ(cloud.wait_for_all({"dt/gateway-01/nobody/x 1", "dt/gateway-01/nobody/x 2", "dt/gateway-01/nobody/x 3"}, 20'000), 0U);
+    ASSERT_EQ(as_nobody({"publish", "dt/gateway-01/nobody/x", "1", "3"}, out), 0)
+        << out << read_file(daemon.log_file());
+    EXPECT_EQ(cloud.wait_for_all({"dt/gateway-01/nobody/x 1", "dt/gateway-01/nobody/x 2", "dt/gateway-01/nobody/x 3"},
+                                 20'000),
+              0U);
     const auto log = read_file(daemon.log_file());
     EXPECT_NE(log.find("uid 65534 (nobody) gid 65534 (owner of the socket)"), std::string::npos) << log;
     // Root's client: no rule.
@@ -140,7 +148,9 @@ TEST_F(MqttTcpTest, AWillIsPublishedWhenTheClientIsKilled) {
         SCOPED_TRACE("MQTT " + version);
         const auto out = daemon.log_file().parent_path() / ("will-" + version + ".out");
         const auto will_topic = "dt/gateway-01/will/v" + version;
-        auto app = paho_start(version, {"hold", "--client-id", "will-" + version, "--will-topic", will_topic, "--will-payload", "gone"}, out);
+        auto app = paho_start(
+            version, {"hold", "--client-id", "will-" + version, "--will-topic", will_topic, "--will-payload", "gone"},
+            out);
         ASSERT_TRUE(eventually([&] { return has_line(read_file(out), "holding"); }, 20'000)) << read_file(out);
         app.signal(SIGKILL);
         ASSERT_TRUE(app.wait(10'000));
@@ -148,7 +158,8 @@ TEST_F(MqttTcpTest, AWillIsPublishedWhenTheClientIsKilled) {
     }
     // And not after a normal DISCONNECT.
     std::string out;
-    ASSERT_EQ(paho_run("5", {"connect", "--will-topic", "dt/gateway-01/will/clean", "--will-payload", "gone"}, out), 0) << out;
+    ASSERT_EQ(paho_run("5", {"connect", "--will-topic", "dt/gateway-01/will/clean", "--will-payload", "gone"}, out), 0)
+        << out;
     observer_subscription marker(broker_, "dt/gateway-01/marker", "observer-marker");
     ASSERT_TRUE(marker.wait_ready());
     ASSERT_EQ(paho_run("5", {"publish", "dt/gateway-01/marker", "1", "1"}, out), 0) << out;
@@ -163,21 +174,26 @@ TEST_F(MqttTcpTest, UsernameAndPasswordFromMosquittoPasswdFile) {
     ASSERT_TRUE(cloud.wait_ready());
     const auto passwords = broker_.dir() / "mqtt.passwd";
     std::string out;
-    ASSERT_EQ(run_command({"mosquitto_passwd", "-c", "-b", passwords.string(), "dashboard", "s3cret:pw"}, &out), 0) << out;
-    ASSERT_EQ(run_command({"mosquitto_passwd", "-H", "sha512", "-b", passwords.string(), "legacy", "old"}, &out), 0) << out;
+    ASSERT_EQ(run_command({"mosquitto_passwd", "-c", "-b", passwords.string(), "dashboard", "s3cret:pw"}, &out), 0)
+        << out;
+    ASSERT_EQ(run_command({"mosquitto_passwd", "-H", "sha512", "-b", passwords.string(), "legacy", "old"}, &out), 0)
+        << out;
     auto s = setup("passwords: " + passwords.string() + "\n");
-    s.apps = "  - name: dashboard\n"
-             "    match: { mqtt_user: dashboard }\n"
-             "    publish: ['dt/gateway-01/dashboard/#']\n"
-             "  - name: legacy\n"
-             "    match: { mqtt_user: legacy }\n"
-             "    publish: ['dt/gateway-01/legacy/#']\n";
+    s.apps =
+        "  - name: dashboard\n"
+        "    match: { mqtt_user: dashboard }\n"
+        "    publish: ['dt/gateway-01/dashboard/#']\n"
+        "  - name: legacy\n"
+        "    match: { mqtt_user: legacy }\n"
+        "    publish: ['dt/gateway-01/legacy/#']\n";
     daemon_fixture daemon(broker_, s);
 
     for (const std::string version : {"3", "5"}) {
         SCOPED_TRACE("MQTT " + version);
         const auto topic = "dt/gateway-01/dashboard/v" + version;
-        EXPECT_EQ(paho_run(version, {"publish", topic, "1", "2", "--username", "dashboard", "--password", "s3cret:pw"}, out), 0)
+        EXPECT_EQ(
+            paho_run(version, {"publish", topic, "1", "2", "--username", "dashboard", "--password", "s3cret:pw"}, out),
+            0)
             << out;
         EXPECT_TRUE(has_line(out, "published 2")) << out;
         EXPECT_EQ(cloud.wait_for_all({topic + " 1", topic + " 2"}, 20'000), 0U);
@@ -185,19 +201,26 @@ TEST_F(MqttTcpTest, UsernameAndPasswordFromMosquittoPasswdFile) {
         // A wrong password: 0x86 (MQTT 3.1.1: return code 4).
         EXPECT_EQ(paho_run(version, {"connect", "--username", "dashboard", "--password", "wrong"}, out), 2) << out;
         EXPECT_TRUE(has_line(out, version == "5" ? "connack 134" : "connack 4")) << out;
-        EXPECT_EQ(paho_run(version, {"connect", "--username", "nobody-such", "--password", "s3cret:pw"}, out), 2) << out;
+        EXPECT_EQ(paho_run(version, {"connect", "--username", "nobody-such", "--password", "s3cret:pw"}, out), 2)
+            << out;
         EXPECT_TRUE(has_line(out, version == "5" ? "connack 134" : "connack 4")) << out;
         // No username: root's kernel identity matches no rule: 0x87 (3.1.1: 5).
         EXPECT_EQ(paho_run(version, {"connect"}, out), 2) << out;
         EXPECT_TRUE(has_line(out, version == "5" ? "connack 135" : "connack 5")) << out;
     }
     // The $6$ line of older files.
-    EXPECT_EQ(paho_run("5", {"publish", "dt/gateway-01/legacy/x", "1", "1", "--username", "legacy", "--password", "old"}, out), 0)
+    EXPECT_EQ(
+        paho_run("5", {"publish", "dt/gateway-01/legacy/x", "1", "1", "--username", "legacy", "--password", "old"},
+                 out),
+        0)
         << out;
     EXPECT_EQ(cloud.wait_for_all({"dt/gateway-01/legacy/x 1"}, 20'000), 0U);
     // dashboard's rule does not grant legacy's topic: MQTT 3.1.1 is disconnected (no negative PUBACK).
-    EXPECT_EQ(paho_run("3", {"publish", "dt/gateway-01/legacy/y", "1", "1", "--username", "dashboard", "--password", "s3cret:pw"}, out),
-              4)
+    EXPECT_EQ(
+        paho_run("3",
+                 {"publish", "dt/gateway-01/legacy/y", "1", "1", "--username", "dashboard", "--password", "s3cret:pw"},
+                 out),
+        4)
         << out;
 
     const auto log = read_file(daemon.log_file());
@@ -221,7 +244,9 @@ TEST_F(MqttTcpTest, ANonLoopbackListenerIsRefusedAtLoad) {
         s.mqtt = "tcp: [\"" + address + "\"]\n";
         daemon.configure(s);
         std::string out;
-        EXPECT_EQ(run_command({thingmuxd, "--check-config", "--config", daemon.config_file().string()}, &out, 30'000), 1) << out;
+        EXPECT_EQ(run_command({thingmuxd, "--check-config", "--config", daemon.config_file().string()}, &out, 30'000),
+                  1)
+            << out;
         EXPECT_NE(out.find("mqtt.tcp[0]: '" + address + "' is not a loopback address: the MQTT face has no TLS"),
                   std::string::npos)
             << out;
@@ -242,9 +267,9 @@ TEST_F(MqttTcpTest, ReloadSaysANewTcpListenerTakesEffectAtRestart) {
     daemon.configure(s);
     daemon.reload();
     EXPECT_TRUE(eventually([&] {
-        return read_file(daemon.log_file()).find("mqtt.tcp changed to [127.0.0.1:" + std::to_string(port_) + ", [::1]:" +
-                                                 std::to_string(port_) + "]; it takes effect when thingmuxd restarts") !=
-               std::string::npos;
+        return read_file(daemon.log_file())
+                   .find("mqtt.tcp changed to [127.0.0.1:" + std::to_string(port_) + ", [::1]:" +
+                         std::to_string(port_) + "]; it takes effect when thingmuxd restarts") != std::string::npos;
     })) << read_file(daemon.log_file());
     std::string out;
     EXPECT_EQ(paho_run("5", {"connect"}, out), 0) << out;

@@ -34,10 +34,12 @@ class loopback_listener {
 public:
     explicit loopback_listener(int family) : family_(family), fd_(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
         sockaddr_storage a = address(0);
-        if (fd_.fd < 0 || ::bind(fd_.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_.fd, 8) != 0) return;
+        if (fd_.fd < 0 || ::bind(fd_.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_.fd, 8) != 0)
+            return;
         socklen_t len = sizeof a;
         ::getsockname(fd_.fd, reinterpret_cast<sockaddr*>(&a), &len);
-        port_ = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in&>(a).sin_port : reinterpret_cast<sockaddr_in6&>(a).sin6_port);
+        port_ = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in&>(a).sin_port
+                                        : reinterpret_cast<sockaddr_in6&>(a).sin6_port);
     }
     [[nodiscard]] bool ok() const { return port_ != 0; }
     [[nodiscard]] sockaddr_storage address(std::uint16_t port) const {

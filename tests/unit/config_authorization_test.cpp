@@ -29,7 +29,15 @@ peer sensor_peer() {
 }
 
 TEST(ConfigAuthorization, MqttUserMatchesOnlyACheckedUsername) {
-    const auto rule = [](peer_match m) { return app_rule{.name = "r", .match = std::move(m), .things = {}, .publish = {}, .subscribe = {}, .receive = {}, .where = {}}; };
+    const auto rule = [](peer_match m) {
+        return app_rule{.name = "r",
+                        .match = std::move(m),
+                        .things = {},
+                        .publish = {},
+                        .subscribe = {},
+                        .receive = {},
+                        .where = {}};
+    };
     const peer_match by_name{.unit = {}, .user = {}, .uid = {}, .group = {}, .gid = {}, .mqtt_user = "dashboard"};
     auto p = sensor_peer();
     EXPECT_FALSE(matches(rule(by_name), p)) << "no username checked";
@@ -38,14 +46,21 @@ TEST(ConfigAuthorization, MqttUserMatchesOnlyACheckedUsername) {
     p.mqtt_user = "dashboard2";
     EXPECT_FALSE(matches(rule(by_name), p));
     // A TCP peer the kernel cannot place: only its username.
-    peer container{.uid = static_cast<uid_t>(-1), .gid = static_cast<gid_t>(-1), .groups = {}, .user = {}, .group_names = {}, .unit = {},
+    peer container{.uid = static_cast<uid_t>(-1),
+                   .gid = static_cast<gid_t>(-1),
+                   .groups = {},
+                   .user = {},
+                   .group_names = {},
+                   .unit = {},
                    .mqtt_user = "dashboard"};
     EXPECT_TRUE(matches(rule(by_name), container));
     EXPECT_FALSE(matches(rule({.unit = {}, .user = "sensor", .uid = {}, .group = {}, .gid = {}}), container));
     // Together with a kernel key, both must match.
-    EXPECT_FALSE(matches(rule({.unit = {}, .user = "sensor", .uid = {}, .group = {}, .gid = {}, .mqtt_user = "dashboard"}), container));
+    EXPECT_FALSE(matches(
+        rule({.unit = {}, .user = "sensor", .uid = {}, .group = {}, .gid = {}, .mqtt_user = "dashboard"}), container));
     p.mqtt_user = "dashboard";
-    EXPECT_TRUE(matches(rule({.unit = {}, .user = "sensor", .uid = {}, .group = {}, .gid = {}, .mqtt_user = "dashboard"}), p));
+    EXPECT_TRUE(
+        matches(rule({.unit = {}, .user = "sensor", .uid = {}, .group = {}, .gid = {}, .mqtt_user = "dashboard"}), p));
 }
 
 TEST(ConfigAuthorization, MatchByEachKey) {

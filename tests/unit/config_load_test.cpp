@@ -413,7 +413,8 @@ TEST(ConfigLoadMqtt, TcpIsOffByDefaultAndTakesLoopbackAddresses) {
     ASSERT_TRUE(none.ok()) << all(none);
     EXPECT_TRUE(none.config->mqtt.tcp.empty());
     EXPECT_TRUE(none.config->mqtt.passwords.empty());
-    const auto r = parse(minimal + "mqtt:\n  tcp: [\"127.0.0.1:1883\", \"127.8.9.10:2000\", \"[::1]:1883\"]\n", "t.yaml");
+    const auto r =
+        parse(minimal + "mqtt:\n  tcp: [\"127.0.0.1:1883\", \"127.8.9.10:2000\", \"[::1]:1883\"]\n", "t.yaml");
     ASSERT_TRUE(r.ok()) << all(r);
     const auto& tcp = r.config->mqtt.tcp;
     ASSERT_EQ(tcp.size(), 3U);
@@ -425,20 +426,26 @@ TEST(ConfigLoadMqtt, TcpIsOffByDefaultAndTakesLoopbackAddresses) {
 }
 
 TEST(ConfigLoadMqtt, TcpRefusesAnythingButLoopbackAndSaysWhy) {
-    const auto mqtt_tcp = [](const std::string& address) { return minimal + "mqtt:\n  tcp:\n    - \"" + address + "\"\n"; };
-    for (const auto* address : {"0.0.0.0:1883", "192.168.1.10:1883", "[::]:1883", "[fe80::1]:1883", "[::ffff:127.0.0.1]:1883"}) {
+    const auto mqtt_tcp = [](const std::string& address) {
+        return minimal + "mqtt:\n  tcp:\n    - \"" + address + "\"\n";
+    };
+    for (const auto* address :
+         {"0.0.0.0:1883", "192.168.1.10:1883", "[::]:1883", "[fe80::1]:1883", "[::ffff:127.0.0.1]:1883"}) {
         SCOPED_TRACE(address);
-        expect_error(parse(mqtt_tcp(address), "t.yaml"), "mqtt.tcp[0]", 9, 7, "is not a loopback address: the MQTT face has no TLS");
+        expect_error(parse(mqtt_tcp(address), "t.yaml"), "mqtt.tcp[0]", 9, 7,
+                     "is not a loopback address: the MQTT face has no TLS");
     }
-    expect_error(parse(mqtt_tcp("localhost:1883"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "not an IP address (host names are not resolved)");
+    expect_error(parse(mqtt_tcp("localhost:1883"), "t.yaml"), "mqtt.tcp[0]", 9, 7,
+                 "not an IP address (host names are not resolved)");
     expect_error(parse(mqtt_tcp("127.0.0.1"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "is not HOST:PORT");
     expect_error(parse(mqtt_tcp("::1:1883"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "goes in brackets");
     expect_error(parse(mqtt_tcp("[::1]1883"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "goes in brackets");
     expect_error(parse(mqtt_tcp("127.0.0.1:0"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "a port is a number from 1 to 65535");
-    expect_error(parse(mqtt_tcp("127.0.0.1:65536"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "a port is a number from 1 to 65535");
+    expect_error(parse(mqtt_tcp("127.0.0.1:65536"), "t.yaml"), "mqtt.tcp[0]", 9, 7,
+                 "a port is a number from 1 to 65535");
     expect_error(parse(mqtt_tcp("127.0.0.1:x"), "t.yaml"), "mqtt.tcp[0]", 9, 7, "a port is a number");
-    expect_error(parse(minimal + "mqtt:\n  tcp: [\"127.0.0.1:1883\", \"127.0.0.1:1883\"]\n", "t.yaml"), "mqtt.tcp[1]", 8, 27,
-                 "listed twice");
+    expect_error(parse(minimal + "mqtt:\n  tcp: [\"127.0.0.1:1883\", \"127.0.0.1:1883\"]\n", "t.yaml"), "mqtt.tcp[1]",
+                 8, 27, "listed twice");
     expect_error(parse(minimal + "mqtt:\n  tcp: \"127.0.0.1:1883\"\n", "t.yaml"), "mqtt.tcp", 8, 8, "expected a list");
 }
 
@@ -451,7 +458,8 @@ TEST(ConfigLoadMqtt, PasswordsIsAnAbsolutePath) {
 }
 
 TEST(ConfigLoadApps, MqttUserIsAMatchKey) {
-    const auto r = parse(minimal + "apps:\n  - name: web\n    match: {mqtt_user: dashboard}\n    publish: [\"dt/#\"]\n", "t.yaml");
+    const auto r =
+        parse(minimal + "apps:\n  - name: web\n    match: {mqtt_user: dashboard}\n    publish: [\"dt/#\"]\n", "t.yaml");
     ASSERT_TRUE(r.ok()) << all(r);
     ASSERT_EQ(r.config->apps.size(), 1U);
     EXPECT_EQ(r.config->apps[0].match.mqtt_user, "dashboard");
@@ -683,7 +691,8 @@ TEST_F(ConfigFiles, ReadableFilesLoad) {
 }
 
 TEST_F(ConfigFiles, PasswordFileIsCheckedLineByLine) {
-    const auto cfg = write_config((dir_ / "ca.pem").string(), (dir_ / "cert.pem").string(), (dir_ / "key.pem").string());
+    const auto cfg =
+        write_config((dir_ / "ca.pem").string(), (dir_ / "cert.pem").string(), (dir_ / "key.pem").string());
     const auto passwords = dir_ / "mqtt.passwd";
     std::ofstream(cfg, std::ios::app) << "mqtt:\n  passwords: " << passwords.string() << "\n";
     auto r = load_file(cfg);
@@ -694,13 +703,18 @@ TEST_F(ConfigFiles, PasswordFileIsCheckedLineByLine) {
     EXPECT_NE(r.diagnostics[0].message.find("does not exist"), std::string::npos) << all(r);
     EXPECT_NE(r.diagnostics[0].hint.find("mosquitto_passwd -c"), std::string::npos) << all(r);
 
-    const std::string hash = "$7$101$SvyIYQnC6qtgKwv5$V1U3DklmLKQQrYTZBqSbdHpyYG1ja79AAlCxc9TOwY/5T/nTS/WPFlFcqWMrFQUug1QAp09MtL8GBlSBvgnFgQ==";
+    const std::string hash =
+        "$7$101$SvyIYQnC6qtgKwv5$V1U3DklmLKQQrYTZBqSbdHpyYG1ja79AAlCxc9TOwY/5T/nTS/"
+        "WPFlFcqWMrFQUug1QAp09MtL8GBlSBvgnFgQ==";
     std::ofstream(passwords) << "alice:" << hash << "\n# a comment\nbob:plaintext\n\ncarol:$7$101$!!$x\n";
     r = load_file(cfg);
     ASSERT_FALSE(r.ok());
     ASSERT_EQ(r.diagnostics.size(), 2U) << all(r);
-    EXPECT_TRUE(to_string(r.diagnostics[0]).starts_with(passwords.string() + ":3: mqtt.passwords: the hash is neither")) << all(r);
-    EXPECT_TRUE(to_string(r.diagnostics[1]).starts_with(passwords.string() + ":5: mqtt.passwords: the salt is not base64")) << all(r);
+    EXPECT_TRUE(to_string(r.diagnostics[0]).starts_with(passwords.string() + ":3: mqtt.passwords: the hash is neither"))
+        << all(r);
+    EXPECT_TRUE(
+        to_string(r.diagnostics[1]).starts_with(passwords.string() + ":5: mqtt.passwords: the salt is not base64"))
+        << all(r);
 
     std::ofstream(passwords) << "alice:" << hash << "\n";
     r = load_file(cfg);

@@ -11,7 +11,8 @@ namespace {
 
 // Written by mosquitto_passwd -b (2.0: $7$, and -H sha512: $6$).
 const std::string pbkdf2_line =
-    "alice:$7$101$SvyIYQnC6qtgKwv5$V1U3DklmLKQQrYTZBqSbdHpyYG1ja79AAlCxc9TOwY/5T/nTS/WPFlFcqWMrFQUug1QAp09MtL8GBlSBvgnFgQ==";
+    "alice:$7$101$SvyIYQnC6qtgKwv5$V1U3DklmLKQQrYTZBqSbdHpyYG1ja79AAlCxc9TOwY/5T/nTS/"
+    "WPFlFcqWMrFQUug1QAp09MtL8GBlSBvgnFgQ==";
 const std::string sha512_line =
     "bob:$6$vMfCs5ibCqQEUb9y$tLmYp7nna8uyRMgDlAgL+TFcYmeerI9naKw3czP/DZ0X7Q8eeAwz6ifJxrk86fPrRPraJXo51NTHeB0Zewvc9Q==";
 
@@ -42,22 +43,33 @@ TEST(ConfigPasswordFile, SkipsCommentsEmptyLinesAndCarriageReturns) {
 }
 
 TEST(ConfigPasswordFile, ReportsEveryBadLineWithItsNumber) {
-    const std::string text = "nocolon\n"                                  // 1
-                             ":$6$VB4Zr1yTiDxAc3+p$" + std::string(88, 'A') + "\n"  // 2 empty user
-                             "plain:secret\n"                             // 3 plain text
-                             "zero:$7$0$SvyIYQnC6qtgKwv5$" + std::string(88, 'A') + "\n"  // 4
-                             "many:$7$99999999999$SvyIYQnC6qtgKwv5$" + std::string(88, 'A') + "\n"  // 5
-                             "salt:$7$101$S*yIYQnC6qtgKwv5$" + std::string(88, 'A') + "\n"          // 6
-                             "short:$6$VB4Zr1yTiDxAc3+p$AAAA\n"           // 7 hash too short
-                             + pbkdf2_line + "\n"                         // 8
-                             + pbkdf2_line + "\n"                         // 9 twice
-                             "dollar:$7$101$SvyIYQnC6qtgKwv5$x$y\n";      // 10
+    const std::string text =
+        "nocolon\n"  // 1
+        ":$6$VB4Zr1yTiDxAc3+p$" +
+        std::string(88, 'A') +
+        "\n"              // 2 empty user
+        "plain:secret\n"  // 3 plain text
+        "zero:$7$0$SvyIYQnC6qtgKwv5$" +
+        std::string(88, 'A') +
+        "\n"  // 4
+        "many:$7$99999999999$SvyIYQnC6qtgKwv5$" +
+        std::string(88, 'A') +
+        "\n"  // 5
+        "salt:$7$101$S*yIYQnC6qtgKwv5$" +
+        std::string(88, 'A') +
+        "\n"                                // 6
+        "short:$6$VB4Zr1yTiDxAc3+p$AAAA\n"  // 7 hash too short
+        + pbkdf2_line + "\n"                // 8
+        + pbkdf2_line +
+        "\n"                                     // 9 twice
+        "dollar:$7$101$SvyIYQnC6qtgKwv5$x$y\n";  // 10
     const auto t = parse_password_file(text);
     ASSERT_EQ(t.entries.size(), 1U);
     ASSERT_EQ(t.problems.size(), 9U);
     const std::vector<std::pair<int, std::string>> expected{
-        {1, "no ':'"}, {2, "user name is empty"}, {3, "plain-text password"}, {4, "iteration count"}, {5, "iteration count"},
-        {6, "salt is not base64"}, {7, "64-byte SHA-512"}, {9, "listed twice"}, {10, "neither"}};
+        {1, "no ':'"},          {2, "user name is empty"}, {3, "plain-text password"},
+        {4, "iteration count"}, {5, "iteration count"},    {6, "salt is not base64"},
+        {7, "64-byte SHA-512"}, {9, "listed twice"},       {10, "neither"}};
     for (std::size_t i = 0; i < expected.size(); ++i) {
         EXPECT_EQ(t.problems[i].line, expected[i].first) << i;
         EXPECT_NE(t.problems[i].message.find(expected[i].second), std::string::npos) << t.problems[i].message;
@@ -70,8 +82,8 @@ TEST(ConfigPasswordFile, Base64) {
     EXPECT_EQ(decode_base64("Zm8="), "fo");
     EXPECT_EQ(decode_base64("Zm9v"), "foo");
     EXPECT_EQ(decode_base64("+/+/"), std::string("\xfb\xff\xbf"));
-    EXPECT_FALSE(decode_base64("Zm9"));     // not a multiple of 4
-    EXPECT_FALSE(decode_base64("Z==="));    // too much padding
+    EXPECT_FALSE(decode_base64("Zm9"));       // not a multiple of 4
+    EXPECT_FALSE(decode_base64("Z==="));      // too much padding
     EXPECT_FALSE(decode_base64("Zg==Zm9v"));  // padding in the middle
     EXPECT_FALSE(decode_base64("Zm=v"));
     EXPECT_FALSE(decode_base64("Zm9\n"));

@@ -154,10 +154,12 @@ TEST(HubPeerTcp, MalformedOrForeignAnswersGiveNoOwner) {
     // About another connection (another port, another address, another family).
     auto other = c;
     other.peer_port = 1;
-    EXPECT_EQ(parse_sock_diag_answer(message(SOCK_DIAG_BY_FAMILY, 3, socket_of(other, 0, 1)), c, 3).error, std::errc::bad_message);
+    EXPECT_EQ(parse_sock_diag_answer(message(SOCK_DIAG_BY_FAMILY, 3, socket_of(other, 0, 1)), c, 3).error,
+              std::errc::bad_message);
     other = c;
     other.peer_address = {127, 0, 0, 2};
-    EXPECT_EQ(parse_sock_diag_answer(message(SOCK_DIAG_BY_FAMILY, 3, socket_of(other, 0, 1)), c, 3).error, std::errc::bad_message);
+    EXPECT_EQ(parse_sock_diag_answer(message(SOCK_DIAG_BY_FAMILY, 3, socket_of(other, 0, 1)), c, 3).error,
+              std::errc::bad_message);
     EXPECT_EQ(parse_sock_diag_answer(message(SOCK_DIAG_BY_FAMILY, 3, socket_of(loopback_v6(), 0, 1)), c, 3).error,
               std::errc::bad_message);
     // Another message type, and an end of dump.
