@@ -5,6 +5,7 @@
 
 #include "ipc/codec.hpp"
 #include "tests/support/broker_fixture.hpp"
+#include "tests/support/unix_stream.hpp"
 
 #include <deque>
 #include <filesystem>
@@ -23,6 +24,12 @@ struct daemon_setup {
     std::string thing;   // more YAML mapping lines for every Thing, e.g. "keep_alive: 2s"
     std::uint16_t port = 0;  // broker port the Things connect to; 0: the broker's (else e.g. a proxy)
     std::string ipc;     // YAML mapping lines under ipc:, e.g. "client_queue: 65536"
+    // The mqtt: section (the local MQTT broker face). nullopt: none is written. Otherwise the
+    // section gets the fixture's socket (mqtt_socket), mode 0666 and no group, then these YAML
+    // mapping lines, e.g. "max_clients: 100\nconnect_timeout: 500ms".
+    std::optional<std::string> mqtt;
+    // Where the MQTT socket goes; default: mqtt.sock in the fixture's directory.
+    std::filesystem::path mqtt_socket;
     std::string spool;   // YAML mapping lines under spool: besides path, e.g. "max_messages: 3"
     // D-Bus address for the management interface ("unix:path=..."); empty: --bus none.
     std::string bus;
@@ -58,6 +65,8 @@ public:
 
     [[nodiscard]] std::string config_yaml() const;
     [[nodiscard]] const std::filesystem::path& socket_path() const noexcept { return socket_; }
+    // The MQTT face's socket (daemon_setup::mqtt).
+    [[nodiscard]] const std::filesystem::path& mqtt_socket_path() const noexcept { return mqtt_socket_; }
     [[nodiscard]] std::filesystem::path log_file() const { return dir_ / "thingmuxd.log"; }
     [[nodiscard]] std::filesystem::path config_file() const { return dir_ / "thingmux.yaml"; }
     [[nodiscard]] pid_t pid() const { return proc_ ? proc_->pid() : -1; }
@@ -67,8 +76,12 @@ private:
     daemon_setup setup_;
     std::filesystem::path dir_;
     std::filesystem::path socket_;
+    std::filesystem::path mqtt_socket_;
     std::optional<child_process> proc_;
 };
+
+// Whether the daemon's log holds `text`.
+[[nodiscard]] bool log_has(const daemon_fixture& d, const std::string& text);
 
 // Lines of the broker's log saying `client_id` connected: counts upstream (re)connections
 // independently of the daemon's own counters.
@@ -103,10 +116,9 @@ void publish_from_cloud(const broker_fixture& broker, const std::string& topic, 
 class ipc_client {
 public:
     // Connects (no handshake). Throws std::runtime_error when nothing listens.
-    explicit ipc_client(const std::filesystem::path& socket);
+    explicit ipc_client(const std::filesystem::path& socket) : stream_(socket) {}
     // Takes over a socket connected by other means (e.g. by another process).
-    explicit ipc_client(int connected_fd) : fd_(connected_fd) {}
-    ~ipc_client();
+    explicit ipc_client(int connected_fd) : stream_(connected_fd) {}
     ipc_client(const ipc_client&) = delete;
     ipc_client& operator=(const ipc_client&) = delete;
 
@@ -115,7 +127,7 @@ public:
     // Next frame from the daemon within `timeout_ms`; nullopt on timeout or when the daemon
     // closed the connection (then closed() is true).
     std::optional<ipc::daemon_message> receive(int timeout_ms = 10'000);
-    [[nodiscard]] bool closed() const noexcept { return closed_; }
+    [[nodiscard]] bool closed() const noexcept { return stream_.closed(); }
     // Waits up to timeout_ms for the daemon to close the connection, collecting frames.
     bool wait_closed(int timeout_ms = 10'000);
 
@@ -137,7 +149,7 @@ public:
     // Waits for a state frame with `link`.
     bool wait_state(ipc::link_state link, int timeout_ms = 20'000);
 
-    int fd() const noexcept { return fd_; }
+    int fd() const noexcept { return stream_.fd(); }
 
     std::vector<ipc::message> messages;
     std::vector<ipc::state> states;
@@ -147,9 +159,7 @@ private:
     std::optional<ipc::daemon_message> await_result(std::uint32_t request_id, int timeout_ms = 20'000);
     void keep(ipc::daemon_message&& m);
 
-    int fd_ = -1;
-    bool closed_ = false;
-    std::vector<std::uint8_t> in_;
+    unix_stream stream_;
     std::uint32_t next_request_ = 1;
     std::deque<ipc::daemon_message> results_;  // results not yet claimed
 };
