@@ -74,7 +74,9 @@ mosquitto_subscriber::mosquitto_subscriber(const mqtt_endpoint& to, const std::v
     : out_(dir / (unique_name("mosquitto-sub") + ".out")),
       err_(std::filesystem::path(out_).replace_extension(".err")),
       proc_([&] {
-          std::vector<std::string> argv{"mosquitto_sub", "-d", "-v", "-q", std::to_string(qos)};
+          // mosquitto_sub flushes stdout after each message but not after its debug lines (the
+          // SUBACK's): line buffering makes every line visible as it is printed.
+          std::vector<std::string> argv{"stdbuf", "-oL", "mosquitto_sub", "-d", "-v", "-q", std::to_string(qos)};
           for (auto& a : connection_args(to)) argv.push_back(std::move(a));
           for (const auto& f : filters) argv.insert(argv.end(), {"-t", f});
           return argv;
