@@ -80,10 +80,10 @@ protected:
 // the cloud gets every app message; the broker sees one connection of gateway-01 and one
 // SUBSCRIBE per distinct filter (the two filters overlap without either covering the other).
 TEST_F(MqttFaceTest, SeedScenarioUnmodifiedClientsShareTheThingsOneSession) {
-    observer_subscription cloud(broker, "dt/gateway-01/#");
-    ASSERT_TRUE(cloud.wait_ready());
     daemon_fixture daemon(broker, face_setup());
     const auto sock = daemon.mqtt_socket_path();
+    observer_subscription cloud(broker, "dt/gateway-01/#");
+    ASSERT_TRUE(cloud.wait_ready());
     const std::string set_filter = "cmd/gateway-01/+/set", lamp_filter = "cmd/gateway-01/lamp/#";
     const std::string command_topic = "cmd/gateway-01/lamp/set";
 
@@ -190,8 +190,14 @@ TEST_F(MqttFaceTest, RefusedPublishIsPuback87OnMqtt5AndAClosedConnectionOnMqtt31
 
 // --- the broker away ------------------------------------------------------------------------------
 
+// The cloud watches the Thing's telemetry; the broker is down when the test starts.
 class MqttFaceSpoolTest : public MqttFaceTest {
 protected:
+    void SetUp() override {
+        ASSERT_TRUE(cloud.wait_ready());
+        broker.stop();
+    }
+
     // With the broker down, MQTT 5 and 3.1.1 mosquitto_pub -q 1 get their PUBACKs (success) once
     // the spool holds the messages; returns the "topic payload" lines the cloud must receive.
     std::vector<std::string> publish_while_broker_is_down(const daemon_fixture& daemon) {
@@ -204,12 +210,11 @@ protected:
         EXPECT_EQ(v311.acks, std::vector<std::uint8_t>{0}) << v311.output;
         return topic_lines("dt/gateway-01/offline", {"spooled-5a", "spooled-5b", "spooled-311"});
     }
+
+    observer_subscription cloud{broker, "dt/gateway-01/#"};
 };
 
 TEST_F(MqttFaceSpoolTest, BrokerDownPubackOnceSpooledAndTheCloudGetsItWhenTheBrokerReturns) {
-    observer_subscription cloud(broker, "dt/gateway-01/#");
-    ASSERT_TRUE(cloud.wait_ready());
-    broker.stop();
     daemon_fixture daemon(broker, face_setup());
     const auto expected = publish_while_broker_is_down(daemon);
     broker.start();
@@ -217,9 +222,6 @@ TEST_F(MqttFaceSpoolTest, BrokerDownPubackOnceSpooledAndTheCloudGetsItWhenTheBro
 }
 
 TEST_F(MqttFaceSpoolTest, AcknowledgedWhileBrokerDownSurvivesSigkillOfTheDaemon) {
-    observer_subscription cloud(broker, "dt/gateway-01/#");
-    ASSERT_TRUE(cloud.wait_ready());
-    broker.stop();
     daemon_fixture daemon(broker, face_setup());
     const auto expected = publish_while_broker_is_down(daemon);
     daemon.kill();  // SIGKILL between the PUBACK and the broker's return
