@@ -8,6 +8,7 @@
 #include "tests/support/mqtt_raw_client.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -415,6 +416,11 @@ TEST_F(MqttFaceHostileTest, ClientsThatNeverSendConnectAreCutOffAfterConnectTime
 // refusals are logged through a rate limiter, and the daemon's memory stays bounded.
 TEST_F(MqttFaceHostileTest, TwoThousandConnectionsOverMaxClientsAreRefusedAndBounded) {
     constexpr std::size_t max_clients = 100, attempts = 2000;
+    rlimit files{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &files), 0);
+    if (files.rlim_max < attempts + 200) GTEST_SKIP() << "the open-file limit cannot hold " << attempts << " connections";
+    files.rlim_cur = files.rlim_max;  // this process holds them all at once
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &files), 0);
     daemon_fixture daemon(broker, face_setup("max_clients: " + std::to_string(max_clients) + "\nconnect_timeout: 2s"));
     const auto lines_before = lines_of(daemon.log_file()).size();
     const std::size_t idle = resident_bytes(daemon.pid());
@@ -450,8 +456,9 @@ TEST_F(MqttFaceHostileTest, TwoThousandConnectionsOverMaxClientsAreRefusedAndBou
               << " served, " << refused_with_code << " refused by CONNACK, " << closed_without_connack
               << " closed; VmRSS idle " << idle / 1024 << " KiB, with them " << during / 1024 << " KiB\n";
     held.clear();
-    // Served clients may each log connecting and leaving; the 1,900 refusals only through a limiter.
-    expect_unharmed(daemon, lines_before, 3 * max_clients + 100);
+    // Served clients may each log a few lines at debug level; the 1,900 refusals only through a
+    // limiter (a line each would be 1,900 lines).
+    expect_unharmed(daemon, lines_before, 6 * max_clients + 100);
 }
 
 }  // namespace
