@@ -124,6 +124,25 @@ struct ipc_settings {
     duration hello_timeout{10'000};
 };
 
+// The local MQTT broker face (docs/config.md "mqtt", docs/local-mqtt.md): unmodified MQTT 3.1.1
+// and 5 clients on a Unix socket.
+struct mqtt_settings {
+    bool enabled = true;
+    std::filesystem::path socket =
+        "/run/thingmux/mqtt.sock";   // resolved: mqtt.sock next to ipc.socket when not written
+    unsigned mode = 0660;            // resolved: ipc.mode when not written
+    std::string group = "thingmux";  // resolved: ipc.group when not written; empty: leave the group as created
+    std::size_t max_clients = 1024;
+    std::size_t client_queue = 8 * 1024 * 1024;  // bytes queued for one client
+    std::size_t max_packet = 266240;             // largest packet a client may send, bytes
+    std::uint16_t receive_maximum = 100;         // QoS 1/2 publishes of one client awaiting their answer
+    std::uint16_t max_inflight = 100;            // QoS 1 deliveries to one client awaiting its PUBACK
+    std::uint16_t topic_aliases = 32;            // topic aliases a client may use toward thingmuxd
+    std::chrono::seconds max_keep_alive{0};      // 0: the client chooses
+    duration connect_timeout{10'000};            // from accept to CONNECT
+    std::string thing;                           // resolved: the first Thing when not written
+};
+
 struct spool_settings {
     std::filesystem::path path = "/var/lib/thingmux/spool.db";
     std::optional<std::uint64_t> max_bytes = 64 * 1024 * 1024;
@@ -141,6 +160,7 @@ struct configuration {
     std::vector<thing> things;           // at least one; apps get the first by default
     std::vector<app_rule> apps;          // authorization rules; none = nobody may do anything
     ipc_settings ipc;
+    mqtt_settings mqtt;
     spool_settings spool;
     log_settings log;
 

@@ -3,8 +3,8 @@
 // type, syntax and range, and every problem is collected with the node's position.
 //
 // This file: the document (bytes that are not YAML text, more than one document, syntax errors)
-// and its root mapping; the sections are parsed in parse_things.cpp, parse_apps.cpp and
-// parse_settings.cpp, with the value reader of parser.hpp.
+// and its root mapping; the sections are parsed in parse_things.cpp, parse_apps.cpp,
+// parse_settings.cpp and parse_mqtt.cpp, with the value reader of parser.hpp.
 #include "config/config.hpp"
 #include "config/parser.hpp"
 
@@ -23,7 +23,7 @@ namespace detail {
 
 namespace {
 
-constexpr std::array<std::string_view, 5> root_keys{"things", "apps", "ipc", "spool", "log"};
+constexpr std::array<std::string_view, 6> root_keys{"things", "apps", "ipc", "mqtt", "spool", "log"};
 
 }  // namespace
 
@@ -78,7 +78,10 @@ configuration parser::parse_root(const YAML::Node& root) {
             }
         }
     }
-    if (const auto* f = find(*top, "ipc")) parse_ipc(f->value, c.ipc);
+    const auto* ipc = find(*top, "ipc");
+    if (ipc != nullptr) parse_ipc(ipc->value, c.ipc);
+    const auto* mqtt = find(*top, "mqtt");
+    parse_mqtt(mqtt != nullptr ? mqtt->value : YAML::Node{}, ipc != nullptr ? ipc->value : YAML::Node{}, c);
     if (const auto* f = find(*top, "spool")) parse_spool(f->value, c.spool);
     if (const auto* f = find(*top, "log")) parse_log(f->value, c.log);
     return c;

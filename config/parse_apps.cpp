@@ -104,19 +104,8 @@ app_rule parser::parse_app(const YAML::Node& node, const std::string& path, cons
         const auto items = sequence(x->value, p("things"), "[gateway-01]");
         if (items) {
             for (std::size_t i = 0; i < items->size(); ++i) {
-                const auto item_path = p("things") + "[" + std::to_string(i) + "]";
-                auto s = string((*items)[i], item_path);
-                if (!s) continue;
-                const bool known = std::any_of(things.begin(), things.end(), [&](const thing& t) { return t.name == *s; });
-                if (!known) {
-                    std::vector<std::string_view> names;
-                    for (const auto& t : things) names.push_back(t.name);
-                    const auto suggestion = closest(*s, names);
-                    error((*items)[i], item_path, "no Thing named '" + *s + "'",
-                          suggestion.empty() ? "name one of the Things under things:" : "did you mean '" + suggestion + "'?");
-                    continue;
-                }
-                r.things.push_back(std::move(*s));
+                if (auto s = thing_name((*items)[i], p("things") + "[" + std::to_string(i) + "]", things))
+                    r.things.push_back(std::move(*s));
             }
         }
     }

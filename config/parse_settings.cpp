@@ -18,29 +18,10 @@ void parser::parse_ipc(const YAML::Node& node, ipc_settings& s) {
     const auto f = mapping(node, "ipc", ipc_keys);
     if (!f) return;
     if (const auto* x = find(*f, "socket")) {
-        if (auto v = absolute_path(x->value, "ipc.socket")) {
-            if (v->native().size() >= 108) {
-                error(x->value, "ipc.socket", "is " + std::to_string(v->native().size()) + " bytes long",
-                      "a Unix socket path must be shorter than 108 bytes");
-            } else {
-                s.socket = *v;
-            }
-        }
+        if (auto v = socket_path(x->value, "ipc.socket")) s.socket = *v;
     }
     if (const auto* x = find(*f, "mode")) {
-        if (auto v = scalar(x->value, "ipc.mode", "an octal mode")) {
-            const bool octal = !v->empty() && v->size() <= 5 && std::all_of(v->begin(), v->end(), [](char c) { return c >= '0' && c <= '7'; });
-            unsigned mode = 0;
-            for (const char c : *v) mode = mode * 8 + static_cast<unsigned>(c - '0');
-            if (!octal || mode > 07777) {
-                error(x->value, "ipc.mode", "'" + *v + "' is not an octal file mode", "write it quoted, e.g. mode: \"0660\"");
-            } else {
-                s.mode = mode;
-                if ((mode & 0600U) != 0600U) {
-                    warn(x->value, "ipc.mode", "the owner cannot read and write the socket", "the usual mode is \"0660\"");
-                }
-            }
-        }
+        if (auto v = file_mode(x->value, "ipc.mode")) s.mode = *v;
     }
     if (const auto* x = find(*f, "group")) {
         if (auto v = string(x->value, "ipc.group", true)) s.group = *v;

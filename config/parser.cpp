@@ -204,6 +204,50 @@ std::optional<std::chrono::seconds> parser::whole_seconds(const YAML::Node& node
     return std::chrono::duration_cast<std::chrono::seconds>(*v);
 }
 
+std::optional<bool> parser::boolean(const YAML::Node& node, const std::string& path) {
+    static constexpr std::array<choice<bool>, 2> choices{{{"true", true}, {"false", false}}};
+    return enumeration(node, path, choices);
+}
+
+std::optional<std::filesystem::path> parser::socket_path(const YAML::Node& node, const std::string& path) {
+    auto v = absolute_path(node, path);
+    if (v && v->native().size() >= max_socket_path) {
+        error(node, path, "is " + std::to_string(v->native().size()) + " bytes long",
+              "a Unix socket path must be shorter than 108 bytes");
+        return std::nullopt;
+    }
+    return v;
+}
+
+std::optional<unsigned> parser::file_mode(const YAML::Node& node, const std::string& path) {
+    const auto v = scalar(node, path, "an octal mode");
+    if (!v) return std::nullopt;
+    const bool octal =
+        !v->empty() && v->size() <= 5 && std::all_of(v->begin(), v->end(), [](char c) { return c >= '0' && c <= '7'; });
+    unsigned mode = 0;
+    for (const char c : *v) mode = mode * 8 + static_cast<unsigned>(c - '0');
+    if (!octal || mode > 07777) {
+        error(node, path, "'" + *v + "' is not an octal file mode", "write it quoted, e.g. mode: \"0660\"");
+        return std::nullopt;
+    }
+    if ((mode & 0600U) != 0600U)
+        warn(node, path, "the owner cannot read and write the socket", "the usual mode is \"0660\"");
+    return mode;
+}
+
+std::optional<std::string> parser::thing_name(const YAML::Node& node, const std::string& path,
+                                              const std::vector<thing>& things) {
+    auto s = string(node, path);
+    if (!s) return std::nullopt;
+    if (std::any_of(things.begin(), things.end(), [&](const thing& t) { return t.name == *s; })) return s;
+    std::vector<std::string_view> names;
+    for (const auto& t : things) names.push_back(t.name);
+    const auto suggestion = closest(*s, names);
+    error(node, path, "no Thing named '" + *s + "'",
+          suggestion.empty() ? "name one of the Things under things:" : "did you mean '" + suggestion + "'?");
+    return std::nullopt;
+}
+
 std::optional<std::filesystem::path> parser::absolute_path(const YAML::Node& node, const std::string& path) {
     const auto s = string(node, path);
     if (!s) return std::nullopt;

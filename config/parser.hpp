@@ -1,8 +1,8 @@
 // The schema walk's reader of YAML values, shared by the files that parse the sections of the
 // configuration (parse.cpp: the document and its root; parse_things.cpp: things; parse_apps.cpp:
-// apps; parse_settings.cpp: ipc, spool, log). Every key is looked up in a known list (unknown
-// keys are errors with a suggestion), every value is checked for type, syntax and range, and
-// every problem is collected with the node's position. Internal to config/.
+// apps; parse_settings.cpp: ipc, spool, log; parse_mqtt.cpp: mqtt). Every key is looked up in a
+// known list (unknown keys are errors with a suggestion), every value is checked for type,
+// syntax and range, and every problem is collected with the node's position. Internal to config/.
 #pragma once
 
 #include "config/config.hpp"
@@ -23,6 +23,9 @@
 #include <vector>
 
 namespace thingmux::config::detail {
+
+// sizeof(sockaddr_un::sun_path) on Linux: a socket path must be shorter, with its NUL.
+inline constexpr std::size_t max_socket_path = 108;
 
 source_location location_of(const YAML::Node& n);
 std::string kind_of(const YAML::Node& n);
@@ -94,7 +97,19 @@ public:
         return std::nullopt;
     }
 
+    std::optional<bool> boolean(const YAML::Node& node, const std::string& path);
+
     std::optional<std::filesystem::path> absolute_path(const YAML::Node& node, const std::string& path);
+
+    // An absolute path short enough for a Unix socket address.
+    std::optional<std::filesystem::path> socket_path(const YAML::Node& node, const std::string& path);
+
+    // A file mode written in octal ("0660"); warns when the owner cannot read and write.
+    std::optional<unsigned> file_mode(const YAML::Node& node, const std::string& path);
+
+    // The name of a configured Thing; reports an unknown one with the closest configured name.
+    std::optional<std::string> thing_name(const YAML::Node& node, const std::string& path,
+                                          const std::vector<thing>& things);
 
     std::vector<std::string> string_list(const YAML::Node& node, const std::string& path, std::string_view example);
 
@@ -111,6 +126,9 @@ private:
     void parse_limits(const YAML::Node& node, const std::string& path, thing& t);
     app_rule parse_app(const YAML::Node& node, const std::string& path, const std::vector<thing>& things);
     void parse_ipc(const YAML::Node& node, ipc_settings& s);
+    // After things: and ipc: (its defaults follow them); `node` may be null (no mqtt: section),
+    // `ipc` is the ipc: section's node (null when not written).
+    void parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configuration& c);
     void parse_spool(const YAML::Node& node, spool_settings& s);
     void parse_log(const YAML::Node& node, log_settings& s);
 

@@ -9,8 +9,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <csignal>
 #include <iostream>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace thingmux {
 
@@ -35,15 +41,37 @@ std::string content_hash(const std::filesystem::path& file) {
     return c.ok() ? std::to_string(std::hash<std::string>{}(c.bytes)) : std::string{};
 }
 
-// Keeps ipc.max_clients within what the open-file limit lets thingmuxd hold, so that ordinary
-// load never reaches EMFILE; says so when it lowers it.
+// Keeps ipc.max_clients and mqtt.max_clients together within what the open-file limit lets
+// thingmuxd hold, so that ordinary load never reaches EMFILE; says so when it lowers them. IPC
+// clients (libthingmux, thingmuxctl: the management path too) keep their share first; MQTT
+// clients get what is left, at least 1.
 void fit_to_open_files(config::configuration& c, rlim_t open_files) {
     const auto capacity = client_capacity(open_files, c.things.size());
-    if (c.ipc.max_clients <= capacity) return;
-    spdlog::warn("ipc.max_clients is {}, but with an open-file limit of {} thingmuxd can hold {} clients: using {} "
-                 "(raise LimitNOFILE= in thingmuxd.service, or lower ipc.max_clients)",
-                 c.ipc.max_clients, open_files, capacity, capacity);
-    c.ipc.max_clients = capacity;
+    if (c.ipc.max_clients > capacity) {
+        spdlog::warn(
+            "ipc.max_clients is {}, but with an open-file limit of {} thingmuxd can hold {} clients: using {} "
+            "(raise LimitNOFILE= in thingmuxd.service, or lower ipc.max_clients)",
+            c.ipc.max_clients, open_files, capacity, capacity);
+        c.ipc.max_clients = capacity;
+    }
+    const auto left = std::max<std::size_t>(capacity - c.ipc.max_clients, 1);
+    if (!c.mqtt.enabled || c.mqtt.max_clients <= left) return;
+    spdlog::warn(
+        "mqtt.max_clients is {}, but with an open-file limit of {} thingmuxd can hold {} clients, {} of them "
+        "for ipc.max_clients: using {} (raise LimitNOFILE= in thingmuxd.service, or lower ipc.max_clients or "
+        "mqtt.max_clients)",
+        c.mqtt.max_clients, open_files, capacity, c.ipc.max_clients, left);
+    c.mqtt.max_clients = left;
+}
+
+// A reloaded socket setting: the mode and group apply at once, a new path at the next start.
+void reload_access(listener& l, const listener::endpoint& next) {
+    if (next.path != l.where().path) {
+        spdlog::warn("{}.socket changed to {}; it takes effect when thingmuxd restarts", next.section,
+                     logging::escaped(next.path.string()));
+    } else if (auto problem = l.apply_access(next); !problem.empty()) {
+        spdlog::error("{}", logging::escaped(problem, 4096));
+    }
 }
 
 spool::limits spool_limits(const config::spool_settings& s) { return {.max_bytes = s.max_bytes, .max_messages = s.max_messages}; }
@@ -125,16 +153,20 @@ int check_configuration(const std::filesystem::path& file) {
         return 1;
     }
     const auto& c = *r.config;
-    if (!c.ipc.group.empty()) {
+    std::vector<std::pair<const std::string*, std::string_view>> groups{{&c.ipc.group, "ipc.group"}};
+    if (c.mqtt.enabled) groups.emplace_back(&c.mqtt.group, "mqtt.group");
+    for (const auto& [group, setting] : groups) {
+        if (group->empty()) continue;
         try {
-            (void)ipc_group_id(c.ipc.group);
+            (void)socket_group_id(*group, setting);
         } catch (const std::exception& e) {
             std::cerr << file.string() << ": " << e.what() << '\n';
             return 1;
         }
     }
-    std::cout << file.string() << ": OK: " << c.things.size() << " Thing(s), " << c.apps.size() << " app rule(s), socket "
-              << c.ipc.socket.string() << '\n';
+    std::cout << file.string() << ": OK: " << c.things.size() << " Thing(s), " << c.apps.size()
+              << " app rule(s), socket " << c.ipc.socket.string() << ", "
+              << (c.mqtt.enabled ? "MQTT socket " + c.mqtt.socket.string() : std::string("MQTT face off")) << '\n';
     return 0;
 }
 
@@ -160,12 +192,22 @@ int run_daemon(const daemon_options& options) {
     asio::signal_set signals(io, SIGTERM, SIGINT);
     service::notifier manager(io);
 
-    const int activated = service::activated_socket();
+    const auto activated = service::activated_sockets(cfg->ipc.socket, cfg->mqtt.socket);
+    if (!cfg->mqtt.enabled && activated.mqtt >= 0) {
+        spdlog::warn(
+            "systemd passed the MQTT socket {}, but mqtt.enabled is false: closing it (remove its ListenStream= "
+            "from thingmuxd.socket)",
+            logging::escaped(cfg->mqtt.socket.string()));
+        ::close(activated.mqtt);
+    }
     std::unique_ptr<listener> ipc;
+    std::unique_ptr<listener> mqtt;  // null when mqtt.enabled is false
     try {
-        ipc = std::make_unique<listener>(io, cfg->ipc, activated);
+        ipc = std::make_unique<listener>(io, ipc_endpoint(cfg->ipc), activated.ipc);
+        if (cfg->mqtt.enabled) mqtt = std::make_unique<listener>(io, mqtt_endpoint(cfg->mqtt), activated.mqtt);
     } catch (const std::exception& e) {
         spdlog::critical("{}", logging::escaped(e.what(), 4096));
+        if (ipc) ipc->close();  // the MQTT socket failed: leave no IPC socket behind either
         return 1;
     }
     // Empty when systemd passed the socket: systemd owns that file.
@@ -173,7 +215,7 @@ int run_daemon(const daemon_options& options) {
 
     hub::hub h(io, options.version, open_spool(cfg->spool));
     h.apply(cfg, setups_of(*cfg));
-    if (activated >= 0)
+    if (activated.ipc >= 0)
         spdlog::info("thingmuxd {} listening on the socket systemd passed; {} Thing(s), {} app rule(s) from {}",
                      options.version, cfg->things.size(), cfg->apps.size(), logging::escaped(config_file));
     else
@@ -182,6 +224,15 @@ int run_daemon(const daemon_options& options) {
                      logging::escaped(cfg->ipc.group.empty() ? "" : ", group " + cfg->ipc.group), cfg->things.size(),
                      cfg->apps.size(), logging::escaped(config_file));
     ipc->start([&h](listener::socket s) { h.add_client(std::move(s)); });
+    if (mqtt) {
+        if (activated.mqtt >= 0)
+            spdlog::info("MQTT face listening on {}, the socket systemd passed",
+                         logging::escaped(cfg->mqtt.socket.string()));
+        else
+            spdlog::info("MQTT face listening on {} (mode {:o}{})", logging::escaped(cfg->mqtt.socket.string()),
+                         cfg->mqtt.mode, logging::escaped(cfg->mqtt.group.empty() ? "" : ", group " + cfg->mqtt.group));
+        mqtt->start([&h](listener::socket s) { h.add_mqtt_client(std::move(s)); });
+    }
 
     bus::bus_service* bus_ptr = nullptr;
     // Returns "" when the new configuration is in force, else what is wrong with the file.
@@ -220,14 +271,11 @@ int run_daemon(const daemon_options& options) {
             return problems;
         }
         fit_to_open_files(*next, open_files);
-        if (activated >= 0) {
-            // systemd's socket unit decides the socket's path and access.
-        } else if (next->ipc.socket != socket_path) {
-            spdlog::warn("ipc.socket changed to {}; it takes effect when thingmuxd restarts",
-                         logging::escaped(next->ipc.socket.string()));
-        } else if (auto problem = ipc->apply_access(next->ipc); !problem.empty()) {
-            spdlog::error("{}", logging::escaped(problem, 4096));
-        }
+        reload_access(*ipc, ipc_endpoint(next->ipc));
+        if (next->mqtt.enabled != (mqtt != nullptr))
+            spdlog::warn("mqtt.enabled changed to {}; it takes effect when thingmuxd restarts", next->mqtt.enabled);
+        else if (mqtt)
+            reload_access(*mqtt, mqtt_endpoint(next->mqtt));
         cfg = std::make_shared<const config::configuration>(std::move(*next));
         spdlog::set_level(to_spdlog(options.log_level.value_or(cfg->log.level)));
         logging::setup(cfg->log.target);
@@ -269,6 +317,7 @@ int run_daemon(const daemon_options& options) {
             manager.stopping();
             spdlog::info("signal {}: shutting down (stop accepting, finish in-flight messages, disconnect)", sig);
             ipc->close();
+            if (mqtt) mqtt->close();
             boost::system::error_code ignored;
             hangup.cancel(ignored);
             h.shutdown(options.shutdown_grace, [&] {

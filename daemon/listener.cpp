@@ -25,8 +25,8 @@ namespace {
 constexpr auto first_backoff = std::chrono::milliseconds(10);
 constexpr auto max_backoff = std::chrono::milliseconds(1000);
 
-// Descriptors kept for everything but IPC clients: stdio, the event loop (epoll, eventfd,
-// timerfd, signal pipe), the acceptor, the spool (database, WAL, shared memory), D-Bus, the
+// Descriptors kept for everything but clients: stdio, the event loop (epoll, eventfd,
+// timerfd, signal pipe), the acceptors (IPC, MQTT), the spool (database, WAL, shared memory), D-Bus, the
 // journal, sd_notify, and short-lived ones (configuration and certificate files, NSS lookups
 // and /proc reads for each new peer, DNS). Plus per Thing its TLS socket and a resolver's.
 constexpr std::size_t reserved_descriptors = 64;
@@ -57,16 +57,17 @@ std::string others_who_can_write(const struct stat& dir) {
 
 }  // namespace
 
-gid_t ipc_group_id(const std::string& name) {
+gid_t socket_group_id(const std::string& name, std::string_view setting) {
     group g{};
     group* found = nullptr;
     std::vector<char> buf(4096);
     int rc = 0;
     while ((rc = ::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found)) == ERANGE) buf.resize(buf.size() * 2);
     if (rc != 0 || found == nullptr)
-        throw std::runtime_error("ipc.group '" + name +
+        throw std::runtime_error(std::string(setting) + " '" + name +
                                  "' does not exist: create it (the package's sysusers.d file does) "
-                                 "or set ipc.group: \"\" in the configuration");
+                                 "or set " +
+                                 std::string(setting) + ": \"\" in the configuration");
     return g.gr_gid;
 }
 
@@ -93,9 +94,18 @@ std::size_t client_capacity(rlim_t open_files, std::size_t things) noexcept {
     return open_files > reserved ? static_cast<std::size_t>(open_files) - reserved : 1;
 }
 
-listener::listener(asio::io_context& io, const config::ipc_settings& ipc, int activated) : acceptor_(io), retry_(io) {
+listener::endpoint ipc_endpoint(const config::ipc_settings& ipc) {
+    return {.path = ipc.socket, .mode = ipc.mode, .group = ipc.group, .name = "IPC", .section = "ipc"};
+}
+
+listener::endpoint mqtt_endpoint(const config::mqtt_settings& mqtt) {
+    return {.path = mqtt.socket, .mode = mqtt.mode, .group = mqtt.group, .name = "MQTT", .section = "mqtt"};
+}
+
+listener::listener(asio::io_context& io, endpoint where, int activated)
+    : where_(std::move(where)), acceptor_(io), retry_(io) {
     if (activated < 0) {
-        bind(ipc);
+        bind();
         return;
     }
     boost::system::error_code ec;
@@ -109,28 +119,29 @@ listener::~listener() {
 
 // A socket file left by a crashed daemon is replaced; one that a live program still answers on
 // is not (two daemons would fight over the Things' client IDs). Nothing else is ever removed.
-void listener::bind(const config::ipc_settings& ipc) {
-    const auto& path = ipc.socket;
+void listener::bind() {
+    const auto& path = where_.path;
+    const auto set_socket = " set " + where_.section + ".socket";
     const auto dir = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
     std::error_code fs_ec;
     if (!std::filesystem::exists(dir, fs_ec)) {
         std::filesystem::create_directories(dir, fs_ec);
         if (fs_ec)
-            throw std::runtime_error("cannot create directory " + dir.string() +
-                                     " for the IPC socket: " + fs_ec.message());
+            throw std::runtime_error("cannot create directory " + dir.string() + " for the " + where_.name +
+                                     " socket: " + fs_ec.message());
     }
     struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
-            throw std::runtime_error(
-                path.string() + " is " + what_is(path, st) +
-                ", not a socket: thingmuxd neither follows nor replaces it; remove it, or set ipc.socket");
+            throw std::runtime_error(path.string() + " is " + what_is(path, st) +
+                                     ", not a socket: thingmuxd neither follows nor replaces it; remove it, or" +
+                                     set_socket);
         unix_socket::socket probe(acceptor_.get_executor());
         boost::system::error_code ec;
         probe.connect(unix_socket::endpoint(path.string()), ec);
         if (!ec)
             throw std::runtime_error("another program is already listening on " + path.string() +
-                                     " (another thingmuxd, or thingmuxd.socket): stop it first, or set ipc.socket");
+                                     " (another thingmuxd, or thingmuxd.socket): stop it first, or" + set_socket);
         if (::unlink(path.c_str()) != 0 && errno != ENOENT)
             throw std::runtime_error("cannot remove the stale socket " + path.string() + ": " +
                                      files::error_text(errno));
@@ -140,18 +151,18 @@ void listener::bind(const config::ipc_settings& ipc) {
     if (struct stat d{}; ::stat(dir.c_str(), &d) == 0) {
         if (const auto who = others_who_can_write(d); !who.empty())
             spdlog::warn(
-                "the directory {} of the IPC socket is writable by {}: they can replace the socket with "
+                "the directory {} of the {} socket is writable by {}: they can replace the socket with "
                 "another file or a link; thingmuxd will then refuse to change its mode or group, but clients "
                 "may connect to an impostor. Use a directory only thingmuxd's user can write, such as "
-                "/run/thingmux (ipc.socket)",
-                logging::escaped(dir.string()), who);
+                "/run/thingmux ({}.socket)",
+                logging::escaped(dir.string()), where_.name, who, where_.section);
     }
 
     boost::system::error_code ec;
     acceptor_.open(unix_socket(), ec);
     if (!ec) {
-        // The file is born with ipc.mode's permission bits: never looser, not even until chmod.
-        const mode_t previous = ::umask(~static_cast<mode_t>(ipc.mode) & 0777);
+        // The file is born with the mode's permission bits: never looser, not even until chmod.
+        const mode_t previous = ::umask(~static_cast<mode_t>(where_.mode) & 0777);
         acceptor_.bind(unix_socket::endpoint(path.string()), ec);
         ::umask(previous);
     }
@@ -168,7 +179,7 @@ void listener::bind(const config::ipc_settings& ipc) {
     device_ = st.st_dev;
     inode_ = st.st_ino;
     path_ = path;
-    if (auto problem = apply_access(ipc); !problem.empty()) throw std::runtime_error(problem);
+    if (auto problem = apply_access(where_); !problem.empty()) throw std::runtime_error(problem);
 }
 
 std::string listener::replaced() const {
@@ -180,28 +191,32 @@ std::string listener::replaced() const {
     return path_.string() + " is now " + what_is(path_, st) + ", no longer the socket thingmuxd bound";
 }
 
-std::string listener::apply_access(const config::ipc_settings& ipc) {
+std::string listener::apply_access(const endpoint& access) {
     if (path_.empty()) return {};
     if (auto why = replaced(); !why.empty())
-        return "not applying ipc.mode and ipc.group: " + why +
+        return "not applying " + where_.section + ".mode and " + where_.section + ".group: " + why +
                "; someone who may write to its directory replaced it. Remove what is there and restart thingmuxd "
                "(clients cannot reach it meanwhile), and keep the socket in a directory only thingmuxd's user can "
                "write";
     // The pinned descriptor: whatever is at the path by now, only the bound file is changed.
-    if (!ipc.group.empty()) {
+    if (!access.group.empty()) {
         gid_t gid = 0;
         try {
-            gid = ipc_group_id(ipc.group);
+            gid = socket_group_id(access.group, where_.section + ".group");
         } catch (const std::exception& e) {
             return e.what();
         }
-        if (::fchownat(pinned_, "", static_cast<uid_t>(-1), gid, AT_EMPTY_PATH) != 0)
-            return "cannot give " + path_.string() + " to group " + ipc.group + ": " + files::error_text(errno);
+        // Not when it has that group already (born with thingmuxd's own): chown() may be
+        // forbidden (a system call filter) even where it would change nothing.
+        struct stat st {};
+        const bool has_it = ::fstat(pinned_, &st) == 0 && st.st_gid == gid;
+        if (!has_it && ::fchownat(pinned_, "", static_cast<uid_t>(-1), gid, AT_EMPTY_PATH) != 0)
+            return "cannot give " + path_.string() + " to group " + access.group + ": " + files::error_text(errno);
     }
     // chmod() through /proc follows the descriptor's magic link, i.e. to the pinned file itself
     // (fchmod() does not work on O_PATH descriptors).
     const auto by_descriptor = "/proc/self/fd/" + std::to_string(pinned_);
-    if (::chmod(by_descriptor.c_str(), static_cast<mode_t>(ipc.mode)) != 0)
+    if (::chmod(by_descriptor.c_str(), static_cast<mode_t>(access.mode)) != 0)
         return "cannot set mode of " + path_.string() + ": " + files::error_text(errno) +
                (errno == ENOENT ? " (/proc is not mounted)" : "");
     return {};
@@ -236,7 +251,7 @@ void listener::accept() {
         if (closed_ || ec == asio::error::operation_aborted) return;
         if (!ec) {
             if (failed_attempts_ > 0 && pause_logged_)
-                spdlog::info("accepting IPC clients again, after {} failed attempt(s)", failed_attempts_);
+                spdlog::info("accepting {} clients again, after {} failed attempt(s)", where_.name, failed_attempts_);
             failed_attempts_ = 0;
             pause_logged_ = false;
             backoff_ = {};
@@ -261,12 +276,12 @@ void listener::pause(const boost::system::error_code& ec) {
                 rlimit l{};
                 ::getrlimit(RLIMIT_NOFILE, &l);
                 why += " (the open-file limit is " + std::to_string(l.rlim_cur) +
-                       ": raise LimitNOFILE= in thingmuxd.service, or lower ipc.max_clients)";
+                       ": raise LimitNOFILE= in thingmuxd.service, or lower " + where_.section + ".max_clients)";
             } else if (is_errno(ec, ENFILE)) {
                 why += " (the system's open-file table is full: fs.file-max)";
             }
-            spdlog::warn("cannot accept IPC clients: {}; pausing, then retrying with a back-off of up to {} ms{}", why,
-                         max_backoff.count(), *note);
+            spdlog::warn("cannot accept {} clients: {}; pausing, then retrying with a back-off of up to {} ms{}",
+                         where_.name, why, max_backoff.count(), *note);
         }
     }
     retry_.expires_after(backoff_);

@@ -1,21 +1,61 @@
 #include "daemon/service.hpp"
 
-#include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
+#include "daemon/logging.hpp"
 
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
 #include <ctime>
+#include <string>
 
 namespace thingmux::service {
 
-int activated_socket() {
+namespace {
+
+// The path a listening socket is bound to: "" when it is not an AF_UNIX stream socket that
+// listens, or has no path (abstract or unnamed).
+std::string bound_path(int fd) {
+    if (sd_is_socket_unix(fd, SOCK_STREAM, 1, nullptr, 0) <= 0) return {};
+    sockaddr_un addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return {};
+    const auto offset = offsetof(sockaddr_un, sun_path);
+    if (len <= offset || addr.sun_path[0] == '\0') return {};
+    return std::string(addr.sun_path, ::strnlen(addr.sun_path, len - offset));
+}
+
+}  // namespace
+
+activated activated_sockets(const std::filesystem::path& ipc, const std::filesystem::path& mqtt) {
+    activated out;
     const int n = sd_listen_fds(1);  // 1: unset LISTEN_FDS so children do not inherit the claim
-    if (n <= 0) return -1;
-    if (n > 1) spdlog::warn("systemd passed {} sockets; using the first", n);
-    if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, nullptr, 0) <= 0) {
-        spdlog::error("the socket systemd passed is not a listening AF_UNIX stream socket; binding one instead");
-        return -1;
+    for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + std::max(n, 0); ++fd) {
+        const auto path = bound_path(fd);
+        const auto normal = std::filesystem::path(path).lexically_normal();
+        if (!path.empty() && out.ipc < 0 && normal == ipc.lexically_normal()) {
+            out.ipc = fd;
+        } else if (!path.empty() && out.mqtt < 0 && normal == mqtt.lexically_normal()) {
+            out.mqtt = fd;
+        } else {
+            if (path.empty())
+                spdlog::warn(
+                    "systemd passed socket {} that is not a listening AF_UNIX stream socket with a path; closing it",
+                    fd - SD_LISTEN_FDS_START + 1);
+            else
+                spdlog::warn(
+                    "systemd passed a socket on {}, which is neither ipc.socket ({}) nor mqtt.socket ({}); "
+                    "closing it (make ListenStream= in thingmuxd.socket and the configuration agree)",
+                    logging::escaped(path), logging::escaped(ipc.string()), logging::escaped(mqtt.string()));
+            ::close(fd);
+        }
     }
-    return SD_LISTEN_FDS_START;
+    return out;
 }
 
 notifier::notifier(boost::asio::io_context& io) : timer_(io) {

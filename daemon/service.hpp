@@ -7,13 +7,20 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <string>
 
 namespace thingmux::service {
 
-// The listening AF_UNIX stream socket systemd passed (thingmuxd.socket), or -1 when none was.
-[[nodiscard]] int activated_socket();
+// The sockets systemd passed (thingmuxd.socket), matched to the configured paths by the path
+// each is bound to; -1 where none was passed. A passed socket that is not a listening AF_UNIX
+// stream socket, or whose path is neither, is closed with a warning naming it.
+struct activated {
+    int ipc = -1;
+    int mqtt = -1;
+};
+[[nodiscard]] activated activated_sockets(const std::filesystem::path& ipc, const std::filesystem::path& mqtt);
 
 // Talks to the service manager through NOTIFY_SOCKET.
 class notifier {

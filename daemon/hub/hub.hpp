@@ -23,6 +23,7 @@
 #include "daemon/uplink/uplink.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
@@ -98,6 +99,8 @@ public:
     void apply(std::shared_ptr<const config::configuration> config, std::vector<thing_setup> things);
     // Takes a freshly accepted connection.
     void add_client(local_client::socket s);
+    // Takes a freshly accepted connection on the MQTT socket (the local MQTT broker face).
+    void add_mqtt_client(boost::asio::local::stream_protocol::socket s);
     // A publish from outside the IPC socket (D-Bus), checked against `caller`'s app rules and
     // the Thing's guardrails like an app's; `done` gets the outcome. An empty `thing` is the first.
     void publish(const std::string& thing, ipc::publish m, const peer_credentials& caller,

@@ -46,6 +46,9 @@ enum class decode_error : std::uint8_t {
 struct malformed {
     decode_error code;
     std::string reason;  // e.g. "PUBLISH: topic name contains wildcard '+'"
+    // The MQTT 5 reason code a server or client ends the connection with (DISCONNECT): Malformed
+    // Packet, except Packet too large and Topic Alias invalid (a Topic Alias of 0, spec 3.3.2.3.4).
+    std::uint8_t disconnect_reason = reason::malformed_packet;
 };
 
 struct decoded {

@@ -82,7 +82,8 @@ consteval auto make_property_table() {
         property_def{0x1F, "Reason String", &p::reason_string, rule::plain, reason, 0},
         property_def{0x21, "Receive Maximum", &p::receive_maximum, rule::nonzero, session, 0},
         property_def{0x22, "Topic Alias Maximum", &p::topic_alias_maximum, rule::plain, session, 0},
-        property_def{0x23, "Topic Alias", &p::topic_alias, rule::nonzero, bit(publish), 0},
+        // 0 is refused by the PUBLISH reader: it ends the connection with its own reason code.
+        property_def{0x23, "Topic Alias", &p::topic_alias, rule::plain, bit(publish), 0},
         property_def{0x24, "Maximum QoS", &p::maximum_qos, rule::boolean, bit(connack), 0},
         property_def{0x25, "Retain Available", &p::retain_available, rule::boolean, bit(connack), 0},
         property_def{0x26, "User Property", &p::user_properties, rule::plain, everywhere, everywhere},

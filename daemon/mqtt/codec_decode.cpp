@@ -65,6 +65,14 @@ public:
             error_ = malformed{code, cat(packet_, ": ", what...)};
         }
     }
+    // As fail(), for a failure that ends the connection with its own MQTT 5 reason code.
+    template <class... Parts>
+    void fail_as(std::uint8_t disconnect_reason, decode_error code, const Parts&... what) {
+        if (ok()) {
+            fail(code, what...);
+            error_->disconnect_reason = disconnect_reason;
+        }
+    }
     // Fails unless `condition` holds; true when it held and nothing failed before.
     template <class... Parts>
     bool check(bool condition, decode_error code, const Parts&... what) {
@@ -324,6 +332,9 @@ publish read_publish(reader& r, std::uint8_t flags, bool v5) {
     }
     if (v5) {
         p.props = read_properties(r, bit(packet_type::publish));
+        if (p.props.topic_alias == 0) {
+            r.fail_as(reason::topic_alias_invalid, decode_error::bad_property, "Topic Alias is 0");
+        }
     }
     if (r.ok() && p.topic.empty() && v5) {
         r.check(p.props.topic_alias.has_value(), decode_error::bad_topic,
@@ -518,7 +529,8 @@ decode_result decode(std::span<const std::uint8_t> bytes, protocol_version versi
     if (total > max_packet_size) {
         return malformed{decode_error::packet_too_large,
                          cat(name, ": packet of ", std::to_string(total), " bytes exceeds the limit of ",
-                             std::to_string(max_packet_size), " bytes")};
+                             std::to_string(max_packet_size), " bytes"),
+                         reason::packet_too_large};
     }
     if (bytes.size() < total) {
         return need_more{total};

@@ -139,4 +139,15 @@ std::uint8_t connack_reason_v5(protocol_version v, std::uint8_t code) noexcept {
     }
 }
 
+std::uint8_t connack_return_code_v311(std::uint8_t reason_code) noexcept {
+    switch (reason_code) {
+        case reason::success: return 0;
+        case reason::unsupported_protocol_version: return 1;
+        case reason::client_identifier_not_valid: return 2;
+        case reason::bad_user_name_or_password: return 4;
+        case reason::not_authorized: return 5;
+        default: return 3;  // server unavailable (0x88, 0x89) and everything 3.1.1 cannot say
+    }
+}
+
 }  // namespace thingmux::mqtt

@@ -253,4 +253,8 @@ using packet = std::variant<connect, connack, publish, puback, pubrec, pubrel, p
 // unavailable, 4 -> bad user name or password, 5 -> not authorized.
 [[nodiscard]] std::uint8_t connack_reason_v5(protocol_version v, std::uint8_t code) noexcept;
 
+// The other way, for a server answering an MQTT 3.1.1 client: 0x84 -> 1, 0x85 -> 2, 0x88 and
+// 0x89 -> 3, 0x86 -> 4, 0x87 -> 5, success -> 0, any other refusal -> 3 (server unavailable).
+[[nodiscard]] std::uint8_t connack_return_code_v311(std::uint8_t reason_code) noexcept;
+
 }  // namespace thingmux::mqtt

@@ -13,6 +13,8 @@
 //   server's properties (Receive Maximum, Maximum Packet Size, Topic Alias Maximum, Retain
 //   Available, Wildcard / Subscription Identifier / Shared Subscription Available, Maximum QoS,
 //   Server Keep Alive, Assigned Client Identifier); MQTT 3.1.1 gets the matching return codes.
+//   Bytes the client sends after CONNECT wait until the owner decided (spec 3.1.4), at most
+//   max_packet_size of them.
 // - Keep-alive: nothing from the client for 1.5 x the keep-alive ends the connection (MQTT 5:
 //   DISCONNECT 0x8D); PINGREQ is answered here.
 // - Inbound PUBLISH: the client's topic aliases are resolved; QoS 1 and 2 publishes beyond
@@ -20,6 +22,12 @@
 //   awaiting its answer is not raised twice; QoS 2 is exactly once: raised once, PUBREC when
 //   decided, a repeat of it before PUBREL answered with PUBREC again, PUBREL answered with
 //   PUBCOMP. The request carries QoS 2 as the client sent it; the owner decides what it becomes.
+//   Receive Maximum is enforced for MQTT 3.1.1 clients too (they cannot be told: the connection
+//   closes), so a hostile client holds at most receive_maximum flows and topic_alias_maximum
+//   aliases.
+// - SUBSCRIBE: filters the server does not offer (shared subscriptions, wildcards, per the
+//   settings) are answered here (0x9E / 0xA2; 3.1.1: 0x80) and left out of the request; a
+//   Subscription Identifier while they are not available ends the connection (0xA1).
 // - The answer to a refused QoS 1 publish: MQTT 5 gets a PUBACK with the reason code; MQTT 3.1.1
 //   has no negative PUBACK, so the connection is closed (the reason goes to the owner's log) and
 //   never a PUBACK that would claim success. A refused QoS 2 publish: PUBREC with the reason (5),
@@ -28,7 +36,8 @@
 //   max_inflight_deliveries), with packet identifiers of their own; what does not fit waits in
 //   order, bounded by max_queued_bytes; packets larger than the client's Maximum Packet Size are
 //   not sent (spec 3.1.2.25), the owner is told. QoS 0 waits behind queued QoS 1 so a topic keeps
-//   its order.
+//   its order. QoS 2 is delivered as QoS 1 (the server never starts a QoS 2 flow); Topic Alias is
+//   never sent.
 // - Malformed packets, protocol errors and packets over max_packet_size end the connection with
 //   the MQTT 5 reason code (DISCONNECT, when the client is MQTT 5 and CONNACK was sent) and a
 //   reason for the log that quotes nothing the client sent unescaped (the owner escapes).
@@ -84,7 +93,7 @@ enum class server_end : std::uint8_t {
     protocol_error,     // malformed packet or protocol violation by the client
     keep_alive_timeout, // nothing from the client for 1.5 x its keep-alive
     connect_timeout,    // no CONNECT in time
-    refused,            // CONNECT refused (refuse())
+    refused,            // CONNECT refused: by the session's checks or by refuse()
     publish_refused,    // MQTT 3.1.1: a refused QoS 1/2 publish closes the connection
     server,             // the owner ended it (disconnect())
 };
@@ -121,11 +130,16 @@ struct delivered {
 };
 // The connection is over; the transport must be closed (a close action follows unless the
 // transport already closed). `publish_will`: the will of the CONNECT must be published (the
-// connection ended other than by a normal DISCONNECT; spec 3.1.2.5, 3.14.4). `tags`: QoS 1
-// deliveries the client never acknowledged, oldest first.
+// connection was accepted and ended other than by a normal DISCONNECT; spec 3.1.2.5, 3.14.4).
+// `unacknowledged`: tags of QoS 1 deliveries the client never acknowledged (in flight, then
+// queued), oldest first.
 struct ended {
     server_end cause = server_end::closed;
-    std::optional<std::uint8_t> reason_code;  // the DISCONNECT's (either direction), MQTT 5
+    // The MQTT 5 reason code of the end: sent in DISCONNECT or the refusing CONNACK, or received
+    // in the client's DISCONNECT. Also set for MQTT 3.1.1 clients (for the log and counters),
+    // though their wire form has none or a return code. Absent for a transport that closed, a
+    // CONNECT timeout and a CONNECT that was not answered.
+    std::optional<std::uint8_t> reason_code;
     std::string reason;                       // for the log; never holds unescaped client bytes
     bool publish_will = false;
     std::vector<std::uint64_t> unacknowledged;
@@ -165,27 +179,39 @@ public:
 
     // --- answers to requests ---
     // Accepts the CONNECT: sends CONNACK (with the server's properties; `assigned_client_id`
-    // when the client sent an empty one, MQTT 5).
+    // when the client sent an empty one, MQTT 5; it becomes client_id()). `session_present` is
+    // sent false when the client asked for a clean start (spec 3.2.2.1.1). Then handles what
+    // the client sent after its CONNECT. Ignored unless state() is awaiting_decision.
     void accept(bool session_present, std::optional<std::string> assigned_client_id, time_point now);
     // Refuses the CONNECT with an MQTT 5 reason code (mapped to a 3.1.1 return code) and ends
     // the connection. `reason_string` is sent to an MQTT 5 client when it did not ask for no
-    // problem information, and given to the log.
+    // problem information, and given to the log. A code that CONNACK cannot carry becomes 0x80.
     void refuse(std::uint8_t reason_code, std::string reason_string, time_point now);
     // The answer to a QoS 1/2 publish_request. A failure code (>= 0x80) on MQTT 3.1.1 closes
-    // the connection (ended: publish_refused, with `reason_string` as its reason).
+    // the connection (ended: publish_refused, with `reason_string` as its reason). MQTT 5 gets
+    // `reason_string` in the PUBACK / PUBREC unless it asked for no problem information. A code
+    // that PUBACK / PUBREC cannot carry becomes 0x80 (or 0x00 below 0x80). Unknown packet ids
+    // (a late answer) are ignored.
     void publish_done(std::uint16_t packet_id, std::uint8_t reason_code, std::string reason_string, time_point now);
-    // One code per filter (granted QoS 0/1/2, or a failure >= 0x80); 3.1.1 failures become 0x80.
+    // One code per filter of the request (granted QoS 0/1/2, or a failure >= 0x80); 3.1.1
+    // failures become 0x80, and so does an MQTT 5 code SUBACK cannot carry. A count that does not
+    // match the request is the owner's bug: it asserts in debug builds, and otherwise missing
+    // codes are 0x80 and extra ones dropped.
     void subscribe_done(std::uint16_t packet_id, std::vector<std::uint8_t> reason_codes, time_point now);
-    // One code per filter (MQTT 5 only; 3.1.1 UNSUBACK has none).
+    // One code per filter (MQTT 5 only; 3.1.1 UNSUBACK has none, the codes are not looked at).
+    // Counts as subscribe_done().
     void unsubscribe_done(std::uint16_t packet_id, std::vector<std::uint8_t> reason_codes, time_point now);
 
     // --- commands ---
     // A message for the client at `qos` (the subscription's, already the smaller of it and the
-    // message's). `tag` comes back in delivered / ended.unacknowledged for QoS 1.
+    // message's; 2 is sent as 1). `tag` comes back in delivered / ended.unacknowledged for QoS 1.
+    // `msg.props` go to an MQTT 5 client as given (the owner strips what it must), except Topic
+    // Alias; its packet id, QoS and DUP are the session's.
     [[nodiscard]] delivery deliver(const mqtt::publish& msg, std::uint8_t qos, std::uint64_t tag, time_point now);
     // The server ends the connection: MQTT 5 gets DISCONNECT with `reason_code` (e.g.
     // server_shutting_down, session_taken_over). The will is published (spec 3.1.2.5: a close
-    // not caused by the client's normal DISCONNECT).
+    // not caused by the client's normal DISCONNECT). `reason` is also the DISCONNECT's Reason
+    // String. Before CONNACK the connection is just closed.
     void disconnect(std::uint8_t reason_code, std::string reason, time_point now);
 
     // Actions produced since the last call, in order; `out` is cleared first.
@@ -203,40 +229,79 @@ public:
     [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
     // QoS 1/2 publishes of the client awaiting publish_done().
     [[nodiscard]] std::size_t pending_publishes() const noexcept { return inbound_pending_.size(); }
+    // QoS 2 publishes answered with PUBREC, awaiting the client's PUBREL.
+    [[nodiscard]] std::size_t awaiting_release() const noexcept { return awaiting_pubrel_.size(); }
+    // Topic aliases the client set.
+    [[nodiscard]] std::size_t topic_aliases() const noexcept { return topic_aliases_.size(); }
+    // SUBSCRIBE / UNSUBSCRIBE requests awaiting subscribe_done() / unsubscribe_done().
+    [[nodiscard]] std::size_t pending_filter_requests() const noexcept { return filter_requests_.size(); }
+    // PUBACKs from the client for packet ids not in flight (ignored).
+    [[nodiscard]] std::uint64_t unknown_acknowledgements() const noexcept { return unknown_acks_; }
     [[nodiscard]] const server_settings& settings() const noexcept { return settings_; }
 
 private:
     struct queued_delivery {
-        mqtt::publish msg;  // qos and packet id set when sent
+        mqtt::publish msg;  // qos set; packet id set when sent
         std::uint64_t tag = 0;
         std::size_t bytes = 0;
     };
+    struct inflight_delivery {
+        std::uint64_t seq = 0;  // send order, for ended.unacknowledged
+        std::uint64_t tag = 0;
+    };
+    // A SUBSCRIBE / UNSUBSCRIBE raised to the owner. `codes` holds one code per filter of the
+    // client's packet: those answered here already set, the others (`raised` of them, in order)
+    // filled by the owner's answer.
+    struct filter_request {
+        bool unsubscribe = false;
+        std::vector<std::optional<std::uint8_t>> codes;
+        std::size_t raised = 0;
+    };
 
-    void handle(packet& p);
-    void on_connect(mqtt::connect& c);
-    void on_publish(mqtt::publish& p);
-    void on_puback(const puback& a);
-    void on_pubrel(const pubrel& r);
-    void on_disconnect(const mqtt::disconnect& d);
-    // Ends the connection for a client's fault: MQTT 5 gets DISCONNECT `reason_code` when
-    // CONNACK was sent; `reason` goes to the log.
+    // server_session.cpp: connection, end, sending.
+    void process_received();
+    void on_first_packet(packet& p);
+    void check_connect(mqtt::connect& c);
+    // Answers CONNECT with a refusal in `v`'s form and ends; `reason` also goes to an MQTT 5
+    // client (Reason String) when `reason_to_client` and it did not ask for no problem information.
+    void refuse_connect(protocol_version v, std::uint8_t reason_code, std::string reason,
+                        bool reason_to_client = true);
     void violation(std::uint8_t reason_code, std::string reason, server_end cause = server_end::protocol_error);
     void end(server_end cause, std::optional<std::uint8_t> reason_code, std::string reason, bool publish_will);
     void send(const packet& p);
     void send(const mqtt::publish& p);
     [[nodiscard]] std::vector<std::uint8_t>& send_buffer();
     void emit(server_session_action a);
+    [[nodiscard]] bool problem_information() const noexcept;
+
+    // server_session_inbound.cpp: packets from the client once connected.
+    void handle(packet& p);
+    void on_publish(mqtt::publish& p);
+    [[nodiscard]] bool resolve_topic_alias(mqtt::publish& p);
+    void on_pubrel(const pubrel& r);
+    void on_subscribe(mqtt::subscribe& s);
+    void on_unsubscribe(mqtt::unsubscribe& u);
+    void on_disconnect(const mqtt::disconnect& d);
+    [[nodiscard]] bool start_filter_request(std::uint16_t packet_id);
+    void answer_filter_request(std::uint16_t packet_id, std::vector<std::uint8_t> reason_codes, bool unsubscribe);
+
+    // server_session_outbound.cpp: deliveries.
+    void on_puback(const puback& a);
     void send_queued();
+    [[nodiscard]] bool send_delivery(mqtt::publish& msg, std::uint64_t tag);
     [[nodiscard]] std::optional<std::uint16_t> allocate_packet_id() noexcept;
     [[nodiscard]] std::size_t window() const noexcept;
     [[nodiscard]] std::size_t client_packet_limit() const noexcept;
+    [[nodiscard]] std::vector<std::uint64_t> unacknowledged() const;
 
     server_settings settings_;
     server_state state_ = server_state::awaiting_connect;
     protocol_version version_ = protocol_version::v5;
+    time_point now_{};
     std::string client_id_;
+    bool clean_start_ = false;
     bool will_ = false;                      // the CONNECT carried a will
-    bool problem_information_ = true;        // MQTT 5 Request Problem Information
+    bool transport_closed_ = false;          // no close action after ended
     std::chrono::seconds keep_alive_{0};     // enforced: 1.5 x this without a packet ends it
     time_point connect_deadline_{};
     time_point last_received_{};
@@ -248,12 +313,15 @@ private:
     std::map<std::uint16_t, std::string> topic_aliases_;
     std::map<std::uint16_t, qos> inbound_pending_;    // QoS 1/2 packet ids raised, awaiting publish_done
     std::set<std::uint16_t> awaiting_pubrel_;         // QoS 2 PUBREC sent with success
+    std::map<std::uint16_t, filter_request> filter_requests_;
 
     // Outbound (server -> client).
     std::deque<queued_delivery> outbound_queue_;
     std::size_t queued_bytes_ = 0;
-    std::map<std::uint16_t, std::uint64_t> outbound_inflight_;  // packet id -> tag
+    std::map<std::uint16_t, inflight_delivery> outbound_inflight_;  // by packet id
+    std::uint64_t next_seq_ = 0;
     std::uint16_t last_packet_id_ = 0;
+    std::uint64_t unknown_acks_ = 0;
 };
 
 }  // namespace thingmux::mqtt

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -602,6 +604,45 @@ TEST_F(DaemonTest, SigtermDisconnectsUpstreamCleanlyAndExitsZero) {
     // mosquitto says "disconnected." for a DISCONNECT packet, "closed its connection." otherwise.
     EXPECT_TRUE(eventually([&] { return read_file(broker.log_file()).find("Client gateway-01 disconnected.") != std::string::npos; }));
     EXPECT_FALSE(std::filesystem::exists(daemon.socket_path()));
+}
+
+// The MQTT face's socket when thingmuxd binds it: mqtt.sock next to the IPC socket, with the IPC
+// socket's mode (the fixture's "0666"), accepting connections, removed at stop.
+TEST_F(DaemonTest, MqttSocketIsBoundNextToTheIpcSocketAcceptsAndIsRemovedAtStop) {
+    daemon_fixture daemon(broker);
+    ipc_client app(daemon.socket_path());
+    EXPECT_EQ(app.hello("app").thing, "gateway-01") << "the event loop runs: both sockets are set up";
+    const auto mqtt_socket = daemon.socket_path().parent_path() / "mqtt.sock";
+    struct stat st {};
+    ASSERT_EQ(::lstat(mqtt_socket.c_str(), &st), 0) << read_file(daemon.log_file());
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0666U);
+    EXPECT_TRUE(eventually([&] {
+        return read_file(daemon.log_file()).find("MQTT face listening on " + mqtt_socket.string() + " (mode 666)") !=
+               std::string::npos;
+    })) << read_file(daemon.log_file());
+
+    const int fd = connect_stream(mqtt_socket);
+    ASSERT_GE(fd, 0) << std::strerror(-fd);
+    const unsigned char not_connect[] = {0x00, 0x00};  // packet type 0 is reserved: malformed
+    ASSERT_EQ(::send(fd, not_connect, sizeof not_connect, MSG_NOSIGNAL), 2);
+    EXPECT_TRUE(hung_up(fd, 10'000)) << "thingmuxd did not accept from the MQTT socket";
+    ::close(fd);
+
+    EXPECT_EQ(daemon.stop(), 0);
+    EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(mqtt_socket)));
+}
+
+TEST_F(DaemonTest, MqttFaceThatIsOffBindsNoSocket) {
+    daemon_setup setup;
+    setup.mqtt = "enabled: false";
+    daemon_fixture daemon(broker, setup);
+    ipc_client app(daemon.socket_path());
+    EXPECT_EQ(app.hello("app").thing, "gateway-01");
+    EXPECT_FALSE(
+        std::filesystem::exists(std::filesystem::symlink_status(daemon.socket_path().parent_path() / "mqtt.sock")));
+    EXPECT_EQ(read_file(daemon.log_file()).find("MQTT face listening"), std::string::npos);
+    EXPECT_EQ(daemon.stop(), 0);
 }
 
 }  // namespace

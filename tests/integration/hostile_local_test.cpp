@@ -224,6 +224,44 @@ TEST_F(HostileLocalTest, LinkToAnotherLiveSocketAtTheSocketPathIsNamedAtStart) {
     EXPECT_TRUE(std::filesystem::is_symlink(daemon.socket_path()));
 }
 
+// The MQTT socket's path is checked like the IPC socket's; a start that fails on it leaves no
+// IPC socket behind.
+TEST_F(HostileLocalTest, LinkAtTheMqttSocketPathStopsTheStartNamingIt) {
+    daemon_fixture daemon(broker);
+    ASSERT_EQ(daemon.stop(), 0) << read_file(daemon.log_file());
+    const auto mqtt_socket = daemon.socket_path().parent_path() / "mqtt.sock";
+    const auto victim = broker.dir() / "victim";
+    std::ofstream(victim) << "secret\n";
+    std::filesystem::create_symlink(victim, mqtt_socket);
+
+    std::string out;
+    EXPECT_EQ(run_command({thingmuxd, "--config", daemon.config_file().string(), "--bus", "none"}, &out, 30'000), 1)
+        << out;
+    EXPECT_NE(out.find(mqtt_socket.string() + " is a symbolic link to " + victim.string() +
+                       ", not a socket: thingmuxd neither follows nor replaces it; remove it, or set mqtt.socket"),
+              std::string::npos)
+        << out;
+    EXPECT_TRUE(std::filesystem::is_symlink(mqtt_socket));
+    EXPECT_EQ(read_file(victim), "secret\n");
+    EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(daemon.socket_path())));
+}
+
+TEST_F(HostileLocalTest, AnotherProgramOnTheMqttSocketPathStopsTheStart) {
+    daemon_fixture daemon(broker);
+    ASSERT_EQ(daemon.stop(), 0) << read_file(daemon.log_file());
+    const auto mqtt_socket = daemon.socket_path().parent_path() / "mqtt.sock";
+    other_listener other(mqtt_socket);
+    ASSERT_TRUE(other.ok());
+
+    std::string out;
+    EXPECT_EQ(run_command({thingmuxd, "--config", daemon.config_file().string(), "--bus", "none"}, &out, 30'000), 1)
+        << out;
+    EXPECT_NE(out.find("another program is already listening on " + mqtt_socket.string() +
+                       " (another thingmuxd, or thingmuxd.socket): stop it first, or set mqtt.socket"),
+              std::string::npos)
+        << out;
+}
+
 // --- log forging -----------------------------------------------------------------------------------
 
 // An app name and topics made to look like log lines of their own, with a terminal escape.

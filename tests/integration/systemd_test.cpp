@@ -5,14 +5,15 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <csignal>
-#include <cstring>
-#include <fstream>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fstream>
 
 namespace thingmux::test {
 namespace {
@@ -114,8 +115,10 @@ TEST_F(SystemdTest, SystemdUnitsAndPolicyAreShippedTogether) {
     EXPECT_NE(service.find("Type=notify"), std::string::npos);
     EXPECT_NE(service.find("WatchdogSec="), std::string::npos);
     EXPECT_NE(service.find("LimitNOFILE="), std::string::npos) << "systemd's default soft limit (1024) equals ipc.max_clients";
-    EXPECT_NE(read_file(source_dir / "systemd/thingmuxd.socket").find("ListenStream=/run/thingmux/thingmux.sock"),
-              std::string::npos);
+    const auto socket_unit = read_file(source_dir / "systemd/thingmuxd.socket");
+    EXPECT_NE(socket_unit.find("ListenStream=/run/thingmux/thingmux.sock"), std::string::npos);
+    EXPECT_NE(socket_unit.find("ListenStream=/run/thingmux/mqtt.sock"), std::string::npos)
+        << "the MQTT face's default socket";
     EXPECT_NE(read_file(source_dir / "systemd/org.thingmux.Thingmux1.conf").find("<allow own=\"org.thingmux.Thingmux1\"/>"),
               std::string::npos);
 }
@@ -168,6 +171,44 @@ TEST_F(SystemdTest, SocketActivationStartsTheDaemonOnTheFirstClient) {
     ASSERT_TRUE(eventually([&] { return read_file(daemon.log_file()).find("listening on the socket systemd passed") != std::string::npos; },
                            5'000))
         << read_file(daemon.log_file());
+    EXPECT_EQ(daemon.stop(), 0);
+}
+
+// thingmuxd.socket passes two sockets; thingmuxd tells them apart by the path each is bound to,
+// not by their order, and closes one it has no use for. The MQTT socket (mqtt.sock next to
+// ipc.socket: the default) is taken as passed: bound by thingmuxd itself it would have failed to
+// start (systemd-socket-activate's socket answers on that path), and it accepts from it: a
+// connection that sends a packet which is not CONNECT is hung up on.
+TEST_F(SystemdTest, SocketActivationWithBothSocketsUsesEachForItsFace) {
+    const auto ipc_socket = broker.dir() / "activated.sock";
+    const auto mqtt_socket = broker.dir() / "mqtt.sock";
+    const auto stray_socket = broker.dir() / "stray.sock";
+    daemon_setup setup;
+    setup.socket = ipc_socket;
+    setup.launcher = {"systemd-socket-activate", "-l", mqtt_socket.string(), "-l",
+                      stray_socket.string(),     "-l", ipc_socket.string()};
+    daemon_fixture daemon(broker, setup);
+
+    ipc_client app(ipc_socket);
+    ASSERT_TRUE(hello_connected(app, "app"));
+    EXPECT_EQ(app.publish("dt/gateway-01/activated", "1").code, ipc::errc::ok);
+    const auto log = read_file(daemon.log_file());
+    EXPECT_NE(log.find("listening on the socket systemd passed"), std::string::npos) << log;
+    EXPECT_NE(log.find("MQTT face listening on " + mqtt_socket.string() + ", the socket systemd passed"),
+              std::string::npos)
+        << log;
+
+    const int mqtt = connect_stream(mqtt_socket);
+    ASSERT_GE(mqtt, 0) << std::strerror(-mqtt);
+    const unsigned char not_connect[] = {0x00, 0x00};  // packet type 0 is reserved: malformed
+    ASSERT_EQ(::send(mqtt, not_connect, sizeof not_connect, MSG_NOSIGNAL), 2);
+    EXPECT_TRUE(hung_up(mqtt, 10'000)) << "thingmuxd did not accept from the MQTT socket";
+    ::close(mqtt);
+
+    EXPECT_NE(log.find("systemd passed a socket on " + stray_socket.string() + ", which is neither ipc.socket"),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(connect_stream(stray_socket), -ECONNREFUSED) << "the socket no face uses is closed";
     EXPECT_EQ(daemon.stop(), 0);
 }
 

@@ -23,7 +23,6 @@ daemon_fixture::daemon_fixture(const broker_fixture& broker, daemon_setup setup)
     dir_ = broker_.dir() / ("thingmuxd-" + setup_.things.at(0));
     std::filesystem::create_directories(dir_);
     socket_ = setup_.socket.empty() ? dir_ / "thingmux.sock" : setup_.socket;
-    mqtt_socket_ = setup_.mqtt_socket.empty() ? dir_ / "mqtt.sock" : setup_.mqtt_socket;
     write_config(config_yaml());
     start();
 }
@@ -51,15 +50,13 @@ std::string daemon_fixture::config_yaml() const {
     }
     y += "apps:\n" + setup_.apps;
     y += "ipc:\n  socket: " + socket_.string() + "\n  mode: \"0666\"\n  group: \"\"\n" + indented(setup_.ipc, "  ");
-    if (setup_.mqtt)
-        y += "mqtt:\n  socket: " + mqtt_socket_.string() + "\n  mode: \"0666\"\n  group: \"\"\n" + indented(*setup_.mqtt, "  ");
+    if (!setup_.mqtt.empty()) y += "mqtt:\n" + indented(setup_.mqtt, "  ");
     y += "spool:\n  path: " + (dir_ / "spool.db").string() + "\n" + indented(setup_.spool, "  ");
     return y;
 }
 
 void daemon_fixture::configure(daemon_setup setup) {
     setup_ = std::move(setup);
-    mqtt_socket_ = setup_.mqtt_socket.empty() ? dir_ / "mqtt.sock" : setup_.mqtt_socket;
     write_config(config_yaml());
 }
 
@@ -85,11 +82,11 @@ void daemon_fixture::start() {
     if (!setup_.bus.empty()) env.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + setup_.bus);
     std::ofstream(log_file(), std::ios::app) << "---- start\n";
     proc_.emplace(argv, log_file(), log_file(), env);
-    // Both faces bind their sockets before serving either; wait for each one configured.
+    // The IPC socket is bound before the MQTT one: wait for both.
     const bool up = eventually([&] {
         try {
             ::close(connect_unix(socket_));
-            if (setup_.mqtt) ::close(connect_unix(mqtt_socket_));
+            if (setup_.mqtt.find("enabled: false") == std::string::npos) ::close(connect_unix(mqtt_socket_path()));
             return true;
         } catch (const std::exception&) {
             return !proc_->running();

@@ -24,12 +24,10 @@ struct daemon_setup {
     std::string thing;   // more YAML mapping lines for every Thing, e.g. "keep_alive: 2s"
     std::uint16_t port = 0;  // broker port the Things connect to; 0: the broker's (else e.g. a proxy)
     std::string ipc;     // YAML mapping lines under ipc:, e.g. "client_queue: 65536"
-    // The mqtt: section (the local MQTT broker face). nullopt: none is written. Otherwise the
-    // section gets the fixture's socket (mqtt_socket), mode 0666 and no group, then these YAML
-    // mapping lines, e.g. "max_clients: 100\nconnect_timeout: 500ms".
-    std::optional<std::string> mqtt;
-    // Where the MQTT socket goes; default: mqtt.sock in the fixture's directory.
-    std::filesystem::path mqtt_socket;
+    // YAML mapping lines under mqtt:, e.g. "enabled: false"; none: no section (the face is on with
+    // its defaults, its socket mqtt.sock next to the IPC socket). start() also waits for the MQTT
+    // socket unless these lines say "enabled: false".
+    std::string mqtt;
     std::string spool;   // YAML mapping lines under spool: besides path, e.g. "max_messages: 3"
     // D-Bus address for the management interface ("unix:path=..."); empty: --bus none.
     std::string bus;
@@ -65,8 +63,8 @@ public:
 
     [[nodiscard]] std::string config_yaml() const;
     [[nodiscard]] const std::filesystem::path& socket_path() const noexcept { return socket_; }
-    // The MQTT face's socket (daemon_setup::mqtt).
-    [[nodiscard]] const std::filesystem::path& mqtt_socket_path() const noexcept { return mqtt_socket_; }
+    // The MQTT face's socket where the configuration does not move it: mqtt.sock next to the IPC socket.
+    [[nodiscard]] std::filesystem::path mqtt_socket_path() const { return socket_.parent_path() / "mqtt.sock"; }
     [[nodiscard]] std::filesystem::path log_file() const { return dir_ / "thingmuxd.log"; }
     [[nodiscard]] std::filesystem::path config_file() const { return dir_ / "thingmux.yaml"; }
     [[nodiscard]] pid_t pid() const { return proc_ ? proc_->pid() : -1; }
@@ -76,7 +74,6 @@ private:
     daemon_setup setup_;
     std::filesystem::path dir_;
     std::filesystem::path socket_;
-    std::filesystem::path mqtt_socket_;
     std::optional<child_process> proc_;
 };
 

@@ -12,18 +12,37 @@
 
 namespace thingmux::test {
 
-int connect_unix(const std::filesystem::path& path) {
+int connect_stream(const std::filesystem::path& path) {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+    if (fd < 0) return -errno;
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
         const int e = errno;
         ::close(fd);
-        throw std::runtime_error("cannot connect to " + path.string() + ": " + std::strerror(e));
+        return -e;
     }
     return fd;
+}
+
+int connect_unix(const std::filesystem::path& path) {
+    const int fd = connect_stream(path);
+    if (fd < 0) throw std::runtime_error("cannot connect to " + path.string() + ": " + std::strerror(-fd));
+    return fd;
+}
+
+bool hung_up(int fd, int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        const int left = remaining_ms(deadline);
+        if (left <= 0) return false;
+        pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+        if (::poll(&p, 1, left) <= 0) continue;
+        char buf[4096];
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
+    }
 }
 
 int remaining_ms(std::chrono::steady_clock::time_point deadline) {

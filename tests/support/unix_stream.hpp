@@ -11,8 +11,13 @@
 
 namespace thingmux::test {
 
-// Connects a Unix stream socket to `path`; throws std::runtime_error when nothing listens.
+// A stream connection to a Unix socket: the descriptor, or -errno when connect() fails.
+[[nodiscard]] int connect_stream(const std::filesystem::path& path);
+// The same, throwing std::runtime_error when nothing listens.
 [[nodiscard]] int connect_unix(const std::filesystem::path& path);
+// Whether the other end closes `fd` within `timeout_ms` (whatever it sends first). A listening
+// socket nobody accepts from never does: the connection waits in its backlog.
+[[nodiscard]] bool hung_up(int fd, int timeout_ms);
 
 class unix_stream {
 public:

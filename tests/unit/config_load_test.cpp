@@ -88,6 +88,9 @@ TEST(ConfigLoad, ShippedExampleLoads) {
     EXPECT_EQ(c.apps[1].match.user, "admin");
     EXPECT_EQ(c.apps[1].match.group, "iot");
     EXPECT_EQ(c.ipc.mode, 0660U);
+    EXPECT_TRUE(c.mqtt.enabled);
+    EXPECT_EQ(c.mqtt.socket, "/run/thingmux/mqtt.sock");
+    EXPECT_EQ(c.mqtt.thing, "gateway-01");
     EXPECT_EQ(c.spool.max_messages, 100000U);
 }
 
@@ -325,6 +328,184 @@ TEST(ConfigLoad, OtherSections) {
     ASSERT_TRUE(ok.ok()) << all(ok);
     EXPECT_EQ(ok.config->ipc.mode, 0600U);
     EXPECT_EQ(ok.config->ipc.group, "");
+}
+
+// --- mqtt: the local MQTT broker face ---------------------------------------------------------
+
+TEST(ConfigLoadMqtt, Defaults) {
+    const auto r = parse(minimal, "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    const auto& m = r.config->mqtt;
+    EXPECT_TRUE(m.enabled);
+    EXPECT_EQ(m.socket, "/run/thingmux/mqtt.sock");
+    EXPECT_EQ(m.mode, 0660U);
+    EXPECT_EQ(m.group, "thingmux");
+    EXPECT_EQ(m.max_clients, 1024U);
+    EXPECT_EQ(m.client_queue, 8U * 1024 * 1024);
+    EXPECT_EQ(m.max_packet, 266240U);
+    EXPECT_EQ(m.receive_maximum, 100);
+    EXPECT_EQ(m.max_inflight, 100);
+    EXPECT_EQ(m.topic_aliases, 32);
+    EXPECT_EQ(m.max_keep_alive, 0s);
+    EXPECT_EQ(m.connect_timeout, 10s);
+    EXPECT_EQ(m.thing, "gw") << "the first Thing";
+    // An empty section is the defaults too.
+    const auto empty = parse(minimal + "mqtt:\n", "t.yaml");
+    ASSERT_TRUE(empty.ok()) << all(empty);
+    EXPECT_EQ(empty.config->mqtt.socket, "/run/thingmux/mqtt.sock");
+    EXPECT_EQ(empty.config->mqtt.thing, "gw");
+}
+
+TEST(ConfigLoadMqtt, EveryKey) {
+    const auto r = parse(minimal + "  - name: second\n"
+                                   "    endpoint: 10.0.0.1\n"
+                                   "    ca: /a\n    cert: /b\n    key: /c\n"
+                                   "mqtt:\n"
+                                   "  enabled: false\n"
+                                   "  socket: /run/mq/broker.sock\n"
+                                   "  mode: \"0600\"\n"
+                                   "  group: \"\"\n"
+                                   "  max_clients: 7\n"
+                                   "  client_queue: 64KiB\n"
+                                   "  max_packet: 1KiB\n"
+                                   "  receive_maximum: 65535\n"
+                                   "  max_inflight: 1\n"
+                                   "  topic_aliases: 0\n"
+                                   "  max_keep_alive: 2m\n"
+                                   "  connect_timeout: 100ms\n"
+                                   "  thing: second\n",
+                         "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_TRUE(r.diagnostics.empty()) << all(r);
+    const auto& m = r.config->mqtt;
+    EXPECT_FALSE(m.enabled);
+    EXPECT_EQ(m.socket, "/run/mq/broker.sock");
+    EXPECT_EQ(m.mode, 0600U);
+    EXPECT_EQ(m.group, "");
+    EXPECT_EQ(m.max_clients, 7U);
+    EXPECT_EQ(m.client_queue, 64U * 1024);
+    EXPECT_EQ(m.max_packet, 1024U);
+    EXPECT_EQ(m.receive_maximum, 65535);
+    EXPECT_EQ(m.max_inflight, 1);
+    EXPECT_EQ(m.topic_aliases, 0);
+    EXPECT_EQ(m.max_keep_alive, 120s);
+    EXPECT_EQ(m.connect_timeout, 100ms);
+    EXPECT_EQ(m.thing, "second");
+    const auto largest = parse(minimal + "mqtt: {max_packet: 268435460, max_keep_alive: 65535}\n", "t.yaml");
+    ASSERT_TRUE(largest.ok()) << all(largest);
+    EXPECT_EQ(largest.config->mqtt.max_packet, 268435460U);
+    EXPECT_EQ(largest.config->mqtt.max_keep_alive, 65535s);
+}
+
+TEST(ConfigLoadMqtt, SocketDefaultsToTheDirectoryAndAccessOfTheIpcSocket) {
+    const auto moved = parse(minimal + "ipc: {socket: /srv/tm/ipc.sock}\n", "t.yaml");
+    ASSERT_TRUE(moved.ok()) << all(moved);
+    EXPECT_EQ(moved.config->mqtt.socket, "/srv/tm/mqtt.sock");
+    const auto at_root = parse(minimal + "ipc: {socket: /ipc.sock}\n", "t.yaml");
+    ASSERT_TRUE(at_root.ok()) << all(at_root);
+    EXPECT_EQ(at_root.config->mqtt.socket, "/mqtt.sock");
+    // Mode and group follow ipc: too, unless written.
+    const auto access = parse(minimal + "ipc: {mode: \"0600\", group: \"\"}\n", "t.yaml");
+    ASSERT_TRUE(access.ok()) << all(access);
+    EXPECT_EQ(access.config->mqtt.mode, 0600U);
+    EXPECT_EQ(access.config->mqtt.group, "");
+    const auto own = parse(minimal + "ipc: {mode: \"0600\", group: \"\"}\nmqtt: {mode: \"0666\", group: mqttusers}\n", "t.yaml");
+    ASSERT_TRUE(own.ok()) << all(own);
+    EXPECT_EQ(own.config->mqtt.mode, 0666U);
+    EXPECT_EQ(own.config->mqtt.group, "mqttusers");
+    // Written, it wins; the order of the sections does not matter.
+    const auto written = parse(minimal + "mqtt: {socket: /run/other/m.sock}\nipc: {socket: /srv/tm/ipc.sock}\n", "t.yaml");
+    ASSERT_TRUE(written.ok()) << all(written);
+    EXPECT_EQ(written.config->mqtt.socket, "/run/other/m.sock");
+}
+
+TEST(ConfigLoadMqtt, SocketMustNotBeTheIpcSocket) {
+    expect_error(parse(minimal + "mqtt: {socket: /run/thingmux/thingmux.sock}\n", "t.yaml"), "mqtt.socket", 7, 16,
+                 "is the IPC socket's path (ipc.socket)", "give the MQTT socket a path of its own");
+    // The default clashes when ipc.socket is itself called mqtt.sock: reported where ipc.socket is.
+    expect_error(parse(minimal + "ipc: {socket: /run/x/mqtt.sock}\n", "t.yaml"), "mqtt.socket", 7, 15,
+                 "defaults to mqtt.sock next to ipc.socket, which is ipc.socket itself", "set mqtt.socket");
+    const auto own = parse(minimal + "ipc: {socket: /run/x/mqtt.sock}\nmqtt: {socket: /run/x/broker.sock}\n", "t.yaml");
+    EXPECT_TRUE(own.ok()) << all(own);
+    // A face that is off uses no socket.
+    const auto off = parse(minimal + "ipc: {socket: /run/x/mqtt.sock}\nmqtt: {enabled: false}\n", "t.yaml");
+    EXPECT_TRUE(off.ok()) << all(off);
+}
+
+TEST(ConfigLoadMqtt, DerivedSocketPathMustFitASocketAddress) {
+    // A short ipc.socket file name in a long directory: mqtt.sock next to it is longer.
+    const auto ipc_in = [](std::size_t dir_bytes) { return "/" + std::string(dir_bytes - 1, 'd') + "/i"; };
+    const auto fits = parse(minimal + "ipc: {socket: " + ipc_in(97) + "}\n", "t.yaml");
+    ASSERT_TRUE(fits.ok()) << all(fits);
+    EXPECT_EQ(fits.config->mqtt.socket.native().size(), 107U);
+    expect_error(parse(minimal + "ipc: {socket: " + ipc_in(98) + "}\n", "t.yaml"), "mqtt.socket", 7, 15,
+                 "defaults to mqtt.sock next to ipc.socket, 108 bytes long", "shorter than 108 bytes: set mqtt.socket");
+    const auto written = parse(minimal + "ipc: {socket: " + ipc_in(98) + "}\nmqtt: {socket: /run/m.sock}\n", "t.yaml");
+    EXPECT_TRUE(written.ok()) << all(written);
+}
+
+// One wrong value per key, each reported at its position with its message.
+TEST(ConfigLoadMqtt, BadValues) {
+    struct bad {
+        std::string key;
+        std::string value;
+        std::string message;
+        std::string hint;
+    };
+    const std::vector<bad> cases{
+        {"enabled", "yes", "'yes' is not one of true, false", ""},
+        {"enabled", "[true]", "expected one of true, false, got a list", ""},
+        {"socket", "run/m.sock", "not an absolute path", "starting with '/'"},
+        {"socket", "/" + std::string(107, 's'), "is 108 bytes long", "shorter than 108 bytes"},
+        {"mode", "\"0999\"", "'0999' is not an octal file mode", "write it quoted"},
+        {"mode", "\"10000\"", "'10000' is not an octal file mode", ""},
+        {"group", "[a]", "expected a string, got a list", ""},
+        {"max_clients", "0", "out of range: 0", "allowed: 1..65535"},
+        {"max_clients", "65536", "out of range: 65536", "allowed: 1..65535"},
+        {"client_queue", "1KiB", "out of range: 1KiB", "allowed: 65536..1073741824 bytes"},
+        {"client_queue", "unlimited", "'unlimited' is not allowed", "every client-controlled resource needs a limit"},
+        {"client_queue", "8MB", "unknown size unit 'MB'", "did you mean 'MiB'"},
+        {"max_packet", "1023", "out of range: 1023", "allowed: 1024..268435460 bytes"},
+        {"max_packet", "268435461", "out of range: 268435461", "allowed: 1024..268435460 bytes"},
+        {"max_packet", "unlimited", "'unlimited' is not allowed", ""},
+        {"receive_maximum", "0", "out of range: 0", "allowed: 1..65535"},
+        {"receive_maximum", "65536", "out of range: 65536", "allowed: 1..65535"},
+        {"max_inflight", "0", "out of range: 0", "allowed: 1..65535"},
+        {"max_inflight", "65536", "out of range: 65536", "allowed: 1..65535"},
+        {"topic_aliases", "65536", "out of range: 65536", "allowed: 0..65535"},
+        {"topic_aliases", "-1", "out of range: -1", "allowed: 0..65535"},
+        {"max_keep_alive", "65536", "out of range: 65536", "allowed: 0s..65535s"},
+        {"max_keep_alive", "1500ms", "must be whole seconds", "MQTT counts this in seconds"},
+        {"connect_timeout", "50ms", "out of range: 50ms", "allowed: 100ms..10m"},
+        {"connect_timeout", "soon", "invalid duration", ""},
+        {"thing", "gx", "no Thing named 'gx'", "did you mean 'gw'?"},
+        {"thing", "\"\"", "must not be empty", ""},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.key + ": " + c.value);
+        const auto r = parse(minimal + "mqtt: {" + c.key + ": " + c.value + "}\n", "t.yaml");
+        expect_error(r, "mqtt." + c.key, 7, static_cast<int>(std::string("mqtt: {").size() + c.key.size() + 3), c.message,
+                     c.hint);
+        EXPECT_EQ(error_count(r), 1U);
+    }
+}
+
+TEST(ConfigLoadMqtt, UnknownKeysAndWrongShape) {
+    expect_error(parse(minimal + "mqtt: {max_client: 5}\n", "t.yaml"), "mqtt.max_client", 7, 8, "unknown key 'max_client'",
+                 "did you mean 'max_clients'?");
+    expect_error(parse(minimal + "mqtt: {tcp: 127.0.0.1:1883}\n", "t.yaml"), "mqtt.tcp", 7, 8, "unknown key 'tcp'");
+    expect_error(parse(minimal + "mqtt: [socket]\n", "t.yaml"), "mqtt", 7, 7, "expected a mapping");
+    expect_error(parse(minimal + "mqt: {}\n", "t.yaml"), "mqt", 7, 1, "unknown key 'mqt'", "did you mean 'mqtt'?");
+}
+
+TEST(ConfigLoadMqtt, ModeOnlyTheOwnerCannotUseIsAWarning) {
+    const auto r = parse(minimal + "mqtt: {mode: \"0440\"}\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    ASSERT_EQ(r.diagnostics.size(), 1U) << all(r);
+    EXPECT_TRUE(r.diagnostics[0].warning);
+    EXPECT_EQ(r.diagnostics[0].path, "mqtt.mode");
+    EXPECT_EQ(r.diagnostics[0].message, "the owner cannot read and write the socket");
+    EXPECT_EQ(r.config->mqtt.mode, 0440U);
 }
 
 TEST(ConfigLoad, YamlSyntaxError) {
