@@ -231,7 +231,7 @@ int run_daemon(const daemon_options& options) {
         else
             spdlog::info("MQTT face listening on {} (mode {:o}{})", logging::escaped(cfg->mqtt.socket.string()),
                          cfg->mqtt.mode, logging::escaped(cfg->mqtt.group.empty() ? "" : ", group " + cfg->mqtt.group));
-        mqtt->start([&h](listener::socket s) { h.add_mqtt_client(std::move(s)); });
+        mqtt->start([&h](listener::socket s) { h.add_mqtt_client(hub::mqtt_client::socket(std::move(s))); });
     }
 
     bus::bus_service* bus_ptr = nullptr;

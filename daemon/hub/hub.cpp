@@ -1,6 +1,7 @@
 #include "daemon/hub/hub.hpp"
 
-#include "daemon/hub/uplink_port.hpp"
+#include "daemon/hub/one_shot.hpp"
+#include "daemon/hub/thing_entry.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/thing/outcome.hpp"
 
@@ -11,56 +12,11 @@ namespace thingmux::hub {
 
 namespace asio = boost::asio;
 
-// One configured Thing: its uplink, and its pipeline wired to it and to a timer.
-struct hub::thing_entry {
-    thing_entry(asio::io_context& io, std::shared_ptr<uplink::uplink> l, std::string fp)
-        : fingerprint(std::move(fp)), link(std::move(l)), port(link), clock(io, [this] { pipe->on_timer(); }) {}
-
-    std::string fingerprint;
-    std::shared_ptr<uplink::uplink> link;
-    uplink_port port;
-    asio_clock clock;
-    std::shared_ptr<thing::pipeline> pipe;
-    std::uint64_t connected_since_usec = 0;
-    std::string last_error;
-};
-
-// One D-Bus Publish call: a local session that lives until its answer.
-class hub::bus_call final : public thing::local_session {
-public:
-    bus_call(const peer_credentials& caller, config::grants rights, thing::denial_log& denials,
-             std::function<void(ipc::result)> done)
-        : caller_(caller), rights_(std::move(rights)), denials_(denials), done_(std::move(done)) {}
-    [[nodiscard]] thing::session_id flow() const override { return thing::pipeline::bus_flow; }
-    [[nodiscard]] std::string describe() const override { return "D-Bus caller (" + caller_.describe() + ")"; }
-    [[nodiscard]] std::string peer_description() const override { return caller_.describe(); }
-    [[nodiscard]] const config::grants& rights() const override { return rights_; }
-    [[nodiscard]] thing::denial_log& denials() override { return denials_; }
-    void publish_done(std::uint32_t, ipc::result outcome) override {
-        if (done_) std::exchange(done_, {})(std::move(outcome));
-    }
-    // A D-Bus call only publishes: it holds no subscription and is never attached.
-    void subscribe_done(std::uint32_t, std::vector<ipc::result>) override {}
-    void unsubscribe_done(std::uint32_t, std::vector<ipc::result>) override {}
-    bool deliver(thing::inbound_message&, std::uint8_t) override { return false; }
-    void link_changed(const ipc::state&) override {}
-
-private:
-    peer_credentials caller_;
-    config::grants rights_;
-    thing::denial_log& denials_;
-    std::function<void(ipc::result)> done_;
-};
-
-namespace {
-
-std::string join(const std::vector<std::string>& items) {
+std::string hub::join(const std::vector<std::string>& items) {
     std::string out;
     for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
     return out;
 }
-
-}  // namespace
 
 hub::hub(asio::io_context& io, std::string daemon_version, std::unique_ptr<spool::store> spool)
     : io_(io), daemon_version_(std::move(daemon_version)), spool_(std::move(spool)) {}
@@ -118,6 +74,9 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
     for (auto& [id, c] : clients_) {
         if (c->greeted) c->set_rights(config::grants_for(*config_, c->peer().identity(), c->thing));
     }
+    for (auto& [id, c] : mqtt_clients_) {
+        if (c->connected()) c->set_rights(config::grants_for(*config_, c->peer().identity(), c->thing()));
+    }
 }
 
 void hub::add_thing(thing_setup setup) {
@@ -160,10 +119,7 @@ void hub::remove_thing(const std::string& name) {
     things_.erase(it);
 }
 
-hub::thing_entry* hub::thing_of(const local_client& c) {
-    auto it = things_.find(c.thing);
-    return it == things_.end() ? nullptr : it->second.get();
-}
+hub::thing_entry* hub::thing_of(const local_client& c) { return thing_named(c.thing); }
 
 void hub::add_client(local_client::socket s) {
     const client_id id{next_client_++};
@@ -264,8 +220,9 @@ void hub::publish(const std::string& thing, ipc::publish m, const peer_credentia
         return done(thing::fail(ipc::errc::unknown_thing, "no Thing named '" + thing + "' here (configured: " + join(order_) + ")"));
     }
     auto& pipe = *it->second->pipe;
-    auto call = std::make_shared<bus_call>(caller, config::grants_for(*config_, caller.identity(), pipe.settings().name),
-                                           bus_denials_, std::move(done));
+    auto call = std::make_shared<one_shot_publish>("D-Bus caller (" + caller.describe() + ")", caller.describe(),
+                                                   config::grants_for(*config_, caller.identity(), pipe.settings().name),
+                                                   bus_denials_, std::move(done));
     pipe.publish(call, 0, std::move(m));
 }
 
@@ -387,6 +344,22 @@ std::vector<client_status> hub::clients() const {
                        .messages_out = c->messages_out,
                        .pending_publishes = pipe ? pipe->pending_publishes(id) : 0});
     }
+    for (const auto& [id, c] : mqtt_clients_) {
+        if (!c->connected()) continue;
+        const auto t = things_.find(c->thing());
+        const auto* pipe = t == things_.end() ? nullptr : t->second->pipe.get();
+        out.push_back({.id = id.value,
+                       .peer = c->peer(),
+                       .app_name = std::string(c->version() == mqtt::protocol_version::v5 ? "mqtt5:" : "mqtt311:") +
+                                   c->client_id(),
+                       .thing = c->thing(),
+                       .subscriptions = pipe ? pipe->filters_of(id) : std::vector<std::string>{},
+                       .queued_bytes = c->queued_bytes(),
+                       .messages_in = c->messages_in(),
+                       .messages_out = c->messages_out(),
+                       .pending_publishes = pipe ? pipe->pending_publishes(id) : 0});
+    }
+    std::sort(out.begin(), out.end(), [](const client_status& a, const client_status& b) { return a.id < b.id; });
     return out;
 }
 
@@ -416,7 +389,8 @@ void hub::maybe_finish_shutdown() {
     if (draining_) {
         // Last step: every uplink said goodbye and every client got its error frame (or its
         // linger ran out).
-        if (clients_.empty() && uplinks_running_ == 0 && shutdown_done_) asio::post(io_, std::exchange(shutdown_done_, {}));
+        if (clients_.empty() && mqtt_clients_.empty() && uplinks_running_ == 0 && shutdown_done_)
+            asio::post(io_, std::exchange(shutdown_done_, {}));
         return;
     }
     if (publishes_in_flight() > 0 && !grace_expired_) return;
@@ -430,6 +404,8 @@ void hub::maybe_finish_shutdown() {
             if (uplinks_running_ > 0) return;
             auto clients = clients_;  // closing removes them from clients_
             for (auto& [id, c] : clients) c->close_with_error(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down");
+            auto mqtt_clients = mqtt_clients_;
+            for (auto& [id, c] : mqtt_clients) c->disconnect(mqtt::reason::server_shutting_down, "thingmuxd is shutting down");
             maybe_finish_shutdown();
         });
     }

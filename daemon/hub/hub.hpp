@@ -18,6 +18,7 @@
 #include "config/authorization.hpp"
 #include "config/config.hpp"
 #include "daemon/hub/local_client.hpp"
+#include "daemon/hub/mqtt_client.hpp"
 #include "daemon/spool/spool.hpp"
 #include "daemon/thing/pipeline.hpp"
 #include "daemon/uplink/uplink.hpp"
@@ -86,7 +87,7 @@ struct hub_counters : thing::traffic_counters {
     std::uint64_t clients_cut_off = 0;
 };
 
-class hub final : private client_events {
+class hub final : private client_events, private mqtt_events {
 public:
     // `spool`: where QoS 1 publishes accepted while a Thing is offline are kept durably; null
     // to hold them in memory only (the daemon could not open its spool file).
@@ -99,8 +100,8 @@ public:
     void apply(std::shared_ptr<const config::configuration> config, std::vector<thing_setup> things);
     // Takes a freshly accepted connection.
     void add_client(local_client::socket s);
-    // Takes a freshly accepted connection on the MQTT socket (the local MQTT broker face).
-    void add_mqtt_client(boost::asio::local::stream_protocol::socket s);
+    // Takes a freshly accepted connection to the MQTT face (mqtt_front.cpp).
+    void add_mqtt_client(mqtt_client::socket s);
     // A publish from outside the IPC socket (D-Bus), checked against `caller`'s app rules and
     // the Thing's guardrails like an app's; `done` gets the outcome. An empty `thing` is the first.
     void publish(const std::string& thing, ipc::publish m, const peer_credentials& caller,
@@ -125,7 +126,6 @@ public:
 
 private:
     struct thing_entry;
-    class bus_call;
 
     void on_message(local_client& c, ipc::client_message&& m) override;
     void on_closed(local_client& c, const std::string& reason) override;
@@ -135,6 +135,18 @@ private:
     void handle(local_client& c, ipc::subscribe&& m);
     void handle(local_client& c, ipc::unsubscribe&& m);
     void handle(local_client& c, ipc::ping&& m);
+
+    // The MQTT face (mqtt_front.cpp).
+    void on_connect(mqtt_client& c, const mqtt::connect& packet) override;
+    void on_publish(mqtt_client& c, mqtt::publish&& msg) override;
+    void on_subscribe(mqtt_client& c, mqtt::subscribe&& packet) override;
+    void on_unsubscribe(mqtt_client& c, mqtt::unsubscribe&& packet) override;
+    void on_ended(mqtt_client& c, const mqtt::server_action::ended& how) override;
+    [[nodiscard]] mqtt::server_settings mqtt_server_settings() const;
+    void publish_will(mqtt_client& c, const std::string& thing);
+    [[nodiscard]] thing_entry* thing_named(const std::string& name);
+    // "a, b, c"
+    [[nodiscard]] static std::string join(const std::vector<std::string>& items);
 
     // The Thing a greeted client chose; null when it is gone (removed by a reload).
     [[nodiscard]] thing_entry* thing_of(const local_client& c);
@@ -155,6 +167,10 @@ private:
     std::vector<std::string> order_;  // Thing names in configuration order
     std::vector<std::function<void(const std::string&, const uplink::state_event&)>> on_thing_state_;
     std::map<client_id, std::shared_ptr<local_client>> clients_;
+    std::map<client_id, std::shared_ptr<mqtt_client>> mqtt_clients_;
+    // Local MQTT sessions by (uid, client id), for the takeover rule among one user's clients.
+    std::map<std::pair<uid_t, std::string>, client_id> mqtt_sessions_;
+    thing::denial_log will_denials_;
     std::uint64_t next_client_ = 1;
     hub_counters counters_;
     std::unique_ptr<spool::store> spool_;

@@ -72,4 +72,36 @@ mqtt::publish to_mqtt(ipc::publish&& m) {
                          .props = to_mqtt(std::move(m.props))};
 }
 
+ipc::publish to_ipc(mqtt::publish&& m) {
+    return {.request_id = 0,
+            .topic = std::move(m.topic),
+            .payload = std::move(m.payload),
+            .qos = static_cast<std::uint8_t>(m.qos),
+            .retain = m.retain,
+            .props = to_ipc(m.props)};
+}
+
+std::uint8_t mqtt_reason_for(const ipc::result& r, mqtt::packet_type answer) {
+    namespace reason = mqtt::reason;
+    const bool filters = answer == mqtt::packet_type::suback || answer == mqtt::packet_type::unsuback;
+    const std::uint8_t code = [&]() -> std::uint8_t {
+        switch (r.code) {
+        case ipc::errc::ok:
+        case ipc::errc::broker_refused: return r.mqtt_reason_code;
+        case ipc::errc::spooled: return reason::success;
+        case ipc::errc::not_authorized: return reason::not_authorized;
+        case ipc::errc::invalid_topic: return filters ? reason::topic_filter_invalid : reason::topic_name_invalid;
+        case ipc::errc::invalid_filter: return reason::topic_filter_invalid;
+        case ipc::errc::quota_exceeded:
+        case ipc::errc::rate_limited:
+        case ipc::errc::spool_full:
+        case ipc::errc::payload_too_large: return reason::quota_exceeded;
+        case ipc::errc::qos_not_supported: return reason::implementation_specific_error;
+        default: return reason::unspecified_error;
+        }
+    }();
+    if (mqtt::reason_code_allowed(answer, code)) return code;
+    return ipc::accepted(r.code) ? reason::success : reason::unspecified_error;
+}
+
 }  // namespace thingmux::thing

@@ -20,5 +20,14 @@ namespace thingmux::thing {
 [[nodiscard]] mqtt::properties to_mqtt(ipc::message_properties&& p);
 [[nodiscard]] ipc::message_properties to_ipc(const mqtt::properties& m);
 [[nodiscard]] mqtt::publish to_mqtt(ipc::publish&& m);
+// A local MQTT client's PUBLISH as the pipeline takes it (QoS as sent; properties the IPC
+// schema has no room for, such as topic aliases and subscription identifiers, are dropped).
+[[nodiscard]] ipc::publish to_ipc(mqtt::publish&& m);
+
+// The MQTT 5 reason code a local MQTT client is answered with for a result, among those the
+// specification allows in `answer` (PUBACK, PUBREC, SUBACK, UNSUBACK): the broker's own code
+// when it gave one, 0x87 for the app rules, 0x90 / 0x8F for a topic / filter, 0x97 for quotas,
+// rates, a full spool and payloads over the Thing's limit, 0x80 for the rest.
+[[nodiscard]] std::uint8_t mqtt_reason_for(const ipc::result& r, mqtt::packet_type answer);
 
 }  // namespace thingmux::thing

@@ -70,9 +70,10 @@ struct pipeline_status {
 
 class pipeline : public std::enable_shared_from_this<pipeline> {
 public:
-    // D-Bus callers share one queue; spooled messages have theirs; subscription changes the
-    // broker's answers cause (a wider filter acknowledged replaces narrower ones) have theirs.
-    static constexpr session_id bus_flow{0};
+    // One-shot publishes (D-Bus calls, the wills of MQTT clients that are gone) share one queue;
+    // spooled messages have theirs; subscription changes the broker's answers cause (a wider
+    // filter acknowledged replaces narrower ones) have theirs.
+    static constexpr session_id one_shot_flow{0};
     static constexpr session_id spool_flow{~std::uint64_t{0}};
     static constexpr session_id table_flow{~std::uint64_t{0} - 1};
 

@@ -257,7 +257,7 @@ TEST(PipelinePublish, CallersOfOneFlowShareItsBudget) {
     class call final : public local_session {
     public:
         explicit call(std::vector<ipc::result>& out) : out_(out) {}
-        session_id flow() const override { return pipeline::bus_flow; }
+        session_id flow() const override { return pipeline::one_shot_flow; }
         std::string describe() const override { return "D-Bus caller"; }
         std::string peer_description() const override { return "uid 0"; }
         const config::grants& rights() const override { return rights_; }

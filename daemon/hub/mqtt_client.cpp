@@ -1,0 +1,311 @@
+#include "daemon/hub/mqtt_client.hpp"
+
+#include "daemon/logging.hpp"
+#include "daemon/thing/outcome.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace thingmux::hub {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr std::size_t read_chunk = 64 * 1024;       // one read() into the shared scratch buffer
+constexpr std::size_t max_read_turn = 1024 * 1024;  // bytes read from one client before others get a turn
+// Unwritten bytes at which the client is no longer read: answers pile up only when it does not
+// read them.
+constexpr std::size_t max_unwritten_answers = 256 * 1024;
+
+// The message as this client gets it: what MQTT 5 lets a server forward, nothing of the
+// broker's connection (its topic alias, the subscription identifiers of thingmuxd's own
+// upstream subscriptions).
+mqtt::publish for_client(const mqtt::publish& in) {
+    mqtt::publish out;
+    out.topic = in.topic;
+    out.payload = in.payload;
+    out.retain = in.retain;
+    out.props.payload_format_indicator = in.props.payload_format_indicator;
+    out.props.message_expiry_interval = in.props.message_expiry_interval;
+    out.props.content_type = in.props.content_type;
+    out.props.response_topic = in.props.response_topic;
+    out.props.correlation_data = in.props.correlation_data;
+    out.props.user_properties = in.props.user_properties;
+    return out;
+}
+}  // namespace
+
+mqtt_client::mqtt_client(socket s, thing::session_id id, peer_credentials peer, mqtt::server_settings settings,
+                         mqtt_events& events)
+    : socket_(std::move(s)), id_(id), peer_(std::move(peer)), max_queue_bytes_(settings.max_queued_bytes),
+      events_(events), session_(settings, std::chrono::steady_clock::now()), timer_(socket_.get_executor()) {}
+
+mqtt_client::~mqtt_client() = default;
+
+std::chrono::steady_clock::time_point mqtt_client::now() const { return std::chrono::steady_clock::now(); }
+
+std::size_t mqtt_client::pause_mark() const noexcept { return std::min(max_queue_bytes_ / 2, max_unwritten_answers); }
+
+std::size_t mqtt_client::queued_bytes() const noexcept { return session_.queued_bytes() + out_.size() + writing_size_; }
+
+std::string mqtt_client::describe() const {
+    const auto& cid = session_.client_id();
+    return "MQTT client " + std::to_string(id_.value) + " ('" + cid + "', " + peer_.describe() + ")";
+}
+
+void mqtt_client::start() {
+    boost::system::error_code ignored;
+    socket_.non_blocking(true, ignored);
+    arm_timer();
+    read();
+}
+
+// Like the IPC clients: wait for readability, then read into one scratch buffer shared by all
+// clients, so an idle client holds no read buffer.
+void mqtt_client::read() {
+    if (reading_ || closed_ || ended_) return;
+    reading_ = true;
+    socket_.async_wait(socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
+        self->reading_ = false;
+        if (self->closed_ || self->ended_) return;
+        if (ec) {
+            self->session_.on_transport_closed(self->now());
+            return self->run();
+        }
+        self->read_ready();
+    });
+}
+
+void mqtt_client::read_ready() {
+    static thread_local std::vector<std::uint8_t> scratch(read_chunk);
+    for (std::size_t turn = 0; turn < max_read_turn; turn += read_chunk) {
+        if (write_backlog()) {
+            paused_ = true;  // resumed by the write that brings it down
+            return;
+        }
+        boost::system::error_code ec;
+        const std::size_t n = socket_.read_some(asio::buffer(scratch), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) return read();
+        if (ec) {
+            session_.on_transport_closed(now());
+            return run();
+        }
+        session_.on_bytes(std::span<const std::uint8_t>(scratch.data(), n), now());
+        run();
+        if (closed_ || ended_) return;
+        if (n < scratch.size() && !write_backlog()) return read();
+    }
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        if (!self->closed_ && !self->ended_) self->read_ready();
+    });
+}
+
+void mqtt_client::run() {
+    if (running_) {
+        run_again_ = true;
+        return;
+    }
+    running_ = true;
+    do {
+        run_again_ = false;
+        session_.drain_actions(actions_);
+        // The list is ours while we go through it: an answer given from inside a call below
+        // lands in the session's next list, which the loop drains next.
+        auto actions = std::move(actions_);
+        for (auto& a : actions) {
+            std::visit(
+                [this](auto& act) {
+                    using T = std::decay_t<decltype(act)>;
+                    namespace sa = mqtt::server_action;
+                    if constexpr (std::is_same_v<T, sa::send>) {
+                        if (closed_) return;
+                        if (out_.empty())
+                            out_ = std::move(act.bytes);
+                        else
+                            out_.insert(out_.end(), act.bytes.begin(), act.bytes.end());
+                        schedule_write();
+                    } else if constexpr (std::is_same_v<T, sa::close>) {
+                        close_after_write_ = true;
+                        if (!writing_now_ && out_.empty()) close_socket();
+                    } else if constexpr (std::is_same_v<T, sa::connect_request>) {
+                        will = act.packet.will;
+                        events_.on_connect(*this, act.packet);
+                    } else if constexpr (std::is_same_v<T, sa::publish_request>) {
+                        ++messages_in_;
+                        events_.on_publish(*this, std::move(act.msg));
+                    } else if constexpr (std::is_same_v<T, sa::subscribe_request>) {
+                        events_.on_subscribe(*this, std::move(act.packet));
+                    } else if constexpr (std::is_same_v<T, sa::unsubscribe_request>) {
+                        events_.on_unsubscribe(*this, std::move(act.packet));
+                    } else if constexpr (std::is_same_v<T, sa::delivered>) {
+                        // The pipeline acknowledged it upstream when it was queued here.
+                    } else if constexpr (std::is_same_v<T, sa::ended>) {
+                        if (ended_) return;
+                        ended_ = true;
+                        connected_ = false;
+                        timer_.cancel();
+                        events_.on_ended(*this, act);
+                    }
+                },
+                a);
+        }
+        actions.clear();
+        if (actions_.empty()) actions_ = std::move(actions);  // keep the capacity
+    } while (run_again_);
+    running_ = false;
+    if (!ended_) arm_timer();
+}
+
+void mqtt_client::arm_timer() {
+    const auto next = session_.next_deadline();
+    if (next == armed_) return;
+    armed_ = next;
+    if (!next) {
+        timer_.cancel();
+        return;
+    }
+    timer_.expires_at(*next);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        if (ec || self->ended_) return;
+        self->armed_.reset();
+        self->session_.on_tick(self->now());
+        self->run();
+    });
+}
+
+void mqtt_client::schedule_write() {
+    if (closed_ || writing_now_ || write_posted_) return;
+    write_posted_ = true;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        self->write_posted_ = false;
+        self->write();
+    });
+}
+
+void mqtt_client::write() {
+    if (closed_ || writing_now_) return;
+    if (out_.empty()) {
+        if (close_after_write_) close_socket();
+        return;
+    }
+    std::swap(writing_, out_);
+    out_.clear();
+    writing_size_ = writing_.size();
+    writing_now_ = true;
+    asio::async_write(socket_, asio::buffer(writing_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+        self->writing_now_ = false;
+        self->writing_size_ = 0;
+        if (self->closed_) return;
+        if (ec) {
+            self->out_.clear();
+            self->session_.on_transport_closed(self->now());
+            self->run();
+            return self->close_socket();
+        }
+        if (self->writing_.capacity() > read_chunk) self->writing_ = {};  // idle clients hold no buffer
+        if (self->paused_ && !self->write_backlog()) {
+            self->paused_ = false;
+            self->read_ready();
+        }
+        self->write();
+    });
+}
+
+void mqtt_client::close_socket() {
+    if (closed_) return;
+    closed_ = true;
+    timer_.cancel();
+    boost::system::error_code ignored;
+    socket_.shutdown(socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    out_ = {};
+    if (!ended_) {
+        // Closed before the session ended it (a write failed): the session hears of it now.
+        session_.on_transport_closed(now());
+        run();
+    }
+}
+
+void mqtt_client::cut_off(std::string reason) {
+    disconnect(mqtt::reason::quota_exceeded, std::move(reason));
+}
+
+void mqtt_client::accept(std::string thing, config::grants rights, std::optional<std::string> assigned_client_id) {
+    thing_ = std::move(thing);
+    rights_ = std::move(rights);
+    connected_ = true;
+    session_.accept(false, std::move(assigned_client_id), now());
+    run();
+}
+
+void mqtt_client::refuse(std::uint8_t reason_code, std::string reason) {
+    session_.refuse(reason_code, std::move(reason), now());
+    run();
+}
+
+void mqtt_client::disconnect(std::uint8_t reason_code, std::string reason) {
+    if (ended_) return;
+    session_.disconnect(reason_code, std::move(reason), now());
+    run();
+}
+
+void mqtt_client::publish_done(std::uint32_t request_id, ipc::result outcome) {
+    if (request_id >= no_request || ended_) return;
+    session_.publish_done(static_cast<std::uint16_t>(request_id), thing::mqtt_reason_for(outcome, mqtt::packet_type::puback),
+                          std::move(outcome.message), now());
+    run();
+}
+
+void mqtt_client::subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+    if (ended_) return;
+    std::vector<std::uint8_t> codes;
+    codes.reserve(outcomes.size());
+    for (const auto& r : outcomes) codes.push_back(thing::mqtt_reason_for(r, mqtt::packet_type::suback));
+    session_.subscribe_done(static_cast<std::uint16_t>(request_id), std::move(codes), now());
+    run();
+}
+
+void mqtt_client::unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+    if (ended_) return;
+    std::vector<std::uint8_t> codes;
+    codes.reserve(outcomes.size());
+    for (const auto& r : outcomes) codes.push_back(thing::mqtt_reason_for(r, mqtt::packet_type::unsuback));
+    session_.unsubscribe_done(static_cast<std::uint16_t>(request_id), std::move(codes), now());
+    run();
+}
+
+bool mqtt_client::deliver(thing::inbound_message& m, std::uint8_t qos) {
+    if (!connected_ || ended_ || closed_) return false;
+    if (queued_bytes() > max_queue_bytes_) {
+        cut_off("client is not reading: " + std::to_string(queued_bytes()) + " bytes queued, limit " +
+                std::to_string(max_queue_bytes_) + " (mqtt.client_queue)");
+        return false;
+    }
+    const auto result = session_.deliver(for_client(m.msg), qos, ++next_tag_, now());
+    switch (result) {
+    case mqtt::delivery::sent:
+    case mqtt::delivery::queued:
+        ++messages_out_;
+        run();
+        return true;
+    case mqtt::delivery::too_large:
+        // MQTT forbids sending it (the client's Maximum Packet Size); the client is told nothing.
+        if (auto note = denials_.admit())
+            spdlog::warn("{}: a message on '{}' ({} bytes) is larger than the client's Maximum Packet Size: not "
+                         "delivered, as MQTT requires{}",
+                         logging::escaped(describe()), logging::escaped(m.msg.topic), m.msg.payload.size(), *note);
+        return true;
+    case mqtt::delivery::queue_full:
+        cut_off("client is not reading: its deliveries exceed mqtt.client_queue (" + std::to_string(max_queue_bytes_) +
+                " bytes)");
+        return false;
+    case mqtt::delivery::not_online: return false;
+    }
+    return false;
+}
+
+}  // namespace thingmux::hub

@@ -1,0 +1,143 @@
+// One local client of thingmuxd's MQTT face (mosquitto_pub, paho, Node-RED …) on its socket:
+// the socket and its buffers around a sans-I/O mqtt::server_session, and the Thing pipeline's
+// local session for it.
+//
+// - Reading: the client's bytes go to the server session; what it raises (CONNECT, PUBLISH,
+//   SUBSCRIBE, UNSUBSCRIBE) goes to the hub (mqtt_events), whose answers come back through the
+//   pipeline's local_session calls (publish_done …) and from there to the server session.
+// - Writing: what the server session sends is appended to one buffer, written in one write per
+//   loop turn. While more than a little waits to be written, the client is not read: a client
+//   that sends without reading blocks on its own socket.
+// - Deliveries wait in the server session for the client's window (its Receive Maximum); past
+//   mqtt.client_queue bytes (waiting plus unwritten) the client is cut off (DISCONNECT 0x97,
+//   MQTT 5), so a client that stops reading never holds up the uplink or the others.
+#pragma once
+
+#include "config/authorization.hpp"
+#include "daemon/hub/peer.hpp"
+#include "daemon/mqtt/server_session.hpp"
+#include "daemon/thing/ports.hpp"
+
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace thingmux::hub {
+
+class mqtt_client;
+
+// Receives what a client raises (the hub). Calls may answer at once, from inside the call.
+class mqtt_events {
+public:
+    virtual void on_connect(mqtt_client& c, const mqtt::connect& packet) = 0;
+    virtual void on_publish(mqtt_client& c, mqtt::publish&& msg) = 0;
+    virtual void on_subscribe(mqtt_client& c, mqtt::subscribe&& packet) = 0;
+    virtual void on_unsubscribe(mqtt_client& c, mqtt::unsubscribe&& packet) = 0;
+    // Once per client, when the connection is over (the socket is closed).
+    virtual void on_ended(mqtt_client& c, const mqtt::server_action::ended& how) = 0;
+
+protected:
+    ~mqtt_events() = default;
+};
+
+class mqtt_client final : public thing::local_session, public std::enable_shared_from_this<mqtt_client> {
+public:
+    // A Unix or a TCP socket: the protocol does not matter past accept().
+    using socket = boost::asio::generic::stream_protocol::socket;
+
+    mqtt_client(socket s, thing::session_id id, peer_credentials peer, mqtt::server_settings settings,
+                mqtt_events& events);
+    ~mqtt_client() override;
+    mqtt_client(const mqtt_client&) = delete;
+    mqtt_client& operator=(const mqtt_client&) = delete;
+
+    // Starts reading; the CONNECT timeout runs from now.
+    void start();
+    // The hub's answer to on_connect().
+    void accept(std::string thing, config::grants rights, std::optional<std::string> assigned_client_id);
+    void refuse(std::uint8_t reason_code, std::string reason);
+    // Ends the connection from the server's side (MQTT 5: DISCONNECT with `reason_code`).
+    void disconnect(std::uint8_t reason_code, std::string reason);
+
+    // thing::local_session
+    [[nodiscard]] thing::session_id flow() const override { return id_; }
+    [[nodiscard]] std::string describe() const override;
+    [[nodiscard]] std::string peer_description() const override { return peer_.describe(); }
+    [[nodiscard]] const config::grants& rights() const override { return rights_; }
+    void set_rights(config::grants g) { rights_ = std::move(g); }
+    [[nodiscard]] thing::denial_log& denials() override { return denials_; }
+    void publish_done(std::uint32_t request_id, ipc::result outcome) override;
+    void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
+    void unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
+    bool deliver(thing::inbound_message& m, std::uint8_t qos) override;
+    void link_changed(const ipc::state&) override {}  // MQTT has no word for it
+
+    [[nodiscard]] thing::session_id id() const noexcept { return id_; }
+    [[nodiscard]] const peer_credentials& peer() const noexcept { return peer_; }
+    [[nodiscard]] bool connected() const noexcept { return connected_; }  // CONNACK sent, not ended
+    [[nodiscard]] bool ended() const noexcept { return ended_; }
+    [[nodiscard]] const std::string& client_id() const noexcept { return session_.client_id(); }
+    [[nodiscard]] mqtt::protocol_version version() const noexcept { return session_.version(); }
+    [[nodiscard]] const std::string& thing() const noexcept { return thing_; }
+    // Bytes waiting: deliveries held for the client's window, and what is not yet written.
+    [[nodiscard]] std::size_t queued_bytes() const noexcept;
+    [[nodiscard]] std::uint64_t messages_in() const noexcept { return messages_in_; }
+    [[nodiscard]] std::uint64_t messages_out() const noexcept { return messages_out_; }
+    // The CONNECT's will; taken once by the hub when the connection ends.
+    std::optional<mqtt::will_message> will;
+
+    // Request ids toward the pipeline: a QoS 1/2 publish's is its packet id, a QoS 0 publish
+    // has none (its result is not sent anywhere).
+    static constexpr std::uint32_t no_request = 0x10000;
+
+private:
+    void read();
+    void read_ready();
+    void run();  // drains the server session's actions, performs them
+    void schedule_write();
+    void write();
+    void arm_timer();
+    void close_socket();
+    void cut_off(std::string reason);
+    [[nodiscard]] std::size_t pause_mark() const noexcept;
+    [[nodiscard]] bool write_backlog() const noexcept { return out_.size() + writing_size_ >= pause_mark(); }
+    [[nodiscard]] std::chrono::steady_clock::time_point now() const;
+
+    socket socket_;
+    thing::session_id id_;
+    peer_credentials peer_;
+    std::size_t max_queue_bytes_;
+    mqtt_events& events_;
+    mqtt::server_session session_;
+    boost::asio::steady_timer timer_;
+    std::optional<mqtt::time_point> armed_;
+    std::vector<mqtt::server_session_action> actions_;
+    bool running_ = false;   // run() is on the stack; a nested call leaves the work to it
+    bool run_again_ = false;
+
+    std::vector<std::uint8_t> out_;      // to write, after what is being written
+    std::vector<std::uint8_t> writing_;  // being written
+    std::size_t writing_size_ = 0;
+    bool writing_now_ = false;
+    bool write_posted_ = false;
+    bool close_after_write_ = false;
+    bool paused_ = false;   // not reading until the writes catch up
+    bool reading_ = false;  // a wait for readability is pending
+    bool connected_ = false;
+    bool ended_ = false;    // the server session ended the connection (on_ended() was called)
+    bool closed_ = false;   // the socket is closed
+
+    std::string thing_;
+    config::grants rights_;
+    thing::denial_log denials_;
+    std::uint64_t messages_in_ = 0;
+    std::uint64_t messages_out_ = 0;
+    std::uint64_t next_tag_ = 0;
+};
+
+}  // namespace thingmux::hub

@@ -1,0 +1,29 @@
+// What the hub keeps of one configured Thing (hub.cpp, mqtt_front.cpp).
+#pragma once
+
+#include "daemon/hub/hub.hpp"
+#include "daemon/hub/uplink_port.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace thingmux::hub {
+
+// One configured Thing: its uplink, and its pipeline wired to it and to a timer.
+struct hub::thing_entry {
+    thing_entry(boost::asio::io_context& io, std::shared_ptr<uplink::uplink> l, std::string fp)
+        : fingerprint(std::move(fp)), link(std::move(l)), port(link), clock(io, [this] { pipe->on_timer(); }) {}
+
+    std::string fingerprint;
+    std::shared_ptr<uplink::uplink> link;
+    uplink_port port;
+    asio_clock clock;
+    std::shared_ptr<thing::pipeline> pipe;
+    std::uint64_t connected_since_usec = 0;
+    std::string last_error;
+};
+
+}  // namespace thingmux::hub
