@@ -177,11 +177,10 @@ TEST_F(MqttFaceTest, RefusedPublishIsPuback87OnMqtt5AndAClosedConnectionOnMqtt31
     EXPECT_TRUE(v311.connection_lost) << v311.output;
     EXPECT_EQ(v311.exit_code, 7) << "MOSQ_ERR_CONN_LOST\n" << v311.output;
 
-    EXPECT_TRUE(eventually([&] { return lines_with(read_file(daemon.log_file()), forbidden).find("not authorized") != std::string::npos; }))
-        << read_file(daemon.log_file());
-    EXPECT_TRUE(eventually([&] { return count_of(read_file(daemon.log_file()), "3.1.1") >= 1; }))
-        << "the log says the MQTT 3.1.1 connection was closed for the refusal:\n" << lines_with(read_file(daemon.log_file()), "mqtt");
-
+    // Both MQTT 3.1.1 connections, and only they, were closed for the refusal, with the reason.
+    const std::string closed_for_it = "disconnected: publish refused (not authorized to publish to '" + forbidden + "'";
+    EXPECT_TRUE(eventually([&] { return count_of(read_file(daemon.log_file()), closed_for_it) == 2; }))
+        << lines_with(read_file(daemon.log_file()), "MQTT client");
     EXPECT_EQ(daemon.stop(), 0);
     broker.stop();
     const auto received = broker_publishes(broker, "Received", "gateway-01");
@@ -234,11 +233,14 @@ TEST_F(MqttFaceSpoolTest, AcknowledgedWhileBrokerDownSurvivesSigkillOfTheDaemon)
 // --- a client that never reads ------------------------------------------------------------------------
 
 // A subscriber connects, subscribes and never reads again (its socket's receive buffer made
-// small). While it sits there, the cloud sends 3,000 commands of 1 KiB on its topic: another
-// subscriber gets every one, the Thing's session stays up (one connection in the broker's log)
-// and the daemon's memory stays within mqtt.client_queue's bound, not the 3 MB sent.
+// small). While it sits there, the cloud sends 6,000 commands of 1 KiB on its topic: another
+// subscriber gets every one, the Thing's session stays up (one connection in the broker's log),
+// the stalled client is cut off once mqtt.client_queue (2 MiB) is full, and the daemon's memory
+// stays within that bound, not the 6 MB sent.
 TEST_F(MqttFaceTest, SubscriberThatNeverReadsDoesNotSlowTheOthersOrTheUpstreamSession) {
-    daemon_fixture daemon(broker, face_setup("client_queue: 65536"));
+    // 2 MiB: room for a reader that falls behind the burst for a while, a third of what the
+    // stalled client is sent.
+    daemon_fixture daemon(broker, face_setup("client_queue: 2MiB"));
     const auto sock = daemon.mqtt_socket_path();
     const std::string topic = "cmd/gateway-01/flood";
 
@@ -254,7 +256,7 @@ TEST_F(MqttFaceTest, SubscriberThatNeverReadsDoesNotSlowTheOthersOrTheUpstreamSe
     const std::size_t idle = resident_bytes(daemon.pid());
     ASSERT_GT(idle, 0U);
 
-    constexpr int n = 3000;
+    constexpr int n = 6000;
     const auto payloads = numbered(n, std::string(1024, 'f') + "-");
     const auto started = std::chrono::steady_clock::now();
     publish_from_cloud(broker, topic, payloads);
@@ -266,7 +268,10 @@ TEST_F(MqttFaceTest, SubscriberThatNeverReadsDoesNotSlowTheOthersOrTheUpstreamSe
     EXPECT_LT(during, idle + 32 * 1024 * 1024) << "VmRSS " << during / 1024 << " KiB, idle " << idle / 1024 << " KiB";
     EXPECT_TRUE(daemon_alive(daemon));
 
-    const bool stalled_cut_off = stalled.wait_closed(0);
+    // mqtt.client_queue: a client that falls further behind is disconnected.
+    EXPECT_EQ(count_of(read_file(daemon.log_file()), "client is not reading"), 1U)
+        << lines_with(read_file(daemon.log_file()), "MQTT client");
+    const bool stalled_cut_off = stalled.wait_closed(10'000);
     std::cout << "[ measured ] " << n << " commands of 1 KiB to a reader next to a client that never reads: all in "
               << took.count() << " ms; VmRSS idle " << idle / 1024 << " KiB, after " << during / 1024
               << " KiB; the stalled client " << (stalled_cut_off ? "was cut off" : "is still connected") << "\n";
@@ -291,7 +296,9 @@ protected:
             const auto ack = good->connect(protocol_version::v5, "gateway-01", 2'000);
             return ack && ack->reason_code == mqtt::reason::success;
         }, 15'000)) << "a well-behaved client is not served after the attack";
-        EXPECT_EQ(good->publish("dt/gateway-01/after-attack", "ok"), std::optional<std::uint8_t>(mqtt::reason::success));
+        // Success: 0x00, or 0x10 (no matching subscribers) when the broker says so.
+        const auto code = good->publish("dt/gateway-01/after-attack", "ok");
+        EXPECT_TRUE(code && *code < 0x80) << "PUBACK " << (code ? static_cast<int>(*code) : -1);
         const auto log = read_file(daemon.log_file());
         EXPECT_EQ(log.find('\x1b'), std::string::npos) << "raw ESC in the log";
         const auto lines = lines_of(daemon.log_file()).size();
@@ -413,7 +420,8 @@ TEST_F(MqttFaceHostileTest, ClientsThatNeverSendConnectAreCutOffAfterConnectTime
 
 // 2,000 connections against mqtt.max_clients 100: exactly 100 are served, every other one gets
 // a refusal (CONNACK with a failure code, or the connection closed) instead of waiting, the
-// refusals are logged through a rate limiter, and the daemon's memory stays bounded.
+// refusals are logged through a rate limiter, the log grows by about a line per connection at
+// most, and the daemon's memory stays bounded.
 TEST_F(MqttFaceHostileTest, TwoThousandConnectionsOverMaxClientsAreRefusedAndBounded) {
     constexpr std::size_t max_clients = 100, attempts = 2000;
     rlimit files{};
@@ -456,9 +464,12 @@ TEST_F(MqttFaceHostileTest, TwoThousandConnectionsOverMaxClientsAreRefusedAndBou
               << " served, " << refused_with_code << " refused by CONNACK, " << closed_without_connack
               << " closed; VmRSS idle " << idle / 1024 << " KiB, with them " << during / 1024 << " KiB\n";
     held.clear();
-    // Served clients may each log a few lines at debug level; the 1,900 refusals only through a
-    // limiter (a line each would be 1,900 lines).
-    expect_unharmed(daemon, lines_before, 6 * max_clients + 100);
+    // A refusal a peer can repeat at will is logged through a rate limiter (docs/architecture.md,
+    // *Logging*): 1,900 warnings would flood the journal.
+    const auto refusal_lines = lines_containing(daemon.log_file(), "(mqtt.max_clients)");
+    EXPECT_LE(refusal_lines, 20U) << "max_clients refusals are not rate limited";
+    // About one line per connection, no more (as for IPC clients).
+    expect_unharmed(daemon, lines_before, 3 * attempts + 100);
 }
 
 }  // namespace

@@ -49,18 +49,27 @@ bool debug_line(const std::string& line) {
 
 publish_run mosquitto_pub(const mqtt_endpoint& to, const std::string& topic, const std::vector<std::string>& payloads,
                           int qos, const std::vector<std::string>& extra, int timeout_ms) {
-    const auto input = std::filesystem::temp_directory_path() / (unique_name("thingmux-mosquitto-pub") + ".txt");
-    {
-        std::ofstream f(input);
-        for (const auto& p : payloads) f << p << '\n';
-    }
-    std::string cmd = "exec mosquitto_pub -d -l -q " + std::to_string(qos) + " -t " + shell_quoted(topic);
-    for (const auto& a : connection_args(to)) cmd += " " + shell_quoted(a);
-    for (const auto& a : extra) cmd += " " + shell_quoted(a);
-    cmd += " < " + shell_quoted(input.string());
+    std::vector<std::string> argv{"mosquitto_pub", "-d", "-q", std::to_string(qos), "-t", topic};
+    for (auto& a : connection_args(to)) argv.push_back(std::move(a));
+    argv.insert(argv.end(), extra.begin(), extra.end());
     publish_run run;
-    run.exit_code = run_command({"sh", "-c", cmd}, &run.output, timeout_ms);
-    std::filesystem::remove(input);
+    if (payloads.size() == 1) {
+        // -m: after a lost connection mosquitto_pub exits (7); with -l it would connect again and
+        // send the message again, for ever if the server keeps closing the connection on it.
+        argv.insert(argv.end(), {"-m", payloads.front()});
+        run.exit_code = run_command(argv, &run.output, timeout_ms);
+    } else {
+        const auto input = std::filesystem::temp_directory_path() / (unique_name("thingmux-mosquitto-pub") + ".txt");
+        {
+            std::ofstream f(input);
+            for (const auto& p : payloads) f << p << '\n';
+        }
+        std::string cmd = "exec";
+        for (const auto& a : argv) cmd += " " + shell_quoted(a);
+        cmd += " -l < " + shell_quoted(input.string());
+        run.exit_code = run_command({"sh", "-c", cmd}, &run.output, timeout_ms);
+        std::filesystem::remove(input);
+    }
     std::istringstream lines(run.output);
     for (std::string line; std::getline(lines, line);) {
         if (const auto code = ack_code(line)) run.acks.push_back(*code);

@@ -31,8 +31,10 @@ struct publish_run {
 };
 
 // Runs `mosquitto_pub -d --unix ... -t topic -q qos` to completion, one message per payload
-// over one connection (-l, payloads on stdin, so none may contain a newline). `extra` is
-// appended to the command line (e.g. {"-r"}).
+// over one connection: one payload with -m; several with -l, on stdin, so none may contain a
+// newline (and with -l mosquitto_pub connects again after a lost connection and sends the
+// message again, without end if the server keeps closing it). `extra` is appended to the
+// command line (e.g. {"-r"}).
 [[nodiscard]] publish_run mosquitto_pub(const mqtt_endpoint& to, const std::string& topic,
                                         const std::vector<std::string>& payloads, int qos = 1,
                                         const std::vector<std::string>& extra = {}, int timeout_ms = 60'000);
