@@ -1,5 +1,7 @@
 #include "tests/support/broker_fixture.hpp"
 
+#include "tests/support/measure.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -7,7 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <set>
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
@@ -51,14 +52,6 @@ bool tcp_accepts(std::uint16_t port) {
     const bool ok = connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
     close(s);
     return ok;
-}
-
-// Complete lines only: mosquitto_sub may be in the middle of writing the last one.
-std::vector<std::string> complete_lines(const std::string& text) {
-    std::vector<std::string> out;
-    for (std::size_t begin = 0, end = 0; (end = text.find('\n', begin)) != std::string::npos; begin = end + 1)
-        out.push_back(text.substr(begin, end - begin));
-    return out;
 }
 
 // Debian installs mosquitto in /usr/sbin, which is not in a normal user's PATH.
@@ -289,10 +282,7 @@ std::size_t observer_subscription::wait_for_all(const std::vector<std::string>& 
     std::size_t still_missing = expected.size();
     eventually(
         [&] {
-            const auto got = lines();
-            const std::set<std::string_view> seen(got.begin(), got.end());
-            still_missing = static_cast<std::size_t>(std::count_if(
-                expected.begin(), expected.end(), [&](const std::string& line) { return !seen.contains(line); }));
+            still_missing = missing_from(lines(), expected);
             return still_missing == 0;
         },
         timeout_ms);
