@@ -177,6 +177,7 @@ private:
     std::map<std::pair<uid_t, std::string>, std::shared_ptr<mqtt_session>> mqtt_sessions_;
     std::unique_ptr<boost::asio::steady_timer> mqtt_expiry_;  // the next parked session to expire
     thing::denial_log will_denials_;
+    logging::rate_limiter mqtt_refusal_log_{5, std::chrono::seconds(10)};  // "MQTT client N refused: too many"
     std::uint64_t next_client_ = 1;
     hub_counters counters_;
     std::unique_ptr<spool::store> spool_;

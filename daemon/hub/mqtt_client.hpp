@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace thingmux::hub {
@@ -86,6 +87,9 @@ public:
     [[nodiscard]] std::size_t queued_bytes() const noexcept;
     [[nodiscard]] std::uint64_t messages_in() const noexcept { return messages_in_; }
     [[nodiscard]] std::uint64_t messages_out() const noexcept { return messages_out_; }
+    // Set by the hub when the connection is to be refused as soon as its CONNECT arrives (too
+    // many clients, shutting down): the reason code and why.
+    std::optional<std::pair<std::uint8_t, std::string>> refusal;
     // The CONNECT's will; taken once by the hub when the connection ends.
     std::optional<mqtt::will_message> will;
     // How long its session outlives it (set by the hub from the CONNECT, within mqtt.session_expiry).

@@ -49,17 +49,21 @@ void hub::add_mqtt_client(mqtt_client::socket s) {
     auto c = std::make_shared<mqtt_client>(std::move(s), id, std::move(peer), mqtt_server_settings(), events);
     mqtt_clients_.emplace(id, c);
     c->start();
-    if (shutting_down_) return c->refuse(mqtt::reason::server_unavailable, "thingmuxd is shutting down");
-    if (mqtt_clients_.size() > config_->mqtt.max_clients) {
+    // Refused once its CONNECT arrives, so that the client reads why in a CONNACK.
+    if (shutting_down_) {
+        c->refusal = {mqtt::reason::server_unavailable, "thingmuxd is shutting down"};
+    } else if (mqtt_clients_.size() > config_->mqtt.max_clients) {
         ++counters_.clients_refused;
-        spdlog::warn("MQTT client {} ({}) refused: {} MQTT clients connected, limit {} (mqtt.max_clients)", id.value,
-                     logging::escaped(c->peer().describe()), mqtt_clients_.size() - 1, config_->mqtt.max_clients);
-        c->refuse(mqtt::reason::server_busy,
-                  "too many MQTT clients (limit " + std::to_string(config_->mqtt.max_clients) + ", mqtt.max_clients)");
+        if (auto note = mqtt_refusal_log_.admit())
+            spdlog::warn("MQTT client {} ({}) refused: {} MQTT clients connected, limit {} (mqtt.max_clients){}", id.value,
+                         logging::escaped(c->peer().describe()), mqtt_clients_.size() - 1, config_->mqtt.max_clients, *note);
+        c->refusal = {mqtt::reason::server_busy,
+                      "too many MQTT clients (limit " + std::to_string(config_->mqtt.max_clients) + ", mqtt.max_clients)"};
     }
 }
 
 void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
+    if (c.refusal) return c.refuse(c.refusal->first, c.refusal->second);
     if (shutting_down_) return c.refuse(mqtt::reason::server_unavailable, "thingmuxd is shutting down");
     const bool thing_id = things_.contains(packet.client_id);
     const std::string name = thing_id                      ? packet.client_id
