@@ -135,6 +135,60 @@ TEST_F(MqttFaceTest, SeedScenarioUnmodifiedClientsShareTheThingsOneSession) {
         << "local client IDs never reach the broker";
 }
 
+// --- sessions that outlive their connection ---------------------------------------------------------
+
+// A client that asks for a persistent session (3.1.1: -c, Clean Session 0; MQTT 5: -c -x, Clean
+// Start 0 with a Session Expiry Interval) gets the commands the cloud sent while it was away when
+// it connects again with the same client id. A client with a clean session, away at the same
+// time, gets none of them: the control that shows the test can fail. A witness, a
+// subscriber that stays connected, proves every command had reached thingmuxd before the
+// persistent clients came back.
+TEST_F(MqttFaceTest, APersistentSessionKeepsTheCommandsSentWhileItsClientWasAway) {
+    daemon_fixture daemon(broker, face_setup());
+    const auto sock = daemon.mqtt_socket_path();
+    const std::string filter = "cmd/gateway-01/#", topic = "cmd/gateway-01/valve";
+    mosquitto_subscriber witness({sock, "5", "witness"}, {filter}, broker.dir());
+    ASSERT_TRUE(witness.wait_subscribed()) << witness.transcript();
+    struct away_client {
+        mqtt_endpoint to;
+        std::vector<std::string> extra;
+    };
+    const std::vector<away_client> clients{{{sock, "311", "keeper-311"}, {"-c"}},
+                                           {{sock, "5", "keeper-5"}, {"-c", "-x", "600"}},
+                                           {{sock, "5", "clean-5"}, {}}};
+    {
+        std::vector<std::unique_ptr<mosquitto_subscriber>> first;
+        for (const auto& c : clients) {
+            first.push_back(std::make_unique<mosquitto_subscriber>(c.to, std::vector<std::string>{filter}, broker.dir(), 1, c.extra));
+            ASSERT_TRUE(first.back()->wait_subscribed()) << first.back()->transcript();
+        }
+        std::vector<mosquitto_subscriber*> all{&witness};
+        for (auto& f : first) all.push_back(f.get());
+        ASSERT_TRUE(probes_reach(broker, topic, all));
+    }  // every client but the witness goes away
+
+    constexpr int commands = 100;
+    const auto expected = topic_lines(topic, numbered(commands, "away-"));
+    publish_from_cloud(broker, topic, numbered(commands, "away-"));
+    ASSERT_EQ(witness.wait_for_all(expected, 30'000), 0U) << witness.transcript();
+
+    for (const auto& c : clients) {
+        mosquitto_subscriber again(c.to, {filter}, broker.dir(), 1, c.extra);
+        ASSERT_TRUE(again.wait_subscribed()) << again.transcript();
+        if (c.extra.empty()) {
+            // What it could get arrives at once with the SUBACK; nothing more is coming.
+            EXPECT_EQ(count_on(again.messages(), topic, "away-"), 0U) << "a clean session got messages of its past";
+            continue;
+        }
+        EXPECT_EQ(again.wait_for_all(expected, 30'000), 0U) << again.transcript();
+        EXPECT_EQ(count_on(again.messages(), topic, "away-"), static_cast<std::size_t>(commands)) << "each exactly once";
+    }
+    const auto log = read_file(daemon.log_file());
+    EXPECT_NE(log.find("client id 'keeper-311', MQTT 3.1.1, "), std::string::npos);
+    EXPECT_EQ(lines_containing(daemon.log_file(), "session resumed with " + std::to_string(commands) + " message(s) waiting"), 2U)
+        << log;
+}
+
 // --- refusals ----------------------------------------------------------------------------------------
 
 // MQTT 5: a QoS 1 publish the app rules do not grant gets PUBACK 0x87 and the connection stays

@@ -79,7 +79,7 @@ publish_run mosquitto_pub(const mqtt_endpoint& to, const std::string& topic, con
 }
 
 mosquitto_subscriber::mosquitto_subscriber(const mqtt_endpoint& to, const std::vector<std::string>& filters,
-                                           const std::filesystem::path& dir, int qos)
+                                           const std::filesystem::path& dir, int qos, const std::vector<std::string>& extra)
     : out_(dir / (unique_name("mosquitto-sub") + ".out")),
       err_(std::filesystem::path(out_).replace_extension(".err")),
       proc_([&] {
@@ -88,6 +88,7 @@ mosquitto_subscriber::mosquitto_subscriber(const mqtt_endpoint& to, const std::v
           std::vector<std::string> argv{"stdbuf", "-oL", "mosquitto_sub", "-d", "-v", "-q", std::to_string(qos)};
           for (auto& a : connection_args(to)) argv.push_back(std::move(a));
           for (const auto& f : filters) argv.insert(argv.end(), {"-t", f});
+          argv.insert(argv.end(), extra.begin(), extra.end());
           return argv;
       }(), out_, err_) {}
 

@@ -40,11 +40,12 @@ struct publish_run {
                                         const std::vector<std::string>& extra = {}, int timeout_ms = 60'000);
 
 // A `mosquitto_sub -d -v --unix ...` process for the lifetime of the object, its output in
-// files under `dir`.
+// files under `dir`. `extra` is appended to the command line (e.g. {"-c"} for a session that
+// outlives the connection).
 class mosquitto_subscriber {
 public:
     mosquitto_subscriber(const mqtt_endpoint& to, const std::vector<std::string>& filters, const std::filesystem::path& dir,
-                         int qos = 1);
+                         int qos = 1, const std::vector<std::string>& extra = {});
     mosquitto_subscriber(const mosquitto_subscriber&) = delete;
     mosquitto_subscriber& operator=(const mosquitto_subscriber&) = delete;
 
