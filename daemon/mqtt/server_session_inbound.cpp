@@ -217,7 +217,8 @@ void server_session::on_disconnect(const mqtt::disconnect& d) {
     if (client_props_.session_expiry_interval.value_or(0) == 0 && d.props.session_expiry_interval.value_or(0) != 0)
         return violation(reason::protocol_error,  // spec 3.14.2.2.2
                          "DISCONNECT sets a Session Expiry Interval after CONNECT set none");
-    std::string text = std::string{"DISCONNECT from the client: "} + mqtt::reason_string(d.reason_code);
+    std::string text = std::string{"DISCONNECT from the client: "} +
+                       (d.reason_code == reason::success ? "normal disconnection" : mqtt::reason_string(d.reason_code));
     if (d.props.reason_string)
         text += "; its reason: '" + text::printable(*d.props.reason_string, max_client_reason_bytes) + "'";
     // Spec 3.1.2.5, 3.14.4: only a normal disconnection (0x00) discards the will.

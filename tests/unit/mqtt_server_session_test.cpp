@@ -1053,6 +1053,7 @@ TEST(MqttServerSession, NormalDisconnectDiscardsTheWill) {
     const auto e = h.ending();
     EXPECT_EQ(e.cause, server_end::client_disconnect);
     EXPECT_EQ(e.reason_code, reason::success);
+    EXPECT_EQ(e.reason, "DISCONNECT from the client: normal disconnection");
     EXPECT_FALSE(e.publish_will);
 }
 
