@@ -30,7 +30,9 @@ std::optional<std::uint8_t> unsupported_protocol_level(std::span<const std::uint
     return std::nullopt;
 }
 
-std::string milliseconds_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+std::string milliseconds_text(std::chrono::milliseconds d) {
+    return std::to_string(d.count()) + " ms";
+}
 
 std::chrono::milliseconds dead_after(std::chrono::seconds keep_alive) {
     return std::chrono::milliseconds{keep_alive} * 3 / 2;
@@ -40,14 +42,22 @@ std::chrono::milliseconds dead_after(std::chrono::seconds keep_alive) {
 
 const char* to_string(server_end e) noexcept {
     switch (e) {
-        case server_end::client_disconnect: return "client disconnected";
-        case server_end::closed: return "connection closed";
-        case server_end::protocol_error: return "protocol error";
-        case server_end::keep_alive_timeout: return "keep-alive timeout";
-        case server_end::connect_timeout: return "no CONNECT in time";
-        case server_end::refused: return "CONNECT refused";
-        case server_end::publish_refused: return "publish refused";
-        case server_end::server: return "ended by the server";
+        case server_end::client_disconnect:
+            return "client disconnected";
+        case server_end::closed:
+            return "connection closed";
+        case server_end::protocol_error:
+            return "protocol error";
+        case server_end::keep_alive_timeout:
+            return "keep-alive timeout";
+        case server_end::connect_timeout:
+            return "no CONNECT in time";
+        case server_end::refused:
+            return "CONNECT refused";
+        case server_end::publish_refused:
+            return "publish refused";
+        case server_end::server:
+            return "ended by the server";
     }
     return "unknown";
 }
@@ -244,7 +254,9 @@ void server_session::disconnect(std::uint8_t reason_code, std::string reason, ti
     end(server_end::server, reason_code, std::move(reason), true);
 }
 
-std::vector<server_session_action> server_session::drain_actions() { return std::exchange(actions_, {}); }
+std::vector<server_session_action> server_session::drain_actions() {
+    return std::exchange(actions_, {});
+}
 
 void server_session::drain_actions(std::vector<server_session_action>& out) {
     out.clear();
@@ -284,7 +296,9 @@ void server_session::end(server_end cause, std::optional<std::uint8_t> reason_co
 
 // --- sending ---
 
-void server_session::emit(server_session_action a) { actions_.push_back(std::move(a)); }
+void server_session::emit(server_session_action a) {
+    actions_.push_back(std::move(a));
+}
 
 std::vector<std::uint8_t>& server_session::send_buffer() {
     // Consecutive packets share one send action: one write for a burst.
@@ -310,7 +324,9 @@ void server_session::send(const packet& p) {
     if (encoded_size(trimmed, version_) <= client_packet_limit()) encode(trimmed, version_, send_buffer());
 }
 
-void server_session::send(const mqtt::publish& p) { encode(p, version_, send_buffer()); }
+void server_session::send(const mqtt::publish& p) {
+    encode(p, version_, send_buffer());
+}
 
 bool server_session::problem_information() const noexcept {
     return client_props_.request_problem_information.value_or(1) != 0;

@@ -88,14 +88,14 @@ struct server_settings {
 
 // Why a connection ended, as the owner logs and counts it.
 enum class server_end : std::uint8_t {
-    client_disconnect,  // DISCONNECT from the client (normal, or with a reason code)
-    closed,             // the transport closed without DISCONNECT
-    protocol_error,     // malformed packet or protocol violation by the client
-    keep_alive_timeout, // nothing from the client for 1.5 x its keep-alive
-    connect_timeout,    // no CONNECT in time
-    refused,            // CONNECT refused: by the session's checks or by refuse()
-    publish_refused,    // MQTT 3.1.1: a refused QoS 1/2 publish closes the connection
-    server,             // the owner ended it (disconnect())
+    client_disconnect,   // DISCONNECT from the client (normal, or with a reason code)
+    closed,              // the transport closed without DISCONNECT
+    protocol_error,      // malformed packet or protocol violation by the client
+    keep_alive_timeout,  // nothing from the client for 1.5 x its keep-alive
+    connect_timeout,     // no CONNECT in time
+    refused,             // CONNECT refused: by the session's checks or by refuse()
+    publish_refused,     // MQTT 3.1.1: a refused QoS 1/2 publish closes the connection
+    server,              // the owner ended it (disconnect())
 };
 [[nodiscard]] const char* to_string(server_end e) noexcept;
 
@@ -140,7 +140,7 @@ struct ended {
     // though their wire form has none or a return code. Absent for a transport that closed, a
     // CONNECT timeout and a CONNECT that was not answered.
     std::optional<std::uint8_t> reason_code;
-    std::string reason;                       // for the log; never holds unescaped client bytes
+    std::string reason;  // for the log; never holds unescaped client bytes
     bool publish_will = false;
     std::vector<std::uint64_t> unacknowledged;
 };
@@ -148,18 +148,18 @@ struct ended {
 
 using server_session_action =
     std::variant<server_action::send, server_action::close, server_action::connect_request,
-                 server_action::publish_request, server_action::subscribe_request,
-                 server_action::unsubscribe_request, server_action::delivered, server_action::ended>;
+                 server_action::publish_request, server_action::subscribe_request, server_action::unsubscribe_request,
+                 server_action::delivered, server_action::ended>;
 
 enum class server_state : std::uint8_t { awaiting_connect, awaiting_decision, online, ended };
 
 // What deliver() did with a message.
 enum class delivery : std::uint8_t {
-    sent,          // written (QoS 0) or sent and awaiting PUBACK (QoS 1)
-    queued,        // waits for a window slot, in order
-    too_large,     // over the client's Maximum Packet Size: not sent, as the spec says
-    queue_full,    // max_queued_bytes would be exceeded: not taken
-    not_online,    // before CONNACK or after the end
+    sent,        // written (QoS 0) or sent and awaiting PUBACK (QoS 1)
+    queued,      // waits for a window slot, in order
+    too_large,   // over the client's Maximum Packet Size: not sent, as the spec says
+    queue_full,  // max_queued_bytes would be exceeded: not taken
+    not_online,  // before CONNACK or after the end
 };
 
 class server_session {
@@ -264,8 +264,7 @@ private:
     void check_connect(mqtt::connect& c);
     // Answers CONNECT with a refusal in `v`'s form and ends; `reason` also goes to an MQTT 5
     // client (Reason String) when `reason_to_client` and it did not ask for no problem information.
-    void refuse_connect(protocol_version v, std::uint8_t reason_code, std::string reason,
-                        bool reason_to_client = true);
+    void refuse_connect(protocol_version v, std::uint8_t reason_code, std::string reason, bool reason_to_client = true);
     void violation(std::uint8_t reason_code, std::string reason, server_end cause = server_end::protocol_error);
     void end(server_end cause, std::optional<std::uint8_t> reason_code, std::string reason, bool publish_will);
     void send(const packet& p);
@@ -300,19 +299,19 @@ private:
     time_point now_{};
     std::string client_id_;
     bool clean_start_ = false;
-    bool will_ = false;                      // the CONNECT carried a will
-    bool transport_closed_ = false;          // no close action after ended
-    std::chrono::seconds keep_alive_{0};     // enforced: 1.5 x this without a packet ends it
+    bool will_ = false;                   // the CONNECT carried a will
+    bool transport_closed_ = false;       // no close action after ended
+    std::chrono::seconds keep_alive_{0};  // enforced: 1.5 x this without a packet ends it
     time_point connect_deadline_{};
     time_point last_received_{};
-    properties client_props_;                // the CONNECT's (Receive Maximum, Maximum Packet Size, ...)
+    properties client_props_;  // the CONNECT's (Receive Maximum, Maximum Packet Size, ...)
     std::vector<std::uint8_t> rx_;
     std::vector<server_session_action> actions_;
 
     // Inbound (client -> server).
     std::map<std::uint16_t, std::string> topic_aliases_;
-    std::map<std::uint16_t, qos> inbound_pending_;    // QoS 1/2 packet ids raised, awaiting publish_done
-    std::set<std::uint16_t> awaiting_pubrel_;         // QoS 2 PUBREC sent with success
+    std::map<std::uint16_t, qos> inbound_pending_;  // QoS 1/2 packet ids raised, awaiting publish_done
+    std::set<std::uint16_t> awaiting_pubrel_;       // QoS 2 PUBREC sent with success
     std::map<std::uint16_t, filter_request> filter_requests_;
 
     // Outbound (server -> client).

@@ -14,20 +14,30 @@ namespace {
 // Bytes of the client's own DISCONNECT Reason String kept for the log.
 constexpr std::size_t max_client_reason_bytes = 200;
 
-std::string packet_id_text(std::uint16_t id) { return "packet identifier " + std::to_string(id); }
+std::string packet_id_text(std::uint16_t id) {
+    return "packet identifier " + std::to_string(id);
+}
 
 }  // namespace
 
 void server_session::handle(packet& p) {
     switch (type_of(p)) {
-        case packet_type::publish: return on_publish(std::get<mqtt::publish>(p));
-        case packet_type::puback: return on_puback(std::get<puback>(p));
-        case packet_type::pubrel: return on_pubrel(std::get<pubrel>(p));
-        case packet_type::subscribe: return on_subscribe(std::get<mqtt::subscribe>(p));
-        case packet_type::unsubscribe: return on_unsubscribe(std::get<mqtt::unsubscribe>(p));
-        case packet_type::pingreq: return send(pingresp{});
-        case packet_type::disconnect: return on_disconnect(std::get<mqtt::disconnect>(p));
-        case packet_type::connect: return violation(reason::protocol_error, "a second CONNECT");  // spec 3.1.0-2
+        case packet_type::publish:
+            return on_publish(std::get<mqtt::publish>(p));
+        case packet_type::puback:
+            return on_puback(std::get<puback>(p));
+        case packet_type::pubrel:
+            return on_pubrel(std::get<pubrel>(p));
+        case packet_type::subscribe:
+            return on_subscribe(std::get<mqtt::subscribe>(p));
+        case packet_type::unsubscribe:
+            return on_unsubscribe(std::get<mqtt::unsubscribe>(p));
+        case packet_type::pingreq:
+            return send(pingresp{});
+        case packet_type::disconnect:
+            return on_disconnect(std::get<mqtt::disconnect>(p));
+        case packet_type::connect:
+            return violation(reason::protocol_error, "a second CONNECT");  // spec 3.1.0-2
         case packet_type::auth:  // enhanced authentication was not negotiated (spec 4.12)
             return violation(reason::protocol_error, "AUTH without enhanced authentication");
         default:  // CONNACK, SUBACK, UNSUBACK, PINGRESP; PUBREC and PUBCOMP: QoS 2 is never sent to a client
@@ -152,9 +162,9 @@ void server_session::on_subscribe(mqtt::subscribe& s) {
 
 void server_session::on_unsubscribe(mqtt::unsubscribe& u) {
     if (!start_filter_request(u.packet_id)) return;
-    filter_requests_.emplace(u.packet_id,
-                             filter_request{true, std::vector<std::optional<std::uint8_t>>(u.filters.size()),
-                                            u.filters.size()});
+    filter_requests_.emplace(
+        u.packet_id,
+        filter_request{true, std::vector<std::optional<std::uint8_t>>(u.filters.size()), u.filters.size()});
     emit(server_action::unsubscribe_request{std::move(u)});
 }
 
@@ -180,8 +190,7 @@ void server_session::subscribe_done(std::uint16_t packet_id, std::vector<std::ui
     answer_filter_request(packet_id, std::move(reason_codes), false);
 }
 
-void server_session::unsubscribe_done(std::uint16_t packet_id, std::vector<std::uint8_t> reason_codes,
-                                      time_point now) {
+void server_session::unsubscribe_done(std::uint16_t packet_id, std::vector<std::uint8_t> reason_codes, time_point now) {
     now_ = now;
     answer_filter_request(packet_id, std::move(reason_codes), true);
 }
@@ -189,8 +198,7 @@ void server_session::unsubscribe_done(std::uint16_t packet_id, std::vector<std::
 void server_session::answer_filter_request(std::uint16_t packet_id, std::vector<std::uint8_t> reason_codes,
                                            bool unsubscribe) {
     const auto it = filter_requests_.find(packet_id);
-    if (state_ != server_state::online || it == filter_requests_.end() || it->second.unsubscribe != unsubscribe)
-        return;
+    if (state_ != server_state::online || it == filter_requests_.end() || it->second.unsubscribe != unsubscribe) return;
     const bool v5 = version_ == protocol_version::v5;
     auto& req = it->second;
     // One code per raised filter is the owner's contract (MQTT 3.1.1 UNSUBACK has none to give).

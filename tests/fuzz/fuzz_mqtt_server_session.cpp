@@ -72,8 +72,10 @@ bool sent_by_a_server(const packet& p) {
         case packet_type::suback:
         case packet_type::unsuback:
         case packet_type::pingresp:
-        case packet_type::disconnect: return true;
-        default: return false;
+        case packet_type::disconnect:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -118,9 +120,8 @@ private:
             if (refuse_connect_) {
                 session_.refuse(reason::not_authorized, "refused", now);
             } else {
-                session_.accept(true, c->packet.client_id.empty() ? std::optional<std::string>{"assigned"}
-                                                                  : std::nullopt,
-                                now);
+                session_.accept(
+                    true, c->packet.client_id.empty() ? std::optional<std::string>{"assigned"} : std::nullopt, now);
             }
         } else if (const auto* p = std::get_if<server_action::publish_request>(&a)) {
             require(valid_topic_name(p->msg.topic) && !p->msg.props.topic_alias);
@@ -165,8 +166,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     const std::uint8_t selector = data[0];
     std::span<const std::uint8_t> rest(data + 1, size - 1);
-    const std::size_t chunk = chunk_sizes[selector & 3U] == 0 ? std::max<std::size_t>(rest.size(), 1)
-                                                              : chunk_sizes[selector & 3U];
+    const std::size_t chunk =
+        chunk_sizes[selector & 3U] == 0 ? std::max<std::size_t>(rest.size(), 1) : chunk_sizes[selector & 3U];
     const bool deliver = (selector & 0x20U) != 0;
     const auto step = steps[(selector >> 6U) & 3U];
 
