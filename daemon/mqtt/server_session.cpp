@@ -77,14 +77,12 @@ void server_session::on_bytes(std::span<const std::uint8_t> bytes, time_point no
     now_ = now;
     if (state_ == server_state::ended) return;
     rx_.insert(rx_.end(), bytes.begin(), bytes.end());
-    if (state_ == server_state::awaiting_decision) {
-        // Held until the owner decides (spec 3.1.4); a client has no reason to send much before CONNACK.
-        if (rx_.size() > settings_.max_packet_size)
-            violation(reason::protocol_error,
-                      "more than " + std::to_string(settings_.max_packet_size) + " bytes sent before CONNACK");
-        return;
-    }
-    process_received();
+    if (state_ != server_state::awaiting_decision) process_received();
+    // What follows CONNECT is held until the owner decides (spec 3.1.4); a client has no reason
+    // to send much before CONNACK.
+    if (state_ == server_state::awaiting_decision && rx_.size() > settings_.max_packet_size)
+        violation(reason::protocol_error,
+                  "more than " + std::to_string(settings_.max_packet_size) + " bytes sent before CONNACK");
 }
 
 void server_session::on_transport_closed(time_point now) {
@@ -222,10 +220,10 @@ void server_session::accept(bool session_present, std::optional<std::string> ass
             keep_alive_ = cap;
             p.server_keep_alive = settings_.max_keep_alive;
         }
-        p.assigned_client_identifier = assigned_client_id;
+        if (client_id_.empty()) p.assigned_client_identifier = assigned_client_id;
     }
     // MQTT 3.1.1 cannot announce a keep-alive: the client's own is enforced.
-    if (assigned_client_id) client_id_ = std::move(*assigned_client_id);
+    if (assigned_client_id && client_id_.empty()) client_id_ = std::move(*assigned_client_id);
     state_ = server_state::online;
     last_received_ = now;
     send(ack);
@@ -308,7 +306,7 @@ std::vector<std::uint8_t>& server_session::send_buffer() {
 }
 
 void server_session::send(const packet& p) {
-    if (version_ != protocol_version::v5 || encoded_size(p, version_) <= client_packet_limit())
+    if (!client_props_.maximum_packet_size || encoded_size(p, version_) <= client_packet_limit())
         return encode(p, version_, send_buffer());
     // Over the client's Maximum Packet Size: Reason String and User Properties are the first to
     // go (spec 3.1.2.25); a packet still too large is not sent at all.

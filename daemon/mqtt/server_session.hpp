@@ -24,10 +24,14 @@
 //   PUBCOMP. The request carries QoS 2 as the client sent it; the owner decides what it becomes.
 //   Receive Maximum is enforced for MQTT 3.1.1 clients too (they cannot be told: the connection
 //   closes), so a hostile client holds at most receive_maximum flows and topic_alias_maximum
-//   aliases.
+//   aliases. RETAIN while retain_available is false ends the connection (MQTT 5: 0x9A; 3.1.1
+//   cannot be told beforehand and is closed, as mosquitto does).
 // - SUBSCRIBE: filters the server does not offer (shared subscriptions, wildcards, per the
 //   settings) are answered here (0x9E / 0xA2; 3.1.1: 0x80) and left out of the request; a
-//   Subscription Identifier while they are not available ends the connection (0xA1).
+//   Subscription Identifier while they are not available ends the connection (0xA1). At most
+//   receive_maximum SUBSCRIBE / UNSUBSCRIBE requests await their answer (more: 0x97), which the
+//   specification leaves open.
+// - While the owner decides about CONNECT no deadline runs: the owner bounds its decision.
 // - The answer to a refused QoS 1 publish: MQTT 5 gets a PUBACK with the reason code; MQTT 3.1.1
 //   has no negative PUBACK, so the connection is closed (the reason goes to the owner's log) and
 //   never a PUBACK that would claim success. A refused QoS 2 publish: PUBREC with the reason (5),
@@ -75,8 +79,9 @@ struct server_settings {
     std::size_t max_queued_bytes = 8 * 1024 * 1024;
     // Longest client identifier taken, in bytes (longer: Client Identifier not valid).
     std::size_t max_client_id_length = 256;
-    // The most keep-alive a client may ask for, in seconds; 0 lets the client choose (a client
-    // asking for 0 or more gets this one as Server Keep Alive, MQTT 5).
+    // The most keep-alive a client may have, in seconds; 0 lets the client choose. An MQTT 5
+    // client asking for more, or for none (0), gets this one as Server Keep Alive; an MQTT 3.1.1
+    // client cannot be told, so its own is enforced.
     std::uint16_t max_keep_alive = 0;
     // How long a new connection may take to send CONNECT.
     std::chrono::milliseconds connect_timeout{10'000};
@@ -179,7 +184,8 @@ public:
 
     // --- answers to requests ---
     // Accepts the CONNECT: sends CONNACK (with the server's properties; `assigned_client_id`
-    // when the client sent an empty one, MQTT 5; it becomes client_id()). `session_present` is
+    // when the client sent an empty one, MQTT 5; it becomes client_id(), also for 3.1.1; ignored
+    // when the client sent one). `session_present` is
     // sent false when the client asked for a clean start (spec 3.2.2.1.1). Then handles what
     // the client sent after its CONNECT. Ignored unless state() is awaiting_decision.
     void accept(bool session_present, std::optional<std::string> assigned_client_id, time_point now);

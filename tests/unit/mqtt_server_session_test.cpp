@@ -316,6 +316,13 @@ TEST(MqttServerSession, EmptyClientIdGetsAssignedIdentifier) {
     EXPECT_EQ(h.s.client_id(), "thingmux-3f2a");
 }
 
+TEST(MqttServerSession, AssignedIdentifierIsIgnoredWhenTheClientSentOne) {
+    harness h;
+    const auto ack = h.connect(connect_v5("app-1"), false, "thingmux-3f2a");
+    EXPECT_FALSE(ack.props.assigned_client_identifier.has_value());
+    EXPECT_EQ(h.s.client_id(), "app-1");
+}
+
 TEST(MqttServerSession, EmptyClientIdWithCleanSessionIsRaisedOn311) {
     harness h{{}, v311};
     h.in(connect_v311("", clean));
@@ -527,6 +534,13 @@ TEST(MqttServerSession, TooManyBytesBeforeTheDecisionEndTheConnection) {
     h.s.accept(false, std::nullopt, h.now);
     h.collect();
     EXPECT_TRUE(h.sent.empty() && h.events.empty());
+
+    harness together{cfg};  // the same in the CONNECT's own chunk
+    together.in(connect_v5("app-1") + bytes(1001, 0xC0));
+    auto ev = together.take_events();
+    ASSERT_EQ(ev.size(), 3U);
+    EXPECT_TRUE(std::holds_alternative<server_action::connect_request>(ev[0]));
+    EXPECT_EQ(std::get<server_action::ended>(ev[1]).reason, "more than 1000 bytes sent before CONNACK");
 }
 
 // --- keep-alive ---
