@@ -1039,6 +1039,16 @@ TEST(MqttPacket, MapsMqtt311ConnackReturnCodes) {
     EXPECT_EQ(connack_reason_v5(v5, reason::banned), reason::banned);
 }
 
+// The other way, for a server: every 3.1.1 return code maps back to itself.
+TEST(MqttPacket, MapsReasonCodesToMqtt311ConnackReturnCodes) {
+    for (std::uint8_t code = 0; code <= 5; ++code) {
+        EXPECT_EQ(connack_return_code_v311(connack_reason_v5(v311, code)), code);
+    }
+    EXPECT_EQ(connack_return_code_v311(reason::server_busy), 3);
+    EXPECT_EQ(connack_return_code_v311(reason::banned), 3);
+    EXPECT_EQ(connack_return_code_v311(reason::quota_exceeded), 3);
+}
+
 // A decode error is an std::error_code of its own category, never 0 (success), with words.
 TEST(MqttDecodeError, EveryValueIsAnErrorCodeOfTheDecodeCategoryWithAMessageInWords) {
     using enum decode_error;
