@@ -129,7 +129,7 @@ void server_session::process_received() {
                                reason::unsupported_protocol_version,
                                "unsupported protocol level " + std::to_string(*level), false);
             } else {
-                end(server_end::protocol_error, std::nullopt, "malformed CONNECT: " + bad->reason, false);
+                end(server_end::protocol_error, std::nullopt, "malformed first packet: " + bad->reason, false);
             }
             break;
         }

@@ -347,7 +347,7 @@ TEST(MqttServerSession, MalformedConnectClosesWithoutAnswer) {
     EXPECT_TRUE(h.sent.empty());
     const auto e = h.ending();
     EXPECT_EQ(e.cause, server_end::protocol_error);
-    EXPECT_EQ(e.reason, "malformed CONNECT: CONNECT: reserved connect flag is set");
+    EXPECT_EQ(e.reason, "malformed first packet: CONNECT: reserved connect flag is set");
 }
 
 TEST(MqttServerSession, SecondConnectIsProtocolError) {
