@@ -77,12 +77,12 @@ void server_session::on_bytes(std::span<const std::uint8_t> bytes, time_point no
     now_ = now;
     if (state_ == server_state::ended) return;
     rx_.insert(rx_.end(), bytes.begin(), bytes.end());
-    if (state_ != server_state::awaiting_decision) process_received();
-    // What follows CONNECT is held until the owner decides (spec 3.1.4); a client has no reason
-    // to send much before CONNACK.
-    if (state_ == server_state::awaiting_decision && rx_.size() > settings_.max_packet_size)
-        violation(reason::protocol_error,
-                  "more than " + std::to_string(settings_.max_packet_size) + " bytes sent before CONNACK");
+    if (!reading_paused()) process_received();
+    // What follows CONNECT waits for the owner's decision (spec 3.1.4), what follows a held
+    // publish for a slot: the owner was asked to stop reading.
+    if (reading_paused() && rx_.size() > 2 * settings_.max_packet_size)
+        violation(reason::protocol_error, "more than " + std::to_string(2 * settings_.max_packet_size) +
+                                              " bytes sent while the server was not reading");
 }
 
 void server_session::on_transport_closed(time_point now) {
@@ -97,7 +97,8 @@ void server_session::on_tick(time_point now) {
     if (state_ == server_state::awaiting_connect && now >= connect_deadline_)
         return end(server_end::connect_timeout, std::nullopt,
                    "no CONNECT within " + milliseconds_text(settings_.connect_timeout), false);
-    if (state_ == server_state::online && keep_alive_.count() != 0 && now >= last_received_ + dead_after(keep_alive_))
+    if (state_ == server_state::online && !holding_ && keep_alive_.count() != 0 &&
+        now >= last_received_ + dead_after(keep_alive_))
         return violation(reason::keep_alive_timeout,
                          "no packet for " + milliseconds_text(dead_after(keep_alive_)) + " (keep-alive " +
                              std::to_string(keep_alive_.count()) + " s)",
@@ -106,13 +107,15 @@ void server_session::on_tick(time_point now) {
 
 std::optional<time_point> server_session::next_deadline() const {
     if (state_ == server_state::awaiting_connect) return connect_deadline_;
-    if (state_ == server_state::online && keep_alive_.count() != 0) return last_received_ + dead_after(keep_alive_);
+    if (state_ == server_state::online && !holding_ && keep_alive_.count() != 0)
+        return last_received_ + dead_after(keep_alive_);
     return std::nullopt;
 }
 
 // Decodes and handles what arrived, as long as the connection takes packets: before CONNECT and
 // once it was accepted.
 void server_session::process_received() {
+    holding_ = false;
     std::size_t used = 0;
     while (state_ == server_state::awaiting_connect || state_ == server_state::online) {
         const auto rest = std::span<const std::uint8_t>{rx_}.subspan(used);
@@ -134,8 +137,12 @@ void server_session::process_received() {
             break;
         }
         auto& d = std::get<decoded>(result);
-        used += d.consumed;
         last_received_ = now_;
+        if (state_ == server_state::online && must_hold(d.packet)) {
+            holding_ = true;  // decoded again once publish_done() frees a slot
+            break;
+        }
+        used += d.consumed;
         if (state_ == server_state::awaiting_connect)
             on_first_packet(d.packet);
         else

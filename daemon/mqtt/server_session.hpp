@@ -13,8 +13,9 @@
 //   server's properties (Receive Maximum, Maximum Packet Size, Topic Alias Maximum, Retain
 //   Available, Wildcard / Subscription Identifier / Shared Subscription Available, Maximum QoS,
 //   Server Keep Alive, Assigned Client Identifier); MQTT 3.1.1 gets the matching return codes.
-//   Bytes the client sends after CONNECT wait until the owner decided (spec 3.1.4), at most
-//   max_packet_size of them.
+//   Bytes the client sends after CONNECT wait until the owner decided (spec 3.1.4).
+// - Bytes held (before CONNACK, or behind a held 3.1.1 publish) are bounded: past 2 x
+//   max_packet_size, an owner that kept reading while reading_paused(), the connection ends.
 // - Keep-alive: nothing from the client for 1.5 x the keep-alive ends the connection (MQTT 5:
 //   DISCONNECT 0x8D); PINGREQ is answered here.
 // - Inbound PUBLISH: the client's topic aliases are resolved; QoS 1 and 2 publishes beyond
@@ -22,10 +23,12 @@
 //   awaiting its answer is not raised twice; QoS 2 is exactly once: raised once, PUBREC when
 //   decided, a repeat of it before PUBREL answered with PUBREC again, PUBREL answered with
 //   PUBCOMP. The request carries QoS 2 as the client sent it; the owner decides what it becomes.
-//   Receive Maximum is enforced for MQTT 3.1.1 clients too (they cannot be told: the connection
-//   closes), so a hostile client holds at most receive_maximum flows and topic_alias_maximum
-//   aliases. RETAIN while retain_available is false ends the connection (MQTT 5: 0x9A; 3.1.1
-//   cannot be told beforehand and is closed, as mosquitto does).
+//   MQTT 3.1.1 has no Receive Maximum to announce: a QoS 1/2 publish beyond it is held, with what
+//   follows, until publish_done() frees a slot, and reading_paused() asks the owner to stop
+//   reading meanwhile (flow control by the transport; keep-alive is not enforced while held);
+//   QoS 2 flows awaiting the client's PUBREL that fill receive_maximum close its connection. So a hostile client holds
+//   at most receive_maximum flows and topic_alias_maximum aliases. RETAIN while retain_available is false ends the
+//   connection (MQTT 5: 0x9A; 3.1.1 cannot be told beforehand and is closed, as mosquitto does).
 // - SUBSCRIBE: filters the server does not offer (shared subscriptions, wildcards, per the
 //   settings) are answered here (0x9E / 0xA2; 3.1.1: 0x80) and left out of the request; a
 //   Subscription Identifier while they are not available ends the connection (0xA1). At most
@@ -241,6 +244,10 @@ public:
     [[nodiscard]] std::size_t topic_aliases() const noexcept { return topic_aliases_.size(); }
     // SUBSCRIBE / UNSUBSCRIBE requests awaiting subscribe_done() / unsubscribe_done().
     [[nodiscard]] std::size_t pending_filter_requests() const noexcept { return filter_requests_.size(); }
+    // True while the session holds the client's bytes unprocessed (the CONNECT awaits its
+    // decision, or an MQTT 3.1.1 client's publishes fill receive_maximum): the owner stops
+    // reading from the transport until it is false again (after accept() / publish_done()).
+    [[nodiscard]] bool reading_paused() const noexcept { return state_ == server_state::awaiting_decision || holding_; }
     // PUBACKs from the client for packet ids not in flight (ignored).
     [[nodiscard]] std::uint64_t unknown_acknowledgements() const noexcept { return unknown_acks_; }
     [[nodiscard]] const server_settings& settings() const noexcept { return settings_; }
@@ -266,6 +273,7 @@ private:
 
     // server_session.cpp: connection, end, sending.
     void process_received();
+    [[nodiscard]] bool must_hold(const packet& p) const noexcept;
     void on_first_packet(packet& p);
     void check_connect(mqtt::connect& c);
     // Answers CONNECT with a refusal in `v`'s form and ends; `reason` also goes to an MQTT 5
@@ -307,6 +315,7 @@ private:
     bool clean_start_ = false;
     bool will_ = false;                   // the CONNECT carried a will
     bool transport_closed_ = false;       // no close action after ended
+    bool holding_ = false;                // a 3.1.1 publish waits for a Receive Maximum slot
     std::chrono::seconds keep_alive_{0};  // enforced: 1.5 x this without a packet ends it
     time_point connect_deadline_{};
     time_point last_received_{};

@@ -75,6 +75,19 @@ void server_session::on_publish(mqtt::publish& p) {
     emit(server_action::publish_request{std::move(p)});
 }
 
+// MQTT 3.1.1 cannot be told Receive Maximum: a new QoS 1/2 publish that would exceed it waits
+// until publish_done() frees a slot. Only while some of the flows await publish_done(): flows
+// awaiting the client's PUBREL that fill Receive Maximum mean a client that keeps more QoS 2
+// flows open than it could be allowed, and on_publish() ends the connection (its PUBRELs may be
+// behind the held publish, so waiting could last forever). MQTT 5 clients know the limit.
+bool server_session::must_hold(const packet& p) const noexcept {
+    const auto* m = std::get_if<mqtt::publish>(&p);
+    return version_ == protocol_version::v311 && m != nullptr && m->qos != qos::at_most_once &&
+           !inbound_pending_.contains(m->packet_id) && !awaiting_pubrel_.contains(m->packet_id) &&
+           awaiting_pubrel_.size() < settings_.receive_maximum &&
+           inbound_pending_.size() + awaiting_pubrel_.size() >= settings_.receive_maximum;
+}
+
 // Spec 3.3.2.3.4: a topic alias is set by a PUBLISH with a topic and used by one without; the
 // request always carries the topic, never the alias.
 bool server_session::resolve_topic_alias(mqtt::publish& p) {
@@ -119,9 +132,13 @@ void server_session::publish_done(std::uint16_t packet_id, std::uint8_t reason_c
                    reason_string.empty() ? std::string{mqtt::reason_string(reason_code)} : std::move(reason_string),
                    true);
     }
-    if (q == qos::at_least_once) return send(puback{packet_id, reason_code, std::move(props)});
-    if (reason_code < 0x80) awaiting_pubrel_.insert(packet_id);  // a refusal ends the flow (spec 4.3.3)
-    send(pubrec{packet_id, reason_code, std::move(props)});
+    if (q == qos::at_least_once) {
+        send(puback{packet_id, reason_code, std::move(props)});
+    } else {
+        if (reason_code < 0x80) awaiting_pubrel_.insert(packet_id);  // a refusal ends the flow (spec 4.3.3)
+        send(pubrec{packet_id, reason_code, std::move(props)});
+    }
+    if (holding_) process_received();  // a slot may be free for the held publish
 }
 
 void server_session::on_pubrel(const pubrel& r) {

@@ -530,22 +530,24 @@ TEST(MqttServerSession, TooManyBytesBeforeTheDecisionEndTheConnection) {
     harness h{cfg};
     h.in(connect_v5("app-1"));
     static_cast<void>(h.only_event<server_action::connect_request>());
-    h.in(bytes(1000, 0xC0));
+    EXPECT_TRUE(h.s.reading_paused());
+    h.in(bytes(2000, 0xC0));
     EXPECT_TRUE(h.events.empty());
     h.in(bytes{0xC0});
     EXPECT_TRUE(h.sent.empty());  // no CONNACK was sent: no DISCONNECT either
     const auto e = h.ended_with(server_end::protocol_error);
-    EXPECT_EQ(e.reason, "more than 1000 bytes sent before CONNACK");
+    EXPECT_EQ(e.reason, "more than 2000 bytes sent while the server was not reading");
     h.s.accept(false, std::nullopt, h.now);
     h.collect();
     EXPECT_TRUE(h.sent.empty() && h.events.empty());
 
     harness together{cfg};  // the same in the CONNECT's own chunk
-    together.in(connect_v5("app-1") + bytes(1001, 0xC0));
+    together.in(connect_v5("app-1") + bytes(2001, 0xC0));
     auto ev = together.take_events();
     ASSERT_EQ(ev.size(), 3U);
     EXPECT_TRUE(std::holds_alternative<server_action::connect_request>(ev[0]));
-    EXPECT_EQ(std::get<server_action::ended>(ev[1]).reason, "more than 1000 bytes sent before CONNACK");
+    EXPECT_EQ(std::get<server_action::ended>(ev[1]).reason,
+              "more than 2000 bytes sent while the server was not reading");
 }
 
 // --- keep-alive ---
@@ -780,6 +782,66 @@ TEST(MqttServerSession, ReceiveMaximumExceededEndsTheConnection) {
     EXPECT_EQ(h.only_sent<disconnect>().reason_code, reason::receive_maximum_exceeded);
     const auto e = h.ended_with(server_end::protocol_error);
     EXPECT_EQ(e.reason_code, reason::receive_maximum_exceeded);
+}
+
+TEST(MqttServerSession, Mqtt311PublishBeyondReceiveMaximumWaitsForASlot) {
+    server_settings cfg;
+    cfg.receive_maximum = 2;
+    harness h{cfg, v311};
+    h.connect();
+    h.take_sent();
+    h.in(encode(make_publish("a", qos::at_least_once, 1), v311) +
+         encode(make_publish("a", qos::exactly_once, 2), v311) +
+         encode(make_publish("a", qos::at_least_once, 3), v311) + bytes{0xC0, 0x00});
+    EXPECT_EQ(h.take_events_of<server_action::publish_request>().size(), 2U);
+    EXPECT_TRUE(h.sent.empty());  // the PINGREQ behind the held publish waits too
+    EXPECT_TRUE(h.s.reading_paused());
+    EXPECT_EQ(h.s.next_deadline(), std::nullopt);  // the client is not to blame for the wait
+    h.advance(1h);
+    EXPECT_EQ(h.s.state(), server_state::online);
+
+    h.publish_done(2, reason::success, "");  // PUBREC: the flow still counts until PUBREL
+    EXPECT_EQ(h.only_sent<pubrec>().packet_id, 2);
+    EXPECT_TRUE(h.events.empty());
+    EXPECT_TRUE(h.s.reading_paused());
+    h.publish_done(1, reason::success, "");  // PUBACK: a slot
+    EXPECT_EQ(h.only_event<server_action::publish_request>().msg.packet_id, 3);
+    auto sent = h.take_sent();
+    ASSERT_EQ(sent.size(), 2U);
+    EXPECT_TRUE(std::holds_alternative<puback>(sent[0]));
+    EXPECT_TRUE(std::holds_alternative<pingresp>(sent[1]));
+    EXPECT_FALSE(h.s.reading_paused());
+    EXPECT_EQ(h.s.next_deadline(), h.now + 90s);
+    EXPECT_EQ(h.s.pending_publishes() + h.s.awaiting_release(), 2U);
+}
+
+TEST(MqttServerSession, Mqtt311FlowsAwaitingPubrelThatFillReceiveMaximumClose) {
+    server_settings cfg;
+    cfg.receive_maximum = 2;
+    harness h{cfg, v311};
+    h.connect();
+    for (std::uint16_t id = 1; id <= 2; ++id) {
+        h.publish(make_publish("a", qos::exactly_once, id));
+        h.publish_done(id, reason::success, "");
+    }
+    h.take_sent();
+    h.feed(make_publish("a", qos::at_least_once, 3));
+    EXPECT_TRUE(h.sent.empty());
+    EXPECT_EQ(h.ended_with(server_end::protocol_error).reason_code, reason::receive_maximum_exceeded);
+}
+
+TEST(MqttServerSession, Mqtt311ClientReadOnWhilePausedIsEnded) {
+    server_settings cfg;
+    cfg.receive_maximum = 1;
+    cfg.max_packet_size = 100;
+    harness h{cfg, v311};
+    h.connect();
+    h.publish(make_publish("a", qos::at_least_once, 1));
+    h.in(encode(make_publish("a", qos::at_least_once, 2), v311));
+    EXPECT_TRUE(h.s.reading_paused());
+    h.in(bytes(200, 0xC0));
+    EXPECT_EQ(h.ended_with(server_end::protocol_error).reason,
+              "more than 200 bytes sent while the server was not reading");
 }
 
 TEST(MqttServerSession, TopicAliasIsSetAndResolved) {
