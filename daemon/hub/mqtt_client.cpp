@@ -66,8 +66,8 @@ void mqtt_client::read() {
 void mqtt_client::read_ready() {
     static thread_local std::vector<std::uint8_t> scratch(read_chunk);
     for (std::size_t turn = 0; turn < max_read_turn; turn += read_chunk) {
-        if (write_backlog()) {
-            paused_ = true;  // resumed by the write that brings it down
+        if (write_backlog() || server_.reading_paused()) {
+            paused_ = true;  // resumed by the write that brings it down, or the answer that frees a slot
             return;
         }
         boost::system::error_code ec;
@@ -80,7 +80,7 @@ void mqtt_client::read_ready() {
         server_.on_bytes(std::span<const std::uint8_t>(scratch.data(), n), now());
         run();
         if (closed_ || ended_) return;
-        if (n < scratch.size() && !write_backlog()) return read();
+        if (n < scratch.size() && !write_backlog() && !server_.reading_paused()) return read();
     }
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
         if (!self->closed_ && !self->ended_) self->read_ready();
@@ -139,7 +139,17 @@ void mqtt_client::run() {
         if (actions_.empty()) actions_ = std::move(actions);  // keep the capacity
     } while (run_again_);
     running_ = false;
-    if (!ended_) arm_timer();
+    if (ended_) return;
+    arm_timer();
+    maybe_resume();
+}
+
+void mqtt_client::maybe_resume() {
+    if (!paused_ || closed_ || write_backlog() || server_.reading_paused()) return;
+    paused_ = false;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        if (!self->closed_ && !self->ended_) self->read_ready();
+    });
 }
 
 void mqtt_client::arm_timer() {
@@ -189,10 +199,7 @@ void mqtt_client::write() {
             return self->close_socket();
         }
         if (self->writing_.capacity() > read_chunk) self->writing_ = {};  // idle clients hold no buffer
-        if (self->paused_ && !self->write_backlog()) {
-            self->paused_ = false;
-            self->read_ready();
-        }
+        self->maybe_resume();
         self->write();
     });
 }
