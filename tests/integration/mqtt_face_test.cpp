@@ -189,6 +189,43 @@ TEST_F(MqttFaceTest, APersistentSessionKeepsTheCommandsSentWhileItsClientWasAway
         << log;
 }
 
+// --- local topics ----------------------------------------------------------------------------------
+
+// things[].local_topics: an unmodified MQTT client and a libthingmux app talk through local/#
+// both ways, and the broker sees neither their subscription nor their messages.
+TEST_F(MqttFaceTest, LocalTopicsConnectMqttClientsAndAppsWithoutTheBroker) {
+    daemon_setup setup = face_setup();
+    setup.thing = "local_topics: ['local/#']";
+    daemon_fixture daemon(broker, setup);
+    const auto sock = daemon.mqtt_socket_path();
+    mosquitto_subscriber mqtt_side({sock, "311", "gateway-01"}, {"local/#"}, broker.dir());
+    ASSERT_TRUE(mqtt_side.wait_subscribed()) << mqtt_side.transcript();
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "local-app"));
+    ASSERT_EQ(app.subscribe({"local/to-app/#"}).at(0).code, ipc::errc::ok);
+
+    constexpr int messages = 20;
+    for (const auto& payload : numbered(messages, "from-app-")) {
+        const auto r = app.publish("local/lamp", payload, 1);
+        ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
+    }
+    EXPECT_EQ(mqtt_side.wait_for_all(topic_lines("local/lamp", numbered(messages, "from-app-")), 20'000), 0U)
+        << mqtt_side.transcript();
+    const auto run = mosquitto_pub({sock, "5", "panel"}, "local/to-app/x", numbered(messages, "from-mqtt-"));
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_EQ(count_below(run.acks, 0x80), static_cast<std::size_t>(messages)) << run.output;
+    ASSERT_TRUE(app.wait_messages(messages)) << app.messages.size();
+    EXPECT_EQ(app.messages.size(), static_cast<std::size_t>(messages));
+    EXPECT_EQ(count_on(mqtt_side.messages(), "local/to-app/x", "from-mqtt-"), static_cast<std::size_t>(messages))
+        << "local/# covers local/to-app/x";
+
+    EXPECT_EQ(daemon.stop(), 0);
+    broker.stop();
+    for (const auto& f : broker_filters(broker, "gateway-01")) EXPECT_FALSE(f.starts_with("local/")) << f;
+    const auto sent_up = broker_publishes(broker, "Received", "gateway-01");
+    for (const auto& t : sent_up) EXPECT_FALSE(t.starts_with("local/")) << t;
+}
+
 // --- refusals ----------------------------------------------------------------------------------------
 
 // MQTT 5: a QoS 1 publish the app rules do not grant gets PUBACK 0x87 and the connection stays
