@@ -144,7 +144,7 @@ private:
     void on_unsubscribe(mqtt_client& c, mqtt::unsubscribe&& packet) override;
     void on_ended(mqtt_client& c, const mqtt::server_action::ended& how) override;
     [[nodiscard]] mqtt::server_settings mqtt_server_settings() const;
-    void publish_will(mqtt_client& c, const std::string& thing);
+    void publish_will(mqtt::will_message w, const mqtt_session& s);
     // Ends a local MQTT session for good: its subscriptions and waiting messages go.
     void end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why);
     void expire_mqtt_sessions();

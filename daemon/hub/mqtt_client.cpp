@@ -20,6 +20,7 @@ constexpr std::size_t max_read_turn = 1024 * 1024;  // bytes read from one clien
 // Unwritten bytes at which the client is no longer read: answers pile up only when it does not
 // read them.
 constexpr std::size_t max_unwritten_answers = 256 * 1024;
+constexpr auto final_write_grace = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -129,7 +130,12 @@ void mqtt_client::run() {
                     } else if constexpr (std::is_same_v<T, sa::ended>) {
                         if (ended_) return;
                         ended_ = true;
-                        timer_.cancel();
+                        // The last packet (CONNACK, DISCONNECT) gets a moment to be written; a
+                        // client that does not read is closed regardless.
+                        timer_.expires_after(final_write_grace);
+                        timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+                            if (!ec) self->close_socket();
+                        });
                         events_.on_ended(*this, act);
                     }
                 },

@@ -189,6 +189,40 @@ TEST_F(MqttFaceTest, APersistentSessionKeepsTheCommandsSentWhileItsClientWasAway
         << log;
 }
 
+// MQTT 5 Will Delay Interval: a client that comes back within the delay (its session resumed)
+// has no will published; one that stays away has it published after the delay. mosquitto_sub
+// ends with DISCONNECT 0x04 (with will) when it is stopped, so each will is due.
+TEST_F(MqttFaceTest, ADelayedWillIsDroppedWhenTheClientComesBackInTime) {
+    daemon_fixture daemon(broker, face_setup());
+    const auto sock = daemon.mqtt_socket_path();
+    observer_subscription cloud(broker, "dt/gateway-01/will/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    const auto with_will = [](const std::string& name) {
+        return std::vector<std::string>{"-c", "-x", "600", "--will-topic", "dt/gateway-01/will/" + name, "--will-payload",
+                                        "gone-" + name, "--will-qos", "1", "-D", "will", "will-delay-interval", "1"};
+    };
+    const std::vector<std::string> filter{"cmd/gateway-01/#"};
+    {
+        mosquitto_subscriber a({sock, "5", "will-a"}, filter, broker.dir(), 1, with_will("a"));
+        ASSERT_TRUE(a.wait_subscribed()) << a.transcript();
+    }
+    mosquitto_subscriber back({sock, "5", "will-a"}, filter, broker.dir(), 1, with_will("a"));
+    ASSERT_TRUE(back.wait_subscribed()) << back.transcript();
+
+    const auto b_left = std::chrono::steady_clock::now();
+    {
+        mosquitto_subscriber b({sock, "5", "will-b"}, filter, broker.dir(), 1, with_will("b"));
+        ASSERT_TRUE(b.wait_subscribed()) << b.transcript();
+    }
+    EXPECT_EQ(cloud.wait_for_all({"dt/gateway-01/will/b gone-b"}, 20'000), 0U) << read_file(daemon.log_file());
+    EXPECT_GE(std::chrono::steady_clock::now() - b_left, std::chrono::milliseconds(900)) << "the will did not wait its delay";
+    // A left before B, so its will would have been due first and arrived first.
+    const auto lines = cloud.lines();
+    EXPECT_EQ(std::count_if(lines.begin(), lines.end(), [](const std::string& l) { return l.starts_with("dt/gateway-01/will/a"); }),
+              0)
+        << "the will of a client that came back in time was published";
+}
+
 // --- local topics ----------------------------------------------------------------------------------
 
 // things[].local_topics: an unmodified MQTT client and a libthingmux app talk through local/#
