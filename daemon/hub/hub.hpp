@@ -122,7 +122,8 @@ public:
     [[nodiscard]] std::vector<std::string> thing_names() const;  // in configuration order
     [[nodiscard]] std::optional<thing_status> status_of(const std::string& thing) const;
     [[nodiscard]] std::vector<client_status> clients() const;  // greeted clients
-    [[nodiscard]] std::size_t connection_count() const noexcept { return clients_.size(); }  // greeted or not
+    // Open connections of apps: IPC clients (greeted or not) and MQTT clients past CONNACK.
+    [[nodiscard]] std::size_t connection_count() const noexcept;
     [[nodiscard]] const hub_counters& counters() const noexcept { return counters_; }
 
 private:

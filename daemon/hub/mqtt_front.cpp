@@ -18,6 +18,7 @@
 #include "daemon/thing/outcome.hpp"
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <spdlog/spdlog.h>
 
 namespace thingmux::hub {
@@ -35,6 +36,11 @@ mqtt::server_settings hub::mqtt_server_settings() const {
     s.max_keep_alive = static_cast<std::uint16_t>(m.max_keep_alive.count());
     s.connect_timeout = m.connect_timeout;
     return s;
+}
+
+std::size_t hub::connection_count() const noexcept {
+    return clients_.size() + static_cast<std::size_t>(std::count_if(mqtt_clients_.begin(), mqtt_clients_.end(),
+                                                                    [](const auto& c) { return c.second->connected(); }));
 }
 
 hub::thing_entry* hub::thing_named(const std::string& name) {
