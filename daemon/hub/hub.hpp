@@ -122,7 +122,8 @@ public:
     [[nodiscard]] std::vector<std::string> thing_names() const;  // in configuration order
     [[nodiscard]] std::optional<thing_status> status_of(const std::string& thing) const;
     [[nodiscard]] std::vector<client_status> clients() const;  // greeted clients
-    [[nodiscard]] std::size_t connection_count() const noexcept { return clients_.size(); }  // greeted or not
+    // Open connections of apps: IPC clients (greeted or not) and MQTT clients past CONNACK.
+    [[nodiscard]] std::size_t connection_count() const noexcept;
     [[nodiscard]] const hub_counters& counters() const noexcept { return counters_; }
 
 private:
@@ -144,7 +145,7 @@ private:
     void on_unsubscribe(mqtt_client& c, mqtt::unsubscribe&& packet) override;
     void on_ended(mqtt_client& c, const mqtt::server_action::ended& how) override;
     [[nodiscard]] mqtt::server_settings mqtt_server_settings() const;
-    void publish_will(mqtt_client& c, const std::string& thing);
+    void publish_will(mqtt::will_message w, const mqtt_session& s);
     // Ends a local MQTT session for good: its subscriptions and waiting messages go.
     void end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why);
     void expire_mqtt_sessions();

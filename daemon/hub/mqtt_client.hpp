@@ -102,6 +102,9 @@ private:
     void run();  // drains the server session's actions, performs them
     void schedule_write();
     void write();
+    // Reads again once neither unwritten bytes nor the server session (an MQTT 3.1.1 client past
+    // Receive Maximum) hold reading back.
+    void maybe_resume();
     void arm_timer();
     void close_socket();
     void cut_off(std::string reason);
@@ -128,7 +131,7 @@ private:
     bool writing_now_ = false;
     bool write_posted_ = false;
     bool close_after_write_ = false;
-    bool paused_ = false;   // not reading until the writes catch up
+    bool paused_ = false;   // not reading until the writes catch up or the session takes more
     bool reading_ = false;  // a wait for readability is pending
     bool ended_ = false;    // the server session ended the connection (on_ended() was called)
     bool closed_ = false;   // the socket is closed

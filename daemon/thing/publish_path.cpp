@@ -16,6 +16,7 @@ std::size_t cost_of(const mqtt::publish& p) { return p.topic.size() + p.payload.
 void pipeline::publish(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m) {
     ++shared_.counters.publishes;
     if (auto refusal = check_publish(*s, m)) return s->publish_done(request_id, std::move(*refusal));
+    if (local_only(m.topic)) return publish_locally(s, request_id, std::move(m));
     if (auto spooled = maybe_spool(m)) {
         s->publish_done(request_id, std::move(*spooled));
         return release_publishes();  // online behind earlier rows: the new one follows them out
@@ -70,6 +71,8 @@ std::optional<ipc::result> pipeline::check_publish(local_session& s, ipc::publis
     // A responder publishes its answer there on the app's behalf: only where the app may listen.
     if (m.props.response_topic && !config::allowed_response_topic(s.rights(), *m.props.response_topic))
         return deny(s, config::refused::response_topic, *m.props.response_topic);
+    // Local topics never wait for the link, the spool or the shaper.
+    if (local_only(m.topic)) return std::nullopt;
     if (m.qos == 0 && !online() && rules_.offline_qos0 == config::offline_qos0::drop) {
         ++offline_dropped_;
         return refuse(ipc::errc::not_connected, "Thing " + settings_.name +

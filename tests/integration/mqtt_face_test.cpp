@@ -189,6 +189,77 @@ TEST_F(MqttFaceTest, APersistentSessionKeepsTheCommandsSentWhileItsClientWasAway
         << log;
 }
 
+// MQTT 5 Will Delay Interval: a client that comes back within the delay (its session resumed)
+// has no will published; one that stays away has it published after the delay. mosquitto_sub
+// ends with DISCONNECT 0x04 (with will) when it is stopped, so each will is due.
+TEST_F(MqttFaceTest, ADelayedWillIsDroppedWhenTheClientComesBackInTime) {
+    daemon_fixture daemon(broker, face_setup());
+    const auto sock = daemon.mqtt_socket_path();
+    observer_subscription cloud(broker, "dt/gateway-01/will/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    const auto with_will = [](const std::string& name) {
+        return std::vector<std::string>{"-c", "-x", "600", "--will-topic", "dt/gateway-01/will/" + name, "--will-payload",
+                                        "gone-" + name, "--will-qos", "1", "-D", "will", "will-delay-interval", "1"};
+    };
+    const std::vector<std::string> filter{"cmd/gateway-01/#"};
+    {
+        mosquitto_subscriber a({sock, "5", "will-a"}, filter, broker.dir(), 1, with_will("a"));
+        ASSERT_TRUE(a.wait_subscribed()) << a.transcript();
+    }
+    mosquitto_subscriber back({sock, "5", "will-a"}, filter, broker.dir(), 1, with_will("a"));
+    ASSERT_TRUE(back.wait_subscribed()) << back.transcript();
+
+    const auto b_left = std::chrono::steady_clock::now();
+    {
+        mosquitto_subscriber b({sock, "5", "will-b"}, filter, broker.dir(), 1, with_will("b"));
+        ASSERT_TRUE(b.wait_subscribed()) << b.transcript();
+    }
+    EXPECT_EQ(cloud.wait_for_all({"dt/gateway-01/will/b gone-b"}, 20'000), 0U) << read_file(daemon.log_file());
+    EXPECT_GE(std::chrono::steady_clock::now() - b_left, std::chrono::milliseconds(900)) << "the will did not wait its delay";
+    // A left before B, so its will would have been due first and arrived first.
+    const auto lines = cloud.lines();
+    EXPECT_EQ(std::count_if(lines.begin(), lines.end(), [](const std::string& l) { return l.starts_with("dt/gateway-01/will/a"); }),
+              0)
+        << "the will of a client that came back in time was published";
+}
+
+// --- local topics ----------------------------------------------------------------------------------
+
+// things[].local_topics: an unmodified MQTT client and a libthingmux app talk through local/#
+// both ways, and the broker sees neither their subscription nor their messages.
+TEST_F(MqttFaceTest, LocalTopicsConnectMqttClientsAndAppsWithoutTheBroker) {
+    daemon_setup setup = face_setup();
+    setup.thing = "local_topics: ['local/#']";
+    daemon_fixture daemon(broker, setup);
+    const auto sock = daemon.mqtt_socket_path();
+    mosquitto_subscriber mqtt_side({sock, "311", "gateway-01"}, {"local/#"}, broker.dir());
+    ASSERT_TRUE(mqtt_side.wait_subscribed()) << mqtt_side.transcript();
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "local-app"));
+    ASSERT_EQ(app.subscribe({"local/to-app/#"}).at(0).code, ipc::errc::ok);
+
+    constexpr int messages = 20;
+    for (const auto& payload : numbered(messages, "from-app-")) {
+        const auto r = app.publish("local/lamp", payload, 1);
+        ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
+    }
+    EXPECT_EQ(mqtt_side.wait_for_all(topic_lines("local/lamp", numbered(messages, "from-app-")), 20'000), 0U)
+        << mqtt_side.transcript();
+    const auto run = mosquitto_pub({sock, "5", "panel"}, "local/to-app/x", numbered(messages, "from-mqtt-"));
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_EQ(count_below(run.acks, 0x80), static_cast<std::size_t>(messages)) << run.output;
+    ASSERT_TRUE(app.wait_messages(messages)) << app.messages.size();
+    EXPECT_EQ(app.messages.size(), static_cast<std::size_t>(messages));
+    EXPECT_EQ(count_on(mqtt_side.messages(), "local/to-app/x", "from-mqtt-"), static_cast<std::size_t>(messages))
+        << "local/# covers local/to-app/x";
+
+    EXPECT_EQ(daemon.stop(), 0);
+    broker.stop();
+    for (const auto& f : broker_filters(broker, "gateway-01")) EXPECT_FALSE(f.starts_with("local/")) << f;
+    const auto sent_up = broker_publishes(broker, "Received", "gateway-01");
+    for (const auto& t : sent_up) EXPECT_FALSE(t.starts_with("local/")) << t;
+}
+
 // --- refusals ----------------------------------------------------------------------------------------
 
 // MQTT 5: a QoS 1 publish the app rules do not grant gets PUBACK 0x87 and the connection stays

@@ -207,10 +207,11 @@ private:
 // the rule it is about.
 struct pipeline_rig {
     explicit pipeline_rig(config::thing_limits limits = unlimited(), session_rules rules = {},
-                          spool::store* spool = nullptr) {
+                          spool::store* spool = nullptr, std::vector<std::string> local_topics = {}) {
         config::thing t;
         t.name = "gateway-01";
         t.limits = limits;
+        t.local_topics = std::move(local_topics);
         pipe = std::make_shared<pipeline>(std::move(t), rules,
                                           shared_parts{.counters = counters, .spool = spool,
                                                        .spool_error_log = spool_log, .publish_settled = {}},
