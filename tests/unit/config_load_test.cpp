@@ -780,3 +780,17 @@ TEST(ConfigLoadLocalTopics, ExpandsThingAndRefusesWhatCannotBeLocal) {
                  "shared subscription");
     expect_error(parse(minimal + "    local_topics: ['local/#/x']\n", "t.yaml"), "things[0].local_topics[0]", 7, 20, "not a valid MQTT topic filter");
 }
+
+// mqtt.session_expiry and mqtt.session_queue: defaults, values, bounds.
+TEST(ConfigLoadMqttSessions, DefaultsValuesAndBounds) {
+    const auto d = parse(minimal, "t.yaml");
+    ASSERT_TRUE(d.ok()) << all(d);
+    EXPECT_EQ(d.config->mqtt.session_expiry, std::chrono::seconds{86'400});
+    EXPECT_EQ(d.config->mqtt.session_queue, 1024U * 1024U);
+    const auto r = parse(minimal + "mqtt:\n  session_expiry: 2h\n  session_queue: 64KiB\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_EQ(r.config->mqtt.session_expiry, std::chrono::seconds{7200});
+    EXPECT_EQ(r.config->mqtt.session_queue, 64U * 1024U);
+    EXPECT_FALSE(parse(minimal + "mqtt:\n  session_expiry: 31d\n", "t.yaml").ok());
+    EXPECT_FALSE(parse(minimal + "mqtt:\n  session_queue: 2GiB\n", "t.yaml").ok());
+}
