@@ -133,10 +133,14 @@ void pipeline::send_upstream(queued_publish&& p) {
 }
 
 void pipeline::complete(publish_owner& owner, ipc::result r) {
-    if (owner.spool_id > 0) return spooled_done(owner.spool_id, r);
-    // The entry stays at zero until its session detaches: no allocation per publish.
-    if (auto it = pending_.find(owner.flow); it != pending_.end() && it->second > 0) --it->second;
-    owner.session->publish_done(owner.request_id, std::move(r));
+    if (owner.spool_id > 0) {
+        spooled_done(owner.spool_id, r);
+    } else {
+        // The entry stays at zero until its session detaches: no allocation per publish.
+        if (auto it = pending_.find(owner.flow); it != pending_.end() && it->second > 0) --it->second;
+        owner.session->publish_done(owner.request_id, std::move(r));
+    }
+    // Spooled messages too: a shutdown that waits for the last one in flight must hear of it.
     if (shared_.publish_settled) shared_.publish_settled();
 }
 
