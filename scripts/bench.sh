@@ -156,25 +156,21 @@ spool:
 EOF
 }
 write_daemon_config "$work/thingmux.yaml" "$sock" "$work/spool.db" "$mqtt_sock"
-wait_for_socket() {  # PATH PID LOG
-    for _ in {1..300}; do
-        [[ -S $1 ]] && return 0
-        kill -0 "$2" 2>/dev/null || break
+wait_until() {  # WHAT PID LOG COMMAND...: COMMAND succeeded within 60 s, or the script stops
+    local what=$1 pid=$2 log=$3
+    shift 3
+    for _ in {1..600}; do
+        "$@" && return 0
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    echo "bench: no socket $1; the log ($3):" >&2
-    tail -n 20 "$3" >&2
+    echo "bench: $what; the log ($log):" >&2
+    tail -n 20 "$log" >&2
     exit 1
 }
+wait_for_socket() { wait_until "no socket $1" "$2" "$3" test -S "$1"; }  # PATH PID LOG
 wait_for_upstream() {  # LOG PID: until the thingmuxd writing LOG has its upstream session up
-    for _ in {1..600}; do
-        grep -q "thing gateway-01: connected" "$1" && return 0
-        kill -0 "$2" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "bench: thingmuxd did not connect upstream; its log ($1):" >&2
-    tail -n 20 "$1" >&2
-    exit 1
+    wait_until "thingmuxd did not connect upstream" "$2" "$1" grep -q "thing gateway-01: connected" "$1"
 }
 start_daemon() {  # and wait until both its sockets listen and its upstream session is up
     : >"$work/thingmuxd.log"
