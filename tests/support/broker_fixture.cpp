@@ -136,9 +136,10 @@ void broker_fixture::add_plain_listener() const {
     // With per_listener_settings false, allow_anonymous false and the ACL hold here too; TLS
     // clients keep logging in by certificate (use_identity_as_username skips the password file).
     std::ofstream conf(dir_ / "mosquitto.conf", std::ios::app);
-    conf << "\n# Plain TCP, for the uplink's plain transport in tests.\n"
+    conf << "\n# Plain TCP and a Unix socket, for the uplink's plain transports in tests.\n"
          << "password_file " << (dir_ / "passwd").string() << "\n"
-         << "listener " << plain_port_ << " 127.0.0.1\n";
+         << "listener " << plain_port_ << " 127.0.0.1\n"
+         << "listener 0 " << plain_socket().string() << "\n";
     if (!conf.flush()) throw std::runtime_error("cannot append to " + (dir_ / "mosquitto.conf").string());
 }
 
@@ -184,6 +185,7 @@ bool broker_fixture::running() const { return mosquitto_ && mosquitto_->running(
 
 std::uint16_t broker_fixture::port() const noexcept { return port_; }
 std::uint16_t broker_fixture::plain_port() const noexcept { return plain_port_; }
+fs::path broker_fixture::plain_socket() const { return dir_ / "plain.sock"; }
 const fs::path& broker_fixture::dir() const noexcept { return dir_; }
 fs::path broker_fixture::ca_file() const { return dir_ / "pki" / "ca.crt"; }
 fs::path broker_fixture::other_ca_file() const { return dir_ / "pki" / "rogue-ca.crt"; }
