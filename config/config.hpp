@@ -80,6 +80,9 @@ struct thing {
     std::filesystem::path cert;
     std::filesystem::path key;
     std::vector<std::string> alpn;     // resolved: {"x-amzn-mqtt-ca"} on port 443 when not written
+    // Topic filters routed between the Thing's local sessions only, never sent to the broker
+    // (${thing} expanded).
+    std::vector<std::string> local_topics;
     std::chrono::seconds keep_alive{60};                    // 0 = off (MQTT), else 1..65535 s
     std::optional<std::chrono::seconds> session_expiry = std::chrono::seconds{3600};  // nullopt: never expires
     duration backoff_base{1000};

@@ -1,4 +1,5 @@
 // The things: section of the configuration (docs/config.md "things"): one MQTT connection each.
+#include "config/authorization.hpp"
 #include "config/parser.hpp"
 
 #include <algorithm>
@@ -50,10 +51,10 @@ std::string host_problem(const std::string& host) {
     return {};
 }
 
-constexpr std::array<std::string_view, 14> thing_keys{"name",       "endpoint",       "port",    "client_id",
+constexpr std::array<std::string_view, 15> thing_keys{"name",       "endpoint",       "port",    "client_id",
                                                       "protocol",   "ca",             "cert",    "key",
                                                       "alpn",       "keep_alive",     "session_expiry",
-                                                      "backoff",    "connect_timeout", "limits"};
+                                                      "backoff",    "connect_timeout", "limits", "local_topics"};
 constexpr std::array<std::string_view, 13> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
@@ -135,6 +136,21 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
         }
     } else if (t.port == 443) {
         t.alpn = {"x-amzn-mqtt-ca"};
+    }
+    if (const auto* x = find(*f, "local_topics")) {
+        // ${thing} is the one variable with a meaning here; the filters are the Thing's, not an app's.
+        for (auto& filter : filter_list(x->value, p("local_topics"))) {
+            auto expanded = expand(filter, {.thing = t.name, .unit = {}, .user = {}, .uid = {}});
+            std::string others = filter;
+            for (std::size_t at; (at = others.find("${thing}")) != std::string::npos;) others.erase(at, 8);
+            if (others.find("${") != std::string::npos)
+                error(x->value, p("local_topics"), "'" + filter + "' uses a variable other than ${thing}",
+                      "local topics belong to the Thing: only ${thing} can be expanded here");
+            else if (expanded.starts_with("$share/"))
+                error(x->value, p("local_topics"), "'" + filter + "' is a shared subscription", "write a topic filter");
+            else
+                t.local_topics.push_back(std::move(expanded));
+        }
     }
     if (const auto* x = find(*f, "keep_alive")) {
         if (auto v = whole_seconds(x->value, p("keep_alive"), std::chrono::seconds{65535})) {

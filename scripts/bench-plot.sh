@@ -4,7 +4,7 @@
 #   scripts/bench-plot.sh RESULTS.tsv OUTDIR
 #   RESULTS.tsv: one figure per line, section<TAB>scenario<TAB>path<TAB>value<TAB>unit; '#' lines
 #   are comments. Writes OUTDIR/bench-throughput.png (log y), bench-fanout.png, bench-latency.png (log y):
-#   one cluster of bars per scenario, one bar per path (direct, thingmux, bridge). A missing
+#   one cluster of bars per scenario, one bar per path (direct, thingmux, mqtt-face, bridge). A missing
 #   figure leaves a gap; a section without rows is skipped; other sections (rss, cpu, ...) are
 #   ignored. Needs gnuplot (Debian: gnuplot-nox, or scripts/bootstrap.sh --bench).
 set -euo pipefail
@@ -40,12 +40,14 @@ chart() {
     local section=$1 file=$2 title=$3 xlabel=$4 ylabel=$5 log=$6
     shift 6
     local data=$work/$section.dat
-    # data: x, then direct/thingmux/bridge ('?' when missing). meta: unit, min, max, xtics, the
-    # paths present. Known scenarios keep their order (and their slot when absent); others follow.
+    # data: x, then direct/thingmux/mqtt-face/bridge ('?' when missing). meta: unit, min, max,
+    # xtics, the paths present. Known scenarios keep their order (and their slot when absent);
+    # others follow.
     local meta
     meta=$(awk -F'\t' -v section="$section" -v data="$data" -v known="$(printf '%s\t' "$@")" '
         BEGIN { nk = split(known, k, "\t") - 1; for (i = 1; i <= nk; i++) { order[++n] = k[i]; seen[k[i]] = 1 }
-                p["direct"] = 1; p["thingmux"] = 2; p["bridge"] = 3 }
+                np = split("direct thingmux mqtt-face bridge", names, " ")
+                for (j = 1; j <= np; j++) p[names[j]] = j }
         /^#/ || NF < 4 || $1 != section || !($3 in p) || $4 !~ /^[0-9.eE+-]+$/ { next }
         {   if (!($2 in seen)) { order[++n] = $2; seen[$2] = 1 }
             v[$2, p[$3]] = $4 + 0; have[p[$3]] = 1; rows++
@@ -55,13 +57,14 @@ chart() {
         END {
             for (i = 1; i <= n; i++) {
                 line = i - 1
-                for (j = 1; j <= 3; j++) line = line "\t" ((order[i], j) in v ? v[order[i], j] : "?")
+                for (j = 1; j <= np; j++) line = line "\t" ((order[i], j) in v ? v[order[i], j] : "?")
                 print line > data
                 s = order[i]; gsub(/"/, "\\\"", s)
                 tics = tics (i > 1 ? ", " : "") "\"" s "\" " i - 1
             }
-            printf "%s\t%s\t%s\t%s\t%d%d%d\t%d\n", unit, (min == "" ? 1 : min), (max > 0 ? max : 1), tics, \
-                (1 in have), (2 in have), (3 in have), n
+            present = ""
+            for (j = 1; j <= np; j++) present = present ((j in have) ? 1 : 0)
+            printf "%s\t%s\t%s\t%s\t%s\t%d\n", unit, (min == "" ? 1 : min), (max > 0 ? max : 1), tics, present, n
             exit (rows == 0 ? 3 : 0) }' "$results") || {
         (($? == 3)) || exit 1
         echo "bench-plot: no '$section' rows in $results; $file not written"
@@ -80,11 +83,11 @@ do for [i = 1:ceil($max * 1.15 / step)] { set ytics add (label(i * step) i * ste
 set yrange [lo125($min / 1.5) * 0.999:$max * 2.5]
 set ytics ('' 1e-30)
 do for [e = -3:12] { set ytics add (label(10.0**e) 10.0**e, label(2 * 10.0**e) 2 * 10.0**e, label(5 * 10.0**e) 5 * 10.0**e) }"
-    local plots=() names=(direct thingmux bridge) colors=('#8c8c8c' '#1f77b4' '#ff7f0e')
-    for j in 0 1 2; do
+    local plots=() names=(direct thingmux mqtt-face bridge) colors=('#8c8c8c' '#1f77b4' '#2ca02c' '#ff7f0e')
+    for j in 0 1 2 3; do
         [[ ${have:j:1} == 1 ]] || continue
-        local x="(\$1 + ($j - 1) * 0.27)" col=$((j + 2))
-        plots+=("'$data' using $x:$col:(0.26) with boxes lc rgb '${colors[j]}' title '${names[j]}'")
+        local x="(\$1 + ($j - 1.5) * 0.21)" col=$((j + 2))
+        plots+=("'$data' using $x:$col:(0.2) with boxes lc rgb '${colors[j]}' title '${names[j]}'")
         plots+=("'$data' using $x:$col:(fmt(\$$col)) with labels offset 0,0.7 font ',8' notitle")
     done
     local IFS=,

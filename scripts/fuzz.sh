@@ -13,7 +13,10 @@ mkdir -p build-fuzz/findings
 status=0
 for target in build-fuzz/fuzz/fuzz_*; do
   name=$(basename "$target")
-  corpus_name=${name#fuzz_}; corpus_name=${corpus_name%%_*}
+  # Seeds: tests/fuzz/corpus/<name without fuzz_> when it exists, else the module's
+  # (fuzz_mqtt_decode: tests/fuzz/corpus/mqtt).
+  corpus_name=${name#fuzz_}
+  [[ -d tests/fuzz/corpus/$corpus_name ]] || corpus_name=${corpus_name%%_*}
   work=build-fuzz/corpus/$name
   rm -rf "$work"; mkdir -p "$work"
   cp tests/fuzz/corpus/"$corpus_name"/* "$work"/ 2>/dev/null || true

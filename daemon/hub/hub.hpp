@@ -128,7 +128,8 @@ public:
     [[nodiscard]] std::vector<std::string> thing_names() const;  // in configuration order
     [[nodiscard]] std::optional<thing_status> status_of(const std::string& thing) const;
     [[nodiscard]] std::vector<client_status> clients() const;  // greeted clients
-    [[nodiscard]] std::size_t connection_count() const noexcept { return clients_.size(); }  // greeted or not
+    // Open connections of apps: IPC clients (greeted or not) and MQTT clients past CONNACK.
+    [[nodiscard]] std::size_t connection_count() const noexcept;
     [[nodiscard]] const hub_counters& counters() const noexcept { return counters_; }
 
 private:
@@ -152,7 +153,7 @@ private:
     [[nodiscard]] mqtt::server_settings mqtt_server_settings() const;
     // Checks a CONNECT's username and password; false when it refused the client.
     bool authenticate(mqtt_client& c, const mqtt::connect& packet);
-    void publish_will(mqtt_client& c, const std::string& thing);
+    void publish_will(mqtt::will_message w, const mqtt_session& s);
     // Ends a local MQTT session for good: its subscriptions and waiting messages go.
     void end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why);
     void expire_mqtt_sessions();
@@ -188,8 +189,9 @@ private:
     std::map<mqtt_session_key, std::shared_ptr<mqtt_session>> mqtt_sessions_;
     std::unique_ptr<boost::asio::steady_timer> mqtt_expiry_;  // the next parked session to expire
     std::shared_ptr<const config::password_table> mqtt_passwords_;
-    logging::rate_limiter bad_password_log_{5, std::chrono::minutes(1)};
+    logging::rate_limiter auth_refusal_log_{5, std::chrono::minutes(1)};  // wrong passwords, no identity
     thing::denial_log will_denials_;
+    logging::rate_limiter mqtt_refusal_log_{5, std::chrono::seconds(10)};  // "MQTT client N refused: too many"
     std::uint64_t next_client_ = 1;
     hub_counters counters_;
     std::unique_ptr<spool::store> spool_;

@@ -20,6 +20,7 @@ constexpr std::size_t max_read_turn = 1024 * 1024;  // bytes read from one clien
 // Unwritten bytes at which the client is no longer read: answers pile up only when it does not
 // read them.
 constexpr std::size_t max_unwritten_answers = 256 * 1024;
+constexpr auto final_write_grace = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -66,8 +67,8 @@ void mqtt_client::read() {
 void mqtt_client::read_ready() {
     static thread_local std::vector<std::uint8_t> scratch(read_chunk);
     for (std::size_t turn = 0; turn < max_read_turn; turn += read_chunk) {
-        if (write_backlog()) {
-            paused_ = true;  // resumed by the write that brings it down
+        if (write_backlog() || server_.reading_paused()) {
+            paused_ = true;  // resumed by the write that brings it down, or the answer that frees a slot
             return;
         }
         boost::system::error_code ec;
@@ -80,7 +81,7 @@ void mqtt_client::read_ready() {
         server_.on_bytes(std::span<const std::uint8_t>(scratch.data(), n), now());
         run();
         if (closed_ || ended_) return;
-        if (n < scratch.size() && !write_backlog()) return read();
+        if (n < scratch.size() && !write_backlog() && !server_.reading_paused()) return read();
     }
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
         if (!self->closed_ && !self->ended_) self->read_ready();
@@ -129,7 +130,12 @@ void mqtt_client::run() {
                     } else if constexpr (std::is_same_v<T, sa::ended>) {
                         if (ended_) return;
                         ended_ = true;
-                        timer_.cancel();
+                        // The last packet (CONNACK, DISCONNECT) gets a moment to be written; a
+                        // client that does not read is closed regardless.
+                        timer_.expires_after(final_write_grace);
+                        timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+                            if (!ec) self->close_socket();
+                        });
                         events_.on_ended(*this, act);
                     }
                 },
@@ -139,7 +145,17 @@ void mqtt_client::run() {
         if (actions_.empty()) actions_ = std::move(actions);  // keep the capacity
     } while (run_again_);
     running_ = false;
-    if (!ended_) arm_timer();
+    if (ended_) return;
+    arm_timer();
+    maybe_resume();
+}
+
+void mqtt_client::maybe_resume() {
+    if (!paused_ || closed_ || write_backlog() || server_.reading_paused()) return;
+    paused_ = false;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        if (!self->closed_ && !self->ended_) self->read_ready();
+    });
 }
 
 void mqtt_client::arm_timer() {
@@ -189,10 +205,7 @@ void mqtt_client::write() {
             return self->close_socket();
         }
         if (self->writing_.capacity() > read_chunk) self->writing_ = {};  // idle clients hold no buffer
-        if (self->paused_ && !self->write_backlog()) {
-            self->paused_ = false;
-            self->read_ready();
-        }
+        self->maybe_resume();
         self->write();
     });
 }

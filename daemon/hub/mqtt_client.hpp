@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace thingmux::hub {
@@ -88,6 +89,9 @@ public:
     [[nodiscard]] std::size_t queued_bytes() const noexcept;
     [[nodiscard]] std::uint64_t messages_in() const noexcept { return messages_in_; }
     [[nodiscard]] std::uint64_t messages_out() const noexcept { return messages_out_; }
+    // Set by the hub when the connection is to be refused as soon as its CONNECT arrives (too
+    // many clients, shutting down): the reason code and why.
+    std::optional<std::pair<std::uint8_t, std::string>> refusal;
     // The CONNECT's will; taken once by the hub when the connection ends.
     std::optional<mqtt::will_message> will;
     // How long its session outlives it (set by the hub from the CONNECT, within mqtt.session_expiry).
@@ -100,6 +104,9 @@ private:
     void run();  // drains the server session's actions, performs them
     void schedule_write();
     void write();
+    // Reads again once neither unwritten bytes nor the server session (an MQTT 3.1.1 client past
+    // Receive Maximum) hold reading back.
+    void maybe_resume();
     void arm_timer();
     void close_socket();
     void cut_off(std::string reason);
@@ -126,7 +133,7 @@ private:
     bool writing_now_ = false;
     bool write_posted_ = false;
     bool close_after_write_ = false;
-    bool paused_ = false;   // not reading until the writes catch up
+    bool paused_ = false;   // not reading until the writes catch up or the session takes more
     bool reading_ = false;  // a wait for readability is pending
     bool ended_ = false;    // the server session ended the connection (on_ended() was called)
     bool closed_ = false;   // the socket is closed

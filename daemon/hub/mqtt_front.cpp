@@ -10,9 +10,9 @@
 //   username (mqtt_user). A TCP peer the kernel cannot place must give one: no anonymous access.
 // - Client ids are local: they never reach the broker. An id equal to a Thing's name (what the
 //   IoT policy forced apps to use) never takes over another connection and has no session beyond
-//   its connection; any other id takes over the connection of the same uid (and MQTT user) with the same id
-//   (MQTT's rule, never across users), and may keep its session (mqtt_session.hpp) after the
-//   connection ends: Clean Start 0 resumes it, Clean Start 1 ends it.
+//   its connection; any other id takes over the connection of the same uid and MQTT user with
+//   the same id (MQTT's rule, never across users), and may keep its session (mqtt_session.hpp)
+//   after the connection ends: Clean Start 0 resumes it, Clean Start 1 ends it.
 // - A will is published through the pipeline, with the rights of the client that set it, when
 //   its connection ends other than by a normal DISCONNECT.
 #include "daemon/hub/hub.hpp"
@@ -24,6 +24,7 @@
 #include "daemon/thing/outcome.hpp"
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <spdlog/spdlog.h>
 
 #include <sys/socket.h>
@@ -45,6 +46,11 @@ mqtt::server_settings hub::mqtt_server_settings() const {
     return s;
 }
 
+std::size_t hub::connection_count() const noexcept {
+    return clients_.size() + static_cast<std::size_t>(std::count_if(mqtt_clients_.begin(), mqtt_clients_.end(),
+                                                                    [](const auto& c) { return c.second->connected(); }));
+}
+
 hub::thing_entry* hub::thing_named(const std::string& name) {
     auto it = things_.find(name);
     return it == things_.end() ? nullptr : it->second.get();
@@ -60,13 +66,16 @@ void hub::add_mqtt_client(mqtt_client::socket s) {
     auto c = std::make_shared<mqtt_client>(std::move(s), id, std::move(peer), mqtt_server_settings(), events);
     mqtt_clients_.emplace(id, c);
     c->start();
-    if (shutting_down_) return c->refuse(mqtt::reason::server_unavailable, "thingmuxd is shutting down");
-    if (mqtt_clients_.size() > config_->mqtt.max_clients) {
+    // Refused once its CONNECT arrives, so that the client reads why in a CONNACK.
+    if (shutting_down_) {
+        c->refusal = {mqtt::reason::server_unavailable, "thingmuxd is shutting down"};
+    } else if (mqtt_clients_.size() > config_->mqtt.max_clients) {
         ++counters_.clients_refused;
-        spdlog::warn("MQTT client {} ({}) refused: {} MQTT clients connected, limit {} (mqtt.max_clients)", id.value,
-                     logging::escaped(c->peer().describe()), mqtt_clients_.size() - 1, config_->mqtt.max_clients);
-        c->refuse(mqtt::reason::server_busy,
-                  "too many MQTT clients (limit " + std::to_string(config_->mqtt.max_clients) + ", mqtt.max_clients)");
+        if (auto note = mqtt_refusal_log_.admit())
+            spdlog::warn("MQTT client {} ({}) refused: {} MQTT clients connected, limit {} (mqtt.max_clients){}", id.value,
+                         logging::escaped(c->peer().describe()), mqtt_clients_.size() - 1, config_->mqtt.max_clients, *note);
+        c->refusal = {mqtt::reason::server_busy,
+                      "too many MQTT clients (limit " + std::to_string(config_->mqtt.max_clients) + ", mqtt.max_clients)"};
     }
 }
 
@@ -77,7 +86,7 @@ bool hub::authenticate(mqtt_client& c, const mqtt::connect& packet) {
             return true;
         }
         ++counters_.clients_refused;
-        if (auto note = bad_password_log_.admit())
+        if (auto note = auth_refusal_log_.admit())
             spdlog::warn("MQTT client {} ('{}', {}) refused: {} for MQTT user '{}' (mqtt.passwords){}", c.id().value,
                          logging::escaped(packet.client_id), logging::escaped(c.peer().describe()),
                          packet.password ? "wrong password" : "no password", logging::escaped(*packet.username), *note);
@@ -86,9 +95,11 @@ bool hub::authenticate(mqtt_client& c, const mqtt::connect& packet) {
     }
     if (c.peer().source != identity_source::none) return true;
     ++counters_.clients_refused;
-    spdlog::warn("MQTT client {} ('{}', {}) refused: no kernel identity and no {}", c.id().value,
-                 logging::escaped(packet.client_id), logging::escaped(c.peer().describe()),
-                 mqtt_passwords_ ? "username and password" : "password file (mqtt.passwords) to check one against");
+    if (auto note = auth_refusal_log_.admit())
+        spdlog::warn("MQTT client {} ('{}', {}) refused: no kernel identity and no {}{}", c.id().value,
+                     logging::escaped(packet.client_id), logging::escaped(c.peer().describe()),
+                     mqtt_passwords_ ? "username and password" : "password file (mqtt.passwords) to check one against",
+                     *note);
     c.refuse(mqtt::reason::not_authorized,
              "thingmuxd cannot tell who owns this connection (it comes from another network namespace): connect with "
              "a username and password from mqtt.passwords");
@@ -96,6 +107,7 @@ bool hub::authenticate(mqtt_client& c, const mqtt::connect& packet) {
 }
 
 void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
+    if (c.refusal) return c.refuse(c.refusal->first, c.refusal->second);
     if (shutting_down_) return c.refuse(mqtt::reason::server_unavailable, "thingmuxd is shutting down");
     if (!authenticate(c, packet)) return;
     const bool thing_id = things_.contains(packet.client_id);
@@ -132,6 +144,7 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
             } else {
                 session = old;  // resumed, with what waited for the client
                 session->set_rights(std::move(rights));
+                session->pending_will.reset();  // back within the Will Delay Interval
             }
         }
     }
@@ -197,20 +210,18 @@ void hub::on_unsubscribe(mqtt_client& c, mqtt::unsubscribe&& packet) {
                               std::vector<ipc::result>(packet.filters.size(), thing::ok(mqtt::reason::no_subscription_existed)));
 }
 
-void hub::publish_will(mqtt_client& c, const std::string& name) {
-    auto* t = thing_named(name);
-    if (t == nullptr || !c.will) return;
-    auto w = std::move(*c.will);
-    c.will.reset();
+void hub::publish_will(mqtt::will_message w, const mqtt_session& s) {
+    auto* t = thing_named(s.thing());
+    if (t == nullptr) return;
     ipc::publish m{.request_id = 0,
                    .topic = std::move(w.topic),
                    .payload = std::move(w.payload),
                    .qos = static_cast<std::uint8_t>(std::min<int>(static_cast<int>(w.qos), 1)),
                    .retain = w.retain,
                    .props = thing::to_ipc(w.props)};
-    const std::string who = "will of " + c.describe();
+    const std::string who = "will of " + s.describe();
     const auto topic = m.topic;
-    auto call = std::make_shared<one_shot_publish>(who, c.peer().describe(), c.session()->rights(), will_denials_,
+    auto call = std::make_shared<one_shot_publish>(who, s.peer().describe(), s.rights(), will_denials_,
                                                    [who, topic](const ipc::result& r) {
                                                        if (ipc::accepted(r.code)) return;
                                                        spdlog::warn("{} on '{}' was not published: {}", logging::escaped(who),
@@ -220,6 +231,8 @@ void hub::publish_will(mqtt_client& c, const std::string& name) {
 }
 
 void hub::end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why) {
+    // A will still delayed goes now: its session ends (MQTT 5, 3.1.3.2.2).
+    if (s->pending_will && !shutting_down_) publish_will(*std::exchange(s->pending_will, std::nullopt), *s);
     thing::pipeline::detached gone;
     if (auto* t = thing_named(s->thing())) gone = t->pipe->detach(s->flow());
     if (s->bound()) return;  // its connection reports it when it ends
@@ -232,13 +245,15 @@ void hub::expire_mqtt_sessions() {
     std::optional<std::chrono::steady_clock::time_point> next;
     for (auto it = mqtt_sessions_.begin(); it != mqtt_sessions_.end();) {
         auto s = it->second;
+        if (s->pending_will && s->will_due <= now && !s->bound()) publish_will(*std::exchange(s->pending_will, std::nullopt), *s);
         if (s->bound()) {
             ++it;
         } else if (s->expires <= now) {
             it = mqtt_sessions_.erase(it);
             end_mqtt_session(s, "its expiry interval passed without a connection");
         } else {
-            next = next ? std::min(*next, s->expires) : s->expires;
+            const auto due = s->pending_will ? std::min(s->expires, s->will_due) : s->expires;
+            next = next ? std::min(*next, due) : due;
             ++it;
         }
     }
@@ -257,13 +272,25 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
     const char* after = "";
     if (was_connected) {
         session->unbind(c);
-        if (how.publish_will && !shutting_down_) publish_will(c, session->thing());
         const auto key = mqtt_session_key{c.peer().uid, c.peer().mqtt_user, c.client_id()};
         const auto it = mqtt_sessions_.find(key);
         const bool registered = it != mqtt_sessions_.end() && it->second == session;
+        const bool kept = !session->bound() && registered && c.session_expiry().count() > 0 && !shutting_down_;
+        if (how.publish_will && c.will && !shutting_down_) {
+            // MQTT 5 Will Delay Interval: held while the session is kept, dropped if the client
+            // comes back in time (its session resumed), published at the latest when it ends.
+            const std::chrono::seconds delay{c.will->props.will_delay_interval.value_or(0)};
+            if (kept && delay.count() > 0) {
+                session->pending_will = std::move(*c.will);
+                session->will_due = std::chrono::steady_clock::now() + delay;
+            } else {
+                publish_will(std::move(*c.will), *session);
+            }
+            c.will.reset();
+        }
         if (session->bound()) {
             after = "; its session went on with the new connection";
-        } else if (registered && c.session_expiry().count() > 0 && !shutting_down_) {
+        } else if (kept) {
             session->expires = std::chrono::steady_clock::now() + c.session_expiry();
             after = "; its session is kept for the next connection";
             expire_mqtt_sessions();

@@ -2,6 +2,7 @@
 
 #include "daemon/hub/mqtt_client.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/thing/outcome.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -14,20 +15,15 @@ namespace {
 // stay below 0x8000, so no request id is ever mqtt_session::no_request.
 constexpr std::uint32_t generations = 0x8000;
 
-// The message as a local client gets it: what MQTT 5 lets a server forward, nothing of the
-// broker's connection (its topic alias, the subscription identifiers of thingmuxd's own
-// upstream subscriptions).
+// The message as a local client gets it: its message properties (those the IPC schema carries
+// too), nothing of the broker's connection (its topic alias, the subscription identifiers of
+// thingmuxd's own upstream subscriptions).
 mqtt::publish for_client(const mqtt::publish& in) {
     mqtt::publish out;
     out.topic = in.topic;
     out.payload = in.payload;
     out.retain = in.retain;
-    out.props.payload_format_indicator = in.props.payload_format_indicator;
-    out.props.message_expiry_interval = in.props.message_expiry_interval;
-    out.props.content_type = in.props.content_type;
-    out.props.response_topic = in.props.response_topic;
-    out.props.correlation_data = in.props.correlation_data;
-    out.props.user_properties = in.props.user_properties;
+    out.props = thing::to_mqtt(thing::to_ipc(in.props));
     return out;
 }
 

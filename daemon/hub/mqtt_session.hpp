@@ -25,6 +25,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,10 @@ public:
 
     // Until when a session without a connection is kept (set by the hub when it parks it).
     std::chrono::steady_clock::time_point expires{};
+    // A will whose MQTT 5 Will Delay Interval runs: published at will_due unless a connection
+    // resumes the session first, or when the session ends, whichever comes first.
+    std::optional<mqtt::will_message> pending_will;
+    std::chrono::steady_clock::time_point will_due{};
 
 private:
     struct held {

@@ -30,7 +30,9 @@ std::optional<std::uint8_t> unsupported_protocol_level(std::span<const std::uint
     return std::nullopt;
 }
 
-std::string milliseconds_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+std::string milliseconds_text(std::chrono::milliseconds d) {
+    return std::to_string(d.count()) + " ms";
+}
 
 std::chrono::milliseconds dead_after(std::chrono::seconds keep_alive) {
     return std::chrono::milliseconds{keep_alive} * 3 / 2;
@@ -40,14 +42,22 @@ std::chrono::milliseconds dead_after(std::chrono::seconds keep_alive) {
 
 const char* to_string(server_end e) noexcept {
     switch (e) {
-        case server_end::client_disconnect: return "client disconnected";
-        case server_end::closed: return "connection closed";
-        case server_end::protocol_error: return "protocol error";
-        case server_end::keep_alive_timeout: return "keep-alive timeout";
-        case server_end::connect_timeout: return "no CONNECT in time";
-        case server_end::refused: return "CONNECT refused";
-        case server_end::publish_refused: return "publish refused";
-        case server_end::server: return "ended by the server";
+        case server_end::client_disconnect:
+            return "client disconnected";
+        case server_end::closed:
+            return "connection closed";
+        case server_end::protocol_error:
+            return "protocol error";
+        case server_end::keep_alive_timeout:
+            return "keep-alive timeout";
+        case server_end::connect_timeout:
+            return "no CONNECT in time";
+        case server_end::refused:
+            return "CONNECT refused";
+        case server_end::publish_refused:
+            return "publish refused";
+        case server_end::server:
+            return "ended by the server";
     }
     return "unknown";
 }
@@ -67,14 +77,12 @@ void server_session::on_bytes(std::span<const std::uint8_t> bytes, time_point no
     now_ = now;
     if (state_ == server_state::ended) return;
     rx_.insert(rx_.end(), bytes.begin(), bytes.end());
-    if (state_ == server_state::awaiting_decision) {
-        // Held until the owner decides (spec 3.1.4); a client has no reason to send much before CONNACK.
-        if (rx_.size() > settings_.max_packet_size)
-            violation(reason::protocol_error,
-                      "more than " + std::to_string(settings_.max_packet_size) + " bytes sent before CONNACK");
-        return;
-    }
-    process_received();
+    if (!reading_paused()) process_received();
+    // What follows CONNECT waits for the owner's decision (spec 3.1.4), what follows a held
+    // publish for a slot: the owner was asked to stop reading.
+    if (reading_paused() && rx_.size() > 2 * settings_.max_packet_size)
+        violation(reason::protocol_error, "more than " + std::to_string(2 * settings_.max_packet_size) +
+                                              " bytes sent while the server was not reading");
 }
 
 void server_session::on_transport_closed(time_point now) {
@@ -89,7 +97,8 @@ void server_session::on_tick(time_point now) {
     if (state_ == server_state::awaiting_connect && now >= connect_deadline_)
         return end(server_end::connect_timeout, std::nullopt,
                    "no CONNECT within " + milliseconds_text(settings_.connect_timeout), false);
-    if (state_ == server_state::online && keep_alive_.count() != 0 && now >= last_received_ + dead_after(keep_alive_))
+    if (state_ == server_state::online && !holding_ && keep_alive_.count() != 0 &&
+        now >= last_received_ + dead_after(keep_alive_))
         return violation(reason::keep_alive_timeout,
                          "no packet for " + milliseconds_text(dead_after(keep_alive_)) + " (keep-alive " +
                              std::to_string(keep_alive_.count()) + " s)",
@@ -98,13 +107,15 @@ void server_session::on_tick(time_point now) {
 
 std::optional<time_point> server_session::next_deadline() const {
     if (state_ == server_state::awaiting_connect) return connect_deadline_;
-    if (state_ == server_state::online && keep_alive_.count() != 0) return last_received_ + dead_after(keep_alive_);
+    if (state_ == server_state::online && !holding_ && keep_alive_.count() != 0)
+        return last_received_ + dead_after(keep_alive_);
     return std::nullopt;
 }
 
 // Decodes and handles what arrived, as long as the connection takes packets: before CONNECT and
 // once it was accepted.
 void server_session::process_received() {
+    holding_ = false;
     std::size_t used = 0;
     while (state_ == server_state::awaiting_connect || state_ == server_state::online) {
         const auto rest = std::span<const std::uint8_t>{rx_}.subspan(used);
@@ -121,13 +132,17 @@ void server_session::process_received() {
                                reason::unsupported_protocol_version,
                                "unsupported protocol level " + std::to_string(*level), false);
             } else {
-                end(server_end::protocol_error, std::nullopt, "malformed CONNECT: " + bad->reason, false);
+                end(server_end::protocol_error, std::nullopt, "malformed first packet: " + bad->reason, false);
             }
             break;
         }
         auto& d = std::get<decoded>(result);
-        used += d.consumed;
         last_received_ = now_;
+        if (state_ == server_state::online && must_hold(d.packet)) {
+            holding_ = true;  // decoded again once publish_done() frees a slot
+            break;
+        }
+        used += d.consumed;
         if (state_ == server_state::awaiting_connect)
             on_first_packet(d.packet);
         else
@@ -212,10 +227,10 @@ void server_session::accept(bool session_present, std::optional<std::string> ass
             keep_alive_ = cap;
             p.server_keep_alive = settings_.max_keep_alive;
         }
-        p.assigned_client_identifier = assigned_client_id;
+        if (client_id_.empty()) p.assigned_client_identifier = assigned_client_id;
     }
     // MQTT 3.1.1 cannot announce a keep-alive: the client's own is enforced.
-    if (assigned_client_id) client_id_ = std::move(*assigned_client_id);
+    if (assigned_client_id && client_id_.empty()) client_id_ = std::move(*assigned_client_id);
     state_ = server_state::online;
     last_received_ = now;
     send(ack);
@@ -244,7 +259,9 @@ void server_session::disconnect(std::uint8_t reason_code, std::string reason, ti
     end(server_end::server, reason_code, std::move(reason), true);
 }
 
-std::vector<server_session_action> server_session::drain_actions() { return std::exchange(actions_, {}); }
+std::vector<server_session_action> server_session::drain_actions() {
+    return std::exchange(actions_, {});
+}
 
 void server_session::drain_actions(std::vector<server_session_action>& out) {
     out.clear();
@@ -284,7 +301,9 @@ void server_session::end(server_end cause, std::optional<std::uint8_t> reason_co
 
 // --- sending ---
 
-void server_session::emit(server_session_action a) { actions_.push_back(std::move(a)); }
+void server_session::emit(server_session_action a) {
+    actions_.push_back(std::move(a));
+}
 
 std::vector<std::uint8_t>& server_session::send_buffer() {
     // Consecutive packets share one send action: one write for a burst.
@@ -294,7 +313,7 @@ std::vector<std::uint8_t>& server_session::send_buffer() {
 }
 
 void server_session::send(const packet& p) {
-    if (version_ != protocol_version::v5 || encoded_size(p, version_) <= client_packet_limit())
+    if (!client_props_.maximum_packet_size || encoded_size(p, version_) <= client_packet_limit())
         return encode(p, version_, send_buffer());
     // Over the client's Maximum Packet Size: Reason String and User Properties are the first to
     // go (spec 3.1.2.25); a packet still too large is not sent at all.
@@ -310,7 +329,9 @@ void server_session::send(const packet& p) {
     if (encoded_size(trimmed, version_) <= client_packet_limit()) encode(trimmed, version_, send_buffer());
 }
 
-void server_session::send(const mqtt::publish& p) { encode(p, version_, send_buffer()); }
+void server_session::send(const mqtt::publish& p) {
+    encode(p, version_, send_buffer());
+}
 
 bool server_session::problem_information() const noexcept {
     return client_props_.request_problem_information.value_or(1) != 0;

@@ -13,8 +13,9 @@
 //   server's properties (Receive Maximum, Maximum Packet Size, Topic Alias Maximum, Retain
 //   Available, Wildcard / Subscription Identifier / Shared Subscription Available, Maximum QoS,
 //   Server Keep Alive, Assigned Client Identifier); MQTT 3.1.1 gets the matching return codes.
-//   Bytes the client sends after CONNECT wait until the owner decided (spec 3.1.4), at most
-//   max_packet_size of them.
+//   Bytes the client sends after CONNECT wait until the owner decided (spec 3.1.4).
+// - Bytes held (before CONNACK, or behind a held 3.1.1 publish) are bounded: past 2 x
+//   max_packet_size, an owner that kept reading while reading_paused(), the connection ends.
 // - Keep-alive: nothing from the client for 1.5 x the keep-alive ends the connection (MQTT 5:
 //   DISCONNECT 0x8D); PINGREQ is answered here.
 // - Inbound PUBLISH: the client's topic aliases are resolved; QoS 1 and 2 publishes beyond
@@ -22,12 +23,18 @@
 //   awaiting its answer is not raised twice; QoS 2 is exactly once: raised once, PUBREC when
 //   decided, a repeat of it before PUBREL answered with PUBREC again, PUBREL answered with
 //   PUBCOMP. The request carries QoS 2 as the client sent it; the owner decides what it becomes.
-//   Receive Maximum is enforced for MQTT 3.1.1 clients too (they cannot be told: the connection
-//   closes), so a hostile client holds at most receive_maximum flows and topic_alias_maximum
-//   aliases.
+//   MQTT 3.1.1 has no Receive Maximum to announce: a QoS 1/2 publish beyond it is held, with what
+//   follows, until publish_done() frees a slot, and reading_paused() asks the owner to stop
+//   reading meanwhile (flow control by the transport; keep-alive is not enforced while held);
+//   QoS 2 flows awaiting the client's PUBREL that fill receive_maximum close its connection. So a hostile client holds
+//   at most receive_maximum flows and topic_alias_maximum aliases. RETAIN while retain_available is false ends the
+//   connection (MQTT 5: 0x9A; 3.1.1 cannot be told beforehand and is closed, as mosquitto does).
 // - SUBSCRIBE: filters the server does not offer (shared subscriptions, wildcards, per the
 //   settings) are answered here (0x9E / 0xA2; 3.1.1: 0x80) and left out of the request; a
-//   Subscription Identifier while they are not available ends the connection (0xA1).
+//   Subscription Identifier while they are not available ends the connection (0xA1). At most
+//   receive_maximum SUBSCRIBE / UNSUBSCRIBE requests await their answer (more: 0x97), which the
+//   specification leaves open.
+// - While the owner decides about CONNECT no deadline runs: the owner bounds its decision.
 // - The answer to a refused QoS 1 publish: MQTT 5 gets a PUBACK with the reason code; MQTT 3.1.1
 //   has no negative PUBACK, so the connection is closed (the reason goes to the owner's log) and
 //   never a PUBACK that would claim success. A refused QoS 2 publish: PUBREC with the reason (5),
@@ -75,8 +82,9 @@ struct server_settings {
     std::size_t max_queued_bytes = 8 * 1024 * 1024;
     // Longest client identifier taken, in bytes (longer: Client Identifier not valid).
     std::size_t max_client_id_length = 256;
-    // The most keep-alive a client may ask for, in seconds; 0 lets the client choose (a client
-    // asking for 0 or more gets this one as Server Keep Alive, MQTT 5).
+    // The most keep-alive a client may have, in seconds; 0 lets the client choose. An MQTT 5
+    // client asking for more, or for none (0), gets this one as Server Keep Alive; an MQTT 3.1.1
+    // client cannot be told, so its own is enforced.
     std::uint16_t max_keep_alive = 0;
     // How long a new connection may take to send CONNECT.
     std::chrono::milliseconds connect_timeout{10'000};
@@ -88,14 +96,14 @@ struct server_settings {
 
 // Why a connection ended, as the owner logs and counts it.
 enum class server_end : std::uint8_t {
-    client_disconnect,  // DISCONNECT from the client (normal, or with a reason code)
-    closed,             // the transport closed without DISCONNECT
-    protocol_error,     // malformed packet or protocol violation by the client
-    keep_alive_timeout, // nothing from the client for 1.5 x its keep-alive
-    connect_timeout,    // no CONNECT in time
-    refused,            // CONNECT refused: by the session's checks or by refuse()
-    publish_refused,    // MQTT 3.1.1: a refused QoS 1/2 publish closes the connection
-    server,             // the owner ended it (disconnect())
+    client_disconnect,   // DISCONNECT from the client (normal, or with a reason code)
+    closed,              // the transport closed without DISCONNECT
+    protocol_error,      // malformed packet or protocol violation by the client
+    keep_alive_timeout,  // nothing from the client for 1.5 x its keep-alive
+    connect_timeout,     // no CONNECT in time
+    refused,             // CONNECT refused: by the session's checks or by refuse()
+    publish_refused,     // MQTT 3.1.1: a refused QoS 1/2 publish closes the connection
+    server,              // the owner ended it (disconnect())
 };
 [[nodiscard]] const char* to_string(server_end e) noexcept;
 
@@ -140,7 +148,7 @@ struct ended {
     // though their wire form has none or a return code. Absent for a transport that closed, a
     // CONNECT timeout and a CONNECT that was not answered.
     std::optional<std::uint8_t> reason_code;
-    std::string reason;                       // for the log; never holds unescaped client bytes
+    std::string reason;  // for the log; never holds unescaped client bytes
     bool publish_will = false;
     std::vector<std::uint64_t> unacknowledged;
 };
@@ -148,18 +156,18 @@ struct ended {
 
 using server_session_action =
     std::variant<server_action::send, server_action::close, server_action::connect_request,
-                 server_action::publish_request, server_action::subscribe_request,
-                 server_action::unsubscribe_request, server_action::delivered, server_action::ended>;
+                 server_action::publish_request, server_action::subscribe_request, server_action::unsubscribe_request,
+                 server_action::delivered, server_action::ended>;
 
 enum class server_state : std::uint8_t { awaiting_connect, awaiting_decision, online, ended };
 
 // What deliver() did with a message.
 enum class delivery : std::uint8_t {
-    sent,          // written (QoS 0) or sent and awaiting PUBACK (QoS 1)
-    queued,        // waits for a window slot, in order
-    too_large,     // over the client's Maximum Packet Size: not sent, as the spec says
-    queue_full,    // max_queued_bytes would be exceeded: not taken
-    not_online,    // before CONNACK or after the end
+    sent,        // written (QoS 0) or sent and awaiting PUBACK (QoS 1)
+    queued,      // waits for a window slot, in order
+    too_large,   // over the client's Maximum Packet Size: not sent, as the spec says
+    queue_full,  // max_queued_bytes would be exceeded: not taken
+    not_online,  // before CONNACK or after the end
 };
 
 class server_session {
@@ -179,7 +187,8 @@ public:
 
     // --- answers to requests ---
     // Accepts the CONNECT: sends CONNACK (with the server's properties; `assigned_client_id`
-    // when the client sent an empty one, MQTT 5; it becomes client_id()). `session_present` is
+    // when the client sent an empty one, MQTT 5; it becomes client_id(), also for 3.1.1; ignored
+    // when the client sent one). `session_present` is
     // sent false when the client asked for a clean start (spec 3.2.2.1.1). Then handles what
     // the client sent after its CONNECT. Ignored unless state() is awaiting_decision.
     void accept(bool session_present, std::optional<std::string> assigned_client_id, time_point now);
@@ -235,6 +244,10 @@ public:
     [[nodiscard]] std::size_t topic_aliases() const noexcept { return topic_aliases_.size(); }
     // SUBSCRIBE / UNSUBSCRIBE requests awaiting subscribe_done() / unsubscribe_done().
     [[nodiscard]] std::size_t pending_filter_requests() const noexcept { return filter_requests_.size(); }
+    // True while the session holds the client's bytes unprocessed (the CONNECT awaits its
+    // decision, or an MQTT 3.1.1 client's publishes fill receive_maximum): the owner stops
+    // reading from the transport until it is false again (after accept() / publish_done()).
+    [[nodiscard]] bool reading_paused() const noexcept { return state_ == server_state::awaiting_decision || holding_; }
     // PUBACKs from the client for packet ids not in flight (ignored).
     [[nodiscard]] std::uint64_t unknown_acknowledgements() const noexcept { return unknown_acks_; }
     [[nodiscard]] const server_settings& settings() const noexcept { return settings_; }
@@ -260,12 +273,12 @@ private:
 
     // server_session.cpp: connection, end, sending.
     void process_received();
+    [[nodiscard]] bool must_hold(const packet& p) const noexcept;
     void on_first_packet(packet& p);
     void check_connect(mqtt::connect& c);
     // Answers CONNECT with a refusal in `v`'s form and ends; `reason` also goes to an MQTT 5
     // client (Reason String) when `reason_to_client` and it did not ask for no problem information.
-    void refuse_connect(protocol_version v, std::uint8_t reason_code, std::string reason,
-                        bool reason_to_client = true);
+    void refuse_connect(protocol_version v, std::uint8_t reason_code, std::string reason, bool reason_to_client = true);
     void violation(std::uint8_t reason_code, std::string reason, server_end cause = server_end::protocol_error);
     void end(server_end cause, std::optional<std::uint8_t> reason_code, std::string reason, bool publish_will);
     void send(const packet& p);
@@ -300,19 +313,20 @@ private:
     time_point now_{};
     std::string client_id_;
     bool clean_start_ = false;
-    bool will_ = false;                      // the CONNECT carried a will
-    bool transport_closed_ = false;          // no close action after ended
-    std::chrono::seconds keep_alive_{0};     // enforced: 1.5 x this without a packet ends it
+    bool will_ = false;                   // the CONNECT carried a will
+    bool transport_closed_ = false;       // no close action after ended
+    bool holding_ = false;                // a 3.1.1 publish waits for a Receive Maximum slot
+    std::chrono::seconds keep_alive_{0};  // enforced: 1.5 x this without a packet ends it
     time_point connect_deadline_{};
     time_point last_received_{};
-    properties client_props_;                // the CONNECT's (Receive Maximum, Maximum Packet Size, ...)
+    properties client_props_;  // the CONNECT's (Receive Maximum, Maximum Packet Size, ...)
     std::vector<std::uint8_t> rx_;
     std::vector<server_session_action> actions_;
 
     // Inbound (client -> server).
     std::map<std::uint16_t, std::string> topic_aliases_;
-    std::map<std::uint16_t, qos> inbound_pending_;    // QoS 1/2 packet ids raised, awaiting publish_done
-    std::set<std::uint16_t> awaiting_pubrel_;         // QoS 2 PUBREC sent with success
+    std::map<std::uint16_t, qos> inbound_pending_;  // QoS 1/2 packet ids raised, awaiting publish_done
+    std::set<std::uint16_t> awaiting_pubrel_;       // QoS 2 PUBREC sent with success
     std::map<std::uint16_t, filter_request> filter_requests_;
 
     // Outbound (server -> client).

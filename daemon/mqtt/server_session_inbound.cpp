@@ -14,20 +14,30 @@ namespace {
 // Bytes of the client's own DISCONNECT Reason String kept for the log.
 constexpr std::size_t max_client_reason_bytes = 200;
 
-std::string packet_id_text(std::uint16_t id) { return "packet identifier " + std::to_string(id); }
+std::string packet_id_text(std::uint16_t id) {
+    return "packet identifier " + std::to_string(id);
+}
 
 }  // namespace
 
 void server_session::handle(packet& p) {
     switch (type_of(p)) {
-        case packet_type::publish: return on_publish(std::get<mqtt::publish>(p));
-        case packet_type::puback: return on_puback(std::get<puback>(p));
-        case packet_type::pubrel: return on_pubrel(std::get<pubrel>(p));
-        case packet_type::subscribe: return on_subscribe(std::get<mqtt::subscribe>(p));
-        case packet_type::unsubscribe: return on_unsubscribe(std::get<mqtt::unsubscribe>(p));
-        case packet_type::pingreq: return send(pingresp{});
-        case packet_type::disconnect: return on_disconnect(std::get<mqtt::disconnect>(p));
-        case packet_type::connect: return violation(reason::protocol_error, "a second CONNECT");  // spec 3.1.0-2
+        case packet_type::publish:
+            return on_publish(std::get<mqtt::publish>(p));
+        case packet_type::puback:
+            return on_puback(std::get<puback>(p));
+        case packet_type::pubrel:
+            return on_pubrel(std::get<pubrel>(p));
+        case packet_type::subscribe:
+            return on_subscribe(std::get<mqtt::subscribe>(p));
+        case packet_type::unsubscribe:
+            return on_unsubscribe(std::get<mqtt::unsubscribe>(p));
+        case packet_type::pingreq:
+            return send(pingresp{});
+        case packet_type::disconnect:
+            return on_disconnect(std::get<mqtt::disconnect>(p));
+        case packet_type::connect:
+            return violation(reason::protocol_error, "a second CONNECT");  // spec 3.1.0-2
         case packet_type::auth:  // enhanced authentication was not negotiated (spec 4.12)
             return violation(reason::protocol_error, "AUTH without enhanced authentication");
         default:  // CONNACK, SUBACK, UNSUBACK, PINGRESP; PUBREC and PUBCOMP: QoS 2 is never sent to a client
@@ -63,6 +73,19 @@ void server_session::on_publish(mqtt::publish& p) {
                              " QoS 1 and 2 publishes awaiting their answer (Receive Maximum)");
     inbound_pending_.emplace(id, p.qos);
     emit(server_action::publish_request{std::move(p)});
+}
+
+// MQTT 3.1.1 cannot be told Receive Maximum: a new QoS 1/2 publish that would exceed it waits
+// until publish_done() frees a slot. Only while some of the flows await publish_done(): flows
+// awaiting the client's PUBREL that fill Receive Maximum mean a client that keeps more QoS 2
+// flows open than it could be allowed, and on_publish() ends the connection (its PUBRELs may be
+// behind the held publish, so waiting could last forever). MQTT 5 clients know the limit.
+bool server_session::must_hold(const packet& p) const noexcept {
+    const auto* m = std::get_if<mqtt::publish>(&p);
+    return version_ == protocol_version::v311 && m != nullptr && m->qos != qos::at_most_once &&
+           !inbound_pending_.contains(m->packet_id) && !awaiting_pubrel_.contains(m->packet_id) &&
+           awaiting_pubrel_.size() < settings_.receive_maximum &&
+           inbound_pending_.size() + awaiting_pubrel_.size() >= settings_.receive_maximum;
 }
 
 // Spec 3.3.2.3.4: a topic alias is set by a PUBLISH with a topic and used by one without; the
@@ -109,9 +132,13 @@ void server_session::publish_done(std::uint16_t packet_id, std::uint8_t reason_c
                    reason_string.empty() ? std::string{mqtt::reason_string(reason_code)} : std::move(reason_string),
                    true);
     }
-    if (q == qos::at_least_once) return send(puback{packet_id, reason_code, std::move(props)});
-    if (reason_code < 0x80) awaiting_pubrel_.insert(packet_id);  // a refusal ends the flow (spec 4.3.3)
-    send(pubrec{packet_id, reason_code, std::move(props)});
+    if (q == qos::at_least_once) {
+        send(puback{packet_id, reason_code, std::move(props)});
+    } else {
+        if (reason_code < 0x80) awaiting_pubrel_.insert(packet_id);  // a refusal ends the flow (spec 4.3.3)
+        send(pubrec{packet_id, reason_code, std::move(props)});
+    }
+    if (holding_) process_received();  // a slot may be free for the held publish
 }
 
 void server_session::on_pubrel(const pubrel& r) {
@@ -152,9 +179,9 @@ void server_session::on_subscribe(mqtt::subscribe& s) {
 
 void server_session::on_unsubscribe(mqtt::unsubscribe& u) {
     if (!start_filter_request(u.packet_id)) return;
-    filter_requests_.emplace(u.packet_id,
-                             filter_request{true, std::vector<std::optional<std::uint8_t>>(u.filters.size()),
-                                            u.filters.size()});
+    filter_requests_.emplace(
+        u.packet_id,
+        filter_request{true, std::vector<std::optional<std::uint8_t>>(u.filters.size()), u.filters.size()});
     emit(server_action::unsubscribe_request{std::move(u)});
 }
 
@@ -180,8 +207,7 @@ void server_session::subscribe_done(std::uint16_t packet_id, std::vector<std::ui
     answer_filter_request(packet_id, std::move(reason_codes), false);
 }
 
-void server_session::unsubscribe_done(std::uint16_t packet_id, std::vector<std::uint8_t> reason_codes,
-                                      time_point now) {
+void server_session::unsubscribe_done(std::uint16_t packet_id, std::vector<std::uint8_t> reason_codes, time_point now) {
     now_ = now;
     answer_filter_request(packet_id, std::move(reason_codes), true);
 }
@@ -189,8 +215,7 @@ void server_session::unsubscribe_done(std::uint16_t packet_id, std::vector<std::
 void server_session::answer_filter_request(std::uint16_t packet_id, std::vector<std::uint8_t> reason_codes,
                                            bool unsubscribe) {
     const auto it = filter_requests_.find(packet_id);
-    if (state_ != server_state::online || it == filter_requests_.end() || it->second.unsubscribe != unsubscribe)
-        return;
+    if (state_ != server_state::online || it == filter_requests_.end() || it->second.unsubscribe != unsubscribe) return;
     const bool v5 = version_ == protocol_version::v5;
     auto& req = it->second;
     // One code per raised filter is the owner's contract (MQTT 3.1.1 UNSUBACK has none to give).
@@ -217,7 +242,8 @@ void server_session::on_disconnect(const mqtt::disconnect& d) {
     if (client_props_.session_expiry_interval.value_or(0) == 0 && d.props.session_expiry_interval.value_or(0) != 0)
         return violation(reason::protocol_error,  // spec 3.14.2.2.2
                          "DISCONNECT sets a Session Expiry Interval after CONNECT set none");
-    std::string text = std::string{"DISCONNECT from the client: "} + mqtt::reason_string(d.reason_code);
+    std::string text = std::string{"DISCONNECT from the client: "} +
+                       (d.reason_code == reason::success ? "normal disconnection" : mqtt::reason_string(d.reason_code));
     if (d.props.reason_string)
         text += "; its reason: '" + text::printable(*d.props.reason_string, max_client_reason_bytes) + "'";
     // Spec 3.1.2.5, 3.14.4: only a normal disconnection (0x00) discards the will.

@@ -13,8 +13,7 @@ constexpr std::uint16_t default_receive_maximum = 65535;
 
 }  // namespace
 
-delivery server_session::deliver(const mqtt::publish& msg, std::uint8_t qos_level, std::uint64_t tag,
-                                 time_point now) {
+delivery server_session::deliver(const mqtt::publish& msg, std::uint8_t qos_level, std::uint64_t tag, time_point now) {
     now_ = now;
     if (state_ != server_state::online) return delivery::not_online;
     mqtt::publish out = msg;

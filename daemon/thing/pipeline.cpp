@@ -35,6 +35,7 @@ pipeline::detached pipeline::detach(session_id id) {
     d.dropped = shaper_.remove_client(id).size();
     pending_.erase(id);
     table_.remove_client(id);
+    local_table_.remove_client(id);
     for (auto it = waiting_.begin(); it != waiting_.end();) {
         std::erase_if(it->second, [&](const waiter& w) { return w.request->owner->flow() == id; });
         it = it->second.empty() ? waiting_.erase(it) : std::next(it);
@@ -61,22 +62,7 @@ void pipeline::on_message(const mqtt::publish& msg, std::optional<mqtt::inbound_
         if (ticket) up_.acknowledge(*ticket);
         return;
     }
-    match_scratch_.clear();
-    table_.match(msg.topic, match_scratch_);
-    inbound_message m(msg);
-    bool routed = false;
-    for (const auto& d : match_scratch_) {
-        auto it = sessions_.find(d.client);
-        if (it == sessions_.end()) continue;
-        auto& s = *it->second;
-        if (!config::allowed(s.rights(), config::action::receive, msg.topic)) {
-            ++shared_.counters.denied;
-            continue;
-        }
-        routed = true;
-        if (s.deliver(m, std::min(static_cast<std::uint8_t>(msg.qos), d.max_qos))) ++shared_.counters.deliveries;
-    }
-    if (!routed) ++shared_.counters.unrouted;
+    if (route(msg, {&table_}) == 0) ++shared_.counters.unrouted;
     // Every recipient has it queued: only now may the broker forget it.
     if (ticket) up_.acknowledge(*ticket);
 }

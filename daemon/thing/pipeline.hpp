@@ -7,6 +7,8 @@
 //              → subscription shaper (subscription rate, fair) → upstream SUBSCRIBE/UNSUBSCRIBE
 //   inbound:   copy filter (one copy per message) → subscription table → receive rights
 //              → each matching session, encoded once per QoS → acknowledged upstream
+//   local:     a topic within the Thing's local_topics: authorize → the sessions whose filters
+//              match (receive rights) → result; a filter within them is held locally only
 //
 // Every result goes back through the session that asked (local_session::publish_done, …), from
 // one place per kind of request: publish() → complete(), subscribe() → answer(). The pipeline
@@ -23,6 +25,7 @@
 #include "daemon/spool/spool.hpp"
 
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -119,7 +122,7 @@ public:
     [[nodiscard]] const ipc::state& link() const noexcept { return link_; }
     [[nodiscard]] bool online() const noexcept { return link_.link == ipc::link_state::connected; }
     [[nodiscard]] pipeline_status status() const;
-    [[nodiscard]] std::vector<std::string> filters_of(session_id id) const { return table_.client_filters(id); }
+    [[nodiscard]] std::vector<std::string> filters_of(session_id id) const;
     [[nodiscard]] std::size_t pending_publishes(session_id flow) const;
 
 private:
@@ -150,6 +153,12 @@ private:
         std::uint8_t requested_qos = 0;
     };
 
+    // local topics (local_path.cpp): routed between the Thing's sessions, never upstream
+    [[nodiscard]] bool local_only(std::string_view topic_or_filter) const noexcept;
+    void publish_locally(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m);
+    // Hands a message to every attached session with a matching filter in `tables` that may
+    // receive it; returns how many were handed it.
+    std::size_t route(const mqtt::publish& msg, std::initializer_list<const subscription_table*> tables);
     // publish path (publish_path.cpp)
     [[nodiscard]] std::optional<ipc::result> check_publish(local_session& s, ipc::publish& m);
     [[nodiscard]] ipc::result deny(local_session& s, config::refused what, const std::string& topic);
@@ -190,6 +199,7 @@ private:
     bool release_again_ = false;
 
     subscription_table table_;
+    subscription_table local_table_;  // filters within local_topics: held here, never upstream
     std::map<std::string, std::vector<waiter>, std::less<>> waiting_;  // by local filter
     subscription_shaper filters_;
     std::map<std::string, std::uint64_t, std::less<>> subscribe_generations_;  // of SUBSCRIBEs in filters_

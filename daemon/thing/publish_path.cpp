@@ -16,6 +16,7 @@ std::size_t cost_of(const mqtt::publish& p) { return p.topic.size() + p.payload.
 void pipeline::publish(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m) {
     ++shared_.counters.publishes;
     if (auto refusal = check_publish(*s, m)) return s->publish_done(request_id, std::move(*refusal));
+    if (local_only(m.topic)) return publish_locally(s, request_id, std::move(m));
     if (auto spooled = maybe_spool(m)) {
         s->publish_done(request_id, std::move(*spooled));
         return release_publishes();  // online behind earlier rows: the new one follows them out
@@ -70,6 +71,8 @@ std::optional<ipc::result> pipeline::check_publish(local_session& s, ipc::publis
     // A responder publishes its answer there on the app's behalf: only where the app may listen.
     if (m.props.response_topic && !config::allowed_response_topic(s.rights(), *m.props.response_topic))
         return deny(s, config::refused::response_topic, *m.props.response_topic);
+    // Local topics never wait for the link, the spool or the shaper.
+    if (local_only(m.topic)) return std::nullopt;
     if (m.qos == 0 && !online() && rules_.offline_qos0 == config::offline_qos0::drop) {
         ++offline_dropped_;
         return refuse(ipc::errc::not_connected, "Thing " + settings_.name +
@@ -130,10 +133,14 @@ void pipeline::send_upstream(queued_publish&& p) {
 }
 
 void pipeline::complete(publish_owner& owner, ipc::result r) {
-    if (owner.spool_id > 0) return spooled_done(owner.spool_id, r);
-    // The entry stays at zero until its session detaches: no allocation per publish.
-    if (auto it = pending_.find(owner.flow); it != pending_.end() && it->second > 0) --it->second;
-    owner.session->publish_done(owner.request_id, std::move(r));
+    if (owner.spool_id > 0) {
+        spooled_done(owner.spool_id, r);
+    } else {
+        // The entry stays at zero until its session detaches: no allocation per publish.
+        if (auto it = pending_.find(owner.flow); it != pending_.end() && it->second > 0) --it->second;
+        owner.session->publish_done(owner.request_id, std::move(r));
+    }
+    // Spooled messages too: a shutdown that waits for the last one in flight must hear of it.
     if (shared_.publish_settled) shared_.publish_settled();
 }
 

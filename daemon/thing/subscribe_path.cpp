@@ -40,12 +40,15 @@ std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::s
                       mqtt::reason::topic_filter_invalid);
     if (!config::allowed(s.rights(), config::action::subscribe, filter)) return deny(s, config::refused::subscribe, filter);
     const auto flow = s.flow();
-    const bool held = table_.holds(flow, filter);
-    if (!held && table_.filters_held(flow) >= rules_.max_subscriptions)
+    const bool local = local_only(filter);
+    const bool held = (local ? local_table_ : table_).holds(flow, filter);
+    const auto holds = table_.filters_held(flow) + local_table_.filters_held(flow);
+    if (!held && holds >= rules_.max_subscriptions)
         return refuse(ipc::errc::quota_exceeded,
-                      "client holds " + n(table_.filters_held(flow)) + " subscriptions, limit " + n(rules_.max_subscriptions) +
+                      "client holds " + n(holds) + " subscriptions, limit " + n(rules_.max_subscriptions) +
                           " (ipc.client_subscriptions)",
                       mqtt::reason::quota_exceeded);
+    if (local) return std::nullopt;  // nothing goes upstream: no upstream quota or rate applies
     if (!held && !table_.fits(filter, l.subscriptions))
         return refuse(ipc::errc::quota_exceeded,
                       "Thing " + settings_.name + " already holds " + n(table_.upstream_count()) +
@@ -79,6 +82,12 @@ void pipeline::subscribe(const std::shared_ptr<local_session>& s, std::uint32_t 
         }
         // The session never holds QoS 2; a QoS 2 request is granted QoS 1, as a broker would.
         const auto qos = static_cast<std::uint8_t>(std::min<unsigned>(f.max_qos, 1));
+        if (local_only(f.filter)) {
+            local_table_.add(s->flow(), f.filter, qos);
+            req->results[i] = ok(qos);
+            --req->remaining;
+            continue;
+        }
         table_.add(s->flow(), f.filter, qos);
         upstream.append(table_.plan(settings_.limits.subscriptions));
         if (const auto granted = table_.granted_qos(f.filter)) {
@@ -98,6 +107,10 @@ void pipeline::unsubscribe(const std::shared_ptr<local_session>& s, std::uint32_
     std::vector<waiter> unanswered;
     const auto flow = s->flow();
     for (const auto& f : filters) {
+        if (local_table_.remove(flow, f)) {
+            results.push_back(ok(mqtt::reason::success));
+            continue;
+        }
         if (!table_.holds(flow, f)) {
             results.push_back(ok(mqtt::reason::no_subscription_existed));
             continue;

@@ -1,7 +1,7 @@
 // One byte-stream connection to the broker, as the uplink needs it: open (resolve, TCP connect,
 // then the transport's own handshake), read some, write a buffer sequence, close. The uplink
-// runs the MQTT session over it without knowing whether the bytes travel over TLS or plain TCP
-// (and, next, WebSocket or an HTTP proxy).
+// runs the MQTT session over it without knowing whether the bytes travel over TLS, plain TCP or
+// a Unix socket (and, next, WebSocket or an HTTP proxy).
 //
 // Contract: one open, then at most one outstanding read and one outstanding write; handlers run
 // on the io_context, never inside the call that started the operation. After close() every
@@ -26,8 +26,9 @@
 namespace thingmux::uplink {
 
 // How the uplink reaches the broker. Internal: the configuration file always selects TLS (AWS
-// IoT Core requires mTLS); plain TCP is for peers on loopback in tests and the benchmarks.
-enum class transport_kind : std::uint8_t { tls, tcp };
+// IoT Core requires mTLS); plain TCP and a Unix socket (the host is then the socket's path and
+// the port is not used) are for peers on this machine in tests and the benchmarks.
+enum class transport_kind : std::uint8_t { tls, tcp, unix_socket };
 
 // The step at which opening a connection failed; the uplink names it in its messages.
 enum class open_step : std::uint8_t { resolve, connect, handshake };
@@ -39,7 +40,7 @@ public:
 
     virtual ~transport() = default;
 
-    // "tls", "tcp": for logs and messages.
+    // "tls", "tcp", "unix": for logs and messages.
     [[nodiscard]] const char* name() const noexcept { return name_; }
     // What the handshake step is called in messages ("TLS handshake with"); empty when the
     // transport has none.

@@ -135,7 +135,9 @@ void uplink::on_connect_timeout(const std::shared_ptr<attempt>& a) {
 void uplink::on_open(const std::shared_ptr<attempt>& a, std::error_code ec, open_step step) {
     if (a->closed) return;
     if (!ec) return on_established(a);
-    const std::string where = config_.host + ":" + std::to_string(config_.port);
+    const std::string where = config_.transport == transport_kind::unix_socket
+                                  ? config_.host
+                                  : config_.host + ":" + std::to_string(config_.port);
     if (a->timed_out) {
         return end_attempt(a, errc::timed_out,
                            "timed out after " + std::to_string(config_.connect_timeout.count()) + " ms while " +

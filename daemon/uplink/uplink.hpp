@@ -1,5 +1,6 @@
 // One upstream MQTT connection for one Thing: the thin Boost.Asio adapter that runs the sans-I/O
-// mqtt::session and mqtt::backoff over a transport (TLS; plain TCP for peers on loopback).
+// mqtt::session and mqtt::backoff over a transport (TLS; plain TCP or a Unix socket for peers
+// on this machine).
 //
 // All of it runs on the io_context it is given (one thread, no locks). It connects, keeps the
 // session (persistent, re-subscribed, retransmitted), reconnects with backoff and full jitter,
@@ -36,9 +37,10 @@ struct uplink_config {
     mqtt::session_config session;         // client_id defaults to thing_name
     mqtt::backoff::config backoff;
     std::chrono::milliseconds connect_timeout{10'000};  // TCP + TLS handshake
-    // TLS. Plain TCP only for peers on loopback in tests and the benchmarks (a local mosquitto,
-    // as in the bridge set-up they compare against); the configuration file cannot select it,
-    // since AWS IoT Core requires mTLS.
+    // TLS. Plain TCP or a Unix socket (`host` is its path) only for peers on this machine in
+    // tests and the benchmarks (a local mosquitto, as in the bridge set-up they compare against;
+    // thingmuxd's MQTT face); the configuration file cannot select them, since AWS IoT Core
+    // requires mTLS.
     transport_kind transport = transport_kind::tls;
 };
 

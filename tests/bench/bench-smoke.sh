@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CTest bench_smoke: runs scripts/bench.sh --quick (small numbers, no callgrind) into a scratch
-# directory and checks that every path produced every figure, that thingmux lost nothing, and
-# that the charts exist. It asserts no speed: benchmarks report ratios, tests never fail on a time.
+# directory and checks that every path produced every figure, that thingmux (over IPC and over
+# its MQTT face) lost nothing, and that the charts exist. It asserts no speed: benchmarks report ratios, tests never fail on a time.
 #   tests/bench/bench-smoke.sh BUILD_DIR
 set -euo pipefail
 build_dir=${1:?usage: bench-smoke.sh BUILD_DIR}
@@ -25,35 +25,43 @@ expect_zero() {  # SECTION SCENARIO PATH
     [[ $v == 0 ]] || fail "$1 for '$2' over $3 is '$v', expected 0"
 }
 for qos in 0 1; do
-    for path in direct thingmux bridge; do expect throughput "QoS $qos, 1 app" "$path"; done
-    for path in thingmux bridge; do expect throughput "QoS $qos, 10 apps" "$path"; done
-    for apps in "1 app" "10 apps"; do expect_zero throughput-lost "QoS $qos, $apps" thingmux; done
+    for path in direct thingmux mqtt-face bridge; do expect throughput "QoS $qos, 1 app" "$path"; done
+    for path in thingmux mqtt-face bridge; do expect throughput "QoS $qos, 10 apps" "$path"; done
+    for apps in "1 app" "10 apps"; do
+        for path in thingmux mqtt-face; do expect_zero throughput-lost "QoS $qos, $apps" "$path"; done
+    done
 done
 expect_zero throughput-lost "QoS 1, 1 app" direct
 expect fanout "1 subscriber" direct
 for n in "1 subscriber" "10 subscribers" "100 subscribers"; do
-    for path in thingmux bridge; do expect fanout "$n" "$path"; done
-    expect_zero fanout-lost "$n" thingmux
+    for path in thingmux mqtt-face bridge; do expect fanout "$n" "$path"; done
+    for path in thingmux mqtt-face; do expect_zero fanout-lost "$n" "$path"; done
 done
 for p in p50 p99 p99.9; do
-    for path in direct thingmux bridge; do expect latency "$p" "$path"; done
+    for path in direct thingmux mqtt-face bridge; do expect latency "$p" "$path"; done
 done
-expect_zero latency-lost "round trips" thingmux
-for path in thingmux bridge; do
+for path in thingmux mqtt-face; do expect_zero latency-lost "round trips" "$path"; done
+for path in thingmux mqtt-face bridge; do
     for scenario in idle "100 clients, 1000 subscriptions"; do
         expect rss "$scenario" "$path"
+        expect pss "$scenario" "$path"
         expect uss "$scenario" "$path"
         expect anon "$scenario" "$path"
     done
-    expect ready "READY=1 (socket listening)" "$path"
     expect cpu "per 100k QoS 1 publishes: the process in the middle" "$path"
     expect cpu "per 100k QoS 1 publishes: all (apps + middle + upstream broker)" "$path"
 done
+for path in thingmux bridge; do expect ready "READY=1 (socket listening)" "$path"; done
 expect ready "upstream connected" thingmux
 expect cpu "per 100k QoS 1 publishes: all (apps + middle + upstream broker)" direct
 for chart in throughput fanout latency; do
     [[ -s $out/img/bench-$chart.png ]] || fail "chart bench-$chart.png missing"
 done
 grep -q '^| QoS 1, 1 app | [0-9]' "$out/benchmarks.md" || fail "the report has no throughput table"
+# direct, thingmux, mqtt-face, bridge, then the three ratios: all numbers in the QoS 1 row.
+grep -Eq '^\| QoS 1, 1 app( \| [0-9.]+){7} \|$' "$out/benchmarks.md" ||
+    fail "the throughput table has no mqtt-face column or no mqtt-face / bridge ratio"
+grep -q '^| \*\*mqtt-face ≥ bridge, every figure\*\* | [0-9]* of [0-9]* measured goals met |' "$out/benchmarks.md" ||
+    fail "the report has no mqtt-face goal line"
 ((failures == 0)) || { echo "bench-smoke: $failures problem(s); the report:" >&2; cat "$out/benchmarks.md" >&2; exit 1; }
-echo "bench-smoke: every figure present, nothing lost over thingmux, charts written"
+echo "bench-smoke: every figure present, nothing lost over thingmux or its MQTT face, charts written"

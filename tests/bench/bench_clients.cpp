@@ -17,6 +17,7 @@ const char* to_string(path p) noexcept {
     switch (p) {
     case path::direct: return "direct";
     case path::thingmux: return "thingmux";
+    case path::mqtt_face: return "mqtt-face";
     case path::bridge: return "bridge";
     }
     return "unknown";
@@ -26,7 +27,8 @@ const std::string& thing_of(path p, const endpoints& e) noexcept {
     switch (p) {
     case path::direct: return e.direct_thing;
     case path::bridge: return e.bridge_thing;
-    case path::thingmux: break;
+    case path::thingmux:
+    case path::mqtt_face: break;
     }
     return e.thing;
 }
@@ -35,7 +37,8 @@ namespace {
 
 status failure(std::string why) { return {.ok = false, .error = std::move(why)}; }
 
-// direct, bridge and the observer: one uplink (mTLS, or plain TCP to the local mosquitto).
+// direct, mqtt-face, bridge and the observer: one uplink (mTLS; plain TCP to the local
+// mosquitto; thingmuxd's MQTT socket).
 class mqtt_client final : public client {
 public:
     mqtt_client(asio::io_context& io, uplink::uplink_config cfg) : link_(uplink::uplink::create(io, std::move(cfg))) {}
@@ -173,6 +176,22 @@ private:
     bool stopped_ = false;
 };
 
+// An app's plain MQTT session to a broker on this machine (mqtt-face, bridge): only the socket
+// differs, so the two paths compare the brokers, not the clients.
+uplink::uplink_config local_app_config(const endpoints& e, unsigned index, uplink::transport_kind transport,
+                                       std::string host, std::uint16_t port) {
+    uplink::uplink_config cfg;
+    cfg.thing_name = "bench-app-" + std::to_string(index);
+    cfg.host = std::move(host);
+    cfg.port = port;
+    cfg.transport = transport;
+    cfg.session.client_id = cfg.thing_name;
+    cfg.session.clean_start = true;
+    cfg.session.session_expiry = 0;
+    cfg.session.max_inflight = e.inflight;
+    return cfg;
+}
+
 uplink::uplink_config upstream_config(const endpoints& e, std::string client_id, std::string cert, std::string key) {
     uplink::uplink_config cfg;
     cfg.thing_name = client_id;
@@ -194,18 +213,12 @@ std::unique_ptr<client> make_client(asio::io_context& io, path p, const endpoint
         return std::make_unique<mqtt_client>(io, upstream_config(e, e.direct_thing, e.direct_cert, e.direct_key));
     case path::thingmux:
         return std::make_unique<library_client>(io, e, index);
-    case path::bridge: {
-        uplink::uplink_config cfg;
-        cfg.thing_name = "bench-app-" + std::to_string(index);
-        cfg.host = e.local_host;
-        cfg.port = e.local_port;
-        cfg.transport = uplink::transport_kind::tcp;
-        cfg.session.client_id = cfg.thing_name;
-        cfg.session.clean_start = true;
-        cfg.session.session_expiry = 0;
-        cfg.session.max_inflight = e.inflight;
-        return std::make_unique<mqtt_client>(io, std::move(cfg));
-    }
+    case path::mqtt_face:
+        return std::make_unique<mqtt_client>(
+            io, local_app_config(e, index, uplink::transport_kind::unix_socket, e.mqtt_socket, 0));
+    case path::bridge:
+        return std::make_unique<mqtt_client>(
+            io, local_app_config(e, index, uplink::transport_kind::tcp, e.local_host, e.local_port));
     }
     return nullptr;
 }

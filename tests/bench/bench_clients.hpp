@@ -1,14 +1,18 @@
-// The benchmark's MQTT clients, one interface for the three paths it compares, all driven by
+// The benchmark's MQTT clients, one interface for the four paths it compares, all driven by
 // one io_context on one thread (so every path pays the same driver cost):
 //
-//   direct    the app holds the Thing's own mTLS session to the upstream broker (the floor;
-//             only one app can do this, since the client ID is the Thing name);
-//   thingmux  a libthingmux client of thingmuxd, which holds that session for every app;
-//   bridge    a plain MQTT client of a local mosquitto, which bridges to the upstream broker
-//             over one mTLS connection (the pattern AWS describes for mosquitto).
+//   direct     the app holds the Thing's own mTLS session to the upstream broker (the floor;
+//              only one app can do this, since the client ID is the Thing name);
+//   thingmux   a libthingmux client of thingmuxd, which holds that session for every app;
+//   mqtt-face  a plain MQTT client of thingmuxd's MQTT face (its Unix socket): an unmodified
+//              app sharing the daemon's session;
+//   bridge     the same plain MQTT client, of a local mosquitto over loopback TCP, which
+//              bridges to the upstream broker over one mTLS connection (the pattern AWS
+//              describes for mosquitto).
 //
-// direct and bridge clients, and the "cloud" observer, use the project's own uplink (the same
-// MQTT session code as thingmuxd), so the MQTT implementation is the same on every path.
+// direct, mqtt-face and bridge clients, and the "cloud" observer, use the project's own uplink
+// (the same MQTT session code as thingmuxd), so the MQTT implementation is the same on every
+// path; mqtt-face and bridge differ only in the socket the app connects to.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -21,7 +25,7 @@
 
 namespace thingmux::bench {
 
-enum class path { direct, thingmux, bridge };
+enum class path { direct, thingmux, mqtt_face, bridge };
 
 [[nodiscard]] const char* to_string(path p) noexcept;
 
@@ -37,8 +41,9 @@ struct endpoints {
     std::string observer_cert;  // the cloud side: publishes commands, counts what arrived
     std::string observer_key;
     std::uint16_t inflight = 90;  // QoS 1 window of every MQTT session (= thingmuxd's limits.inflight)
-    // thingmux
+    // thingmux: the daemon's IPC socket; mqtt-face: its MQTT socket
     std::string socket;
+    std::string mqtt_socket;
     // bridge: the local mosquitto
     std::string local_host = "127.0.0.1";
     std::uint16_t local_port = 1883;
@@ -62,10 +67,12 @@ public:
 
     virtual ~client() = default;
     // Connects; `ready` runs once the path can carry messages to the upstream broker (for
-    // thingmux: the daemon's session is up), or with the error that stops it.
+    // thingmux: the daemon's session is up; for mqtt-face and bridge: the local broker took the
+    // connection), or with the error that stops it.
     virtual void start(done_fn ready) = 0;
     // QoS 1 completes when the next hop acknowledged it: the upstream broker (direct,
-    // thingmux end to end) or the local mosquitto (bridge). QoS 0 when it was handed on.
+    // thingmux and mqtt-face end to end, or thingmuxd's spool while the Thing is offline) or
+    // the local mosquitto (bridge). QoS 0 when it was handed on.
     virtual void publish(const std::string& topic, const std::string& payload, int qos, done_fn done) = 0;
     virtual void subscribe(const std::string& filter, int qos, done_fn done) = 0;
     // Disconnects; no handler runs afterwards.

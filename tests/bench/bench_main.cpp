@@ -1,5 +1,5 @@
-// thingmux-bench: drives one benchmark scenario over one path (direct, thingmux or bridge; see
-// bench_clients.hpp) and prints one result line of key=value pairs. scripts/bench.sh runs it for
+// thingmux-bench: drives one benchmark scenario over one path (direct, thingmux, mqtt-face or
+// bridge; see bench_clients.hpp) and prints one result line of key=value pairs. scripts/bench.sh runs it for
 // every scenario and path in one go and writes docs/benchmarks.md.
 //
 //   publish  A apps publish M messages in total at QoS q, each keeping up to W awaiting their
@@ -375,8 +375,8 @@ int run_fanout(const settings& s) {
 
 // --- latency ------------------------------------------------------------------------------------
 
-// Round trip through the upstream broker: direct and thingmux publish to a topic they subscribe
-// to; a bridge client publishes to rtt-up/, which the bridge maps out to dt/THING/rtt/, and
+// Round trip through the upstream broker: direct, thingmux and mqtt-face publish to a topic they
+// subscribe to (thingmuxd never hands a local publish to a local subscriber itself); a bridge client publishes to rtt-up/, which the bridge maps out to dt/THING/rtt/, and
 // receives from rtt-down/, to which the bridge maps that remote topic back in (a bridge would
 // otherwise hand a local subscriber the local copy without going to the cloud).
 int run_latency(const settings& s) {
@@ -471,16 +471,18 @@ int run_idle(const settings& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"thingmux-bench: one benchmark scenario over one path (direct, thingmux or bridge); "
+    CLI::App app{"thingmux-bench: one benchmark scenario over one path (direct, thingmux, mqtt-face or bridge); "
                  "see scripts/bench.sh, which runs them all"};
     settings s;
     auto& e = s.ends;
     app.add_option("scenario", s.scenario, "publish, fanout, latency or idle")
         ->required()
         ->check(CLI::IsMember({"publish", "fanout", "latency", "idle"}));
-    app.add_option("--path", s.path, "direct, thingmux or bridge")
-        ->transform(CLI::CheckedTransformer(std::map<std::string, bench::path>{
-            {"direct", bench::path::direct}, {"thingmux", bench::path::thingmux}, {"bridge", bench::path::bridge}}))
+    app.add_option("--path", s.path, "direct, thingmux, mqtt-face or bridge")
+        ->transform(CLI::CheckedTransformer(std::map<std::string, bench::path>{{"direct", bench::path::direct},
+                                                                               {"thingmux", bench::path::thingmux},
+                                                                               {"mqtt-face", bench::path::mqtt_face},
+                                                                               {"bridge", bench::path::bridge}}))
         ->default_str("thingmux");
     app.add_option("--apps", s.apps, "publish: apps sharing the messages; fanout: subscribers; idle: clients")
         ->check(CLI::Range(1U, 10000U))
@@ -507,6 +509,7 @@ int main(int argc, char** argv) {
     app.add_option("--direct-key", e.direct_key, "direct: its private key (PEM)");
     app.add_option("--inflight", e.inflight, "QoS 1 window of each MQTT session (thingmuxd's limits.inflight)")->capture_default_str();
     app.add_option("--socket", e.socket, "thingmux: the daemon's socket (default: $THINGMUX_SOCKET or the system one)");
+    app.add_option("--mqtt-socket", e.mqtt_socket, "mqtt-face: the daemon's MQTT socket (mqtt.socket)");
     app.add_option("--local-port", e.local_port, "bridge: port of the local mosquitto (plain MQTT on 127.0.0.1)")->capture_default_str();
     app.add_option("--thing", e.thing, "the Thing thingmuxd serves")->capture_default_str();
     app.add_option("--bridge-thing", e.bridge_thing, "the Thing the bridge connects as")->capture_default_str();
@@ -514,6 +517,10 @@ int main(int argc, char** argv) {
 
     if (s.path == bench::path::direct && (e.direct_cert.empty() || e.direct_key.empty())) {
         std::cerr << "thingmux-bench: --path direct needs --direct-cert and --direct-key\n";
+        return 2;
+    }
+    if (s.path == bench::path::mqtt_face && e.mqtt_socket.empty()) {
+        std::cerr << "thingmux-bench: --path mqtt-face needs --mqtt-socket\n";
         return 2;
     }
     try {

@@ -3,6 +3,7 @@
 #include "daemon/thing/subscription_table.hpp"
 #include "daemon/mqtt/topic.hpp"
 #include "tests/support/daemon_fixture.hpp"
+#include "tests/support/measure.hpp"
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -28,30 +29,6 @@ std::set<std::string> payloads(const std::vector<ipc::message>& ms, const std::s
     for (const auto& m : ms)
         if (m.topic == topic) s.insert(m.payload);
     return s;
-}
-
-// VmRSS of a process, in bytes (0 when it cannot be read).
-std::size_t resident_bytes(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(in, line);) {
-        if (line.starts_with("VmRSS:")) return std::stoul(line.substr(6)) * 1024;  // "VmRSS:   14080 kB"
-    }
-    return 0;
-}
-
-std::size_t count_of(const std::string& text, const std::string& what) {
-    std::size_t n = 0;
-    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
-    return n;
-}
-
-// The lines of `text` that contain `what`, for failure messages.
-std::string lines_with(const std::string& text, const std::string& what) {
-    std::string out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);)
-        if (line.find(what) != std::string::npos) out += line + "\n";
-    return out;
 }
 
 class DaemonTest : public ::testing::Test {

@@ -3,6 +3,7 @@
 // log lines, and a FIFO where a configuration file or certificate should be. Each test counts
 // something from /proc or the files themselves (CPU ticks, log lines, file modes), never time.
 #include "tests/support/daemon_fixture.hpp"
+#include "tests/support/measure.hpp"
 
 #include <gtest/gtest.h>
 
@@ -26,40 +27,6 @@ namespace thingmux::test {
 namespace {
 
 const std::string thingmuxd = std::string(THINGMUX_BIN_DIR) + "/thingmuxd";
-
-// CPU time the process used so far (user + system), in clock ticks (/proc/PID/stat).
-long cpu_ticks(pid_t pid) {
-    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-    const auto paren = stat.rfind(')');
-    if (paren == std::string::npos) return -1;
-    std::istringstream fields(stat.substr(paren + 2));
-    std::string field;
-    long utime = 0, stime = 0;
-    // After the command name: state is field 3, utime 14, stime 15.
-    for (int i = 3; i <= 15 && fields >> field; ++i) {
-        if (i == 14) utime = std::stol(field);
-        if (i == 15) stime = std::stol(field);
-    }
-    return utime + stime;
-}
-
-std::vector<std::string> lines_of(const std::filesystem::path& file) {
-    std::ifstream in(file);
-    std::vector<std::string> out;
-    for (std::string line; std::getline(in, line);) out.push_back(line);
-    return out;
-}
-
-std::size_t lines_containing(const std::filesystem::path& file, const std::string& text) {
-    std::size_t n = 0;
-    for (const auto& line : lines_of(file))
-        if (line.find(text) != std::string::npos) ++n;
-    return n;
-}
-
-bool log_has(const daemon_fixture& d, const std::string& text) {
-    return read_file(d.log_file()).find(text) != std::string::npos;
-}
 
 // "Max open files  4096  4096  files" -> the soft limit.
 long soft_open_file_limit(pid_t pid) {

@@ -33,8 +33,6 @@ ipc::result publish(ipc_client& c, ipc::publish p) {
     return std::get<ipc::publish_result>(*m).outcome;
 }
 
-bool log_has(const daemon_fixture& d, const std::string& text) { return read_file(d.log_file()).find(text) != std::string::npos; }
-
 class PolicyTest : public ::testing::Test {
 protected:
     broker_fixture broker;

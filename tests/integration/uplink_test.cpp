@@ -342,16 +342,35 @@ TEST_F(UplinkErrorTest, KeyPathHoldingAFifoIsRefusedWithoutWaitingForAWriter) {
 
 // --- the transports ---
 
-// The plain TCP transport (the benchmarks' local side) against the broker's plain listener: the
-// same session, subscription and QoS 0/1 traffic as over TLS, with no credential file loaded.
-TEST(UplinkTransportTest, PlainTcpTransportTalksToAPlainListener) {
-    broker_fixture broker(broker_fixture::options{.plain_listener = true});
+// The plain transports (the benchmarks' local side: TCP to a local mosquitto, a Unix socket to
+// thingmuxd's MQTT face) against the broker's plain listeners: the same session, subscription
+// and QoS 0/1 traffic as over TLS, with no credential file loaded.
+std::string transport_name(const ::testing::TestParamInfo<uplink::transport_kind>& param) {
+    return param.param == uplink::transport_kind::tcp ? "tcp" : "unix";
+}
+
+class UplinkPlainTransportTest : public ::testing::TestWithParam<uplink::transport_kind> {
+protected:
+    broker_fixture broker{broker_fixture::options{.plain_listener = true}};
+
+    // Points `u` (gateway-01) at the broker's plain listener of the parameter's kind.
+    void use_plain_listener(uplink_fixture& u) {
+        u.cfg.transport = GetParam();
+        if (GetParam() == uplink::transport_kind::unix_socket) {
+            u.cfg.host = broker.plain_socket().string();
+            u.cfg.port = 0;
+        } else {
+            u.cfg.port = broker.plain_port();
+        }
+        u.cfg.tls = {};  // nothing to load: a TLS attempt would fail on the missing files
+        u.cfg.session.username = "gateway-01";
+        u.cfg.session.password = broker_fixture::plain_password();
+    }
+};
+
+TEST_P(UplinkPlainTransportTest, TalksToAPlainListener) {
     uplink_fixture u(broker, broker.thing("gateway-01"));
-    u.cfg.transport = uplink::transport_kind::tcp;
-    u.cfg.port = broker.plain_port();
-    u.cfg.tls = {};  // nothing to load: a TLS attempt would fail on the missing files
-    u.cfg.session.username = "gateway-01";
-    u.cfg.session.password = broker_fixture::plain_password();
+    use_plain_listener(u);
     u.start();
     ASSERT_TRUE(u.run_until([&] { return u.connected(); })) << u.link->last_event().reason;
     ASSERT_EQ(u.subscribe("dt/gateway-01/#"), std::vector<std::uint8_t>{1});
@@ -371,6 +390,47 @@ TEST(UplinkTransportTest, PlainTcpTransportTalksToAPlainListener) {
     EXPECT_EQ(u.link->counters().connects, 1U);
     u.stop();
     EXPECT_EQ(u.link->state(), link_state::stopped);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, UplinkPlainTransportTest,
+                         ::testing::Values(uplink::transport_kind::tcp, uplink::transport_kind::unix_socket),
+                         transport_name);
+
+// A Unix socket path with nothing listening is a connect failure named by the path alone (no
+// port), and retried: the peer may not have started yet.
+TEST(UplinkTransportTest, UnixSocketWithNoListenerIsATransientConnectFailureNamingThePath) {
+    broker_fixture broker;  // only for its directory and credentials
+    uplink_fixture u(broker, broker.thing("gateway-01"));
+    u.cfg.transport = uplink::transport_kind::unix_socket;
+    u.cfg.host = (broker.dir() / "nobody-listens.sock").string();
+    u.cfg.port = 0;
+    u.cfg.tls = {};
+    u.start();
+    ASSERT_TRUE(u.run_until([&] { return u.count_state(link_state::backing_off) >= 1; }, 10s));
+    const auto& ev = u.link->last_event();
+    EXPECT_FALSE(ev.fatal);
+    EXPECT_EQ(ev.error, std::errc::no_such_file_or_directory) << ev.error.message();
+    EXPECT_EQ(ev.reason.find("cannot connect to " + u.cfg.host + ": "), 0U) << ev.reason;
+    EXPECT_EQ(ev.reason.find(u.cfg.host + ":0"), std::string::npos) << ev.reason;
+    u.stop();
+}
+
+// A path longer than a Unix socket address holds fails the attempt as a connect error, through
+// the io_context like any other failure, instead of throwing out of the endpoint.
+TEST(UplinkTransportTest, UnixSocketPathTooLongForTheAddressIsRefused) {
+    broker_fixture broker;  // only for its credentials
+    uplink_fixture u(broker, broker.thing("gateway-01"));
+    u.cfg.transport = uplink::transport_kind::unix_socket;
+    u.cfg.host = "/" + std::string(200, 'a') + ".sock";
+    u.cfg.port = 0;
+    u.cfg.tls = {};
+    u.start();
+    ASSERT_TRUE(u.run_until([&] { return u.count_state(link_state::backing_off) >= 1; }, 10s));
+    const auto& ev = u.link->last_event();
+    EXPECT_EQ(ev.error, std::errc::filename_too_long) << ev.error.message();
+    EXPECT_EQ(ev.reason.find("cannot connect to /aaa"), 0U) << ev.reason;
+    EXPECT_EQ(u.link->counters().connects, 0U);
+    u.stop();
 }
 
 // A TLS server whose certificate our CA signed, but for another name (`openssl s_server`).

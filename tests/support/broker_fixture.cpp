@@ -1,5 +1,7 @@
 #include "tests/support/broker_fixture.hpp"
 
+#include "tests/support/measure.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -7,7 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <set>
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
@@ -51,14 +52,6 @@ bool tcp_accepts(std::uint16_t port) {
     const bool ok = connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
     close(s);
     return ok;
-}
-
-// Complete lines only: mosquitto_sub may be in the middle of writing the last one.
-std::vector<std::string> complete_lines(const std::string& text) {
-    std::vector<std::string> out;
-    for (std::size_t begin = 0, end = 0; (end = text.find('\n', begin)) != std::string::npos; begin = end + 1)
-        out.push_back(text.substr(begin, end - begin));
-    return out;
 }
 
 // Debian installs mosquitto in /usr/sbin, which is not in a normal user's PATH.
@@ -143,9 +136,10 @@ void broker_fixture::add_plain_listener() const {
     // With per_listener_settings false, allow_anonymous false and the ACL hold here too; TLS
     // clients keep logging in by certificate (use_identity_as_username skips the password file).
     std::ofstream conf(dir_ / "mosquitto.conf", std::ios::app);
-    conf << "\n# Plain TCP, for the uplink's plain transport in tests.\n"
+    conf << "\n# Plain TCP and a Unix socket, for the uplink's plain transports in tests.\n"
          << "password_file " << (dir_ / "passwd").string() << "\n"
-         << "listener " << plain_port_ << " 127.0.0.1\n";
+         << "listener " << plain_port_ << " 127.0.0.1\n"
+         << "listener 0 " << plain_socket().string() << "\n";
     if (!conf.flush()) throw std::runtime_error("cannot append to " + (dir_ / "mosquitto.conf").string());
 }
 
@@ -191,6 +185,7 @@ bool broker_fixture::running() const { return mosquitto_ && mosquitto_->running(
 
 std::uint16_t broker_fixture::port() const noexcept { return port_; }
 std::uint16_t broker_fixture::plain_port() const noexcept { return plain_port_; }
+fs::path broker_fixture::plain_socket() const { return dir_ / "plain.sock"; }
 const fs::path& broker_fixture::dir() const noexcept { return dir_; }
 fs::path broker_fixture::ca_file() const { return dir_ / "pki" / "ca.crt"; }
 fs::path broker_fixture::other_ca_file() const { return dir_ / "pki" / "rogue-ca.crt"; }
@@ -289,10 +284,7 @@ std::size_t observer_subscription::wait_for_all(const std::vector<std::string>& 
     std::size_t still_missing = expected.size();
     eventually(
         [&] {
-            const auto got = lines();
-            const std::set<std::string_view> seen(got.begin(), got.end());
-            still_missing = static_cast<std::size_t>(std::count_if(
-                expected.begin(), expected.end(), [&](const std::string& line) { return !seen.contains(line); }));
+            still_missing = missing_from(lines(), expected);
             return still_missing == 0;
         },
         timeout_ms);

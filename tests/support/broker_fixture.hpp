@@ -29,9 +29,9 @@ public:
     struct options {
         std::vector<std::string> things{"gateway-01"};  // Thing certificates to issue
         std::size_t max_packet_size = 140'000;          // AWS IoT Core: 128 KiB payload
-        // Also accept MQTT over plain TCP (no TLS) on plain_port(), for the uplink's plain TCP
-        // transport. Clients there log in with username = Thing name and plain_password(), so
-        // the same Thing-scoped ACL applies.
+        // Also accept MQTT over plain TCP (no TLS) on plain_port() and over a Unix socket at
+        // plain_socket(), for the uplink's plain transports. Clients there log in with
+        // username = Thing name and plain_password(), so the same Thing-scoped ACL applies.
         bool plain_listener = false;
     };
 
@@ -57,6 +57,8 @@ public:
     // The plain TCP listener's port (options::plain_listener; 0 without one) and the password
     // of every Thing there.
     [[nodiscard]] std::uint16_t plain_port() const noexcept;
+    // The plain Unix socket listener's path (options::plain_listener).
+    [[nodiscard]] std::filesystem::path plain_socket() const;
     [[nodiscard]] static std::string plain_password() { return "plain-listener-password"; }
     [[nodiscard]] std::string host() const { return "localhost"; }
     [[nodiscard]] const std::filesystem::path& dir() const noexcept;  // the temporary directory

@@ -16,44 +16,6 @@
 
 namespace thingmux::test {
 
-namespace {
-
-int connect_unix(const std::filesystem::path& path) {
-    const int fd = connect_stream(path);
-    if (fd < 0) throw std::runtime_error("cannot connect to " + path.string() + ": " + std::strerror(-fd));
-    return fd;
-}
-
-}  // namespace
-
-int connect_stream(const std::filesystem::path& path) {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -errno;
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        const int e = errno;
-        ::close(fd);
-        return -e;
-    }
-    return fd;
-}
-
-bool hung_up(int fd, int timeout_ms) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) return false;
-        pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-        char buf[4096];
-        const auto n = ::recv(fd, buf, sizeof buf, 0);
-        if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
-    }
-}
-
 bool mqtt_socket_accepts(const std::filesystem::path& socket, int timeout_ms) {
     const int fd = connect_stream(socket);
     if (fd < 0) {
@@ -136,9 +98,11 @@ void daemon_fixture::start() {
     if (!setup_.bus.empty()) env.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + setup_.bus);
     std::ofstream(log_file(), std::ios::app) << "---- start\n";
     proc_.emplace(argv, log_file(), log_file(), env);
+    // The IPC socket is bound before the MQTT one: wait for both.
     const bool up = eventually([&] {
         try {
             ::close(connect_unix(socket_));
+            if (setup_.mqtt.find("enabled: false") == std::string::npos) ::close(connect_unix(mqtt_socket_path()));
             return true;
         } catch (const std::exception&) {
             return !proc_->running();
@@ -166,6 +130,10 @@ void daemon_fixture::kill() {
     proc_->signal(SIGKILL);
     proc_->wait(5000);
     proc_.reset();
+}
+
+bool log_has(const daemon_fixture& d, const std::string& text) {
+    return read_file(d.log_file()).find(text) != std::string::npos;
 }
 
 std::size_t broker_connections(const broker_fixture& broker, const std::string& client_id) {
@@ -257,59 +225,29 @@ std::vector<std::string> numbered(int n, const std::string& prefix) {
 
 // --- ipc_client ---
 
-ipc_client::ipc_client(const std::filesystem::path& socket) : fd_(connect_unix(socket)) {}
-
-ipc_client::~ipc_client() {
-    if (fd_ >= 0) ::close(fd_);
-}
-
 void ipc_client::send(const ipc::client_message& m) {
     const auto bytes = ipc::encode(m);
     send_raw(bytes);
 }
 
-void ipc_client::send_raw(std::span<const std::uint8_t> bytes) {
-    std::size_t off = 0;
-    while (off < bytes.size()) {
-        const auto n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            closed_ = true;
-            return;
-        }
-        off += static_cast<std::size_t>(n);
-    }
-}
+void ipc_client::send_raw(std::span<const std::uint8_t> bytes) { stream_.write(bytes); }
 
 std::optional<ipc::daemon_message> ipc_client::receive(int timeout_ms) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
-        auto r = ipc::decode_daemon_message(in_, ipc::default_max_frame);
+        auto r = ipc::decode_daemon_message(stream_.buffer(), ipc::default_max_frame);
         if (auto* ok = std::get_if<ipc::decoded<ipc::daemon_message>>(&r)) {
             auto m = std::move(ok->message);
-            in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(ok->consumed));
+            stream_.consume(ok->consumed);
             return m;
         }
         if (auto* bad = std::get_if<ipc::malformed>(&r)) {
             ADD_FAILURE() << "daemon sent a malformed frame: " << bad->reason;
-            closed_ = true;
+            stream_.mark_closed();
             return std::nullopt;
         }
-        if (closed_) return std::nullopt;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        // Always look at the socket once, so a zero timeout still reads what already arrived.
-        pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(std::max<long>(left.count(), 0))) <= 0) {
-            if (left.count() <= 0) return std::nullopt;
-            continue;
-        }
-        std::uint8_t buf[65536];
-        const auto n = ::recv(fd_, buf, sizeof buf, 0);
-        if (n <= 0) {
-            closed_ = true;
-            continue;
-        }
-        in_.insert(in_.end(), buf, buf + n);
+        // Frames already read are decoded above first, so a close loses none of them.
+        if (!stream_.read_some(remaining_ms(deadline))) return std::nullopt;
     }
 }
 
@@ -319,10 +257,10 @@ void ipc_client::drain() {
 
 bool ipc_client::wait_closed(int timeout_ms) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (!closed_ && std::chrono::steady_clock::now() < deadline) {
+    while (!closed() && std::chrono::steady_clock::now() < deadline) {
         if (auto m = receive(50)) keep(std::move(*m));
     }
-    return closed_;
+    return closed();
 }
 
 void ipc_client::keep(ipc::daemon_message&& m) {
@@ -364,7 +302,7 @@ std::optional<ipc::daemon_message> ipc_client::await_result(std::uint32_t reques
             }
         }
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || closed_) return std::nullopt;
+        if (left.count() <= 0 || closed()) return std::nullopt;
         if (auto m = receive(static_cast<int>(left.count()))) keep(std::move(*m));
     }
 }
@@ -405,7 +343,7 @@ ipc::result ipc_client::publish(const std::string& topic, const std::string& pay
 
 bool ipc_client::wait_messages(std::size_t n, int timeout_ms) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (messages.size() < n && !closed_) {
+    while (messages.size() < n && !closed()) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
         if (auto m = receive(static_cast<int>(left.count()))) keep(std::move(*m));
@@ -418,7 +356,7 @@ bool ipc_client::wait_state(ipc::link_state link, int timeout_ms) {
     auto seen = [&] {
         return std::any_of(states.begin(), states.end(), [&](const ipc::state& s) { return s.link == link; });
     };
-    while (!seen() && !closed_) {
+    while (!seen() && !closed()) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
         if (auto m = receive(static_cast<int>(left.count()))) keep(std::move(*m));

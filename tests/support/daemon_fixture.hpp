@@ -5,6 +5,7 @@
 
 #include "ipc/codec.hpp"
 #include "tests/support/broker_fixture.hpp"
+#include "tests/support/unix_stream.hpp"
 
 #include <deque>
 #include <filesystem>
@@ -23,7 +24,10 @@ struct daemon_setup {
     std::string thing;   // more YAML mapping lines for every Thing, e.g. "keep_alive: 2s"
     std::uint16_t port = 0;  // broker port the Things connect to; 0: the broker's (else e.g. a proxy)
     std::string ipc;     // YAML mapping lines under ipc:, e.g. "client_queue: 65536"
-    std::string mqtt;    // YAML mapping lines under mqtt:, e.g. "enabled: false"; none: no section
+    // YAML mapping lines under mqtt:, e.g. "enabled: false"; none: no section (the face is on with
+    // its defaults, its socket mqtt.sock next to the IPC socket). start() also waits for the MQTT
+    // socket unless these lines say "enabled: false".
+    std::string mqtt;
     std::string spool;   // YAML mapping lines under spool: besides path, e.g. "max_messages: 3"
     // D-Bus address for the management interface ("unix:path=..."); empty: --bus none.
     std::string bus;
@@ -59,6 +63,8 @@ public:
 
     [[nodiscard]] std::string config_yaml() const;
     [[nodiscard]] const std::filesystem::path& socket_path() const noexcept { return socket_; }
+    // The MQTT face's socket where the configuration does not move it: mqtt.sock next to the IPC socket.
+    [[nodiscard]] std::filesystem::path mqtt_socket_path() const { return socket_.parent_path() / "mqtt.sock"; }
     [[nodiscard]] std::filesystem::path log_file() const { return dir_ / "thingmuxd.log"; }
     [[nodiscard]] std::filesystem::path config_file() const { return dir_ / "thingmux.yaml"; }
     [[nodiscard]] pid_t pid() const { return proc_ ? proc_->pid() : -1; }
@@ -70,6 +76,9 @@ private:
     std::filesystem::path socket_;
     std::optional<child_process> proc_;
 };
+
+// Whether the daemon's log holds `text`.
+[[nodiscard]] bool log_has(const daemon_fixture& d, const std::string& text);
 
 // Lines of the broker's log saying `client_id` connected: counts upstream (re)connections
 // independently of the daemon's own counters.
@@ -101,11 +110,6 @@ void publish_from_cloud(const broker_fixture& broker, const std::string& topic, 
 // Payloads "1".."n".
 [[nodiscard]] std::vector<std::string> numbered(int n, const std::string& prefix = {});
 
-// A stream connection to a Unix socket: the descriptor, or -errno when connect() fails.
-[[nodiscard]] int connect_stream(const std::filesystem::path& path);
-// Whether the other end closes `fd` within `timeout_ms` (whatever it sends first). A listening
-// socket nobody accepts from never does: the connection waits in its backlog.
-[[nodiscard]] bool hung_up(int fd, int timeout_ms);
 // Whether thingmuxd accepts connections on an MQTT socket: one that sends a malformed packet
 // (type 0, reserved) is hung up on within `timeout_ms`, by the MQTT face or by a build without it.
 [[nodiscard]] bool mqtt_socket_accepts(const std::filesystem::path& socket, int timeout_ms = 10'000);
@@ -113,10 +117,9 @@ void publish_from_cloud(const broker_fixture& broker, const std::string& topic, 
 class ipc_client {
 public:
     // Connects (no handshake). Throws std::runtime_error when nothing listens.
-    explicit ipc_client(const std::filesystem::path& socket);
+    explicit ipc_client(const std::filesystem::path& socket) : stream_(socket) {}
     // Takes over a socket connected by other means (e.g. by another process).
-    explicit ipc_client(int connected_fd) : fd_(connected_fd) {}
-    ~ipc_client();
+    explicit ipc_client(int connected_fd) : stream_(connected_fd) {}
     ipc_client(const ipc_client&) = delete;
     ipc_client& operator=(const ipc_client&) = delete;
 
@@ -125,7 +128,7 @@ public:
     // Next frame from the daemon within `timeout_ms`; nullopt on timeout or when the daemon
     // closed the connection (then closed() is true).
     std::optional<ipc::daemon_message> receive(int timeout_ms = 10'000);
-    [[nodiscard]] bool closed() const noexcept { return closed_; }
+    [[nodiscard]] bool closed() const noexcept { return stream_.closed(); }
     // Waits up to timeout_ms for the daemon to close the connection, collecting frames.
     bool wait_closed(int timeout_ms = 10'000);
 
@@ -147,7 +150,7 @@ public:
     // Waits for a state frame with `link`.
     bool wait_state(ipc::link_state link, int timeout_ms = 20'000);
 
-    int fd() const noexcept { return fd_; }
+    int fd() const noexcept { return stream_.fd(); }
 
     std::vector<ipc::message> messages;
     std::vector<ipc::state> states;
@@ -157,9 +160,7 @@ private:
     std::optional<ipc::daemon_message> await_result(std::uint32_t request_id, int timeout_ms = 20'000);
     void keep(ipc::daemon_message&& m);
 
-    int fd_ = -1;
-    bool closed_ = false;
-    std::vector<std::uint8_t> in_;
+    unix_stream stream_;
     std::uint32_t next_request_ = 1;
     std::deque<ipc::daemon_message> results_;  // results not yet claimed
 };

@@ -855,3 +855,31 @@ TEST(ConfigCredentials, ACredentialNameCannotLeaveTheDirectory) {
 }
 
 }  // namespace
+
+// things[].local_topics: filters with ${thing} expanded; other variables and shared
+// subscriptions are refused where they are written.
+TEST(ConfigLoadLocalTopics, ExpandsThingAndRefusesWhatCannotBeLocal) {
+    const auto r = parse(minimal + "    local_topics: ['local/#', 'lan/${thing}/+']\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_EQ(r.config->things[0].local_topics, (std::vector<std::string>{"local/#", "lan/gw/+"}));
+    EXPECT_TRUE(parse(minimal, "t.yaml").config->things[0].local_topics.empty());
+    expect_error(parse(minimal + "    local_topics: ['local/${unit}/#']\n", "t.yaml"), "things[0].local_topics", 7, 19,
+                 "uses a variable other than ${thing}");
+    expect_error(parse(minimal + "    local_topics: ['$share/g/local/#']\n", "t.yaml"), "things[0].local_topics", 7, 19,
+                 "shared subscription");
+    expect_error(parse(minimal + "    local_topics: ['local/#/x']\n", "t.yaml"), "things[0].local_topics[0]", 7, 20, "not a valid MQTT topic filter");
+}
+
+// mqtt.session_expiry and mqtt.session_queue: defaults, values, bounds.
+TEST(ConfigLoadMqttSessions, DefaultsValuesAndBounds) {
+    const auto d = parse(minimal, "t.yaml");
+    ASSERT_TRUE(d.ok()) << all(d);
+    EXPECT_EQ(d.config->mqtt.session_expiry, std::chrono::seconds{86'400});
+    EXPECT_EQ(d.config->mqtt.session_queue, 1024U * 1024U);
+    const auto r = parse(minimal + "mqtt:\n  session_expiry: 2h\n  session_queue: 64KiB\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_EQ(r.config->mqtt.session_expiry, std::chrono::seconds{7200});
+    EXPECT_EQ(r.config->mqtt.session_queue, 64U * 1024U);
+    EXPECT_FALSE(parse(minimal + "mqtt:\n  session_expiry: 31d\n", "t.yaml").ok());
+    EXPECT_FALSE(parse(minimal + "mqtt:\n  session_queue: 2GiB\n", "t.yaml").ok());
+}

@@ -739,6 +739,20 @@ TEST_P(MqttCodecMalformed, IsRefusedWithTheRightError) {
 INSTANTIATE_TEST_SUITE_P(EachCheck, MqttCodecMalformed, testing::ValuesIn(malformed_cases()),
                          [](const testing::TestParamInfo<malformed_case>& param) { return param.param.name; });
 
+// MQTT 5 ends a connection over these with their own reason codes (spec 3.3.2.3.4, 3.1.2.24).
+TEST(MqttCodec, MalformedCarriesTheDisconnectReasonCode) {
+    using enum decode_error;
+    const auto alias0 = decode_failure(cat({{0x30, 7}, s("t"), {3, 0x23, 0x00, 0x00}}), protocol_version::v5);
+    EXPECT_EQ(alias0.code, bad_property);
+    EXPECT_EQ(alias0.reason, "PUBLISH: Topic Alias is 0");
+    EXPECT_EQ(alias0.disconnect_reason, reason::topic_alias_invalid);
+    const auto too_large = decode_failure({0x30, 0x7F}, protocol_version::v5, 64);
+    EXPECT_EQ(too_large.code, packet_too_large);
+    EXPECT_EQ(too_large.disconnect_reason, reason::packet_too_large);
+    const auto other = decode_failure({0x40, 0x02, 0x00, 0x00}, protocol_version::v5);
+    EXPECT_EQ(other.disconnect_reason, reason::malformed_packet);
+}
+
 TEST(MqttCodecMalformedReason, NamesThePacketAndTheProblem) {
     EXPECT_EQ(decode_failure(cat({{0x30, 5}, s("a/+")}), v311).reason, "PUBLISH: topic name contains wildcard '+'");
     EXPECT_EQ(decode_failure({0x60, 0x02, 0x00, 0x01}, v311).reason,
@@ -1023,6 +1037,16 @@ TEST(MqttPacket, MapsMqtt311ConnackReturnCodes) {
     EXPECT_EQ(connack_reason_v5(v311, 4), reason::bad_user_name_or_password);
     EXPECT_EQ(connack_reason_v5(v311, 5), reason::not_authorized);
     EXPECT_EQ(connack_reason_v5(v5, reason::banned), reason::banned);
+}
+
+// The other way, for a server: every 3.1.1 return code maps back to itself.
+TEST(MqttPacket, MapsReasonCodesToMqtt311ConnackReturnCodes) {
+    for (std::uint8_t code = 0; code <= 5; ++code) {
+        EXPECT_EQ(connack_return_code_v311(connack_reason_v5(v311, code)), code);
+    }
+    EXPECT_EQ(connack_return_code_v311(reason::server_busy), 3);
+    EXPECT_EQ(connack_return_code_v311(reason::banned), 3);
+    EXPECT_EQ(connack_return_code_v311(reason::quota_exceeded), 3);
 }
 
 // A decode error is an std::error_code of its own category, never 0 (success), with words.

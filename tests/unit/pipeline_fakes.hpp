@@ -207,13 +207,15 @@ private:
 // the rule it is about.
 struct pipeline_rig {
     explicit pipeline_rig(config::thing_limits limits = unlimited(), session_rules rules = {},
-                          spool::store* spool = nullptr) {
+                          spool::store* spool = nullptr, std::vector<std::string> local_topics = {}) {
         config::thing t;
         t.name = "gateway-01";
         t.limits = limits;
+        t.local_topics = std::move(local_topics);
         pipe = std::make_shared<pipeline>(std::move(t), rules,
                                           shared_parts{.counters = counters, .spool = spool,
-                                                       .spool_error_log = spool_log, .publish_settled = {}},
+                                                       .spool_error_log = spool_log,
+                                                       .publish_settled = [this] { ++settled; }},
                                           up, clk);
     }
     static config::thing_limits unlimited() {
@@ -247,6 +249,7 @@ struct pipeline_rig {
     }
 
     traffic_counters counters;
+    std::size_t settled = 0;  // publish results the daemon was told of (its shutdown waits on them)
     logging::rate_limiter spool_log{1, std::chrono::seconds(10)};
     fake_upstream up;
     fake_clock clk;

@@ -36,6 +36,27 @@ TEST_F(PipelineSpool, OfflineQos1IsSpooledThenSentInOrderAndDeletedOnPuback) {
     EXPECT_EQ(app->published.size(), 3U);  // "spooled" was the only result
 }
 
+// A shutdown waits for the publishes in flight (pipeline::unfinished()) and hears of each one
+// settling: spooled messages too, or a shutdown whose last message in flight is a spooled one
+// would wait out its whole grace period.
+TEST_F(PipelineSpool, ASpooledMessageSettlingIsReportedToAWaitingShutdown) {
+    pipeline_rig rig(pipeline_rig::unlimited(), {}, store_);
+    auto app = rig.session(1);
+    rig.publish(app, 1, "dt/1");
+    rig.publish(app, 2, "dt/2");
+    const auto settled_when_spooled = rig.settled;
+    rig.connect();
+    ASSERT_EQ(rig.up.publishes.size(), 2U);
+    rig.pipe->stop_accepting();
+    EXPECT_EQ(rig.pipe->unfinished(), 2U);
+    rig.up.answer_publish(0);
+    EXPECT_EQ(rig.settled, settled_when_spooled + 1);
+    rig.up.answer_publish(1);
+    EXPECT_EQ(rig.settled, settled_when_spooled + 2);
+    EXPECT_EQ(rig.pipe->unfinished(), 0U);
+    EXPECT_EQ(store_->count("gateway-01"), 0U);
+}
+
 // config.md, spool: "or when the Thing still has spooled messages (so that nothing overtakes them)".
 TEST_F(PipelineSpool, NothingOvertakesSpooledMessages) {
     auto limits = pipeline_rig::unlimited();
