@@ -4,6 +4,7 @@
 // from a file made by the real mosquitto_passwd, wills on an abnormal close, a listener on a
 // non-loopback address refused at load, and clients that never send CONNECT.
 #include "tests/support/daemon_fixture.hpp"
+#include "tests/support/measure.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,15 +24,6 @@ namespace {
 
 const std::string thingmuxd = std::string(THINGMUX_BIN_DIR) + "/thingmuxd";
 const std::string paho = PAHO_CLIENT;
-
-std::size_t open_descriptors(pid_t pid) {
-    std::error_code ec;
-    std::size_t n = 0;
-    for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
-        ++n;
-    return n;
-}
 
 bool has_line(const std::string& output, const std::string& line) {
     return ("\n" + output).find("\n" + line + "\n") != std::string::npos;

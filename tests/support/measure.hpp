@@ -18,6 +18,9 @@ namespace thingmux::test {
 // it cannot be read.
 [[nodiscard]] long cpu_ticks(pid_t pid);
 
+// How many descriptors the process has open (/proc/PID/fd); 0 when it cannot be read.
+[[nodiscard]] std::size_t open_descriptors(pid_t pid);
+
 // The lines of a file (empty when missing).
 [[nodiscard]] std::vector<std::string> lines_of(const std::filesystem::path& file);
 
