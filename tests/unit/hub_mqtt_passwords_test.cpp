@@ -44,37 +44,43 @@ protected:
     std::filesystem::path file_;
 };
 
-TEST_F(HubMqttPasswords, MosquittoPasswdDefaultPbkdf2) {
+// One file with both kinds of lines, as after mosquitto 2.0 added users to a 1.6 file.
+TEST_F(HubMqttPasswords, LinesOfBothSchemesFromMosquittoPasswd) {
     add({"-c"}, "alice", "correct horse");
     add({}, "colon", "a:b:c");
     add({}, "utf8", "p\xc3\xa4sswort");
-    const auto t = table();
-    ASSERT_EQ(t.entries.size(), 3U);
-    EXPECT_EQ(t.find("alice")->scheme, config::password_scheme::pbkdf2_sha512);
-    EXPECT_TRUE(check_password(t, "alice", "correct horse"));
-    EXPECT_FALSE(check_password(t, "alice", "correct horsE"));
-    EXPECT_FALSE(check_password(t, "alice", "correct horse "));
-    EXPECT_FALSE(check_password(t, "alice", ""));
-    EXPECT_TRUE(check_password(t, "colon", "a:b:c"));
-    EXPECT_FALSE(check_password(t, "colon", "a:b"));
-    EXPECT_TRUE(check_password(t, "utf8", "p\xc3\xa4sswort"));
-    // Someone else's password, an unknown user, a name that only starts like one.
-    EXPECT_FALSE(check_password(t, "colon", "correct horse"));
-    EXPECT_FALSE(check_password(t, "bob", "correct horse"));
-    EXPECT_FALSE(check_password(t, "alic", "correct horse"));
-    EXPECT_FALSE(check_password(t, "", ""));
-}
-
-TEST_F(HubMqttPasswords, MosquittoPasswdSha512OfOlderFiles) {
-    add({"-c", "-H", "sha512"}, "legacy", "old secret");
+    add({"-H", "sha512"}, "legacy", "old secret");
     add({"-H", "sha512-pbkdf2"}, "modern", "new secret");
     const auto t = table();
-    ASSERT_EQ(t.entries.size(), 2U);
+    ASSERT_EQ(t.entries.size(), 5U);
+    EXPECT_EQ(t.find("alice")->scheme, config::password_scheme::pbkdf2_sha512);
     EXPECT_EQ(t.find("legacy")->scheme, config::password_scheme::sha512);
-    EXPECT_TRUE(check_password(t, "legacy", "old secret"));
-    EXPECT_FALSE(check_password(t, "legacy", "new secret"));
-    EXPECT_TRUE(check_password(t, "modern", "new secret"));
-    EXPECT_FALSE(check_password(t, "modern", "old secret"));
+    EXPECT_EQ(t.find("modern")->scheme, config::password_scheme::pbkdf2_sha512);
+    struct attempt {
+        const char* user;
+        const char* password;
+        bool accepted;
+    };
+    const attempt attempts[] = {
+        {"alice", "correct horse", true},
+        {"alice", "correct horsE", false},
+        {"alice", "correct horse ", false},
+        {"alice", "", false},
+        {"colon", "a:b:c", true},
+        {"colon", "a:b", false},
+        {"utf8", "p\xc3\xa4sswort", true},
+        {"legacy", "old secret", true},
+        {"legacy", "new secret", false},
+        {"modern", "new secret", true},
+        {"modern", "old secret", false},
+        // Someone else's password, an unknown user, a name that only starts like one.
+        {"colon", "correct horse", false},
+        {"bob", "correct horse", false},
+        {"alic", "correct horse", false},
+        {"", "", false},
+    };
+    for (const auto& a : attempts)
+        EXPECT_EQ(check_password(t, a.user, a.password), a.accepted) << a.user << " / " << a.password;
 }
 
 TEST_F(HubMqttPasswords, ATamperedHashMatchesNothing) {
