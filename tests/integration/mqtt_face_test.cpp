@@ -363,6 +363,10 @@ TEST_F(MqttFaceSpoolTest, AcknowledgedWhileBrokerDownSurvivesSigkillOfTheDaemon)
 // the stalled client is cut off once mqtt.client_queue (2 MiB) is full, and the daemon's memory
 // stays within that bound, not the 6 MB sent.
 TEST_F(MqttFaceTest, SubscriberThatNeverReadsDoesNotSlowTheOthersOrTheUpstreamSession) {
+#ifdef THINGMUX_SANITIZED
+    GTEST_SKIP() << "the reader must stay within client_queue of a 6 MiB burst, which depends on the relative speeds "
+                    "ASan changes, and the memory bound would measure ASan's quarantine (the normal build runs it)";
+#endif
     // 2 MiB: room for a reader that falls behind the burst for a while, a third of what the
     // stalled client is sent.
     daemon_fixture daemon(broker, face_setup("client_queue: 2MiB"));
@@ -587,7 +591,9 @@ TEST_F(MqttFaceHostileTest, TwoThousandConnectionsOverMaxClientsAreRefusedAndBou
     for (const auto& [code, count] : codes)
         EXPECT_TRUE(code == mqtt::reason::quota_exceeded || code == mqtt::reason::server_busy)
             << count << " refusals with reason code " << code;
+#ifndef THINGMUX_SANITIZED  // under ASan, VmRSS measures its quarantine and shadow memory
     EXPECT_LT(during, idle + 32 * 1024 * 1024) << "VmRSS " << during / 1024 << " KiB, idle " << idle / 1024 << " KiB";
+#endif
     std::cout << "[ measured ] " << attempts << " connections, mqtt.max_clients " << max_clients << ": " << accepted
               << " served, " << refused_with_code << " refused by CONNACK, " << closed_without_connack
               << " closed; VmRSS idle " << idle / 1024 << " KiB, with them " << during / 1024 << " KiB\n";
