@@ -34,6 +34,41 @@ const char* const create_sql =
     " reason TEXT NOT NULL,"
     " quarantined_at INTEGER NOT NULL);";
 
+// Schema 3's tables: the local sessions that outlive their connections, and the messages that
+// wait for them. ON DELETE CASCADE: a session's messages go with it.
+const char* const create_sessions_sql =
+    "CREATE TABLE local_session ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " thing TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " client_id TEXT NOT NULL,"
+    " uid INTEGER NOT NULL,"
+    " gid INTEGER NOT NULL,"
+    " groups TEXT NOT NULL,"
+    " user TEXT NOT NULL,"
+    " group_names TEXT NOT NULL,"
+    " unit TEXT NOT NULL,"
+    " mqtt_user TEXT NOT NULL,"
+    " expiry INTEGER NOT NULL CHECK (expiry >= 0),"
+    " ended_at INTEGER,"
+    " subscriptions BLOB NOT NULL,"
+    " UNIQUE (kind, uid, mqtt_user, client_id));"
+    "CREATE TABLE local_message ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " session INTEGER NOT NULL REFERENCES local_session (id) ON DELETE CASCADE,"
+    " bytes INTEGER NOT NULL CHECK (bytes >= 0),"
+    " topic TEXT NOT NULL,"
+    " payload BLOB NOT NULL,"
+    " qos INTEGER NOT NULL CHECK (qos IN (0, 1, 2)),"
+    " retain INTEGER NOT NULL CHECK (retain IN (0, 1)),"
+    " payload_format INTEGER CHECK (payload_format IN (0, 1)),"
+    " message_expiry INTEGER CHECK (message_expiry BETWEEN 0 AND 4294967295),"
+    " content_type TEXT,"
+    " response_topic TEXT,"
+    " correlation_data BLOB,"
+    " user_properties BLOB);"
+    "CREATE INDEX local_message_by_session ON local_message (session, id);";
+
 const char* const insert_sql =
     "INSERT INTO spool (id, thing, bytes, topic, payload, qos, retain, payload_format, message_expiry,"
     " content_type, response_topic, correlation_data, user_properties)"
@@ -73,6 +108,7 @@ enum column : int {
 };
 
 constexpr std::uint8_t user_properties_encoding = 1;
+constexpr std::uint8_t subscriptions_encoding = 1;
 
 // An empty view or string may have a null data pointer, which SQLite would store as NULL.
 constexpr char no_bytes[] = "";
@@ -160,6 +196,42 @@ void put_length(std::vector<std::uint8_t>& out, std::size_t n) {
     for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(n >> shift));
 }
 
+// Reads the encodings above: 4-byte big-endian lengths before strings, single bytes.
+class byte_reader {
+public:
+    byte_reader(std::span<const std::uint8_t> bytes, std::string& why) : rest_{bytes}, why_{why} {}
+    [[nodiscard]] bool done() const noexcept { return rest_.empty(); }
+    bool string(std::string& s) {
+        if (rest_.size() < 4) {
+            why_ = "ends inside a length";
+            return false;
+        }
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < 4; ++i) n = (n << 8) | rest_[i];
+        rest_ = rest_.subspan(4);
+        if (n > rest_.size()) {
+            why_ = "has a string of " + std::to_string(n) + " bytes with " + std::to_string(rest_.size()) + " left";
+            return false;
+        }
+        s.assign(reinterpret_cast<const char*>(rest_.data()), n);
+        rest_ = rest_.subspan(n);
+        return true;
+    }
+    bool byte(std::uint8_t& b) {
+        if (rest_.empty()) {
+            why_ = "ends inside an entry";
+            return false;
+        }
+        b = rest_[0];
+        rest_ = rest_.subspan(1);
+        return true;
+    }
+
+private:
+    std::span<const std::uint8_t> rest_;
+    std::string& why_;
+};
+
 }  // namespace
 
 int bind_row(sqlite3_stmt* insert, std::optional<std::int64_t> id, std::string_view thing, std::uint64_t bytes,
@@ -167,7 +239,11 @@ int bind_row(sqlite3_stmt* insert, std::optional<std::int64_t> id, std::string_v
     int rc = bind_optional_int(insert, 1, id);
     if (rc == SQLITE_OK) rc = bind_text(insert, 2, thing);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(insert, 3, static_cast<sqlite3_int64>(bytes));
-    if (rc == SQLITE_OK) rc = bind_text(insert, 4, m.topic);
+    return rc == SQLITE_OK ? bind_message(insert, m) : rc;
+}
+
+int bind_message(sqlite3_stmt* insert, const message& m) {
+    int rc = bind_text(insert, 4, m.topic);
     if (rc == SQLITE_OK) rc = bind_blob(insert, 5, bytes_of(m.payload));
     if (rc == SQLITE_OK) rc = sqlite3_bind_int(insert, 6, m.qos);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int(insert, 7, m.retain ? 1 : 0);
@@ -211,6 +287,35 @@ bool read_message(sqlite3_stmt* select, message& out, std::string& why) {
     return ok;
 }
 
+std::vector<std::uint8_t> encode_subscriptions(const std::vector<subscription>& subscriptions) {
+    std::vector<std::uint8_t> out{subscriptions_encoding};
+    for (const auto& s : subscriptions) {
+        put_length(out, s.filter.size());
+        out.insert(out.end(), s.filter.begin(), s.filter.end());
+        out.push_back(s.max_qos);
+        out.push_back(s.options);
+    }
+    return out;
+}
+
+bool decode_subscriptions(std::span<const std::uint8_t> encoded, std::vector<subscription>& out, std::string& why) {
+    out.clear();
+    if (encoded.empty() || encoded[0] != subscriptions_encoding) {
+        why = encoded.empty() ? "is empty" : "has unknown encoding " + std::to_string(encoded[0]);
+        return false;
+    }
+    byte_reader in{encoded.subspan(1), why};
+    while (!in.done()) {
+        auto& s = out.emplace_back();
+        if (!in.string(s.filter) || !in.byte(s.max_qos) || !in.byte(s.options)) return false;
+        if (s.max_qos > 2) {
+            why = "has QoS " + std::to_string(s.max_qos) + " for filter '" + s.filter + "'";
+            return false;
+        }
+    }
+    return true;
+}
+
 std::vector<std::uint8_t> encode_user_properties(const std::vector<user_property>& properties) {
     std::vector<std::uint8_t> out{user_properties_encoding};
     for (const auto& p : properties) {
@@ -228,26 +333,10 @@ bool decode_user_properties(std::span<const std::uint8_t> encoded, std::vector<u
         why = encoded.empty() ? "is empty" : "has unknown encoding " + std::to_string(encoded[0]);
         return false;
     }
-    auto rest = encoded.subspan(1);
-    const auto take = [&rest, &why](std::string& s) {
-        if (rest.size() < 4) {
-            why = "ends inside a length";
-            return false;
-        }
-        std::size_t n = 0;
-        for (std::size_t i = 0; i < 4; ++i) n = (n << 8) | rest[i];
-        rest = rest.subspan(4);
-        if (n > rest.size()) {
-            why = "has a string of " + std::to_string(n) + " bytes with " + std::to_string(rest.size()) + " left";
-            return false;
-        }
-        s.assign(reinterpret_cast<const char*>(rest.data()), n);
-        rest = rest.subspan(n);
-        return true;
-    };
-    while (!rest.empty()) {
+    byte_reader in{encoded.subspan(1), why};
+    while (!in.done()) {
         auto& p = out.emplace_back();
-        if (!take(p.key) || !take(p.value)) return false;
+        if (!in.string(p.key) || !in.string(p.value)) return false;
     }
     return true;
 }

@@ -1,4 +1,4 @@
-// The spool's file format, schema 2 (`PRAGMA user_version = 2`), owned by this module alone.
+// The spool's file format, schema 3 (`PRAGMA user_version = 3`), owned by this module alone.
 //
 // One SQLite database (WAL) marked `PRAGMA application_id = 0x54686d78` ("Thmx"):
 //
@@ -29,6 +29,33 @@
 //     reason           TEXT NOT NULL      why it could not be read
 //     quarantined_at   INTEGER NOT NULL   Unix time, seconds
 //
+//   local_session  one row per local session kept beyond its connection (sessions.hpp):
+//     id               INTEGER PRIMARY KEY AUTOINCREMENT
+//     thing            TEXT NOT NULL      the Thing the session belongs to
+//     kind             TEXT NOT NULL      the front end: 'mqtt'
+//     client_id        TEXT NOT NULL      the client's own id (MQTT client identifier)
+//     uid, gid         INTEGER NOT NULL   the peer's kernel identity when it last connected
+//     groups           TEXT NOT NULL      its supplementary gids, comma-separated
+//     user             TEXT NOT NULL      the name of uid ('' unknown)
+//     group_names      TEXT NOT NULL      comma-separated (group names never hold a comma)
+//     unit             TEXT NOT NULL      its systemd unit ('' none)
+//     mqtt_user        TEXT NOT NULL      the MQTT user whose password was checked ('' none)
+//     expiry           INTEGER NOT NULL   seconds the session is kept after its connection ends
+//     ended_at         INTEGER            Unix time its last connection ended; NULL while one is
+//                                         open (after a crash: the daemon's start counts)
+//     subscriptions    BLOB NOT NULL      the encoding below
+//     UNIQUE (kind, uid, mqtt_user, client_id)   how local sessions are keyed
+//   local_message  QoS 1 messages a local session has not acknowledged yet, oldest first by id:
+//     id               INTEGER PRIMARY KEY AUTOINCREMENT
+//     session          INTEGER NOT NULL   local_session.id, ON DELETE CASCADE
+//     bytes, topic, payload, qos, retain, payload_format, message_expiry, content_type,
+//     response_topic, correlation_data, user_properties     as in `spool`
+//   index local_message_by_session (session, id)
+//
+// Subscriptions encoding (version 1): one byte 0x01, then per subscription: filter length (4
+// bytes, big endian), filter bytes, maximum QoS (one byte, 0..2), options (one byte: the MQTT 5
+// SUBSCRIBE options byte's bits 2..5, No Local, Retain As Published, Retain Handling).
+//
 // User properties encoding (version 1), an ordered list that may repeat keys:
 //   one byte 0x01 (the encoding's version), then per property, in order:
 //   key length (4 bytes, big endian), key bytes, value length (4 bytes, big endian), value bytes.
@@ -36,8 +63,9 @@
 // missing.
 //
 // Schema history: 1 (thingmux 0.1.0) had `spool (id, thing, message BLOB, bytes)` with the IPC
-// publish frame in `message`; migrate_v1.hpp converts it. A version above 2 is a later release's
-// file: the store moves it aside like any file it cannot read.
+// publish frame in `message`; migrate_v1.hpp converts it. 2 had no local_session and
+// local_message; opening it adds them. A version above 3 is a later release's file: the store
+// moves it aside like any file it cannot read.
 #pragma once
 
 #include "daemon/spool/message.hpp"
@@ -56,10 +84,22 @@ namespace thingmux::spool::format {
 // Marks the file as ours, so that another SQLite database put at the path (or restored from the
 // wrong backup) is moved aside instead of being mistaken for an empty spool. "Thmx".
 inline constexpr int application_id = 0x54686d78;
-inline constexpr int version = 2;
+inline constexpr int version = 3;
 
-// Creates tables and index of schema 2; run inside the caller's transaction.
+// Creates the tables and index of schema 2 (spool, quarantine); run inside the caller's
+// transaction.
 extern const char* const create_sql;
+// Creates what schema 3 added (local_session, local_message); run after create_sql, or alone to
+// bring a schema 2 file to schema 3.
+extern const char* const create_sessions_sql;
+
+// A local session's subscription as the file keeps it.
+struct subscription {
+    std::string filter;
+    std::uint8_t max_qos = 1;
+    std::uint8_t options = 0;  // MQTT 5 subscription options bits 2..5 (No Local, RAP, Retain Handling)
+    friend bool operator==(const subscription&, const subscription&) = default;
+};
 
 // Inserts one message. Parameters: ?1 id (NULL: the next one), ?2 thing, ?3 bytes, then the
 // message (bind_row() binds them all).
@@ -83,10 +123,17 @@ extern const char* const quarantine_record_sql;
 [[nodiscard]] int bind_row(sqlite3_stmt* insert, std::optional<std::int64_t> id, std::string_view thing,
                            std::uint64_t bytes, const message& m);
 
+// Binds only the message, parameters ?4 to ?13 (bind_row() calls it; local_message's insert has
+// the same layout with the session's id in ?2).
+[[nodiscard]] int bind_message(sqlite3_stmt* insert, const message& m);
+
 // Reads the message of the current row of a select_sql statement. False, with `why`, when a
 // column breaks the format (wrong type, out of range, undecodable user properties).
 [[nodiscard]] bool read_message(sqlite3_stmt* select, message& out, std::string& why);
 
+[[nodiscard]] std::vector<std::uint8_t> encode_subscriptions(const std::vector<subscription>& subscriptions);
+[[nodiscard]] bool decode_subscriptions(std::span<const std::uint8_t> encoded, std::vector<subscription>& out,
+                                        std::string& why);
 [[nodiscard]] std::vector<std::uint8_t> encode_user_properties(const std::vector<user_property>& properties);
 [[nodiscard]] bool decode_user_properties(std::span<const std::uint8_t> encoded, std::vector<user_property>& out,
                                           std::string& why);

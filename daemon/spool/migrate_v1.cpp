@@ -74,7 +74,9 @@ public:
         // The old table moves out of the way under another name; its index name is needed again.
         if ((rc = exec("set the schema 1 table aside",
                        "DROP INDEX IF EXISTS spool_by_thing; ALTER TABLE spool RENAME TO spool_v1;")) != SQLITE_OK ||
-            (rc = exec("create the schema", format::create_sql)) != SQLITE_OK || (rc = convert_rows()) != SQLITE_OK ||
+            (rc = exec("create the schema", format::create_sql)) != SQLITE_OK ||
+            (rc = exec("create the local session tables", format::create_sessions_sql)) != SQLITE_OK ||
+            (rc = convert_rows()) != SQLITE_OK ||
             // Dropping it also drops its AUTOINCREMENT counter, restored just below.
             (rc = exec("drop the schema 1 table", "DROP TABLE spool_v1")) != SQLITE_OK ||
             (rc = restore_counter(counter)) != SQLITE_OK) {

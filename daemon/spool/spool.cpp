@@ -2,6 +2,7 @@
 
 #include "daemon/spool/format.hpp"
 #include "daemon/spool/migrate_v1.hpp"
+#include "daemon/spool/sessions.hpp"
 
 #include <sqlite3.h>
 
@@ -17,6 +18,8 @@ namespace {
 
 // The schema of thingmux 0.1.0, converted when opened.
 constexpr int schema_version_1 = 1;
+// The schema before local sessions: opening it adds their tables.
+constexpr int schema_version_2 = 2;
 
 // Lines naming unreadable messages in the notices of one migration; the rest are counted.
 constexpr std::size_t max_quarantine_notices = 10;
@@ -191,7 +194,7 @@ struct opener {
                 return fail(verdict::replace, "not a thingmux spool (application_id " + std::to_string(app_id) + ")");
             }
             // A later release's file is as unreadable as a corrupt one: moved aside, never guessed at.
-            if (version != format::version && version != schema_version_1) {
+            if (version != format::version && version != schema_version_1 && version != schema_version_2) {
                 return fail(verdict::replace, "unknown spool schema version " + std::to_string(version));
             }
             // Cheaper than integrity_check (no index cross-checks) and still reads every page, so a
@@ -203,6 +206,10 @@ struct opener {
             if (check != "ok") return fail(verdict::replace, "corrupt: " + check);
         }
 
+        // The cascade from a local session to its messages.
+        if ((rc = sqlite3_exec(db.get(), "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr)) != SQLITE_OK) {
+            return fail(judge(rc), db.get(), rc, "cannot configure");
+        }
         // FULL: the WAL is synced at every commit, so a committed append survives a power cut
         // (NORMAL would only guarantee consistency, and lose the last commits).
         std::string mode;
@@ -218,7 +225,7 @@ struct opener {
 
         if (fresh) {
             const std::string create = std::string{"BEGIN IMMEDIATE;"} + format::create_sql +
-                                       "PRAGMA application_id = " + std::to_string(format::application_id) +
+                                       format::create_sessions_sql + "PRAGMA application_id = " + std::to_string(format::application_id) +
                                        ";PRAGMA user_version = " + std::to_string(format::version) + ";COMMIT;";
             if ((rc = sqlite3_exec(db.get(), create.c_str(), nullptr, nullptr, nullptr)) != SQLITE_OK) {
                 auto failed = fail(verdict::give_up, db.get(), rc, "cannot create the schema");
@@ -231,16 +238,31 @@ struct opener {
             std::string error;
             if ((rc = migrate(db.get(), notices, error)) != SQLITE_OK) return fail(judge(rc), error);
         }
+        if (!fresh && version == schema_version_2) {
+            const std::string add = std::string{"BEGIN IMMEDIATE;"} + format::create_sessions_sql +
+                                    "PRAGMA user_version = " + std::to_string(format::version) + ";COMMIT;";
+            if ((rc = sqlite3_exec(db.get(), add.c_str(), nullptr, nullptr, nullptr)) != SQLITE_OK) {
+                auto failed = fail(judge(rc), db.get(), rc, "cannot add the local session tables");
+                sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+                return failed;
+            }
+            notices.push_back("added the tables of local sessions (spool schema " + std::to_string(schema_version_2) +
+                              " to " + std::to_string(format::version) + ")");
+        }
 
         std::unique_ptr<store> s{new store{path, l, std::move(db)}};
         sqlite3* const conn = s->db_.get();
+        statement probe;
         // A table of the right name but the wrong columns fails here.
         if ((rc = prepare_persistent(conn, format::insert_sql, s->insert_)) != SQLITE_OK ||
             (rc = prepare_persistent(conn, "DELETE FROM spool WHERE id = ?1 RETURNING thing, bytes", s->delete_)) !=
                 SQLITE_OK ||
-            (rc = prepare_persistent(conn, format::select_sql, s->select_)) != SQLITE_OK) {
+            (rc = prepare_persistent(conn, format::select_sql, s->select_)) != SQLITE_OK ||
+            (rc = prepare(conn, "SELECT count(*) FROM local_session, local_message WHERE 0", probe)) != SQLITE_OK) {
             return fail(judge(rc), conn, rc, "wrong schema");
         }
+        probe.reset();
+        s->sessions_ = std::make_unique<session_store>(conn, *s->batch_);
 
         // One scan at open; from here on usage is kept up to date in memory.
         statement sum;
@@ -318,9 +340,13 @@ std::unique_ptr<store> store::open(const std::filesystem::path& path, limits l, 
 }
 
 store::store(std::filesystem::path path, limits l, db_ptr db)
-    : path_{std::move(path)}, limits_{l}, db_{std::move(db)} {}
+    : path_{std::move(path)}, limits_{l}, db_{std::move(db)}, batch_{std::make_unique<batch>(db_.get())} {}
 
-store::~store() = default;
+store::~store() {
+    // What the session store wrote in this loop turn (a clean shutdown); a failure has no one
+    // left to tell.
+    if (batch_) (void)batch_->commit();
+}
 
 std::string store::describe_error(std::string_view what) const {
     std::string out = "spool " + path_.string() + ": ";
@@ -353,7 +379,9 @@ store::append_result store::append(std::string_view thing, const message& m, std
     int rc = format::bind_row(stmt, std::nullopt, thing, bytes, m);
     // Autocommit: the INSERT is its own transaction, committed (and, with synchronous=FULL,
     // synced) when the step returns DONE. On failure SQLite rolls it back: nothing partial stays.
+    // While the session store's batch is open, the INSERT joins it and the batch commits now.
     if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE && batch_->open()) rc = batch_->commit() == SQLITE_OK ? SQLITE_DONE : SQLITE_IOERR;
     append_result result;
     if (rc == SQLITE_DONE) {
         result.id = sqlite3_last_insert_rowid(db_.get());

@@ -32,6 +32,9 @@ struct sqlite3;
 
 namespace thingmux::spool {
 
+class batch;
+class session_store;
+
 // Bounds of the whole spool (all Things together), since it is one file on one disk. nullopt
 // lifts a bound.
 struct limits {
@@ -117,6 +120,9 @@ public:
 
     [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
 
+    // The local sessions kept in the same file (sessions.hpp).
+    [[nodiscard]] session_store& sessions() noexcept { return *sessions_; }
+
 private:
     struct usage {
         std::uint64_t count = 0;
@@ -144,6 +150,8 @@ private:
     statement insert_;
     statement delete_;
     statement select_;
+    std::unique_ptr<batch> batch_;
+    std::unique_ptr<session_store> sessions_;
     std::map<std::string, usage, std::less<>> by_thing_;
     usage total_;
 };
