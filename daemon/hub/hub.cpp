@@ -19,9 +19,13 @@ std::string hub::join(const std::vector<std::string>& items) {
 }
 
 hub::hub(asio::io_context& io, std::string daemon_version, std::unique_ptr<spool::store> spool)
-    : io_(io), daemon_version_(std::move(daemon_version)), spool_(std::move(spool)) {}
+    : io_(io),
+      daemon_version_(std::move(daemon_version)),
+      journal_(io, spool ? &spool->sessions() : nullptr),
+      spool_(std::move(spool)) {}
 
 hub::~hub() {
+    journal_.commit();
     for (auto& [name, t] : things_) {
         t->link->on_message({});
         t->link->on_subscription_lost({});
@@ -83,7 +87,8 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
 }
 
 void hub::add_thing(thing_setup setup) {
-    auto t = std::make_unique<thing_entry>(io_, uplink::uplink::create(io_, std::move(setup.link)), std::move(setup.fingerprint));
+    auto t = std::make_unique<thing_entry>(io_, uplink::uplink::create(io_, std::move(setup.link)), std::move(setup.fingerprint),
+                                           journal_);
     auto* raw = t.get();
     const auto name = setup.settings.name;
     t->pipe = std::make_shared<thing::pipeline>(
@@ -98,6 +103,8 @@ void hub::add_thing(thing_setup setup) {
     t->link->on_subscription_lost([raw](const std::string& f, std::uint8_t code) { raw->pipe->on_subscription_lost(f, code); });
     t->link->on_state([this, raw](const uplink::state_event& ev) { on_uplink_state(*raw, ev); });
     things_.emplace(name, std::move(t));
+    // Before the uplink: what the broker sends at once must find the sessions' filters.
+    restore_mqtt_sessions(*raw);
     ++uplinks_running_;
     raw->link->start();
 }
@@ -116,7 +123,11 @@ void hub::remove_thing(const std::string& name) {
         if (c->connected() && c->session()->thing() == name)
             c->disconnect(mqtt::reason::administrative_action, "Thing '" + name + "' was removed from the configuration");
     }
-    std::erase_if(mqtt_sessions_, [&](const auto& entry) { return entry.second->thing() == name; });
+    std::erase_if(mqtt_sessions_, [&](const auto& entry) {
+        if (entry.second->thing() != name) return false;
+        journal_.remove_session(entry.second->row());
+        return true;
+    });
     // Its clients are closed: nobody waits for what is still in its pipeline.
     t.clock.cancel();
     t.link->on_message({});

@@ -157,6 +157,14 @@ private:
     // Ends a local MQTT session for good: its subscriptions and waiting messages go.
     void end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why);
     void expire_mqtt_sessions();
+    // Stores a session kept beyond its connection (expiry > 0), or removes it from the spool's
+    // file when it no longer is (session_journal.hpp).
+    void store_mqtt_session(mqtt_session& s, std::chrono::seconds expiry);
+    // The stored sessions of a Thing, back from the spool's file (at start, before its uplink).
+    void restore_mqtt_sessions(thing_entry& t);
+    // An MQTT SUBSCRIBE's subscriptions into the pipeline (a client's, or a restored session's).
+    void subscribe_mqtt(const std::shared_ptr<mqtt_session>& s, std::uint32_t request,
+                        std::vector<mqtt::subscription> subscriptions);
     [[nodiscard]] thing_entry* thing_named(const std::string& name);
     // "a, b, c"
     [[nodiscard]] static std::string join(const std::vector<std::string>& items);
@@ -175,6 +183,8 @@ private:
     std::shared_ptr<const config::configuration> config_;
     client_limits limits_;  // referenced by every local_client; updated in place on reload
     queue_totals queue_totals_;  // kept by every local_client
+    // Before things_: their upstream ports use it. Writes local sessions to spool_ (when there is one).
+    session_journal journal_;
     std::map<std::string, std::unique_ptr<thing_entry>, std::less<>> things_;
     std::string default_thing_;
     std::vector<std::string> order_;  // Thing names in configuration order

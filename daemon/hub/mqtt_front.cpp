@@ -22,10 +22,13 @@
 #include "daemon/hub/thing_entry.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/thing/outcome.hpp"
+#include "daemon/thing/spool_message.hpp"
 
 #include <boost/asio/post.hpp>
-#include <algorithm>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <ctime>
 
 #include <sys/socket.h>
 
@@ -162,6 +165,7 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
         if (own_id) mqtt_sessions_[{c.peer().uid, c.peer().mqtt_user, packet.client_id}] = session;
         t->pipe->attach(session);
     }
+    if (own_id) store_mqtt_session(*session, c.session_expiry());
     ++counters_.clients_accepted;
     spdlog::info("MQTT client {} connected: client id '{}', MQTT {}, {}, Thing {}, rules {}{}", c.id().value,
                  logging::escaped(assigned.value_or(packet.client_id)),
@@ -191,12 +195,25 @@ void hub::on_publish(mqtt_client& c, mqtt::publish&& msg) {
 }
 
 void hub::on_subscribe(mqtt_client& c, mqtt::subscribe&& packet) {
-    std::vector<ipc::subscription> filters;
-    filters.reserve(packet.subscriptions.size());
-    for (auto& s : packet.subscriptions)
-        filters.push_back({std::move(s.filter), static_cast<std::uint8_t>(std::min<int>(static_cast<int>(s.max_qos), 1))});
     const auto& session = c.session();
-    const auto request = session->request_id(packet.packet_id);
+    subscribe_mqtt(session, session->request_id(packet.packet_id), std::move(packet.subscriptions));
+}
+
+void hub::subscribe_mqtt(const std::shared_ptr<mqtt_session>& session, std::uint32_t request,
+                         std::vector<mqtt::subscription> subscriptions) {
+    std::vector<ipc::subscription> filters;
+    std::vector<spool::format::subscription> kept;
+    filters.reserve(subscriptions.size());
+    kept.reserve(subscriptions.size());
+    for (auto& s : subscriptions) {
+        const auto qos = static_cast<std::uint8_t>(std::min<int>(static_cast<int>(s.max_qos), 1));
+        kept.push_back({.filter = s.filter,
+                        .max_qos = qos,
+                        .options = static_cast<std::uint8_t>((s.no_local ? 0x04 : 0) | (s.retain_as_published ? 0x08 : 0) |
+                                                             ((s.retain_handling & 0x03) << 4))});
+        filters.push_back({std::move(s.filter), qos});
+    }
+    if (request != mqtt_session::no_request) session->subscribing(request, std::move(kept));
     if (auto* t = thing_named(session->thing())) return t->pipe->subscribe(session, request, std::move(filters));
     session->subscribe_done(request, std::vector<ipc::result>(filters.size(), thing::fail(ipc::errc::daemon_shutting_down,
                                                                                           "the client's Thing is gone")));
@@ -205,6 +222,7 @@ void hub::on_subscribe(mqtt_client& c, mqtt::subscribe&& packet) {
 void hub::on_unsubscribe(mqtt_client& c, mqtt::unsubscribe&& packet) {
     const auto& session = c.session();
     const auto request = session->request_id(packet.packet_id);
+    session->unsubscribing(request, packet.filters);
     if (auto* t = thing_named(session->thing())) return t->pipe->unsubscribe(session, request, packet.filters);
     session->unsubscribe_done(request,
                               std::vector<ipc::result>(packet.filters.size(), thing::ok(mqtt::reason::no_subscription_existed)));
@@ -233,6 +251,8 @@ void hub::publish_will(mqtt::will_message w, const mqtt_session& s) {
 void hub::end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why) {
     // A will still delayed goes now: its session ends (MQTT 5, 3.1.3.2.2).
     if (s->pending_will && !shutting_down_) publish_will(*std::exchange(s->pending_will, std::nullopt), *s);
+    journal_.remove_session(s->row());
+    s->unstore();
     thing::pipeline::detached gone;
     if (auto* t = thing_named(s->thing())) gone = t->pipe->detach(s->flow());
     if (s->bound()) return;  // its connection reports it when it ends
@@ -292,10 +312,20 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
             after = "; its session went on with the new connection";
         } else if (kept) {
             session->expires = std::chrono::steady_clock::now() + c.session_expiry();
-            after = "; its session is kept for the next connection";
+            journal_.set_ended(session->row(), std::time(nullptr), static_cast<std::uint32_t>(c.session_expiry().count()));
+            after = session->stored() ? "; its session is kept for the next connection, also across restarts"
+                                      : "; its session is kept for the next connection";
             expire_mqtt_sessions();
+        } else if (shutting_down_ && session->stored()) {
+            // Kept in the spool's file for the next start of thingmuxd, subscriptions included:
+            // not detached, so that its filters stay subscribed upstream.
+            // Still stored: what arrives for it until the end is kept too.
+            journal_.set_ended(session->row(), std::time(nullptr), static_cast<std::uint32_t>(c.session_expiry().count()));
+            after = "; its session is kept for the next start of thingmuxd";
         } else {
             if (registered) mqtt_sessions_.erase(it);
+            journal_.remove_session(session->row());
+            session->unstore();
             if (auto* t = thing_named(session->thing())) gone = t->pipe->detach(session->flow());
         }
     }
@@ -311,6 +341,106 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
         mqtt_clients_.erase(it);
     }
     maybe_finish_shutdown();
+}
+
+}  // namespace thingmux::hub
+
+namespace thingmux::hub {
+
+void hub::store_mqtt_session(mqtt_session& s, std::chrono::seconds expiry) {
+    if (!journal_.enabled()) return;
+    if (expiry.count() <= 0) {
+        // Not kept beyond this connection: nothing of it must come back after a restart.
+        journal_.remove_session(s.row());
+        s.unstore();
+        return;
+    }
+    const auto seconds = static_cast<std::uint32_t>(expiry.count());
+    if (s.stored()) return journal_.set_ended(s.row(), std::nullopt, seconds);
+    const auto& p = s.peer();
+    spool::session_record r{.thing = s.thing(),
+                            .kind = "mqtt",
+                            .client_id = s.client_id(),
+                            .uid = p.uid,
+                            .gid = p.gid,
+                            .groups = {p.groups.begin(), p.groups.end()},
+                            .user = p.user,
+                            .group_names = p.group_names,
+                            .unit = p.unit,
+                            .mqtt_user = p.mqtt_user,
+                            .expiry = seconds,
+                            .ended_at = std::nullopt,
+                            .subscriptions = s.subscriptions()};
+    if (!journal_.save(r)) return;
+    s.store_in(journal_, r.id);
+    s.store_held();
+}
+
+void hub::restore_mqtt_sessions(thing_entry& t) {
+    auto* store = journal_.store();
+    if (store == nullptr) return;
+    const auto& name = t.pipe->settings().name;
+    auto loaded = store->load_sessions();
+    for (const auto& p : loaded.problems) spdlog::warn("spool {}: {}", logging::escaped(spool_->path().string()), logging::escaped(p));
+    if (!loaded.error.empty()) spdlog::error("spool {}: {}", logging::escaped(spool_->path().string()), logging::escaped(loaded.error));
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    std::size_t restored = 0;
+    std::size_t messages = 0;
+    for (auto& r : loaded.sessions) {
+        if (r.kind != "mqtt" || r.thing != name) continue;
+        const std::string who = "stored MQTT session '" + r.client_id + "' (uid " + std::to_string(r.uid) + ")";
+        // A session whose connection was open when thingmuxd stopped ends its expiry from now.
+        const auto ended = r.ended_at.value_or(now);
+        const auto left = ended + static_cast<std::int64_t>(r.expiry) - now;
+        if (left <= 0) {
+            spdlog::info("{} of Thing {} expired while thingmuxd was not running; removed", logging::escaped(who), name);
+            journal_.remove_session(r.id);
+            continue;
+        }
+        peer_credentials peer;
+        peer.pid = 0;
+        peer.uid = r.uid;
+        peer.gid = r.gid;
+        peer.groups.assign(r.groups.begin(), r.groups.end());
+        peer.user = r.user;
+        peer.group_names = r.group_names;
+        peer.unit = r.unit;
+        peer.unit_withheld = "restored from the spool";
+        peer.mqtt_user = r.mqtt_user;
+        auto rights = config::grants_for(*config_, peer.identity(), name);
+        if (rights.rules.empty()) {
+            spdlog::warn("{} of Thing {} removed: no rule under apps: applies to its owner any more", logging::escaped(who), name);
+            journal_.remove_session(r.id);
+            continue;
+        }
+        const mqtt_session_key key{static_cast<uid_t>(r.uid), r.mqtt_user, r.client_id};
+        if (mqtt_sessions_.contains(key)) continue;  // already here (a Thing added again by a reload)
+        auto session = std::make_shared<mqtt_session>(client_id{next_client_++}, name, r.client_id, std::move(peer),
+                                                      std::move(rights), config_->mqtt.session_queue);
+        session->expires = std::chrono::steady_clock::now() + std::chrono::seconds{left};
+        auto held = store->load_messages(r.id);
+        for (const auto& p : held.problems) spdlog::warn("spool {}: {}", logging::escaped(spool_->path().string()), logging::escaped(p));
+        for (auto& m : held.messages) session->restore(thing::to_mqtt(thing::from_spool_message(std::move(m.message))), m.id);
+        messages += held.messages.size();
+        session->store_in(journal_, r.id);
+        std::vector<mqtt::subscription> subscriptions;
+        for (const auto& f : r.subscriptions)
+            subscriptions.push_back({.filter = f.filter,
+                                     .max_qos = static_cast<mqtt::qos>(f.max_qos),
+                                     .no_local = (f.options & 0x04) != 0,
+                                     .retain_as_published = (f.options & 0x08) != 0,
+                                     .retain_handling = static_cast<std::uint8_t>((f.options >> 4) & 0x03)});
+        session->restore(std::move(r.subscriptions));
+        journal_.set_ended(r.id, ended, r.expiry);
+        mqtt_sessions_[key] = session;
+        t.pipe->attach(session);
+        subscribe_mqtt(session, mqtt_session::no_request, std::move(subscriptions));
+        ++restored;
+    }
+    if (restored > 0) {
+        spdlog::info("thing {}: {} stored MQTT session(s) restored with {} message(s) waiting", name, restored, messages);
+        expire_mqtt_sessions();
+    }
 }
 
 }  // namespace thingmux::hub

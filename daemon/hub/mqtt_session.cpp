@@ -3,9 +3,11 @@
 #include "daemon/hub/mqtt_client.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/thing/outcome.hpp"
+#include "daemon/thing/spool_message.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace thingmux::hub {
@@ -61,8 +63,10 @@ void mqtt_session::bind(const std::shared_ptr<mqtt_client>& connection) {
         const auto r = connection_->deliver(h.msg, h.qos, tag);
         if (r == mqtt::delivery::sent || r == mqtt::delivery::queued) {
             if (h.qos > 0) unacknowledged_.emplace(tag, std::move(h));
-        } else if (r != mqtt::delivery::too_large) {
-            hold(std::move(h.msg), h.qos);  // the connection went away meanwhile
+        } else if (r == mqtt::delivery::too_large) {
+            forget(h);
+        } else {
+            hold(std::move(h));  // the connection went away meanwhile
         }
     }
 }
@@ -75,27 +79,68 @@ void mqtt_session::unbind(const mqtt_client& connection) {
     auto younger = std::exchange(waiting_, {});
     waiting_bytes_ = 0;
     auto sent = std::exchange(unacknowledged_, {});
-    for (auto& [tag, h] : sent) hold(std::move(h.msg), h.qos);
-    for (auto& h : younger) hold(std::move(h.msg), h.qos);
+    for (auto& [tag, h] : sent) hold(std::move(h));
+    for (auto& h : younger) hold(std::move(h));
 }
 
-void mqtt_session::acknowledged(std::uint64_t tag) { unacknowledged_.erase(tag); }
+void mqtt_session::acknowledged(std::uint64_t tag) {
+    const auto it = unacknowledged_.find(tag);
+    if (it == unacknowledged_.end()) return;
+    forget(it->second);
+    unacknowledged_.erase(it);
+}
 
-bool mqtt_session::hold(mqtt::publish msg, std::uint8_t qos) {
-    const auto bytes = bytes_of(msg);
-    if (qos == 0 || waiting_bytes_ + bytes > max_queued_bytes_) {
+bool mqtt_session::hold(held h) {
+    const auto bytes = bytes_of(h.msg);
+    if (h.qos == 0 || waiting_bytes_ + bytes > max_queued_bytes_) {
         ++dropped_;
-        if (qos > 0) {
+        forget(h);
+        if (h.qos > 0) {
             if (auto note = denials_.admit())
                 spdlog::warn("{}: a message on '{}' is not kept for the client: {} bytes already wait for it "
                              "(mqtt.session_queue){}",
-                             logging::escaped(describe()), logging::escaped(msg.topic), waiting_bytes_, *note);
+                             logging::escaped(describe()), logging::escaped(h.msg.topic), waiting_bytes_, *note);
         }
         return false;
     }
     waiting_bytes_ += bytes;
-    waiting_.push_back({std::move(msg), qos});
+    store(h);
+    waiting_.push_back(std::move(h));
     return true;
+}
+
+void mqtt_session::store(held& h) {
+    if (row_ == 0 || h.row != 0 || h.qos == 0) return;
+    auto m = thing::to_spool_message(thing::to_ipc(mqtt::publish{h.msg}));
+    m.qos = h.qos;  // the QoS of its delivery (the message's own is the broker's)
+    h.row = journal_->add_message(row_, m);
+}
+
+void mqtt_session::forget(const held& h) {
+    if (h.row != 0 && journal_ != nullptr) journal_->remove_message(h.row);
+}
+
+void mqtt_session::store_held() {
+    for (auto& [tag, h] : unacknowledged_) store(h);
+    for (auto& h : waiting_) store(h);
+    subscriptions_changed();
+}
+
+void mqtt_session::restore(mqtt::publish msg, std::int64_t row) {
+    const auto qos = static_cast<std::uint8_t>(msg.qos);
+    hold({std::move(msg), qos, row});
+}
+
+void mqtt_session::subscribing(std::uint32_t request_id, std::vector<spool::format::subscription> asked) {
+    subscribing_[request_id] = std::move(asked);
+}
+
+void mqtt_session::unsubscribing(std::uint32_t request_id, std::vector<std::string> filters) {
+    unsubscribing_[request_id] = std::move(filters);
+}
+
+void mqtt_session::subscriptions_changed() {
+    if (row_ != 0) journal_->set_subscriptions(row_, subscriptions_);
 }
 
 void mqtt_session::publish_done(std::uint32_t request_id, ipc::result outcome) {
@@ -103,21 +148,42 @@ void mqtt_session::publish_done(std::uint32_t request_id, ipc::result outcome) {
 }
 
 void mqtt_session::subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+    if (auto it = subscribing_.find(request_id); it != subscribing_.end()) {
+        auto asked = std::move(it->second);
+        subscribing_.erase(it);
+        for (std::size_t i = 0; i < asked.size() && i < outcomes.size(); ++i) {
+            if (!ipc::accepted(outcomes[i].code)) continue;
+            auto same = std::find_if(subscriptions_.begin(), subscriptions_.end(),
+                                     [&](const auto& s) { return s.filter == asked[i].filter; });
+            if (same == subscriptions_.end()) {
+                subscriptions_.push_back(std::move(asked[i]));
+            } else {
+                *same = std::move(asked[i]);
+            }
+        }
+        subscriptions_changed();
+    }
     if (auto* c = connection_for(request_id)) c->subscribe_done(static_cast<std::uint16_t>(request_id & 0xFFFF), outcomes);
 }
 
 void mqtt_session::unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+    if (auto it = unsubscribing_.find(request_id); it != unsubscribing_.end()) {
+        for (const auto& f : it->second)
+            std::erase_if(subscriptions_, [&](const auto& s) { return s.filter == f; });
+        unsubscribing_.erase(it);
+        subscriptions_changed();
+    }
     if (auto* c = connection_for(request_id)) c->unsubscribe_done(static_cast<std::uint16_t>(request_id & 0xFFFF), outcomes);
 }
 
 bool mqtt_session::deliver(thing::inbound_message& m, std::uint8_t qos) {
-    if (!connection_) return hold(for_client(m.msg), qos);
+    if (!connection_) return hold({for_client(m.msg), qos, 0});
     const auto tag = ++next_tag_;
     auto msg = for_client(m.msg);
     switch (connection_->deliver(msg, qos, tag)) {
     case mqtt::delivery::sent:
     case mqtt::delivery::queued:
-        if (qos > 0) unacknowledged_.emplace(tag, held{std::move(msg), qos});
+        if (qos > 0) store(unacknowledged_.emplace(tag, held{std::move(msg), qos, 0}).first->second);
         return true;
     case mqtt::delivery::too_large:
         // MQTT forbids sending it (the client's Maximum Packet Size); the client is told nothing.

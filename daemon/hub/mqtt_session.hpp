@@ -13,10 +13,15 @@
 //   to the next connection, first (with new packet identifiers: the first connection's are gone).
 // - The results of a connection's requests go to that connection only; a result for a
 //   connection that is gone is dropped (the client sends an unacknowledged publish again).
+// - A session the hub stores (stored(): spool configured, session kept beyond its connection)
+//   writes its subscriptions and every QoS 1 message it takes to the spool's file through the
+//   session journal, and deletes a message once the client acknowledged it; the hub restores it
+//   from there when thingmuxd starts again.
 #pragma once
 
 #include "config/authorization.hpp"
 #include "daemon/hub/peer.hpp"
+#include "daemon/hub/session_journal.hpp"
 #include "daemon/mqtt/packet.hpp"
 #include "daemon/thing/ports.hpp"
 
@@ -63,6 +68,27 @@ public:
     void link_changed(const ipc::state&) override {}  // MQTT has no word for it
 
     void set_rights(config::grants g) { rights_ = std::move(g); }
+
+    // Durability: the session's row in the spool's file, 0 while it is not stored.
+    void store_in(session_journal& journal, std::int64_t row) noexcept {
+        journal_ = &journal;
+        row_ = row;
+    }
+    [[nodiscard]] std::int64_t row() const noexcept { return row_; }
+    [[nodiscard]] bool stored() const noexcept { return row_ != 0; }
+    // Writes every message that waits or is unacknowledged (a session becoming stored).
+    void store_held();
+    // Forgets the row (the hub removed it, or keeps it for the next start).
+    void unstore() noexcept { row_ = 0; }
+
+    // The subscriptions the session holds, as the spool keeps them: a SUBSCRIBE's filters count
+    // once the pipeline accepted them, an UNSUBSCRIBE's once it is answered.
+    void subscribing(std::uint32_t request_id, std::vector<spool::format::subscription> asked);
+    void unsubscribing(std::uint32_t request_id, std::vector<std::string> filters);
+    [[nodiscard]] const std::vector<spool::format::subscription>& subscriptions() const noexcept { return subscriptions_; }
+    // A stored session coming back: its subscriptions and the messages that waited.
+    void restore(std::vector<spool::format::subscription> subscriptions) { subscriptions_ = std::move(subscriptions); }
+    void restore(mqtt::publish msg, std::int64_t row);
     [[nodiscard]] const std::string& thing() const noexcept { return thing_; }
     [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
     [[nodiscard]] const peer_credentials& peer() const noexcept { return peer_; }
@@ -85,8 +111,13 @@ private:
     struct held {
         mqtt::publish msg;
         std::uint8_t qos = 0;
+        std::int64_t row = 0;  // in the spool's file; 0: not stored
     };
-    bool hold(mqtt::publish msg, std::uint8_t qos);
+    bool hold(held h);
+    // Stores a QoS 1 message the session keeps, when the session is stored.
+    void store(held& h);
+    void forget(const held& h);
+    void subscriptions_changed();
     [[nodiscard]] mqtt_client* connection_for(std::uint32_t request_id) const noexcept;
 
     thing::session_id flow_;
@@ -104,6 +135,12 @@ private:
     std::deque<held> waiting_;  // for the next connection
     std::size_t waiting_bytes_ = 0;
     std::uint64_t dropped_ = 0;
+
+    session_journal* journal_ = nullptr;
+    std::int64_t row_ = 0;
+    std::vector<spool::format::subscription> subscriptions_;
+    std::map<std::uint32_t, std::vector<spool::format::subscription>> subscribing_;  // by request id
+    std::map<std::uint32_t, std::vector<std::string>> unsubscribing_;
 };
 
 }  // namespace thingmux::hub

@@ -14,8 +14,8 @@ namespace thingmux::hub {
 
 // One configured Thing: its uplink, and its pipeline wired to it and to a timer.
 struct hub::thing_entry {
-    thing_entry(boost::asio::io_context& io, std::shared_ptr<uplink::uplink> l, std::string fp)
-        : fingerprint(std::move(fp)), link(std::move(l)), port(link), clock(io, [this] { pipe->on_timer(); }) {}
+    thing_entry(boost::asio::io_context& io, std::shared_ptr<uplink::uplink> l, std::string fp, session_journal& journal)
+        : fingerprint(std::move(fp)), link(std::move(l)), port(link, journal), clock(io, [this] { pipe->on_timer(); }) {}
 
     std::string fingerprint;
     std::shared_ptr<uplink::uplink> link;

@@ -2,6 +2,7 @@
 // Thing's uplink, and the clock over an Asio timer.
 #pragma once
 
+#include "daemon/hub/session_journal.hpp"
 #include "daemon/thing/ports.hpp"
 #include "daemon/uplink/uplink.hpp"
 
@@ -15,16 +16,21 @@ namespace thingmux::hub {
 
 class uplink_port final : public thing::upstream {
 public:
-    explicit uplink_port(std::shared_ptr<uplink::uplink> link) : link_(std::move(link)) {}
+    uplink_port(std::shared_ptr<uplink::uplink> link, session_journal& journal) : link_(std::move(link)), journal_(journal) {}
     void publish(mqtt::publish msg, publish_done done) override { link_->publish(std::move(msg), std::move(done)); }
     void subscribe(std::vector<mqtt::subscription> filters, subscribe_done done) override {
         link_->subscribe(std::move(filters), std::move(done));
     }
     void unsubscribe(std::vector<std::string> filters) override { link_->unsubscribe(std::move(filters), {}); }
-    void acknowledge(const mqtt::inbound_ticket& ticket) override { link_->acknowledge(ticket); }
+    // Once what local sessions stored of the message is on disk (session_journal.hpp).
+    void acknowledge(const mqtt::inbound_ticket& ticket) override {
+        if (!journal_.holding()) return link_->acknowledge(ticket);
+        journal_.after_commit([link = link_, ticket] { link->acknowledge(ticket); });
+    }
 
 private:
     std::shared_ptr<uplink::uplink> link_;
+    session_journal& journal_;
 };
 
 // One Asio timer: wake_at() arms it unless it is armed for an earlier time already.

@@ -42,28 +42,6 @@ const std::string telemetry_out_commands_in =
 
 bool daemon_alive(const daemon_fixture& d) { return d.pid() > 0 && ::kill(d.pid(), 0) == 0; }
 
-// The cloud publishes probes to `topic` until every subscriber got one: from then on the
-// upstream subscriptions are live, so what the cloud sends next is not lost to a race.
-bool probes_reach(const broker_fixture& broker, const std::string& topic, const std::vector<mosquitto_subscriber*>& subs) {
-    int round = 0;
-    return eventually([&] {
-        const std::string probe = "probe-" + std::to_string(++round);
-        publish_from_cloud(broker, topic, {probe});
-        return eventually([&] {
-            return std::all_of(subs.begin(), subs.end(), [&](mosquitto_subscriber* s) {
-                const auto got = s->messages();
-                return std::any_of(got.begin(), got.end(), [&](const std::string& l) { return l.starts_with(topic + " probe-"); });
-            });
-        }, 500);
-    }, 20'000);
-}
-
-// Lines of a subscriber that are on `topic` with a payload starting with `prefix`.
-std::size_t count_on(const std::vector<std::string>& lines, const std::string& topic, const std::string& prefix) {
-    return static_cast<std::size_t>(
-        std::count_if(lines.begin(), lines.end(), [&](const std::string& l) { return l.starts_with(topic + " " + prefix); }));
-}
-
 std::size_t count_below(const std::vector<std::uint8_t>& codes, std::uint8_t limit) {
     return static_cast<std::size_t>(std::count_if(codes.begin(), codes.end(), [&](std::uint8_t c) { return c < limit; }));
 }

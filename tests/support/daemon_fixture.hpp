@@ -66,6 +66,7 @@ public:
     // The MQTT face's socket where the configuration does not move it: mqtt.sock next to the IPC socket.
     [[nodiscard]] std::filesystem::path mqtt_socket_path() const { return socket_.parent_path() / "mqtt.sock"; }
     [[nodiscard]] std::filesystem::path log_file() const { return dir_ / "thingmuxd.log"; }
+    [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
     [[nodiscard]] std::filesystem::path config_file() const { return dir_ / "thingmux.yaml"; }
     [[nodiscard]] pid_t pid() const { return proc_ ? proc_->pid() : -1; }
 

@@ -1,7 +1,9 @@
 #include "tests/support/mosquitto_clients.hpp"
 
+#include "tests/support/daemon_fixture.hpp"
 #include "tests/support/measure.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <sstream>
@@ -130,6 +132,25 @@ std::vector<std::string> topic_lines(const std::string& topic, const std::vector
     std::vector<std::string> out;
     for (const auto& p : payloads) out.push_back(topic + " " + p);
     return out;
+}
+
+bool probes_reach(const broker_fixture& broker, const std::string& topic, const std::vector<mosquitto_subscriber*>& subs) {
+    int round = 0;
+    return eventually([&] {
+        const std::string probe = "probe-" + std::to_string(++round);
+        publish_from_cloud(broker, topic, {probe});
+        return eventually([&] {
+            return std::all_of(subs.begin(), subs.end(), [&](mosquitto_subscriber* s) {
+                const auto got = s->messages();
+                return std::any_of(got.begin(), got.end(), [&](const std::string& l) { return l.starts_with(topic + " probe-"); });
+            });
+        }, 500);
+    }, 20'000);
+}
+
+std::size_t count_on(const std::vector<std::string>& lines, const std::string& topic, const std::string& prefix) {
+    return static_cast<std::size_t>(
+        std::count_if(lines.begin(), lines.end(), [&](const std::string& l) { return l.starts_with(topic + " " + prefix); }));
 }
 
 }  // namespace thingmux::test

@@ -6,6 +6,7 @@
 
 #include "tests/support/process.hpp"
 
+#include <csignal>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -58,6 +59,8 @@ public:
     std::size_t wait_for_all(const std::vector<std::string>& expected, int timeout_ms);
     // Whether mosquitto_sub still runs (it exits when its connection is closed or taken over).
     [[nodiscard]] bool running() { return proc_.running(); }
+    // SIGKILL: the client dies without a DISCONNECT (what it printed stays readable).
+    void kill() { proc_.signal(SIGKILL); }
     // Its debug output and errors, for failure messages.
     [[nodiscard]] std::string transcript() const;
 
@@ -66,6 +69,16 @@ private:
     std::filesystem::path err_;
     child_process proc_;
 };
+
+class broker_fixture;
+
+// The cloud publishes probes to `topic` until every subscriber got one: from then on the
+// upstream subscriptions are live, so what the cloud sends next is not lost to a race.
+[[nodiscard]] bool probes_reach(const broker_fixture& broker, const std::string& topic,
+                                const std::vector<mosquitto_subscriber*>& subs);
+
+// Lines of a subscriber that are on `topic` with a payload starting with `prefix`.
+[[nodiscard]] std::size_t count_on(const std::vector<std::string>& lines, const std::string& topic, const std::string& prefix);
 
 // "topic payload" lines for payloads on one topic, as mosquitto_sub -v prints them.
 [[nodiscard]] std::vector<std::string> topic_lines(const std::string& topic, const std::vector<std::string>& payloads);

@@ -1,0 +1,131 @@
+// Local MQTT sessions that survive thingmuxd itself (docs/local-mqtt.md, "Sessions"): a client
+// with a persistent session, the real thingmuxd with its spool, and the real AWS-like mosquitto
+// as the cloud. The app and the daemon are killed with SIGKILL while the cloud sends numbered
+// commands; every command must reach the app in the end (duplicates allowed, counted).
+#include "tests/support/daemon_fixture.hpp"
+#include "tests/support/measure.hpp"
+#include "tests/support/mosquitto_clients.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace thingmux::test {
+namespace {
+
+daemon_setup face_setup() {
+    daemon_setup s;
+    s.mqtt = "  session_expiry: 1h\n";
+    return s;
+}
+
+// Rows of a table of the daemon's spool, read as another process would (WAL: the daemon keeps
+// writing meanwhile). -1 when the file cannot be read yet.
+long long rows_in(const std::filesystem::path& spool, const char* table) {
+    sqlite3* db = nullptr;
+    long long n = -1;
+    if (sqlite3_open_v2(spool.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+        sqlite3_stmt* stmt = nullptr;
+        const std::string sql = std::string{"SELECT count(*) FROM "} + table;
+        if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+            n = sqlite3_column_int64(stmt, 0);
+        sqlite3_finalize(stmt);
+    }
+    sqlite3_close(db);
+    return n;
+}
+
+std::vector<std::string> commands(int from, int to) {
+    std::vector<std::string> out;
+    for (int i = from; i <= to; ++i) out.push_back("cmd-" + std::to_string(i));
+    return out;
+}
+
+// How often each command arrived, over every instance of the app.
+std::map<std::string, int> arrivals(const std::string& topic, const std::vector<const mosquitto_subscriber*>& apps) {
+    std::map<std::string, int> seen;
+    for (const auto* app : apps)
+        for (const auto& line : app->messages())
+            if (line.starts_with(topic + " cmd-")) ++seen[line.substr(topic.size() + 1)];
+    return seen;
+}
+
+class MqttSessionRestartTest : public ::testing::Test {
+protected:
+    broker_fixture broker;
+};
+
+// 1,000 numbered QoS 1 commands. The app (mosquitto_sub, MQTT 5, Clean Start 0 with a Session
+// Expiry Interval) gets the first 200, then is killed. While the cloud sends the other 800 in
+// bursts, thingmuxd is killed as soon as its spool holds at least 100 of them for the absent
+// app, and started again while the cloud still sends. The app comes back with the same client
+// id: it must get every one of the 800, from the spool, from the broker's queue for the Thing's
+// session, and live.
+TEST_F(MqttSessionRestartTest, CommandsForAKilledAppSurviveSigkillOfTheDaemonWhileTheCloudSends) {
+    daemon_fixture daemon(broker, face_setup());
+    const auto sock = daemon.mqtt_socket_path();
+    const auto spool = daemon.dir() / "spool.db";
+    const std::string filter = "cmd/gateway-01/#", topic = "cmd/gateway-01/valve";
+    const mqtt_endpoint app_endpoint{sock, "5", "valve-controller"};
+    const std::vector<std::string> persistent{"-c", "-x", "3600"};
+
+    mosquitto_subscriber first(app_endpoint, {filter}, broker.dir(), 1, persistent);
+    ASSERT_TRUE(first.wait_subscribed()) << first.transcript();
+    ASSERT_TRUE(probes_reach(broker, topic, {&first})) << first.transcript();
+    publish_from_cloud(broker, topic, commands(1, 200));
+    ASSERT_EQ(first.wait_for_all(topic_lines(topic, commands(1, 200)), 30'000), 0U) << first.transcript();
+    first.kill();
+    ASSERT_TRUE(eventually([&] { return !first.running(); }, 10'000));
+
+    // The cloud sends the rest in bursts of 20, as a device's backend would.
+    std::atomic<int> sent{200};
+    std::thread cloud([&] {
+        for (int from = 201; from <= 1000; from += 20) {
+            publish_from_cloud(broker, topic, commands(from, from + 19));
+            sent = from + 19;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pacing, not synchronization
+        }
+    });
+    const bool stored = eventually([&] { return rows_in(spool, "local_message") >= 100; }, 60'000);
+    daemon.kill();
+    const int sent_at_kill = sent;
+    const long long stored_at_kill = rows_in(spool, "local_message");
+    daemon.start();
+    const int sent_at_start = sent;
+    cloud.join();
+    ASSERT_TRUE(stored) << "the spool never held 100 messages for the absent app:\n" << read_file(daemon.log_file());
+
+    mosquitto_subscriber again(app_endpoint, {filter}, broker.dir(), 1, persistent);
+    ASSERT_TRUE(again.wait_subscribed()) << again.transcript() << read_file(daemon.log_file());
+    const auto missing = again.wait_for_all(topic_lines(topic, commands(201, 1000)), 60'000);
+
+    const auto seen = arrivals(topic, {&first, &again});
+    int absent = 0, duplicates = 0;
+    std::string absent_ones;
+    for (int i = 1; i <= 1000; ++i) {
+        const auto it = seen.find("cmd-" + std::to_string(i));
+        if (it == seen.end()) {
+            if (++absent <= 20) absent_ones += " " + std::to_string(i);
+        } else {
+            duplicates += it->second - 1;
+        }
+    }
+    std::cout << "[ measured ] cloud had sent " << sent_at_kill << " at the kill (" << stored_at_kill
+              << " stored for the app), " << sent_at_start << " at the restart; the app got " << seen.size()
+              << " distinct of 1000, " << duplicates << " duplicate(s)\n";
+    EXPECT_EQ(missing, 0U) << again.transcript() << read_file(daemon.log_file());
+    EXPECT_EQ(absent, 0) << "commands lost, among them:" << absent_ones;
+    EXPECT_GE(stored_at_kill, 100);
+    EXPECT_EQ(lines_containing(daemon.log_file(), "stored MQTT session(s) restored with"), 1U) << read_file(daemon.log_file());
+    EXPECT_TRUE(again.running()) << again.transcript();
+}
+
+}  // namespace
+}  // namespace thingmux::test
