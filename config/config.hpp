@@ -156,6 +156,9 @@ struct mqtt_settings {
     // with at most session_queue bytes of QoS 1 messages waiting for the client.
     std::chrono::seconds session_expiry{86'400};
     std::size_t session_queue = 1024 * 1024;
+    // Sessions kept beyond their connection, all clients together (each up to session_queue
+    // bytes, in memory and in the spool): past it, a new one lasts as long as its connection.
+    std::size_t max_sessions = 256;
     std::vector<tcp_address> tcp;     // loopback TCP listeners; empty: none
     std::filesystem::path passwords;  // mosquitto_passwd file; empty: no username/password
     source_location passwords_where;  // where mqtt.passwords is written, for messages about the file

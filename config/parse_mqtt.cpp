@@ -13,10 +13,10 @@
 namespace thingmux::config::detail {
 namespace {
 
-constexpr std::array<std::string_view, 17> mqtt_keys{
+constexpr std::array<std::string_view, 18> mqtt_keys{
     "enabled",    "socket",          "mode",          "group",         "max_clients",    "client_queue",
     "max_packet", "receive_maximum", "max_inflight",  "topic_aliases", "max_keep_alive", "connect_timeout",
-    "thing",      "session_expiry",  "session_queue", "tcp",           "passwords"};
+    "thing",      "session_expiry",  "session_queue", "max_sessions",  "tcp",            "passwords"};
 
 constexpr std::string_view loopback_only =
     "the MQTT face has no TLS and trusts the kernel's word on who owns a connection, which holds only for "
@@ -147,6 +147,9 @@ void parser::parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configura
     if (const auto* x = find(*f, "session_queue")) {
         if (auto v = size(x->value, "mqtt.session_queue", 0, std::uint64_t{1} << 30U, false); v && *v)
             s.session_queue = static_cast<std::size_t>(**v);
+    }
+    if (const auto* x = find(*f, "max_sessions")) {
+        if (auto v = integer(x->value, "mqtt.max_sessions", 0, 65535)) s.max_sessions = static_cast<std::size_t>(*v);
     }
     if (const auto* x = find(*f, "thing")) {
         if (auto v = thing_name(x->value, "mqtt.thing", c.things)) s.thing = std::move(*v);

@@ -160,6 +160,8 @@ private:
     // Stores a session kept beyond its connection (expiry > 0), or removes it from the spool's
     // file when it no longer is (session_journal.hpp).
     void store_mqtt_session(mqtt_session& s, std::chrono::seconds expiry);
+    // Sessions that outlive their connection (expiry > 0), against mqtt.max_sessions.
+    [[nodiscard]] std::size_t kept_mqtt_sessions() const;
     // The stored sessions of a Thing, back from the spool's file (at start, before its uplink).
     void restore_mqtt_sessions(thing_entry& t);
     // An MQTT SUBSCRIBE's subscriptions into the pipeline (a client's, or a restored session's).

@@ -230,9 +230,10 @@ void mqtt_client::cut_off(std::string reason) {
 }
 
 void mqtt_client::accept(std::shared_ptr<mqtt_session> session, bool session_present,
-                         std::optional<std::string> assigned_client_id) {
+                         std::optional<std::string> assigned_client_id, std::chrono::seconds session_expiry) {
     session_ = std::move(session);
-    server_.accept(session_present, std::move(assigned_client_id), now());
+    session_expiry_ = session_expiry;
+    server_.accept(session_present, std::move(assigned_client_id), now(), static_cast<std::uint32_t>(session_expiry.count()));
     run();
 }
 

@@ -61,7 +61,10 @@ public:
     // Starts reading; the CONNECT timeout runs from now.
     void start();
     // The hub's answer to on_connect(): the connection joins `session` (which it then keeps alive).
-    void accept(std::shared_ptr<mqtt_session> session, bool session_present, std::optional<std::string> assigned_client_id);
+    // `session_expiry`: how long the session outlives the connection (told to an MQTT 5 client
+    // when it differs from what it asked).
+    void accept(std::shared_ptr<mqtt_session> session, bool session_present, std::optional<std::string> assigned_client_id,
+                std::chrono::seconds session_expiry);
     void refuse(std::uint8_t reason_code, std::string reason);
     // Ends the connection from the server's side (MQTT 5: DISCONNECT with `reason_code`).
     void disconnect(std::uint8_t reason_code, std::string reason);

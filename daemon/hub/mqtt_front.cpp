@@ -153,26 +153,36 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
     }
     const bool present = session != nullptr;
     // MQTT 5: the Session Expiry Interval asked for (0xFFFFFFFF: never); MQTT 3.1.1: Clean
-    // Session 0 keeps it. Either way at most mqtt.session_expiry.
+    // Session 0 keeps it. Either way at most mqtt.session_expiry, and only while fewer than
+    // mqtt.max_sessions sessions are kept.
     const auto cap = config_->mqtt.session_expiry;
     const auto asked = packet.version == mqtt::protocol_version::v5
                            ? std::chrono::seconds{packet.props.session_expiry_interval.value_or(0)}
                            : (packet.clean_start ? std::chrono::seconds{0} : cap);
-    c.set_session_expiry(own_id ? std::min(asked, cap) : std::chrono::seconds{0});
+    auto granted = own_id ? std::min(asked, cap) : std::chrono::seconds{0};
+    if (granted.count() > 0 && !(present && session->expiry.count() > 0) && kept_mqtt_sessions() >= config_->mqtt.max_sessions) {
+        granted = std::chrono::seconds{0};
+        if (auto note = mqtt_refusal_log_.admit())
+            spdlog::warn("MQTT client {} ('{}', {}): its session is not kept beyond the connection: {} sessions are kept "
+                         "already (mqtt.max_sessions){}",
+                         c.id().value, logging::escaped(packet.client_id), logging::escaped(c.peer().describe()),
+                         config_->mqtt.max_sessions, *note);
+    }
     if (!session) {
         session = std::make_shared<mqtt_session>(c.id(), name, assigned.value_or(packet.client_id), c.peer(),
                                                  std::move(rights), config_->mqtt.session_queue);
         if (own_id) mqtt_sessions_[{c.peer().uid, c.peer().mqtt_user, packet.client_id}] = session;
         t->pipe->attach(session);
     }
-    if (own_id) store_mqtt_session(*session, c.session_expiry());
+    session->expiry = granted;
+    if (own_id) store_mqtt_session(*session, granted);
     ++counters_.clients_accepted;
     spdlog::info("MQTT client {} connected: client id '{}', MQTT {}, {}, Thing {}, rules {}{}", c.id().value,
                  logging::escaped(assigned.value_or(packet.client_id)),
                  packet.version == mqtt::protocol_version::v5 ? "5" : "3.1.1", c.peer().describe(), name,
                  logging::escaped(join(session->rights().rules)),
                  present ? ", session resumed with " + std::to_string(session->waiting()) + " message(s) waiting" : "");
-    c.accept(session, present, std::move(assigned));
+    c.accept(session, present, std::move(assigned), granted);
     session->bind(c.shared_from_this());
     if (replaced && replaced.get() != &c) {
         spdlog::info("MQTT client {} takes over client id '{}' of uid {} from MQTT client {}", c.id().value,
@@ -292,6 +302,12 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
     const char* after = "";
     if (was_connected) {
         session->unbind(c);
+        // MQTT 5: a DISCONNECT's Session Expiry Interval replaces the CONNECT's (the server
+        // session refused one that would turn 0 into more).
+        if (how.session_expiry && c.session_expiry().count() > 0 && !session->bound()) {
+            c.set_session_expiry(std::min(std::chrono::seconds{*how.session_expiry}, config_->mqtt.session_expiry));
+            session->expiry = c.session_expiry();
+        }
         const auto key = mqtt_session_key{c.peer().uid, c.peer().mqtt_user, c.client_id()};
         const auto it = mqtt_sessions_.find(key);
         const bool registered = it != mqtt_sessions_.end() && it->second == session;
@@ -346,6 +362,11 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
 }  // namespace thingmux::hub
 
 namespace thingmux::hub {
+
+std::size_t hub::kept_mqtt_sessions() const {
+    return static_cast<std::size_t>(std::count_if(mqtt_sessions_.begin(), mqtt_sessions_.end(),
+                                                  [](const auto& e) { return e.second->expiry.count() > 0; }));
+}
 
 void hub::store_mqtt_session(mqtt_session& s, std::chrono::seconds expiry) {
     if (!journal_.enabled()) return;
@@ -418,6 +439,7 @@ void hub::restore_mqtt_sessions(thing_entry& t) {
         auto session = std::make_shared<mqtt_session>(client_id{next_client_++}, name, r.client_id, std::move(peer),
                                                       std::move(rights), config_->mqtt.session_queue);
         session->expires = std::chrono::steady_clock::now() + std::chrono::seconds{left};
+        session->expiry = std::chrono::seconds{r.expiry};
         auto held = store->load_messages(r.id);
         for (const auto& p : held.problems) spdlog::warn("spool {}: {}", logging::escaped(spool_->path().string()), logging::escaped(p));
         for (auto& m : held.messages) session->restore(thing::to_mqtt(thing::from_spool_message(std::move(m.message))), m.id);

@@ -100,6 +100,8 @@ public:
     // Messages not kept while the client was away (QoS 0, or past the byte limit).
     [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
 
+    // How long it outlives its connection, as granted at the last CONNECT (0: not at all).
+    std::chrono::seconds expiry{0};
     // Until when a session without a connection is kept (set by the hub when it parks it).
     std::chrono::steady_clock::time_point expires{};
     // A will whose MQTT 5 Will Delay Interval runs: published at will_due unless a connection

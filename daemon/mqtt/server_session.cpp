@@ -205,7 +205,8 @@ void server_session::refuse_connect(protocol_version v, std::uint8_t reason_code
 
 // --- answers to requests ---
 
-void server_session::accept(bool session_present, std::optional<std::string> assigned_client_id, time_point now) {
+void server_session::accept(bool session_present, std::optional<std::string> assigned_client_id, time_point now,
+                            std::optional<std::uint32_t> session_expiry) {
     now_ = now;
     if (state_ != server_state::awaiting_decision) return;
     connack ack;
@@ -228,6 +229,8 @@ void server_session::accept(bool session_present, std::optional<std::string> ass
             p.server_keep_alive = settings_.max_keep_alive;
         }
         if (client_id_.empty()) p.assigned_client_identifier = assigned_client_id;
+        if (session_expiry && *session_expiry != client_props_.session_expiry_interval.value_or(0))
+            p.session_expiry_interval = session_expiry;
     }
     // MQTT 3.1.1 cannot announce a keep-alive: the client's own is enforced.
     if (assigned_client_id && client_id_.empty()) client_id_ = std::move(*assigned_client_id);
@@ -285,7 +288,7 @@ void server_session::end(server_end cause, std::optional<std::uint8_t> reason_co
     if (state_ == server_state::ended) return;
     // Only an accepted connection has a will (spec 3.1.2.5: stored once CONNECT is accepted).
     const bool will = publish_will && will_ && state_ == server_state::online;
-    server_action::ended e{cause, reason_code, std::move(reason), will, unacknowledged()};
+    server_action::ended e{cause, reason_code, std::move(reason), will, unacknowledged(), disconnect_session_expiry_};
     state_ = server_state::ended;
     rx_.clear();
     topic_aliases_.clear();

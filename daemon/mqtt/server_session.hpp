@@ -151,6 +151,9 @@ struct ended {
     std::string reason;  // for the log; never holds unescaped client bytes
     bool publish_will = false;
     std::vector<std::uint64_t> unacknowledged;
+    // MQTT 5: the Session Expiry Interval the client's DISCONNECT set (spec 3.14.2.2.2), which
+    // replaces the one of its CONNECT; absent when it set none.
+    std::optional<std::uint32_t> session_expiry;
 };
 }  // namespace server_action
 
@@ -191,7 +194,10 @@ public:
     // when the client sent one). `session_present` is
     // sent false when the client asked for a clean start (spec 3.2.2.1.1). Then handles what
     // the client sent after its CONNECT. Ignored unless state() is awaiting_decision.
-    void accept(bool session_present, std::optional<std::string> assigned_client_id, time_point now);
+    // `session_expiry`: what the server keeps the session for, announced in an MQTT 5 CONNACK
+    // when it differs from what the client asked (spec 3.2.2.3.2); absent: as asked.
+    void accept(bool session_present, std::optional<std::string> assigned_client_id, time_point now,
+                std::optional<std::uint32_t> session_expiry = std::nullopt);
     // Refuses the CONNECT with an MQTT 5 reason code (mapped to a 3.1.1 return code) and ends
     // the connection. `reason_string` is sent to an MQTT 5 client when it did not ask for no
     // problem information, and given to the log. A code that CONNACK cannot carry becomes 0x80.
@@ -320,6 +326,7 @@ private:
     time_point connect_deadline_{};
     time_point last_received_{};
     properties client_props_;  // the CONNECT's (Receive Maximum, Maximum Packet Size, ...)
+    std::optional<std::uint32_t> disconnect_session_expiry_;  // set by the client's DISCONNECT
     std::vector<std::uint8_t> rx_;
     std::vector<server_session_action> actions_;
 

@@ -242,6 +242,7 @@ void server_session::on_disconnect(const mqtt::disconnect& d) {
     if (client_props_.session_expiry_interval.value_or(0) == 0 && d.props.session_expiry_interval.value_or(0) != 0)
         return violation(reason::protocol_error,  // spec 3.14.2.2.2
                          "DISCONNECT sets a Session Expiry Interval after CONNECT set none");
+    disconnect_session_expiry_ = d.props.session_expiry_interval;
     std::string text = std::string{"DISCONNECT from the client: "} +
                        (d.reason_code == reason::success ? "normal disconnection" : mqtt::reason_string(d.reason_code));
     if (d.props.reason_string)

@@ -5,6 +5,7 @@
 #include "tests/support/daemon_fixture.hpp"
 #include "tests/support/measure.hpp"
 #include "tests/support/mosquitto_clients.hpp"
+#include "tests/support/mqtt_raw_client.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -20,10 +21,18 @@
 namespace thingmux::test {
 namespace {
 
-daemon_setup face_setup() {
+daemon_setup face_setup(const std::string& more = {}) {
     daemon_setup s;
-    s.mqtt = "  session_expiry: 1h\n";
+    s.mqtt = "  session_expiry: 1h\n" + more;
     return s;
+}
+
+// An MQTT 5 CONNECT asking for a session kept `expiry` seconds (Clean Start 0).
+mqtt::connect persistent_connect(const std::string& client_id, std::uint32_t expiry) {
+    auto c = mqtt_raw_client::connect_packet(mqtt::protocol_version::v5, client_id);
+    c.clean_start = false;
+    c.props.session_expiry_interval = expiry;
+    return c;
 }
 
 // Rows of a table of the daemon's spool, read as another process would (WAL: the daemon keeps
@@ -125,6 +134,50 @@ TEST_F(MqttSessionRestartTest, CommandsForAKilledAppSurviveSigkillOfTheDaemonWhi
     EXPECT_GE(stored_at_kill, 100);
     EXPECT_EQ(lines_containing(daemon.log_file(), "stored MQTT session(s) restored with"), 1U) << read_file(daemon.log_file());
     EXPECT_TRUE(again.running()) << again.transcript();
+}
+
+// A local app that asks for a persistent session with every new client id cannot make thingmuxd
+// keep more than mqtt.max_sessions of them (each may hold mqtt.session_queue bytes in memory and
+// on disk): past the limit, CONNACK tells an MQTT 5 client its session ends with the connection
+// (Session Expiry Interval 0), and nothing of it is stored. A DISCONNECT with Session Expiry
+// Interval 0 ends a kept session at once, in the spool's file too.
+TEST_F(MqttSessionRestartTest, MaxSessionsBoundsTheKeptSessionsAndDisconnectCanEndOne) {
+    daemon_fixture daemon(broker, face_setup("  max_sessions: 5\n"));
+    const auto sock = daemon.mqtt_socket_path();
+    const auto spool = daemon.dir() / "spool.db";
+    int told_zero = 0;
+    for (int i = 1; i <= 8; ++i) {
+        mqtt_raw_client c(sock);
+        const auto ack = c.connect(persistent_connect("hoarder-" + std::to_string(i), 600));
+        ASSERT_TRUE(ack) << read_file(daemon.log_file());
+        EXPECT_EQ(ack->reason_code, 0);
+        if (i <= 5) {
+            EXPECT_FALSE(ack->props.session_expiry_interval.has_value()) << "session " << i << " is kept as asked";
+        } else if (ack->props.session_expiry_interval == std::optional<std::uint32_t>{0}) {
+            ++told_zero;
+        }
+    }  // each connection closes without DISCONNECT
+    EXPECT_EQ(told_zero, 3);
+    EXPECT_TRUE(eventually([&] { return rows_in(spool, "local_session") == 5; }, 10'000)) << rows_in(spool, "local_session");
+    EXPECT_EQ(lines_containing(daemon.log_file(), "sessions are kept already (mqtt.max_sessions)"), 3U);
+
+    {
+        mqtt_raw_client kept(sock);
+        const auto ack = kept.connect(persistent_connect("hoarder-1", 600));
+        ASSERT_TRUE(ack);
+        EXPECT_TRUE(ack->session_present);
+        mqtt::properties props;
+        props.session_expiry_interval = 0;
+        ASSERT_TRUE(kept.send(mqtt::disconnect{mqtt::reason::success, props}));
+        EXPECT_TRUE(kept.wait_closed());
+    }
+    EXPECT_TRUE(eventually([&] { return rows_in(spool, "local_session") == 4; }, 10'000)) << rows_in(spool, "local_session");
+    for (const auto* id : {"hoarder-1", "hoarder-7"}) {
+        mqtt_raw_client again(sock);
+        const auto ack = again.connect(persistent_connect(id, 600));
+        ASSERT_TRUE(ack);
+        EXPECT_FALSE(ack->session_present) << id << " has no session to resume";
+    }
 }
 
 }  // namespace

@@ -882,4 +882,8 @@ TEST(ConfigLoadMqttSessions, DefaultsValuesAndBounds) {
     EXPECT_EQ(r.config->mqtt.session_queue, 64U * 1024U);
     EXPECT_FALSE(parse(minimal + "mqtt:\n  session_expiry: 31d\n", "t.yaml").ok());
     EXPECT_FALSE(parse(minimal + "mqtt:\n  session_queue: 2GiB\n", "t.yaml").ok());
+    EXPECT_EQ(d.config->mqtt.max_sessions, 256U);
+    EXPECT_EQ(parse(minimal + "mqtt:\n  max_sessions: 0\n", "t.yaml").config->mqtt.max_sessions, 0U);
+    EXPECT_FALSE(parse(minimal + "mqtt:\n  max_sessions: 70000\n", "t.yaml").ok());
+    EXPECT_FALSE(parse(minimal + "mqtt:\n  max_sessions: many\n", "t.yaml").ok());
 }

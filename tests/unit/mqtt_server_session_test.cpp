@@ -1164,6 +1164,39 @@ TEST(MqttServerSession, DisconnectSettingSessionExpiryAfterZeroIsProtocolError) 
     EXPECT_TRUE(h.ending().publish_will == false);  // no will in this CONNECT
 }
 
+// Spec 3.14.2.2.2: the DISCONNECT's Session Expiry Interval replaces the CONNECT's; the owner
+// reads it from `ended` (0 here: the client wants its session gone now).
+TEST(MqttServerSession, DisconnectSessionExpiryReplacesTheConnectsForTheOwner) {
+    harness h;
+    h.connect(connect_v5("app-1", 0, 60, {0x11, 0x00, 0x00, 0x02, 0x58}));  // Clean Start 0, expiry 600 s
+    properties props;
+    props.session_expiry_interval = 0;
+    h.feed(disconnect{reason::success, props});
+    EXPECT_TRUE(h.sent.empty());
+    EXPECT_EQ(h.ended_with(server_end::client_disconnect).session_expiry, std::optional<std::uint32_t>{0});
+}
+
+TEST(MqttServerSession, DisconnectWithoutSessionExpiryLeavesTheConnectsInForce) {
+    harness h;
+    h.connect(connect_v5("app-1", 0, 60, {0x11, 0x00, 0x00, 0x02, 0x58}));
+    h.feed(disconnect{reason::success, {}});
+    EXPECT_FALSE(h.ended_with(server_end::client_disconnect).session_expiry.has_value());
+}
+
+// Spec 3.2.2.3.2: a server that keeps the session for another time than asked says so.
+TEST(MqttServerSession, ConnackAnnouncesTheSessionExpiryOnlyWhenItDiffersFromTheAsked) {
+    for (const auto& [granted, announced] : std::vector<std::pair<std::optional<std::uint32_t>, std::optional<std::uint32_t>>>{
+             {std::nullopt, std::nullopt}, {600, std::nullopt}, {300, 300}, {0, 0}}) {
+        harness h;
+        h.in(connect_v5("app-1", 0, 60, {0x11, 0x00, 0x00, 0x02, 0x58}));
+        static_cast<void>(h.only_event<server_action::connect_request>());
+        h.s.accept(false, std::nullopt, h.now, granted);
+        h.collect();
+        EXPECT_EQ(h.only_sent<connack>().props.session_expiry_interval, announced)
+            << "granted " << (granted ? std::to_string(*granted) : "as asked");
+    }
+}
+
 TEST(MqttServerSession, ServerDisconnectSendsReasonAndPublishesTheWill) {
     harness h;
     h.connect_with_will();
