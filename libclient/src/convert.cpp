@@ -65,6 +65,8 @@ daemon_info from_ipc(const ipc::welcome& w) {
     info.limits.max_subscriptions = w.limits.max_subscriptions;
     info.limits.max_queue_bytes = w.limits.max_queue_bytes;
     info.limits.max_inflight = w.limits.max_inflight;
+    info.session_present = w.session_present;
+    info.session_expiry = std::chrono::seconds{w.session_expiry};
     return info;
 }
 

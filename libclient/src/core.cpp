@@ -435,9 +435,10 @@ void core::handle(connect_cmd&& c) {
         queue_completion(std::move(c.done), make_result(error_code::ok, "already connected to thingmuxd"));
         return;
     }
-    const ipc::client_message hello = ipc::hello{ipc::protocol_version, app_name_, opts_.thing};
+    const ipc::client_message hello = make_hello();
     if (auto problem = ipc::encode_problem(hello)) {
-        queue_completion(std::move(c.done), make_result(error_code::invalid_argument, "options::thing: " + *problem));
+        queue_completion(std::move(c.done),
+                         make_result(error_code::invalid_argument, "options::thing or session_name: " + *problem));
         return;
     }
     want_connection_ = true;

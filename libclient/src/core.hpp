@@ -137,6 +137,11 @@ private:
     void on_unsubscribe_result(ipc::unsubscribe_result&& r);
     void on_message(ipc::message&& m);
     void on_state_frame(ipc::state&& s);
+    // Sends the ack of a delivery once its handlers returned, if its connection is still the one.
+    void acknowledge(std::uint64_t connection, std::uint32_t delivery_id);
+    // The hello of the next connection attempt: version 2 with the session when the app named
+    // one and the daemon did not refuse version 2 (IPC-46), else version 1.
+    [[nodiscard]] ipc::hello make_hello() const;
     // Ends the connection: fails/keeps requests by the rules in client.hpp, schedules a retry.
     // `refusal` is the error frame's code when the daemon refused or cut us off.
     void drop_connection(const std::string& reason, std::optional<ipc::errc> refusal = std::nullopt);
@@ -193,6 +198,9 @@ private:
     ipc::state uplink_;
     bool uplink_known_ = false;
     std::optional<ipc::welcome> welcome_;
+    // The daemon refused version 2 (unsupported_version): connect with version 1 until a
+    // connection that was welcomed ends (the daemon may come back upgraded).
+    bool version1_fallback_ = false;
     std::vector<completion_handler> connect_waiters_;
 
     std::deque<ready_item> ready_;

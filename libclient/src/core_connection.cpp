@@ -6,6 +6,8 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
+#include <chrono>
 #include <utility>
 
 namespace thingmux::detail {
@@ -59,10 +61,23 @@ void core::attempt_connect() {
         daemon_state_ = daemon_state::connecting;
         emit_state();
     }
-    // Nothing but the hello until the welcome (IPC-8).
-    transport_.queue(ipc::hello{ipc::protocol_version, app_name_, opts_.thing});
+    // Nothing but the hello until the welcome (IPC-8). Its version is the connection's (IPC-9).
+    auto hello = make_hello();
+    transport_.set_version(ipc::known_version(hello.version).value_or(ipc::wire_version::v1));
+    transport_.queue(hello);
     transport_.flush();
     transport_.arm_timer(timer_purpose::handshake, opts_.handshake_timeout);
+}
+
+ipc::hello core::make_hello() const {
+    ipc::hello h{ipc::protocol_version, app_name_, opts_.thing};
+    if (!opts_.session_name.empty() && !version1_fallback_) {
+        h.version = static_cast<std::uint16_t>(ipc::wire_version::v2);
+        h.session_name = opts_.session_name;
+        h.session_expiry = static_cast<std::uint32_t>(
+            std::clamp<std::chrono::seconds::rep>(opts_.session_expiry.count(), 0, 0xFFFF'FFFF));
+    }
+    return h;
 }
 
 void core::on_timer() {
@@ -141,6 +156,15 @@ bool core::decode_frames() {
 
 void core::on_frame(ipc::daemon_message&& m) {
     if (auto* err = std::get_if<ipc::error>(&m)) {
+        if (!welcome_ && err->code == ipc::errc::unsupported_version &&
+            transport_.version() == ipc::wire_version::v2) {
+            // A daemon that does not speak version 2 yet (IPC-39, IPC-46): again with version 1,
+            // without a session, at once.
+            version1_fallback_ = true;
+            transport_.close();
+            attempt_connect();
+            return;
+        }
         // Always the last frame (IPC-34): nothing more may be sent, so end it here.
         std::string text =
             std::string(welcome_ ? "thingmuxd closed the connection: " : "thingmuxd refused the connection: ") +
@@ -181,9 +205,10 @@ void core::on_frame(ipc::daemon_message&& m) {
 }
 
 void core::on_welcome(ipc::welcome&& w) {
-    if (w.version != ipc::protocol_version) {
+    const auto asked = static_cast<std::uint16_t>(transport_.version());
+    if (w.version != asked) {
         drop_connection("thingmuxd answered in protocol version " + std::to_string(w.version) +
-                            ", this library speaks version " + std::to_string(ipc::protocol_version),
+                            ", this library asked for version " + std::to_string(asked),
                         ipc::errc::unsupported_version);
         return;
     }
@@ -256,13 +281,17 @@ void core::on_unsubscribe_result(ipc::unsubscribe_result&& r) {
 
 void core::on_message(ipc::message&& m) {
     // The daemon sends one frame per message even when several filters match (IPC-31); each
-    // matching handler gets it, in filter order.
+    // matching handler gets it, in filter order. A delivery to a session is acknowledged once
+    // they all returned (IPC-44); one nobody handles any more at once.
+    const auto connection = transport_.connection();
+    const auto delivery_id = m.delivery_id;
     auto handlers = subscriptions_.handlers_for(m.topic);
     if (handlers.empty()) {
-        return;  // unsubscribed while it was on its way
+        acknowledge(connection, delivery_id);  // unsubscribed while it was on its way
+        return;
     }
     auto msg = std::make_shared<const message>(from_ipc(std::move(m)));
-    ready_.push_back({[this, hs = std::move(handlers), msg] {
+    ready_.push_back({[this, hs = std::move(handlers), msg, connection, delivery_id] {
                           for (const auto& h : hs) {
                               if (closed_) {
                                   return;
@@ -273,8 +302,19 @@ void core::on_message(ipc::message&& m) {
                                   // see call_quietly()
                               }
                           }
+                          acknowledge(connection, delivery_id);
                       },
                       false});
+}
+
+void core::acknowledge(std::uint64_t connection, std::uint32_t delivery_id) {
+    // A delivery id belongs to its connection: after a reconnect the daemon delivers the message
+    // again, with another id.
+    if (delivery_id == 0 || closed_ || !welcome_ || transport_.connection() != connection) {
+        return;
+    }
+    transport_.queue(ipc::ack{delivery_id});
+    transport_.flush();
 }
 
 void core::on_state_frame(ipc::state&& s) {
@@ -287,6 +327,9 @@ void core::on_state_frame(ipc::state&& s) {
 // The end of a connection, the end of the client
 
 void core::drop_connection(const std::string& reason, std::optional<ipc::errc> refusal) {
+    if (welcome_) {
+        version1_fallback_ = false;  // the daemon may come back speaking version 2
+    }
     transport_.close();
     transport_.disarm_timer();
     welcome_.reset();

@@ -269,7 +269,7 @@ transport::frame transport::next_frame(std::size_t max_frame) {
         roff_ = rlen_ = 0;
         return std::monostate{};
     }
-    auto decoded = ipc::decode_daemon_message({rbuf_.data() + roff_, rlen_ - roff_}, max_frame);
+    auto decoded = ipc::decode_daemon_message({rbuf_.data() + roff_, rlen_ - roff_}, max_frame, version_);
     if (std::holds_alternative<ipc::need_more>(decoded)) {
         return std::monostate{};
     }

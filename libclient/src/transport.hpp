@@ -88,9 +88,14 @@ public:
     // with is still the one there.
     [[nodiscard]] std::uint64_t connection() const noexcept { return connection_; }
 
+    // The protocol version frames are encoded and decoded with: the version of the hello the
+    // connection sent (IPC-9). Set it before queueing the hello.
+    void set_version(ipc::wire_version v) noexcept { version_ = v; }
+    [[nodiscard]] ipc::wire_version version() const noexcept { return version_; }
+
     // Sending: frames are encoded into the write buffer and leave with flush() (which also
     // asks epoll for writability while some are left).
-    void queue(const ipc::client_message& m) { ipc::encode(m, wbuf_); }
+    void queue(const ipc::client_message& m) { ipc::encode(m, wbuf_, version_); }
     [[nodiscard]] std::size_t unsent() const noexcept { return wbuf_.size() - woff_; }
     void flush();
 
@@ -124,6 +129,7 @@ private:
     int receive_errno_ = 0;
     std::vector<std::uint8_t> wbuf_;
     std::size_t woff_ = 0;
+    ipc::wire_version version_ = ipc::wire_version::v1;
 };
 
 // The text an app sees when connecting to `path` failed with `e`, with what to check.

@@ -81,6 +81,30 @@ TEST(Libthingmux, PublishWhileDaemonIsAwayFailsFastWithAClearError) {
 
 // A refusal names the program and the subcommand once, then the code and the daemon's reason: a
 // script or a wrapper sees one self-describing line on stderr, and nothing on stdout.
+TEST(Libthingmux, IPC46_ASessionNameWorksWithADaemonThatSpeaksOnlyVersion1) {
+    // thingmuxd refuses the version 2 hello; the library connects again with version 1, without
+    // a session, and the app works as without a session name.
+    broker_fixture broker;
+    daemon_fixture daemon(broker);
+    auto o = app_options(daemon, "recorder");
+    o.session_name = "recorder";
+    client app(o);
+    app.start();
+    const auto connected = app.connect().get();
+    ASSERT_TRUE(connected.ok()) << connected.message;
+    const auto info = app.daemon();
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->protocol_version, 1);
+    EXPECT_FALSE(info->session_present);
+    EXPECT_EQ(info->session_expiry, 0s);
+
+    inbox got;
+    const auto sub = app.subscribe("cmd/gateway-01/#", 1, [&](const message& m) { got.add(m.payload); }).get();
+    ASSERT_TRUE(sub.ok()) << sub.message;
+    publish_from_cloud(broker, "cmd/gateway-01/x", numbered(5, "n-"));
+    ASSERT_TRUE(eventually([&] { return got.distinct() == 5; })) << got.distinct();
+}
+
 TEST(Thingmuxctl, ARefusalIsOneLineNamingProgramAndSubcommandOnce) {
     broker_fixture broker;
     daemon_setup setup;

@@ -75,6 +75,7 @@ public:
         }
         conn_ = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
         buf_.clear();
+        version_ = ipc::wire_version::v1;
         return conn_ >= 0;
     }
 
@@ -89,10 +90,14 @@ public:
     [[nodiscard]] std::optional<ipc::client_message> receive(std::chrono::milliseconds timeout = generous) {
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         while (true) {
-            auto d = ipc::decode_client_message(buf_);
+            auto d = ipc::decode_client_message(buf_, ipc::default_max_frame, version_);
             if (auto* ok = std::get_if<ipc::decoded<ipc::client_message>>(&d)) {
                 auto m = std::move(ok->message);
                 buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(ok->consumed));
+                // The connection speaks the version of its hello from then on (IPC-9).
+                if (const auto* hello = std::get_if<ipc::hello>(&m)) {
+                    version_ = ipc::known_version(hello->version).value_or(ipc::wire_version::v1);
+                }
                 return m;
             }
             if (auto* bad = std::get_if<ipc::malformed>(&d)) {
@@ -141,7 +146,7 @@ public:
         return eof_;
     }
 
-    void send(const ipc::daemon_message& m) { send_bytes(ipc::encode(m)); }
+    void send(const ipc::daemon_message& m) { send_bytes(ipc::encode(m, version_)); }
 
     void send_bytes(const std::vector<std::uint8_t>& bytes) {
         std::size_t off = 0;
@@ -181,6 +186,7 @@ private:
     int conn_ = -1;
     bool eof_ = false;
     std::vector<std::uint8_t> buf_;
+    ipc::wire_version version_ = ipc::wire_version::v1;
 };
 
 // Collects values from the library thread; waits on the test thread.
@@ -891,6 +897,142 @@ TEST_F(LibClient, FdAndProcessWithoutStart) {
     ASSERT_TRUE(run_until([&] { return f.wait_for(0ms) == std::future_status::ready; }));
     EXPECT_TRUE(f.get().ok());
     daemon_side.join();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions (protocol version 2, IPC-43 .. IPC-46)
+
+ipc::welcome session_welcome(bool present, std::uint32_t expiry) {
+    auto w = fake_daemon::default_welcome();
+    w.version = 2;
+    w.session_present = present;
+    w.session_expiry = expiry;
+    return w;
+}
+
+thingmux::options with_session(thingmux::options o) {
+    o.session_name = "recorder";
+    o.session_expiry = 3600s;
+    return o;
+}
+
+TEST_F(LibClient, IPC43_ASessionNameMakesAVersion2HelloAndTheWelcomeTellsWhatWasKept) {
+    daemon_->listen();
+    thingmux::client c(with_session(opts()));
+    c.start();
+    auto f = c.connect();
+    ASSERT_TRUE(daemon_->accept());
+    const auto hello = daemon_->receive_as<ipc::hello>();
+    ASSERT_TRUE(hello);
+    EXPECT_EQ(hello->version, 2);
+    EXPECT_EQ(hello->session_name, "recorder");
+    EXPECT_EQ(hello->session_expiry, 3600U);
+    daemon_->send(session_welcome(true, 600));
+    EXPECT_EQ(get(f).code, error_code::ok);
+    const auto info = c.daemon();
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->protocol_version, 2);
+    EXPECT_TRUE(info->session_present);
+    EXPECT_EQ(info->session_expiry, 600s);
+}
+
+TEST_F(LibClient, IPC8_WithoutASessionNameTheHelloStaysVersion1) {
+    auto c = connected_client(opts());
+    const auto info = c->daemon();
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->protocol_version, 1);
+    EXPECT_FALSE(info->session_present);
+    EXPECT_EQ(info->session_expiry, 0s);
+}
+
+TEST_F(LibClient, IPC44_AQoS1DeliveryIsAcknowledgedOnceItsHandlerReturned) {
+    auto c = connected_client(with_session(opts()), session_welcome(false, 3600));
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    collector<std::string> handled;
+    auto s = c->subscribe("cmd/#", 1, [&](const thingmux::message& m) {
+        handled.add(m.payload);
+        if (m.payload == "first") {
+            released.wait();
+        }
+    });
+    const auto sub = daemon_->receive_as<ipc::subscribe>();
+    ASSERT_TRUE(sub);
+    daemon_->send(ipc::subscribe_result{sub->request_id, {ok_result(1)}});
+    EXPECT_TRUE(get(s).ok());
+
+    daemon_->send(ipc::message{.topic = "cmd/a", .payload = "first", .qos = 1, .retain = false, .props = {},
+                               .delivery_id = 7});
+    ASSERT_TRUE(handled.wait_for_count(1));
+    // The handler has not returned: nothing is acknowledged yet.
+    EXPECT_FALSE(daemon_->receive(100ms));
+    release.set_value();
+    const auto first = daemon_->receive_as<ipc::ack>();
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->delivery_id, 7U);
+
+    // Delivery id 0 (QoS 0) is not acknowledged: the next ack is the next QoS 1 delivery's.
+    daemon_->send(ipc::message{.topic = "cmd/b", .payload = "qos0", .qos = 0, .retain = false, .props = {},
+                               .delivery_id = 0});
+    daemon_->send(ipc::message{.topic = "cmd/c", .payload = "second", .qos = 1, .retain = false, .props = {},
+                               .delivery_id = 8});
+    const auto second = daemon_->receive_as<ipc::ack>();
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->delivery_id, 8U);
+    EXPECT_EQ(handled.items(), (std::vector<std::string>{"first", "qos0", "second"}));
+
+    // A delivery nobody handles any more (unsubscribed meanwhile) is acknowledged at once.
+    daemon_->send(ipc::message{.topic = "dt/elsewhere", .payload = "x", .qos = 1, .retain = false, .props = {},
+                               .delivery_id = 9});
+    const auto unhandled = daemon_->receive_as<ipc::ack>();
+    ASSERT_TRUE(unhandled);
+    EXPECT_EQ(unhandled->delivery_id, 9U);
+}
+
+TEST_F(LibClient, IPC46_ADaemonThatRefusesVersion2GetsAVersion1HelloWithoutASession) {
+    daemon_->listen();
+    thingmux::client c(with_session(opts()));
+    c.start();
+    auto f = c.connect();
+    ASSERT_TRUE(daemon_->accept());
+    const auto v2 = daemon_->receive_as<ipc::hello>();
+    ASSERT_TRUE(v2);
+    EXPECT_EQ(v2->version, 2);
+    daemon_->send(ipc::error{ipc::errc::unsupported_version, "client speaks IPC version 2, thingmuxd speaks 1"});
+    daemon_->drop();
+
+    ASSERT_TRUE(daemon_->accept());
+    const auto v1 = daemon_->receive_as<ipc::hello>();
+    ASSERT_TRUE(v1);
+    EXPECT_EQ(v1->version, 1);
+    EXPECT_EQ(v1->session_name, "");
+    EXPECT_EQ(v1->app_name, "unit");
+    daemon_->send(fake_daemon::default_welcome());
+    EXPECT_EQ(get(f).code, error_code::ok);
+    const auto info = c.daemon();
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->protocol_version, 1);
+    EXPECT_EQ(info->session_expiry, 0s);
+
+    // After that connection ends, the next attempt asks for version 2 again.
+    daemon_->send(ipc::error{ipc::errc::daemon_shutting_down, "bye"});
+    daemon_->drop();
+    ASSERT_TRUE(daemon_->accept());
+    const auto again = daemon_->receive_as<ipc::hello>();
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->version, 2);
+}
+
+TEST_F(LibClient, IPC43_ASessionNameOver256BytesIsRefusedLocally) {
+    auto o = with_session(opts());
+    o.session_name = std::string(257, 's');
+    o.reconnect = false;
+    thingmux::client c(o);
+    c.start();
+    auto f = c.connect();
+    const auto r = get(f);
+    EXPECT_EQ(r.code, error_code::invalid_argument);
+    EXPECT_NE(r.message.find("session name is 257 bytes"), std::string::npos) << r.message;
 }
 
 }  // namespace

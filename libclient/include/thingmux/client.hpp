@@ -54,6 +54,17 @@ struct options {
     // Thing to bind to when the daemon serves several. Empty: the daemon's default Thing.
     std::string thing;
 
+    // A session that outlives the connection (IPC protocol version 2), at most 256 bytes of
+    // UTF-8; empty: none. The daemon keeps the app's subscriptions and the QoS 1 messages for
+    // them while the app or the daemon restarts, for up to session_expiry (capped by the
+    // daemon's configuration), and delivers them after the reconnect; the library acknowledges a
+    // QoS 1 message to the daemon once the message handlers it went to returned. The same user,
+    // Thing and name resume the session (daemon()->session_present). A daemon that does not
+    // speak version 2 refuses the hello: the library then connects with version 1, without a
+    // session (daemon()->protocol_version is 1, session_expiry 0).
+    std::string session_name;
+    std::chrono::seconds session_expiry{24 * 3600};
+
     // false: requests made while the daemon is away fail at once with not_connected, and
     // connect() completes with the first attempt's outcome.
     // true: they wait in the backlog (bounded below) until the daemon is back, and connect()

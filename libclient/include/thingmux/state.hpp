@@ -64,6 +64,10 @@ struct daemon_info {
     std::string client_id;       // the daemon's name for this connection, as in its logs and D-Bus
     std::uint16_t protocol_version = 0;
     daemon_limits limits;
+    // With options::session_name (protocol version 2): whether the daemon resumed a session it
+    // kept, and how long it keeps the session after this connection ends (0: not beyond it).
+    bool session_present = false;
+    std::chrono::seconds session_expiry{0};
 };
 
 }  // namespace thingmux
