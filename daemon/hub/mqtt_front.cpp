@@ -192,12 +192,17 @@ void hub::on_publish(mqtt_client& c, mqtt::publish&& msg) {
 
 void hub::on_subscribe(mqtt_client& c, mqtt::subscribe&& packet) {
     std::vector<ipc::subscription> filters;
+    std::vector<thing::subscription_options> options;  // MQTT 5's; MQTT 3.1.1 packets carry the defaults
     filters.reserve(packet.subscriptions.size());
-    for (auto& s : packet.subscriptions)
+    options.reserve(packet.subscriptions.size());
+    for (auto& s : packet.subscriptions) {
         filters.push_back({std::move(s.filter), static_cast<std::uint8_t>(std::min<int>(static_cast<int>(s.max_qos), 1))});
+        options.push_back({.no_local = s.no_local, .retain_as_published = s.retain_as_published, .retain_handling = s.retain_handling});
+    }
     const auto& session = c.session();
     const auto request = session->request_id(packet.packet_id);
-    if (auto* t = thing_named(session->thing())) return t->pipe->subscribe(session, request, std::move(filters));
+    if (auto* t = thing_named(session->thing()))
+        return t->pipe->subscribe(session, request, std::move(filters), std::move(options));
     session->subscribe_done(request, std::vector<ipc::result>(filters.size(), thing::fail(ipc::errc::daemon_shutting_down,
                                                                                           "the client's Thing is gone")));
 }
