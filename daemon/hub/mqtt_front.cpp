@@ -197,7 +197,8 @@ void hub::on_subscribe(mqtt_client& c, mqtt::subscribe&& packet) {
     options.reserve(packet.subscriptions.size());
     for (auto& s : packet.subscriptions) {
         filters.push_back({std::move(s.filter), static_cast<std::uint8_t>(std::min<int>(static_cast<int>(s.max_qos), 1))});
-        options.push_back({.no_local = s.no_local, .retain_as_published = s.retain_as_published, .retain_handling = s.retain_handling});
+        options.push_back(
+            {.no_local = s.no_local, .retain_as_published = s.retain_as_published, .retain_handling = s.retain_handling});
     }
     const auto& session = c.session();
     const auto request = session->request_id(packet.packet_id);

@@ -15,8 +15,9 @@ void echo_table::expect(session_id publisher, std::uint64_t content) {
 
 void echo_table::cancel(session_id publisher, std::uint64_t content) {
     // The newest: an older one with the same content may still see its echo.
-    const auto it = std::find_if(expected_.rbegin(), expected_.rend(),
-                                 [&](const expectation& e) { return e.publisher == publisher && e.content == content; });
+    const auto it = std::find_if(expected_.rbegin(), expected_.rend(), [&](const expectation& e) {
+        return e.publisher == publisher && e.content == content;
+    });
     if (it != expected_.rend()) expected_.erase(std::next(it).base());
 }
 

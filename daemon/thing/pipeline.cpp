@@ -13,8 +13,8 @@ retained_limits cache_limits(const config::thing_limits& l) {
 
 pipeline::pipeline(config::thing settings, session_rules rules, shared_parts shared, upstream& up, clock& clk)
     : settings_(std::move(settings)), rules_(rules), shared_(std::move(shared)), up_(up), clock_(clk),
-      shaper_(publish_limits(settings_.limits), clk.now()), filters_(settings_.limits.subscriptions_per_second, clk.now()),
-      retained_(cache_limits(settings_.limits)) {}
+      shaper_(publish_limits(settings_.limits), clk.now()),
+      filters_(settings_.limits.subscriptions_per_second, clk.now()), retained_(cache_limits(settings_.limits)) {}
 
 pipeline::~pipeline() = default;
 

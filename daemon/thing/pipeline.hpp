@@ -182,7 +182,8 @@ private:
     void publish_locally(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m);
     // Hands a message to every attached session with a matching filter in `tables` that may
     // receive it; returns how many were handed it.
-    std::size_t route(const mqtt::publish& msg, std::initializer_list<const subscription_table*> tables, routing how = {});
+    std::size_t route(const mqtt::publish& msg, std::initializer_list<const subscription_table*> tables,
+                      routing how = {});
     // retained messages and No Local (retained_path.cpp)
     [[nodiscard]] static std::shared_ptr<const mqtt::publish> retained_copy(const mqtt::publish& m);
     void spooled_by(local_session& s, const ipc::publish& m);

@@ -26,8 +26,8 @@
 namespace thingmux::thing {
 
 struct retained_limits {
-    std::size_t messages = 1000;        // entries; 0: keep none
-    std::size_t bytes = 1024 * 1024;    // topic + payload of all entries
+    std::size_t messages = 1000;      // entries; 0: keep none
+    std::size_t bytes = 1024 * 1024;  // topic + payload of all entries
 };
 
 class retained_cache {

@@ -48,9 +48,9 @@ private:
         std::set<session_id> clients;
         std::uint64_t granted = 0;  // when the broker granted it (0: not yet)
     };
-    std::map<std::string, group, std::less<>> groups_;       // by upstream filter
+    std::map<std::string, group, std::less<>> groups_;        // by upstream filter
     std::map<std::string, std::uint64_t, std::less<>> sent_;  // upstream filter -> when its SUBSCRIBE went
-    std::uint64_t events_ = 0;                                 // orders sent() and granted()
+    std::uint64_t events_ = 0;                                // orders sent() and granted()
 };
 
 }  // namespace thingmux::thing

@@ -167,7 +167,8 @@ private:
 subscription_table::subscription_table() : root_(std::make_unique<node>()) {}
 subscription_table::~subscription_table() = default;
 
-bool subscription_table::add(session_id client, std::string_view filter, std::uint8_t max_qos, subscription_options options) {
+bool subscription_table::add(session_id client, std::string_view filter, std::uint8_t max_qos,
+                             subscription_options options) {
     auto& filters = by_client_[client];
     node* n = root_.get();
     for (std::size_t pos = 0; pos != topic_done;) {

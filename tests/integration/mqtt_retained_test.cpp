@@ -29,26 +29,31 @@ void retain_from_cloud(const broker_fixture& broker, const std::string& topic, c
 
 mqtt::subscription with_options(std::string filter, std::uint8_t retain_handling, bool no_local = false,
                                 bool retain_as_published = false) {
-    return {.filter = std::move(filter), .max_qos = mqtt::qos::at_least_once, .no_local = no_local,
-            .retain_as_published = retain_as_published, .retain_handling = retain_handling};
+    return {.filter = std::move(filter),
+            .max_qos = mqtt::qos::at_least_once,
+            .no_local = no_local,
+            .retain_as_published = retain_as_published,
+            .retain_handling = retain_handling};
 }
 
 std::size_t count_on(const mqtt_raw_client& c, const std::string& topic) {
-    return static_cast<std::size_t>(
-        std::count_if(c.publishes.begin(), c.publishes.end(), [&](const mqtt::publish& p) { return p.topic == topic; }));
+    return static_cast<std::size_t>(std::count_if(c.publishes.begin(), c.publishes.end(),
+                                                  [&](const mqtt::publish& p) { return p.topic == topic; }));
 }
 
 std::size_t retained_on(const mqtt_raw_client& c, const std::string& topic) {
-    return static_cast<std::size_t>(std::count_if(c.publishes.begin(), c.publishes.end(),
-                                                  [&](const mqtt::publish& p) { return p.topic == topic && p.retain; }));
+    return static_cast<std::size_t>(std::count_if(
+        c.publishes.begin(), c.publishes.end(), [&](const mqtt::publish& p) { return p.topic == topic && p.retain; }));
 }
 
 // Receives until a message on `topic` arrived (false on timeout or close).
 bool wait_for(mqtt_raw_client& c, const std::string& topic, int timeout_ms = 20'000) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     while (count_on(c, topic) == 0) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || !c.wait_publishes(c.publishes.size() + 1, static_cast<int>(left.count()))) return count_on(c, topic) > 0;
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || !c.wait_publishes(c.publishes.size() + 1, static_cast<int>(left.count())))
+            return count_on(c, topic) > 0;
     }
     return true;
 }
@@ -146,7 +151,8 @@ TEST_F(MqttRetainedTest, LocalRetainedMessagesAreServedAndStayWithinTheBound) {
     const auto sock = daemon.mqtt_socket_path();
     auto plain = connected_client(sock, "plain");
     auto as_published = connected_client(sock, "as-published");
-    ASSERT_EQ(plain->subscribe({with_options("local/lamp", 0)}), std::vector<std::uint8_t>{mqtt::reason::granted_qos_1});
+    ASSERT_EQ(plain->subscribe({with_options("local/lamp", 0)}),
+              std::vector<std::uint8_t>{mqtt::reason::granted_qos_1});
     ASSERT_EQ(as_published->subscribe({with_options("local/lamp", 0, false, true)}),
               std::vector<std::uint8_t>{mqtt::reason::granted_qos_1});
     const auto lamp = mosquitto_pub({sock, "5", "lamp"}, "local/lamp", {"on"}, 1, {"-r"});
@@ -161,7 +167,10 @@ TEST_F(MqttRetainedTest, LocalRetainedMessagesAreServedAndStayWithinTheBound) {
     auto flooder = connected_client(sock, "flooder");
     constexpr int topics = 3'000;
     for (int i = 1; i <= topics; ++i) {
-        mqtt::publish p{.topic = "local/flood/" + std::to_string(i), .payload = "x", .qos = mqtt::qos::at_most_once, .retain = true};
+        mqtt::publish p{.topic = "local/flood/" + std::to_string(i),
+                        .payload = "x",
+                        .qos = mqtt::qos::at_most_once,
+                        .retain = true};
         ASSERT_TRUE(flooder->send(p)) << i;
     }
     ASSERT_EQ(flooder->publish("local/flood-done", "done"), mqtt::reason::no_matching_subscribers);  // behind the flood
@@ -169,9 +178,9 @@ TEST_F(MqttRetainedTest, LocalRetainedMessagesAreServedAndStayWithinTheBound) {
     ASSERT_EQ(reader->subscribe(std::vector<std::string>{"local/flood/#", "local/marker"}), granted_both);
     ASSERT_EQ(flooder->publish("local/marker", "end"), mqtt::reason::success);
     ASSERT_TRUE(wait_for(*reader, "local/marker"));
-    const auto flood = static_cast<std::size_t>(std::count_if(reader->publishes.begin(), reader->publishes.end(), [](const mqtt::publish& p) {
-        return p.topic.starts_with("local/flood/") && p.retain;
-    }));
+    const auto flood = static_cast<std::size_t>(
+        std::count_if(reader->publishes.begin(), reader->publishes.end(),
+                      [](const mqtt::publish& p) { return p.topic.starts_with("local/flood/") && p.retain; }));
     EXPECT_EQ(flood, 100U) << "limits.retained_messages";
     EXPECT_EQ(reader->publishes.front().topic, "local/flood/" + std::to_string(topics - 99)) << "the newest stay";
     EXPECT_EQ(daemon.stop(), 0);

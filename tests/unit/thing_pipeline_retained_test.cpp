@@ -18,16 +18,29 @@ void subscribe(pipeline_rig& rig, const std::shared_ptr<recording_session>& s, s
 
 // What the broker sends: a retained message answering a SUBSCRIBE, or a live one.
 void from_broker(pipeline_rig& rig, std::string topic, std::string payload, bool retain) {
-    rig.pipe->on_message(mqtt::publish{.topic = std::move(topic), .payload = std::move(payload),
-                                       .qos = mqtt::qos::at_most_once, .retain = retain},
-                         std::nullopt);
+    rig.pipe->on_message(
+        mqtt::publish{
+            .topic = std::move(topic), .payload = std::move(payload), .qos = mqtt::qos::at_most_once, .retain = retain},
+        std::nullopt);
 }
 
 void publish(pipeline_rig& rig, const std::shared_ptr<recording_session>& s, std::uint32_t request, std::string topic,
              std::string payload, bool retain) {
     rig.pipe->publish(s, request,
-                      ipc::publish{.request_id = request, .topic = std::move(topic), .payload = std::move(payload), .qos = 1,
-                                   .retain = retain, .props = {}});
+                      ipc::publish{.request_id = request,
+                                   .topic = std::move(topic),
+                                   .payload = std::move(payload),
+                                   .qos = 1,
+                                   .retain = retain,
+                                   .props = {}});
+}
+
+// `s` subscribes `filter` (upstream), the broker grants it and answers with its retained messages.
+void subscribe_upstream(pipeline_rig& rig, const std::shared_ptr<recording_session>& s, const std::string& filter,
+                        const std::vector<std::pair<std::string, std::string>>& retained) {
+    subscribe(rig, s, 1, filter);
+    rig.up.answer_subscribe(rig.up.subscribes.size() - 1);
+    for (const auto& [topic, payload] : retained) from_broker(rig, topic, payload, true);
 }
 
 std::vector<std::string> received(const recording_session& s) {
@@ -36,7 +49,9 @@ std::vector<std::string> received(const recording_session& s) {
     return out;
 }
 
-constexpr subscription_options handling(std::uint8_t h) { return {.no_local = false, .retain_as_published = false, .retain_handling = h}; }
+constexpr subscription_options handling(std::uint8_t h) {
+    return {.no_local = false, .retain_as_published = false, .retain_handling = h};
+}
 
 // The seed scenario: the cloud holds a retained message; A's SUBSCRIBE goes upstream and the
 // broker's answer brings it to A; B joins the filter later (nothing goes upstream) and gets it
@@ -45,15 +60,13 @@ TEST(PipelineRetained, ALaterSubscriberIsServedFromTheCacheOnce) {
     pipeline_rig rig;
     rig.connect();
     auto a = rig.session(1);
-    auto b = rig.session(2);
-    auto c = rig.session(3);
-    subscribe(rig, a, 1, "dt/state");
+    subscribe_upstream(rig, a, "dt/state", {{"dt/state", "on"}});
     ASSERT_EQ(rig.up.subscribes.size(), 1U);
-    rig.up.answer_subscribe(0);
-    from_broker(rig, "dt/state", "on", true);
     EXPECT_THAT(received(*a), ElementsAre("dt/state=on (retained)"));
     EXPECT_EQ(rig.pipe->retained().size(), 1U);
 
+    auto b = rig.session(2);
+    auto c = rig.session(3);
     subscribe(rig, b, 1, "dt/state");
     subscribe(rig, c, 1, "dt/state", handling(2));
     EXPECT_EQ(rig.up.subscribes.size(), 1U);  // nothing more upstream: the broker sends nothing
@@ -65,8 +78,8 @@ TEST(PipelineRetained, ALaterSubscriberIsServedFromTheCacheOnce) {
     // Live messages reach all three, without the retain flag.
     from_broker(rig, "dt/state", "off", false);
     EXPECT_THAT(received(*c), ElementsAre("dt/state=off"));
-    EXPECT_EQ(a->delivered.size(), 2U);
-    EXPECT_EQ(b->delivered.size(), 2U);
+    for (const auto* x : {a.get(), b.get()})
+        EXPECT_THAT(received(*x), ElementsAre("dt/state=on (retained)", "dt/state=off"));
 }
 
 // Retain Handling 0 sends on every SUBSCRIBE, 1 only when the session did not hold the filter.
@@ -74,12 +87,9 @@ TEST(PipelineRetained, RetainHandlingDecidesPerSubscribe) {
     pipeline_rig rig;
     rig.connect();
     auto holder = rig.session(1);
-    auto s = rig.session(2);
-    subscribe(rig, holder, 1, "dt/#");
-    rig.up.answer_subscribe(0);
-    from_broker(rig, "dt/a", "1", true);
-    from_broker(rig, "dt/b", "2", true);
+    subscribe_upstream(rig, holder, "dt/#", {{"dt/a", "1"}, {"dt/b", "2"}});
     EXPECT_EQ(holder->delivered.size(), 2U);
+    auto s = rig.session(2);
 
     subscribe(rig, s, 1, "dt/+", handling(1));
     EXPECT_EQ(s->delivered.size(), 2U);
@@ -103,12 +113,10 @@ TEST(PipelineRetained, TheBrokersRetainedMessagesGoOnlyToNewSubscriptions) {
     pipeline_rig rig;
     rig.connect();
     auto wide = rig.session(1);
+    subscribe_upstream(rig, wide, "dt/#", {{"dt/x", "v"}});
+    ASSERT_EQ(wide->delivered.size(), 1U);
     auto exact = rig.session(2);
     auto early = rig.session(3);
-    subscribe(rig, wide, 1, "dt/#");
-    rig.up.answer_subscribe(0);
-    from_broker(rig, "dt/x", "v", true);
-    ASSERT_EQ(wide->delivered.size(), 1U);
 
     // "dt/x" goes upstream itself (only its own SUBSCRIBE brings its retained message from AWS IoT Core).
     subscribe(rig, exact, 1, "dt/x");
@@ -141,9 +149,7 @@ TEST(PipelineRetained, ADifferentLiveMessageDeletesTheCachedOne) {
     pipeline_rig rig;
     rig.connect();
     auto a = rig.session(1);
-    subscribe(rig, a, 1, "dt/x");
-    rig.up.answer_subscribe(0);
-    from_broker(rig, "dt/x", "v1", true);
+    subscribe_upstream(rig, a, "dt/x", {{"dt/x", "v1"}});
     from_broker(rig, "dt/x", "v1", false);  // the same content: kept
     EXPECT_EQ(rig.pipe->retained().size(), 1U);
     from_broker(rig, "dt/x", "v2", false);
@@ -161,8 +167,10 @@ TEST(PipelineRetained, LocalRetainedPublishesAreCachedOnceAccepted) {
     pipeline_rig rig(pipeline_rig::unlimited(), {}, spool.get());
     rig.connect();
     auto holder = rig.session(1);
-    auto app = std::make_shared<recording_session>(
-        2, config::grants{.rules = {"test"}, .publish = {"dt/#", "$aws/things/gateway-01/#"}, .subscribe = {"dt/#"}, .receive = {"dt/#"}});
+    auto app = std::make_shared<recording_session>(2, config::grants{.rules = {"test"},
+                                                                     .publish = {"dt/#", "$aws/things/gateway-01/#"},
+                                                                     .subscribe = {"dt/#"},
+                                                                     .receive = {"dt/#"}});
     rig.pipe->attach(app);
     subscribe(rig, holder, 1, "dt/#");
     rig.up.answer_subscribe(0);
@@ -256,11 +264,7 @@ TEST(PipelineRetained, NoLocalRecognizesTheBrokersEcho) {
 TEST(PipelineRetained, TheCacheServesOnlyWhatTheSessionMayReceive) {
     pipeline_rig rig;
     rig.connect();
-    auto holder = rig.session(1);
-    subscribe(rig, holder, 1, "dt/#");
-    rig.up.answer_subscribe(0);
-    from_broker(rig, "dt/open/x", "1", true);
-    from_broker(rig, "dt/secret/x", "2", true);
+    subscribe_upstream(rig, rig.session(1), "dt/#", {{"dt/open/x", "1"}, {"dt/secret/x", "2"}});
     auto narrow = std::make_shared<recording_session>(
         2, config::grants{.rules = {"test"}, .publish = {}, .subscribe = {"dt/#"}, .receive = {"dt/open/#"}});
     rig.pipe->attach(narrow);

@@ -87,7 +87,8 @@ TEST(RetainedCache, AFloodOfTopicsStaysWithinTheBounds) {
     EXPECT_THAT(c.matching("flood/9899", t0), IsEmpty());
 
     retained_cache by_bytes({.messages = 1'000'000, .bytes = 1'000});
-    for (int i = 0; i < 1'000; ++i) by_bytes.put(message("t/" + std::to_string(i % 10) + "/" + std::to_string(i), std::string(90, 'x')), t0);
+    for (int i = 0; i < 1'000; ++i)
+        by_bytes.put(message("t/" + std::to_string(i % 10) + "/" + std::to_string(i), std::string(90, 'x')), t0);
     EXPECT_LE(by_bytes.bytes(), 1'000U);
     EXPECT_EQ(by_bytes.size(), 10U);  // each entry is 95 to 97 bytes
     EXPECT_EQ(by_bytes.evictions(), 990U);
