@@ -13,6 +13,7 @@
 //   subscription that had them already.
 // - No Local: a local topic's publish is never routed back to its publisher's No Local
 //   subscriptions; an upstream one's echo is recognized by echo_table.hpp.
+#include "common/topic.hpp"
 #include "daemon/thing/outcome.hpp"
 #include "daemon/thing/pipeline.hpp"
 
@@ -62,6 +63,8 @@ void pipeline::from_broker(const mqtt::publish& msg) {
 }
 
 void pipeline::wants_retained(subscribe_request& req, std::size_t index, session_id flow, const std::string& filter) {
+    // MQTT 5 (4.8.2): no retained messages for a shared subscription.
+    if (topic::is_shared(filter)) return;
     if (local_only(filter)) {
         req.from_cache.emplace_back(index, filter);
         return;
