@@ -63,7 +63,7 @@ void pipeline::from_broker(const mqtt::publish& msg) {
 }
 
 void pipeline::wants_retained(subscribe_request& req, std::size_t index, session_id flow, const std::string& filter) {
-    // MQTT 5 (4.8.2): no retained messages for a shared subscription.
+    // A shared subscription gets no retained messages (as at mosquitto and in MQTT 5).
     if (topic::is_shared(filter)) return;
     if (local_only(filter)) {
         req.from_cache.emplace_back(index, filter);
