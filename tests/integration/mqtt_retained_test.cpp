@@ -117,6 +117,36 @@ TEST_F(MqttRetainedTest, ACloudRetainedMessageReachesEachNewSubscriberOnceAsReta
     EXPECT_EQ(std::count(filters.begin(), filters.end(), config), 1);
 }
 
+// A client holds cmd/gateway-01/# (the broker's answer brought it the cloud's retained message).
+// Another subscribes the wildcard-free cmd/gateway-01/x, which goes upstream on its own (AWS IoT
+// Core sends retained messages to such filters only): the broker's answer brings the retained
+// message again, to the new subscriber only; the first gets no second copy.
+TEST_F(MqttRetainedTest, TheBrokersResendIsOnlyForTheNewSubscription) {
+    daemon_fixture daemon(broker);
+    const auto sock = daemon.mqtt_socket_path();
+    const std::string topic = "cmd/gateway-01/x";
+    const std::string marker = "cmd/gateway-01/marker";
+    retain_from_cloud(broker, topic, "kept");
+    mosquitto_subscriber wide({sock, "311", "gateway-01"}, {"cmd/gateway-01/#"}, broker.dir());
+    ASSERT_EQ(wide.wait_for_all({topic + " kept"}, 20'000), 0U) << wide.transcript();
+
+    auto exact = connected_client(sock, "exact");
+    ASSERT_EQ(exact->subscribe(std::vector<std::string>{topic, marker}), granted_both);
+    ASSERT_TRUE(wait_for(*exact, topic));
+    publish_from_cloud(broker, marker, {"m1"});
+    ASSERT_TRUE(wait_for(*exact, marker));
+    ASSERT_EQ(wide.wait_for_all({marker + " m1"}, 20'000), 0U) << wide.transcript();
+
+    EXPECT_EQ(retained_on(*exact, topic), 1U);
+    EXPECT_EQ(count_on(*exact, topic), 1U);
+    const auto lines = wide.messages();
+    EXPECT_EQ(std::count(lines.begin(), lines.end(), topic + " kept"), 1) << wide.transcript();
+    EXPECT_EQ(daemon.stop(), 0);
+    broker.stop();
+    const auto filters = broker_filters(broker, "gateway-01");
+    EXPECT_EQ(std::count(filters.begin(), filters.end(), topic), 1) << "its own upstream SUBSCRIBE";
+}
+
 // No Local: a client subscribed with No Local does not get its own publish back when the broker
 // returns it on the Thing's session; another local subscriber does, and the first gets the
 // cloud's next message.
