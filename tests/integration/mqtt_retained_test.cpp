@@ -65,6 +65,9 @@ std::unique_ptr<mqtt_raw_client> connected_client(const std::filesystem::path& s
     return c;
 }
 
+// The cloud's marker: sent after a subscribe, it arrives behind whatever the subscribe brought.
+const std::string marker = "cmd/gateway-01/marker";
+
 const std::vector<std::uint8_t> granted_both{mqtt::reason::granted_qos_1, mqtt::reason::granted_qos_1};
 
 class MqttRetainedTest : public ::testing::Test {
@@ -81,7 +84,6 @@ TEST_F(MqttRetainedTest, ACloudRetainedMessageReachesEachNewSubscriberOnceAsReta
     daemon_fixture daemon(broker);
     const auto sock = daemon.mqtt_socket_path();
     const std::string config = "cmd/gateway-01/config";
-    const std::string marker = "cmd/gateway-01/marker";
     retain_from_cloud(broker, config, "v1");
 
     auto a = connected_client(sock, "retained-a");
@@ -125,7 +127,6 @@ TEST_F(MqttRetainedTest, TheBrokersResendIsOnlyForTheNewSubscription) {
     daemon_fixture daemon(broker);
     const auto sock = daemon.mqtt_socket_path();
     const std::string topic = "cmd/gateway-01/x";
-    const std::string marker = "cmd/gateway-01/marker";
     retain_from_cloud(broker, topic, "kept");
     mosquitto_subscriber wide({sock, "311", "gateway-01"}, {"cmd/gateway-01/#"}, broker.dir());
     ASSERT_EQ(wide.wait_for_all({topic + " kept"}, 20'000), 0U) << wide.transcript();
