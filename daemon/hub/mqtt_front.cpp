@@ -212,8 +212,10 @@ void hub::on_subscribe(mqtt_client& c, mqtt::subscribe&& packet) {
 void hub::subscribe_mqtt(const std::shared_ptr<mqtt_session>& session, std::uint32_t request,
                          std::vector<mqtt::subscription> subscriptions) {
     std::vector<ipc::subscription> filters;
+    std::vector<thing::subscription_options> options;  // MQTT 5's; MQTT 3.1.1 packets carry the defaults
     std::vector<spool::format::subscription> kept;
     filters.reserve(subscriptions.size());
+    options.reserve(subscriptions.size());
     kept.reserve(subscriptions.size());
     for (auto& s : subscriptions) {
         const auto qos = static_cast<std::uint8_t>(std::min<int>(static_cast<int>(s.max_qos), 1));
@@ -221,10 +223,13 @@ void hub::subscribe_mqtt(const std::shared_ptr<mqtt_session>& session, std::uint
                         .max_qos = qos,
                         .options = static_cast<std::uint8_t>((s.no_local ? 0x04 : 0) | (s.retain_as_published ? 0x08 : 0) |
                                                              ((s.retain_handling & 0x03) << 4))});
+        options.push_back(
+            {.no_local = s.no_local, .retain_as_published = s.retain_as_published, .retain_handling = s.retain_handling});
         filters.push_back({std::move(s.filter), qos});
     }
     if (request != mqtt_session::no_request) session->subscribing(request, std::move(kept));
-    if (auto* t = thing_named(session->thing())) return t->pipe->subscribe(session, request, std::move(filters));
+    if (auto* t = thing_named(session->thing()))
+        return t->pipe->subscribe(session, request, std::move(filters), std::move(options));
     session->subscribe_done(request, std::vector<ipc::result>(filters.size(), thing::fail(ipc::errc::daemon_shutting_down,
                                                                                           "the client's Thing is gone")));
 }

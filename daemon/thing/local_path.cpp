@@ -22,21 +22,20 @@ std::vector<std::string> pipeline::filters_of(session_id id) const {
     return all;
 }
 
-std::size_t pipeline::route(const mqtt::publish& msg, std::initializer_list<const subscription_table*> tables) {
+std::size_t pipeline::route(const mqtt::publish& msg, std::initializer_list<const subscription_table*> tables,
+                            routing how) {
     match_scratch_.clear();
     for (const auto* t : tables) t->match(msg.topic, match_scratch_);
-    if (tables.size() > 1) {
-        // A session with matching filters in both tables gets the message once, at the higher QoS.
-        std::sort(match_scratch_.begin(), match_scratch_.end(), [](const delivery& a, const delivery& b) {
-            return a.client < b.client || (a.client == b.client && a.max_qos > b.max_qos);
-        });
-        match_scratch_.erase(std::unique(match_scratch_.begin(), match_scratch_.end(),
-                                         [](const delivery& a, const delivery& b) { return a.client == b.client; }),
-                             match_scratch_.end());
-    }
+    // A session with matching filters in both tables gets the message once.
+    if (tables.size() > 1) merge_by_client(match_scratch_);
     inbound_message m(msg);
+    // A live message keeps its retain flag only for Retain As Published subscriptions.
+    std::optional<mqtt::publish> unretained;
+    std::optional<inbound_message> live;
     std::size_t routed = 0;
     for (const auto& d : match_scratch_) {
+        if (how.publisher && d.no_local && d.client == *how.publisher) continue;
+        if (how.subscribe_answer && !retained_recipients_.awaits(d.client, msg.topic)) continue;
         auto it = sessions_.find(d.client);
         if (it == sessions_.end()) continue;
         auto& s = *it->second;
@@ -45,15 +44,25 @@ std::size_t pipeline::route(const mqtt::publish& msg, std::initializer_list<cons
             continue;
         }
         ++routed;
-        if (s.deliver(m, std::min(static_cast<std::uint8_t>(msg.qos), d.max_qos))) ++shared_.counters.deliveries;
+        auto* target = &m;
+        if (msg.retain && !how.subscribe_answer && !d.retain_as_published) {
+            if (!live) {
+                unretained.emplace(msg);
+                unretained->retain = false;
+                live.emplace(*unretained);
+            }
+            target = &*live;
+        }
+        if (s.deliver(*target, std::min(static_cast<std::uint8_t>(msg.qos), d.max_qos))) ++shared_.counters.deliveries;
     }
     return routed;
 }
 
 void pipeline::publish_locally(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m) {
     const auto msg = to_mqtt(std::move(m));
+    if (msg.retain) retained_.put(msg, clock_.now());
     // Done once every session it matched has it; MQTT 5's "no matching subscribers" otherwise.
-    const auto routed = route(msg, {&table_, &local_table_});
+    const auto routed = route(msg, {&table_, &local_table_}, {.publisher = s->flow(), .subscribe_answer = false});
     if (routed == 0) ++shared_.counters.unrouted;
     s->publish_done(request_id, ok(routed > 0 ? mqtt::reason::success : mqtt::reason::no_matching_subscribers));
 }

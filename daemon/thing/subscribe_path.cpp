@@ -66,7 +66,7 @@ std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::s
 }
 
 void pipeline::subscribe(const std::shared_ptr<local_session>& s, std::uint32_t request_id,
-                         std::vector<ipc::subscription> filters) {
+                         std::vector<ipc::subscription> filters, std::vector<subscription_options> options) {
     auto req = std::make_shared<subscribe_request>();
     req->owner = s;
     req->request_id = request_id;
@@ -82,14 +82,20 @@ void pipeline::subscribe(const std::shared_ptr<local_session>& s, std::uint32_t 
         }
         // The session never holds QoS 2; a QoS 2 request is granted QoS 1, as a broker would.
         const auto qos = static_cast<std::uint8_t>(std::min<unsigned>(f.max_qos, 1));
-        if (local_only(f.filter)) {
-            local_table_.add(s->flow(), f.filter, qos);
+        const auto o = i < options.size() ? options[i] : subscription_options{};
+        const bool local = local_only(f.filter);
+        // Retain Handling 1: retained messages only for a subscription the session did not hold.
+        const bool retained = o.retain_handling == 0 ||
+                              (o.retain_handling == 1 && !(local ? local_table_ : table_).holds(s->flow(), f.filter));
+        if (o.no_local) no_local_sessions_.insert(s->flow());
+        (local ? local_table_ : table_).add(s->flow(), f.filter, qos, o);
+        if (!local) upstream.append(table_.plan(settings_.limits.subscriptions));
+        if (retained) wants_retained(*req, i, s->flow(), f.filter);
+        if (local) {
             req->results[i] = ok(qos);
             --req->remaining;
             continue;
         }
-        table_.add(s->flow(), f.filter, qos);
-        upstream.append(table_.plan(settings_.limits.subscriptions));
         if (const auto granted = table_.granted_qos(f.filter)) {
             req->results[i] = ok(std::min(*granted, qos));
             --req->remaining;
@@ -97,7 +103,7 @@ void pipeline::subscribe(const std::shared_ptr<local_session>& s, std::uint32_t 
             waiting_[f.filter].push_back({req, i, qos});
         }
     }
-    if (req->remaining == 0) s->subscribe_done(req->request_id, std::move(req->results));
+    if (req->remaining == 0) finish(*req);
     sync_upstream(s->flow(), std::move(upstream));
 }
 
@@ -216,8 +222,10 @@ void pipeline::send_plan(session_id flow, upstream_plan plan) {
     }
     // What these replace is unsubscribed only once they are acknowledged, so anything here is
     // already served by acknowledged filters: its order against the SUBSCRIBEs does not matter.
-    for (const auto& f : plan.unsubscribe)
+    for (const auto& f : plan.unsubscribe) {
+        retained_recipients_.drop(f);
         if (!filters_.unsubscribe(flow, f)) subscribe_generations_.erase(f);
+    }
     release_subscription_changes();
 }
 
@@ -237,6 +245,7 @@ void pipeline::release_subscription_changes() {
         if (it == subscribe_generations_.end()) continue;  // not expected: dropping a filter withdraws its SUBSCRIBE
         generations.push_back(it->second);
         subscribe_generations_.erase(it);
+        retained_recipients_.sent(op->filter);
         filters.push_back(op->filter);
         subscribe.push_back({.filter = std::move(op->filter), .max_qos = mqtt::qos::at_least_once});
     }
@@ -257,9 +266,12 @@ void pipeline::release_subscription_changes() {
 void pipeline::upstream_subscribed(const std::string& filter, std::uint64_t generation, std::uint8_t code) {
     const auto outcome = table_.subscribed(filter, generation, code);
     if (outcome == subscription_table::suback::stale) return;  // unsubscribed meanwhile
-    if (outcome == subscription_table::suback::refused)
+    if (outcome == subscription_table::suback::granted) retained_recipients_.granted(filter);
+    if (outcome == subscription_table::suback::refused) {
+        retained_recipients_.drop(filter);
         spdlog::warn("thing {}: broker refused subscription to '{}': {}", settings_.name, logging::escaped(filter),
                      mqtt::reason_string(code));
+    }
     sync_upstream(table_flow);
 }
 
@@ -268,13 +280,14 @@ void pipeline::on_subscription_lost(const std::string& filter, std::uint8_t reas
                  logging::escaped(filter), mqtt::reason_string(reason_code));
     // What it served is served by others, or subscribed again on its own, or dropped (logged).
     table_.lost(filter, reason_code);
+    retained_recipients_.drop(filter);
     sync_upstream(table_flow);
 }
 
 void pipeline::answer(waiter& w, ipc::result r) {
     auto& req = *w.request;
     req.results[w.index] = std::move(r);
-    if (--req.remaining == 0) req.owner->subscribe_done(req.request_id, std::move(req.results));
+    if (--req.remaining == 0) finish(req);
 }
 
 }  // namespace thingmux::thing

@@ -122,6 +122,9 @@ public:
     struct delivery {
         std::string topic;
         std::uint8_t qos;
+        bool retain = false;
+        std::string payload;
+        std::size_t answered = 0;  // subscribe requests answered before it
     };
     std::vector<delivery> delivered;
     std::vector<ipc::state> states;
@@ -146,7 +149,7 @@ public:
     }
     bool deliver(inbound_message& m, std::uint8_t qos) override {
         if (!accepting) return false;
-        delivered.push_back({m.msg.topic, qos});
+        delivered.push_back({m.msg.topic, qos, m.msg.retain, m.msg.payload, subscribed.size()});
         return true;
     }
     void link_changed(const ipc::state& s) override { states.push_back(s); }
