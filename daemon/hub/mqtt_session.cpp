@@ -62,7 +62,7 @@ void mqtt_session::bind(const std::shared_ptr<mqtt_client>& connection) {
         if (r == mqtt::delivery::sent || r == mqtt::delivery::queued) {
             if (h.qos > 0) unacknowledged_.emplace(tag, std::move(h));
         } else if (r != mqtt::delivery::too_large) {
-            hold(std::move(h.msg), h.qos);  // the connection went away meanwhile
+            hold(std::move(h));  // the connection went away meanwhile
         }
     }
 }
@@ -75,27 +75,48 @@ void mqtt_session::unbind(const mqtt_client& connection) {
     auto younger = std::exchange(waiting_, {});
     waiting_bytes_ = 0;
     auto sent = std::exchange(unacknowledged_, {});
-    for (auto& [tag, h] : sent) hold(std::move(h.msg), h.qos);
-    for (auto& h : younger) hold(std::move(h.msg), h.qos);
+    for (auto& [tag, h] : sent) hold(std::move(h));
+    for (auto& h : younger) hold(std::move(h));
 }
 
 void mqtt_session::acknowledged(std::uint64_t tag) { unacknowledged_.erase(tag); }
 
-bool mqtt_session::hold(mqtt::publish msg, std::uint8_t qos) {
-    const auto bytes = bytes_of(msg);
-    if (qos == 0 || waiting_bytes_ + bytes > max_queued_bytes_) {
+bool mqtt_session::hold(held h) {
+    const auto bytes = bytes_of(h.msg);
+    if (h.qos == 0 || waiting_bytes_ + bytes > max_queued_bytes_) {
         ++dropped_;
-        if (qos > 0) {
+        if (h.qos > 0) {
             if (auto note = denials_.admit())
                 spdlog::warn("{}: a message on '{}' is not kept for the client: {} bytes already wait for it "
                              "(mqtt.session_queue){}",
-                             logging::escaped(describe()), logging::escaped(msg.topic), waiting_bytes_, *note);
+                             logging::escaped(describe()), logging::escaped(h.msg.topic), waiting_bytes_, *note);
         }
         return false;
     }
     waiting_bytes_ += bytes;
-    waiting_.push_back({std::move(msg), qos});
+    waiting_.push_back(std::move(h));
     return true;
+}
+
+std::vector<thing::shared_leftover> mqtt_session::take_shared_leftovers() {
+    std::vector<thing::shared_leftover> out;
+    const auto take = [&](held& h) {
+        if (h.share.empty()) return false;
+        h.msg.qos = static_cast<mqtt::qos>(h.qos);
+        out.push_back({std::move(h.share), std::move(h.msg)});
+        return true;
+    };
+    // Sent to a connection that never acknowledged them (oldest first), then those that waited.
+    for (auto it = unacknowledged_.begin(); it != unacknowledged_.end();) it = take(it->second) ? unacknowledged_.erase(it) : std::next(it);
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+        if (!take(*it)) {
+            ++it;
+            continue;
+        }
+        waiting_bytes_ -= bytes_of(out.back().msg);
+        it = waiting_.erase(it);
+    }
+    return out;
 }
 
 void mqtt_session::publish_done(std::uint32_t request_id, ipc::result outcome) {
@@ -111,13 +132,13 @@ void mqtt_session::unsubscribe_done(std::uint32_t request_id, std::vector<ipc::r
 }
 
 bool mqtt_session::deliver(thing::inbound_message& m, std::uint8_t qos) {
-    if (!connection_) return hold(for_client(m.msg), qos);
+    if (!connection_) return hold({for_client(m.msg), qos, std::string(m.share)});
     const auto tag = ++next_tag_;
     auto msg = for_client(m.msg);
     switch (connection_->deliver(msg, qos, tag)) {
     case mqtt::delivery::sent:
     case mqtt::delivery::queued:
-        if (qos > 0) unacknowledged_.emplace(tag, held{std::move(msg), qos});
+        if (qos > 0) unacknowledged_.emplace(tag, held{std::move(msg), qos, std::string(m.share)});
         return true;
     case mqtt::delivery::too_large:
         // MQTT forbids sending it (the client's Maximum Packet Size); the client is told nothing.

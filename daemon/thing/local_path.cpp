@@ -18,6 +18,7 @@ bool pipeline::local_only(std::string_view topic_or_filter) const noexcept {
 std::vector<std::string> pipeline::filters_of(session_id id) const {
     auto all = table_.client_filters(id);
     for (auto& f : local_table_.client_filters(id)) all.push_back(std::move(f));
+    for (auto& f : groups_.shares_of(id)) all.push_back(std::move(f));
     std::sort(all.begin(), all.end());
     return all;
 }
@@ -37,6 +38,10 @@ std::size_t pipeline::route(const mqtt::publish& msg, std::initializer_list<cons
     inbound_message m(msg);
     std::size_t routed = 0;
     for (const auto& d : match_scratch_) {
+        if (share_groups::is_group(d.client)) {
+            if (deliver_shared(d.client, m)) ++routed;
+            continue;
+        }
         auto it = sessions_.find(d.client);
         if (it == sessions_.end()) continue;
         auto& s = *it->second;
