@@ -107,7 +107,8 @@ std::vector<thing::shared_leftover> mqtt_session::take_shared_leftovers() {
         return true;
     };
     // Sent to a connection that never acknowledged them (oldest first), then those that waited.
-    for (auto it = unacknowledged_.begin(); it != unacknowledged_.end();) it = take(it->second) ? unacknowledged_.erase(it) : std::next(it);
+    for (auto it = unacknowledged_.begin(); it != unacknowledged_.end();)
+        it = take(it->second) ? unacknowledged_.erase(it) : std::next(it);
     for (auto it = waiting_.begin(); it != waiting_.end();) {
         if (!take(*it)) {
             ++it;

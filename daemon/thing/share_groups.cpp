@@ -22,7 +22,10 @@ share_groups::joined share_groups::join(session_id session, std::string_view sha
     } else {
         out.group = session_id{group_base + next_id_++};
         out.created = true;
-        groups_.emplace(out.group, share_group{.share = std::string(share), .filter = std::string(filter_of(share)), .members = {}, .next = 0});
+        groups_.emplace(
+            out.group,
+            share_group{
+                .share = std::string(share), .filter = std::string(filter_of(share)), .members = {}, .next = 0});
         by_share_.emplace(std::string(share), out.group);
     }
     auto& members = groups_.at(out.group).members;
@@ -48,7 +51,8 @@ std::optional<share_groups::left> share_groups::leave(session_id session, std::s
     left out{.group = id, .filter = g->second.filter, .emptied = false};
     auto& members = g->second.members;
     const auto at = static_cast<std::size_t>(
-        std::find_if(members.begin(), members.end(), [&](const member& x) { return x.session == session; }) - members.begin());
+        std::find_if(members.begin(), members.end(), [&](const member& x) { return x.session == session; }) -
+        members.begin());
     members.erase(members.begin() + static_cast<std::ptrdiff_t>(at));
     // The member whose turn came next keeps it.
     if (at < g->second.next) --g->second.next;

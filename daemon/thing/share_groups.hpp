@@ -30,8 +30,8 @@ public:
         std::uint8_t max_qos = 0;
     };
     struct share_group {
-        std::string share;   // "$share/NAME/FILTER", as the members subscribed
-        std::string filter;  // FILTER: what the subscription table holds for the group
+        std::string share;            // "$share/NAME/FILTER", as the members subscribed
+        std::string filter;           // FILTER: what the subscription table holds for the group
         std::vector<member> members;  // in the order they joined
         std::size_t next = 0;         // whose turn it is
     };

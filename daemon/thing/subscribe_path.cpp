@@ -23,7 +23,8 @@ std::string n(std::size_t v) { return std::to_string(v); }
 
 std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::string& subscription) {
     if (const char* problem = mqtt::topic_filter_problem(subscription))
-        return fail(ipc::errc::invalid_filter, "filter '" + subscription + "' " + problem, mqtt::reason::topic_filter_invalid);
+        return fail(ipc::errc::invalid_filter, "filter '" + subscription + "' " + problem,
+                    mqtt::reason::topic_filter_invalid);
     const auto& l = settings_.limits;
     const auto refuse = [&](ipc::errc code, std::string why, std::uint8_t reason) {
         ++shared_.counters.refused;
@@ -44,7 +45,8 @@ std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::s
         const auto name = subscription.size() - filter.size() - topic::share_prefix.size() - 1;
         if (name > *l.max_topic_length)
             return refuse(ipc::errc::invalid_filter,
-                          "share name is " + n(name) + " bytes, limit " + n(*l.max_topic_length) + " (limits.max_topic_length)",
+                          "share name is " + n(name) + " bytes, limit " + n(*l.max_topic_length) +
+                              " (limits.max_topic_length)",
                           mqtt::reason::topic_filter_invalid);
     }
     if (l.max_topic_length && filter.size() > *l.max_topic_length)

@@ -85,13 +85,14 @@ TEST(MqttShareTest, MembersShareTheMessagesOfOneUpstreamSubscription) {
         shares.push_back(own.size());
         EXPECT_GT(own.size(), 0U) << m->transcript();
     }
-    std::cout << "[ measured ] members got " << shares[0] << ", " << shares[1] << ", " << shares[2] << " of " << commands
-              << "; the plain subscriber " << tally({&plain}, "c").size() << "\n";
+    std::cout << "[ measured ] members got " << shares[0] << ", " << shares[1] << ", " << shares[2] << " of "
+              << commands << "; the plain subscriber " << tally({&plain}, "c").size() << "\n";
     for (auto* s : {&a, &b, &c, &plain}) EXPECT_TRUE(s->running()) << s->transcript();
 
     EXPECT_EQ(daemon.stop(), 0);
     broker.stop();  // mosquitto writes its log through a stdio buffer: stopping flushes it
-    EXPECT_EQ(broker_filters(broker, "gateway-01"), std::vector<std::string>{filter}) << "one plain SUBSCRIBE serves the group";
+    EXPECT_EQ(broker_filters(broker, "gateway-01"), std::vector<std::string>{filter})
+        << "one plain SUBSCRIBE serves the group";
     EXPECT_EQ(broker_sent(broker, "gateway-01", command_topic), static_cast<std::size_t>(commands));
 }
 
@@ -138,7 +139,8 @@ TEST(MqttShareTest, AMemberThatLeavesMidwayLosesNothingForTheGroup) {
     };
     EXPECT_TRUE(eventually([&] { return all_there().size() >= static_cast<std::size_t>(commands); }, 30'000));
     const auto seen = all_there();
-    EXPECT_EQ(seen.size(), static_cast<std::size_t>(commands)) << "commands the group got, counting what the leaver acknowledged";
+    EXPECT_EQ(seen.size(), static_cast<std::size_t>(commands))
+        << "commands the group got, counting what the leaver acknowledged";
     for (const auto& [payload, times] : seen) EXPECT_EQ(times, 1) << payload << ": duplicated";
     const auto at_the_others = tally(stayed, "c");
     for (const auto& p : unacknowledged) EXPECT_TRUE(at_the_others.contains(p)) << p << " was lost with the leaver";

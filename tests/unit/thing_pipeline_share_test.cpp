@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 
 #include <set>
+#include <tuple>
 
 namespace thingmux::thing::testing {
 namespace {
@@ -19,8 +20,21 @@ using ::testing::IsEmpty;
 const std::string workers = "$share/workers/dt/cmd/#";
 
 std::size_t shared_count(const recording_session& s, const std::string& share = workers) {
-    return static_cast<std::size_t>(std::count_if(s.delivered.begin(), s.delivered.end(),
-                                                  [&](const auto& d) { return d.share == share; }));
+    return static_cast<std::size_t>(
+        std::count_if(s.delivered.begin(), s.delivered.end(), [&](const auto& d) { return d.share == share; }));
+}
+
+// Connects the rig and makes `n` sessions (ids 1..n) members of $share/workers/dt/cmd/#, the
+// upstream SUBSCRIBE answered.
+std::vector<std::shared_ptr<recording_session>> workers_in(pipeline_rig& rig, std::uint64_t n) {
+    rig.connect();
+    std::vector<std::shared_ptr<recording_session>> out;
+    for (std::uint64_t id = 1; id <= n; ++id) {
+        out.push_back(rig.session(id));
+        rig.subscribe(out.back(), 1, {workers});
+    }
+    rig.up.answer_subscribe(0);
+    return out;
 }
 
 // Sends `n` numbered QoS 1 messages on dt/cmd/go from the broker; each is acknowledged upstream.
@@ -34,13 +48,11 @@ void cloud_sends(pipeline_rig& rig, int n, int first = 0) {
 // messages: the plain subscriber gets 300, the members 100 each, each message one member.
 TEST(PipelineShare, MembersTakeTurnsBesidePlainSubscribersOnOneUpstreamSubscription) {
     pipeline_rig rig;
-    rig.connect();
-    std::vector<std::shared_ptr<recording_session>> members{rig.session(1), rig.session(2), rig.session(3)};
+    const auto members = workers_in(rig, 3);
     auto plain = rig.session(4);
-    for (auto& m : members) rig.subscribe(m, 1, {workers});
     rig.subscribe(plain, 1, {"dt/cmd/#"});
     EXPECT_THAT(rig.up.subscribed_filters(), ElementsAre("dt/cmd/#"));
-    rig.up.answer_subscribe(0);
+    EXPECT_EQ(plain->subscribe_code(1), ipc::errc::ok);
     for (auto& m : members) EXPECT_EQ(m->subscribe_code(1), ipc::errc::ok);
     EXPECT_EQ(members[0]->subscribed[1][0].mqtt_reason_code, 1);
     EXPECT_THAT(rig.pipe->status().upstream_filters, ElementsAre("dt/cmd/#"));
@@ -110,12 +122,8 @@ TEST(PipelineShare, EachGroupGetsOneCopyAndAPlainSubscriptionItsOwn) {
 // member can take it is it dropped, and counted.
 TEST(PipelineShare, AMemberThatCannotTakeAMessageIsSkipped) {
     pipeline_rig rig;
-    rig.connect();
-    auto a = rig.session(1);
-    auto b = rig.session(2);
-    auto c = rig.session(3);
-    for (auto* s : {&a, &b, &c}) rig.subscribe(*s, 1, {workers});
-    rig.up.answer_subscribe(0);
+    const auto members = workers_in(rig, 3);
+    const auto& [a, b, c] = std::tie(members[0], members[1], members[2]);
     b->accepting = false;
     cloud_sends(rig, 30);
     EXPECT_EQ(a->delivered.size() + c->delivered.size(), 30U);
@@ -134,12 +142,8 @@ TEST(PipelineShare, AMemberThatCannotTakeAMessageIsSkipped) {
 // member that is there takes it; with none there, the away ones take turns.
 TEST(PipelineShare, MembersThatAreThereComeFirst) {
     pipeline_rig rig;
-    rig.connect();
-    auto away = rig.session(1);
-    auto there = rig.session(2);
-    rig.subscribe(away, 1, {workers});
-    rig.subscribe(there, 1, {workers});
-    rig.up.answer_subscribe(0);
+    const auto members = workers_in(rig, 2);
+    const auto& [away, there] = std::tie(members[0], members[1]);
     away->present = false;
     cloud_sends(rig, 10);
     EXPECT_EQ(there->delivered.size(), 10U);
@@ -155,10 +159,8 @@ TEST(PipelineShare, AppRulesLookAtTheFilterAndAtEachMember) {
     pipeline_rig rig;
     rig.connect();
     auto a = rig.session(1);
-    auto narrow = std::make_shared<recording_session>(2, config::grants{.rules = {"narrow"},
-                                                                        .publish = {},
-                                                                        .subscribe = {"dt/#"},
-                                                                        .receive = {"dt/public/#"}});
+    auto narrow = std::make_shared<recording_session>(
+        2, config::grants{.rules = {"narrow"}, .publish = {}, .subscribe = {"dt/#"}, .receive = {"dt/public/#"}});
     rig.pipe->attach(narrow);
     rig.subscribe(a, 1, {"$share/g/dt/#", "$share/g/other/#"});
     rig.subscribe(narrow, 1, {"$share/g/dt/#"});
@@ -218,23 +220,22 @@ TEST(PipelineShare, FrontEndsWithoutSharedSubscriptionsAreRefused) {
 // they go to the other members. With no other member they are dropped and counted.
 TEST(PipelineShare, WhatAnEndedMemberNeverAcknowledgedGoesToTheOthers) {
     pipeline_rig rig;
-    rig.connect();
-    auto a = rig.session(1);
-    auto b = rig.session(2);
-    rig.subscribe(a, 1, {workers});
-    rig.subscribe(b, 1, {workers});
-    rig.up.answer_subscribe(0);
+    const auto members = workers_in(rig, 2);
+    const auto& [a, b] = std::tie(members[0], members[1]);
     for (int i = 0; i < 3; ++i)
-        a->leftovers.push_back({workers, mqtt::publish{.topic = "dt/cmd/go", .payload = "left-" + std::to_string(i),
+        a->leftovers.push_back({workers, mqtt::publish{.topic = "dt/cmd/go",
+                                                       .payload = "left-" + std::to_string(i),
                                                        .qos = mqtt::qos::at_least_once}});
-    a->leftovers.push_back({"$share/gone/dt/#", mqtt::publish{.topic = "dt/x", .payload = "x", .qos = mqtt::qos::at_least_once}});
+    a->leftovers.push_back(
+        {"$share/gone/dt/#", mqtt::publish{.topic = "dt/x", .payload = "x", .qos = mqtt::qos::at_least_once}});
     rig.pipe->detach(a->flow());
     ASSERT_EQ(b->delivered.size(), 3U);
     EXPECT_EQ(b->delivered[0].payload, "left-0");
     EXPECT_EQ(b->delivered[2].share, workers);
     EXPECT_EQ(rig.pipe->status().shared_dropped, 1U) << "group 'gone' has no member left";
 
-    b->leftovers.push_back({workers, mqtt::publish{.topic = "dt/cmd/go", .payload = "last", .qos = mqtt::qos::at_least_once}});
+    b->leftovers.push_back(
+        {workers, mqtt::publish{.topic = "dt/cmd/go", .payload = "last", .qos = mqtt::qos::at_least_once}});
     rig.pipe->detach(b->flow());
     EXPECT_EQ(rig.pipe->status().shared_dropped, 2U);
     EXPECT_THAT(rig.up.unsubscribed, ElementsAre("dt/cmd/#"));
