@@ -201,5 +201,23 @@ TEST(MqttShareTest, ManyGroupsAndMembersWithinTheQuotasShareOneSubscription) {
     EXPECT_EQ(broker_filters(broker, "gateway-01"), std::vector<std::string>{filter});
 }
 
+// A libthingmux app (IPC) cannot join a group: its deliveries are dispatched by topic, so the
+// daemon refuses $share/... with invalid_filter and a reason, and nothing goes upstream; the
+// app's plain filters are unaffected.
+TEST(MqttShareTest, IpcAppsAreRefusedSharedSubscriptionsClearly) {
+    broker_fixture broker;
+    daemon_fixture daemon(broker, share_setup());
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "ipc-worker"));
+    const auto results = app.subscribe({workers, filter});
+    ASSERT_EQ(results.size(), 2U);
+    EXPECT_EQ(results[0].code, ipc::errc::invalid_filter);
+    EXPECT_NE(results[0].message.find("offers on its local MQTT face only"), std::string::npos) << results[0].message;
+    EXPECT_EQ(results[1].code, ipc::errc::ok) << results[1].message;
+    EXPECT_EQ(daemon.stop(), 0);
+    broker.stop();
+    EXPECT_EQ(broker_filters(broker, "gateway-01"), std::vector<std::string>{filter});
+}
+
 }  // namespace
 }  // namespace thingmux::test

@@ -138,6 +138,29 @@ TEST(PipelineShare, AMemberThatCannotTakeAMessageIsSkipped) {
     EXPECT_EQ(rig.up.acknowledged.size(), 35U) << "the broker never waits for a group";
 }
 
+// Turns survive members coming and going: the member whose turn is next keeps it when another
+// leaves, and one that joins takes its place at the end of the round.
+TEST(PipelineShare, TheTurnStaysFairWhenMembersComeAndGo) {
+    pipeline_rig rig;
+    const auto members = workers_in(rig, 3);
+    const auto& [a, b, c] = std::tie(members[0], members[1], members[2]);
+    cloud_sends(rig, 1);  // a; b is next
+    rig.pipe->unsubscribe(a, 2, {workers});
+    cloud_sends(rig, 1, 1);
+    EXPECT_EQ(b->delivered.size(), 1U);
+    auto d = rig.session(4);
+    rig.subscribe(d, 1, {workers});
+    cloud_sends(rig, 3, 2);  // c, d, b
+    EXPECT_EQ(a->delivered.size(), 1U);
+    EXPECT_EQ(b->delivered.size(), 2U);
+    EXPECT_EQ(c->delivered.size(), 1U);
+    EXPECT_EQ(d->delivered.size(), 1U);
+    rig.pipe->detach(c->flow());  // d is next
+    cloud_sends(rig, 2, 5);
+    EXPECT_EQ(d->delivered.size(), 2U);
+    EXPECT_EQ(b->delivered.size(), 3U);
+}
+
 // A member whose app is away (a kept session without a connection) gets a message only when no
 // member that is there takes it; with none there, the away ones take turns.
 TEST(PipelineShare, MembersThatAreThereComeFirst) {
