@@ -44,10 +44,11 @@ bool pipeline::deliver_shared(session_id group, inbound_message& m) {
 
 void pipeline::hand_on(std::vector<shared_leftover> leftovers) {
     for (auto& l : leftovers) {
-        const auto group = groups_.group_of(l.share);
-        inbound_message m(l.msg);
-        if (group && deliver_shared(*group, m)) continue;
-        if (group) continue;  // counted and logged by deliver_shared()
+        if (const auto group = groups_.group_of(l.share)) {
+            inbound_message m(l.msg);
+            deliver_shared(*group, m);  // which counts and logs it if no member takes it
+            continue;
+        }
         ++shared_dropped_;
         if (auto note = shared_drop_log_.admit(clock_.now()))
             spdlog::warn("thing {}: a message on '{}' that a member of shared subscription '{}' never acknowledged "

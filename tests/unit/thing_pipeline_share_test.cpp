@@ -161,6 +161,66 @@ TEST(PipelineShare, TheTurnStaysFairWhenMembersComeAndGo) {
     EXPECT_EQ(b->delivered.size(), 3U);
 }
 
+// A member whose connection is cut off while a message is handed to it: its session ends inside
+// deliver() (as an MQTT client's does when its queue is full), before deliver() answers false.
+class member_cut_off_on_delivery final : public local_session {
+public:
+    member_cut_off_on_delivery(pipeline& p, std::uint64_t id) : pipe_(p), id_{id} {}
+    std::vector<shared_leftover> leftovers;
+
+    [[nodiscard]] session_id flow() const override { return id_; }
+    [[nodiscard]] std::string describe() const override { return "cut-off member"; }
+    [[nodiscard]] std::string peer_description() const override { return "uid 1000"; }
+    [[nodiscard]] const config::grants& rights() const override { return rights_; }
+    [[nodiscard]] denial_log& denials() override { return denials_; }
+    void publish_done(std::uint32_t, ipc::result) override {}
+    void subscribe_done(std::uint32_t, std::vector<ipc::result>) override {}
+    void unsubscribe_done(std::uint32_t, std::vector<ipc::result>) override {}
+    bool deliver(inbound_message&, std::uint8_t) override {
+        pipe_.detach(id_);
+        return false;
+    }
+    void link_changed(const ipc::state&) override {}
+    [[nodiscard]] bool takes_shared_subscriptions() const override { return true; }
+    [[nodiscard]] std::vector<shared_leftover> take_shared_leftovers() override { return std::exchange(leftovers, {}); }
+
+private:
+    pipeline& pipe_;
+    session_id id_;
+    config::grants rights_ = grants_under("dt");
+    denial_log denials_;
+};
+
+// The groups change while a message is being offered (a member ends inside deliver()): the
+// message goes on to the next member, and what the ended member held goes to the others too;
+// when it was the last member, the message is dropped and the group's filter released.
+TEST(PipelineShare, AMemberEndingWhileAMessageIsOfferedLosesNothing) {
+    pipeline_rig rig;
+    rig.connect();
+    auto ending = std::make_shared<member_cut_off_on_delivery>(*rig.pipe, 1);
+    ending->leftovers.push_back(
+        {workers, mqtt::publish{.topic = "dt/cmd/go", .payload = "held", .qos = mqtt::qos::at_least_once}});
+    rig.pipe->attach(ending);
+    auto b = rig.session(2);
+    rig.pipe->subscribe(ending, 1, {ipc::subscription{.filter = workers, .max_qos = 1}});
+    rig.subscribe(b, 1, {workers});
+    rig.up.answer_subscribe(0);
+    cloud_sends(rig, 1);
+    ASSERT_EQ(b->delivered.size(), 2U);
+    EXPECT_EQ(b->delivered[0].payload, "held");
+    EXPECT_EQ(b->delivered[1].payload, "0");
+    EXPECT_THAT(rig.pipe->filters_of(ending->flow()), IsEmpty());
+    EXPECT_EQ(rig.pipe->status().shared_dropped, 0U);
+
+    auto last = std::make_shared<member_cut_off_on_delivery>(*rig.pipe, 3);
+    rig.pipe->attach(last);
+    rig.pipe->subscribe(last, 1, {ipc::subscription{.filter = "$share/alone/dt/cmd/#", .max_qos = 1}});
+    rig.pipe->detach(b->flow());
+    cloud_sends(rig, 1, 1);
+    EXPECT_EQ(rig.pipe->status().shared_dropped, 1U);
+    EXPECT_THAT(rig.up.unsubscribed, ElementsAre("dt/cmd/#"));
+}
+
 // A member whose app is away (a kept session without a connection) gets a message only when no
 // member that is there takes it; with none there, the away ones take turns.
 TEST(PipelineShare, MembersThatAreThereComeFirst) {
