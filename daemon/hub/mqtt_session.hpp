@@ -66,6 +66,9 @@ public:
     void unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
     bool deliver(thing::inbound_message& m, std::uint8_t qos) override;
     void link_changed(const ipc::state&) override {}  // MQTT has no word for it
+    [[nodiscard]] bool takes_shared_subscriptions() const override { return true; }
+    [[nodiscard]] bool connected() const override { return bound(); }
+    [[nodiscard]] std::vector<thing::shared_leftover> take_shared_leftovers() override;
 
     void set_rights(config::grants g) { rights_ = std::move(g); }
 
@@ -113,6 +116,7 @@ private:
     struct held {
         mqtt::publish msg;
         std::uint8_t qos = 0;
+        std::string share;     // the shared subscription it came for; empty: a plain one
         std::int64_t row = 0;  // in the spool's file; 0: not stored
     };
     bool hold(held h);

@@ -30,7 +30,9 @@
 //   at most receive_maximum flows and topic_alias_maximum aliases. RETAIN while retain_available is false ends the
 //   connection (MQTT 5: 0x9A; 3.1.1 cannot be told beforehand and is closed, as mosquitto does).
 // - SUBSCRIBE: filters the server does not offer (shared subscriptions, wildcards, per the
-//   settings) are answered here (0x9E / 0xA2; 3.1.1: 0x80) and left out of the request; a
+//   settings) are answered here (0x9E / 0xA2; 3.1.1: 0x80) and left out of the request. A
+//   shared subscription breaking spec 4.8.2 (empty share name, a wildcard in it, no filter after
+//   it) or with No Local (spec 3.8.3.1) is a Protocol Error (0x82), found by the codec; a
 //   Subscription Identifier while they are not available ends the connection (0xA1). At most
 //   receive_maximum SUBSCRIBE / UNSUBSCRIBE requests await their answer (more: 0x97), which the
 //   specification leaves open.
@@ -90,7 +92,7 @@ struct server_settings {
     std::chrono::milliseconds connect_timeout{10'000};
     bool retain_available = true;
     bool wildcard_subscriptions_available = true;
-    bool shared_subscriptions_available = false;
+    bool shared_subscriptions_available = true;
     bool subscription_identifiers_available = false;
 };
 

@@ -18,24 +18,40 @@ bool pipeline::local_only(std::string_view topic_or_filter) const noexcept {
 std::vector<std::string> pipeline::filters_of(session_id id) const {
     auto all = table_.client_filters(id);
     for (auto& f : local_table_.client_filters(id)) all.push_back(std::move(f));
+    for (auto& f : groups_.shares_of(id)) all.push_back(std::move(f));
     std::sort(all.begin(), all.end());
     return all;
 }
 
 std::size_t pipeline::route(const mqtt::publish& msg, std::initializer_list<const subscription_table*> tables,
                             routing how) {
-    match_scratch_.clear();
-    for (const auto* t : tables) t->match(msg.topic, match_scratch_);
+    // A delivery may run route() again (a session cut off in deliver() ends and its will goes to
+    // a local topic): this call works on its own vector, which keeps the scratch's capacity.
+    std::vector<delivery> matches;
+    matches.swap(match_scratch_);
+    matches.clear();
+    for (const auto* t : tables) t->match(msg.topic, matches);
     // A session with matching filters in both tables gets the message once.
-    if (tables.size() > 1) merge_by_client(match_scratch_);
+    if (tables.size() > 1) merge_by_client(matches);
+    struct give_back {
+        std::vector<delivery>& from;
+        std::vector<delivery>& to;
+        ~give_back() {
+            if (to.capacity() < from.capacity()) to.swap(from);
+        }
+    } keep_capacity{matches, match_scratch_};
     inbound_message m(msg);
     // A live message keeps its retain flag only for Retain As Published subscriptions.
     std::optional<mqtt::publish> unretained;
     std::optional<inbound_message> live;
     std::size_t routed = 0;
-    for (const auto& d : match_scratch_) {
+    for (const auto& d : matches) {
         if (how.publisher && d.no_local && d.client == *how.publisher) continue;
         if (how.subscribe_answer && !retained_recipients_.awaits(d.client, msg.topic)) continue;
+        if (share_groups::is_group(d.client)) {
+            if (deliver_shared(d.client, m)) ++routed;
+            continue;
+        }
         auto it = sessions_.find(d.client);
         if (it == sessions_.end()) continue;
         auto& s = *it->second;

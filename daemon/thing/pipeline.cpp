@@ -35,6 +35,8 @@ void pipeline::attach(std::shared_ptr<local_session> s) {
 }
 
 pipeline::detached pipeline::detach(session_id id) {
+    std::vector<shared_leftover> leftovers;
+    if (const auto it = sessions_.find(id); it != sessions_.end()) leftovers = it->second->take_shared_leftovers();
     sessions_.erase(id);
     detached d;
     d.dropped = shaper_.remove_client(id).size();
@@ -44,11 +46,13 @@ pipeline::detached pipeline::detach(session_id id) {
     retained_recipients_.forget(id);
     echoes_.forget(id);
     no_local_sessions_.erase(id);
+    release_groups(groups_.leave_all(id));
     for (auto it = waiting_.begin(); it != waiting_.end();) {
         std::erase_if(it->second, [&](const waiter& w) { return w.request->owner->flow() == id; });
         it = it->second.empty() ? waiting_.erase(it) : std::next(it);
     }
     d.released = sync_upstream(id);
+    hand_on(std::move(leftovers));
     return d;
 }
 
@@ -106,6 +110,7 @@ pipeline_status pipeline::status() const {
     }
     s.spool_rejected = spool_rejected_;
     s.offline_dropped = offline_dropped_;
+    s.shared_dropped = shared_dropped_;
     return s;
 }
 

@@ -7,6 +7,8 @@
 //              → subscription shaper (subscription rate, fair) → upstream SUBSCRIBE/UNSUBSCRIBE
 //   inbound:   copy filter (one copy per message) → subscription table → receive rights
 //              → each matching session, encoded once per QoS → acknowledged upstream
+//   shared:    "$share/NAME/FILTER" is a group holding FILTER like one more subscriber; each of
+//              its messages goes to one member, in turn (share_path.cpp)
 //   local:     a topic within the Thing's local_topics: authorize → the sessions whose filters
 //              match (receive rights) → result; a filter within them is held locally only
 //   retained:  the broker's retained messages and the local retained publishes it accepted (or
@@ -28,6 +30,7 @@
 #include "daemon/thing/retained_cache.hpp"
 #include "daemon/thing/retained_recipients.hpp"
 #include "daemon/thing/shaper.hpp"
+#include "daemon/thing/share_groups.hpp"
 #include "daemon/thing/subscription_shaper.hpp"
 #include "daemon/thing/subscription_table.hpp"
 #include "daemon/thing/ports.hpp"
@@ -79,6 +82,7 @@ struct pipeline_status {
     std::uint64_t at_upstream = 0;    // handed upstream, awaiting their result
     std::uint64_t spool_rejected = 0;
     std::uint64_t offline_dropped = 0;
+    std::uint64_t shared_dropped = 0;  // messages of a shared subscription no member could take
 };
 
 // How the pipeline routes a message: whose publish it is (No Local), and whether it is the
@@ -191,6 +195,13 @@ private:
     void from_broker(const mqtt::publish& msg);
     void wants_retained(subscribe_request& req, std::size_t index, session_id flow, const std::string& filter);
     void serve_retained(local_session& s, const std::vector<std::pair<std::string, std::uint8_t>>& filters);
+    // shared subscriptions (share_path.cpp)
+    // Hands a message for `group` to one of its members; false when none could take it.
+    bool deliver_shared(session_id group, inbound_message& m);
+    // What a session that ended took of its groups' messages goes to the other members.
+    void hand_on(std::vector<shared_leftover> leftovers);
+    // The groups of a session that left them: those it was the last member of release their filter.
+    void release_groups(const std::vector<share_groups::left>& left);
     // publish path (publish_path.cpp)
     [[nodiscard]] std::optional<ipc::result> check_publish(local_session& s, ipc::publish& m);
     [[nodiscard]] ipc::result deny(local_session& s, config::refused what, const std::string& topic);
@@ -242,6 +253,9 @@ private:
     echo_table echoes_;
     std::set<session_id> no_local_sessions_;  // sessions that subscribed with No Local
     std::vector<delivery> match_scratch_;
+    share_groups groups_;
+    std::uint64_t shared_dropped_ = 0;
+    logging::rate_limiter shared_drop_log_{1, std::chrono::seconds(10)};
 
     std::int64_t spool_cursor_ = 0;  // highest spool id moved into the shaper
     std::size_t spool_loaded_ = 0;   // spooled messages in the shaper or upstream

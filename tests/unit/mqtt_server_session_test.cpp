@@ -274,7 +274,7 @@ TEST(MqttServerSession, Connack5CarriesTheServerProperties) {
     EXPECT_FALSE(ack.props.retain_available.has_value());  // absent = available
     EXPECT_FALSE(ack.props.wildcard_subscription_available.has_value());
     EXPECT_EQ(ack.props.subscription_identifier_available, 0);
-    EXPECT_EQ(ack.props.shared_subscription_available, 0);
+    EXPECT_FALSE(ack.props.shared_subscription_available.has_value());
     EXPECT_FALSE(ack.props.maximum_qos.has_value());  // QoS 2 is taken
     EXPECT_FALSE(ack.props.server_keep_alive.has_value());
     EXPECT_FALSE(ack.props.assigned_client_identifier.has_value());
@@ -286,7 +286,7 @@ TEST(MqttServerSession, Connack5AnnouncesOnlyWhatIsNotOffered) {
     server_settings cfg;
     cfg.retain_available = false;
     cfg.wildcard_subscriptions_available = false;
-    cfg.shared_subscriptions_available = true;
+    cfg.shared_subscriptions_available = false;
     cfg.subscription_identifiers_available = true;
     cfg.topic_alias_maximum = 0;
     cfg.max_packet_size = max_mqtt_packet_size;
@@ -294,7 +294,7 @@ TEST(MqttServerSession, Connack5AnnouncesOnlyWhatIsNotOffered) {
     const auto ack = h.connect();
     EXPECT_EQ(ack.props.retain_available, 0);
     EXPECT_EQ(ack.props.wildcard_subscription_available, 0);
-    EXPECT_FALSE(ack.props.shared_subscription_available.has_value());
+    EXPECT_EQ(ack.props.shared_subscription_available, 0);
     EXPECT_FALSE(ack.props.subscription_identifier_available.has_value());
     EXPECT_FALSE(ack.props.topic_alias_maximum.has_value());  // absent = 0
     EXPECT_FALSE(ack.props.maximum_packet_size.has_value());  // absent = no limit
@@ -952,7 +952,19 @@ std::vector<violation_case> violation_cases() {
     with_subscription_id.props.subscription_identifiers = {1};
     auto subscribe_with_id = subscribe_of(1, {"a"});
     subscribe_with_id.props.subscription_identifiers = {5};
+    auto shared_no_local = subscribe_of(1, {"a", "$share/g/a"});
+    shared_no_local.subscriptions[1].no_local = true;
     return {
+        // Spec 3.8.3.1 [MQTT-3.8.3-4]: No Local on a shared subscription.
+        {"NoLocalOnASharedSubscription", shared_no_local, reason::protocol_error},
+        // Spec 4.8.2 [MQTT-4.8.2-1], [MQTT-4.8.2-2]: a share name of at least one character, no
+        // wildcard in it, a '/' and a topic filter after it.
+        {"EmptyShareName", subscribe_of(1, {"$share//a"}), reason::protocol_error},
+        {"WildcardShareName", subscribe_of(1, {"$share/+/a"}), reason::protocol_error},
+        {"WildcardInsideShareName", subscribe_of(1, {"$share/g#/a"}), reason::protocol_error},
+        {"ShareNameWithoutFilter", subscribe_of(1, {"$share/g"}), reason::protocol_error},
+        {"ShareNameWithEmptyFilter", subscribe_of(1, {"$share/g/"}), reason::protocol_error},
+        {"UnsubscribeShareNameWithoutFilter", unsubscribe{1, {"$share/g"}, {}}, reason::protocol_error},
         // Spec 3.3.2.3.4: 0 and above Topic Alias Maximum are Topic Alias invalid.
         {"TopicAliasAboveTheMaximum", with_alias("a", 33), reason::topic_alias_invalid},
         {"TopicAlias0", with_alias("a", 0), reason::topic_alias_invalid},
@@ -1022,6 +1034,7 @@ TEST(MqttServerSession, Suback311HasOnlyGrantedQosOrFailure) {
 TEST(MqttServerSession, FiltersNotOfferedAreAnsweredHereAndLeftOutOfTheRequest) {
     server_settings cfg;
     cfg.wildcard_subscriptions_available = false;
+    cfg.shared_subscriptions_available = false;
     harness h{cfg};
     h.connect();
     h.feed(subscribe_of(3, {"$share/g/a", "a/+", "a/b"}));
@@ -1039,6 +1052,25 @@ TEST(MqttServerSession, FiltersNotOfferedAreAnsweredHereAndLeftOutOfTheRequest) 
     EXPECT_EQ(h.only_sent<suback>().reason_codes,
               (std::vector<std::uint8_t>{reason::wildcard_subscriptions_not_supported}));
     EXPECT_EQ(h.s.pending_filter_requests(), 0U);
+}
+
+// Shared subscriptions are offered (CONNACK leaves Shared Subscription Available out): they are
+// raised as the client wrote them, for the owner to balance; MQTT 3.1.1 clients use the same form.
+TEST(MqttServerSession, SharedSubscriptionsAreRaisedAsWritten) {
+    for (const auto version : {v5, v311}) {
+        harness h{{}, version};
+        h.connect();
+        h.take_sent();
+        const auto sub = subscribe_of(7, {"$share/workers/cmd/#", "cmd/#"});
+        h.feed(sub);
+        EXPECT_EQ(h.only_event<server_action::subscribe_request>().packet, sub);
+        h.s.subscribe_done(7, {reason::granted_qos_1, reason::granted_qos_1}, h.now);
+        h.collect();
+        EXPECT_EQ(h.only_sent<suback>().reason_codes, (std::vector<std::uint8_t>{1, 1}));
+        h.feed(unsubscribe{8, {"$share/workers/cmd/#"}, {}});
+        EXPECT_EQ(h.only_event<server_action::unsubscribe_request>().packet.filters,
+                  std::vector<std::string>{"$share/workers/cmd/#"});
+    }
 }
 
 TEST(MqttServerSession, PacketIdOfAnUnansweredSubscribeReusedIsProtocolError) {
