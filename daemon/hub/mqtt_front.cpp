@@ -39,6 +39,7 @@ mqtt::server_settings hub::mqtt_server_settings() const {
     s.max_packet_size = m.max_packet;
     s.receive_maximum = m.receive_maximum;
     s.topic_alias_maximum = m.topic_aliases;
+    s.max_outbound_topic_aliases = m.topic_aliases;
     s.max_inflight_deliveries = m.max_inflight;
     s.max_queued_bytes = m.client_queue;
     s.max_keep_alive = static_cast<std::uint16_t>(m.max_keep_alive.count());

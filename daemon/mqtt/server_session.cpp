@@ -229,6 +229,10 @@ void server_session::accept(bool session_present, std::optional<std::string> ass
         }
         if (client_id_.empty()) p.assigned_client_identifier = assigned_client_id;
     }
+    // MQTT 3.1.1 has no topic aliases; an MQTT 5 client without a Topic Alias Maximum gets none.
+    outbound_aliases_.reset(version_ == protocol_version::v5 ? std::min(client_props_.topic_alias_maximum.value_or(0),
+                                                                        settings_.max_outbound_topic_aliases)
+                                                             : std::uint16_t{0});
     // MQTT 3.1.1 cannot announce a keep-alive: the client's own is enforced.
     if (assigned_client_id && client_id_.empty()) client_id_ = std::move(*assigned_client_id);
     state_ = server_state::online;
@@ -294,6 +298,7 @@ void server_session::end(server_end cause, std::optional<std::uint8_t> reason_co
     filter_requests_.clear();
     outbound_queue_.clear();
     outbound_inflight_.clear();
+    outbound_aliases_.reset(0);
     queued_bytes_ = 0;
     emit(std::move(e));
     if (!transport_closed_) emit(server_action::close{});

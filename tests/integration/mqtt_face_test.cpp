@@ -189,6 +189,70 @@ TEST_F(MqttFaceTest, APersistentSessionKeepsTheCommandsSentWhileItsClientWasAway
         << log;
 }
 
+// Outbound topic aliases (MQTT 5 3.3.2.3.4) live as long as one connection. A client with a
+// Topic Alias Maximum and a kept session gets commands on two topics with aliases and
+// acknowledges none; its next connection gets them again, and there the first message on each
+// topic carries the topic name again: a resent delivery never uses an alias of the connection
+// that ended (the new connection's client could not resolve it).
+TEST_F(MqttFaceTest, DeliveriesSentAgainToTheNextConnectionSetTheirTopicAliasesAgain) {
+    daemon_fixture daemon(broker, face_setup());
+    const std::string one = "cmd/gateway-01/alias/one", two = "cmd/gateway-01/alias/two";
+    auto hello = mqtt_raw_client::connect_packet(protocol_version::v5, "alias-keeper");
+    hello.clean_start = false;
+    hello.props.session_expiry_interval = 600;
+    hello.props.topic_alias_maximum = 4;
+    // Each connection's PUBLISH packets as its client reads them, topic aliases resolved with
+    // that connection's mappings only: "TOPIC PAYLOAD", and how many used an alias alone.
+    struct received {
+        std::vector<std::string> lines;
+        std::size_t by_alias_alone = 0;
+    };
+    const auto receive_unacknowledged = [](mqtt_raw_client& c, std::size_t n) {
+        received r;
+        std::map<std::uint16_t, std::string> aliases;
+        auto take = [&](const mqtt::publish& m) {
+            std::string topic = m.topic;
+            if (m.props.topic_alias && topic.empty()) {
+                const auto it = aliases.find(*m.props.topic_alias);
+                EXPECT_NE(it, aliases.end())
+                    << "Topic Alias " << *m.props.topic_alias << " was not set on this connection";
+                if (it != aliases.end()) topic = it->second;
+                ++r.by_alias_alone;
+            } else if (m.props.topic_alias) {
+                aliases[*m.props.topic_alias] = topic;
+            }
+            r.lines.push_back(topic + " " + m.payload);
+        };
+        for (const auto& m : std::exchange(c.publishes, {})) take(m);
+        while (r.lines.size() < n) {
+            const auto p = c.receive(20'000);
+            if (!p) break;
+            if (const auto* m = std::get_if<mqtt::publish>(&*p)) take(*m);
+        }
+        return r;
+    };
+    std::vector<std::string> expected;
+    for (const auto* topic : {&one, &two})
+        for (const auto& l : topic_lines(*topic, numbered(3))) expected.push_back(l);
+    {
+        mqtt_raw_client first(daemon.mqtt_socket_path());
+        ASSERT_TRUE(first.connect(hello));
+        ASSERT_EQ(first.subscribe({"cmd/gateway-01/alias/#"}), (std::vector<std::uint8_t>{granted_qos_1}));
+        publish_from_cloud(broker, one, numbered(3));
+        publish_from_cloud(broker, two, numbered(3));
+        const auto got = receive_unacknowledged(first, expected.size());
+        ASSERT_EQ(got.lines, expected) << read_file(daemon.log_file());
+        EXPECT_EQ(got.by_alias_alone, 4U) << "two of each topic's three messages go by their alias alone";
+    }  // gone without a PUBACK
+    mqtt_raw_client next(daemon.mqtt_socket_path());
+    const auto ack = next.connect(hello);
+    ASSERT_TRUE(ack);
+    EXPECT_TRUE(ack->session_present);
+    const auto again = receive_unacknowledged(next, expected.size());
+    EXPECT_EQ(again.lines, expected) << read_file(daemon.log_file());
+    EXPECT_EQ(again.by_alias_alone, 4U);
+}
+
 // MQTT 5 Will Delay Interval: a client that comes back within the delay (its session resumed)
 // has no will published; one that stays away has it published after the delay. mosquitto_sub
 // ends with DISCONNECT 0x04 (with will) when it is stopped, so each will is due.
