@@ -158,7 +158,7 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
                            : (packet.clean_start ? std::chrono::seconds{0} : cap);
     c.set_session_expiry(own_id ? std::min(asked, cap) : std::chrono::seconds{0});
     if (!session) {
-        session = std::make_shared<mqtt_session>(c.id(), name, assigned.value_or(packet.client_id), c.peer(),
+        session = std::make_shared<mqtt_session>(c.id(), name, assigned.value_or(packet.client_id), c.shared_peer(),
                                                  std::move(rights), config_->mqtt.session_queue);
         if (own_id) mqtt_sessions_[{c.peer().uid, c.peer().mqtt_user, packet.client_id}] = session;
         t->pipe->attach(session);
@@ -233,7 +233,7 @@ void hub::publish_will(mqtt::will_message w, const mqtt_session& s) {
 
 void hub::end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why) {
     // A will still delayed goes now: its session ends (MQTT 5, 3.1.3.2.2).
-    if (s->pending_will && !shutting_down_) publish_will(*std::exchange(s->pending_will, std::nullopt), *s);
+    if (s->pending_will && !shutting_down_) publish_will(std::move(*std::exchange(s->pending_will, nullptr)), *s);
     thing::pipeline::detached gone;
     if (auto* t = thing_named(s->thing())) gone = t->pipe->detach(s->flow());
     if (s->bound()) return;  // its connection reports it when it ends
@@ -246,7 +246,8 @@ void hub::expire_mqtt_sessions() {
     std::optional<std::chrono::steady_clock::time_point> next;
     for (auto it = mqtt_sessions_.begin(); it != mqtt_sessions_.end();) {
         auto s = it->second;
-        if (s->pending_will && s->will_due <= now && !s->bound()) publish_will(*std::exchange(s->pending_will, std::nullopt), *s);
+        if (s->pending_will && s->will_due <= now && !s->bound())
+            publish_will(std::move(*std::exchange(s->pending_will, nullptr)), *s);
         if (s->bound()) {
             ++it;
         } else if (s->expires <= now) {
@@ -282,7 +283,7 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
             // comes back in time (its session resumed), published at the latest when it ends.
             const std::chrono::seconds delay{c.will->props.will_delay_interval.value_or(0)};
             if (kept && delay.count() > 0) {
-                session->pending_will = std::move(*c.will);
+                session->pending_will = std::move(c.will);
                 session->will_due = std::chrono::steady_clock::now() + delay;
             } else {
                 publish_will(std::move(*c.will), *session);

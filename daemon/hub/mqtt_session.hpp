@@ -22,7 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -35,8 +35,9 @@ class mqtt_client;
 
 class mqtt_session final : public thing::local_session {
 public:
-    mqtt_session(thing::session_id flow, std::string thing, std::string client_id, peer_credentials peer,
-                 config::grants rights, std::size_t max_queued_bytes);
+    // `peer`: the credentials of the connection that made the session (shared with it).
+    mqtt_session(thing::session_id flow, std::string thing, std::string client_id,
+                 std::shared_ptr<const peer_credentials> peer, config::grants rights, std::size_t max_queued_bytes);
 
     // A connection takes the session (from the one that had it, if any: a takeover): what waits
     // for the client goes to it, oldest first.
@@ -53,7 +54,7 @@ public:
     // thing::local_session
     [[nodiscard]] thing::session_id flow() const override { return flow_; }
     [[nodiscard]] std::string describe() const override;
-    [[nodiscard]] std::string peer_description() const override { return peer_.describe(); }
+    [[nodiscard]] std::string peer_description() const override { return peer_->describe(); }
     [[nodiscard]] const config::grants& rights() const override { return rights_; }
     [[nodiscard]] thing::denial_log& denials() override { return denials_; }
     void publish_done(std::uint32_t request_id, ipc::result outcome) override;
@@ -65,7 +66,7 @@ public:
     void set_rights(config::grants g) { rights_ = std::move(g); }
     [[nodiscard]] const std::string& thing() const noexcept { return thing_; }
     [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
-    [[nodiscard]] const peer_credentials& peer() const noexcept { return peer_; }
+    [[nodiscard]] const peer_credentials& peer() const noexcept { return *peer_; }
     [[nodiscard]] bool bound() const noexcept { return connection_ != nullptr; }
     [[nodiscard]] const std::shared_ptr<mqtt_client>& connection() const noexcept { return connection_; }
     // QoS 1 messages waiting for a connection, and their bytes.
@@ -78,7 +79,7 @@ public:
     std::chrono::steady_clock::time_point expires{};
     // A will whose MQTT 5 Will Delay Interval runs: published at will_due unless a connection
     // resumes the session first, or when the session ends, whichever comes first.
-    std::optional<mqtt::will_message> pending_will;
+    std::unique_ptr<mqtt::will_message> pending_will;
     std::chrono::steady_clock::time_point will_due{};
 
 private:
@@ -92,7 +93,7 @@ private:
     thing::session_id flow_;
     std::string thing_;
     std::string client_id_;
-    peer_credentials peer_;
+    std::shared_ptr<const peer_credentials> peer_;
     config::grants rights_;
     thing::denial_log denials_;
     std::size_t max_queued_bytes_;
@@ -101,7 +102,7 @@ private:
     std::uint16_t generation_ = 0;  // of the bound connection, in the high half of request ids
     std::map<std::uint64_t, held> unacknowledged_;  // QoS 1 sent to the connection, by tag
     std::uint64_t next_tag_ = 0;
-    std::deque<held> waiting_;  // for the next connection
+    std::list<held> waiting_;  // for the next connection; a list: empty, it holds no memory
     std::size_t waiting_bytes_ = 0;
     std::uint64_t dropped_ = 0;
 };

@@ -148,10 +148,12 @@ void server_session::process_received() {
         else
             handle(d.packet);
     }
-    if (state_ == server_state::ended)
-        rx_.clear();
-    else
+    if (state_ != server_state::ended && used < rx_.size()) {
         rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(used));
+    } else {
+        rx_.clear();  // (`rx_ = {}` would keep the capacity: it assigns an empty initializer list)
+        rx_.shrink_to_fit();
+    }
 }
 
 void server_session::on_first_packet(packet& p) {
@@ -165,8 +167,8 @@ void server_session::on_first_packet(packet& p) {
 // The checks the session makes itself (spec 3.1.2, 3.1.3); a CONNECT that passes them goes to the owner.
 void server_session::check_connect(mqtt::connect& c) {
     version_ = c.version;
-    client_props_ = c.props;
-    client_props_.user_properties.clear();  // only the negotiated values are kept
+    client_props_ = {c.props.session_expiry_interval, c.props.maximum_packet_size, c.props.receive_maximum,
+                     c.props.topic_alias_maximum, c.props.request_problem_information};
     const bool v5 = c.version == protocol_version::v5;
     if (c.client_id.size() > settings_.max_client_id_length)
         return refuse_connect(c.version, reason::client_identifier_not_valid,
@@ -292,6 +294,7 @@ void server_session::end(server_end cause, std::optional<std::uint8_t> reason_co
     server_action::ended e{cause, reason_code, std::move(reason), will, unacknowledged()};
     state_ = server_state::ended;
     rx_.clear();
+    rx_.shrink_to_fit();
     topic_aliases_.clear();
     inbound_pending_.clear();
     awaiting_pubrel_.clear();

@@ -65,7 +65,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -333,8 +333,16 @@ private:
     std::chrono::seconds keep_alive_{0};  // enforced: 1.5 x this without a packet ends it
     time_point connect_deadline_{};
     time_point last_received_{};
-    properties client_props_;  // the CONNECT's (Receive Maximum, Maximum Packet Size, ...)
-    std::vector<std::uint8_t> rx_;
+    // What matters of the CONNECT's properties once it was answered (the whole set would cost
+    // every idle connection hundreds of bytes).
+    struct client_properties {
+        std::optional<std::uint32_t> session_expiry_interval;
+        std::optional<std::uint32_t> maximum_packet_size;
+        std::optional<std::uint16_t> receive_maximum;
+        std::optional<std::uint16_t> topic_alias_maximum;
+        std::optional<std::uint8_t> request_problem_information;
+    } client_props_;
+    std::vector<std::uint8_t> rx_;  // released whenever it is empty: an idle connection holds none
     std::vector<server_session_action> actions_;
 
     // Inbound (client -> server).
@@ -344,7 +352,7 @@ private:
     std::map<std::uint16_t, filter_request> filter_requests_;
 
     // Outbound (server -> client).
-    std::deque<queued_delivery> outbound_queue_;
+    std::list<queued_delivery> outbound_queue_;  // a list: empty, it holds no memory (a deque does)
     std::size_t queued_bytes_ = 0;
     std::map<std::uint16_t, inflight_delivery> outbound_inflight_;  // by packet id
     std::uint64_t next_seq_ = 0;
