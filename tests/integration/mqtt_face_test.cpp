@@ -254,8 +254,10 @@ TEST_F(MqttFaceTest, DeliveriesSentAgainToTheNextConnectionSetTheirTopicAliasesA
 }
 
 // MQTT 5 Will Delay Interval: a client that comes back within the delay (its session resumed)
-// has no will published; one that stays away has it published after the delay. mosquitto_sub
-// ends with DISCONNECT 0x04 (with will) when it is stopped, so each will is due.
+// has no will published for the connection it left; one that stays away has it published after
+// the delay. A client that resumed in time and then leaves abnormally again has exactly one will
+// published, after the delay: the will of its second connection. mosquitto_sub ends with
+// DISCONNECT 0x04 (with will) when it is stopped, so each will is due.
 TEST_F(MqttFaceTest, ADelayedWillIsDroppedWhenTheClientComesBackInTime) {
     daemon_fixture daemon(broker, face_setup());
     const auto sock = daemon.mqtt_socket_path();
@@ -265,26 +267,41 @@ TEST_F(MqttFaceTest, ADelayedWillIsDroppedWhenTheClientComesBackInTime) {
         return std::vector<std::string>{"-c", "-x", "600", "--will-topic", "dt/gateway-01/will/" + name, "--will-payload",
                                         "gone-" + name, "--will-qos", "1", "-D", "will", "will-delay-interval", "1"};
     };
+    const auto wills_of = [&](const std::string& name) {
+        const auto lines = cloud.lines();
+        return std::count_if(lines.begin(), lines.end(),
+                             [&](const std::string& l) { return l.starts_with("dt/gateway-01/will/" + name + " "); });
+    };
     const std::vector<std::string> filter{"cmd/gateway-01/#"};
     {
         mosquitto_subscriber a({sock, "5", "will-a"}, filter, broker.dir(), 1, with_will("a"));
         ASSERT_TRUE(a.wait_subscribed()) << a.transcript();
     }
-    mosquitto_subscriber back({sock, "5", "will-a"}, filter, broker.dir(), 1, with_will("a"));
-    ASSERT_TRUE(back.wait_subscribed()) << back.transcript();
-
-    const auto b_left = std::chrono::steady_clock::now();
     {
-        mosquitto_subscriber b({sock, "5", "will-b"}, filter, broker.dir(), 1, with_will("b"));
-        ASSERT_TRUE(b.wait_subscribed()) << b.transcript();
-    }
-    EXPECT_EQ(cloud.wait_for_all({"dt/gateway-01/will/b gone-b"}, 20'000), 0U) << read_file(daemon.log_file());
-    EXPECT_GE(std::chrono::steady_clock::now() - b_left, std::chrono::milliseconds(900)) << "the will did not wait its delay";
-    // A left before B, so its will would have been due first and arrived first.
-    const auto lines = cloud.lines();
-    EXPECT_EQ(std::count_if(lines.begin(), lines.end(), [](const std::string& l) { return l.starts_with("dt/gateway-01/will/a"); }),
-              0)
-        << "the will of a client that came back in time was published";
+        mosquitto_subscriber back({sock, "5", "will-a"}, filter, broker.dir(), 1, with_will("a"));
+        ASSERT_TRUE(back.wait_subscribed()) << back.transcript();
+
+        const auto b_left = std::chrono::steady_clock::now();
+        {
+            mosquitto_subscriber b({sock, "5", "will-b"}, filter, broker.dir(), 1, with_will("b"));
+            ASSERT_TRUE(b.wait_subscribed()) << b.transcript();
+        }
+        EXPECT_EQ(cloud.wait_for_all({"dt/gateway-01/will/b gone-b"}, 20'000), 0U) << read_file(daemon.log_file());
+        EXPECT_GE(std::chrono::steady_clock::now() - b_left, std::chrono::milliseconds(900)) << "the will did not wait its delay";
+        // A left before B, so its will would have been due first and arrived first.
+        EXPECT_EQ(wills_of("a"), 0) << "the will of a client that came back in time was published";
+    }  // the resumed client leaves abnormally as well
+    const auto back_left = std::chrono::steady_clock::now();
+    EXPECT_EQ(cloud.wait_for_all({"dt/gateway-01/will/a gone-a"}, 20'000), 0U) << read_file(daemon.log_file());
+    EXPECT_GE(std::chrono::steady_clock::now() - back_left, std::chrono::milliseconds(900))
+        << "the will of the resumed connection did not wait its delay";
+    // Every will of A was due by now. A marker sent through the daemon after it reaches the cloud
+    // behind anything the daemon published before it: a second will of A would be there.
+    const auto marker = mosquitto_pub({sock, "5", "marker"}, "dt/gateway-01/will/marker", {"after"});
+    ASSERT_EQ(marker.exit_code, 0) << marker.output;
+    ASSERT_EQ(cloud.wait_for_all({"dt/gateway-01/will/marker after"}, 20'000), 0U) << read_file(daemon.log_file());
+    EXPECT_EQ(wills_of("a"), 1) << "one will for a client that resumed its session and then left again";
+    EXPECT_EQ(wills_of("b"), 1);
 }
 
 // --- local topics ----------------------------------------------------------------------------------
