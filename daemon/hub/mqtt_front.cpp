@@ -270,7 +270,8 @@ void hub::expire_mqtt_sessions() {
 void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
     const auto session = c.session();
     const bool was_connected = session != nullptr;
-    thing::pipeline::detached gone;
+    // What ending the session released (said only when it ended: a kept session released nothing).
+    std::string released;
     const char* after = "";
     if (was_connected) {
         session->unbind(c);
@@ -298,15 +299,18 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
             expire_mqtt_sessions();
         } else {
             if (registered) mqtt_sessions_.erase(it);
+            thing::pipeline::detached gone;
             if (auto* t = thing_named(session->thing())) gone = t->pipe->detach(session->flow());
+            released = "; " + std::to_string(gone.released) + " upstream filter(s) released";
+            if (gone.dropped) released += ", " + std::to_string(gone.dropped) + " unsent publish(es) dropped";
         }
     }
     const auto level = how.cause == mqtt::server_end::client_disconnect ? spdlog::level::info : spdlog::level::warn;
-    spdlog::log(was_connected ? level : spdlog::level::info, "MQTT client {} ('{}', {}) {}: {}{}{}{}; {} upstream filter(s) released{}{}",
-                c.id().value, logging::escaped(c.client_id()), logging::escaped(c.peer().describe()),
+    spdlog::log(was_connected ? level : spdlog::level::info, "MQTT client {} ('{}', {}) {}: {}{}{}{}{}{}", c.id().value,
+                logging::escaped(c.client_id()), logging::escaped(c.peer().describe()),
                 was_connected ? "disconnected" : "closed before it was connected", mqtt::to_string(how.cause),
-                how.reason.empty() ? "" : " (", logging::escaped(how.reason), how.reason.empty() ? "" : ")", gone.released,
-                gone.dropped ? ", " + std::to_string(gone.dropped) + " unsent publish(es) dropped" : std::string{}, after);
+                how.reason.empty() ? "" : " (", logging::escaped(how.reason), how.reason.empty() ? "" : ")", released,
+                after);
     // The client object may be the caller; let it unwind before the last reference goes.
     if (auto it = mqtt_clients_.find(c.id()); it != mqtt_clients_.end()) {
         asio::post(io_, [keep = std::move(it->second)] {});

@@ -187,6 +187,20 @@ TEST_F(MqttFaceTest, APersistentSessionKeepsTheCommandsSentWhileItsClientWasAway
     EXPECT_NE(log.find("client id 'keeper-311', MQTT 3.1.1, "), std::string::npos);
     EXPECT_EQ(lines_containing(daemon.log_file(), "session resumed with " + std::to_string(commands) + " message(s) waiting"), 2U)
         << log;
+    // A kept session released nothing when its connection ended, and its log line says only that
+    // it is kept; a session that ended with its connection says what it released.
+    std::size_t kept = 0, ended_with_connection = 0;
+    for (const auto& line : lines_of(daemon.log_file())) {
+        if (line.find("its session is kept for the next connection") != std::string::npos) {
+            ++kept;
+            EXPECT_EQ(line.find("released"), std::string::npos) << line;
+        } else if (line.find("('clean-5', ") != std::string::npos && line.find(" disconnected: ") != std::string::npos) {
+            ++ended_with_connection;
+            EXPECT_NE(line.find("; 0 upstream filter(s) released"), std::string::npos) << line;  // the witness holds it
+        }
+    }
+    EXPECT_EQ(kept, 4U) << log;  // keeper-311 and keeper-5 left twice each with their session kept
+    EXPECT_EQ(ended_with_connection, 2U) << log;  // clean-5's two connections
 }
 
 // Outbound topic aliases (MQTT 5 3.3.2.3.4) live as long as one connection. A client with a
