@@ -32,14 +32,15 @@ mqtt::publish for_client(const mqtt::publish& in) {
 std::size_t bytes_of(const mqtt::publish& m) { return m.topic.size() + m.payload.size(); }
 }  // namespace
 
-mqtt_session::mqtt_session(thing::session_id flow, std::string thing, std::string client_id, peer_credentials peer,
-                           config::grants rights, std::size_t max_queued_bytes)
+mqtt_session::mqtt_session(thing::session_id flow, std::string thing, std::string client_id,
+                           std::shared_ptr<const peer_credentials> peer, config::grants rights,
+                           std::size_t max_queued_bytes)
     : flow_(flow), thing_(std::move(thing)), client_id_(std::move(client_id)), peer_(std::move(peer)),
       rights_(std::move(rights)), max_queued_bytes_(max_queued_bytes) {}
 
 std::string mqtt_session::describe() const {
     if (connection_) return connection_->describe();
-    return "MQTT session '" + client_id_ + "' (" + peer_.describe() + ", no connection)";
+    return "MQTT session '" + client_id_ + "' (" + peer_->describe() + ", no connection)";
 }
 
 std::uint32_t mqtt_session::request_id(std::uint16_t packet_id) const noexcept {
@@ -131,12 +132,14 @@ void mqtt_session::restore(mqtt::publish msg, std::int64_t row) {
     hold({std::move(msg), qos, {}, row});
 }
 
+// Kept only for sessions that outlive their connection (the others are never stored), so that an
+// idle client with a clean session pays nothing for it.
 void mqtt_session::subscribing(std::uint32_t request_id, std::vector<spool::format::subscription> asked) {
-    subscribing_[request_id] = std::move(asked);
+    if (expiry.count() > 0) subscribing_[request_id] = std::move(asked);
 }
 
 void mqtt_session::unsubscribing(std::uint32_t request_id, std::vector<std::string> filters) {
-    unsubscribing_[request_id] = std::move(filters);
+    if (expiry.count() > 0) unsubscribing_[request_id] = std::move(filters);
 }
 
 void mqtt_session::subscriptions_changed() {

@@ -1405,6 +1405,152 @@ TEST(MqttServerSession, PacketIdsWrapAndSkipThoseInFlight) {
     EXPECT_EQ(h.only_sent<mqtt::publish>().packet_id, 2);  // 1 is still in flight
 }
 
+// --- outbound topic aliases (spec 3.3.2.3.4; 3.1.2.11.5) ---
+
+// The topic and Topic Alias of each PUBLISH the session sent, oldest first.
+using aliased = std::pair<std::string, std::optional<std::uint16_t>>;
+std::vector<aliased> topics_and_aliases(const std::vector<packet>& sent) {
+    std::vector<aliased> out;
+    for (const auto& p : sent)
+        if (const auto* m = std::get_if<mqtt::publish>(&p)) out.emplace_back(m->topic, m->props.topic_alias);
+    return out;
+}
+
+// Topic Alias Maximum (property 0x22) in an MQTT 5 CONNECT.
+bytes topic_alias_maximum(std::uint16_t n) {
+    return bytes{0x22} + u16(n);
+}
+
+TEST(MqttServerSession, NoTopicAliasToAClientWithoutTopicAliasMaximum) {  // MQTT-3.1.2-27
+    for (const auto& props : {bytes{}, topic_alias_maximum(0)}) {
+        harness h;
+        h.connect(connect_v5("app-1", clean, 60, props));
+        for (int i = 0; i < 3; ++i)
+            static_cast<void>(h.s.deliver(make_publish("cmd/a", qos::at_most_once), 0, 1, h.now));
+        h.collect();
+        EXPECT_EQ(topics_and_aliases(h.take_sent()), (std::vector<aliased>(3, {"cmd/a", std::nullopt})));
+        EXPECT_EQ(h.s.server_topic_aliases(), 0U);
+    }
+    harness h{{}, v311};  // MQTT 3.1.1 has none
+    h.connect();
+    static_cast<void>(h.s.deliver(make_publish("cmd/a", qos::at_most_once), 0, 1, h.now));
+    h.collect();
+    EXPECT_EQ(h.wire, (std::vector<bytes>{with_header(0x30, str("cmd/a") + bytes{'x'})}));
+}
+
+// The first PUBLISH on a topic carries the topic name and the alias, the next ones an empty
+// topic name (a zero-length string) and the alias, byte for byte.
+TEST(MqttServerSession, TopicAliasIsSentWithTheTopicFirstThenAlone) {
+    harness h;
+    h.connect(connect_v5("app-1", clean, 60, topic_alias_maximum(4)));
+    static_cast<void>(h.s.deliver(make_publish("cmd/a", qos::at_most_once), 0, 1, h.now));
+    h.collect();
+    static_cast<void>(h.s.deliver(make_publish("cmd/a", qos::at_most_once), 0, 2, h.now));
+    h.collect();
+    const bytes alias_1 = bytes{3, 0x23} + u16(1);  // property length 3: Topic Alias 1
+    EXPECT_EQ(h.wire, (std::vector<bytes>{with_header(0x30, str("cmd/a") + alias_1 + bytes{'x'}),
+                                          with_header(0x30, str("") + alias_1 + bytes{'x'})}));
+    EXPECT_EQ(h.s.server_topic_aliases(), 1U);
+}
+
+// Free aliases first, lowest first; then the least recently used topic gives up its alias, and
+// the PUBLISH that reuses it carries the new topic name (the client's mapping changes).
+TEST(MqttServerSession, TopicAliasesAreBoundedByTheClientsMaximumAndReusedLeastRecentlyUsedFirst) {
+    harness h;
+    h.connect(connect_v5("app-1", clean, 60, topic_alias_maximum(2)));
+    for (const char* topic : {"a/1", "b/2", "a/1", "c/3", "b/2", "c/3", "a/1"})
+        static_cast<void>(h.s.deliver(make_publish(topic, qos::at_most_once), 0, 1, h.now));
+    h.collect();
+    EXPECT_EQ(topics_and_aliases(h.take_sent()), (std::vector<aliased>{{"a/1", 1},
+                                                                       {"b/2", 2},
+                                                                       {"", 1},        // a/1
+                                                                       {"c/3", 2},     // b/2 was least recently used
+                                                                       {"b/2", 1},     // a/1 was
+                                                                       {"", 2},        // c/3
+                                                                       {"a/1", 1}}));  // b/2 was
+    EXPECT_EQ(h.s.server_topic_aliases(), 2U);
+}
+
+TEST(MqttServerSession, OutboundTopicAliasesAreBoundedByTheServersMaximumToo) {
+    server_settings cfg;
+    cfg.max_outbound_topic_aliases = 1;
+    harness h{cfg};
+    h.connect(connect_v5("app-1", clean, 60, topic_alias_maximum(65535)));
+    for (int i = 0; i < 1000; ++i)
+        static_cast<void>(h.s.deliver(make_publish("t/" + std::to_string(i % 3), qos::at_most_once), 0, 1, h.now));
+    h.collect();
+    for (const auto& [topic, alias] : topics_and_aliases(h.take_sent())) {
+        ASSERT_EQ(alias, std::optional<std::uint16_t>{1}) << topic;
+        ASSERT_FALSE(topic.empty());  // three topics take turns at one alias
+    }
+    cfg.max_outbound_topic_aliases = 0;
+    harness none{cfg};
+    none.connect(connect_v5("app-1", clean, 60, topic_alias_maximum(10)));
+    static_cast<void>(none.s.deliver(make_publish("t/0", qos::at_most_once), 0, 1, none.now));
+    none.collect();
+    EXPECT_EQ(topics_and_aliases(none.take_sent()), (std::vector<aliased>{{"t/0", std::nullopt}}));
+}
+
+// A delivery waiting for a window slot gets its alias when it is sent, so the client reads the
+// mapping before its first use whatever the order of queueing.
+TEST(MqttServerSession, QueuedDeliveriesGetTheirAliasWhenSent) {
+    server_settings cfg;
+    cfg.max_inflight_deliveries = 1;
+    harness h{cfg};
+    h.connect(connect_v5("app-1", clean, 60, topic_alias_maximum(8)));
+    EXPECT_EQ(h.s.deliver(make_publish("q/a", qos::at_least_once), 1, 1, h.now), delivery::sent);
+    EXPECT_EQ(h.s.deliver(make_publish("q/b", qos::at_least_once), 1, 2, h.now), delivery::queued);
+    EXPECT_EQ(h.s.deliver(make_publish("q/a", qos::at_most_once), 0, 3, h.now), delivery::queued);
+    EXPECT_EQ(h.s.deliver(make_publish("q/b", qos::at_most_once), 0, 4, h.now), delivery::queued);
+    h.collect();
+    EXPECT_EQ(topics_and_aliases(h.take_sent()), (std::vector<aliased>{{"q/a", 1}}));
+    h.feed(puback{1, reason::success, {}});
+    EXPECT_EQ(topics_and_aliases(h.take_sent()), (std::vector<aliased>{{"q/b", 2}, {"", 1}, {"", 2}}));
+}
+
+// Aliases live as long as the network connection (MQTT-3.3.2-7): what a connection ended with
+// unacknowledged goes to the next connection as a new PUBLISH with its topic name, whatever alias
+// the previous connection or the caller had for it.
+TEST(MqttServerSession, ANewConnectionStartsWithoutTheAliasesOfThePreviousOne) {
+    const auto connect_with_aliases = connect_v5("app-1", 0, 60, bytes{0x11, 0, 0, 0, 60} + topic_alias_maximum(4));
+    harness first;
+    first.connect(connect_with_aliases);
+    auto msg = make_publish("cmd/keep", qos::at_least_once);
+    EXPECT_EQ(first.s.deliver(msg, 1, 7, first.now), delivery::sent);
+    EXPECT_EQ(first.s.deliver(msg, 1, 8, first.now), delivery::sent);
+    first.collect();
+    EXPECT_EQ(topics_and_aliases(first.take_sent()), (std::vector<aliased>{{"cmd/keep", 1}, {"", 1}}));
+    first.transport_closed();
+    EXPECT_EQ(first.ending(false).unacknowledged, (std::vector<std::uint64_t>{7, 8}));
+    EXPECT_EQ(first.s.server_topic_aliases(), 0U);
+
+    harness next;
+    next.connect(connect_with_aliases, true);
+    msg.props.topic_alias = 1;  // even a caller that kept the old alias does not make it go out
+    EXPECT_EQ(next.s.deliver(msg, 1, 7, next.now), delivery::sent);
+    EXPECT_EQ(next.s.deliver(msg, 1, 8, next.now), delivery::sent);
+    next.collect();
+    EXPECT_EQ(topics_and_aliases(next.take_sent()), (std::vector<aliased>{{"cmd/keep", 1}, {"", 1}}));
+}
+
+// The alias's 3 bytes must not push a packet past the client's Maximum Packet Size: such a
+// packet goes with its topic name and without an alias, whether the topic had one or not.
+TEST(MqttServerSession, TopicAliasIsLeftOutWhenItWouldExceedTheClientsMaximumPacketSize) {
+    harness h;
+    h.connect(connect_v5("app-1", clean, 60, bytes{0x27, 0, 0, 0, 20} + topic_alias_maximum(4)));
+    // Sizes: fixed header 2, topic 2 + 1 (or 2 when empty), properties 1 (+ 3 with the alias), payload.
+    const auto deliver = [&](std::size_t payload) {
+        return h.s.deliver(make_publish("a", qos::at_most_once, 0, std::string(payload, 'x')), 0, 1, h.now);
+    };
+    EXPECT_EQ(deliver(14), delivery::sent);  // 20 bytes; 23 with an alias
+    EXPECT_EQ(deliver(11), delivery::sent);  // 20 bytes with the alias, which it gets
+    EXPECT_EQ(deliver(14), delivery::sent);  // 22 bytes with the alias alone, 20 with the topic alone
+    EXPECT_EQ(deliver(12), delivery::sent);  // 20 bytes with the alias alone
+    h.collect();
+    EXPECT_EQ(topics_and_aliases(h.take_sent()),
+              (std::vector<aliased>{{"a", std::nullopt}, {"a", 1}, {"a", std::nullopt}, {"", 1}}));
+}
+
 // --- hostile clients ---
 
 TEST(MqttServerSession, HostileClientOpeningQos2FlowsIsBoundedByReceiveMaximum) {
