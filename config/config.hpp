@@ -59,6 +59,9 @@ struct thing_limits {
     std::optional<std::size_t> max_topic_levels = 8;            // slashes + 1
     qos2_policy qos2 = qos2_policy::refuse;
     retain_policy retain = retain_policy::allow;
+    // The local retained-message cache (daemon/thing/retained_cache.hpp); 0 messages: none.
+    std::size_t retained_messages = 1000;
+    std::size_t retained_bytes = 1024 * 1024;  // topics + payloads
     std::optional<std::uint32_t> publishes_per_second = 100;    // per connection, shared by apps
     std::optional<std::uint64_t> bytes_per_second = 512 * 1024; // per connection, shared by apps
     std::optional<std::size_t> subscriptions = 50;              // distinct upstream filters

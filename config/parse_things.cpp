@@ -55,11 +55,11 @@ constexpr std::array<std::string_view, 15> thing_keys{"name",       "endpoint", 
                                                       "protocol",   "ca",             "cert",    "key",
                                                       "alpn",       "keep_alive",     "session_expiry",
                                                       "backoff",    "connect_timeout", "limits", "local_topics"};
-constexpr std::array<std::string_view, 13> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
+constexpr std::array<std::string_view, 15> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
                                                       "inflight",            "filters_per_subscribe", "max_packet",
-                                                      "overlap_copies"};
+                                                      "overlap_copies",      "retained_messages", "retained_bytes"};
 constexpr std::array<std::string_view, 2> backoff_keys{"base", "cap"};
 
 }  // namespace
@@ -226,6 +226,14 @@ void parser::parse_limits(const YAML::Node& node, const std::string& path, thing
     if (const auto* x = find(*f, "retain")) {
         static constexpr std::array<choice<retain_policy>, 2> choices{{{"allow", retain_policy::allow}, {"refuse", retain_policy::refuse}}};
         if (auto v = enumeration(x->value, p("retain"), choices)) l.retain = *v;
+    }
+    if (const auto* x = find(*f, "retained_messages")) {
+        if (auto v = count(x->value, p("retained_messages"), 0, 1'000'000, false); v && *v)
+            l.retained_messages = static_cast<std::size_t>(**v);
+    }
+    if (const auto* x = find(*f, "retained_bytes")) {
+        if (auto v = size(x->value, p("retained_bytes"), 0, std::uint64_t{1} << 32U, false); v && *v)
+            l.retained_bytes = static_cast<std::size_t>(**v);
     }
     if (const auto* x = find(*f, "publishes_per_second")) {
         if (auto v = count(x->value, p("publishes_per_second"), 1, 1'000'000, true)) {

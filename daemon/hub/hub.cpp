@@ -351,6 +351,7 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     s.last_error = t.last_error;
     s.spool_rejected = p.spool_rejected;
     s.offline_dropped = p.offline_dropped;
+    s.shared_dropped = p.shared_dropped;
     return s;
 }
 

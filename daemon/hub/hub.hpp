@@ -66,6 +66,7 @@ struct thing_status {
     std::uint64_t waiting_bytes = 0;  // their topic + payload bytes, the session's queue not counted
     std::uint64_t spool_rejected = 0;   // publishes the spool refused (full, I/O error)
     std::uint64_t offline_dropped = 0;  // QoS 0 publishes refused while offline
+    std::uint64_t shared_dropped = 0;   // messages of a shared subscription no member could take
     uplink::uplink_counters counters;
     std::string last_error;
 };

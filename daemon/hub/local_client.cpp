@@ -34,6 +34,12 @@ constexpr std::size_t trim_after_dropped = 1024 * 1024;
 constexpr std::size_t allocation(std::size_t n) {
     return std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15});
 }
+// Empties a container and gives its memory back (`c = {}` would keep the capacity: it assigns
+// an empty initializer list).
+template <class Container>
+void release(Container& c) {
+    Container{}.swap(c);
+}
 }  // namespace
 
 std::size_t local_client::cost_of(std::size_t capacity) noexcept {
@@ -74,9 +80,9 @@ local_client::local_client(socket s, client_id id, peer_credentials peer, const 
 local_client::~local_client() {
 #if defined(__GLIBC__)
     if (!trim_heap_) return;
-    queue_ = {};
-    write_buf_ = {};
-    in_ = {};
+    release(queue_);
+    release(write_buf_);
+    release(in_);
     ::malloc_trim(0);
 #endif
 }
@@ -148,7 +154,7 @@ void local_client::read_ready() {
             if (closed_ || closing_) return;
             in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(used));
         }
-        if (in_.empty() && in_.capacity() > read_chunk) in_ = {};  // a large frame passed: give it back
+        if (in_.empty() && in_.capacity() > read_chunk) release(in_);  // a large frame passed: give it back
         // A short read emptied the socket: reading again would only return EAGAIN. The wait
         // re-arms the descriptor (EPOLL_CTL_MOD), which reports data that arrived meanwhile.
         if (n < scratch.size() && !answers_pending()) return read();
@@ -245,7 +251,7 @@ void local_client::write() {
         if (ec) return self->finish("write to client failed: " + ec.message());
         self->writing_ = false;
         self->discharge(std::exchange(self->write_charge_, 0));
-        if (self->queue_.empty() && self->write_buf_.capacity() > read_chunk) self->write_buf_ = {};  // idle clients hold no buffer
+        if (self->queue_.empty() && self->write_buf_.capacity() > read_chunk) release(self->write_buf_);  // idle clients hold no buffer
         if (self->closing_ && self->queue_.empty()) return self->finish(self->close_reason_);
         // Below half the pause mark, so that a client reading slowly is not paused and resumed per frame.
         if (self->paused_ && !self->closing_ && self->queued_bytes_ < self->pause_mark() / 2) self->resume_reading();

@@ -26,7 +26,8 @@ constexpr auto final_write_grace = std::chrono::seconds(1);
 
 mqtt_client::mqtt_client(socket s, thing::session_id id, peer_credentials peer, mqtt::server_settings settings,
                          mqtt_events& events)
-    : socket_(std::move(s)), id_(id), peer_(std::move(peer)), max_queue_bytes_(settings.max_queued_bytes),
+    : socket_(std::move(s)), id_(id), peer_(std::make_shared<peer_credentials>(std::move(peer))),
+      max_queue_bytes_(settings.max_queued_bytes),
       events_(events), server_(settings, std::chrono::steady_clock::now()), timer_(socket_.get_executor()) {}
 
 mqtt_client::~mqtt_client() = default;
@@ -38,7 +39,7 @@ std::size_t mqtt_client::pause_mark() const noexcept { return std::min(max_queue
 std::size_t mqtt_client::queued_bytes() const noexcept { return server_.queued_bytes() + out_.size() + writing_size_; }
 
 std::string mqtt_client::describe() const {
-    return "MQTT client " + std::to_string(id_.value) + " ('" + server_.client_id() + "', " + peer_.describe() + ")";
+    return "MQTT client " + std::to_string(id_.value) + " ('" + server_.client_id() + "', " + peer_->describe() + ")";
 }
 
 void mqtt_client::start() {
@@ -96,10 +97,10 @@ void mqtt_client::run() {
     running_ = true;
     do {
         run_again_ = false;
-        server_.drain_actions(actions_);
         // The list is ours while we go through it: an answer given from inside a call below
-        // lands in the session's next list, which the loop drains next.
-        auto actions = std::move(actions_);
+        // lands in the session's next list, which the loop drains next. Its memory goes with
+        // it: an idle connection holds no list (an action is over a kilobyte).
+        auto actions = server_.drain_actions();
         for (auto& a : actions) {
             std::visit(
                 [this](auto& act) {
@@ -116,7 +117,8 @@ void mqtt_client::run() {
                         close_after_write_ = true;
                         if (!writing_now_ && out_.empty()) close_socket();
                     } else if constexpr (std::is_same_v<T, sa::connect_request>) {
-                        will = act.packet.will;
+                        if (act.packet.will) will = std::make_unique<mqtt::will_message>(std::move(*act.packet.will));
+                        act.packet.will.reset();
                         events_.on_connect(*this, act.packet);
                     } else if constexpr (std::is_same_v<T, sa::publish_request>) {
                         ++messages_in_;
@@ -141,8 +143,6 @@ void mqtt_client::run() {
                 },
                 a);
         }
-        actions.clear();
-        if (actions_.empty()) actions_ = std::move(actions);  // keep the capacity
     } while (run_again_);
     running_ = false;
     if (ended_) return;
@@ -204,7 +204,10 @@ void mqtt_client::write() {
             self->run();
             return self->close_socket();
         }
-        if (self->writing_.capacity() > read_chunk) self->writing_ = {};  // idle clients hold no buffer
+        if (self->out_.empty()) {  // idle clients hold no buffer (`= {}` would keep the capacity)
+            self->writing_.clear();
+            self->writing_.shrink_to_fit();
+        }
         self->maybe_resume();
         self->write();
     });
@@ -217,7 +220,8 @@ void mqtt_client::close_socket() {
     boost::system::error_code ignored;
     socket_.shutdown(socket::shutdown_both, ignored);
     socket_.close(ignored);
-    out_ = {};
+    out_.clear();
+    out_.shrink_to_fit();
     if (!ended_) {
         // Closed before the session ended it (a write failed): the session hears of it now.
         server_.on_transport_closed(now());

@@ -79,9 +79,12 @@ public:
     // A number for log lines and D-Bus ("MQTT client 7").
     [[nodiscard]] thing::session_id id() const noexcept { return id_; }
     [[nodiscard]] std::string describe() const;
-    [[nodiscard]] const peer_credentials& peer() const noexcept { return peer_; }
+    [[nodiscard]] const peer_credentials& peer() const noexcept { return *peer_; }
+    // The same credentials, for the session the connection joins: one copy per connection.
+    [[nodiscard]] std::shared_ptr<const peer_credentials> shared_peer() const noexcept { return peer_; }
     // The username whose password the hub checked (CONNECT); rules may match it (mqtt_user).
-    void set_mqtt_user(std::string user) { peer_.mqtt_user = std::move(user); }
+    // Before accept() only: a session may share the credentials from then on.
+    void set_mqtt_user(std::string user) { peer_->mqtt_user = std::move(user); }
     [[nodiscard]] bool connected() const noexcept { return session_ != nullptr && !ended_; }  // CONNACK sent
     [[nodiscard]] bool ended() const noexcept { return ended_; }
     [[nodiscard]] const std::string& client_id() const noexcept { return server_.client_id(); }
@@ -95,8 +98,9 @@ public:
     // Set by the hub when the connection is to be refused as soon as its CONNECT arrives (too
     // many clients, shutting down): the reason code and why.
     std::optional<std::pair<std::uint8_t, std::string>> refusal;
-    // The CONNECT's will; taken once by the hub when the connection ends.
-    std::optional<mqtt::will_message> will;
+    // The CONNECT's will; taken once by the hub when the connection ends. On the heap: most
+    // connections have none, and an empty will_message is half a kilobyte.
+    std::unique_ptr<mqtt::will_message> will;
     // How long its session outlives it (set by the hub from the CONNECT, within mqtt.session_expiry).
     [[nodiscard]] std::chrono::seconds session_expiry() const noexcept { return session_expiry_; }
     void set_session_expiry(std::chrono::seconds s) noexcept { session_expiry_ = s; }
@@ -119,14 +123,13 @@ private:
 
     socket socket_;
     thing::session_id id_;
-    peer_credentials peer_;
+    std::shared_ptr<peer_credentials> peer_;
     std::size_t max_queue_bytes_;
     mqtt_events& events_;
     mqtt::server_session server_;
     std::shared_ptr<mqtt_session> session_;
     boost::asio::steady_timer timer_;
     std::optional<mqtt::time_point> armed_;
-    std::vector<mqtt::server_session_action> actions_;
     bool running_ = false;   // run() is on the stack; a nested call leaves the work to it
     bool run_again_ = false;
 

@@ -42,6 +42,7 @@ mqtt::server_settings hub::mqtt_server_settings() const {
     s.max_packet_size = m.max_packet;
     s.receive_maximum = m.receive_maximum;
     s.topic_alias_maximum = m.topic_aliases;
+    s.max_outbound_topic_aliases = m.topic_aliases;
     s.max_inflight_deliveries = m.max_inflight;
     s.max_queued_bytes = m.client_queue;
     s.max_keep_alive = static_cast<std::uint16_t>(m.max_keep_alive.count());
@@ -169,10 +170,17 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
                          config_->mqtt.max_sessions, *note);
     }
     if (!session) {
-        session = std::make_shared<mqtt_session>(c.id(), name, assigned.value_or(packet.client_id), c.peer(),
+        session = std::make_shared<mqtt_session>(c.id(), name, assigned.value_or(packet.client_id), c.shared_peer(),
                                                  std::move(rights), config_->mqtt.session_queue);
         if (own_id) mqtt_sessions_[{c.peer().uid, c.peer().mqtt_user, packet.client_id}] = session;
         t->pipe->attach(session);
+    }
+    if (present && session->expiry.count() == 0 && granted.count() > 0) {
+        // Its subscriptions were not tracked while it was not to be kept: they are the
+        // pipeline's (at QoS 1 and the default options, which it does not keep per session).
+        std::vector<spool::format::subscription> held;
+        for (auto& f : t->pipe->filters_of(session->flow())) held.push_back({.filter = std::move(f), .max_qos = 1, .options = 0});
+        session->restore(std::move(held));
     }
     session->expiry = granted;
     if (own_id) store_mqtt_session(*session, granted);
@@ -212,8 +220,10 @@ void hub::on_subscribe(mqtt_client& c, mqtt::subscribe&& packet) {
 void hub::subscribe_mqtt(const std::shared_ptr<mqtt_session>& session, std::uint32_t request,
                          std::vector<mqtt::subscription> subscriptions) {
     std::vector<ipc::subscription> filters;
+    std::vector<thing::subscription_options> options;  // MQTT 5's; MQTT 3.1.1 packets carry the defaults
     std::vector<spool::format::subscription> kept;
     filters.reserve(subscriptions.size());
+    options.reserve(subscriptions.size());
     kept.reserve(subscriptions.size());
     for (auto& s : subscriptions) {
         const auto qos = static_cast<std::uint8_t>(std::min<int>(static_cast<int>(s.max_qos), 1));
@@ -221,10 +231,13 @@ void hub::subscribe_mqtt(const std::shared_ptr<mqtt_session>& session, std::uint
                         .max_qos = qos,
                         .options = static_cast<std::uint8_t>((s.no_local ? 0x04 : 0) | (s.retain_as_published ? 0x08 : 0) |
                                                              ((s.retain_handling & 0x03) << 4))});
+        options.push_back(
+            {.no_local = s.no_local, .retain_as_published = s.retain_as_published, .retain_handling = s.retain_handling});
         filters.push_back({std::move(s.filter), qos});
     }
     if (request != mqtt_session::no_request) session->subscribing(request, std::move(kept));
-    if (auto* t = thing_named(session->thing())) return t->pipe->subscribe(session, request, std::move(filters));
+    if (auto* t = thing_named(session->thing()))
+        return t->pipe->subscribe(session, request, std::move(filters), std::move(options));
     session->subscribe_done(request, std::vector<ipc::result>(filters.size(), thing::fail(ipc::errc::daemon_shutting_down,
                                                                                           "the client's Thing is gone")));
 }
@@ -260,7 +273,7 @@ void hub::publish_will(mqtt::will_message w, const mqtt_session& s) {
 
 void hub::end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why) {
     // A will still delayed goes now: its session ends (MQTT 5, 3.1.3.2.2).
-    if (s->pending_will && !shutting_down_) publish_will(*std::exchange(s->pending_will, std::nullopt), *s);
+    if (s->pending_will && !shutting_down_) publish_will(std::move(*std::exchange(s->pending_will, nullptr)), *s);
     journal_.remove_session(s->row());
     s->unstore();
     thing::pipeline::detached gone;
@@ -275,7 +288,8 @@ void hub::expire_mqtt_sessions() {
     std::optional<std::chrono::steady_clock::time_point> next;
     for (auto it = mqtt_sessions_.begin(); it != mqtt_sessions_.end();) {
         auto s = it->second;
-        if (s->pending_will && s->will_due <= now && !s->bound()) publish_will(*std::exchange(s->pending_will, std::nullopt), *s);
+        if (s->pending_will && s->will_due <= now && !s->bound())
+            publish_will(std::move(*std::exchange(s->pending_will, nullptr)), *s);
         if (s->bound()) {
             ++it;
         } else if (s->expires <= now) {
@@ -298,7 +312,8 @@ void hub::expire_mqtt_sessions() {
 void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
     const auto session = c.session();
     const bool was_connected = session != nullptr;
-    thing::pipeline::detached gone;
+    // What ending the session released (said only when it ended: a kept session released nothing).
+    std::string released;
     const char* after = "";
     if (was_connected) {
         session->unbind(c);
@@ -317,7 +332,7 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
             // comes back in time (its session resumed), published at the latest when it ends.
             const std::chrono::seconds delay{c.will->props.will_delay_interval.value_or(0)};
             if (kept && delay.count() > 0) {
-                session->pending_will = std::move(*c.will);
+                session->pending_will = std::move(c.will);
                 session->will_due = std::chrono::steady_clock::now() + delay;
             } else {
                 publish_will(std::move(*c.will), *session);
@@ -342,15 +357,18 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
             if (registered) mqtt_sessions_.erase(it);
             journal_.remove_session(session->row());
             session->unstore();
+            thing::pipeline::detached gone;
             if (auto* t = thing_named(session->thing())) gone = t->pipe->detach(session->flow());
+            released = "; " + std::to_string(gone.released) + " upstream filter(s) released";
+            if (gone.dropped) released += ", " + std::to_string(gone.dropped) + " unsent publish(es) dropped";
         }
     }
     const auto level = how.cause == mqtt::server_end::client_disconnect ? spdlog::level::info : spdlog::level::warn;
-    spdlog::log(was_connected ? level : spdlog::level::info, "MQTT client {} ('{}', {}) {}: {}{}{}{}; {} upstream filter(s) released{}{}",
-                c.id().value, logging::escaped(c.client_id()), logging::escaped(c.peer().describe()),
+    spdlog::log(was_connected ? level : spdlog::level::info, "MQTT client {} ('{}', {}) {}: {}{}{}{}{}{}", c.id().value,
+                logging::escaped(c.client_id()), logging::escaped(c.peer().describe()),
                 was_connected ? "disconnected" : "closed before it was connected", mqtt::to_string(how.cause),
-                how.reason.empty() ? "" : " (", logging::escaped(how.reason), how.reason.empty() ? "" : ")", gone.released,
-                gone.dropped ? ", " + std::to_string(gone.dropped) + " unsent publish(es) dropped" : std::string{}, after);
+                how.reason.empty() ? "" : " (", logging::escaped(how.reason), how.reason.empty() ? "" : ")", released,
+                after);
     // The client object may be the caller; let it unwind before the last reference goes.
     if (auto it = mqtt_clients_.find(c.id()); it != mqtt_clients_.end()) {
         asio::post(io_, [keep = std::move(it->second)] {});
@@ -436,7 +454,8 @@ void hub::restore_mqtt_sessions(thing_entry& t) {
         }
         const mqtt_session_key key{static_cast<uid_t>(r.uid), r.mqtt_user, r.client_id};
         if (mqtt_sessions_.contains(key)) continue;  // already here (a Thing added again by a reload)
-        auto session = std::make_shared<mqtt_session>(client_id{next_client_++}, name, r.client_id, std::move(peer),
+        auto session = std::make_shared<mqtt_session>(client_id{next_client_++}, name, r.client_id,
+                                                      std::make_shared<const peer_credentials>(std::move(peer)),
                                                       std::move(rights), config_->mqtt.session_queue);
         session->expires = std::chrono::steady_clock::now() + std::chrono::seconds{left};
         session->expiry = std::chrono::seconds{r.expiry};

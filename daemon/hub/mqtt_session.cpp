@@ -32,14 +32,15 @@ mqtt::publish for_client(const mqtt::publish& in) {
 std::size_t bytes_of(const mqtt::publish& m) { return m.topic.size() + m.payload.size(); }
 }  // namespace
 
-mqtt_session::mqtt_session(thing::session_id flow, std::string thing, std::string client_id, peer_credentials peer,
-                           config::grants rights, std::size_t max_queued_bytes)
+mqtt_session::mqtt_session(thing::session_id flow, std::string thing, std::string client_id,
+                           std::shared_ptr<const peer_credentials> peer, config::grants rights,
+                           std::size_t max_queued_bytes)
     : flow_(flow), thing_(std::move(thing)), client_id_(std::move(client_id)), peer_(std::move(peer)),
       rights_(std::move(rights)), max_queued_bytes_(max_queued_bytes) {}
 
 std::string mqtt_session::describe() const {
     if (connection_) return connection_->describe();
-    return "MQTT session '" + client_id_ + "' (" + peer_.describe() + ", no connection)";
+    return "MQTT session '" + client_id_ + "' (" + peer_->describe() + ", no connection)";
 }
 
 std::uint32_t mqtt_session::request_id(std::uint16_t packet_id) const noexcept {
@@ -128,19 +129,44 @@ void mqtt_session::store_held() {
 
 void mqtt_session::restore(mqtt::publish msg, std::int64_t row) {
     const auto qos = static_cast<std::uint8_t>(msg.qos);
-    hold({std::move(msg), qos, row});
+    hold({std::move(msg), qos, {}, row});
 }
 
+// Kept only for sessions that outlive their connection (the others are never stored), so that an
+// idle client with a clean session pays nothing for it.
 void mqtt_session::subscribing(std::uint32_t request_id, std::vector<spool::format::subscription> asked) {
-    subscribing_[request_id] = std::move(asked);
+    if (expiry.count() > 0) subscribing_[request_id] = std::move(asked);
 }
 
 void mqtt_session::unsubscribing(std::uint32_t request_id, std::vector<std::string> filters) {
-    unsubscribing_[request_id] = std::move(filters);
+    if (expiry.count() > 0) unsubscribing_[request_id] = std::move(filters);
 }
 
 void mqtt_session::subscriptions_changed() {
     if (row_ != 0) journal_->set_subscriptions(row_, subscriptions_);
+}
+
+std::vector<thing::shared_leftover> mqtt_session::take_shared_leftovers() {
+    std::vector<thing::shared_leftover> out;
+    const auto take = [&](held& h) {
+        if (h.share.empty()) return false;
+        forget(h);  // the member that gets it stores it, if its session is stored
+        h.msg.qos = static_cast<mqtt::qos>(h.qos);
+        out.push_back({std::move(h.share), std::move(h.msg)});
+        return true;
+    };
+    // Sent to a connection that never acknowledged them (oldest first), then those that waited.
+    for (auto it = unacknowledged_.begin(); it != unacknowledged_.end();)
+        it = take(it->second) ? unacknowledged_.erase(it) : std::next(it);
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+        if (!take(*it)) {
+            ++it;
+            continue;
+        }
+        waiting_bytes_ -= bytes_of(out.back().msg);
+        it = waiting_.erase(it);
+    }
+    return out;
 }
 
 void mqtt_session::publish_done(std::uint32_t request_id, ipc::result outcome) {
@@ -177,13 +203,13 @@ void mqtt_session::unsubscribe_done(std::uint32_t request_id, std::vector<ipc::r
 }
 
 bool mqtt_session::deliver(thing::inbound_message& m, std::uint8_t qos) {
-    if (!connection_) return hold({for_client(m.msg), qos, 0});
+    if (!connection_) return hold({for_client(m.msg), qos, std::string(m.share), 0});
     const auto tag = ++next_tag_;
     auto msg = for_client(m.msg);
     switch (connection_->deliver(msg, qos, tag)) {
     case mqtt::delivery::sent:
     case mqtt::delivery::queued:
-        if (qos > 0) store(unacknowledged_.emplace(tag, held{std::move(msg), qos, 0}).first->second);
+        if (qos > 0) store(unacknowledged_.emplace(tag, held{std::move(msg), qos, std::string(m.share), 0}).first->second);
         return true;
     case mqtt::delivery::too_large:
         // MQTT forbids sending it (the client's Maximum Packet Size); the client is told nothing.

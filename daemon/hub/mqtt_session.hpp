@@ -27,7 +27,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,8 +40,9 @@ class mqtt_client;
 
 class mqtt_session final : public thing::local_session {
 public:
-    mqtt_session(thing::session_id flow, std::string thing, std::string client_id, peer_credentials peer,
-                 config::grants rights, std::size_t max_queued_bytes);
+    // `peer`: the credentials of the connection that made the session (shared with it).
+    mqtt_session(thing::session_id flow, std::string thing, std::string client_id,
+                 std::shared_ptr<const peer_credentials> peer, config::grants rights, std::size_t max_queued_bytes);
 
     // A connection takes the session (from the one that had it, if any: a takeover): what waits
     // for the client goes to it, oldest first.
@@ -58,7 +59,7 @@ public:
     // thing::local_session
     [[nodiscard]] thing::session_id flow() const override { return flow_; }
     [[nodiscard]] std::string describe() const override;
-    [[nodiscard]] std::string peer_description() const override { return peer_.describe(); }
+    [[nodiscard]] std::string peer_description() const override { return peer_->describe(); }
     [[nodiscard]] const config::grants& rights() const override { return rights_; }
     [[nodiscard]] thing::denial_log& denials() override { return denials_; }
     void publish_done(std::uint32_t request_id, ipc::result outcome) override;
@@ -66,6 +67,9 @@ public:
     void unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
     bool deliver(thing::inbound_message& m, std::uint8_t qos) override;
     void link_changed(const ipc::state&) override {}  // MQTT has no word for it
+    [[nodiscard]] bool takes_shared_subscriptions() const override { return true; }
+    [[nodiscard]] bool connected() const override { return bound(); }
+    [[nodiscard]] std::vector<thing::shared_leftover> take_shared_leftovers() override;
 
     void set_rights(config::grants g) { rights_ = std::move(g); }
 
@@ -82,7 +86,8 @@ public:
     void unstore() noexcept { row_ = 0; }
 
     // The subscriptions the session holds, as the spool keeps them: a SUBSCRIBE's filters count
-    // once the pipeline accepted them, an UNSUBSCRIBE's once it is answered.
+    // once the pipeline accepted them, an UNSUBSCRIBE's once it is answered. Tracked while
+    // `expiry` > 0 only (set it first).
     void subscribing(std::uint32_t request_id, std::vector<spool::format::subscription> asked);
     void unsubscribing(std::uint32_t request_id, std::vector<std::string> filters);
     [[nodiscard]] const std::vector<spool::format::subscription>& subscriptions() const noexcept { return subscriptions_; }
@@ -91,7 +96,7 @@ public:
     void restore(mqtt::publish msg, std::int64_t row);
     [[nodiscard]] const std::string& thing() const noexcept { return thing_; }
     [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
-    [[nodiscard]] const peer_credentials& peer() const noexcept { return peer_; }
+    [[nodiscard]] const peer_credentials& peer() const noexcept { return *peer_; }
     [[nodiscard]] bool bound() const noexcept { return connection_ != nullptr; }
     [[nodiscard]] const std::shared_ptr<mqtt_client>& connection() const noexcept { return connection_; }
     // QoS 1 messages waiting for a connection, and their bytes.
@@ -106,13 +111,14 @@ public:
     std::chrono::steady_clock::time_point expires{};
     // A will whose MQTT 5 Will Delay Interval runs: published at will_due unless a connection
     // resumes the session first, or when the session ends, whichever comes first.
-    std::optional<mqtt::will_message> pending_will;
+    std::unique_ptr<mqtt::will_message> pending_will;
     std::chrono::steady_clock::time_point will_due{};
 
 private:
     struct held {
         mqtt::publish msg;
         std::uint8_t qos = 0;
+        std::string share;     // the shared subscription it came for; empty: a plain one
         std::int64_t row = 0;  // in the spool's file; 0: not stored
     };
     bool hold(held h);
@@ -125,7 +131,7 @@ private:
     thing::session_id flow_;
     std::string thing_;
     std::string client_id_;
-    peer_credentials peer_;
+    std::shared_ptr<const peer_credentials> peer_;
     config::grants rights_;
     thing::denial_log denials_;
     std::size_t max_queued_bytes_;
@@ -134,7 +140,7 @@ private:
     std::uint16_t generation_ = 0;  // of the bound connection, in the high half of request ids
     std::map<std::uint64_t, held> unacknowledged_;  // QoS 1 sent to the connection, by tag
     std::uint64_t next_tag_ = 0;
-    std::deque<held> waiting_;  // for the next connection
+    std::list<held> waiting_;  // for the next connection; a list: empty, it holds no memory
     std::size_t waiting_bytes_ = 0;
     std::uint64_t dropped_ = 0;
 

@@ -72,6 +72,7 @@ std::vector<gid_t> peer_groups(int fd) {
         auto len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
         if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
             groups.resize(len / sizeof(gid_t));
+            groups.shrink_to_fit();  // kept for the whole connection
             return groups;
         }
         const std::size_t needed = len / sizeof(gid_t);

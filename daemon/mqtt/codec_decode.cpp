@@ -246,9 +246,16 @@ void read_reason_and_properties(reader& r, packet_type t, std::uint8_t& code, pr
 }
 
 void check_topic_filter(reader& r, std::string_view filter) {
-    if (const char* problem = r.ok() ? topic_filter_problem(filter) : nullptr) {
-        r.fail(decode_error::bad_topic, "topic filter ", problem);
-    }
+    if (!r.ok()) return;
+    const auto problem = topic::subscription_problem(filter);
+    if (!problem) return;
+    // A shared subscription's form (spec 4.8.2, [MQTT-4.8.2-1], [MQTT-4.8.2-2]) is a rule of the
+    // protocol on a well-formed string: breaking it is a Protocol Error, not a Malformed Packet.
+    using topic::errc;
+    const bool share_form = problem == errc::empty_share_name || problem == errc::wildcard_in_share_name ||
+                            problem == errc::share_without_filter;
+    r.fail_as(share_form ? reason::protocol_error : reason::malformed_packet, decode_error::bad_topic, "topic filter ",
+              topic_filter_problem(filter));
 }
 
 connect read_connect(reader& r) {
@@ -376,8 +383,9 @@ subscribe read_subscribe(reader& r, bool v5) {
             sub.retain_as_published = (options & 0x08U) != 0;
             sub.retain_handling = static_cast<std::uint8_t>((options >> 4U) & 3U);
             r.check(sub.retain_handling != 3, decode_error::protocol_violation, "retain handling is 3");
-            r.check(!sub.no_local || !sub.filter.starts_with("$share/"), decode_error::protocol_violation,
-                    "no local is set on a shared subscription");
+            if (sub.no_local && topic::is_shared(sub.filter))  // spec 3.8.3.1, [MQTT-3.8.3-4]
+                r.fail_as(reason::protocol_error, decode_error::protocol_violation,
+                          "no local is set on a shared subscription");
         }
     }
     r.check(!s.subscriptions.empty(), decode_error::protocol_violation, "no topic filters");

@@ -148,10 +148,12 @@ void server_session::process_received() {
         else
             handle(d.packet);
     }
-    if (state_ == server_state::ended)
-        rx_.clear();
-    else
+    if (state_ != server_state::ended && used < rx_.size()) {
         rx_.erase(rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(used));
+    } else {
+        rx_.clear();  // (`rx_ = {}` would keep the capacity: it assigns an empty initializer list)
+        rx_.shrink_to_fit();
+    }
 }
 
 void server_session::on_first_packet(packet& p) {
@@ -165,8 +167,8 @@ void server_session::on_first_packet(packet& p) {
 // The checks the session makes itself (spec 3.1.2, 3.1.3); a CONNECT that passes them goes to the owner.
 void server_session::check_connect(mqtt::connect& c) {
     version_ = c.version;
-    client_props_ = c.props;
-    client_props_.user_properties.clear();  // only the negotiated values are kept
+    client_props_ = {c.props.session_expiry_interval, c.props.maximum_packet_size, c.props.receive_maximum,
+                     c.props.topic_alias_maximum, c.props.request_problem_information};
     const bool v5 = c.version == protocol_version::v5;
     if (c.client_id.size() > settings_.max_client_id_length)
         return refuse_connect(c.version, reason::client_identifier_not_valid,
@@ -232,6 +234,10 @@ void server_session::accept(bool session_present, std::optional<std::string> ass
         if (session_expiry && *session_expiry != client_props_.session_expiry_interval.value_or(0))
             p.session_expiry_interval = session_expiry;
     }
+    // MQTT 3.1.1 has no topic aliases; an MQTT 5 client without a Topic Alias Maximum gets none.
+    outbound_aliases_.reset(version_ == protocol_version::v5 ? std::min(client_props_.topic_alias_maximum.value_or(0),
+                                                                        settings_.max_outbound_topic_aliases)
+                                                             : std::uint16_t{0});
     // MQTT 3.1.1 cannot announce a keep-alive: the client's own is enforced.
     if (assigned_client_id && client_id_.empty()) client_id_ = std::move(*assigned_client_id);
     state_ = server_state::online;
@@ -291,12 +297,14 @@ void server_session::end(server_end cause, std::optional<std::uint8_t> reason_co
     server_action::ended e{cause, reason_code, std::move(reason), will, unacknowledged(), disconnect_session_expiry_};
     state_ = server_state::ended;
     rx_.clear();
+    rx_.shrink_to_fit();
     topic_aliases_.clear();
     inbound_pending_.clear();
     awaiting_pubrel_.clear();
     filter_requests_.clear();
     outbound_queue_.clear();
     outbound_inflight_.clear();
+    outbound_aliases_.reset(0);
     queued_bytes_ = 0;
     emit(std::move(e));
     if (!transport_closed_) emit(server_action::close{});

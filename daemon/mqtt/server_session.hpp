@@ -30,7 +30,9 @@
 //   at most receive_maximum flows and topic_alias_maximum aliases. RETAIN while retain_available is false ends the
 //   connection (MQTT 5: 0x9A; 3.1.1 cannot be told beforehand and is closed, as mosquitto does).
 // - SUBSCRIBE: filters the server does not offer (shared subscriptions, wildcards, per the
-//   settings) are answered here (0x9E / 0xA2; 3.1.1: 0x80) and left out of the request; a
+//   settings) are answered here (0x9E / 0xA2; 3.1.1: 0x80) and left out of the request. A
+//   shared subscription breaking spec 4.8.2 (empty share name, a wildcard in it, no filter after
+//   it) or with No Local (spec 3.8.3.1) is a Protocol Error (0x82), found by the codec; a
 //   Subscription Identifier while they are not available ends the connection (0xA1). At most
 //   receive_maximum SUBSCRIBE / UNSUBSCRIBE requests await their answer (more: 0x97), which the
 //   specification leaves open.
@@ -43,21 +45,29 @@
 //   max_inflight_deliveries), with packet identifiers of their own; what does not fit waits in
 //   order, bounded by max_queued_bytes; packets larger than the client's Maximum Packet Size are
 //   not sent (spec 3.1.2.25), the owner is told. QoS 0 waits behind queued QoS 1 so a topic keeps
-//   its order. QoS 2 is delivered as QoS 1 (the server never starts a QoS 2 flow); Topic Alias is
-//   never sent.
+//   its order. QoS 2 is delivered as QoS 1 (the server never starts a QoS 2 flow).
+// - Outbound topic aliases (spec 3.3.2.3.4): to an MQTT 5 client whose CONNECT has a Topic Alias
+//   Maximum, at most the smaller of it and max_outbound_topic_aliases; each topic delivered gets
+//   one (the lowest free, then the least recently used one's: outbound_topic_aliases.hpp), is
+//   sent once with its topic name and the alias, then as an empty topic name with the alias. The
+//   alias is chosen when the packet is sent, never when it is queued, so packets on the wire set
+//   and use aliases in the order the client reads them; a new connection starts with none
+//   (deliveries sent again to it are new packets). A topic name and alias that together would
+//   exceed the client's Maximum Packet Size go without an alias.
 // - Malformed packets, protocol errors and packets over max_packet_size end the connection with
 //   the MQTT 5 reason code (DISCONNECT, when the client is MQTT 5 and CONNACK was sent) and a
 //   reason for the log that quotes nothing the client sent unescaped (the owner escapes).
 #pragma once
 
 #include "daemon/mqtt/codec.hpp"
+#include "daemon/mqtt/outbound_topic_aliases.hpp"
 #include "daemon/mqtt/packet.hpp"
 #include "daemon/mqtt/session.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -76,6 +86,9 @@ struct server_settings {
     std::uint16_t receive_maximum = 100;
     // Topic aliases a client may set toward the server (announced as Topic Alias Maximum).
     std::uint16_t topic_alias_maximum = 32;
+    // Topic aliases the server sets toward a client at most (fewer if its Topic Alias Maximum
+    // says so); 0: none.
+    std::uint16_t max_outbound_topic_aliases = 32;
     // QoS 1 deliveries awaiting the client's PUBACK; the client's Receive Maximum may lower it.
     std::uint16_t max_inflight_deliveries = 100;
     // Bytes of deliveries waiting for a window slot; past it deliver() refuses.
@@ -90,7 +103,7 @@ struct server_settings {
     std::chrono::milliseconds connect_timeout{10'000};
     bool retain_available = true;
     bool wildcard_subscriptions_available = true;
-    bool shared_subscriptions_available = false;
+    bool shared_subscriptions_available = true;
     bool subscription_identifiers_available = false;
 };
 
@@ -221,7 +234,7 @@ public:
     // A message for the client at `qos` (the subscription's, already the smaller of it and the
     // message's; 2 is sent as 1). `tag` comes back in delivered / ended.unacknowledged for QoS 1.
     // `msg.props` go to an MQTT 5 client as given (the owner strips what it must), except Topic
-    // Alias; its packet id, QoS and DUP are the session's.
+    // Alias, which is the session's (see above), as are its packet id, QoS and DUP.
     [[nodiscard]] delivery deliver(const mqtt::publish& msg, std::uint8_t qos, std::uint64_t tag, time_point now);
     // The server ends the connection: MQTT 5 gets DISCONNECT with `reason_code` (e.g.
     // server_shutting_down, session_taken_over). The will is published (spec 3.1.2.5: a close
@@ -248,6 +261,8 @@ public:
     [[nodiscard]] std::size_t awaiting_release() const noexcept { return awaiting_pubrel_.size(); }
     // Topic aliases the client set.
     [[nodiscard]] std::size_t topic_aliases() const noexcept { return topic_aliases_.size(); }
+    // Topic aliases the server set toward the client.
+    [[nodiscard]] std::size_t server_topic_aliases() const noexcept { return outbound_aliases_.size(); }
     // SUBSCRIBE / UNSUBSCRIBE requests awaiting subscribe_done() / unsubscribe_done().
     [[nodiscard]] std::size_t pending_filter_requests() const noexcept { return filter_requests_.size(); }
     // True while the session holds the client's bytes unprocessed (the CONNECT awaits its
@@ -308,6 +323,7 @@ private:
     void on_puback(const puback& a);
     void send_queued();
     [[nodiscard]] bool send_delivery(mqtt::publish& msg, std::uint64_t tag);
+    void send_with_topic_alias(mqtt::publish& msg);
     [[nodiscard]] std::optional<std::uint16_t> allocate_packet_id() noexcept;
     [[nodiscard]] std::size_t window() const noexcept;
     [[nodiscard]] std::size_t client_packet_limit() const noexcept;
@@ -325,9 +341,17 @@ private:
     std::chrono::seconds keep_alive_{0};  // enforced: 1.5 x this without a packet ends it
     time_point connect_deadline_{};
     time_point last_received_{};
-    properties client_props_;  // the CONNECT's (Receive Maximum, Maximum Packet Size, ...)
+    // What matters of the CONNECT's properties once it was answered (the whole set would cost
+    // every idle connection hundreds of bytes).
+    struct client_properties {
+        std::optional<std::uint32_t> session_expiry_interval;
+        std::optional<std::uint32_t> maximum_packet_size;
+        std::optional<std::uint16_t> receive_maximum;
+        std::optional<std::uint16_t> topic_alias_maximum;
+        std::optional<std::uint8_t> request_problem_information;
+    } client_props_;
     std::optional<std::uint32_t> disconnect_session_expiry_;  // set by the client's DISCONNECT
-    std::vector<std::uint8_t> rx_;
+    std::vector<std::uint8_t> rx_;  // released whenever it is empty: an idle connection holds none
     std::vector<server_session_action> actions_;
 
     // Inbound (client -> server).
@@ -337,12 +361,13 @@ private:
     std::map<std::uint16_t, filter_request> filter_requests_;
 
     // Outbound (server -> client).
-    std::deque<queued_delivery> outbound_queue_;
+    std::list<queued_delivery> outbound_queue_;  // a list: empty, it holds no memory (a deque does)
     std::size_t queued_bytes_ = 0;
     std::map<std::uint16_t, inflight_delivery> outbound_inflight_;  // by packet id
     std::uint64_t next_seq_ = 0;
     std::uint16_t last_packet_id_ = 0;
     std::uint64_t unknown_acks_ = 0;
+    mqtt::outbound_topic_aliases outbound_aliases_;
 };
 
 }  // namespace thingmux::mqtt

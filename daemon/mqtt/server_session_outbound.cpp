@@ -3,6 +3,7 @@
 #include "daemon/mqtt/server_session.hpp"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 namespace thingmux::mqtt {
@@ -65,8 +66,26 @@ bool server_session::send_delivery(mqtt::publish& msg, std::uint64_t tag) {
         msg.packet_id = *id;
         outbound_inflight_.emplace(*id, inflight_delivery{next_seq_++, tag});
     }
-    send(msg);
+    send_with_topic_alias(msg);
     return true;
+}
+
+// Spec 3.3.2.3.4: a topic the client holds an alias for goes as an empty topic name with the
+// alias; any other with its topic name and the alias it has from now on. Where the alias's 3
+// bytes would make the packet too large for the client (deliver() checked it without), it goes
+// with its topic name and no alias. `msg` is consumed (its topic may be emptied).
+void server_session::send_with_topic_alias(mqtt::publish& msg) {
+    if (outbound_aliases_.maximum() == 0) return send(msg);
+    const auto known = outbound_aliases_.known(msg.topic);
+    std::string topic = known ? std::exchange(msg.topic, {}) : std::string{};
+    msg.props.topic_alias = known.value_or(1);  // every alias takes the same room
+    if (encoded_size(msg, version_) > client_packet_limit()) {
+        if (known) msg.topic = std::move(topic);
+        msg.props.topic_alias.reset();
+    } else if (!known) {
+        msg.props.topic_alias = outbound_aliases_.assign(msg.topic);
+    }
+    send(msg);
 }
 
 std::optional<std::uint16_t> server_session::allocate_packet_id() noexcept {

@@ -196,6 +196,11 @@ void put_length(std::vector<std::uint8_t>& out, std::size_t n) {
     for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(n >> shift));
 }
 
+void put_string(std::vector<std::uint8_t>& out, std::string_view s) {
+    put_length(out, s.size());
+    out.insert(out.end(), s.begin(), s.end());
+}
+
 // Reads the encodings above: 4-byte big-endian lengths before strings, single bytes.
 class byte_reader {
 public:
@@ -231,6 +236,22 @@ private:
     std::span<const std::uint8_t> rest_;
     std::string& why_;
 };
+
+// An encoding's version byte, then entries up to the end, each read by `read`.
+template <class T, class Read>
+bool decode_list(std::span<const std::uint8_t> encoded, std::uint8_t encoding, std::vector<T>& out, std::string& why,
+                 Read read) {
+    out.clear();
+    if (encoded.empty() || encoded[0] != encoding) {
+        why = encoded.empty() ? "is empty" : "has unknown encoding " + std::to_string(encoded[0]);
+        return false;
+    }
+    byte_reader in{encoded.subspan(1), why};
+    while (!in.done()) {
+        if (!read(in, out.emplace_back())) return false;
+    }
+    return true;
+}
 
 }  // namespace
 
@@ -290,8 +311,7 @@ bool read_message(sqlite3_stmt* select, message& out, std::string& why) {
 std::vector<std::uint8_t> encode_subscriptions(const std::vector<subscription>& subscriptions) {
     std::vector<std::uint8_t> out{subscriptions_encoding};
     for (const auto& s : subscriptions) {
-        put_length(out, s.filter.size());
-        out.insert(out.end(), s.filter.begin(), s.filter.end());
+        put_string(out, s.filter);
         out.push_back(s.max_qos);
         out.push_back(s.options);
     }
@@ -299,46 +319,26 @@ std::vector<std::uint8_t> encode_subscriptions(const std::vector<subscription>& 
 }
 
 bool decode_subscriptions(std::span<const std::uint8_t> encoded, std::vector<subscription>& out, std::string& why) {
-    out.clear();
-    if (encoded.empty() || encoded[0] != subscriptions_encoding) {
-        why = encoded.empty() ? "is empty" : "has unknown encoding " + std::to_string(encoded[0]);
-        return false;
-    }
-    byte_reader in{encoded.subspan(1), why};
-    while (!in.done()) {
-        auto& s = out.emplace_back();
+    return decode_list(encoded, subscriptions_encoding, out, why, [&why](byte_reader& in, subscription& s) {
         if (!in.string(s.filter) || !in.byte(s.max_qos) || !in.byte(s.options)) return false;
-        if (s.max_qos > 2) {
-            why = "has QoS " + std::to_string(s.max_qos) + " for filter '" + s.filter + "'";
-            return false;
-        }
-    }
-    return true;
+        if (s.max_qos <= 2) return true;
+        why = "has QoS " + std::to_string(s.max_qos) + " for filter '" + s.filter + "'";
+        return false;
+    });
 }
 
 std::vector<std::uint8_t> encode_user_properties(const std::vector<user_property>& properties) {
     std::vector<std::uint8_t> out{user_properties_encoding};
     for (const auto& p : properties) {
-        for (const std::string_view s : {std::string_view{p.key}, std::string_view{p.value}}) {
-            put_length(out, s.size());
-            out.insert(out.end(), s.begin(), s.end());
-        }
+        put_string(out, p.key);
+        put_string(out, p.value);
     }
     return out;
 }
 
 bool decode_user_properties(std::span<const std::uint8_t> encoded, std::vector<user_property>& out, std::string& why) {
-    out.clear();
-    if (encoded.empty() || encoded[0] != user_properties_encoding) {
-        why = encoded.empty() ? "is empty" : "has unknown encoding " + std::to_string(encoded[0]);
-        return false;
-    }
-    byte_reader in{encoded.subspan(1), why};
-    while (!in.done()) {
-        auto& p = out.emplace_back();
-        if (!in.string(p.key) || !in.string(p.value)) return false;
-    }
-    return true;
+    return decode_list(encoded, user_properties_encoding, out, why,
+                       [](byte_reader& in, user_property& p) { return in.string(p.key) && in.string(p.value); });
 }
 
 }  // namespace thingmux::spool::format

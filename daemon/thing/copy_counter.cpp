@@ -33,14 +33,19 @@ void mix(std::uint64_t& h, const std::optional<T>& v) noexcept {
 }  // namespace
 
 std::uint64_t fingerprint(const mqtt::publish& m) noexcept {
+    auto h = content_fingerprint(m);
+    mix(h, static_cast<std::uint64_t>(m.qos));
+    mix(h, std::uint64_t{m.retain});
+    mix(h, m.props.message_expiry_interval);
+    return h;
+}
+
+std::uint64_t content_fingerprint(const mqtt::publish& m) noexcept {
     std::uint64_t h = 0;
     mix(h, std::string_view(m.topic));
     mix(h, std::string_view(m.payload));
-    mix(h, static_cast<std::uint64_t>(m.qos));
-    mix(h, std::uint64_t{m.retain});
     const auto& p = m.props;
     mix(h, p.payload_format_indicator);
-    mix(h, p.message_expiry_interval);
     mix(h, p.content_type);
     mix(h, p.response_topic);
     mix(h, p.correlation_data);

@@ -36,5 +36,8 @@ private:
 // A hash of everything a local client receives of a message (topic, payload, QoS, retain flag
 // and the forwarded properties), not of what differs between copies (packet id, DUP).
 [[nodiscard]] std::uint64_t fingerprint(const mqtt::publish& m) noexcept;
+// The same without QoS, retain flag and Message Expiry Interval: what a message keeps on its
+// way through the broker.
+[[nodiscard]] std::uint64_t content_fingerprint(const mqtt::publish& m) noexcept;
 
 }  // namespace thingmux::thing

@@ -18,25 +18,40 @@ bool pipeline::local_only(std::string_view topic_or_filter) const noexcept {
 std::vector<std::string> pipeline::filters_of(session_id id) const {
     auto all = table_.client_filters(id);
     for (auto& f : local_table_.client_filters(id)) all.push_back(std::move(f));
+    for (auto& f : groups_.shares_of(id)) all.push_back(std::move(f));
     std::sort(all.begin(), all.end());
     return all;
 }
 
-std::size_t pipeline::route(const mqtt::publish& msg, std::initializer_list<const subscription_table*> tables) {
-    match_scratch_.clear();
-    for (const auto* t : tables) t->match(msg.topic, match_scratch_);
-    if (tables.size() > 1) {
-        // A session with matching filters in both tables gets the message once, at the higher QoS.
-        std::sort(match_scratch_.begin(), match_scratch_.end(), [](const delivery& a, const delivery& b) {
-            return a.client < b.client || (a.client == b.client && a.max_qos > b.max_qos);
-        });
-        match_scratch_.erase(std::unique(match_scratch_.begin(), match_scratch_.end(),
-                                         [](const delivery& a, const delivery& b) { return a.client == b.client; }),
-                             match_scratch_.end());
-    }
+std::size_t pipeline::route(const mqtt::publish& msg, std::initializer_list<const subscription_table*> tables,
+                            routing how) {
+    // A delivery may run route() again (a session cut off in deliver() ends and its will goes to
+    // a local topic): this call works on its own vector, which keeps the scratch's capacity.
+    std::vector<delivery> matches;
+    matches.swap(match_scratch_);
+    matches.clear();
+    for (const auto* t : tables) t->match(msg.topic, matches);
+    // A session with matching filters in both tables gets the message once.
+    if (tables.size() > 1) merge_by_client(matches);
+    struct give_back {
+        std::vector<delivery>& from;
+        std::vector<delivery>& to;
+        ~give_back() {
+            if (to.capacity() < from.capacity()) to.swap(from);
+        }
+    } keep_capacity{matches, match_scratch_};
     inbound_message m(msg);
+    // A live message keeps its retain flag only for Retain As Published subscriptions.
+    std::optional<mqtt::publish> unretained;
+    std::optional<inbound_message> live;
     std::size_t routed = 0;
-    for (const auto& d : match_scratch_) {
+    for (const auto& d : matches) {
+        if (how.publisher && d.no_local && d.client == *how.publisher) continue;
+        if (how.subscribe_answer && !retained_recipients_.awaits(d.client, msg.topic)) continue;
+        if (share_groups::is_group(d.client)) {
+            if (deliver_shared(d.client, m)) ++routed;
+            continue;
+        }
         auto it = sessions_.find(d.client);
         if (it == sessions_.end()) continue;
         auto& s = *it->second;
@@ -45,15 +60,25 @@ std::size_t pipeline::route(const mqtt::publish& msg, std::initializer_list<cons
             continue;
         }
         ++routed;
-        if (s.deliver(m, std::min(static_cast<std::uint8_t>(msg.qos), d.max_qos))) ++shared_.counters.deliveries;
+        auto* target = &m;
+        if (msg.retain && !how.subscribe_answer && !d.retain_as_published) {
+            if (!live) {
+                unretained.emplace(msg);
+                unretained->retain = false;
+                live.emplace(*unretained);
+            }
+            target = &*live;
+        }
+        if (s.deliver(*target, std::min(static_cast<std::uint8_t>(msg.qos), d.max_qos))) ++shared_.counters.deliveries;
     }
     return routed;
 }
 
 void pipeline::publish_locally(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m) {
     const auto msg = to_mqtt(std::move(m));
+    if (msg.retain) retained_.put(msg, clock_.now());
     // Done once every session it matched has it; MQTT 5's "no matching subscribers" otherwise.
-    const auto routed = route(msg, {&table_, &local_table_});
+    const auto routed = route(msg, {&table_, &local_table_}, {.publisher = s->flow(), .subscribe_answer = false});
     if (routed == 0) ++shared_.counters.unrouted;
     s->publish_done(request_id, ok(routed > 0 ? mqtt::reason::success : mqtt::reason::no_matching_subscribers));
 }

@@ -6,11 +6,15 @@ namespace {
 shaper_limits publish_limits(const config::thing_limits& l) {
     return {.messages_per_second = l.publishes_per_second, .bytes_per_second = l.bytes_per_second};
 }
+retained_limits cache_limits(const config::thing_limits& l) {
+    return {.messages = l.retained_messages, .bytes = l.retained_bytes};
+}
 }  // namespace
 
 pipeline::pipeline(config::thing settings, session_rules rules, shared_parts shared, upstream& up, clock& clk)
     : settings_(std::move(settings)), rules_(rules), shared_(std::move(shared)), up_(up), clock_(clk),
-      shaper_(publish_limits(settings_.limits), clk.now()), filters_(settings_.limits.subscriptions_per_second, clk.now()) {}
+      shaper_(publish_limits(settings_.limits), clk.now()),
+      filters_(settings_.limits.subscriptions_per_second, clk.now()), retained_(cache_limits(settings_.limits)) {}
 
 pipeline::~pipeline() = default;
 
@@ -20,6 +24,7 @@ void pipeline::reconfigure(config::thing settings, session_rules rules) {
     const auto now = clock_.now();
     shaper_.set_limits(publish_limits(settings_.limits), now);
     filters_.set_rate(settings_.limits.subscriptions_per_second, now);
+    retained_.set_limits(cache_limits(settings_.limits));
     release_publishes();
     release_subscription_changes();
 }
@@ -30,22 +35,30 @@ void pipeline::attach(std::shared_ptr<local_session> s) {
 }
 
 pipeline::detached pipeline::detach(session_id id) {
+    std::vector<shared_leftover> leftovers;
+    if (const auto it = sessions_.find(id); it != sessions_.end()) leftovers = it->second->take_shared_leftovers();
     sessions_.erase(id);
     detached d;
     d.dropped = shaper_.remove_client(id).size();
     pending_.erase(id);
     table_.remove_client(id);
     local_table_.remove_client(id);
+    retained_recipients_.forget(id);
+    echoes_.forget(id);
+    no_local_sessions_.erase(id);
+    release_groups(groups_.leave_all(id));
     for (auto it = waiting_.begin(); it != waiting_.end();) {
         std::erase_if(it->second, [&](const waiter& w) { return w.request->owner->flow() == id; });
         it = it->second.empty() ? waiting_.erase(it) : std::next(it);
     }
     d.released = sync_upstream(id);
+    hand_on(std::move(leftovers));
     return d;
 }
 
 void pipeline::on_link(ipc::state s) {
     copies_.reset();  // copies still due of a message from the last connection will not come
+    retained_recipients_.reset();  // re-sends of retained messages after a reconnect are for nobody
     link_ = std::move(s);
     for (const auto& [id, session] : sessions_) session->link_changed(link_);
     if (online()) {
@@ -62,7 +75,7 @@ void pipeline::on_message(const mqtt::publish& msg, std::optional<mqtt::inbound_
         if (ticket) up_.acknowledge(*ticket);
         return;
     }
-    if (route(msg, {&table_}) == 0) ++shared_.counters.unrouted;
+    from_broker(msg);
     // Every recipient has it queued: only now may the broker forget it.
     if (ticket) up_.acknowledge(*ticket);
 }
@@ -97,6 +110,7 @@ pipeline_status pipeline::status() const {
     }
     s.spool_rejected = spool_rejected_;
     s.offline_dropped = offline_dropped_;
+    s.shared_dropped = shared_dropped_;
     return s;
 }
 

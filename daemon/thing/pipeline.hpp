@@ -7,8 +7,16 @@
 //              → subscription shaper (subscription rate, fair) → upstream SUBSCRIBE/UNSUBSCRIBE
 //   inbound:   copy filter (one copy per message) → subscription table → receive rights
 //              → each matching session, encoded once per QoS → acknowledged upstream
+//   shared:    "$share/NAME/FILTER" is a group holding FILTER like one more subscriber; each of
+//              its messages goes to one member, in turn (share_path.cpp)
 //   local:     a topic within the Thing's local_topics: authorize → the sessions whose filters
 //              match (receive rights) → result; a filter within them is held locally only
+//   retained:  the broker's retained messages and the local retained publishes it accepted (or
+//              the spool took, or local topics routed) are kept in a bounded cache; a new local
+//              subscription the broker sends nothing for (its upstream filter is acknowledged
+//              already) is served from it, as its Retain Handling says; the broker's retained
+//              messages go only to the sessions whose subscription waited for their SUBSCRIBE
+//              (retained_recipients.hpp). No Local: echo_table.hpp.
 //
 // Every result goes back through the session that asked (local_session::publish_done, …), from
 // one place per kind of request: publish() → complete(), subscribe() → answer(). The pipeline
@@ -18,7 +26,11 @@
 
 #include "config/config.hpp"
 #include "daemon/thing/copy_counter.hpp"
+#include "daemon/thing/echo_table.hpp"
+#include "daemon/thing/retained_cache.hpp"
+#include "daemon/thing/retained_recipients.hpp"
 #include "daemon/thing/shaper.hpp"
+#include "daemon/thing/share_groups.hpp"
 #include "daemon/thing/subscription_shaper.hpp"
 #include "daemon/thing/subscription_table.hpp"
 #include "daemon/thing/ports.hpp"
@@ -29,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -69,6 +82,14 @@ struct pipeline_status {
     std::uint64_t at_upstream = 0;    // handed upstream, awaiting their result
     std::uint64_t spool_rejected = 0;
     std::uint64_t offline_dropped = 0;
+    std::uint64_t shared_dropped = 0;  // messages of a shared subscription no member could take
+};
+
+// How the pipeline routes a message: whose publish it is (No Local), and whether it is the
+// broker's retained message answering a SUBSCRIBE (only for the sessions that await it).
+struct routing {
+    std::optional<session_id> publisher;
+    bool subscribe_answer = false;
 };
 
 class pipeline : public std::enable_shared_from_this<pipeline> {
@@ -100,8 +121,10 @@ public:
 
     // Requests. The answer always comes through the session's …_done(), possibly at once.
     void publish(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m);
+    // `options`: the MQTT 5 subscription options of each filter, in order; absent ones (all, for
+    // IPC and D-Bus sessions) are the defaults.
     void subscribe(const std::shared_ptr<local_session>& s, std::uint32_t request_id,
-                   std::vector<ipc::subscription> filters);
+                   std::vector<ipc::subscription> filters, std::vector<subscription_options> options = {});
     void unsubscribe(const std::shared_ptr<local_session>& s, std::uint32_t request_id, const std::vector<std::string>& filters);
 
     // Upstream events.
@@ -124,6 +147,7 @@ public:
     [[nodiscard]] pipeline_status status() const;
     [[nodiscard]] std::vector<std::string> filters_of(session_id id) const;
     [[nodiscard]] std::size_t pending_publishes(session_id flow) const;
+    [[nodiscard]] const retained_cache& retained() const noexcept { return retained_; }
 
 private:
     // Who gets a publish's result: a session (by its request id), or the spool (by its row).
@@ -132,6 +156,8 @@ private:
         session_id flow;                         // its queue in the shaper
         std::uint32_t request_id = 0;
         std::int64_t spool_id = 0;  // > 0: a spooled message, deleted once the broker answered it
+        std::shared_ptr<const mqtt::publish> retained;  // a retained publish: cached once accepted
+        std::uint64_t echo = 0;  // content_fingerprint() of an echo expected for No Local (0: none)
     };
     // A publish on its way upstream: waiting in the shaper, then at the upstream until its result.
     struct queued_publish {
@@ -145,6 +171,8 @@ private:
         std::uint32_t request_id = 0;
         std::vector<ipc::result> results;
         std::size_t remaining = 0;
+        // Filters (index, filter) served from the retained cache once the request is answered.
+        std::vector<std::pair<std::size_t, std::string>> from_cache;
     };
     // One filter of a SUBSCRIBE request waiting for an upstream filter serving it to be acknowledged.
     struct waiter {
@@ -158,7 +186,22 @@ private:
     void publish_locally(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m);
     // Hands a message to every attached session with a matching filter in `tables` that may
     // receive it; returns how many were handed it.
-    std::size_t route(const mqtt::publish& msg, std::initializer_list<const subscription_table*> tables);
+    std::size_t route(const mqtt::publish& msg, std::initializer_list<const subscription_table*> tables,
+                      routing how = {});
+    // retained messages and No Local (retained_path.cpp)
+    [[nodiscard]] static std::shared_ptr<const mqtt::publish> retained_copy(const mqtt::publish& m);
+    void spooled_by(local_session& s, const ipc::publish& m);
+    [[nodiscard]] std::uint64_t expect_echo(local_session& s, const mqtt::publish& m);
+    void from_broker(const mqtt::publish& msg);
+    void wants_retained(subscribe_request& req, std::size_t index, session_id flow, const std::string& filter);
+    void serve_retained(local_session& s, const std::vector<std::pair<std::string, std::uint8_t>>& filters);
+    // shared subscriptions (share_path.cpp)
+    // Hands a message for `group` to one of its members; false when none could take it.
+    bool deliver_shared(session_id group, inbound_message& m);
+    // What a session that ended took of its groups' messages goes to the other members.
+    void hand_on(std::vector<shared_leftover> leftovers);
+    // The groups of a session that left them: those it was the last member of release their filter.
+    void release_groups(const std::vector<share_groups::left>& left);
     // publish path (publish_path.cpp)
     [[nodiscard]] std::optional<ipc::result> check_publish(local_session& s, ipc::publish& m);
     [[nodiscard]] ipc::result deny(local_session& s, config::refused what, const std::string& topic);
@@ -179,6 +222,7 @@ private:
     void release_subscription_changes();
     void upstream_subscribed(const std::string& filter, std::uint64_t generation, std::uint8_t code);
     void answer(waiter& w, ipc::result r);
+    void finish(subscribe_request& req);
     // Asks the clock for the next wake-up either shaper needs.
     void schedule(clock_type::time_point now);
 
@@ -204,7 +248,14 @@ private:
     subscription_shaper filters_;
     std::map<std::string, std::uint64_t, std::less<>> subscribe_generations_;  // of SUBSCRIBEs in filters_
     copy_counter copies_;
+    retained_cache retained_;
+    retained_recipients retained_recipients_;
+    echo_table echoes_;
+    std::set<session_id> no_local_sessions_;  // sessions that subscribed with No Local
     std::vector<delivery> match_scratch_;
+    share_groups groups_;
+    std::uint64_t shared_dropped_ = 0;
+    logging::rate_limiter shared_drop_log_{1, std::chrono::seconds(10)};
 
     std::int64_t spool_cursor_ = 0;  // highest spool id moved into the shaper
     std::size_t spool_loaded_ = 0;   // spooled messages in the shaper or upstream

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <typeindex>
 #include <vector>
 
@@ -57,6 +58,9 @@ class inbound_message {
 public:
     explicit inbound_message(const mqtt::publish& m) noexcept : msg(m) {}
     const mqtt::publish& msg;
+    // The shared subscription ("$share/NAME/FILTER") the session gets it for, while the pipeline
+    // hands it to one member of that group; empty for a plain subscription.
+    std::string_view share;
 
     template <class T, class Make>
     std::shared_ptr<const T> encoded(std::uint8_t qos, Make&& make) {
@@ -74,6 +78,13 @@ private:
         std::shared_ptr<const void> value;
     };
     std::vector<entry> cache_;
+};
+
+// A message of a shared subscription that a session took and its app never acknowledged: when
+// the session ends, it goes to another member of the group (MQTT 5 section 4.8.2).
+struct shared_leftover {
+    std::string share;  // "$share/NAME/FILTER"
+    mqtt::publish msg;  // at the QoS it was delivered with
 };
 
 // Rate limit for logging one requester's denied requests: one line per second.
@@ -104,6 +115,15 @@ public:
     virtual bool deliver(inbound_message& m, std::uint8_t qos) = 0;
     // The Thing's connection changed state.
     virtual void link_changed(const ipc::state& s) = 0;
+
+    // Shared subscriptions ("$share/NAME/FILTER"): whether the front end can take them (it must
+    // hand each delivery to the app as that subscription's, not by topic), whether its app is
+    // there now (a session kept for an app that is away gets a group's message only when no
+    // member that is there takes it), and what it took of them and its app never acknowledged
+    // (taken out of it when it ends, for the other members).
+    [[nodiscard]] virtual bool takes_shared_subscriptions() const { return false; }
+    [[nodiscard]] virtual bool connected() const { return true; }
+    [[nodiscard]] virtual std::vector<shared_leftover> take_shared_leftovers() { return {}; }
 };
 
 }  // namespace thingmux::thing

@@ -18,11 +18,15 @@ void pipeline::publish(const std::shared_ptr<local_session>& s, std::uint32_t re
     if (auto refusal = check_publish(*s, m)) return s->publish_done(request_id, std::move(*refusal));
     if (local_only(m.topic)) return publish_locally(s, request_id, std::move(m));
     if (auto spooled = maybe_spool(m)) {
+        if (ipc::accepted(spooled->code)) spooled_by(*s, m);
         s->publish_done(request_id, std::move(*spooled));
         return release_publishes();  // online behind earlier rows: the new one follows them out
     }
     ++pending_[s->flow()];
-    enqueue({.msg = to_mqtt(std::move(m)), .owner = {.session = s, .flow = s->flow(), .request_id = request_id, .spool_id = 0}});
+    auto msg = to_mqtt(std::move(m));
+    publish_owner owner{.session = s, .flow = s->flow(), .request_id = request_id, .spool_id = 0,
+                        .retained = retained_copy(msg), .echo = expect_echo(*s, msg)};
+    enqueue({.msg = std::move(msg), .owner = std::move(owner)});
     // Handed straight upstream with nothing waiting (the common case): nothing to release or time.
     if (shaper_.queued_total() > 0) release_publishes();
 }
@@ -133,6 +137,11 @@ void pipeline::send_upstream(queued_publish&& p) {
 }
 
 void pipeline::complete(publish_owner& owner, ipc::result r) {
+    if (ipc::accepted(r.code)) {
+        if (owner.retained) retained_.put(*owner.retained, clock_.now());
+    } else if (owner.echo != 0) {
+        echoes_.cancel(owner.flow, owner.echo);
+    }
     if (owner.spool_id > 0) {
         spooled_done(owner.spool_id, r);
     } else {

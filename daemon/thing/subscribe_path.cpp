@@ -21,14 +21,34 @@ std::string n(std::size_t v) { return std::to_string(v); }
 
 }  // namespace
 
-std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::string& filter) {
-    if (const char* problem = mqtt::topic_filter_problem(filter))
-        return fail(ipc::errc::invalid_filter, "filter '" + filter + "' " + problem, mqtt::reason::topic_filter_invalid);
+std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::string& subscription) {
+    if (const char* problem = mqtt::topic_filter_problem(subscription))
+        return fail(ipc::errc::invalid_filter, "filter '" + subscription + "' " + problem,
+                    mqtt::reason::topic_filter_invalid);
     const auto& l = settings_.limits;
     const auto refuse = [&](ipc::errc code, std::string why, std::uint8_t reason) {
         ++shared_.counters.refused;
         return fail(code, std::move(why), reason);
     };
+    // A shared subscription is checked as its filter: that is what the app rules grant, what goes
+    // upstream and what the quotas count.
+    const bool shared = topic::is_shared(subscription);
+    const std::string filter(filter_of(subscription));
+    if (shared && !s.takes_shared_subscriptions())
+        return refuse(ipc::errc::invalid_filter,
+                      "'" + subscription +
+                          "' is a shared subscription, which thingmuxd offers on its local MQTT face only (this "
+                          "client's messages are dispatched by topic, so a group's could not be told from its own)",
+                      mqtt::reason::shared_subscriptions_not_supported);
+    if (shared && l.max_topic_length) {
+        // Peers choose share names too: each group keeps its name.
+        const auto name = subscription.size() - filter.size() - topic::share_prefix.size() - 1;
+        if (name > *l.max_topic_length)
+            return refuse(ipc::errc::invalid_filter,
+                          "share name is " + n(name) + " bytes, limit " + n(*l.max_topic_length) +
+                              " (limits.max_topic_length)",
+                          mqtt::reason::topic_filter_invalid);
+    }
     if (l.max_topic_length && filter.size() > *l.max_topic_length)
         return refuse(ipc::errc::invalid_filter,
                       "filter is " + n(filter.size()) + " bytes, limit " + n(*l.max_topic_length) + " (limits.max_topic_length)",
@@ -41,8 +61,8 @@ std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::s
     if (!config::allowed(s.rights(), config::action::subscribe, filter)) return deny(s, config::refused::subscribe, filter);
     const auto flow = s.flow();
     const bool local = local_only(filter);
-    const bool held = (local ? local_table_ : table_).holds(flow, filter);
-    const auto holds = table_.filters_held(flow) + local_table_.filters_held(flow);
+    const bool held = shared ? groups_.is_member(flow, subscription) : (local ? local_table_ : table_).holds(flow, filter);
+    const auto holds = table_.filters_held(flow) + local_table_.filters_held(flow) + groups_.memberships(flow);
     if (!held && holds >= rules_.max_subscriptions)
         return refuse(ipc::errc::quota_exceeded,
                       "client holds " + n(holds) + " subscriptions, limit " + n(rules_.max_subscriptions) +
@@ -66,7 +86,7 @@ std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::s
 }
 
 void pipeline::subscribe(const std::shared_ptr<local_session>& s, std::uint32_t request_id,
-                         std::vector<ipc::subscription> filters) {
+                         std::vector<ipc::subscription> filters, std::vector<subscription_options> options) {
     auto req = std::make_shared<subscribe_request>();
     req->owner = s;
     req->request_id = request_id;
@@ -82,22 +102,31 @@ void pipeline::subscribe(const std::shared_ptr<local_session>& s, std::uint32_t 
         }
         // The session never holds QoS 2; a QoS 2 request is granted QoS 1, as a broker would.
         const auto qos = static_cast<std::uint8_t>(std::min<unsigned>(f.max_qos, 1));
-        if (local_only(f.filter)) {
-            local_table_.add(s->flow(), f.filter, qos);
+        const auto o = i < options.size() ? options[i] : subscription_options{};
+        // A shared subscription's filter is held by its group, for all its members.
+        const auto filter = filter_of(f.filter);
+        const auto holder = topic::is_shared(f.filter) ? groups_.join(s->flow(), f.filter, qos).group : s->flow();
+        const bool local = local_only(filter);
+        // Retain Handling 1: retained messages only for a subscription the session did not hold.
+        const bool retained = o.retain_handling == 0 ||
+                              (o.retain_handling == 1 && !(local ? local_table_ : table_).holds(holder, filter));
+        if (o.no_local) no_local_sessions_.insert(s->flow());
+        (local ? local_table_ : table_).add(holder, filter, qos, o);
+        if (!local) upstream.append(table_.plan(settings_.limits.subscriptions));
+        if (retained) wants_retained(*req, i, s->flow(), f.filter);
+        if (local) {
             req->results[i] = ok(qos);
             --req->remaining;
             continue;
         }
-        table_.add(s->flow(), f.filter, qos);
-        upstream.append(table_.plan(settings_.limits.subscriptions));
-        if (const auto granted = table_.granted_qos(f.filter)) {
+        if (const auto granted = table_.granted_qos(filter)) {
             req->results[i] = ok(std::min(*granted, qos));
             --req->remaining;
         } else {
             waiting_[f.filter].push_back({req, i, qos});
         }
     }
-    if (req->remaining == 0) s->subscribe_done(req->request_id, std::move(req->results));
+    if (req->remaining == 0) finish(*req);
     sync_upstream(s->flow(), std::move(upstream));
 }
 
@@ -107,15 +136,22 @@ void pipeline::unsubscribe(const std::shared_ptr<local_session>& s, std::uint32_
     std::vector<waiter> unanswered;
     const auto flow = s->flow();
     for (const auto& f : filters) {
-        if (local_table_.remove(flow, f)) {
+        if (topic::is_shared(f)) {
+            const auto left = groups_.leave(flow, f);
+            if (!left) {
+                results.push_back(ok(mqtt::reason::no_subscription_existed));
+                continue;
+            }
+            release_groups({*left});
+        } else if (local_table_.remove(flow, f)) {
             results.push_back(ok(mqtt::reason::success));
             continue;
-        }
-        if (!table_.holds(flow, f)) {
+        } else if (!table_.holds(flow, f)) {
             results.push_back(ok(mqtt::reason::no_subscription_existed));
             continue;
+        } else {
+            table_.remove(flow, f);
         }
-        table_.remove(flow, f);
         if (auto w = waiting_.find(f); w != waiting_.end()) {
             std::erase_if(w->second, [&](waiter& x) {
                 if (x.request->owner->flow() != flow) return false;
@@ -167,7 +203,7 @@ std::size_t pipeline::sync_upstream(session_id flow, upstream_plan first) {
         plan = {};
         // Requests whose filters an acknowledged upstream filter now serves.
         for (auto it = waiting_.begin(); it != waiting_.end();) {
-            const auto granted = table_.granted_qos(it->first);
+            const auto granted = table_.granted_qos(filter_of(it->first));
             if (!granted) {
                 ++it;
                 continue;
@@ -188,12 +224,24 @@ std::size_t pipeline::sync_upstream(session_id flow, upstream_plan first) {
                                                   " subscriptions upstream, the connection's limit (limits.subscriptions)",
                                               mqtt::reason::quota_exceeded);
             std::vector<waiter> waiters;
-            if (auto w = waiting_.find(u.filter); w != waiting_.end()) {
-                waiters = std::move(w->second);
-                waiting_.erase(w);
+            const auto take_waiters = [&](std::string_view key) {
+                if (auto w = waiting_.find(key); w != waiting_.end()) {
+                    for (auto& x : w->second) waiters.push_back(std::move(x));
+                    waiting_.erase(w);
+                }
+            };
+            take_waiters(u.filter);
+            // The sessions holding it: on their own, or as members of a group (which ends).
+            std::vector<session_id> holders;
+            for (const auto id : table_.holders(u.filter)) {
+                table_.remove(id, u.filter);
+                if (!share_groups::is_group(id)) {
+                    holders.push_back(id);
+                    continue;
+                }
+                if (const auto* g = groups_.find(id)) take_waiters(g->share);
+                for (const auto member : groups_.dissolve(id)) holders.push_back(member);
             }
-            const auto holders = table_.holders(u.filter);
-            for (const auto id : holders) table_.remove(id, u.filter);
             // Holders answered earlier (served by a wider filter until now) are not waiting.
             const auto answered = static_cast<std::size_t>(std::count_if(holders.begin(), holders.end(), [&](session_id id) {
                 return std::none_of(waiters.begin(), waiters.end(), [&](const waiter& w) { return w.request->owner->flow() == id; });
@@ -216,8 +264,10 @@ void pipeline::send_plan(session_id flow, upstream_plan plan) {
     }
     // What these replace is unsubscribed only once they are acknowledged, so anything here is
     // already served by acknowledged filters: its order against the SUBSCRIBEs does not matter.
-    for (const auto& f : plan.unsubscribe)
+    for (const auto& f : plan.unsubscribe) {
+        retained_recipients_.drop(f);
         if (!filters_.unsubscribe(flow, f)) subscribe_generations_.erase(f);
+    }
     release_subscription_changes();
 }
 
@@ -237,6 +287,7 @@ void pipeline::release_subscription_changes() {
         if (it == subscribe_generations_.end()) continue;  // not expected: dropping a filter withdraws its SUBSCRIBE
         generations.push_back(it->second);
         subscribe_generations_.erase(it);
+        retained_recipients_.sent(op->filter);
         filters.push_back(op->filter);
         subscribe.push_back({.filter = std::move(op->filter), .max_qos = mqtt::qos::at_least_once});
     }
@@ -257,9 +308,12 @@ void pipeline::release_subscription_changes() {
 void pipeline::upstream_subscribed(const std::string& filter, std::uint64_t generation, std::uint8_t code) {
     const auto outcome = table_.subscribed(filter, generation, code);
     if (outcome == subscription_table::suback::stale) return;  // unsubscribed meanwhile
-    if (outcome == subscription_table::suback::refused)
+    if (outcome == subscription_table::suback::granted) retained_recipients_.granted(filter);
+    if (outcome == subscription_table::suback::refused) {
+        retained_recipients_.drop(filter);
         spdlog::warn("thing {}: broker refused subscription to '{}': {}", settings_.name, logging::escaped(filter),
                      mqtt::reason_string(code));
+    }
     sync_upstream(table_flow);
 }
 
@@ -268,13 +322,14 @@ void pipeline::on_subscription_lost(const std::string& filter, std::uint8_t reas
                  logging::escaped(filter), mqtt::reason_string(reason_code));
     // What it served is served by others, or subscribed again on its own, or dropped (logged).
     table_.lost(filter, reason_code);
+    retained_recipients_.drop(filter);
     sync_upstream(table_flow);
 }
 
 void pipeline::answer(waiter& w, ipc::result r) {
     auto& req = *w.request;
     req.results[w.index] = std::move(r);
-    if (--req.remaining == 0) req.owner->subscribe_done(req.request_id, std::move(req.results));
+    if (--req.remaining == 0) finish(req);
 }
 
 }  // namespace thingmux::thing

@@ -167,7 +167,8 @@ private:
 subscription_table::subscription_table() : root_(std::make_unique<node>()) {}
 subscription_table::~subscription_table() = default;
 
-bool subscription_table::add(session_id client, std::string_view filter, std::uint8_t max_qos) {
+bool subscription_table::add(session_id client, std::string_view filter, std::uint8_t max_qos,
+                             subscription_options options) {
     auto& filters = by_client_[client];
     node* n = root_.get();
     for (std::size_t pos = 0; pos != topic_done;) {
@@ -175,12 +176,12 @@ bool subscription_table::add(session_id client, std::string_view filter, std::ui
         n = &n->child_or_create(level);
         pos = next;
     }
-    const delivery h{client, max_qos};
+    const delivery h{client, max_qos, options.no_local, options.retain_as_published};
     const auto at = std::lower_bound(n->holders.begin(), n->holders.end(), h, by_client);
     if (const auto it = filters.find(filter); it != filters.end()) {
         // Already held: only the QoS changes, nothing goes upstream.
         it->second = max_qos;
-        if (at != n->holders.end() && at->client == client) at->max_qos = max_qos;
+        if (at != n->holders.end() && at->client == client) *at = h;
         return false;
     }
     filters.emplace(std::string(filter), max_qos);
@@ -290,17 +291,26 @@ void subscription_table::match(std::string_view topic, std::vector<delivery>& ou
         }
     }
 
-    // One delivery per client at its highest matching QoS: sort by client, best QoS first,
-    // then keep the first of each run.
-    const auto begin = out.begin() + static_cast<std::ptrdiff_t>(first);
-    if (out.end() - begin < 2) return;
-    std::sort(begin, out.end(), [](const delivery& a, const delivery& b) {
+    merge_by_client(out, first);
+}
+
+void merge_by_client(std::vector<delivery>& deliveries, std::size_t first) {
+    // Sorted by client, best QoS first: the first of each run is kept, with the options merged in.
+    const auto begin = deliveries.begin() + static_cast<std::ptrdiff_t>(first);
+    if (deliveries.end() - begin < 2) return;
+    std::sort(begin, deliveries.end(), [](const delivery& a, const delivery& b) {
         return a.client != b.client ? a.client < b.client : a.max_qos > b.max_qos;
     });
-    out.erase(
-        std::unique(begin, out.end(),
-                    [](const delivery& a, const delivery& b) { return a.client == b.client; }),
-        out.end());
+    auto kept = begin;
+    for (auto it = std::next(begin); it != deliveries.end(); ++it) {
+        if (it->client != kept->client) {
+            *++kept = *it;
+            continue;
+        }
+        kept->no_local = kept->no_local && it->no_local;
+        kept->retain_as_published = kept->retain_as_published || it->retain_as_published;
+    }
+    deliveries.erase(std::next(kept), deliveries.end());
 }
 
 bool subscription_table::holds(session_id client, std::string_view filter) const {
@@ -491,6 +501,14 @@ std::vector<unserved_filter> subscription_table::unserved() const {
         const auto r = refused_.find(w);
         out.push_back(
             {.filter = w, .refused = r == refused_.end() ? std::nullopt : std::optional<std::uint8_t>{r->second}});
+    }
+    return out;
+}
+
+std::vector<std::string> subscription_table::awaiting_suback(std::string_view filter) const {
+    std::vector<std::string> out;
+    for (const auto& [u, e] : upstream_) {
+        if (!e.granted && covers(u, filter)) out.push_back(u);
     }
     return out;
 }

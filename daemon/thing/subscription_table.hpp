@@ -29,11 +29,26 @@ struct session_id {
     friend auto operator<=>(const session_id&, const session_id&) = default;
 };
 
+// MQTT 5 subscription options of one local subscription (IPC and D-Bus sessions have the
+// defaults, MQTT 3.1.1's behaviour).
+struct subscription_options {
+    bool no_local = false;             // the session's own publishes are not sent back to it
+    bool retain_as_published = false;  // live deliveries keep the retain flag they came with
+    std::uint8_t retain_handling = 0;  // at subscribe: retained messages 0 always, 1 if new, 2 never
+    friend bool operator==(const subscription_options&, const subscription_options&) = default;
+};
+
 struct delivery {
     session_id client;
     std::uint8_t max_qos = 0;  // highest QoS among this client's filters that matched
+    bool no_local = false;     // every matching filter of this client has No Local
+    bool retain_as_published = false;  // some matching filter of this client has Retain As Published
     friend bool operator==(const delivery&, const delivery&) = default;
 };
+
+// Merges the deliveries from index `first` on into one per client: the highest QoS, No Local
+// only when all of the client's matching filters have it, Retain As Published when any has.
+void merge_by_client(std::vector<delivery>& deliveries, std::size_t first = 0);
 
 // True when every topic `filter` matches is also matched by `wider`, both under the MQTT
 // specification's matching and under AWS IoT Core's (where "a/#" does not match "a"): a
@@ -70,9 +85,9 @@ public:
     subscription_table(const subscription_table&) = delete;
     subscription_table& operator=(const subscription_table&) = delete;
 
-    // Adds (or updates the QoS of) `client`'s subscription to `filter` (a valid MQTT topic
-    // filter). Returns true when the filter had no holder before. What goes upstream: plan().
-    bool add(session_id client, std::string_view filter, std::uint8_t max_qos);
+    // Adds (or updates the QoS and options of) `client`'s subscription to `filter` (a valid MQTT
+    // topic filter). Returns true when the filter had no holder before. What goes upstream: plan().
+    bool add(session_id client, std::string_view filter, std::uint8_t max_qos, subscription_options options = {});
     // Removes one subscription. Returns true when that was the filter's last holder. Removing a
     // subscription the client does not hold returns false.
     bool remove(session_id client, std::string_view filter);
@@ -100,6 +115,9 @@ public:
     // Local filters that the upstream set does not serve after plan(): refused by the broker, or
     // no room in the quota. Their holders must be dropped (then plan() again).
     [[nodiscard]] std::vector<unserved_filter> unserved() const;
+    // The upstream filters serving `filter` whose SUBSCRIBE the broker has not answered yet: the
+    // broker sends their retained messages once it does.
+    [[nodiscard]] std::vector<std::string> awaiting_suback(std::string_view filter) const;
     // The highest QoS the broker granted to an upstream filter that serves `filter`; nullopt
     // while none is acknowledged.
     [[nodiscard]] std::optional<std::uint8_t> granted_qos(std::string_view filter) const;
@@ -109,7 +127,7 @@ public:
     [[nodiscard]] std::size_t upstream_copies(std::string_view topic) const;
 
     // Appends one delivery per distinct client with at least one filter matching `topic` (a
-    // client with overlapping filters gets the message once, at the highest matching QoS).
+    // client with overlapping filters gets the message once, merged by merge_by_client()).
     // MQTT rules: '+' one level, '#' this level and below (incl. the parent: "a/#" matches "a"),
     // and filters starting with a wildcard never match topics starting with '$'.
     void match(std::string_view topic, std::vector<delivery>& out) const;

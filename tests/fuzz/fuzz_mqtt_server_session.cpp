@@ -7,10 +7,12 @@
 //             subscription identifiers), instead of the defaults with everything offered
 //   bit 3:    the owner refuses the CONNECT (not authorized) instead of accepting it
 //   bit 4:    the owner refuses QoS 1/2 publishes with odd packet identifiers
-//   bit 5:    a delivery (QoS 0, 1, 2 in turn) after each chunk
+//   bit 5:    a delivery (QoS 0, 1, 2 in turn, on one of three topics in turn) after each chunk
 //   bits 6-7: time passing after each chunk (0, 1 s, 10 s, 100 s), then on_tick()
 // Besides the sanitizers' findings, the target aborts when a property of the session breaks:
 //   - what it sends decodes, whole, as packets a server sends, in the connection's version;
+//   - a Topic Alias it sends is within the client's Topic Alias Maximum and the server's, and
+//     one sent with an empty topic name was set on this connection before;
 //   - a publish request carries a valid topic name, never a topic alias;
 //   - the state it holds stays within the limits (Receive Maximum, Topic Alias Maximum, the
 //     delivery window, the queue's bytes);
@@ -26,7 +28,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <span>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -41,6 +45,8 @@ void require(bool condition) {
 
 constexpr std::array<std::size_t, 4> chunk_sizes{0, 1, 7, 61};  // 0: all at once
 constexpr std::array<std::chrono::seconds, 4> steps{0s, 1s, 10s, 100s};
+// Three topics in turn for two aliases (small limits): aliases are set, used and reused.
+const std::array<std::string, 3> topics{"cmd/gw", "cmd/gw/b", "cmd/gw/c"};
 
 server_settings settings_for(bool small) {
     server_settings s;
@@ -48,6 +54,7 @@ server_settings settings_for(bool small) {
         s.max_packet_size = 256;
         s.receive_maximum = 4;
         s.topic_alias_maximum = 2;
+        s.max_outbound_topic_aliases = 2;
         s.max_inflight_deliveries = 2;
         s.max_queued_bytes = 512;
         s.max_client_id_length = 8;
@@ -112,11 +119,13 @@ private:
                 const auto r = decode(rest, session_.version());
                 const auto* d = std::get_if<decoded>(&r);
                 require(d != nullptr && sent_by_a_server(d->packet));
+                if (const auto* m = std::get_if<publish>(&d->packet)) check_topic_alias(*m);
                 rest = rest.subspan(d->consumed);
             }
         } else if (std::holds_alternative<server_action::close>(a)) {
             std::abort();  // close only ever follows ended
         } else if (const auto* c = std::get_if<server_action::connect_request>(&a)) {
+            client_topic_alias_maximum_ = c->packet.props.topic_alias_maximum.value_or(0);
             if (refuse_connect_) {
                 session_.refuse(reason::not_authorized, "refused", now);
             } else {
@@ -143,10 +152,24 @@ private:
         }
     }
 
+    // As the client sees it (spec 3.3.2.3.4).
+    void check_topic_alias(const publish& m) {
+        if (!m.props.topic_alias) return require(!m.topic.empty());
+        const auto alias = *m.props.topic_alias;
+        require(alias != 0 && alias <= client_topic_alias_maximum_ && alias <= settings_.max_outbound_topic_aliases);
+        if (!m.topic.empty()) {
+            client_aliases_.insert_or_assign(alias, m.topic);
+            return;
+        }
+        require(client_aliases_.contains(alias));
+    }
+
     void check_limits() const {
         require(session_.pending_publishes() + session_.awaiting_release() <= settings_.receive_maximum);
         require(session_.pending_filter_requests() <= settings_.receive_maximum);
         require(session_.topic_aliases() <= settings_.topic_alias_maximum);
+        require(session_.server_topic_aliases() <=
+                std::min(client_topic_alias_maximum_, settings_.max_outbound_topic_aliases));
         require(session_.inflight_deliveries() <= settings_.max_inflight_deliveries);
         require(session_.queued_bytes() <= settings_.max_queued_bytes);
         require(ended_ == (session_.state() == server_state::ended));
@@ -158,6 +181,8 @@ private:
     server_session session_;
     bool ended_ = false;
     bool closed_ = false;
+    std::uint16_t client_topic_alias_maximum_ = 0;
+    std::map<std::uint16_t, std::string> client_aliases_;  // the client's mapping
 };
 
 }  // namespace
@@ -182,7 +207,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         o.settle(now);
         if (deliver) {
             thingmux::mqtt::publish msg;
-            msg.topic = "cmd/gw";
+            msg.topic = topics[(tag / 2) % topics.size()];
             msg.payload = "x";
             static_cast<void>(s.deliver(msg, static_cast<std::uint8_t>(tag % 3), tag, now));
             ++tag;

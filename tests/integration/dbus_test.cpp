@@ -135,6 +135,7 @@ TEST_F(DbusTest, EveryPropertyReadsAndEveryMethodAnswers) {
     EXPECT_EQ(property(thing_path, thing_iface, "SpoolBytes"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "SpoolRejected"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "OfflineDropped"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "SharedDropped"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "MessagesPublished"), "t 1");
     EXPECT_EQ(property(thing_path, thing_iface, "MessagesReceived"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "LastError"), "s \"\"");

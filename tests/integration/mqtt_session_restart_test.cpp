@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -74,7 +75,8 @@ protected:
 // 1,000 numbered QoS 1 commands. The app (mosquitto_sub, MQTT 5, Clean Start 0 with a Session
 // Expiry Interval) gets the first 200, then is killed. While the cloud sends the other 800 in
 // bursts, thingmuxd is killed as soon as its spool holds at least 100 of them for the absent
-// app, and started again while the cloud still sends. The app comes back with the same client
+// app, and started again once the cloud sent 200 more (queued by the broker for the Thing's
+// session) while the cloud still sends. The app comes back with the same client
 // id: it must get every one of the 800, from the spool, from the broker's queue for the Thing's
 // session, and live.
 TEST_F(MqttSessionRestartTest, CommandsForAKilledAppSurviveSigkillOfTheDaemonWhileTheCloudSends) {
@@ -106,6 +108,8 @@ TEST_F(MqttSessionRestartTest, CommandsForAKilledAppSurviveSigkillOfTheDaemonWhi
     daemon.kill();
     const int sent_at_kill = sent;
     const long long stored_at_kill = rows_in(spool, "local_message");
+    // The broker queues what the cloud sends meanwhile for the Thing's session.
+    EXPECT_TRUE(eventually([&] { return sent >= std::min(sent_at_kill + 200, 1000); }, 60'000));
     daemon.start();
     const int sent_at_start = sent;
     cloud.join();

@@ -100,6 +100,35 @@ TEST_F(MqttTcpTest, PublishAndSubscribeWithQos0And1OverMqtt311And5) {
     EXPECT_NE(log.find("uid 0 (root) gid 0 (owner of the socket)"), std::string::npos) << log;
 }
 
+// Outbound topic aliases with a real client: paho (MQTT 5) announces Topic Alias Maximum 2 and
+// receives 10 commands on each of three topics, the first topic again at the end. thingmuxd's
+// policy (the lowest free alias, then the least recently used topic's) sets an alias 4 times
+// with the topic name and uses one alone 36 times; every message arrives on its topic, no alias
+// is above 2 and none is used before it was set.
+TEST_F(MqttTcpTest, TopicAliasesToAPahoClientWithinItsTopicAliasMaximum) {
+    daemon_fixture daemon(broker_, setup());
+    const std::string base = "cmd/gateway-01/alias/";
+    const auto out = daemon.log_file().parent_path() / "alias-sub.out";
+    auto sub = paho_start("5", {"subscribe", base + "#", "1", "40", "--topic-alias-maximum", "2"}, out);
+    ASSERT_TRUE(eventually([&] { return has_line(read_file(out), "suback 1"); }, 20'000)) << read_file(out);
+    for (const char* topic : {"t1", "t2", "t3", "t1"}) publish_from_cloud(broker_, base + topic, numbered(10, topic));
+    const auto status = sub.wait(60'000);
+    ASSERT_TRUE(status) << read_file(out);
+    EXPECT_EQ(WEXITSTATUS(*status), 0) << read_file(out);
+    const auto got = read_file(out);
+    for (const std::string topic : {"t1", "t2", "t3"}) {
+        for (int i = 1; i <= 10; ++i)
+            EXPECT_TRUE(has_line(got, "message " + base + topic + " " + topic + std::to_string(i))) << got;
+    }
+    EXPECT_EQ(count_of(got, "\nmessage " + base), 40U) << got;
+    EXPECT_EQ(count_of(got, "\nalias 1 set "), 2U) << got;  // t1, then t3 (t1 was least recently used)
+    EXPECT_EQ(count_of(got, "\nalias 2 set "), 2U) << got;  // t2, then t1 again (t2 was)
+    EXPECT_EQ(count_of(got, "\nalias 1 used"), 18U) << got;
+    EXPECT_EQ(count_of(got, "\nalias 2 used"), 18U) << got;
+    EXPECT_EQ(count_of(got, " unknown"), 0U) << got;
+    EXPECT_EQ(count_of(got, "\nalias "), 40U) << "an alias above the maximum, or a message without one:\n" << got;
+}
+
 // The kernel's word on a TCP peer: a client run as nobody gets the rights of the rule for user
 // nobody, and not root's.
 TEST_F(MqttTcpTest, AnotherUsersClientHasThatUsersRights) {

@@ -7,7 +7,10 @@ VERSION is 3 (MQTT 3.1.1) or 5. Every line it prints is flushed at once:
   "connack N"             the CONNACK's reason code (0: accepted; 3.1.1 return codes or MQTT 5 reason codes)
   "suback N"              the SUBACK's granted QoS / reason code
   "published N"           the N-th publish was sent (QoS 0) or acknowledged (QoS 1)
-  "message TOPIC PAYLOAD" a message received
+  "message TOPIC PAYLOAD" a message received (its topic resolved from its Topic Alias, if any)
+  "alias N set TOPIC"     a message set Topic Alias N to TOPIC (MQTT 5, --topic-alias-maximum)
+  "alias N used"          a message came with an empty topic name and Topic Alias N
+  "alias N unknown"       ... and no message had set alias N: the message cannot be placed
   "closed"                the server closed the connection
 ACTION:
   connect                 connect, print the CONNACK, disconnect
@@ -16,6 +19,9 @@ ACTION:
   hold                    connect (with --will-topic/--will-payload), then wait until killed
 Exit code: 0 when all went as asked, 2 when the CONNACK refused, 3 on a time-out, 4 when the
 server closed the connection first.
+
+paho 1.6 hands a message sent with a Topic Alias to on_message as it came (an empty topic name
+and the TopicAlias property) without resolving it: the app keeps the mapping, as done here.
 """
 import argparse
 import sys
@@ -23,6 +29,8 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 
 def say(line):
@@ -42,6 +50,8 @@ def main():
     p.add_argument("--will-topic")
     p.add_argument("--will-payload", default="")
     p.add_argument("--timeout", type=float, default=20.0)
+    p.add_argument("--topic-alias-maximum", type=int, default=0,
+                   help="MQTT 5: the Topic Alias Maximum of the CONNECT (0: none, no aliases to this client)")
     a = p.parse_args()
 
     v5 = a.version == "5"
@@ -72,8 +82,24 @@ def main():
             say("suback %d" % (g.value if hasattr(g, "value") else g))
         subscribed.set()
 
+    aliases = {}
+
+    def resolved_topic(msg):
+        alias = getattr(msg.properties, "TopicAlias", None) if v5 and msg.properties else None
+        if alias is None:
+            return msg.topic
+        if msg.topic:
+            aliases[alias] = msg.topic
+            say("alias %d set %s" % (alias, msg.topic))
+            return msg.topic
+        if alias not in aliases:
+            say("alias %d unknown" % alias)
+            return ""
+        say("alias %d used" % alias)
+        return aliases[alias]
+
     def on_message(client, userdata, msg):
-        say("message %s %s" % (msg.topic, msg.payload.decode("utf-8", "replace")))
+        say("message %s %s" % (resolved_topic(msg), msg.payload.decode("utf-8", "replace")))
         received.append(msg)
         if len(received) >= want["n"] > 0:
             done.set()
@@ -88,7 +114,11 @@ def main():
     c.on_subscribe = on_subscribe
     c.on_message = on_message
     c.on_disconnect = on_disconnect
-    c.connect(a.host, a.port, keepalive=60)
+    connect_props = None
+    if v5 and a.topic_alias_maximum:
+        connect_props = Properties(PacketTypes.CONNECT)
+        connect_props.TopicAliasMaximum = a.topic_alias_maximum
+    c.connect(a.host, a.port, keepalive=60, **({"properties": connect_props} if connect_props else {}))
     c.loop_start()
     if not connected.wait(a.timeout):
         return 3

@@ -291,4 +291,17 @@ std::size_t observer_subscription::wait_for_all(const std::vector<std::string>& 
     return still_missing;
 }
 
+bool observer_subscription::wait_acknowledged(int timeout_ms) const {
+    // mosquitto's log_type all: "Sending PUBLISH to ID (d0, q1, r0, m2, ...)" and "Received PUBACK
+    // from ID (Mid: 2, RC:0)"; the observer subscribes with QoS 1, so every PUBLISH to it is one.
+    const std::string sent = "Sending PUBLISH to " + client_id_ + " (",
+                      acknowledged = "Received PUBACK from " + client_id_ + " (";
+    return eventually(
+        [&] {
+            const auto log = read_file(broker_.log_file());
+            return count_of(log, sent) == count_of(log, acknowledged);
+        },
+        timeout_ms);
+}
+
 }  // namespace thingmux::test

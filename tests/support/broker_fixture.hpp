@@ -110,6 +110,11 @@ public:
     // returns how many of them are still missing. QoS 1 duplicates do not make up for a
     // message that has not arrived yet.
     std::size_t wait_for_all(const std::vector<std::string>& expected, int timeout_ms);
+    // Waits until the broker received the observer's PUBACK for every QoS 1 message it sent it
+    // (its log says so) or `timeout_ms` passed; returns true when none is unacknowledged. The
+    // observer prints a message as it sends its PUBACK: until the broker has read it, the message
+    // is in flight, and a broker stopped now sends it again after its restart (QoS 1).
+    [[nodiscard]] bool wait_acknowledged(int timeout_ms = 10'000) const;
 
 private:
     [[nodiscard]] bool probe_seen() const;

@@ -110,8 +110,14 @@ std::optional<std::uint8_t> mqtt_raw_client::publish(const std::string& topic, c
 
 std::optional<std::vector<std::uint8_t>> mqtt_raw_client::subscribe(const std::vector<std::string>& filters, int qos,
                                                                     int timeout_ms) {
-    mqtt::subscribe s{.packet_id = next_packet_id(), .subscriptions = {}, .props = {}};
-    for (const auto& f : filters) s.subscriptions.push_back({.filter = f, .max_qos = static_cast<mqtt::qos>(qos)});
+    std::vector<mqtt::subscription> subscriptions;
+    for (const auto& f : filters) subscriptions.push_back({.filter = f, .max_qos = static_cast<mqtt::qos>(qos)});
+    return subscribe(std::move(subscriptions), timeout_ms);
+}
+
+std::optional<std::vector<std::uint8_t>> mqtt_raw_client::subscribe(std::vector<mqtt::subscription> subscriptions,
+                                                                    int timeout_ms) {
+    mqtt::subscribe s{.packet_id = next_packet_id(), .subscriptions = std::move(subscriptions), .props = {}};
     if (!send(s)) return std::nullopt;
     const auto id = s.packet_id;
     auto a = await([&](const mqtt::packet& x) { return is_ack_for<mqtt::suback>(x, id); }, timeout_ms);

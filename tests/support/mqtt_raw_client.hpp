@@ -50,6 +50,10 @@ public:
     // SUBSCRIBE with the next packet identifier; the SUBACK's codes, nullopt when none came.
     std::optional<std::vector<std::uint8_t>> subscribe(const std::vector<std::string>& filters, int qos = 1,
                                                        int timeout_ms = 20'000);
+    // The same with subscription options of one's own (MQTT 5: No Local, Retain As Published,
+    // Retain Handling).
+    std::optional<std::vector<std::uint8_t>> subscribe(std::vector<mqtt::subscription> subscriptions,
+                                                       int timeout_ms = 20'000);
     // Waits until `n` PUBLISH packets were received in all, acknowledging QoS 1 ones.
     bool wait_publishes(std::size_t n, int timeout_ms = 20'000);
 

@@ -122,6 +122,8 @@ TEST(ConfigLoad, Defaults) {
     EXPECT_EQ(t.limits.inflight, 90);
     EXPECT_EQ(t.limits.filters_per_subscribe, 8U);
     EXPECT_EQ(t.limits.overlap, overlap_copies::per_subscription);
+    EXPECT_EQ(t.limits.retained_messages, 1000U);
+    EXPECT_EQ(t.limits.retained_bytes, 1024U * 1024);
     EXPECT_TRUE(c.apps.empty());
     EXPECT_EQ(c.ipc.socket, "/run/thingmux/thingmux.sock");
     EXPECT_EQ(c.ipc.mode, 0660U);
@@ -153,6 +155,8 @@ TEST(ConfigLoad, ValuesAndUnlimited) {
                                    "      qos2: downgrade\n"
                                    "      inflight: 500\n"
                                    "      overlap_copies: one\n"
+                                   "      retained_messages: 0\n"
+                                   "      retained_bytes: 64KiB\n"
                                    "  - name: other\n"
                                    "    endpoint: 10.0.0.1\n"
                                    "    port: 443\n"
@@ -178,6 +182,8 @@ TEST(ConfigLoad, ValuesAndUnlimited) {
     EXPECT_EQ(t.limits.qos2, qos2_policy::downgrade);
     EXPECT_EQ(t.limits.inflight, 500);  // not an AWS endpoint: no warning
     EXPECT_EQ(t.limits.overlap, overlap_copies::one);
+    EXPECT_EQ(t.limits.retained_messages, 0U);
+    EXPECT_EQ(t.limits.retained_bytes, 64U * 1024);
     const auto& o = r.config->things.at(1);
     EXPECT_TRUE(o.alpn.empty());
     EXPECT_EQ(o.session_expiry, std::nullopt);
@@ -254,6 +260,8 @@ TEST(ConfigLoad, BadEnum) {
     expect_error(parse(minimal + "log:\n  level: warning\n", "t.yaml"), "log.level", 8, 10, "not one of", "did you mean 'warn'?");
     expect_error(parse(minimal + "    limits: {overlap_copies: once}\n", "t.yaml"), "things[0].limits.overlap_copies",
                  7, 30, "'once' is not one of per_subscription, one");
+    expect_error(parse(minimal + "    limits: {retained_messages: unlimited}\n", "t.yaml"),
+                 "things[0].limits.retained_messages", 7, 33, "'unlimited' is not allowed here");
 }
 
 TEST(ConfigLoad, DuplicateNames) {

@@ -274,7 +274,7 @@ TEST(MqttServerSession, Connack5CarriesTheServerProperties) {
     EXPECT_FALSE(ack.props.retain_available.has_value());  // absent = available
     EXPECT_FALSE(ack.props.wildcard_subscription_available.has_value());
     EXPECT_EQ(ack.props.subscription_identifier_available, 0);
-    EXPECT_EQ(ack.props.shared_subscription_available, 0);
+    EXPECT_FALSE(ack.props.shared_subscription_available.has_value());
     EXPECT_FALSE(ack.props.maximum_qos.has_value());  // QoS 2 is taken
     EXPECT_FALSE(ack.props.server_keep_alive.has_value());
     EXPECT_FALSE(ack.props.assigned_client_identifier.has_value());
@@ -286,7 +286,7 @@ TEST(MqttServerSession, Connack5AnnouncesOnlyWhatIsNotOffered) {
     server_settings cfg;
     cfg.retain_available = false;
     cfg.wildcard_subscriptions_available = false;
-    cfg.shared_subscriptions_available = true;
+    cfg.shared_subscriptions_available = false;
     cfg.subscription_identifiers_available = true;
     cfg.topic_alias_maximum = 0;
     cfg.max_packet_size = max_mqtt_packet_size;
@@ -294,7 +294,7 @@ TEST(MqttServerSession, Connack5AnnouncesOnlyWhatIsNotOffered) {
     const auto ack = h.connect();
     EXPECT_EQ(ack.props.retain_available, 0);
     EXPECT_EQ(ack.props.wildcard_subscription_available, 0);
-    EXPECT_FALSE(ack.props.shared_subscription_available.has_value());
+    EXPECT_EQ(ack.props.shared_subscription_available, 0);
     EXPECT_FALSE(ack.props.subscription_identifier_available.has_value());
     EXPECT_FALSE(ack.props.topic_alias_maximum.has_value());  // absent = 0
     EXPECT_FALSE(ack.props.maximum_packet_size.has_value());  // absent = no limit
@@ -952,7 +952,19 @@ std::vector<violation_case> violation_cases() {
     with_subscription_id.props.subscription_identifiers = {1};
     auto subscribe_with_id = subscribe_of(1, {"a"});
     subscribe_with_id.props.subscription_identifiers = {5};
+    auto shared_no_local = subscribe_of(1, {"a", "$share/g/a"});
+    shared_no_local.subscriptions[1].no_local = true;
     return {
+        // Spec 3.8.3.1 [MQTT-3.8.3-4]: No Local on a shared subscription.
+        {"NoLocalOnASharedSubscription", shared_no_local, reason::protocol_error},
+        // Spec 4.8.2 [MQTT-4.8.2-1], [MQTT-4.8.2-2]: a share name of at least one character, no
+        // wildcard in it, a '/' and a topic filter after it.
+        {"EmptyShareName", subscribe_of(1, {"$share//a"}), reason::protocol_error},
+        {"WildcardShareName", subscribe_of(1, {"$share/+/a"}), reason::protocol_error},
+        {"WildcardInsideShareName", subscribe_of(1, {"$share/g#/a"}), reason::protocol_error},
+        {"ShareNameWithoutFilter", subscribe_of(1, {"$share/g"}), reason::protocol_error},
+        {"ShareNameWithEmptyFilter", subscribe_of(1, {"$share/g/"}), reason::protocol_error},
+        {"UnsubscribeShareNameWithoutFilter", unsubscribe{1, {"$share/g"}, {}}, reason::protocol_error},
         // Spec 3.3.2.3.4: 0 and above Topic Alias Maximum are Topic Alias invalid.
         {"TopicAliasAboveTheMaximum", with_alias("a", 33), reason::topic_alias_invalid},
         {"TopicAlias0", with_alias("a", 0), reason::topic_alias_invalid},
@@ -1022,6 +1034,7 @@ TEST(MqttServerSession, Suback311HasOnlyGrantedQosOrFailure) {
 TEST(MqttServerSession, FiltersNotOfferedAreAnsweredHereAndLeftOutOfTheRequest) {
     server_settings cfg;
     cfg.wildcard_subscriptions_available = false;
+    cfg.shared_subscriptions_available = false;
     harness h{cfg};
     h.connect();
     h.feed(subscribe_of(3, {"$share/g/a", "a/+", "a/b"}));
@@ -1039,6 +1052,25 @@ TEST(MqttServerSession, FiltersNotOfferedAreAnsweredHereAndLeftOutOfTheRequest) 
     EXPECT_EQ(h.only_sent<suback>().reason_codes,
               (std::vector<std::uint8_t>{reason::wildcard_subscriptions_not_supported}));
     EXPECT_EQ(h.s.pending_filter_requests(), 0U);
+}
+
+// Shared subscriptions are offered (CONNACK leaves Shared Subscription Available out): they are
+// raised as the client wrote them, for the owner to balance; MQTT 3.1.1 clients use the same form.
+TEST(MqttServerSession, SharedSubscriptionsAreRaisedAsWritten) {
+    for (const auto version : {v5, v311}) {
+        harness h{{}, version};
+        h.connect();
+        h.take_sent();
+        const auto sub = subscribe_of(7, {"$share/workers/cmd/#", "cmd/#"});
+        h.feed(sub);
+        EXPECT_EQ(h.only_event<server_action::subscribe_request>().packet, sub);
+        h.s.subscribe_done(7, {reason::granted_qos_1, reason::granted_qos_1}, h.now);
+        h.collect();
+        EXPECT_EQ(h.only_sent<suback>().reason_codes, (std::vector<std::uint8_t>{1, 1}));
+        h.feed(unsubscribe{8, {"$share/workers/cmd/#"}, {}});
+        EXPECT_EQ(h.only_event<server_action::unsubscribe_request>().packet.filters,
+                  std::vector<std::string>{"$share/workers/cmd/#"});
+    }
 }
 
 TEST(MqttServerSession, PacketIdOfAnUnansweredSubscribeReusedIsProtocolError) {
@@ -1371,6 +1403,152 @@ TEST(MqttServerSession, PacketIdsWrapAndSkipThoseInFlight) {
     static_cast<void>(h.s.deliver(make_publish("a", qos::at_least_once), 1, 1, h.now));
     h.collect();
     EXPECT_EQ(h.only_sent<mqtt::publish>().packet_id, 2);  // 1 is still in flight
+}
+
+// --- outbound topic aliases (spec 3.3.2.3.4; 3.1.2.11.5) ---
+
+// The topic and Topic Alias of each PUBLISH the session sent, oldest first.
+using aliased = std::pair<std::string, std::optional<std::uint16_t>>;
+std::vector<aliased> topics_and_aliases(const std::vector<packet>& sent) {
+    std::vector<aliased> out;
+    for (const auto& p : sent)
+        if (const auto* m = std::get_if<mqtt::publish>(&p)) out.emplace_back(m->topic, m->props.topic_alias);
+    return out;
+}
+
+// Topic Alias Maximum (property 0x22) in an MQTT 5 CONNECT.
+bytes topic_alias_maximum(std::uint16_t n) {
+    return bytes{0x22} + u16(n);
+}
+
+TEST(MqttServerSession, NoTopicAliasToAClientWithoutTopicAliasMaximum) {  // MQTT-3.1.2-27
+    for (const auto& props : {bytes{}, topic_alias_maximum(0)}) {
+        harness h;
+        h.connect(connect_v5("app-1", clean, 60, props));
+        for (int i = 0; i < 3; ++i)
+            static_cast<void>(h.s.deliver(make_publish("cmd/a", qos::at_most_once), 0, 1, h.now));
+        h.collect();
+        EXPECT_EQ(topics_and_aliases(h.take_sent()), (std::vector<aliased>(3, {"cmd/a", std::nullopt})));
+        EXPECT_EQ(h.s.server_topic_aliases(), 0U);
+    }
+    harness h{{}, v311};  // MQTT 3.1.1 has none
+    h.connect();
+    static_cast<void>(h.s.deliver(make_publish("cmd/a", qos::at_most_once), 0, 1, h.now));
+    h.collect();
+    EXPECT_EQ(h.wire, (std::vector<bytes>{with_header(0x30, str("cmd/a") + bytes{'x'})}));
+}
+
+// The first PUBLISH on a topic carries the topic name and the alias, the next ones an empty
+// topic name (a zero-length string) and the alias, byte for byte.
+TEST(MqttServerSession, TopicAliasIsSentWithTheTopicFirstThenAlone) {
+    harness h;
+    h.connect(connect_v5("app-1", clean, 60, topic_alias_maximum(4)));
+    static_cast<void>(h.s.deliver(make_publish("cmd/a", qos::at_most_once), 0, 1, h.now));
+    h.collect();
+    static_cast<void>(h.s.deliver(make_publish("cmd/a", qos::at_most_once), 0, 2, h.now));
+    h.collect();
+    const bytes alias_1 = bytes{3, 0x23} + u16(1);  // property length 3: Topic Alias 1
+    EXPECT_EQ(h.wire, (std::vector<bytes>{with_header(0x30, str("cmd/a") + alias_1 + bytes{'x'}),
+                                          with_header(0x30, str("") + alias_1 + bytes{'x'})}));
+    EXPECT_EQ(h.s.server_topic_aliases(), 1U);
+}
+
+// Free aliases first, lowest first; then the least recently used topic gives up its alias, and
+// the PUBLISH that reuses it carries the new topic name (the client's mapping changes).
+TEST(MqttServerSession, TopicAliasesAreBoundedByTheClientsMaximumAndReusedLeastRecentlyUsedFirst) {
+    harness h;
+    h.connect(connect_v5("app-1", clean, 60, topic_alias_maximum(2)));
+    for (const char* topic : {"a/1", "b/2", "a/1", "c/3", "b/2", "c/3", "a/1"})
+        static_cast<void>(h.s.deliver(make_publish(topic, qos::at_most_once), 0, 1, h.now));
+    h.collect();
+    EXPECT_EQ(topics_and_aliases(h.take_sent()), (std::vector<aliased>{{"a/1", 1},
+                                                                       {"b/2", 2},
+                                                                       {"", 1},        // a/1
+                                                                       {"c/3", 2},     // b/2 was least recently used
+                                                                       {"b/2", 1},     // a/1 was
+                                                                       {"", 2},        // c/3
+                                                                       {"a/1", 1}}));  // b/2 was
+    EXPECT_EQ(h.s.server_topic_aliases(), 2U);
+}
+
+TEST(MqttServerSession, OutboundTopicAliasesAreBoundedByTheServersMaximumToo) {
+    server_settings cfg;
+    cfg.max_outbound_topic_aliases = 1;
+    harness h{cfg};
+    h.connect(connect_v5("app-1", clean, 60, topic_alias_maximum(65535)));
+    for (int i = 0; i < 1000; ++i)
+        static_cast<void>(h.s.deliver(make_publish("t/" + std::to_string(i % 3), qos::at_most_once), 0, 1, h.now));
+    h.collect();
+    for (const auto& [topic, alias] : topics_and_aliases(h.take_sent())) {
+        ASSERT_EQ(alias, std::optional<std::uint16_t>{1}) << topic;
+        ASSERT_FALSE(topic.empty());  // three topics take turns at one alias
+    }
+    cfg.max_outbound_topic_aliases = 0;
+    harness none{cfg};
+    none.connect(connect_v5("app-1", clean, 60, topic_alias_maximum(10)));
+    static_cast<void>(none.s.deliver(make_publish("t/0", qos::at_most_once), 0, 1, none.now));
+    none.collect();
+    EXPECT_EQ(topics_and_aliases(none.take_sent()), (std::vector<aliased>{{"t/0", std::nullopt}}));
+}
+
+// A delivery waiting for a window slot gets its alias when it is sent, so the client reads the
+// mapping before its first use whatever the order of queueing.
+TEST(MqttServerSession, QueuedDeliveriesGetTheirAliasWhenSent) {
+    server_settings cfg;
+    cfg.max_inflight_deliveries = 1;
+    harness h{cfg};
+    h.connect(connect_v5("app-1", clean, 60, topic_alias_maximum(8)));
+    EXPECT_EQ(h.s.deliver(make_publish("q/a", qos::at_least_once), 1, 1, h.now), delivery::sent);
+    EXPECT_EQ(h.s.deliver(make_publish("q/b", qos::at_least_once), 1, 2, h.now), delivery::queued);
+    EXPECT_EQ(h.s.deliver(make_publish("q/a", qos::at_most_once), 0, 3, h.now), delivery::queued);
+    EXPECT_EQ(h.s.deliver(make_publish("q/b", qos::at_most_once), 0, 4, h.now), delivery::queued);
+    h.collect();
+    EXPECT_EQ(topics_and_aliases(h.take_sent()), (std::vector<aliased>{{"q/a", 1}}));
+    h.feed(puback{1, reason::success, {}});
+    EXPECT_EQ(topics_and_aliases(h.take_sent()), (std::vector<aliased>{{"q/b", 2}, {"", 1}, {"", 2}}));
+}
+
+// Aliases live as long as the network connection (MQTT-3.3.2-7): what a connection ended with
+// unacknowledged goes to the next connection as a new PUBLISH with its topic name, whatever alias
+// the previous connection or the caller had for it.
+TEST(MqttServerSession, ANewConnectionStartsWithoutTheAliasesOfThePreviousOne) {
+    const auto connect_with_aliases = connect_v5("app-1", 0, 60, bytes{0x11, 0, 0, 0, 60} + topic_alias_maximum(4));
+    harness first;
+    first.connect(connect_with_aliases);
+    auto msg = make_publish("cmd/keep", qos::at_least_once);
+    EXPECT_EQ(first.s.deliver(msg, 1, 7, first.now), delivery::sent);
+    EXPECT_EQ(first.s.deliver(msg, 1, 8, first.now), delivery::sent);
+    first.collect();
+    EXPECT_EQ(topics_and_aliases(first.take_sent()), (std::vector<aliased>{{"cmd/keep", 1}, {"", 1}}));
+    first.transport_closed();
+    EXPECT_EQ(first.ending(false).unacknowledged, (std::vector<std::uint64_t>{7, 8}));
+    EXPECT_EQ(first.s.server_topic_aliases(), 0U);
+
+    harness next;
+    next.connect(connect_with_aliases, true);
+    msg.props.topic_alias = 1;  // even a caller that kept the old alias does not make it go out
+    EXPECT_EQ(next.s.deliver(msg, 1, 7, next.now), delivery::sent);
+    EXPECT_EQ(next.s.deliver(msg, 1, 8, next.now), delivery::sent);
+    next.collect();
+    EXPECT_EQ(topics_and_aliases(next.take_sent()), (std::vector<aliased>{{"cmd/keep", 1}, {"", 1}}));
+}
+
+// The alias's 3 bytes must not push a packet past the client's Maximum Packet Size: such a
+// packet goes with its topic name and without an alias, whether the topic had one or not.
+TEST(MqttServerSession, TopicAliasIsLeftOutWhenItWouldExceedTheClientsMaximumPacketSize) {
+    harness h;
+    h.connect(connect_v5("app-1", clean, 60, bytes{0x27, 0, 0, 0, 20} + topic_alias_maximum(4)));
+    // Sizes: fixed header 2, topic 2 + 1 (or 2 when empty), properties 1 (+ 3 with the alias), payload.
+    const auto deliver = [&](std::size_t payload) {
+        return h.s.deliver(make_publish("a", qos::at_most_once, 0, std::string(payload, 'x')), 0, 1, h.now);
+    };
+    EXPECT_EQ(deliver(14), delivery::sent);  // 20 bytes; 23 with an alias
+    EXPECT_EQ(deliver(11), delivery::sent);  // 20 bytes with the alias, which it gets
+    EXPECT_EQ(deliver(14), delivery::sent);  // 22 bytes with the alias alone, 20 with the topic alone
+    EXPECT_EQ(deliver(12), delivery::sent);  // 20 bytes with the alias alone
+    h.collect();
+    EXPECT_EQ(topics_and_aliases(h.take_sent()),
+              (std::vector<aliased>{{"a", std::nullopt}, {"a", 1}, {"a", std::nullopt}, {"", 1}}));
 }
 
 // --- hostile clients ---

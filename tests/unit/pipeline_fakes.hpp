@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace thingmux::thing::testing {
@@ -122,10 +123,17 @@ public:
     struct delivery {
         std::string topic;
         std::uint8_t qos;
+        bool retain = false;
+        std::string payload;
+        std::size_t answered = 0;  // subscribe requests answered before it
+        std::string share = {};    // the shared subscription it came for; empty: a plain one
     };
     std::vector<delivery> delivered;
     std::vector<ipc::state> states;
     bool accepting = true;  // false: deliver() fails, as for a client that was cut off
+    bool present = true;    // connected(): false for a session kept while its app is away
+    bool shares = true;     // takes_shared_subscriptions()
+    std::vector<shared_leftover> leftovers;  // what take_shared_leftovers() gives back
 
     [[nodiscard]] session_id flow() const override { return id_; }
     [[nodiscard]] std::string describe() const override { return "client " + std::to_string(id_.value); }
@@ -146,10 +154,13 @@ public:
     }
     bool deliver(inbound_message& m, std::uint8_t qos) override {
         if (!accepting) return false;
-        delivered.push_back({m.msg.topic, qos});
+        delivered.push_back({m.msg.topic, qos, m.msg.retain, m.msg.payload, subscribed.size(), std::string(m.share)});
         return true;
     }
     void link_changed(const ipc::state& s) override { states.push_back(s); }
+    [[nodiscard]] bool takes_shared_subscriptions() const override { return shares; }
+    [[nodiscard]] bool connected() const override { return present; }
+    [[nodiscard]] std::vector<shared_leftover> take_shared_leftovers() override { return std::exchange(leftovers, {}); }
 
     // The result of filter `index` of subscribe request `request_id`; internal_error while unanswered.
     [[nodiscard]] ipc::errc subscribe_code(std::uint32_t request_id, std::size_t index = 0) const {
@@ -242,8 +253,8 @@ struct pipeline_rig {
         for (auto& f : filters) subs.push_back({.filter = std::move(f), .max_qos = 1});
         pipe->subscribe(s, request, std::move(subs));
     }
-    void inbound(std::string topic, std::optional<mqtt::inbound_ticket> ticket = std::nullopt) {
-        pipe->on_message(mqtt::publish{.topic = std::move(topic), .payload = "p",
+    void inbound(std::string topic, std::optional<mqtt::inbound_ticket> ticket = std::nullopt, std::string payload = "p") {
+        pipe->on_message(mqtt::publish{.topic = std::move(topic), .payload = std::move(payload),
                                        .qos = ticket ? mqtt::qos::at_least_once : mqtt::qos::at_most_once},
                          ticket);
     }

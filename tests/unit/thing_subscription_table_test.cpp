@@ -153,6 +153,25 @@ TEST(SubscriptionTable, SecondAddOfSameFilterUpdatesQosOnly) {
     EXPECT_TRUE(match(t, "a/b").empty());
 }
 
+// MQTT 5 subscription options: a client whose filters overlap on a topic gets one delivery with
+// No Local only when every matching filter has it and Retain As Published when any has; adding
+// a held filter again replaces its options.
+TEST(SubscriptionTable, OverlappingFiltersMergeTheirOptions) {
+    using thingmux::thing::subscription_options;
+    subscription_table t;
+    const subscription_options no_local{.no_local = true, .retain_as_published = false, .retain_handling = 0};
+    const subscription_options as_published{.no_local = false, .retain_as_published = true, .retain_handling = 2};
+    t.add(c1, "a/#", 1, no_local);
+    t.add(c1, "a/b", 0, no_local);
+    t.add(c2, "a/+", 0, as_published);
+    t.add(c2, "a/b", 1);
+    EXPECT_EQ(match(t, "a/b"), (std::vector<delivery>{{c1, 1, true, false}, {c2, 1, false, true}}));
+    EXPECT_EQ(match(t, "a/c"), (std::vector<delivery>{{c1, 1, true, false}, {c2, 0, false, true}}));
+    t.add(c1, "a/b", 0);  // No Local off for this filter only
+    EXPECT_EQ(match(t, "a/b"), (std::vector<delivery>{{c1, 1, false, false}, {c2, 1, false, true}}));
+    EXPECT_EQ(match(t, "a"), (std::vector<delivery>{{c1, 1, true, false}}));
+}
+
 TEST(SubscriptionTable, RemoveClientReturnsExactlyTheOrphanedFiltersSorted) {
     subscription_table t;
     t.add(c1, "z/only-c1", 0);
