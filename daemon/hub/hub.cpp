@@ -125,7 +125,7 @@ void hub::remove_thing(const std::string& name) {
     }
     std::erase_if(mqtt_sessions_, [&](const auto& entry) {
         if (entry.second->thing() != name) return false;
-        journal_.remove_session(entry.second->row());
+        journal_.remove_session(entry.second->state().row());
         return true;
     });
     // Its clients are closed: nobody waits for what is still in its pipeline.

@@ -161,7 +161,7 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
                            ? std::chrono::seconds{packet.props.session_expiry_interval.value_or(0)}
                            : (packet.clean_start ? std::chrono::seconds{0} : cap);
     auto granted = own_id ? std::min(asked, cap) : std::chrono::seconds{0};
-    if (granted.count() > 0 && !(present && session->expiry.count() > 0) && kept_mqtt_sessions() >= config_->mqtt.max_sessions) {
+    if (granted.count() > 0 && !(present && session->state().expiry.count() > 0) && kept_mqtt_sessions() >= config_->mqtt.max_sessions) {
         granted = std::chrono::seconds{0};
         if (auto note = mqtt_refusal_log_.admit())
             spdlog::warn("MQTT client {} ('{}', {}): its session is not kept beyond the connection: {} sessions are kept "
@@ -175,21 +175,21 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
         if (own_id) mqtt_sessions_[{c.peer().uid, c.peer().mqtt_user, packet.client_id}] = session;
         t->pipe->attach(session);
     }
-    if (present && session->expiry.count() == 0 && granted.count() > 0) {
+    if (present && session->state().expiry.count() == 0 && granted.count() > 0) {
         // Its subscriptions were not tracked while it was not to be kept: they are the
         // pipeline's (at QoS 1 and the default options, which it does not keep per session).
         std::vector<spool::format::subscription> held;
         for (auto& f : t->pipe->filters_of(session->flow())) held.push_back({.filter = std::move(f), .max_qos = 1, .options = 0});
-        session->restore(std::move(held));
+        session->state().restore(std::move(held));
     }
-    session->expiry = granted;
+    session->state().expiry = granted;
     if (own_id) store_mqtt_session(*session, granted);
     ++counters_.clients_accepted;
     spdlog::info("MQTT client {} connected: client id '{}', MQTT {}, {}, Thing {}, rules {}{}", c.id().value,
                  logging::escaped(assigned.value_or(packet.client_id)),
                  packet.version == mqtt::protocol_version::v5 ? "5" : "3.1.1", c.peer().describe(), name,
                  logging::escaped(join(session->rights().rules)),
-                 present ? ", session resumed with " + std::to_string(session->waiting()) + " message(s) waiting" : "");
+                 present ? ", session resumed with " + std::to_string(session->state().waiting()) + " message(s) waiting" : "");
     c.accept(session, present, std::move(assigned), granted);
     session->bind(c.shared_from_this());
     if (replaced && replaced.get() != &c) {
@@ -235,7 +235,7 @@ void hub::subscribe_mqtt(const std::shared_ptr<mqtt_session>& session, std::uint
             {.no_local = s.no_local, .retain_as_published = s.retain_as_published, .retain_handling = s.retain_handling});
         filters.push_back({std::move(s.filter), qos});
     }
-    if (request != mqtt_session::no_request) session->subscribing(request, std::move(kept));
+    if (request != mqtt_session::no_request) session->state().subscribing(request, std::move(kept));
     if (auto* t = thing_named(session->thing()))
         return t->pipe->subscribe(session, request, std::move(filters), std::move(options));
     session->subscribe_done(request, std::vector<ipc::result>(filters.size(), thing::fail(ipc::errc::daemon_shutting_down,
@@ -245,7 +245,7 @@ void hub::subscribe_mqtt(const std::shared_ptr<mqtt_session>& session, std::uint
 void hub::on_unsubscribe(mqtt_client& c, mqtt::unsubscribe&& packet) {
     const auto& session = c.session();
     const auto request = session->request_id(packet.packet_id);
-    session->unsubscribing(request, packet.filters);
+    session->state().unsubscribing(request, packet.filters);
     if (auto* t = thing_named(session->thing())) return t->pipe->unsubscribe(session, request, packet.filters);
     session->unsubscribe_done(request,
                               std::vector<ipc::result>(packet.filters.size(), thing::ok(mqtt::reason::no_subscription_existed)));
@@ -274,13 +274,13 @@ void hub::publish_will(mqtt::will_message w, const mqtt_session& s) {
 void hub::end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why) {
     // A will still delayed goes now: its session ends (MQTT 5, 3.1.3.2.2).
     if (s->pending_will && !shutting_down_) publish_will(std::move(*std::exchange(s->pending_will, nullptr)), *s);
-    journal_.remove_session(s->row());
-    s->unstore();
+    journal_.remove_session(s->state().row());
+    s->state().unstore();
     thing::pipeline::detached gone;
     if (auto* t = thing_named(s->thing())) gone = t->pipe->detach(s->flow());
     if (s->bound()) return;  // its connection reports it when it ends
     spdlog::info("{} ended: {}; {} upstream filter(s) released, {} waiting message(s) dropped", logging::escaped(s->describe()),
-                 why, gone.released, s->waiting());
+                 why, gone.released, s->state().waiting());
 }
 
 void hub::expire_mqtt_sessions() {
@@ -292,11 +292,11 @@ void hub::expire_mqtt_sessions() {
             publish_will(std::move(*std::exchange(s->pending_will, nullptr)), *s);
         if (s->bound()) {
             ++it;
-        } else if (s->expires <= now) {
+        } else if (s->state().expires <= now) {
             it = mqtt_sessions_.erase(it);
             end_mqtt_session(s, "its expiry interval passed without a connection");
         } else {
-            const auto due = s->pending_will ? std::min(s->expires, s->will_due) : s->expires;
+            const auto due = s->pending_will ? std::min(s->state().expires, s->will_due) : s->state().expires;
             next = next ? std::min(*next, due) : due;
             ++it;
         }
@@ -321,7 +321,7 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
         // session refused one that would turn 0 into more).
         if (how.session_expiry && c.session_expiry().count() > 0 && !session->bound()) {
             c.set_session_expiry(std::min(std::chrono::seconds{*how.session_expiry}, config_->mqtt.session_expiry));
-            session->expiry = c.session_expiry();
+            session->state().expiry = c.session_expiry();
         }
         const auto key = mqtt_session_key{c.peer().uid, c.peer().mqtt_user, c.client_id()};
         const auto it = mqtt_sessions_.find(key);
@@ -342,21 +342,21 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
         if (session->bound()) {
             after = "; its session went on with the new connection";
         } else if (kept) {
-            session->expires = std::chrono::steady_clock::now() + c.session_expiry();
-            journal_.set_ended(session->row(), std::time(nullptr), static_cast<std::uint32_t>(c.session_expiry().count()));
-            after = session->stored() ? "; its session is kept for the next connection, also across restarts"
+            session->state().expires = std::chrono::steady_clock::now() + c.session_expiry();
+            journal_.set_ended(session->state().row(), std::time(nullptr), static_cast<std::uint32_t>(c.session_expiry().count()));
+            after = session->state().stored() ? "; its session is kept for the next connection, also across restarts"
                                       : "; its session is kept for the next connection";
             expire_mqtt_sessions();
-        } else if (shutting_down_ && session->stored()) {
+        } else if (shutting_down_ && session->state().stored()) {
             // Kept in the spool's file for the next start of thingmuxd, subscriptions included:
             // not detached, so that its filters stay subscribed upstream.
             // Still stored: what arrives for it until the end is kept too.
-            journal_.set_ended(session->row(), std::time(nullptr), static_cast<std::uint32_t>(c.session_expiry().count()));
+            journal_.set_ended(session->state().row(), std::time(nullptr), static_cast<std::uint32_t>(c.session_expiry().count()));
             after = "; its session is kept for the next start of thingmuxd";
         } else {
             if (registered) mqtt_sessions_.erase(it);
-            journal_.remove_session(session->row());
-            session->unstore();
+            journal_.remove_session(session->state().row());
+            session->state().unstore();
             thing::pipeline::detached gone;
             if (auto* t = thing_named(session->thing())) gone = t->pipe->detach(session->flow());
             released = "; " + std::to_string(gone.released) + " upstream filter(s) released";
@@ -383,19 +383,19 @@ namespace thingmux::hub {
 
 std::size_t hub::kept_mqtt_sessions() const {
     return static_cast<std::size_t>(std::count_if(mqtt_sessions_.begin(), mqtt_sessions_.end(),
-                                                  [](const auto& e) { return e.second->expiry.count() > 0; }));
+                                                  [](const auto& e) { return e.second->state().expiry.count() > 0; }));
 }
 
 void hub::store_mqtt_session(mqtt_session& s, std::chrono::seconds expiry) {
     if (!journal_.enabled()) return;
     if (expiry.count() <= 0) {
         // Not kept beyond this connection: nothing of it must come back after a restart.
-        journal_.remove_session(s.row());
-        s.unstore();
+        journal_.remove_session(s.state().row());
+        s.state().unstore();
         return;
     }
     const auto seconds = static_cast<std::uint32_t>(expiry.count());
-    if (s.stored()) return journal_.set_ended(s.row(), std::nullopt, seconds);
+    if (s.state().stored()) return journal_.set_ended(s.state().row(), std::nullopt, seconds);
     const auto& p = s.peer();
     spool::session_record r{.thing = s.thing(),
                             .kind = "mqtt",
@@ -409,10 +409,10 @@ void hub::store_mqtt_session(mqtt_session& s, std::chrono::seconds expiry) {
                             .mqtt_user = p.mqtt_user,
                             .expiry = seconds,
                             .ended_at = std::nullopt,
-                            .subscriptions = s.subscriptions()};
+                            .subscriptions = s.state().subscriptions()};
     if (!journal_.save(r)) return;
-    s.store_in(journal_, r.id);
-    s.store_held();
+    s.state().store_in(journal_, r.id);
+    s.state().store_held();
 }
 
 void hub::restore_mqtt_sessions(thing_entry& t) {
@@ -457,13 +457,13 @@ void hub::restore_mqtt_sessions(thing_entry& t) {
         auto session = std::make_shared<mqtt_session>(client_id{next_client_++}, name, r.client_id,
                                                       std::make_shared<const peer_credentials>(std::move(peer)),
                                                       std::move(rights), config_->mqtt.session_queue);
-        session->expires = std::chrono::steady_clock::now() + std::chrono::seconds{left};
-        session->expiry = std::chrono::seconds{r.expiry};
+        session->state().expires = std::chrono::steady_clock::now() + std::chrono::seconds{left};
+        session->state().expiry = std::chrono::seconds{r.expiry};
         auto held = store->load_messages(r.id);
         for (const auto& p : held.problems) spdlog::warn("spool {}: {}", logging::escaped(spool_->path().string()), logging::escaped(p));
-        for (auto& m : held.messages) session->restore(thing::to_mqtt(thing::from_spool_message(std::move(m.message))), m.id);
+        for (auto& m : held.messages) session->state().restore(thing::to_mqtt(thing::from_spool_message(std::move(m.message))), m.id);
         messages += held.messages.size();
-        session->store_in(journal_, r.id);
+        session->state().store_in(journal_, r.id);
         std::vector<mqtt::subscription> subscriptions;
         for (const auto& f : r.subscriptions)
             subscriptions.push_back({.filter = f.filter,
@@ -471,7 +471,7 @@ void hub::restore_mqtt_sessions(thing_entry& t) {
                                      .no_local = (f.options & 0x04) != 0,
                                      .retain_as_published = (f.options & 0x08) != 0,
                                      .retain_handling = static_cast<std::uint8_t>((f.options >> 4) & 0x03)});
-        session->restore(std::move(r.subscriptions));
+        session->state().restore(std::move(r.subscriptions));
         journal_.set_ended(r.id, ended, r.expiry);
         mqtt_sessions_[key] = session;
         t.pipe->attach(session);
