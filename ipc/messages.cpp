@@ -25,6 +25,7 @@ const char* to_string(errc code) noexcept {
         case errc::daemon_shutting_down: return "daemon_shutting_down";
         case errc::internal_error: return "internal_error";
         case errc::spooled: return "spooled";
+        case errc::session_taken_over: return "session_taken_over";
     }
     return "unknown";  // a value from a newer peer (IPC-12)
 }
@@ -52,6 +53,7 @@ const char* describe(errc code) noexcept {
         case errc::daemon_shutting_down: return "the daemon is shutting down";
         case errc::internal_error: return "internal error in the daemon";
         case errc::spooled: return "stored in the offline spool, to be published when connected";
+        case errc::session_taken_over: return "another connection took over the session";
     }
     return "unknown error code";
 }
@@ -63,6 +65,7 @@ const char* to_string(message_type t) noexcept {
         case message_type::subscribe: return "subscribe";
         case message_type::unsubscribe: return "unsubscribe";
         case message_type::ping: return "ping";
+        case message_type::ack: return "ack";
         case message_type::welcome: return "welcome";
         case message_type::publish_result: return "publish_result";
         case message_type::subscribe_result: return "subscribe_result";

@@ -21,8 +21,27 @@
 
 namespace thingmux::ipc {
 
-// The protocol version this code speaks (IPC-9, IPC-39).
-inline constexpr std::uint16_t protocol_version = 1;
+// Protocol versions whose layout this code knows (IPC-9, IPC-39). Every frame except hello has
+// the layout of the version its connection speaks; a hello's own version field selects its layout.
+enum class wire_version : std::uint16_t {
+    v1 = 1,  // docs/ipc-protocol.md sections 1-7
+    v2 = 2,  // version 1 plus sessions (section 8): hello, welcome and message gain fields, ack
+};
+
+// The layout a hello of this version has, or nullopt when this code does not know the version.
+[[nodiscard]] constexpr std::optional<wire_version> known_version(std::uint16_t v) noexcept {
+    if (v == static_cast<std::uint16_t>(wire_version::v1) || v == static_cast<std::uint16_t>(wire_version::v2)) {
+        return static_cast<wire_version>(v);
+    }
+    return std::nullopt;
+}
+
+// The version thingmuxd and libthingmux speak. The codec encodes and decodes version 2 as well;
+// the daemon and the library take it up together with their support of sessions.
+inline constexpr std::uint16_t protocol_version = static_cast<std::uint16_t>(wire_version::v1);
+
+// Longest hello.session_name in bytes (IPC-43); a longer one makes the hello malformed.
+inline constexpr std::size_t max_session_name = 256;
 
 // Default socket path (IPC-1).
 inline constexpr std::string_view default_socket_path = "/run/thingmux/thingmux.sock";
@@ -59,6 +78,7 @@ enum class errc : std::uint16_t {
     daemon_shutting_down = 18,  // the daemon stops; no further results will come
     internal_error = 19,        // a daemon fault; details in the message text
     spooled = 20,               // accepted into the durable spool while offline; sent later
+    session_taken_over = 21,    // another connection resumed this connection's session (IPC-43)
 };
 
 // Stable snake_case name ("queue_full"), "unknown" for a value this code does not know.
@@ -86,6 +106,7 @@ enum class message_type : std::uint8_t {
     subscribe = 0x03,
     unsubscribe = 0x04,
     ping = 0x05,
+    ack = 0x06,  // version 2
     welcome = 0x81,
     publish_result = 0x82,
     subscribe_result = 0x83,
@@ -135,6 +156,10 @@ struct hello {
     std::uint16_t version = protocol_version;
     std::string app_name;  // for logs and D-Bus; not an identity (the daemon uses SO_PEERCRED)
     std::string thing;     // empty = the daemon's default Thing
+    // Version 2 (IPC-43): the session to resume or start, empty = none; at most max_session_name
+    // bytes. session_expiry: seconds the session may outlive the connection; 0 without a name.
+    std::string session_name;
+    std::uint32_t session_expiry = 0;
     friend bool operator==(const hello&, const hello&) = default;
 };
 
@@ -171,8 +196,14 @@ struct ping {
     friend bool operator==(const ping&, const ping&) = default;
 };
 
+// Version 2: the client handled the delivery with this id (IPC-44). Never 0.
+struct ack {
+    std::uint32_t delivery_id = 0;
+    friend bool operator==(const ack&, const ack&) = default;
+};
+
 // Index i of the variant has message type 0x01 + i.
-using client_message = std::variant<hello, publish, subscribe, unsubscribe, ping>;
+using client_message = std::variant<hello, publish, subscribe, unsubscribe, ping, ack>;
 
 // ---------------------------------------------------------------------------------------------
 // Daemon -> client
@@ -195,6 +226,10 @@ struct welcome {
     std::string connection_id;   // the daemon's number for this connection (decimal), as in its logs and on D-Bus
     ipc::limits limits;
     link_state link = link_state::connecting;
+    // Version 2 (IPC-43): whether a kept session was resumed, and the seconds the daemon keeps
+    // it after this connection ends (0: it ends with the connection, and always without a name).
+    bool session_present = false;
+    std::uint32_t session_expiry = 0;
     friend bool operator==(const welcome&, const welcome&) = default;
 };
 
@@ -223,6 +258,9 @@ struct message {
     std::uint8_t qos = 0;
     bool retain = false;
     message_properties props;
+    // Version 2, first on the wire (IPC-44): the id the client acknowledges once it handled a
+    // QoS 1 delivery to its session; 0 = nothing to acknowledge.
+    std::uint32_t delivery_id = 0;
     friend bool operator==(const message&, const message&) = default;
 };
 

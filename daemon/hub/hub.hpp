@@ -144,6 +144,7 @@ private:
     void handle(local_client& c, ipc::subscribe&& m);
     void handle(local_client& c, ipc::unsubscribe&& m);
     void handle(local_client& c, ipc::ping&& m);
+    void handle(local_client& c, ipc::ack&& m);
 
     // The MQTT face (mqtt_front.cpp).
     void on_connect(mqtt_client& c, const mqtt::connect& packet) override;

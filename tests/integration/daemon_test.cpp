@@ -566,6 +566,17 @@ TEST_F(DaemonTest, IPC_HandshakeRefusalsSayWhy) {
         EXPECT_EQ(c.last_error->code, ipc::errc::unsupported_version) << c.last_error->message;
     }
     {
+        // Version 2 (sessions) is a layout the codec knows, but thingmuxd does not speak it yet
+        // (IPC-46): a well-formed version 2 hello is refused like any other version.
+        ipc_client c(daemon.socket_path());
+        c.send(
+            ipc::hello{.version = 2, .app_name = "sessions", .thing = "", .session_name = "s", .session_expiry = 60});
+        EXPECT_TRUE(c.wait_closed());
+        ASSERT_TRUE(c.last_error);
+        EXPECT_EQ(c.last_error->code, ipc::errc::unsupported_version) << c.last_error->message;
+        EXPECT_EQ(c.last_error->message, "client speaks IPC version 2, thingmuxd speaks 1");
+    }
+    {
         ipc_client c(daemon.socket_path());
         c.send(ipc::hello{.version = ipc::protocol_version, .app_name = "lost", .thing = "gateway-99"});
         EXPECT_TRUE(c.wait_closed());
