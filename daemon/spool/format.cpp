@@ -6,6 +6,22 @@
 
 namespace thingmux::spool::format {
 
+// A message's columns, from `bytes` on, and the end of its table: the same in `spool` and in
+// `local_message` (bind_message() and read_message() serve both). A macro, so that each CREATE
+// stays one string literal.
+#define THINGMUX_MESSAGE_COLUMNS \
+    " bytes INTEGER NOT NULL CHECK (bytes >= 0),"                                     \
+    " topic TEXT NOT NULL,"                                                           \
+    " payload BLOB NOT NULL,"                                                         \
+    " qos INTEGER NOT NULL CHECK (qos IN (0, 1, 2)),"                                 \
+    " retain INTEGER NOT NULL CHECK (retain IN (0, 1)),"                              \
+    " payload_format INTEGER CHECK (payload_format IN (0, 1)),"                       \
+    " message_expiry INTEGER CHECK (message_expiry BETWEEN 0 AND 4294967295),"        \
+    " content_type TEXT,"                                                             \
+    " response_topic TEXT,"                                                           \
+    " correlation_data BLOB,"                                                         \
+    " user_properties BLOB);"
+
 // AUTOINCREMENT: an id is never reused, even after the newest message was removed. The daemon
 // holds ids until the broker acknowledges them, and a late remove() must never hit a newer
 // message. The CHECKs keep what read_message() relies on true for every row written.
@@ -13,17 +29,7 @@ const char* const create_sql =
     "CREATE TABLE spool ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " thing TEXT NOT NULL,"
-    " bytes INTEGER NOT NULL CHECK (bytes >= 0),"
-    " topic TEXT NOT NULL,"
-    " payload BLOB NOT NULL,"
-    " qos INTEGER NOT NULL CHECK (qos IN (0, 1, 2)),"
-    " retain INTEGER NOT NULL CHECK (retain IN (0, 1)),"
-    " payload_format INTEGER CHECK (payload_format IN (0, 1)),"
-    " message_expiry INTEGER CHECK (message_expiry BETWEEN 0 AND 4294967295),"
-    " content_type TEXT,"
-    " response_topic TEXT,"
-    " correlation_data BLOB,"
-    " user_properties BLOB);"
+    THINGMUX_MESSAGE_COLUMNS
     "CREATE INDEX spool_by_thing ON spool (thing, id);"
     "CREATE TABLE quarantine ("
     " id INTEGER PRIMARY KEY,"
@@ -56,18 +62,10 @@ const char* const create_sessions_sql =
     "CREATE TABLE local_message ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " session INTEGER NOT NULL REFERENCES local_session (id) ON DELETE CASCADE,"
-    " bytes INTEGER NOT NULL CHECK (bytes >= 0),"
-    " topic TEXT NOT NULL,"
-    " payload BLOB NOT NULL,"
-    " qos INTEGER NOT NULL CHECK (qos IN (0, 1, 2)),"
-    " retain INTEGER NOT NULL CHECK (retain IN (0, 1)),"
-    " payload_format INTEGER CHECK (payload_format IN (0, 1)),"
-    " message_expiry INTEGER CHECK (message_expiry BETWEEN 0 AND 4294967295),"
-    " content_type TEXT,"
-    " response_topic TEXT,"
-    " correlation_data BLOB,"
-    " user_properties BLOB);"
+    THINGMUX_MESSAGE_COLUMNS
     "CREATE INDEX local_message_by_session ON local_message (session, id);";
+
+#undef THINGMUX_MESSAGE_COLUMNS
 
 const char* const insert_sql =
     "INSERT INTO spool (id, thing, bytes, topic, payload, qos, retain, payload_format, message_expiry,"
