@@ -199,6 +199,7 @@ void hub::handle(local_client& c, ipc::hello&& m) {
                                       " on Thing " + name + "; add one that matches its unit, user, group or uid");
     }
     c.greeted = true;
+    c.set_version(static_cast<ipc::wire_version>(m.version));  // IPC-9: answered in its own version
     c.app_name = std::move(m.app_name);
     c.thing = name;
     c.set_rights(std::move(rights));
@@ -208,7 +209,7 @@ void hub::handle(local_client& c, ipc::hello&& m) {
     const auto& l = limits_;
     const auto& tl = pipe.settings().limits;
     c.send(ipc::welcome{
-        .version = ipc::protocol_version,
+        .version = static_cast<std::uint16_t>(c.version()),
         .daemon_version = daemon_version_,
         .thing = name,
         .connection_id = std::to_string(c.id().value),

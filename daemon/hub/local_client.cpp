@@ -182,7 +182,7 @@ std::size_t local_client::decode(std::span<const std::uint8_t> bytes) {
     std::size_t offset = 0;
     // Stops at a frame boundary when the answers pile up: the rest waits in in_.
     while (!closed_ && !closing_ && !answers_pending()) {
-        auto r = ipc::decode_client_message(bytes.subspan(offset), limits_.max_frame);
+        auto r = ipc::decode_client_message(bytes.subspan(offset), limits_.max_frame, version_);
         if (auto* bad = std::get_if<ipc::malformed>(&r)) {
             close_with_error(bad->code, bad->reason);
             break;
@@ -267,7 +267,7 @@ void local_client::close_with_error(ipc::errc code, std::string message) {
     // Frames not yet being written are dropped: the error must not wait behind them.
     drop_queue();
     auto bytes = std::make_shared<shared_frame>();
-    ipc::encode(ipc::daemon_message{ipc::error{.code = code, .message = std::move(message)}}, *bytes);
+    ipc::encode(ipc::daemon_message{ipc::error{.code = code, .message = std::move(message)}}, *bytes, version_);
     push_frame(std::move(bytes));
     write();
     // A client that does not read gets closed anyway after a grace period.
@@ -304,7 +304,7 @@ std::string local_client::describe() const {
 
 void local_client::send(const ipc::daemon_message& m) {
     auto bytes = std::make_shared<shared_frame>();
-    ipc::encode(m, *bytes);
+    ipc::encode(m, *bytes, version_);
     send(frame_ptr(std::move(bytes)));
 }
 
@@ -320,14 +320,23 @@ void local_client::unsubscribe_done(std::uint32_t request_id, std::vector<ipc::r
     send(ipc::daemon_message{ipc::unsubscribe_result{.request_id = request_id, .results = std::move(outcomes)}});
 }
 
-bool local_client::deliver(thing::inbound_message& m, std::uint8_t qos) {
-    // Encoded once per QoS and shared by the queues of every client it goes to.
-    auto frame = m.encoded<shared_frame>(qos, [&] {
-        auto bytes = std::make_shared<shared_frame>();
-        ipc::encode_message_frame(m.msg.topic, m.msg.payload, qos, m.msg.retain, thing::to_ipc(m.msg.props),
-                                  *bytes);
+namespace {
+// The frame of a delivery without a delivery id, encoded once per (version, QoS) and shared by
+// the queues of every client of that version it goes to.
+template <ipc::wire_version Version>
+frame_ptr shared_delivery(thing::inbound_message& m, std::uint8_t qos) {
+    return m.encoded<delivery_frame<Version>>(qos, [&] {
+        auto bytes = std::make_shared<delivery_frame<Version>>();
+        ipc::encode_message_frame(m.msg.topic, m.msg.payload, qos, m.msg.retain, thing::to_ipc(m.msg.props), *bytes,
+                                  Version);
         return bytes;
     });
+}
+}  // namespace
+
+bool local_client::deliver(thing::inbound_message& m, std::uint8_t qos) {
+    auto frame = version_ == ipc::wire_version::v1 ? shared_delivery<ipc::wire_version::v1>(m, qos)
+                                                   : shared_delivery<ipc::wire_version::v2>(m, qos);
     if (!send(std::move(frame))) return false;
     ++messages_out;
     return true;

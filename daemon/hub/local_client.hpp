@@ -48,6 +48,11 @@ struct shared_frame : std::vector<std::uint8_t> {
 };
 using frame_ptr = std::shared_ptr<const shared_frame>;
 
+// A delivery's frame in one protocol version: the type under which thing::inbound_message keeps
+// it, so that clients of each version share the frames of theirs (the layouts differ).
+template <ipc::wire_version Version>
+struct delivery_frame final : shared_frame {};
+
 struct client_limits {
     std::size_t max_frame = 266'240;             // IPC frame size limit (both directions)
     std::size_t max_queue_bytes = 8 * 1024 * 1024;  // bytes waiting to be written to the client
@@ -117,6 +122,11 @@ public:
     bool deliver(thing::inbound_message& m, std::uint8_t qos) override;
     void link_changed(const ipc::state& s) override { send(ipc::daemon_message{s}); }
 
+    // The protocol version the client's hello asked for and the hub accepted (IPC-9): every
+    // frame after the hello decodes and encodes in it. Version 1 until then.
+    [[nodiscard]] ipc::wire_version version() const noexcept { return version_; }
+    void set_version(ipc::wire_version v) noexcept { version_ = v; }
+
     [[nodiscard]] client_id id() const noexcept { return id_; }
     [[nodiscard]] const peer_credentials& peer() const noexcept { return peer_; }
     [[nodiscard]] bool open() const noexcept { return !closed_; }
@@ -158,6 +168,7 @@ private:
     const client_limits& limits_;
     queue_totals& totals_;
     client_events& events_;
+    ipc::wire_version version_ = ipc::wire_version::v1;
     std::vector<std::uint8_t> in_;       // the start of a frame that has not fully arrived, or frames not yet handled
     std::deque<frame_ptr> queue_;        // frames not yet copied into write_buf_
     std::size_t queued_bytes_ = 0;       // charged for queue_ (each frame in full) and write_buf_

@@ -40,31 +40,53 @@ const char* const create_sql =
     " reason TEXT NOT NULL,"
     " quarantined_at INTEGER NOT NULL);";
 
-// Schema 3's tables: the local sessions that outlive their connections, and the messages that
-// wait for them. ON DELETE CASCADE: a session's messages go with it.
+// A local session's columns and the end of its table: the same in the table as created and as
+// rebuilt from schema 3. The key has the Thing: an IPC session is its uid's, its Thing's and its
+// name's (IPC-43); an MQTT session's client id is its uid's and MQTT user's on one Thing at a time
+// (the hub ends it when the id connects for another Thing).
+#define THINGMUX_SESSION_COLUMNS \
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"                 \
+    " thing TEXT NOT NULL,"                                  \
+    " kind TEXT NOT NULL,"                                   \
+    " client_id TEXT NOT NULL,"                              \
+    " uid INTEGER NOT NULL,"                                 \
+    " gid INTEGER NOT NULL,"                                 \
+    " groups TEXT NOT NULL,"                                 \
+    " user TEXT NOT NULL,"                                   \
+    " group_names TEXT NOT NULL,"                            \
+    " unit TEXT NOT NULL,"                                   \
+    " mqtt_user TEXT NOT NULL,"                              \
+    " expiry INTEGER NOT NULL CHECK (expiry >= 0),"          \
+    " ended_at INTEGER,"                                     \
+    " subscriptions BLOB NOT NULL,"                          \
+    " UNIQUE (kind, uid, mqtt_user, thing, client_id));"
+
+// The tables of local sessions: the sessions that outlive their connections, and the messages
+// that wait for them. ON DELETE CASCADE: a session's messages go with it.
 const char* const create_sessions_sql =
     "CREATE TABLE local_session ("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " thing TEXT NOT NULL,"
-    " kind TEXT NOT NULL,"
-    " client_id TEXT NOT NULL,"
-    " uid INTEGER NOT NULL,"
-    " gid INTEGER NOT NULL,"
-    " groups TEXT NOT NULL,"
-    " user TEXT NOT NULL,"
-    " group_names TEXT NOT NULL,"
-    " unit TEXT NOT NULL,"
-    " mqtt_user TEXT NOT NULL,"
-    " expiry INTEGER NOT NULL CHECK (expiry >= 0),"
-    " ended_at INTEGER,"
-    " subscriptions BLOB NOT NULL,"
-    " UNIQUE (kind, uid, mqtt_user, client_id));"
-    "CREATE TABLE local_message ("
+    THINGMUX_SESSION_COLUMNS
+"CREATE TABLE local_message ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " session INTEGER NOT NULL REFERENCES local_session (id) ON DELETE CASCADE,"
     THINGMUX_MESSAGE_COLUMNS
     "CREATE INDEX local_message_by_session ON local_message (session, id);";
 
+// Schema 3's local_session had the key (kind, uid, mqtt_user, client_id). SQLite cannot change a
+// table's constraints: the table is built again under its name, rows, ids and the id sequence
+// kept. local_message refers to it by name and is left as it is; the caller turns foreign keys off
+// around it, or the DROP would delete every waiting message by cascade.
+const char* const rekey_sessions_sql =
+    "CREATE TABLE local_session_4 ("
+    THINGMUX_SESSION_COLUMNS
+    "INSERT INTO local_session_4 SELECT * FROM local_session;"
+    "DELETE FROM sqlite_sequence WHERE name = 'local_session_4';"
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'local_session_4', seq FROM sqlite_sequence"
+    " WHERE name = 'local_session';"
+    "DROP TABLE local_session;"
+    "ALTER TABLE local_session_4 RENAME TO local_session;";
+
+#undef THINGMUX_SESSION_COLUMNS
 #undef THINGMUX_MESSAGE_COLUMNS
 
 const char* const insert_sql =

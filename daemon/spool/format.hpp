@@ -1,4 +1,4 @@
-// The spool's file format, schema 3 (`PRAGMA user_version = 3`), owned by this module alone.
+// The spool's file format, schema 4 (`PRAGMA user_version = 4`), owned by this module alone.
 //
 // One SQLite database (WAL) marked `PRAGMA application_id = 0x54686d78` ("Thmx"):
 //
@@ -64,8 +64,10 @@
 //
 // Schema history: 1 (thingmux 0.1.0) had `spool (id, thing, message BLOB, bytes)` with the IPC
 // publish frame in `message`; migrate_v1.hpp converts it. 2 had no local_session and
-// local_message; opening it adds them. A version above 3 is a later release's file: the store
-// moves it aside like any file it cannot read.
+// local_message; opening it adds them. 3 keyed local_session by (kind, uid, mqtt_user, client_id)
+// without the Thing; opening it rebuilds the table with the Thing in the key (rekey_sessions_sql).
+// A version above 4 is a later release's file: the store moves it aside like any file it cannot
+// read.
 #pragma once
 
 #include "daemon/spool/message.hpp"
@@ -84,14 +86,17 @@ namespace thingmux::spool::format {
 // Marks the file as ours, so that another SQLite database put at the path (or restored from the
 // wrong backup) is moved aside instead of being mistaken for an empty spool. "Thmx".
 inline constexpr int application_id = 0x54686d78;
-inline constexpr int version = 3;
+inline constexpr int version = 4;
 
 // Creates the tables and index of schema 2 (spool, quarantine); run inside the caller's
 // transaction.
 extern const char* const create_sql;
-// Creates what schema 3 added (local_session, local_message); run after create_sql, or alone to
-// bring a schema 2 file to schema 3.
+// Creates the tables of local sessions (local_session, local_message); run after create_sql, or
+// alone to bring a schema 2 file to the current schema.
 extern const char* const create_sessions_sql;
+// Brings schema 3's local_session to the current key; run inside the caller's transaction, with
+// foreign keys off.
+extern const char* const rekey_sessions_sql;
 
 // A local session's subscription as the file keeps it.
 struct subscription {

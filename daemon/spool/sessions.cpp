@@ -171,7 +171,7 @@ bool session_store::save(session_record& r, std::string& error) {
     // The key is unique: a session stored under it before (not removed, e.g. after a crash) goes,
     // with its messages.
     statement old;
-    if (prepare(db_, "DELETE FROM local_session WHERE kind = ?1 AND uid = ?2 AND mqtt_user = ?3 AND client_id = ?4",
+    if (prepare(db_, "DELETE FROM local_session WHERE kind = ?1 AND uid = ?2 AND mqtt_user = ?3 AND client_id = ?4 AND thing = ?5",
                 old) != SQLITE_OK) {
         error = reason("replace a stored session");
         return false;
@@ -180,6 +180,7 @@ bool session_store::save(session_record& r, std::string& error) {
     sqlite3_bind_int64(old.get(), 2, r.uid);
     (void)bind_text(old.get(), 3, r.mqtt_user);
     (void)bind_text(old.get(), 4, r.client_id);
+    (void)bind_text(old.get(), 5, r.thing);
     if (!run(old, "replace a stored session", error)) return false;
 
     auto* s = save_.get();

@@ -46,7 +46,7 @@ struct session_record {
     std::int64_t id = 0;  // row id, set by save()
     std::string thing;
     std::string kind = "mqtt";
-    std::string client_id;
+    std::string client_id;  // MQTT: the client id; IPC: the session name (IPC-43)
     std::uint32_t uid = 0;
     std::uint32_t gid = 0;
     std::vector<std::uint32_t> groups;
@@ -71,8 +71,8 @@ public:
 
     // Each write joins the batch; false, with `error` set, when SQLite failed (then the batch
     // is rolled back by the next commit).
-    // Inserts the session, or replaces the one with the same kind, uid, MQTT user and client
-    // id (its messages go with it); sets r.id.
+    // Inserts the session, or replaces the one with the same kind, uid, MQTT user, Thing and
+    // client id (its messages go with it); sets r.id.
     [[nodiscard]] bool save(session_record& r, std::string& error);
     [[nodiscard]] bool set_subscriptions(std::int64_t session, const std::vector<format::subscription>& s, std::string& error);
     // The session's connection ended at `ended_at` (Unix time), or one is open again (nullopt).

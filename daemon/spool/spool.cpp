@@ -20,6 +20,8 @@ namespace {
 constexpr int schema_version_1 = 1;
 // The schema before local sessions: opening it adds their tables.
 constexpr int schema_version_2 = 2;
+// Local sessions keyed without their Thing: opening it rebuilds local_session.
+constexpr int schema_version_3 = 3;
 
 // Lines naming unreadable messages in the notices of one migration; the rest are counted.
 constexpr std::size_t max_quarantine_notices = 10;
@@ -194,7 +196,8 @@ struct opener {
                 return fail(verdict::replace, "not a thingmux spool (application_id " + std::to_string(app_id) + ")");
             }
             // A later release's file is as unreadable as a corrupt one: moved aside, never guessed at.
-            if (version != format::version && version != schema_version_1 && version != schema_version_2) {
+            if (version != format::version && version != schema_version_1 && version != schema_version_2 &&
+                version != schema_version_3) {
                 return fail(verdict::replace, "unknown spool schema version " + std::to_string(version));
             }
             // Cheaper than integrity_check (no index cross-checks) and still reads every page, so a
@@ -206,6 +209,19 @@ struct opener {
             if (check != "ok") return fail(verdict::replace, "corrupt: " + check);
         }
 
+        std::vector<std::string> notices;
+        if (!fresh && version == schema_version_3) {
+            // Before foreign keys are on: the rebuild must not cascade to the messages.
+            const std::string rekey = std::string{"BEGIN IMMEDIATE;"} + format::rekey_sessions_sql +
+                                      "PRAGMA user_version = " + std::to_string(format::version) + ";COMMIT;";
+            if ((rc = sqlite3_exec(db.get(), rekey.c_str(), nullptr, nullptr, nullptr)) != SQLITE_OK) {
+                auto failed = fail(judge(rc), db.get(), rc, "cannot convert the local session table");
+                sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+                return failed;
+            }
+            notices.push_back("local sessions are keyed by their Thing too (spool schema " +
+                              std::to_string(schema_version_3) + " to " + std::to_string(format::version) + ")");
+        }
         // The cascade from a local session to its messages.
         if ((rc = sqlite3_exec(db.get(), "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr)) != SQLITE_OK) {
             return fail(judge(rc), db.get(), rc, "cannot configure");
@@ -233,7 +249,6 @@ struct opener {
                 return failed;
             }
         }
-        std::vector<std::string> notices;
         if (!fresh && version == schema_version_1) {
             std::string error;
             if ((rc = migrate(db.get(), notices, error)) != SQLITE_OK) return fail(judge(rc), error);

@@ -267,12 +267,84 @@ TEST_F(SpoolSessionsTest, ASchema2SpoolGainsTheSessionTablesAndKeepsItsMessages)
     auto s = open();
     ASSERT_NE(s, nullptr);
     ASSERT_EQ(notices_.size(), 1U);
-    EXPECT_THAT(notices_[0], HasSubstr("added the tables of local sessions (spool schema 2 to 3)"));
+    EXPECT_THAT(notices_[0], HasSubstr("added the tables of local sessions (spool schema 2 to 4)"));
     EXPECT_EQ(s->total_count(), 1U);
-    EXPECT_EQ(query(path_, "PRAGMA user_version"), "3");
+    EXPECT_EQ(query(path_, "PRAGMA user_version"), "4");
     auto r = sample("sensor-1");
     std::string error;
     EXPECT_TRUE(s->sessions().save(r, error)) << error;
+}
+
+// Schema 3 keyed sessions without their Thing. Its file is rebuilt with the Thing in the key:
+// sessions, their ids, the id sequence and their waiting messages all stay.
+TEST_F(SpoolSessionsTest, ASchema3SpoolKeysItsSessionsByThingAndKeepsThemWithTheirMessages) {
+    auto kept = sample("sensor-1");
+    {
+        auto s = open();
+        ASSERT_NE(s, nullptr);
+        std::string error;
+        auto gone = sample("gone");
+        ASSERT_TRUE(s->sessions().save(gone, error)) << error;
+        ASSERT_TRUE(s->sessions().save(kept, error)) << error;
+        for (int i = 0; i < 3; ++i) ASSERT_GT(s->sessions().add_message(kept.id, numbered(i), error), 0) << error;
+        ASSERT_TRUE(s->sessions().remove_session(gone.id, error)) << error;  // the sequence is above every row
+        ASSERT_TRUE(s->sessions().commit(error)) << error;
+    }
+    // The table as schema 3 had it, under foreign keys off (as a schema 3 daemon left the file).
+    exec(path_, "CREATE TABLE old_session AS SELECT * FROM local_session; DROP TABLE local_session;"
+                "CREATE TABLE local_session (id INTEGER PRIMARY KEY AUTOINCREMENT, thing TEXT NOT NULL, kind TEXT NOT NULL,"
+                " client_id TEXT NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, groups TEXT NOT NULL,"
+                " user TEXT NOT NULL, group_names TEXT NOT NULL, unit TEXT NOT NULL, mqtt_user TEXT NOT NULL,"
+                " expiry INTEGER NOT NULL CHECK (expiry >= 0), ended_at INTEGER, subscriptions BLOB NOT NULL,"
+                " UNIQUE (kind, uid, mqtt_user, client_id));"
+                "INSERT INTO local_session SELECT * FROM old_session; DROP TABLE old_session;"
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('local_session', " + std::to_string(kept.id + 5) + ");"
+                "PRAGMA user_version = 3");
+    ASSERT_EQ(query(path_, "SELECT count(*) FROM local_message"), "3");
+
+    auto s = open();
+    ASSERT_NE(s, nullptr);
+    ASSERT_EQ(notices_.size(), 1U);
+    EXPECT_THAT(notices_[0], HasSubstr("local sessions are keyed by their Thing too (spool schema 3 to 4)"));
+    EXPECT_EQ(query(path_, "PRAGMA user_version"), "4");
+    EXPECT_THAT(query(path_, "SELECT sql FROM sqlite_master WHERE name = 'local_session'"),
+                HasSubstr("UNIQUE (kind, uid, mqtt_user, thing, client_id)"));
+    EXPECT_EQ(query(path_, "SELECT max(seq) FROM sqlite_sequence WHERE name = 'local_session'"), std::to_string(kept.id + 5));
+    EXPECT_EQ(query(path_, "SELECT count(*) FROM sqlite_sequence WHERE name LIKE 'local_session_%'"), "0");
+    auto loaded = s->sessions().load_sessions();
+    ASSERT_EQ(loaded.sessions.size(), 1U);
+    EXPECT_EQ(loaded.sessions[0].id, kept.id);
+    EXPECT_EQ(loaded.sessions[0].subscriptions, kept.subscriptions);
+    EXPECT_EQ(s->sessions().load_messages(kept.id).messages.size(), 3U);
+    // The cascade still holds after the rebuild.
+    std::string error;
+    ASSERT_TRUE(s->sessions().remove_session(kept.id, error)) << error;
+    ASSERT_TRUE(s->sessions().commit(error)) << error;
+    EXPECT_EQ(query(path_, "SELECT count(*) FROM local_message"), "0");
+}
+
+// The same kind, uid, MQTT user and name on two Things are two sessions (IPC-43); saving one
+// again replaces only its own row.
+TEST_F(SpoolSessionsTest, TheSameNameOnTwoThingsIsTwoSessions) {
+    auto s = open();
+    ASSERT_NE(s, nullptr);
+    std::string error;
+    auto a = sample("app");
+    a.kind = "ipc";
+    auto b = a;
+    b.thing = "gateway-02";
+    ASSERT_TRUE(s->sessions().save(a, error)) << error;
+    ASSERT_TRUE(s->sessions().save(b, error)) << error;
+    ASSERT_GT(s->sessions().add_message(b.id, numbered(1), error), 0) << error;
+    auto again = a;
+    ASSERT_TRUE(s->sessions().save(again, error)) << error;
+    ASSERT_TRUE(s->sessions().commit(error)) << error;
+    const auto loaded = s->sessions().load_sessions();
+    ASSERT_EQ(loaded.sessions.size(), 2U);
+    EXPECT_EQ(loaded.sessions[0].thing, "gateway-02");
+    EXPECT_EQ(loaded.sessions[0].id, b.id);
+    EXPECT_EQ(loaded.sessions[1].id, again.id);
+    EXPECT_EQ(s->sessions().load_messages(b.id).messages.size(), 1U);
 }
 
 }  // namespace

@@ -850,7 +850,7 @@ TEST_F(SpoolFormatTest, EveryFieldOfAMessageIsLoadedAsItWasAppended) {
 
     // On disk: columns, not a frame of some protocol.
     raw_db db{path_};
-    EXPECT_EQ(db.value("PRAGMA user_version"), "3");
+    EXPECT_EQ(db.value("PRAGMA user_version"), "4");
     EXPECT_EQ(
         db.rows("SELECT topic, payload, qos, retain, payload_format, message_expiry, content_type, response_topic,"
                 " correlation_data FROM spool WHERE id = " +
@@ -896,7 +896,7 @@ TEST_F(SpoolFormatTest, Spool010FileIsMigratedFieldByFieldInOrderWithCountsAndBy
     ASSERT_NE(s, nullptr);
     EXPECT_EQ(notices, (std::vector<std::string>{"spool " + path_.string() +
                                                  ": converted 5 message(s) from spool schema 1 (thingmux 0.1.0) to "
-                                                 "schema 3"}));
+                                                 "schema 4"}));
     EXPECT_THAT(moved_aside(dir_), IsEmpty());
 
     std::vector<stored> loaded;
@@ -1001,7 +1001,7 @@ TEST_F(SpoolFormatTest, ReopeningAMigratedSpoolChangesNothing) {
     };
     const auto migrated = everything();
     ASSERT_EQ(migrated.size(), 3U + 2U + 1U);
-    EXPECT_EQ(migrated.back(), (std::vector<std::string>{"3", "5"}));
+    EXPECT_EQ(migrated.back(), (std::vector<std::string>{"4", "5"}));
     for (int round = 0; round < 2; ++round) {
         auto s = open_clean();  // no notice: nothing to convert
         ASSERT_NE(s, nullptr);
@@ -1133,13 +1133,13 @@ TEST_F(SpoolFormatTest, SpoolOfALaterSchemaIsMovedAsideAndAnEmptySpoolOpens) {
         ASSERT_NE(s, nullptr);
         append_ok(*s, "thing-a", "written by a later release");
     }
-    raw_db{path_}.exec("PRAGMA user_version = 4");
+    raw_db{path_}.exec("PRAGMA user_version = 5");
     std::vector<std::string> notices;
     auto s = open_noting(notices);
     ASSERT_NE(s, nullptr);
     EXPECT_EQ(s->total_count(), 0U);
     ASSERT_EQ(notices.size(), 1U);
-    EXPECT_THAT(notices[0], HasSubstr("unknown spool schema version 4"));
+    EXPECT_THAT(notices[0], HasSubstr("unknown spool schema version 5"));
     const auto moved = moved_aside(dir_);
     ASSERT_EQ(moved.size(), 1U);
     EXPECT_EQ(raw_db{moved[0]}.value("SELECT count(*) FROM spool"), "1");
