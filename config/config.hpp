@@ -118,6 +118,18 @@ struct app_rule {
     source_location where;
 };
 
+// A front end's sessions that outlive their connections (mqtt: and ipc:, docs/config.md).
+struct session_limits {
+    // Kept at most this long after their connection ended, with at most `queue` bytes (topic +
+    // payload) of QoS 1 messages waiting for the client.
+    std::chrono::seconds expiry{86'400};
+    std::size_t queue = 1024 * 1024;
+    // Sessions kept beyond their connection, all clients of the front end together (each up to
+    // `queue` bytes, in memory and in the spool): past it, a new one lasts as long as its connection.
+    std::size_t max = 256;
+    friend bool operator==(const session_limits&, const session_limits&) = default;
+};
+
 struct ipc_settings {
     std::filesystem::path socket = "/run/thingmux/thingmux.sock";
     unsigned mode = 0660;
@@ -129,6 +141,7 @@ struct ipc_settings {
     std::size_t client_subscriptions = 1000;
     std::size_t client_inflight = 1000;  // publishes of one client awaiting their result
     duration hello_timeout{10'000};
+    session_limits sessions;  // of apps whose hello names a session (IPC-43)
 };
 
 // A loopback address of the MQTT face's TCP listener: "127.0.0.1:1883", "[::1]:1883".
@@ -155,13 +168,7 @@ struct mqtt_settings {
     std::chrono::seconds max_keep_alive{0};      // 0: the client chooses
     duration connect_timeout{10'000};            // from accept to CONNECT
     std::string thing;                           // resolved: the first Thing when not written
-    // A client's session that outlives its connection (clean start 0): kept at most this long,
-    // with at most session_queue bytes of QoS 1 messages waiting for the client.
-    std::chrono::seconds session_expiry{86'400};
-    std::size_t session_queue = 1024 * 1024;
-    // Sessions kept beyond their connection, all clients together (each up to session_queue
-    // bytes, in memory and in the spool): past it, a new one lasts as long as its connection.
-    std::size_t max_sessions = 256;
+    session_limits sessions;  // of clients with Clean Start 0 (docs/local-mqtt.md, Sessions)
     std::vector<tcp_address> tcp;     // loopback TCP listeners; empty: none
     std::filesystem::path passwords;  // mosquitto_passwd file; empty: no username/password
     source_location passwords_where;  // where mqtt.passwords is written, for messages about the file

@@ -140,17 +140,7 @@ void parser::parse_mqtt(const YAML::Node& node, const YAML::Node& ipc, configura
         if (auto v = time(x->value, "mqtt.connect_timeout", duration{100}, std::chrono::minutes{10}))
             s.connect_timeout = *v;
     }
-    if (const auto* x = find(*f, "session_expiry")) {
-        if (auto v = whole_seconds(x->value, "mqtt.session_expiry", std::chrono::seconds{30 * 24 * 3600}))
-            s.session_expiry = *v;
-    }
-    if (const auto* x = find(*f, "session_queue")) {
-        if (auto v = size(x->value, "mqtt.session_queue", 0, std::uint64_t{1} << 30U, false); v && *v)
-            s.session_queue = static_cast<std::size_t>(**v);
-    }
-    if (const auto* x = find(*f, "max_sessions")) {
-        if (auto v = integer(x->value, "mqtt.max_sessions", 0, 65535)) s.max_sessions = static_cast<std::size_t>(*v);
-    }
+    parse_sessions(*f, "mqtt", s.sessions);
     if (const auto* x = find(*f, "thing")) {
         if (auto v = thing_name(x->value, "mqtt.thing", c.things)) s.thing = std::move(*v);
     }

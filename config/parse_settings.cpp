@@ -6,9 +6,10 @@
 namespace thingmux::config::detail {
 namespace {
 
-constexpr std::array<std::string_view, 10> ipc_keys{"socket",          "mode",           "group",           "max_clients",
-                                                    "max_clients_per_uid", "client_queue", "client_queue_total",
-                                                    "client_subscriptions", "client_inflight", "hello_timeout"};
+constexpr std::array<std::string_view, 13> ipc_keys{
+    "socket",          "mode",          "group",          "max_clients",    "max_clients_per_uid",
+    "client_queue",    "client_queue_total", "client_subscriptions", "client_inflight", "hello_timeout",
+    "session_expiry",  "session_queue", "max_sessions"};
 constexpr std::array<std::string_view, 5> spool_keys{"path", "max_bytes", "max_messages", "overflow", "offline_qos0"};
 constexpr std::array<std::string_view, 2> log_keys{"level", "target"};
 
@@ -55,6 +56,20 @@ void parser::parse_ipc(const YAML::Node& node, ipc_settings& s) {
     }
     if (const auto* x = find(*f, "hello_timeout")) {
         if (auto v = time(x->value, "ipc.hello_timeout", duration{100}, std::chrono::minutes{10})) s.hello_timeout = *v;
+    }
+    parse_sessions(*f, "ipc", s.sessions);
+}
+
+void parser::parse_sessions(const fields& f, const std::string& section, session_limits& s) {
+    if (const auto* x = find(f, "session_expiry")) {
+        if (auto v = whole_seconds(x->value, section + ".session_expiry", std::chrono::seconds{30 * 24 * 3600})) s.expiry = *v;
+    }
+    if (const auto* x = find(f, "session_queue")) {
+        if (auto v = size(x->value, section + ".session_queue", 0, std::uint64_t{1} << 30U, false); v && *v)
+            s.queue = static_cast<std::size_t>(**v);
+    }
+    if (const auto* x = find(f, "max_sessions")) {
+        if (auto v = integer(x->value, section + ".max_sessions", 0, 65535)) s.max = static_cast<std::size_t>(*v);
     }
 }
 

@@ -109,6 +109,8 @@ public:
 
     // A socket's "mode" and "group" keys of section `section`, into `mode` and `group` when written.
     void socket_access(const fields& f, const std::string& section, unsigned& mode, std::string& group);
+    // session_expiry, session_queue and max_sessions of a front end's section (mqtt, ipc).
+    void parse_sessions(const fields& f, const std::string& section, session_limits& s);
 
     // The name of a configured Thing; reports an unknown one with the closest configured name.
     std::optional<std::string> thing_name(const YAML::Node& node, const std::string& path,

@@ -156,22 +156,22 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
     // MQTT 5: the Session Expiry Interval asked for (0xFFFFFFFF: never); MQTT 3.1.1: Clean
     // Session 0 keeps it. Either way at most mqtt.session_expiry, and only while fewer than
     // mqtt.max_sessions sessions are kept.
-    const auto cap = config_->mqtt.session_expiry;
+    const auto cap = config_->mqtt.sessions.expiry;
     const auto asked = packet.version == mqtt::protocol_version::v5
                            ? std::chrono::seconds{packet.props.session_expiry_interval.value_or(0)}
                            : (packet.clean_start ? std::chrono::seconds{0} : cap);
     auto granted = own_id ? std::min(asked, cap) : std::chrono::seconds{0};
-    if (granted.count() > 0 && !(present && session->state().expiry.count() > 0) && kept_mqtt_sessions() >= config_->mqtt.max_sessions) {
+    if (granted.count() > 0 && !(present && session->state().expiry.count() > 0) && kept_mqtt_sessions() >= config_->mqtt.sessions.max) {
         granted = std::chrono::seconds{0};
         if (auto note = mqtt_refusal_log_.admit())
             spdlog::warn("MQTT client {} ('{}', {}): its session is not kept beyond the connection: {} sessions are kept "
                          "already (mqtt.max_sessions){}",
                          c.id().value, logging::escaped(packet.client_id), logging::escaped(c.peer().describe()),
-                         config_->mqtt.max_sessions, *note);
+                         config_->mqtt.sessions.max, *note);
     }
     if (!session) {
         session = std::make_shared<mqtt_session>(c.id(), name, assigned.value_or(packet.client_id), c.shared_peer(),
-                                                 std::move(rights), config_->mqtt.session_queue);
+                                                 std::move(rights), config_->mqtt.sessions.queue);
         if (own_id) mqtt_sessions_[{c.peer().uid, c.peer().mqtt_user, packet.client_id}] = session;
         t->pipe->attach(session);
     }
@@ -320,7 +320,7 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
         // MQTT 5: a DISCONNECT's Session Expiry Interval replaces the CONNECT's (the server
         // session refused one that would turn 0 into more).
         if (how.session_expiry && c.session_expiry().count() > 0 && !session->bound()) {
-            c.set_session_expiry(std::min(std::chrono::seconds{*how.session_expiry}, config_->mqtt.session_expiry));
+            c.set_session_expiry(std::min(std::chrono::seconds{*how.session_expiry}, config_->mqtt.sessions.expiry));
             session->state().expiry = c.session_expiry();
         }
         const auto key = mqtt_session_key{c.peer().uid, c.peer().mqtt_user, c.client_id()};
@@ -456,7 +456,7 @@ void hub::restore_mqtt_sessions(thing_entry& t) {
         if (mqtt_sessions_.contains(key)) continue;  // already here (a Thing added again by a reload)
         auto session = std::make_shared<mqtt_session>(client_id{next_client_++}, name, r.client_id,
                                                       std::make_shared<const peer_credentials>(std::move(peer)),
-                                                      std::move(rights), config_->mqtt.session_queue);
+                                                      std::move(rights), config_->mqtt.sessions.queue);
         session->state().expires = std::chrono::steady_clock::now() + std::chrono::seconds{left};
         session->state().expiry = std::chrono::seconds{r.expiry};
         auto held = store->load_messages(r.id);
