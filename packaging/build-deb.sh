@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Debian packages thingmuxd, libthingmux1 and libthingmux-dev from this working tree
+# Builds the Debian packages thingmuxd, libthingmux2 and libthingmux-dev from this working tree
 # (committed or not) and puts them in OUTPUT_DIR (default: build-deb/ at the top of the tree);
 # debug symbols packages, .changes, .buildinfo and the list of source files in OUTPUT_DIR/extra/.
 #   bash packaging/build-deb.sh [OUTPUT_DIR]
@@ -70,7 +70,7 @@ fi
 # three packages go to OUTPUT_DIR, so that `apt install OUTPUT_DIR/*.deb` installs just them;
 # the debug symbols packages, .changes, .buildinfo and source-files.txt go to OUTPUT_DIR/extra/.
 mkdir -p "$out/extra"
-rm -f "$out"/thingmuxd_*.deb "$out"/libthingmux1_*.deb "$out"/libthingmux-dev_*.deb \
+rm -f "$out"/thingmuxd_*.deb "$out"/libthingmux2_*.deb "$out"/libthingmux-dev_*.deb \
       "$out"/extra/*-dbgsym_*.deb "$out"/extra/thingmux_*.changes "$out"/extra/thingmux_*.buildinfo \
       "$out"/extra/source-files.txt
 cp "$work/source-files.txt" "$out/extra/"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian packages (packaging/build-deb.sh) and checks them:
 #   - each package holds the files it should and nothing under /usr/local or from the build tree;
-#   - dependencies: thingmuxd and libthingmux-dev need libthingmux1 of the same version;
+#   - dependencies: thingmuxd and libthingmux-dev need libthingmux2 of the same version;
 #   - maintainer scripts create the user before the directories; the configuration is a conffile;
 #   - lintian --fail-on error (warnings are printed);
 #   - unpacked into a scratch root: the binaries run on the packaged library, --check-config on
@@ -51,7 +51,7 @@ debs=$(cd "$debs" && pwd)
 
 # --- the three packages exist ------------------------------------------------------------
 declare -A deb
-for p in thingmuxd libthingmux1 libthingmux-dev; do
+for p in thingmuxd libthingmux2 libthingmux-dev; do
   deb[$p]=$debs/${p}_${version}_${arch}.deb
   if [ ! -f "${deb[$p]}" ]; then
     echo "FAIL: ${deb[$p]} missing; packages in $debs:" >&2
@@ -100,8 +100,8 @@ refuse_paths thingmuxd 'libthingmux\.so|^/usr/include' "library or header files"
 headers=()
 while read -r f; do headers+=("/usr/include/thingmux/$f"); done < <(sources '^libclient/include/thingmux/[^/]*\.hpp$')
 check "the sources list headers and documents" test ${#headers[@]} -gt 0 -a ${#docs[@]} -gt 2
-expect_paths libthingmux1 "$libdir/libthingmux.so.1"
-refuse_paths libthingmux1 "^$libdir/libthingmux\.so$|^/usr/include|^/usr/bin|^/etc|cmake|pkgconfig" \
+expect_paths libthingmux2 "$libdir/libthingmux.so.2"
+refuse_paths libthingmux2 "^$libdir/libthingmux\.so$|^/usr/include|^/usr/bin|^/etc|cmake|pkgconfig" \
   "development or daemon files"
 expect_paths libthingmux-dev "${headers[@]}" "$libdir/libthingmux.so" \
   "$libdir/cmake/thingmux/thingmuxConfig.cmake" "$libdir/cmake/thingmux/thingmuxConfigVersion.cmake" \
@@ -116,19 +116,19 @@ field() { dpkg-deb -f "${deb[$1]}" "$2"; }
 has_dep() {  # has_dep PACKAGE REGEX: a Depends alternative matches
   field "$1" Depends | tr ',' '\n' | sed 's/^ *//' | grep -qE "$2"
 }
-check "thingmuxd depends on libthingmux1 (= $version)" has_dep thingmuxd "^libthingmux1 \\(= ${version//./\\.}\\)$"
+check "thingmuxd depends on libthingmux2 (= $version)" has_dep thingmuxd "^libthingmux2 \\(= ${version//./\\.}\\)$"
 check "thingmuxd depends on libc6" has_dep thingmuxd '^libc6 \(>= '
-check "libthingmux-dev depends on libthingmux1 (= $version)" has_dep libthingmux-dev "^libthingmux1 \\(= ${version//./\\.}\\)$"
-check "libthingmux1 depends on libc6" has_dep libthingmux1 '^libc6 \(>= '
-check "libthingmux1 depends on libstdc++6" has_dep libthingmux1 '^libstdc\+\+6 \(>= '
+check "libthingmux-dev depends on libthingmux2 (= $version)" has_dep libthingmux-dev "^libthingmux2 \\(= ${version//./\\.}\\)$"
+check "libthingmux2 depends on libc6" has_dep libthingmux2 '^libc6 \(>= '
+check "libthingmux2 depends on libstdc++6" has_dep libthingmux2 '^libstdc\+\+6 \(>= '
 check "sections net, libs, libdevel" \
-  test "$(field thingmuxd Section) $(field libthingmux1 Section) $(field libthingmux-dev Section)" = "net libs libdevel"
+  test "$(field thingmuxd Section) $(field libthingmux2 Section) $(field libthingmux-dev Section)" = "net libs libdevel"
 
 for p in "${!deb[@]}"; do mkdir -p "$tmp/control/$p" && dpkg-deb -e "${deb[$p]}" "$tmp/control/$p"; done
 ctl=$tmp/control
 check "/etc/thingmux/thingmux.yaml is a conffile" grep -qxF /etc/thingmux/thingmux.yaml "$ctl/thingmuxd/conffiles"
-check "libthingmux1 has a symbols file for libthingmux.so.1" grep -q '^libthingmux\.so\.1 libthingmux1 ' "$ctl/libthingmux1/symbols"
-check "libthingmux1 triggers ldconfig" grep -q ldconfig "$ctl/libthingmux1/triggers"
+check "libthingmux2 has a symbols file for libthingmux.so.2" grep -q '^libthingmux\.so\.2 libthingmux2 ' "$ctl/libthingmux2/symbols"
+check "libthingmux2 triggers ldconfig" grep -q ldconfig "$ctl/libthingmux2/triggers"
 postinst=$ctl/thingmuxd/postinst
 sysusers_line=$(grep -n 'systemd-sysusers' "$postinst" | head -1 | cut -d: -f1 || true)
 tmpfiles_line=$(grep -n 'systemd-tmpfiles' "$postinst" | head -1 | cut -d: -f1 || true)
@@ -157,11 +157,11 @@ root=$tmp/root
 for p in "${!deb[@]}"; do dpkg -x "${deb[$p]}" "$root"; done
 export LD_LIBRARY_PATH=$root$libdir
 
-resolved=$(ldd "$root/usr/bin/thingmuxctl" | awk '$1 == "libthingmux.so.1" {print $3}')
-check "thingmuxctl loads the packaged libthingmux.so.1 ($resolved)" test "$resolved" = "$root$libdir/libthingmux.so.1"
+resolved=$(ldd "$root/usr/bin/thingmuxctl" | awk '$1 == "libthingmux.so.2" {print $3}')
+check "thingmuxctl loads the packaged libthingmux.so.2 ($resolved)" test "$resolved" = "$root$libdir/libthingmux.so.2"
 all_resolve() { local out; out=$(ldd "$1") || return 1; ! grep -q 'not found' <<<"$out"; }
 no_rpath() { local out; out=$(readelf -d "$1") || return 1; ! grep -qE 'RPATH|RUNPATH' <<<"$out"; }
-for b in "$root"/usr/bin/thingmuxd "$root"/usr/bin/thingmuxctl "$root"/usr/bin/thingmux-probe "$root$libdir"/libthingmux.so.1; do
+for b in "$root"/usr/bin/thingmuxd "$root"/usr/bin/thingmuxctl "$root"/usr/bin/thingmux-probe "$root$libdir"/libthingmux.so.2; do
   check "${b##*/}: every shared library resolves" all_resolve "$b"
   check "${b##*/}: no RPATH/RUNPATH" no_rpath "$b"
 done
@@ -271,8 +271,8 @@ if cmake -S "$app" -B "$app/build" -DCMAKE_PREFIX_PATH="$root/usr" >"$app/cmake.
    cmake --build "$app/build" >>"$app/cmake.log" 2>&1; then
   check "find_package(thingmux) found the packaged CMake files" grep -qF "thingmux_DIR:PATH=$root$libdir/cmake/thingmux" "$app/build/CMakeCache.txt"
   check "a CMake consumer links the packaged library and runs" bash -c "'$app/build/consumer' | grep -qx match"
-  consumer_lib=$(ldd "$app/build/consumer" | awk '$1 == "libthingmux.so.1" {print $3}')
-  check "the CMake consumer loads $consumer_lib" test "$consumer_lib" = "$root$libdir/libthingmux.so.1"
+  consumer_lib=$(ldd "$app/build/consumer" | awk '$1 == "libthingmux.so.2" {print $3}')
+  check "the CMake consumer loads $consumer_lib" test "$consumer_lib" = "$root$libdir/libthingmux.so.2"
 else
   fail "CMake consumer of libthingmux-dev does not build:"; sed 's/^/  /' "$app/cmake.log" >&2
 fi
