@@ -19,6 +19,7 @@
 #include "daemon/hub/mqtt_passwords.hpp"
 #include "daemon/hub/one_shot.hpp"
 #include "daemon/hub/peer_tcp.hpp"
+#include "daemon/hub/session_storage.hpp"
 #include "daemon/hub/thing_entry.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/thing/outcome.hpp"
@@ -387,32 +388,7 @@ std::size_t hub::kept_mqtt_sessions() const {
 }
 
 void hub::store_mqtt_session(mqtt_session& s, std::chrono::seconds expiry) {
-    if (!journal_.enabled()) return;
-    if (expiry.count() <= 0) {
-        // Not kept beyond this connection: nothing of it must come back after a restart.
-        journal_.remove_session(s.state().row());
-        s.state().unstore();
-        return;
-    }
-    const auto seconds = static_cast<std::uint32_t>(expiry.count());
-    if (s.state().stored()) return journal_.set_ended(s.state().row(), std::nullopt, seconds);
-    const auto& p = s.peer();
-    spool::session_record r{.thing = s.thing(),
-                            .kind = "mqtt",
-                            .client_id = s.client_id(),
-                            .uid = p.uid,
-                            .gid = p.gid,
-                            .groups = {p.groups.begin(), p.groups.end()},
-                            .user = p.user,
-                            .group_names = p.group_names,
-                            .unit = p.unit,
-                            .mqtt_user = p.mqtt_user,
-                            .expiry = seconds,
-                            .ended_at = std::nullopt,
-                            .subscriptions = s.state().subscriptions()};
-    if (!journal_.save(r)) return;
-    s.state().store_in(journal_, r.id);
-    s.state().store_held();
+    session_storage::keep(journal_, s.state(), {s.thing(), "mqtt", s.client_id(), s.peer()}, expiry);
 }
 
 void hub::restore_mqtt_sessions(thing_entry& t) {
@@ -428,24 +404,13 @@ void hub::restore_mqtt_sessions(thing_entry& t) {
     for (auto& r : loaded.sessions) {
         if (r.kind != "mqtt" || r.thing != name) continue;
         const std::string who = "stored MQTT session '" + r.client_id + "' (uid " + std::to_string(r.uid) + ")";
-        // A session whose connection was open when thingmuxd stopped ends its expiry from now.
-        const auto ended = r.ended_at.value_or(now);
-        const auto left = ended + static_cast<std::int64_t>(r.expiry) - now;
+        const auto left = session_storage::seconds_left(r, now);
         if (left <= 0) {
             spdlog::info("{} of Thing {} expired while thingmuxd was not running; removed", logging::escaped(who), name);
             journal_.remove_session(r.id);
             continue;
         }
-        peer_credentials peer;
-        peer.pid = 0;
-        peer.uid = r.uid;
-        peer.gid = r.gid;
-        peer.groups.assign(r.groups.begin(), r.groups.end());
-        peer.user = r.user;
-        peer.group_names = r.group_names;
-        peer.unit = r.unit;
-        peer.unit_withheld = "restored from the spool";
-        peer.mqtt_user = r.mqtt_user;
+        auto peer = session_storage::peer_of(r);
         auto rights = config::grants_for(*config_, peer.identity(), name);
         if (rights.rules.empty()) {
             spdlog::warn("{} of Thing {} removed: no rule under apps: applies to its owner any more", logging::escaped(who), name);
@@ -457,13 +422,7 @@ void hub::restore_mqtt_sessions(thing_entry& t) {
         auto session = std::make_shared<mqtt_session>(client_id{next_client_++}, name, r.client_id,
                                                       std::make_shared<const peer_credentials>(std::move(peer)),
                                                       std::move(rights), config_->mqtt.sessions.queue);
-        session->state().expires = std::chrono::steady_clock::now() + std::chrono::seconds{left};
-        session->state().expiry = std::chrono::seconds{r.expiry};
-        auto held = store->load_messages(r.id);
-        for (const auto& p : held.problems) spdlog::warn("spool {}: {}", logging::escaped(spool_->path().string()), logging::escaped(p));
-        for (auto& m : held.messages) session->state().restore(thing::to_mqtt(thing::from_spool_message(std::move(m.message))), m.id);
-        messages += held.messages.size();
-        session->state().store_in(journal_, r.id);
+        messages += session_storage::restore(journal_, session->state(), r, now, left, spool_->path().string());
         std::vector<mqtt::subscription> subscriptions;
         for (const auto& f : r.subscriptions)
             subscriptions.push_back({.filter = f.filter,
@@ -471,8 +430,6 @@ void hub::restore_mqtt_sessions(thing_entry& t) {
                                      .no_local = (f.options & 0x04) != 0,
                                      .retain_as_published = (f.options & 0x08) != 0,
                                      .retain_handling = static_cast<std::uint8_t>((f.options >> 4) & 0x03)});
-        session->state().restore(std::move(r.subscriptions));
-        journal_.set_ended(r.id, ended, r.expiry);
         mqtt_sessions_[key] = session;
         t.pipe->attach(session);
         subscribe_mqtt(session, mqtt_session::no_request, std::move(subscriptions));

@@ -107,6 +107,18 @@ struct opener {
         return fail(v, std::move(reason));
     }
 
+    // Runs `sql` and sets the current schema version in one transaction. On failure it is rolled
+    // back and the attempt says why (`what`, then SQLite's reason).
+    static std::optional<attempt> upgrade(sqlite3* db, const char* sql, std::string_view what) {
+        const std::string all = std::string{"BEGIN IMMEDIATE;"} + sql + "PRAGMA user_version = " +
+                                std::to_string(format::version) + ";COMMIT;";
+        const int rc = sqlite3_exec(db, all.c_str(), nullptr, nullptr, nullptr);
+        if (rc == SQLITE_OK) return std::nullopt;
+        auto failed = fail(verdict_for(rc), db, rc, what);  // an existing file: judged like one
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        return failed;
+    }
+
     // Runs a statement that returns at most one interesting value in its first row.
     static int query_int(sqlite3* db, const char* sql, sqlite3_int64& out) {
         statement stmt;
@@ -212,13 +224,8 @@ struct opener {
         std::vector<std::string> notices;
         if (!fresh && version == schema_version_3) {
             // Before foreign keys are on: the rebuild must not cascade to the messages.
-            const std::string rekey = std::string{"BEGIN IMMEDIATE;"} + format::rekey_sessions_sql +
-                                      "PRAGMA user_version = " + std::to_string(format::version) + ";COMMIT;";
-            if ((rc = sqlite3_exec(db.get(), rekey.c_str(), nullptr, nullptr, nullptr)) != SQLITE_OK) {
-                auto failed = fail(judge(rc), db.get(), rc, "cannot convert the local session table");
-                sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-                return failed;
-            }
+            if (auto failed = upgrade(db.get(), format::rekey_sessions_sql, "cannot convert the local session table"))
+                return std::move(*failed);
             notices.push_back("local sessions are keyed by their Thing too (spool schema " +
                               std::to_string(schema_version_3) + " to " + std::to_string(format::version) + ")");
         }
@@ -254,13 +261,8 @@ struct opener {
             if ((rc = migrate(db.get(), notices, error)) != SQLITE_OK) return fail(judge(rc), error);
         }
         if (!fresh && version == schema_version_2) {
-            const std::string add = std::string{"BEGIN IMMEDIATE;"} + format::create_sessions_sql +
-                                    "PRAGMA user_version = " + std::to_string(format::version) + ";COMMIT;";
-            if ((rc = sqlite3_exec(db.get(), add.c_str(), nullptr, nullptr, nullptr)) != SQLITE_OK) {
-                auto failed = fail(judge(rc), db.get(), rc, "cannot add the local session tables");
-                sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-                return failed;
-            }
+            if (auto failed = upgrade(db.get(), format::create_sessions_sql, "cannot add the local session tables"))
+                return std::move(*failed);
             notices.push_back("added the tables of local sessions (spool schema " + std::to_string(schema_version_2) +
                               " to " + std::to_string(format::version) + ")");
         }
