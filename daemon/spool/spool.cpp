@@ -223,7 +223,11 @@ struct opener {
 
         std::vector<std::string> notices;
         if (!fresh && version == schema_version_3) {
-            // Before foreign keys are on: the rebuild must not cascade to the messages.
+            // Foreign keys off (SQLite's default, said here in case a build turns them on): the
+            // rebuild must not cascade to the messages. Set outside a transaction, where it counts.
+            if ((rc = sqlite3_exec(db.get(), "PRAGMA foreign_keys = OFF", nullptr, nullptr, nullptr)) != SQLITE_OK) {
+                return fail(judge(rc), db.get(), rc, "cannot configure");
+            }
             if (auto failed = upgrade(db.get(), format::rekey_sessions_sql, "cannot convert the local session table"))
                 return std::move(*failed);
             notices.push_back("local sessions are keyed by their Thing too (spool schema " +
