@@ -333,7 +333,9 @@ TEST_F(HostileLocalTest, ReloadRefusesAFifoAsConfigurationFileAndKeepsServing) {
     const bool refused = eventually([&] { return log_has(daemon, "the configuration file is a FIFO (named pipe)"); });
     if (!refused) release_fifo(daemon.config_file());  // unblock a daemon stuck in open()
     EXPECT_TRUE(refused) << read_file(daemon.log_file());
-    EXPECT_TRUE(log_has(daemon, "keeping the one in force"));
+    // The refusal's diagnostic is logged before the line that says the old configuration stays.
+    EXPECT_TRUE(eventually([&] { return log_has(daemon, "keeping the one in force"); }))
+        << read_file(daemon.log_file());
 
     ipc_client app(daemon.socket_path());
     EXPECT_EQ(app.hello("after-reload").thing, "gateway-01");
