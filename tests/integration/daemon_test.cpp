@@ -566,15 +566,15 @@ TEST_F(DaemonTest, IPC_HandshakeRefusalsSayWhy) {
         EXPECT_EQ(c.last_error->code, ipc::errc::unsupported_version) << c.last_error->message;
     }
     {
-        // Version 2 (sessions) is a layout the codec knows, but thingmuxd does not speak it yet
-        // (IPC-46): a well-formed version 2 hello is refused like any other version.
+        // Version 2 (sessions, IPC-46) is spoken: a well-formed version 2 hello is not refused but
+        // welcomed in version 2, with a new session.
         ipc_client c(daemon.socket_path());
-        c.send(
+        const auto w = c.hello(
             ipc::hello{.version = 2, .app_name = "sessions", .thing = "", .session_name = "s", .session_expiry = 60});
-        EXPECT_TRUE(c.wait_closed());
-        ASSERT_TRUE(c.last_error);
-        EXPECT_EQ(c.last_error->code, ipc::errc::unsupported_version) << c.last_error->message;
-        EXPECT_EQ(c.last_error->message, "client speaks IPC version 2, thingmuxd speaks 1");
+        EXPECT_EQ(w.version, 2);
+        EXPECT_FALSE(w.session_present);
+        EXPECT_EQ(w.session_expiry, 60U);
+        EXPECT_FALSE(c.last_error.has_value());
     }
     {
         ipc_client c(daemon.socket_path());

@@ -79,32 +79,43 @@ TEST(Libthingmux, PublishWhileDaemonIsAwayFailsFastWithAClearError) {
     EXPECT_FALSE(r.message.empty());
 }
 
-// A refusal names the program and the subcommand once, then the code and the daemon's reason: a
-// script or a wrapper sees one self-describing line on stderr, and nothing on stdout.
-TEST(Libthingmux, IPC46_ASessionNameWorksWithADaemonThatSpeaksOnlyVersion1) {
-    // thingmuxd refuses the version 2 hello; the library connects again with version 1, without
-    // a session, and the app works as without a session name.
+TEST(Libthingmux, IPC46_TheDaemonGrantsTheSessionAnAppNames) {
+    // thingmuxd speaks version 2: the library's version 2 hello is welcomed with the session
+    // (kept up to ipc.session_expiry, 1 day by default, as the library asks by default), and
+    // the next connection under that name resumes it.
     broker_fixture broker;
     daemon_fixture daemon(broker);
     auto o = app_options(daemon, "recorder");
     o.session_name = "recorder";
-    client app(o);
-    app.start();
-    const auto connected = app.connect().get();
-    ASSERT_TRUE(connected.ok()) << connected.message;
-    const auto info = app.daemon();
-    ASSERT_TRUE(info);
-    EXPECT_EQ(info->protocol_version, 1);
-    EXPECT_FALSE(info->session_present);
-    EXPECT_EQ(info->session_expiry, 0s);
+    {
+        client app(o);
+        app.start();
+        const auto connected = app.connect().get();
+        ASSERT_TRUE(connected.ok()) << connected.message;
+        const auto info = app.daemon();
+        ASSERT_TRUE(info);
+        EXPECT_EQ(info->protocol_version, 2);
+        EXPECT_FALSE(info->session_present);
+        EXPECT_GT(info->session_expiry, 0s);
+        EXPECT_EQ(info->session_expiry, o.session_expiry);
 
-    inbox got;
-    const auto sub = app.subscribe("cmd/gateway-01/#", 1, [&](const message& m) { got.add(m.payload); }).get();
-    ASSERT_TRUE(sub.ok()) << sub.message;
-    publish_from_cloud(broker, "cmd/gateway-01/x", numbered(5, "n-"));
-    ASSERT_TRUE(eventually([&] { return got.distinct() == 5; })) << got.distinct();
+        inbox got;
+        const auto sub = app.subscribe("cmd/gateway-01/#", 1, [&](const message& m) { got.add(m.payload); }).get();
+        ASSERT_TRUE(sub.ok()) << sub.message;
+        publish_from_cloud(broker, "cmd/gateway-01/x", numbered(5, "n-"));
+        ASSERT_TRUE(eventually([&] { return got.distinct() == 5; })) << got.distinct();
+    }
+    client again(o);
+    again.start();
+    ASSERT_TRUE(again.connect().get().ok());
+    const auto info = again.daemon();
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->protocol_version, 2);
+    EXPECT_TRUE(info->session_present);
 }
 
+// A refusal names the program and the subcommand once, then the code and the daemon's reason: a
+// script or a wrapper sees one self-describing line on stderr, and nothing on stdout.
 TEST(Thingmuxctl, ARefusalIsOneLineNamingProgramAndSubcommandOnce) {
     broker_fixture broker;
     daemon_setup setup;

@@ -6,9 +6,9 @@
 #include "tests/support/measure.hpp"
 #include "tests/support/mosquitto_clients.hpp"
 #include "tests/support/mqtt_raw_client.hpp"
+#include "tests/support/spool_rows.hpp"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -34,22 +34,6 @@ mqtt::connect persistent_connect(const std::string& client_id, std::uint32_t exp
     c.clean_start = false;
     c.props.session_expiry_interval = expiry;
     return c;
-}
-
-// Rows of a table of the daemon's spool, read as another process would (WAL: the daemon keeps
-// writing meanwhile). -1 when the file cannot be read yet.
-long long rows_in(const std::filesystem::path& spool, const char* table) {
-    sqlite3* db = nullptr;
-    long long n = -1;
-    if (sqlite3_open_v2(spool.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-        sqlite3_stmt* stmt = nullptr;
-        const std::string sql = std::string{"SELECT count(*) FROM "} + table;
-        if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
-            n = sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
-    }
-    sqlite3_close(db);
-    return n;
 }
 
 std::vector<std::string> commands(int from, int to) {
@@ -104,10 +88,10 @@ TEST_F(MqttSessionRestartTest, CommandsForAKilledAppSurviveSigkillOfTheDaemonWhi
             std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pacing, not synchronization
         }
     });
-    const bool stored = eventually([&] { return rows_in(spool, "local_message") >= 100; }, 60'000);
+    const bool stored = eventually([&] { return spool_rows(spool, "local_message") >= 100; }, 60'000);
     daemon.kill();
     const int sent_at_kill = sent;
-    const long long stored_at_kill = rows_in(spool, "local_message");
+    const long long stored_at_kill = spool_rows(spool, "local_message");
     // The broker queues what the cloud sends meanwhile for the Thing's session.
     EXPECT_TRUE(eventually([&] { return sent >= std::min(sent_at_kill + 200, 1000); }, 60'000));
     daemon.start();
@@ -162,7 +146,7 @@ TEST_F(MqttSessionRestartTest, MaxSessionsBoundsTheKeptSessionsAndDisconnectCanE
         }
     }  // each connection closes without DISCONNECT
     EXPECT_EQ(told_zero, 3);
-    EXPECT_TRUE(eventually([&] { return rows_in(spool, "local_session") == 5; }, 10'000)) << rows_in(spool, "local_session");
+    EXPECT_TRUE(eventually([&] { return spool_rows(spool, "local_session") == 5; }, 10'000)) << spool_rows(spool, "local_session");
     EXPECT_EQ(lines_containing(daemon.log_file(), "sessions are kept already (mqtt.max_sessions)"), 3U);
 
     {
@@ -175,7 +159,7 @@ TEST_F(MqttSessionRestartTest, MaxSessionsBoundsTheKeptSessionsAndDisconnectCanE
         ASSERT_TRUE(kept.send(mqtt::disconnect{mqtt::reason::success, props}));
         EXPECT_TRUE(kept.wait_closed());
     }
-    EXPECT_TRUE(eventually([&] { return rows_in(spool, "local_session") == 4; }, 10'000)) << rows_in(spool, "local_session");
+    EXPECT_TRUE(eventually([&] { return spool_rows(spool, "local_session") == 4; }, 10'000)) << spool_rows(spool, "local_session");
     for (const auto* id : {"hoarder-1", "hoarder-7"}) {
         mqtt_raw_client again(sock);
         const auto ack = again.connect(persistent_connect(id, 600));

@@ -226,7 +226,8 @@ std::vector<std::string> numbered(int n, const std::string& prefix) {
 // --- ipc_client ---
 
 void ipc_client::send(const ipc::client_message& m) {
-    const auto bytes = ipc::encode(m);
+    if (const auto* h = std::get_if<ipc::hello>(&m)) version_ = ipc::known_version(h->version).value_or(ipc::wire_version::v1);
+    const auto bytes = ipc::encode(m, version_);
     send_raw(bytes);
 }
 
@@ -235,7 +236,7 @@ void ipc_client::send_raw(std::span<const std::uint8_t> bytes) { stream_.write(b
 std::optional<ipc::daemon_message> ipc_client::receive(int timeout_ms) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
-        auto r = ipc::decode_daemon_message(stream_.buffer(), ipc::default_max_frame);
+        auto r = ipc::decode_daemon_message(stream_.buffer(), ipc::default_max_frame, version_);
         if (auto* ok = std::get_if<ipc::decoded<ipc::daemon_message>>(&r)) {
             auto m = std::move(ok->message);
             stream_.consume(ok->consumed);
@@ -253,6 +254,18 @@ std::optional<ipc::daemon_message> ipc_client::receive(int timeout_ms) {
 
 void ipc_client::drain() {
     while (auto m = receive(0)) keep(std::move(*m));
+}
+
+bool ipc_client::ping(std::uint32_t token, int timeout_ms) {
+    send(ipc::ping{.token = token});
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!closed()) {
+        auto m = receive(remaining_ms(deadline));
+        if (!m) return false;
+        if (const auto* pong = std::get_if<ipc::pong>(&*m); pong && pong->token == token) return true;
+        keep(std::move(*m));
+    }
+    return false;
 }
 
 bool ipc_client::wait_closed(int timeout_ms) {
@@ -276,10 +289,17 @@ void ipc_client::keep(ipc::daemon_message&& m) {
 }
 
 ipc::welcome ipc_client::hello(const std::string& app_name, const std::string& thing) {
-    send(ipc::hello{.version = ipc::protocol_version, .app_name = app_name, .thing = thing});
+    return hello(ipc::hello{.version = ipc::protocol_version, .app_name = app_name, .thing = thing});
+}
+
+ipc::welcome ipc_client::hello(const ipc::hello& h) {
+    send(h);
     auto m = receive();
     if (!m || !std::holds_alternative<ipc::welcome>(*m)) {
-        ADD_FAILURE() << "no welcome from thingmuxd";
+        const auto* refused = m ? std::get_if<ipc::error>(&*m) : nullptr;
+        ADD_FAILURE() << "no welcome from thingmuxd"
+                      << (refused ? std::string(": ") + ipc::to_string(refused->code) + ": " + refused->message : "");
+        if (refused) last_error = *refused;
         return {};
     }
     return std::get<ipc::welcome>(*m);

@@ -135,6 +135,11 @@ public:
 
     // Handshake; fails the test if the answer is not a welcome.
     ipc::welcome hello(const std::string& app_name, const std::string& thing = {});
+    // Handshake in the version of `h` (version 2: with its session fields); fails the test if the
+    // answer is not a welcome.
+    ipc::welcome hello(const ipc::hello& h);
+    // Version 2: the delivery with this id was handled (IPC-44). No answer comes.
+    void ack(std::uint32_t delivery_id) { send(ipc::ack{delivery_id}); }
     // Requests that wait for their result; other frames arriving meanwhile are kept (messages in
     // messages, states in states, an error in last_error).
     std::vector<ipc::result> subscribe(const std::vector<std::string>& filters, std::uint8_t qos = 1);
@@ -146,6 +151,9 @@ public:
     }
     // Reads whatever already arrived, without waiting, and keeps it.
     void drain();
+    // Sends a ping and waits for its pong, keeping the frames that come before it: true once the
+    // daemon has handled every frame sent before (IPC-33).
+    bool ping(std::uint32_t token, int timeout_ms = 10'000);
     // Waits until at least `n` messages were received in total.
     bool wait_messages(std::size_t n, int timeout_ms = 20'000);
     // Waits for a state frame with `link`.
@@ -162,6 +170,8 @@ private:
     void keep(ipc::daemon_message&& m);
 
     unix_stream stream_;
+    // The connection's version: that of the hello sent (IPC-9); frames both ways have its layout.
+    ipc::wire_version version_ = ipc::wire_version::v1;
     std::uint32_t next_request_ = 1;
     std::deque<ipc::daemon_message> results_;  // results not yet claimed
 };

@@ -1,0 +1,143 @@
+// IPC sessions that survive thingmuxd itself (docs/ipc-protocol.md, IPC-43 and IPC-45): the real
+// thingmuxd with its spool, the real AWS-like mosquitto as the cloud, the app as a raw version 2
+// client or as a libthingmux app in a process of its own. The daemon (and the app) are killed with
+// SIGKILL while commands wait for the app; every command must reach it in the end (duplicates
+// allowed, counted). The local MQTT face's counterpart: mqtt_session_restart_test.cpp.
+#include "tests/integration/ipc_session_helpers.hpp"
+#include "tests/support/spool_rows.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace thingmux::test {
+namespace {
+
+const std::string ipc_sessions = "local_session WHERE kind = 'ipc'";
+
+std::vector<std::string> commands(int from, int to) {
+    std::vector<std::string> out;
+    for (int i = from; i <= to; ++i) out.push_back("cmd-" + std::to_string(i));
+    return out;
+}
+
+class IpcSessionRestartTest : public ::testing::Test {
+protected:
+    broker_fixture broker;
+};
+
+// A session's app is away with 100 commands stored for it in the spool when thingmuxd is killed.
+// The restarted daemon brings the session back, keeps what the cloud sends before the app
+// returns, and the app, resuming, gets all of it without subscribing again.
+TEST_F(IpcSessionRestartTest, IPC45_CommandsStoredForAnAwaySessionReachTheAppAfterSigkillOfThingmuxd) {
+    daemon_fixture daemon(broker);
+    const auto spool = daemon.dir() / "spool.db";
+    {
+        ipc_client app(daemon.socket_path());
+        greet_and_subscribe(app, session_hello("durable", 3600, "durable-1"));
+    }
+    ASSERT_TRUE(wait_gone(daemon, "durable-1"));
+    ASSERT_TRUE(eventually([&] { return spool_rows(spool, ipc_sessions) == 1; }))
+        << "the away session is not in the spool's file: " << spool_rows(spool, ipc_sessions) << " row(s)";
+    const auto stored = commands(1, 100);
+    publish_from_cloud(broker, command_topic, stored);
+    ASSERT_TRUE(eventually([&] { return spool_rows(spool, "local_message") >= 100; }, 30'000))
+        << spool_rows(spool, "local_message") << " message(s) stored for the session\n" << read_file(daemon.log_file());
+    daemon.kill();
+    daemon.start();
+    {
+        ipc_client other(daemon.socket_path());
+        ASSERT_TRUE(hello_connected(other, "other"));
+    }
+    const auto later = commands(101, 120);  // for the restored session, while its app is away
+    publish_from_cloud(broker, command_topic, later);
+
+    ipc_client app(daemon.socket_path());
+    const auto w = app.hello(session_hello("durable", 3600, "durable-2"));
+    EXPECT_TRUE(w.session_present) << read_file(daemon.log_file());
+    EXPECT_GT(w.session_expiry, 0U);
+    auto all = stored;
+    all.insert(all.end(), later.begin(), later.end());
+    EXPECT_EQ(wait_for_payloads(app, all), 0U) << read_file(daemon.log_file());
+    auto acked = ack_all(app);
+    publish_from_cloud(broker, command_topic, {"live"});
+    EXPECT_EQ(wait_for_payloads(app, {"live"}), 0U) << "the restored subscription does not deliver";
+    acked = ack_all(app, acked);
+    EXPECT_TRUE(app.ping(1));
+    std::cout << "[ measured ] " << all.size() << " commands for the away session (100 stored before the SIGKILL), "
+              << acked - 1 << " deliveries after the resume\n";
+}
+
+// 1,000 numbered QoS 1 commands. The app (libthingmux, with a session) gets the first 200, then is
+// killed. While the cloud sends the other 800 in bursts, thingmuxd is killed as soon as its spool
+// holds at least 100 of them for the absent app, and started again once the cloud sent 200 more
+// (queued by the broker for the Thing's session) while the cloud still sends. The app comes back
+// as a new process with the same session name: it must get every one of the 800, from the spool,
+// from the broker's queue for the Thing's session, and live.
+TEST_F(IpcSessionRestartTest, IPC45_CommandsForAKilledSessionAppSurviveSigkillOfTheDaemonWhileTheCloudSends) {
+    daemon_fixture daemon(broker);
+    const auto spool = daemon.dir() / "spool.db";
+    session_app first(daemon.socket_path(), "valve-controller", daemon.dir(), "valve-1");
+    ASSERT_EQ(first.wait_status("welcome"), "welcome 2 0 3600") << read_file(daemon.log_file());
+    ASSERT_EQ(first.wait_status("subscribed"), "subscribed ok");
+    publish_from_cloud(broker, command_topic, commands(1, 200));
+    ASSERT_TRUE(eventually([&] { return missing_from(payloads_on(first.messages(), command_topic), commands(1, 200)) == 0; },
+                           30'000));
+    first.kill();
+
+    // The cloud sends the rest in bursts of 20, as a device's backend would.
+    std::atomic<int> sent{200};
+    std::thread cloud([&] {
+        for (int from = 201; from <= 1000; from += 20) {
+            publish_from_cloud(broker, command_topic, commands(from, from + 19));
+            sent = from + 19;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pacing, not synchronization
+        }
+    });
+    const bool stored = eventually([&] { return spool_rows(spool, "local_message") >= 100; }, 60'000);
+    daemon.kill();
+    const int sent_at_kill = sent;
+    const long long stored_at_kill = spool_rows(spool, "local_message");
+    // The broker queues what the cloud sends meanwhile for the Thing's session.
+    EXPECT_TRUE(eventually([&] { return sent >= std::min(sent_at_kill + 200, 1000); }, 60'000));
+    daemon.start();
+    const int sent_at_start = sent;
+    cloud.join();
+    ASSERT_TRUE(stored) << "the spool never held 100 messages for the absent app:\n" << read_file(daemon.log_file());
+
+    session_app again(daemon.socket_path(), "valve-controller", daemon.dir(), "valve-2");
+    EXPECT_EQ(again.wait_status("welcome"), "welcome 2 1 3600") << read_file(daemon.log_file());
+    std::size_t missing = 800;
+    eventually([&] {
+        return (missing = missing_from(payloads_on(again.messages(), command_topic), commands(201, 1000))) == 0;
+    }, 60'000);
+
+    std::map<std::string, int> seen;
+    for (const auto* app : {&first, &again})
+        for (const auto& p : payloads_on(app->messages(), command_topic)) ++seen[p];
+    int absent = 0, duplicates = 0;
+    std::string absent_ones;
+    for (const auto& c : commands(1, 1000)) {
+        const auto it = seen.find(c);
+        if (it == seen.end()) {
+            if (++absent <= 20) absent_ones += " " + c;
+        } else {
+            duplicates += it->second - 1;
+        }
+    }
+    std::cout << "[ measured ] cloud had sent " << sent_at_kill << " at the kill (" << stored_at_kill
+              << " stored for the app), " << sent_at_start << " at the restart; the app got " << seen.size()
+              << " distinct of 1000, " << duplicates << " duplicate(s)\n";
+    EXPECT_EQ(missing, 0U) << read_file(daemon.log_file());
+    EXPECT_EQ(absent, 0) << "commands lost, among them:" << absent_ones;
+    EXPECT_GE(stored_at_kill, 100);
+}
+
+}  // namespace
+}  // namespace thingmux::test
