@@ -320,9 +320,9 @@ TEST_F(IpcSessionTest, IPC43_AnotherUserCannotResumeOrTakeOverTheSession) {
 }
 
 // The same name on another Thing is another session.
-TEST_F(IpcSessionTest, IPC43_TheSameNameOnAnotherThingIsAnotherSession) {
-    broker_fixture two({.things = {"gateway-01", "gateway-02"}});
-    daemon_fixture daemon(two, {.things = {"gateway-01", "gateway-02"}});
+TEST(IpcSessionOfTwoThings, IPC43_TheSameNameOnAnotherThingIsAnotherSession) {
+    broker_fixture broker({.things = {"gateway-01", "gateway-02"}});
+    daemon_fixture daemon(broker, {.things = {"gateway-01", "gateway-02"}});
     ipc_client one(daemon.socket_path());
     EXPECT_FALSE(one.hello(ipc::hello{.version = 2, .app_name = "one", .thing = "gateway-01", .session_name = "x", .session_expiry = 600})
                      .session_present);
