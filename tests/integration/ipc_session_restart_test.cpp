@@ -4,28 +4,18 @@
 // SIGKILL while commands wait for the app; every command must reach it in the end (duplicates
 // allowed, counted). The local MQTT face's counterpart: mqtt_session_restart_test.cpp.
 #include "tests/integration/ipc_session_helpers.hpp"
-#include "tests/support/spool_rows.hpp"
+#include "tests/support/session_restart.hpp"
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace thingmux::test {
 namespace {
 
 const std::string ipc_sessions = "local_session WHERE kind = 'ipc'";
-
-std::vector<std::string> commands(int from, int to) {
-    std::vector<std::string> out;
-    for (int i = from; i <= to; ++i) out.push_back("cmd-" + std::to_string(i));
-    return out;
-}
 
 class IpcSessionRestartTest : public ::testing::Test {
 protected:
@@ -82,7 +72,6 @@ TEST_F(IpcSessionRestartTest, IPC45_CommandsStoredForAnAwaySessionReachTheAppAft
 // from the broker's queue for the Thing's session, and live.
 TEST_F(IpcSessionRestartTest, IPC45_CommandsForAKilledSessionAppSurviveSigkillOfTheDaemonWhileTheCloudSends) {
     daemon_fixture daemon(broker);
-    const auto spool = daemon.dir() / "spool.db";
     session_app first(daemon.socket_path(), "valve-controller", daemon.dir(), "valve-1");
     ASSERT_EQ(first.wait_status("welcome"), "welcome 2 0 3600") << read_file(daemon.log_file());
     ASSERT_EQ(first.wait_status("subscribed"), "subscribed ok");
@@ -91,25 +80,8 @@ TEST_F(IpcSessionRestartTest, IPC45_CommandsForAKilledSessionAppSurviveSigkillOf
                            30'000));
     first.kill();
 
-    // The cloud sends the rest in bursts of 20, as a device's backend would.
-    std::atomic<int> sent{200};
-    std::thread cloud([&] {
-        for (int from = 201; from <= 1000; from += 20) {
-            publish_from_cloud(broker, command_topic, commands(from, from + 19));
-            sent = from + 19;
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pacing, not synchronization
-        }
-    });
-    const bool stored = eventually([&] { return spool_rows(spool, "local_message") >= 100; }, 60'000);
-    daemon.kill();
-    const int sent_at_kill = sent;
-    const long long stored_at_kill = spool_rows(spool, "local_message");
-    // The broker queues what the cloud sends meanwhile for the Thing's session.
-    EXPECT_TRUE(eventually([&] { return sent >= std::min(sent_at_kill + 200, 1000); }, 60'000));
-    daemon.start();
-    const int sent_at_start = sent;
-    cloud.join();
-    ASSERT_TRUE(stored) << "the spool never held 100 messages for the absent app:\n" << read_file(daemon.log_file());
+    const auto run = kill_daemon_while_the_cloud_sends(broker, daemon, command_topic, 201, 1000, 100);
+    ASSERT_TRUE(run.stored) << "the spool never held 100 messages for the absent app:\n" << read_file(daemon.log_file());
 
     session_app again(daemon.socket_path(), "valve-controller", daemon.dir(), "valve-2");
     EXPECT_EQ(again.wait_status("welcome"), "welcome 2 1 3600") << read_file(daemon.log_file());
@@ -121,22 +93,13 @@ TEST_F(IpcSessionRestartTest, IPC45_CommandsForAKilledSessionAppSurviveSigkillOf
     std::map<std::string, int> seen;
     for (const auto* app : {&first, &again})
         for (const auto& p : payloads_on(app->messages(), command_topic)) ++seen[p];
-    int absent = 0, duplicates = 0;
-    std::string absent_ones;
-    for (const auto& c : commands(1, 1000)) {
-        const auto it = seen.find(c);
-        if (it == seen.end()) {
-            if (++absent <= 20) absent_ones += " " + c;
-        } else {
-            duplicates += it->second - 1;
-        }
-    }
-    std::cout << "[ measured ] cloud had sent " << sent_at_kill << " at the kill (" << stored_at_kill
-              << " stored for the app), " << sent_at_start << " at the restart; the app got " << seen.size()
-              << " distinct of 1000, " << duplicates << " duplicate(s)\n";
+    const auto count = count_arrivals(seen, commands(1, 1000));
+    std::cout << "[ measured ] cloud had sent " << run.sent_at_kill << " at the kill (" << run.stored_at_kill
+              << " stored for the app), " << run.sent_at_start << " at the restart; the app got " << seen.size()
+              << " distinct of 1000, " << count.duplicates << " duplicate(s)\n";
     EXPECT_EQ(missing, 0U) << read_file(daemon.log_file());
-    EXPECT_EQ(absent, 0) << "commands lost, among them:" << absent_ones;
-    EXPECT_GE(stored_at_kill, 100);
+    EXPECT_EQ(count.absent, 0) << "commands lost, among them:" << count.absent_ones;
+    EXPECT_GE(run.stored_at_kill, 100);
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 // (IPC-31), and a resumed session gets what waited before anything live (IPC-43).
 #include "tests/integration/ipc_session_helpers.hpp"
 #include "tests/support/as_user.hpp"
-#include "tests/support/spool_rows.hpp"
+#include "tests/support/session_restart.hpp"
 #include "tests/unit/ipc_codec_test_support.hpp"
 
 #include <gtest/gtest.h>

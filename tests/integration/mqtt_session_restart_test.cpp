@@ -6,17 +6,15 @@
 #include "tests/support/measure.hpp"
 #include "tests/support/mosquitto_clients.hpp"
 #include "tests/support/mqtt_raw_client.hpp"
-#include "tests/support/spool_rows.hpp"
+#include "tests/support/session_restart.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <map>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace thingmux::test {
@@ -34,12 +32,6 @@ mqtt::connect persistent_connect(const std::string& client_id, std::uint32_t exp
     c.clean_start = false;
     c.props.session_expiry_interval = expiry;
     return c;
-}
-
-std::vector<std::string> commands(int from, int to) {
-    std::vector<std::string> out;
-    for (int i = from; i <= to; ++i) out.push_back("cmd-" + std::to_string(i));
-    return out;
 }
 
 // How often each command arrived, over every instance of the app.
@@ -66,7 +58,6 @@ protected:
 TEST_F(MqttSessionRestartTest, CommandsForAKilledAppSurviveSigkillOfTheDaemonWhileTheCloudSends) {
     daemon_fixture daemon(broker, face_setup());
     const auto sock = daemon.mqtt_socket_path();
-    const auto spool = daemon.dir() / "spool.db";
     const std::string filter = "cmd/gateway-01/#", topic = "cmd/gateway-01/valve";
     const mqtt_endpoint app_endpoint{sock, "5", "valve-controller"};
     const std::vector<std::string> persistent{"-c", "-x", "3600"};
@@ -79,47 +70,21 @@ TEST_F(MqttSessionRestartTest, CommandsForAKilledAppSurviveSigkillOfTheDaemonWhi
     first.kill();
     ASSERT_TRUE(eventually([&] { return !first.running(); }, 10'000));
 
-    // The cloud sends the rest in bursts of 20, as a device's backend would.
-    std::atomic<int> sent{200};
-    std::thread cloud([&] {
-        for (int from = 201; from <= 1000; from += 20) {
-            publish_from_cloud(broker, topic, commands(from, from + 19));
-            sent = from + 19;
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pacing, not synchronization
-        }
-    });
-    const bool stored = eventually([&] { return spool_rows(spool, "local_message") >= 100; }, 60'000);
-    daemon.kill();
-    const int sent_at_kill = sent;
-    const long long stored_at_kill = spool_rows(spool, "local_message");
-    // The broker queues what the cloud sends meanwhile for the Thing's session.
-    EXPECT_TRUE(eventually([&] { return sent >= std::min(sent_at_kill + 200, 1000); }, 60'000));
-    daemon.start();
-    const int sent_at_start = sent;
-    cloud.join();
-    ASSERT_TRUE(stored) << "the spool never held 100 messages for the absent app:\n" << read_file(daemon.log_file());
+    const auto run = kill_daemon_while_the_cloud_sends(broker, daemon, topic, 201, 1000, 100);
+    ASSERT_TRUE(run.stored) << "the spool never held 100 messages for the absent app:\n" << read_file(daemon.log_file());
 
     mosquitto_subscriber again(app_endpoint, {filter}, broker.dir(), 1, persistent);
     ASSERT_TRUE(again.wait_subscribed()) << again.transcript() << read_file(daemon.log_file());
     const auto missing = again.wait_for_all(topic_lines(topic, commands(201, 1000)), 60'000);
 
     const auto seen = arrivals(topic, {&first, &again});
-    int absent = 0, duplicates = 0;
-    std::string absent_ones;
-    for (int i = 1; i <= 1000; ++i) {
-        const auto it = seen.find("cmd-" + std::to_string(i));
-        if (it == seen.end()) {
-            if (++absent <= 20) absent_ones += " " + std::to_string(i);
-        } else {
-            duplicates += it->second - 1;
-        }
-    }
-    std::cout << "[ measured ] cloud had sent " << sent_at_kill << " at the kill (" << stored_at_kill
-              << " stored for the app), " << sent_at_start << " at the restart; the app got " << seen.size()
-              << " distinct of 1000, " << duplicates << " duplicate(s)\n";
+    const auto count = count_arrivals(seen, commands(1, 1000));
+    std::cout << "[ measured ] cloud had sent " << run.sent_at_kill << " at the kill (" << run.stored_at_kill
+              << " stored for the app), " << run.sent_at_start << " at the restart; the app got " << seen.size()
+              << " distinct of 1000, " << count.duplicates << " duplicate(s)\n";
     EXPECT_EQ(missing, 0U) << again.transcript() << read_file(daemon.log_file());
-    EXPECT_EQ(absent, 0) << "commands lost, among them:" << absent_ones;
-    EXPECT_GE(stored_at_kill, 100);
+    EXPECT_EQ(count.absent, 0) << "commands lost, among them:" << count.absent_ones;
+    EXPECT_GE(run.stored_at_kill, 100);
     EXPECT_EQ(lines_containing(daemon.log_file(), "stored MQTT session(s) restored with"), 1U) << read_file(daemon.log_file());
     EXPECT_TRUE(again.running()) << again.transcript();
 }
