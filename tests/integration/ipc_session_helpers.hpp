@@ -55,11 +55,13 @@ inline std::vector<std::string> payloads_of(const std::vector<ipc::message>& ms)
 // are still missing.
 inline std::size_t wait_for_payloads(ipc_client& c, const std::vector<std::string>& expected, int timeout_ms = 30'000) {
     std::size_t left = expected.size();
-    eventually([&] {
-        c.drain();
-        left = missing_from(payloads_of(c.messages), expected);
-        return left == 0 || c.closed();
-    }, timeout_ms);
+    eventually(
+        [&] {
+            c.drain();
+            left = missing_from(payloads_of(c.messages), expected);
+            return left == 0 || c.closed();
+        },
+        timeout_ms);
     return left;
 }
 
@@ -74,7 +76,8 @@ inline std::size_t ack_all(ipc_client& c, std::size_t from = 0) {
 // Waits until the daemon logged that the client named `app` disconnected: from then on its
 // session, if it has one, has no connection. Give each connection its own name.
 inline bool wait_gone(const daemon_fixture& d, const std::string& app) {
-    return eventually([&] { return count_of(lines_with(read_file(d.log_file()), "('" + app + "', "), " disconnected: ") >= 1; });
+    return eventually(
+        [&] { return count_of(lines_with(read_file(d.log_file()), "('" + app + "', "), " disconnected: ") >= 1; });
 }
 
 // A libthingmux app with a session in a process of its own (forked: fork it while the test
@@ -111,11 +114,13 @@ public:
     // The status line starting with `prefix`, once it was written; empty after `timeout_ms`.
     [[nodiscard]] std::string wait_status(const std::string& prefix, int timeout_ms = 20'000) const {
         std::string found;
-        eventually([&] {
-            for (const auto& line : complete_lines(read_file(status_)))
-                if (line.starts_with(prefix)) found = line;
-            return !found.empty();
-        }, timeout_ms);
+        eventually(
+            [&] {
+                for (const auto& line : complete_lines(read_file(status_)))
+                    if (line.starts_with(prefix)) found = line;
+                return !found.empty();
+            },
+            timeout_ms);
         return found;
     }
 
@@ -133,14 +138,13 @@ private:
             o.wait_for_daemon = true;
             client app(o);
             app.start();
-            auto subscribed = app.subscribe(command_filter, 1, [out, say](const message& m) {
-                say(out, m.topic + " " + m.payload + "\n");
-            });
+            auto subscribed = app.subscribe(
+                command_filter, 1, [out, say](const message& m) { say(out, m.topic + " " + m.payload + "\n"); });
             const auto connected = app.connect().get();
             const auto info = app.daemon().value_or(daemon_info{});
-            say(status, "welcome " + std::to_string(info.protocol_version) + " " + (info.session_present ? "1" : "0") + " " +
-                            std::to_string(info.session_expiry.count()) + (connected.ok() ? "" : " " + connected.message) +
-                            "\n");
+            say(status, "welcome " + std::to_string(info.protocol_version) + " " + (info.session_present ? "1" : "0") +
+                            " " + std::to_string(info.session_expiry.count()) +
+                            (connected.ok() ? "" : " " + connected.message) + "\n");
             say(status, std::string("subscribed ") + to_string(subscribed.get().code) + "\n");
             for (;;) ::pause();
         } catch (...) {

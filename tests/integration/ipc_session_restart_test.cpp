@@ -38,7 +38,8 @@ TEST_F(IpcSessionRestartTest, IPC45_CommandsStoredForAnAwaySessionReachTheAppAft
     const auto stored = commands(1, 100);
     publish_from_cloud(broker, command_topic, stored);
     ASSERT_TRUE(eventually([&] { return spool_rows(spool, "local_message") >= 100; }, 30'000))
-        << spool_rows(spool, "local_message") << " message(s) stored for the session\n" << read_file(daemon.log_file());
+        << spool_rows(spool, "local_message") << " message(s) stored for the session\n"
+        << read_file(daemon.log_file());
     daemon.kill();
     daemon.start();
     {
@@ -76,19 +77,22 @@ TEST_F(IpcSessionRestartTest, IPC45_CommandsForAKilledSessionAppSurviveSigkillOf
     ASSERT_EQ(first.wait_status("welcome"), "welcome 2 0 3600") << read_file(daemon.log_file());
     ASSERT_EQ(first.wait_status("subscribed"), "subscribed ok");
     publish_from_cloud(broker, command_topic, commands(1, 200));
-    ASSERT_TRUE(eventually([&] { return missing_from(payloads_on(first.messages(), command_topic), commands(1, 200)) == 0; },
-                           30'000));
+    ASSERT_TRUE(eventually(
+        [&] { return missing_from(payloads_on(first.messages(), command_topic), commands(1, 200)) == 0; }, 30'000));
     first.kill();
 
     const auto run = kill_daemon_while_the_cloud_sends(broker, daemon, command_topic, 201, 1000, 100);
-    ASSERT_TRUE(run.stored) << "the spool never held 100 messages for the absent app:\n" << read_file(daemon.log_file());
+    ASSERT_TRUE(run.stored) << "the spool never held 100 messages for the absent app:\n"
+                            << read_file(daemon.log_file());
 
     session_app again(daemon.socket_path(), "valve-controller", daemon.dir(), "valve-2");
     EXPECT_EQ(again.wait_status("welcome"), "welcome 2 1 3600") << read_file(daemon.log_file());
     std::size_t missing = 800;
-    eventually([&] {
-        return (missing = missing_from(payloads_on(again.messages(), command_topic), commands(201, 1000))) == 0;
-    }, 60'000);
+    eventually(
+        [&] {
+            return (missing = missing_from(payloads_on(again.messages(), command_topic), commands(201, 1000))) == 0;
+        },
+        60'000);
 
     std::map<std::string, int> seen;
     for (const auto* app : {&first, &again})

@@ -88,9 +88,11 @@ TEST_F(IpcSessionTest, IPC43_AResumedSessionGetsTheCommandsSentWhileItWasAwayWit
     EXPECT_EQ(wait_for_payloads(again, away), 0U) << read_file(daemon.log_file());
     std::vector<std::string> first_arrivals;
     for (const auto& p : payloads_of(again.messages))
-        if (std::find(first_arrivals.begin(), first_arrivals.end(), p) == first_arrivals.end()) first_arrivals.push_back(p);
+        if (std::find(first_arrivals.begin(), first_arrivals.end(), p) == first_arrivals.end())
+            first_arrivals.push_back(p);
     EXPECT_EQ(first_arrivals, away) << "what waited comes oldest first";
-    EXPECT_TRUE(std::all_of(again.messages.begin(), again.messages.end(), [](const ipc::message& m) { return m.qos == 1; }));
+    EXPECT_TRUE(
+        std::all_of(again.messages.begin(), again.messages.end(), [](const ipc::message& m) { return m.qos == 1; }));
     EXPECT_TRUE(all_distinct_and_nonzero(qos1_ids(again.messages)));
     auto acked = ack_all(again);
 
@@ -126,7 +128,8 @@ TEST_F(IpcSessionTest, IPC43_AnAppKilledWithSigkillResumesItsSessionAsANewProces
     session_app second(daemon.socket_path(), "recorder", dir, "recorder-2");
     EXPECT_EQ(second.wait_status("welcome"), "welcome 2 1 3600");
     std::size_t missing = away.size();
-    eventually([&] { return (missing = missing_from(payloads_on(second.messages(), command_topic), away)) == 0; }, 30'000);
+    eventually([&] { return (missing = missing_from(payloads_on(second.messages(), command_topic), away)) == 0; },
+               30'000);
     EXPECT_EQ(missing, 0U) << read_file(daemon.log_file());
     publish_from_cloud(broker, command_topic, {"live"});
     EXPECT_TRUE(eventually([&] { return missing_from(payloads_on(second.messages(), command_topic), {"live"}) == 0; }));
@@ -286,7 +289,8 @@ TEST_F(IpcSessionTest, IPC43_AnotherUserCannotResumeOrTakeOverTheSession) {
         while (!c.closed()) {
             c.wait_messages(c.messages.size() + 1, 1000);
             const auto got = payloads_of(c.messages);
-            const auto marker = std::find_if(got.begin(), got.end(), [](const std::string& p) { return p.starts_with("marker"); });
+            const auto marker =
+                std::find_if(got.begin(), got.end(), [](const std::string& p) { return p.starts_with("marker"); });
             if (marker == got.end()) continue;
             for (auto it = got.begin(); it != marker; ++it) out += "got " + *it + "\n";
             return 0;
@@ -295,10 +299,12 @@ TEST_F(IpcSessionTest, IPC43_AnotherUserCannotResumeOrTakeOverTheSession) {
         return 1;
     });
     int round = 0;
-    EXPECT_TRUE(eventually([&] {
-        publish_from_cloud(broker, command_topic, {"marker-" + std::to_string(++round)});
-        return eventually([&] { return exited(intruder.pid()); }, 500);
-    }, 20'000));
+    EXPECT_TRUE(eventually(
+        [&] {
+            publish_from_cloud(broker, command_topic, {"marker-" + std::to_string(++round)});
+            return eventually([&] { return exited(intruder.pid()); }, 500);
+        },
+        20'000));
     const auto r = intruder.wait();
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(r.output, "present 0\n") << "another uid got the owner's session";
@@ -324,11 +330,14 @@ TEST(IpcSessionOfTwoThings, IPC43_TheSameNameOnAnotherThingIsAnotherSession) {
     broker_fixture broker({.things = {"gateway-01", "gateway-02"}});
     daemon_fixture daemon(broker, {.things = {"gateway-01", "gateway-02"}});
     ipc_client one(daemon.socket_path());
-    EXPECT_FALSE(one.hello(ipc::hello{.version = 2, .app_name = "one", .thing = "gateway-01", .session_name = "x", .session_expiry = 600})
-                     .session_present);
+    EXPECT_FALSE(
+        one
+            .hello(ipc::hello{
+                .version = 2, .app_name = "one", .thing = "gateway-01", .session_name = "x", .session_expiry = 600})
+            .session_present);
     ipc_client other(daemon.socket_path());
-    const auto w = other.hello(
-        ipc::hello{.version = 2, .app_name = "other", .thing = "gateway-02", .session_name = "x", .session_expiry = 600});
+    const auto w = other.hello(ipc::hello{
+        .version = 2, .app_name = "other", .thing = "gateway-02", .session_name = "x", .session_expiry = 600});
     EXPECT_EQ(w.thing, "gateway-02");
     EXPECT_FALSE(w.session_present) << "gateway-01's session resumed on gateway-02";
     EXPECT_TRUE(one.ping(1));
@@ -423,9 +432,10 @@ TEST_F(IpcSessionTest, IPC44_AnAckOfAnIdNotAwaitingAcknowledgementClosesTheConne
          ipc::errc::protocol_violation},
         {"an ack without a session", ipc::hello{.version = 2, .app_name = "nameless", .thing = ""},
          x("00 00 00 05 06 00 00 00 01"), ipc::errc::protocol_violation},
-        {"delivery id 0", session_hello("zero", 3600, "zero"), x("00 00 00 05 06 00 00 00 00"), ipc::errc::malformed_frame},
-        {"an ack in version 1", ipc::hello{.version = 1, .app_name = "v1", .thing = ""}, x("00 00 00 05 06 00 00 00 01"),
+        {"delivery id 0", session_hello("zero", 3600, "zero"), x("00 00 00 05 06 00 00 00 00"),
          ipc::errc::malformed_frame},
+        {"an ack in version 1", ipc::hello{.version = 1, .app_name = "v1", .thing = ""},
+         x("00 00 00 05 06 00 00 00 01"), ipc::errc::malformed_frame},
     };
     for (const auto& c : cases) {
         ipc_client conn(daemon.socket_path());
@@ -508,7 +518,8 @@ TEST_F(IpcSessionTest, IPC43_ALongSessionNameOrAnExpiryWithoutANameIsAMalformedH
     const std::vector<std::pair<std::vector<std::uint8_t>, std::string>> cases{
         {frame(0x01, cat({x("00 02"), s("app"), s(""), s(longest + "n"), x("00 00 0e 10")})),
          "session name is 257 bytes, longer than 256"},
-        {frame(0x01, cat({x("00 02"), s("app"), s(""), s(""), x("00 00 0e 10")})), "session expiry without a session name"},
+        {frame(0x01, cat({x("00 02"), s("app"), s(""), s(""), x("00 00 0e 10")})),
+         "session expiry without a session name"},
     };
     for (const auto& [bytes, why] : cases) {
         ipc_client c(daemon.socket_path());

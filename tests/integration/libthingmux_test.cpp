@@ -114,6 +114,34 @@ TEST(Libthingmux, IPC46_TheDaemonGrantsTheSessionAnAppNames) {
     EXPECT_TRUE(info->session_present);
 }
 
+// IPC-43 through the library (docs/libthingmux.md, *Sessions*): an app started again (a new
+// client, as after a restart of its process) with the default options and the same session name
+// gets the QoS 1 messages that waited for its session once it subscribes again with its handler.
+TEST(Libthingmux, IPC43_AnAppStartedAgainGetsTheMessagesThatWaitedForItsSession) {
+    broker_fixture broker;
+    daemon_fixture daemon(broker);
+    auto o = app_options(daemon, "recorder");
+    o.session_name = "recorder";
+    {
+        client app(o);
+        app.start();
+        ASSERT_TRUE(app.connect().get().ok());
+        ASSERT_TRUE(app.subscribe("cmd/gateway-01/#", 1, [](const message&) {}).get().ok());
+    }
+    publish_from_cloud(broker, "cmd/gateway-01/x", numbered(10, "waited-"));
+
+    inbox got;
+    client again(o);
+    again.start();
+    ASSERT_TRUE(again.connect().get().ok());
+    const auto info = again.daemon();
+    ASSERT_TRUE(info);
+    EXPECT_TRUE(info->session_present);
+    ASSERT_TRUE(again.subscribe("cmd/gateway-01/#", 1, [&](const message& m) { got.add(m.payload); }).get().ok());
+    EXPECT_TRUE(eventually([&] { return got.distinct() == 10; }))
+        << got.distinct() << " of the 10 messages that waited for the session reached the app's handler";
+}
+
 // A refusal names the program and the subcommand once, then the code and the daemon's reason: a
 // script or a wrapper sees one self-describing line on stderr, and nothing on stdout.
 TEST(Thingmuxctl, ARefusalIsOneLineNamingProgramAndSubcommandOnce) {

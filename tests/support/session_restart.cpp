@@ -31,7 +31,8 @@ std::vector<std::string> commands(int from, int to) {
 }
 
 restart_under_traffic kill_daemon_while_the_cloud_sends(const broker_fixture& broker, daemon_fixture& daemon,
-                                                        const std::string& topic, int from, int to, long long min_stored) {
+                                                        const std::string& topic, int from, int to,
+                                                        long long min_stored) {
     const auto spool = daemon.dir() / "spool.db";
     std::atomic<int> sent{from - 1};
     std::thread cloud([&] {

@@ -34,7 +34,8 @@ struct restart_under_traffic {
 // again once the cloud sent 200 more, which the broker queues for the Thing's session. Returns
 // once the cloud sent them all.
 restart_under_traffic kill_daemon_while_the_cloud_sends(const broker_fixture& broker, daemon_fixture& daemon,
-                                                        const std::string& topic, int from, int to, long long min_stored);
+                                                        const std::string& topic, int from, int to,
+                                                        long long min_stored);
 
 // How numbered commands reached an app, given how often each payload arrived (over every
 // instance of the app).
@@ -43,6 +44,7 @@ struct arrival_count {
     int duplicates = 0;
     std::string absent_ones;  // the first 20 of them, for failure messages
 };
-[[nodiscard]] arrival_count count_arrivals(const std::map<std::string, int>& times, const std::vector<std::string>& expected);
+[[nodiscard]] arrival_count count_arrivals(const std::map<std::string, int>& times,
+                                           const std::vector<std::string>& expected);
 
 }  // namespace thingmux::test
