@@ -15,18 +15,6 @@ namespace {
 // Request ids toward the pipeline: the connection's generation above its packet id. Generations
 // stay below 0x8000, so no request id is ever mqtt_session::no_request.
 constexpr std::uint32_t generations = 0x8000;
-
-// The message as a local client gets it: its message properties (those the IPC schema carries
-// too), nothing of the broker's connection (its topic alias, the subscription identifiers of
-// thingmuxd's own upstream subscriptions).
-mqtt::publish for_client(const mqtt::publish& in) {
-    mqtt::publish out;
-    out.topic = in.topic;
-    out.payload = in.payload;
-    out.retain = in.retain;
-    out.props = thing::to_mqtt(thing::to_ipc(in.props));
-    return out;
-}
 }  // namespace
 
 mqtt_session::mqtt_session(thing::session_id flow, std::string thing, std::string client_id,

@@ -15,15 +15,28 @@ namespace {
 std::size_t bytes_of(const mqtt::publish& m) { return m.topic.size() + m.payload.size(); }
 }  // namespace
 
+mqtt::publish for_client(const mqtt::publish& in) {
+    mqtt::publish out;
+    out.topic = in.topic;
+    out.payload = in.payload;
+    out.retain = in.retain;
+    out.props = thing::to_mqtt(thing::to_ipc(in.props));
+    return out;
+}
+
 void session_state::sent(std::uint64_t tag, held h) {
     if (h.qos == 0) return forget(h);
-    store(unacknowledged_.insert_or_assign(tag, std::move(h)).first->second);
+    unacknowledged_bytes_ += bytes_of(h.msg);
+    auto [it, added] = unacknowledged_.insert_or_assign(tag, std::move(h));
+    if (!added) unacknowledged_bytes_ -= bytes_of(it->second.msg);  // a tag is never reused while it awaits
+    store(it->second);
 }
 
 bool session_state::acknowledged(std::uint64_t tag) {
     const auto it = unacknowledged_.find(tag);
     if (it == unacknowledged_.end()) return false;
     forget(it->second);
+    unacknowledged_bytes_ -= bytes_of(it->second.msg);
     unacknowledged_.erase(it);
     return true;
 }
@@ -34,6 +47,7 @@ void session_state::connection_ended() {
     auto younger = std::exchange(waiting_, {});
     waiting_bytes_ = 0;
     auto sent = std::exchange(unacknowledged_, {});
+    unacknowledged_bytes_ = 0;
     for (auto& [tag, h] : sent) hold(std::move(h));
     for (auto& h : younger) hold(std::move(h));
 }
@@ -60,6 +74,13 @@ bool session_state::hold(held h) {
 std::list<session_state::held> session_state::take_waiting() {
     waiting_bytes_ = 0;
     return std::exchange(waiting_, {});
+}
+
+session_state::held session_state::take_oldest() {
+    held h = std::move(waiting_.front());
+    waiting_.pop_front();
+    waiting_bytes_ -= bytes_of(h.msg);
+    return h;
 }
 
 void session_state::store(held& h) {
@@ -94,8 +115,14 @@ std::vector<thing::shared_leftover> session_state::take_shared_leftovers() {
         return true;
     };
     // Sent to a connection that never acknowledged them (oldest first), then those that waited.
-    for (auto it = unacknowledged_.begin(); it != unacknowledged_.end();)
-        it = take(it->second) ? unacknowledged_.erase(it) : std::next(it);
+    for (auto it = unacknowledged_.begin(); it != unacknowledged_.end();) {
+        if (!take(it->second)) {
+            ++it;
+            continue;
+        }
+        unacknowledged_bytes_ -= bytes_of(out.back().msg);
+        it = unacknowledged_.erase(it);
+    }
     for (auto it = waiting_.begin(); it != waiting_.end();) {
         if (!take(*it)) {
             ++it;

@@ -136,7 +136,7 @@ TEST_F(MqttSessionRestartTest, CommandsForAKilledAppSurviveSigkillOfTheDaemonWhi
     EXPECT_EQ(missing, 0U) << again.transcript() << read_file(daemon.log_file());
     EXPECT_EQ(absent, 0) << "commands lost, among them:" << absent_ones;
     EXPECT_GE(stored_at_kill, 100);
-    EXPECT_EQ(lines_containing(daemon.log_file(), "stored MQTT session(s) restored with"), 1U) << read_file(daemon.log_file());
+    EXPECT_EQ(lines_containing(daemon.log_file(), "stored session(s) restored (1 MQTT, 0 IPC)"), 1U) << read_file(daemon.log_file());
     EXPECT_TRUE(again.running()) << again.transcript();
 }
 
