@@ -388,7 +388,8 @@ std::vector<client_status> hub::clients() const {
                        .peer = c->peer(),
                        .app_name = c->app_name,
                        .thing = c->thing,
-                       .subscriptions = pipe ? pipe->filters_of(id) : std::vector<std::string>{},
+                       // A session's filters are its own (IPC-43), the connection's are those of no session.
+                       .subscriptions = pipe ? pipe->filters_of(c->session ? c->session->flow() : id) : std::vector<std::string>{},
                        .queued_bytes = c->queued_bytes(),
                        .messages_in = c->messages_in,
                        .messages_out = c->messages_out,
