@@ -167,12 +167,18 @@ private:
                         std::vector<mqtt::subscription> subscriptions);
 
     // Sessions kept beyond their connections, of both front ends (kept_sessions.cpp).
-    // The expiry a session that asks for `asked` gets: at most limits.expiry, and 0 when
-    // `kept` sessions of its front end fill limits.max already (one kept before keeps its place,
-    // `was_kept`); such a refusal is logged for `who`, naming `max_key`.
-    [[nodiscard]] std::chrono::seconds grant_expiry(std::chrono::seconds asked, bool was_kept, std::size_t kept,
+    // The expiry a session that asks for `asked` gets: at most limits.expiry, and 0 when the
+    // sessions its front end keeps fill limits.max already, or those of its owner (`owners`:
+    // the kept sessions of the same uid and MQTT user) limits.max_per_uid; one kept before
+    // keeps its place (`was_kept`). Such a refusal is logged for `who`, naming the limit's key
+    // in `section`.
+    struct kept_count {
+        std::size_t all = 0;
+        std::size_t owners = 0;
+    };
+    [[nodiscard]] std::chrono::seconds grant_expiry(std::chrono::seconds asked, bool was_kept, kept_count kept,
                                                     const config::session_limits& limits, const std::string& who,
-                                                    const char* max_key);
+                                                    const char* section);
     // A session's expiry becomes `granted`, in memory and in the spool's file; a session that
     // starts being kept starts tracking its subscriptions from what the pipeline holds for it.
     void keep_session(session_state& s, thing::pipeline& pipe, thing::session_id flow,
@@ -188,11 +194,17 @@ private:
                                                     config::grants rights, std::int64_t now, std::int64_t left);
     std::optional<std::size_t> restore_ipc_session(thing_entry& t, const spool::session_record& r, peer_credentials peer,
                                                    config::grants rights, std::int64_t now, std::int64_t left);
-    // Sessions of a front end kept beyond their connection (expiry > 0), against its limits.max.
+    // Sessions of a front end kept beyond their connection (expiry > 0): all, and those of the
+    // owner of `peer` (same uid and MQTT user), against limits.max and limits.max_per_uid.
     template <class Map>
-    [[nodiscard]] static std::size_t kept(const Map& sessions) {
-        return static_cast<std::size_t>(std::count_if(sessions.begin(), sessions.end(),
-                                                      [](const auto& e) { return e.second->state().expiry.count() > 0; }));
+    [[nodiscard]] static kept_count kept(const Map& sessions, const peer_credentials& peer) {
+        kept_count n;
+        for (const auto& [key, s] : sessions) {
+            if (s->state().expiry.count() == 0) continue;
+            ++n.all;
+            if (s->peer().uid == peer.uid && s->peer().mqtt_user == peer.mqtt_user) ++n.owners;
+        }
+        return n;
     }
 
     // IPC sessions (ipc_front.cpp).

@@ -38,10 +38,10 @@ hub::session_granted hub::open_ipc_session(local_client& c, const ipc::hello& m,
         t.pipe->attach(session);
     }
     const auto granted = grant_expiry(std::chrono::seconds{m.session_expiry}, present && session->state().expiry.count() > 0,
-                                      kept(ipc_sessions_), config_->ipc.sessions,
+                                      kept(ipc_sessions_, c.peer()), config_->ipc.sessions,
                                       "client " + std::to_string(c.id().value) + " ('" + m.app_name + "', " +
                                           c.peer().describe() + ")",
-                                      "ipc.max_sessions");
+                                      "ipc");
     keep_session(session->state(), *t.pipe, session->flow(), {name, "ipc", session->name(), session->peer()}, granted);
     c.session = session;
     return {present, granted};

@@ -15,13 +15,17 @@ namespace thingmux::hub {
 
 namespace asio = boost::asio;
 
-std::chrono::seconds hub::grant_expiry(std::chrono::seconds asked, bool was_kept, std::size_t kept_now,
-                                       const config::session_limits& limits, const std::string& who, const char* max_key) {
+std::chrono::seconds hub::grant_expiry(std::chrono::seconds asked, bool was_kept, kept_count kept_now,
+                                       const config::session_limits& limits, const std::string& who, const char* section) {
     const auto granted = std::min(asked, limits.expiry);
-    if (granted.count() <= 0 || was_kept || kept_now < limits.max) return granted;
-    if (auto note = mqtt_refusal_log_.admit())
-        spdlog::warn("{}: its session is not kept beyond the connection: {} sessions are kept already ({}){}",
-                     logging::escaped(who), limits.max, max_key, *note);
+    if (granted.count() <= 0 || was_kept) return granted;
+    const bool all_full = kept_now.all >= limits.max;
+    if (!all_full && kept_now.owners < limits.max_per_uid) return granted;
+    if (auto note = mqtt_refusal_log_.admit()) {
+        spdlog::warn("{}: its session is not kept beyond the connection: {} sessions are kept already{} ({}.{}){}",
+                     logging::escaped(who), all_full ? limits.max : limits.max_per_uid, all_full ? "" : " for its owner",
+                     section, all_full ? "max_sessions" : "max_sessions_per_uid", *note);
+    }
     return std::chrono::seconds{0};
 }
 

@@ -161,11 +161,11 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
     const auto asked = packet.version == mqtt::protocol_version::v5
                            ? std::chrono::seconds{packet.props.session_expiry_interval.value_or(0)}
                            : (packet.clean_start ? std::chrono::seconds{0} : cap);
-    const auto granted = own_id ? grant_expiry(asked, present && session->state().expiry.count() > 0, kept(mqtt_sessions_),
+    const auto granted = own_id ? grant_expiry(asked, present && session->state().expiry.count() > 0, kept(mqtt_sessions_, c.peer()),
                                                config_->mqtt.sessions,
                                                "MQTT client " + std::to_string(c.id().value) + " ('" + packet.client_id +
                                                    "', " + c.peer().describe() + ")",
-                                               "mqtt.max_sessions")
+                                               "mqtt")
                                 : std::chrono::seconds{0};
     if (!session) {
         session = std::make_shared<mqtt_session>(c.id(), name, assigned.value_or(packet.client_id), c.shared_peer(),

@@ -184,5 +184,35 @@ TEST_F(MqttSessionRestartTest, MaxSessionsBoundsTheKeptSessionsAndDisconnectCanE
     }
 }
 
+// One owner (uid, MQTT user) keeps at most mqtt.max_sessions_per_uid sessions; another owner
+// still gets its own, and a session resumed keeps its place.
+TEST_F(MqttSessionRestartTest, MaxSessionsPerUidLeavesRoomForOtherOwners) {
+    const auto passwords = broker.dir() / "face.passwd";
+    std::string out;
+    ASSERT_EQ(run_command({"mosquitto_passwd", "-c", "-b", passwords.string(), "other", "pw"}, &out), 0) << out;
+    daemon_fixture daemon(broker, face_setup("  max_sessions: 10\n  max_sessions_per_uid: 2\n  passwords: " +
+                                             passwords.string() + "\n"));
+    const auto sock = daemon.mqtt_socket_path();
+    const auto granted = [&](const std::string& id, std::optional<std::string> user) {
+        mqtt_raw_client c(sock);
+        auto packet = persistent_connect(id, 600);
+        if (user) {
+            packet.username = *user;
+            packet.password = std::string("pw");
+        }
+        const auto ack = c.connect(packet);
+        EXPECT_TRUE(ack && ack->reason_code == 0) << read_file(daemon.log_file());
+        // CONNACK names the expiry only when it differs from the one asked for.
+        return ack ? ack->props.session_expiry_interval.value_or(600) : 0U;
+    };
+    EXPECT_EQ(granted("mine-1", std::nullopt), 600U);
+    EXPECT_EQ(granted("mine-2", std::nullopt), 600U);
+    EXPECT_EQ(granted("mine-3", std::nullopt), 0U) << "a third session of the same owner";
+    EXPECT_EQ(granted("theirs-1", "other"), 600U) << "another owner (MQTT user 'other') has room";
+    EXPECT_EQ(granted("mine-1", std::nullopt), 600U) << "a session resumed keeps its place";
+    EXPECT_EQ(lines_containing(daemon.log_file(), "kept already for its owner (mqtt.max_sessions_per_uid)"), 1U)
+        << read_file(daemon.log_file());
+}
+
 }  // namespace
 }  // namespace thingmux::test
