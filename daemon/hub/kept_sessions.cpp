@@ -48,15 +48,14 @@ void hub::expire_sessions() {
     const auto due_at = [&](std::chrono::steady_clock::time_point t) { next = next ? std::min(*next, t) : t; };
     for (auto it = mqtt_sessions_.begin(); it != mqtt_sessions_.end();) {
         auto s = it->second;
-        if (s->pending_will && s->will_due <= now && !s->bound())
-            publish_will(std::move(*std::exchange(s->pending_will, nullptr)), *s);
+        if (s->will_pending() && s->will_due() <= now && !s->bound()) publish_will(std::move(*s->take_will()), *s);
         if (s->bound()) {
             ++it;
         } else if (s->state().expires <= now) {
             it = mqtt_sessions_.erase(it);
             end_mqtt_session(s, "its expiry interval passed without a connection");
         } else {
-            due_at(s->pending_will ? std::min(s->state().expires, s->will_due) : s->state().expires);
+            due_at(s->will_pending() ? std::min(s->state().expires, s->will_due()) : s->state().expires);
             ++it;
         }
     }
@@ -127,7 +126,8 @@ std::optional<std::size_t> hub::restore_mqtt_session(thing_entry& t, const spool
     auto session = std::make_shared<mqtt_session>(client_id{next_client_++}, r.thing, r.client_id,
                                                   std::make_shared<const peer_credentials>(std::move(peer)), std::move(rights),
                                                   config_->mqtt.sessions.queue);
-    const auto messages = session_storage::restore(journal_, session->state(), r, now, left, spool_->path().string());
+    auto back = session_storage::restore(journal_, session->state(), r, now, left, spool_->path().string());
+    if (back.will) session->restore_will(std::move(*back.will));
     std::vector<mqtt::subscription> subscriptions;
     for (const auto& f : r.subscriptions)
         subscriptions.push_back({.filter = f.filter,
@@ -138,7 +138,7 @@ std::optional<std::size_t> hub::restore_mqtt_session(thing_entry& t, const spool
     mqtt_sessions_[key] = session;
     t.pipe->attach(session);
     subscribe_mqtt(session, mqtt_session::no_request, std::move(subscriptions));
-    return messages;
+    return back.messages;
 }
 
 std::optional<std::size_t> hub::restore_ipc_session(thing_entry& t, const spool::session_record& r, peer_credentials peer,
@@ -148,13 +148,14 @@ std::optional<std::size_t> hub::restore_ipc_session(thing_entry& t, const spool:
     auto session = std::make_shared<ipc_session>(client_id{next_client_++}, r.thing, r.client_id,
                                                  std::make_shared<const peer_credentials>(std::move(peer)), std::move(rights),
                                                  config_->ipc.sessions.queue);
-    const auto messages = session_storage::restore(journal_, session->state(), r, now, left, spool_->path().string());
+    auto back = session_storage::restore(journal_, session->state(), r, now, left, spool_->path().string());
+    if (back.will) session->state().forget_row(back.will->id);  // an IPC session has no will
     std::vector<ipc::subscription> filters;
     for (const auto& f : r.subscriptions) filters.push_back({f.filter, f.max_qos});
     ipc_sessions_[key] = session;
     t.pipe->attach(session);
     if (!filters.empty()) t.pipe->subscribe(session, ipc_session::no_request, std::move(filters));
-    return messages;
+    return back.messages;
 }
 
 }  // namespace thingmux::hub

@@ -149,7 +149,7 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
             } else {
                 session = old;  // resumed, with what waited for the client
                 session->set_rights(std::move(rights));
-                session->pending_will.reset();  // back within the Will Delay Interval
+                (void)session->take_will();  // back within the Will Delay Interval
             }
         }
     }
@@ -244,12 +244,7 @@ void hub::on_unsubscribe(mqtt_client& c, mqtt::unsubscribe&& packet) {
 void hub::publish_will(mqtt::will_message w, const mqtt_session& s) {
     auto* t = thing_named(s.thing());
     if (t == nullptr) return;
-    ipc::publish m{.request_id = 0,
-                   .topic = std::move(w.topic),
-                   .payload = std::move(w.payload),
-                   .qos = static_cast<std::uint8_t>(std::min<int>(static_cast<int>(w.qos), 1)),
-                   .retain = w.retain,
-                   .props = thing::to_ipc(w.props)};
+    auto m = to_publish(std::move(w));
     const std::string who = "will of " + s.describe();
     const auto topic = m.topic;
     auto call = std::make_shared<one_shot_publish>(who, s.peer().describe(), s.rights(), will_denials_,
@@ -263,7 +258,7 @@ void hub::publish_will(mqtt::will_message w, const mqtt_session& s) {
 
 void hub::end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why) {
     // A will still delayed goes now: its session ends (MQTT 5, 3.1.3.2.2).
-    if (s->pending_will && !shutting_down_) publish_will(std::move(*std::exchange(s->pending_will, nullptr)), *s);
+    if (s->will_pending() && !shutting_down_) publish_will(std::move(*s->take_will()), *s);
     journal_.remove_session(s->state().row());
     s->state().unstore();
     thing::pipeline::detached gone;
@@ -296,8 +291,7 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
             // comes back in time (its session resumed), published at the latest when it ends.
             const std::chrono::seconds delay{c.will->props.will_delay_interval.value_or(0)};
             if (kept && delay.count() > 0) {
-                session->pending_will = std::move(c.will);
-                session->will_due = std::chrono::steady_clock::now() + delay;
+                session->delay_will(std::move(*c.will), delay);
             } else {
                 publish_will(std::move(*c.will), *session);
             }

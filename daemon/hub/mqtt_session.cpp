@@ -7,6 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <ctime>
 #include <utility>
 
 namespace thingmux::hub {
@@ -99,6 +101,39 @@ bool mqtt_session::deliver(thing::inbound_message& m, std::uint8_t qos) {
     case mqtt::delivery::not_online: return false;
     }
     return false;
+}
+
+ipc::publish to_publish(mqtt::will_message w) {
+    return {.request_id = 0,
+            .topic = std::move(w.topic),
+            .payload = std::move(w.payload),
+            .qos = static_cast<std::uint8_t>(std::min<int>(static_cast<int>(w.qos), 1)),
+            .retain = w.retain,
+            .props = thing::to_ipc(w.props)};
+}
+
+void mqtt_session::delay_will(mqtt::will_message w, std::chrono::seconds delay) {
+    (void)take_will();
+    const auto due = std::time(nullptr) + delay.count();
+    will_row_ = state_.store_will(thing::to_spool_message(to_publish(w)), due);
+    pending_will_ = std::make_unique<mqtt::will_message>(std::move(w));
+    will_due_ = std::chrono::steady_clock::now() + delay;
+}
+
+void mqtt_session::restore_will(spool::session_message stored) {
+    auto p = thing::from_spool_message(std::move(stored.message));
+    pending_will_ = std::make_unique<mqtt::will_message>(mqtt::will_message{.topic = std::move(p.topic),
+                                                                            .payload = std::move(p.payload),
+                                                                            .qos = static_cast<mqtt::qos>(p.qos),
+                                                                            .retain = p.retain,
+                                                                            .props = thing::to_mqtt(std::move(p.props))});
+    will_due_ = std::chrono::steady_clock::now() + std::chrono::seconds{stored.will_due.value_or(0) - std::time(nullptr)};
+    will_row_ = stored.id;
+}
+
+std::unique_ptr<mqtt::will_message> mqtt_session::take_will() {
+    state_.forget_row(std::exchange(will_row_, 0));
+    return std::move(pending_will_);
 }
 
 }  // namespace thingmux::hub

@@ -87,11 +87,18 @@ void session_state::store(held& h) {
     if (row_ == 0 || h.row != 0 || h.qos == 0) return;
     auto m = thing::to_spool_message(thing::to_ipc(mqtt::publish{h.msg}));
     m.qos = h.qos;  // the QoS of its delivery (the message's own is the broker's)
-    h.row = journal_->add_message(row_, m);
+    h.row = journal_->add_message(row_, {.message = std::move(m), .share = h.share});
 }
 
-void session_state::forget(const held& h) {
-    if (h.row != 0 && journal_ != nullptr) journal_->remove_message(h.row);
+void session_state::forget(const held& h) { forget_row(h.row); }
+
+void session_state::forget_row(std::int64_t row) {
+    if (row != 0 && journal_ != nullptr) journal_->remove_message(row);
+}
+
+std::int64_t session_state::store_will(const spool::message& will, std::int64_t due) {
+    if (row_ == 0) return 0;
+    return journal_->add_message(row_, {.message = will, .will_due = due});
 }
 
 void session_state::store_held() {
@@ -100,9 +107,9 @@ void session_state::store_held() {
     subscriptions_changed();
 }
 
-void session_state::restore(mqtt::publish msg, std::int64_t row) {
+void session_state::restore(mqtt::publish msg, std::int64_t row, std::string share) {
     const auto qos = static_cast<std::uint8_t>(msg.qos);
-    hold({std::move(msg), qos, {}, row});
+    hold({std::move(msg), qos, std::move(share), row});
 }
 
 std::vector<thing::shared_leftover> session_state::take_shared_leftovers() {

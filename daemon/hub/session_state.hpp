@@ -91,8 +91,13 @@ public:
     void store_held();
     // Forgets the row (the hub removed it, or keeps it for the next start).
     void unstore() noexcept { row_ = 0; }
-    // A stored message of a session coming back: it waits for the first connection.
-    void restore(mqtt::publish msg, std::int64_t row);
+    // A stored message of a session coming back (taken for the shared subscription `share`, or
+    // a plain one): it waits for the first connection.
+    void restore(mqtt::publish msg, std::int64_t row, std::string share);
+    // A stored session's delayed will (MQTT), due at `due` (Unix time): its row, 0 when the
+    // session is not stored. forget_row() deletes it (or any row of the session).
+    [[nodiscard]] std::int64_t store_will(const spool::message& will, std::int64_t due);
+    void forget_row(std::int64_t row);
 
     // How long the session outlives its connection, as granted at its last hello or CONNECT (0:
     // not at all), and until when one without a connection is kept (set by the hub when it parks

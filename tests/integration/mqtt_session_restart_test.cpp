@@ -184,6 +184,39 @@ TEST_F(MqttSessionRestartTest, MaxSessionsBoundsTheKeptSessionsAndDisconnectCanE
     }
 }
 
+// MQTT 5 Will Delay Interval across a SIGKILL of thingmuxd: the delayed will of a kept session is
+// in the spool's file with its due time, comes back with the session, and is published once,
+// when due (its row then goes).
+TEST_F(MqttSessionRestartTest, ADelayedWillOutlivesASigkillOfTheDaemonAndIsPublishedOnce) {
+    daemon_fixture daemon(broker, face_setup());
+    const auto spool = daemon.dir() / "spool.db";
+    observer_subscription cloud(broker, "dt/gateway-01/will/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    {
+        mqtt_raw_client c(daemon.mqtt_socket_path());
+        auto packet = persistent_connect("will-keeper", 600);
+        packet.will = mqtt::will_message{.topic = "dt/gateway-01/will/keeper", .payload = "gone", .qos = mqtt::qos::at_least_once};
+        packet.will->props.will_delay_interval = 3;
+        const auto ack = c.connect(packet);
+        ASSERT_TRUE(ack && ack->reason_code == 0) << read_file(daemon.log_file());
+    }  // closed without DISCONNECT: the will is due in 3 s
+    ASSERT_TRUE(eventually([&] { return rows_in(spool, "local_message") == 1; }, 10'000)) << rows_in(spool, "local_message");
+    const auto killed = std::chrono::steady_clock::now();
+    daemon.kill();
+    EXPECT_TRUE(cloud.lines().empty()) << "the will went before its delay";
+    daemon.start();
+    EXPECT_EQ(cloud.wait_for_all({"dt/gateway-01/will/keeper gone"}, 20'000), 0U) << read_file(daemon.log_file());
+    EXPECT_GE(std::chrono::steady_clock::now() - killed, std::chrono::milliseconds(2'500)) << "published before it was due";
+    EXPECT_TRUE(eventually([&] { return rows_in(spool, "local_message") == 0; }, 10'000)) << rows_in(spool, "local_message");
+    // A marker through the daemon reaches the cloud behind anything published before it: a second
+    // will would be there.
+    const auto marker = mosquitto_pub({daemon.mqtt_socket_path(), "5", "marker"}, "dt/gateway-01/will/marker", {"after"});
+    ASSERT_EQ(marker.exit_code, 0) << marker.output;
+    ASSERT_EQ(cloud.wait_for_all({"dt/gateway-01/will/marker after"}, 20'000), 0U);
+    const auto lines = cloud.lines();
+    EXPECT_EQ(std::count(lines.begin(), lines.end(), "dt/gateway-01/will/keeper gone"), 1);
+}
+
 // One owner (uid, MQTT user) keeps at most mqtt.max_sessions_per_uid sessions; another owner
 // still gets its own, and a session resumed keeps its place.
 TEST_F(MqttSessionRestartTest, MaxSessionsPerUidLeavesRoomForOtherOwners) {
