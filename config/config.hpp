@@ -127,6 +127,9 @@ struct session_limits {
     // Sessions kept beyond their connection, all clients of the front end together (each up to
     // `queue` bytes, in memory and in the spool): past it, a new one lasts as long as its connection.
     std::size_t max = 256;
+    // The same, of one owner (uid, and MQTT user where one was checked), so that one user's
+    // runaway app cannot take every place.
+    std::size_t max_per_uid = 64;
     friend bool operator==(const session_limits&, const session_limits&) = default;
 };
 

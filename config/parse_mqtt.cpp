@@ -13,10 +13,11 @@
 namespace thingmux::config::detail {
 namespace {
 
-constexpr std::array<std::string_view, 18> mqtt_keys{
+constexpr std::array<std::string_view, 19> mqtt_keys{
     "enabled",    "socket",          "mode",          "group",         "max_clients",    "client_queue",
     "max_packet", "receive_maximum", "max_inflight",  "topic_aliases", "max_keep_alive", "connect_timeout",
-    "thing",      "session_expiry",  "session_queue", "max_sessions",  "tcp",            "passwords"};
+    "thing",      "session_expiry",  "session_queue", "max_sessions",  "tcp",            "passwords",
+    "max_sessions_per_uid"};
 
 constexpr std::string_view loopback_only =
     "the MQTT face has no TLS and trusts the kernel's word on who owns a connection, which holds only for "

@@ -6,10 +6,10 @@
 namespace thingmux::config::detail {
 namespace {
 
-constexpr std::array<std::string_view, 13> ipc_keys{
+constexpr std::array<std::string_view, 14> ipc_keys{
     "socket",          "mode",          "group",          "max_clients",    "max_clients_per_uid",
     "client_queue",    "client_queue_total", "client_subscriptions", "client_inflight", "hello_timeout",
-    "session_expiry",  "session_queue", "max_sessions"};
+    "session_expiry",  "session_queue", "max_sessions", "max_sessions_per_uid"};
 constexpr std::array<std::string_view, 5> spool_keys{"path", "max_bytes", "max_messages", "overflow", "offline_qos0"};
 constexpr std::array<std::string_view, 2> log_keys{"level", "target"};
 
@@ -70,6 +70,10 @@ void parser::parse_sessions(const fields& f, const std::string& section, session
     }
     if (const auto* x = find(f, "max_sessions")) {
         if (auto v = integer(x->value, section + ".max_sessions", 0, 65535)) s.max = static_cast<std::size_t>(*v);
+    }
+    if (const auto* x = find(f, "max_sessions_per_uid")) {
+        if (auto v = integer(x->value, section + ".max_sessions_per_uid", 0, 65535))
+            s.max_per_uid = static_cast<std::size_t>(*v);
     }
 }
 

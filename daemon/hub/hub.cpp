@@ -84,6 +84,7 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
     for (auto& [key, s] : mqtt_sessions_) {
         if (!s->bound()) s->set_rights(config::grants_for(*config_, s->peer().identity(), s->thing()));
     }
+    for (auto& [key, s] : ipc_sessions_) s->set_rights(config::grants_for(*config_, s->peer().identity(), s->thing()));
 }
 
 void hub::add_thing(thing_setup setup) {
@@ -104,7 +105,7 @@ void hub::add_thing(thing_setup setup) {
     t->link->on_state([this, raw](const uplink::state_event& ev) { on_uplink_state(*raw, ev); });
     things_.emplace(name, std::move(t));
     // Before the uplink: what the broker sends at once must find the sessions' filters.
-    restore_mqtt_sessions(*raw);
+    restore_sessions(*raw);
     ++uplinks_running_;
     raw->link->start();
 }
@@ -123,11 +124,13 @@ void hub::remove_thing(const std::string& name) {
         if (c->connected() && c->session()->thing() == name)
             c->disconnect(mqtt::reason::administrative_action, "Thing '" + name + "' was removed from the configuration");
     }
-    std::erase_if(mqtt_sessions_, [&](const auto& entry) {
+    const auto forget = [&](const auto& entry) {
         if (entry.second->thing() != name) return false;
         journal_.remove_session(entry.second->state().row());
         return true;
-    });
+    };
+    std::erase_if(mqtt_sessions_, forget);
+    std::erase_if(ipc_sessions_, forget);
     // Its clients are closed: nobody waits for what is still in its pipeline.
     t.clock.cancel();
     t.link->on_message({});
@@ -177,10 +180,11 @@ void hub::on_message(local_client& c, ipc::client_message&& m) {
 
 void hub::handle(local_client& c, ipc::hello&& m) {
     if (c.greeted) return c.close_with_error(ipc::errc::protocol_violation, "hello sent twice");
-    if (m.version != ipc::protocol_version) {
+    // IPC-9, IPC-46: versions 1 and 2; a hello of a later version decodes as version 1 (its
+    // fields before the version's own).
+    if (m.version != 1 && m.version != 2) {
         return c.close_with_error(ipc::errc::unsupported_version,
-                                  "client speaks IPC version " + std::to_string(m.version) + ", thingmuxd speaks " +
-                                      std::to_string(ipc::protocol_version));
+                                  "client speaks IPC version " + std::to_string(m.version) + ", thingmuxd speaks 1 and 2");
     }
     const auto name = m.thing.empty() ? default_thing_ : m.thing;
     auto it = things_.find(name);
@@ -200,12 +204,19 @@ void hub::handle(local_client& c, ipc::hello&& m) {
     }
     c.greeted = true;
     c.set_version(static_cast<ipc::wire_version>(m.version));  // IPC-9: answered in its own version
-    c.app_name = std::move(m.app_name);
     c.thing = name;
-    c.set_rights(std::move(rights));
+    c.set_rights(rights);
+    session_granted session;
+    if (!m.session_name.empty()) session = open_ipc_session(c, m, *it->second, std::move(rights));
+    c.app_name = std::move(m.app_name);
     ++counters_.clients_accepted;
-    spdlog::info("client {} connected: app '{}', {}, Thing {}, rules {}", c.id().value, logging::escaped(c.app_name),
-                 c.peer().describe(), name, logging::escaped(join(c.rights().rules)));
+    std::string session_note;
+    if (c.session)
+        session_note = fmt::format(", {} session '{}' (kept {} s after the connection, {} message(s) waiting)",
+                                   session.present ? "resumed" : "new", logging::escaped(m.session_name),
+                                   session.expiry.count(), c.session->state().waiting());
+    spdlog::info("client {} connected: app '{}', {}, Thing {}, rules {}{}", c.id().value, logging::escaped(c.app_name),
+                 c.peer().describe(), name, logging::escaped(join(c.rights().rules)), session_note);
     const auto& l = limits_;
     const auto& tl = pipe.settings().limits;
     c.send(ipc::welcome{
@@ -220,10 +231,14 @@ void hub::handle(local_client& c, ipc::hello&& m) {
                    .max_queue_bytes = l.max_queue_bytes,
                    .max_inflight = static_cast<std::uint16_t>(std::min<std::size_t>(l.max_pending_publishes, 65535))},
         .link = pipe.link().link,
+        .session_present = session.present,
+        .session_expiry = static_cast<std::uint32_t>(session.expiry.count()),
     });
     // The welcome has no room for the reason; an app that joins while the link is down learns it here.
     if (!pipe.online()) c.send(pipe.link());
     pipe.attach(c.shared_from_this());
+    // After the welcome: what waited in the session follows it (IPC-43).
+    if (c.session) c.session->bind(c.shared_from_this());
 }
 
 void hub::handle(local_client& c, ipc::publish&& m) {
@@ -248,28 +263,35 @@ void hub::publish(const std::string& thing, ipc::publish m, const peer_credentia
 }
 
 void hub::handle(local_client& c, ipc::subscribe&& m) {
+    if (auto* t = thing_of(c); t && c.session) {
+        const auto request = c.session->request_id(m.request_id);
+        std::vector<spool::format::subscription> kept;
+        for (const auto& s : m.subscriptions) kept.push_back({.filter = s.filter, .max_qos = s.max_qos, .options = 0});
+        c.session->state().subscribing(request, std::move(kept));
+        return t->pipe->subscribe(c.session, request, std::move(m.subscriptions));
+    }
     if (auto* t = thing_of(c)) return t->pipe->subscribe(c.shared_from_this(), m.request_id, std::move(m.subscriptions));
     c.subscribe_done(m.request_id, std::vector<ipc::result>(m.subscriptions.size(),
                                                             thing::fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down")));
 }
 
 void hub::handle(local_client& c, ipc::unsubscribe&& m) {
+    if (auto* t = thing_of(c); t && c.session) {
+        const auto request = c.session->request_id(m.request_id);
+        c.session->state().unsubscribing(request, m.filters);
+        return t->pipe->unsubscribe(c.session, request, m.filters);
+    }
     if (auto* t = thing_of(c)) return t->pipe->unsubscribe(c.shared_from_this(), m.request_id, m.filters);
     c.unsubscribe_done(m.request_id, std::vector<ipc::result>(m.filters.size(), thing::ok(mqtt::reason::no_subscription_existed)));
 }
 
 void hub::handle(local_client& c, ipc::ping&& m) { c.send(ipc::pong{.token = m.token}); }
 
-// The connections speak version 1 (their frames decode with it), which has no ack: the decoder
-// refuses the type before it gets here. Should one arrive, it is out of place.
-void hub::handle(local_client& c, ipc::ack&& /*m*/) {
-    c.close_with_error(ipc::errc::protocol_violation, "ack needs IPC protocol version 2");
-}
-
 void hub::on_closed(local_client& c, const std::string& reason) {
     if (c.close_error() == ipc::errc::queue_full) ++counters_.clients_cut_off;
     thing::pipeline::detached gone;
     if (auto* t = thing_of(c); t != nullptr && c.greeted) gone = t->pipe->detach(c.id());
+    release_ipc_session(c);
     spdlog::info("client {} ('{}', {}) disconnected: {}; {} upstream filter(s) released{}", c.id().value,
                  logging::escaped(c.app_name), logging::escaped(c.peer().describe()), logging::escaped(reason), gone.released,
                  gone.dropped ? ", " + std::to_string(gone.dropped) + " unsent publish(es) dropped" : std::string{});
@@ -366,7 +388,8 @@ std::vector<client_status> hub::clients() const {
                        .peer = c->peer(),
                        .app_name = c->app_name,
                        .thing = c->thing,
-                       .subscriptions = pipe ? pipe->filters_of(id) : std::vector<std::string>{},
+                       // A session's filters are its own (IPC-43), the connection's are those of no session.
+                       .subscriptions = pipe ? pipe->filters_of(c->session ? c->session->flow() : id) : std::vector<std::string>{},
                        .queued_bytes = c->queued_bytes(),
                        .messages_in = c->messages_in,
                        .messages_out = c->messages_out,

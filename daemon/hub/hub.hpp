@@ -18,9 +18,11 @@
 #include "config/authorization.hpp"
 #include "config/config.hpp"
 #include "config/password_file.hpp"
+#include "daemon/hub/ipc_session.hpp"
 #include "daemon/hub/local_client.hpp"
 #include "daemon/hub/mqtt_client.hpp"
 #include "daemon/hub/mqtt_session.hpp"
+#include "daemon/hub/session_storage.hpp"
 #include "daemon/spool/spool.hpp"
 #include "daemon/thing/pipeline.hpp"
 #include "daemon/uplink/uplink.hpp"
@@ -29,10 +31,12 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -158,17 +162,62 @@ private:
     void publish_will(mqtt::will_message w, const mqtt_session& s);
     // Ends a local MQTT session for good: its subscriptions and waiting messages go.
     void end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why);
-    void expire_mqtt_sessions();
-    // Stores a session kept beyond its connection (expiry > 0), or removes it from the spool's
-    // file when it no longer is (session_journal.hpp).
-    void store_mqtt_session(mqtt_session& s, std::chrono::seconds expiry);
-    // Sessions that outlive their connection (expiry > 0), against mqtt.max_sessions.
-    [[nodiscard]] std::size_t kept_mqtt_sessions() const;
-    // The stored sessions of a Thing, back from the spool's file (at start, before its uplink).
-    void restore_mqtt_sessions(thing_entry& t);
     // An MQTT SUBSCRIBE's subscriptions into the pipeline (a client's, or a restored session's).
     void subscribe_mqtt(const std::shared_ptr<mqtt_session>& s, std::uint32_t request,
                         std::vector<mqtt::subscription> subscriptions);
+
+    // Sessions kept beyond their connections, of both front ends (kept_sessions.cpp).
+    // The expiry a session that asks for `asked` gets: at most limits.expiry, and 0 when the
+    // sessions its front end keeps fill limits.max already, or those of its owner (`owners`:
+    // the kept sessions of the same uid and MQTT user) limits.max_per_uid; one kept before
+    // keeps its place (`was_kept`). Such a refusal is logged for `who`, naming the limit's key
+    // in `section`.
+    struct kept_count {
+        std::size_t all = 0;
+        std::size_t owners = 0;
+    };
+    [[nodiscard]] std::chrono::seconds grant_expiry(std::chrono::seconds asked, bool was_kept, kept_count kept,
+                                                    const config::session_limits& limits, const std::string& who,
+                                                    const char* section);
+    // A session's expiry becomes `granted`, in memory and in the spool's file; a session that
+    // starts being kept starts tracking its subscriptions from what the pipeline holds for it.
+    void keep_session(session_state& s, thing::pipeline& pipe, thing::session_id flow,
+                      const session_storage::owner& o, std::chrono::seconds granted);
+    // Ends the sessions without a connection whose expiry passed (and publishes delayed wills
+    // that are due), and sets the timer for the next.
+    void expire_sessions();
+    // The stored sessions of a Thing, back from the spool's file (at start, before its uplink).
+    void restore_sessions(thing_entry& t);
+    // A stored MQTT or IPC session back in the hub: kept, attached, subscribed again; how many
+    // messages came back with it. Nothing when the hub has that session already.
+    std::optional<std::size_t> restore_mqtt_session(thing_entry& t, const spool::session_record& r, peer_credentials peer,
+                                                    config::grants rights, std::int64_t now, std::int64_t left);
+    std::optional<std::size_t> restore_ipc_session(thing_entry& t, const spool::session_record& r, peer_credentials peer,
+                                                   config::grants rights, std::int64_t now, std::int64_t left);
+    // Sessions of a front end kept beyond their connection (expiry > 0): all, and those of the
+    // owner of `peer` (same uid and MQTT user), against limits.max and limits.max_per_uid.
+    template <class Map>
+    [[nodiscard]] static kept_count kept(const Map& sessions, const peer_credentials& peer) {
+        kept_count n;
+        for (const auto& [key, s] : sessions) {
+            if (s->state().expiry.count() == 0) continue;
+            ++n.all;
+            if (s->peer().uid == peer.uid && s->peer().mqtt_user == peer.mqtt_user) ++n.owners;
+        }
+        return n;
+    }
+
+    // IPC sessions (ipc_front.cpp).
+    // A version 2 hello's session: opened, resumed or taken over for `c`; what the welcome says
+    // of it. Call before the welcome; bind_ipc_session() after it.
+    struct session_granted {
+        bool present = false;
+        std::chrono::seconds expiry{0};
+    };
+    session_granted open_ipc_session(local_client& c, const ipc::hello& m, thing_entry& t, config::grants rights);
+    // The connection of a session ended: the session is kept for the next one, or ends.
+    void release_ipc_session(local_client& c);
+    void end_ipc_session(const std::shared_ptr<ipc_session>& s, const char* why);
     [[nodiscard]] thing_entry* thing_named(const std::string& name);
     // "a, b, c"
     [[nodiscard]] static std::string join(const std::vector<std::string>& items);
@@ -201,7 +250,10 @@ private:
     // checked username.
     using mqtt_session_key = std::tuple<uid_t, std::string, std::string>;
     std::map<mqtt_session_key, std::shared_ptr<mqtt_session>> mqtt_sessions_;
-    std::unique_ptr<boost::asio::steady_timer> mqtt_expiry_;  // the next parked session to expire
+    // Sessions of libthingmux apps, by (uid, Thing, session name) (IPC-43).
+    using ipc_session_key = std::tuple<uid_t, std::string, std::string>;
+    std::map<ipc_session_key, std::shared_ptr<ipc_session>> ipc_sessions_;
+    std::unique_ptr<boost::asio::steady_timer> session_expiry_;  // the next session without a connection to expire
     std::shared_ptr<const config::password_table> mqtt_passwords_;
     logging::rate_limiter auth_refusal_log_{5, std::chrono::minutes(1)};  // wrong passwords, no identity
     thing::denial_log will_denials_;

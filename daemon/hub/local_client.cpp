@@ -342,4 +342,13 @@ bool local_client::deliver(thing::inbound_message& m, std::uint8_t qos) {
     return true;
 }
 
+bool local_client::deliver(const mqtt::publish& msg, std::uint32_t delivery_id) {
+    auto bytes = std::make_shared<shared_frame>();
+    ipc::encode_message_frame(msg.topic, msg.payload, 1, msg.retain, thing::to_ipc(msg.props), *bytes, version_,
+                              delivery_id);
+    if (!send(frame_ptr(std::move(bytes)))) return false;
+    ++messages_out;
+    return true;
+}
+
 }  // namespace thingmux::hub

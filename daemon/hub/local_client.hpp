@@ -69,6 +69,7 @@ struct queue_totals {
 };
 
 class local_client;
+class ipc_session;
 
 // Receives what happens on a client connection (the hub).
 class client_events {
@@ -121,6 +122,9 @@ public:
     void unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
     bool deliver(thing::inbound_message& m, std::uint8_t qos) override;
     void link_changed(const ipc::state& s) override { send(ipc::daemon_message{s}); }
+    // A QoS 1 delivery of the client's session, in a frame of its own (IPC-44: version 2); false
+    // when it does not fit in the queue (the client is then cut off) or the client is closed.
+    bool deliver(const mqtt::publish& msg, std::uint32_t delivery_id);
 
     // The protocol version the client's hello asked for and the hub accepted (IPC-9): every
     // frame after the hello decodes and encodes in it. Version 1 until then.
@@ -137,6 +141,9 @@ public:
     bool greeted = false;
     std::string app_name;
     std::string thing;     // the Thing picked at hello
+    // The session its version 2 hello named (IPC-43): its subscriptions and deliveries; null
+    // without one (the client is then its own local session for them too).
+    std::shared_ptr<ipc_session> session;
     std::uint64_t messages_in = 0;   // frames received from the app
     std::uint64_t messages_out = 0;  // deliveries queued to the app
 

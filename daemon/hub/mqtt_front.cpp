@@ -149,7 +149,7 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
             } else {
                 session = old;  // resumed, with what waited for the client
                 session->set_rights(std::move(rights));
-                session->pending_will.reset();  // back within the Will Delay Interval
+                (void)session->take_will();  // back within the Will Delay Interval
             }
         }
     }
@@ -161,30 +161,19 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
     const auto asked = packet.version == mqtt::protocol_version::v5
                            ? std::chrono::seconds{packet.props.session_expiry_interval.value_or(0)}
                            : (packet.clean_start ? std::chrono::seconds{0} : cap);
-    auto granted = own_id ? std::min(asked, cap) : std::chrono::seconds{0};
-    if (granted.count() > 0 && !(present && session->state().expiry.count() > 0) && kept_mqtt_sessions() >= config_->mqtt.sessions.max) {
-        granted = std::chrono::seconds{0};
-        if (auto note = mqtt_refusal_log_.admit())
-            spdlog::warn("MQTT client {} ('{}', {}): its session is not kept beyond the connection: {} sessions are kept "
-                         "already (mqtt.max_sessions){}",
-                         c.id().value, logging::escaped(packet.client_id), logging::escaped(c.peer().describe()),
-                         config_->mqtt.sessions.max, *note);
-    }
+    const auto granted = own_id ? grant_expiry(asked, present && session->state().expiry.count() > 0, kept(mqtt_sessions_, c.peer()),
+                                               config_->mqtt.sessions,
+                                               "MQTT client " + std::to_string(c.id().value) + " ('" + packet.client_id +
+                                                   "', " + c.peer().describe() + ")",
+                                               "mqtt")
+                                : std::chrono::seconds{0};
     if (!session) {
         session = std::make_shared<mqtt_session>(c.id(), name, assigned.value_or(packet.client_id), c.shared_peer(),
                                                  std::move(rights), config_->mqtt.sessions.queue);
         if (own_id) mqtt_sessions_[{c.peer().uid, c.peer().mqtt_user, packet.client_id}] = session;
         t->pipe->attach(session);
     }
-    if (present && session->state().expiry.count() == 0 && granted.count() > 0) {
-        // Its subscriptions were not tracked while it was not to be kept: they are the
-        // pipeline's (at QoS 1 and the default options, which it does not keep per session).
-        std::vector<spool::format::subscription> held;
-        for (auto& f : t->pipe->filters_of(session->flow())) held.push_back({.filter = std::move(f), .max_qos = 1, .options = 0});
-        session->state().restore(std::move(held));
-    }
-    session->state().expiry = granted;
-    if (own_id) store_mqtt_session(*session, granted);
+    if (own_id) keep_session(session->state(), *t->pipe, session->flow(), {name, "mqtt", session->client_id(), session->peer()}, granted);
     ++counters_.clients_accepted;
     spdlog::info("MQTT client {} connected: client id '{}', MQTT {}, {}, Thing {}, rules {}{}", c.id().value,
                  logging::escaped(assigned.value_or(packet.client_id)),
@@ -255,12 +244,7 @@ void hub::on_unsubscribe(mqtt_client& c, mqtt::unsubscribe&& packet) {
 void hub::publish_will(mqtt::will_message w, const mqtt_session& s) {
     auto* t = thing_named(s.thing());
     if (t == nullptr) return;
-    ipc::publish m{.request_id = 0,
-                   .topic = std::move(w.topic),
-                   .payload = std::move(w.payload),
-                   .qos = static_cast<std::uint8_t>(std::min<int>(static_cast<int>(w.qos), 1)),
-                   .retain = w.retain,
-                   .props = thing::to_ipc(w.props)};
+    auto m = to_publish(std::move(w));
     const std::string who = "will of " + s.describe();
     const auto topic = m.topic;
     auto call = std::make_shared<one_shot_publish>(who, s.peer().describe(), s.rights(), will_denials_,
@@ -274,7 +258,7 @@ void hub::publish_will(mqtt::will_message w, const mqtt_session& s) {
 
 void hub::end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* why) {
     // A will still delayed goes now: its session ends (MQTT 5, 3.1.3.2.2).
-    if (s->pending_will && !shutting_down_) publish_will(std::move(*std::exchange(s->pending_will, nullptr)), *s);
+    if (s->will_pending() && !shutting_down_) publish_will(std::move(*s->take_will()), *s);
     journal_.remove_session(s->state().row());
     s->state().unstore();
     thing::pipeline::detached gone;
@@ -282,32 +266,6 @@ void hub::end_mqtt_session(const std::shared_ptr<mqtt_session>& s, const char* w
     if (s->bound()) return;  // its connection reports it when it ends
     spdlog::info("{} ended: {}; {} upstream filter(s) released, {} waiting message(s) dropped", logging::escaped(s->describe()),
                  why, gone.released, s->state().waiting());
-}
-
-void hub::expire_mqtt_sessions() {
-    const auto now = std::chrono::steady_clock::now();
-    std::optional<std::chrono::steady_clock::time_point> next;
-    for (auto it = mqtt_sessions_.begin(); it != mqtt_sessions_.end();) {
-        auto s = it->second;
-        if (s->pending_will && s->will_due <= now && !s->bound())
-            publish_will(std::move(*std::exchange(s->pending_will, nullptr)), *s);
-        if (s->bound()) {
-            ++it;
-        } else if (s->state().expires <= now) {
-            it = mqtt_sessions_.erase(it);
-            end_mqtt_session(s, "its expiry interval passed without a connection");
-        } else {
-            const auto due = s->pending_will ? std::min(s->state().expires, s->will_due) : s->state().expires;
-            next = next ? std::min(*next, due) : due;
-            ++it;
-        }
-    }
-    if (!next) return;
-    if (!mqtt_expiry_) mqtt_expiry_ = std::make_unique<asio::steady_timer>(io_);
-    mqtt_expiry_->expires_at(*next);
-    mqtt_expiry_->async_wait([this](boost::system::error_code ec) {
-        if (!ec) expire_mqtt_sessions();
-    });
 }
 
 void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
@@ -333,8 +291,7 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
             // comes back in time (its session resumed), published at the latest when it ends.
             const std::chrono::seconds delay{c.will->props.will_delay_interval.value_or(0)};
             if (kept && delay.count() > 0) {
-                session->pending_will = std::move(c.will);
-                session->will_due = std::chrono::steady_clock::now() + delay;
+                session->delay_will(std::move(*c.will), delay);
             } else {
                 publish_will(std::move(*c.will), *session);
             }
@@ -347,7 +304,7 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
             journal_.set_ended(session->state().row(), std::time(nullptr), static_cast<std::uint32_t>(c.session_expiry().count()));
             after = session->state().stored() ? "; its session is kept for the next connection, also across restarts"
                                       : "; its session is kept for the next connection";
-            expire_mqtt_sessions();
+            expire_sessions();
         } else if (shutting_down_ && session->state().stored()) {
             // Kept in the spool's file for the next start of thingmuxd, subscriptions included:
             // not detached, so that its filters stay subscribed upstream.
@@ -376,69 +333,6 @@ void hub::on_ended(mqtt_client& c, const mqtt::server_action::ended& how) {
         mqtt_clients_.erase(it);
     }
     maybe_finish_shutdown();
-}
-
-}  // namespace thingmux::hub
-
-namespace thingmux::hub {
-
-std::size_t hub::kept_mqtt_sessions() const {
-    return static_cast<std::size_t>(std::count_if(mqtt_sessions_.begin(), mqtt_sessions_.end(),
-                                                  [](const auto& e) { return e.second->state().expiry.count() > 0; }));
-}
-
-void hub::store_mqtt_session(mqtt_session& s, std::chrono::seconds expiry) {
-    session_storage::keep(journal_, s.state(), {s.thing(), "mqtt", s.client_id(), s.peer()}, expiry);
-}
-
-void hub::restore_mqtt_sessions(thing_entry& t) {
-    auto* store = journal_.store();
-    if (store == nullptr) return;
-    const auto& name = t.pipe->settings().name;
-    auto loaded = store->load_sessions();
-    for (const auto& p : loaded.problems) spdlog::warn("spool {}: {}", logging::escaped(spool_->path().string()), logging::escaped(p));
-    if (!loaded.error.empty()) spdlog::error("spool {}: {}", logging::escaped(spool_->path().string()), logging::escaped(loaded.error));
-    const auto now = static_cast<std::int64_t>(std::time(nullptr));
-    std::size_t restored = 0;
-    std::size_t messages = 0;
-    for (auto& r : loaded.sessions) {
-        if (r.kind != "mqtt" || r.thing != name) continue;
-        const std::string who = "stored MQTT session '" + r.client_id + "' (uid " + std::to_string(r.uid) + ")";
-        const auto left = session_storage::seconds_left(r, now);
-        if (left <= 0) {
-            spdlog::info("{} of Thing {} expired while thingmuxd was not running; removed", logging::escaped(who), name);
-            journal_.remove_session(r.id);
-            continue;
-        }
-        auto peer = session_storage::peer_of(r);
-        auto rights = config::grants_for(*config_, peer.identity(), name);
-        if (rights.rules.empty()) {
-            spdlog::warn("{} of Thing {} removed: no rule under apps: applies to its owner any more", logging::escaped(who), name);
-            journal_.remove_session(r.id);
-            continue;
-        }
-        const mqtt_session_key key{static_cast<uid_t>(r.uid), r.mqtt_user, r.client_id};
-        if (mqtt_sessions_.contains(key)) continue;  // already here (a Thing added again by a reload)
-        auto session = std::make_shared<mqtt_session>(client_id{next_client_++}, name, r.client_id,
-                                                      std::make_shared<const peer_credentials>(std::move(peer)),
-                                                      std::move(rights), config_->mqtt.sessions.queue);
-        messages += session_storage::restore(journal_, session->state(), r, now, left, spool_->path().string());
-        std::vector<mqtt::subscription> subscriptions;
-        for (const auto& f : r.subscriptions)
-            subscriptions.push_back({.filter = f.filter,
-                                     .max_qos = static_cast<mqtt::qos>(f.max_qos),
-                                     .no_local = (f.options & 0x04) != 0,
-                                     .retain_as_published = (f.options & 0x08) != 0,
-                                     .retain_handling = static_cast<std::uint8_t>((f.options >> 4) & 0x03)});
-        mqtt_sessions_[key] = session;
-        t.pipe->attach(session);
-        subscribe_mqtt(session, mqtt_session::no_request, std::move(subscriptions));
-        ++restored;
-    }
-    if (restored > 0) {
-        spdlog::info("thing {}: {} stored MQTT session(s) restored with {} message(s) waiting", name, restored, messages);
-        expire_mqtt_sessions();
-    }
 }
 
 }  // namespace thingmux::hub

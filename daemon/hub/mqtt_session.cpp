@@ -7,6 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <ctime>
 #include <utility>
 
 namespace thingmux::hub {
@@ -15,18 +17,6 @@ namespace {
 // Request ids toward the pipeline: the connection's generation above its packet id. Generations
 // stay below 0x8000, so no request id is ever mqtt_session::no_request.
 constexpr std::uint32_t generations = 0x8000;
-
-// The message as a local client gets it: its message properties (those the IPC schema carries
-// too), nothing of the broker's connection (its topic alias, the subscription identifiers of
-// thingmuxd's own upstream subscriptions).
-mqtt::publish for_client(const mqtt::publish& in) {
-    mqtt::publish out;
-    out.topic = in.topic;
-    out.payload = in.payload;
-    out.retain = in.retain;
-    out.props = thing::to_mqtt(thing::to_ipc(in.props));
-    return out;
-}
 }  // namespace
 
 mqtt_session::mqtt_session(thing::session_id flow, std::string thing, std::string client_id,
@@ -111,6 +101,39 @@ bool mqtt_session::deliver(thing::inbound_message& m, std::uint8_t qos) {
     case mqtt::delivery::not_online: return false;
     }
     return false;
+}
+
+ipc::publish to_publish(mqtt::will_message w) {
+    return {.request_id = 0,
+            .topic = std::move(w.topic),
+            .payload = std::move(w.payload),
+            .qos = static_cast<std::uint8_t>(std::min<int>(static_cast<int>(w.qos), 1)),
+            .retain = w.retain,
+            .props = thing::to_ipc(w.props)};
+}
+
+void mqtt_session::delay_will(mqtt::will_message w, std::chrono::seconds delay) {
+    (void)take_will();
+    const auto due = std::time(nullptr) + delay.count();
+    will_row_ = state_.store_will(thing::to_spool_message(to_publish(w)), due);
+    pending_will_ = std::make_unique<mqtt::will_message>(std::move(w));
+    will_due_ = std::chrono::steady_clock::now() + delay;
+}
+
+void mqtt_session::restore_will(spool::session_message stored) {
+    auto p = thing::from_spool_message(std::move(stored.message));
+    pending_will_ = std::make_unique<mqtt::will_message>(mqtt::will_message{.topic = std::move(p.topic),
+                                                                            .payload = std::move(p.payload),
+                                                                            .qos = static_cast<mqtt::qos>(p.qos),
+                                                                            .retain = p.retain,
+                                                                            .props = thing::to_mqtt(std::move(p.props))});
+    will_due_ = std::chrono::steady_clock::now() + std::chrono::seconds{stored.will_due.value_or(0) - std::time(nullptr)};
+    will_row_ = stored.id;
+}
+
+std::unique_ptr<mqtt::will_message> mqtt_session::take_will() {
+    state_.forget_row(std::exchange(will_row_, 0));
+    return std::move(pending_will_);
 }
 
 }  // namespace thingmux::hub

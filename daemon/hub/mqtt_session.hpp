@@ -35,6 +35,9 @@ namespace thingmux::hub {
 
 class mqtt_client;
 
+// A will as the pipeline publishes it (at most QoS 1: AWS IoT Core has no QoS 2).
+[[nodiscard]] ipc::publish to_publish(mqtt::will_message w);
+
 class mqtt_session final : public thing::local_session {
 public:
     // `peer`: the credentials of the connection that made the session (shared with it).
@@ -79,10 +82,16 @@ public:
     [[nodiscard]] bool bound() const noexcept { return connection_ != nullptr; }
     [[nodiscard]] const std::shared_ptr<mqtt_client>& connection() const noexcept { return connection_; }
 
-    // A will whose MQTT 5 Will Delay Interval runs: published at will_due unless a connection
-    // resumes the session first, or when the session ends, whichever comes first.
-    std::unique_ptr<mqtt::will_message> pending_will;
-    std::chrono::steady_clock::time_point will_due{};
+    // A will whose MQTT 5 Will Delay Interval runs: published at will_due() unless a connection
+    // resumes the session first, or when the session ends, whichever comes first. A stored
+    // session stores it too, so that it outlives a restart of thingmuxd.
+    void delay_will(mqtt::will_message w, std::chrono::seconds delay);
+    // The will as it came back from the spool's file, due at `due` (Unix time), in row `row`.
+    void restore_will(spool::session_message stored);
+    [[nodiscard]] bool will_pending() const noexcept { return pending_will_ != nullptr; }
+    [[nodiscard]] std::chrono::steady_clock::time_point will_due() const noexcept { return will_due_; }
+    // Takes the delayed will out (to publish it, or drop it: the session resumed); null when none.
+    [[nodiscard]] std::unique_ptr<mqtt::will_message> take_will();
 
 private:
     [[nodiscard]] mqtt_client* connection_for(std::uint32_t request_id) const noexcept;
@@ -98,6 +107,9 @@ private:
     std::uint16_t generation_ = 0;  // of the bound connection, in the high half of request ids
     std::uint64_t next_tag_ = 0;    // of the deliveries to connections
     session_state state_;
+    std::unique_ptr<mqtt::will_message> pending_will_;
+    std::chrono::steady_clock::time_point will_due_{};
+    std::int64_t will_row_ = 0;  // in the spool's file; 0: not stored
 };
 
 }  // namespace thingmux::hub

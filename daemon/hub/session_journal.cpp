@@ -54,7 +54,7 @@ void session_journal::remove_session(std::int64_t session) {
     schedule();
 }
 
-std::int64_t session_journal::add_message(std::int64_t session, const spool::message& m) {
+std::int64_t session_journal::add_message(std::int64_t session, const spool::session_message& m) {
     std::string error;
     if (store_ == nullptr || session == 0) return 0;
     const auto id = store_->add_message(session, m, error);

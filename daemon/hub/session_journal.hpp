@@ -34,7 +34,7 @@ public:
     void set_subscriptions(std::int64_t session, const std::vector<spool::format::subscription>& s);
     void set_ended(std::int64_t session, std::optional<std::int64_t> ended_at, std::uint32_t expiry);
     void remove_session(std::int64_t session);
-    [[nodiscard]] std::int64_t add_message(std::int64_t session, const spool::message& m);
+    [[nodiscard]] std::int64_t add_message(std::int64_t session, const spool::session_message& m);
     void remove_message(std::int64_t id);
 
     // Runs `then` once what was written so far is committed: now when nothing waits.

@@ -15,15 +15,28 @@ namespace {
 std::size_t bytes_of(const mqtt::publish& m) { return m.topic.size() + m.payload.size(); }
 }  // namespace
 
+mqtt::publish for_client(const mqtt::publish& in) {
+    mqtt::publish out;
+    out.topic = in.topic;
+    out.payload = in.payload;
+    out.retain = in.retain;
+    out.props = thing::to_mqtt(thing::to_ipc(in.props));
+    return out;
+}
+
 void session_state::sent(std::uint64_t tag, held h) {
     if (h.qos == 0) return forget(h);
-    store(unacknowledged_.insert_or_assign(tag, std::move(h)).first->second);
+    unacknowledged_bytes_ += bytes_of(h.msg);
+    auto [it, added] = unacknowledged_.insert_or_assign(tag, std::move(h));
+    if (!added) unacknowledged_bytes_ -= bytes_of(it->second.msg);  // a tag is never reused while it awaits
+    store(it->second);
 }
 
 bool session_state::acknowledged(std::uint64_t tag) {
     const auto it = unacknowledged_.find(tag);
     if (it == unacknowledged_.end()) return false;
     forget(it->second);
+    unacknowledged_bytes_ -= bytes_of(it->second.msg);
     unacknowledged_.erase(it);
     return true;
 }
@@ -34,6 +47,7 @@ void session_state::connection_ended() {
     auto younger = std::exchange(waiting_, {});
     waiting_bytes_ = 0;
     auto sent = std::exchange(unacknowledged_, {});
+    unacknowledged_bytes_ = 0;
     for (auto& [tag, h] : sent) hold(std::move(h));
     for (auto& h : younger) hold(std::move(h));
 }
@@ -62,15 +76,29 @@ std::list<session_state::held> session_state::take_waiting() {
     return std::exchange(waiting_, {});
 }
 
+session_state::held session_state::take_oldest() {
+    held h = std::move(waiting_.front());
+    waiting_.pop_front();
+    waiting_bytes_ -= bytes_of(h.msg);
+    return h;
+}
+
 void session_state::store(held& h) {
     if (row_ == 0 || h.row != 0 || h.qos == 0) return;
     auto m = thing::to_spool_message(thing::to_ipc(mqtt::publish{h.msg}));
     m.qos = h.qos;  // the QoS of its delivery (the message's own is the broker's)
-    h.row = journal_->add_message(row_, m);
+    h.row = journal_->add_message(row_, {.message = std::move(m), .share = h.share});
 }
 
-void session_state::forget(const held& h) {
-    if (h.row != 0 && journal_ != nullptr) journal_->remove_message(h.row);
+void session_state::forget(const held& h) { forget_row(h.row); }
+
+void session_state::forget_row(std::int64_t row) {
+    if (row != 0 && journal_ != nullptr) journal_->remove_message(row);
+}
+
+std::int64_t session_state::store_will(const spool::message& will, std::int64_t due) {
+    if (row_ == 0) return 0;
+    return journal_->add_message(row_, {.message = will, .will_due = due});
 }
 
 void session_state::store_held() {
@@ -79,9 +107,9 @@ void session_state::store_held() {
     subscriptions_changed();
 }
 
-void session_state::restore(mqtt::publish msg, std::int64_t row) {
+void session_state::restore(mqtt::publish msg, std::int64_t row, std::string share) {
     const auto qos = static_cast<std::uint8_t>(msg.qos);
-    hold({std::move(msg), qos, {}, row});
+    hold({std::move(msg), qos, std::move(share), row});
 }
 
 std::vector<thing::shared_leftover> session_state::take_shared_leftovers() {
@@ -94,8 +122,14 @@ std::vector<thing::shared_leftover> session_state::take_shared_leftovers() {
         return true;
     };
     // Sent to a connection that never acknowledged them (oldest first), then those that waited.
-    for (auto it = unacknowledged_.begin(); it != unacknowledged_.end();)
-        it = take(it->second) ? unacknowledged_.erase(it) : std::next(it);
+    for (auto it = unacknowledged_.begin(); it != unacknowledged_.end();) {
+        if (!take(it->second)) {
+            ++it;
+            continue;
+        }
+        unacknowledged_bytes_ -= bytes_of(out.back().msg);
+        it = unacknowledged_.erase(it);
+    }
     for (auto it = waiting_.begin(); it != waiting_.end();) {
         if (!take(*it)) {
             ++it;

@@ -23,10 +23,16 @@
 #include <cstdint>
 #include <list>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace thingmux::hub {
+
+// A message as a local client gets it: its message properties (those the IPC schema carries
+// too), nothing of the broker's connection (its topic alias, the subscription identifiers of
+// thingmuxd's own upstream subscriptions).
+[[nodiscard]] mqtt::publish for_client(const mqtt::publish& in);
 
 class session_state {
 public:
@@ -51,12 +57,18 @@ public:
     bool acknowledged(std::uint64_t tag);
     [[nodiscard]] bool awaiting(std::uint64_t tag) const { return unacknowledged_.contains(tag); }
     [[nodiscard]] std::size_t unacknowledged() const noexcept { return unacknowledged_.size(); }
+    // Their topic and payload bytes.
+    [[nodiscard]] std::size_t unacknowledged_bytes() const noexcept { return unacknowledged_bytes_; }
     // The connection ended: what it had not acknowledged waits again, ahead of what waited.
     void connection_ended();
     // Keeps `h` for the next connection; false (and dropped) when it is QoS 0 or does not fit.
     bool hold(held h);
     // What waited, oldest first, for a connection that starts; the front end sends or holds each.
     [[nodiscard]] std::list<held> take_waiting();
+    // The oldest message that waits, without taking it; null when none does.
+    [[nodiscard]] const held* oldest() const noexcept { return waiting_.empty() ? nullptr : &waiting_.front(); }
+    // Takes the oldest message that waits (oldest() must not be null).
+    [[nodiscard]] held take_oldest();
     // A message that can never be delivered (too large for the client): deleted from the spool.
     void forget(const held& h);
     // Shared-subscription messages not acknowledged or waiting, taken out for the group's other
@@ -79,8 +91,13 @@ public:
     void store_held();
     // Forgets the row (the hub removed it, or keeps it for the next start).
     void unstore() noexcept { row_ = 0; }
-    // A stored message of a session coming back: it waits for the first connection.
-    void restore(mqtt::publish msg, std::int64_t row);
+    // A stored message of a session coming back (taken for the shared subscription `share`, or
+    // a plain one): it waits for the first connection.
+    void restore(mqtt::publish msg, std::int64_t row, std::string share);
+    // A stored session's delayed will (MQTT), due at `due` (Unix time): its row, 0 when the
+    // session is not stored. forget_row() deletes it (or any row of the session).
+    [[nodiscard]] std::int64_t store_will(const spool::message& will, std::int64_t due);
+    void forget_row(std::int64_t row);
 
     // How long the session outlives its connection, as granted at its last hello or CONNECT (0:
     // not at all), and until when one without a connection is kept (set by the hub when it parks
@@ -107,6 +124,7 @@ private:
     const char* limit_key_;
 
     std::map<std::uint64_t, held> unacknowledged_;  // by tag
+    std::size_t unacknowledged_bytes_ = 0;
     std::list<held> waiting_;  // for the next connection; a list: empty, it holds no memory
     std::size_t waiting_bytes_ = 0;
     std::uint64_t dropped_ = 0;

@@ -54,17 +54,25 @@ std::int64_t seconds_left(const spool::session_record& r, std::int64_t now) {
     return r.ended_at.value_or(now) + static_cast<std::int64_t>(r.expiry) - now;
 }
 
-std::size_t restore(session_journal& journal, session_state& s, const spool::session_record& r, std::int64_t now,
-                    std::int64_t left, const std::string& spool_path) {
+restored restore(session_journal& journal, session_state& s, const spool::session_record& r, std::int64_t now,
+                 std::int64_t left, const std::string& spool_path) {
     s.expires = std::chrono::steady_clock::now() + std::chrono::seconds{left};
     s.expiry = std::chrono::seconds{r.expiry};
     auto held = journal.store()->load_messages(r.id);
     for (const auto& p : held.problems) spdlog::warn("spool {}: {}", logging::escaped(spool_path), logging::escaped(p));
-    for (auto& m : held.messages) s.restore(thing::to_mqtt(thing::from_spool_message(std::move(m.message))), m.id);
+    restored out;
+    for (auto& m : held.messages) {
+        if (m.will_due) {
+            out.will = std::move(m);
+            continue;
+        }
+        s.restore(thing::to_mqtt(thing::from_spool_message(std::move(m.message))), m.id, std::move(m.share));
+        ++out.messages;
+    }
     s.store_in(journal, r.id);
     s.restore(r.subscriptions);
     journal.set_ended(r.id, r.ended_at.value_or(now), r.expiry);
-    return held.messages.size();
+    return out;
 }
 
 }  // namespace thingmux::hub::session_storage

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace thingmux::hub::session_storage {
@@ -37,8 +38,13 @@ void keep(session_journal& journal, session_state& s, const owner& o, std::chron
 
 // A stored session with `left` seconds to go comes back into `s`: its expiry, its subscriptions,
 // the messages that waited (rows the store could not read are logged and were deleted), and its
-// row, to which it goes on writing. Returns how many messages came back.
-std::size_t restore(session_journal& journal, session_state& s, const spool::session_record& r, std::int64_t now,
-                    std::int64_t left, const std::string& spool_path);
+// row, to which it goes on writing. Returns how many messages came back, and its delayed will
+// (an MQTT session's; its row stays until the front end forgets it).
+struct restored {
+    std::size_t messages = 0;
+    std::optional<spool::session_message> will;
+};
+restored restore(session_journal& journal, session_state& s, const spool::session_record& r, std::int64_t now,
+                 std::int64_t left, const std::string& spool_path);
 
 }  // namespace thingmux::hub::session_storage

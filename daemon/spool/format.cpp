@@ -69,6 +69,8 @@ const char* const create_sessions_sql =
 "CREATE TABLE local_message ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " session INTEGER NOT NULL REFERENCES local_session (id) ON DELETE CASCADE,"
+    " share TEXT,"
+    " will_due INTEGER,"
     THINGMUX_MESSAGE_COLUMNS
     "CREATE INDEX local_message_by_session ON local_message (session, id);";
 
@@ -84,7 +86,9 @@ const char* const rekey_sessions_sql =
     "INSERT INTO sqlite_sequence (name, seq) SELECT 'local_session_4', seq FROM sqlite_sequence"
     " WHERE name = 'local_session';"
     "DROP TABLE local_session;"
-    "ALTER TABLE local_session_4 RENAME TO local_session;";
+    "ALTER TABLE local_session_4 RENAME TO local_session;"
+    "ALTER TABLE local_message ADD COLUMN share TEXT;"
+    "ALTER TABLE local_message ADD COLUMN will_due INTEGER;";
 
 #undef THINGMUX_SESSION_COLUMNS
 #undef THINGMUX_MESSAGE_COLUMNS

@@ -45,9 +45,15 @@
 //                                         open (after a crash: the daemon's start counts)
 //     subscriptions    BLOB NOT NULL      the encoding below
 //     UNIQUE (kind, uid, mqtt_user, client_id)   how local sessions are keyed
-//   local_message  QoS 1 messages a local session has not acknowledged yet, oldest first by id:
+//   local_message  QoS 1 messages a local session has not acknowledged yet, oldest first by id,
+//                  and the MQTT will it is to publish after a delay:
 //     id               INTEGER PRIMARY KEY AUTOINCREMENT
 //     session          INTEGER NOT NULL   local_session.id, ON DELETE CASCADE
+//     share            TEXT               the shared subscription ("$share/NAME/FILTER") the
+//                                         session took it for; NULL: a plain subscription
+//     will_due         INTEGER            NULL: a message for the client; else this row is the
+//                                         session's delayed will (MQTT 5 Will Delay Interval),
+//                                         due at this Unix time
 //     bytes, topic, payload, qos, retain, payload_format, message_expiry, content_type,
 //     response_topic, correlation_data, user_properties     as in `spool`
 //   index local_message_by_session (session, id)
@@ -65,7 +71,8 @@
 // Schema history: 1 (thingmux 0.1.0) had `spool (id, thing, message BLOB, bytes)` with the IPC
 // publish frame in `message`; migrate_v1.hpp converts it. 2 had no local_session and
 // local_message; opening it adds them. 3 keyed local_session by (kind, uid, mqtt_user, client_id)
-// without the Thing; opening it rebuilds the table with the Thing in the key (rekey_sessions_sql).
+// without the Thing, and local_message had no share and will_due; opening it rebuilds the table
+// with the Thing in the key and adds the columns (rekey_sessions_sql).
 // A version above 4 is a later release's file: the store moves it aside like any file it cannot
 // read.
 #pragma once
@@ -94,8 +101,8 @@ extern const char* const create_sql;
 // Creates the tables of local sessions (local_session, local_message); run after create_sql, or
 // alone to bring a schema 2 file to the current schema.
 extern const char* const create_sessions_sql;
-// Brings schema 3's local_session to the current key; run inside the caller's transaction, with
-// foreign keys off.
+// Brings schema 3's local_session to the current key and local_message to the current columns;
+// run inside the caller's transaction, with foreign keys off.
 extern const char* const rekey_sessions_sql;
 
 // A local session's subscription as the file keeps it.

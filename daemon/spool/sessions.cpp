@@ -70,7 +70,9 @@ const char* const select_sessions_sql =
 // The same column layout as the spool's select (format::select_sql), so format::read_message reads it.
 const char* const select_messages_sql =
     "SELECT id, bytes, topic, payload, qos, retain, payload_format, message_expiry, content_type, response_topic,"
-    " correlation_data, user_properties FROM local_message WHERE session = ?1 ORDER BY id";
+    " correlation_data, user_properties, share, will_due FROM local_message WHERE session = ?1 ORDER BY id";
+constexpr int m_share = 12;
+constexpr int m_will_due = 13;
 
 bool read_session(sqlite3_stmt* stmt, session_record& r, std::string& why) {
     constexpr std::int64_t uint32_max = std::numeric_limits<std::uint32_t>::max();
@@ -143,8 +145,8 @@ session_store::session_store(sqlite3* db, spool::batch& batch) : db_{db}, batch_
     (void)prepare(db_, "DELETE FROM local_session WHERE id = ?1", remove_session_, SQLITE_PREPARE_PERSISTENT);
     (void)prepare(db_,
                   "INSERT INTO local_message (id, session, bytes, topic, payload, qos, retain, payload_format,"
-                  " message_expiry, content_type, response_topic, correlation_data, user_properties)"
-                  " VALUES (NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                  " message_expiry, content_type, response_topic, correlation_data, user_properties, share, will_due)"
+                  " VALUES (NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                   add_message_, SQLITE_PREPARE_PERSISTENT);
     (void)prepare(db_, "DELETE FROM local_message WHERE id = ?1", remove_message_, SQLITE_PREPARE_PERSISTENT);
 }
@@ -238,10 +240,13 @@ bool session_store::remove_session(std::int64_t session, std::string& error) {
     return run(remove_session_, "remove a session", error);
 }
 
-std::int64_t session_store::add_message(std::int64_t session, const message& m, std::string& error) {
+std::int64_t session_store::add_message(std::int64_t session, const session_message& sm, std::string& error) {
+    const auto& m = sm.message;
     if (auto* s = add_message_.get()) {
         sqlite3_bind_int64(s, 2, session);
         sqlite3_bind_int64(s, 3, static_cast<sqlite3_int64>(m.topic.size() + m.payload.size()));
+        if (!sm.share.empty()) sqlite3_bind_text64(s, 14, sm.share.data(), sm.share.size(), SQLITE_STATIC, SQLITE_UTF8);
+        if (sm.will_due) sqlite3_bind_int64(s, 15, *sm.will_due);
         if (format::bind_message(s, m) != SQLITE_OK) {
             error = reason("store a session's message");
             sqlite3_clear_bindings(s);
@@ -294,6 +299,9 @@ session_store::loaded_messages session_store::load_messages(std::int64_t session
         if (rc != SQLITE_ROW) break;
         session_message m;
         m.id = sqlite3_column_int64(select.get(), 0);
+        m.share = column_text(select.get(), m_share);
+        if (sqlite3_column_type(select.get(), m_will_due) != SQLITE_NULL)
+            m.will_due = sqlite3_column_int64(select.get(), m_will_due);
         std::string why;
         if (format::read_message(select.get(), m.message, why)) {
             out.messages.push_back(std::move(m));

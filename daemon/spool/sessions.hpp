@@ -59,10 +59,12 @@ struct session_record {
     std::vector<format::subscription> subscriptions;
 };
 
-// A message waiting for a session.
+// A message waiting for a session, or its delayed will.
 struct session_message {
     std::int64_t id = 0;
     spool::message message;
+    std::string share;                     // the shared subscription it came for; empty: a plain one
+    std::optional<std::int64_t> will_due;  // a delayed will, due at this Unix time
 };
 
 class session_store {
@@ -79,8 +81,9 @@ public:
     [[nodiscard]] bool set_ended(std::int64_t session, std::optional<std::int64_t> ended_at, std::uint32_t expiry,
                                  std::string& error);
     [[nodiscard]] bool remove_session(std::int64_t session, std::string& error);
-    // Returns the message's id, 0 on failure.
-    [[nodiscard]] std::int64_t add_message(std::int64_t session, const message& m, std::string& error);
+    // Returns the message's id, 0 on failure. `m.share` and `m.will_due` are stored with it;
+    // `m.id` is not read.
+    [[nodiscard]] std::int64_t add_message(std::int64_t session, const session_message& m, std::string& error);
     [[nodiscard]] bool remove_message(std::int64_t id, std::string& error);
 
     struct loaded_sessions {

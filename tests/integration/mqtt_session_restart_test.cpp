@@ -85,7 +85,7 @@ TEST_F(MqttSessionRestartTest, CommandsForAKilledAppSurviveSigkillOfTheDaemonWhi
     EXPECT_EQ(missing, 0U) << again.transcript() << read_file(daemon.log_file());
     EXPECT_EQ(count.absent, 0) << "commands lost, among them:" << count.absent_ones;
     EXPECT_GE(run.stored_at_kill, 100);
-    EXPECT_EQ(lines_containing(daemon.log_file(), "stored MQTT session(s) restored with"), 1U) << read_file(daemon.log_file());
+    EXPECT_EQ(lines_containing(daemon.log_file(), "stored session(s) restored (1 MQTT, 0 IPC)"), 1U) << read_file(daemon.log_file());
     EXPECT_TRUE(again.running()) << again.transcript();
 }
 
@@ -131,6 +131,69 @@ TEST_F(MqttSessionRestartTest, MaxSessionsBoundsTheKeptSessionsAndDisconnectCanE
         ASSERT_TRUE(ack);
         EXPECT_FALSE(ack->session_present) << id << " has no session to resume";
     }
+}
+
+// MQTT 5 Will Delay Interval across a SIGKILL of thingmuxd: the delayed will of a kept session is
+// in the spool's file with its due time, comes back with the session, and is published once,
+// when due (its row then goes).
+TEST_F(MqttSessionRestartTest, ADelayedWillOutlivesASigkillOfTheDaemonAndIsPublishedOnce) {
+    daemon_fixture daemon(broker, face_setup());
+    const auto spool = daemon.dir() / "spool.db";
+    observer_subscription cloud(broker, "dt/gateway-01/will/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    {
+        mqtt_raw_client c(daemon.mqtt_socket_path());
+        auto packet = persistent_connect("will-keeper", 600);
+        packet.will = mqtt::will_message{.topic = "dt/gateway-01/will/keeper", .payload = "gone", .qos = mqtt::qos::at_least_once};
+        packet.will->props.will_delay_interval = 3;
+        const auto ack = c.connect(packet);
+        ASSERT_TRUE(ack && ack->reason_code == 0) << read_file(daemon.log_file());
+    }  // closed without DISCONNECT: the will is due in 3 s
+    ASSERT_TRUE(eventually([&] { return spool_rows(spool, "local_message") == 1; }, 10'000)) << spool_rows(spool, "local_message");
+    const auto killed = std::chrono::steady_clock::now();
+    daemon.kill();
+    EXPECT_TRUE(cloud.lines().empty()) << "the will went before its delay";
+    daemon.start();
+    EXPECT_EQ(cloud.wait_for_all({"dt/gateway-01/will/keeper gone"}, 20'000), 0U) << read_file(daemon.log_file());
+    EXPECT_GE(std::chrono::steady_clock::now() - killed, std::chrono::milliseconds(2'500)) << "published before it was due";
+    EXPECT_TRUE(eventually([&] { return spool_rows(spool, "local_message") == 0; }, 10'000)) << spool_rows(spool, "local_message");
+    // A marker through the daemon reaches the cloud behind anything published before it: a second
+    // will would be there.
+    const auto marker = mosquitto_pub({daemon.mqtt_socket_path(), "5", "marker"}, "dt/gateway-01/will/marker", {"after"});
+    ASSERT_EQ(marker.exit_code, 0) << marker.output;
+    ASSERT_EQ(cloud.wait_for_all({"dt/gateway-01/will/marker after"}, 20'000), 0U);
+    const auto lines = cloud.lines();
+    EXPECT_EQ(std::count(lines.begin(), lines.end(), "dt/gateway-01/will/keeper gone"), 1);
+}
+
+// One owner (uid, MQTT user) keeps at most mqtt.max_sessions_per_uid sessions; another owner
+// still gets its own, and a session resumed keeps its place.
+TEST_F(MqttSessionRestartTest, MaxSessionsPerUidLeavesRoomForOtherOwners) {
+    const auto passwords = broker.dir() / "face.passwd";
+    std::string out;
+    ASSERT_EQ(run_command({"mosquitto_passwd", "-c", "-b", passwords.string(), "other", "pw"}, &out), 0) << out;
+    daemon_fixture daemon(broker, face_setup("  max_sessions: 10\n  max_sessions_per_uid: 2\n  passwords: " +
+                                             passwords.string() + "\n"));
+    const auto sock = daemon.mqtt_socket_path();
+    const auto granted = [&](const std::string& id, std::optional<std::string> user) {
+        mqtt_raw_client c(sock);
+        auto packet = persistent_connect(id, 600);
+        if (user) {
+            packet.username = *user;
+            packet.password = std::string("pw");
+        }
+        const auto ack = c.connect(packet);
+        EXPECT_TRUE(ack && ack->reason_code == 0) << read_file(daemon.log_file());
+        // CONNACK names the expiry only when it differs from the one asked for.
+        return ack ? ack->props.session_expiry_interval.value_or(600) : 0U;
+    };
+    EXPECT_EQ(granted("mine-1", std::nullopt), 600U);
+    EXPECT_EQ(granted("mine-2", std::nullopt), 600U);
+    EXPECT_EQ(granted("mine-3", std::nullopt), 0U) << "a third session of the same owner";
+    EXPECT_EQ(granted("theirs-1", "other"), 600U) << "another owner (MQTT user 'other') has room";
+    EXPECT_EQ(granted("mine-1", std::nullopt), 600U) << "a session resumed keeps its place";
+    EXPECT_EQ(lines_containing(daemon.log_file(), "kept already for its owner (mqtt.max_sessions_per_uid)"), 1U)
+        << read_file(daemon.log_file());
 }
 
 }  // namespace

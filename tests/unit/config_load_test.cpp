@@ -878,7 +878,7 @@ TEST(ConfigLoadLocalTopics, ExpandsThingAndRefusesWhatCannotBeLocal) {
     expect_error(parse(minimal + "    local_topics: ['local/#/x']\n", "t.yaml"), "things[0].local_topics[0]", 7, 20, "not a valid MQTT topic filter");
 }
 
-// session_expiry, session_queue and max_sessions of mqtt: and ipc:: defaults, values, bounds.
+// session_expiry, session_queue, max_sessions and max_sessions_per_uid of mqtt: and ipc:: defaults, values, bounds.
 TEST(ConfigLoadSessions, DefaultsValuesAndBoundsInEitherFrontEnd) {
     const auto d = parse(minimal, "t.yaml");
     ASSERT_TRUE(d.ok()) << all(d);
@@ -890,16 +890,22 @@ TEST(ConfigLoadSessions, DefaultsValuesAndBoundsInEitherFrontEnd) {
         EXPECT_EQ(limits(*d.config).expiry, std::chrono::seconds{86'400});
         EXPECT_EQ(limits(*d.config).queue, 1024U * 1024U);
         EXPECT_EQ(limits(*d.config).max, 256U);
-        const auto r = parse(minimal + section + ":\n  session_expiry: 2h\n  session_queue: 64KiB\n  max_sessions: 0\n", "t.yaml");
+        EXPECT_EQ(limits(*d.config).max_per_uid, 64U);
+        const auto r = parse(minimal + section +
+                                 ":\n  session_expiry: 2h\n  session_queue: 64KiB\n  max_sessions: 0\n  max_sessions_per_uid: 3\n",
+                             "t.yaml");
         ASSERT_TRUE(r.ok()) << all(r);
         EXPECT_EQ(limits(*r.config).expiry, std::chrono::seconds{7200});
         EXPECT_EQ(limits(*r.config).queue, 64U * 1024U);
         EXPECT_EQ(limits(*r.config).max, 0U);
+        EXPECT_EQ(limits(*r.config).max_per_uid, 3U);
         // The other front end keeps its defaults.
         EXPECT_EQ(section == "mqtt" ? r.config->ipc.sessions : r.config->mqtt.sessions, thingmux::config::session_limits{});
         expect_error(parse(minimal + section + ":\n  session_expiry: 31d\n", "t.yaml"), section + ".session_expiry", 8, 19, "");
         expect_error(parse(minimal + section + ":\n  session_queue: 2GiB\n", "t.yaml"), section + ".session_queue", 8, 18, "");
         expect_error(parse(minimal + section + ":\n  max_sessions: 70000\n", "t.yaml"), section + ".max_sessions", 8, 17, "");
         EXPECT_FALSE(parse(minimal + section + ":\n  max_sessions: many\n", "t.yaml").ok());
+        expect_error(parse(minimal + section + ":\n  max_sessions_per_uid: -1\n", "t.yaml"), section + ".max_sessions_per_uid", 8,
+                     25, "");
     }
 }

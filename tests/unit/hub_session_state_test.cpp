@@ -43,6 +43,36 @@ std::vector<std::string> topics(std::list<session_state::held> held) {
     return out;
 }
 
+// The IPC front end sends what waits one message at a time, as acks make room in its window
+// (ipc_session.hpp): take_oldest() keeps the order and the byte counts, and the bytes awaiting
+// an ack are counted for the window.
+TEST(HubSessionState, TakeOldestKeepsOrderAndCountsBytesAwaitingAcks) {
+    owner o;
+    session_state s(o, 1024, "test.limit");
+    EXPECT_EQ(s.oldest(), nullptr);
+    ASSERT_TRUE(s.hold(message("first", 1, "12345")));   // 10 bytes
+    ASSERT_TRUE(s.hold(message("second", 1, "123")));    // 9 bytes
+    EXPECT_EQ(s.waiting_bytes(), 19U);
+    ASSERT_NE(s.oldest(), nullptr);
+    EXPECT_EQ(s.oldest()->msg.topic, "first");
+    auto h = s.take_oldest();
+    EXPECT_EQ(h.msg.topic, "first");
+    EXPECT_EQ(s.waiting(), 1U);
+    EXPECT_EQ(s.waiting_bytes(), 9U);
+    s.sent(1, std::move(h));
+    s.sent(2, s.take_oldest());
+    EXPECT_EQ(s.unacknowledged(), 2U);
+    EXPECT_EQ(s.unacknowledged_bytes(), 19U);
+    EXPECT_EQ(s.oldest(), nullptr);
+    EXPECT_TRUE(s.acknowledged(1));
+    EXPECT_EQ(s.unacknowledged_bytes(), 9U);
+    EXPECT_FALSE(s.acknowledged(1)) << "acknowledged twice";
+    s.connection_ended();
+    EXPECT_EQ(s.unacknowledged_bytes(), 0U);
+    EXPECT_EQ(s.waiting_bytes(), 9U);
+    EXPECT_EQ(topics(s.take_waiting()), (std::vector<std::string>{"second"}));
+}
+
 TEST(HubSessionState, UnacknowledgedGoAgainFirstInOrderOfTheirTags) {
     owner o;
     session_state s(o, 1024, "test.limit");

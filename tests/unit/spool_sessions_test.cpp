@@ -102,7 +102,7 @@ TEST_F(SpoolSessionsTest, ASessionAndItsMessagesComeBackAfterReopenOldestFirst) 
         std::string error;
         ASSERT_TRUE(s->sessions().save(stored, error)) << error;
         EXPECT_GT(stored.id, 0);
-        for (int i = 0; i < 5; ++i) EXPECT_GT(s->sessions().add_message(stored.id, numbered(i), error), 0) << error;
+        for (int i = 0; i < 5; ++i) EXPECT_GT(s->sessions().add_message(stored.id, {.message = numbered(i)}, error), 0) << error;
         ASSERT_TRUE(s->sessions().commit(error)) << error;
     }
     auto s = open();
@@ -131,13 +131,42 @@ TEST_F(SpoolSessionsTest, ASessionAndItsMessagesComeBackAfterReopenOldestFirst) 
     for (int i = 0; i < 5; ++i) EXPECT_EQ(messages.messages[static_cast<std::size_t>(i)].message, numbered(i));
 }
 
+// A message keeps the shared subscription it was taken for, and a delayed will its due time.
+TEST_F(SpoolSessionsTest, ShareAndWillDueComeBackWithTheirMessages) {
+    auto stored = sample("sensor-1");
+    std::int64_t will_row = 0;
+    {
+        auto s = open();
+        ASSERT_NE(s, nullptr);
+        std::string error;
+        ASSERT_TRUE(s->sessions().save(stored, error)) << error;
+        ASSERT_GT(s->sessions().add_message(stored.id, {.message = numbered(1)}, error), 0) << error;
+        ASSERT_GT(s->sessions().add_message(stored.id, {.message = numbered(2), .share = "$share/g/cmd/#"}, error), 0);
+        will_row = s->sessions().add_message(stored.id, {.message = numbered(3), .will_due = 1'900'000'000}, error);
+        ASSERT_GT(will_row, 0) << error;
+        ASSERT_TRUE(s->sessions().commit(error)) << error;
+    }
+    auto s = open();
+    ASSERT_NE(s, nullptr);
+    const auto loaded = s->sessions().load_messages(stored.id);
+    EXPECT_EQ(loaded.error, "");
+    ASSERT_EQ(loaded.messages.size(), 3U);
+    EXPECT_EQ(loaded.messages[0].share, "");
+    EXPECT_FALSE(loaded.messages[0].will_due.has_value());
+    EXPECT_EQ(loaded.messages[1].share, "$share/g/cmd/#");
+    EXPECT_EQ(loaded.messages[1].message, numbered(2));
+    EXPECT_EQ(loaded.messages[2].id, will_row);
+    EXPECT_EQ(loaded.messages[2].will_due, std::optional<std::int64_t>{1'900'000'000});
+    EXPECT_EQ(loaded.messages[2].message, numbered(3));
+}
+
 TEST_F(SpoolSessionsTest, WritesAreVisibleToOtherReadersOnlyOnceCommitted) {
     auto s = open();
     ASSERT_NE(s, nullptr);
     auto r = sample("sensor-1");
     std::string error;
     ASSERT_TRUE(s->sessions().save(r, error));
-    for (int i = 0; i < 3; ++i) ASSERT_GT(s->sessions().add_message(r.id, numbered(i), error), 0);
+    for (int i = 0; i < 3; ++i) ASSERT_GT(s->sessions().add_message(r.id, {.message = numbered(i)}, error), 0);
     EXPECT_TRUE(s->sessions().pending());
     EXPECT_EQ(query(path_, "SELECT count(*) FROM local_message"), "0");
     ASSERT_TRUE(s->sessions().commit(error)) << error;
@@ -151,7 +180,7 @@ TEST_F(SpoolSessionsTest, AnAppendOfTheSpoolCommitsTheOpenBatchWithIt) {
     auto r = sample("sensor-1");
     std::string error;
     ASSERT_TRUE(s->sessions().save(r, error));
-    ASSERT_GT(s->sessions().add_message(r.id, numbered(1), error), 0);
+    ASSERT_GT(s->sessions().add_message(r.id, {.message = numbered(1)}, error), 0);
     const auto appended = s->append("gateway-01", numbered(2), 10);
     ASSERT_EQ(appended.error, thingmux::spool::failure::none) << appended.message;
     EXPECT_FALSE(s->sessions().pending());
@@ -168,8 +197,8 @@ TEST_F(SpoolSessionsTest, RemovingASessionRemovesItsMessagesAndOnlyThem) {
     ASSERT_TRUE(s->sessions().save(a, error));
     ASSERT_TRUE(s->sessions().save(b, error));
     for (int i = 0; i < 4; ++i) {
-        ASSERT_GT(s->sessions().add_message(a.id, numbered(i), error), 0);
-        ASSERT_GT(s->sessions().add_message(b.id, numbered(i), error), 0);
+        ASSERT_GT(s->sessions().add_message(a.id, {.message = numbered(i)}, error), 0);
+        ASSERT_GT(s->sessions().add_message(b.id, {.message = numbered(i)}, error), 0);
     }
     ASSERT_TRUE(s->sessions().remove_session(a.id, error)) << error;
     ASSERT_TRUE(s->sessions().commit(error));
@@ -184,7 +213,7 @@ TEST_F(SpoolSessionsTest, SavingTheSameKeyAgainReplacesTheOldSessionAndItsMessag
     auto first = sample("sensor-1");
     std::string error;
     ASSERT_TRUE(s->sessions().save(first, error));
-    ASSERT_GT(s->sessions().add_message(first.id, numbered(1), error), 0);
+    ASSERT_GT(s->sessions().add_message(first.id, {.message = numbered(1)}, error), 0);
     auto second = sample("sensor-1");
     second.subscriptions = {{.filter = "other/#", .max_qos = 1, .options = 0}};
     ASSERT_TRUE(s->sessions().save(second, error)) << error;
@@ -208,8 +237,8 @@ TEST_F(SpoolSessionsTest, EndTimeSubscriptionsAndMessageRemovalAreStored) {
         auto s = open();
         std::string error;
         ASSERT_TRUE(s->sessions().save(r, error));
-        const auto gone = s->sessions().add_message(r.id, numbered(1), error);
-        kept = s->sessions().add_message(r.id, numbered(2), error);
+        const auto gone = s->sessions().add_message(r.id, {.message = numbered(1)}, error);
+        kept = s->sessions().add_message(r.id, {.message = numbered(2)}, error);
         ASSERT_TRUE(s->sessions().remove_message(gone, error)) << error;
         ASSERT_TRUE(s->sessions().set_ended(r.id, 1'800'000'000, 60, error)) << error;
         ASSERT_TRUE(s->sessions().set_subscriptions(r.id, {{.filter = "x", .max_qos = 0, .options = 0}}, error));
@@ -234,8 +263,8 @@ TEST_F(SpoolSessionsTest, UnreadableRowsAreReportedAndRemovedTheRestLoads) {
         auto b = sample("b");
         ASSERT_TRUE(s->sessions().save(a, error));
         ASSERT_TRUE(s->sessions().save(b, error));
-        ASSERT_GT(s->sessions().add_message(b.id, numbered(1), error), 0);
-        ASSERT_GT(s->sessions().add_message(b.id, numbered(2), error), 0);
+        ASSERT_GT(s->sessions().add_message(b.id, {.message = numbered(1)}, error), 0);
+        ASSERT_GT(s->sessions().add_message(b.id, {.message = numbered(2)}, error), 0);
         ASSERT_TRUE(s->sessions().commit(error));
     }
     // Edited by hand: a's subscriptions and groups are garbage, one of b's messages too.
@@ -275,8 +304,9 @@ TEST_F(SpoolSessionsTest, ASchema2SpoolGainsTheSessionTablesAndKeepsItsMessages)
     EXPECT_TRUE(s->sessions().save(r, error)) << error;
 }
 
-// Schema 3 keyed sessions without their Thing. Its file is rebuilt with the Thing in the key:
-// sessions, their ids, the id sequence and their waiting messages all stay.
+// Schema 3 keyed sessions without their Thing, and its messages had no share or will_due. Its file
+// is rebuilt with the Thing in the key and the columns added: sessions, their ids, the id sequence
+// and their waiting messages all stay.
 TEST_F(SpoolSessionsTest, ASchema3SpoolKeysItsSessionsByThingAndKeepsThemWithTheirMessages) {
     auto kept = sample("sensor-1");
     {
@@ -286,7 +316,7 @@ TEST_F(SpoolSessionsTest, ASchema3SpoolKeysItsSessionsByThingAndKeepsThemWithThe
         auto gone = sample("gone");
         ASSERT_TRUE(s->sessions().save(gone, error)) << error;
         ASSERT_TRUE(s->sessions().save(kept, error)) << error;
-        for (int i = 0; i < 3; ++i) ASSERT_GT(s->sessions().add_message(kept.id, numbered(i), error), 0) << error;
+        for (int i = 0; i < 3; ++i) ASSERT_GT(s->sessions().add_message(kept.id, {.message = numbered(i)}, error), 0) << error;
         ASSERT_TRUE(s->sessions().remove_session(gone.id, error)) << error;  // the sequence is above every row
         ASSERT_TRUE(s->sessions().commit(error)) << error;
     }
@@ -299,6 +329,7 @@ TEST_F(SpoolSessionsTest, ASchema3SpoolKeysItsSessionsByThingAndKeepsThemWithThe
                 " UNIQUE (kind, uid, mqtt_user, client_id));"
                 "INSERT INTO local_session SELECT * FROM old_session; DROP TABLE old_session;"
                 "INSERT INTO sqlite_sequence (name, seq) VALUES ('local_session', " + std::to_string(kept.id + 5) + ");"
+                "ALTER TABLE local_message DROP COLUMN share; ALTER TABLE local_message DROP COLUMN will_due;"
                 "PRAGMA user_version = 3");
     ASSERT_EQ(query(path_, "SELECT count(*) FROM local_message"), "3");
 
@@ -316,6 +347,8 @@ TEST_F(SpoolSessionsTest, ASchema3SpoolKeysItsSessionsByThingAndKeepsThemWithThe
     EXPECT_EQ(loaded.sessions[0].id, kept.id);
     EXPECT_EQ(loaded.sessions[0].subscriptions, kept.subscriptions);
     EXPECT_EQ(s->sessions().load_messages(kept.id).messages.size(), 3U);
+    // local_message has the columns schema 4 added.
+    EXPECT_EQ(query(path_, "SELECT count(*) FROM local_message WHERE share IS NULL AND will_due IS NULL"), "3");
     // The cascade still holds after the rebuild.
     std::string error;
     ASSERT_TRUE(s->sessions().remove_session(kept.id, error)) << error;
@@ -335,7 +368,7 @@ TEST_F(SpoolSessionsTest, TheSameNameOnTwoThingsIsTwoSessions) {
     b.thing = "gateway-02";
     ASSERT_TRUE(s->sessions().save(a, error)) << error;
     ASSERT_TRUE(s->sessions().save(b, error)) << error;
-    ASSERT_GT(s->sessions().add_message(b.id, numbered(1), error), 0) << error;
+    ASSERT_GT(s->sessions().add_message(b.id, {.message = numbered(1)}, error), 0) << error;
     auto again = a;
     ASSERT_TRUE(s->sessions().save(again, error)) << error;
     ASSERT_TRUE(s->sessions().commit(error)) << error;
