@@ -51,26 +51,31 @@ inline std::vector<std::string> payloads_of(const std::vector<ipc::message>& ms)
     return out;
 }
 
-// Waits until `c` received every one of `expected` (payloads) at least once; returns how many
-// are still missing.
-inline std::size_t wait_for_payloads(ipc_client& c, const std::vector<std::string>& expected, int timeout_ms = 30'000) {
-    std::size_t left = expected.size();
-    eventually(
-        [&] {
-            c.drain();
-            left = missing_from(payloads_of(c.messages), expected);
-            return left == 0 || c.closed();
-        },
-        timeout_ms);
-    return left;
-}
-
 // Acknowledges every delivery with an id among c.messages[from..] (IPC-44); returns the index
 // after the last, for the next call.
 inline std::size_t ack_all(ipc_client& c, std::size_t from = 0) {
     for (; from < c.messages.size(); ++from)
         if (c.messages[from].delivery_id != 0) c.ack(c.messages[from].delivery_id);
     return from;
+}
+
+// Whether a client waiting for messages acknowledges the deliveries that arrive meanwhile, as an
+// app does; one that does not may get no more than the daemon lets await acknowledgement (IPC-46).
+enum class acking { no, as_they_come };
+
+// Waits until `c` received every one of `expected` (payloads) at least once; returns how many
+// are still missing.
+inline std::size_t wait_for_payloads(ipc_client& c, const std::vector<std::string>& expected, acking ack = acking::no,
+                                     int timeout_ms = 30'000) {
+    std::size_t left = expected.size();
+    std::size_t acked = c.messages.size();
+    eventually([&] {
+        c.drain();
+        if (ack == acking::as_they_come) acked = ack_all(c, acked);
+        left = missing_from(payloads_of(c.messages), expected);
+        return left == 0 || c.closed();
+    }, timeout_ms);
+    return left;
 }
 
 // Waits until the daemon logged that the client named `app` disconnected: from then on its
