@@ -59,8 +59,9 @@ inline std::size_t ack_all(ipc_client& c, std::size_t from = 0) {
     return from;
 }
 
-// Whether a client waiting for messages acknowledges the deliveries that arrive meanwhile, as an
-// app does; one that does not may get no more than the daemon lets await acknowledgement (IPC-46).
+// Whether a client waiting for messages acknowledges the deliveries that arrive while it waits, as
+// an app does; one that does not may get no more than the daemon lets await acknowledgement
+// (IPC-46).
 enum class acking { no, as_they_come };
 
 // Waits until `c` received every one of `expected` (payloads) at least once; returns how many
@@ -69,12 +70,14 @@ inline std::size_t wait_for_payloads(ipc_client& c, const std::vector<std::strin
                                      int timeout_ms = 30'000) {
     std::size_t left = expected.size();
     std::size_t acked = c.messages.size();
-    eventually([&] {
-        c.drain();
-        if (ack == acking::as_they_come) acked = ack_all(c, acked);
-        left = missing_from(payloads_of(c.messages), expected);
-        return left == 0 || c.closed();
-    }, timeout_ms);
+    eventually(
+        [&] {
+            c.drain();
+            if (ack == acking::as_they_come) acked = ack_all(c, acked);
+            left = missing_from(payloads_of(c.messages), expected);
+            return left == 0 || c.closed();
+        },
+        timeout_ms);
     return left;
 }
 

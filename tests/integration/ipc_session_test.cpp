@@ -185,6 +185,36 @@ TEST_F(IpcSessionTest, IPC43_ASessionWithExpiry0EndsWithItsConnection) {
     EXPECT_EQ(before(again, "marker"), std::vector<std::string>{}) << "delivered from a session that had ended";
 }
 
+// A kept session resumed by a hello asking for expiry 0 delivers what waited, then ends with that
+// connection: its row leaves the spool's file, and the next hello starts a new session.
+TEST_F(IpcSessionTest, IPC43_ResumingWithExpiry0GetsWhatWaitedAndEndsTheSessionWithTheConnection) {
+    daemon_fixture daemon(broker);
+    const auto spool = daemon.dir() / "spool.db";
+    {
+        ipc_client c(daemon.socket_path());
+        greet_and_subscribe(c, session_hello("last", 3600, "last-1"));
+    }
+    ASSERT_TRUE(wait_gone(daemon, "last-1"));
+    const auto waited = numbered(5, "waited-");
+    publish_from_cloud(broker, command_topic, waited);
+    {
+        ipc_client c(daemon.socket_path());
+        const auto w = c.hello(session_hello("last", 0, "last-2"));
+        EXPECT_TRUE(w.session_present);
+        EXPECT_EQ(w.session_expiry, 0U);
+        EXPECT_EQ(wait_for_payloads(c, waited, acking::as_they_come), 0U);
+        EXPECT_TRUE(c.ping(1));
+    }
+    ASSERT_TRUE(wait_gone(daemon, "last-2"));
+    EXPECT_TRUE(eventually([&] { return spool_rows(spool, "local_session") == 0; }))
+        << spool_rows(spool, "local_session");
+    publish_from_cloud(broker, command_topic, numbered(5, "after-"));
+    ipc_client again(daemon.socket_path());
+    EXPECT_FALSE(greet_and_subscribe(again, session_hello("last", 3600, "last-3")).session_present);
+    ASSERT_TRUE(marker_arrives(again, "marker"));
+    EXPECT_EQ(before(again, "marker"), std::vector<std::string>{});
+}
+
 // The session ends session_expiry seconds after its last connection, not sooner: its upstream
 // filter goes (no other client holds it) and its row leaves the spool's file.
 TEST_F(IpcSessionTest, IPC43_ASessionEndsSessionExpirySecondsAfterItsConnectionAndReleasesItsFilter) {
@@ -370,6 +400,80 @@ TEST_F(IpcSessionTest, IPC43_WhatASessionKeepsWhileAwayIsBoundedByIpcSessionQueu
     EXPECT_GE(kept.size(), 8U) << "far less kept than the limit allows";
     EXPECT_EQ(kept, std::vector<std::string>(flood.begin(), flood.begin() + static_cast<std::ptrdiff_t>(kept.size())))
         << "not the oldest";
+}
+
+// QoS 0 messages are not kept for a session without a connection; a filter unsubscribed is no
+// longer the session's, so nothing on it is kept either.
+TEST_F(IpcSessionTest, IPC43_NeitherQoS0MessagesNorThoseOfAnUnsubscribedFilterAreKeptWhileAway) {
+    daemon_fixture daemon(broker);
+    const std::string dropped_filter = "dt/gateway-01/dropped/#";  // outside command_filter
+    {
+        ipc_client c(daemon.socket_path());
+        greet_and_subscribe(c, session_hello("selective", 3600, "selective-1"));
+        ASSERT_EQ(c.subscribe({dropped_filter}).at(0).code, ipc::errc::ok);
+        ASSERT_EQ(c.unsubscribe({dropped_filter}).at(0).code, ipc::errc::ok);
+    }
+    ASSERT_TRUE(wait_gone(daemon, "selective-1"));
+    ipc_client publisher(daemon.socket_path()), other(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(publisher, "publisher"));
+    other.hello("other");  // holds the dropped filter upstream, so its messages do reach the daemon
+    ASSERT_EQ(other.subscribe({dropped_filter}).at(0).code, ipc::errc::ok);
+    for (int i = 1; i <= 5; ++i) {
+        ASSERT_EQ(publisher.publish(command_topic, "qos0-" + std::to_string(i), 0).code, ipc::errc::ok);
+        ASSERT_EQ(publisher.publish("dt/gateway-01/dropped/x", "unsubscribed-" + std::to_string(i), 1).code,
+                  ipc::errc::ok);
+    }
+    ASSERT_EQ(wait_for_payloads(other, {"unsubscribed-5"}), 0U);
+
+    ipc_client again(daemon.socket_path());
+    EXPECT_TRUE(again.hello(session_hello("selective", 3600, "selective-2")).session_present);
+    ASSERT_TRUE(marker_arrives(again, "marker"));
+    EXPECT_EQ(before(again, "marker"), std::vector<std::string>{})
+        << "kept a QoS 0 message or an unsubscribed filter's";
+}
+
+// IPC-46: a client that never acknowledges gets at most 256 deliveries awaiting acknowledgement;
+// the rest wait in its session (the broker has its PUBACK for each), and come as acks make room.
+TEST_F(IpcSessionTest, IPC46_ADaemonHoldsAtMost256DeliveriesAwaitingAcknowledgementOnAConnection) {
+    daemon_fixture daemon(broker);
+    ipc_client hoarder(daemon.socket_path());
+    greet_and_subscribe(hoarder, session_hello("hoarder", 3600, "hoarder"));
+    const auto sent = numbered(300, "h-");
+    publish_from_cloud(broker, command_topic, sent);
+    const auto pubacks = [&] { return lines_containing(broker.log_file(), "Received PUBACK from gateway-01 ("); };
+    ASSERT_TRUE(eventually([&] { return pubacks() >= sent.size(); }, 30'000))
+        << pubacks() << " PUBACKs: the daemon did not take every message for the session";
+    ASSERT_TRUE(hoarder.ping(1));  // every delivery made before the pong came before it
+    EXPECT_EQ(hoarder.messages.size(), 256U);
+    EXPECT_TRUE(all_distinct_and_nonzero(qos1_ids(hoarder.messages)));
+
+    ack_all(hoarder);
+    EXPECT_EQ(wait_for_payloads(hoarder, sent, acking::as_they_come), 0U) << hoarder.messages.size() << " delivered";
+    EXPECT_EQ(hoarder.messages.size(), sent.size()) << "a message delivered twice on one connection";
+    EXPECT_TRUE(hoarder.ping(2));
+}
+
+// ipc.max_sessions_per_uid bounds the kept sessions of one uid apart: past it, that uid's new
+// session ends with its connection, while another uid still gets one kept.
+TEST_F(IpcSessionTest, IPC43_PastIpcMaxSessionsPerUidOnlyThatUidsNewSessionsEndWithTheirConnection) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a client as another user";
+    shared_temp_dir dir;
+    daemon_setup setup;
+    setup.socket = dir.path() / "thingmux.sock";
+    setup.ipc = "max_sessions_per_uid: 2";
+    setup.apps += "  - name: nobody\n    match: { uid: 65534 }\n    subscribe: ['cmd/${thing}/#']\n";
+    daemon_fixture daemon(broker, setup);
+    ipc_client a(daemon.socket_path()), b(daemon.socket_path()), c(daemon.socket_path());
+    EXPECT_EQ(a.hello(session_hello("u1", 600, "u1")).session_expiry, 600U);
+    EXPECT_EQ(b.hello(session_hello("u2", 600, "u2")).session_expiry, 600U);
+    EXPECT_EQ(c.hello(session_hello("u3", 600, "u3")).session_expiry, 0U) << "a third session kept for uid 0";
+    EXPECT_TRUE(log_has(daemon, "ipc.max_sessions_per_uid")) << "no warning names the limit";
+    const auto other = run_as_user({.uid = 65534, .gid = 65534, .groups = {65534}}, [&](std::string& out) {
+        ipc_client n(daemon.socket_path());
+        out = std::to_string(n.hello(session_hello("n1", 600, "n1")).session_expiry);
+        return 0;
+    });
+    EXPECT_EQ(other.output, "600") << "another uid paid for uid 0's sessions";
 }
 
 // --- IPC-44: delivery ids and ack, frame by frame -------------------------------------------
