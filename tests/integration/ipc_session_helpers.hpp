@@ -88,6 +88,26 @@ inline bool wait_gone(const daemon_fixture& d, const std::string& app) {
         [&] { return count_of(lines_with(read_file(d.log_file()), "('" + app + "', "), " disconnected: ") >= 1; });
 }
 
+// A connection greets with `h`, subscribes to command_filter and closes; returns its welcome once
+// the daemon logged the end of the connection: from then on the session is away.
+inline ipc::welcome subscribe_and_leave(const daemon_fixture& d, const ipc::hello& h) {
+    ipc::welcome w;
+    {
+        ipc_client c(d.socket_path());
+        w = greet_and_subscribe(c, h);
+    }
+    EXPECT_TRUE(wait_gone(d, h.app_name)) << h.app_name << " did not leave";
+    return w;
+}
+
+// The cloud publishes `n` numbered QoS 1 commands "PREFIX1".."PREFIXn" to command_topic; returns
+// their payloads.
+inline std::vector<std::string> cloud_sends(const broker_fixture& broker, int n, const std::string& prefix) {
+    auto payloads = numbered(n, prefix);
+    publish_from_cloud(broker, command_topic, payloads);
+    return payloads;
+}
+
 // A libthingmux app with a session in a process of its own (forked: fork it while the test
 // process runs no other thread). It subscribes to command_filter before it connects (with
 // wait_for_daemon), so that its handler is there for what the daemon sends right after the

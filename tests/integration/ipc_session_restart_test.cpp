@@ -28,11 +28,7 @@ protected:
 TEST_F(IpcSessionRestartTest, IPC45_CommandsStoredForAnAwaySessionReachTheAppAfterSigkillOfThingmuxd) {
     daemon_fixture daemon(broker);
     const auto spool = daemon.dir() / "spool.db";
-    {
-        ipc_client app(daemon.socket_path());
-        greet_and_subscribe(app, session_hello("durable", 3600, "durable-1"));
-    }
-    ASSERT_TRUE(wait_gone(daemon, "durable-1"));
+    subscribe_and_leave(daemon, session_hello("durable", 3600, "durable-1"));
     ASSERT_TRUE(eventually([&] { return spool_rows(spool, ipc_sessions) == 1; }))
         << "the away session is not in the spool's file: " << spool_rows(spool, ipc_sessions) << " row(s)";
     const auto stored = commands(1, 100);

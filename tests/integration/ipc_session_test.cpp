@@ -69,16 +69,11 @@ bool all_distinct_and_nonzero(const std::vector<std::uint32_t>& ids) {
 // commands without a new subscribe (subscribing again is harmless).
 TEST_F(IpcSessionTest, IPC43_AResumedSessionGetsTheCommandsSentWhileItWasAwayWithoutSubscribingAgain) {
     daemon_fixture daemon(broker);
-    {
-        ipc_client first(daemon.socket_path());
-        const auto w = greet_and_subscribe(first, session_hello("valve", 3600, "valve-1"));
-        EXPECT_EQ(w.version, 2);
-        EXPECT_FALSE(w.session_present);
-        EXPECT_EQ(w.session_expiry, 3600U);
-    }
-    ASSERT_TRUE(wait_gone(daemon, "valve-1"));
-    const auto away = numbered(100, "away-");
-    publish_from_cloud(broker, command_topic, away);
+    const auto left = subscribe_and_leave(daemon, session_hello("valve", 3600, "valve-1"));
+    EXPECT_EQ(left.version, 2);
+    EXPECT_FALSE(left.session_present);
+    EXPECT_EQ(left.session_expiry, 3600U);
+    const auto away = cloud_sends(broker, 100, "away-");
 
     ipc_client again(daemon.socket_path());
     const auto w = again.hello(session_hello("valve", 3600, "valve-2"));
@@ -117,13 +112,12 @@ TEST_F(IpcSessionTest, IPC43_AnAppKilledWithSigkillResumesItsSessionAsANewProces
         session_app first(daemon.socket_path(), "recorder", dir, "recorder-1");
         ASSERT_EQ(first.wait_status("welcome"), "welcome 2 0 3600") << read_file(daemon.log_file());
         ASSERT_EQ(first.wait_status("subscribed"), "subscribed ok");
-        publish_from_cloud(broker, command_topic, numbered(10, "before-"));
+        cloud_sends(broker, 10, "before-");
         ASSERT_TRUE(eventually([&] { return payloads_on(first.messages(), command_topic).size() >= 10; }));
         first.kill();
     }
     ASSERT_TRUE(wait_gone(daemon, "recorder-1"));
-    const auto away = numbered(100, "away-");
-    publish_from_cloud(broker, command_topic, away);
+    const auto away = cloud_sends(broker, 100, "away-");
 
     session_app second(daemon.socket_path(), "recorder", dir, "recorder-2");
     EXPECT_EQ(second.wait_status("welcome"), "welcome 2 1 3600");
@@ -142,8 +136,7 @@ TEST_F(IpcSessionTest, IPC43_ASecondConnectionTakesTheSessionOverAndTheFirstGets
     daemon_fixture daemon(broker);
     ipc_client first(daemon.socket_path());
     greet_and_subscribe(first, session_hello("panel", 3600, "panel-1"));
-    const auto unacked = numbered(5, "unacked-");
-    publish_from_cloud(broker, command_topic, unacked);
+    const auto unacked = cloud_sends(broker, 5, "unacked-");
     ASSERT_EQ(wait_for_payloads(first, unacked), 0U);
 
     ipc_client second(daemon.socket_path());
@@ -155,8 +148,7 @@ TEST_F(IpcSessionTest, IPC43_ASecondConnectionTakesTheSessionOverAndTheFirstGets
     EXPECT_EQ(wait_for_payloads(second, unacked), 0U) << "the deliveries the first had not acknowledged";
     EXPECT_TRUE(all_distinct_and_nonzero(qos1_ids(second.messages)));
 
-    const auto after = numbered(5, "after-");
-    publish_from_cloud(broker, command_topic, after);
+    const auto after = cloud_sends(broker, 5, "after-");
     EXPECT_EQ(wait_for_payloads(second, after), 0U);
     EXPECT_EQ(first.messages.size(), unacked.size()) << "the first got something after it was taken over";
     ack_all(second);
@@ -168,14 +160,10 @@ TEST_F(IpcSessionTest, IPC43_ASecondConnectionTakesTheSessionOverAndTheFirstGets
 // starts a new session, and nothing the cloud sent meanwhile is delivered.
 TEST_F(IpcSessionTest, IPC43_ASessionWithExpiry0EndsWithItsConnection) {
     daemon_fixture daemon(broker);
-    {
-        ipc_client brief(daemon.socket_path());
-        const auto w = greet_and_subscribe(brief, session_hello("brief", 0, "brief-1"));
-        EXPECT_FALSE(w.session_present);
-        EXPECT_EQ(w.session_expiry, 0U);
-    }
-    ASSERT_TRUE(wait_gone(daemon, "brief-1"));
-    publish_from_cloud(broker, command_topic, numbered(10, "gone-"));
+    const auto left = subscribe_and_leave(daemon, session_hello("brief", 0, "brief-1"));
+    EXPECT_FALSE(left.session_present);
+    EXPECT_EQ(left.session_expiry, 0U);
+    cloud_sends(broker, 10, "gone-");
 
     ipc_client again(daemon.socket_path());
     const auto w = greet_and_subscribe(again, session_hello("brief", 3600, "brief-2"));
@@ -190,13 +178,8 @@ TEST_F(IpcSessionTest, IPC43_ASessionWithExpiry0EndsWithItsConnection) {
 TEST_F(IpcSessionTest, IPC43_ResumingWithExpiry0GetsWhatWaitedAndEndsTheSessionWithTheConnection) {
     daemon_fixture daemon(broker);
     const auto spool = daemon.dir() / "spool.db";
-    {
-        ipc_client c(daemon.socket_path());
-        greet_and_subscribe(c, session_hello("last", 3600, "last-1"));
-    }
-    ASSERT_TRUE(wait_gone(daemon, "last-1"));
-    const auto waited = numbered(5, "waited-");
-    publish_from_cloud(broker, command_topic, waited);
+    subscribe_and_leave(daemon, session_hello("last", 3600, "last-1"));
+    const auto waited = cloud_sends(broker, 5, "waited-");
     {
         ipc_client c(daemon.socket_path());
         const auto w = c.hello(session_hello("last", 0, "last-2"));
@@ -208,7 +191,7 @@ TEST_F(IpcSessionTest, IPC43_ResumingWithExpiry0GetsWhatWaitedAndEndsTheSessionW
     ASSERT_TRUE(wait_gone(daemon, "last-2"));
     EXPECT_TRUE(eventually([&] { return spool_rows(spool, "local_session") == 0; }))
         << spool_rows(spool, "local_session");
-    publish_from_cloud(broker, command_topic, numbered(5, "after-"));
+    cloud_sends(broker, 5, "after-");
     ipc_client again(daemon.socket_path());
     EXPECT_FALSE(greet_and_subscribe(again, session_hello("last", 3600, "last-3")).session_present);
     ASSERT_TRUE(marker_arrives(again, "marker"));
@@ -301,13 +284,8 @@ TEST_F(IpcSessionTest, IPC43_AnotherUserCannotResumeOrTakeOverTheSession) {
     setup.apps += "  - name: nobody\n    match: { uid: 65534 }\n    subscribe: ['cmd/${thing}/#']\n";
     daemon_fixture daemon(broker, setup);
     const user_identity nobody{.uid = 65534, .gid = 65534, .groups = {65534}};
-    {
-        ipc_client owner(daemon.socket_path());
-        greet_and_subscribe(owner, session_hello("shared", 3600, "owner-1"));
-    }
-    ASSERT_TRUE(wait_gone(daemon, "owner-1"));
-    const auto away = numbered(10, "away-");
-    publish_from_cloud(broker, command_topic, away);
+    subscribe_and_leave(daemon, session_hello("shared", 3600, "owner-1"));
+    const auto away = cloud_sends(broker, 10, "away-");
 
     // nobody, while the owner is away: a new session; its first message is a marker the cloud
     // sends once it subscribed, so everything before it came from the owner's session.
@@ -378,11 +356,7 @@ TEST(IpcSessionOfTwoThings, IPC43_TheSameNameOnAnotherThingIsAnotherSession) {
 // payload bytes): what does not fit is dropped, the oldest are kept, and later ones flow again.
 TEST_F(IpcSessionTest, IPC43_WhatASessionKeepsWhileAwayIsBoundedByIpcSessionQueue) {
     daemon_fixture daemon(broker, {.ipc = "session_queue: 2KiB"});
-    {
-        ipc_client c(daemon.socket_path());
-        greet_and_subscribe(c, session_hello("bounded", 3600, "bounded-1"));
-    }
-    ASSERT_TRUE(wait_gone(daemon, "bounded-1"));
+    subscribe_and_leave(daemon, session_hello("bounded", 3600, "bounded-1"));
     // 120 bytes each (topic 20 + payload 100): 17 fit in 2 KiB.
     std::vector<std::string> flood;
     for (int i = 1; i <= 50; ++i) {
@@ -438,8 +412,7 @@ TEST_F(IpcSessionTest, IPC46_ADaemonHoldsAtMost256DeliveriesAwaitingAcknowledgem
     daemon_fixture daemon(broker);
     ipc_client hoarder(daemon.socket_path());
     greet_and_subscribe(hoarder, session_hello("hoarder", 3600, "hoarder"));
-    const auto sent = numbered(300, "h-");
-    publish_from_cloud(broker, command_topic, sent);
+    const auto sent = cloud_sends(broker, 300, "h-");
     const auto pubacks = [&] { return lines_containing(broker.log_file(), "Received PUBACK from gateway-01 ("); };
     ASSERT_TRUE(eventually([&] { return pubacks() >= sent.size(); }, 30'000))
         << pubacks() << " PUBACKs: the daemon did not take every message for the session";
@@ -599,8 +572,7 @@ TEST_F(IpcSessionTest, IPC46_Version1ClientsWorkUnchangedNextToVersion2Ones) {
     const auto w1 = greet_and_subscribe(v1, ipc::hello{.version = 1, .app_name = "v1", .thing = ""});
     EXPECT_EQ(w1.version, 1);
     greet_and_subscribe(v2, session_hello("v2", 3600, "v2"));
-    const auto commands = numbered(20, "c-");
-    publish_from_cloud(broker, command_topic, commands);
+    const auto commands = cloud_sends(broker, 20, "c-");
     EXPECT_EQ(wait_for_payloads(v1, commands), 0U);
     EXPECT_EQ(wait_for_payloads(v2, commands), 0U);
     EXPECT_EQ(v1.messages.size(), commands.size());

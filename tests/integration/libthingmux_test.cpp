@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <optional>
 #include <set>
 
 namespace thingmux::test {
@@ -79,20 +80,31 @@ TEST(Libthingmux, PublishWhileDaemonIsAwayFailsFastWithAClearError) {
     EXPECT_FALSE(r.message.empty());
 }
 
+// Options of an app with the session `name`.
+options session_options(const daemon_fixture& d, const std::string& name) {
+    auto o = app_options(d, name);
+    o.session_name = name;
+    return o;
+}
+
+// Starts `app` and connects it; the daemon's welcome as the library keeps it (none: not connected).
+std::optional<daemon_info> started(client& app) {
+    app.start();
+    const auto connected = app.connect().get();
+    EXPECT_TRUE(connected.ok()) << connected.message;
+    return app.daemon();
+}
+
 TEST(Libthingmux, IPC46_TheDaemonGrantsTheSessionAnAppNames) {
     // thingmuxd speaks version 2: the library's version 2 hello is welcomed with the session
     // (kept up to ipc.session_expiry, 1 day by default, as the library asks by default), and
     // the next connection under that name resumes it.
     broker_fixture broker;
     daemon_fixture daemon(broker);
-    auto o = app_options(daemon, "recorder");
-    o.session_name = "recorder";
+    const auto o = session_options(daemon, "recorder");
     {
         client app(o);
-        app.start();
-        const auto connected = app.connect().get();
-        ASSERT_TRUE(connected.ok()) << connected.message;
-        const auto info = app.daemon();
+        const auto info = started(app);
         ASSERT_TRUE(info);
         EXPECT_EQ(info->protocol_version, 2);
         EXPECT_FALSE(info->session_present);
@@ -106,9 +118,7 @@ TEST(Libthingmux, IPC46_TheDaemonGrantsTheSessionAnAppNames) {
         ASSERT_TRUE(eventually([&] { return got.distinct() == 5; })) << got.distinct();
     }
     client again(o);
-    again.start();
-    ASSERT_TRUE(again.connect().get().ok());
-    const auto info = again.daemon();
+    const auto info = started(again);
     ASSERT_TRUE(info);
     EXPECT_EQ(info->protocol_version, 2);
     EXPECT_TRUE(info->session_present);
@@ -120,21 +130,17 @@ TEST(Libthingmux, IPC46_TheDaemonGrantsTheSessionAnAppNames) {
 TEST(Libthingmux, IPC43_AnAppStartedAgainGetsTheMessagesThatWaitedForItsSession) {
     broker_fixture broker;
     daemon_fixture daemon(broker);
-    auto o = app_options(daemon, "recorder");
-    o.session_name = "recorder";
+    const auto o = session_options(daemon, "recorder");
     {
         client app(o);
-        app.start();
-        ASSERT_TRUE(app.connect().get().ok());
+        ASSERT_TRUE(started(app));
         ASSERT_TRUE(app.subscribe("cmd/gateway-01/#", 1, [](const message&) {}).get().ok());
     }
     publish_from_cloud(broker, "cmd/gateway-01/x", numbered(10, "waited-"));
 
     inbox got;
     client again(o);
-    again.start();
-    ASSERT_TRUE(again.connect().get().ok());
-    const auto info = again.daemon();
+    const auto info = started(again);
     ASSERT_TRUE(info);
     EXPECT_TRUE(info->session_present);
     ASSERT_TRUE(again.subscribe("cmd/gateway-01/#", 1, [&](const message& m) { got.add(m.payload); }).get().ok());
