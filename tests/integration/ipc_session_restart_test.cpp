@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -59,6 +60,62 @@ TEST_F(IpcSessionRestartTest, IPC45_CommandsStoredForAnAwaySessionReachTheAppAft
     EXPECT_TRUE(app.ping(1));
     std::cout << "[ measured ] " << all.size() << " commands for the away session (100 stored before the SIGKILL), "
               << acked - 1 << " deliveries after the resume\n";
+}
+
+enum class stop_by { sigkill, sigterm };
+
+// An app with a session got 20 commands and acknowledged the first 10 when thingmuxd goes down
+// (`how`) under its open connection; the cloud sends 10 more while the daemon is down. After the
+// restart the session is back (a session whose connection was open counts its expiry from the
+// restart): the app's next connection gets the 10 it had not acknowledged and the 10 sent while
+// the daemon was down. Acknowledged ones may come again (at least once), and are counted.
+void the_session_outlives_the_daemon(const broker_fixture& broker, daemon_fixture& daemon, stop_by how) {
+    ipc_client app(daemon.socket_path());
+    greet_and_subscribe(app, session_hello("open", 3600, "open-1"));
+    const auto sent = cloud_sends(broker, 20, "f-");
+    ASSERT_EQ(wait_for_payloads(app, sent), 0U);
+    std::vector<std::string> unacked;
+    for (const auto& m : app.messages) {
+        if (std::stoi(m.payload.substr(2)) <= 10) {
+            app.ack(m.delivery_id);
+        } else {
+            unacked.push_back(m.payload);
+        }
+    }
+    ASSERT_TRUE(app.ping(1)) << "the acks were not taken";
+    if (how == stop_by::sigkill) {
+        daemon.kill();
+    } else {
+        EXPECT_EQ(daemon.stop(), 0);
+    }
+    EXPECT_TRUE(app.wait_closed());
+    const auto while_down = cloud_sends(broker, 10, "down-");
+    daemon.start();
+
+    ipc_client again(daemon.socket_path());
+    const auto w = again.hello(session_hello("open", 3600, "open-2"));
+    EXPECT_TRUE(w.session_present) << read_file(daemon.log_file());
+    auto expected = unacked;
+    expected.insert(expected.end(), while_down.begin(), while_down.end());
+    EXPECT_EQ(wait_for_payloads(again, expected, acking::as_they_come), 0U) << read_file(daemon.log_file());
+    const auto got = payloads_of(again.messages);
+    const auto again_acked = std::count_if(got.begin(), got.end(), [&](const std::string& p) {
+        return std::find(unacked.begin(), unacked.end(), p) == unacked.end() && p.starts_with("f-");
+    });
+    std::cout << "[ measured ] after the restart: " << unacked.size() << " unacknowledged and " << while_down.size()
+              << " sent while down expected, " << got.size() << " delivered, " << again_acked
+              << " of them acknowledged before\n";
+    EXPECT_TRUE(again.ping(2));
+}
+
+TEST_F(IpcSessionRestartTest, IPC45_ASessionWithItsConnectionOpenWhenThingmuxdIsKilledComesBackWithWhatItHeld) {
+    daemon_fixture daemon(broker);
+    the_session_outlives_the_daemon(broker, daemon, stop_by::sigkill);
+}
+
+TEST_F(IpcSessionRestartTest, IPC43_ASessionWithItsConnectionOpenWhenThingmuxdStopsComesBackWithWhatItHeld) {
+    daemon_fixture daemon(broker);
+    the_session_outlives_the_daemon(broker, daemon, stop_by::sigterm);
 }
 
 // 1,000 numbered QoS 1 commands. The app (libthingmux, with a session) gets the first 200, then is
