@@ -71,6 +71,9 @@ struct thing_status {
     std::uint64_t spool_rejected = 0;   // publishes the spool refused (full, I/O error)
     std::uint64_t offline_dropped = 0;  // QoS 0 publishes refused while offline
     std::uint64_t shared_dropped = 0;   // messages of a shared subscription no member could take
+    std::uint64_t retained_messages = 0;  // in the Thing's retained cache
+    std::uint64_t retained_bytes = 0;     // their topic + payload bytes
+    std::uint64_t retained_dropped = 0;   // retained messages evicted or not kept for the cache's bounds
     uplink::uplink_counters counters;
     std::string last_error;
 };
