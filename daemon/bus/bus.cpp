@@ -144,6 +144,9 @@ const sd_bus_vtable bus_service::impl::thing_vtable[] = {
     SD_BUS_PROPERTY("SpoolRejected", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("OfflineDropped", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("SharedDropped", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("RetainedMessages", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("RetainedBytes", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("RetainedDropped", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("MessagesPublished", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("MessagesReceived", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("BytesIn", "t", bus_service::impl::thing_property, 0, emits),
@@ -302,6 +305,9 @@ void bus_service::impl::emit_counters() {
         if (now->spool_rejected != was.spool_rejected) changed.push_back("SpoolRejected");
         if (now->offline_dropped != was.offline_dropped) changed.push_back("OfflineDropped");
         if (now->shared_dropped != was.shared_dropped) changed.push_back("SharedDropped");
+        if (now->retained_messages != was.retained_messages) changed.push_back("RetainedMessages");
+        if (now->retained_bytes != was.retained_bytes) changed.push_back("RetainedBytes");
+        if (now->retained_dropped != was.retained_dropped) changed.push_back("RetainedDropped");
         if (now->upstream_filters != was.upstream_filters) changed.push_back("UpstreamSubscriptions");
         if (!changed.empty()) {
             changed.push_back(nullptr);
@@ -361,6 +367,9 @@ int bus_service::impl::thing_property(sd_bus*, const char* path, const char*, co
         if (p == "SpoolRejected") return u64(st->spool_rejected);
         if (p == "OfflineDropped") return u64(st->offline_dropped);
         if (p == "SharedDropped") return u64(st->shared_dropped);
+        if (p == "RetainedMessages") return u64(st->retained_messages);
+        if (p == "RetainedBytes") return u64(st->retained_bytes);
+        if (p == "RetainedDropped") return u64(st->retained_dropped);
         if (p == "MessagesPublished") return u64(st->counters.messages_out);
         if (p == "MessagesReceived") return u64(st->counters.messages_in);
         if (p == "BytesIn") return u64(st->counters.bytes_in);

@@ -375,6 +375,9 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     s.spool_rejected = p.spool_rejected;
     s.offline_dropped = p.offline_dropped;
     s.shared_dropped = p.shared_dropped;
+    s.retained_messages = p.retained_messages;
+    s.retained_bytes = p.retained_bytes;
+    s.retained_dropped = p.retained_dropped;
     return s;
 }
 

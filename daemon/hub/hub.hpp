@@ -7,7 +7,9 @@
 // - IPC clients (local_client) are the pipeline's local sessions: the first frame must be
 //   `hello`; it picks a Thing (default: the first configured) and the reply `welcome` carries
 //   that Thing's limits. A peer no app rule applies to is refused. Requests go to the Thing's
-//   pipeline, which answers through the client.
+//   pipeline, which answers through the client. A version 2 hello may name a session
+//   (ipc_session.hpp, ipc_front.cpp) that holds the client's subscriptions and deliveries
+//   beyond the connection.
 // - D-Bus callers publish through publish(): each call is a local session of its own, sharing
 //   one queue in the Thing's shaper with the other D-Bus calls.
 // - apply(): the first configuration, and every reload: app rules take effect for new requests
@@ -71,6 +73,9 @@ struct thing_status {
     std::uint64_t spool_rejected = 0;   // publishes the spool refused (full, I/O error)
     std::uint64_t offline_dropped = 0;  // QoS 0 publishes refused while offline
     std::uint64_t shared_dropped = 0;   // messages of a shared subscription no member could take
+    std::uint64_t retained_messages = 0;  // in the Thing's retained cache
+    std::uint64_t retained_bytes = 0;     // their topic + payload bytes
+    std::uint64_t retained_dropped = 0;   // retained messages evicted or not kept for the cache's bounds
     uplink::uplink_counters counters;
     std::string last_error;
 };

@@ -13,7 +13,8 @@
 
 namespace thingmux::hub {
 
-hub::session_granted hub::open_ipc_session(local_client& c, const ipc::hello& m, thing_entry& t, config::grants rights) {
+hub::session_granted hub::open_ipc_session(local_client& c, const ipc::hello& m, thing_entry& t,
+                                           config::grants rights) {
     const auto& name = t.pipe->settings().name;
     const ipc_session_key key{c.peer().uid, name, m.session_name};
     std::shared_ptr<ipc_session> session;
@@ -26,8 +27,8 @@ hub::session_granted hub::open_ipc_session(local_client& c, const ipc::hello& m,
                          logging::escaped(m.session_name), c.peer().uid, old->id().value);
             session->unbind(*old);
             old->session.reset();
-            old->close_with_error(ipc::errc::session_taken_over,
-                                  "client " + std::to_string(c.id().value) + " resumed session '" + m.session_name + "'");
+            old->close_with_error(ipc::errc::session_taken_over, "client " + std::to_string(c.id().value) +
+                                                                     " resumed session '" + m.session_name + "'");
         }
         session->set_rights(std::move(rights));
     } else {
@@ -37,11 +38,10 @@ hub::session_granted hub::open_ipc_session(local_client& c, const ipc::hello& m,
         ipc_sessions_[key] = session;
         t.pipe->attach(session);
     }
-    const auto granted = grant_expiry(std::chrono::seconds{m.session_expiry}, present && session->state().expiry.count() > 0,
-                                      kept(ipc_sessions_, c.peer()), config_->ipc.sessions,
-                                      "client " + std::to_string(c.id().value) + " ('" + m.app_name + "', " +
-                                          c.peer().describe() + ")",
-                                      "ipc");
+    const auto granted = grant_expiry(
+        std::chrono::seconds{m.session_expiry}, present && session->state().expiry.count() > 0,
+        kept(ipc_sessions_, c.peer()), config_->ipc.sessions,
+        "client " + std::to_string(c.id().value) + " ('" + m.app_name + "', " + c.peer().describe() + ")", "ipc");
     keep_session(session->state(), *t.pipe, session->flow(), {name, "ipc", session->name(), session->peer()}, granted);
     c.session = session;
     return {present, granted};
@@ -76,15 +76,15 @@ void hub::end_ipc_session(const std::shared_ptr<ipc_session>& s, const char* why
     s->state().unstore();
     thing::pipeline::detached gone;
     if (auto* t = thing_named(s->thing())) gone = t->pipe->detach(s->flow());
-    spdlog::info("{} ended: {}; {} upstream filter(s) released, {} waiting message(s) dropped", logging::escaped(s->describe()),
-                 why, gone.released, s->state().waiting());
+    spdlog::info("{} ended: {}; {} upstream filter(s) released, {} waiting message(s) dropped",
+                 logging::escaped(s->describe()), why, gone.released, s->state().waiting());
 }
 
 // IPC-44. A version 1 connection cannot send one (its decoder refuses the type).
 void hub::handle(local_client& c, ipc::ack&& m) {
     if (!c.session) {
-        return c.close_with_error(ipc::errc::protocol_violation,
-                                  "ack of delivery " + std::to_string(m.delivery_id) + " on a connection without a session");
+        return c.close_with_error(ipc::errc::protocol_violation, "ack of delivery " + std::to_string(m.delivery_id) +
+                                                                     " on a connection without a session");
     }
     if (!c.session->acknowledged(m.delivery_id)) {
         c.close_with_error(ipc::errc::protocol_violation,

@@ -7,9 +7,15 @@
 namespace thingmux::hub {
 
 ipc_session::ipc_session(thing::session_id flow, std::string thing, std::string name,
-                         std::shared_ptr<const peer_credentials> peer, config::grants rights, std::size_t max_queued_bytes)
-    : flow_(flow), thing_(std::move(thing)), name_(std::move(name)), peer_(std::move(peer)), rights_(std::move(rights)),
-      max_queued_bytes_(max_queued_bytes), state_(*this, max_queued_bytes, "ipc.session_queue") {}
+                         std::shared_ptr<const peer_credentials> peer, config::grants rights,
+                         std::size_t max_queued_bytes)
+    : flow_(flow),
+      thing_(std::move(thing)),
+      name_(std::move(name)),
+      peer_(std::move(peer)),
+      rights_(std::move(rights)),
+      max_queued_bytes_(max_queued_bytes),
+      state_(*this, max_queued_bytes, "ipc.session_queue") {}
 
 std::string ipc_session::describe() const {
     if (connection_) return connection_->describe() + " in session '" + name_ + "'";

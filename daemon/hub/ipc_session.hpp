@@ -38,8 +38,8 @@ public:
     static constexpr std::uint32_t no_request = 0xFFFF'FFFFU;
 
     // `peer`: the credentials of the connection that made the session.
-    ipc_session(thing::session_id flow, std::string thing, std::string name, std::shared_ptr<const peer_credentials> peer,
-                config::grants rights, std::size_t max_queued_bytes);
+    ipc_session(thing::session_id flow, std::string thing, std::string name,
+                std::shared_ptr<const peer_credentials> peer, config::grants rights, std::size_t max_queued_bytes);
 
     // A connection takes the session (the hub first took it from the one that had it, if any):
     // what waits for the app goes to it, oldest first, as far as the ack window allows.

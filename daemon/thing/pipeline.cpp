@@ -111,6 +111,9 @@ pipeline_status pipeline::status() const {
     s.spool_rejected = spool_rejected_;
     s.offline_dropped = offline_dropped_;
     s.shared_dropped = shared_dropped_;
+    s.retained_messages = retained_.size();
+    s.retained_bytes = retained_.bytes();
+    s.retained_dropped = retained_.dropped();
     return s;
 }
 

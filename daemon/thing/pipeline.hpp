@@ -83,6 +83,9 @@ struct pipeline_status {
     std::uint64_t spool_rejected = 0;
     std::uint64_t offline_dropped = 0;
     std::uint64_t shared_dropped = 0;  // messages of a shared subscription no member could take
+    std::uint64_t retained_messages = 0;  // in the retained cache
+    std::uint64_t retained_bytes = 0;     // their topic + payload bytes
+    std::uint64_t retained_dropped = 0;   // retained messages the cache's bounds cost (retained_cache::dropped)
 };
 
 // How the pipeline routes a message: whose publish it is (No Local), and whether it is the

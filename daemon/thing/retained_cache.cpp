@@ -39,7 +39,10 @@ void retained_cache::put(const mqtt::publish& m, time_point now) {
     if (m.payload.empty()) return;
     entry e{.msg = stored_form(m), .stored = now, .written = next_write_++};
     const auto size = e.bytes();
-    if (limits_.messages == 0 || size > limits_.bytes) return;
+    if (limits_.messages == 0 || size > limits_.bytes) {
+        ++dropped_;
+        return;
+    }
     evict_to_fit(1, size);
     by_age_.emplace(e.written, m.topic);
     bytes_ += size;
@@ -98,7 +101,7 @@ void retained_cache::evict_to_fit(std::size_t more_messages, std::size_t more_by
            (by_topic_.size() + more_messages > limits_.messages || bytes_ + more_bytes > limits_.bytes)) {
         const auto oldest = by_age_.begin();
         remove(by_topic_.find(oldest->second));
-        ++evictions_;
+        ++dropped_;
     }
 }
 

@@ -7,7 +7,8 @@
 // - One message per topic, the last one written; a message with an empty payload deletes the
 //   topic's entry (MQTT's rule for retained messages).
 // - Bounded by a count and by bytes (topic + payload); the oldest-written entries are evicted
-//   first to make room, and counted. A message larger than the byte bound on its own is not kept.
+//   first to make room. A message larger than the byte bound on its own is not kept, nor is any
+//   with a bound of 0 messages. Both are counted as dropped.
 // - A message with an MQTT 5 Message Expiry Interval expires in the cache as it would at a
 //   broker, and is served with the interval that remains.
 // Pure: no I/O; the caller passes the time.
@@ -54,8 +55,9 @@ public:
 
     [[nodiscard]] std::size_t size() const noexcept { return by_topic_.size(); }
     [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
-    // Entries evicted to make room (not deleted, not expired), since construction.
-    [[nodiscard]] std::uint64_t evictions() const noexcept { return evictions_; }
+    // Messages the bounds cost since construction: entries evicted to make room (not deleted,
+    // not expired, not replaced by their topic's next message) and messages not kept at all.
+    [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
     [[nodiscard]] const retained_limits& limits() const noexcept { return limits_; }
 
 private:
@@ -76,7 +78,7 @@ private:
     std::map<std::uint64_t, std::string> by_age_;  // write order -> topic
     std::uint64_t next_write_ = 0;
     std::size_t bytes_ = 0;
-    std::uint64_t evictions_ = 0;
+    std::uint64_t dropped_ = 0;
 };
 
 }  // namespace thingmux::thing

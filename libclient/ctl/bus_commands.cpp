@@ -5,11 +5,14 @@
 #include <systemd/sd-bus.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <iomanip>
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <variant>
 #include <vector>
 
 namespace thingmux::ctl {
@@ -19,15 +22,25 @@ namespace {
 constexpr const char* service = "org.thingmux.Thingmux1";
 constexpr const char* manager_path = "/org/thingmux/Thingmux1";
 constexpr const char* manager_iface = "org.thingmux.Thingmux1.Manager";
+constexpr const char* thing_prefix = "/org/thingmux/Thingmux1/thing";
+constexpr const char* thing_iface = "org.thingmux.Thingmux1.Thing";
+
+// The system bus, or nullptr with why in `why`.
+sd_bus* open_system_bus(std::string& why) {
+    sd_bus* bus = nullptr;
+    if (const int r = sd_bus_open_system(&bus); r < 0) {
+        why = std::string("cannot reach the system bus: ") + std::strerror(-r) +
+              " (thingmuxd's management interface is on D-Bus; is dbus running?)";
+        return nullptr;
+    }
+    return bus;
+}
 
 // The system bus, or nullptr after saying why on stderr.
 sd_bus* open_bus(std::string_view command) {
-    sd_bus* bus = nullptr;
-    if (const int r = sd_bus_open_system(&bus); r < 0) {
-        complain(command) << "cannot reach the system bus: " << std::strerror(-r)
-                          << " (thingmuxd's management interface is on D-Bus; is dbus running?)\n";
-        return nullptr;
-    }
+    std::string why;
+    sd_bus* bus = open_system_bus(why);
+    if (bus == nullptr) complain(command) << why << '\n';
     return bus;
 }
 
@@ -52,6 +65,32 @@ int call(std::string_view command, const char* method, sd_bus_message** reply) {
 }
 
 }  // namespace
+
+std::variant<retained_cache_figures, std::string> read_retained_cache(const std::string& thing) {
+    std::string why;
+    sd_bus* bus = open_system_bus(why);
+    if (bus == nullptr) return why;
+    char* path = nullptr;
+    if (const int r = sd_bus_path_encode(thing_prefix, thing.c_str(), &path); r < 0) {
+        sd_bus_flush_close_unref(bus);
+        return std::string("cannot name the Thing's D-Bus object: ") + std::strerror(-r);
+    }
+    retained_cache_figures figures;
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    int r = 0;
+    for (const auto& [property, value] : {std::pair{"RetainedMessages", &figures.messages},
+                                          {"RetainedBytes", &figures.bytes},
+                                          {"RetainedDropped", &figures.dropped}}) {
+        r = sd_bus_get_property_trivial(bus, service, path, thing_iface, property, &error, 't', value);
+        if (r < 0) break;
+    }
+    std::free(path);
+    if (r < 0) why = error.message != nullptr ? error.message : std::strerror(-r);
+    sd_bus_error_free(&error);
+    sd_bus_flush_close_unref(bus);
+    if (r < 0) return why;
+    return figures;
+}
 
 int run_clients() {
     sd_bus_message* reply = nullptr;

@@ -2,7 +2,20 @@
 // (docs/dbus.md) on the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured).
 #pragma once
 
+#include <cstdint>
+#include <string>
+#include <variant>
+
 namespace thingmux::ctl {
+
+// How full a Thing's retained cache is: D-Bus RetainedMessages, RetainedBytes, RetainedDropped.
+struct retained_cache_figures {
+    std::uint64_t messages = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t dropped = 0;
+};
+// Reads them from the Thing's object; why not, when thingmuxd's D-Bus interface cannot be read.
+[[nodiscard]] std::variant<retained_cache_figures, std::string> read_retained_cache(const std::string& thing);
 
 // `thingmuxctl clients`: ListClients, as a table.
 [[nodiscard]] int run_clients();

@@ -1,5 +1,7 @@
 #include "commands.hpp"
 
+#include "bus_commands.hpp"
+
 #include "common/printable.hpp"
 
 #include <thingmux/client.hpp>
@@ -22,6 +24,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <variant>
 
 namespace thingmux::ctl {
 
@@ -308,6 +311,15 @@ int run_status(const common_options& common) {
     out << '\n';
     if (!st.uplink_reason.empty()) {
         out << "uplink reason:     " << st.uplink_reason << '\n';
+    }
+    // The daemon's counters are on D-Bus only (docs/dbus.md).
+    out << "retained cache:    ";
+    const auto retained = read_retained_cache(info->thing);
+    if (const auto* f = std::get_if<retained_cache_figures>(&retained)) {
+        out << f->messages << " messages, " << f->bytes << " bytes; " << f->dropped
+            << " dropped by its limits (limits.retained_messages, limits.retained_bytes)\n";
+    } else {
+        out << "not shown (" << std::get<std::string>(retained) << ")\n";
     }
     out << "limits:\n"
         << "  max_frame:         " << info->limits.max_frame << " bytes\n"

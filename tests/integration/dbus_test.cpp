@@ -136,6 +136,9 @@ TEST_F(DbusTest, EveryPropertyReadsAndEveryMethodAnswers) {
     EXPECT_EQ(property(thing_path, thing_iface, "SpoolRejected"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "OfflineDropped"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "SharedDropped"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "RetainedMessages"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "RetainedBytes"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "RetainedDropped"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "MessagesPublished"), "t 1");
     EXPECT_EQ(property(thing_path, thing_iface, "MessagesReceived"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "LastError"), "s \"\"");
@@ -173,6 +176,46 @@ TEST_F(DbusTest, EveryPropertyReadsAndEveryMethodAnswers) {
     EXPECT_NE(r.output.find("org.thingmux.Thingmux1.Error.InvalidConfiguration"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("thingmux.yaml:4:5: things[0].colour"), std::string::npos) << r.output;
     EXPECT_EQ(property(thing_path, thing_iface, "State"), "s \"connected\"");
+}
+
+// The retained cache's figures (docs/dbus.md, docs/local-mqtt.md RETAINED MESSAGES). The cloud
+// keeps 8 retained messages of 20 bytes (topic + payload) and one of 319; the Thing's cache
+// holds at most 5 messages and 200 bytes. An app subscribes to each topic (wildcard-free, as AWS
+// IoT Core sends retained messages only to such filters): the broker's answers bring all 9 to
+// the app and to the cache, which keeps the 5 last-written small ones, evicts 3 and never keeps
+// the large one. D-Bus and thingmuxctl status show exactly that.
+TEST_F(DbusTest, RetainedCacheFiguresCountWhatItsBoundsCost) {
+    daemon_setup setup = setup_for_bus();
+    setup.limits = "retained_messages: 5\nretained_bytes: 200";
+    std::vector<std::string> topics;
+    for (int i = 1; i <= 8; ++i) {
+        topics.push_back("cmd/gateway-01/r/" + std::to_string(i));  // 18 bytes
+        retain_from_cloud(broker, topics.back(), "v" + std::to_string(i));
+    }
+    topics.emplace_back("cmd/gateway-01/big");
+    retain_from_cloud(broker, topics.back(), std::string(300, 'x'));
+    daemon_fixture daemon(broker, setup);
+    ASSERT_TRUE(wait_owned());
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "sensor"));
+    for (const auto& r : app.subscribe(topics)) ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
+    ASSERT_TRUE(app.wait_messages(topics.size())) << app.messages.size() << " retained messages arrived";
+
+    EXPECT_EQ(property(thing_path, thing_iface, "RetainedMessages"), "t 5");
+    EXPECT_EQ(property(thing_path, thing_iface, "RetainedBytes"), "t 100");
+    EXPECT_EQ(property(thing_path, thing_iface, "RetainedDropped"), "t 4") << "3 evicted, 1 too large";
+
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
+    const std::string ctl = std::string(THINGMUX_BIN_DIR) + "/thingmuxctl";
+    std::string out;
+    EXPECT_EQ(run_command({ctl, "--socket", daemon.socket_path().string(), "status"}, &out), 0) << out;
+    EXPECT_NE(out.find("\nretained cache:    5 messages, 100 bytes; 4 dropped by its limits"), std::string::npos)
+        << out;
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", ("unix:path=" + (broker.dir() / "nobus").string()).c_str(), 1);
+    EXPECT_EQ(run_command({ctl, "--socket", daemon.socket_path().string(), "status"}, &out), 0)
+        << "the IPC part stands without D-Bus: " << out;
+    EXPECT_NE(out.find("\nretained cache:    not shown (cannot reach the system bus: "), std::string::npos) << out;
+    ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
 }
 
 TEST_F(DbusTest, StateChangedWhenTheBrokerStopsAndStarts) {

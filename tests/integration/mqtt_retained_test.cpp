@@ -19,14 +19,6 @@ namespace {
 
 using mqtt::protocol_version;
 
-// A retained message published by the cloud side (the observer identity).
-void retain_from_cloud(const broker_fixture& broker, const std::string& topic, const std::string& payload) {
-    std::vector<std::string> cmd{"mosquitto_pub", "-r", "-q", "1", "-t", topic, "-m", payload};
-    for (auto& a : broker.client_args(broker.observer(), "cloud-retainer")) cmd.push_back(std::move(a));
-    std::string out;
-    ASSERT_EQ(run_command(cmd, &out), 0) << out;
-}
-
 mqtt::subscription with_options(std::string filter, std::uint8_t retain_handling, bool no_local = false,
                                 bool retain_as_published = false) {
     return {.filter = std::move(filter),

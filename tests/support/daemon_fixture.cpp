@@ -217,6 +217,13 @@ void publish_from_cloud(const broker_fixture& broker, const std::string& topic, 
     EXPECT_EQ(rc, 0) << "mosquitto_pub failed: " << out;
 }
 
+void retain_from_cloud(const broker_fixture& broker, const std::string& topic, const std::string& payload) {
+    std::vector<std::string> cmd{"mosquitto_pub", "-r", "-q", "1", "-t", topic, "-m", payload};
+    for (auto& a : broker.client_args(broker.observer(), "cloud-retainer")) cmd.push_back(std::move(a));
+    std::string out;
+    EXPECT_EQ(run_command(cmd, &out), 0) << "mosquitto_pub -r failed: " << out;
+}
+
 std::vector<std::string> numbered(int n, const std::string& prefix) {
     std::vector<std::string> v;
     for (int i = 1; i <= n; ++i) v.push_back(prefix + std::to_string(i));

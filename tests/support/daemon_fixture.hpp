@@ -108,6 +108,9 @@ private:
 // Publishes one QoS 1 message per payload to `topic` from the cloud side (the observer
 // identity, one mosquitto_pub process). Fails the test if mosquitto_pub fails.
 void publish_from_cloud(const broker_fixture& broker, const std::string& topic, const std::vector<std::string>& payloads);
+// Publishes one retained QoS 1 message from the cloud side, for the broker to keep. Fails the
+// test if mosquitto_pub fails.
+void retain_from_cloud(const broker_fixture& broker, const std::string& topic, const std::string& payload);
 // Payloads "1".."n".
 [[nodiscard]] std::vector<std::string> numbered(int n, const std::string& prefix = {});
 

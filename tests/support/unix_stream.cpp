@@ -69,7 +69,7 @@ bool unix_stream::write(std::span<const std::uint8_t> bytes) {
 }
 
 bool unix_stream::read_some(int timeout_ms) {
-    if (closed_) return false;
+    if (read_done_) return false;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
         pollfd p{fd_, POLLIN, 0};
@@ -80,7 +80,7 @@ bool unix_stream::read_some(int timeout_ms) {
     std::uint8_t buf[65536];
     const auto n = ::recv(fd_, buf, sizeof buf, 0);
     if (n <= 0) {
-        closed_ = true;
+        closed_ = read_done_ = true;
         return false;
     }
     in_.insert(in_.end(), buf, buf + n);

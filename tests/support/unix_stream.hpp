@@ -28,22 +28,27 @@ public:
     unix_stream(const unix_stream&) = delete;
     unix_stream& operator=(const unix_stream&) = delete;
 
-    // Writes all of `bytes`; false (and closed() from then on) when the peer is gone.
+    // Writes all of `bytes`; false (and closed() from then on) when the peer is gone. What the
+    // peer sent before it closed can still be read: a daemon that refuses a connection writes
+    // its reason and closes, possibly before this end wrote anything.
     bool write(std::span<const std::uint8_t> bytes);
     // Waits up to `timeout_ms` for bytes and appends what arrived to buffer(). Looks at the
-    // socket once even with a zero timeout. False on timeout, or when the peer closed (closed()).
+    // socket once even with a zero timeout. False on timeout, or once everything the peer sent
+    // before it closed was read (closed()).
     bool read_some(int timeout_ms);
 
     // Bytes read and not yet consumed.
     [[nodiscard]] const std::vector<std::uint8_t>& buffer() const noexcept { return in_; }
     void consume(std::size_t n);
     [[nodiscard]] bool closed() const noexcept { return closed_; }
-    void mark_closed() noexcept { closed_ = true; }
+    // Ends the connection for this end: nothing more is read.
+    void mark_closed() noexcept { closed_ = read_done_ = true; }
     [[nodiscard]] int fd() const noexcept { return fd_; }
 
 private:
     int fd_ = -1;
-    bool closed_ = false;
+    bool closed_ = false;     // the peer is gone, as a write or a read found, or marked so
+    bool read_done_ = false;  // nothing more to read: end of stream, a read error, or marked
     std::vector<std::uint8_t> in_;
 };
 

@@ -56,7 +56,7 @@ TEST(RetainedCache, KeepsTheLastMessagePerTopicAndDeletesOnEmptyPayload) {
     EXPECT_EQ(c.size(), 2U);
     EXPECT_TRUE(c.erase("a/c"));
     EXPECT_FALSE(c.erase("a/c"));
-    EXPECT_EQ(c.evictions(), 0U);
+    EXPECT_EQ(c.dropped(), 0U);
 }
 
 // Nothing of the connection a message came over is kept (topic alias, subscription identifiers).
@@ -82,7 +82,7 @@ TEST(RetainedCache, AFloodOfTopicsStaysWithinTheBounds) {
     retained_cache c({.messages = 100, .bytes = 1'000'000});
     for (int i = 0; i < 10'000; ++i) c.put(message("flood/" + std::to_string(i), "payload"), t0);
     EXPECT_EQ(c.size(), 100U);
-    EXPECT_EQ(c.evictions(), 9'900U);
+    EXPECT_EQ(c.dropped(), 9'900U);
     EXPECT_EQ(payloads(c.matching("flood/9900", t0)).size(), 1U);  // the newest stay
     EXPECT_THAT(c.matching("flood/9899", t0), IsEmpty());
 
@@ -91,20 +91,72 @@ TEST(RetainedCache, AFloodOfTopicsStaysWithinTheBounds) {
         by_bytes.put(message("t/" + std::to_string(i % 10) + "/" + std::to_string(i), std::string(90, 'x')), t0);
     EXPECT_LE(by_bytes.bytes(), 1'000U);
     EXPECT_EQ(by_bytes.size(), 10U);  // each entry is 95 to 97 bytes
-    EXPECT_EQ(by_bytes.evictions(), 990U);
+    EXPECT_EQ(by_bytes.dropped(), 990U);
 
     // One message over the byte bound is not kept, and replaces what its topic held.
     by_bytes.put(message("t/0/999", "small"), t0);
     by_bytes.put(message("t/0/999", std::string(2'000, 'y')), t0);
     EXPECT_THAT(by_bytes.matching("t/0/999", t0), IsEmpty());
+    EXPECT_EQ(by_bytes.dropped(), 991U);
 
     // Lower bounds evict at once; 0 messages keeps none.
     c.set_limits({.messages = 10, .bytes = 1'000'000});
     EXPECT_EQ(c.size(), 10U);
-    EXPECT_EQ(c.evictions(), 9'990U);
+    EXPECT_EQ(c.dropped(), 9'990U);
     c.set_limits({.messages = 0, .bytes = 1'000'000});
     c.put(message("x", "y"), t0);
     EXPECT_EQ(c.size(), 0U);
+    EXPECT_EQ(c.dropped(), 10'001U);
+}
+
+// What D-Bus shows of the cache (RetainedMessages, RetainedBytes, RetainedDropped): entries and
+// their bytes as they are; as dropped, each message the bounds cost, evicted or never kept, and
+// nothing that MQTT's own rules removed (a newer message on the topic, an empty payload, expiry,
+// a different live message).
+TEST(RetainedCache, CountsWhatItsBoundsCost) {
+    retained_cache c({.messages = 3, .bytes = 30});
+    c.put(message("a", "123456789"), t0);  // 10 bytes each
+    c.put(message("b", "123456789"), t0);
+    c.put(message("a", "987654321"), t0);  // replaces a: nothing dropped
+    EXPECT_EQ(c.size(), 2U);
+    EXPECT_EQ(c.bytes(), 20U);
+    EXPECT_EQ(c.dropped(), 0U);
+
+    c.put(message("c", "123456789"), t0);
+    c.put(message("d", "123456789"), t0);  // the fourth: b, the oldest-written, goes
+    EXPECT_EQ(c.size(), 3U);
+    EXPECT_EQ(c.bytes(), 30U);
+    EXPECT_EQ(c.dropped(), 1U);
+    EXPECT_THAT(c.matching("b", t0), IsEmpty());
+
+    c.put(message("e", "12345678901234"), t0);  // 15 bytes: a and c go for it
+    EXPECT_EQ(c.size(), 2U);
+    EXPECT_EQ(c.bytes(), 25U);
+    EXPECT_EQ(c.dropped(), 3U);
+
+    c.put(message("f", std::string(30, 'x')), t0);  // 31 bytes: never fits, kept nowhere
+    EXPECT_EQ(c.size(), 2U);
+    EXPECT_EQ(c.dropped(), 4U);
+
+    // MQTT's own rules, not the bounds.
+    c.put(message("d", ""), t0);
+    auto expiring = message("g", "1");
+    expiring.props.message_expiry_interval = 1;
+    c.put(expiring, t0);
+    EXPECT_THAT(c.matching("g", t0 + 2s), IsEmpty());
+    auto live = message("e", "other");
+    live.retain = false;
+    EXPECT_TRUE(c.forget_if_different(live));
+    EXPECT_EQ(c.size(), 0U);
+    EXPECT_EQ(c.bytes(), 0U);
+    EXPECT_EQ(c.dropped(), 4U);
+
+    // Lower bounds from a reload evict, and count.
+    c.put(message("h", "1"), t0);
+    c.put(message("i", "1"), t0);
+    c.set_limits({.messages = 1, .bytes = 30});
+    EXPECT_EQ(c.size(), 1U);
+    EXPECT_EQ(c.dropped(), 5U);
 }
 
 // MQTT 5 Message Expiry: served with what remains, gone once it ran out.
@@ -119,7 +171,7 @@ TEST(RetainedCache, MessagesExpire) {
     EXPECT_EQ(later[0].props.message_expiry_interval, 6U);
     EXPECT_THAT(c.matching("#", t0 + 10s), ElementsAre(::testing::Field(&mqtt::publish::topic, "b")));
     EXPECT_EQ(c.size(), 1U);
-    EXPECT_EQ(c.evictions(), 0U);
+    EXPECT_EQ(c.dropped(), 0U);
 }
 
 // A live message on a cached topic that differs from the cached one deletes the entry; the same
