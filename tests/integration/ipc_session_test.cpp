@@ -586,8 +586,9 @@ TEST_F(IpcSessionTest, IPC46_Version1ClientsWorkUnchangedNextToVersion2Ones) {
 
 // --- hostile hellos --------------------------------------------------------------------------
 
-// IPC-7, IPC-43: a session name over 256 bytes and a session expiry without a name make the hello
-// malformed: error malformed_frame saying why, then close. 256 bytes is a name.
+// IPC-7, IPC-43: a session name over 256 bytes, one that is not UTF-8 or holds U+0000, and a
+// session expiry without a name make the hello malformed: error malformed_frame saying why, then close. 256 bytes is a
+// name.
 TEST_F(IpcSessionTest, IPC43_ALongSessionNameOrAnExpiryWithoutANameIsAMalformedHello) {
     daemon_fixture daemon(broker);
     const std::string longest(ipc::max_session_name, 'n');
@@ -596,6 +597,10 @@ TEST_F(IpcSessionTest, IPC43_ALongSessionNameOrAnExpiryWithoutANameIsAMalformedH
          "session name is 257 bytes, longer than 256"},
         {frame(0x01, cat({x("00 02"), s("app"), s(""), s(""), x("00 00 0e 10")})),
          "session expiry without a session name"},
+        {frame(0x01, cat({x("00 02"), s("app"), s(""), s("s\xff"), x("00 00 0e 10")})),
+         "session name is not valid UTF-8 or contains U+0000"},
+        {frame(0x01, cat({x("00 02"), s("app"), s(""), s(std::string("s\0t", 3)), x("00 00 0e 10")})),
+         "session name is not valid UTF-8 or contains U+0000"},
     };
     for (const auto& [bytes, why] : cases) {
         ipc_client c(daemon.socket_path());
@@ -609,6 +614,31 @@ TEST_F(IpcSessionTest, IPC43_ALongSessionNameOrAnExpiryWithoutANameIsAMalformedH
     const auto w = ok.hello(session_hello(longest, 60, "longest"));
     EXPECT_EQ(w.version, 2);
     EXPECT_EQ(w.session_expiry, 60U);
+}
+
+// A session name is text from outside: in every log line about the session (new, kept, resumed,
+// taken over) it is escaped, so that no app can forge a line or steer a terminal.
+TEST_F(IpcSessionTest, IPC43_ASessionNameCannotForgeLogLines) {
+    daemon_fixture daemon(broker);
+    const std::string forged = "s\n[info] client connected uid 0 (root)\x1b[31m";
+    subscribe_and_leave(daemon, session_hello(forged, 3600, "forger-1"));
+    {
+        ipc_client first(daemon.socket_path()), second(daemon.socket_path());
+        EXPECT_TRUE(first.hello(session_hello(forged, 3600, "forger-2")).session_present);
+        EXPECT_TRUE(second.hello(session_hello(forged, 3600, "forger-3")).session_present);
+        EXPECT_TRUE(first.wait_closed());
+        ASSERT_TRUE(first.last_error.has_value());
+        EXPECT_EQ(first.last_error->code, ipc::errc::session_taken_over);
+    }
+    EXPECT_EQ(daemon.stop(), 0);
+
+    const auto log = read_file(daemon.log_file());
+    for (const auto& line : lines_of(daemon.log_file()))
+        EXPECT_FALSE(line.starts_with("[info] client connected")) << "forged line: " << line;
+    EXPECT_EQ(log.find('\x1b'), std::string::npos) << "raw ESC in the log";
+    EXPECT_GE(count_of(log, "'s\\n[info] client connected uid 0 (root)\\x1b[31m'"), 3U)
+        << "the name, escaped, in the lines about its session:\n"
+        << lines_with(log, "session");
 }
 
 }  // namespace
