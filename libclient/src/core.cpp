@@ -424,7 +424,9 @@ request_context core::context() const {
     request_context ctx;
     ctx.limits = welcome_ ? &welcome_->limits : nullptr;
     ctx.max_frame = max_frame();
-    if (!connected() && !opts_.wait_for_daemon) {
+    // Before the first connect(), requests wait for it: an app registers its handlers first, so
+    // that they see what a resumed session delivers right after the welcome.
+    if (!connected() && !opts_.wait_for_daemon && want_connection_) {
         ctx.offline = make_result(error_code::not_connected, not_connected_text());
     }
     return ctx;
@@ -470,6 +472,7 @@ void core::handle(subscribe_cmd&& c) {
         subscriptions_.add(std::move(c.filter), static_cast<std::uint8_t>(c.qos), std::move(c.handler)));
     r.done = std::move(c.done);
     enqueue(std::move(r));
+    claim();
 }
 
 void core::handle(unsubscribe_cmd&& c) {
@@ -479,6 +482,7 @@ void core::handle(unsubscribe_cmd&& c) {
         return;
     }
     subscriptions_.remove(c.filter);  // no dispatch to its handler from now on
+    claim(&c.filter);
     // Subscriptions belong to the connection (IPC-29): without one, the daemon holds nothing
     // for us. Only a subscribe still waiting in the backlog needs undoing.
     if (!connected() && !requests_.waiting_subscribe(c.filter)) {

@@ -139,6 +139,11 @@ private:
     void on_state_frame(ipc::state&& s);
     // Sends the ack of a delivery once its handlers returned, if its connection is still the one.
     void acknowledge(std::uint64_t connection, std::uint32_t delivery_id);
+    // Queues a message for its handlers, acknowledged once they all returned.
+    void dispatch(std::vector<subscription_registry::handler_ptr> handlers, ipc::message&& m);
+    // Unclaimed deliveries (below) that a handler now takes go to it; `unsubscribed`: those
+    // matching this filter are no longer wanted, and are acknowledged.
+    void claim(const std::string* unsubscribed = nullptr);
     // The hello of the next connection attempt: version 2 with the session when the app named
     // one and the daemon did not refuse version 2 (IPC-46), else version 1.
     [[nodiscard]] ipc::hello make_hello() const;
@@ -202,6 +207,13 @@ private:
     // connection that was welcomed ends (the daemon may come back upgraded).
     bool version1_fallback_ = false;
     std::vector<completion_handler> connect_waiters_;
+
+    // QoS 1 deliveries of the session that came when no handler matched them: a resumed session
+    // delivers what waited right after the welcome, before the app subscribed again. Held,
+    // unacknowledged, until a handler takes them or the app unsubscribes their filter; the
+    // daemon's bound of unacknowledged deliveries bounds them (IPC-46). Gone with the connection
+    // (the daemon delivers them again).
+    std::vector<ipc::message> unclaimed_;
 
     std::deque<ready_item> ready_;
     state last_emitted_;

@@ -3,6 +3,7 @@
 #include "core.hpp"
 
 #include "convert.hpp"
+#include "topic_match.hpp"
 
 #include <sys/epoll.h>
 
@@ -283,13 +284,29 @@ void core::on_message(ipc::message&& m) {
     // The daemon sends one frame per message even when several filters match (IPC-31); each
     // matching handler gets it, in filter order. A delivery to a session is acknowledged once
     // they all returned (IPC-44); one nobody handles any more at once.
+    auto handlers = subscriptions_.handlers_for(m.topic);
+    if (!handlers.empty()) return dispatch(std::move(handlers), std::move(m));
+    // A session's delivery no handler takes yet is held for one; any other was for a filter the
+    // app dropped while it was on its way.
+    if (m.delivery_id != 0) unclaimed_.push_back(std::move(m));
+}
+
+void core::claim(const std::string* unsubscribed) {
+    std::erase_if(unclaimed_, [&](ipc::message& m) {
+        if (unsubscribed != nullptr && topic_matches_unchecked(*unsubscribed, m.topic)) {
+            acknowledge(transport_.connection(), m.delivery_id);
+            return true;
+        }
+        auto handlers = subscriptions_.handlers_for(m.topic);
+        if (handlers.empty()) return false;
+        dispatch(std::move(handlers), std::move(m));
+        return true;
+    });
+}
+
+void core::dispatch(std::vector<subscription_registry::handler_ptr> handlers, ipc::message&& m) {
     const auto connection = transport_.connection();
     const auto delivery_id = m.delivery_id;
-    auto handlers = subscriptions_.handlers_for(m.topic);
-    if (handlers.empty()) {
-        acknowledge(connection, delivery_id);  // unsubscribed while it was on its way
-        return;
-    }
     auto msg = std::make_shared<const message>(from_ipc(std::move(m)));
     ready_.push_back({[this, hs = std::move(handlers), msg, connection, delivery_id] {
                           for (const auto& h : hs) {
@@ -334,6 +351,7 @@ void core::drop_connection(const std::string& reason, std::optional<ipc::errc> r
     transport_.disarm_timer();
     welcome_.reset();
     uplink_known_ = false;
+    unclaimed_.clear();  // their ids were this connection's; the daemon delivers them again
 
     // Requests in flight: a publish's outcome is unknown; a subscribe is sent again when
     // waiting for the daemon, else failed; an unsubscribe is done (the connection's

@@ -981,12 +981,65 @@ TEST_F(LibClient, IPC44_AQoS1DeliveryIsAcknowledgedOnceItsHandlerReturned) {
     EXPECT_EQ(second->delivery_id, 8U);
     EXPECT_EQ(handled.items(), (std::vector<std::string>{"first", "qos0", "second"}));
 
-    // A delivery nobody handles any more (unsubscribed meanwhile) is acknowledged at once.
+    // A delivery no handler takes is held, unacknowledged, for one that may come; unsubscribing
+    // its filter says none will, and acknowledges it.
     daemon_->send(ipc::message{.topic = "dt/elsewhere", .payload = "x", .qos = 1, .retain = false, .props = {},
                                .delivery_id = 9});
+    EXPECT_FALSE(daemon_->receive(100ms)) << "acknowledged with no handler";
+    auto u = c->unsubscribe("dt/#");
     const auto unhandled = daemon_->receive_as<ipc::ack>();
     ASSERT_TRUE(unhandled);
     EXPECT_EQ(unhandled->delivery_id, 9U);
+    EXPECT_EQ(handled.items(), (std::vector<std::string>{"first", "qos0", "second"}));
+}
+
+// A resumed session delivers what waited right after the welcome, before the app subscribed
+// again: those deliveries wait in the library for the handler, and are acknowledged once it
+// returned. Requests made before the first connect() wait for it even without wait_for_daemon,
+// so that an app can register its handlers first.
+TEST_F(LibClient, IPC43_WhatAResumedSessionDeliversBeforeTheAppSubscribesWaitsForItsHandler) {
+    daemon_->listen();
+    thingmux::client c(with_session(opts()));
+    c.start();
+    collector<std::string> early;
+    auto before = c.subscribe("early/#", 1, [&](const thingmux::message& m) { early.add(m.payload); });
+    EXPECT_EQ(before.wait_for(100ms), std::future_status::timeout) << "refused before connect()";
+    auto f = c.connect();
+    ASSERT_TRUE(daemon_->accept());
+    ASSERT_TRUE(daemon_->receive_as<ipc::hello>());
+    daemon_->send(session_welcome(true, 3600));
+    ASSERT_EQ(get(f).code, error_code::ok);
+    // What waited in the session, before any subscribe from this connection was answered.
+    daemon_->send(ipc::message{.topic = "early/a", .payload = "e1", .qos = 1, .retain = false, .props = {},
+                               .delivery_id = 1});
+    daemon_->send(ipc::message{.topic = "late/a", .payload = "l1", .qos = 1, .retain = false, .props = {},
+                               .delivery_id = 2});
+    daemon_->send(ipc::message{.topic = "late/b", .payload = "l2", .qos = 1, .retain = false, .props = {},
+                               .delivery_id = 3});
+    const auto sub = daemon_->receive_as<ipc::subscribe>();
+    ASSERT_TRUE(sub);
+    ASSERT_EQ(sub->subscriptions.size(), 1U);
+    EXPECT_EQ(sub->subscriptions[0].filter, "early/#");
+    daemon_->send(ipc::subscribe_result{sub->request_id, {ok_result(1)}});
+    EXPECT_TRUE(get(before).ok());
+    const auto first = daemon_->receive_as<ipc::ack>();
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->delivery_id, 1U);
+    EXPECT_EQ(early.items(), (std::vector<std::string>{"e1"}));
+    EXPECT_FALSE(daemon_->receive(100ms)) << "late/# deliveries acknowledged with no handler";
+
+    collector<std::string> late;
+    auto after = c.subscribe("late/#", 1, [&](const thingmux::message& m) { late.add(m.payload); });
+    ASSERT_TRUE(late.wait_for_count(2));
+    EXPECT_EQ(late.items(), (std::vector<std::string>{"l1", "l2"}));
+    std::vector<std::uint32_t> acked;
+    while (acked.size() < 2) {
+        auto m = daemon_->receive(2s);
+        ASSERT_TRUE(m) << acked.size() << " acks";
+        if (auto* a = std::get_if<ipc::ack>(&*m)) acked.push_back(a->delivery_id);
+    }
+    std::sort(acked.begin(), acked.end());
+    EXPECT_EQ(acked, (std::vector<std::uint32_t>{2, 3}));
 }
 
 TEST_F(LibClient, IPC46_ADaemonThatRefusesVersion2GetsAVersion1HelloWithoutASession) {

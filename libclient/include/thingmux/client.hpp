@@ -61,12 +61,16 @@ struct options {
     // QoS 1 message to the daemon once the message handlers it went to returned. The same user,
     // Thing and name resume the session (daemon()->session_present). A daemon that does not
     // speak version 2 refuses the hello: the library then connects with version 1, without a
-    // session (daemon()->protocol_version is 1, session_expiry 0).
+    // session (daemon()->protocol_version is 1, session_expiry 0). A resumed session delivers
+    // what waited right after the welcome: a QoS 1 message no handler takes yet is held,
+    // unacknowledged, until a subscribe() whose filter matches it (or acknowledged when its
+    // filter is unsubscribed); subscribe before connect() to have the handlers in place.
     std::string session_name;
     std::chrono::seconds session_expiry{24 * 3600};
 
-    // false: requests made while the daemon is away fail at once with not_connected, and
-    // connect() completes with the first attempt's outcome.
+    // false: requests made while the daemon is away fail at once with not_connected (those made
+    // before the first connect() wait for its first attempt), and connect() completes with the
+    // first attempt's outcome.
     // true: they wait in the backlog (bounded below) until the daemon is back, and connect()
     // completes once the daemon welcomed us (or refused us for good, e.g. unknown_thing).
     bool wait_for_daemon = false;
