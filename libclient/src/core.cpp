@@ -481,11 +481,19 @@ void core::handle(unsubscribe_cmd&& c) {
                          make_result(error_code::invalid_filter, "\"" + c.filter + "\" is not a valid topic filter"));
         return;
     }
+    // A session holds its subscriptions beyond the connection (IPC-43): while the daemon is
+    // away, its unsubscribe waits for the next connection (wait_for_daemon) or fails like any
+    // request, the filter and its handler still held.
+    const bool session = !opts_.session_name.empty();
+    if (auto offline = context().offline; session && offline) {
+        queue_completion(std::move(c.done), std::move(*offline));
+        return;
+    }
     subscriptions_.remove(c.filter);  // no dispatch to its handler from now on
     claim(&c.filter);
-    // Subscriptions belong to the connection (IPC-29): without one, the daemon holds nothing
-    // for us. Only a subscribe still waiting in the backlog needs undoing.
-    if (!connected() && !requests_.waiting_subscribe(c.filter)) {
+    // Without a session, subscriptions belong to the connection (IPC-29): without one, the
+    // daemon holds nothing for us, and only a subscribe still waiting in the backlog needs undoing.
+    if (!connected() && !requests_.waiting_subscribe(c.filter) && !session) {
         queue_completion(std::move(c.done),
                          make_result(error_code::ok, "not connected to thingmuxd, so the filter was not held"));
         return;

@@ -1042,6 +1042,65 @@ TEST_F(LibClient, IPC43_WhatAResumedSessionDeliversBeforeTheAppSubscribesWaitsFo
     EXPECT_EQ(acked, (std::vector<std::uint32_t>{2, 3}));
 }
 
+// A session keeps its subscriptions while the app is away from the daemon (IPC-43): an
+// unsubscribe made meanwhile goes out with the next connection (wait_for_daemon) instead of being
+// dropped, and the filter is not subscribed again; without wait_for_daemon it fails like any
+// request made while away, the filter still held.
+TEST_F(LibClient, IPC43_AnUnsubscribeWhileAwayGoesOutWithTheNextConnectionOfASession) {
+    auto o = with_session(opts());
+    o.reconnect_min = 10ms;
+    o.reconnect_max = 10ms;
+    o.wait_for_daemon = true;
+    auto c = connected_client(o, session_welcome(false, 3600));
+    auto s = c->subscribe("cmd/#", 1, [](const thingmux::message&) {});
+    const auto sub = daemon_->receive_as<ipc::subscribe>();
+    ASSERT_TRUE(sub);
+    daemon_->send(ipc::subscribe_result{sub->request_id, {ok_result(1)}});
+    ASSERT_TRUE(get(s).ok());
+
+    daemon_->drop();
+    daemon_->stop_listening();
+    ASSERT_TRUE(states_.wait_until([](const thingmux::state& st) { return st.daemon == thingmux::daemon_state::unavailable; }));
+    auto u = c->unsubscribe("cmd/#");
+    EXPECT_EQ(u.wait_for(100ms), std::future_status::timeout) << "done without the session hearing of it";
+
+    daemon_->listen();
+    ASSERT_TRUE(daemon_->handshake(session_welcome(true, 3600)));
+    const auto unsub = daemon_->receive_as<ipc::unsubscribe>();
+    ASSERT_TRUE(unsub);
+    EXPECT_EQ(unsub->filters, (std::vector<std::string>{"cmd/#"}));
+    daemon_->send(ipc::unsubscribe_result{unsub->request_id, {ok_result(0)}});
+    EXPECT_TRUE(get(u).ok());
+    EXPECT_FALSE(daemon_->receive(100ms)) << "the filter was subscribed again";
+}
+
+TEST_F(LibClient, IPC43_WithoutWaitForDaemonAnUnsubscribeWhileAwayFailsAndKeepsTheFilter) {
+    auto o = with_session(opts());
+    o.reconnect_min = 10ms;
+    o.reconnect_max = 10ms;
+    auto c = connected_client(o, session_welcome(false, 3600));
+    collector<std::string> got;
+    auto s = c->subscribe("cmd/#", 1, [&](const thingmux::message& m) { got.add(m.payload); });
+    const auto sub = daemon_->receive_as<ipc::subscribe>();
+    ASSERT_TRUE(sub);
+    daemon_->send(ipc::subscribe_result{sub->request_id, {ok_result(1)}});
+    ASSERT_TRUE(get(s).ok());
+    daemon_->drop();
+    daemon_->stop_listening();
+    ASSERT_TRUE(states_.wait_until([](const thingmux::state& st) { return st.daemon == thingmux::daemon_state::unavailable; }));
+    auto u = c->unsubscribe("cmd/#");
+    EXPECT_EQ(get(u, 2s).code, error_code::not_connected);
+
+    daemon_->listen();
+    ASSERT_TRUE(daemon_->handshake(session_welcome(true, 3600)));
+    const auto again = daemon_->receive_as<ipc::subscribe>();  // the filter is still the app's
+    ASSERT_TRUE(again);
+    daemon_->send(ipc::message{.topic = "cmd/a", .payload = "still", .qos = 1, .retain = false, .props = {},
+                               .delivery_id = 4});
+    ASSERT_TRUE(got.wait_for_count(1));
+    EXPECT_EQ(got.items(), (std::vector<std::string>{"still"}));
+}
+
 TEST_F(LibClient, IPC46_ADaemonThatRefusesVersion2GetsAVersion1HelloWithoutASession) {
     daemon_->listen();
     thingmux::client c(with_session(opts()));
