@@ -119,7 +119,7 @@ TEST_F(DbusTest, EveryPropertyReadsAndEveryMethodAnswers) {
     ASSERT_EQ(app.subscribe({"cmd/gateway-01/#"}).at(0).code, ipc::errc::ok);
     ASSERT_EQ(app.publish("dt/gateway-01/t", "1").code, ipc::errc::ok);
 
-    EXPECT_EQ(property(manager, manager_iface, "Version"), "s \"0.1.0\"");
+    EXPECT_EQ(property(manager, manager_iface, "Version"), "s \"" THINGMUX_VERSION "\"");
     EXPECT_EQ(property(manager, manager_iface, "Things"), "ao 1 \"" + thing_path + "\"");
     EXPECT_EQ(property(manager, manager_iface, "ClientCount"), "u 1");
     EXPECT_EQ(property(thing_path, thing_iface, "Name"), "s \"gateway-01\"");
