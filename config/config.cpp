@@ -78,13 +78,13 @@ std::string group_label(gid_t gid) {
 // Who besides thingmuxd may read a private key: {what, how to fix}, empty when nobody. Group
 // access is for thingmuxd's own group (the one this check runs as, like the daemon): any other
 // group lets other programs read the key.
-std::pair<std::string, std::string> key_exposure(const std::filesystem::path& key, const files::contents& c) {
-    if ((c.mode & 0007U) != 0)
-        return {"private key " + key.string() + " is readable by other users",
-                "chmod 0600 or 0640 with group thingmux"};
+// `what` names the secret: "private key", "proxy credentials file".
+std::pair<std::string, std::string> secret_exposure(std::string_view what, const std::filesystem::path& file,
+                                                    const files::contents& c) {
+    const auto named = std::string(what) + " " + file.string();
+    if ((c.mode & 0007U) != 0) return {named + " is readable by other users", "chmod 0600 or 0640 with group thingmux"};
     if ((c.mode & 0070U) != 0 && c.gid != ::getegid())
-        return {"private key " + key.string() + " is readable by group " + group_label(c.gid) +
-                    ", which thingmuxd does not run as",
+        return {named + " is readable by group " + group_label(c.gid) + ", which thingmuxd does not run as",
                 "chmod 0600, or chgrp it to thingmuxd's group " + group_label(::getegid())};
     return {};
 }
@@ -136,11 +136,19 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
     check_password_file(config.mqtt, out, file_name);
     for (std::size_t i = 0; i < config.things.size(); ++i) {
         const auto& t = config.things[i];
-        for (const auto& [key, file] : {std::pair{"ca", &t.ca}, {"cert", &t.cert}, {"key", &t.key}}) {
+        // Each file a Thing names, and what it is when others must not read it.
+        struct named_file {
+            std::string_view key;
+            const std::filesystem::path* file;
+            std::string_view secret;
+        };
+        for (const auto& [key, file, secret] :
+             {named_file{"ca", &t.ca, {}}, {"cert", &t.cert, {}}, {"key", &t.key, "private key"},
+              {"proxy_credentials", &t.proxy.credentials, "proxy credentials file"}, {"proxy_ca", &t.proxy.ca, {}}}) {
             const auto f = t.fields.find(key);
             if (file->empty()) continue;  // not written or not valid: parse() reported it
             const auto at = f != t.fields.end() ? f->second : t.where;
-            const auto path = "things[" + std::to_string(i) + "]." + key;
+            const auto path = "things[" + std::to_string(i) + "]." + std::string(key);
             const auto resolved = resolve_file(*file);
             if (resolved.empty()) {
                 out.push_back(diagnostic{file_name, at.line, at.column, path,
@@ -151,8 +159,8 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
             } else if (const auto checked = files::check_regular(resolved); auto problem = unusable(checked, resolved)) {
                 out.push_back(diagnostic{file_name, at.line, at.column, path, std::move(problem->first),
                                          std::move(problem->second), false});
-            } else if (std::string_view(key) == "key") {
-                if (auto [exposed, fix] = key_exposure(resolved, checked); !exposed.empty())
+            } else if (!secret.empty()) {
+                if (auto [exposed, fix] = secret_exposure(secret, resolved, checked); !exposed.empty())
                     out.push_back(
                         diagnostic{file_name, at.line, at.column, path, std::move(exposed), std::move(fix), true});
             }

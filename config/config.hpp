@@ -8,6 +8,7 @@
 // are AWS IoT Core's rules (docs/config.md, "things[].limits"); other brokers may raise or remove them.
 #pragma once
 
+#include "common/proxy_url.hpp"
 #include "config/diagnostic.hpp"
 
 #include <chrono>
@@ -73,6 +74,21 @@ struct thing_limits {
     overlap_copies overlap = overlap_copies::per_subscription;  // copies the broker sends for overlapping filters
 };
 
+// How a Thing reaches its endpoint (docs/connecting.md): directly, through the HTTP proxy a URL
+// names, or through the one the standard environment names (https_proxy, no_proxy).
+enum class proxy_mode : std::uint8_t { direct, url, environment };
+
+struct proxy_settings {
+    proxy_mode mode = proxy_mode::direct;
+    proxy::url url;  // mode url: the proxy, with the credentials written in the URL, if any
+    // A file holding "user:password" for Basic authentication, or "credential:NAME"; empty: none
+    // (or those of the URL). Read at every connection attempt, like the certificate files.
+    std::filesystem::path credentials;
+    // https:// proxies: the CA file that must have signed the proxy's certificate, or
+    // "credential:NAME"; empty: the system's CA store.
+    std::filesystem::path ca;
+};
+
 struct thing {
     std::string name;                  // AWS IoT Thing name
     std::string endpoint;              // host name or IP address
@@ -90,7 +106,8 @@ struct thing {
     std::optional<std::chrono::seconds> session_expiry = std::chrono::seconds{3600};  // nullopt: never expires
     duration backoff_base{1000};
     duration backoff_cap{120'000};
-    duration connect_timeout{10'000};  // TCP + TLS handshake
+    duration connect_timeout{10'000};  // TCP + proxy + TLS handshake
+    proxy_settings proxy;
     thing_limits limits;
     source_location where;             // the list entry ("- name: ...")
     // Location of each key written in the file ("cert", "limits.max_payload", ...), for messages
@@ -217,15 +234,17 @@ struct load_result {
 // Reads the file (at most 1 MiB), parse()s it, then check_files().
 [[nodiscard]] load_result load_file(const std::filesystem::path& file);
 
-// ca/cert/key may be "credential:NAME": a systemd credential (LoadCredential=NAME:... in the unit).
+// ca/cert/key, proxy_credentials and proxy_ca may be "credential:NAME": a systemd credential
+// (LoadCredential=NAME:... in the unit).
 inline constexpr std::string_view credential_prefix = "credential:";
 // The file to open: "credential:NAME" -> $CREDENTIALS_DIRECTORY/NAME (empty when that variable
 // is unset); any other path unchanged.
 [[nodiscard]] std::filesystem::path resolve_file(const std::filesystem::path& p);
 
-// Checks that each Thing's ca/cert/key is a readable regular file (as the calling process: run
-// it with the daemon's credentials) and warns when a private key is readable by others. Appends
-// to `out`; positions come from thing::fields.
+// Checks that each Thing's ca/cert/key (and proxy_credentials, proxy_ca) is a readable regular
+// file (as the calling process: run it with the daemon's credentials) and warns when a private
+// key or the proxy credentials are readable by others. Appends to `out`; positions come from
+// thing::fields.
 void check_files(const configuration& config, std::vector<diagnostic>& out, const std::string& file_name);
 
 }  // namespace thingmux::config

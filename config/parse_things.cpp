@@ -51,10 +51,10 @@ std::string host_problem(const std::string& host) {
     return {};
 }
 
-constexpr std::array<std::string_view, 15> thing_keys{"name",       "endpoint",       "port",    "client_id",
-                                                      "protocol",   "ca",             "cert",    "key",
-                                                      "alpn",       "keep_alive",     "session_expiry",
-                                                      "backoff",    "connect_timeout", "limits", "local_topics"};
+constexpr std::array<std::string_view, 18> thing_keys{
+    "name",           "endpoint", "port",         "client_id",       "protocol",          "ca",
+    "cert",           "key",      "alpn",         "keep_alive",      "session_expiry",    "backoff",
+    "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca"};
 constexpr std::array<std::string_view, 15> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
@@ -116,17 +116,7 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
     }
     for (const auto& [key, target] : {std::pair{"ca"sv, &t.ca}, {"cert"sv, &t.cert}, {"key"sv, &t.key}}) {
         if (const auto* x = required(key, "the path of the PEM file, e.g. " + std::string(key) + ": /etc/thingmux/...")) {
-            // A systemd credential (LoadCredential= in the unit): read from $CREDENTIALS_DIRECTORY.
-            const auto s = x->value.IsScalar() ? x->value.Scalar() : std::string{};
-            if (s.starts_with(credential_prefix)) {
-                const auto name = s.substr(credential_prefix.size());
-                if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
-                    error(x->value, p(key), "'" + s + "' does not name a credential", "write credential:NAME, NAME as in LoadCredential=NAME:...");
-                else
-                    *target = s;
-            } else if (auto v = absolute_path(x->value, p(key))) {
-                *target = *v;
-            }
+            if (auto v = file_or_credential(x->value, p(key))) *target = std::move(*v);
         }
     }
     if (const auto* x = find(*f, "alpn")) {
@@ -194,6 +184,7 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
     if (const auto* x = find(*f, "connect_timeout")) {
         if (auto v = time(x->value, p("connect_timeout"), duration{100}, std::chrono::minutes{10})) t.connect_timeout = *v;
     }
+    parse_proxy(*f, path, t);
     if (const auto* x = find(*f, "limits")) parse_limits(x->value, p("limits"), t);
     return t;
 }

@@ -267,6 +267,18 @@ std::optional<std::filesystem::path> parser::absolute_path(const YAML::Node& nod
     return std::filesystem::path(*s);
 }
 
+std::optional<std::filesystem::path> parser::file_or_credential(const YAML::Node& node, const std::string& path) {
+    // A systemd credential (LoadCredential= in the unit): read from $CREDENTIALS_DIRECTORY.
+    const auto s = node.IsScalar() ? node.Scalar() : std::string{};
+    if (!s.starts_with(credential_prefix)) return absolute_path(node, path);
+    const auto name = s.substr(credential_prefix.size());
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+        error(node, path, "'" + s + "' does not name a credential", "write credential:NAME, NAME as in LoadCredential=NAME:...");
+        return std::nullopt;
+    }
+    return std::filesystem::path(s);
+}
+
 std::vector<std::string> parser::string_list(const YAML::Node& node, const std::string& path, std::string_view example) {
     std::vector<std::string> out;
     const auto items = sequence(node, path, example);

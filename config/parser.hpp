@@ -101,6 +101,9 @@ public:
 
     std::optional<std::filesystem::path> absolute_path(const YAML::Node& node, const std::string& path);
 
+    // An absolute path, or "credential:NAME" (a systemd credential, config::resolve_file()).
+    std::optional<std::filesystem::path> file_or_credential(const YAML::Node& node, const std::string& path);
+
     // An absolute path short enough for a Unix socket address.
     std::optional<std::filesystem::path> socket_path(const YAML::Node& node, const std::string& path);
 
@@ -129,6 +132,8 @@ public:
 private:
     thing parse_thing(const YAML::Node& node, const std::string& path);
     void parse_limits(const YAML::Node& node, const std::string& path, thing& t);
+    // proxy, proxy_credentials and proxy_ca of a Thing's keys `f` (parse_proxy.cpp).
+    void parse_proxy(const fields& f, const std::string& path, thing& t);
     app_rule parse_app(const YAML::Node& node, const std::string& path, const std::vector<thing>& things);
     void parse_ipc(const YAML::Node& node, ipc_settings& s);
     // After things: and ipc: (its defaults follow them); `node` may be null (no mqtt: section),

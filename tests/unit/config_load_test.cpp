@@ -909,3 +909,115 @@ TEST(ConfigLoadSessions, DefaultsValuesAndBoundsInEitherFrontEnd) {
                      25, "");
     }
 }
+
+// things[].proxy, proxy_credentials, proxy_ca (docs/config.md, docs/connecting.md).
+TEST(ConfigLoadProxy, DirectByDefault) {
+    const auto r = parse(minimal, "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_EQ(r.config->things.at(0).proxy.mode, proxy_mode::direct);
+}
+
+TEST(ConfigLoadProxy, UrlCredentialsFileAndCa) {
+    const auto r = parse(minimal + "    proxy: https://Proxy.Corp:3129\n"
+                                   "    proxy_credentials: credential:proxy\n"
+                                   "    proxy_ca: /etc/ssl/corp-proxy.pem\n",
+                         "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_TRUE(r.diagnostics.empty()) << all(r);
+    const auto& p = r.config->things.at(0).proxy;
+    EXPECT_EQ(p.mode, proxy_mode::url);
+    EXPECT_EQ(p.url.scheme, thingmux::proxy::scheme::https);
+    EXPECT_EQ(p.url.host, "proxy.corp");
+    EXPECT_EQ(p.url.port, 3129);
+    EXPECT_FALSE(p.url.login);
+    EXPECT_EQ(p.credentials, std::filesystem::path("credential:proxy"));
+    EXPECT_EQ(p.ca, std::filesystem::path("/etc/ssl/corp-proxy.pem"));
+}
+
+TEST(ConfigLoadProxy, EnvTakesTheEnvironmentsProxy) {
+    const auto r = parse(minimal + "    proxy: env\n    proxy_credentials: /etc/thingmux/proxy-login\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_EQ(r.config->things.at(0).proxy.mode, proxy_mode::environment);
+    EXPECT_EQ(r.config->things.at(0).proxy.credentials, std::filesystem::path("/etc/thingmux/proxy-login"));
+}
+
+TEST(ConfigLoadProxy, PasswordInTheUrlIsAcceptedWithAWarning) {
+    const auto r = parse(minimal + "    proxy: http://alice:s3cret@proxy:3128\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    ASSERT_EQ(r.diagnostics.size(), 1U) << all(r);
+    const auto& d = r.diagnostics[0];
+    EXPECT_TRUE(d.warning);
+    EXPECT_EQ(d.path, "things[0].proxy");
+    EXPECT_EQ(d.line, 7);
+    EXPECT_EQ(d.column, 12);
+    EXPECT_NE(d.hint.find("proxy_credentials"), std::string::npos) << d.hint;
+    EXPECT_EQ(to_string(d).find("s3cret"), std::string::npos) << "the password is never repeated";
+    const auto& url = r.config->things.at(0).proxy.url;
+    ASSERT_TRUE(url.login);
+    EXPECT_EQ(url.login->user, "alice");
+    EXPECT_EQ(url.login->password, "s3cret");
+}
+
+TEST(ConfigLoadProxy, CredentialsInTheUrlAndInAFileAreOneTooMany) {
+    const auto r = parse(minimal + "    proxy: http://alice:pw@proxy:3128\n    proxy_credentials: /etc/login\n", "t.yaml");
+    expect_error(r, "things[0].proxy_credentials", 8, 24, "holds a user name and password already");
+}
+
+TEST(ConfigLoadProxy, AnUnusableUrlIsAnErrorThatNeverQuotesIt) {
+    struct bad_url {
+        const char* text;
+        const char* problem;
+    };
+    for (const auto& [text, problem] : {bad_url{"socks5://alice:s3cret@proxy:1080", "scheme 'socks5'"},
+                                        {"proxy.corp:3128", "no scheme"},
+                                        {"http://proxy:70000", "70000"},
+                                        {"http://proxy:3128/path", "path"},
+                                        {"http://alice:s3cret%zz@proxy:3128", "'%'"}}) {
+        SCOPED_TRACE(text);
+        const auto r = parse(minimal + "    proxy: " + text + "\n", "t.yaml");
+        expect_error(r, "things[0].proxy", 7, 12, problem, "https://HOST:PORT");
+        EXPECT_EQ(all(r).find("s3cret"), std::string::npos) << all(r);
+    }
+    expect_error(parse(minimal + "    proxy: [a]\n", "t.yaml"), "things[0].proxy", 7, 12, "");
+}
+
+TEST(ConfigLoadProxy, KeysWithoutEffectAreErrors) {
+    expect_error(parse(minimal + "    proxy_credentials: /etc/login\n", "t.yaml"), "things[0].proxy_credentials", 7, 24,
+                 "has no effect without proxy:");
+    expect_error(parse(minimal + "    proxy_ca: /etc/ca.pem\n", "t.yaml"), "things[0].proxy_ca", 7, 15,
+                 "has no effect without proxy:");
+    expect_error(parse(minimal + "    proxy: http://proxy:3128\n    proxy_ca: /etc/ca.pem\n", "t.yaml"),
+                 "things[0].proxy_ca", 8, 15, "http:// proxy", "https://");
+}
+
+TEST(ConfigLoadProxy, FilesArePathsOrCredentials) {
+    expect_error(parse(minimal + "    proxy: env\n    proxy_credentials: login.txt\n", "t.yaml"),
+                 "things[0].proxy_credentials", 8, 24, "not an absolute path");
+    expect_error(parse(minimal + "    proxy: env\n    proxy_ca: credential:../ca\n", "t.yaml"), "things[0].proxy_ca", 8,
+                 15, "does not name a credential");
+}
+
+TEST_F(ConfigFiles, ProxyFilesAreCheckedAndAReadableCredentialsFileIsAWarning) {
+    const auto cfg = write_config((dir_ / "ca.pem").string(), (dir_ / "cert.pem").string(), (dir_ / "key.pem").string());
+    const auto login = dir_ / "proxy-login";
+    std::ofstream(cfg, std::ios::app) << "    proxy: https://proxy:3129\n    proxy_credentials: " << login.string()
+                                      << "\n    proxy_ca: " << (dir_ / "nope.pem").string() << "\n";
+    auto r = load_file(cfg);
+    ASSERT_FALSE(r.ok());
+    ASSERT_EQ(r.diagnostics.size(), 2U) << all(r);
+    EXPECT_EQ(r.diagnostics[0].path, "things[0].proxy_credentials");
+    EXPECT_EQ(r.diagnostics[0].line, 8);
+    EXPECT_NE(r.diagnostics[0].message.find("does not exist"), std::string::npos) << all(r);
+    EXPECT_EQ(r.diagnostics[1].path, "things[0].proxy_ca");
+    EXPECT_EQ(r.diagnostics[1].line, 9);
+
+    std::ofstream(login) << "alice:pw\n";
+    std::filesystem::permissions(login, std::filesystem::perms::others_read, std::filesystem::perm_options::add);
+    std::ofstream(dir_ / "nope.pem") << "x\n";
+    r = load_file(cfg);
+    ASSERT_TRUE(r.ok()) << all(r);
+    ASSERT_EQ(r.diagnostics.size(), 1U) << all(r);
+    EXPECT_TRUE(r.diagnostics[0].warning);
+    EXPECT_EQ(r.diagnostics[0].path, "things[0].proxy_credentials");
+    EXPECT_NE(r.diagnostics[0].message.find("proxy credentials file"), std::string::npos) << all(r);
+}
