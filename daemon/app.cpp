@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <string_view>
 #include <utility>
@@ -40,6 +41,47 @@ spdlog::level::level_enum to_spdlog(config::log_level l) {
 std::string content_hash(const std::filesystem::path& file) {
     const auto c = files::read_regular(file, files::max_credential_bytes);
     return c.ok() ? std::to_string(std::hash<std::string>{}(c.bytes)) : std::string{};
+}
+
+std::string environment_value(const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr ? v : "";
+}
+
+// The proxy a Thing goes through: the one its configuration names, or the one thingmuxd's
+// environment names for its endpoint (proxy: env); none: directly. Says which when it comes from
+// the environment, since nothing in the configuration file shows it.
+std::optional<uplink::proxy_route> proxy_route_of(const config::thing& t) {
+    const auto& p = t.proxy;
+    if (p.mode == config::proxy_mode::direct) return std::nullopt;
+    uplink::proxy_route route{.url = p.url,
+                              .named_by = "proxy",
+                              .credentials_file = config::resolve_file(p.credentials),
+                              .ca_file = config::resolve_file(p.ca),
+                              .unusable = {}};
+    if (p.mode == config::proxy_mode::url) return route;
+    const auto choice = proxy::choose({.https_proxy = environment_value("https_proxy"),
+                                       .https_proxy_upper = environment_value("HTTPS_PROXY"),
+                                       .no_proxy = environment_value("no_proxy"),
+                                       .no_proxy_upper = environment_value("NO_PROXY")},
+                                      t.endpoint, t.port);
+    const auto endpoint = proxy::authority(t.endpoint, t.port);
+    if (!choice.proxy && choice.problem.empty()) {
+        spdlog::info("thing {}: proxy: env: {}; connecting to {} directly", t.name,
+                     choice.variable.empty() ? std::string("neither https_proxy nor HTTPS_PROXY is set")
+                                             : choice.variable + " exempts it",
+                     endpoint);
+        return std::nullopt;
+    }
+    route.named_by = choice.variable;
+    if (choice.proxy) {
+        route.url = *choice.proxy;
+        spdlog::info("thing {}: proxy: env: connecting to {} through {}", t.name, endpoint, describe(route));
+    } else {
+        route.unusable = choice.variable + " names no usable proxy: its value " + choice.problem +
+                         " (thingmuxd takes proxy: env from https_proxy or HTTPS_PROXY, e.g. http://proxy.example:3128)";
+    }
+    return route;
 }
 
 // Keeps ipc.max_clients and mqtt.max_clients together within what the open-file limit lets
@@ -156,6 +198,7 @@ hub::thing_setup setup_of(const config::thing& t) {
     u.backoff.base = t.backoff_base;
     u.backoff.cap = t.backoff_cap;
     u.connect_timeout = t.connect_timeout;
+    u.proxy = proxy_route_of(t);
 
     std::string fp = t.endpoint + '\n' + std::to_string(t.port) + '\n' + t.client_id + '\n' + to_string(t.protocol) + '\n' +
                      std::to_string(t.keep_alive.count()) + '\n' + std::to_string(u.session.session_expiry) + '\n' +
@@ -163,7 +206,15 @@ hub::thing_setup setup_of(const config::thing& t) {
                      std::to_string(t.connect_timeout.count()) + '\n' +
                      (t.limits.max_packet ? std::to_string(*t.limits.max_packet) : "unlimited") + '\n';
     for (const auto& a : t.alpn) fp += a + ',';
-    for (const auto* f : {&u.tls.ca_file, &u.tls.cert_file, &u.tls.key_file}) fp += '\n' + f->string() + '=' + content_hash(*f);
+    std::vector<const std::filesystem::path*> files{&u.tls.ca_file, &u.tls.cert_file, &u.tls.key_file};
+    if (u.proxy) {
+        const auto& r = *u.proxy;
+        // The URL's login counts too: a changed password must reconnect.
+        const auto login = r.url.login ? r.url.login->user + ':' + r.url.login->password : std::string();
+        fp += "\nproxy " + describe(r) + '\n' + std::to_string(std::hash<std::string>{}(login)) + '\n' + r.unusable;
+        files.insert(files.end(), {&r.credentials_file, &r.ca_file});
+    }
+    for (const auto* f : files) fp += '\n' + f->string() + '=' + content_hash(*f);
     return {.settings = t, .link = std::move(u), .fingerprint = std::move(fp)};
 }
 

@@ -307,7 +307,8 @@ void hub::on_uplink_state(thing_entry& t, const uplink::state_event& ev) {
     const auto& c = t.link->config();
     switch (ev.state) {
     case uplink::link_state::connecting:
-        spdlog::info("thing {}: connecting to {}:{}", c.thing_name, c.host, c.port);
+        spdlog::info("thing {}: connecting to {}:{}{}", c.thing_name, c.host, c.port,
+                     c.proxy ? " through proxy " + uplink::describe(*c.proxy) : std::string());
         break;
     case uplink::link_state::connected:
         spdlog::info("thing {}: connected as {} (session {})", c.thing_name, logging::escaped(c.session.client_id),
@@ -359,6 +360,7 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     thing_status s;
     s.name = pipe.settings().name;
     s.endpoint = cfg.host + ":" + std::to_string(cfg.port);
+    if (cfg.proxy) s.proxy = proxy::to_string(cfg.proxy->url);
     s.client_id = cfg.session.client_id;
     s.protocol = config::to_string(pipe.settings().protocol);
     s.state = t.link->state();

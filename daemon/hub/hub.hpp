@@ -58,6 +58,9 @@ struct thing_setup {
 struct thing_status {
     std::string name;
     std::string endpoint;  // host:port
+    // The HTTP proxy the connection goes through, as "http://host:port" (never credentials);
+    // empty: directly. With proxy: env, the one the environment named (or none).
+    std::string proxy;
     std::string client_id;
     std::string protocol;  // "mqtt5" / "mqtt311"
     uplink::link_state state = uplink::link_state::connecting;

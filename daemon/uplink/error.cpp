@@ -17,7 +17,17 @@ public:
         case errc::server_name_mismatch: return "the broker's certificate does not match its host name";
         case errc::client_certificate_rejected: return "the broker rejected our client certificate";
         case errc::broker_refused_permanently: return "the broker refused the connection; retrying cannot help";
+        case errc::proxy_unusable: return "the proxy setting names no usable proxy";
+        case errc::proxy_auth_required: return "the proxy requires credentials or refused ours";
+        case errc::proxy_forbidden: return "the proxy does not allow connections to the endpoint";
+        case errc::proxy_refused_permanently: return "the proxy refused to open a tunnel";
+        case errc::proxy_malformed_answer: return "the proxy's answer is not HTTP";
+        case errc::proxy_certificate_untrusted: return "the proxy's certificate is not trusted";
         case errc::timed_out: return "connecting took longer than the connect timeout";
+        case errc::proxy_unreachable: return "the proxy cannot be reached";
+        case errc::proxy_closed: return "the proxy closed the connection before answering";
+        case errc::proxy_refused: return "the proxy could not open a tunnel for now";
+        case errc::proxy_tls_failed: return "the TLS handshake with the proxy failed";
         case errc::closed_by_broker: return "the broker closed the connection";
         case errc::broker_refused: return "the broker refused the connection";
         case errc::session_ended: return "the MQTT session ended the connection";
@@ -44,7 +54,13 @@ bool is_fatal(const std::error_code& ec) noexcept {
     case errc::server_certificate_untrusted:
     case errc::server_name_mismatch:
     case errc::client_certificate_rejected:
-    case errc::broker_refused_permanently: return true;
+    case errc::broker_refused_permanently:
+    case errc::proxy_unusable:
+    case errc::proxy_auth_required:
+    case errc::proxy_forbidden:
+    case errc::proxy_refused_permanently:
+    case errc::proxy_malformed_answer:
+    case errc::proxy_certificate_untrusted: return true;
     default: return false;
     }
 }

@@ -15,8 +15,18 @@ enum class errc {
     server_name_mismatch,          // the broker's certificate is for another host name or IP
     client_certificate_rejected,   // the broker refused our certificate (a certificate alert)
     broker_refused_permanently,    // CONNACK: not authorized, bad credentials, client ID, protocol, banned
+    proxy_unusable,                // the environment names no usable proxy URL
+    proxy_auth_required,           // the proxy answered 407: credentials missing or refused
+    proxy_forbidden,               // the proxy answered 403: it does not allow the endpoint
+    proxy_refused_permanently,     // the proxy answered another 1xx/3xx/4xx status
+    proxy_malformed_answer,        // the proxy's answer is not HTTP (or not an HTTP proxy's)
+    proxy_certificate_untrusted,   // an https:// proxy's certificate is not trusted or for another name
     // Transient: the next attempt may succeed.
     timed_out,                // a connection step took longer than connect_timeout
+    proxy_unreachable,        // the proxy cannot be resolved or refuses the TCP connection
+    proxy_closed,             // the proxy closed the connection before its answer to CONNECT
+    proxy_refused,            // the proxy answered 5xx, 408 or 429: it or the way beyond it may recover
+    proxy_tls_failed,         // the TLS handshake with an https:// proxy failed (not for its certificate)
     closed_by_broker,         // the broker closed the connection (FIN, reset, TLS close_notify or not)
     broker_refused,           // CONNACK refused for a reason that may pass (server busy, unavailable)
     session_ended,            // the MQTT session ended it (DISCONNECT, dead link, protocol error)

@@ -52,6 +52,27 @@ struct wiped {
     ~wiped() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
 };
 
+// A client context that requires TLS 1.2+ and verifies the peer.
+std::shared_ptr<boost::asio::ssl::context> verifying_client_context() {
+    namespace ssl = boost::asio::ssl;
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    SSL_CTX* native = ctx->native_handle();
+    ERR_clear_error();
+    SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+    return ctx;
+}
+
+tls_context_result unusable(std::string why) { return {nullptr, std::move(why), errc::credentials_unusable}; }
+
+// Adds the CA certificates of `ca` (the bytes of `file`); an error message, empty on success.
+std::string add_ca(boost::asio::ssl::context& ctx, const std::string& ca, const std::filesystem::path& file) {
+    boost::system::error_code ec;
+    if (ctx.add_certificate_authority(boost::asio::buffer(ca), ec); ec)
+        return "CA file " + file.string() + " holds no usable PEM certificate: " + openssl_reason(ec);
+    return {};
+}
+
 }  // namespace
 
 tls_context_result make_tls_context(const tls_settings& s) {
@@ -63,19 +84,12 @@ tls_context_result make_tls_context(const tls_settings& s) {
         if (auto e = read_pem(what, *path, *bytes, code); !e.empty()) return {nullptr, e, code};
     }
     namespace ssl = boost::asio::ssl;
-    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    auto ctx = verifying_client_context();
     SSL_CTX* native = ctx->native_handle();
-    ERR_clear_error();
-    SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
     // An encrypted key must not make OpenSSL ask for a password on the terminal: it fails instead.
     boost::system::error_code ec;
     ctx->set_password_callback([](std::size_t, ssl::context::password_purpose) { return std::string(); }, ec);
-    const auto unusable = [](std::string why) {
-        return tls_context_result{nullptr, std::move(why), errc::credentials_unusable};
-    };
-    if (ctx->add_certificate_authority(boost::asio::buffer(ca), ec); ec)
-        return unusable("CA file " + s.ca_file.string() + " holds no usable PEM certificate: " + openssl_reason(ec));
+    if (auto e = add_ca(*ctx, ca, s.ca_file); !e.empty()) return unusable(std::move(e));
     if (ctx->use_certificate_chain(boost::asio::buffer(cert), ec); ec)
         return unusable("certificate file " + s.cert_file.string() +
                         " holds no usable PEM certificate: " + openssl_reason(ec));
@@ -87,6 +101,20 @@ tls_context_result make_tls_context(const tls_settings& s) {
     }
     ERR_clear_error();
     if (SSL_CTX_check_private_key(native) != 1) return unusable(mismatch);
+    return {ctx, {}, {}};
+}
+
+tls_context_result make_proxy_tls_context(const std::filesystem::path& ca_file) {
+    auto ctx = verifying_client_context();
+    if (ca_file.empty()) {
+        if (SSL_CTX_set_default_verify_paths(ctx->native_handle()) != 1)
+            return unusable("cannot load the system's CA store for the proxy's certificate");
+        return {ctx, {}, {}};
+    }
+    std::string ca;
+    std::error_code code = errc::credentials_unusable;
+    if (auto e = read_pem("proxy CA", ca_file, ca, code); !e.empty()) return {nullptr, e, code};
+    if (auto e = add_ca(*ctx, ca, ca_file); !e.empty()) return unusable("proxy " + e);
     return {ctx, {}, {}};
 }
 

@@ -36,6 +36,11 @@ struct tls_context_result {
 // matches the certificate.
 [[nodiscard]] tls_context_result make_tls_context(const tls_settings& settings);
 
+// A context for a TLS connection to an https:// proxy: TLS 1.2+, the proxy's certificate verified
+// against `ca_file` (loaded fresh) or, when it is empty, the system's CA store; no client
+// certificate.
+[[nodiscard]] tls_context_result make_proxy_tls_context(const std::filesystem::path& ca_file);
+
 // Prepares one connection's SSL object: SNI (not for IP literals), host name / IP verification
 // against the certificate, ALPN. Returns an error message, empty on success.
 [[nodiscard]] std::string prepare_ssl(SSL* ssl, const std::string& host, const std::vector<std::string>& alpn);

@@ -265,7 +265,9 @@ std::error_code tls_transport::ssl_failure(int ssl_error) {
 std::string tls_transport::describe(const std::error_code& ec) const {
     if (ec == errc::server_name_mismatch) return "server certificate does not match host name " + host_;
     if (ec == errc::server_certificate_untrusted) {
-        return "server certificate for " + host_ + " not trusted by CA file " + settings_.ca_file.string() + ": " +
+        const auto trust = settings_.ca_file.empty() ? std::string("the system's CA store")
+                                                     : "CA file " + settings_.ca_file.string();
+        return "server certificate for " + host_ + " not trusted by " + trust + ": " +
                X509_verify_cert_error_string(SSL_get_verify_result(ssl_));
     }
     if (ec == errc::client_certificate_rejected || (ec.category() == openssl_category() && is_alert(ec.message()))) {
@@ -274,7 +276,8 @@ std::string tls_transport::describe(const std::error_code& ec) const {
     }
     if (ec.category() == openssl_category()) return "TLS error with " + host_ + ": " + ec.message();
     if (ec == errc::closed_by_broker) return "TLS connection to " + host_ + " closed without close_notify";
-    return ec.message();
+    // Not ours: the transport below (an HTTP proxy's) knows what it meant.
+    return lower_->describe(ec);
 }
 
 }  // namespace thingmux::uplink

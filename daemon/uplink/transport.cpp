@@ -1,19 +1,25 @@
 #include "daemon/uplink/transport.hpp"
 
+#include "daemon/uplink/http_proxy_transport.hpp"
 #include "daemon/uplink/socket_transport.hpp"
 #include "daemon/uplink/tls_transport.hpp"
 
 namespace thingmux::uplink {
 
 transport_result make_transport(boost::asio::io_context& io, transport_kind kind, const std::string& host,
-                                const tls_settings& tls) {
+                                const tls_settings& tls, const proxy_route* proxy) {
     if (kind == transport_kind::unix_socket)
         return {std::make_shared<socket_transport>(io, socket_transport::family::unix_stream), {}, {}};
-    auto tcp = std::make_shared<socket_transport>(io, socket_transport::family::tcp);
-    if (kind == transport_kind::tcp) return {std::move(tcp), {}, {}};
+    std::shared_ptr<transport> below = std::make_shared<socket_transport>(io, socket_transport::family::tcp);
+    if (proxy != nullptr) {
+        auto tunnel = http_proxy_transport::create(io, std::move(below), *proxy);
+        if (!tunnel.link) return tunnel;
+        below = std::move(tunnel.link);
+    }
+    if (kind == transport_kind::tcp) return {std::move(below), {}, {}};
     auto context = make_tls_context(tls);
     if (!context.context) return {nullptr, context.code, std::move(context.error)};
-    return tls_transport::create(io, std::move(tcp), std::move(context.context), host, tls);
+    return tls_transport::create(io, std::move(below), std::move(context.context), host, tls);
 }
 
 }  // namespace thingmux::uplink

@@ -1,7 +1,7 @@
 // One byte-stream connection to the broker, as the uplink needs it: open (resolve, TCP connect,
 // then the transport's own handshake), read some, write a buffer sequence, close. The uplink
 // runs the MQTT session over it without knowing whether the bytes travel over TLS, plain TCP or
-// a Unix socket (and, next, WebSocket or an HTTP proxy).
+// a Unix socket, directly or through an HTTP proxy (and, next, WebSocket).
 //
 // Contract: one open, then at most one outstanding read and one outstanding write; handlers run
 // on the io_context, never inside the call that started the operation. After close() every
@@ -11,6 +11,7 @@
 // weakly): the owner holds the transport, and the cycle would outlive the io_context.
 #pragma once
 
+#include "daemon/uplink/proxy_route.hpp"
 #include "daemon/uplink/tls.hpp"
 
 #include <boost/asio/buffer.hpp>
@@ -30,8 +31,10 @@ namespace thingmux::uplink {
 // the port is not used) are for peers on this machine in tests and the benchmarks.
 enum class transport_kind : std::uint8_t { tls, tcp, unix_socket };
 
-// The step at which opening a connection failed; the uplink names it in its messages.
-enum class open_step : std::uint8_t { resolve, connect, handshake };
+// The step at which opening a connection failed; the uplink names it in its messages. `proxy`:
+// anything on the way through an HTTP proxy (reaching it, its TLS, its answer to CONNECT); the
+// transport's describe() says what.
+enum class open_step : std::uint8_t { resolve, connect, handshake, proxy };
 
 class transport {
 public:
@@ -77,10 +80,12 @@ struct transport_result {
     std::string detail;
 };
 
-// Makes the transport of `kind` for one connection attempt to `host`. For TLS it loads the
-// credential files fresh (a fixed permission or a rotated certificate is picked up on the next
-// attempt) and prepares SNI, host name verification and ALPN.
+// Makes the transport of `kind` for one connection attempt to `host`, through `proxy` when it is
+// given (TCP and TLS only). For TLS it loads the credential files fresh (a fixed permission or a
+// rotated certificate is picked up on the next attempt) and prepares SNI, host name
+// verification and ALPN; the proxy's credentials and CA file are loaded fresh too.
 [[nodiscard]] transport_result make_transport(boost::asio::io_context& io, transport_kind kind,
-                                              const std::string& host, const tls_settings& tls);
+                                              const std::string& host, const tls_settings& tls,
+                                              const proxy_route* proxy = nullptr);
 
 }  // namespace thingmux::uplink

@@ -63,10 +63,19 @@ mqtt::takeover_detector::config takeover_settings(const uplink_config& c) {
 std::string step_name(const transport& t, open_step step) {
     switch (step) {
     case open_step::resolve: return "resolve";
-    case open_step::connect: return "connect to";
+    case open_step::connect:
+    case open_step::proxy: return "connect to";
     case open_step::handshake: return t.handshake_name();
     }
     return "open";
+}
+
+// Where a connection goes, as messages name it: "HOST:PORT", "HOST:PORT through proxy URL".
+std::string destination(const uplink_config& c) {
+    if (c.transport == transport_kind::unix_socket) return c.host;
+    auto where = proxy::authority(c.host, c.port);
+    if (c.proxy) where += " through proxy " + describe(*c.proxy);
+    return where;
 }
 
 }  // namespace
@@ -107,7 +116,8 @@ void uplink::start_attempt() {
     takeover_.on_attempt();
     set_state({.state = link_state::connecting});
 
-    auto made = make_transport(io_, config_.transport, config_.host, config_.tls);
+    auto made = make_transport(io_, config_.transport, config_.host, config_.tls,
+                               config_.proxy ? &*config_.proxy : nullptr);
     if (!made.link) return end_attempt(nullptr, made.error, std::move(made.detail));
     auto a = std::make_shared<attempt>(io_, std::move(made.link));
     attempt_ = a;
@@ -135,9 +145,7 @@ void uplink::on_connect_timeout(const std::shared_ptr<attempt>& a) {
 void uplink::on_open(const std::shared_ptr<attempt>& a, std::error_code ec, open_step step) {
     if (a->closed) return;
     if (!ec) return on_established(a);
-    const std::string where = config_.transport == transport_kind::unix_socket
-                                  ? config_.host
-                                  : config_.host + ":" + std::to_string(config_.port);
+    const std::string where = destination(config_);
     if (a->timed_out) {
         return end_attempt(a, errc::timed_out,
                            "timed out after " + std::to_string(config_.connect_timeout.count()) + " ms while " +
@@ -146,7 +154,8 @@ void uplink::on_open(const std::shared_ptr<attempt>& a, std::error_code ec, open
     switch (step) {
     case open_step::resolve: return end_attempt(a, ec, "cannot resolve " + where + ": " + ec.message());
     case open_step::connect: return end_attempt(a, ec, "cannot connect to " + where + ": " + ec.message());
-    case open_step::handshake: return end_attempt(a, ec, a->link->describe(ec));
+    case open_step::handshake:
+    case open_step::proxy: return end_attempt(a, ec, a->link->describe(ec));
     }
 }
 

@@ -36,12 +36,14 @@ struct uplink_config {
     tls_settings tls;
     mqtt::session_config session;         // client_id defaults to thing_name
     mqtt::backoff::config backoff;
-    std::chrono::milliseconds connect_timeout{10'000};  // TCP + TLS handshake
+    std::chrono::milliseconds connect_timeout{10'000};  // TCP + proxy + TLS handshake
     // TLS. Plain TCP or a Unix socket (`host` is its path) only for peers on this machine in
     // tests and the benchmarks (a local mosquitto, as in the bridge set-up they compare against;
     // thingmuxd's MQTT face); the configuration file cannot select them, since AWS IoT Core
     // requires mTLS.
     transport_kind transport = transport_kind::tls;
+    // The HTTP proxy to go through (docs/connecting.md); none: directly to host:port.
+    std::optional<proxy_route> proxy;
 };
 
 using link_state = thingmux::link_state;  // defined once in common/, with its spellings
