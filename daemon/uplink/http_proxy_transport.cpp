@@ -150,7 +150,7 @@ void http_proxy_transport::on_answer(std::error_code ec, std::size_t n) {
                                 ? std::string(" before answering CONNECT")
                                 : " in the middle of its answer to CONNECT, after " + in_quotes(answer_.received_start());
         const auto how = ec == errc::closed_by_broker ? std::string() : " (" + lower_->describe(ec) + ")";
-        return finish_open(errc::proxy_closed, proxy_name() + " closed the connection" + so_far + how);
+        return finish_open(errc::proxy_closed, proxy_name() + " closed the connection" + so_far + how + tls_advice());
     }
     const std::size_t taken = answer_.feed(std::span<const std::uint8_t>(in_.data(), n));
     switch (answer_.current()) {
@@ -160,8 +160,7 @@ void http_proxy_transport::on_answer(std::error_code ec, std::size_t n) {
     }
     auto detail = proxy_name() + " answered CONNECT with something that is not an HTTP proxy's answer (" +
                   answer_.error().message() + "): " + in_quotes(answer_.received_start());
-    if (answer_.error() == http_connect::errc::not_http && route_.url.scheme == proxy::scheme::http)
-        detail += "; if the proxy expects TLS, write https:// in " + route_.named_by;
+    if (answer_.error() == http_connect::errc::not_http) detail += tls_advice();
     finish_open(errc::proxy_malformed_answer, std::move(detail));
 }
 
@@ -178,7 +177,7 @@ void http_proxy_transport::on_answer_head(std::size_t n, std::size_t taken) {
         const auto& offers = answer_.challenges();
         bool basic = offers.empty();
         for (std::size_t i = 0; i < offers.size(); ++i) {
-            detail += std::string(i == 0 ? "; it offers " : ", ") + in_quotes(offers[i]);
+            detail += std::string(i == 0 ? "; the proxy offers " : ", ") + text::printable(offers[i], max_quoted_bytes);
             basic = basic || starts_with_ignoring_case(offers[i], "basic");
         }
         detail += "): " + credentials_advice();
@@ -210,6 +209,12 @@ void http_proxy_transport::finish_open(std::error_code ec, std::string detail) {
 std::string http_proxy_transport::proxy_name() const {
     return "proxy " + proxy::authority(route_.url.host, route_.url.port) +
            (route_.named_by != "proxy" ? " (from " + route_.named_by + ")" : std::string());
+}
+
+std::string http_proxy_transport::tls_advice() const {
+    // A TLS proxy hangs up on a plain CONNECT, or answers it with a TLS alert.
+    if (route_.url.scheme == proxy::scheme::https || answer_.received_start().starts_with("HTTP")) return {};
+    return "; if the proxy expects TLS, write https:// in " + route_.named_by;
 }
 
 std::string http_proxy_transport::target() const { return proxy::authority(target_host_, target_port_); }

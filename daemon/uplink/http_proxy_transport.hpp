@@ -55,6 +55,9 @@ private:
     [[nodiscard]] std::string target() const;
     // What to fix when the proxy wants other credentials (407).
     [[nodiscard]] std::string credentials_advice() const;
+    // "; if the proxy expects TLS, write https:// in proxy" when an http:// proxy's answer
+    // suggests it speaks TLS (nothing, or not HTTP); empty otherwise.
+    [[nodiscard]] std::string tls_advice() const;
 
     boost::asio::io_context& io_;
     std::shared_ptr<transport> lower_;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <string>
@@ -66,7 +67,11 @@ int call(std::string_view command, const char* method, sd_bus_message** reply) {
 
 }  // namespace
 
-std::variant<retained_cache_figures, std::string> read_retained_cache(const std::string& thing) {
+namespace {
+
+// Runs `read` (sd-bus calls on the Thing's object, returning the first negative result) on the
+// system bus; why it failed, empty when it did not.
+std::string read_thing(const std::string& thing, const std::function<int(sd_bus*, const char*, sd_bus_error*)>& read) {
     std::string why;
     sd_bus* bus = open_system_bus(why);
     if (bus == nullptr) return why;
@@ -75,21 +80,48 @@ std::variant<retained_cache_figures, std::string> read_retained_cache(const std:
         sd_bus_flush_close_unref(bus);
         return std::string("cannot name the Thing's D-Bus object: ") + std::strerror(-r);
     }
-    retained_cache_figures figures;
     sd_bus_error error = SD_BUS_ERROR_NULL;
-    int r = 0;
-    for (const auto& [property, value] : {std::pair{"RetainedMessages", &figures.messages},
-                                          {"RetainedBytes", &figures.bytes},
-                                          {"RetainedDropped", &figures.dropped}}) {
-        r = sd_bus_get_property_trivial(bus, service, path, thing_iface, property, &error, 't', value);
-        if (r < 0) break;
-    }
+    const int r = read(bus, path, &error);
     std::free(path);
     if (r < 0) why = error.message != nullptr ? error.message : std::strerror(-r);
     sd_bus_error_free(&error);
     sd_bus_flush_close_unref(bus);
-    if (r < 0) return why;
+    return why;
+}
+
+}  // namespace
+
+std::variant<retained_cache_figures, std::string> read_retained_cache(const std::string& thing) {
+    retained_cache_figures figures;
+    auto why = read_thing(thing, [&](sd_bus* bus, const char* path, sd_bus_error* error) {
+        int r = 0;
+        for (const auto& [property, value] : {std::pair{"RetainedMessages", &figures.messages},
+                                              {"RetainedBytes", &figures.bytes},
+                                              {"RetainedDropped", &figures.dropped}}) {
+            r = sd_bus_get_property_trivial(bus, service, path, thing_iface, property, error, 't', value);
+            if (r < 0) break;
+        }
+        return r;
+    });
+    if (!why.empty()) return why;
     return figures;
+}
+
+std::variant<thing_route, std::string> read_route(const std::string& thing) {
+    thing_route route;
+    auto why = read_thing(thing, [&](sd_bus* bus, const char* path, sd_bus_error* error) {
+        int r = 0;
+        for (const auto& [property, value] : {std::pair{"Endpoint", &route.endpoint}, {"Proxy", &route.proxy}}) {
+            char* text = nullptr;
+            r = sd_bus_get_property_string(bus, service, path, thing_iface, property, error, &text);
+            if (r < 0) break;
+            *value = text;
+            std::free(text);
+        }
+        return r;
+    });
+    if (!why.empty()) return why;
+    return route;
 }
 
 int run_clients() {

@@ -17,6 +17,15 @@ struct retained_cache_figures {
 // Reads them from the Thing's object; why not, when thingmuxd's D-Bus interface cannot be read.
 [[nodiscard]] std::variant<retained_cache_figures, std::string> read_retained_cache(const std::string& thing);
 
+// How a Thing reaches its broker: D-Bus Endpoint ("host:port") and Proxy ("http://host:port",
+// empty when directly).
+struct thing_route {
+    std::string endpoint;
+    std::string proxy;
+};
+// Reads them from the Thing's object; why not, when thingmuxd's D-Bus interface cannot be read.
+[[nodiscard]] std::variant<thing_route, std::string> read_route(const std::string& thing);
+
 // `thingmuxctl clients`: ListClients, as a table.
 [[nodiscard]] int run_clients();
 // `thingmuxctl reload`: Reload; prints every problem of a file that was refused.

@@ -312,7 +312,14 @@ int run_status(const common_options& common) {
     if (!st.uplink_reason.empty()) {
         out << "uplink reason:     " << st.uplink_reason << '\n';
     }
-    // The daemon's counters are on D-Bus only (docs/dbus.md).
+    // The daemon's counters and the Thing's route are on D-Bus only (docs/dbus.md).
+    out << "endpoint:          ";
+    const auto route = read_route(info->thing);
+    if (const auto* r = std::get_if<thing_route>(&route)) {
+        out << r->endpoint << (r->proxy.empty() ? ", directly" : ", through proxy " + r->proxy) << '\n';
+    } else {
+        out << "not shown (" << std::get<std::string>(route) << ")\n";
+    }
     out << "retained cache:    ";
     const auto retained = read_retained_cache(info->thing);
     if (const auto* f = std::get_if<retained_cache_figures>(&retained)) {

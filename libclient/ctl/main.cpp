@@ -98,8 +98,8 @@ int main(int argc, char** argv) {
     // status
     auto* status_cmd = app.add_subcommand(
         "status",
-        "Show the daemon version, Thing, this client's id, the uplink state, the Thing's retained cache (from "
-        "D-Bus) and the limits");
+        "Show the daemon version, Thing, this client's id, the uplink state, the Thing's endpoint and proxy and "
+        "its retained cache (from D-Bus) and the limits");
     status_cmd->fallthrough();
     status_cmd->footer(exit_codes_text);
 

@@ -124,6 +124,7 @@ TEST_F(DbusTest, EveryPropertyReadsAndEveryMethodAnswers) {
     EXPECT_EQ(property(manager, manager_iface, "ClientCount"), "u 1");
     EXPECT_EQ(property(thing_path, thing_iface, "Name"), "s \"gateway-01\"");
     EXPECT_EQ(property(thing_path, thing_iface, "Endpoint"), "s \"" + broker.host() + ":" + std::to_string(broker.port()) + "\"");
+    EXPECT_EQ(property(thing_path, thing_iface, "Proxy"), "s \"\"") << "directly";
     EXPECT_EQ(property(thing_path, thing_iface, "ClientId"), "s \"gateway-01\"");
     EXPECT_EQ(property(thing_path, thing_iface, "Protocol"), "s \"mqtt5\"");
     EXPECT_EQ(property(thing_path, thing_iface, "State"), "s \"connected\"");

@@ -42,18 +42,6 @@ std::string tail(const fs::path& p, std::size_t max_lines = 30) {
     return pos == std::string::npos ? text : text.substr(pos + 1);
 }
 
-bool tcp_accepts(std::uint16_t port) {
-    const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0) return false;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool ok = connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-    close(s);
-    return ok;
-}
-
 // Debian installs mosquitto in /usr/sbin, which is not in a normal user's PATH.
 std::string mosquitto_program() {
     return access("/usr/sbin/mosquitto", X_OK) == 0 ? "/usr/sbin/mosquitto" : "mosquitto";

@@ -4,6 +4,7 @@
 // test's main thread.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -54,6 +55,9 @@ struct fd_guard {
 
 // A loopback TCP port that was free a moment ago.
 [[nodiscard]] unsigned short free_tcp_port();
+
+// Whether something accepts TCP connections on 127.0.0.1:port now.
+[[nodiscard]] bool tcp_accepts(std::uint16_t port);
 
 // Reads a whole file (empty string when missing).
 [[nodiscard]] std::string read_file(const std::filesystem::path& p);

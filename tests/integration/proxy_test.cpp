@@ -1,0 +1,274 @@
+// thingmuxd through an HTTP proxy (docs/connecting.md): the real daemon, the real AWS-like
+// mosquitto, Debian's tinyproxy started by the tests (with and without Basic authentication,
+// behind socat's TLS for an https:// proxy), and the errors a user must be able to act on.
+#include "tests/support/daemon_fixture.hpp"
+#include "tests/support/dbus_fixture.hpp"
+#include "tests/support/tinyproxy_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+
+namespace thingmux::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Lines of the daemon's log that hold `text`.
+std::size_t log_lines(const daemon_fixture& d, const std::string& text) {
+    std::ifstream in(d.log_file());
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);) {
+        if (line.find(text) != std::string::npos) ++n;
+    }
+    return n;
+}
+
+class ProxyTest : public ::testing::Test {
+protected:
+    broker_fixture broker;
+
+    // The broker's endpoint as the CONNECT request names it.
+    [[nodiscard]] std::string endpoint() const { return broker.host() + ":" + std::to_string(broker.port()); }
+
+    // A file holding `text`, readable by its owner only (as thingmuxd wants a secret).
+    [[nodiscard]] std::filesystem::path secret_file(const std::string& name, const std::string& text) const {
+        const auto p = broker.dir() / name;
+        std::ofstream(p, std::ios::trunc) << text;
+        ::chmod(p.c_str(), 0600);
+        return p;
+    }
+
+    // Publishes `n` numbered messages each way between the cloud and an app through the daemon,
+    // and expects every one to arrive.
+    void expect_round_trip(daemon_fixture& daemon, int n) {
+        observer_subscription cloud(broker, "dt/gateway-01/#");
+        ASSERT_TRUE(cloud.wait_ready());
+        ipc_client app(daemon.socket_path());
+        ASSERT_TRUE(hello_connected(app, "through-proxy")) << read_file(daemon.log_file());
+        ASSERT_EQ(app.subscribe({"cmd/gateway-01/#"}).at(0).code, ipc::errc::ok);
+        publish_from_cloud(broker, "cmd/gateway-01/x", numbered(n));
+        EXPECT_TRUE(app.wait_messages(static_cast<std::size_t>(n)));
+        std::set<std::string> got;
+        for (const auto& m : app.messages) got.insert(m.payload);
+        EXPECT_EQ(got.size(), static_cast<std::size_t>(n)) << "messages from the cloud lost on the way";
+        for (const auto& p : numbered(n, "up-")) {
+            const auto r = app.publish("dt/gateway-01/x", p);
+            ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
+        }
+        std::vector<std::string> expected;
+        for (const auto& p : numbered(n, "up-")) expected.push_back("dt/gateway-01/x " + p);
+        EXPECT_EQ(cloud.wait_for_all(expected, 20'000), 0U) << "messages to the cloud lost on the way";
+    }
+};
+
+TEST_F(ProxyTest, ThroughTinyproxyWithoutAuthentication) {
+    tinyproxy_fixture proxy({});
+    daemon_setup setup;
+    setup.thing = "proxy: " + proxy.url();
+    daemon_fixture daemon(broker, setup);
+    expect_round_trip(daemon, 20);
+    EXPECT_EQ(proxy.connect_requests(endpoint()), 1U) << "one tunnel for the one session";
+    EXPECT_EQ(proxy.connect_requests(), 1U);
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+    EXPECT_TRUE(log_has(daemon, "connecting to " + endpoint() + " through proxy " + proxy.url()))
+        << read_file(daemon.log_file());
+}
+
+TEST_F(ProxyTest, ThroughTinyproxyWithBasicAuthenticationFromAFile) {
+    tinyproxy_fixture proxy({.user = "alice", .password = "s3cret-pw"});
+    daemon_setup setup;
+    setup.thing = "proxy: " + proxy.url() + "\nproxy_credentials: " +
+                  secret_file("proxy-login", "alice:s3cret-pw\n").string();
+    daemon_fixture daemon(broker, setup);
+    expect_round_trip(daemon, 20);
+    EXPECT_EQ(proxy.connect_requests(endpoint()), 1U);
+    EXPECT_FALSE(log_has(daemon, "s3cret-pw")) << "the password never reaches the log";
+}
+
+TEST_F(ProxyTest, CredentialsInTheUrlWorkWithAWarning) {
+    tinyproxy_fixture proxy({.user = "alice", .password = "s3cret-pw"});
+    daemon_setup setup;
+    setup.thing = "proxy: " + proxy.url("alice:s3cret-pw");
+    daemon_fixture daemon(broker, setup);
+    expect_round_trip(daemon, 5);
+    EXPECT_TRUE(log_has(daemon, "the proxy password is written in the configuration file"))
+        << read_file(daemon.log_file());
+    EXPECT_FALSE(log_has(daemon, "s3cret-pw"));
+}
+
+// A wrong password: the 407 in the log and in the status, once per attempt, and attempts no
+// faster than one a second (the CONNECT pacing), though the backoff here is short.
+TEST_F(ProxyTest, WrongPasswordIsA407NamingTheFileWithoutATightLoop) {
+    tinyproxy_fixture proxy({.user = "alice", .password = "s3cret-pw"});
+    const auto login = secret_file("proxy-login", "alice:wrong-pw\n");
+    daemon_setup setup;
+    setup.thing = "proxy: " + proxy.url() + "\nproxy_credentials: " + login.string() +
+                  "\nbackoff: { base: 100ms, cap: 300ms }";
+    daemon_fixture daemon(broker, setup);
+    const std::string logged = "requires authentication and refused our credentials (\"HTTP/1.0 407 Proxy Authentication Required\"";
+    ASSERT_TRUE(eventually([&] { return log_lines(daemon, logged) >= 1; }, 20'000)) << read_file(daemon.log_file());
+    const auto first = std::chrono::steady_clock::now();
+    ASSERT_TRUE(eventually([&] { return log_lines(daemon, logged) >= 4; }, 30'000)) << read_file(daemon.log_file());
+    const auto elapsed = std::chrono::steady_clock::now() - first;
+    EXPECT_GE(elapsed, 2500ms) << "three more attempts came faster than one a second";
+
+    const auto text = read_file(daemon.log_file());
+    EXPECT_NE(text.find("fix the user name or password in " + login.string() + " (proxy_credentials)"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("; the proxy offers Basic realm=\"Tinyproxy\")"), std::string::npos) << text;
+    EXPECT_NE(text.find("(needs a configuration change)"), std::string::npos) << text;
+    // Once per attempt: as many 407 lines as attempts ended (one more may be under way).
+    const auto attempts = log_lines(daemon, "connecting to " + endpoint() + " through proxy");
+    const auto reported = log_lines(daemon, logged);
+    EXPECT_TRUE(attempts == reported || attempts == reported + 1) << attempts << " attempts, " << reported << " reported";
+    const auto requests = proxy.connect_requests(endpoint());
+    EXPECT_TRUE(requests == reported || requests == reported + 1) << requests << " CONNECTs, " << reported << " reported";
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 0U);
+
+    std::string out;
+    EXPECT_EQ(run_command({std::string(THINGMUX_BIN_DIR) + "/thingmuxctl", "--socket", daemon.socket_path().string(),
+                           "status"},
+                          &out),
+              0)
+        << out;
+    EXPECT_NE(out.find("uplink reason:     proxy 127.0.0.1:" + std::to_string(proxy.port()) + " refused CONNECT to " +
+                       endpoint() + ": it requires authentication and refused our credentials"),
+              std::string::npos)
+        << out;
+}
+
+TEST_F(ProxyTest, NoCredentialsForAProxyThatWantsThemSaysWhichKeyToSet) {
+    tinyproxy_fixture proxy({.user = "alice", .password = "s3cret-pw"});
+    daemon_setup setup;
+    setup.thing = "proxy: " + proxy.url();
+    daemon_fixture daemon(broker, setup);
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, "requires authentication and we sent none"); }, 20'000))
+        << read_file(daemon.log_file());
+    EXPECT_TRUE(log_has(daemon, "name it in proxy_credentials"));
+}
+
+TEST_F(ProxyTest, AProxyThatForbidsThePortNamesTheDestination) {
+    tinyproxy_fixture proxy({.connect_ports = {443}});
+    daemon_setup setup;
+    setup.thing = "proxy: " + proxy.url();
+    daemon_fixture daemon(broker, setup);
+    const std::string forbidden = "forbids connections to " + endpoint() + " (\"HTTP/1.1 403 Access violation\")";
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, forbidden); }, 20'000)) << read_file(daemon.log_file());
+    EXPECT_TRUE(log_has(daemon, "many proxies allow CONNECT to port 443 only"));
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 0U);
+}
+
+TEST_F(ProxyTest, AnUnreachableProxyIsTransient) {
+    const auto port = free_tcp_port();
+    daemon_setup setup;
+    setup.thing = "proxy: http://127.0.0.1:" + std::to_string(port);
+    daemon_fixture daemon(broker, setup);
+    const std::string unreachable =
+        "cannot connect to proxy 127.0.0.1:" + std::to_string(port) + ": Connection refused; retrying in";
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, unreachable); }, 20'000)) << read_file(daemon.log_file());
+    EXPECT_FALSE(log_has(daemon, "(needs a configuration change)")) << "retrying can help: the proxy may come up";
+}
+
+TEST_F(ProxyTest, EnvironmentProxyIsUsedUnlessNoProxyExemptsTheEndpoint) {
+    tinyproxy_fixture proxy({});
+    {
+        daemon_setup setup;
+        setup.thing = "proxy: env";
+        setup.env = {"https_proxy=" + proxy.url(), "no_proxy=example.com"};
+        daemon_fixture daemon(broker, setup);
+        expect_round_trip(daemon, 5);
+        EXPECT_EQ(proxy.connect_requests(endpoint()), 1U);
+        EXPECT_TRUE(log_has(daemon, "through proxy " + proxy.url() + " (from https_proxy)"))
+            << read_file(daemon.log_file());
+        EXPECT_EQ(daemon.stop(), 0);
+    }
+    const auto before = proxy.connections();
+    daemon_setup setup;
+    setup.thing = "proxy: env";
+    // The lower-case variables would win: empty, they leave the decision to the upper-case ones.
+    setup.env = {"https_proxy=", "no_proxy=", "HTTPS_PROXY=" + proxy.url(), "NO_PROXY=.example.com, " + broker.host()};
+    daemon_fixture daemon(broker, setup);
+    expect_round_trip(daemon, 5);
+    EXPECT_EQ(proxy.connections(), before) << "no_proxy exempts the endpoint: tinyproxy saw nothing";
+    EXPECT_TRUE(log_has(daemon, "proxy: env: NO_PROXY exempts it; connecting to " + endpoint() + " directly"))
+        << read_file(daemon.log_file());
+}
+
+TEST_F(ProxyTest, AMalformedEnvironmentProxyIsReportedNotBypassed) {
+    daemon_setup setup;
+    setup.thing = "proxy: env";
+    setup.env = {"https_proxy=socks5://127.0.0.1:1080", "no_proxy="};
+    daemon_fixture daemon(broker, setup);
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, "https_proxy names no usable proxy"); }, 20'000))
+        << read_file(daemon.log_file());
+    EXPECT_EQ(broker_connections(broker, "gateway-01"), 0U);
+}
+
+// An https:// proxy: socat terminates TLS (with the broker PKI's localhost certificate) in front
+// of tinyproxy; thingmuxd checks it against proxy_ca, then runs its own TLS to the broker inside.
+TEST_F(ProxyTest, ThroughAnHttpsProxyCheckedAgainstProxyCa) {
+    tinyproxy_fixture proxy({.user = "alice",
+                             .password = "s3cret-pw",
+                             .tls_cert = broker.dir() / "pki" / "server.crt",
+                             .tls_key = broker.dir() / "pki" / "server.key"});
+    ASSERT_TRUE(proxy.url().starts_with("https://localhost:"));
+    dbus_fixture bus;
+    daemon_setup setup;
+    setup.bus = bus.address();
+    setup.thing = "proxy: " + proxy.url() + "\nproxy_ca: " + broker.ca_file().string() +
+                  "\nproxy_credentials: " + secret_file("proxy-login", "alice:s3cret-pw").string();
+    daemon_fixture daemon(broker, setup);
+    expect_round_trip(daemon, 10);
+    EXPECT_EQ(proxy.connect_requests(endpoint()), 1U);
+
+    // D-Bus and thingmuxctl status show the proxy, never its credentials.
+    const std::string path = "/org/thingmux/Thingmux1/thing/gateway_2d01";
+    const auto r = bus.busctl({"get-property", "org.thingmux.Thingmux1", path, "org.thingmux.Thingmux1.Thing", "Proxy"});
+    EXPECT_EQ(r.output, "s \"" + proxy.url() + "\"\n") << r.output;
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
+    std::string out;
+    EXPECT_EQ(run_command({std::string(THINGMUX_BIN_DIR) + "/thingmuxctl", "--socket", daemon.socket_path().string(),
+                           "status"},
+                          &out),
+              0)
+        << out;
+    ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+    EXPECT_NE(out.find("\nendpoint:          " + endpoint() + ", through proxy " + proxy.url() + "\n"), std::string::npos)
+        << out;
+    EXPECT_EQ(out.find("s3cret"), std::string::npos) << out;
+}
+
+TEST_F(ProxyTest, AnHttpsProxyWithAnUntrustedCertificateNeedsProxyCa) {
+    tinyproxy_fixture proxy(
+        {.tls_cert = broker.dir() / "pki" / "server.crt", .tls_key = broker.dir() / "pki" / "server.key"});
+    daemon_setup setup;
+    setup.thing = "proxy: " + proxy.url() + "\nproxy_ca: " + broker.other_ca_file().string();
+    daemon_fixture daemon(broker, setup);
+    const std::string untrusted = "TLS handshake with proxy localhost:" + std::to_string(proxy.port()) +
+                                  " failed: server certificate for localhost not trusted by CA file " +
+                                  broker.other_ca_file().string();
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, untrusted); }, 20'000)) << read_file(daemon.log_file());
+    EXPECT_TRUE(log_has(daemon, "(needs a configuration change)"));
+    EXPECT_EQ(proxy.connections(), 0U) << "nothing reached tinyproxy behind the TLS front";
+}
+
+// http:// written for a proxy that speaks TLS: it hangs up on the plain CONNECT (OpenSSL sends
+// no alert to what looks like a request to a proxy), or answers with a TLS alert, not HTTP.
+TEST_F(ProxyTest, PlainHttpToATlsProxySaysTheAnswerIsNotHttp) {
+    tinyproxy_fixture proxy(
+        {.tls_cert = broker.dir() / "pki" / "server.crt", .tls_key = broker.dir() / "pki" / "server.key"});
+    daemon_setup setup;
+    setup.thing = "proxy: http://127.0.0.1:" + std::to_string(proxy.port());
+    daemon_fixture daemon(broker, setup);
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, "if the proxy expects TLS, write https:// in proxy"); }, 20'000))
+        << read_file(daemon.log_file());
+}
+
+}  // namespace
+}  // namespace thingmux::test
