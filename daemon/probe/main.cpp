@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <set>
 
@@ -27,6 +28,8 @@ int main(int argc, char** argv) {
     unsigned timeout_s = 30;
     unsigned keep_alive = 60;
     bool retry = false;
+    std::string proxy_url;
+    std::filesystem::path proxy_credentials, proxy_ca;
     app.add_option("--host", cfg.host, "Broker host name (certificate must match it)")->required();
     app.add_option("--port", cfg.port, "Broker port (443 uses ALPN x-amzn-mqtt-ca)")->capture_default_str();
     app.add_option("--thing", cfg.thing_name, "Thing name; also the client ID unless --client-id is given")->required();
@@ -41,7 +44,22 @@ int main(int argc, char** argv) {
     app.add_option("--keep-alive", keep_alive, "Keep-alive in seconds")->capture_default_str();
     app.add_option("--timeout", timeout_s, "Give up after this many seconds")->capture_default_str();
     app.add_flag("--retry", retry, "Keep retrying after errors a retry cannot fix (bad certificate, not authorized)");
+    app.add_option("--proxy", proxy_url, "Go through this HTTP proxy: http://[USER:PASSWORD@]HOST:PORT or https://...");
+    app.add_option("--proxy-credentials", proxy_credentials, "File holding USER:PASSWORD for the proxy (Basic)");
+    app.add_option("--proxy-ca", proxy_ca, "CA bundle for an https:// proxy's certificate (default: the system's)");
     CLI11_PARSE(app, argc, argv);
+    if (!proxy_url.empty()) {
+        auto parsed = proxy::parse_url(proxy_url);
+        if (!parsed.value) {
+            std::cerr << "thingmux-probe: --proxy " << parsed.problem << '\n';
+            return 2;
+        }
+        cfg.proxy = uplink::proxy_route{.url = std::move(*parsed.value),
+                                        .named_by = "--proxy",
+                                        .credentials_file = proxy_credentials,
+                                        .ca_file = proxy_ca,
+                                        .unusable = {}};
+    }
 
     spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
     if (topic.empty()) topic = "dt/" + cfg.thing_name + "/probe";
@@ -70,7 +88,8 @@ int main(int argc, char** argv) {
             spdlog::info("connected to {}:{} as {} ({}, session {})", cfg.host, cfg.port, link->config().session.client_id,
                          protocol, ev.session_present ? "resumed" : "new");
         } else if (ev.state == uplink::link_state::connecting) {
-            spdlog::info("connecting to {}:{}", cfg.host, cfg.port);
+            spdlog::info("connecting to {}:{}{}", cfg.host, cfg.port,
+                         cfg.proxy ? " through proxy " + uplink::describe(*cfg.proxy) : std::string());
         } else if (ev.fatal && !retry) {
             spdlog::error("{}", ev.reason);
             spdlog::error("giving up: this needs a configuration change (--retry keeps trying)");
