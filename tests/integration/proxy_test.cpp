@@ -18,6 +18,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
+std::string ctl() { return std::string(THINGMUX_BIN_DIR) + "/thingmuxctl"; }
+
 // Lines of the daemon's log that hold `text`.
 std::size_t log_lines(const daemon_fixture& d, const std::string& text) {
     std::ifstream in(d.log_file());
@@ -131,15 +133,17 @@ TEST_F(ProxyTest, WrongPasswordIsA407NamingTheFileWithoutATightLoop) {
     EXPECT_TRUE(requests == reported || requests == reported + 1) << requests << " CONNECTs, " << reported << " reported";
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 0U);
 
+    // thingmuxctl learns the reason from the state frame that follows its welcome.
+    const std::string status_reason = "uplink reason:     proxy 127.0.0.1:" + std::to_string(proxy.port()) +
+                                      " refused CONNECT to " + endpoint() +
+                                      ": it requires authentication and refused our credentials";
     std::string out;
-    EXPECT_EQ(run_command({std::string(THINGMUX_BIN_DIR) + "/thingmuxctl", "--socket", daemon.socket_path().string(),
-                           "status"},
-                          &out),
-              0)
-        << out;
-    EXPECT_NE(out.find("uplink reason:     proxy 127.0.0.1:" + std::to_string(proxy.port()) + " refused CONNECT to " +
-                       endpoint() + ": it requires authentication and refused our credentials"),
-              std::string::npos)
+    EXPECT_TRUE(eventually(
+        [&] {
+            return run_command({ctl(), "--socket", daemon.socket_path().string(), "status"}, &out) == 0 &&
+                   out.find(status_reason) != std::string::npos;
+        },
+        10'000))
         << out;
 }
 
@@ -229,15 +233,18 @@ TEST_F(ProxyTest, ThroughAnHttpsProxyCheckedAgainstProxyCa) {
 
     // D-Bus and thingmuxctl status show the proxy, never its credentials.
     const std::string path = "/org/thingmux/Thingmux1/thing/gateway_2d01";
-    const auto r = bus.busctl({"get-property", "org.thingmux.Thingmux1", path, "org.thingmux.Thingmux1.Thing", "Proxy"});
-    EXPECT_EQ(r.output, "s \"" + proxy.url() + "\"\n") << r.output;
+    command_result r;
+    EXPECT_TRUE(eventually(
+        [&] {
+            r = bus.busctl({"get-property", "org.thingmux.Thingmux1", path, "org.thingmux.Thingmux1.Thing", "Proxy"});
+            return r.exit_code == 0;
+        },
+        15'000))
+        << r.output;
+    EXPECT_EQ(r.output, "s \"" + proxy.url() + "\"\n");
     ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
     std::string out;
-    EXPECT_EQ(run_command({std::string(THINGMUX_BIN_DIR) + "/thingmuxctl", "--socket", daemon.socket_path().string(),
-                           "status"},
-                          &out),
-              0)
-        << out;
+    EXPECT_EQ(run_command({ctl(), "--socket", daemon.socket_path().string(), "status"}, &out), 0) << out;
     ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
     EXPECT_NE(out.find("\nendpoint:          " + endpoint() + ", through proxy " + proxy.url() + "\n"), std::string::npos)
         << out;
