@@ -1,8 +1,10 @@
 // thingmuxd through an HTTP proxy (docs/connecting.md): the real daemon, the real AWS-like
 // mosquitto, Debian's tinyproxy started by the tests (with and without Basic authentication,
-// behind socat's TLS for an https:// proxy), and the errors a user must be able to act on.
+// behind socat's TLS for an https:// proxy), and the errors a user must be able to act on (the
+// test-side tcp_proxy plays a proxy that answers nonsense or nothing).
 #include "tests/support/daemon_fixture.hpp"
 #include "tests/support/dbus_fixture.hpp"
+#include "tests/support/tcp_proxy.hpp"
 #include "tests/support/tinyproxy_fixture.hpp"
 
 #include <gtest/gtest.h>
@@ -177,6 +179,32 @@ TEST_F(ProxyTest, AnUnreachableProxyIsTransient) {
         "cannot connect to proxy 127.0.0.1:" + std::to_string(port) + ": Connection refused; retrying in";
     ASSERT_TRUE(eventually([&] { return log_has(daemon, unreachable); }, 20'000)) << read_file(daemon.log_file());
     EXPECT_FALSE(log_has(daemon, "(needs a configuration change)")) << "retrying can help: the proxy may come up";
+}
+
+// Any other status: the status line quoted, and no retry can help.
+TEST_F(ProxyTest, AnotherStatusQuotesTheStatusLine) {
+    tcp_proxy peer(broker.port());
+    peer.set_mode(tcp_proxy::mode::garbage);  // answers every connection "HTTP/1.0 400 this is not an MQTT broker"
+    daemon_setup setup;
+    setup.thing = "proxy: http://127.0.0.1:" + std::to_string(peer.port());
+    daemon_fixture daemon(broker, setup);
+    const std::string refused = "proxy 127.0.0.1:" + std::to_string(peer.port()) + " refused CONNECT to " + endpoint() +
+                                " (\"HTTP/1.0 400 this is not an MQTT broker\"); retrying in";
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, refused); }, 20'000)) << read_file(daemon.log_file());
+    EXPECT_TRUE(log_has(daemon, "(needs a configuration change)"));
+}
+
+// A proxy that accepts and never answers: connect_timeout ends the attempt, which names the way.
+TEST_F(ProxyTest, AProxyThatNeverAnswersTimesOut) {
+    tcp_proxy peer(broker.port());
+    peer.set_mode(tcp_proxy::mode::black_hole);
+    daemon_setup setup;
+    setup.thing = "proxy: http://127.0.0.1:" + std::to_string(peer.port()) + "\nconnect_timeout: 1s";
+    daemon_fixture daemon(broker, setup);
+    const std::string timed_out = "timed out after 1000 ms while connect to " + endpoint() +
+                                  " through proxy http://127.0.0.1:" + std::to_string(peer.port()) + "; retrying in";
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, timed_out); }, 20'000)) << read_file(daemon.log_file());
+    EXPECT_FALSE(log_has(daemon, "(needs a configuration change)"));
 }
 
 TEST_F(ProxyTest, EnvironmentProxyIsUsedUnlessNoProxyExemptsTheEndpoint) {
