@@ -167,7 +167,8 @@ parsed_url parse_url(std::string_view text, bool scheme_optional) {
     u.host = lowered(host);
     if (has_port) {
         const auto number = port_number(port);
-        if (!number) return failed("has port '" + std::string(port) + "', not a number in 1..65535");
+        // Not quoted: "http://user:password" without a host reads as a host and a port.
+        if (!number) return failed("has a port that is not a number in 1..65535");
         u.port = *number;
     } else {
         u.port = u.scheme == scheme::https ? 443 : 80;
