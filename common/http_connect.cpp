@@ -94,7 +94,9 @@ std::string request(std::string_view host, std::uint16_t port, const proxy::cred
 
 verdict classify(int status) noexcept {
     if (status >= 200 && status <= 299) return verdict::tunnel;
-    if (status == 407) return verdict::auth_required;
+    // 401 is an origin server's, which CONNECT has not reached yet: from the proxy it means the
+    // same as 407 (tinyproxy answers wrong credentials with it).
+    if (status == 407 || status == 401) return verdict::auth_required;
     if (status == 403) return verdict::forbidden;
     if ((status >= 500 && status <= 599) || status == 408 || status == 429) return verdict::refused;
     return verdict::refused_permanently;

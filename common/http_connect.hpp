@@ -48,7 +48,7 @@ enum class errc : std::uint8_t {
 // What a status code means for the tunnel, and whether trying again can help.
 enum class verdict : std::uint8_t {
     tunnel,               // 2xx: the bytes that follow the head are the endpoint's
-    auth_required,        // 407: credentials missing or refused (a configuration change)
+    auth_required,        // 407 (or 401): credentials missing or refused (a configuration change)
     forbidden,            // 403: the proxy does not allow this destination (a configuration change)
     refused,              // 5xx, 408, 429: the proxy or the way beyond it may recover
     refused_permanently,  // any other status: 1xx, 3xx, 4xx (a configuration change)

@@ -32,6 +32,7 @@ TEST(HttpConnectVerdict, StatusClasses) {
     EXPECT_EQ(classify(200), verdict::tunnel);
     EXPECT_EQ(classify(299), verdict::tunnel);
     EXPECT_EQ(classify(407), verdict::auth_required);
+    EXPECT_EQ(classify(401), verdict::auth_required) << "tinyproxy's answer to wrong credentials";
     EXPECT_EQ(classify(403), verdict::forbidden);
     EXPECT_EQ(classify(502), verdict::refused);
     EXPECT_EQ(classify(503), verdict::refused);
