@@ -262,6 +262,8 @@ void hub::publish(const std::string& thing, ipc::publish m, const peer_credentia
     pipe.publish(call, 0, std::move(m));
 }
 
+// A client's subscriptions are its session's when it has one (IPC-43), under the session's own
+// request id; else the connection's.
 void hub::handle(local_client& c, ipc::subscribe&& m) {
     if (auto* t = thing_of(c); t && c.session) {
         const auto request = c.session->request_id(m.request_id);
@@ -269,8 +271,9 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
         for (const auto& s : m.subscriptions) kept.push_back({.filter = s.filter, .max_qos = s.max_qos, .options = 0});
         c.session->state().subscribing(request, std::move(kept));
         return t->pipe->subscribe(c.session, request, std::move(m.subscriptions));
+    } else if (t) {
+        return t->pipe->subscribe(c.shared_from_this(), m.request_id, std::move(m.subscriptions));
     }
-    if (auto* t = thing_of(c)) return t->pipe->subscribe(c.shared_from_this(), m.request_id, std::move(m.subscriptions));
     c.subscribe_done(m.request_id, std::vector<ipc::result>(m.subscriptions.size(),
                                                             thing::fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down")));
 }
@@ -280,8 +283,9 @@ void hub::handle(local_client& c, ipc::unsubscribe&& m) {
         const auto request = c.session->request_id(m.request_id);
         c.session->state().unsubscribing(request, m.filters);
         return t->pipe->unsubscribe(c.session, request, m.filters);
+    } else if (t) {
+        return t->pipe->unsubscribe(c.shared_from_this(), m.request_id, m.filters);
     }
-    if (auto* t = thing_of(c)) return t->pipe->unsubscribe(c.shared_from_this(), m.request_id, m.filters);
     c.unsubscribe_done(m.request_id, std::vector<ipc::result>(m.filters.size(), thing::ok(mqtt::reason::no_subscription_existed)));
 }
 

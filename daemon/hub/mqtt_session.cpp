@@ -127,7 +127,10 @@ void mqtt_session::restore_will(spool::session_message stored) {
                                                                             .qos = static_cast<mqtt::qos>(p.qos),
                                                                             .retain = p.retain,
                                                                             .props = thing::to_mqtt(std::move(p.props))});
-    will_due_ = std::chrono::steady_clock::now() + std::chrono::seconds{stored.will_due.value_or(0) - std::time(nullptr)};
+    // The file is ours, but a value from it must not overflow the clock: a Will Delay Interval is
+    // at most a u32 of seconds.
+    const auto left = std::clamp<std::int64_t>(stored.will_due.value_or(0) - std::time(nullptr), 0, 0xFFFF'FFFF);
+    will_due_ = std::chrono::steady_clock::now() + std::chrono::seconds{left};
     will_row_ = stored.id;
 }
 

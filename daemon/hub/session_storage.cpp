@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace thingmux::hub::session_storage {
 
 void keep(session_journal& journal, session_state& s, const owner& o, std::chrono::seconds expiry) {
@@ -51,7 +53,10 @@ peer_credentials peer_of(const spool::session_record& r) {
 }
 
 std::int64_t seconds_left(const spool::session_record& r, std::int64_t now) {
-    return r.ended_at.value_or(now) + static_cast<std::int64_t>(r.expiry) - now;
+    // An end time in the future (a clock set back, or a damaged row) never gives more than the
+    // expiry itself, and never overflows the clock it is added to.
+    const auto ended = std::min(r.ended_at.value_or(now), now);
+    return ended + static_cast<std::int64_t>(r.expiry) - now;
 }
 
 restored restore(session_journal& journal, session_state& s, const spool::session_record& r, std::int64_t now,

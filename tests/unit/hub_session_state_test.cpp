@@ -3,9 +3,11 @@
 // QoS 0 is never kept, acknowledgements of unknown tags are reported, subscriptions are tracked
 // only for a session that outlives its connection.
 #include "daemon/hub/session_state.hpp"
+#include "daemon/hub/session_storage.hpp"
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -71,6 +73,22 @@ TEST(HubSessionState, TakeOldestKeepsOrderAndCountsBytesAwaitingAcks) {
     EXPECT_EQ(s.unacknowledged_bytes(), 0U);
     EXPECT_EQ(s.waiting_bytes(), 9U);
     EXPECT_EQ(topics(s.take_waiting()), (std::vector<std::string>{"second"}));
+}
+
+// What a stored session has left after a restart counts from the end of its last connection;
+// an end time in the future (a clock set back, a damaged row) never gives more than its expiry.
+TEST(HubSessionStorage, SecondsLeftNeverExceedTheExpiry) {
+    spool::session_record r;
+    r.expiry = 600;
+    const std::int64_t now = 1'800'000'000;
+    r.ended_at = now - 100;
+    EXPECT_EQ(session_storage::seconds_left(r, now), 500);
+    r.ended_at = now - 700;
+    EXPECT_EQ(session_storage::seconds_left(r, now), -100);
+    r.ended_at = std::nullopt;  // its connection was open when thingmuxd stopped
+    EXPECT_EQ(session_storage::seconds_left(r, now), 600);
+    r.ended_at = std::numeric_limits<std::int64_t>::max() - 1;
+    EXPECT_EQ(session_storage::seconds_left(r, now), 600);
 }
 
 TEST(HubSessionState, UnacknowledgedGoAgainFirstInOrderOfTheirTags) {

@@ -275,6 +275,10 @@ protected:
         EXPECT_EQ(r.code, error_code::ok) << r.message;
         return c;
     }
+    // A client of a session that holds `filter` (handled by `handler`), whose daemon then went
+    // away (defined with the session tests).
+    std::unique_ptr<thingmux::client> subscribed_then_away(thingmux::options o, const std::string& filter,
+                                                           thingmux::message_handler handler);
 
     std::string dir_;
     std::string path_;
@@ -1042,25 +1046,32 @@ TEST_F(LibClient, IPC43_WhatAResumedSessionDeliversBeforeTheAppSubscribesWaitsFo
     EXPECT_EQ(acked, (std::vector<std::uint32_t>{2, 3}));
 }
 
+std::unique_ptr<thingmux::client> LibClient::subscribed_then_away(thingmux::options o, const std::string& filter,
+                                                                   thingmux::message_handler handler) {
+    o = with_session(std::move(o));
+    o.reconnect_min = 10ms;
+    o.reconnect_max = 10ms;
+    auto c = connected_client(std::move(o), session_welcome(false, 3600));
+    auto s = c->subscribe(filter, 1, std::move(handler));
+    const auto sub = daemon_->receive_as<ipc::subscribe>();
+    EXPECT_TRUE(sub);
+    if (sub) daemon_->send(ipc::subscribe_result{sub->request_id, {ok_result(1)}});
+    EXPECT_TRUE(get(s).ok());
+    daemon_->drop();
+    daemon_->stop_listening();
+    EXPECT_TRUE(states_.wait_until([](const thingmux::state& st) { return st.daemon == thingmux::daemon_state::unavailable; }));
+    return c;
+}
+
 // A session keeps its subscriptions while the app is away from the daemon (IPC-43): an
 // unsubscribe made meanwhile goes out with the next connection (wait_for_daemon) instead of being
 // dropped, and the filter is not subscribed again; without wait_for_daemon it fails like any
 // request made while away, the filter still held.
 TEST_F(LibClient, IPC43_AnUnsubscribeWhileAwayGoesOutWithTheNextConnectionOfASession) {
-    auto o = with_session(opts());
-    o.reconnect_min = 10ms;
-    o.reconnect_max = 10ms;
+    auto o = opts();
     o.wait_for_daemon = true;
-    auto c = connected_client(o, session_welcome(false, 3600));
-    auto s = c->subscribe("cmd/#", 1, [](const thingmux::message&) {});
-    const auto sub = daemon_->receive_as<ipc::subscribe>();
-    ASSERT_TRUE(sub);
-    daemon_->send(ipc::subscribe_result{sub->request_id, {ok_result(1)}});
-    ASSERT_TRUE(get(s).ok());
-
-    daemon_->drop();
-    daemon_->stop_listening();
-    ASSERT_TRUE(states_.wait_until([](const thingmux::state& st) { return st.daemon == thingmux::daemon_state::unavailable; }));
+    auto c = subscribed_then_away(o, "cmd/#", [](const thingmux::message&) {});
+    ASSERT_FALSE(HasFailure());
     auto u = c->unsubscribe("cmd/#");
     EXPECT_EQ(u.wait_for(100ms), std::future_status::timeout) << "done without the session hearing of it";
 
@@ -1075,19 +1086,9 @@ TEST_F(LibClient, IPC43_AnUnsubscribeWhileAwayGoesOutWithTheNextConnectionOfASes
 }
 
 TEST_F(LibClient, IPC43_WithoutWaitForDaemonAnUnsubscribeWhileAwayFailsAndKeepsTheFilter) {
-    auto o = with_session(opts());
-    o.reconnect_min = 10ms;
-    o.reconnect_max = 10ms;
-    auto c = connected_client(o, session_welcome(false, 3600));
     collector<std::string> got;
-    auto s = c->subscribe("cmd/#", 1, [&](const thingmux::message& m) { got.add(m.payload); });
-    const auto sub = daemon_->receive_as<ipc::subscribe>();
-    ASSERT_TRUE(sub);
-    daemon_->send(ipc::subscribe_result{sub->request_id, {ok_result(1)}});
-    ASSERT_TRUE(get(s).ok());
-    daemon_->drop();
-    daemon_->stop_listening();
-    ASSERT_TRUE(states_.wait_until([](const thingmux::state& st) { return st.daemon == thingmux::daemon_state::unavailable; }));
+    auto c = subscribed_then_away(opts(), "cmd/#", [&](const thingmux::message& m) { got.add(m.payload); });
+    ASSERT_FALSE(HasFailure());
     auto u = c->unsubscribe("cmd/#");
     EXPECT_EQ(get(u, 2s).code, error_code::not_connected);
 
