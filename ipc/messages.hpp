@@ -268,7 +268,7 @@ struct message {
 struct state {
     link_state link = link_state::connecting;
     std::string reason;  // why, for people; empty for connected
-    bool fatal = false;  // failed and will not retry until the configuration changes
+    bool fatal = false;  // retrying cannot help until a setting, a file or the broker's side changes (attempts go on, with back-off)
     std::uint32_t retry_in_ms = 0;  // backing_off: delay before the next attempt
     friend bool operator==(const state&, const state&) = default;
 };

@@ -302,10 +302,8 @@ int run_status(const common_options& common) {
         << "thing:             " << info->thing << '\n'
         << "client id:         " << info->client_id << '\n'
         << "uplink:            " << to_string(st.uplink);
-    if (st.uplink_fatal) {
-        out << " (fatal: will not retry until the configuration changes)";
-    }
-    if (st.uplink == uplink_state::backing_off && st.uplink_retry_in.count() > 0) {
+    if (st.uplink_fatal) out << " (retrying cannot help until a setting, a file or the broker's side changes)";
+    if ((st.uplink == uplink_state::backing_off || st.uplink == uplink_state::failed) && st.uplink_retry_in.count() > 0) {
         out << " (next attempt in " << st.uplink_retry_in.count() << " ms)";
     }
     out << '\n';

@@ -43,7 +43,7 @@ struct state {
 
     uplink_state uplink = uplink_state::unknown;
     std::string uplink_reason;  // from the daemon; empty when connected
-    bool uplink_fatal = false;  // failed and will not retry until the daemon's configuration changes
+    bool uplink_fatal = false;  // retrying cannot help until a setting, a file or the broker's side changes (thingmuxd goes on trying, with back-off)
     std::chrono::milliseconds uplink_retry_in{0};  // backing_off: delay before the next attempt
 };
 
