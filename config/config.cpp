@@ -29,6 +29,11 @@ const char* to_string(auth_method v) noexcept {
     }
     return "x509";
 }
+std::string describe_auth(const thing& t) {
+    std::string s = to_string(t.auth);
+    if (t.auth == auth_method::custom_authorizer) s += " " + t.custom_authorizer.name;
+    return s;
+}
 const char* to_string(qos2_policy v) noexcept {
     return v == qos2_policy::downgrade ? "downgrade" : "refuse";
 }

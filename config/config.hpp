@@ -134,6 +134,9 @@ struct thing {
     std::map<std::string, source_location, std::less<>> fields;
 };
 
+// The Thing's way of authenticating as status shows it: "x509", "sigv4", "custom-authorizer NAME".
+[[nodiscard]] std::string describe_auth(const thing& t);
+
 // Who a rule applies to: every key that is set must match the peer; at least one is set.
 struct peer_match {
     std::optional<std::string> unit;   // systemd unit name, glob (*, ?, [...])
