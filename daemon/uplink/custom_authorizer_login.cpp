@@ -42,19 +42,26 @@ bool read_value(std::string_view what, const std::filesystem::path& file, std::s
     return true;
 }
 
+// A token or signature file: one non-empty line of printable characters.
+bool read_line(std::string_view what, std::string_view fill_in, const std::filesystem::path& file, std::string& out,
+               std::string& problem) {
+    if (!read_value(what, file, out, problem)) return false;
+    if (out.empty()) {
+        problem = named(what, file) + " is empty: write " + std::string(fill_in) + " in it";
+        return false;
+    }
+    if (auto why = custom_authorizer::secret_problem(what, out); !why.empty()) {
+        problem = named(what, file) + ": " + why;
+        return false;
+    }
+    return true;
+}
+
 void read_secrets(const custom_authorizer_files& f, secrets& s) {
-    if (!f.token_file.empty() && !read_value("token", f.token_file, s.token, s.problem)) return;
-    if (!f.token_file.empty() && s.token.empty()) {
-        s.problem = named("token", f.token_file) + " is empty: write the token in it";
+    if (!f.token_file.empty() && !read_line("token", "the token", f.token_file, s.token, s.problem)) return;
+    if (!f.signature_file.empty() &&
+        !read_line("signature", "the token's signature (base64)", f.signature_file, s.signature, s.problem))
         return;
-    }
-    if (!f.signature_file.empty()) {
-        if (!read_value("signature", f.signature_file, s.signature, s.problem)) return;
-        if (s.signature.empty()) {
-            s.problem = named("signature", f.signature_file) + " is empty: write the token's signature (base64) in it";
-            return;
-        }
-    }
     if (!f.password_file.empty()) {
         s.password.emplace();
         if (!read_value("password", f.password_file, *s.password, s.problem)) return;

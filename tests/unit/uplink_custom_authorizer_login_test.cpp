@@ -106,7 +106,8 @@ TEST_F(CustomAuthorizerLogin, HostileFilesAreRefusedClearly) {
                       " (custom_authorizer.signature) is a FIFO");
 
     write("token", "s3cret\nsecond line\n");
-    refused(f, "the token holds a control character (byte 10 at offset 6)");
+    refused(f, "custom authorizer token file " + f.token_file.string() +
+                   " (custom_authorizer.token): the token holds a control character (byte 10 at offset 6)");
 
     write("token", "\n");
     refused(f, "custom authorizer token file " + f.token_file.string() + " (custom_authorizer.token) is empty");
