@@ -2,18 +2,19 @@
 // what they resolve to, every mistake at its file:line:column, and the secret files checked like
 // a private key.
 #include "config/config.hpp"
+#include "tests/unit/config_diagnostics.hpp"
 
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 namespace {
 
 using namespace thingmux::config;
+using namespace thingmux::config::testing;
 
 // One Thing with a custom authorizer and no client certificate; tests append keys to it.
 const std::string authorizer =
@@ -25,27 +26,6 @@ const std::string authorizer =
     "    auth: custom-authorizer\n"       // 6
     "    custom_authorizer:\n"            // 7
     "      name: fleet-authorizer\n";     // 8
-
-std::string all(const load_result& r) {
-    std::string out;
-    for (const auto& d : r.diagnostics) out += to_string(d) + "\n";
-    return out;
-}
-
-// Expects an error at `path`, at line:column, whose message contains `message`.
-void expect_error(const load_result& r, std::string_view path, int line, int column, std::string_view message,
-                  std::string_view hint = {}) {
-    SCOPED_TRACE(all(r));
-    EXPECT_FALSE(r.ok());
-    const auto it =
-        std::find_if(r.diagnostics.begin(), r.diagnostics.end(), [&](const diagnostic& d) { return d.path == path; });
-    ASSERT_NE(it, r.diagnostics.end()) << "no diagnostic for " << path;
-    EXPECT_FALSE(it->warning);
-    EXPECT_EQ(it->line, line);
-    EXPECT_EQ(it->column, column);
-    EXPECT_NE(it->message.find(message), std::string::npos) << it->message;
-    EXPECT_NE(it->hint.find(hint), std::string::npos) << it->hint;
-}
 
 TEST(ConfigAuth, X509ByDefaultWithItsAlpnOn443) {
     const auto r =
