@@ -125,7 +125,9 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
             if (auto v = file_or_credential(x->value, p(key))) *target = std::move(*v);
         }
     }
-    if (const auto* cert = find(*f, "cert"), *key = find(*f, "key"); certificate_optional && (cert == nullptr) != (key == nullptr)) {
+    const auto* cert = find(*f, "cert");
+    const auto* key = find(*f, "key");
+    if (certificate_optional && (cert == nullptr) != (key == nullptr)) {
         const auto* written = cert != nullptr ? cert : key;
         error(written->value, p(cert != nullptr ? "cert" : "key"), "cert and key go together",
               "write both (a client certificate with its key) or neither");
