@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace thingmux::test {
@@ -158,6 +159,44 @@ TEST(CustomAuthorizerTest, WrongTokenIsDeniedOncePerAttemptAndNothingPublishedIs
         EXPECT_TRUE(broker_read_user_name(broker, unsigned_user_name)) << read_file(broker.log_file());
         expect_no_secret_in(read_file(daemon.log_file()));
     }
+}
+
+// thingmux-probe checks a device's custom authorizer settings the same way, without a certificate.
+TEST(CustomAuthorizerTest, ProbeLogsInThroughTheAuthorizer) {
+    broker_fixture broker(login_broker(unsigned_user_name, false));
+    const std::vector<std::string> probe{std::string(THINGMUX_BIN_DIR) + "/thingmux-probe",
+                                         "--host",
+                                         broker.host(),
+                                         "--port",
+                                         std::to_string(broker.login_port()),
+                                         "--thing",
+                                         "gateway-01",
+                                         "--ca",
+                                         broker.ca_file().string(),
+                                         "--authorizer",
+                                         "open_authorizer",
+                                         "--token-key-name",
+                                         "device-token",
+                                         "--token",
+                                         secret_file(broker.dir(), "token", token + "\n").string(),
+                                         "--password",
+                                         secret_file(broker.dir(), "password", password).string(),
+                                         "--count",
+                                         "5",
+                                         "--timeout",
+                                         "20"};
+    std::string out;
+    EXPECT_EQ(run_command(probe, &out, 30'000), 0) << out;
+    EXPECT_TRUE(broker_read_user_name(broker, unsigned_user_name)) << read_file(broker.log_file());
+    expect_no_secret_in(out);
+
+    // Without --authorizer the certificate stays required.
+    auto no_certificate = probe;
+    const auto option = std::find(no_certificate.begin(), no_certificate.end(), "--authorizer");
+    ASSERT_NE(option, no_certificate.end());
+    no_certificate.erase(option, option + 2);  // --authorizer NAME
+    EXPECT_EQ(run_command(no_certificate, &out, 30'000), 2) << out;
+    EXPECT_NE(out.find("--cert and --key are required"), std::string::npos) << out;
 }
 
 }  // namespace
