@@ -21,6 +21,19 @@ namespace thingmux::config {
 const char* to_string(protocol_version v) noexcept {
     return v == protocol_version::mqtt311 ? "mqtt311" : "mqtt5";
 }
+const char* to_string(auth_method v) noexcept {
+    switch (v) {
+    case auth_method::x509: return "x509";
+    case auth_method::sigv4: return "sigv4";
+    case auth_method::custom_authorizer: return "custom-authorizer";
+    }
+    return "x509";
+}
+std::string describe_auth(const thing& t) {
+    std::string s = to_string(t.auth);
+    if (t.auth == auth_method::custom_authorizer) s += " " + t.custom_authorizer.name;
+    return s;
+}
 const char* to_string(qos2_policy v) noexcept {
     return v == qos2_policy::downgrade ? "downgrade" : "refuse";
 }
@@ -78,7 +91,7 @@ std::string group_label(gid_t gid) {
 // Who besides thingmuxd may read a private key: {what, how to fix}, empty when nobody. Group
 // access is for thingmuxd's own group (the one this check runs as, like the daemon): any other
 // group lets other programs read the key.
-// `what` names the secret: "private key", "proxy credentials file".
+// `what` names the secret: "private key", "proxy credentials file", "custom authorizer token file".
 std::pair<std::string, std::string> secret_exposure(std::string_view what, const std::filesystem::path& file,
                                                     const files::contents& c) {
     const auto named = std::string(what) + " " + file.string();
@@ -144,7 +157,10 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
         };
         for (const auto& [key, file, secret] :
              {named_file{"ca", &t.ca, {}}, {"cert", &t.cert, {}}, {"key", &t.key, "private key"},
-              {"proxy_credentials", &t.proxy.credentials, "proxy credentials file"}, {"proxy_ca", &t.proxy.ca, {}}}) {
+              {"proxy_credentials", &t.proxy.credentials, "proxy credentials file"}, {"proxy_ca", &t.proxy.ca, {}},
+              {"custom_authorizer.token", &t.custom_authorizer.token, "custom authorizer token file"},
+              {"custom_authorizer.signature", &t.custom_authorizer.signature, "custom authorizer signature file"},
+              {"custom_authorizer.password", &t.custom_authorizer.password, "custom authorizer password file"}}) {
             const auto f = t.fields.find(key);
             if (file->empty()) continue;  // not written or not valid: parse() reported it
             const auto at = f != t.fields.end() ? f->second : t.where;

@@ -89,6 +89,22 @@ struct proxy_settings {
     std::filesystem::path ca;
 };
 
+// How a Thing proves its identity to the broker (docs/connecting.md): its X.509 client certificate,
+// SigV4-signed WebSocket URLs, or an AWS IoT custom authorizer.
+enum class auth_method : std::uint8_t { x509, sigv4, custom_authorizer };
+[[nodiscard]] const char* to_string(auth_method v) noexcept;  // "x509", "sigv4", "custom-authorizer"
+
+// auth: custom-authorizer (docs/config.md "things[].custom_authorizer"). The secrets are files
+// (or "credential:NAME"), read at every connection attempt; never written in the YAML itself.
+struct custom_authorizer_settings {
+    std::string name;            // x-amz-customauthorizer-name
+    std::string token_key_name;  // the query parameter the token goes in; empty: no token
+    std::filesystem::path token;      // empty: none
+    std::filesystem::path signature;  // the token's signature (signing authorizers); empty: none
+    std::string username;             // the MQTT user name before '?'; empty: none
+    std::filesystem::path password;   // the MQTT password; empty: none
+};
+
 struct thing {
     std::string name;                  // AWS IoT Thing name
     std::string endpoint;              // host name or IP address
@@ -96,9 +112,12 @@ struct thing {
     std::string client_id;             // resolved: the Thing name when not written
     protocol_version protocol = protocol_version::mqtt5;
     std::filesystem::path ca;
-    std::filesystem::path cert;
+    std::filesystem::path cert;        // empty (with key) only with auth: custom-authorizer: no client certificate
     std::filesystem::path key;
-    std::vector<std::string> alpn;     // resolved: {"x-amzn-mqtt-ca"} on port 443 when not written
+    // resolved: on port 443 when not written, {"x-amzn-mqtt-ca"}, or {"mqtt"} with auth: custom-authorizer
+    std::vector<std::string> alpn;
+    auth_method auth = auth_method::x509;
+    custom_authorizer_settings custom_authorizer;
     // Topic filters routed between the Thing's local sessions only, never sent to the broker
     // (${thing} expanded).
     std::vector<std::string> local_topics;
@@ -114,6 +133,9 @@ struct thing {
     // about a field found later (e.g. a certificate the broker rejects).
     std::map<std::string, source_location, std::less<>> fields;
 };
+
+// The Thing's way of authenticating as status shows it: "x509", "sigv4", "custom-authorizer NAME".
+[[nodiscard]] std::string describe_auth(const thing& t);
 
 // Who a rule applies to: every key that is set must match the peer; at least one is set.
 struct peer_match {
@@ -234,16 +256,17 @@ struct load_result {
 // Reads the file (at most 1 MiB), parse()s it, then check_files().
 [[nodiscard]] load_result load_file(const std::filesystem::path& file);
 
-// ca/cert/key, proxy_credentials and proxy_ca may be "credential:NAME": a systemd credential
+// ca/cert/key, proxy_credentials, proxy_ca and the custom authorizer's token, signature and
+// password may be "credential:NAME": a systemd credential
 // (LoadCredential=NAME:... in the unit).
 inline constexpr std::string_view credential_prefix = "credential:";
 // The file to open: "credential:NAME" -> $CREDENTIALS_DIRECTORY/NAME (empty when that variable
 // is unset); any other path unchanged.
 [[nodiscard]] std::filesystem::path resolve_file(const std::filesystem::path& p);
 
-// Checks that each Thing's ca/cert/key (and proxy_credentials, proxy_ca) is a readable regular
-// file (as the calling process: run it with the daemon's credentials) and warns when a private
-// key or the proxy credentials are readable by others. Appends to `out`; positions come from
+// Checks that each Thing's ca/cert/key (and proxy_credentials, proxy_ca, the custom authorizer's
+// files) is a readable regular file (as the calling process: run it with the daemon's
+// credentials) and warns when a private key or another secret is readable by others. Appends to `out`; positions come from
 // thing::fields.
 void check_files(const configuration& config, std::vector<diagnostic>& out, const std::string& file_name);
 

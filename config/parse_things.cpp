@@ -51,10 +51,11 @@ std::string host_problem(const std::string& host) {
     return {};
 }
 
-constexpr std::array<std::string_view, 18> thing_keys{
+constexpr std::array<std::string_view, 20> thing_keys{
     "name",           "endpoint", "port",         "client_id",       "protocol",          "ca",
     "cert",           "key",      "alpn",         "keep_alive",      "session_expiry",    "backoff",
-    "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca"};
+    "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca",
+    "auth",           "custom_authorizer"};
 constexpr std::array<std::string_view, 15> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
@@ -114,18 +115,32 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
         static constexpr std::array<choice<protocol_version>, 2> choices{{{"mqtt5", protocol_version::mqtt5}, {"mqtt311", protocol_version::mqtt311}}};
         if (auto v = enumeration(x->value, p("protocol"), choices)) t.protocol = *v;
     }
+    parse_auth(*f, path, t);
+    // A custom authorizer proves the identity instead of a client certificate; one may still be sent.
+    const bool certificate_optional = t.auth == auth_method::custom_authorizer;
     for (const auto& [key, target] : {std::pair{"ca"sv, &t.ca}, {"cert"sv, &t.cert}, {"key"sv, &t.key}}) {
-        if (const auto* x = required(key, "the path of the PEM file, e.g. " + std::string(key) + ": /etc/thingmux/...")) {
+        const auto hint = "the path of the PEM file, e.g. " + std::string(key) + ": /etc/thingmux/...";
+        const auto* x = certificate_optional && key != "ca" ? find(*f, key) : required(key, hint);
+        if (x != nullptr) {
             if (auto v = file_or_credential(x->value, p(key))) *target = std::move(*v);
         }
+    }
+    const auto* cert = find(*f, "cert");
+    const auto* key = find(*f, "key");
+    if (certificate_optional && (cert == nullptr) != (key == nullptr)) {
+        const auto* written = cert != nullptr ? cert : key;
+        error(written->value, p(cert != nullptr ? "cert" : "key"), "cert and key go together",
+              "write both (a client certificate with its key) or neither");
     }
     if (const auto* x = find(*f, "alpn")) {
         t.alpn = string_list(x->value, p("alpn"), "[x-amzn-mqtt-ca]");
         for (const auto& a : t.alpn) {
             if (a.size() > 255) error(x->value, p("alpn"), "an ALPN protocol name is longer than 255 bytes");
         }
+        check_custom_authorizer_alpn(x->value, p("alpn"), t);
     } else if (t.port == 443) {
-        t.alpn = {"x-amzn-mqtt-ca"};
+        // AWS IoT Core takes a custom authorizer's MQTT connection on 443 only with ALPN "mqtt".
+        t.alpn = {t.auth == auth_method::custom_authorizer ? "mqtt" : "x-amzn-mqtt-ca"};
     }
     if (const auto* x = find(*f, "local_topics")) {
         // ${thing} is the one variable with a meaning here; the filters are the Thing's, not an app's.

@@ -279,6 +279,17 @@ std::optional<std::filesystem::path> parser::file_or_credential(const YAML::Node
     return std::filesystem::path(s);
 }
 
+std::optional<std::filesystem::path> parser::secret_file(const YAML::Node& node, const std::string& path,
+                                                        std::string_view what) {
+    if (node.IsScalar() && !node.Scalar().starts_with('/') && !node.Scalar().starts_with(credential_prefix)) {
+        error(node, path, "names neither a file nor a systemd credential (the value is not shown: it may be a secret)",
+              "put " + std::string(what) + " in a file only thingmuxd may read and write its absolute path, or "
+              "credential:NAME for a systemd credential; never the secret itself");
+        return std::nullopt;
+    }
+    return file_or_credential(node, path);
+}
+
 std::vector<std::string> parser::string_list(const YAML::Node& node, const std::string& path, std::string_view example) {
     std::vector<std::string> out;
     const auto items = sequence(node, path, example);

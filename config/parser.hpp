@@ -104,6 +104,11 @@ public:
     // An absolute path, or "credential:NAME" (a systemd credential, config::resolve_file()).
     std::optional<std::filesystem::path> file_or_credential(const YAML::Node& node, const std::string& path);
 
+    // A file holding a secret (a token, a password): an absolute path or "credential:NAME", like
+    // file_or_credential(), but a value that is neither is refused without being quoted: it may
+    // be the secret itself. `what` names the secret in the hint: "the token".
+    std::optional<std::filesystem::path> secret_file(const YAML::Node& node, const std::string& path, std::string_view what);
+
     // An absolute path short enough for a Unix socket address.
     std::optional<std::filesystem::path> socket_path(const YAML::Node& node, const std::string& path);
 
@@ -134,6 +139,10 @@ private:
     void parse_limits(const YAML::Node& node, const std::string& path, thing& t);
     // proxy, proxy_credentials and proxy_ca of a Thing's keys `f` (parse_proxy.cpp).
     void parse_proxy(const fields& f, const std::string& path, thing& t);
+    // auth and custom_authorizer of a Thing's keys `f` (parse_auth.cpp).
+    void parse_auth(const fields& f, const std::string& path, thing& t);
+    // Warns when an alpn written for a custom authorizer on port 443 lacks "mqtt".
+    void check_custom_authorizer_alpn(const YAML::Node& node, const std::string& path, const thing& t);
     app_rule parse_app(const YAML::Node& node, const std::string& path, const std::vector<thing>& things);
     void parse_ipc(const YAML::Node& node, ipc_settings& s);
     // After things: and ipc: (its defaults follow them); `node` may be null (no mqtt: section),

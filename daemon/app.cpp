@@ -199,6 +199,15 @@ hub::thing_setup setup_of(const config::thing& t) {
     u.backoff.cap = t.backoff_cap;
     u.connect_timeout = t.connect_timeout;
     u.proxy = proxy_route_of(t);
+    if (t.auth == config::auth_method::custom_authorizer) {
+        const auto& c = t.custom_authorizer;
+        u.custom_authorizer = uplink::custom_authorizer_files{.name = c.name,
+                                                              .token_key_name = c.token_key_name,
+                                                              .username = c.username,
+                                                              .token_file = config::resolve_file(c.token),
+                                                              .signature_file = config::resolve_file(c.signature),
+                                                              .password_file = config::resolve_file(c.password)};
+    }
 
     std::string fp = t.endpoint + '\n' + std::to_string(t.port) + '\n' + t.client_id + '\n' + to_string(t.protocol) + '\n' +
                      std::to_string(t.keep_alive.count()) + '\n' + std::to_string(u.session.session_expiry) + '\n' +
@@ -213,6 +222,12 @@ hub::thing_setup setup_of(const config::thing& t) {
         const auto login = r.url.login ? r.url.login->user + ':' + r.url.login->password : std::string();
         fp += "\nproxy " + describe(r) + '\n' + std::to_string(std::hash<std::string>{}(login)) + '\n' + r.unusable;
         files.insert(files.end(), {&r.credentials_file, &r.ca_file});
+    }
+    if (u.custom_authorizer) {
+        // A changed token file reconnects at a reload; it is read at every attempt anyway.
+        const auto& c = *u.custom_authorizer;
+        fp += "\ncustom-authorizer " + c.name + '\n' + c.token_key_name + '\n' + c.username;
+        files.insert(files.end(), {&c.token_file, &c.signature_file, &c.password_file});
     }
     for (const auto* f : files) fp += '\n' + f->string() + '=' + content_hash(*f);
     return {.settings = t, .link = std::move(u), .fingerprint = std::move(fp)};

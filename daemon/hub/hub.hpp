@@ -61,6 +61,7 @@ struct thing_status {
     // The HTTP proxy the connection goes through, as "http://host:port" (never credentials);
     // empty: directly. With proxy: env, the one the environment named (or none).
     std::string proxy;
+    std::string auth;  // "x509", "sigv4", "custom-authorizer NAME" (config::describe_auth)
     std::string client_id;
     std::string protocol;  // "mqtt5" / "mqtt311"
     uplink::link_state state = uplink::link_state::connecting;

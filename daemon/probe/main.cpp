@@ -30,13 +30,14 @@ int main(int argc, char** argv) {
     bool retry = false;
     std::string proxy_url;
     std::filesystem::path proxy_credentials, proxy_ca;
+    uplink::custom_authorizer_files authorizer;
     app.add_option("--host", cfg.host, "Broker host name (certificate must match it)")->required();
     app.add_option("--port", cfg.port, "Broker port (443 uses ALPN x-amzn-mqtt-ca)")->capture_default_str();
     app.add_option("--thing", cfg.thing_name, "Thing name; also the client ID unless --client-id is given")->required();
     app.add_option("--client-id", cfg.session.client_id, "MQTT client ID (default: the Thing name)");
     app.add_option("--ca", cfg.tls.ca_file, "CA bundle that signed the broker certificate (PEM)")->required();
-    app.add_option("--cert", cfg.tls.cert_file, "Thing certificate (PEM)")->required();
-    app.add_option("--key", cfg.tls.key_file, "Thing private key (PEM)")->required();
+    app.add_option("--cert", cfg.tls.cert_file, "Thing certificate (PEM); optional with --authorizer");
+    app.add_option("--key", cfg.tls.key_file, "Thing private key (PEM); optional with --authorizer");
     app.add_option("--protocol", protocol, "mqtt5 or mqtt311")->check(CLI::IsMember({"mqtt5", "mqtt311"}))->capture_default_str();
     app.add_option("--topic", topic, "Topic to publish to and subscribe to (default: dt/THING/probe)");
     app.add_option("--count", count, "Number of messages")->capture_default_str();
@@ -47,7 +48,18 @@ int main(int argc, char** argv) {
     app.add_option("--proxy", proxy_url, "Go through this HTTP proxy: http://[USER:PASSWORD@]HOST:PORT or https://...");
     app.add_option("--proxy-credentials", proxy_credentials, "File holding USER:PASSWORD for the proxy (Basic)");
     app.add_option("--proxy-ca", proxy_ca, "CA bundle for an https:// proxy's certificate (default: the system's)");
+    app.add_option("--authorizer", authorizer.name, "Log in through this AWS IoT custom authorizer (port 443: ALPN mqtt)");
+    app.add_option("--token-key-name", authorizer.token_key_name, "The authorizer's token key name (with --token)");
+    app.add_option("--token", authorizer.token_file, "File holding the authorizer's token");
+    app.add_option("--signature", authorizer.signature_file, "File holding the token's signature (signing authorizers)");
+    app.add_option("--username", authorizer.username, "MQTT user name before the authorizer's parameters");
+    app.add_option("--password", authorizer.password_file, "File holding the MQTT password for the authorizer");
     CLI11_PARSE(app, argc, argv);
+    if (authorizer.name.empty() && (cfg.tls.cert_file.empty() || cfg.tls.key_file.empty())) {
+        std::cerr << "thingmux-probe: --cert and --key are required (unless --authorizer is given)\n";
+        return 2;
+    }
+    if (!authorizer.name.empty()) cfg.custom_authorizer = authorizer;
     if (!proxy_url.empty()) {
         auto parsed = proxy::parse_url(proxy_url);
         if (!parsed.value) {
@@ -65,7 +77,8 @@ int main(int argc, char** argv) {
     if (topic.empty()) topic = "dt/" + cfg.thing_name + "/probe";
     cfg.session.version = protocol == "mqtt311" ? mqtt::protocol_version::v311 : mqtt::protocol_version::v5;
     cfg.session.keep_alive = std::chrono::seconds(keep_alive);
-    if (cfg.port == 443) cfg.tls.alpn = {"x-amzn-mqtt-ca"};  // AWS IoT Core's MQTT-over-443
+    // AWS IoT Core's MQTT-over-443: x-amzn-mqtt-ca for certificates, mqtt for a custom authorizer.
+    if (cfg.port == 443) cfg.tls.alpn = {cfg.custom_authorizer ? "mqtt" : "x-amzn-mqtt-ca"};
 
     asio::io_context io;
     auto link = uplink::uplink::create(io, cfg);

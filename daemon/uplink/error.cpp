@@ -23,6 +23,8 @@ public:
         case errc::proxy_refused_permanently: return "the proxy refused to open a tunnel";
         case errc::proxy_malformed_answer: return "the proxy's answer is not HTTP";
         case errc::proxy_certificate_untrusted: return "the proxy's certificate is not trusted";
+        case errc::custom_authorizer_unusable: return "a custom authorizer's token, signature or password cannot be used";
+        case errc::custom_authorizer_denied: return "the custom authorizer denied the connection";
         case errc::timed_out: return "connecting took longer than the connect timeout";
         case errc::proxy_unreachable: return "the proxy cannot be reached";
         case errc::proxy_closed: return "the proxy closed the connection before answering";
@@ -60,7 +62,9 @@ bool is_fatal(const std::error_code& ec) noexcept {
     case errc::proxy_forbidden:
     case errc::proxy_refused_permanently:
     case errc::proxy_malformed_answer:
-    case errc::proxy_certificate_untrusted: return true;
+    case errc::proxy_certificate_untrusted:
+    case errc::custom_authorizer_unusable:
+    case errc::custom_authorizer_denied: return true;
     default: return false;
     }
 }

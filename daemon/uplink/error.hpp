@@ -21,6 +21,8 @@ enum class errc {
     proxy_refused_permanently,     // the proxy answered another 1xx/3xx/4xx status
     proxy_malformed_answer,        // the proxy's answer is not HTTP (or not an HTTP proxy's)
     proxy_certificate_untrusted,   // an https:// proxy's certificate is not trusted or for another name
+    custom_authorizer_unusable,    // a custom authorizer's token, signature or password file is missing or unusable
+    custom_authorizer_denied,      // CONNACK: the custom authorizer refused the token (not authorized, bad credentials)
     // Transient: the next attempt may succeed.
     timed_out,                // a connection step took longer than connect_timeout
     proxy_unreachable,        // the proxy cannot be resolved or refuses the TCP connection

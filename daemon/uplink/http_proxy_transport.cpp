@@ -1,13 +1,11 @@
 #include "daemon/uplink/http_proxy_transport.hpp"
 
 #include "common/printable.hpp"
-#include "common/regular_file.hpp"
 #include "daemon/uplink/error.hpp"
+#include "daemon/uplink/secret_file.hpp"
 #include "daemon/uplink/tls_transport.hpp"
 
 #include <boost/asio/post.hpp>
-
-#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <cstring>
@@ -26,11 +24,6 @@ std::string in_quotes(std::string_view from_proxy) {
     return "\"" + text::printable(from_proxy, max_quoted_bytes) + "\"";
 }
 
-void wipe(std::string& s) {
-    if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
-    s.clear();
-}
-
 bool starts_with_ignoring_case(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), s.begin(), [](char a, char b) {
                const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
@@ -47,11 +40,11 @@ struct login_result {
 login_result login_of(const proxy_route& route) {
     if (route.credentials_file.empty()) return {route.url.login, {}};
     const auto named = "proxy credentials file " + route.credentials_file.string() + " (proxy_credentials)";
-    auto file = files::read_regular(route.credentials_file, max_credentials_bytes);
-    if (file.os_error != 0) return {std::nullopt, "cannot read " + named + ": " + std::strerror(file.os_error)};
-    if (!file.ok()) return {std::nullopt, named + " " + file.problem};
-    auto parsed = proxy::parse_credentials(file.bytes);
-    wipe(file.bytes);
+    std::string bytes;
+    if (auto problem = read_secret_file(route.credentials_file, named, max_credentials_bytes, bytes); !problem.empty())
+        return {std::nullopt, std::move(problem)};
+    auto parsed = proxy::parse_credentials(bytes);
+    wipe(bytes);
     if (!parsed.value) return {std::nullopt, named + " " + parsed.problem};
     return {std::move(parsed.value), {}};
 }

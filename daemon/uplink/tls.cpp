@@ -78,8 +78,10 @@ std::string add_ca(boost::asio::ssl::context& ctx, const std::string& ca, const 
 tls_context_result make_tls_context(const tls_settings& s) {
     std::string ca, cert, key;
     const wiped key_copy{key};
+    const bool client_certificate = !s.cert_file.empty() || !s.key_file.empty();
     for (const auto& [what, path, bytes] : {std::tuple{"CA", &s.ca_file, &ca}, {"certificate", &s.cert_file, &cert},
                                             {"key", &s.key_file, &key}}) {
+        if (!client_certificate && path != &s.ca_file) continue;
         std::error_code code = errc::credentials_unusable;
         if (auto e = read_pem(what, *path, *bytes, code); !e.empty()) return {nullptr, e, code};
     }
@@ -90,6 +92,7 @@ tls_context_result make_tls_context(const tls_settings& s) {
     boost::system::error_code ec;
     ctx->set_password_callback([](std::size_t, ssl::context::password_purpose) { return std::string(); }, ec);
     if (auto e = add_ca(*ctx, ca, s.ca_file); !e.empty()) return unusable(std::move(e));
+    if (!client_certificate) return {ctx, {}, {}};
     if (ctx->use_certificate_chain(boost::asio::buffer(cert), ec); ec)
         return unusable("certificate file " + s.cert_file.string() +
                         " holds no usable PEM certificate: " + openssl_reason(ec));

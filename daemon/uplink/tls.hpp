@@ -17,8 +17,10 @@ namespace thingmux::uplink {
 
 struct tls_settings {
     std::filesystem::path ca_file;    // CA bundle that must have signed the broker's certificate
-    std::filesystem::path cert_file;  // client certificate chain (PEM)
-    std::filesystem::path key_file;   // client private key (PEM)
+    // Client certificate chain and private key (PEM); both empty: no client certificate (the broker
+    // authenticates the client otherwise, e.g. through a custom authorizer).
+    std::filesystem::path cert_file;
+    std::filesystem::path key_file;
     std::vector<std::string> alpn;    // e.g. {"x-amzn-mqtt-ca"} for AWS IoT Core on port 443
 };
 
@@ -33,7 +35,7 @@ struct tls_context_result {
 
 // Loads the files fresh (so a fixed permission or a rotated certificate is picked up on the next
 // attempt), requires TLS 1.2+, peer verification against ca_file, and checks that the key
-// matches the certificate.
+// matches the certificate (when there is a client certificate).
 [[nodiscard]] tls_context_result make_tls_context(const tls_settings& settings);
 
 // A context for a TLS connection to an https:// proxy: TLS 1.2+, the proxy's certificate verified

@@ -115,6 +115,16 @@ void uplink::start_attempt() {
     backoff_.on_attempt(now());
     takeover_.on_attempt();
     set_state({.state = link_state::connecting});
+    if (config_.custom_authorizer) {
+        // Read now, so that a fixed or rotated token is used at the next attempt; the secrets go
+        // to the session's CONNECT only, never into config_ (which the daemon shows).
+        auto login = load_mqtt_login(*config_.custom_authorizer);
+        if (login.error) return end_attempt(nullptr, login.error, std::move(login.detail));
+        auto with_login = config_.session;
+        with_login.username = std::move(login.username);
+        with_login.password = std::move(login.password);
+        session_.reconfigure(std::move(with_login));
+    }
 
     auto made = make_transport(io_, config_.transport, config_.host, config_.tls,
                                config_.proxy ? &*config_.proxy : nullptr);
@@ -357,6 +367,13 @@ void uplink::handle(mqtt::action::connect_failed& a) {
     ending_.reason = "broker refused connection: " + a.reason;
     ending_.error = a.fatal ? errc::broker_refused_permanently : errc::broker_refused;
     ending_.reason_code = a.reason_code;
+    // MQTT 5 0x86/0x87, 3.1.1 return codes 4/5 (mapped): the authorizer's Lambda said no.
+    const bool refused_login =
+        a.reason_code == mqtt::reason::not_authorized || a.reason_code == mqtt::reason::bad_user_name_or_password;
+    if (config_.custom_authorizer && refused_login) {
+        ending_.reason = denied_message(*config_.custom_authorizer, a.reason);
+        ending_.error = errc::custom_authorizer_denied;
+    }
 }
 
 void uplink::handle(mqtt::action::disconnected& a) {

@@ -12,6 +12,7 @@
 #include "daemon/mqtt/backoff.hpp"
 #include "daemon/mqtt/session.hpp"
 #include "daemon/mqtt/takeover.hpp"
+#include "daemon/uplink/custom_authorizer_login.hpp"
 #include "daemon/uplink/error.hpp"
 #include "daemon/uplink/transport.hpp"
 
@@ -44,6 +45,9 @@ struct uplink_config {
     transport_kind transport = transport_kind::tls;
     // The HTTP proxy to go through (docs/connecting.md); none: directly to host:port.
     std::optional<proxy_route> proxy;
+    // Log in through this AWS IoT custom authorizer (docs/connecting.md): its files are read at
+    // every attempt into the CONNECT's user name and password (session.username/password unused).
+    std::optional<custom_authorizer_files> custom_authorizer;
 };
 
 using link_state = thingmux::link_state;  // defined once in common/, with its spellings

@@ -22,6 +22,7 @@ struct retained_cache_figures {
 struct thing_route {
     std::string endpoint;
     std::string proxy;
+    std::string auth;  // "x509", "custom-authorizer NAME", ...
 };
 // Reads them from the Thing's object; why not, when thingmuxd's D-Bus interface cannot be read.
 [[nodiscard]] std::variant<thing_route, std::string> read_route(const std::string& thing);

@@ -4,16 +4,13 @@
 // test-side tcp_proxy plays a proxy that answers nonsense or nothing).
 #include "tests/support/daemon_fixture.hpp"
 #include "tests/support/dbus_fixture.hpp"
+#include "tests/support/round_trip.hpp"
 #include "tests/support/tcp_proxy.hpp"
 #include "tests/support/tinyproxy_fixture.hpp"
 
 #include <gtest/gtest.h>
 
-#include <sys/stat.h>
-
 #include <chrono>
-#include <fstream>
-#include <set>
 
 namespace thingmux::test {
 namespace {
@@ -21,16 +18,6 @@ namespace {
 using namespace std::chrono_literals;
 
 std::string ctl() { return std::string(THINGMUX_BIN_DIR) + "/thingmuxctl"; }
-
-// Lines of the daemon's log that hold `text`.
-std::size_t log_lines(const daemon_fixture& d, const std::string& text) {
-    std::ifstream in(d.log_file());
-    std::size_t n = 0;
-    for (std::string line; std::getline(in, line);) {
-        if (line.find(text) != std::string::npos) ++n;
-    }
-    return n;
-}
 
 class ProxyTest : public ::testing::Test {
 protected:
@@ -41,33 +28,11 @@ protected:
 
     // A file holding `text`, readable by its owner only (as thingmuxd wants a secret).
     [[nodiscard]] std::filesystem::path secret_file(const std::string& name, const std::string& text) const {
-        const auto p = broker.dir() / name;
-        std::ofstream(p, std::ios::trunc) << text;
-        ::chmod(p.c_str(), 0600);
-        return p;
+        return test::secret_file(broker.dir(), name, text);
     }
 
-    // Publishes `n` numbered messages each way between the cloud and an app through the daemon,
-    // and expects every one to arrive.
-    void expect_round_trip(daemon_fixture& daemon, int n) {
-        observer_subscription cloud(broker, "dt/gateway-01/#");
-        ASSERT_TRUE(cloud.wait_ready());
-        ipc_client app(daemon.socket_path());
-        ASSERT_TRUE(hello_connected(app, "through-proxy")) << read_file(daemon.log_file());
-        ASSERT_EQ(app.subscribe({"cmd/gateway-01/#"}).at(0).code, ipc::errc::ok);
-        publish_from_cloud(broker, "cmd/gateway-01/x", numbered(n));
-        EXPECT_TRUE(app.wait_messages(static_cast<std::size_t>(n)));
-        std::set<std::string> got;
-        for (const auto& m : app.messages) got.insert(m.payload);
-        EXPECT_EQ(got.size(), static_cast<std::size_t>(n)) << "messages from the cloud lost on the way";
-        for (const auto& p : numbered(n, "up-")) {
-            const auto r = app.publish("dt/gateway-01/x", p);
-            ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
-        }
-        std::vector<std::string> expected;
-        for (const auto& p : numbered(n, "up-")) expected.push_back("dt/gateway-01/x " + p);
-        EXPECT_EQ(cloud.wait_for_all(expected, 20'000), 0U) << "messages to the cloud lost on the way";
-    }
+    // Numbered messages each way between the cloud and an app through the daemon, every one arriving.
+    void expect_round_trip(daemon_fixture& daemon, int n) { test::expect_round_trip(broker, daemon, n, "through-proxy"); }
 };
 
 TEST_F(ProxyTest, ThroughTinyproxyWithoutAuthentication) {
@@ -264,14 +229,8 @@ TEST_F(ProxyTest, ThroughAnHttpsProxyCheckedAgainstProxyCa) {
 
     // D-Bus and thingmuxctl status show the proxy, never its credentials.
     const std::string path = "/org/thingmux/Thingmux1/thing/gateway_2d01";
-    command_result r;
-    EXPECT_TRUE(eventually(
-        [&] {
-            r = bus.busctl({"get-property", "org.thingmux.Thingmux1", path, "org.thingmux.Thingmux1.Thing", "Proxy"});
-            return r.exit_code == 0;
-        },
-        15'000))
-        << r.output;
+    const auto r = bus.thing_property(path, "Proxy");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(r.output, "s \"" + proxy.url() + "\"\n");
     ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
     std::string out;
@@ -279,6 +238,7 @@ TEST_F(ProxyTest, ThroughAnHttpsProxyCheckedAgainstProxyCa) {
     ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
     EXPECT_NE(out.find("\nendpoint:          " + endpoint() + ", through proxy " + proxy.url() + "\n"), std::string::npos)
         << out;
+    EXPECT_NE(out.find("\nauth:              x509\n"), std::string::npos) << out;
     EXPECT_EQ(out.find("s3cret"), std::string::npos) << out;
 }
 

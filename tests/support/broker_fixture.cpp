@@ -69,13 +69,16 @@ broker_fixture::broker_fixture(options opts) : opts_(std::move(opts)) {
         std::vector<std::string> pki{THINGMUX_BROKER_SCRIPT, "pki", dir_.string()};
         pki.insert(pki.end(), opts_.things.begin(), opts_.things.end());
         run_or_throw(pki);
+        std::vector<std::pair<std::string, std::string>> passwords;
         if (opts_.plain_listener) {
-            const auto passwd = (dir_ / "passwd").string();
-            for (const auto& thing : opts_.things) {
-                std::vector<std::string> add{"mosquitto_passwd", "-b", passwd, thing, plain_password()};
-                if (&thing == &opts_.things.front()) add.insert(add.begin() + 1, "-c");  // creates the file
-                run_or_throw(add);
-            }
+            for (const auto& thing : opts_.things) passwords.emplace_back(thing, plain_password());
+        }
+        for (const auto& l : opts_.logins) passwords.emplace_back(l.username, l.password);
+        const auto passwd = (dir_ / "passwd").string();
+        for (std::size_t i = 0; i < passwords.size(); ++i) {
+            std::vector<std::string> add{"mosquitto_passwd", "-b", passwd, passwords[i].first, passwords[i].second};
+            if (i == 0) add.insert(add.begin() + 1, "-c");  // creates the file
+            run_or_throw(add);
         }
         start();
     } catch (...) {
@@ -102,9 +105,10 @@ void broker_fixture::start() {
     for (int attempt = 1;; ++attempt) {
         if (!port_fixed) port_ = free_tcp_port();
         if (!port_fixed && opts_.plain_listener) plain_port_ = free_tcp_port();
+        if (!port_fixed && !opts_.logins.empty()) login_port_ = free_tcp_port();
         run_or_throw({THINGMUX_BROKER_SCRIPT, "config", dir_.string(), std::to_string(port_),
                       std::to_string(opts_.max_packet_size)});
-        if (opts_.plain_listener) add_plain_listener();
+        add_password_listeners();
         const auto log_size = fs::exists(log_file()) ? fs::file_size(log_file()) : 0;
         mosquitto_.emplace(std::vector<std::string>{mosquitto_program(), "-c", (dir_ / "mosquitto.conf").string()},
                            dir_ / "mosquitto.stderr", dir_ / "mosquitto.stderr");
@@ -120,14 +124,34 @@ void broker_fixture::start() {
     }
 }
 
-void broker_fixture::add_plain_listener() const {
-    // With per_listener_settings false, allow_anonymous false and the ACL hold here too; TLS
-    // clients keep logging in by certificate (use_identity_as_username skips the password file).
+void broker_fixture::add_password_listeners() const {
+    if (!opts_.plain_listener && opts_.logins.empty()) return;
+    // With per_listener_settings false, allow_anonymous false, the password file and the ACL hold
+    // on every listener; the mTLS listener's clients keep logging in by certificate
+    // (use_identity_as_username skips the password file).
     std::ofstream conf(dir_ / "mosquitto.conf", std::ios::app);
-    conf << "\n# Plain TCP and a Unix socket, for the uplink's plain transports in tests.\n"
-         << "password_file " << (dir_ / "passwd").string() << "\n"
-         << "listener " << plain_port_ << " 127.0.0.1\n"
-         << "listener 0 " << plain_socket().string() << "\n";
+    conf << "\npassword_file " << (dir_ / "passwd").string() << "\n";
+    if (opts_.plain_listener) {
+        conf << "\n# Plain TCP and a Unix socket, for the uplink's plain transports in tests.\n"
+             << "listener " << plain_port_ << " 127.0.0.1\n"
+             << "listener 0 " << plain_socket().string() << "\n";
+    }
+    if (!opts_.logins.empty()) {
+        const auto pki = dir_ / "pki";
+        conf << "\n# TLS with a user name and password (a custom authorizer's way): the CONNECT's user name\n"
+             << "# is checked against the password file, not taken from a certificate.\n"
+             << "listener " << login_port_ << " 127.0.0.1\n"
+             << "cafile " << (pki / "ca.crt").string() << "\ncertfile " << (pki / "server.crt").string()
+             << "\nkeyfile " << (pki / "server.key").string() << "\nrequire_certificate "
+             << (opts_.login_requires_certificate ? "true" : "false") << "\ntls_version tlsv1.2\n";
+        // The Thing-scoped ACL patterns use %u, the user name: each login gets its Thing's topics.
+        std::ofstream acl(dir_ / "acl", std::ios::app);
+        for (const auto& l : opts_.logins) {
+            acl << "\nuser " << l.username << "\ntopic readwrite dt/" << l.thing << "/#\ntopic readwrite cmd/"
+                << l.thing << "/#\n";
+        }
+        if (!acl.flush()) throw std::runtime_error("cannot append to " + (dir_ / "acl").string());
+    }
     if (!conf.flush()) throw std::runtime_error("cannot append to " + (dir_ / "mosquitto.conf").string());
 }
 
@@ -173,6 +197,7 @@ bool broker_fixture::running() const { return mosquitto_ && mosquitto_->running(
 
 std::uint16_t broker_fixture::port() const noexcept { return port_; }
 std::uint16_t broker_fixture::plain_port() const noexcept { return plain_port_; }
+std::uint16_t broker_fixture::login_port() const noexcept { return login_port_; }
 fs::path broker_fixture::plain_socket() const { return dir_ / "plain.sock"; }
 const fs::path& broker_fixture::dir() const noexcept { return dir_; }
 fs::path broker_fixture::ca_file() const { return dir_ / "pki" / "ca.crt"; }

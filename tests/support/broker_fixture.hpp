@@ -33,6 +33,18 @@ public:
         // plain_socket(), for the uplink's plain transports. Clients there log in with
         // username = Thing name and plain_password(), so the same Thing-scoped ACL applies.
         bool plain_listener = false;
+        // A user name and password a TLS client may log in with on login_port(), allowed the
+        // topics of `thing` (as that Thing's certificate would be).
+        struct login {
+            std::string username;
+            std::string password;
+            std::string thing;
+        };
+        // Also accept TLS clients that log in with one of `logins` on login_port(): the broker side
+        // of a custom authorizer, holding exactly the user name and password a client must send
+        // (mosquitto's password_file). A client certificate is then required or not.
+        std::vector<login> logins;
+        bool login_requires_certificate = false;
     };
 
     // Creates the PKI and starts the broker (start() is then a no-op), so a test can use it at once.
@@ -57,6 +69,8 @@ public:
     // The plain TCP listener's port (options::plain_listener; 0 without one) and the password
     // of every Thing there.
     [[nodiscard]] std::uint16_t plain_port() const noexcept;
+    // The login listener's port (options::logins; 0 without one).
+    [[nodiscard]] std::uint16_t login_port() const noexcept;
     // The plain Unix socket listener's path (options::plain_listener).
     [[nodiscard]] std::filesystem::path plain_socket() const;
     [[nodiscard]] static std::string plain_password() { return "plain-listener-password"; }
@@ -80,12 +94,15 @@ public:
 
 private:
     void wait_until_ready();
-    void add_plain_listener() const;  // to the configuration the script wrote
+    // The listeners of options::plain_listener and options::logins, and the ACL entries of the
+    // logins, appended to what the script wrote.
+    void add_password_listeners() const;
 
     options opts_;
     std::filesystem::path dir_;
     std::uint16_t port_ = 0;
     std::uint16_t plain_port_ = 0;
+    std::uint16_t login_port_ = 0;
     mutable std::optional<child_process> mosquitto_;  // running() reaps, so it is not const
 };
 

@@ -59,8 +59,8 @@ std::string daemon_fixture::config_yaml() const {
     for (const auto& name : setup_.things) {
         const auto id = broker_.thing(name);
         y += "  - name: " + name + "\n    endpoint: " + broker_.host() + "\n    port: " + std::to_string(setup_.port != 0 ? setup_.port : broker_.port()) +
-             "\n    protocol: " + setup_.protocol + "\n    ca: " + broker_.ca_file().string() + "\n    cert: " +
-             id.cert.string() + "\n    key: " + id.key.string() + "\n";
+             "\n    protocol: " + setup_.protocol + "\n    ca: " + broker_.ca_file().string() + "\n";
+        if (setup_.client_certificate) y += "    cert: " + id.cert.string() + "\n    key: " + id.key.string() + "\n";
         if (!setup_.thing.empty()) y += indented(setup_.thing, "    ");
         if (!setup_.limits.empty()) y += "    limits:\n" + indented(setup_.limits, "      ");
     }

@@ -23,6 +23,7 @@ struct daemon_setup {
     std::string limits;  // YAML mapping lines under every Thing's limits:, e.g. "publishes_per_second: 20"
     std::string thing;   // more YAML mapping lines for every Thing, e.g. "keep_alive: 2s"
     std::uint16_t port = 0;  // broker port the Things connect to; 0: the broker's (else e.g. a proxy)
+    bool client_certificate = true;  // cert: and key: of each Thing; false: none (e.g. with a custom authorizer)
     std::string ipc;     // YAML mapping lines under ipc:, e.g. "client_queue: 65536"
     // YAML mapping lines under mqtt:, e.g. "enabled: false"; none: no section (the face is on with
     // its defaults, its socket mqtt.sock next to the IPC socket). start() also waits for the MQTT

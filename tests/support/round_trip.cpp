@@ -1,0 +1,48 @@
+#include "tests/support/round_trip.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <set>
+
+namespace thingmux::test {
+
+void expect_round_trip(const broker_fixture& broker, daemon_fixture& daemon, int n, const std::string& app_name) {
+    observer_subscription cloud(broker, "dt/gateway-01/#");
+    ASSERT_TRUE(cloud.wait_ready());
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, app_name)) << read_file(daemon.log_file());
+    ASSERT_EQ(app.subscribe({"cmd/gateway-01/#"}).at(0).code, ipc::errc::ok);
+    publish_from_cloud(broker, "cmd/gateway-01/x", numbered(n));
+    EXPECT_TRUE(app.wait_messages(static_cast<std::size_t>(n)));
+    std::set<std::string> got;
+    for (const auto& m : app.messages) got.insert(m.payload);
+    EXPECT_EQ(got.size(), static_cast<std::size_t>(n)) << "messages from the cloud lost on the way";
+    for (const auto& p : numbered(n, "up-")) {
+        const auto r = app.publish("dt/gateway-01/x", p);
+        ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
+    }
+    std::vector<std::string> expected;
+    for (const auto& p : numbered(n, "up-")) expected.push_back("dt/gateway-01/x " + p);
+    EXPECT_EQ(cloud.wait_for_all(expected, 20'000), 0U) << "messages to the cloud lost on the way";
+}
+
+std::size_t log_lines(const daemon_fixture& d, const std::string& text) {
+    std::ifstream in(d.log_file());
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);) {
+        if (line.find(text) != std::string::npos) ++n;
+    }
+    return n;
+}
+
+std::filesystem::path secret_file(const std::filesystem::path& dir, const std::string& name, const std::string& text) {
+    const auto p = dir / name;
+    std::ofstream(p, std::ios::trunc) << text;
+    ::chmod(p.c_str(), 0600);
+    return p;
+}
+
+}  // namespace thingmux::test
