@@ -89,6 +89,35 @@ struct proxy_settings {
     std::filesystem::path ca;
 };
 
+// How a Thing proves who it is to the broker (docs/connecting.md): its X.509 certificate (mTLS),
+// AWS credentials signing the WebSocket URL (SigV4), or a custom authorizer's token.
+enum class auth_method : std::uint8_t { x509, sigv4, custom_authorizer };
+
+[[nodiscard]] const char* to_string(auth_method v) noexcept;  // "x509", "sigv4", "custom-authorizer"
+
+// One entry of a Thing's aws_credentials (auth: sigv4): where AWS credentials come from. The
+// entries are tried in the order written, at each connection attempt; the first that gives
+// credentials is used. Secrets are never written in the configuration itself.
+struct aws_credential_source {
+    enum class kind : std::uint8_t {
+        file,                     // an INI file like ~/.aws/credentials (`file`, section `profile`)
+        environment,              // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN of thingmuxd
+        profile,                  // section `profile` of thingmuxd's user's shared credentials file
+        iot_credentials_provider  // the Thing's certificate exchanged for temporary credentials
+    };
+    kind type = kind::environment;
+    std::filesystem::path file;  // file: a path or "credential:NAME"
+    std::string profile;         // file: the section ("default" when not written); profile: its name
+    // iot_credentials_provider: PREFIX.credentials.iot.REGION.amazonaws.com, the role alias, and
+    // the CA file of the provider's certificate (empty: the Thing's ca).
+    std::string endpoint;
+    std::string role_alias;
+    std::filesystem::path ca;
+    source_location where;  // the list entry
+};
+
+[[nodiscard]] const char* to_string(aws_credential_source::kind v) noexcept;  // "file", "env", "profile", ...
+
 struct thing {
     std::string name;                  // AWS IoT Thing name
     std::string endpoint;              // host name or IP address
@@ -108,6 +137,9 @@ struct thing {
     duration backoff_cap{120'000};
     duration connect_timeout{10'000};  // TCP + proxy + TLS handshake
     proxy_settings proxy;
+    auth_method auth = auth_method::x509;
+    std::string region;  // auth sigv4: as written; empty: the endpoint's (common/aws_region.hpp)
+    std::vector<aws_credential_source> aws_credentials;  // auth sigv4: at least one
     thing_limits limits;
     source_location where;             // the list entry ("- name: ...")
     // Location of each key written in the file ("cert", "limits.max_payload", ...), for messages
@@ -234,16 +266,18 @@ struct load_result {
 // Reads the file (at most 1 MiB), parse()s it, then check_files().
 [[nodiscard]] load_result load_file(const std::filesystem::path& file);
 
-// ca/cert/key, proxy_credentials and proxy_ca may be "credential:NAME": a systemd credential
+// ca/cert/key, proxy_credentials, proxy_ca and the files of aws_credentials may be "credential:NAME": a systemd credential
 // (LoadCredential=NAME:... in the unit).
 inline constexpr std::string_view credential_prefix = "credential:";
 // The file to open: "credential:NAME" -> $CREDENTIALS_DIRECTORY/NAME (empty when that variable
 // is unset); any other path unchanged.
 [[nodiscard]] std::filesystem::path resolve_file(const std::filesystem::path& p);
 
-// Checks that each Thing's ca/cert/key (and proxy_credentials, proxy_ca) is a readable regular
-// file (as the calling process: run it with the daemon's credentials) and warns when a private
-// key or the proxy credentials are readable by others. Appends to `out`; positions come from
+// Checks that each Thing's ca/cert/key (and proxy_credentials, proxy_ca, the files and CA of
+// aws_credentials) is a readable regular file (as the calling process: run it with the daemon's
+// credentials) and warns when a private key or a credentials file is readable by others. An
+// aws_credentials file must also hold its profile; its problems are warnings when the Thing has
+// another source to fall back on. Appends to `out`; positions come from
 // thing::fields.
 void check_files(const configuration& config, std::vector<diagnostic>& out, const std::string& file_name);
 

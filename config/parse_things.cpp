@@ -51,10 +51,11 @@ std::string host_problem(const std::string& host) {
     return {};
 }
 
-constexpr std::array<std::string_view, 18> thing_keys{
+constexpr std::array<std::string_view, 21> thing_keys{
     "name",           "endpoint", "port",         "client_id",       "protocol",          "ca",
     "cert",           "key",      "alpn",         "keep_alive",      "session_expiry",    "backoff",
-    "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca"};
+    "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca",
+    "auth",           "region",   "aws_credentials"};
 constexpr std::array<std::string_view, 15> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
@@ -185,6 +186,7 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
         if (auto v = time(x->value, p("connect_timeout"), duration{100}, std::chrono::minutes{10})) t.connect_timeout = *v;
     }
     parse_proxy(*f, path, t);
+    parse_auth(*f, path, t);
     if (const auto* x = find(*f, "limits")) parse_limits(x->value, p("limits"), t);
     return t;
 }

@@ -134,6 +134,10 @@ private:
     void parse_limits(const YAML::Node& node, const std::string& path, thing& t);
     // proxy, proxy_credentials and proxy_ca of a Thing's keys `f` (parse_proxy.cpp).
     void parse_proxy(const fields& f, const std::string& path, thing& t);
+    // auth, region and aws_credentials of a Thing's keys `f` (parse_auth.cpp).
+    void parse_auth(const fields& f, const std::string& path, thing& t);
+    std::optional<aws_credential_source> parse_aws_source(const YAML::Node& node, const std::string& path);
+    std::optional<aws_credential_source> parse_credentials_provider(const YAML::Node& node, const std::string& path);
     app_rule parse_app(const YAML::Node& node, const std::string& path, const std::vector<thing>& things);
     void parse_ipc(const YAML::Node& node, ipc_settings& s);
     // After things: and ipc: (its defaults follow them); `node` may be null (no mqtt: section),
