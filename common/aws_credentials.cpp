@@ -15,7 +15,8 @@ constexpr std::size_t min_key_id_bytes = 16;
 constexpr std::array<std::string_view, 3> credential_keys{"aws_access_key_id", "aws_secret_access_key",
                                                           "aws_session_token"};
 
-bool is_space(char c) noexcept { return c == ' ' || c == '\t'; }
+// A stray carriage return (CR CR LF) counts as white space, so that a file's line ends never matter.
+bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\r'; }
 
 std::string_view trim(std::string_view s) noexcept {
     while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
