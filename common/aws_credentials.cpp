@@ -1,5 +1,7 @@
 #include "common/aws_credentials.hpp"
 
+#include "common/plain_text.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -16,19 +18,14 @@ constexpr std::array<std::string_view, 3> credential_keys{"aws_access_key_id", "
                                                           "aws_session_token"};
 
 // A stray carriage return (CR CR LF) counts as white space, so that a file's line ends never matter.
-bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\r'; }
+bool is_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\r';
+}
 
 std::string_view trim(std::string_view s) noexcept {
     while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
     while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
     return s;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
-    return out;
 }
 
 // Printable ASCII without white space: what secrets and tokens are made of (base64 and a few
@@ -45,7 +42,9 @@ std::string_view without_comment(std::string_view value) noexcept {
     return value;
 }
 
-std::string at_line(int line) { return "line " + std::to_string(line) + ": "; }
+std::string at_line(int line) {
+    return "line " + std::to_string(line) + ": ";
+}
 
 // One profile's credential keys as found, with the line of each.
 struct found_keys {
@@ -115,29 +114,23 @@ std::string problem(const credentials& c) {
 }
 
 bool valid_profile_name(std::string_view name) noexcept {
-    return !name.empty() && name.size() <= max_profile_name_bytes &&
-           std::all_of(name.begin(), name.end(), [](char c) {
-               return static_cast<unsigned char>(c) > ' ' && c != '\x7f' && c != '[' && c != ']';
-           });
+    return !name.empty() && name.size() <= max_profile_name_bytes && std::all_of(name.begin(), name.end(), [](char c) {
+        return static_cast<unsigned char>(c) > ' ' && c != '\x7f' && c != '[' && c != ']';
+    });
 }
 
 lookup parse_credentials_file(std::string_view text, std::string_view profile) {
     if (text.size() > max_credentials_file_bytes) return {std::nullopt, "is larger than 1 MiB"};
-    std::map<std::string, int, std::less<>> sections;  // name -> line of its header
+    std::map<std::string, int, std::less<>> sections;   // name -> line of its header
     std::map<std::string, int, std::less<>> keys_here;  // keys of the current section -> line
     std::optional<found_keys> wanted;
     std::string section;
     bool in_section = false;
     std::string last_key;  // the key an indented line would continue; empty: none
-    int number = 0;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        auto end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        auto line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++number;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    text::line_reader lines(text);
+    while (const auto next = lines.next()) {
+        const auto line = *next;
+        const int number = lines.number();
         const auto content = trim(line);
         if (content.empty()) {
             last_key.clear();
@@ -172,7 +165,7 @@ lookup parse_credentials_file(std::string_view text, std::string_view profile) {
         if (delimiter == std::string_view::npos || delimiter == 0)
             return {std::nullopt, at_line(number) + "expected 'key = value', a [section] or a comment"};
         if (!in_section) return {std::nullopt, at_line(number) + "'key = value' before the first [section]"};
-        auto key = lower(trim(content.substr(0, delimiter)));
+        auto key = text::ascii_lower(trim(content.substr(0, delimiter)));
         if (const auto first = keys_here.find(key); first != keys_here.end())
             return {std::nullopt, at_line(number) + key + " is written twice in [" + section + "] (first at line " +
                                       std::to_string(first->second) + ")"};
@@ -231,8 +224,7 @@ std::string shared_credentials_file(const environment& getenv) {
 
 std::optional<std::chrono::system_clock::time_point> parse_timestamp(std::string_view s) {
     // YYYY-MM-DDTHH:MM:SS, then optional .fraction, then Z or +HH:MM / -HH:MM.
-    if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
-        s[16] != ':')
+    if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':')
         return std::nullopt;
     const auto year = digits(s, 0, 4);
     const auto month = digits(s, 5, 2);

@@ -1,32 +1,10 @@
 #include "common/aws_region.hpp"
 
+#include "common/plain_text.hpp"
+
 #include <algorithm>
-#include <vector>
 
 namespace thingmux::aws {
-namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
-    return out;
-}
-
-std::vector<std::string_view> labels_of(std::string_view host) {
-    std::vector<std::string_view> out;
-    std::size_t start = 0;
-    while (start <= host.size()) {
-        auto dot = host.find('.', start);
-        if (dot == std::string_view::npos) dot = host.size();
-        out.push_back(host.substr(start, dot - start));
-        start = dot + 1;
-    }
-    return out;
-}
-
-}  // namespace
-
 bool valid_region(std::string_view region) noexcept {
     if (region.empty() || region.size() > 32 || region.front() < 'a' || region.front() > 'z') return false;
     return std::all_of(region.begin(), region.end(),
@@ -34,7 +12,7 @@ bool valid_region(std::string_view region) noexcept {
 }
 
 std::string region_from_endpoint(std::string_view host) {
-    auto name = lower(host);
+    auto name = text::ascii_lower(host);
     if (name.ends_with('.')) name.pop_back();  // a fully qualified name
     std::string_view rest = name;
     if (rest.ends_with(".amazonaws.com")) {
@@ -45,7 +23,7 @@ std::string region_from_endpoint(std::string_view host) {
         return {};
     }
     // ... "iot" REGION (the region is the last label before the domain).
-    const auto labels = labels_of(rest);
+    const auto labels = text::split(rest, '.');
     if (labels.size() < 2) return {};
     const auto service = labels[labels.size() - 2];
     const auto region = labels.back();

@@ -15,9 +15,15 @@ constexpr std::array<std::string_view, 4> source_names{"file", "env", "profile",
 constexpr std::array<std::string_view, 3> source_keys{"file", "profile", "iot_credentials_provider"};
 constexpr std::array<std::string_view, 3> provider_keys{"endpoint", "role_alias", "ca"};
 // Keys under which a secret would be written inline: refused with a way to do it right.
-constexpr std::array<std::string_view, 9> secret_keys{
-    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "access_key_id", "secret_access_key",
-    "session_token",     "secret",                "token",             "key_id"};
+constexpr std::array<std::string_view, 9> secret_keys{"aws_access_key_id",
+                                                      "aws_secret_access_key",
+                                                      "aws_session_token",
+                                                      "access_key_id",
+                                                      "secret_access_key",
+                                                      "session_token",
+                                                      "secret",
+                                                      "token",
+                                                      "key_id"};
 
 constexpr const char* sources_hint =
     "each entry is one of: file: PATH (with profile: NAME), env, profile: NAME, iot_credentials_provider: {...}";
@@ -41,7 +47,7 @@ bool valid_role_alias(std::string_view s) {
 }  // namespace
 
 std::optional<aws_credential_source> parser::parse_credentials_provider(const YAML::Node& node,
-                                                                         const std::string& path) {
+                                                                        const std::string& path) {
     const auto f = mapping(node, path, provider_keys);
     if (!f) return std::nullopt;
     aws_credential_source s;
@@ -99,12 +105,14 @@ std::optional<aws_credential_source> parser::parse_aws_source(const YAML::Node& 
             return std::nullopt;
         }
         if (name == "file" || name == "profile" || name == "iot_credentials_provider") {
-            error(node, path, "source '" + name + "' needs its settings", "write it as a mapping, e.g. - " + name + ": ...");
+            error(node, path, "source '" + name + "' needs its settings",
+                  "write it as a mapping, e.g. - " + name + ": ...");
             return std::nullopt;
         }
         const auto suggestion = closest(name, source_names);
         // Quoted only when short: a long word here may be a secret written by mistake.
-        error(node, path, (name.size() <= 24 ? "'" + name + "' is" : "this is") + std::string(" not a credentials source"),
+        error(node, path,
+              (name.size() <= 24 ? "'" + name + "' is" : "this is") + std::string(" not a credentials source"),
               suggestion.empty() ? std::string(sources_hint) : "did you mean '" + suggestion + "'?");
         return std::nullopt;
     }
@@ -169,9 +177,10 @@ void parser::parse_auth(const fields& f, const std::string& path, thing& t) {
     const auto* auth = find(f, "auth");
     bool auth_written_wrong = false;
     if (auth != nullptr) {
-        static constexpr std::array<choice<auth_method>, 3> choices{{{"x509", auth_method::x509},
-                                                                     {"sigv4", auth_method::sigv4},
-                                                                     {"custom-authorizer", auth_method::custom_authorizer}}};
+        static constexpr std::array<choice<auth_method>, 3> choices{
+            {{"x509", auth_method::x509},
+             {"sigv4", auth_method::sigv4},
+             {"custom-authorizer", auth_method::custom_authorizer}}};
         if (auto v = enumeration(auth->value, p("auth"), choices)) {
             t.auth = *v;
         } else {
@@ -197,8 +206,8 @@ void parser::parse_auth(const fields& f, const std::string& path, thing& t) {
             }
         }
     } else if (sigv4 && !t.endpoint.empty() && aws::region_from_endpoint(t.endpoint).empty()) {
-        error(auth->value, p("region"), "auth: sigv4 needs the AWS region, and endpoint '" + t.endpoint +
-                                            "' does not name one",
+        error(auth->value, p("region"),
+              "auth: sigv4 needs the AWS region, and endpoint '" + t.endpoint + "' does not name one",
               "write region: e.g. eu-west-1 (AWS IoT endpoints are PREFIX-ats.iot.REGION.amazonaws.com)");
     }
     if (sources != nullptr) {

@@ -38,13 +38,16 @@ std::string chain_result::describe() const {
 
 std::string describe(const config::aws_credential_source& s, const environment& getenv) {
     switch (s.type) {
-    case kind::file: return "file " + s.file.string() + " [" + s.profile + "]";
-    case kind::environment: return "env";
-    case kind::profile: {
-        const auto file = shared_credentials_file(getenv);
-        return "profile " + s.profile + " (" + (file.empty() ? "no HOME" : file) + ")";
-    }
-    case kind::iot_credentials_provider: return "iot_credentials_provider " + s.role_alias + " at " + s.endpoint;
+        case kind::file:
+            return "file " + s.file.string() + " [" + s.profile + "]";
+        case kind::environment:
+            return "env";
+        case kind::profile: {
+            const auto file = shared_credentials_file(getenv);
+            return "profile " + s.profile + " (" + (file.empty() ? "no HOME" : file) + ")";
+        }
+        case kind::iot_credentials_provider:
+            return "iot_credentials_provider " + s.role_alias + " at " + s.endpoint;
     }
     return "?";
 }
@@ -58,14 +61,17 @@ credential_chain::credential_chain(std::vector<config::aws_credential_source> so
 
 lookup credential_chain::read(const config::aws_credential_source& s) const {
     switch (s.type) {
-    case kind::file: return read_file(s.file, s.profile);
-    case kind::environment: return credentials_from_environment(getenv_);
-    case kind::profile: {
-        const auto file = shared_credentials_file(getenv_);
-        if (file.empty()) return {std::nullopt, "neither AWS_SHARED_CREDENTIALS_FILE nor HOME is set"};
-        return read_file(file, s.profile);
-    }
-    case kind::iot_credentials_provider: break;
+        case kind::file:
+            return read_file(s.file, s.profile);
+        case kind::environment:
+            return credentials_from_environment(getenv_);
+        case kind::profile: {
+            const auto file = shared_credentials_file(getenv_);
+            if (file.empty()) return {std::nullopt, "neither AWS_SHARED_CREDENTIALS_FILE nor HOME is set"};
+            return read_file(file, s.profile);
+        }
+        case kind::iot_credentials_provider:
+            break;
     }
     return {std::nullopt, "not a static source"};
 }

@@ -47,8 +47,8 @@ struct chain_result {
     };
     outcome what = outcome::nothing;
     credentials found;
-    std::size_t source = 0;  // the index in aws_credentials (found, needs_provider)
-    std::string source_name;  // "file /etc/thingmux/aws-credentials [default]", "env", ...
+    std::size_t source = 0;          // the index in aws_credentials (found, needs_provider)
+    std::string source_name;         // "file /etc/thingmux/aws-credentials [default]", "env", ...
     std::vector<std::string> tried;  // "env: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set", ...
 
     // errc::aws_credentials_unavailable when nothing was found, else none.

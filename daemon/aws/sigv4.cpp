@@ -1,5 +1,7 @@
 #include "daemon/aws/sigv4.hpp"
 
+#include "common/plain_text.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
@@ -35,13 +37,8 @@ key hmac(const void* k, std::size_t k_size, std::string_view data) {
     return out;
 }
 
-key hmac(const key& k, std::string_view data) { return hmac(k.data(), k.size(), data); }
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
-    return out;
+key hmac(const key& k, std::string_view data) {
+    return hmac(k.data(), k.size(), data);
 }
 
 // A header value as SigV4 canonicalizes it: outer white space trimmed, inner runs of spaces as one.
@@ -64,7 +61,7 @@ std::string trimmed_value(std::string_view v) {
 std::map<std::string, std::string> canonical_headers(const request& r) {
     std::map<std::string, std::string> out;
     for (const auto& [name, value] : r.headers) {
-        auto& joined = out[lower(name)];
+        auto& joined = out[text::ascii_lower(name)];
         joined += (joined.empty() ? "" : ",") + trimmed_value(value);
     }
     return out;
@@ -72,7 +69,9 @@ std::map<std::string, std::string> canonical_headers(const request& r) {
 
 }  // namespace
 
-std::string scope::to_string() const { return date + "/" + region + "/" + service + "/aws4_request"; }
+std::string scope::to_string() const {
+    return date + "/" + region + "/" + service + "/aws4_request";
+}
 
 std::string uri_encode(std::string_view s, bool keep_slash) {
     static constexpr char digits[] = "0123456789ABCDEF";
@@ -104,8 +103,7 @@ std::string amz_date(std::chrono::system_clock::time_point t) {
 std::string hex_sha256(std::string_view data) {
     std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
     unsigned int size = 0;
-    if (EVP_Digest(data.data(), data.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1 ||
-        size != digest.size())
+    if (EVP_Digest(data.data(), data.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1 || size != digest.size())
         throw std::runtime_error("OpenSSL cannot compute SHA-256");  // only when OpenSSL is broken
     return hex(digest.data(), digest.size());
 }
@@ -158,8 +156,7 @@ signing sign(const request& r, std::string_view secret, const scope& s, std::str
 }
 
 std::string presign(const request& r, const credentials& c, std::string_view region, std::string_view service,
-                    std::chrono::system_clock::time_point at, std::chrono::seconds expires,
-                    token_placement placement) {
+                    std::chrono::system_clock::time_point at, std::chrono::seconds expires, token_placement placement) {
     const auto date_time = amz_date(at);
     const scope s{date_time.substr(0, 8), std::string(region), std::string(service)};
     request signed_request = r;

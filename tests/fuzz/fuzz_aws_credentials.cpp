@@ -30,8 +30,7 @@ bool same(const aws::lookup& a, const aws::lookup& b) {
     if (a.found.has_value() != b.found.has_value() || a.why_not != b.why_not) return false;
     if (!a.found) return true;
     return a.found->access_key_id == b.found->access_key_id &&
-           a.found->secret_access_key == b.found->secret_access_key &&
-           a.found->session_token == b.found->session_token;
+           a.found->secret_access_key == b.found->secret_access_key && a.found->session_token == b.found->session_token;
 }
 
 void check_file(std::string_view text, std::string_view profile) {
@@ -57,14 +56,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     const std::string_view text{reinterpret_cast<const char*>(data + 1), size - 1};
     switch (data[0] & 3U) {
-    case 0: check_file(text, "default"); break;
-    case 1: check_file(text, "dev"); break;
-    case 2: (void)aws::parse_timestamp(text); break;
-    default: {
-        const auto region = aws::region_from_endpoint(text);
-        require(region.empty() || aws::valid_region(region));
-        break;
-    }
+        case 0:
+            check_file(text, "default");
+            break;
+        case 1:
+            check_file(text, "dev");
+            break;
+        case 2:
+            (void)aws::parse_timestamp(text);
+            break;
+        default: {
+            const auto region = aws::region_from_endpoint(text);
+            require(region.empty() || aws::valid_region(region));
+            break;
+        }
     }
     return 0;
 }

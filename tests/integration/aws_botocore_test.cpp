@@ -8,6 +8,7 @@
 // the URL is botocore's URL for the same credentials *without* the token, plus
 // "&X-Amz-Security-Token=" and the token encoded as botocore encodes it; and the general SigV4
 // core, asked to sign the token in the query, gives botocore's signature exactly.
+#include "common/plain_text.hpp"
 #include "daemon/aws/mqtt_url.hpp"
 #include "daemon/aws/sigv4.hpp"
 #include "tests/support/process.hpp"
@@ -51,28 +52,27 @@ std::string botocore(const inputs& in, bool with_token) {
 }
 
 // The query's parameters, sorted: for URLs that hold the same ones in another order.
-std::vector<std::string> parameters(const std::string& target) {
-    std::vector<std::string> out;
-    auto query = target.substr(target.find('?') + 1);
-    std::size_t start = 0;
-    while (start <= query.size()) {
-        auto end = query.find('&', start);
-        if (end == std::string::npos) end = query.size();
-        out.push_back(query.substr(start, end - start));
-        start = end + 1;
-    }
+// Views into `target`: keep it alive while they are used.
+std::vector<std::string_view> parameters(const std::string& target) {
+    auto out = text::split(std::string_view(target).substr(target.find('?') + 1), '&');
     std::sort(out.begin(), out.end());
     return out;
 }
 
 std::chrono::system_clock::time_point at(int year, unsigned month, unsigned day, std::chrono::seconds time_of_day) {
-    return std::chrono::sys_days{std::chrono::year{year} / std::chrono::month{month} / std::chrono::day{day}} + time_of_day;
+    return std::chrono::sys_days{std::chrono::year{year} / std::chrono::month{month} / std::chrono::day{day}} +
+           time_of_day;
 }
 
 const std::vector<inputs> cases{
     {"a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com",
      "eu-west-1",
-     {"AKIDEXAMPLE00000", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==", std::nullopt},
+     {"AKIDEXAMPLE00000", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+      "AQoDYXdzEPT//////////"
+      "wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/"
+      "kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+"
+      "xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==",
+      std::nullopt},
      at(2015, 8, 30, 12h + 36min)},
     {"xyz.iot.cn-north-1.amazonaws.com.cn",
      "cn-north-1",
@@ -101,11 +101,12 @@ TEST(AwsBotocore, WithATokenItIsAppendedAfterBotocoresSignatureAsBotocoreEncodes
         const auto ours = aws::presign_mqtt_target(c.host, "", c.credentials, c.at);
         ASSERT_FALSE(ours.error) << ours.error.message();
         // The token as botocore encodes it, from its URL with the token signed inside.
-        const auto signed_token = parameters(botocore(c, true));
+        const auto botocore_signed = botocore(c, true);
+        const auto signed_token = parameters(botocore_signed);
         const auto token = std::find_if(signed_token.begin(), signed_token.end(),
-                                        [](const std::string& p) { return p.starts_with("X-Amz-Security-Token="); });
+                                        [](std::string_view p) { return p.starts_with("X-Amz-Security-Token="); });
         ASSERT_NE(token, signed_token.end());
-        EXPECT_EQ(ours.target, botocore(c, false) + "&" + *token);
+        EXPECT_EQ(ours.target, botocore(c, false) + "&" + std::string(*token));
     }
 }
 

@@ -88,10 +88,10 @@ TEST_F(CredentialChain, NothingNamesEverySourceAndWhy) {
     const auto directory = dir_ / "a-directory";
     std::filesystem::create_directory(directory);
     const auto broken = write("broken", profile("default", "AKIAFILE000000000000") + "aws_session_token\n");
-    const credential_chain chain({file(f, "prod"), source{.type = source::kind::environment},
-                                  source{.type = source::kind::profile, .profile = "dev"}, file(directory),
-                                  file(broken)},
-                                 env());
+    const credential_chain chain(
+        {file(f, "prod"), source{.type = source::kind::environment},
+         source{.type = source::kind::profile, .profile = "dev"}, file(directory), file(broken)},
+        env());
     const auto r = chain.resolve();
     ASSERT_EQ(r.what, chain_result::outcome::nothing);
     EXPECT_EQ(r.error(), uplink::errc::aws_credentials_unavailable);
@@ -101,7 +101,8 @@ TEST_F(CredentialChain, NothingNamesEverySourceAndWhy) {
     EXPECT_EQ(r.tried[2], "profile dev (" + (dir_ / "home/.aws/credentials").string() +
                               "): has no profile [dev] (profiles: other)");
     EXPECT_EQ(r.tried[3], "file " + directory.string() + " [default]: is a directory, not a regular file");
-    EXPECT_EQ(r.tried[4], "file " + broken.string() + " [default]: line 4: expected 'key = value', a [section] or a comment");
+    EXPECT_EQ(r.tried[4],
+              "file " + broken.string() + " [default]: line 4: expected 'key = value', a [section] or a comment");
     EXPECT_EQ(r.describe().find("no AWS credentials: file "), 0U);
     EXPECT_EQ(r.describe().find(secret), std::string::npos);
 }
@@ -115,7 +116,8 @@ TEST_F(CredentialChain, NamedProfileOfTheSharedFile) {
     vars_["AWS_SHARED_CREDENTIALS_FILE"] = write("elsewhere", profile("dev", "AKIAELSEWHERE0000000")).string();
     EXPECT_EQ(chain.resolve().found.access_key_id, "AKIAELSEWHERE0000000");
     vars_.clear();
-    EXPECT_EQ(chain.resolve().tried.at(0), "profile dev (no HOME): neither AWS_SHARED_CREDENTIALS_FILE nor HOME is set");
+    EXPECT_EQ(chain.resolve().tried.at(0),
+              "profile dev (no HOME): neither AWS_SHARED_CREDENTIALS_FILE nor HOME is set");
 }
 
 TEST_F(CredentialChain, ProviderEntryStopsTheChainAndResumesAfterIt) {
@@ -139,7 +141,8 @@ TEST_F(CredentialChain, ProviderEntryStopsTheChainAndResumesAfterIt) {
     r = chain.resolve(r.source + 1, tried);
     ASSERT_EQ(r.what, chain_result::outcome::nothing);
     ASSERT_EQ(r.tried.size(), 3U);
-    EXPECT_EQ(r.tried[1], "iot_credentials_provider thingmux-role at c1.credentials.iot.eu-west-1.amazonaws.com: HTTP 403");
+    EXPECT_EQ(r.tried[1],
+              "iot_credentials_provider thingmux-role at c1.credentials.iot.eu-west-1.amazonaws.com: HTTP 403");
     EXPECT_EQ(r.tried[2], "env: AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
 }
 

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -39,36 +40,59 @@ sigv4::request suite_request(std::string method, std::string path, sigv4::parame
     return r;
 }
 
-sigv4::signing sign(const sigv4::request& r) { return sigv4::sign(r, suite_secret, suite_scope, suite_date); }
+sigv4::signing sign(const sigv4::request& r) {
+    return sigv4::sign(r, suite_secret, suite_scope, suite_date);
+}
 
 std::string sts(const std::string& canonical_hash) {
     return "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n" + canonical_hash;
 }
 
-TEST(SigV4Suite, GetVanilla) {
-    const auto s = sign(suite_request("GET", "/"));
-    EXPECT_EQ(s.canonical_request,
-              "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n" + empty_sha256);
-    EXPECT_EQ(s.string_to_sign, sts("bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63"));
-    EXPECT_EQ(s.signature, "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
+// The suite's cases that publish every step: request, canonical request, string to sign (its
+// last line: the hash of the canonical request) and signature.
+struct full_case {
+    const char* name;
+    sigv4::request request;
+    std::string canonical_request;
+    const char* canonical_hash;
+    const char* signature;
+};
+
+sigv4::request with_payload(sigv4::request r, std::string payload) {
+    r.payload = std::move(payload);
+    return r;
 }
 
-TEST(SigV4Suite, GetVanillaQueryOrderKey) {
-    const auto s = sign(suite_request("GET", "/", {{"Param1", "value2"}, {"Param1", "Value1"}}));
-    EXPECT_EQ(s.canonical_request,
-              "GET\n/\nParam1=Value1&Param1=value2\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
-              "host;x-amz-date\n" + empty_sha256);
-    EXPECT_EQ(s.string_to_sign, sts("704b4cef673542d84cdff252633f065e8daeba5f168b77116f8b1bcaf3d38f89"));
-    EXPECT_EQ(s.signature, "eedbc4e291e521cf13422ffca22be7d2eb8146eecf653089df300a15b2382bd1");
-}
-
-TEST(SigV4Suite, GetVanillaQueryOrderValue) {
-    const auto s = sign(suite_request("GET", "/", {{"Param1", "value2"}, {"Param1", "value1"}}));
-    EXPECT_EQ(s.canonical_request,
-              "GET\n/\nParam1=value1&Param1=value2\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
-              "host;x-amz-date\n" + empty_sha256);
-    EXPECT_EQ(s.string_to_sign, sts("c968629d70850097a2d8781c9bf7edcb988b04cac14cca9be4acc3595f884606"));
-    EXPECT_EQ(s.signature, "5772eed61e12b33fae39ee5e7012498b51d56abc0abb7c60486157bd471c4694");
+TEST(SigV4Suite, CasesWithEveryStep) {
+    const std::string get_headers = "host:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n";
+    const std::vector<full_case> cases{
+        {"get-vanilla", suite_request("GET", "/"), "GET\n/\n\n" + get_headers + empty_sha256,
+         "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63",
+         "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
+        {"get-vanilla-query-order-key", suite_request("GET", "/", {{"Param1", "value2"}, {"Param1", "Value1"}}),
+         "GET\n/\nParam1=Value1&Param1=value2\n" + get_headers + empty_sha256,
+         "704b4cef673542d84cdff252633f065e8daeba5f168b77116f8b1bcaf3d38f89",
+         "eedbc4e291e521cf13422ffca22be7d2eb8146eecf653089df300a15b2382bd1"},
+        {"get-vanilla-query-order-value", suite_request("GET", "/", {{"Param1", "value2"}, {"Param1", "value1"}}),
+         "GET\n/\nParam1=value1&Param1=value2\n" + get_headers + empty_sha256,
+         "c968629d70850097a2d8781c9bf7edcb988b04cac14cca9be4acc3595f884606",
+         "5772eed61e12b33fae39ee5e7012498b51d56abc0abb7c60486157bd471c4694"},
+        {"post-x-www-form-urlencoded",
+         with_payload(suite_request("POST", "/", {}, {{"Content-Type", "application/x-www-form-urlencoded"}}),
+                      "Param1=value1"),
+         "POST\n/\n\ncontent-type:application/x-www-form-urlencoded\nhost:example.amazonaws.com\n"
+         "x-amz-date:20150830T123600Z\n\ncontent-type;host;x-amz-date\n"
+         "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e",
+         "42a5e5bb34198acb3e84da4f085bb7927f2bc277ca766e6d19c73c2154021281",
+         "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        const auto s = sign(c.request);
+        EXPECT_EQ(s.canonical_request, c.canonical_request);
+        EXPECT_EQ(s.string_to_sign, sts(c.canonical_hash));
+        EXPECT_EQ(s.signature, c.signature);
+    }
 }
 
 TEST(SigV4Suite, GetVanillaQueryOrderKeyCase) {
@@ -109,27 +133,16 @@ TEST(SigV4Suite, PostVanillaQueryNonunreserved) {
     EXPECT_EQ(s.signature, "66c82657c86e26fb25238d0e69f011edc4c6df5ae71119d7cb98ed9b87393c1e");
 }
 
-TEST(SigV4Suite, PostXWwwFormUrlencoded) {
-    auto r = suite_request("POST", "/", {}, {{"Content-Type", "application/x-www-form-urlencoded"}});
-    r.payload = "Param1=value1";
-    const auto s = sign(r);
-    EXPECT_EQ(s.canonical_request,
-              "POST\n/\n\ncontent-type:application/x-www-form-urlencoded\nhost:example.amazonaws.com\n"
-              "x-amz-date:20150830T123600Z\n\ncontent-type;host;x-amz-date\n"
-              "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e");
-    EXPECT_EQ(s.string_to_sign, sts("42a5e5bb34198acb3e84da4f085bb7927f2bc277ca766e6d19c73c2154021281"));
-    EXPECT_EQ(s.signature, "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a");
-}
-
 TEST(SigV4Suite, PostXWwwFormUrlencodedParameters) {
-    auto r = suite_request("POST", "/", {}, {{"Content-Type", "application/x-www-form-urlencoded; charset=utf8"}});
-    r.payload = "Param1=value1";
+    const auto r = with_payload(
+        suite_request("POST", "/", {}, {{"Content-Type", "application/x-www-form-urlencoded; charset=utf8"}}),
+        "Param1=value1");
     EXPECT_EQ(sign(r).signature, "1a72ec8f64bd914b0e42e42607c7fbce7fb2c7465f63e3092b3b0d39fa77a6fe");
 }
 
 TEST(SigV4Suite, GetHeaderKeyDuplicateJoinsValuesInOrder) {
-    const auto s = sign(suite_request(
-        "GET", "/", {}, {{"My-Header1", "value2"}, {"My-Header1", "value2"}, {"My-Header1", "value1"}}));
+    const auto s = sign(
+        suite_request("GET", "/", {}, {{"My-Header1", "value2"}, {"My-Header1", "value2"}, {"My-Header1", "value1"}}));
     EXPECT_NE(s.canonical_request.find("\nmy-header1:value2,value2,value1\n"), std::string::npos);
     EXPECT_EQ(s.signature, "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea");
 }
@@ -190,7 +203,8 @@ TEST(MqttUrl, SessionTokenIsAppendedAfterTheSignatureUriEncoded) {
     const auto with = presign_mqtt_target(iot_host, "", c, suite_time());
     ASSERT_FALSE(with.error);
     // Unsigned: the signature is the same as without a token.
-    EXPECT_EQ(with.target, without.target + "&X-Amz-Security-Token=AQoDYXdzEPT%2F%2F%2F%2F%2F%2F%2F%2F%2F%2FwEXAMPLE%2Btoken%3D%3D");
+    EXPECT_EQ(with.target,
+              without.target + "&X-Amz-Security-Token=AQoDYXdzEPT%2F%2F%2F%2F%2F%2F%2F%2F%2F%2FwEXAMPLE%2Btoken%3D%3D");
 }
 
 TEST(MqttUrl, RegionFromConfigurationWinsOverTheEndpoint) {

@@ -28,18 +28,22 @@ void expect_refused(const lookup& l, std::string_view why) {
 
 TEST(CredentialsFile, ReadsTheNamedProfileWithCommentsAndWhiteSpace) {
     const std::string text = std::string("# written by provisioning\r\n") +
-                              "[default]\n"
-                              "aws_access_key_id=AKIADEFAULT000000000\n"
-                              "aws_secret_access_key=defaultsecret\n"
-                              "\n"
-                              "  [dev]   ; the lab\n"
-                              "; a comment\n"
-                              "AWS_Access_Key_Id   =  " + key_id + "\n"
-                              "aws_secret_access_key: " + secret + "   # rotated 2026-01\n"
-                              "aws_session_token = AQoDYXdzEPT//////////wEXAMPLE==\n"
-                              "region = eu-west-1\n"
-                              "s3 =\n"
-                              "  max_concurrent_requests = 20\n";
+                             "[default]\n"
+                             "aws_access_key_id=AKIADEFAULT000000000\n"
+                             "aws_secret_access_key=defaultsecret\n"
+                             "\n"
+                             "  [dev]   ; the lab\n"
+                             "; a comment\n"
+                             "AWS_Access_Key_Id   =  " +
+                             key_id +
+                             "\n"
+                             "aws_secret_access_key: " +
+                             secret +
+                             "   # rotated 2026-01\n"
+                             "aws_session_token = AQoDYXdzEPT//////////wEXAMPLE==\n"
+                             "region = eu-west-1\n"
+                             "s3 =\n"
+                             "  max_concurrent_requests = 20\n";
     const auto dev = parse_credentials_file(text, "dev");
     ASSERT_TRUE(dev.found) << dev.why_not;
     EXPECT_EQ(dev.found->access_key_id, key_id);
@@ -65,8 +69,8 @@ TEST(CredentialsFile, NamesWhatIsMissing) {
 }
 
 TEST(CredentialsFile, SyntaxErrorsFailTheWholeFileWithTheirLine) {
-    const std::string good = std::string("[default]\naws_access_key_id = ") + key_id +
-                             "\naws_secret_access_key = " + secret + "\n";
+    const std::string good =
+        std::string("[default]\naws_access_key_id = ") + key_id + "\naws_secret_access_key = " + secret + "\n";
     expect_refused(parse_credentials_file(good + "[other\n", "default"), "line 4: a section header is '[NAME]'");
     expect_refused(parse_credentials_file(good + "[]\n", "default"), "line 4: the section has no name");
     expect_refused(parse_credentials_file(good + "[default]\n", "default"),
@@ -151,9 +155,9 @@ TEST(CredentialsEnvironment, NamesTheVariableAtFault) {
                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set");
     expect_refused(credentials_from_environment(fake_env{{{"AWS_ACCESS_KEY_ID", key_id}}}.get()),
                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
-    expect_refused(credentials_from_environment(
-                       fake_env{{{"AWS_ACCESS_KEY_ID", ""}, {"AWS_SECRET_ACCESS_KEY", secret}}}.get()),
-                   "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
+    expect_refused(
+        credentials_from_environment(fake_env{{{"AWS_ACCESS_KEY_ID", ""}, {"AWS_SECRET_ACCESS_KEY", secret}}}.get()),
+        "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
     expect_refused(credentials_from_environment(fake_env{{{"AWS_ACCESS_KEY_ID", key_id},
                                                           {"AWS_SECRET_ACCESS_KEY", secret},
                                                           {"AWS_CREDENTIAL_EXPIRATION", "tomorrow"}}}
@@ -167,9 +171,9 @@ TEST(CredentialsEnvironment, NamesTheVariableAtFault) {
 TEST(CredentialsEnvironment, SharedCredentialsFile) {
     EXPECT_EQ(shared_credentials_file(fake_env{{{"HOME", "/var/lib/thingmux"}}}.get()),
               "/var/lib/thingmux/.aws/credentials");
-    EXPECT_EQ(shared_credentials_file(
-                  fake_env{{{"HOME", "/home/u"}, {"AWS_SHARED_CREDENTIALS_FILE", "~/creds"}}}.get()),
-              "/home/u/creds");
+    EXPECT_EQ(
+        shared_credentials_file(fake_env{{{"HOME", "/home/u"}, {"AWS_SHARED_CREDENTIALS_FILE", "~/creds"}}}.get()),
+        "/home/u/creds");
     EXPECT_EQ(shared_credentials_file(fake_env{{{"AWS_SHARED_CREDENTIALS_FILE", "/etc/aws"}}}.get()), "/etc/aws");
     EXPECT_EQ(shared_credentials_file(fake_env{}.get()), "");
 }
@@ -186,18 +190,20 @@ TEST(Timestamp, IsoForms) {
     EXPECT_EQ(parse_timestamp("2018-01-18T09:18:06.250Z"), base);
     EXPECT_EQ(parse_timestamp("2018-01-18T11:18:06+02:00"), base);
     EXPECT_EQ(parse_timestamp("2018-01-18T08:48:06-00:30"), base);
-    for (const char* bad : {"", "2018-01-18", "2018-01-18T09:18:06", "2018-02-30T00:00:00Z", "2018-01-18T24:00:00Z",
-                            "2018-01-18T09:18:06.Z", "2018-01-18T09:18:06+0200", "+018-01-18T09:18:06Z",
-                            "2018-01-18T09:18:06Zjunk"})
+    for (const char* bad :
+         {"", "2018-01-18", "2018-01-18T09:18:06", "2018-02-30T00:00:00Z", "2018-01-18T24:00:00Z",
+          "2018-01-18T09:18:06.Z", "2018-01-18T09:18:06+0200", "+018-01-18T09:18:06Z", "2018-01-18T09:18:06Zjunk"})
         EXPECT_FALSE(parse_timestamp(bad)) << bad;
 }
 
 TEST(Region, FromAwsIotEndpoints) {
-    EXPECT_EQ(region_from_endpoint("a1b2c3-ats.iot.eu-west-1.amazonaws.com"), "eu-west-1");
-    EXPECT_EQ(region_from_endpoint("A1B2C3-ATS.IOT.US-EAST-2.AMAZONAWS.COM."), "us-east-2");
-    EXPECT_EQ(region_from_endpoint("a1b2c3.iot.cn-north-1.amazonaws.com.cn"), "cn-north-1");
-    EXPECT_EQ(region_from_endpoint("c1x2.credentials.iot.ap-south-1.amazonaws.com"), "ap-south-1");
-    EXPECT_EQ(region_from_endpoint("data.iot-fips.us-gov-west-1.amazonaws.com"), "us-gov-west-1");
+    const std::pair<const char*, const char*> named[]{
+        {"a1b2c3-ats.iot.eu-west-1.amazonaws.com", "eu-west-1"},
+        {"A1B2C3-ATS.IOT.US-EAST-2.AMAZONAWS.COM.", "us-east-2"},
+        {"a1b2c3.iot.cn-north-1.amazonaws.com.cn", "cn-north-1"},
+        {"c1x2.credentials.iot.ap-south-1.amazonaws.com", "ap-south-1"},
+        {"data.iot-fips.us-gov-west-1.amazonaws.com", "us-gov-west-1"}};
+    for (const auto& [endpoint, region] : named) EXPECT_EQ(region_from_endpoint(endpoint), region) << endpoint;
     for (const char* none : {"broker.example.com", "iot.amazonaws.com", "a.s3.eu-west-1.amazonaws.com",
                              "a.iot.eu-west-1.amazonaws.com.evil.example", "127.0.0.1", ""})
         EXPECT_EQ(region_from_endpoint(none), "") << none;

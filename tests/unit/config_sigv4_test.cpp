@@ -33,21 +33,22 @@ TEST(ConfigSigV4, X509ByDefault) {
 }
 
 TEST(ConfigSigV4, EverySourceKind) {
-    const auto r = parse(sigv4("    auth: sigv4\n"
-                               "    region: eu-central-1\n"
-                               "    aws_credentials:\n"
-                               "      - file: /etc/thingmux/aws-credentials\n"
-                               "        profile: gateway\n"
-                               "      - file: credential:aws\n"
-                               "      - env\n"
-                               "      - profile: dev\n"
-                               "      - iot_credentials_provider:\n"
-                               "          endpoint: c1x2.credentials.iot.eu-west-1.amazonaws.com\n"
-                               "          role_alias: thingmux-role\n"
-                               "          ca: /etc/thingmux/AmazonRootCA1.pem\n"
-                               "      - iot_credentials_provider: {endpoint: c1x2.credentials.iot.eu-west-1.amazonaws.com, "
-                               "role_alias: other}\n"),
-                         "t.yaml");
+    const auto r =
+        parse(sigv4("    auth: sigv4\n"
+                    "    region: eu-central-1\n"
+                    "    aws_credentials:\n"
+                    "      - file: /etc/thingmux/aws-credentials\n"
+                    "        profile: gateway\n"
+                    "      - file: credential:aws\n"
+                    "      - env\n"
+                    "      - profile: dev\n"
+                    "      - iot_credentials_provider:\n"
+                    "          endpoint: c1x2.credentials.iot.eu-west-1.amazonaws.com\n"
+                    "          role_alias: thingmux-role\n"
+                    "          ca: /etc/thingmux/AmazonRootCA1.pem\n"
+                    "      - iot_credentials_provider: {endpoint: c1x2.credentials.iot.eu-west-1.amazonaws.com, "
+                    "role_alias: other}\n"),
+              "t.yaml");
     ASSERT_TRUE(r.ok()) << all(r);
     EXPECT_TRUE(r.diagnostics.empty()) << all(r);
     const auto& t = r.config->things.at(0);
@@ -143,8 +144,8 @@ TEST(ConfigSigV4, SecretsWrittenInlineAreRefusedWithoutBeingRepeated) {
     for (const char* key : {"aws_secret_access_key", "aws_access_key_id", "secret", "token"}) {
         SCOPED_TRACE(key);
         const auto r = parse(sigv4(head + "      - " + key + ": wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n"), "t.yaml");
-        expect_error(r, std::string("things[0].aws_credentials[0].") + key, 9, 9,
-                     "is written in the configuration", "file: credential:NAME");
+        expect_error(r, std::string("things[0].aws_credentials[0].") + key, 9, 9, "is written in the configuration",
+                     "file: credential:NAME");
         EXPECT_EQ(all(r).find("wJalr"), std::string::npos) << all(r);
     }
     const auto r = parse(sigv4(head + "      - AKIAIOSFODNN7EXAMPLE\n"), "t.yaml");
@@ -167,9 +168,11 @@ protected:
     load_result load(const std::string& sources) {
         const auto file = dir_ / "thingmux.yaml";
         std::ofstream(file) << "things:\n  - name: gw\n    endpoint: a-ats.iot.eu-west-1.amazonaws.com\n"
-                            << "    ca: " << (dir_ / "ca.pem").string() << "\n    cert: " << (dir_ / "cert.pem").string()
+                            << "    ca: " << (dir_ / "ca.pem").string()
+                            << "\n    cert: " << (dir_ / "cert.pem").string()
                             << "\n    key: " << (dir_ / "key.pem").string() << "\n    auth: sigv4\n"
-                            << "    aws_credentials:\n" << sources;
+                            << "    aws_credentials:\n"
+                            << sources;
         return load_file(file);
     }
     std::filesystem::path credentials(const std::string& text, unsigned mode = 0600) {
@@ -217,8 +220,10 @@ TEST_F(ConfigSigV4Files, AFileProblemIsAWarningWhenAnotherSourceFollows) {
 }
 
 TEST_F(ConfigSigV4Files, ProviderCaIsChecked) {
-    const auto r = load("      - iot_credentials_provider:\n          endpoint: c.credentials.iot.eu-west-1.amazonaws.com\n"
-                        "          role_alias: r\n          ca: " + (dir_ / "no-ca.pem").string() + "\n");
+    const auto r = load(
+        "      - iot_credentials_provider:\n          endpoint: c.credentials.iot.eu-west-1.amazonaws.com\n"
+        "          role_alias: r\n          ca: " +
+        (dir_ / "no-ca.pem").string() + "\n");
     EXPECT_FALSE(r.ok());
     EXPECT_NE(find(r, "things[0].aws_credentials[0].iot_credentials_provider.ca"), nullptr) << all(r);
 }

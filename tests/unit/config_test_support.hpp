@@ -16,12 +16,13 @@
 namespace thingmux::config::test {
 
 // A valid configuration with one Thing; tests append to it or replace lines.
-inline const std::string minimal = "things:\n"           // 1
-                            "  - name: gw\n"        // 2
-                            "    endpoint: broker.example.com\n"  // 3
-                            "    ca: /etc/ca.pem\n"          // 4
-                            "    cert: /etc/cert.pem\n"      // 5
-                            "    key: /etc/key.pem\n";       // 6
+inline const std::string minimal =
+    "things:\n"                           // 1
+    "  - name: gw\n"                      // 2
+    "    endpoint: broker.example.com\n"  // 3
+    "    ca: /etc/ca.pem\n"               // 4
+    "    cert: /etc/cert.pem\n"           // 5
+    "    key: /etc/key.pem\n";            // 6
 
 inline std::string read_text(const std::filesystem::path& p) {
     std::ifstream in(p);
@@ -44,12 +45,13 @@ inline std::string all(const load_result& r) {
 }
 
 inline std::size_t error_count(const load_result& r) {
-    return static_cast<std::size_t>(std::count_if(r.diagnostics.begin(), r.diagnostics.end(), [](const diagnostic& d) { return !d.warning; }));
+    return static_cast<std::size_t>(
+        std::count_if(r.diagnostics.begin(), r.diagnostics.end(), [](const diagnostic& d) { return !d.warning; }));
 }
 
 // Expects exactly one error at `path`, at line:column, whose message contains `message`.
 inline void expect_error(const load_result& r, std::string_view path, int line, int column, std::string_view message,
-                  std::string_view hint = {}) {
+                         std::string_view hint = {}) {
     SCOPED_TRACE(all(r));
     EXPECT_FALSE(r.ok());
     const auto* d = find(r, path);
