@@ -109,13 +109,15 @@ std::pair<std::string, std::string> secret_exposure(std::string_view what, const
 }
 
 // Why `file` cannot serve as a certificate, key or CA file, with what to do; nullopt when it can.
-std::optional<std::pair<std::string, std::string>> unusable(const files::contents& c, const std::filesystem::path& file) {
+// `kind` names what the file should be, for the hint: "PEM file", "credentials file".
+std::optional<std::pair<std::string, std::string>> unusable(const files::contents& c, const std::filesystem::path& file,
+                                                            std::string_view kind) {
     const char* check_access =
         "check the path, and that the thingmux user may read the file and every directory above it";
     if (c.os_error == ENOENT) return std::pair{"file " + file.string() + " does not exist", check_access};
     if (c.os_error != 0)
         return std::pair{"file " + file.string() + " not readable by thingmux: " + c.problem, check_access};
-    if (!c.ok()) return std::pair{file.string() + " " + c.problem, "point it at the PEM file itself"};
+    if (!c.ok()) return std::pair{file.string() + " " + c.problem, "point it at the " + std::string(kind) + " itself"};
     return std::nullopt;
 }
 
@@ -151,12 +153,14 @@ void check_password_file(const mqtt_settings& m, std::vector<diagnostic>& out, c
                                  "each line is USER:HASH as mosquitto_passwd writes it", false});
 }
 
+namespace {
+
 // One file a setting names: readable, and (for a `secret`) not readable by others. Returns the
 // resolved path when the file can be read; `warning` turns its problems into warnings.
 std::optional<std::filesystem::path> check_file(std::vector<diagnostic>& out, const std::string& file_name,
                                                 const std::string& path, source_location at,
                                                 const std::filesystem::path& file, std::string_view secret,
-                                                bool warning = false) {
+                                                std::string_view kind = "PEM file", bool warning = false) {
     const auto resolved = resolve_file(file);
     if (resolved.empty()) {
         out.push_back(diagnostic{file_name, at.line, at.column, path,
@@ -167,7 +171,7 @@ std::optional<std::filesystem::path> check_file(std::vector<diagnostic>& out, co
         return std::nullopt;
     }
     const auto checked = files::check_regular(resolved);
-    if (auto problem = unusable(checked, resolved)) {
+    if (auto problem = unusable(checked, resolved, kind)) {
         out.push_back(diagnostic{file_name, at.line, at.column, path, std::move(problem->first),
                                  std::move(problem->second), warning});
         return std::nullopt;
@@ -191,7 +195,7 @@ void check_aws_credentials(const thing& t, const std::string& thing_path, std::v
             (void)check_file(out, file_name, path + ".iot_credentials_provider.ca", s.where, s.ca, {});
         if (s.type != aws_credential_source::kind::file || s.file.empty()) continue;
         const auto resolved =
-            check_file(out, file_name, path + ".file", s.where, s.file, "AWS credentials file", fallback);
+            check_file(out, file_name, path + ".file", s.where, s.file, "AWS credentials file", "credentials file", fallback);
         if (!resolved) continue;
         const auto c = files::read_regular(*resolved, aws::max_credentials_file_bytes);
         const auto found = c.ok() ? aws::parse_credentials_file(c.bytes, s.profile)
@@ -203,6 +207,8 @@ void check_aws_credentials(const thing& t, const std::string& thing_path, std::v
                                      fallback});
     }
 }
+
+}  // namespace
 
 void check_files(const configuration& config, std::vector<diagnostic>& out, const std::string& file_name) {
     check_password_file(config.mqtt, out, file_name);
