@@ -202,7 +202,7 @@ void check_aws_credentials(const thing& t, const std::string& thing_path, std::v
                                   : aws::lookup{std::nullopt, c.problem};
         if (!found.found)
             out.push_back(diagnostic{file_name, s.where.line, s.where.column, path + ".file",
-                                     s.file.string() + " " + found.why_not,
+                                     "file " + s.file.string() + ": " + found.why_not,
                                      "write [" + s.profile + "] with aws_access_key_id and aws_secret_access_key",
                                      fallback});
     }

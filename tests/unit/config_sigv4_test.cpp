@@ -214,7 +214,8 @@ TEST_F(ConfigSigV4Files, AFileProblemIsAWarningWhenAnotherSourceFollows) {
     }
     EXPECT_NE(all(r).find("AWS credentials file " + f.string() + " is readable by other users"), std::string::npos)
         << all(r);
-    EXPECT_NE(all(r).find("line 2: profile [default] has aws_access_key_id but no aws_secret_access_key"),
+    EXPECT_NE(all(r).find("file " + f.string() +
+                          ": line 2: profile [default] has aws_access_key_id but no aws_secret_access_key"),
               std::string::npos)
         << all(r);
 }
