@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include "common/aws_credentials.hpp"
 #include "common/regular_file.hpp"
 #include "config/password_file.hpp"
 
@@ -65,6 +66,16 @@ const char* to_string(log_target v) noexcept {
     return "auto";
 }
 
+const char* to_string(aws_credential_source::kind v) noexcept {
+    switch (v) {
+    case aws_credential_source::kind::file: return "file";
+    case aws_credential_source::kind::environment: return "env";
+    case aws_credential_source::kind::profile: return "profile";
+    case aws_credential_source::kind::iot_credentials_provider: return "iot_credentials_provider";
+    }
+    return "env";
+}
+
 const thing* configuration::find_thing(std::string_view name) const noexcept {
     for (const auto& t : things) {
         if (t.name == name) return &t;
@@ -103,13 +114,15 @@ std::pair<std::string, std::string> secret_exposure(std::string_view what, const
 }
 
 // Why `file` cannot serve as a certificate, key or CA file, with what to do; nullopt when it can.
-std::optional<std::pair<std::string, std::string>> unusable(const files::contents& c, const std::filesystem::path& file) {
+// `kind` names what the file should be, for the hint: "PEM file", "credentials file".
+std::optional<std::pair<std::string, std::string>> unusable(const files::contents& c, const std::filesystem::path& file,
+                                                            std::string_view kind) {
     const char* check_access =
         "check the path, and that the thingmux user may read the file and every directory above it";
     if (c.os_error == ENOENT) return std::pair{"file " + file.string() + " does not exist", check_access};
     if (c.os_error != 0)
         return std::pair{"file " + file.string() + " not readable by thingmux: " + c.problem, check_access};
-    if (!c.ok()) return std::pair{file.string() + " " + c.problem, "point it at the PEM file itself"};
+    if (!c.ok()) return std::pair{file.string() + " " + c.problem, "point it at the " + std::string(kind) + " itself"};
     return std::nullopt;
 }
 
@@ -145,10 +158,68 @@ void check_password_file(const mqtt_settings& m, std::vector<diagnostic>& out, c
                                  "each line is USER:HASH as mosquitto_passwd writes it", false});
 }
 
+namespace {
+
+// One file a setting names: readable, and (for a `secret`) not readable by others. Returns the
+// resolved path when the file can be read; `warning` turns its problems into warnings.
+std::optional<std::filesystem::path> check_file(std::vector<diagnostic>& out, const std::string& file_name,
+                                                const std::string& path, source_location at,
+                                                const std::filesystem::path& file, std::string_view secret,
+                                                std::string_view kind = "PEM file", bool warning = false) {
+    const auto resolved = resolve_file(file);
+    if (resolved.empty()) {
+        out.push_back(diagnostic{file_name, at.line, at.column, path,
+                                 file.string() + ": CREDENTIALS_DIRECTORY is not set",
+                                 "credentials exist only under systemd: add LoadCredential= to thingmuxd.service, "
+                                 "or write the file's path",
+                                 warning});
+        return std::nullopt;
+    }
+    const auto checked = files::check_regular(resolved);
+    if (auto problem = unusable(checked, resolved, kind)) {
+        out.push_back(diagnostic{file_name, at.line, at.column, path, std::move(problem->first),
+                                 std::move(problem->second), warning});
+        return std::nullopt;
+    }
+    if (!secret.empty()) {
+        if (auto [exposed, fix] = secret_exposure(secret, resolved, checked); !exposed.empty())
+            out.push_back(diagnostic{file_name, at.line, at.column, path, std::move(exposed), std::move(fix), true});
+    }
+    return resolved;
+}
+
+// The files of a Thing's aws_credentials: each readable and holding its profile. A Thing with
+// more than one source still works when one of them gives nothing, so problems are warnings then.
+void check_aws_credentials(const thing& t, const std::string& thing_path, std::vector<diagnostic>& out,
+                           const std::string& file_name) {
+    const bool fallback = t.aws_credentials.size() > 1;
+    for (std::size_t j = 0; j < t.aws_credentials.size(); ++j) {
+        const auto& s = t.aws_credentials[j];
+        const auto path = thing_path + ".aws_credentials[" + std::to_string(j) + "]";
+        if (s.type == aws_credential_source::kind::iot_credentials_provider && !s.ca.empty())
+            (void)check_file(out, file_name, path + ".iot_credentials_provider.ca", s.where, s.ca, {});
+        if (s.type != aws_credential_source::kind::file || s.file.empty()) continue;
+        const auto resolved =
+            check_file(out, file_name, path + ".file", s.where, s.file, "AWS credentials file", "credentials file", fallback);
+        if (!resolved) continue;
+        const auto c = files::read_regular(*resolved, aws::max_credentials_file_bytes);
+        const auto found = c.ok() ? aws::parse_credentials_file(c.bytes, s.profile)
+                                  : aws::lookup{std::nullopt, c.problem};
+        if (!found.found)
+            out.push_back(diagnostic{file_name, s.where.line, s.where.column, path + ".file",
+                                     "file " + s.file.string() + ": " + found.why_not,
+                                     "write [" + s.profile + "] with aws_access_key_id and aws_secret_access_key",
+                                     fallback});
+    }
+}
+
+}  // namespace
+
 void check_files(const configuration& config, std::vector<diagnostic>& out, const std::string& file_name) {
     check_password_file(config.mqtt, out, file_name);
     for (std::size_t i = 0; i < config.things.size(); ++i) {
         const auto& t = config.things[i];
+        const auto thing_path = "things[" + std::to_string(i) + "]";
         // Each file a Thing names, and what it is when others must not read it.
         struct named_file {
             std::string_view key;
@@ -164,23 +235,9 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
             const auto f = t.fields.find(key);
             if (file->empty()) continue;  // not written or not valid: parse() reported it
             const auto at = f != t.fields.end() ? f->second : t.where;
-            const auto path = "things[" + std::to_string(i) + "]." + std::string(key);
-            const auto resolved = resolve_file(*file);
-            if (resolved.empty()) {
-                out.push_back(diagnostic{file_name, at.line, at.column, path,
-                                         file->string() + ": CREDENTIALS_DIRECTORY is not set",
-                                         "credentials exist only under systemd: add LoadCredential= to thingmuxd.service, "
-                                         "or write the file's path",
-                                         false});
-            } else if (const auto checked = files::check_regular(resolved); auto problem = unusable(checked, resolved)) {
-                out.push_back(diagnostic{file_name, at.line, at.column, path, std::move(problem->first),
-                                         std::move(problem->second), false});
-            } else if (!secret.empty()) {
-                if (auto [exposed, fix] = secret_exposure(secret, resolved, checked); !exposed.empty())
-                    out.push_back(
-                        diagnostic{file_name, at.line, at.column, path, std::move(exposed), std::move(fix), true});
-            }
+            (void)check_file(out, file_name, thing_path + "." + std::string(key), at, *file, secret);
         }
+        check_aws_credentials(t, thing_path, out, file_name);
     }
 }
 

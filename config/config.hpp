@@ -105,6 +105,29 @@ struct custom_authorizer_settings {
     std::filesystem::path password;   // the MQTT password; empty: none
 };
 
+// One entry of a Thing's aws_credentials (auth: sigv4): where AWS credentials come from. The
+// entries are tried in the order written, at each connection attempt; the first that gives
+// credentials is used. Secrets are never written in the configuration itself.
+struct aws_credential_source {
+    enum class kind : std::uint8_t {
+        file,                     // an INI file like ~/.aws/credentials (`file`, section `profile`)
+        environment,              // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN of thingmuxd
+        profile,                  // section `profile` of thingmuxd's user's shared credentials file
+        iot_credentials_provider  // the Thing's certificate exchanged for temporary credentials
+    };
+    kind type = kind::environment;
+    std::filesystem::path file;  // file: a path or "credential:NAME"
+    std::string profile;         // file: the section ("default" when not written); profile: its name
+    // iot_credentials_provider: PREFIX.credentials.iot.REGION.amazonaws.com, the role alias, and
+    // the CA file of the provider's certificate (empty: the Thing's ca).
+    std::string endpoint;
+    std::string role_alias;
+    std::filesystem::path ca;
+    source_location where;  // the list entry
+};
+
+[[nodiscard]] const char* to_string(aws_credential_source::kind v) noexcept;  // "file", "env", "profile", ...
+
 struct thing {
     std::string name;                  // AWS IoT Thing name
     std::string endpoint;              // host name or IP address
@@ -112,7 +135,9 @@ struct thing {
     std::string client_id;             // resolved: the Thing name when not written
     protocol_version protocol = protocol_version::mqtt5;
     std::filesystem::path ca;
-    std::filesystem::path cert;        // empty (with key) only with auth: custom-authorizer: no client certificate
+    // empty (with key) only with auth custom-authorizer or sigv4 (without the credentials
+    // provider): no client certificate
+    std::filesystem::path cert;
     std::filesystem::path key;
     // resolved: on port 443 when not written, {"x-amzn-mqtt-ca"}, or {"mqtt"} with auth: custom-authorizer
     std::vector<std::string> alpn;
@@ -127,6 +152,8 @@ struct thing {
     duration backoff_cap{120'000};
     duration connect_timeout{10'000};  // TCP + proxy + TLS handshake
     proxy_settings proxy;
+    std::string region;  // auth sigv4: as written; empty: the endpoint's (common/aws_region.hpp)
+    std::vector<aws_credential_source> aws_credentials;  // auth sigv4: at least one
     thing_limits limits;
     source_location where;             // the list entry ("- name: ...")
     // Location of each key written in the file ("cert", "limits.max_payload", ...), for messages
@@ -256,8 +283,8 @@ struct load_result {
 // Reads the file (at most 1 MiB), parse()s it, then check_files().
 [[nodiscard]] load_result load_file(const std::filesystem::path& file);
 
-// ca/cert/key, proxy_credentials, proxy_ca and the custom authorizer's token, signature and
-// password may be "credential:NAME": a systemd credential
+// ca/cert/key, proxy_credentials, proxy_ca, the custom authorizer's token, signature and
+// password, and the files of aws_credentials may be "credential:NAME": a systemd credential
 // (LoadCredential=NAME:... in the unit).
 inline constexpr std::string_view credential_prefix = "credential:";
 // The file to open: "credential:NAME" -> $CREDENTIALS_DIRECTORY/NAME (empty when that variable
@@ -265,8 +292,10 @@ inline constexpr std::string_view credential_prefix = "credential:";
 [[nodiscard]] std::filesystem::path resolve_file(const std::filesystem::path& p);
 
 // Checks that each Thing's ca/cert/key (and proxy_credentials, proxy_ca, the custom authorizer's
-// files) is a readable regular file (as the calling process: run it with the daemon's
-// credentials) and warns when a private key or another secret is readable by others. Appends to `out`; positions come from
+// files, the files and CA of aws_credentials) is a readable regular file (as the calling process:
+// run it with the daemon's credentials) and warns when a private key or another secret is
+// readable by others. An aws_credentials file must also hold its profile; its problems are
+// warnings when the Thing has another source to fall back on. Appends to `out`; positions come from
 // thing::fields.
 void check_files(const configuration& config, std::vector<diagnostic>& out, const std::string& file_name);
 

@@ -51,11 +51,11 @@ std::string host_problem(const std::string& host) {
     return {};
 }
 
-constexpr std::array<std::string_view, 20> thing_keys{
+constexpr std::array<std::string_view, 22> thing_keys{
     "name",           "endpoint", "port",         "client_id",       "protocol",          "ca",
     "cert",           "key",      "alpn",         "keep_alive",      "session_expiry",    "backoff",
     "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca",
-    "auth",           "custom_authorizer"};
+    "auth",           "region",   "aws_credentials", "custom_authorizer"};
 constexpr std::array<std::string_view, 15> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
@@ -116,8 +116,14 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
         if (auto v = enumeration(x->value, p("protocol"), choices)) t.protocol = *v;
     }
     parse_auth(*f, path, t);
-    // A custom authorizer proves the identity instead of a client certificate; one may still be sent.
-    const bool certificate_optional = t.auth == auth_method::custom_authorizer;
+    // A custom authorizer or AWS credentials prove the identity instead of a client certificate
+    // (one may still be sent), unless the credentials come from the AWS IoT credentials provider,
+    // which takes the Thing's certificate in exchange for them.
+    const bool uses_provider =
+        std::any_of(t.aws_credentials.begin(), t.aws_credentials.end(), [](const aws_credential_source& s) {
+            return s.type == aws_credential_source::kind::iot_credentials_provider;
+        });
+    const bool certificate_optional = t.auth != auth_method::x509 && !uses_provider;
     for (const auto& [key, target] : {std::pair{"ca"sv, &t.ca}, {"cert"sv, &t.cert}, {"key"sv, &t.key}}) {
         const auto hint = "the path of the PEM file, e.g. " + std::string(key) + ": /etc/thingmux/...";
         const auto* x = certificate_optional && key != "ca" ? find(*f, key) : required(key, hint);

@@ -139,10 +139,16 @@ private:
     void parse_limits(const YAML::Node& node, const std::string& path, thing& t);
     // proxy, proxy_credentials and proxy_ca of a Thing's keys `f` (parse_proxy.cpp).
     void parse_proxy(const fields& f, const std::string& path, thing& t);
-    // auth and custom_authorizer of a Thing's keys `f` (parse_auth.cpp).
-    void parse_auth(const fields& f, const std::string& path, thing& t);
     // Warns when an alpn written for a custom authorizer on port 443 lacks "mqtt".
     void check_custom_authorizer_alpn(const YAML::Node& node, const std::string& path, const thing& t);
+    // auth, region, aws_credentials and custom_authorizer of a Thing's keys `f` (parse_auth.cpp).
+    void parse_auth(const fields& f, const std::string& path, thing& t);
+    // custom_authorizer, given the Thing's `auth` key (null when not written) and whether its
+    // value was refused.
+    void parse_custom_authorizer(const fields& f, const std::string& path, thing& t, const field* auth,
+                                 bool auth_written_wrong);
+    std::optional<aws_credential_source> parse_aws_source(const YAML::Node& node, const std::string& path);
+    std::optional<aws_credential_source> parse_credentials_provider(const YAML::Node& node, const std::string& path);
     app_rule parse_app(const YAML::Node& node, const std::string& path, const std::vector<thing>& things);
     void parse_ipc(const YAML::Node& node, ipc_settings& s);
     // After things: and ipc: (its defaults follow them); `node` may be null (no mqtt: section),

@@ -1,6 +1,7 @@
 #include "config/password_file.hpp"
 
 #include "common/regular_file.hpp"
+#include "common/plain_text.hpp"
 
 #include <algorithm>
 #include <array>
@@ -22,18 +23,6 @@ int base64_value(char c) noexcept {
     return -1;
 }
 
-// Splits "a$b$c" at '$'.
-std::vector<std::string_view> fields_of(std::string_view s) {
-    std::vector<std::string_view> out;
-    std::size_t pos = 0;
-    while (true) {
-        const auto end = s.find('$', pos);
-        out.push_back(s.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
-        if (end == std::string_view::npos) return out;
-        pos = end + 1;
-    }
-}
-
 // The entry of one `user:hash` line, or what is wrong with it.
 std::variant<password_entry, std::string> parse_line(std::string_view line) {
     const auto colon = line.find(':');
@@ -43,7 +32,7 @@ std::variant<password_entry, std::string> parse_line(std::string_view line) {
     if (e.user.empty()) return std::string("the user name is empty");
     if (e.user.size() > max_password_user) return std::string("the user name is longer than 65535 bytes");
     const auto hash = line.substr(colon + 1);
-    const auto f = fields_of(hash);
+    const auto f = text::split(hash, '$');
     // "$7$101$salt$hash" -> "", "7", "101", "salt", "hash"; "$6$salt$hash" -> "", "6", "salt", "hash".
     std::string_view salt;
     std::string_view digest;
@@ -112,15 +101,10 @@ std::optional<std::string> decode_base64(std::string_view text) {
 
 password_table parse_password_file(std::string_view text) {
     password_table t;
-    int number = 0;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        auto end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        auto line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++number;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    text::line_reader lines(text);
+    while (const auto next = lines.next()) {
+        const auto line = *next;
+        const int number = lines.number();
         if (line.empty() || line.front() == '#') continue;
         auto parsed = parse_line(line);
         if (auto* why = std::get_if<std::string>(&parsed)) {

@@ -22,7 +22,7 @@ packages=(
   clang libclang-rt-14-dev
   libboost1.81-dev libssl-dev libsystemd-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libsqlite3-dev libcli11-dev
-  mosquitto mosquitto-clients dbus systemd openssl procps iproute2 python3 python3-paho-mqtt
+  mosquitto mosquitto-clients dbus systemd openssl procps iproute2 python3 python3-paho-mqtt python3-botocore
   tinyproxy socat
   debhelper dpkg-dev help2man lintian
 )

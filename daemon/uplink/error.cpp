@@ -25,11 +25,16 @@ public:
         case errc::proxy_certificate_untrusted: return "the proxy's certificate is not trusted";
         case errc::custom_authorizer_unusable: return "a custom authorizer's token, signature or password cannot be used";
         case errc::custom_authorizer_denied: return "the custom authorizer denied the connection";
+        case errc::aws_region_unknown:
+            return "the AWS region is unknown: write region: (the endpoint's name does not tell it)";
         case errc::timed_out: return "connecting took longer than the connect timeout";
         case errc::proxy_unreachable: return "the proxy cannot be reached";
         case errc::proxy_closed: return "the proxy closed the connection before answering";
         case errc::proxy_refused: return "the proxy could not open a tunnel for now";
         case errc::proxy_tls_failed: return "the TLS handshake with the proxy failed";
+        case errc::aws_credentials_unavailable: return "no source in aws_credentials gave AWS credentials";
+        case errc::aws_credentials_malformed: return "the AWS credentials found cannot be used";
+        case errc::aws_credentials_expired: return "the AWS credentials have expired";
         case errc::closed_by_broker: return "the broker closed the connection";
         case errc::broker_refused: return "the broker refused the connection";
         case errc::session_ended: return "the MQTT session ended the connection";
@@ -65,6 +70,7 @@ bool is_fatal(const std::error_code& ec) noexcept {
     case errc::proxy_certificate_untrusted:
     case errc::custom_authorizer_unusable:
     case errc::custom_authorizer_denied: return true;
+    case errc::aws_region_unknown: return true;
     default: return false;
     }
 }

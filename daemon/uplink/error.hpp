@@ -23,12 +23,18 @@ enum class errc {
     proxy_certificate_untrusted,   // an https:// proxy's certificate is not trusted or for another name
     custom_authorizer_unusable,    // a custom authorizer's token, signature or password file is missing or unusable
     custom_authorizer_denied,      // CONNACK: the custom authorizer refused the token (not authorized, bad credentials)
+    aws_region_unknown,            // auth sigv4: neither region: nor the endpoint's name gives the AWS region
     // Transient: the next attempt may succeed.
     timed_out,                // a connection step took longer than connect_timeout
     proxy_unreachable,        // the proxy cannot be resolved or refuses the TCP connection
     proxy_closed,             // the proxy closed the connection before its answer to CONNECT
     proxy_refused,            // the proxy answered 5xx, 408 or 429: it or the way beyond it may recover
     proxy_tls_failed,         // the TLS handshake with an https:// proxy failed (not for its certificate)
+    // auth sigv4: the sources are read again at each attempt, so a fixed file or a refreshed
+    // token helps without a reload.
+    aws_credentials_unavailable,  // no source of aws_credentials gave credentials
+    aws_credentials_malformed,    // a source gave credentials that cannot be used (length, characters)
+    aws_credentials_expired,      // the credentials' expiration has passed
     closed_by_broker,         // the broker closed the connection (FIN, reset, TLS close_notify or not)
     broker_refused,           // CONNACK refused for a reason that may pass (server busy, unavailable)
     session_ended,            // the MQTT session ended it (DISCONNECT, dead link, protocol error)

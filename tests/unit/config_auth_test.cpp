@@ -2,7 +2,7 @@
 // what they resolve to, every mistake at its file:line:column, and the secret files checked like
 // a private key.
 #include "config/config.hpp"
-#include "tests/unit/config_diagnostics.hpp"
+#include "tests/unit/config_test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +14,7 @@
 namespace {
 
 using namespace thingmux::config;
-using namespace thingmux::config::testing;
+using namespace thingmux::config::test;
 
 // One Thing with a custom authorizer and no client certificate; tests append keys to it.
 const std::string authorizer =

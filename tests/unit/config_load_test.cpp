@@ -2,7 +2,7 @@
 // of mistake with the exact file:line:column it is reported at.
 #include "config/config.hpp"
 #include "config/values.hpp"
-#include "tests/unit/config_diagnostics.hpp"
+#include "tests/unit/config_test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -20,28 +20,9 @@
 namespace {
 
 using namespace thingmux::config;
-using namespace thingmux::config::testing;
 using namespace std::chrono_literals;
 
-// A valid configuration with one Thing; tests append to it or replace lines.
-const std::string minimal = "things:\n"           // 1
-                            "  - name: gw\n"        // 2
-                            "    endpoint: broker.example.com\n"  // 3
-                            "    ca: /etc/ca.pem\n"          // 4
-                            "    cert: /etc/cert.pem\n"      // 5
-                            "    key: /etc/key.pem\n";       // 6
-
-std::string read_text(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-std::size_t error_count(const load_result& r) {
-    return static_cast<std::size_t>(std::count_if(r.diagnostics.begin(), r.diagnostics.end(), [](const diagnostic& d) { return !d.warning; }));
-}
-
+using namespace thingmux::config::test;
 
 TEST(ConfigLoad, ShippedExampleLoads) {
     const auto r = parse(read_text(THINGMUX_EXAMPLE_CONFIG), "thingmux.example.yaml");
