@@ -23,6 +23,11 @@ public:
         case errc::proxy_refused_permanently: return "the proxy refused to open a tunnel";
         case errc::proxy_malformed_answer: return "the proxy's answer is not HTTP";
         case errc::proxy_certificate_untrusted: return "the proxy's certificate is not trusted";
+        case errc::credentials_provider_refused: return "the AWS IoT credentials provider refused to give credentials";
+        case errc::credentials_provider_unavailable: return "the AWS IoT credentials provider cannot answer now";
+        case errc::credentials_provider_bad_answer: return "the AWS IoT credentials provider's answer cannot be used";
+        case errc::credentials_provider_expired:
+            return "the AWS IoT credentials provider's credentials have expired by this machine's clock";
         case errc::timed_out: return "connecting took longer than the connect timeout";
         case errc::proxy_unreachable: return "the proxy cannot be reached";
         case errc::proxy_closed: return "the proxy closed the connection before answering";
@@ -60,7 +65,8 @@ bool is_fatal(const std::error_code& ec) noexcept {
     case errc::proxy_forbidden:
     case errc::proxy_refused_permanently:
     case errc::proxy_malformed_answer:
-    case errc::proxy_certificate_untrusted: return true;
+    case errc::proxy_certificate_untrusted:
+    case errc::credentials_provider_refused: return true;
     default: return false;
     }
 }

@@ -21,12 +21,17 @@ enum class errc {
     proxy_refused_permanently,     // the proxy answered another 1xx/3xx/4xx status
     proxy_malformed_answer,        // the proxy's answer is not HTTP (or not an HTTP proxy's)
     proxy_certificate_untrusted,   // an https:// proxy's certificate is not trusted or for another name
+    credentials_provider_refused,  // the AWS IoT credentials provider answered 4xx (role alias, IoT policy, thing name)
     // Transient: the next attempt may succeed.
     timed_out,                // a connection step took longer than connect_timeout
     proxy_unreachable,        // the proxy cannot be resolved or refuses the TCP connection
     proxy_closed,             // the proxy closed the connection before its answer to CONNECT
     proxy_refused,            // the proxy answered 5xx, 408 or 429: it or the way beyond it may recover
     proxy_tls_failed,         // the TLS handshake with an https:// proxy failed (not for its certificate)
+    // The AWS IoT credentials provider (asked again at the next attempt or renewal):
+    credentials_provider_unavailable,  // it answered 5xx, 408 or 429
+    credentials_provider_bad_answer,   // its answer is not HTTP, too large, or holds no usable credentials
+    credentials_provider_expired,      // its credentials expire before now by this machine's clock (clock skew)
     closed_by_broker,         // the broker closed the connection (FIN, reset, TLS close_notify or not)
     broker_refused,           // CONNACK refused for a reason that may pass (server busy, unavailable)
     session_ended,            // the MQTT session ended it (DISCONNECT, dead link, protocol error)
