@@ -182,7 +182,10 @@ void iot_credentials_exchange::on_read(std::error_code ec) {
     const auto answer = iot_credentials::parse_answer(static_cast<int>(response.result_int()), response.body());
     if (!answer.value) {
         const auto reason = static_cast<iot_credentials::errc>(answer.error.value());
-        std::string detail = who + " answered " + answer.detail;
+        const bool answered_no = reason == iot_credentials::errc::refused ||
+                                 reason == iot_credentials::errc::unavailable ||
+                                 reason == iot_credentials::errc::unexpected_status;
+        std::string detail = who + (answered_no ? " answered " : " gave an answer that cannot be used: ") + answer.detail;
         if (reason == iot_credentials::errc::refused)
             detail += " (role alias " + s_->settings.role_alias + ", thing name " + s_->settings.thing_name +
                       ", certificate " + s_->settings.tls.cert_file.string() + ")";

@@ -16,6 +16,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 namespace thingmux::test {
 namespace {
 
@@ -37,12 +39,13 @@ aws::iot_credentials_settings settings_for(const credentials_provider_fixture& p
 // The provider on its own io_context, run by the test's thread.
 class client {
 public:
-    explicit client(aws::iot_credentials_settings settings) {
-        provider = aws::iot_credentials_provider::create(io, std::move(settings));
+    explicit client(aws::iot_credentials_settings settings, aws::iot_credentials_retry retry = {}) {
+        provider = aws::iot_credentials_provider::create(io, std::move(settings), retry);
         provider->on_reconnect_needed([this] { ++reconnects; });
     }
     ~client() {
         provider->stop();
+        io.restart();
         io.run_for(2s);  // lets a cancelled exchange's handlers run (returns once nothing is left)
     }
     client(const client&) = delete;
@@ -57,7 +60,10 @@ public:
     template <typename Pred>
     bool run_until(Pred pred, std::chrono::milliseconds timeout = 20s) {
         const auto end = std::chrono::steady_clock::now() + timeout;
-        while (!pred() && std::chrono::steady_clock::now() < end) io.run_for(5ms);
+        while (!pred() && std::chrono::steady_clock::now() < end) {
+            if (io.stopped()) io.restart();  // it stops whenever it runs out of work
+            io.run_for(5ms);
+        }
         return pred();
     }
 
@@ -146,6 +152,49 @@ TEST(IotCredentialsProvider, RenewsBeforeExpiryAndAsksForAReconnect) {
     EXPECT_EQ(provider.records().size(), 2U);
     EXPECT_EQ(aws::iot_credentials_provider::renewal_margin(8s), 2s);
     EXPECT_EQ(aws::iot_credentials_provider::renewal_margin(3600s), 300s);
+}
+
+TEST(IotCredentialsProvider, RenewalRetriesAGarbledAnswerWithBackoffBeforeExpiry) {
+    credentials_provider_fixture provider({.lifetime = 8s});
+    client c(settings_for(provider, provider.thing("gateway-01")), {.base = 200ms, .cap = 400ms});
+    ASSERT_FALSE(c.get().error) << c.provider->last_error();
+    provider.set_mode(fixture_mode::garbage);
+    // The renewal (about 6 s in) meets garbage and tries again within 400 ms, as often as it
+    // takes; a good answer before the expiry ends it.
+    const auto garbled = [&] {
+        const auto all = provider.records();
+        return std::count_if(all.begin(), all.end(), [](const auto& r) { return r.status == 200 && r.access_key_id.empty(); });
+    };
+    ASSERT_TRUE(c.run_until([&] { return garbled() >= 2; }, 20s)) << c.provider->last_error();
+    EXPECT_EQ(c.reconnects, 0U) << "no reconnect without renewed credentials";
+    provider.set_mode(fixture_mode::credentials);
+    ASSERT_TRUE(c.run_until([&] { return c.reconnects >= 1; }, 10s)) << c.provider->last_error();
+    const auto records = provider.records();
+    ASSERT_GE(records.size(), 4U);
+    EXPECT_EQ(records.back().access_key_id, "ASIATESTKEY000000002");
+    EXPECT_LT(records.back().time, records.front().expiration);
+    for (std::size_t i = 2; i < records.size(); ++i)
+        EXPECT_LT(records[i].time - records[i - 1].time, 1.5) << "a retry waited past the back-off's cap";
+    EXPECT_EQ(c.reconnects, 1U);
+    EXPECT_EQ(c.get().value.access_key_id, "ASIATESTKEY000000002");
+}
+
+TEST(IotCredentialsProvider, RenewalRefusedIsNotRetried) {
+    credentials_provider_fixture provider({.lifetime = 8s});
+    client c(settings_for(provider, provider.thing("gateway-01")), {.base = 200ms, .cap = 400ms});
+    ASSERT_FALSE(c.get().error) << c.provider->last_error();
+    provider.set_mode(fixture_mode::refuse);
+    ASSERT_TRUE(c.run_until([&] { return provider.answered(403) >= 1; }, 20s));
+    // Past the old credentials' expiry: nothing more was asked, nothing renewed.
+    const auto expired = provider.records().front().expiration;
+    c.run_until([&] { return std::chrono::system_clock::now().time_since_epoch() > std::chrono::duration<double>(expired + 1); },
+                10s);
+    EXPECT_EQ(provider.answered(403), 1U);
+    EXPECT_EQ(c.reconnects, 0U);
+    EXPECT_NE(c.provider->last_error().find("HTTP 403"), std::string::npos);
+    // The next connection attempt asks again, and reports the refusal once.
+    EXPECT_EQ(c.get().error, errc::credentials_provider_refused);
+    EXPECT_EQ(provider.answered(403), 2U);
 }
 
 TEST(IotCredentialsProvider, RefusalCarriesTheProvidersMessageEscaped) {

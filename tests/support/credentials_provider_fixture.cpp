@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
@@ -39,7 +40,8 @@ credentials_provider_fixture::credentials_provider_fixture(options opts) : opts_
                                                  "--cert", (pki / "server.crt").string(), "--key",
                                                  (pki / "server.key").string(), "--role-alias", opts_.role_alias,
                                                  "--lifetime", std::to_string(opts_.lifetime.count()), "--mode",
-                                                 mode_name(opts_.answer), "--port-file", (dir_ / "port").string(),
+                                                 mode_name(opts_.answer), "--mode-file", (dir_ / "mode").string(),
+                                                 "--port-file", (dir_ / "port").string(),
                                                  "--log", (dir_ / "requests.log").string()},
                         dir_ / "server.out", dir_ / "server.out");
         const bool up = eventually([&] { return fs::exists(dir_ / "port") || !server_->running(); }, ready_timeout_ms);
@@ -67,6 +69,17 @@ identity credentials_provider_fixture::thing(const std::string& name) const {
 }
 
 identity credentials_provider_fixture::wrong_ca() const { return thing("gateway-rogue"); }
+
+void credentials_provider_fixture::set_mode(mode m) const {
+    // Written aside and renamed: the server never reads half a mode.
+    const auto next = dir_ / "mode.next";
+    {
+        std::ofstream out(next, std::ios::trunc);
+        out << mode_name(m);
+        if (!out.flush()) throw std::runtime_error("cannot write " + next.string());
+    }
+    fs::rename(next, dir_ / "mode");
+}
 
 std::vector<credentials_provider_fixture::record> credentials_provider_fixture::records() const {
     std::vector<record> out;

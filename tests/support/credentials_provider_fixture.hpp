@@ -62,6 +62,9 @@ public:
     [[nodiscard]] identity wrong_ca() const;                  // gateway-rogue, from a CA the server does not trust
     [[nodiscard]] std::filesystem::path other_ca_file() const;  // did not sign the server's certificate
 
+    // Answers with `m` from the next request on.
+    void set_mode(mode m) const;
+
     // Every connection so far, in the order answered.
     [[nodiscard]] std::vector<record> records() const;
     // Of them, those that got an answer with `status`.
