@@ -47,7 +47,7 @@ iot_credentials_provider::iot_credentials_provider(asio::io_context& io, iot_cre
       retry_(retry_config(retry), random_seed()) {}
 
 iot_credentials_provider::~iot_credentials_provider() {
-    if (exchange_) exchange_->cancel();
+    if (const auto pending = exchange_) pending->cancel();
 }
 
 iot_credentials_provider::clock::duration iot_credentials_provider::renewal_margin(clock::duration lifetime) noexcept {
@@ -73,7 +73,8 @@ void iot_credentials_provider::stop() {
     stopped_ = true;
     renewal_timer_.cancel();
     cached_.reset();
-    if (exchange_) exchange_->cancel();  // its outcome reaches the waiting callers
+    // Its outcome reaches the waiting callers at once (on_exchange() drops exchange_ meanwhile).
+    if (const auto pending = exchange_) pending->cancel();
 }
 
 void iot_credentials_provider::start_exchange(bool renewal) {
@@ -105,7 +106,7 @@ void iot_credentials_provider::on_exchange(exchange_outcome outcome) {
     }
     ++counters_.failures;
     last_error_ = outcome.detail;
-    if (renewal) renewal_failed(outcome);
+    if (renewal && !stopped_) renewal_failed(outcome);
     deliver(outcome.error, {});
 }
 
@@ -122,7 +123,7 @@ void iot_credentials_provider::keep(credentials c) {
 void iot_credentials_provider::renewal_failed(const exchange_outcome& outcome) {
     const auto now = clock::now();
     if (now >= expires_at_) cached_.reset();
-    const bool retry = !uplink::is_fatal(outcome.error) && outcome.error != std::errc::operation_canceled && !stopped_;
+    const bool retry = !uplink::is_fatal(outcome.error);
     const auto next = retry ? retry_.next_attempt(now) : now;
     if (retry && next < expires_at_) {
         spdlog::warn("thing {}: cannot renew AWS credentials: {}; retrying in {} ms", logging::escaped(settings_.thing_name),
