@@ -158,7 +158,7 @@ void iot_credentials_exchange::on_open(std::error_code ec, int step_value) {
 void iot_credentials_exchange::on_written(std::error_code ec) {
     if (s_->finished) return;
     if (s_->timed_out) return on_timeout();
-    if (ec) return fail(ec, s_->link->describe(ec));
+    if (ec) return fail(ec, failure_after_handshake(ec));
     s_->step = "waiting for the answer of";
     s_->parser.header_limit(max_head_bytes);
     s_->parser.body_limit(iot_credentials::max_body_bytes);
@@ -176,7 +176,7 @@ void iot_credentials_exchange::on_read(std::error_code ec) {
         if (bec.category() == make_error_code(http::error::end_of_stream).category() ||  // Beast's HTTP errors
             bec == asio::error::eof)
             return fail(errc::credentials_provider_bad_answer, who + ": " + read_failure(bec));
-        return fail(ec, s_->link->describe(ec));
+        return fail(ec, failure_after_handshake(ec));
     }
     const auto& response = s_->parser.get();
     const auto answer = iot_credentials::parse_answer(static_cast<int>(response.result_int()), response.body());
@@ -200,6 +200,15 @@ void iot_credentials_exchange::on_read(std::error_code ec) {
                         "): is the clock right? (timedatectl status)");
     }
     finish({answer.value, {}, {}});
+}
+
+std::string iot_credentials_exchange::failure_after_handshake(const std::error_code& ec) const {
+    // A server that refuses the client certificate after a TLS 1.3 handshake sends an alert and
+    // closes; the request crossing that close may come back as a reset instead of the alert.
+    if (ec == errc::closed_by_broker || ec == std::errc::connection_reset || ec == std::errc::broken_pipe)
+        return peer_name(s_->settings) + " closed the connection before answering (" + ec.message() +
+               "); does it accept the client certificate " + s_->settings.tls.cert_file.string() + "?";
+    return s_->link->describe(ec);
 }
 
 void iot_credentials_exchange::on_timeout() {

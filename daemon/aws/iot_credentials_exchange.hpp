@@ -81,6 +81,8 @@ private:
     void on_written(std::error_code ec);
     void on_read(std::error_code ec);
     void on_timeout();
+    // Why the request or the answer failed once TLS stood, for people.
+    [[nodiscard]] std::string failure_after_handshake(const std::error_code& ec) const;
     void fail(std::error_code ec, std::string detail);
     void finish(exchange_outcome outcome);
 

@@ -217,19 +217,23 @@ TEST(IotCredentialsProvider, RefusalCarriesTheProvidersMessageEscaped) {
 
 TEST(IotCredentialsProvider, UnknownRoleAliasAndThingNameNotOfTheCertificate) {
     credentials_provider_fixture provider;
-    auto unknown_alias = settings_for(provider, provider.thing("gateway-01"));
-    unknown_alias.role_alias = "no-such-alias";
-    client a(unknown_alias);
-    expect_failure(a.get(), a, errc::credentials_provider_refused);
-    EXPECT_NE(a.provider->last_error().find("HTTP 404: Role alias does not exist"), std::string::npos)
-        << a.provider->last_error();
-
-    auto other_thing = settings_for(provider, provider.thing("gateway-01"));
-    other_thing.thing_name = "gateway-02";
-    client b(other_thing);
-    expect_failure(b.get(), b, errc::credentials_provider_refused);
-    EXPECT_NE(b.provider->last_error().find("HTTP 403: Invalid thing name passed"), std::string::npos)
-        << b.provider->last_error();
+    struct case_t {
+        std::string role_alias;
+        std::string thing_name;
+        std::string words;
+    };
+    const case_t cases[] = {
+        {"no-such-alias", "gateway-01", "HTTP 404: Role alias does not exist"},
+        {provider.role_alias(), "gateway-02", "HTTP 403: Invalid thing name passed"},  // gateway-01's certificate
+    };
+    for (const auto& k : cases) {
+        auto s = settings_for(provider, provider.thing("gateway-01"));
+        s.role_alias = k.role_alias;
+        s.thing_name = k.thing_name;
+        client c(s);
+        expect_failure(c.get(), c, errc::credentials_provider_refused);
+        EXPECT_NE(c.provider->last_error().find(k.words), std::string::npos) << c.provider->last_error();
+    }
     EXPECT_EQ(provider.answered(404), 1U);
     EXPECT_EQ(provider.answered(403), 1U);
     EXPECT_EQ(provider.answered(200), 0U);
