@@ -17,20 +17,30 @@ public:
     [[nodiscard]] const char* name() const noexcept override { return "thingmux.iot_credentials"; }
     [[nodiscard]] std::string message(int value) const override {
         switch (static_cast<errc>(value)) {
-        case errc::refused: return "the AWS IoT credentials provider refused to give credentials";
-        case errc::unavailable: return "the AWS IoT credentials provider is unavailable or throttling";
-        case errc::unexpected_status: return "the answer's HTTP status is not the credentials provider's";
-        case errc::body_too_large: return "the credentials provider's answer is too large";
-        case errc::not_json: return "the credentials provider's answer is not JSON";
-        case errc::no_credentials: return "the credentials provider's answer holds no credentials";
-        case errc::bad_field: return "the credentials in the provider's answer cannot be used";
-        case errc::bad_expiration: return "the credentials in the provider's answer have no valid expiration";
+            case errc::refused:
+                return "the AWS IoT credentials provider refused to give credentials";
+            case errc::unavailable:
+                return "the AWS IoT credentials provider is unavailable or throttling";
+            case errc::unexpected_status:
+                return "the answer's HTTP status is not the credentials provider's";
+            case errc::body_too_large:
+                return "the credentials provider's answer is too large";
+            case errc::not_json:
+                return "the credentials provider's answer is not JSON";
+            case errc::no_credentials:
+                return "the credentials provider's answer holds no credentials";
+            case errc::bad_field:
+                return "the credentials in the provider's answer cannot be used";
+            case errc::bad_expiration:
+                return "the credentials in the provider's answer have no valid expiration";
         }
         return "unknown credentials provider error " + std::to_string(value);
     }
 };
 
-answer failure(errc e, std::string detail) { return {std::nullopt, make_error_code(e), std::move(detail)}; }
+answer failure(errc e, std::string detail) {
+    return {std::nullopt, make_error_code(e), std::move(detail)};
+}
 
 bool word_character(char c) noexcept {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
@@ -69,8 +79,9 @@ answer read_credentials(std::string_view body) {
     const auto& fields = inner->as_object();
 
     credentials c;
-    const std::pair<const char*, std::string*> wanted[] = {
-        {"accessKeyId", &c.access_key_id}, {"secretAccessKey", &c.secret_access_key}, {"sessionToken", &c.session_token}};
+    const std::pair<const char*, std::string*> wanted[] = {{"accessKeyId", &c.access_key_id},
+                                                           {"secretAccessKey", &c.secret_access_key},
+                                                           {"sessionToken", &c.session_token}};
     for (const auto& [name, target] : wanted) {
         const auto* s = string_member(fields, name);
         if (s == nullptr) return failure(errc::bad_field, std::string(name) + " is missing or not a string");
@@ -84,9 +95,8 @@ answer read_credentials(std::string_view body) {
     if (expiration == nullptr) return failure(errc::bad_expiration, "expiration is missing or not a string");
     c.expiration = parse_timestamp(std::string_view(*expiration));
     if (!c.expiration)
-        return failure(errc::bad_expiration,
-                       "expiration \"" + text::printable(std::string_view(*expiration), 64) +
-                           "\" is not an ISO 8601 time such as 2026-01-31T12:00:00Z");
+        return failure(errc::bad_expiration, "expiration \"" + text::printable(std::string_view(*expiration), 64) +
+                                                 "\" is not an ISO 8601 time such as 2026-01-31T12:00:00Z");
     return {std::move(c), {}, {}};
 }
 
@@ -97,14 +107,18 @@ const std::error_category& category() noexcept {
     return instance;
 }
 
-std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), category()}; }
+std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), category()};
+}
 
-bool retry_can_help(errc e) noexcept { return e != errc::refused; }
+bool retry_can_help(errc e) noexcept {
+    return e != errc::refused;
+}
 
 bool valid_role_alias(std::string_view alias) noexcept {
-    return !alias.empty() && alias.size() <= max_role_alias_bytes && std::all_of(alias.begin(), alias.end(), [](char c) {
-        return word_character(c) || c == '=' || c == ',' || c == '@' || c == '-';
-    });
+    return !alias.empty() && alias.size() <= max_role_alias_bytes &&
+           std::all_of(alias.begin(), alias.end(),
+                       [](char c) { return word_character(c) || c == '=' || c == ',' || c == '@' || c == '-'; });
 }
 
 bool valid_thing_name(std::string_view name) noexcept {

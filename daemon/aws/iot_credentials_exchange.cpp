@@ -3,7 +3,6 @@
 #include "common/iot_credentials_response.hpp"
 #include "common/printable.hpp"
 #include "daemon/uplink/error.hpp"
-#include "daemon/uplink/transport.hpp"
 #include "daemon/uplink/transport_stream.hpp"
 
 #include <boost/asio/post.hpp>
@@ -43,9 +42,12 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
 // What the credentials provider's own words mean for the uplink (retry or not).
 std::error_code uplink_condition(iot_credentials::errc e) {
     switch (e) {
-    case iot_credentials::errc::refused: return errc::credentials_provider_refused;
-    case iot_credentials::errc::unavailable: return errc::credentials_provider_unavailable;
-    default: return errc::credentials_provider_bad_answer;
+        case iot_credentials::errc::refused:
+            return errc::credentials_provider_refused;
+        case iot_credentials::errc::unavailable:
+            return errc::credentials_provider_unavailable;
+        default:
+            return errc::credentials_provider_bad_answer;
     }
 }
 
@@ -111,8 +113,9 @@ void iot_credentials_exchange::begin() {
                         "\" is not one AWS IoT accepts (1 to 128 of A-Z a-z 0-9 _ = , @ -): fix "
                         "iot_credentials_provider.role_alias");
     if (!iot_credentials::valid_thing_name(cfg.thing_name))
-        return fail(errc::credentials_provider_refused, "the thing name \"" + text::printable(cfg.thing_name, 64) +
-                                                            "\" is not one AWS IoT accepts (1 to 128 of A-Z a-z 0-9 : _ -)");
+        return fail(errc::credentials_provider_refused,
+                    "the thing name \"" + text::printable(cfg.thing_name, 64) +
+                        "\" is not one AWS IoT accepts (1 to 128 of A-Z a-z 0-9 : _ -)");
     auto made = uplink::make_transport(s_->io, uplink::transport_kind::tls, cfg.endpoint, cfg.tls,
                                        cfg.proxy ? &*cfg.proxy : nullptr);
     if (!made.link) return fail(made.error, std::move(made.detail));
@@ -123,22 +126,18 @@ void iot_credentials_exchange::begin() {
     s_->timer.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
         if (const auto self = weak.lock(); self && !ec) self->on_timeout();
     });
-    s_->link->async_open(cfg.endpoint, cfg.port, [self = shared_from_this()](std::error_code ec, uplink::open_step step) {
-        self->on_open(ec, static_cast<int>(step));
-    });
+    s_->link->async_open(
+        cfg.endpoint, cfg.port,
+        [self = shared_from_this()](std::error_code ec, uplink::open_step step) { self->on_open(ec, step); });
 }
 
-void iot_credentials_exchange::on_open(std::error_code ec, int step_value) {
+void iot_credentials_exchange::on_open(std::error_code ec, uplink::open_step step) {
     if (s_->finished) return;
-    const auto step = static_cast<uplink::open_step>(step_value);
     const auto& cfg = s_->settings;
     if (ec) {
         s_->step = uplink::step_name(*s_->link, step);
         if (s_->timed_out) return on_timeout();
-        return fail(ec, uplink::describe_open_failure(*s_->link, ec, step,
-                                                      "the AWS IoT credentials provider " +
-                                                          uplink::destination(cfg.endpoint, cfg.port,
-                                                                              cfg.proxy ? &*cfg.proxy : nullptr)));
+        return fail(ec, uplink::describe_open_failure(*s_->link, ec, step, peer_name(cfg)));
     }
     auto& req = s_->request;
     req.method(http::verb::get);
@@ -162,9 +161,8 @@ void iot_credentials_exchange::on_written(std::error_code ec) {
     s_->step = "waiting for the answer of";
     s_->parser.header_limit(max_head_bytes);
     s_->parser.body_limit(iot_credentials::max_body_bytes);
-    http::async_read(*s_->stream, s_->buffer, s_->parser, [self = shared_from_this()](boost::system::error_code rec, std::size_t) {
-        self->on_read(rec);
-    });
+    http::async_read(*s_->stream, s_->buffer, s_->parser,
+                     [self = shared_from_this()](boost::system::error_code rec, std::size_t) { self->on_read(rec); });
 }
 
 void iot_credentials_exchange::on_read(std::error_code ec) {
@@ -185,7 +183,8 @@ void iot_credentials_exchange::on_read(std::error_code ec) {
         const bool answered_no = reason == iot_credentials::errc::refused ||
                                  reason == iot_credentials::errc::unavailable ||
                                  reason == iot_credentials::errc::unexpected_status;
-        std::string detail = who + (answered_no ? " answered " : " gave an answer that cannot be used: ") + answer.detail;
+        std::string detail =
+            who + (answered_no ? " answered " : " gave an answer that cannot be used: ") + answer.detail;
         if (reason == iot_credentials::errc::refused)
             detail += " (role alias " + s_->settings.role_alias + ", thing name " + s_->settings.thing_name +
                       ", certificate " + s_->settings.tls.cert_file.string() + ")";

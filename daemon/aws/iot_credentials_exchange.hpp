@@ -12,6 +12,7 @@
 #include "common/aws_credentials.hpp"
 #include "daemon/uplink/proxy_route.hpp"
 #include "daemon/uplink/tls.hpp"
+#include "daemon/uplink/transport.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -36,7 +37,7 @@ struct iot_credentials_settings {
     // ca_file: the CA of the provider's certificate (iot_credentials_provider.ca, default: the
     // Thing's ca); cert_file, key_file: the Thing's. No ALPN.
     uplink::tls_settings tls;
-    std::optional<uplink::proxy_route> proxy;  // the Thing's HTTP proxy, if any
+    std::optional<uplink::proxy_route> proxy;   // the Thing's HTTP proxy, if any
     std::chrono::milliseconds timeout{10'000};  // one exchange, from connecting to the answer's last byte
     friend bool operator==(const iot_credentials_settings&, const iot_credentials_settings&) = default;
 };
@@ -77,7 +78,7 @@ private:
     iot_credentials_exchange(boost::asio::io_context& io, const iot_credentials_settings& settings, done_handler done);
 
     void begin();
-    void on_open(std::error_code ec, int step);
+    void on_open(std::error_code ec, uplink::open_step step);
     void on_written(std::error_code ec);
     void on_read(std::error_code ec);
     void on_timeout();

@@ -41,10 +41,7 @@ std::shared_ptr<iot_credentials_provider> iot_credentials_provider::create(asio:
 
 iot_credentials_provider::iot_credentials_provider(asio::io_context& io, iot_credentials_settings settings,
                                                    iot_credentials_retry retry)
-    : io_(io),
-      settings_(std::move(settings)),
-      renewal_timer_(io),
-      retry_(retry_config(retry), random_seed()) {}
+    : io_(io), settings_(std::move(settings)), renewal_timer_(io), retry_(retry_config(retry), random_seed()) {}
 
 iot_credentials_provider::~iot_credentials_provider() {
     if (const auto pending = exchange_) pending->cancel();
@@ -54,7 +51,9 @@ iot_credentials_provider::clock::duration iot_credentials_provider::renewal_marg
     return std::min(longest_margin, lifetime / 4);
 }
 
-bool iot_credentials_provider::fresh() const noexcept { return cached_ && clock::now() < renew_at_; }
+bool iot_credentials_provider::fresh() const noexcept {
+    return cached_ && clock::now() < renew_at_;
+}
 
 void iot_credentials_provider::async_get(handler h) {
     if (stopped_) {
@@ -96,10 +95,11 @@ void iot_credentials_provider::on_exchange(exchange_outcome outcome) {
         deliver({}, *outcome.value);
         if (renewal) {
             ++counters_.renewals;
-            spdlog::info("thing {}: renewed AWS credentials ({}) from {} (role alias {}); reconnecting to sign with them",
-                         logging::escaped(settings_.thing_name), key_id_hint(outcome.value->access_key_id),
-                         logging::escaped(iot_credentials_exchange::peer_name(settings_)),
-                         logging::escaped(settings_.role_alias));
+            spdlog::info(
+                "thing {}: renewed AWS credentials ({}) from {} (role alias {}); reconnecting to sign with them",
+                logging::escaped(settings_.thing_name), key_id_hint(outcome.value->access_key_id),
+                logging::escaped(iot_credentials_exchange::peer_name(settings_)),
+                logging::escaped(settings_.role_alias));
             if (reconnect_needed_) reconnect_needed_();
         }
         return;
@@ -126,8 +126,8 @@ void iot_credentials_provider::renewal_failed(const exchange_outcome& outcome) {
     const bool retry = !uplink::is_fatal(outcome.error);
     const auto next = retry ? retry_.next_attempt(now) : now;
     if (retry && next < expires_at_) {
-        spdlog::warn("thing {}: cannot renew AWS credentials: {}; retrying in {} ms", logging::escaped(settings_.thing_name),
-                     logging::escaped(outcome.detail),
+        spdlog::warn("thing {}: cannot renew AWS credentials: {}; retrying in {} ms",
+                     logging::escaped(settings_.thing_name), logging::escaped(outcome.detail),
                      std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count());
         return arm_renewal(next);
     }

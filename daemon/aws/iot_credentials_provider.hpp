@@ -80,7 +80,8 @@ public:
     [[nodiscard]] static clock::duration renewal_margin(clock::duration lifetime) noexcept;
 
 private:
-    iot_credentials_provider(boost::asio::io_context& io, iot_credentials_settings settings, iot_credentials_retry retry);
+    iot_credentials_provider(boost::asio::io_context& io, iot_credentials_settings settings,
+                             iot_credentials_retry retry);
 
     [[nodiscard]] bool fresh() const noexcept;
     void start_exchange(bool renewal);

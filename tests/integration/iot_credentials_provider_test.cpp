@@ -163,7 +163,8 @@ TEST(IotCredentialsProvider, RenewalRetriesAGarbledAnswerWithBackoffBeforeExpiry
     // takes; a good answer before the expiry ends it.
     const auto garbled = [&] {
         const auto all = provider.records();
-        return std::count_if(all.begin(), all.end(), [](const auto& r) { return r.status == 200 && r.access_key_id.empty(); });
+        return std::count_if(all.begin(), all.end(),
+                             [](const auto& r) { return r.status == 200 && r.access_key_id.empty(); });
     };
     ASSERT_TRUE(c.run_until([&] { return garbled() >= 2; }, 20s)) << c.provider->last_error();
     EXPECT_EQ(c.reconnects, 0U) << "no reconnect without renewed credentials";
@@ -187,8 +188,11 @@ TEST(IotCredentialsProvider, RenewalRefusedIsNotRetried) {
     ASSERT_TRUE(c.run_until([&] { return provider.answered(403) >= 1; }, 20s));
     // Past the old credentials' expiry: nothing more was asked, nothing renewed.
     const auto expired = provider.records().front().expiration;
-    c.run_until([&] { return std::chrono::system_clock::now().time_since_epoch() > std::chrono::duration<double>(expired + 1); },
-                10s);
+    c.run_until(
+        [&] {
+            return std::chrono::system_clock::now().time_since_epoch() > std::chrono::duration<double>(expired + 1);
+        },
+        10s);
     EXPECT_EQ(provider.answered(403), 1U);
     EXPECT_EQ(c.reconnects, 0U);
     EXPECT_NE(c.provider->last_error().find("HTTP 403"), std::string::npos);
@@ -247,8 +251,10 @@ TEST(IotCredentialsProvider, GarbledSilentAndExpiredAnswersAreClearTransientErro
         std::string words;  // in the message
     };
     const case_t cases[] = {
-        {fixture_mode::garbage, errc::credentials_provider_bad_answer, "gave an answer that cannot be used: the body is not a JSON document"},
-        {fixture_mode::silent, errc::timed_out, "timed out after 1500 ms while waiting for the answer of the AWS IoT credentials provider localhost:"},
+        {fixture_mode::garbage, errc::credentials_provider_bad_answer,
+         "gave an answer that cannot be used: the body is not a JSON document"},
+        {fixture_mode::silent, errc::timed_out,
+         "timed out after 1500 ms while waiting for the answer of the AWS IoT credentials provider localhost:"},
         // Clock skew: NTP setting the clock right later makes the next attempt succeed.
         {fixture_mode::expired, errc::credentials_provider_expired, "s before this machine's clock"},
     };
@@ -286,7 +292,8 @@ TEST(IotCredentialsProvider, EndlessAnswerIsCutOffWithinBoundedMemory) {
     const auto r = c.get();
     const auto rss_after = resident_bytes(::getpid());
     expect_failure(r, c, errc::credentials_provider_bad_answer);
-    EXPECT_NE(c.provider->last_error().find("body is larger than 64 KiB"), std::string::npos) << c.provider->last_error();
+    EXPECT_NE(c.provider->last_error().find("body is larger than 64 KiB"), std::string::npos)
+        << c.provider->last_error();
     EXPECT_LT(rss_after, rss_before + 8 * 1024 * 1024) << "the answer was buffered beyond its limit";
     // The client hung up: the server stopped long before the 256 MiB it would send.
     ASSERT_TRUE(eventually([&] { return !provider.records().empty(); }, 15'000));

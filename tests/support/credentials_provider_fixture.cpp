@@ -17,12 +17,18 @@ constexpr int ready_timeout_ms = 15'000;
 const char* mode_name(credentials_provider_fixture::mode m) {
     using mode = credentials_provider_fixture::mode;
     switch (m) {
-    case mode::credentials: return "credentials";
-    case mode::refuse: return "refuse";
-    case mode::garbage: return "garbage";
-    case mode::huge: return "huge";
-    case mode::silent: return "silent";
-    case mode::expired: return "expired";
+        case mode::credentials:
+            return "credentials";
+        case mode::refuse:
+            return "refuse";
+        case mode::garbage:
+            return "garbage";
+        case mode::huge:
+            return "huge";
+        case mode::silent:
+            return "silent";
+        case mode::expired:
+            return "expired";
     }
     return "credentials";
 }
@@ -36,17 +42,18 @@ credentials_provider_fixture::credentials_provider_fixture(options opts) : opts_
     try {
         run_or_throw({THINGMUX_BROKER_SCRIPT, "pki", dir_.string(), "gateway-01", "gateway-02"});
         const auto pki = dir_ / "pki";
-        server_.emplace(std::vector<std::string>{THINGMUX_CREDENTIALS_PROVIDER_SCRIPT, "--ca", (pki / "ca.crt").string(),
-                                                 "--cert", (pki / "server.crt").string(), "--key",
-                                                 (pki / "server.key").string(), "--role-alias", opts_.role_alias,
-                                                 "--lifetime", std::to_string(opts_.lifetime.count()), "--mode",
-                                                 mode_name(opts_.answer), "--mode-file", (dir_ / "mode").string(),
-                                                 "--port-file", (dir_ / "port").string(),
-                                                 "--log", (dir_ / "requests.log").string()},
-                        dir_ / "server.out", dir_ / "server.out");
+        server_.emplace(
+            std::vector<std::string>{THINGMUX_CREDENTIALS_PROVIDER_SCRIPT, "--ca", (pki / "ca.crt").string(), "--cert",
+                                     (pki / "server.crt").string(), "--key", (pki / "server.key").string(),
+                                     "--role-alias", opts_.role_alias, "--lifetime",
+                                     std::to_string(opts_.lifetime.count()), "--mode", mode_name(opts_.answer),
+                                     "--mode-file", (dir_ / "mode").string(), "--port-file", (dir_ / "port").string(),
+                                     "--log", (dir_ / "requests.log").string()},
+            dir_ / "server.out", dir_ / "server.out");
         const bool up = eventually([&] { return fs::exists(dir_ / "port") || !server_->running(); }, ready_timeout_ms);
         if (!up || !fs::exists(dir_ / "port"))
-            throw std::runtime_error("the credentials provider fixture did not start:\n" + read_file(dir_ / "server.out"));
+            throw std::runtime_error("the credentials provider fixture did not start:\n" +
+                                     read_file(dir_ / "server.out"));
         port_ = static_cast<std::uint16_t>(std::stoi(read_file(dir_ / "port")));
     } catch (...) {
         server_.reset();
@@ -61,14 +68,20 @@ credentials_provider_fixture::~credentials_provider_fixture() {
     fs::remove_all(dir_, ignored);
 }
 
-fs::path credentials_provider_fixture::ca_file() const { return dir_ / "pki" / "ca.crt"; }
-fs::path credentials_provider_fixture::other_ca_file() const { return dir_ / "pki" / "rogue-ca.crt"; }
+fs::path credentials_provider_fixture::ca_file() const {
+    return dir_ / "pki" / "ca.crt";
+}
+fs::path credentials_provider_fixture::other_ca_file() const {
+    return dir_ / "pki" / "rogue-ca.crt";
+}
 
 identity credentials_provider_fixture::thing(const std::string& name) const {
     return {name, dir_ / "pki" / (name + ".crt"), dir_ / "pki" / (name + ".key")};
 }
 
-identity credentials_provider_fixture::wrong_ca() const { return thing("gateway-rogue"); }
+identity credentials_provider_fixture::wrong_ca() const {
+    return thing("gateway-rogue");
+}
 
 void credentials_provider_fixture::set_mode(mode m) const {
     // Written aside and renamed: the server never reads half a mode.
@@ -97,7 +110,8 @@ std::vector<credentials_provider_fixture::record> credentials_provider_fixture::
 
 std::size_t credentials_provider_fixture::answered(int status) const {
     const auto all = records();
-    return static_cast<std::size_t>(std::count_if(all.begin(), all.end(), [&](const record& r) { return r.status == status; }));
+    return static_cast<std::size_t>(
+        std::count_if(all.begin(), all.end(), [&](const record& r) { return r.status == status; }));
 }
 
 }  // namespace thingmux::test

@@ -38,14 +38,14 @@ public:
 
     // One connection as the server saw it.
     struct record {
-        double time = 0;        // seconds since the epoch, when it answered (or gave up)
-        int status = 0;         // 0: no answer sent (TLS refused, silent)
+        double time = 0;  // seconds since the epoch, when it answered (or gave up)
+        int status = 0;   // 0: no answer sent (TLS refused, silent)
         std::string path;
-        std::string thing;      // the x-amzn-iot-thingname header
-        std::string cert_cn;    // the client certificate's CN
+        std::string thing;          // the x-amzn-iot-thingname header
+        std::string cert_cn;        // the client certificate's CN
         std::string access_key_id;  // of the credentials answered
-        double expiration = 0;  // of the credentials answered, seconds since the epoch
-        std::string note;       // "tls: …" when the handshake failed; "huge: N bytes sent"
+        double expiration = 0;      // of the credentials answered, seconds since the epoch
+        std::string note;           // "tls: …" when the handshake failed; "huge: N bytes sent"
     };
 
     explicit credentials_provider_fixture(options opts);
@@ -57,9 +57,9 @@ public:
     [[nodiscard]] std::string host() const { return "localhost"; }
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
     [[nodiscard]] const std::string& role_alias() const noexcept { return opts_.role_alias; }
-    [[nodiscard]] std::filesystem::path ca_file() const;      // signed the server's and the Things' certificates
+    [[nodiscard]] std::filesystem::path ca_file() const;  // signed the server's and the Things' certificates
     [[nodiscard]] identity thing(const std::string& name = "gateway-01") const;
-    [[nodiscard]] identity wrong_ca() const;                  // gateway-rogue, from a CA the server does not trust
+    [[nodiscard]] identity wrong_ca() const;                    // gateway-rogue, from a CA the server does not trust
     [[nodiscard]] std::filesystem::path other_ca_file() const;  // did not sign the server's certificate
 
     // Answers with `m` from the next request on.

@@ -17,7 +17,9 @@ const std::string key_id = "ASIAEXAMPLEKEYID0001";
 const std::string secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const std::string token = "IQoJb3JpZ2luX2VjEXAMPLE+TOKEN/PART==";
 
-std::string body_with(const std::string& fields) { return R"({"credentials":{)" + fields + "}}"; }
+std::string body_with(const std::string& fields) {
+    return R"({"credentials":{)" + fields + "}}";
+}
 
 std::string good_fields(const std::string& expiration = "2026-12-05T12:34:56Z") {
     return R"("accessKeyId":")" + key_id + R"(","secretAccessKey":")" + secret + R"(","sessionToken":")" + token +
@@ -82,7 +84,8 @@ TEST(IotCredentialsAnswer, ErrorAnswersCarryTheProvidersMessage) {
 }
 
 TEST(IotCredentialsAnswer, TheProvidersMessageIsEscapedAndCut) {
-    const auto a = parse_answer(403, "{\"message\":\"denied\\nFORGED LOG LINE \\u001b[31m" + std::string(2000, 'x') + "\"}");
+    const auto a =
+        parse_answer(403, "{\"message\":\"denied\\nFORGED LOG LINE \\u001b[31m" + std::string(2000, 'x') + "\"}");
     EXPECT_EQ(a.error, make_error_code(errc::refused));
     EXPECT_EQ(a.detail.find('\n'), std::string::npos);
     EXPECT_EQ(a.detail.find('\x1b'), std::string::npos);
@@ -113,7 +116,8 @@ TEST(IotCredentialsAnswer, TooLargeIsRefusedWhateverItHolds) {
 }
 
 TEST(IotCredentialsAnswer, ShapesWithoutCredentials) {
-    for (const std::string body : {"[]", "{}", "3", R"({"credentials":"x"})", R"({"credentials":[1]})", R"({"message":"ok"})"}) {
+    for (const std::string body :
+         {"[]", "{}", "3", R"({"credentials":"x"})", R"({"credentials":[1]})", R"({"message":"ok"})"}) {
         EXPECT_EQ(parse_answer(200, body).error, make_error_code(errc::no_credentials)) << body;
     }
 }
@@ -170,7 +174,8 @@ TEST(IotCredentialsAnswer, FieldsMissingWrongOrUnusable) {
 TEST(IotCredentialsRequest, NamesAsAwsIotAcceptsThem) {
     EXPECT_TRUE(valid_role_alias("thingmux-sigv4_role=a,b@c"));
     EXPECT_TRUE(valid_role_alias(std::string(128, 'r')));
-    for (const std::string& bad : std::vector<std::string>{"", "a/b", "a b", "a?x=1", "..", "a%2F", std::string(129, 'r'), "r\r\nX: y"})
+    for (const std::string& bad :
+         std::vector<std::string>{"", "a/b", "a b", "a?x=1", "..", "a%2F", std::string(129, 'r'), "r\r\nX: y"})
         EXPECT_FALSE(valid_role_alias(bad)) << bad;
     EXPECT_TRUE(valid_thing_name("gateway-01:a_b"));
     for (const std::string& bad : std::vector<std::string>{"", "gate way", "g\r\nx", "g/x", std::string(129, 't')})
