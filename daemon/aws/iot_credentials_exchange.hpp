@@ -39,7 +39,6 @@ struct iot_credentials_settings {
     uplink::tls_settings tls;
     std::optional<uplink::proxy_route> proxy;   // the Thing's HTTP proxy, if any
     std::chrono::milliseconds timeout{10'000};  // one exchange, from connecting to the answer's last byte
-    friend bool operator==(const iot_credentials_settings&, const iot_credentials_settings&) = default;
 };
 
 // What one exchange gave.
