@@ -27,6 +27,11 @@ public:
         case errc::custom_authorizer_denied: return "the custom authorizer denied the connection";
         case errc::aws_region_unknown:
             return "the AWS region is unknown: write region: (the endpoint's name does not tell it)";
+        case errc::credentials_provider_refused: return "the AWS IoT credentials provider refused to give credentials";
+        case errc::credentials_provider_unavailable: return "the AWS IoT credentials provider cannot answer now";
+        case errc::credentials_provider_bad_answer: return "the AWS IoT credentials provider's answer cannot be used";
+        case errc::credentials_provider_expired:
+            return "the AWS IoT credentials provider's credentials have expired by this machine's clock";
         case errc::timed_out: return "connecting took longer than the connect timeout";
         case errc::proxy_unreachable: return "the proxy cannot be reached";
         case errc::proxy_closed: return "the proxy closed the connection before answering";
@@ -69,8 +74,9 @@ bool is_fatal(const std::error_code& ec) noexcept {
     case errc::proxy_malformed_answer:
     case errc::proxy_certificate_untrusted:
     case errc::custom_authorizer_unusable:
-    case errc::custom_authorizer_denied: return true;
-    case errc::aws_region_unknown: return true;
+    case errc::custom_authorizer_denied:
+    case errc::aws_region_unknown:
+    case errc::credentials_provider_refused: return true;
     default: return false;
     }
 }

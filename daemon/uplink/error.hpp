@@ -24,6 +24,7 @@ enum class errc {
     custom_authorizer_unusable,    // a custom authorizer's token, signature or password file is missing or unusable
     custom_authorizer_denied,      // CONNACK: the custom authorizer refused the token (not authorized, bad credentials)
     aws_region_unknown,            // auth sigv4: neither region: nor the endpoint's name gives the AWS region
+    credentials_provider_refused,  // the AWS IoT credentials provider answered 4xx (role alias, IoT policy, thing name)
     // Transient: the next attempt may succeed.
     timed_out,                // a connection step took longer than connect_timeout
     proxy_unreachable,        // the proxy cannot be resolved or refuses the TCP connection
@@ -35,6 +36,10 @@ enum class errc {
     aws_credentials_unavailable,  // no source of aws_credentials gave credentials
     aws_credentials_malformed,    // a source gave credentials that cannot be used (length, characters)
     aws_credentials_expired,      // the credentials' expiration has passed
+    // The AWS IoT credentials provider (asked again at the next attempt or renewal):
+    credentials_provider_unavailable,  // it answered 5xx, 408 or 429
+    credentials_provider_bad_answer,   // its answer is not HTTP, too large, or holds no usable credentials
+    credentials_provider_expired,      // its credentials expire before now by this machine's clock (clock skew)
     closed_by_broker,         // the broker closed the connection (FIN, reset, TLS close_notify or not)
     broker_refused,           // CONNACK refused for a reason that may pass (server busy, unavailable)
     session_ended,            // the MQTT session ended it (DISCONNECT, dead link, protocol error)

@@ -22,6 +22,8 @@ struct tls_settings {
     std::filesystem::path cert_file;
     std::filesystem::path key_file;
     std::vector<std::string> alpn;    // e.g. {"x-amzn-mqtt-ca"} for AWS IoT Core on port 443
+    // What the server is, in messages ("broker rejected our client certificate …").
+    std::string peer = "broker";
 };
 
 // Either a ready context or a message saying which file is wrong and why.

@@ -272,7 +272,7 @@ std::string tls_transport::describe(const std::error_code& ec) const {
     }
     if (ec == errc::client_certificate_rejected || (ec.category() == openssl_category() && is_alert(ec.message()))) {
         const auto alert = ec.category() == openssl_category() ? ec : openssl_error(tls_error_);
-        return "broker rejected our client certificate " + settings_.cert_file.string() + ": " + alert.message();
+        return settings_.peer + " rejected our client certificate " + settings_.cert_file.string() + ": " + alert.message();
     }
     if (ec.category() == openssl_category()) return "TLS error with " + host_ + ": " + ec.message();
     if (ec == errc::closed_by_broker) return "TLS connection to " + host_ + " closed without close_notify";

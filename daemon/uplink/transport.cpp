@@ -22,4 +22,31 @@ transport_result make_transport(boost::asio::io_context& io, transport_kind kind
     return tls_transport::create(io, std::move(below), std::move(context.context), host, tls);
 }
 
+std::string destination(const std::string& host, std::uint16_t port, const proxy_route* proxy) {
+    auto where = proxy::authority(host, port);
+    if (proxy != nullptr) where += " through proxy " + describe(*proxy);
+    return where;
+}
+
+std::string step_name(const transport& t, open_step step) {
+    switch (step) {
+    case open_step::resolve: return "resolve";
+    case open_step::connect:
+    case open_step::proxy: return "connect to";
+    case open_step::handshake: return t.handshake_name();
+    }
+    return "open";
+}
+
+std::string describe_open_failure(const transport& t, const std::error_code& ec, open_step step,
+                                  const std::string& where) {
+    switch (step) {
+    case open_step::resolve: return "cannot resolve " + where + ": " + ec.message();
+    case open_step::connect: return "cannot connect to " + where + ": " + ec.message();
+    case open_step::handshake:
+    case open_step::proxy: return t.describe(ec);
+    }
+    return t.describe(ec);
+}
+
 }  // namespace thingmux::uplink

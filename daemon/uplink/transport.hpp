@@ -88,4 +88,15 @@ struct transport_result {
                                               const std::string& host, const tls_settings& tls,
                                               const proxy_route* proxy = nullptr);
 
+// Where a connection goes, as messages name it: "HOST:PORT", "HOST:PORT through proxy URL".
+[[nodiscard]] std::string destination(const std::string& host, std::uint16_t port, const proxy_route* proxy);
+
+// The step, as messages name it: "timed out after 10000 ms while connect to HOST:PORT".
+[[nodiscard]] std::string step_name(const transport& t, open_step step);
+
+// Why opening `where` (destination()) failed at `step`, for people: "cannot resolve WHERE: …",
+// "cannot connect to WHERE: …", or the transport's own account of a handshake or proxy failure.
+[[nodiscard]] std::string describe_open_failure(const transport& t, const std::error_code& ec, open_step step,
+                                                const std::string& where);
+
 }  // namespace thingmux::uplink

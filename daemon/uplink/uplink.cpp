@@ -59,23 +59,10 @@ mqtt::takeover_detector::config takeover_settings(const uplink_config& c) {
     return {.threshold = 3, .stable_after = c.backoff.stable_after};
 }
 
-// The step, as messages name it: "timed out after 10000 ms while connect to HOST:PORT".
-std::string step_name(const transport& t, open_step step) {
-    switch (step) {
-    case open_step::resolve: return "resolve";
-    case open_step::connect:
-    case open_step::proxy: return "connect to";
-    case open_step::handshake: return t.handshake_name();
-    }
-    return "open";
-}
-
 // Where a connection goes, as messages name it: "HOST:PORT", "HOST:PORT through proxy URL".
 std::string destination(const uplink_config& c) {
     if (c.transport == transport_kind::unix_socket) return c.host;
-    auto where = proxy::authority(c.host, c.port);
-    if (c.proxy) where += " through proxy " + describe(*c.proxy);
-    return where;
+    return thingmux::uplink::destination(c.host, c.port, c.proxy ? &*c.proxy : nullptr);
 }
 
 }  // namespace
@@ -161,12 +148,7 @@ void uplink::on_open(const std::shared_ptr<attempt>& a, std::error_code ec, open
                            "timed out after " + std::to_string(config_.connect_timeout.count()) + " ms while " +
                                step_name(*a->link, step) + " " + where);
     }
-    switch (step) {
-    case open_step::resolve: return end_attempt(a, ec, "cannot resolve " + where + ": " + ec.message());
-    case open_step::connect: return end_attempt(a, ec, "cannot connect to " + where + ": " + ec.message());
-    case open_step::handshake:
-    case open_step::proxy: return end_attempt(a, ec, a->link->describe(ec));
-    }
+    end_attempt(a, ec, describe_open_failure(*a->link, ec, step, where));
 }
 
 void uplink::on_established(const std::shared_ptr<attempt>& a) {

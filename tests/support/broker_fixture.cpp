@@ -25,16 +25,6 @@ namespace {
 
 constexpr int ready_timeout_ms = 15'000;  // generous: two cores are shared with other builds
 
-std::string run_or_throw(const std::vector<std::string>& argv) {
-    std::string out;
-    if (const int rc = run_command(argv, &out); rc != 0) {
-        std::string cmd;
-        for (const auto& a : argv) cmd += a + " ";
-        throw std::runtime_error(cmd + "failed (exit " + std::to_string(rc) + "):\n" + out);
-    }
-    return out;
-}
-
 std::string tail(const fs::path& p, std::size_t max_lines = 30) {
     const std::string text = read_file(p);
     std::size_t pos = text.size();

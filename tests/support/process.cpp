@@ -218,6 +218,16 @@ int run_command(const std::vector<std::string>& argv, std::string* output, int t
     return 128 + WTERMSIG(*status);  // shell convention
 }
 
+std::string run_or_throw(const std::vector<std::string>& argv) {
+    std::string out;
+    if (const int rc = run_command(argv, &out); rc != 0) {
+        std::string cmd;
+        for (const auto& a : argv) cmd += a + " ";
+        throw std::runtime_error(cmd + "failed (exit " + std::to_string(rc) + "):\n" + out);
+    }
+    return out;
+}
+
 fd_guard::~fd_guard() {
     if (fd >= 0) close(fd);
 }

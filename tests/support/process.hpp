@@ -43,6 +43,9 @@ private:
 // Runs a command to completion; returns its exit code (128 + signal when killed by one; -1 after
 // the timeout, when it is killed), stdout and stderr combined in `output`.
 int run_command(const std::vector<std::string>& argv, std::string* output = nullptr, int timeout_ms = 60'000);
+// run_command() that must succeed: returns its output, or throws std::runtime_error with the
+// command line, exit code and output.
+std::string run_or_throw(const std::vector<std::string>& argv);
 
 // Closes a descriptor on scope exit.
 struct fd_guard {
