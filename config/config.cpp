@@ -21,6 +21,9 @@ namespace thingmux::config {
 const char* to_string(protocol_version v) noexcept {
     return v == protocol_version::mqtt311 ? "mqtt311" : "mqtt5";
 }
+const char* to_string(transport_mode v) noexcept {
+    return v == transport_mode::websocket ? "websocket" : "mqtt";
+}
 const char* to_string(qos2_policy v) noexcept {
     return v == qos2_policy::downgrade ? "downgrade" : "refuse";
 }

@@ -51,10 +51,11 @@ std::string host_problem(const std::string& host) {
     return {};
 }
 
-constexpr std::array<std::string_view, 18> thing_keys{
+constexpr std::array<std::string_view, 19> thing_keys{
     "name",           "endpoint", "port",         "client_id",       "protocol",          "ca",
     "cert",           "key",      "alpn",         "keep_alive",      "session_expiry",    "backoff",
-    "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca"};
+    "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca",
+    "transport"};
 constexpr std::array<std::string_view, 15> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
@@ -97,6 +98,11 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
             }
         }
     }
+    if (const auto* x = find(*f, "transport")) {
+        static constexpr std::array<choice<transport_mode>, 2> choices{{{"mqtt", transport_mode::mqtt}, {"websocket", transport_mode::websocket}}};
+        if (auto v = enumeration(x->value, p("transport"), choices)) t.transport = *v;
+    }
+    if (t.transport == transport_mode::websocket) t.port = 443;  // wss://ENDPOINT/mqtt
     if (const auto* x = find(*f, "port")) {
         if (auto v = integer(x->value, p("port"), 1, 65535)) t.port = static_cast<std::uint16_t>(*v);
     }
@@ -124,8 +130,8 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
         for (const auto& a : t.alpn) {
             if (a.size() > 255) error(x->value, p("alpn"), "an ALPN protocol name is longer than 255 bytes");
         }
-    } else if (t.port == 443) {
-        t.alpn = {"x-amzn-mqtt-ca"};
+    } else if (t.port == 443 && t.transport == transport_mode::mqtt) {
+        t.alpn = {"x-amzn-mqtt-ca"};  // MQTT with a client certificate on 443 (docs/connecting.md)
     }
     if (const auto* x = find(*f, "local_topics")) {
         // ${thing} is the one variable with a meaning here; the filters are the Thing's, not an app's.

@@ -61,6 +61,7 @@ struct thing_status {
     // The HTTP proxy the connection goes through, as "http://host:port" (never credentials);
     // empty: directly. With proxy: env, the one the environment named (or none).
     std::string proxy;
+    std::string transport;  // "mqtt" (MQTT over TLS) or "websocket" (wss://ENDPOINT/mqtt)
     std::string client_id;
     std::string protocol;  // "mqtt5" / "mqtt311"
     uplink::link_state state = uplink::link_state::connecting;

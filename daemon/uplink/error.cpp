@@ -23,6 +23,11 @@ public:
         case errc::proxy_refused_permanently: return "the proxy refused to open a tunnel";
         case errc::proxy_malformed_answer: return "the proxy's answer is not HTTP";
         case errc::proxy_certificate_untrusted: return "the proxy's certificate is not trusted";
+        case errc::websocket_wrong_subprotocol: return "the WebSocket server did not agree to speak MQTT (subprotocol mqtt)";
+        case errc::websocket_upgrade_refused: return "the server refused the WebSocket upgrade";
+        case errc::websocket_closed: return "the server closed the WebSocket";
+        case errc::websocket_oversized: return "the WebSocket server sent more than our limits allow";
+        case errc::websocket_malformed: return "the WebSocket server broke the WebSocket protocol";
         case errc::timed_out: return "connecting took longer than the connect timeout";
         case errc::proxy_unreachable: return "the proxy cannot be reached";
         case errc::proxy_closed: return "the proxy closed the connection before answering";
@@ -60,7 +65,8 @@ bool is_fatal(const std::error_code& ec) noexcept {
     case errc::proxy_forbidden:
     case errc::proxy_refused_permanently:
     case errc::proxy_malformed_answer:
-    case errc::proxy_certificate_untrusted: return true;
+    case errc::proxy_certificate_untrusted:
+    case errc::websocket_wrong_subprotocol: return true;
     default: return false;
     }
 }

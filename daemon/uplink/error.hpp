@@ -21,12 +21,17 @@ enum class errc {
     proxy_refused_permanently,     // the proxy answered another 1xx/3xx/4xx status
     proxy_malformed_answer,        // the proxy's answer is not HTTP (or not an HTTP proxy's)
     proxy_certificate_untrusted,   // an https:// proxy's certificate is not trusted or for another name
+    websocket_wrong_subprotocol,   // the server's WebSocket upgrade chose no subprotocol or another than mqtt
     // Transient: the next attempt may succeed.
     timed_out,                // a connection step took longer than connect_timeout
     proxy_unreachable,        // the proxy cannot be resolved or refuses the TCP connection
     proxy_closed,             // the proxy closed the connection before its answer to CONNECT
     proxy_refused,            // the proxy answered 5xx, 408 or 429: it or the way beyond it may recover
     proxy_tls_failed,         // the TLS handshake with an https:// proxy failed (not for its certificate)
+    websocket_upgrade_refused,  // the server answered the WebSocket upgrade with another HTTP status than 101
+    websocket_closed,           // the server closed the WebSocket (a close frame with a code and reason)
+    websocket_oversized,        // the server's upgrade answer or a WebSocket message exceeds our limit
+    websocket_malformed,        // the server's upgrade answer or frames break the WebSocket protocol (or a text message)
     closed_by_broker,         // the broker closed the connection (FIN, reset, TLS close_notify or not)
     broker_refused,           // CONNACK refused for a reason that may pass (server busy, unavailable)
     session_ended,            // the MQTT session ended it (DISCONNECT, dead link, protocol error)

@@ -66,6 +66,7 @@ std::string step_name(const transport& t, open_step step) {
     case open_step::connect:
     case open_step::proxy: return "connect to";
     case open_step::handshake: return t.handshake_name();
+    case open_step::upgrade: return "WebSocket upgrade with";
     }
     return "open";
 }
@@ -116,8 +117,14 @@ void uplink::start_attempt() {
     takeover_.on_attempt();
     set_state({.state = link_state::connecting});
 
+    websocket_request request;
+    if (config_.transport == transport_kind::websocket && config_.websocket_request) {
+        auto signed_request = config_.websocket_request(config_.host, config_.port);
+        if (signed_request.error) return end_attempt(nullptr, signed_request.error, std::move(signed_request.detail));
+        request = std::move(signed_request.request);
+    }
     auto made = make_transport(io_, config_.transport, config_.host, config_.tls,
-                               config_.proxy ? &*config_.proxy : nullptr);
+                               config_.proxy ? &*config_.proxy : nullptr, request);
     if (!made.link) return end_attempt(nullptr, made.error, std::move(made.detail));
     auto a = std::make_shared<attempt>(io_, std::move(made.link));
     attempt_ = a;
@@ -155,6 +162,7 @@ void uplink::on_open(const std::shared_ptr<attempt>& a, std::error_code ec, open
     case open_step::resolve: return end_attempt(a, ec, "cannot resolve " + where + ": " + ec.message());
     case open_step::connect: return end_attempt(a, ec, "cannot connect to " + where + ": " + ec.message());
     case open_step::handshake:
+    case open_step::upgrade:
     case open_step::proxy: return end_attempt(a, ec, a->link->describe(ec));
     }
 }
