@@ -12,6 +12,7 @@
 #include <boost/beast/websocket/stream.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <string_view>
 #include <vector>
 
@@ -66,22 +67,33 @@ public:
         });
     }
 
+    // Beast copies into the buffers it was given whenever the stream below hands it bytes, even
+    // after close(), when the caller's buffers may be gone with their owner: Beast reads into and
+    // writes from buffers of ours, and the caller's are touched only while we are open.
     void async_read_some(asio::mutable_buffer buffer, io_handler done) override {
         if (closed_) return post_failure(std::move(done), std::make_error_code(std::errc::operation_canceled));
-        ws_.async_read_some(buffer, [self = shared_from_this(), done = std::move(done)](beast::error_code ec, std::size_t n) {
+        in_.resize(std::min(buffer.size(), read_chunk));
+        ws_.async_read_some(asio::buffer(in_), [self = shared_from_this(), buffer, done = std::move(done)](
+                                                   beast::error_code ec, std::size_t n) {
+            if (self->closed_) return done(std::make_error_code(std::errc::operation_canceled), 0);
             if (!ec && self->ws_.got_text()) {
                 self->failure_ = "the WebSocket server at " + self->host_ + " sent a text message; MQTT travels in binary ones";
                 return done(errc::websocket_malformed, 0);
             }
             if (ec) return done(self->classify(ec), 0);
+            std::memcpy(buffer.data(), self->in_.data(), n);
             done({}, n);
         });
     }
 
     void async_write(std::span<const asio::const_buffer> buffers, io_handler done) override {
         if (closed_) return post_failure(std::move(done), std::make_error_code(std::errc::operation_canceled));
-        out_.assign(buffers.begin(), buffers.end());
-        ws_.async_write(out_, [self = shared_from_this(), done = std::move(done)](beast::error_code ec, std::size_t n) {
+        out_.clear();
+        for (const auto& b : buffers) {
+            const auto* bytes = static_cast<const std::uint8_t*>(b.data());
+            out_.insert(out_.end(), bytes, bytes + b.size());
+        }
+        ws_.async_write(asio::buffer(out_), [self = shared_from_this(), done = std::move(done)](beast::error_code ec, std::size_t n) {
             if (ec) return done(self->classify(ec), 0);
             done({}, n);
         });
@@ -194,7 +206,9 @@ private:
     std::string host_;
     std::string host_header_;
     open_handler open_done_;
-    std::vector<asio::const_buffer> out_;  // the write in flight, as Beast's buffer sequence
+    static constexpr std::size_t read_chunk = 16 * 1024;
+    std::vector<std::uint8_t> in_;   // what the read in flight reads into
+    std::vector<std::uint8_t> out_;  // the payload of the write in flight
     std::string failure_;                  // the words for the last failure classified
     bool closed_ = false;
 };

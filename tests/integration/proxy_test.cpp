@@ -4,6 +4,7 @@
 // test-side tcp_proxy plays a proxy that answers nonsense or nothing).
 #include "tests/support/daemon_fixture.hpp"
 #include "tests/support/dbus_fixture.hpp"
+#include "tests/support/round_trip.hpp"
 #include "tests/support/tcp_proxy.hpp"
 #include "tests/support/tinyproxy_fixture.hpp"
 
@@ -13,7 +14,6 @@
 
 #include <chrono>
 #include <fstream>
-#include <set>
 
 namespace thingmux::test {
 namespace {
@@ -46,28 +46,6 @@ protected:
         ::chmod(p.c_str(), 0600);
         return p;
     }
-
-    // Publishes `n` numbered messages each way between the cloud and an app through the daemon,
-    // and expects every one to arrive.
-    void expect_round_trip(daemon_fixture& daemon, int n) {
-        observer_subscription cloud(broker, "dt/gateway-01/#");
-        ASSERT_TRUE(cloud.wait_ready());
-        ipc_client app(daemon.socket_path());
-        ASSERT_TRUE(hello_connected(app, "through-proxy")) << read_file(daemon.log_file());
-        ASSERT_EQ(app.subscribe({"cmd/gateway-01/#"}).at(0).code, ipc::errc::ok);
-        publish_from_cloud(broker, "cmd/gateway-01/x", numbered(n));
-        EXPECT_TRUE(app.wait_messages(static_cast<std::size_t>(n)));
-        std::set<std::string> got;
-        for (const auto& m : app.messages) got.insert(m.payload);
-        EXPECT_EQ(got.size(), static_cast<std::size_t>(n)) << "messages from the cloud lost on the way";
-        for (const auto& p : numbered(n, "up-")) {
-            const auto r = app.publish("dt/gateway-01/x", p);
-            ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
-        }
-        std::vector<std::string> expected;
-        for (const auto& p : numbered(n, "up-")) expected.push_back("dt/gateway-01/x " + p);
-        EXPECT_EQ(cloud.wait_for_all(expected, 20'000), 0U) << "messages to the cloud lost on the way";
-    }
 };
 
 TEST_F(ProxyTest, ThroughTinyproxyWithoutAuthentication) {
@@ -75,7 +53,7 @@ TEST_F(ProxyTest, ThroughTinyproxyWithoutAuthentication) {
     daemon_setup setup;
     setup.thing = "proxy: " + proxy.url();
     daemon_fixture daemon(broker, setup);
-    expect_round_trip(daemon, 20);
+    expect_round_trip(broker, daemon, 20);
     EXPECT_EQ(proxy.connect_requests(endpoint()), 1U) << "one tunnel for the one session";
     EXPECT_EQ(proxy.connect_requests(), 1U);
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
@@ -89,7 +67,7 @@ TEST_F(ProxyTest, ThroughTinyproxyWithBasicAuthenticationFromAFile) {
     setup.thing = "proxy: " + proxy.url() + "\nproxy_credentials: " +
                   secret_file("proxy-login", "alice:s3cret-pw\n").string();
     daemon_fixture daemon(broker, setup);
-    expect_round_trip(daemon, 20);
+    expect_round_trip(broker, daemon, 20);
     EXPECT_EQ(proxy.connect_requests(endpoint()), 1U);
     EXPECT_FALSE(log_has(daemon, "s3cret-pw")) << "the password never reaches the log";
 }
@@ -99,7 +77,7 @@ TEST_F(ProxyTest, CredentialsInTheUrlWorkWithAWarning) {
     daemon_setup setup;
     setup.thing = "proxy: " + proxy.url("alice:s3cret-pw");
     daemon_fixture daemon(broker, setup);
-    expect_round_trip(daemon, 5);
+    expect_round_trip(broker, daemon, 5);
     EXPECT_TRUE(log_has(daemon, "the proxy password is written in the configuration file"))
         << read_file(daemon.log_file());
     EXPECT_FALSE(log_has(daemon, "s3cret-pw"));
@@ -217,7 +195,7 @@ TEST_F(ProxyTest, EnvironmentProxyIsUsedUnlessNoProxyExemptsTheEndpoint) {
         setup.thing = "proxy: env";
         setup.env = {"https_proxy=" + proxy.url(), "no_proxy=example.com"};
         daemon_fixture daemon(broker, setup);
-        expect_round_trip(daemon, 5);
+        expect_round_trip(broker, daemon, 5);
         EXPECT_EQ(proxy.connect_requests(endpoint()), 1U);
         EXPECT_TRUE(log_has(daemon, "through proxy " + proxy.url() + " (from https_proxy)"))
             << read_file(daemon.log_file());
@@ -229,7 +207,7 @@ TEST_F(ProxyTest, EnvironmentProxyIsUsedUnlessNoProxyExemptsTheEndpoint) {
     // The lower-case variables would win: empty, they leave the decision to the upper-case ones.
     setup.env = {"https_proxy=", "no_proxy=", "HTTPS_PROXY=" + proxy.url(), "NO_PROXY=.example.com, " + broker.host()};
     daemon_fixture daemon(broker, setup);
-    expect_round_trip(daemon, 5);
+    expect_round_trip(broker, daemon, 5);
     EXPECT_EQ(proxy.connections(), before) << "no_proxy exempts the endpoint: tinyproxy saw nothing";
     EXPECT_TRUE(log_has(daemon, "proxy: env: NO_PROXY exempts it; connecting to " + endpoint() + " directly"))
         << read_file(daemon.log_file());
@@ -259,7 +237,7 @@ TEST_F(ProxyTest, ThroughAnHttpsProxyCheckedAgainstProxyCa) {
     setup.thing = "proxy: " + proxy.url() + "\nproxy_ca: " + broker.ca_file().string() +
                   "\nproxy_credentials: " + secret_file("proxy-login", "alice:s3cret-pw").string();
     daemon_fixture daemon(broker, setup);
-    expect_round_trip(daemon, 10);
+    expect_round_trip(broker, daemon, 10);
     EXPECT_EQ(proxy.connect_requests(endpoint()), 1U);
 
     // D-Bus and thingmuxctl status show the proxy, never its credentials.
