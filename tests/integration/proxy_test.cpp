@@ -241,15 +241,8 @@ TEST_F(ProxyTest, ThroughAnHttpsProxyCheckedAgainstProxyCa) {
     EXPECT_EQ(proxy.connect_requests(endpoint()), 1U);
 
     // D-Bus and thingmuxctl status show the proxy, never its credentials.
-    const std::string path = "/org/thingmux/Thingmux1/thing/gateway_2d01";
-    command_result r;
-    EXPECT_TRUE(eventually(
-        [&] {
-            r = bus.busctl({"get-property", "org.thingmux.Thingmux1", path, "org.thingmux.Thingmux1.Thing", "Proxy"});
-            return r.exit_code == 0;
-        },
-        15'000))
-        << r.output;
+    const auto r = bus.thing_property("Proxy");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(r.output, "s \"" + proxy.url() + "\"\n");
     ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
     std::string out;

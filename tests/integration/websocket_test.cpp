@@ -63,15 +63,8 @@ TEST_F(WebSocketTest, PublishAndSubscribeOverWss) {
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
 
     // D-Bus and thingmuxctl status show the transport.
-    const std::string path = "/org/thingmux/Thingmux1/thing/gateway_2d01";
-    command_result r;
-    EXPECT_TRUE(eventually(
-        [&] {
-            r = bus.busctl({"get-property", "org.thingmux.Thingmux1", path, "org.thingmux.Thingmux1.Thing", "Transport"});
-            return r.exit_code == 0;
-        },
-        15'000))
-        << r.output;
+    const auto r = bus.thing_property("Transport");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(r.output, "s \"websocket\"\n");
     ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
     std::string out;
