@@ -163,5 +163,25 @@ TEST_F(WebSocketTest, AnOversizedMessageIsRefusedWithBoundedMemory) {
     EXPECT_LT(peak, 64U * 1024 * 1024) << "the daemon's peak resident memory";
 }
 
+// A refusal with a 1 MiB body: the answer is refused past 16 KiB, not read whole.
+TEST_F(WebSocketTest, AnOversizedUpgradeAnswerIsRefused) {
+    wss_front front(broker, {.status = 403, .body_bytes = 1024 * 1024});
+    daemon_fixture daemon(broker, over(front));
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, "to the WebSocket upgrade is longer than 16384 bytes; refused"); },
+                           20'000))
+        << read_file(daemon.log_file());
+}
+
+// The server closes the WebSocket with a code and a reason of its own: both reported, the
+// reason escaped (it cannot start a log line of its own).
+TEST_F(WebSocketTest, ACloseFromTheServerIsReportedWithItsCodeAndEscapedReason) {
+    wss_front front(broker, {.close_reason = "go away\nforged line"});
+    daemon_fixture daemon(broker, over(front));
+    const std::string closed = "closed the connection with code 1008 and reason \"go away\\nforged line\"";
+    ASSERT_TRUE(eventually([&] { return log_has(daemon, closed); }, 20'000)) << read_file(daemon.log_file());
+    EXPECT_FALSE(log_has(daemon, "\nforged line")) << "no raw line break from the server";
+    EXPECT_EQ(lines_containing(daemon.log_file(), "forged line"), lines_containing(daemon.log_file(), "go away"));
+}
+
 }  // namespace
 }  // namespace thingmux::test

@@ -57,6 +57,8 @@ void wss_front::start() {
     if (opts_.subprotocol) argv.insert(argv.end(), {"--subprotocol", *opts_.subprotocol});
     if (opts_.fragment != 0) argv.insert(argv.end(), {"--fragment", std::to_string(opts_.fragment)});
     if (opts_.oversized != 0) argv.insert(argv.end(), {"--oversized", std::to_string(opts_.oversized)});
+    if (opts_.body_bytes != 0) argv.insert(argv.end(), {"--body-bytes", std::to_string(opts_.body_bytes)});
+    if (opts_.close_reason) argv.insert(argv.end(), {"--close-reason", *opts_.close_reason});
     relay_.emplace(argv, dir_ / "relay.out", dir_ / "relay.out");
     // The relay prints its line once it listens (bound before, so no connection is needed).
     if (!eventually([&] { return !relay_->running() || read_file(dir_ / "relay.out").find("listening") != std::string::npos; },

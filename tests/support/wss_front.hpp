@@ -28,6 +28,8 @@ public:
         std::optional<std::string> subprotocol;  // choose this instead of mqtt ("": none)
         std::size_t fragment = 0;   // non-zero: the broker's bytes in messages of at most this many bytes
         std::size_t oversized = 0;  // non-zero: send one message of this many bytes after the upgrade
+        std::size_t body_bytes = 0;  // with status: a refusal body of this many bytes
+        std::optional<std::string> close_reason;  // close the WebSocket after the upgrade (1008, this reason)
     };
 
     // Starts the relay and waits until it accepts connections; throws std::runtime_error with

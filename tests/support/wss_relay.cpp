@@ -51,6 +51,8 @@ A WebSocket-over-TLS front (wss) for a local MQTT broker, for tests.
   --record FILE            append each upgrade request as one JSON line
                            {"target":..., "headers":{lower-case name: value}, "client_cert": bool}
   --status N               answer every upgrade with HTTP status N instead (e.g. 403)
+  --body-bytes N           with --status: a body of N bytes ('x') instead of a short JSON one
+  --close-reason TEXT      after the upgrade, close the WebSocket with code 1008 and TEXT
   --subprotocol NAME       choose NAME instead of mqtt ("" chooses none)
   --fragment N             send what the broker sends in messages of at most N bytes
   --oversized N            after the upgrade, send one binary message of N bytes
@@ -67,6 +69,8 @@ struct options {
     std::optional<std::string> subprotocol;
     std::size_t fragment = 0;
     std::size_t oversized = 0;
+    std::size_t body_bytes = 0;
+    std::optional<std::string> close_reason;
 };
 
 std::optional<options> parse(int argc, char** argv) {
@@ -92,6 +96,8 @@ std::optional<options> parse(int argc, char** argv) {
         else if (a == "--subprotocol") o.subprotocol = v;
         else if (a == "--fragment") o.fragment = std::stoul(v);
         else if (a == "--oversized") o.oversized = std::stoul(v);
+        else if (a == "--body-bytes") o.body_bytes = std::stoul(v);
+        else if (a == "--close-reason") o.close_reason = v;
         else return std::nullopt;
     }
     if (o.port == 0 || o.cert.empty() || o.key.empty() || o.broker_port == 0 || o.broker_ca.empty() ||
@@ -174,17 +180,22 @@ awaitable<void> serve(tcp::socket socket, asio::ssl::context& server_tls, asio::
         auto req = parser.release();
         record(o, req, client_cert);
 
-        const auto refuse = [&](http::status status, std::string body) -> awaitable<void> {
-            http::response<http::string_body> res{status, req.version()};
+        std::optional<std::pair<http::status, std::string>> refusal;
+        if (o.status != 0)
+            refusal.emplace(static_cast<http::status>(o.status),
+                            o.body_bytes != 0 ? std::string(o.body_bytes, 'x') : std::string(R"({"message":"Forbidden"})"));
+        else if (!ws::is_upgrade(req))
+            refusal.emplace(http::status::bad_request, R"({"message":"not a WebSocket upgrade"})");
+        else if (!o.subprotocol && !offers_mqtt(req[http::field::sec_websocket_protocol]))
+            refusal.emplace(http::status::bad_request, R"({"message":"subprotocol mqtt required"})");
+        if (refusal) {
+            http::response<http::string_body> res{refusal->first, req.version()};
             res.set(http::field::content_type, "application/json");
-            res.body() = std::move(body);
+            res.body() = std::move(refusal->second);
             res.prepare_payload();
             co_await http::async_write(client.next_layer(), res, use_awaitable);
-        };
-        if (o.status != 0) co_return co_await refuse(static_cast<http::status>(o.status), R"({"message":"Forbidden"})");
-        if (!ws::is_upgrade(req)) co_return co_await refuse(http::status::bad_request, R"({"message":"not a WebSocket upgrade"})");
-        if (!o.subprotocol && !offers_mqtt(req[http::field::sec_websocket_protocol]))
-            co_return co_await refuse(http::status::bad_request, R"({"message":"subprotocol mqtt required"})");
+            co_return;
+        }
 
         const std::string chosen = o.subprotocol.value_or("mqtt");
         client.set_option(ws::stream_base::decorator([chosen](ws::response_type& res) {
@@ -193,7 +204,14 @@ awaitable<void> serve(tcp::socket socket, asio::ssl::context& server_tls, asio::
         client.binary(true);
         client.read_message_max(1024 * 1024);
         co_await client.async_accept(req, use_awaitable);
-        if (o.oversized != 0) co_return co_await send_oversized(client, o.oversized);
+        if (o.oversized != 0) {
+            co_await send_oversized(client, o.oversized);
+            co_return;
+        }
+        if (o.close_reason) {
+            co_await client.async_close(ws::close_reason(ws::close_code::policy_error, *o.close_reason), use_awaitable);
+            co_return;
+        }
 
         broker_stream broker(co_await asio::this_coro::executor, broker_tls);
         co_await broker.next_layer().async_connect({asio::ip::make_address("127.0.0.1"), o.broker_port}, use_awaitable);
