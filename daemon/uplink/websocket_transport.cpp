@@ -108,6 +108,8 @@ public:
         if (ec == errc::websocket_upgrade_refused || ec == errc::websocket_wrong_subprotocol || ec == errc::websocket_closed ||
             ec == errc::websocket_oversized || ec == errc::websocket_malformed)
             return failure_;
+        if (ec == errc::closed_by_broker && !upgraded_)
+            return url() + " closed the connection before answering the WebSocket upgrade";
         return lower_->describe(ec);
     }
 
@@ -132,6 +134,7 @@ private:
             return finish_open(errc::websocket_wrong_subprotocol);
         }
         answer_ = {};
+        upgraded_ = true;
         finish_open({});
     }
 
@@ -210,6 +213,7 @@ private:
     std::vector<std::uint8_t> in_;   // what the read in flight reads into
     std::vector<std::uint8_t> out_;  // the payload of the write in flight
     std::string failure_;                  // the words for the last failure classified
+    bool upgraded_ = false;
     bool closed_ = false;
 };
 
