@@ -15,7 +15,7 @@
 namespace thingmux::uplink {
 
 struct websocket_request {
-    std::string target = "/mqtt";  // path and query, sent as is (already percent-encoded)
+    std::string target = "/mqtt";                              // path and query, sent as is (already percent-encoded)
     std::vector<std::pair<std::string, std::string>> headers;  // added to the upgrade request
     // What a 401 or 403 answer to the upgrade most likely means with this way of signing in, for
     // the message ("the signature was refused or the AWS credentials expired (aws_credentials)");

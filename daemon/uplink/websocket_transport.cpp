@@ -77,7 +77,8 @@ public:
                                                    beast::error_code ec, std::size_t n) {
             if (self->closed_) return done(std::make_error_code(std::errc::operation_canceled), 0);
             if (!ec && self->ws_.got_text()) {
-                self->failure_ = "the WebSocket server at " + self->host_ + " sent a text message; MQTT travels in binary ones";
+                self->failure_ =
+                    "the WebSocket server at " + self->host_ + " sent a text message; MQTT travels in binary ones";
                 return done(errc::websocket_malformed, 0);
             }
             if (ec) return done(self->classify(ec), 0);
@@ -93,10 +94,11 @@ public:
             const auto* bytes = static_cast<const std::uint8_t*>(b.data());
             out_.insert(out_.end(), bytes, bytes + b.size());
         }
-        ws_.async_write(asio::buffer(out_), [self = shared_from_this(), done = std::move(done)](beast::error_code ec, std::size_t n) {
-            if (ec) return done(self->classify(ec), 0);
-            done({}, n);
-        });
+        ws_.async_write(asio::buffer(out_),
+                        [self = shared_from_this(), done = std::move(done)](beast::error_code ec, std::size_t n) {
+                            if (ec) return done(self->classify(ec), 0);
+                            done({}, n);
+                        });
     }
 
     void close() override {
@@ -105,8 +107,8 @@ public:
     }
 
     [[nodiscard]] std::string describe(const std::error_code& ec) const override {
-        if (ec == errc::websocket_upgrade_refused || ec == errc::websocket_wrong_subprotocol || ec == errc::websocket_closed ||
-            ec == errc::websocket_oversized || ec == errc::websocket_malformed)
+        if (ec == errc::websocket_upgrade_refused || ec == errc::websocket_wrong_subprotocol ||
+            ec == errc::websocket_closed || ec == errc::websocket_oversized || ec == errc::websocket_malformed)
             return failure_;
         if (ec == errc::closed_by_broker && !upgraded_)
             return url() + " closed the connection before answering the WebSocket upgrade";
@@ -128,8 +130,9 @@ private:
         if (ec) return finish_open(classify(ec));
         const auto chosen = answer_[http::field::sec_websocket_protocol];
         if (chosen != "mqtt") {
-            failure_ = url() + (chosen.empty() ? std::string(" chose no WebSocket subprotocol")
-                                               : " chose the WebSocket subprotocol " + server_text(chosen)) +
+            failure_ = url() +
+                       (chosen.empty() ? std::string(" chose no WebSocket subprotocol")
+                                       : " chose the WebSocket subprotocol " + server_text(chosen)) +
                        " instead of mqtt: it is not an MQTT endpoint (check endpoint, port and transport)";
             return finish_open(errc::websocket_wrong_subprotocol);
         }
@@ -148,7 +151,8 @@ private:
 
     // "wss://HOST/mqtt" (the target's path only: its query may hold a signature).
     [[nodiscard]] std::string url() const {
-        return "wss://" + host_header_ + text::printable(std::string_view(request_.target).substr(0, request_.target.find('?')));
+        return "wss://" + host_header_ +
+               text::printable(std::string_view(request_.target).substr(0, request_.target.find('?')));
     }
 
     // Beast's error as the uplink's condition, worded in failure_ for describe(); errors of the
@@ -160,8 +164,11 @@ private:
         }
         if (ec == ws::error::closed) {
             const auto& why = ws_.reason();
-            failure_ = "the WebSocket server at " + host_ + " closed the connection with code " + std::to_string(why.code) +
-                       (why.reason.empty() ? std::string() : " and reason " + server_text(std::string_view(why.reason.data(), why.reason.size())));
+            failure_ = "the WebSocket server at " + host_ + " closed the connection with code " +
+                       std::to_string(why.code) +
+                       (why.reason.empty()
+                            ? std::string()
+                            : " and reason " + server_text(std::string_view(why.reason.data(), why.reason.size())));
             return errc::websocket_closed;
         }
         if (ec == ws::error::message_too_big) {
@@ -212,23 +219,26 @@ private:
     static constexpr std::size_t read_chunk = 16 * 1024;
     std::vector<std::uint8_t> in_;   // what the read in flight reads into
     std::vector<std::uint8_t> out_;  // the payload of the write in flight
-    std::string failure_;                  // the words for the last failure classified
+    std::string failure_;            // the words for the last failure classified
     bool upgraded_ = false;
     bool closed_ = false;
 };
 
 }  // namespace
 
-transport_result make_websocket_transport(asio::io_context& io, std::shared_ptr<transport> lower, websocket_request request) {
+transport_result make_websocket_transport(asio::io_context& io, std::shared_ptr<transport> lower,
+                                          websocket_request request) {
     if (request.target.empty() || request.target.front() != '/' || breaks_request(request.target) ||
         request.target.find(' ') != std::string::npos)
         return {nullptr, errc::credentials_unusable,
                 "the WebSocket request target " + server_text(request.target) + " is not a path starting with '/'"};
     for (const auto& [name, value] : request.headers) {
-        if (name.empty() || breaks_request(name) || name.find_first_of(" :") != std::string::npos || breaks_request(value))
-            return {nullptr, errc::credentials_unusable,
-                    "the WebSocket request header " + server_text(name) +
-                        " has a line break or control character in its name or value (a token file's trailing newline?)"};
+        if (name.empty() || breaks_request(name) || name.find_first_of(" :") != std::string::npos ||
+            breaks_request(value))
+            return {
+                nullptr, errc::credentials_unusable,
+                "the WebSocket request header " + server_text(name) +
+                    " has a line break or control character in its name or value (a token file's trailing newline?)"};
     }
     return {std::make_shared<websocket_transport>(io, std::move(lower), std::move(request)), {}, {}};
 }

@@ -16,7 +16,9 @@
 namespace thingmux::test {
 namespace {
 
-std::string ctl() { return std::string(THINGMUX_BIN_DIR) + "/thingmuxctl"; }
+std::string ctl() {
+    return std::string(THINGMUX_BIN_DIR) + "/thingmuxctl";
+}
 
 // The peak resident memory of a process (VmHWM), in bytes.
 std::size_t peak_resident_bytes(pid_t pid) {
@@ -35,7 +37,8 @@ protected:
     [[nodiscard]] daemon_setup over(const wss_front& front, const std::string& thing = {}) const {
         daemon_setup setup;
         setup.port = front.port();
-        setup.thing = "transport: websocket\nbackoff: { base: 100ms, cap: 300ms }" + (thing.empty() ? "" : "\n" + thing);
+        setup.thing =
+            "transport: websocket\nbackoff: { base: 100ms, cap: 300ms }" + (thing.empty() ? "" : "\n" + thing);
         return setup;
     }
 
@@ -70,7 +73,8 @@ TEST_F(WebSocketTest, PublishAndSubscribeOverWss) {
     std::string out;
     EXPECT_EQ(run_command({ctl(), "--socket", daemon.socket_path().string(), "status"}, &out), 0) << out;
     ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
-    EXPECT_NE(out.find("\nendpoint:          localhost:" + std::to_string(front.port()) + " over WebSocket (wss), directly\n"),
+    EXPECT_NE(out.find("\nendpoint:          localhost:" + std::to_string(front.port()) +
+                       " over WebSocket (wss), directly\n"),
               std::string::npos)
         << out;
 }
@@ -130,15 +134,16 @@ TEST_F(WebSocketTest, UpgradeRefusedWith403OncePerAttempt) {
     daemon.stop();
     const auto reported = lines_containing(daemon.log_file(), refused);
     const auto requests = front.upgrades().size();
-    EXPECT_TRUE(requests == reported || requests == reported + 1) << requests << " upgrades, " << reported << " reported";
+    EXPECT_TRUE(requests == reported || requests == reported + 1)
+        << requests << " upgrades, " << reported << " reported";
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 0U);
 }
 
 TEST_F(WebSocketTest, AnotherSubprotocolIsRefusedAsNotMqtt) {
     wss_front front(broker, {.subprotocol = "wamp"});
     daemon_fixture daemon(broker, over(front));
-    ASSERT_TRUE(eventually([&] { return log_has(daemon, "chose the WebSocket subprotocol \"wamp\" instead of mqtt"); },
-                           20'000))
+    ASSERT_TRUE(
+        eventually([&] { return log_has(daemon, "chose the WebSocket subprotocol \"wamp\" instead of mqtt"); }, 20'000))
         << read_file(daemon.log_file());
     EXPECT_TRUE(log_has(daemon, "(needs a configuration change)")) << read_file(daemon.log_file());
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 0U);
@@ -156,7 +161,8 @@ TEST_F(WebSocketTest, NoSubprotocolChosenIsRefused) {
 TEST_F(WebSocketTest, AnOversizedMessageIsRefusedWithBoundedMemory) {
     wss_front front(broker, {.oversized = 256U * 1024 * 1024});
     daemon_fixture daemon(broker, over(front));
-    ASSERT_TRUE(eventually([&] { return log_has(daemon, "sent a message longer than 1048576 bytes; refused"); }, 30'000))
+    ASSERT_TRUE(
+        eventually([&] { return log_has(daemon, "sent a message longer than 1048576 bytes; refused"); }, 30'000))
         << read_file(daemon.log_file());
     const auto peak = peak_resident_bytes(daemon.pid());
     EXPECT_GT(peak, 0U);
@@ -167,8 +173,8 @@ TEST_F(WebSocketTest, AnOversizedMessageIsRefusedWithBoundedMemory) {
 TEST_F(WebSocketTest, AnOversizedUpgradeAnswerIsRefused) {
     wss_front front(broker, {.status = 403, .body_bytes = 1024 * 1024});
     daemon_fixture daemon(broker, over(front));
-    ASSERT_TRUE(eventually([&] { return log_has(daemon, "to the WebSocket upgrade is longer than 16384 bytes; refused"); },
-                           20'000))
+    ASSERT_TRUE(eventually(
+        [&] { return log_has(daemon, "to the WebSocket upgrade is longer than 16384 bytes; refused"); }, 20'000))
         << read_file(daemon.log_file());
 }
 

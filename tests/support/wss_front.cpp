@@ -8,7 +8,6 @@
 
 #include <csignal>
 
-
 namespace thingmux::test {
 namespace fs = std::filesystem;
 
@@ -44,14 +43,22 @@ void wss_front::start() {
     const auto pki = broker_.dir() / "pki";
     const auto who = broker_.thing(opts_.identity);
     std::vector<std::string> argv{std::string(THINGMUX_BIN_DIR) + "/wss_relay",
-                                  "--port", std::to_string(port_),
-                                  "--cert", (pki / "server.crt").string(),
-                                  "--key", (pki / "server.key").string(),
-                                  "--broker-port", std::to_string(broker_.port()),
-                                  "--broker-ca", broker_.ca_file().string(),
-                                  "--broker-cert", who.cert.string(),
-                                  "--broker-key", who.key.string(),
-                                  "--record", (dir_ / "upgrades.jsonl").string()};
+                                  "--port",
+                                  std::to_string(port_),
+                                  "--cert",
+                                  (pki / "server.crt").string(),
+                                  "--key",
+                                  (pki / "server.key").string(),
+                                  "--broker-port",
+                                  std::to_string(broker_.port()),
+                                  "--broker-ca",
+                                  broker_.ca_file().string(),
+                                  "--broker-cert",
+                                  who.cert.string(),
+                                  "--broker-key",
+                                  who.key.string(),
+                                  "--record",
+                                  (dir_ / "upgrades.jsonl").string()};
     if (opts_.require_client_cert) argv.insert(argv.end(), {"--client-ca", broker_.ca_file().string()});
     if (opts_.status != 0) argv.insert(argv.end(), {"--status", std::to_string(opts_.status)});
     if (opts_.subprotocol) argv.insert(argv.end(), {"--subprotocol", *opts_.subprotocol});
@@ -61,8 +68,9 @@ void wss_front::start() {
     if (opts_.close_reason) argv.insert(argv.end(), {"--close-reason", *opts_.close_reason});
     relay_.emplace(argv, dir_ / "relay.out", dir_ / "relay.out");
     // The relay prints its line once it listens (bound before, so no connection is needed).
-    if (!eventually([&] { return !relay_->running() || read_file(dir_ / "relay.out").find("listening") != std::string::npos; },
-                    15'000) ||
+    if (!eventually(
+            [&] { return !relay_->running() || read_file(dir_ / "relay.out").find("listening") != std::string::npos; },
+            15'000) ||
         !relay_->running())
         throw std::runtime_error("wss_relay did not start: " + read_file(dir_ / "relay.out"));
 }

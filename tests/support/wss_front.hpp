@@ -22,13 +22,13 @@ namespace thingmux::test {
 class wss_front {
 public:
     struct options {
-        std::string identity = "gateway-01";  // the Thing certificate presented to the broker
-        bool require_client_cert = true;      // refuse TLS without a certificate from the test CA
-        unsigned status = 0;                  // non-zero: answer every upgrade with this HTTP status
-        std::optional<std::string> subprotocol;  // choose this instead of mqtt ("": none)
-        std::size_t fragment = 0;   // non-zero: the broker's bytes in messages of at most this many bytes
-        std::size_t oversized = 0;  // non-zero: send one message of this many bytes after the upgrade
-        std::size_t body_bytes = 0;  // with status: a refusal body of this many bytes
+        std::string identity = "gateway-01";      // the Thing certificate presented to the broker
+        bool require_client_cert = true;          // refuse TLS without a certificate from the test CA
+        unsigned status = 0;                      // non-zero: answer every upgrade with this HTTP status
+        std::optional<std::string> subprotocol;   // choose this instead of mqtt ("": none)
+        std::size_t fragment = 0;                 // non-zero: the broker's bytes in messages of at most this many bytes
+        std::size_t oversized = 0;                // non-zero: send one message of this many bytes after the upgrade
+        std::size_t body_bytes = 0;               // with status: a refusal body of this many bytes
         std::optional<std::string> close_reason;  // close the WebSocket after the upgrade (1008, this reason)
     };
 

@@ -83,22 +83,38 @@ std::optional<options> parse(int argc, char** argv) {
         }
         if (i + 1 >= argc) return std::nullopt;
         const std::string v = argv[++i];
-        if (a == "--port") o.port = static_cast<unsigned short>(std::stoul(v));
-        else if (a == "--cert") o.cert = v;
-        else if (a == "--key") o.key = v;
-        else if (a == "--client-ca") o.client_ca = v;
-        else if (a == "--broker-port") o.broker_port = static_cast<unsigned short>(std::stoul(v));
-        else if (a == "--broker-ca") o.broker_ca = v;
-        else if (a == "--broker-cert") o.broker_cert = v;
-        else if (a == "--broker-key") o.broker_key = v;
-        else if (a == "--record") o.record = v;
-        else if (a == "--status") o.status = static_cast<unsigned>(std::stoul(v));
-        else if (a == "--subprotocol") o.subprotocol = v;
-        else if (a == "--fragment") o.fragment = std::stoul(v);
-        else if (a == "--oversized") o.oversized = std::stoul(v);
-        else if (a == "--body-bytes") o.body_bytes = std::stoul(v);
-        else if (a == "--close-reason") o.close_reason = v;
-        else return std::nullopt;
+        if (a == "--port")
+            o.port = static_cast<unsigned short>(std::stoul(v));
+        else if (a == "--cert")
+            o.cert = v;
+        else if (a == "--key")
+            o.key = v;
+        else if (a == "--client-ca")
+            o.client_ca = v;
+        else if (a == "--broker-port")
+            o.broker_port = static_cast<unsigned short>(std::stoul(v));
+        else if (a == "--broker-ca")
+            o.broker_ca = v;
+        else if (a == "--broker-cert")
+            o.broker_cert = v;
+        else if (a == "--broker-key")
+            o.broker_key = v;
+        else if (a == "--record")
+            o.record = v;
+        else if (a == "--status")
+            o.status = static_cast<unsigned>(std::stoul(v));
+        else if (a == "--subprotocol")
+            o.subprotocol = v;
+        else if (a == "--fragment")
+            o.fragment = std::stoul(v);
+        else if (a == "--oversized")
+            o.oversized = std::stoul(v);
+        else if (a == "--body-bytes")
+            o.body_bytes = std::stoul(v);
+        else if (a == "--close-reason")
+            o.close_reason = v;
+        else
+            return std::nullopt;
     }
     if (o.port == 0 || o.cert.empty() || o.key.empty() || o.broker_port == 0 || o.broker_ca.empty() ||
         o.broker_cert.empty() || o.broker_key.empty())
@@ -112,10 +128,13 @@ void record(const options& o, const http::request<http::empty_body>& req, bool c
     for (const auto& f : req) {
         std::string name(f.name_string());
         for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (auto* v = headers.if_contains(name)) *v = std::string(v->as_string()) + ", " + std::string(f.value());
-        else headers[name] = std::string(f.value());
+        if (auto* v = headers.if_contains(name))
+            *v = std::string(v->as_string()) + ", " + std::string(f.value());
+        else
+            headers[name] = std::string(f.value());
     }
-    boost::json::object line{{"target", std::string(req.target())}, {"headers", std::move(headers)}, {"client_cert", client_cert}};
+    boost::json::object line{
+        {"target", std::string(req.target())}, {"headers", std::move(headers)}, {"client_cert", client_cert}};
     std::ofstream out(o.record, std::ios::app);
     out << boost::json::serialize(line) << '\n';
 }
@@ -167,7 +186,8 @@ awaitable<void> send_oversized(client_stream& client, std::size_t size) {
     co_await client.async_write(pieces, use_awaitable);
 }
 
-awaitable<void> serve(tcp::socket socket, asio::ssl::context& server_tls, asio::ssl::context& broker_tls, const options& o) {
+awaitable<void> serve(tcp::socket socket, asio::ssl::context& server_tls, asio::ssl::context& broker_tls,
+                      const options& o) {
     try {
         client_stream client(std::move(socket), server_tls);
         co_await client.next_layer().async_handshake(asio::ssl::stream_base::server, use_awaitable);
@@ -182,8 +202,9 @@ awaitable<void> serve(tcp::socket socket, asio::ssl::context& server_tls, asio::
 
         std::optional<std::pair<http::status, std::string>> refusal;
         if (o.status != 0)
-            refusal.emplace(static_cast<http::status>(o.status),
-                            o.body_bytes != 0 ? std::string(o.body_bytes, 'x') : std::string(R"({"message":"Forbidden"})"));
+            refusal.emplace(static_cast<http::status>(o.status), o.body_bytes != 0
+                                                                     ? std::string(o.body_bytes, 'x')
+                                                                     : std::string(R"({"message":"Forbidden"})"));
         else if (!ws::is_upgrade(req))
             refusal.emplace(http::status::bad_request, R"({"message":"not a WebSocket upgrade"})");
         else if (!o.subprotocol && !offers_mqtt(req[http::field::sec_websocket_protocol]))

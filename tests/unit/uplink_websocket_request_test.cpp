@@ -38,7 +38,8 @@ TEST(UplinkWebSocketRequest, ATargetThatIsNotAPathIsRefused) {
 
 TEST(UplinkWebSocketRequest, AHeaderWithALineBreakIsRefused) {
     boost::asio::io_context io;
-    const auto r = made(io, {.target = "/mqtt", .headers = {{"x-amz-customauthorizer-signature", "token\n"}}, .refusal_advice = {}});
+    const auto r = made(
+        io, {.target = "/mqtt", .headers = {{"x-amz-customauthorizer-signature", "token\n"}}, .refusal_advice = {}});
     EXPECT_FALSE(r.link);
     EXPECT_EQ(r.error, errc::credentials_unusable);
     EXPECT_NE(r.detail.find("trailing newline"), std::string::npos) << r.detail;
