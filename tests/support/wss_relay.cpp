@@ -60,12 +60,12 @@ A WebSocket-over-TLS front (wss) for a local MQTT broker, for tests.
 )";
 
 struct options {
-    unsigned short port = 0;
+    std::size_t port = 0;
     std::string cert, key, client_ca;
-    unsigned short broker_port = 0;
+    std::size_t broker_port = 0;
     std::string broker_ca, broker_cert, broker_key;
     std::string record;
-    unsigned status = 0;
+    std::size_t status = 0;
     std::optional<std::string> subprotocol;
     std::size_t fragment = 0;
     std::size_t oversized = 0;
@@ -83,41 +83,29 @@ std::optional<options> parse(int argc, char** argv) {
         }
         if (i + 1 >= argc) return std::nullopt;
         const std::string v = argv[++i];
-        if (a == "--port")
-            o.port = static_cast<unsigned short>(std::stoul(v));
-        else if (a == "--cert")
-            o.cert = v;
-        else if (a == "--key")
-            o.key = v;
-        else if (a == "--client-ca")
-            o.client_ca = v;
-        else if (a == "--broker-port")
-            o.broker_port = static_cast<unsigned short>(std::stoul(v));
-        else if (a == "--broker-ca")
-            o.broker_ca = v;
-        else if (a == "--broker-cert")
-            o.broker_cert = v;
-        else if (a == "--broker-key")
-            o.broker_key = v;
-        else if (a == "--record")
-            o.record = v;
-        else if (a == "--status")
-            o.status = static_cast<unsigned>(std::stoul(v));
+        const std::map<std::string, std::string*> texts{{"--cert", &o.cert},
+                                                        {"--key", &o.key},
+                                                        {"--client-ca", &o.client_ca},
+                                                        {"--broker-ca", &o.broker_ca},
+                                                        {"--broker-cert", &o.broker_cert},
+                                                        {"--broker-key", &o.broker_key},
+                                                        {"--record", &o.record}};
+        const std::map<std::string, std::size_t*> counts{
+            {"--port", &o.port},         {"--broker-port", &o.broker_port}, {"--status", &o.status},
+            {"--fragment", &o.fragment}, {"--oversized", &o.oversized},     {"--body-bytes", &o.body_bytes}};
+        if (const auto t = texts.find(a); t != texts.end())
+            *t->second = v;
+        else if (const auto c = counts.find(a); c != counts.end())
+            *c->second = std::stoul(v);
         else if (a == "--subprotocol")
             o.subprotocol = v;
-        else if (a == "--fragment")
-            o.fragment = std::stoul(v);
-        else if (a == "--oversized")
-            o.oversized = std::stoul(v);
-        else if (a == "--body-bytes")
-            o.body_bytes = std::stoul(v);
         else if (a == "--close-reason")
             o.close_reason = v;
         else
             return std::nullopt;
     }
-    if (o.port == 0 || o.cert.empty() || o.key.empty() || o.broker_port == 0 || o.broker_ca.empty() ||
-        o.broker_cert.empty() || o.broker_key.empty())
+    if (o.port == 0 || o.port > 65535 || o.broker_port > 65535 || o.cert.empty() || o.key.empty() ||
+        o.broker_port == 0 || o.broker_ca.empty() || o.broker_cert.empty() || o.broker_key.empty())
         return std::nullopt;
     return o;
 }
@@ -235,7 +223,8 @@ awaitable<void> serve(tcp::socket socket, asio::ssl::context& server_tls, asio::
         }
 
         broker_stream broker(co_await asio::this_coro::executor, broker_tls);
-        co_await broker.next_layer().async_connect({asio::ip::make_address("127.0.0.1"), o.broker_port}, use_awaitable);
+        co_await broker.next_layer().async_connect(
+            {asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(o.broker_port)}, use_awaitable);
         co_await broker.async_handshake(asio::ssl::stream_base::client, use_awaitable);
         // Whichever side ends first ends both.
         co_await (client_to_broker(client, broker) || broker_to_client(client, broker, o.fragment));
@@ -276,7 +265,7 @@ int main(int argc, char** argv) {
         broker_tls.use_private_key_file(o->broker_key, asio::ssl::context::pem);
 
         tcp::acceptor acceptor(io);
-        const tcp::endpoint at(asio::ip::make_address("127.0.0.1"), o->port);
+        const tcp::endpoint at(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(o->port));
         acceptor.open(at.protocol());
         acceptor.set_option(asio::socket_base::reuse_address(true));
         acceptor.bind(at);
