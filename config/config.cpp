@@ -35,6 +35,9 @@ std::string describe_auth(const thing& t) {
     if (t.auth == auth_method::custom_authorizer) s += " " + t.custom_authorizer.name;
     return s;
 }
+const char* to_string(transport_mode v) noexcept {
+    return v == transport_mode::websocket ? "websocket" : "mqtt";
+}
 const char* to_string(qos2_policy v) noexcept {
     return v == qos2_policy::downgrade ? "downgrade" : "refuse";
 }

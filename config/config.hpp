@@ -35,6 +35,9 @@ struct source_location {
 };
 
 enum class protocol_version : std::uint8_t { mqtt5, mqtt311 };
+// How MQTT travels to the endpoint: directly over TLS (port 8883, or 443 with ALPN), or in
+// WebSocket messages over TLS (wss://ENDPOINT/mqtt, port 443).
+enum class transport_mode : std::uint8_t { mqtt, websocket };
 enum class qos2_policy : std::uint8_t { refuse, downgrade };
 enum class retain_policy : std::uint8_t { allow, refuse };
 // How many times the broker sends one message to a session whose subscriptions overlap on its
@@ -46,6 +49,7 @@ enum class log_level : std::uint8_t { trace, debug, info, warn, error };
 enum class log_target : std::uint8_t { automatic, journal, stderr_stream };
 
 [[nodiscard]] const char* to_string(protocol_version v) noexcept;
+[[nodiscard]] const char* to_string(transport_mode v) noexcept;  // "mqtt", "websocket"
 [[nodiscard]] const char* to_string(qos2_policy v) noexcept;
 [[nodiscard]] const char* to_string(retain_policy v) noexcept;
 [[nodiscard]] const char* to_string(spool_overflow v) noexcept;
@@ -131,7 +135,8 @@ struct aws_credential_source {
 struct thing {
     std::string name;                  // AWS IoT Thing name
     std::string endpoint;              // host name or IP address
-    std::uint16_t port = 8883;
+    transport_mode transport = transport_mode::mqtt;
+    std::uint16_t port = 8883;         // resolved: 443 with transport: websocket when not written
     std::string client_id;             // resolved: the Thing name when not written
     protocol_version protocol = protocol_version::mqtt5;
     std::filesystem::path ca;
@@ -143,6 +148,9 @@ struct thing {
     std::vector<std::string> alpn;
     auth_method auth = auth_method::x509;
     custom_authorizer_settings custom_authorizer;
+    // resolved: {"x-amzn-mqtt-ca"} on port 443 with transport: mqtt when not written; none for
+    // websocket (AWS IoT Core needs no ALPN for wss on 443)
+    std::vector<std::string> alpn;
     // Topic filters routed between the Thing's local sessions only, never sent to the broker
     // (${thing} expanded).
     std::vector<std::string> local_topics;

@@ -291,7 +291,7 @@ void parser::parse_custom_authorizer(const fields& f, const std::string& path, t
 }
 
 void parser::check_custom_authorizer_alpn(const YAML::Node& node, const std::string& path, const thing& t) {
-    if (t.auth != auth_method::custom_authorizer || t.port != 443) return;
+    if (t.auth != auth_method::custom_authorizer || t.port != 443 || t.transport != transport_mode::mqtt) return;
     if (std::find(t.alpn.begin(), t.alpn.end(), "mqtt") != t.alpn.end()) return;
     warn(node, path, "AWS IoT Core takes MQTT with a custom authorizer on port 443 only with ALPN mqtt",
          "remove alpn: (with auth: custom-authorizer it defaults to [mqtt] on port 443), or write alpn: [mqtt]");

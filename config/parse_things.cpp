@@ -51,11 +51,11 @@ std::string host_problem(const std::string& host) {
     return {};
 }
 
-constexpr std::array<std::string_view, 22> thing_keys{
+constexpr std::array<std::string_view, 23> thing_keys{
     "name",           "endpoint", "port",         "client_id",       "protocol",          "ca",
     "cert",           "key",      "alpn",         "keep_alive",      "session_expiry",    "backoff",
     "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca",
-    "auth",           "region",   "aws_credentials", "custom_authorizer"};
+    "auth",           "region",   "aws_credentials", "custom_authorizer", "transport"};
 constexpr std::array<std::string_view, 15> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
@@ -98,6 +98,11 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
             }
         }
     }
+    if (const auto* x = find(*f, "transport")) {
+        static constexpr std::array<choice<transport_mode>, 2> choices{{{"mqtt", transport_mode::mqtt}, {"websocket", transport_mode::websocket}}};
+        if (auto v = enumeration(x->value, p("transport"), choices)) t.transport = *v;
+    }
+    if (t.transport == transport_mode::websocket) t.port = 443;  // wss://ENDPOINT/mqtt
     if (const auto* x = find(*f, "port")) {
         if (auto v = integer(x->value, p("port"), 1, 65535)) t.port = static_cast<std::uint16_t>(*v);
     }
@@ -144,8 +149,9 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
             if (a.size() > 255) error(x->value, p("alpn"), "an ALPN protocol name is longer than 255 bytes");
         }
         check_custom_authorizer_alpn(x->value, p("alpn"), t);
-    } else if (t.port == 443) {
-        // AWS IoT Core takes a custom authorizer's MQTT connection on 443 only with ALPN "mqtt".
+    } else if (t.port == 443 && t.transport == transport_mode::mqtt) {
+        // MQTT on 443 with a client certificate (docs/connecting.md); AWS IoT Core takes a custom
+        // authorizer's MQTT connection on 443 only with ALPN "mqtt".
         t.alpn = {t.auth == auth_method::custom_authorizer ? "mqtt" : "x-amzn-mqtt-ca"};
     }
     if (const auto* x = find(*f, "local_topics")) {

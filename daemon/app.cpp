@@ -208,8 +208,9 @@ hub::thing_setup setup_of(const config::thing& t) {
                                                               .signature_file = config::resolve_file(c.signature),
                                                               .password_file = config::resolve_file(c.password)};
     }
+    if (t.transport == config::transport_mode::websocket) u.transport = uplink::transport_kind::websocket;
 
-    std::string fp = t.endpoint + '\n' + std::to_string(t.port) + '\n' + t.client_id + '\n' + to_string(t.protocol) + '\n' +
+    std::string fp = t.endpoint + '\n' + to_string(t.transport) + '\n' + std::to_string(t.port) + '\n' + t.client_id + '\n' + to_string(t.protocol) + '\n' +
                      std::to_string(t.keep_alive.count()) + '\n' + std::to_string(u.session.session_expiry) + '\n' +
                      std::to_string(t.limits.inflight) + '\n' + std::to_string(u.session.max_filters_per_packet) + '\n' +
                      std::to_string(t.connect_timeout.count()) + '\n' +

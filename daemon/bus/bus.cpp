@@ -133,6 +133,7 @@ const sd_bus_vtable bus_service::impl::thing_vtable[] = {
     SD_BUS_PROPERTY("Endpoint", "s", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("Proxy", "s", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("Auth", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("Transport", "s", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("ClientId", "s", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("Protocol", "s", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("State", "s", bus_service::impl::thing_property, 0, emits),
@@ -300,6 +301,7 @@ void bus_service::impl::emit_counters() {
         if (now->endpoint != was.endpoint) changed.push_back("Endpoint");
         if (now->proxy != was.proxy) changed.push_back("Proxy");
         if (now->auth != was.auth) changed.push_back("Auth");
+        if (now->transport != was.transport) changed.push_back("Transport");
         if (now->counters.messages_out != was.counters.messages_out) changed.push_back("MessagesPublished");
         if (now->counters.messages_in != was.counters.messages_in) changed.push_back("MessagesReceived");
         if (now->counters.bytes_in != was.counters.bytes_in) changed.push_back("BytesIn");
@@ -361,6 +363,7 @@ int bus_service::impl::thing_property(sd_bus*, const char* path, const char*, co
         if (p == "Endpoint") return str(st->endpoint);
         if (p == "Proxy") return str(st->proxy);
         if (p == "Auth") return str(st->auth);
+        if (p == "Transport") return str(st->transport);
         if (p == "ClientId") return str(st->client_id);
         if (p == "Protocol") return str(st->protocol);
         if (p == "State") return str(state_name(st->state));

@@ -366,6 +366,7 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     s.endpoint = cfg.host + ":" + std::to_string(cfg.port);
     if (cfg.proxy) s.proxy = proxy::to_string(cfg.proxy->url);
     s.auth = config::describe_auth(pipe.settings());
+    s.transport = config::to_string(pipe.settings().transport);
     s.client_id = cfg.session.client_id;
     s.protocol = config::to_string(pipe.settings().protocol);
     s.state = t.link->state();

@@ -62,6 +62,7 @@ struct thing_status {
     // empty: directly. With proxy: env, the one the environment named (or none).
     std::string proxy;
     std::string auth;  // "x509", "sigv4", "custom-authorizer NAME" (config::describe_auth)
+    std::string transport;  // "mqtt" (MQTT over TLS) or "websocket" (wss://ENDPOINT/mqtt)
     std::string client_id;
     std::string protocol;  // "mqtt5" / "mqtt311"
     uplink::link_state state = uplink::link_state::connecting;

@@ -32,6 +32,11 @@ public:
         case errc::credentials_provider_bad_answer: return "the AWS IoT credentials provider's answer cannot be used";
         case errc::credentials_provider_expired:
             return "the AWS IoT credentials provider's credentials have expired by this machine's clock";
+        case errc::websocket_wrong_subprotocol: return "the WebSocket server did not agree to speak MQTT (subprotocol mqtt)";
+        case errc::websocket_upgrade_refused: return "the server refused the WebSocket upgrade";
+        case errc::websocket_closed: return "the server closed the WebSocket";
+        case errc::websocket_oversized: return "the WebSocket server sent more than our limits allow";
+        case errc::websocket_malformed: return "the WebSocket server broke the WebSocket protocol";
         case errc::timed_out: return "connecting took longer than the connect timeout";
         case errc::proxy_unreachable: return "the proxy cannot be reached";
         case errc::proxy_closed: return "the proxy closed the connection before answering";
@@ -76,7 +81,8 @@ bool is_fatal(const std::error_code& ec) noexcept {
     case errc::custom_authorizer_unusable:
     case errc::custom_authorizer_denied:
     case errc::aws_region_unknown:
-    case errc::credentials_provider_refused: return true;
+    case errc::credentials_provider_refused:
+    case errc::websocket_wrong_subprotocol: return true;
     default: return false;
     }
 }

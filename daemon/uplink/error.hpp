@@ -25,6 +25,7 @@ enum class errc {
     custom_authorizer_denied,      // CONNACK: the custom authorizer refused the token (not authorized, bad credentials)
     aws_region_unknown,            // auth sigv4: neither region: nor the endpoint's name gives the AWS region
     credentials_provider_refused,  // the AWS IoT credentials provider answered 4xx (role alias, IoT policy, thing name)
+    websocket_wrong_subprotocol,   // the server's WebSocket upgrade chose no subprotocol or another than mqtt
     // Transient: the next attempt may succeed.
     timed_out,                // a connection step took longer than connect_timeout
     proxy_unreachable,        // the proxy cannot be resolved or refuses the TCP connection
@@ -40,6 +41,10 @@ enum class errc {
     credentials_provider_unavailable,  // it answered 5xx, 408 or 429
     credentials_provider_bad_answer,   // its answer is not HTTP, too large, or holds no usable credentials
     credentials_provider_expired,      // its credentials expire before now by this machine's clock (clock skew)
+    websocket_upgrade_refused,  // the server answered the WebSocket upgrade with another HTTP status than 101
+    websocket_closed,           // the server closed the WebSocket (a close frame with a code and reason)
+    websocket_oversized,        // the server's upgrade answer or a WebSocket message exceeds our limit
+    websocket_malformed,        // the server's upgrade answer or frames break the WebSocket protocol (or a text message)
     closed_by_broker,         // the broker closed the connection (FIN, reset, TLS close_notify or not)
     broker_refused,           // CONNACK refused for a reason that may pass (server busy, unavailable)
     session_ended,            // the MQTT session ended it (DISCONNECT, dead link, protocol error)

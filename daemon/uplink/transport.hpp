@@ -1,7 +1,7 @@
 // One byte-stream connection to the broker, as the uplink needs it: open (resolve, TCP connect,
 // then the transport's own handshake), read some, write a buffer sequence, close. The uplink
 // runs the MQTT session over it without knowing whether the bytes travel over TLS, plain TCP or
-// a Unix socket, directly or through an HTTP proxy (and, next, WebSocket).
+// a Unix socket, directly or through an HTTP proxy, or in WebSocket messages over TLS.
 //
 // Contract: one open, then at most one outstanding read and one outstanding write; handlers run
 // on the io_context, never inside the call that started the operation. After close() every
@@ -13,6 +13,7 @@
 
 #include "daemon/uplink/proxy_route.hpp"
 #include "daemon/uplink/tls.hpp"
+#include "daemon/uplink/websocket_request.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
@@ -26,15 +27,17 @@
 
 namespace thingmux::uplink {
 
-// How the uplink reaches the broker. Internal: the configuration file always selects TLS (AWS
-// IoT Core requires mTLS); plain TCP and a Unix socket (the host is then the socket's path and
-// the port is not used) are for peers on this machine in tests and the benchmarks.
-enum class transport_kind : std::uint8_t { tls, tcp, unix_socket };
+// How the uplink reaches the broker. The configuration file selects TLS (transport: mqtt) or
+// WebSocket over TLS (transport: websocket, wss://HOST/mqtt); plain TCP and a Unix socket (the
+// host is then the socket's path and the port is not used) are for peers on this machine in
+// tests and the benchmarks.
+enum class transport_kind : std::uint8_t { tls, tcp, unix_socket, websocket };
 
 // The step at which opening a connection failed; the uplink names it in its messages. `proxy`:
 // anything on the way through an HTTP proxy (reaching it, its TLS, its answer to CONNECT); the
-// transport's describe() says what.
-enum class open_step : std::uint8_t { resolve, connect, handshake, proxy };
+// transport's describe() says what. `upgrade`: the WebSocket upgrade (HTTP request and answer,
+// after TLS).
+enum class open_step : std::uint8_t { resolve, connect, handshake, proxy, upgrade };
 
 class transport {
 public:
@@ -43,7 +46,7 @@ public:
 
     virtual ~transport() = default;
 
-    // "tls", "tcp", "unix": for logs and messages.
+    // "tls", "tcp", "unix", "websocket": for logs and messages.
     [[nodiscard]] const char* name() const noexcept { return name_; }
     // What the handshake step is called in messages ("TLS handshake with"); empty when the
     // transport has none.
@@ -81,12 +84,15 @@ struct transport_result {
 };
 
 // Makes the transport of `kind` for one connection attempt to `host`, through `proxy` when it is
-// given (TCP and TLS only). For TLS it loads the credential files fresh (a fixed permission or a
-// rotated certificate is picked up on the next attempt) and prepares SNI, host name
-// verification and ALPN; the proxy's credentials and CA file are loaded fresh too.
+// given (not for Unix sockets). For TLS it loads the credential files fresh (a fixed permission
+// or a rotated certificate is picked up on the next attempt) and prepares SNI, host name
+// verification and ALPN; the proxy's credentials and CA file are loaded fresh too. For
+// WebSocket (socket -> [proxy] -> TLS -> WebSocket), `websocket` is this attempt's upgrade
+// request (target and extra headers).
 [[nodiscard]] transport_result make_transport(boost::asio::io_context& io, transport_kind kind,
                                               const std::string& host, const tls_settings& tls,
-                                              const proxy_route* proxy = nullptr);
+                                              const proxy_route* proxy = nullptr,
+                                              const websocket_request& websocket = {});
 
 // Where a connection goes, as messages name it: "HOST:PORT", "HOST:PORT through proxy URL".
 [[nodiscard]] std::string destination(const std::string& host, std::uint16_t port, const proxy_route* proxy);

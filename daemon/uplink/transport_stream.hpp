@@ -36,6 +36,14 @@ public:
     [[nodiscard]] executor_type get_executor() const noexcept { return io_->get_executor(); }
     [[nodiscard]] transport& link() const noexcept { return *link_; }
 
+    // Until unlimit_reads(): the reads together may hand over at most `bytes`; the read that
+    // passes the limit fails with `over` instead (bounds what a peer makes a reader buffer, e.g.
+    // Beast's WebSocket handshake, which reads the whole HTTP answer).
+    void limit_reads(std::size_t bytes, std::error_code over) {
+        budget_ = std::make_shared<read_budget>(read_budget{.left = bytes, .over = over});
+    }
+    void unlimit_reads() { budget_.reset(); }
+
     template <typename MutableBufferSequence, typename ReadToken>
     auto async_read_some(const MutableBufferSequence& buffers, ReadToken&& token) {
         return boost::asio::async_initiate<ReadToken, void(boost::system::error_code, std::size_t)>(
@@ -43,12 +51,13 @@ public:
                 // The transport reads into one buffer: the first non-empty one of the sequence.
                 boost::asio::mutable_buffer first;
                 for (auto it = boost::asio::buffer_sequence_begin(target); it != boost::asio::buffer_sequence_end(target); ++it) {
-                    if (it->size() != 0) {
-                        first = *it;
+                    const boost::asio::mutable_buffer piece = *it;
+                    if (piece.size() != 0) {
+                        first = piece;
                         break;
                     }
                 }
-                link_->async_read_some(first, completion(std::move(handler), nullptr));
+                link_->async_read_some(first, completion(std::move(handler), nullptr, budget_));
             },
             token, buffers);
     }
@@ -59,20 +68,35 @@ public:
             [this](auto handler, const ConstBufferSequence& source) {
                 auto pieces = std::make_shared<std::vector<boost::asio::const_buffer>>(
                     boost::asio::buffer_sequence_begin(source), boost::asio::buffer_sequence_end(source));
-                link_->async_write(*pieces, completion(std::move(handler), pieces));
+                link_->async_write(*pieces, completion(std::move(handler), pieces, nullptr));
             },
             token, buffers);
     }
 
 private:
+    struct read_budget {
+        std::size_t left;
+        std::error_code over;
+    };
+
     // The transport's handler (a copyable std::function) around Asio's handler (which may be
-    // move-only); `keep` holds what must live until the operation completes.
+    // move-only); `keep` holds what must live until the operation completes; `budget` (reads
+    // only, may be null) is charged with what the read handed over.
     template <typename Handler>
-    transport::io_handler completion(Handler handler, std::shared_ptr<void> keep) {
+    transport::io_handler completion(Handler handler, std::shared_ptr<void> keep, std::shared_ptr<read_budget> budget) {
         auto held = std::make_shared<Handler>(std::move(handler));
-        return [held, keep = std::move(keep), executor = get_executor()](std::error_code ec, std::size_t n) {
+        return [held, keep = std::move(keep), budget = std::move(budget), executor = get_executor()](std::error_code ec,
+                                                                                                     std::size_t n) {
             boost::system::error_code result = ec;
             if (ec == make_error_code(errc::closed_by_broker)) result = boost::asio::error::eof;
+            if (budget && !ec) {
+                if (n > budget->left) {
+                    result = budget->over;
+                    n = 0;
+                } else {
+                    budget->left -= n;
+                }
+            }
             auto target = boost::asio::get_associated_executor(*held, executor);
             boost::asio::dispatch(target, [held, result, n]() { std::move(*held)(result, n); });
         };
@@ -80,7 +104,12 @@ private:
 
     boost::asio::io_context* io_;
     std::shared_ptr<transport> link_;
+    std::shared_ptr<read_budget> budget_;  // null: reads are not limited
 };
+
+// Beast closes the stream below when one of its own timeouts fires (and Beast's WebSocket stream
+// needs the function to exist): the transport is closed.
+inline void beast_close_socket(transport_stream& stream) { stream.link().close(); }
 
 // Beast's WebSocket closing handshake ends with a teardown of the stream below it: here the
 // transport is closed at once (its TLS close_notify is not awaited, as everywhere in the uplink).

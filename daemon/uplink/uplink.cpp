@@ -113,8 +113,14 @@ void uplink::start_attempt() {
         session_.reconfigure(std::move(with_login));
     }
 
+    websocket_request request;
+    if (config_.transport == transport_kind::websocket && config_.websocket_request) {
+        auto signed_request = config_.websocket_request(config_.host, config_.port);
+        if (signed_request.error) return end_attempt(nullptr, signed_request.error, std::move(signed_request.detail));
+        request = std::move(signed_request.request);
+    }
     auto made = make_transport(io_, config_.transport, config_.host, config_.tls,
-                               config_.proxy ? &*config_.proxy : nullptr);
+                               config_.proxy ? &*config_.proxy : nullptr, request);
     if (!made.link) return end_attempt(nullptr, made.error, std::move(made.detail));
     auto a = std::make_shared<attempt>(io_, std::move(made.link));
     attempt_ = a;

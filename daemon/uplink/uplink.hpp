@@ -38,16 +38,19 @@ struct uplink_config {
     mqtt::session_config session;         // client_id defaults to thing_name
     mqtt::backoff::config backoff;
     std::chrono::milliseconds connect_timeout{10'000};  // TCP + proxy + TLS handshake
-    // TLS. Plain TCP or a Unix socket (`host` is its path) only for peers on this machine in
-    // tests and the benchmarks (a local mosquitto, as in the bridge set-up they compare against;
-    // thingmuxd's MQTT face); the configuration file cannot select them, since AWS IoT Core
-    // requires mTLS.
+    // TLS, or WebSocket over TLS (transport: websocket). Plain TCP or a Unix socket (`host` is
+    // its path) only for peers on this machine in tests and the benchmarks (a local mosquitto, as
+    // in the bridge set-up they compare against; thingmuxd's MQTT face); the configuration file
+    // cannot select them, since AWS IoT Core requires TLS.
     transport_kind transport = transport_kind::tls;
     // The HTTP proxy to go through (docs/connecting.md); none: directly to host:port.
     std::optional<proxy_route> proxy;
     // Log in through this AWS IoT custom authorizer (docs/connecting.md): its files are read at
     // every attempt into the CONNECT's user name and password (session.username/password unused).
     std::optional<custom_authorizer_files> custom_authorizer;
+    // transport_kind::websocket: makes each attempt's upgrade request (target, headers), e.g. a
+    // SigV4 presigned target; empty: GET /mqtt with no extra headers (client certificate only).
+    websocket_request_source websocket_request;
 };
 
 using link_state = thingmux::link_state;  // defined once in common/, with its spellings

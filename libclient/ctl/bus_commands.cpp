@@ -111,7 +111,8 @@ std::variant<thing_route, std::string> read_route(const std::string& thing) {
     thing_route route;
     auto why = read_thing(thing, [&](sd_bus* bus, const char* path, sd_bus_error* error) {
         int r = 0;
-        for (const auto& [property, value] : {std::pair{"Endpoint", &route.endpoint}, {"Proxy", &route.proxy}, {"Auth", &route.auth}}) {
+        for (const auto& [property, value] : {std::pair{"Endpoint", &route.endpoint}, {"Transport", &route.transport},
+                                              {"Proxy", &route.proxy}, {"Auth", &route.auth}}) {
             char* text = nullptr;
             r = sd_bus_get_property_string(bus, service, path, thing_iface, property, error, &text);
             if (r < 0) break;

@@ -17,10 +17,11 @@ struct retained_cache_figures {
 // Reads them from the Thing's object; why not, when thingmuxd's D-Bus interface cannot be read.
 [[nodiscard]] std::variant<retained_cache_figures, std::string> read_retained_cache(const std::string& thing);
 
-// How a Thing reaches its broker: D-Bus Endpoint ("host:port") and Proxy ("http://host:port",
-// empty when directly).
+// How a Thing reaches its broker: D-Bus Endpoint ("host:port"), Transport ("mqtt" or
+// "websocket") and Proxy ("http://host:port", empty when directly).
 struct thing_route {
     std::string endpoint;
+    std::string transport;
     std::string proxy;
     std::string auth;  // "x509", "custom-authorizer NAME", ...
 };

@@ -314,7 +314,8 @@ int run_status(const common_options& common) {
     out << "endpoint:          ";
     const auto route = read_route(info->thing);
     if (const auto* r = std::get_if<thing_route>(&route)) {
-        out << r->endpoint << (r->proxy.empty() ? ", directly" : ", through proxy " + r->proxy) << '\n'
+        out << r->endpoint << (r->transport == "websocket" ? " over WebSocket (wss)" : "")
+            << (r->proxy.empty() ? ", directly" : ", through proxy " + r->proxy) << '\n'
             << "auth:              " << r->auth << '\n';
     } else {
         out << "not shown (" << std::get<std::string>(route) << ")\n";

@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     // status
     auto* status_cmd = app.add_subcommand(
         "status",
-        "Show the daemon version, Thing, this client's id, the uplink state, the Thing's endpoint and proxy and "
+        "Show the daemon version, Thing, this client's id, the uplink state, the Thing's endpoint, transport and proxy and "
         "its retained cache (from D-Bus) and the limits");
     status_cmd->fallthrough();
     status_cmd->footer(exit_codes_text);

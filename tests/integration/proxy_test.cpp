@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
 
 namespace thingmux::test {
 namespace {
@@ -30,9 +31,6 @@ protected:
     [[nodiscard]] std::filesystem::path secret_file(const std::string& name, const std::string& text) const {
         return test::secret_file(broker.dir(), name, text);
     }
-
-    // Numbered messages each way between the cloud and an app through the daemon, every one arriving.
-    void expect_round_trip(daemon_fixture& daemon, int n) { test::expect_round_trip(broker, daemon, n, "through-proxy"); }
 };
 
 TEST_F(ProxyTest, ThroughTinyproxyWithoutAuthentication) {
@@ -40,7 +38,7 @@ TEST_F(ProxyTest, ThroughTinyproxyWithoutAuthentication) {
     daemon_setup setup;
     setup.thing = "proxy: " + proxy.url();
     daemon_fixture daemon(broker, setup);
-    expect_round_trip(daemon, 20);
+    expect_round_trip(broker, daemon, 20);
     EXPECT_EQ(proxy.connect_requests(endpoint()), 1U) << "one tunnel for the one session";
     EXPECT_EQ(proxy.connect_requests(), 1U);
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
@@ -54,7 +52,7 @@ TEST_F(ProxyTest, ThroughTinyproxyWithBasicAuthenticationFromAFile) {
     setup.thing = "proxy: " + proxy.url() + "\nproxy_credentials: " +
                   secret_file("proxy-login", "alice:s3cret-pw\n").string();
     daemon_fixture daemon(broker, setup);
-    expect_round_trip(daemon, 20);
+    expect_round_trip(broker, daemon, 20);
     EXPECT_EQ(proxy.connect_requests(endpoint()), 1U);
     EXPECT_FALSE(log_has(daemon, "s3cret-pw")) << "the password never reaches the log";
 }
@@ -64,7 +62,7 @@ TEST_F(ProxyTest, CredentialsInTheUrlWorkWithAWarning) {
     daemon_setup setup;
     setup.thing = "proxy: " + proxy.url("alice:s3cret-pw");
     daemon_fixture daemon(broker, setup);
-    expect_round_trip(daemon, 5);
+    expect_round_trip(broker, daemon, 5);
     EXPECT_TRUE(log_has(daemon, "the proxy password is written in the configuration file"))
         << read_file(daemon.log_file());
     EXPECT_FALSE(log_has(daemon, "s3cret-pw"));
@@ -182,7 +180,7 @@ TEST_F(ProxyTest, EnvironmentProxyIsUsedUnlessNoProxyExemptsTheEndpoint) {
         setup.thing = "proxy: env";
         setup.env = {"https_proxy=" + proxy.url(), "no_proxy=example.com"};
         daemon_fixture daemon(broker, setup);
-        expect_round_trip(daemon, 5);
+        expect_round_trip(broker, daemon, 5);
         EXPECT_EQ(proxy.connect_requests(endpoint()), 1U);
         EXPECT_TRUE(log_has(daemon, "through proxy " + proxy.url() + " (from https_proxy)"))
             << read_file(daemon.log_file());
@@ -194,7 +192,7 @@ TEST_F(ProxyTest, EnvironmentProxyIsUsedUnlessNoProxyExemptsTheEndpoint) {
     // The lower-case variables would win: empty, they leave the decision to the upper-case ones.
     setup.env = {"https_proxy=", "no_proxy=", "HTTPS_PROXY=" + proxy.url(), "NO_PROXY=.example.com, " + broker.host()};
     daemon_fixture daemon(broker, setup);
-    expect_round_trip(daemon, 5);
+    expect_round_trip(broker, daemon, 5);
     EXPECT_EQ(proxy.connections(), before) << "no_proxy exempts the endpoint: tinyproxy saw nothing";
     EXPECT_TRUE(log_has(daemon, "proxy: env: NO_PROXY exempts it; connecting to " + endpoint() + " directly"))
         << read_file(daemon.log_file());
@@ -224,12 +222,11 @@ TEST_F(ProxyTest, ThroughAnHttpsProxyCheckedAgainstProxyCa) {
     setup.thing = "proxy: " + proxy.url() + "\nproxy_ca: " + broker.ca_file().string() +
                   "\nproxy_credentials: " + secret_file("proxy-login", "alice:s3cret-pw").string();
     daemon_fixture daemon(broker, setup);
-    expect_round_trip(daemon, 10);
+    expect_round_trip(broker, daemon, 10);
     EXPECT_EQ(proxy.connect_requests(endpoint()), 1U);
 
     // D-Bus and thingmuxctl status show the proxy, never its credentials.
-    const std::string path = "/org/thingmux/Thingmux1/thing/gateway_2d01";
-    const auto r = bus.thing_property(path, "Proxy");
+    const auto r = bus.thing_property("Proxy");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(r.output, "s \"" + proxy.url() + "\"\n");
     ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);

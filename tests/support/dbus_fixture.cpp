@@ -155,23 +155,22 @@ void dbus_fixture::wait_until_ready() {
     if (!answers) throw fail("the bus does not answer busctl:\n" + last.output);
 }
 
-command_result dbus_fixture::thing_property(const std::string& thing_path, const std::string& property,
-                                            int timeout_ms) const {
-    command_result r;
-    (void)eventually(
-        [&] {
-            r = busctl({"get-property", "org.thingmux.Thingmux1", thing_path, "org.thingmux.Thingmux1.Thing", property});
-            return r.exit_code == 0;
-        },
-        timeout_ms);
-    return r;
-}
-
 command_result dbus_fixture::busctl(const std::vector<std::string>& args,
                                     const std::optional<user_identity>& as) const {
     std::vector<std::string> argv{"/usr/bin/busctl", "--address=" + address()};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(std::move(argv), as);
+}
+
+command_result dbus_fixture::thing_property(const std::string& property, const std::string& path, int timeout_ms) const {
+    command_result r;
+    (void)eventually(
+        [&] {
+            r = busctl({"get-property", "org.thingmux.Thingmux1", path, "org.thingmux.Thingmux1.Thing", property});
+            return r.exit_code == 0;
+        },
+        timeout_ms);
+    return r;
 }
 
 command_result dbus_fixture::dbus_send(const std::vector<std::string>& args,

@@ -71,10 +71,10 @@ public:
     // uid) and returns its exit code and combined output.
     [[nodiscard]] command_result busctl(const std::vector<std::string>& args,
                                         const std::optional<user_identity>& as = std::nullopt) const;
-    // `busctl get-property` of `property` on a Thing's object (`thing_path`, interface
-    // org.thingmux.Thingmux1.Thing), tried again until it succeeds (the daemon's name may not be
-    // on the bus yet) or `timeout_ms` passed: the last try.
-    [[nodiscard]] command_result thing_property(const std::string& thing_path, const std::string& property,
+    // busctl get-property of thingmuxd's Thing at `path` (gateway-01's by default), retried until
+    // it answers (the daemon may not have taken its name yet) or `timeout_ms` passed: "s \"...\"\n".
+    [[nodiscard]] command_result thing_property(const std::string& property,
+                                                const std::string& path = "/org/thingmux/Thingmux1/thing/gateway_2d01",
                                                 int timeout_ms = 15'000) const;
     // Runs `dbus-send --bus=ADDR args...` likewise.
     [[nodiscard]] command_result dbus_send(const std::vector<std::string>& args,

@@ -6,26 +6,28 @@
 
 #include <fstream>
 #include <set>
+#include <vector>
 
 namespace thingmux::test {
 
-void expect_round_trip(const broker_fixture& broker, daemon_fixture& daemon, int n, const std::string& app_name) {
-    observer_subscription cloud(broker, "dt/gateway-01/#");
+void expect_round_trip(const broker_fixture& broker, daemon_fixture& daemon, int n, std::uint8_t qos,
+                       const std::string& app_name, const std::string& thing) {
+    observer_subscription cloud(broker, "dt/" + thing + "/#");
     ASSERT_TRUE(cloud.wait_ready());
     ipc_client app(daemon.socket_path());
     ASSERT_TRUE(hello_connected(app, app_name)) << read_file(daemon.log_file());
-    ASSERT_EQ(app.subscribe({"cmd/gateway-01/#"}).at(0).code, ipc::errc::ok);
-    publish_from_cloud(broker, "cmd/gateway-01/x", numbered(n));
+    ASSERT_EQ(app.subscribe({"cmd/" + thing + "/#"}).at(0).code, ipc::errc::ok);
+    publish_from_cloud(broker, "cmd/" + thing + "/x", numbered(n));
     EXPECT_TRUE(app.wait_messages(static_cast<std::size_t>(n)));
     std::set<std::string> got;
     for (const auto& m : app.messages) got.insert(m.payload);
     EXPECT_EQ(got.size(), static_cast<std::size_t>(n)) << "messages from the cloud lost on the way";
-    for (const auto& p : numbered(n, "up-")) {
-        const auto r = app.publish("dt/gateway-01/x", p);
-        ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
-    }
     std::vector<std::string> expected;
-    for (const auto& p : numbered(n, "up-")) expected.push_back("dt/gateway-01/x " + p);
+    for (const auto& p : numbered(n, "up-")) {
+        const auto r = app.publish("dt/" + thing + "/x", p, qos);
+        ASSERT_EQ(r.code, ipc::errc::ok) << r.message;
+        expected.push_back("dt/" + thing + "/x " + p);
+    }
     EXPECT_EQ(cloud.wait_for_all(expected, 20'000), 0U) << "messages to the cloud lost on the way";
 }
 

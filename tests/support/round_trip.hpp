@@ -1,18 +1,23 @@
-// Checks shared by the integration tests of the ways to the broker (proxy, custom authorizer):
-// numbered messages each way through the daemon, lines of its log, secret files.
+// Checks shared by the integration tests of the ways to the broker (proxy, custom authorizer,
+// WebSocket): numbered messages each way between the cloud (the broker's observer) and an app
+// through thingmuxd, every one expected to arrive; lines of the daemon's log; secret files.
 #pragma once
 
+#include "tests/support/broker_fixture.hpp"
 #include "tests/support/daemon_fixture.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
 namespace thingmux::test {
 
-// Publishes `n` numbered messages each way between the cloud and an app (named `app`) through
-// the daemon, for gateway-01's topics, and expects every one to arrive.
-void expect_round_trip(const broker_fixture& broker, daemon_fixture& daemon, int n, const std::string& app);
+// The cloud publishes `n` commands to cmd/THING/x that an app subscribed to, and the app
+// publishes `n` messages at `qos` to dt/THING/x that the cloud counts (gtest failures when any is
+// missing). `app_name` names the app in its hello.
+void expect_round_trip(const broker_fixture& broker, daemon_fixture& daemon, int n, std::uint8_t qos = 1,
+                       const std::string& app_name = "round-trip", const std::string& thing = "gateway-01");
 
 // Lines of the daemon's log that hold `text`.
 [[nodiscard]] std::size_t log_lines(const daemon_fixture& d, const std::string& text);

@@ -150,6 +150,33 @@ TEST(ConfigLoad, ValuesAndUnlimited) {
     EXPECT_TRUE(r.diagnostics.empty()) << all(r);
 }
 
+// transport: websocket: port 443 unless written, and no ALPN offered there (AWS IoT Core tells
+// WebSocket by the HTTP upgrade).
+TEST(ConfigLoad, WebSocketTransportDefaultsToPort443WithoutAlpn) {
+    auto r = parse(minimal + "    transport: websocket\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    const auto& t = r.config->things.at(0);
+    EXPECT_EQ(t.transport, transport_mode::websocket);
+    EXPECT_EQ(t.port, 443);
+    EXPECT_TRUE(t.alpn.empty());
+    EXPECT_STREQ(to_string(t.transport), "websocket");
+
+    r = parse(minimal + "    transport: websocket\n    port: 8443\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_EQ(r.config->things.at(0).port, 8443);
+
+    r = parse(minimal, "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_EQ(r.config->things.at(0).transport, transport_mode::mqtt);
+    EXPECT_EQ(r.config->things.at(0).port, 8883);
+}
+
+TEST(ConfigLoad, UnknownTransportIsAnError) {
+    const auto r = parse(minimal + "    transport: wss\n", "t.yaml");
+    EXPECT_FALSE(r.ok());
+    EXPECT_NE(all(r).find("things[0].transport"), std::string::npos) << all(r);
+}
+
 TEST(ConfigLoad, WrongType) {
     expect_error(parse(minimal + "    port: [1]\n", "t.yaml"), "things[0].port", 7, 11, "expected a whole number, got a list");
 }
