@@ -16,10 +16,6 @@
 namespace thingmux::test {
 namespace {
 
-std::string ctl() {
-    return std::string(THINGMUX_BIN_DIR) + "/thingmuxctl";
-}
-
 // What the authorizer's Lambda would accept, as the broker must receive it: the signature's '+',
 // '/' and '=' percent-encoded in the user name.
 const std::string token = "tok-3f9a.1";
@@ -72,10 +68,7 @@ TEST(CustomAuthorizerTest, SignedTokenWithClientCertificateCarriesTrafficBothWay
     const auto r = bus.thing_property("Auth");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(r.output, "s \"custom-authorizer fleet-authorizer\"\n");
-    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
-    std::string out;
-    EXPECT_EQ(run_command({ctl(), "--socket", daemon.socket_path().string(), "status"}, &out), 0) << out;
-    ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+    const auto out = ctl_status(bus.address(), daemon);
     EXPECT_NE(out.find("\nauth:              custom-authorizer fleet-authorizer\n"), std::string::npos) << out;
     expect_no_secret_in(out);
     expect_no_secret_in(read_file(daemon.log_file()));

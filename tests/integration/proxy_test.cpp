@@ -229,10 +229,7 @@ TEST_F(ProxyTest, ThroughAnHttpsProxyCheckedAgainstProxyCa) {
     const auto r = bus.thing_property("Proxy");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(r.output, "s \"" + proxy.url() + "\"\n");
-    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
-    std::string out;
-    EXPECT_EQ(run_command({ctl(), "--socket", daemon.socket_path().string(), "status"}, &out), 0) << out;
-    ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+    const auto out = ctl_status(bus.address(), daemon);
     EXPECT_NE(out.find("\nendpoint:          " + endpoint() + ", through proxy " + proxy.url() + "\n"), std::string::npos)
         << out;
     EXPECT_NE(out.find("\nauth:              x509\n"), std::string::npos) << out;

@@ -16,10 +16,6 @@
 namespace thingmux::test {
 namespace {
 
-std::string ctl() {
-    return std::string(THINGMUX_BIN_DIR) + "/thingmuxctl";
-}
-
 // The peak resident memory of a process (VmHWM), in bytes.
 std::size_t peak_resident_bytes(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -69,10 +65,7 @@ TEST_F(WebSocketTest, PublishAndSubscribeOverWss) {
     const auto r = bus.thing_property("Transport");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(r.output, "s \"websocket\"\n");
-    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
-    std::string out;
-    EXPECT_EQ(run_command({ctl(), "--socket", daemon.socket_path().string(), "status"}, &out), 0) << out;
-    ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+    const auto out = ctl_status(bus.address(), daemon);
     EXPECT_NE(out.find("\nendpoint:          localhost:" + std::to_string(front.port()) +
                        " over WebSocket (wss), directly\n"),
               std::string::npos)

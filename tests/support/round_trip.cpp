@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <vector>
@@ -45,6 +46,17 @@ std::filesystem::path secret_file(const std::filesystem::path& dir, const std::s
     std::ofstream(p, std::ios::trunc) << text;
     ::chmod(p.c_str(), 0600);
     return p;
+}
+
+std::string ctl_status(const std::string& bus_address, const daemon_fixture& daemon) {
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_address.c_str(), 1);
+    std::string out;
+    EXPECT_EQ(run_command({std::string(THINGMUX_BIN_DIR) + "/thingmuxctl", "--socket", daemon.socket_path().string(), "status"},
+                          &out),
+              0)
+        << out;
+    ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+    return out;
 }
 
 }  // namespace thingmux::test

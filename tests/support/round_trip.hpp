@@ -26,4 +26,8 @@ void expect_round_trip(const broker_fixture& broker, daemon_fixture& daemon, int
 [[nodiscard]] std::filesystem::path secret_file(const std::filesystem::path& dir, const std::string& name,
                                                 const std::string& text);
 
+// `thingmuxctl status` for the daemon, with the private bus at `bus_address` as the system bus;
+// a gtest failure when it does not exit 0.
+[[nodiscard]] std::string ctl_status(const std::string& bus_address, const daemon_fixture& daemon);
+
 }  // namespace thingmux::test
