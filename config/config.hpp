@@ -144,8 +144,6 @@ struct thing {
     // provider): no client certificate
     std::filesystem::path cert;
     std::filesystem::path key;
-    // resolved: on port 443 when not written, {"x-amzn-mqtt-ca"}, or {"mqtt"} with auth: custom-authorizer
-    std::vector<std::string> alpn;
     auth_method auth = auth_method::x509;
     custom_authorizer_settings custom_authorizer;
     // resolved: {"x-amzn-mqtt-ca"} on port 443 with transport: mqtt when not written; none for
