@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -83,9 +84,10 @@ std::vector<upgrade> upgrades_of(const wss_front& front) {
 std::string uri_encoded(const std::string& s) {
     static constexpr char hex[] = "0123456789ABCDEF";
     std::string out;
-    for (const unsigned char c : s) {
-        if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (std::isalnum(c) != 0 || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            out += ch;
         } else {
             out += '%';
             out += hex[c >> 4U];
@@ -178,10 +180,11 @@ protected:
 };
 
 TEST_F(WebSocketAuthTest, SigV4FromACredentialsFileIsBotocoresSignature) {
-    for (const std::string token : {std::string{}, session_token}) {
+    for (const std::string& token : {std::string{}, session_token}) {
         SCOPED_TRACE(token.empty() ? "long-term key" : "with a session token");
         wss_front front(broker, {.require_client_cert = false});
         const auto file = secret_file(broker.dir(), "aws-credentials", credentials_ini(token));
+        const auto connections_before = broker_connections(broker, "gateway-01");  // the loop's earlier daemon
         daemon_fixture daemon(broker, over(front, sigv4_from({"file: " + file.string()})));
         expect_round_trip(broker, daemon, 20, 1, "sigv4-qos1");
         expect_round_trip(broker, daemon, 10, 0, "sigv4-qos0");
@@ -190,7 +193,7 @@ TEST_F(WebSocketAuthTest, SigV4FromACredentialsFileIsBotocoresSignature) {
         EXPECT_EQ(upgrades.front().header("host"), "localhost:" + std::to_string(front.port()));
         EXPECT_EQ(upgrades.front().header("sec-websocket-protocol"), "mqtt");
         expect_presigned(upgrades.front(), key_id, secret, token);
-        EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
+        EXPECT_EQ(broker_connections(broker, "gateway-01"), connections_before + 1);
         const auto log = read_file(daemon.log_file());
         EXPECT_EQ(log.find(secret), std::string::npos) << "the secret was logged";
         EXPECT_EQ(log.find("IQoJb3JpZ2lu"), std::string::npos) << "the session token was logged";
@@ -228,8 +231,9 @@ TEST_F(WebSocketAuthTest, EveryAttemptIsSignedAnewAndNothingIsLost) {
     expect_presigned(last, key_id, secret, session_token);
     // A new signature for a later time; within the same second the signature is the same, and
     // botocore's check above proves it was made for that request's own X-Amz-Date.
-    if (first.parameter("X-Amz-Date") != last.parameter("X-Amz-Date"))
+    if (first.parameter("X-Amz-Date") != last.parameter("X-Amz-Date")) {
         EXPECT_NE(first.parameter("X-Amz-Signature"), last.parameter("X-Amz-Signature"));
+    }
     EXPECT_GE(broker_connections(broker, "gateway-01"), 2U);
 }
 
