@@ -213,12 +213,7 @@ TEST_F(WebSocketAuthTest, EveryAttemptIsSignedAnewAndNothingIsLost) {
     ipc_client app(daemon.socket_path());
     ASSERT_TRUE(hello_connected(app, "while-down"));
     front.kill();
-    std::vector<std::string> expected;
-    for (const auto& p : numbered(30, "offline-")) {
-        const auto r = app.publish("dt/gateway-01/y", p, 1);
-        ASSERT_TRUE(ipc::accepted(r.code)) << r.message;
-        expected.push_back("dt/gateway-01/y " + p);
-    }
+    const auto expected = publish_all(app, "dt/gateway-01/y", numbered(30, "offline-"));
     // Attempts while the front is away reach no one: wait for at least one that failed.
     const auto connecting = "thing gateway-01: connecting to localhost:" + std::to_string(front.port());
     ASSERT_TRUE(eventually([&] { return log_lines(daemon, connecting) >= 3; }, 20'000)) << read_file(daemon.log_file());
@@ -256,12 +251,7 @@ TEST_F(WebSocketAuthTest, NoCredentialsIsReportedOncePerAttemptUntilTheFileIsWri
     ASSERT_TRUE(cloud.wait_ready());
     ipc_client app(daemon.socket_path());
     app.hello("while-unsigned");
-    std::vector<std::string> expected;
-    for (const auto& p : numbered(10, "unsigned-")) {
-        const auto r = app.publish("dt/gateway-01/x", p);
-        ASSERT_EQ(r.code, ipc::errc::spooled) << r.message;
-        expected.push_back("dt/gateway-01/x " + p);
-    }
+    const auto expected = publish_all(app, "dt/gateway-01/x", numbered(10, "unsigned-"), ipc::errc::spooled);
 
     ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
     std::string out;
@@ -346,11 +336,7 @@ TEST_F(WebSocketAuthTest, CredentialsProviderRenewalReconnectsWithNewCredentials
         done = eventually(renewed, 250);  // paces the loop: about four messages a second
     }
     ASSERT_TRUE(done) << "no upgrade with renewed credentials within 45 s\n" << read_file(daemon.log_file());
-    for (const auto& p : numbered(10, "after-")) {
-        const auto r = app.publish("dt/gateway-01/z", p, 1);
-        ASSERT_TRUE(ipc::accepted(r.code)) << r.message;
-        expected.push_back("dt/gateway-01/z " + p);
-    }
+    for (auto& line : publish_all(app, "dt/gateway-01/z", numbered(10, "after-"))) expected.push_back(std::move(line));
     EXPECT_EQ(cloud.wait_for_all(expected, 30'000), 0U) << "messages lost across the renewal\n"
                                                         << read_file(daemon.log_file());
     EXPECT_GE(expected.size(), 20U) << "messages flowed before and across the renewal";

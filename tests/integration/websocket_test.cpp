@@ -99,12 +99,8 @@ TEST_F(WebSocketTest, ReconnectsAfterTheFrontDiedAndLosesNothing) {
     ipc_client app(daemon.socket_path());
     ASSERT_TRUE(hello_connected(app, "while-down"));
     front.kill();
-    std::vector<std::string> expected;
-    for (const auto& p : numbered(30, "offline-")) {
-        const auto r = app.publish("dt/gateway-01/y", p, 1);
-        ASSERT_TRUE(ipc::accepted(r.code)) << r.message;  // spooled while the front is away
-        expected.push_back("dt/gateway-01/y " + p);
-    }
+    // Spooled while the front is away.
+    const auto expected = publish_all(app, "dt/gateway-01/y", numbered(30, "offline-"));
     front.start();
     EXPECT_EQ(cloud.wait_for_all(expected, 30'000), 0U) << read_file(daemon.log_file());
     const auto upgrades = front.upgrades();
