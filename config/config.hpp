@@ -144,11 +144,11 @@ struct thing {
     // provider): no client certificate
     std::filesystem::path cert;
     std::filesystem::path key;
+    // resolved when not written: on port 443 with transport mqtt {"x-amzn-mqtt-ca"}, or {"mqtt"}
+    // with auth custom-authorizer; none for websocket (AWS IoT Core needs no ALPN for wss on 443)
+    std::vector<std::string> alpn;
     auth_method auth = auth_method::x509;
     custom_authorizer_settings custom_authorizer;
-    // resolved: {"x-amzn-mqtt-ca"} on port 443 with transport: mqtt when not written; none for
-    // websocket (AWS IoT Core needs no ALPN for wss on 443)
-    std::vector<std::string> alpn;
     // Topic filters routed between the Thing's local sessions only, never sent to the broker
     // (${thing} expanded).
     std::vector<std::string> local_topics;

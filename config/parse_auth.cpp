@@ -228,6 +228,9 @@ void parser::parse_auth(const fields& f, const std::string& path, thing& t) {
         report(t.where, p("aws_credentials"), "missing required key 'aws_credentials' (auth: sigv4)",
                "e.g. aws_credentials: [{file: /etc/thingmux/aws-credentials}], or [env]");
     }
+    if (sigv4 && t.transport != transport_mode::websocket)
+        error(auth->value, p("auth"), "sigv4 signs a WebSocket connection: AWS IoT Core takes no SigV4 over plain MQTT",
+              "add transport: websocket");
     parse_custom_authorizer(f, path, t, auth, auth_written_wrong);
 }
 

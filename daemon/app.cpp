@@ -1,6 +1,7 @@
 #include "daemon/app.hpp"
 
 #include "common/regular_file.hpp"
+#include "daemon/aws/websocket_signer.hpp"
 #include "daemon/listener.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/service.hpp"
@@ -209,6 +210,10 @@ hub::thing_setup setup_of(const config::thing& t) {
                                                               .password_file = config::resolve_file(c.password)};
     }
     if (t.transport == config::transport_mode::websocket) u.transport = uplink::transport_kind::websocket;
+    if (t.auth == config::auth_method::sigv4) {
+        u.websocket_request =
+            aws::sigv4_request_source(t, {.tls = u.tls, .proxy = u.proxy, .timeout = t.connect_timeout});
+    }
 
     std::string fp = t.endpoint + '\n' + to_string(t.transport) + '\n' + std::to_string(t.port) + '\n' + t.client_id + '\n' + to_string(t.protocol) + '\n' +
                      std::to_string(t.keep_alive.count()) + '\n' + std::to_string(u.session.session_expiry) + '\n' +
@@ -229,6 +234,14 @@ hub::thing_setup setup_of(const config::thing& t) {
         const auto& c = *u.custom_authorizer;
         fp += "\ncustom-authorizer " + c.name + '\n' + c.token_key_name + '\n' + c.username;
         files.insert(files.end(), {&c.token_file, &c.signature_file, &c.password_file});
+    }
+    if (t.auth == config::auth_method::sigv4) {
+        // The sources are read at every attempt; a reload that changes them reconnects.
+        fp += "\nsigv4 " + t.region;
+        for (const auto& s : t.aws_credentials) {
+            fp += '\n' + std::string(to_string(s.type)) + ' ' + s.file.string() + ' ' + s.profile + ' ' + s.endpoint + ' ' +
+                  s.role_alias + ' ' + s.ca.string();
+        }
     }
     for (const auto* f : files) fp += '\n' + f->string() + '=' + content_hash(*f);
     return {.settings = t, .link = std::move(u), .fingerprint = std::move(fp)};

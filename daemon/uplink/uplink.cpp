@@ -31,9 +31,10 @@ struct uplink::attempt {
 };
 
 struct uplink::timer_set {
-    explicit timer_set(asio::io_context& io) : session(io), reconnect(io) {}
+    explicit timer_set(asio::io_context& io) : session(io), reconnect(io), renewal(io) {}
     asio::steady_timer session;
     asio::steady_timer reconnect;
+    asio::steady_timer renewal;  // a connection signed with expiring credentials: sign anew
     std::optional<mqtt::time_point> session_armed;  // when `session` is set to fire, if it is
 };
 
@@ -113,14 +114,38 @@ void uplink::start_attempt() {
         session_.reconfigure(std::move(with_login));
     }
 
+    if (config_.transport == transport_kind::websocket) return prepare_websocket_request();
+    open_attempt({});
+}
+
+void uplink::prepare_websocket_request() {
+    signed_until_.reset();
     websocket_request request;
-    if (config_.transport == transport_kind::websocket && config_.websocket_request) {
-        auto signed_request = config_.websocket_request(config_.host, config_.port);
-        if (signed_request.error) return end_attempt(nullptr, signed_request.error, std::move(signed_request.detail));
-        request = std::move(signed_request.request);
+    if (config_.custom_authorizer) {
+        // The custom authorizer's values as upgrade headers, read now like the MQTT login.
+        auto login = load_websocket_login(*config_.custom_authorizer);
+        if (login.error) return end_attempt(nullptr, login.error, std::move(login.detail));
+        for (auto& p : login.parameters) request.headers.emplace_back(std::move(p.name), std::move(p.value));
+        request.refusal_advice = "the custom authorizer " + config_.custom_authorizer->name +
+                                 " refused the token (custom_authorizer: token and signature files)";
     }
+    if (!config_.websocket_request) return open_attempt(std::move(request));
+    // A request that waits (the credentials provider) belongs to this attempt only: a reconnect
+    // or stop() meanwhile makes its answer stale.
+    const auto generation = ++request_generation_;
+    config_.websocket_request(io_, config_.host, config_.port,
+                              [weak = weak_from_this(), generation](websocket_request_result r) {
+                                  const auto self = weak.lock();
+                                  if (!self || self->stopping_ || generation != self->request_generation_) return;
+                                  if (r.error) return self->end_attempt(nullptr, r.error, std::move(r.detail));
+                                  self->signed_until_ = r.expires;
+                                  self->open_attempt(std::move(r.request));
+                              });
+}
+
+void uplink::open_attempt(websocket_request request) {
     auto made = make_transport(io_, config_.transport, config_.host, config_.tls,
-                               config_.proxy ? &*config_.proxy : nullptr, request);
+                               config_.proxy ? &*config_.proxy : nullptr, std::move(request));
     if (!made.link) return end_attempt(nullptr, made.error, std::move(made.detail));
     auto a = std::make_shared<attempt>(io_, std::move(made.link));
     attempt_ = a;
@@ -238,6 +263,7 @@ void uplink::on_written(const std::shared_ptr<attempt>& a, std::error_code ec, s
 // ---- the end of an attempt ----------------------------------------------------------------
 
 void uplink::close_attempt(const std::shared_ptr<attempt>& a) {
+    timers_->renewal.cancel();
     a->closed = true;
     a->connect_timer.cancel();
     a->link->close();
@@ -349,6 +375,27 @@ void uplink::handle(mqtt::action::connected& a) {
     takeover_.on_connected(now());
     ++counters_.connects;
     set_state({.state = link_state::connected, .session_present = a.session_present});
+    arm_renewal();
+}
+
+std::optional<std::chrono::system_clock::duration> renewal_delay(std::chrono::system_clock::time_point expires,
+                                                                 std::chrono::system_clock::time_point now) {
+    using namespace std::chrono_literals;
+    const auto remaining = expires - now;
+    const auto delay = remaining - std::min<std::chrono::system_clock::duration>(150s, remaining / 8);
+    if (delay < 1s) return std::nullopt;
+    return delay;
+}
+
+void uplink::arm_renewal() {
+    if (!signed_until_) return;
+    const auto delay = renewal_delay(*signed_until_, std::chrono::system_clock::now());
+    if (!delay) return;  // too close to the expiry to gain anything: the broker decides
+    timers_->renewal.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(*delay));
+    timers_->renewal.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+        if (const auto self = weak.lock(); self && !ec)
+            self->reconnect("the AWS credentials this connection was signed with expire soon; signing with fresh ones");
+    });
 }
 
 void uplink::handle(mqtt::action::connect_failed& a) {
@@ -435,6 +482,7 @@ void uplink::on_session_timer() {
 
 void uplink::reconnect(const std::string& why, std::optional<uplink_config> config) {
     if (stopping_) return;
+    ++request_generation_;  // a request still being prepared is for the attempt that ends here
     if (attempt_) end_attempt(attempt_, errc::reconnect_requested, "reconnecting: " + why);
     if (config) {
         config_ = with_defaults(std::move(*config));
@@ -482,7 +530,9 @@ void uplink::acknowledge(mqtt::inbound_ticket ticket) {
 void uplink::stop(std::function<void()> done) {
     stopping_ = true;
     stopped_ = std::move(done);
+    ++request_generation_;
     timers_->reconnect.cancel();
+    timers_->renewal.cancel();
     const bool online = session_.state() == mqtt::session_state::online;
     if (online) session_.disconnect(now());  // DISCONNECT goes out before the transport closes
     session_.abandon();

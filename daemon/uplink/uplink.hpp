@@ -53,6 +53,13 @@ struct uplink_config {
     websocket_request_source websocket_request;
 };
 
+// When a connection signed with credentials that expire at `expires` reconnects, signed anew:
+// min(150 s, an eighth of what is left) before, after the AWS IoT credentials provider has
+// renewed them (it does at min(5 min, a quarter of their life) before); none when that is less
+// than a second away.
+[[nodiscard]] std::optional<std::chrono::system_clock::duration> renewal_delay(
+    std::chrono::system_clock::time_point expires, std::chrono::system_clock::time_point now);
+
 using link_state = thingmux::link_state;  // defined once in common/, with its spellings
 
 [[nodiscard]] const char* to_string(link_state s) noexcept;
@@ -139,8 +146,13 @@ private:
 
     uplink(boost::asio::io_context& io, uplink_config config);
 
-    // Connecting, step by step.
+    // Connecting, step by step: a WebSocket's upgrade request first when it needs one (signed,
+    // with credentials that may take an exchange to get), then the transport.
     void start_attempt();
+    void prepare_websocket_request();
+    void open_attempt(websocket_request request);
+    // Reconnects, signed anew, shortly before the credentials of signed_until_ expire.
+    void arm_renewal();
     void on_connect_timeout(const std::shared_ptr<attempt>& a);
     void on_open(const std::shared_ptr<attempt>& a, std::error_code ec, open_step step);
     void on_established(const std::shared_ptr<attempt>& a);
@@ -184,6 +196,9 @@ private:
     uplink_counters counters_;
     bool stopping_ = false;
     std::function<void()> stopped_;
+    std::uint64_t request_generation_ = 0;  // which attempt a WebSocket request being prepared is for
+    // When the credentials the current connection's WebSocket request was signed with expire.
+    std::optional<std::chrono::system_clock::time_point> signed_until_;
     ending ending_;
     mqtt::takeover_detector takeover_;
 

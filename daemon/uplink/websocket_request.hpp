@@ -5,8 +5,12 @@
 // authorizer's headers or query parameters).
 #pragma once
 
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -29,10 +33,21 @@ struct websocket_request_result {
     websocket_request request;
     std::error_code error;
     std::string detail;
+    // When the proof in the request stops being good (temporary AWS credentials expire): the
+    // uplink connects again, signed anew, shortly before (uplink::renewal_time()). None: never.
+    std::optional<std::chrono::system_clock::time_point> expires;
+    // Where the proof came from, for the log line of a connection ("AWS credentials AKIA… from
+    // file /etc/thingmux/aws-credentials [default]"); never a secret.
+    std::string source;
 };
 
+using websocket_request_handler = std::function<void(websocket_request_result)>;
+
 // Called by the uplink at the start of every attempt with transport: websocket, with the
-// endpoint's host name and port (what the request's Host header says). Empty: the defaults.
-using websocket_request_source = std::function<websocket_request_result(const std::string& host, std::uint16_t port)>;
+// endpoint's host name and port (what the request's Host header says). It runs `done` once, on
+// `io`, possibly inside the call (when nothing needs I/O) or later (the AWS IoT credentials
+// provider answered). Empty: the defaults.
+using websocket_request_source = std::function<void(boost::asio::io_context& io, const std::string& host,
+                                                    std::uint16_t port, websocket_request_handler done)>;
 
 }  // namespace thingmux::uplink

@@ -47,7 +47,8 @@ TEST(ConfigSigV4, EverySourceKind) {
                     "          role_alias: thingmux-role\n"
                     "          ca: /etc/thingmux/AmazonRootCA1.pem\n"
                     "      - iot_credentials_provider: {endpoint: c1x2.credentials.iot.eu-west-1.amazonaws.com, "
-                    "role_alias: other}\n"),
+                    "role_alias: other}\n"
+                    "    transport: websocket\n"),
               "t.yaml");
     ASSERT_TRUE(r.ok()) << all(r);
     EXPECT_TRUE(r.diagnostics.empty()) << all(r);
@@ -75,14 +76,19 @@ TEST(ConfigSigV4, EverySourceKind) {
     EXPECT_STREQ(to_string(s[2].type), "env");
 }
 
+TEST(ConfigSigV4, NeedsTheWebSocketTransport) {
+    expect_error(parse(sigv4("    auth: sigv4\n    aws_credentials: [env]\n"), "t.yaml"), "things[0].auth", 7, 11,
+                 "sigv4 signs a WebSocket connection", "transport: websocket");
+}
+
 TEST(ConfigSigV4, RegionComesFromTheEndpointWhenNotWritten) {
-    const auto r = parse(sigv4("    auth: sigv4\n    aws_credentials: [env]\n"), "t.yaml");
+    const auto r = parse(sigv4("    transport: websocket\n    auth: sigv4\n    aws_credentials: [env]\n"), "t.yaml");
     ASSERT_TRUE(r.ok()) << all(r);
     EXPECT_EQ(r.config->things.at(0).region, "");  // the signer reads it from the endpoint
     expect_error(parse(minimal + "    auth: sigv4\n    aws_credentials: [env]\n", "t.yaml"), "things[0].region", 7, 11,
                  "auth: sigv4 needs the AWS region, and endpoint 'broker.example.com' does not name one",
                  "write region:");
-    EXPECT_TRUE(parse(minimal + "    auth: sigv4\n    region: us-east-1\n    aws_credentials: [env]\n", "t.yaml").ok());
+    EXPECT_TRUE(parse(minimal + "    transport: websocket\n    auth: sigv4\n    region: us-east-1\n    aws_credentials: [env]\n", "t.yaml").ok());
     expect_error(parse(minimal + "    auth: sigv4\n    region: Europe\n    aws_credentials: [env]\n", "t.yaml"),
                  "things[0].region", 8, 13, "'Europe' is not an AWS region name");
 }
@@ -170,7 +176,7 @@ protected:
         std::ofstream(file) << "things:\n  - name: gw\n    endpoint: a-ats.iot.eu-west-1.amazonaws.com\n"
                             << "    ca: " << (dir_ / "ca.pem").string()
                             << "\n    cert: " << (dir_ / "cert.pem").string()
-                            << "\n    key: " << (dir_ / "key.pem").string() << "\n    auth: sigv4\n"
+                            << "\n    key: " << (dir_ / "key.pem").string() << "\n    transport: websocket\n    auth: sigv4\n"
                             << "    aws_credentials:\n"
                             << sources;
         return load_file(file);
@@ -199,7 +205,7 @@ TEST_F(ConfigSigV4Files, AMissingFileIsAnErrorWhenItIsTheOnlySource) {
     const auto* d = find(r, "things[0].aws_credentials[0].file");
     ASSERT_NE(d, nullptr) << all(r);
     EXPECT_FALSE(d->warning);
-    EXPECT_EQ(d->line, 9);
+    EXPECT_EQ(d->line, 10);
     EXPECT_EQ(d->message, "file " + missing.string() + " does not exist");
 }
 

@@ -4,6 +4,7 @@
 // refused upgrade (403: a signature refused, credentials expired) may pass with fresh ones.
 #include "daemon/uplink/error.hpp"
 #include "daemon/uplink/socket_transport.hpp"
+#include "daemon/uplink/uplink.hpp"
 #include "daemon/uplink/websocket_transport.hpp"
 
 #include <gtest/gtest.h>
@@ -58,3 +59,14 @@ TEST(UplinkWebSocketRequest, OnlyAnotherSubprotocolIsFatal) {
 
 }  // namespace
 }  // namespace thingmux::uplink
+
+TEST(RenewalDelay, SignsAnewShortlyBeforeTheCredentialsExpire) {
+    using namespace std::chrono_literals;
+    const auto now = std::chrono::system_clock::now();
+    // An hour's credentials: 150 s before; 20 s ones: an eighth of what is left (2.5 s) before.
+    EXPECT_EQ(thingmux::uplink::renewal_delay(now + 3600s, now), std::chrono::system_clock::duration(3450s));
+    EXPECT_EQ(thingmux::uplink::renewal_delay(now + 20s, now), std::chrono::system_clock::duration(17500ms));
+    // Too close to the expiry (or past it) to gain anything.
+    EXPECT_FALSE(thingmux::uplink::renewal_delay(now + 1s, now));
+    EXPECT_FALSE(thingmux::uplink::renewal_delay(now - 5s, now));
+}
