@@ -125,12 +125,7 @@ TEST(CustomAuthorizerTest, WrongTokenIsDeniedOncePerAttemptAndNothingPublishedIs
         ASSERT_TRUE(cloud.wait_ready());
         ipc_client app(daemon.socket_path());
         app.hello("while-denied");
-        std::vector<std::string> expected;
-        for (const auto& p : numbered(10, "denied-")) {
-            const auto r = app.publish("dt/gateway-01/x", p);
-            ASSERT_EQ(r.code, ipc::errc::spooled) << r.message;
-            expected.push_back("dt/gateway-01/x " + p);
-        }
+        const auto expected = publish_all(app, "dt/gateway-01/x", numbered(10, "denied-"), ipc::errc::spooled);
         // Once per attempt: as many denials as attempts ended (one more may be under way).
         const auto attempts = log_lines(daemon, "connecting to localhost:" + std::to_string(broker.login_port()));
         const auto reported = log_lines(daemon, denied);

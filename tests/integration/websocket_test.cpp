@@ -87,19 +87,7 @@ TEST_F(WebSocketTest, ReconnectsAfterTheFrontDiedAndLosesNothing) {
     wss_front front(broker, {});
     daemon_fixture daemon(broker, over(front));
     expect_round_trip(broker, daemon, 5);
-    observer_subscription cloud(broker, "dt/gateway-01/#", "observer-reconnect");
-    ASSERT_TRUE(cloud.wait_ready());
-    ipc_client app(daemon.socket_path());
-    ASSERT_TRUE(hello_connected(app, "while-down"));
-    front.kill();
-    std::vector<std::string> expected;
-    for (const auto& p : numbered(30, "offline-")) {
-        const auto r = app.publish("dt/gateway-01/y", p, 1);
-        ASSERT_TRUE(ipc::accepted(r.code)) << r.message;  // spooled while the front is away
-        expected.push_back("dt/gateway-01/y " + p);
-    }
-    front.start();
-    EXPECT_EQ(cloud.wait_for_all(expected, 30'000), 0U) << read_file(daemon.log_file());
+    expect_nothing_lost_while_front_down(broker, daemon, front);
     const auto upgrades = front.upgrades();
     ASSERT_GE(upgrades.size(), 2U);
     expect_mqtt_upgrade(upgrades.back(), front.port());

@@ -32,6 +32,20 @@ void expect_round_trip(const broker_fixture& broker, daemon_fixture& daemon, int
     EXPECT_EQ(cloud.wait_for_all(expected, 20'000), 0U) << "messages to the cloud lost on the way";
 }
 
+std::vector<std::string> publish_all(ipc_client& app, const std::string& topic,
+                                     const std::vector<std::string>& payloads, std::optional<ipc::errc> must_be) {
+    std::vector<std::string> expected;
+    for (const auto& p : payloads) {
+        const auto r = app.publish(topic, p, 1);
+        EXPECT_TRUE(ipc::accepted(r.code)) << p << ": " << r.message;
+        if (must_be) {
+            EXPECT_EQ(r.code, *must_be) << p << ": " << r.message;
+        }
+        expected.push_back(topic + " " + p);
+    }
+    return expected;
+}
+
 std::size_t log_lines(const daemon_fixture& d, const std::string& text) {
     std::ifstream in(d.log_file());
     std::size_t n = 0;

@@ -9,7 +9,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace thingmux::test {
 
@@ -18,6 +20,13 @@ namespace thingmux::test {
 // missing). `app_name` names the app in its hello.
 void expect_round_trip(const broker_fixture& broker, daemon_fixture& daemon, int n, std::uint8_t qos = 1,
                        const std::string& app_name = "round-trip", const std::string& thing = "gateway-01");
+
+// Publishes each of `payloads` at QoS 1 to `topic` from `app` (e.g. while the Thing's link is
+// down), each expected to be accepted, and with `must_be` to get exactly that code (e.g.
+// ipc::errc::spooled). Returns what the cloud is to receive, as observer_subscription's lines.
+[[nodiscard]] std::vector<std::string> publish_all(ipc_client& app, const std::string& topic,
+                                                   const std::vector<std::string>& payloads,
+                                                   std::optional<ipc::errc> must_be = std::nullopt);
 
 // Lines of the daemon's log that hold `text`.
 [[nodiscard]] std::size_t log_lines(const daemon_fixture& d, const std::string& text);

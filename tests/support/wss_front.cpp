@@ -1,6 +1,9 @@
 #include "tests/support/wss_front.hpp"
 
 #include "tests/support/process_inl.hpp"
+#include "tests/support/round_trip.hpp"
+
+#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -80,6 +83,19 @@ std::vector<std::string> wss_front::upgrades() const {
     std::ifstream in(dir_ / "upgrades.jsonl");
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     return lines;
+}
+
+void expect_nothing_lost_while_front_down(const broker_fixture& broker, daemon_fixture& daemon, wss_front& front,
+                                          const std::function<void()>& while_down) {
+    observer_subscription cloud(broker, "dt/gateway-01/#", "observer-front-down");
+    ASSERT_TRUE(cloud.wait_ready());
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "while-front-down"));
+    front.kill();
+    const auto expected = publish_all(app, "dt/gateway-01/y", numbered(30, "offline-"));
+    if (while_down) while_down();
+    front.start();
+    EXPECT_EQ(cloud.wait_for_all(expected, 30'000), 0U) << read_file(daemon.log_file());
 }
 
 }  // namespace thingmux::test

@@ -9,10 +9,12 @@
 #pragma once
 
 #include "tests/support/broker_fixture.hpp"
+#include "tests/support/daemon_fixture.hpp"
 #include "tests/support/process.hpp"
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,5 +56,11 @@ private:
     std::uint16_t port_ = 0;
     std::optional<child_process> relay_;
 };
+
+// The front dies with the daemon's connected WebSocket; an app publishes 30 messages at QoS 1
+// meanwhile (spooled), `while_down` runs, and the front starts again: every message must reach
+// the cloud after the daemon's reconnection (gtest failures otherwise).
+void expect_nothing_lost_while_front_down(const broker_fixture& broker, daemon_fixture& daemon, wss_front& front,
+                                          const std::function<void()>& while_down = {});
 
 }  // namespace thingmux::test
