@@ -125,6 +125,7 @@ struct aws_credential_source {
     // iot_credentials_provider: PREFIX.credentials.iot.REGION.amazonaws.com, the role alias, and
     // the CA file of the provider's certificate (empty: the Thing's ca).
     std::string endpoint;
+    std::uint16_t port = 443;  // written as endpoint: HOST:PORT (a stand-in of the provider)
     std::string role_alias;
     std::filesystem::path ca;
     source_location where;  // the list entry

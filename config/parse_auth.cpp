@@ -66,11 +66,25 @@ std::optional<aws_credential_source> parser::parse_credentials_provider(const YA
                "(aws iot describe-endpoint --endpoint-type iot:CredentialProvider)");
         ok = false;
     } else if (auto v = string(endpoint->value, p("endpoint"))) {
-        if (v->find("://") != std::string::npos || v->find('/') != std::string::npos) {
-            error(endpoint->value, p("endpoint"), "'" + *v + "' is not a host name", "write only the host name");
+        // HOST or HOST:PORT (AWS's endpoint listens on 443; another port is for a stand-in).
+        const auto colon = v->rfind(':');
+        const auto host = colon == std::string::npos ? *v : v->substr(0, colon);
+        const auto port_text = colon == std::string::npos ? std::string() : v->substr(colon + 1);
+        const bool port_ok = colon == std::string::npos ||
+                             (!port_text.empty() && port_text.size() <= 5 &&
+                              std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                              std::stoul(port_text) >= 1 && std::stoul(port_text) <= 65535);
+        if (host.empty() || v->find("://") != std::string::npos || v->find('/') != std::string::npos ||
+            host.find(':') != std::string::npos) {
+            error(endpoint->value, p("endpoint"), "'" + *v + "' is not a host name",
+                  "write only the host name (and :PORT when it is not 443)");
+            ok = false;
+        } else if (!port_ok) {
+            error(endpoint->value, p("endpoint"), "'" + port_text + "' is not a port", "a port is 1 to 65535");
             ok = false;
         } else {
-            s.endpoint = *v;
+            s.endpoint = host;
+            if (colon != std::string::npos) s.port = static_cast<std::uint16_t>(std::stoul(port_text));
         }
     } else {
         ok = false;

@@ -239,7 +239,7 @@ hub::thing_setup setup_of(const config::thing& t) {
         // The sources are read at every attempt; a reload that changes them reconnects.
         fp += "\nsigv4 " + t.region;
         for (const auto& s : t.aws_credentials) {
-            fp += '\n' + std::string(to_string(s.type)) + ' ' + s.file.string() + ' ' + s.profile + ' ' + s.endpoint + ' ' +
+            fp += '\n' + std::string(to_string(s.type)) + ' ' + s.file.string() + ' ' + s.profile + ' ' + s.endpoint + ':' + std::to_string(s.port) + ' ' +
                   s.role_alias + ' ' + s.ca.string();
         }
     }

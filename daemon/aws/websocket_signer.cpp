@@ -70,6 +70,7 @@ private:
         iot_credentials_settings s;
         s.thing_name = thing_name_;
         s.endpoint = source.endpoint;
+        s.port = source.port;
         s.role_alias = source.role_alias;
         s.tls = identity_.tls;
         s.tls.alpn.clear();

@@ -143,6 +143,25 @@ TEST(ConfigSigV4, ProviderNeedsEndpointAndRoleAlias) {
                  "things[0].aws_credentials[0].iot_credentials_provider.endpoint", 10, 21, "is not a host name");
     expect_error(parse(sigv4(head + "          endpoint: e.example.com\n          role_alias: \"a b\"\n"), "t.yaml"),
                  "things[0].aws_credentials[0].iot_credentials_provider.role_alias", 11, 23, "is not a role alias");
+    for (const char* port : {"0", "65536", "x1", ""}) {
+        expect_error(parse(sigv4(head + "          endpoint: \"e.example.com:" + port + "\"\n          role_alias: r\n"),
+                           "t.yaml"),
+                     "things[0].aws_credentials[0].iot_credentials_provider.endpoint", 10, 21, "is not a port");
+    }
+}
+
+TEST(ConfigSigV4, ProviderPortIs443UnlessWritten) {
+    const auto head = std::string("    transport: websocket\n    auth: sigv4\n    aws_credentials:\n");
+    const auto r = parse(sigv4(head + "      - iot_credentials_provider: {endpoint: e.example.com, role_alias: r}\n"
+                                      "      - iot_credentials_provider: {endpoint: \"localhost:8443\", role_alias: r}\n"),
+                         "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    const auto& s = r.config->things.at(0).aws_credentials;
+    ASSERT_EQ(s.size(), 2U);
+    EXPECT_EQ(s[0].endpoint, "e.example.com");
+    EXPECT_EQ(s[0].port, 443);
+    EXPECT_EQ(s[1].endpoint, "localhost");
+    EXPECT_EQ(s[1].port, 8443);
 }
 
 TEST(ConfigSigV4, SecretsWrittenInlineAreRefusedWithoutBeingRepeated) {
