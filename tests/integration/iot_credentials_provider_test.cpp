@@ -295,7 +295,12 @@ TEST(IotCredentialsProvider, EndlessAnswerIsCutOffWithinBoundedMemory) {
     expect_failure(r, c, errc::credentials_provider_bad_answer);
     EXPECT_NE(c.provider->last_error().find("body is larger than 64 KiB"), std::string::npos)
         << c.provider->last_error();
+#ifndef THINGMUX_SANITIZED  // under ASan, VmRSS measures its quarantine and shadow memory
     EXPECT_LT(rss_after, rss_before + 8 * 1024 * 1024) << "the answer was buffered beyond its limit";
+#else
+    (void)rss_before;
+    (void)rss_after;
+#endif
     // The client hung up: the server stopped long before the 256 MiB it would send.
     ASSERT_TRUE(eventually([&] { return !provider.records().empty(); }, 15'000));
     EXPECT_EQ(provider.records()[0].note.rfind("huge: ", 0), 0U) << provider.records()[0].note;

@@ -147,7 +147,9 @@ TEST_F(WebSocketTest, AnOversizedMessageIsRefusedWithBoundedMemory) {
         << read_file(daemon.log_file());
     const auto peak = peak_resident_bytes(daemon.pid());
     EXPECT_GT(peak, 0U);
+#ifndef THINGMUX_SANITIZED  // under ASan, the peak measures its shadow memory and quarantine
     EXPECT_LT(peak, 64U * 1024 * 1024) << "the daemon's peak resident memory";
+#endif
 }
 
 // A refusal with a 1 MiB body: the answer is refused past 16 KiB, not read whole.
