@@ -45,7 +45,7 @@ private:
         if (r.what == chain_result::outcome::found) return done(sign(host, r.found, r.source_name));
         if (r.what == chain_result::outcome::nothing)
             return done(uplink::websocket_request_result{
-                .request = {}, .error = r.error(), .detail = r.describe(), .expires = {}, .source = {}});
+                .request = {}, .error = r.error(), .detail = r.describe(), .expires = {}});
         const auto index = r.source;
         auto provider = provider_for(io, index);
         provider->async_get([self = shared_from_this(), &io, host, index, r = std::move(r), provider,
@@ -58,7 +58,7 @@ private:
             auto next = self->chain_.resolve(index + 1, std::move(tried));
             if (next.what == chain_result::outcome::nothing && uplink::is_fatal(ec))
                 return done(uplink::websocket_request_result{
-                    .request = {}, .error = ec, .detail = next.describe(), .expires = {}, .source = {}});
+                    .request = {}, .error = ec, .detail = next.describe(), .expires = {}});
             self->resolve(io, host, std::move(next), std::move(done));
         });
     }
@@ -89,14 +89,12 @@ private:
                     .error = presigned.error,
                     .detail = "AWS credentials " + key_id_hint(c.access_key_id) + " from " + source_name +
                               " cannot sign the WebSocket request: " + presigned.error.message(),
-                    .expires = {},
-                    .source = {}};
+                    .expires = {}};
         }
         return {.request = {.target = std::move(presigned.target), .headers = {}, .refusal_advice = refusal_advice},
                 .error = {},
                 .detail = {},
-                .expires = c.expiration,
-                .source = "AWS credentials " + key_id_hint(c.access_key_id) + " from " + source_name};
+                .expires = c.expiration};
     }
 
     std::string thing_name_;

@@ -36,9 +36,6 @@ struct websocket_request_result {
     // When the proof in the request stops being good (temporary AWS credentials expire): the
     // uplink connects again, signed anew, shortly before (uplink::renewal_time()). None: never.
     std::optional<std::chrono::system_clock::time_point> expires;
-    // Where the proof came from, for the log line of a connection ("AWS credentials AKIA… from
-    // file /etc/thingmux/aws-credentials [default]"); never a secret.
-    std::string source;
 };
 
 using websocket_request_handler = std::function<void(websocket_request_result)>;
