@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
@@ -218,6 +219,37 @@ void check_aws_credentials(const thing& t, const std::string& thing_path, std::v
 
 }  // namespace
 
+// provisioning and rotation: the claim certificate and key are read like the Thing's own; the
+// Thing's cert and key may be missing before provisioning, and their directories must take the
+// new files (as the calling process: run it with the daemon's credentials).
+void check_identity_files(const thing& t, const std::string& thing_path, std::vector<diagnostic>& out,
+                          const std::string& file_name) {
+    const auto at = [&](const std::string& key) {
+        const auto f = t.fields.find(key);
+        return f != t.fields.end() ? f->second : t.where;
+    };
+    if (t.provisioning) {
+        (void)check_file(out, file_name, thing_path + ".provisioning.claim_cert", at("provisioning.claim_cert"),
+                         t.provisioning->claim_cert, {});
+        (void)check_file(out, file_name, thing_path + ".provisioning.claim_key", at("provisioning.claim_key"),
+                         t.provisioning->claim_key, "private key");
+    }
+    for (const auto& [key, file] : {std::pair{std::string("cert"), &t.cert}, {std::string("key"), &t.key}}) {
+        if (file->empty() || file->string().starts_with(credential_prefix)) continue;
+        const auto dir = file->parent_path();
+        if (::access(dir.c_str(), W_OK) != 0) {
+            const int e = errno;
+            const auto where = at(key);
+            out.push_back(diagnostic{file_name, where.line, where.column, thing_path + "." + key,
+                                     "cannot write the Thing's new " + std::string(key == "cert" ? "certificate" : "key") +
+                                         " into " + dir.string() + ": " + std::strerror(e),
+                                     "provisioning and rotation write there: create the directory, owned by thingmuxd's "
+                                     "user (e.g. /var/lib/thingmux/identity, mode 0700)",
+                                     false});
+        }
+    }
+}
+
 void check_files(const configuration& config, std::vector<diagnostic>& out, const std::string& file_name) {
     check_password_file(config.mqtt, out, file_name);
     for (std::size_t i = 0; i < config.things.size(); ++i) {
@@ -237,10 +269,14 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
               {"custom_authorizer.password", &t.custom_authorizer.password, "custom authorizer password file"}}) {
             const auto f = t.fields.find(key);
             if (file->empty()) continue;  // not written or not valid: parse() reported it
+            // Not there yet: provisioning writes them.
+            std::error_code ignored;
+            if (t.provisioning && (file == &t.cert || file == &t.key) && !std::filesystem::exists(*file, ignored)) continue;
             const auto at = f != t.fields.end() ? f->second : t.where;
             (void)check_file(out, file_name, thing_path + "." + std::string(key), at, *file, secret);
         }
         check_aws_credentials(t, thing_path, out, file_name);
+        if (t.provisioning || t.rotation) check_identity_files(t, thing_path, out, file_name);
     }
 }
 

@@ -109,6 +109,30 @@ struct custom_authorizer_settings {
     std::filesystem::path password;   // the MQTT password; empty: none
 };
 
+// How a Thing gets a new certificate for a key it generates (docs/identity.md): AWS IoT's
+// CreateCertificateFromCsr, then, with a template, RegisterThing (fleet provisioning MQTT API).
+enum class generated_key { ec_p256, rsa_2048 };
+[[nodiscard]] const char* to_string(generated_key v) noexcept;  // "ec-p256", "rsa-2048"
+
+struct enrollment_settings {
+    std::string template_name;  // RegisterThing's provisioning template; empty: none (rotation only)
+    std::map<std::string, std::string, std::less<>> parameters;  // the template's parameters, ${thing} expanded
+    generated_key key_type = generated_key::ec_p256;
+    std::chrono::milliseconds timeout{30'000};  // for each answer of AWS IoT
+};
+
+// provisioning: the Thing starts with a claim certificate and no certificate of its own; cert and
+// key name where the provisioned identity is written.
+struct provisioning_settings : enrollment_settings {
+    std::filesystem::path claim_cert;
+    std::filesystem::path claim_key;
+};
+
+// rotation: a new key and certificate before the current certificate expires (or on request).
+struct rotation_settings : enrollment_settings {
+    std::chrono::seconds before_expiry{std::chrono::hours{24 * 30}};
+};
+
 // One entry of a Thing's aws_credentials (auth: sigv4): where AWS credentials come from. The
 // entries are tried in the order written, at each connection attempt; the first that gives
 // credentials is used. Secrets are never written in the configuration itself.
@@ -161,6 +185,8 @@ struct thing {
     proxy_settings proxy;
     std::string region;  // auth sigv4: as written; empty: the endpoint's (common/aws_region.hpp)
     std::vector<aws_credential_source> aws_credentials;  // auth sigv4: at least one
+    std::optional<provisioning_settings> provisioning;  // none: the certificate is installed by other means
+    std::optional<rotation_settings> rotation;          // none: only on request (D-Bus RotateCertificate)
     thing_limits limits;
     source_location where;             // the list entry ("- name: ...")
     // Location of each key written in the file ("cert", "limits.max_payload", ...), for messages

@@ -51,11 +51,12 @@ std::string host_problem(const std::string& host) {
     return {};
 }
 
-constexpr std::array<std::string_view, 23> thing_keys{
+constexpr std::array<std::string_view, 25> thing_keys{
     "name",           "endpoint", "port",         "client_id",       "protocol",          "ca",
     "cert",           "key",      "alpn",         "keep_alive",      "session_expiry",    "backoff",
     "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca",
-    "auth",           "region",   "aws_credentials", "custom_authorizer", "transport"};
+    "auth",           "region",   "aws_credentials", "custom_authorizer", "transport",
+    "provisioning",   "rotation"};
 constexpr std::array<std::string_view, 15> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
@@ -64,6 +65,12 @@ constexpr std::array<std::string_view, 15> limit_keys{"max_payload",         "ma
 constexpr std::array<std::string_view, 2> backoff_keys{"base", "cap"};
 
 }  // namespace
+
+bool parser::only_thing_variable(std::string_view text) {
+    std::string others(text);
+    for (std::size_t at; (at = others.find("${thing}")) != std::string::npos;) others.erase(at, 8);
+    return others.find("${") == std::string::npos;
+}
 
 thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
     thing t;
@@ -143,6 +150,7 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
         error(written->value, p(cert != nullptr ? "cert" : "key"), "cert and key go together",
               "write both (a client certificate with its key) or neither");
     }
+    parse_identity(*f, path, t);
     if (const auto* x = find(*f, "alpn")) {
         t.alpn = string_list(x->value, p("alpn"), "[x-amzn-mqtt-ca]");
         for (const auto& a : t.alpn) {
@@ -158,9 +166,7 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
         // ${thing} is the one variable with a meaning here; the filters are the Thing's, not an app's.
         for (auto& filter : filter_list(x->value, p("local_topics"))) {
             auto expanded = expand(filter, {.thing = t.name, .unit = {}, .user = {}, .uid = {}});
-            std::string others = filter;
-            for (std::size_t at; (at = others.find("${thing}")) != std::string::npos;) others.erase(at, 8);
-            if (others.find("${") != std::string::npos)
+            if (!only_thing_variable(filter))
                 error(x->value, p("local_topics"), "'" + filter + "' uses a variable other than ${thing}",
                       "local topics belong to the Thing: only ${thing} can be expanded here");
             else if (expanded.starts_with("$share/"))

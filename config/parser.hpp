@@ -132,6 +132,9 @@ public:
 
     bool check_filter(const YAML::Node& node, const std::string& path, const std::string& filter);
 
+    // Whether `text` uses no variable but ${thing} (a Thing's own settings know no other).
+    [[nodiscard]] static bool only_thing_variable(std::string_view text);
+
     configuration parse_root(const YAML::Node& root);
 
 private:
@@ -147,6 +150,10 @@ private:
     // value was refused.
     void parse_custom_authorizer(const fields& f, const std::string& path, thing& t, const field* auth,
                                  bool auth_written_wrong);
+    // provisioning and rotation of a Thing's keys `f` (parse_identity.cpp), after its cert and key.
+    void parse_identity(const fields& f, const std::string& path, thing& t);
+    void parse_parameters(const YAML::Node& node, const std::string& path, const thing& t, enrollment_settings& e);
+    void parse_enrollment(const fields& f, const std::string& path, const thing& t, enrollment_settings& e);
     std::optional<aws_credential_source> parse_aws_source(const YAML::Node& node, const std::string& path);
     std::optional<aws_credential_source> parse_credentials_provider(const YAML::Node& node, const std::string& path);
     app_rule parse_app(const YAML::Node& node, const std::string& path, const std::vector<thing>& things);
