@@ -31,8 +31,9 @@ void require(bool condition) {
 template <class T>
 void check_error(const result<T>& r) {
     if (r) return;
-    require(!r.error().detail.empty());
-    require(std::none_of(r.error().detail.begin(), r.error().detail.end(),
+    const auto detail = r.error().detail;  // error() returns a copy: take one
+    require(!detail.empty());
+    require(std::none_of(detail.begin(), detail.end(),
                          [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == '\x7f'; }));
 }
 
