@@ -27,10 +27,12 @@ std::string hex_byte(std::uint8_t b) {
 
 const char* step_name(enrollment_step step) noexcept {
     switch (step) {
+        case enrollment_step::key: return "preparing the key and its CSR";
         case enrollment_step::request: return "preparing the request";
         case enrollment_step::subscribe: return "subscribing to the answer topics";
         case enrollment_step::create_certificate: return "CreateCertificateFromCsr";
         case enrollment_step::register_thing: return "RegisterThing";
+        case enrollment_step::store: return "storing the new certificate and key";
     }
     return "enrollment";
 }
@@ -113,6 +115,14 @@ enrollment_actions enrollment::timeout() {
         case state::finished: break;
     }
     return {};
+}
+
+enrollment_actions enrollment::stop(std::string_view why) {
+    if (state_ == state::finished) return {};
+    const auto step = state_ == state::idle          ? enrollment_step::request
+                      : state_ == state::subscribing ? enrollment_step::subscribe
+                                                     : current_step();
+    return fail(step, "stopped: " + text::printable(why), true);
 }
 
 bool enrollment::wants(std::string_view topic) const {

@@ -9,7 +9,7 @@
 //                   -> publish(RegisterThing request)    or, without a template:
 //                   -> unsubscribe(all), done(result)
 //   message(provision/json/accepted) -> unsubscribe(all), done(result)
-//   a rejection, a SUBACK failure, a failed publish, an unreadable answer or timeout()
+//   a rejection, a SUBACK failure, a failed publish, an unreadable answer, timeout() or stop()
 //                   -> unsubscribe(all) (when subscribed), failed(error)
 // Messages on other topics are ignored. After done/failed every event is ignored. The caller
 // arms a timer whenever it carries out a subscribe or a publish action, and calls timeout() when
@@ -49,7 +49,14 @@ struct enrollment_result {
 };
 
 // The step that failed.
-enum class enrollment_step : std::uint8_t { request, subscribe, create_certificate, register_thing };
+enum class enrollment_step : std::uint8_t {
+    key,                 // preparing the key and its CSR (the runner)
+    request,             // checking what is to be sent
+    subscribe,
+    create_certificate,
+    register_thing,
+    store,               // writing the new certificate and key (the runner)
+};
 
 struct enrollment_error {
     enrollment_step step = enrollment_step::request;
@@ -98,6 +105,8 @@ public:
     [[nodiscard]] enrollment_actions message(std::string_view topic, std::string_view payload);
     // The caller's timer fired while waiting.
     [[nodiscard]] enrollment_actions timeout();
+    // The caller gives up (the session is gone, the daemon stops): fails with `why`, transient.
+    [[nodiscard]] enrollment_actions stop(std::string_view why);
 
     // Whether `topic` is one this enrollment reads (for routing messages to it).
     [[nodiscard]] bool wants(std::string_view topic) const;

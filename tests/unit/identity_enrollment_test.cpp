@@ -279,6 +279,15 @@ TEST(IdentityEnrollment, BadRequestsFailBeforeAnythingIsSent) {
     EXPECT_EQ(seen.subscribes, 0);
 }
 
+TEST(IdentityEnrollment, StopFailsTransientlyAndUnsubscribes) {
+    driven d(provisioning());
+    d.seen.take(d.machine.stop("the connection to AWS IoT was lost"));
+    d.expect_failed(enrollment_step::create_certificate, "stopped: the connection to AWS IoT was lost", true);
+    EXPECT_EQ(d.seen.unsubscribes, 1);
+    d.seen.take(d.machine.stop("again"));
+    EXPECT_EQ(d.seen.fails, 1);
+}
+
 TEST(IdentityEnrollment, EventsAfterTheEndAndASecondStartAreIgnored) {
     driven d(rotation());
     d.seen.take(d.machine.message(create_topic + "/accepted", created));
