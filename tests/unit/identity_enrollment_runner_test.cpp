@@ -4,7 +4,6 @@
 // The fake answers inside the runner's own calls (subscribe, publish) to show it copes with that.
 #include "daemon/identity/enrollment_runner.hpp"
 
-#include "common/regular_file.hpp"
 #include "identity_test_support.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -13,7 +12,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <optional>
 
@@ -90,17 +88,9 @@ private:
 class IdentityEnrollmentRunner : public ::testing::Test {
 protected:
     void SetUp() override {
-        std::string pattern = (fs::temp_directory_path() / "thingmux-identity-runner-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-        dir_ = pattern;
-        paths_ = {dir_ / "cert.pem", dir_ / "key.pem"};
-        auto key = generate_key().value();
-        old_key_ = std::string(key.view());
-        old_cert_ = ca_.issue(make_csr(old_key_, "gw-7").value());
-        std::ofstream(paths_.key) << old_key_;
-        std::ofstream(paths_.cert) << old_cert_;
+        std::ofstream(paths_.key) << old_.key;
+        std::ofstream(paths_.cert) << old_.cert;
     }
-    void TearDown() override { fs::remove_all(dir_); }
 
     enrollment_outcome run(enrollment_request request, create_answer answer, std::optional<std::string> stop_with = {}) {
         boost::asio::io_context io;
@@ -126,17 +116,18 @@ protected:
         session.runner.reset();
         return outcome.value_or(enrollment_error{enrollment_step::request, "no completion", false});
     }
-    static std::string read(const fs::path& p) { return files::read_regular(p, 1 << 20).bytes; }
+    static std::string read(const fs::path& p) { return test::read_file(p); }
     void expect_old_pair_untouched() {
-        EXPECT_EQ(read(paths_.key), old_key_);
-        EXPECT_EQ(read(paths_.cert), old_cert_);
+        EXPECT_EQ(read(paths_.key), old_.key);
+        EXPECT_EQ(read(paths_.cert), old_.cert);
         EXPECT_FALSE(fs::exists(pending_path(paths_.cert)));
     }
 
     test::test_ca ca_;
-    fs::path dir_;
-    identity_paths paths_;
-    std::string old_key_, old_cert_, register_payload_;
+    test::temp_dir dir_{"thingmux-identity-runner"};
+    identity_paths paths_{dir_.path() / "cert.pem", dir_.path() / "key.pem"};
+    test::test_ca::key_and_cert old_ = ca_.issue_pair("gw-7");
+    std::string register_payload_;
     int publishes_ = 0;
 };
 
@@ -153,7 +144,7 @@ TEST_F(IdentityEnrollmentRunner, ProvisioningCommitsAMatchingPair) {
     EXPECT_EQ(publishes_, 2);
     EXPECT_EQ(register_payload_, R"({"certificateOwnershipToken":"tok","parameters":{"SerialNumber":"7"}})");
     EXPECT_EQ(read(paths_.cert), outcome->certificate_pem);
-    EXPECT_NE(read(paths_.key), old_key_);
+    EXPECT_NE(read(paths_.key), old_.key);
     EXPECT_TRUE(key_matches_certificate(read(paths_.key), read(paths_.cert)).value());
     EXPECT_FALSE(fs::exists(pending_path(paths_.key)));
     EXPECT_FALSE(fs::exists(pending_path(paths_.cert)));

@@ -3,7 +3,6 @@
 // recover() ends with the old pair or the new pair, both matching, and that it is idempotent.
 #include "daemon/identity/identity_files.hpp"
 
-#include "common/regular_file.hpp"
 #include "identity_test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -11,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 
 namespace thingmux::identity {
@@ -19,30 +17,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct pair {
-    std::string key;
-    std::string cert;
-};
+using pair = test::test_ca::key_and_cert;
 
 class IdentityFiles : public ::testing::Test {
 protected:
-    void SetUp() override {
-        std::string pattern = (fs::temp_directory_path() / "thingmux-identity-files-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-        dir_ = pattern;
-        paths_ = {dir_ / "thing.cert.pem", dir_ / "thing.key.pem"};
-        old_ = make_pair();
-        fresh_ = make_pair();
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-
-    pair make_pair() {
-        auto key = generate_key().value();
-        const std::string pem(key.view());
-        return {pem, ca_.issue(make_csr(pem, "gw-1").value())};
-    }
+    pair make_pair() { return ca_.issue_pair("gw-1"); }
     static void write(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
-    static std::string read(const fs::path& p) { return files::read_regular(p, 1 << 20).bytes; }
+    static std::string read(const fs::path& p) { return test::read_file(p); }
     void install_old() {
         write(paths_.cert, old_.cert);
         write(paths_.key, old_.key);
@@ -67,10 +48,11 @@ protected:
     }
 
     test::test_ca ca_;
-    fs::path dir_;
-    identity_paths paths_;
-    pair old_;
-    pair fresh_;
+    test::temp_dir temp_{"thingmux-identity-files"};
+    fs::path dir_ = temp_.path();
+    identity_paths paths_{dir_ / "thing.cert.pem", dir_ / "thing.key.pem"};
+    pair old_ = make_pair();
+    pair fresh_ = make_pair();
 };
 
 TEST_F(IdentityFiles, CommitInstallsTheNewPairWithItsModes) {

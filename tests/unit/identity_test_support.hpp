@@ -1,12 +1,18 @@
-// A certificate authority made at test time for the identity tests: it issues a certificate for
-// a CSR as AWS IoT's CreateCertificateFromCsr does (subject and public key from the CSR).
+// Support for the identity tests: a certificate authority made at test time, which issues a
+// certificate for a CSR as AWS IoT's CreateCertificateFromCsr does (subject and public key from
+// the CSR), and a directory of the test's own for identity files.
 #pragma once
+
+#include "common/regular_file.hpp"
+#include "daemon/identity/key_material.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -48,9 +54,40 @@ public:
         return std::string(data, static_cast<std::size_t>(size));
     }
 
+    // A new key (PEM) and a certificate for it.
+    struct key_and_cert {
+        std::string key;
+        std::string cert;
+    };
+    [[nodiscard]] key_and_cert issue_pair(std::string_view common_name) const {
+        auto key = generate_key().value();
+        return {std::string(key.view()), issue(make_csr(key.view(), common_name).value())};
+    }
+
 private:
     std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key_;
     mutable long serial_ = 0;
 };
+
+// A new directory under the temporary directory, removed with its contents at the end.
+class temp_dir {
+public:
+    explicit temp_dir(const std::string& prefix) {
+        std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+        if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("cannot make " + pattern);
+        path_ = pattern;
+    }
+    ~temp_dir() { std::filesystem::remove_all(path_); }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+
+private:
+    std::filesystem::path path_;
+};
+
+inline std::string read_file(const std::filesystem::path& p) {
+    return files::read_regular(p, 1 << 20).bytes;
+}
 
 }  // namespace thingmux::identity::test
