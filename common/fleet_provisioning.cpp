@@ -25,9 +25,8 @@ error fail(errc code, std::string detail) {
 
 // PEM is ASCII text: printable characters and line ends only.
 bool pem_text(std::string_view s) noexcept {
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\r' || c == '\t';
-    });
+    return std::all_of(s.begin(), s.end(),
+                       [](char c) { return (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\r' || c == '\t'; });
 }
 
 // A PEM block of the given header (leading white space allowed) in text of at most `max` bytes.
@@ -48,9 +47,9 @@ bool alphanumeric(char c) noexcept {
 
 result<json::object> parse_object(std::string_view payload) {
     if (payload.size() > max_payload_bytes)
-        return fail(errc::payload_too_large,
-                    "the answer has " + std::to_string(payload.size()) + " bytes, more than the " +
-                        std::to_string(max_payload_bytes / 1024) + " KiB accepted");
+        return fail(errc::payload_too_large, "the answer has " + std::to_string(payload.size()) +
+                                                 " bytes, more than the " + std::to_string(max_payload_bytes / 1024) +
+                                                 " KiB accepted");
     boost::system::error_code ec;
     json::parse_options options;
     options.max_depth = max_json_depth;
@@ -112,8 +111,9 @@ topics register_thing_topics(std::string_view template_name) {
 
 result<std::string> encode_create_certificate_request(std::string_view csr_pem) {
     if (!pem_of(csr_pem, csr_header, max_csr_pem_bytes))
-        return fail(errc::bad_request, "the certificate signing request is not a PEM \"CERTIFICATE REQUEST\" of at most " +
-                                           std::to_string(max_csr_pem_bytes) + " bytes");
+        return fail(errc::bad_request,
+                    "the certificate signing request is not a PEM \"CERTIFICATE REQUEST\" of at most " +
+                        std::to_string(max_csr_pem_bytes) + " bytes");
     return json::serialize(json::object{{"certificateSigningRequest", csr_pem}});
 }
 
@@ -123,7 +123,8 @@ result<created_certificate> decode_create_certificate_accepted(std::string_view 
     auto id = string_field(*doc, "certificateId", max_certificate_id_bytes);
     if (!id) return id.error();
     if (id->empty() || !std::all_of(id->begin(), id->end(), alphanumeric))
-        return fail(errc::bad_field, "certificateId \"" + text::printable(*id, 64) + "\" is not an id (letters and digits)");
+        return fail(errc::bad_field,
+                    "certificateId \"" + text::printable(*id, 64) + "\" is not an id (letters and digits)");
     auto pem = string_field(*doc, "certificatePem", max_certificate_pem_bytes);
     if (!pem) return pem.error();
     if (!pem_of(*pem, certificate_header, max_certificate_pem_bytes))
@@ -136,7 +137,8 @@ result<created_certificate> decode_create_certificate_accepted(std::string_view 
 }
 
 result<std::string> encode_register_thing_request(std::string_view ownership_token, const string_map& parameters) {
-    if (ownership_token.empty() || ownership_token.size() > max_ownership_token_bytes || !visible_ascii(ownership_token))
+    if (ownership_token.empty() || ownership_token.size() > max_ownership_token_bytes ||
+        !visible_ascii(ownership_token))
         return fail(errc::bad_request, "the certificate ownership token is empty, too long or not visible ASCII");
     if (auto why = map_problem(parameters, "parameters", max_parameters); !why.empty())
         return fail(errc::bad_request, std::move(why));
@@ -155,7 +157,8 @@ result<registered_thing> decode_register_thing_accepted(std::string_view payload
     auto name = string_field(*doc, "thingName", iot_credentials::max_thing_name_bytes);
     if (!name) return name.error();
     if (!iot_credentials::valid_thing_name(*name))
-        return fail(errc::bad_field, "thingName \"" + text::printable(*name, 64) + "\" is not a Thing name AWS IoT accepts");
+        return fail(errc::bad_field,
+                    "thingName \"" + text::printable(*name, 64) + "\" is not a Thing name AWS IoT accepts");
     registered_thing thing{std::string(*name), {}};
     if (const auto* config = doc->if_contains("deviceConfiguration"); config != nullptr && !config->is_null()) {
         if (!config->is_object()) return fail(errc::bad_field, "deviceConfiguration is not an object");

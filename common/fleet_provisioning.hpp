@@ -58,10 +58,10 @@ struct topics {
 
 // Why a request could not be made or an answer could not be read.
 enum class errc : std::uint8_t {
-    bad_request = 1,   // a request's own input is unusable (CSR, token, template name, parameters)
-    payload_too_large, // an answer over max_payload_bytes
-    not_json,          // not a JSON document (or nested deeper than max_json_depth)
-    bad_field,         // a field missing, of the wrong type, too long or with characters it cannot hold
+    bad_request = 1,    // a request's own input is unusable (CSR, token, template name, parameters)
+    payload_too_large,  // an answer over max_payload_bytes
+    not_json,           // not a JSON document (or nested deeper than max_json_depth)
+    bad_field,          // a field missing, of the wrong type, too long or with characters it cannot hold
 };
 
 // What went wrong, for people: "certificatePem is not a PEM certificate". Text from the answer

@@ -27,12 +27,18 @@ std::string hex_byte(std::uint8_t b) {
 
 const char* step_name(enrollment_step step) noexcept {
     switch (step) {
-        case enrollment_step::key: return "preparing the key and its CSR";
-        case enrollment_step::request: return "preparing the request";
-        case enrollment_step::subscribe: return "subscribing to the answer topics";
-        case enrollment_step::create_certificate: return "CreateCertificateFromCsr";
-        case enrollment_step::register_thing: return "RegisterThing";
-        case enrollment_step::store: return "storing the new certificate and key";
+        case enrollment_step::key:
+            return "preparing the key and its CSR";
+        case enrollment_step::request:
+            return "preparing the request";
+        case enrollment_step::subscribe:
+            return "subscribing to the answer topics";
+        case enrollment_step::create_certificate:
+            return "CreateCertificateFromCsr";
+        case enrollment_step::register_thing:
+            return "RegisterThing";
+        case enrollment_step::store:
+            return "storing the new certificate and key";
     }
     return "enrollment";
 }
@@ -54,7 +60,8 @@ enrollment_actions enrollment::start(std::string_view csr_pem) {
                     false);
     // The parameters are checked now, so that a bad one fails before a certificate is issued.
     if (auto checked = fp::encode_register_thing_request("check", request_.parameters); !checked)
-        return fail(enrollment_step::request, "the template parameters cannot be sent: " + checked.error().detail, false);
+        return fail(enrollment_step::request, "the template parameters cannot be sent: " + checked.error().detail,
+                    false);
     auto payload = fp::encode_create_certificate_request(csr_pem);
     if (!payload) return fail(enrollment_step::request, payload.error().detail, false);
     create_payload_ = std::move(*payload);
@@ -73,7 +80,8 @@ enrollment_actions enrollment::subscribed(const std::vector<std::uint8_t>& reaso
     for (std::size_t i = 0; i < wanted.size(); ++i) {
         if (reason_codes[i] >= first_failure_code)
             return fail(enrollment_step::subscribe,
-                        "AWS IoT refused the subscription to " + wanted[i] + " (reason code " + hex_byte(reason_codes[i]) +
+                        "AWS IoT refused the subscription to " + wanted[i] + " (reason code " +
+                            hex_byte(reason_codes[i]) +
                             "): the certificate's IoT policy must allow iot:Subscribe on this topic filter and "
                             "iot:Receive on the topic",
                         false);
@@ -112,7 +120,8 @@ enrollment_actions enrollment::timeout() {
             return fail(enrollment_step::register_thing,
                         "AWS IoT did not answer " + register_.request + " within " + seconds, true);
         case state::idle:
-        case state::finished: break;
+        case state::finished:
+            break;
     }
     return {};
 }
@@ -150,7 +159,8 @@ enrollment_actions enrollment::on_registered(std::string_view payload) {
     auto registered = fp::decode_register_thing_accepted(payload);
     if (!registered)
         return fail(enrollment_step::register_thing,
-                    "AWS IoT's answer on " + register_.accepted + " cannot be read: " + registered.error().detail, false);
+                    "AWS IoT's answer on " + register_.accepted + " cannot be read: " + registered.error().detail,
+                    false);
     result_.thing_name = std::move(registered->thing_name);
     result_.device_configuration = std::move(registered->device_configuration);
     return succeed();
@@ -175,7 +185,8 @@ enrollment_actions enrollment::fail(enrollment_step step, std::string message, b
     enrollment_actions actions;
     if (state_ != state::idle) actions.emplace_back(unsubscribe_action{filters()});
     state_ = state::finished;
-    actions.emplace_back(failed_action{{step, std::string(step_name(step)) + ": " + message, retry_can_help}});
+    message.insert(0, std::string(step_name(step)) + ": ");
+    actions.emplace_back(failed_action{{step, std::move(message), retry_can_help}});
     return actions;
 }
 

@@ -35,9 +35,9 @@ enum class enrollment_purpose : std::uint8_t {
 
 struct enrollment_request {
     enrollment_purpose purpose = enrollment_purpose::rotation;
-    std::string template_name;                         // empty: no RegisterThing
-    aws::fleet_provisioning::string_map parameters;    // RegisterThing's, already expanded (${thing})
-    std::chrono::seconds answer_timeout{30};           // for messages; the caller's timer uses it
+    std::string template_name;                       // empty: no RegisterThing
+    aws::fleet_provisioning::string_map parameters;  // RegisterThing's, already expanded (${thing})
+    std::chrono::seconds answer_timeout{30};         // for messages; the caller's timer uses it
 };
 
 // What AWS IoT gave.
@@ -50,12 +50,12 @@ struct enrollment_result {
 
 // The step that failed.
 enum class enrollment_step : std::uint8_t {
-    key,                 // preparing the key and its CSR (the runner)
-    request,             // checking what is to be sent
+    key,      // preparing the key and its CSR (the runner)
+    request,  // checking what is to be sent
     subscribe,
     create_certificate,
     register_thing,
-    store,               // writing the new certificate and key (the runner)
+    store,  // writing the new certificate and key (the runner)
 };
 
 struct enrollment_error {
@@ -84,7 +84,8 @@ struct done_action {
 struct failed_action {
     enrollment_error error;
 };
-using enrollment_action = std::variant<subscribe_action, unsubscribe_action, publish_action, done_action, failed_action>;
+using enrollment_action =
+    std::variant<subscribe_action, unsubscribe_action, publish_action, done_action, failed_action>;
 using enrollment_actions = std::vector<enrollment_action>;
 
 [[nodiscard]] const char* step_name(enrollment_step step) noexcept;

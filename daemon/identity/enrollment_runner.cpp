@@ -36,9 +36,9 @@ void enrollment_runner::start() {
     if (started_) return;
     started_ = true;
     auto csr = prepare_key_and_csr();
-    if (!csr) return finish(enrollment_error{enrollment_step::key, std::string(step_name(enrollment_step::key)) + ": " +
-                                                                       csr.error().message,
-                                             false});
+    if (!csr)
+        return finish(enrollment_error{
+            enrollment_step::key, std::string(step_name(enrollment_step::key)) + ": " + csr.error().message, false});
     run(machine_.start(*csr));
 }
 
@@ -83,15 +83,14 @@ void enrollment_runner::run(enrollment_actions actions) {
             });
         } else if (auto* p = std::get_if<publish_action>(&action)) {
             arm_timer();
-            session_.publish(std::move(p->topic), std::move(p->payload),
-                             [weak = weak_from_this()](std::error_code ec, std::string why) {
-                                 auto self = weak.lock();
-                                 if (!self) return;
-                                 if (ec && why.empty()) why = ec.message();
-                                 self->later([failure = ec ? why : std::string()](enrollment& m) {
-                                     return m.published(failure);
-                                 });
-                             });
+            session_.publish(
+                std::move(p->topic), std::move(p->payload),
+                [weak = weak_from_this()](std::error_code ec, std::string why) {
+                    auto self = weak.lock();
+                    if (!self) return;
+                    if (ec && why.empty()) why = ec.message();
+                    self->later([failure = ec ? why : std::string()](enrollment& m) { return m.published(failure); });
+                });
         } else if (auto* u = std::get_if<unsubscribe_action>(&action)) {
             session_.unsubscribe(std::move(u->filters));
         } else if (auto* d = std::get_if<done_action>(&action)) {
@@ -113,9 +112,9 @@ void enrollment_runner::arm_timer() {
 
 void enrollment_runner::on_done(enrollment_result result) {
     if (auto committed = commit(options_.paths, result.certificate_pem); !committed)
-        return finish(enrollment_error{enrollment_step::store, std::string(step_name(enrollment_step::store)) + ": " +
-                                                                   committed.error().message,
-                                       false});
+        return finish(
+            enrollment_error{enrollment_step::store,
+                             std::string(step_name(enrollment_step::store)) + ": " + committed.error().message, false});
     finish(std::move(result));
 }
 
@@ -125,9 +124,8 @@ void enrollment_runner::finish(enrollment_outcome outcome) {
     ++timer_generation_;
     timer_.cancel();
     key_ = secret_pem();
-    boost::asio::post(executor_, [done = std::move(done_), outcome = std::move(outcome)]() mutable {
-        done(std::move(outcome));
-    });
+    boost::asio::post(executor_,
+                      [done = std::move(done_), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
 }
 
 }  // namespace thingmux::identity

@@ -26,7 +26,8 @@ namespace thingmux::identity {
 class channel {
 public:
     virtual ~channel() = default;
-    virtual void subscribe(std::vector<std::string> filters, std::function<void(std::vector<std::uint8_t> codes)> done) = 0;
+    virtual void subscribe(std::vector<std::string> filters,
+                           std::function<void(std::vector<std::uint8_t> codes)> done) = 0;
     virtual void unsubscribe(std::vector<std::string> filters) = 0;
     virtual void publish(std::string topic, std::string payload,
                          std::function<void(std::error_code, std::string why)> done) = 0;
@@ -34,10 +35,10 @@ public:
 };
 
 struct enrollment_options {
-    identity_paths paths;         // the Thing's `cert:` and `key:` files: replaced on success
-    std::string common_name;      // the CSR's subject CN (the Thing's name)
+    identity_paths paths;     // the Thing's `cert:` and `key:` files: replaced on success
+    std::string common_name;  // the CSR's subject CN (the Thing's name)
     key_type key = key_type::ec_p256;
-    enrollment_request request;   // flow, template, parameters, answer_timeout (the timer's)
+    enrollment_request request;  // flow, template, parameters, answer_timeout (the timer's)
 };
 
 // The certificate AWS IoT issued (already committed to the files), or why there is none (the
@@ -56,8 +57,9 @@ public:
     // `session` must outlive the runner; `done` is called once, posted on `executor`, after the
     // files are committed (or not). Destroying the runner before that drops it silently (call
     // stop() first to unsubscribe and get the completion).
-    [[nodiscard]] static std::shared_ptr<enrollment_runner> create(boost::asio::any_io_executor executor, channel& session,
-                                                                   enrollment_options options, completion done);
+    [[nodiscard]] static std::shared_ptr<enrollment_runner> create(boost::asio::any_io_executor executor,
+                                                                   channel& session, enrollment_options options,
+                                                                   completion done);
     ~enrollment_runner();
     enrollment_runner(const enrollment_runner&) = delete;
     enrollment_runner& operator=(const enrollment_runner&) = delete;

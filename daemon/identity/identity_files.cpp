@@ -15,7 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // Enough for a certificate with its chain; a key is far smaller.
-constexpr std::size_t max_identity_file_bytes = 1024 * 1024;
+constexpr std::size_t max_identity_file_bytes = std::size_t{1024} * 1024;
 
 error os_failure(const std::string& what, const fs::path& path, int err) {
     return {"cannot " + what + " " + path.string() + ": " + files::error_text(err)};
@@ -38,9 +38,10 @@ result<bool> exists_as_regular_file(const fs::path& path) {
         return os_failure("look at", path, errno);
     }
     if (S_ISLNK(st.st_mode))
-        return error{path.string() + " is a symbolic link: thingmuxd replaces its identity files by renaming, so "
-                                     "configure the path of the file itself (in a directory thingmuxd may write), "
-                                     "not a link to it"};
+        return error{path.string() +
+                     " is a symbolic link: thingmuxd replaces its identity files by renaming, so "
+                     "configure the path of the file itself (in a directory thingmuxd may write), "
+                     "not a link to it"};
     if (!S_ISREG(st.st_mode))
         return error{path.string() + " is " + files::file_type_name(st.st_mode) +
                      ", not a regular file: remove it or configure another path for the certificate or key"};
@@ -156,9 +157,9 @@ result<recovery_report> recover(const identity_paths& paths) {
     if (*matches_pending) {
         if (auto r = install(key_pending, paths.key); !r) return r.error();
         if (auto r = install(cert_pending, paths.cert); !r) return r.error();
-        return recovery_report{recovery::completed, false,
-                               "finished an interrupted commit: installed " + key_pending.string() + " and " +
-                                   cert_pending.string()};
+        return recovery_report{
+            recovery::completed, false,
+            "finished an interrupted commit: installed " + key_pending.string() + " and " + cert_pending.string()};
     }
     auto matches_current = key_file_matches(paths.key, **cert);
     if (!matches_current) return matches_current.error();

@@ -42,7 +42,8 @@ struct identity_paths {
 [[nodiscard]] std::filesystem::path pending_path(const std::filesystem::path& path);
 
 // Replaces (or creates) `path` with `bytes` atomically, with permission bits `mode`.
-[[nodiscard]] result<void> write_file_atomically(const std::filesystem::path& path, std::string_view bytes, mode_t mode);
+[[nodiscard]] result<void> write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
+                                                 mode_t mode);
 
 // The key of an earlier, unfinished attempt (KEY.pending) when there is one that loads; nullopt
 // when there is none, or when the one there does not load (the next write replaces it).

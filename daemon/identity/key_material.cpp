@@ -45,7 +45,7 @@ error openssl_error(std::string what) {
 
 bio_ptr memory_bio(std::string_view bytes) {
     // A PEM larger than int is no PEM of ours; the limit keeps the cast exact.
-    if (bytes.size() > 1024 * 1024) return nullptr;
+    if (bytes.size() > std::size_t{1024} * 1024) return nullptr;
     return bio_ptr(BIO_new_mem_buf(bytes.data(), static_cast<int>(bytes.size())));
 }
 

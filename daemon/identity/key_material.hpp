@@ -33,7 +33,7 @@ private:
 };
 
 enum class key_type : std::uint8_t {
-    ec_p256,   // the default: small, fast, accepted by AWS IoT
+    ec_p256,  // the default: small, fast, accepted by AWS IoT
     rsa_2048,
 };
 

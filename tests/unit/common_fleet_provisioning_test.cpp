@@ -20,7 +20,8 @@ const std::string csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CER
 const std::string cert = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n";
 
 std::string created(const std::string& id, const std::string& pem, const std::string& token) {
-    return json::serialize(json::object{{"certificateId", id}, {"certificatePem", pem}, {"certificateOwnershipToken", token}});
+    return json::serialize(
+        json::object{{"certificateId", id}, {"certificatePem", pem}, {"certificateOwnershipToken", token}});
 }
 
 template <class T>
@@ -45,7 +46,8 @@ TEST(FleetProvisioningTopics, AreAwsDocumentedNames) {
 TEST(FleetProvisioningTopics, TemplateNamesFollowAwsRules) {
     EXPECT_TRUE(valid_template_name("a"));
     EXPECT_TRUE(valid_template_name(std::string(36, 'Z')));
-    for (const std::string& bad : std::vector<std::string>{"", std::string(37, 'a'), "a/b", "a+", "#", "a b", "tmpl.1", "t\xc3\xa9", std::string("a\0b", 3)})
+    for (const std::string& bad : std::vector<std::string>{"", std::string(37, 'a'), "a/b", "a+", "#", "a b", "tmpl.1",
+                                                           "t\xc3\xa9", std::string("a\0b", 3)})
         EXPECT_FALSE(valid_template_name(bad)) << bad;
 }
 
@@ -58,7 +60,8 @@ TEST(FleetProvisioningCreate, RequestCarriesTheCsr) {
 TEST(FleetProvisioningCreate, RequestRefusesWhatIsNotACsr) {
     expect_error(encode_create_certificate_request(""), errc::bad_request, "CERTIFICATE REQUEST");
     expect_error(encode_create_certificate_request(cert), errc::bad_request, "CERTIFICATE REQUEST");
-    expect_error(encode_create_certificate_request(csr + std::string(max_csr_pem_bytes, 'A')), errc::bad_request, "bytes");
+    expect_error(encode_create_certificate_request(csr + std::string(max_csr_pem_bytes, 'A')), errc::bad_request,
+                 "bytes");
     expect_error(encode_create_certificate_request(csr + "\x01"), errc::bad_request, "CERTIFICATE REQUEST");
 }
 
@@ -73,23 +76,29 @@ TEST(FleetProvisioningCreate, AcceptedAnswerIsRead) {
 TEST(FleetProvisioningCreate, HostileAcceptedAnswersAreRefused) {
     expect_error(decode_create_certificate_accepted("not json"), errc::not_json, "not a JSON document");
     expect_error(decode_create_certificate_accepted("[1]"), errc::not_json, "not a JSON object");
-    expect_error(decode_create_certificate_accepted(std::string(20, '[') + std::string(20, ']')), errc::not_json, "JSON");
-    expect_error(decode_create_certificate_accepted(std::string(max_payload_bytes + 1, ' ')), errc::payload_too_large, "KiB");
+    expect_error(decode_create_certificate_accepted(std::string(20, '[') + std::string(20, ']')), errc::not_json,
+                 "JSON");
+    expect_error(decode_create_certificate_accepted(std::string(max_payload_bytes + 1, ' ')), errc::payload_too_large,
+                 "KiB");
     expect_error(decode_create_certificate_accepted("{}"), errc::bad_field, "certificateId is missing");
     expect_error(decode_create_certificate_accepted(R"({"certificateId":5})"), errc::bad_field, "not a string");
-    expect_error(decode_create_certificate_accepted(created(std::string(65, 'a'), cert, "t")), errc::bad_field, "more than 64");
+    expect_error(decode_create_certificate_accepted(created(std::string(65, 'a'), cert, "t")), errc::bad_field,
+                 "more than 64");
     expect_error(decode_create_certificate_accepted(created("", cert, "t")), errc::bad_field, "certificateId");
     expect_error(decode_create_certificate_accepted(created("ab/../c\n", cert, "t")), errc::bad_field, "ab/../c\\n");
-    expect_error(decode_create_certificate_accepted(created("ab", "-----BEGIN PRIVATE KEY-----\n", "t")), errc::bad_field,
-                 "not a PEM certificate");
-    expect_error(decode_create_certificate_accepted(created("ab", cert + std::string(max_certificate_pem_bytes, 'A'), "t")),
-                 errc::bad_field, "certificatePem has");
+    expect_error(decode_create_certificate_accepted(created("ab", "-----BEGIN PRIVATE KEY-----\n", "t")),
+                 errc::bad_field, "not a PEM certificate");
+    expect_error(
+        decode_create_certificate_accepted(created("ab", cert + std::string(max_certificate_pem_bytes, 'A'), "t")),
+        errc::bad_field, "certificatePem has");
     expect_error(decode_create_certificate_accepted(created("ab", cert + "\x1b[2J", "t")), errc::bad_field,
                  "not a PEM certificate");
-    expect_error(decode_create_certificate_accepted(created("ab", cert, "")), errc::bad_field, "certificateOwnershipToken");
+    expect_error(decode_create_certificate_accepted(created("ab", cert, "")), errc::bad_field,
+                 "certificateOwnershipToken");
     expect_error(decode_create_certificate_accepted(created("ab", cert, "a b")), errc::bad_field, "visible ASCII");
-    expect_error(decode_create_certificate_accepted(created("ab", cert, std::string(max_ownership_token_bytes + 1, 't'))),
-                 errc::bad_field, "more than");
+    expect_error(
+        decode_create_certificate_accepted(created("ab", cert, std::string(max_ownership_token_bytes + 1, 't'))),
+        errc::bad_field, "more than");
 }
 
 TEST(FleetProvisioningRegister, RequestCarriesTokenAndParameters) {
@@ -127,7 +136,8 @@ TEST(FleetProvisioningRegister, AcceptedAnswerIsRead) {
 
 TEST(FleetProvisioningRegister, HostileAcceptedAnswersAreRefused) {
     expect_error(decode_register_thing_accepted("{"), errc::not_json, "JSON");
-    expect_error(decode_register_thing_accepted(R"({"deviceConfiguration":{}})"), errc::bad_field, "thingName is missing");
+    expect_error(decode_register_thing_accepted(R"({"deviceConfiguration":{}})"), errc::bad_field,
+                 "thingName is missing");
     expect_error(decode_register_thing_accepted(R"({"thingName":""})"), errc::bad_field, "not a Thing name");
     expect_error(decode_register_thing_accepted(R"({"thingName":"a/b"})"), errc::bad_field, "a/b");
     expect_error(decode_register_thing_accepted(R"({"thingName":"a\u0007"})"), errc::bad_field, "a\\x07");

@@ -40,7 +40,8 @@ public:
         ++unsubscribes;
         unsubscribed = std::move(filters);
     }
-    void publish(std::string topic, std::string payload, std::function<void(std::error_code, std::string)> done) override {
+    void publish(std::string topic, std::string payload,
+                 std::function<void(std::error_code, std::string)> done) override {
         ++publishes;
         done({}, {});
         if (topic == create_topic) {
@@ -58,7 +59,8 @@ public:
                 case create_answer::reject_503:
                     return deliver(create_topic + "/rejected",
                                    R"({"statusCode":503,"errorCode":"ServiceUnavailable","errorMessage":"busy"})");
-                case create_answer::silence: return;
+                case create_answer::silence:
+                    return;
             }
         }
         if (topic == register_topic) {
@@ -92,17 +94,18 @@ protected:
         std::ofstream(paths_.cert) << old_.cert;
     }
 
-    enrollment_outcome run(enrollment_request request, create_answer answer, std::optional<std::string> stop_with = {}) {
+    enrollment_outcome run(enrollment_request request, create_answer answer,
+                           std::optional<std::string> stop_with = {}) {
         boost::asio::io_context io;
         fake_session session(ca_);
         session.answer = answer;
         std::optional<enrollment_outcome> outcome;
         int completions = 0;
-        session.runner = enrollment_runner::create(io.get_executor(), session, {paths_, "gw-7", key_type::ec_p256, request},
-                                                   [&](enrollment_outcome o) {
-                                                       ++completions;
-                                                       outcome = std::move(o);
-                                                   });
+        session.runner = enrollment_runner::create(
+            io.get_executor(), session, {paths_, "gw-7", key_type::ec_p256, request}, [&](enrollment_outcome o) {
+                ++completions;
+                outcome = std::move(o);
+            });
         session.runner->start();
         if (stop_with) session.runner->stop(*stop_with);
         io.run();
@@ -214,8 +217,9 @@ TEST_F(IdentityEnrollmentRunner, AKeyDirectoryItCannotWriteFailsBeforeAnythingIs
     boost::asio::io_context io;
     fake_session session(ca_);
     std::optional<enrollment_outcome> outcome;
-    session.runner = enrollment_runner::create(io.get_executor(), session, {paths_, "gw-7", key_type::ec_p256, provisioning()},
-                                               [&](enrollment_outcome o) { outcome = std::move(o); });
+    session.runner =
+        enrollment_runner::create(io.get_executor(), session, {paths_, "gw-7", key_type::ec_p256, provisioning()},
+                                  [&](enrollment_outcome o) { outcome = std::move(o); });
     session.runner->start();
     io.run();
     ASSERT_TRUE(outcome.has_value());

@@ -12,8 +12,8 @@ const std::string csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CER
 const std::string cert = "-----BEGIN CERTIFICATE-----\\nMIIC\\n-----END CERTIFICATE-----\\n";
 const std::string create_topic = "$aws/certificates/create-from-csr/json";
 const std::string register_topic = "$aws/provisioning-templates/FleetTemplate/provision/json";
-const std::string created = R"({"certificateId":"abc123","certificatePem":")" + cert +
-                            R"(","certificateOwnershipToken":"token-1"})";
+const std::string created =
+    R"({"certificateId":"abc123","certificatePem":")" + cert + R"(","certificateOwnershipToken":"token-1"})";
 const std::string registered = R"({"deviceConfiguration":{"Region":"eu"},"thingName":"gw-42"})";
 
 // Counts what the machine asked for and keeps the last of each.
@@ -139,8 +139,9 @@ TEST(IdentityEnrollment, AnswersMayComeBeforeThePuback) {
 
 TEST(IdentityEnrollment, CreateRejectedWith4xxNeedsAChange) {
     driven d(provisioning());
-    d.seen.take(d.machine.message(create_topic + "/rejected",
-                                  R"({"statusCode":400,"errorCode":"InvalidCSR","errorMessage":"bad\nCSR \u001b[2J"})"));
+    d.seen.take(
+        d.machine.message(create_topic + "/rejected",
+                          R"({"statusCode":400,"errorCode":"InvalidCSR","errorMessage":"bad\nCSR \u001b[2J"})"));
     d.expect_failed(enrollment_step::create_certificate,
                     "CreateCertificateFromCsr: AWS IoT rejected the request: statusCode 400, errorCode \"InvalidCSR\", "
                     "errorMessage \"bad\\nCSR \\x1b[2J\"",
@@ -153,9 +154,9 @@ TEST(IdentityEnrollment, RegisterRejectedWith5xxOr429IsTransient) {
     for (const int status : {429, 500, 503}) {
         driven d(provisioning());
         d.seen.take(d.machine.message(create_topic + "/accepted", created));
-        d.seen.take(d.machine.message(register_topic + "/rejected",
-                                      R"({"statusCode":)" + std::to_string(status) +
-                                          R"(,"errorCode":"Throttling","errorMessage":"slow down"})"));
+        d.seen.take(d.machine.message(
+            register_topic + "/rejected",
+            R"({"statusCode":)" + std::to_string(status) + R"(,"errorCode":"Throttling","errorMessage":"slow down"})"));
         d.expect_failed(enrollment_step::register_thing, "RegisterThing: AWS IoT rejected the request", true);
         EXPECT_EQ(d.seen.unsubscribes, 1);
     }
@@ -173,7 +174,7 @@ TEST(IdentityEnrollment, UnrelatedTopicsAndOtherStepsAnswersAreIgnored) {
     driven d(provisioning());
     d.seen.take(d.machine.message("some/app/topic", "garbage"));
     d.seen.take(d.machine.message(register_topic + "/accepted", registered));  // not RegisterThing's turn yet
-    d.seen.take(d.machine.message(create_topic, created));                      // the request topic, not an answer
+    d.seen.take(d.machine.message(create_topic, created));                     // the request topic, not an answer
     EXPECT_EQ(d.seen.dones + d.seen.fails + d.seen.unsubscribes, 0);
     EXPECT_EQ(d.seen.publishes, 1);
     d.seen.take(d.machine.message(create_topic + "/accepted", created));
@@ -198,7 +199,8 @@ TEST(IdentityEnrollment, GarbageAndHostileAnswersFailClearly) {
     }
     driven r(provisioning());
     r.seen.take(r.machine.message(create_topic + "/rejected", "[]"));
-    r.expect_failed(enrollment_step::create_certificate, "rejected the request with an answer that cannot be read", false);
+    r.expect_failed(enrollment_step::create_certificate, "rejected the request with an answer that cannot be read",
+                    false);
 
     driven g(provisioning());
     g.seen.take(g.machine.message(create_topic + "/accepted", created));
@@ -229,8 +231,8 @@ TEST(IdentityEnrollment, TimeoutsNameTheTopicAndAreTransient) {
 }
 
 TEST(IdentityEnrollment, RefusedSubscriptionsFailBeforePublishing) {
-    for (const auto& codes : {std::vector<std::uint8_t>{1, 0x87}, std::vector<std::uint8_t>{0x80, 1},
-                              std::vector<std::uint8_t>{1}}) {
+    for (const auto& codes :
+         {std::vector<std::uint8_t>{1, 0x87}, std::vector<std::uint8_t>{0x80, 1}, std::vector<std::uint8_t>{1}}) {
         enrollment machine(rotation());
         recorder seen;
         seen.take(machine.start(csr));
@@ -259,7 +261,8 @@ TEST(IdentityEnrollment, LostPublishIsTransient) {
 
 TEST(IdentityEnrollment, BadRequestsFailBeforeAnythingIsSent) {
     const std::vector<std::pair<enrollment_request, std::string>> cases{
-        {{enrollment_purpose::provisioning, "", {}, std::chrono::seconds(5)}, "needs the name of a provisioning template"},
+        {{enrollment_purpose::provisioning, "", {}, std::chrono::seconds(5)},
+         "needs the name of a provisioning template"},
         {{enrollment_purpose::rotation, "bad/name", {}, std::chrono::seconds(5)}, "is not one AWS accepts"},
         {{enrollment_purpose::rotation, "t", {{"k", "\xff"}}, std::chrono::seconds(5)}, "not UTF-8"},
     };

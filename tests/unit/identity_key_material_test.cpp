@@ -83,10 +83,10 @@ TEST(IdentityKeyMaterial, BadInputGivesMessagesNotCrashes) {
 TEST(IdentityKeyMaterial, EncryptedKeysAreRefusedWithoutPrompting) {
     // A passphrase-protected key: the daemon has nobody to ask, so it must fail, not block on a terminal.
     const auto key = generate_key().value();
-    std::unique_ptr<BIO, decltype(&BIO_free)> in(BIO_new_mem_buf(key.view().data(), static_cast<int>(key.view().size())),
-                                                 BIO_free);
-    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(PEM_read_bio_PrivateKey(in.get(), nullptr, nullptr, nullptr),
-                                                             EVP_PKEY_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> in(
+        BIO_new_mem_buf(key.view().data(), static_cast<int>(key.view().size())), BIO_free);
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
+        PEM_read_bio_PrivateKey(in.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
     std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), BIO_free);
     char pass[] = "secret";
     ASSERT_EQ(PEM_write_bio_PKCS8PrivateKey(out.get(), pkey.get(), EVP_aes_256_cbc(), pass, 6, nullptr, nullptr), 1);

@@ -27,24 +27,27 @@ public:
     }
 
     // A certificate (PEM) for the CSR's key and subject, valid from now for `lifetime`.
-    [[nodiscard]] std::string issue(std::string_view csr_pem, std::chrono::seconds lifetime = std::chrono::hours(24)) const {
+    [[nodiscard]] std::string issue(std::string_view csr_pem,
+                                    std::chrono::seconds lifetime = std::chrono::hours(24)) const {
         std::unique_ptr<BIO, decltype(&BIO_free)> in(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())),
                                                      BIO_free);
-        std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> req(PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr),
-                                                                X509_REQ_free);
+        std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> req(
+            PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr), X509_REQ_free);
         if (!req || X509_REQ_verify(req.get(), X509_REQ_get0_pubkey(req.get())) != 1)
             throw std::runtime_error("test CA: not a signed CSR");
         std::unique_ptr<X509, decltype(&X509_free)> cert(X509_new(), X509_free);
         X509_NAME* issuer = X509_NAME_new();
-        X509_NAME_add_entry_by_txt(issuer, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("test CA"), -1, -1, 0);
-        const bool ok = X509_set_version(cert.get(), X509_VERSION_3) == 1 &&
-                        ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), ++serial_) == 1 &&
-                        X509_set_issuer_name(cert.get(), issuer) == 1 &&
-                        X509_set_subject_name(cert.get(), X509_REQ_get_subject_name(req.get())) == 1 &&
-                        X509_gmtime_adj(X509_getm_notBefore(cert.get()), 0) != nullptr &&
-                        X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(lifetime.count())) != nullptr &&
-                        X509_set_pubkey(cert.get(), X509_REQ_get0_pubkey(req.get())) == 1 &&
-                        X509_sign(cert.get(), key_.get(), EVP_sha256()) > 0;
+        X509_NAME_add_entry_by_txt(issuer, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("test CA"), -1,
+                                   -1, 0);
+        const bool ok =
+            X509_set_version(cert.get(), X509_VERSION_3) == 1 &&
+            ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), ++serial_) == 1 &&
+            X509_set_issuer_name(cert.get(), issuer) == 1 &&
+            X509_set_subject_name(cert.get(), X509_REQ_get_subject_name(req.get())) == 1 &&
+            X509_gmtime_adj(X509_getm_notBefore(cert.get()), 0) != nullptr &&
+            X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(lifetime.count())) != nullptr &&
+            X509_set_pubkey(cert.get(), X509_REQ_get0_pubkey(req.get())) == 1 &&
+            X509_sign(cert.get(), key_.get(), EVP_sha256()) > 0;
         X509_NAME_free(issuer);
         if (!ok) throw std::runtime_error("test CA: cannot issue");
         std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), BIO_free);
