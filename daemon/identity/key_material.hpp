@@ -1,0 +1,63 @@
+// A Thing's key material with OpenSSL 3 (EVP APIs only): new private keys, certificate signing
+// requests, and what the daemon needs to know of a certificate (expiry, subject, fingerprint,
+// whether a key belongs to it). No I/O, no logging; errors are values that name the step.
+#pragma once
+
+#include "daemon/identity/result.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace thingmux::identity {
+
+// PEM text of a private key. Its bytes are wiped when it is destroyed or moved from, so a key
+// leaves no copy behind in freed memory (of this buffer: OpenSSL wipes its own).
+class secret_pem {
+public:
+    secret_pem() = default;
+    explicit secret_pem(std::string bytes) noexcept : bytes_(std::move(bytes)) {}
+    secret_pem(const secret_pem&) = delete;
+    secret_pem& operator=(const secret_pem&) = delete;
+    secret_pem(secret_pem&& other) noexcept;
+    secret_pem& operator=(secret_pem&& other) noexcept;
+    ~secret_pem();
+
+    [[nodiscard]] std::string_view view() const noexcept { return bytes_; }
+    [[nodiscard]] bool empty() const noexcept { return bytes_.empty(); }
+
+private:
+    void wipe() noexcept;
+    std::string bytes_;
+};
+
+enum class key_type : std::uint8_t {
+    ec_p256,  // the default: small, fast, accepted by AWS IoT
+    rsa_2048,
+};
+
+// A new private key as unencrypted PKCS#8 PEM.
+[[nodiscard]] result<secret_pem> generate_key(key_type type = key_type::ec_p256);
+
+// Whether `key_pem` is an unencrypted private key PEM OpenSSL can load ("" when it is, else why not).
+[[nodiscard]] std::string key_problem(std::string_view key_pem);
+
+// A PKCS#10 certificate signing request (PEM) for the key in `key_pem`: subject CN=`common_name`,
+// signed with SHA-256.
+[[nodiscard]] result<std::string> make_csr(std::string_view key_pem, std::string_view common_name);
+
+// What the daemon shows and checks of a certificate.
+struct certificate_info {
+    std::chrono::system_clock::time_point not_after;
+    std::string subject_cn;          // empty when the subject has no CN
+    std::string sha256_fingerprint;  // 64 lower-case hex digits of the DER's SHA-256
+};
+
+// Reads the first certificate of `cert_pem`.
+[[nodiscard]] result<certificate_info> inspect_certificate(std::string_view cert_pem);
+
+// Whether the private key in `key_pem` is the one the certificate in `cert_pem` was issued for.
+[[nodiscard]] result<bool> key_matches_certificate(std::string_view key_pem, std::string_view cert_pem);
+
+}  // namespace thingmux::identity
