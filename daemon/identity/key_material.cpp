@@ -139,17 +139,21 @@ std::string key_problem(std::string_view key_pem) {
 }
 
 result<std::string> make_csr(std::string_view key_pem, std::string_view cn) {
+    auto key = load_key(key_pem);
+    if (!key) return key.error();
+    return make_csr(key->get(), cn);
+}
+
+result<std::string> make_csr(EVP_PKEY* key, std::string_view cn) {
     if (cn.empty() || cn.size() > max_common_name_bytes)
         return error{"cannot make a certificate signing request for \"" + std::string(cn.substr(0, 80)) +
                      "\": a certificate's CN holds 1 to 64 bytes"};
-    auto key = load_key(key_pem);
-    if (!key) return key.error();
     req_ptr req(X509_REQ_new());
     if (!req || X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1 ||
         X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req.get()), "CN", MBSTRING_UTF8,
                                    reinterpret_cast<const unsigned char*>(cn.data()), static_cast<int>(cn.size()), -1,
                                    0) != 1 ||
-        X509_REQ_set_pubkey(req.get(), key->get()) != 1 || X509_REQ_sign(req.get(), key->get(), EVP_sha256()) <= 0)
+        X509_REQ_set_pubkey(req.get(), key) != 1 || X509_REQ_sign(req.get(), key, EVP_sha256()) <= 0)
         return openssl_error("cannot make a certificate signing request");
     bio_ptr bio(BIO_new(BIO_s_mem()));
     if (!bio || PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1)
@@ -179,11 +183,15 @@ result<certificate_info> inspect_certificate(std::string_view cert_pem) {
 result<bool> key_matches_certificate(std::string_view key_pem, std::string_view cert_pem) {
     auto key = load_key(key_pem);
     if (!key) return key.error();
+    return key_matches_certificate(key->get(), cert_pem);
+}
+
+result<bool> key_matches_certificate(const EVP_PKEY* key, std::string_view cert_pem) {
     auto cert = load_certificate(cert_pem);
     if (!cert) return cert.error();
     const EVP_PKEY* public_key = X509_get0_pubkey(cert->get());
     if (public_key == nullptr) return openssl_error("cannot read the certificate's public key");
-    const bool same = EVP_PKEY_eq(public_key, key->get()) == 1;
+    const bool same = EVP_PKEY_eq(public_key, key) == 1;
     ERR_clear_error();  // a mismatch of key types leaves an entry behind
     return same;
 }

@@ -5,6 +5,8 @@
 
 #include "daemon/identity/result.hpp"
 
+#include <openssl/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -46,6 +48,9 @@ enum class key_type : std::uint8_t {
 // A PKCS#10 certificate signing request (PEM) for the key in `key_pem`: subject CN=`common_name`,
 // signed with SHA-256.
 [[nodiscard]] result<std::string> make_csr(std::string_view key_pem, std::string_view common_name);
+// The same for a key OpenSSL already holds, such as one in a PKCS#11 token or a TPM (loaded
+// through its engine or provider): the CSR is signed where the key is.
+[[nodiscard]] result<std::string> make_csr(EVP_PKEY* key, std::string_view common_name);
 
 // What the daemon shows and checks of a certificate.
 struct certificate_info {
@@ -59,5 +64,7 @@ struct certificate_info {
 
 // Whether the private key in `key_pem` is the one the certificate in `cert_pem` was issued for.
 [[nodiscard]] result<bool> key_matches_certificate(std::string_view key_pem, std::string_view cert_pem);
+// The same for a key OpenSSL already holds (its public part is compared).
+[[nodiscard]] result<bool> key_matches_certificate(const EVP_PKEY* key, std::string_view cert_pem);
 
 }  // namespace thingmux::identity

@@ -102,7 +102,7 @@ protected:
         std::optional<enrollment_outcome> outcome;
         int completions = 0;
         session.runner = enrollment_runner::create(
-            io.get_executor(), session, {paths_, "gw-7", key_type::ec_p256, request}, [&](enrollment_outcome o) {
+            io.get_executor(), session, {paths_, "gw-7", key_type::ec_p256, std::move(request)}, [&](enrollment_outcome o) {
                 ++completions;
                 outcome = std::move(o);
             });

@@ -43,6 +43,20 @@ TEST(IdentityKeyMaterial, EcAndRsaKeysMakeCsrsACaSigns) {
     }
 }
 
+TEST(IdentityKeyMaterial, KeysOpenSslHoldsMakeCsrsAndMatch) {
+    // As a key in a token or TPM would be used: an EVP_PKEY, no PEM.
+    const test::test_ca ca;
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"),
+                                                            EVP_PKEY_free);
+    ASSERT_TRUE(key);
+    const auto csr = make_csr(key.get(), "gw-hw");
+    ASSERT_TRUE(csr.has_value()) << csr.error().message;
+    const auto cert = ca.issue(*csr);
+    EXPECT_EQ(inspect_certificate(cert).value().subject_cn, "gw-hw");
+    EXPECT_TRUE(key_matches_certificate(key.get(), cert).value());
+    EXPECT_FALSE(key_matches_certificate(key.get(), ca.issue_pair("other").cert).value());
+}
+
 TEST(IdentityKeyMaterial, KeysOfAnotherTypeDoNotMatch) {
     const test::test_ca ca;
     const auto ec = generate_key(key_type::ec_p256).value();
