@@ -253,7 +253,8 @@ TEST_F(FleetResponderTest, BadCsrsAndPayloadsAreRejected) {
     EXPECT_EQ(rejection(claim.call(create, "not json").second), "400 InvalidPayload");
     EXPECT_EQ(rejection(claim.call(create, R"({"certificateSigningRequest": 7})").second), "400 InvalidPayload");
     EXPECT_EQ(rejection(claim.call(create, "[]").second), "400 InvalidPayload");
-    EXPECT_EQ(responder.rejected(kind::create_certificate), 6U);
+    EXPECT_EQ(rejection(claim.call(create, std::string(132'000, ' ')).second), "400 InvalidPayload");  // > 128 KiB
+    EXPECT_EQ(responder.rejected(kind::create_certificate), 7U);
     EXPECT_EQ(responder.accepted(kind::create_certificate), 0U);
 }
 
@@ -295,6 +296,21 @@ TEST_F(FleetResponderTest, ScriptedFaultsSilenceFailAndExit) {
               "400 InvalidCertificateOwnershipToken");
     EXPECT_EQ(responder.requests(kind::create_certificate), 2U);
     EXPECT_EQ(responder.requests(kind::register_thing), 3U);
+}
+
+// A short validity (for rotation tests) and the subject AWS gives the certificates it makes.
+TEST(FleetResponder, IssuesForTheValidityAndWithTheSubjectAsked) {
+    broker_fixture broker;
+    fleet_responder_fixture responder(broker, {.certificate_days = 2, .aws_subject = true});
+    device claim(broker, broker.claim());
+    const auto [topic, answer] = claim.create_certificate(claim.make_csr("gateway-07"));
+    ASSERT_EQ(topic, fleet_responder_fixture::create_topic() + "/accepted") << json::serialize(answer);
+    const auto cert = (claim.dir() / "device.crt").string();
+    std::ofstream(cert) << text(answer, "certificatePem");
+    EXPECT_NE(openssl({"x509", "-in", cert, "-noout", "-subject"}).find("CN = AWS IoT Certificate"), std::string::npos);
+    EXPECT_EQ(run_command({"openssl", "x509", "-in", cert, "-noout", "-checkend", "86400"}), 0);  // valid in a day
+    EXPECT_EQ(run_command({"openssl", "x509", "-in", cert, "-noout", "-checkend", "259200"}), 1);  // not in 3
+    EXPECT_EQ(responder.records().at(0).certificate_cn, "AWS IoT Certificate");
 }
 
 TEST_F(FleetResponderTest, AThingMayCallTheApiToRotateItsCertificate) {
