@@ -313,6 +313,17 @@ TEST(FleetResponder, IssuesForTheValidityAndWithTheSubjectAsked) {
     EXPECT_EQ(responder.records().at(0).certificate_cn, "AWS IoT Certificate");
 }
 
+// Like the cloud, it outlives a broker restart: a request sent while it reconnects waits in its
+// persistent session and is answered.
+TEST_F(FleetResponderTest, AnswersAfterTheBrokerRestarts) {
+    broker.restart();
+    device after(broker, broker.claim());
+    EXPECT_EQ(after.create_certificate(after.make_csr("gateway-10")).first,
+              fleet_responder_fixture::create_topic() + "/accepted");
+    EXPECT_TRUE(responder.running());
+    EXPECT_EQ(responder.accepted(kind::create_certificate), 1U);
+}
+
 TEST_F(FleetResponderTest, AThingMayCallTheApiToRotateItsCertificate) {
     device thing(broker, broker.thing("gateway-01"));
     const auto [topic, answer] = thing.create_certificate(thing.make_csr("gateway-01"));
