@@ -185,6 +185,27 @@ TEST_F(BrokerFixtureTest, PacketOverMaxPacketSizeIsRejected) {
     EXPECT_NE(read_file(broker.log_file()).find("disconnected due to oversize packet"), std::string::npos);
 }
 
+// A certificate the test CA issues for a device's own key (what the fleet provisioning responder
+// does) connects as its CN; a request that is not one is refused with openssl's words.
+TEST_F(BrokerFixtureTest, SignedCsrConnectsAsItsCommonName) {
+    const auto key = broker.dir() / "gateway-09.key", csr = broker.dir() / "gateway-09.csr",
+               cert = broker.dir() / "gateway-09.crt";
+    run_or_throw({"openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key.string()});
+    run_or_throw({"openssl", "req", "-new", "-key", key.string(), "-subj", "/CN=gateway-09", "-out", csr.string()});
+    broker.sign_csr(csr, cert, 1);
+    EXPECT_EQ(run_command({"openssl", "x509", "-in", cert.string(), "-noout", "-checkend", "172800"}), 1);  // 1 day
+
+    observer_subscription obs(broker, "dt/#");
+    ASSERT_TRUE(obs.wait_ready());
+    EXPECT_EQ(pub({"gateway-09", cert, key}, "gateway-09", "dt/gateway-09/x", {"-m", "1"}), 0);
+    ASSERT_EQ(obs.wait_for(1, 10'000), 1U);
+    EXPECT_EQ(obs.lines(), strings{"dt/gateway-09/x 1"});
+
+    std::ofstream(broker.dir() / "garbage.csr") << "not a request";
+    EXPECT_THROW(broker.sign_csr(broker.dir() / "garbage.csr", broker.dir() / "garbage.crt"), std::runtime_error);
+    EXPECT_FALSE(std::filesystem::exists(broker.dir() / "garbage.crt"));
+}
+
 TEST(BrokerFixture, TwoBrokersSideBySide) {
     broker_fixture a;
     broker_fixture b;

@@ -204,6 +204,12 @@ identity broker_fixture::thing(const std::string& name) const {
 identity broker_fixture::observer() const {
     return {"observer", dir_ / "pki" / "observer.crt", dir_ / "pki" / "observer.key"};
 }
+identity broker_fixture::claim() const {
+    return {"claim-fleet", dir_ / "pki" / "claim-fleet.crt", dir_ / "pki" / "claim-fleet.key"};
+}
+void broker_fixture::sign_csr(const fs::path& csr, const fs::path& out_cert, int days) const {
+    run_or_throw({THINGMUX_BROKER_SCRIPT, "sign", dir_.string(), csr.string(), out_cert.string(), std::to_string(days)});
+}
 identity broker_fixture::expired() const {
     return {"gateway-expired", dir_ / "pki" / "gateway-expired.crt", dir_ / "pki" / "gateway-expired.key"};
 }

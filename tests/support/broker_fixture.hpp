@@ -80,6 +80,15 @@ public:
     [[nodiscard]] identity thing(const std::string& name) const;      // issued Thing certificate
     // The "cloud side" observer: may subscribe and publish to any topic (for assertions).
     [[nodiscard]] identity observer() const;
+    // The fleet provisioning claim (CN claim-fleet): allowed to publish to the provisioning
+    // requests ($aws/certificates/create-from-csr/json, $aws/provisioning-templates/+/provision/json)
+    // and to receive their /accepted and /rejected answers, nothing else (AWS's claim policy).
+    // Every Thing may use those topics too (rotation).
+    [[nodiscard]] identity claim() const;
+    // Issues a client certificate for the PKCS#10 request `csr` with the test CA, valid `days`,
+    // with the request's subject, into `out_cert` (written whole or not at all). Throws
+    // std::runtime_error with openssl's words when the request is not valid.
+    void sign_csr(const std::filesystem::path& csr, const std::filesystem::path& out_cert, int days = 365) const;
     // Expired certificate for `gateway-expired`, and a certificate from a CA the broker does
     // not trust for `gateway-rogue`.
     [[nodiscard]] identity expired() const;
