@@ -115,7 +115,7 @@ enum class generated_key { ec_p256, rsa_2048 };
 [[nodiscard]] const char* to_string(generated_key v) noexcept;  // "ec-p256", "rsa-2048"
 
 struct enrollment_settings {
-    std::string template_name;  // RegisterThing's provisioning template; empty: none (rotation only)
+    std::string template_name;  // RegisterThing's provisioning template (required: it activates the certificate)
     std::map<std::string, std::string, std::less<>> parameters;  // the template's parameters, ${thing} expanded
     generated_key key_type = generated_key::ec_p256;
     std::chrono::milliseconds timeout{30'000};  // for each answer of AWS IoT
@@ -186,7 +186,7 @@ struct thing {
     std::string region;  // auth sigv4: as written; empty: the endpoint's (common/aws_region.hpp)
     std::vector<aws_credential_source> aws_credentials;  // auth sigv4: at least one
     std::optional<provisioning_settings> provisioning;  // none: the certificate is installed by other means
-    std::optional<rotation_settings> rotation;          // none: only on request (D-Bus RotateCertificate)
+    std::optional<rotation_settings> rotation;          // none: no rotation (not even on request)
     thing_limits limits;
     source_location where;             // the list entry ("- name: ...")
     // Location of each key written in the file ("cert", "limits.max_payload", ...), for messages

@@ -1,9 +1,8 @@
 // A Thing's own identity management (docs/identity.md): provisioning (fleet provisioning by
 // claim) and rotation (a new key and certificate before the current one expires).
+#include "common/fleet_provisioning.hpp"
 #include "config/authorization.hpp"
 #include "config/parser.hpp"
-
-#include <algorithm>
 
 namespace thingmux::config {
 
@@ -23,15 +22,8 @@ using std::string_view_literals::operator""sv;
 constexpr std::array<std::string_view, 6> provisioning_keys{"template", "claim_cert", "claim_key", "parameters",
                                                             "key_type", "timeout"};
 constexpr std::array<std::string_view, 5> rotation_keys{"before_expiry", "template", "parameters", "key_type", "timeout"};
-constexpr std::size_t max_parameters = 64;
+constexpr std::size_t max_parameters = aws::fleet_provisioning::max_parameters;
 constexpr std::size_t max_parameter_bytes = 1024;
-
-// AWS IoT's provisioning template names: 1 to 36 characters of [0-9A-Za-z_-].
-bool valid_template_name(std::string_view s) {
-    return !s.empty() && s.size() <= 36 && std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    });
-}
 
 }  // namespace
 
@@ -67,7 +59,7 @@ void parser::parse_enrollment(const fields& f, const std::string& path, const th
     const auto p = [&](std::string_view key) { return path + "." + std::string(key); };
     if (const auto* x = find(f, "template")) {
         if (auto s = string(x->value, p("template"))) {
-            if (valid_template_name(*s))
+            if (aws::fleet_provisioning::valid_template_name(*s))
                 e.template_name = *s;
             else
                 error(x->value, p("template"), "'" + *s + "' is not a provisioning template name",
@@ -119,6 +111,13 @@ void parser::parse_identity(const fields& f, const std::string& path, thing& t) 
                 if (auto v = whole_seconds(x->value, p("rotation.before_expiry"), std::chrono::hours{24 * 365}))
                     s.before_expiry = *v;
             }
+            // AWS IoT creates CreateCertificateFromCsr's certificate inactive and attached to nothing;
+            // only RegisterThing (the template) activates it and attaches the policy. Without it the
+            // Thing would replace a working pair with one that cannot connect.
+            if (find(*g, "template") == nullptr)
+                report(location_of(rotation->value), p("rotation.template"), "missing required key 'template'",
+                       "the provisioning template that activates the new certificate and attaches the Thing's policy "
+                       "(AWS IoT issues it inactive), e.g. template: GatewayRotation");
             t.rotation = std::move(s);
         }
     }

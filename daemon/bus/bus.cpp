@@ -155,7 +155,13 @@ const sd_bus_vtable bus_service::impl::thing_vtable[] = {
     SD_BUS_PROPERTY("BytesIn", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("BytesOut", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("LastError", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("IdentityState", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("CertificateId", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("CertificateNotAfterUSec", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("IdentityError", "s", bus_service::impl::thing_property, 0, emits),
     SD_BUS_METHOD("Reconnect", "", "", bus_service::impl::method_reconnect, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("RotateCertificate", "", "", "s", SD_BUS_PARAM(certificate_id),
+                             bus_service::impl::method_rotate_certificate, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("StateChanged", "ss", SD_BUS_PARAM(state) SD_BUS_PARAM(reason), 0),
     SD_BUS_VTABLE_END};
 
@@ -302,6 +308,10 @@ void bus_service::impl::emit_counters() {
         if (now->proxy != was.proxy) changed.push_back("Proxy");
         if (now->auth != was.auth) changed.push_back("Auth");
         if (now->transport != was.transport) changed.push_back("Transport");
+        if (now->identity.state != was.identity.state) changed.push_back("IdentityState");
+        if (now->identity.certificate_id != was.identity.certificate_id) changed.push_back("CertificateId");
+        if (now->identity.not_after != was.identity.not_after) changed.push_back("CertificateNotAfterUSec");
+        if (now->identity.last_error != was.identity.last_error) changed.push_back("IdentityError");
         if (now->counters.messages_out != was.counters.messages_out) changed.push_back("MessagesPublished");
         if (now->counters.messages_in != was.counters.messages_in) changed.push_back("MessagesReceived");
         if (now->counters.bytes_in != was.counters.bytes_in) changed.push_back("BytesIn");
@@ -369,6 +379,15 @@ int bus_service::impl::thing_property(sd_bus*, const char* path, const char*, co
         if (p == "State") return str(state_name(st->state));
         if (p == "StateReason") return str(st->reason);
         if (p == "LastError") return str(st->last_error);
+        if (p == "IdentityState") return str(st->identity.state);
+        if (p == "CertificateId") return str(st->identity.certificate_id);
+        if (p == "IdentityError") return str(st->identity.last_error);
+        if (p == "CertificateNotAfterUSec") {
+            const auto& t = st->identity.not_after;
+            return u64(t ? static_cast<std::uint64_t>(std::max<std::int64_t>(
+                               0, std::chrono::duration_cast<std::chrono::microseconds>(t->time_since_epoch()).count()))
+                         : 0);
+        }
         if (p == "ConnectedSinceUSec") return u64(st->connected_since_usec);
         if (p == "Reconnects") return u64(st->reconnects);
         if (p == "InFlight") return u64(st->in_flight);

@@ -105,4 +105,31 @@ int bus_service::impl::method_reconnect(sd_bus_message* m, void* userdata, sd_bu
     });
 }
 
+// Answered when the rotation is over (it takes two answers of AWS IoT: call with a timeout of a
+// minute or more, e.g. busctl --timeout=120).
+int bus_service::impl::method_rotate_certificate(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const auto name = s.thing_of(sd_bus_message_get_path(m));
+        sd_bus_message_ref(m);
+        const bool known = s.hub.rotate_certificate(
+            name, [&s, m, weak = std::weak_ptr<bool>(s.alive)](const std::string& error, const std::string& id) {
+                if (!weak.expired() && s.bus) {
+                    if (error.empty())
+                        sd_bus_reply_method_return(m, "s", id.c_str());
+                    else
+                        sd_bus_reply_method_errorf(m, (std::string(error_prefix) + "RotationFailed").c_str(), "%s",
+                                                   error.c_str());
+                    s.kick();
+                }
+                sd_bus_message_unref(m);
+            });
+        if (!known) {
+            sd_bus_message_unref(m);
+            return sd_bus_error_setf(err, (std::string(error_prefix) + "UnknownThing").c_str(), "no Thing '%s'", name.c_str());
+        }
+        return 1;
+    });
+}
+
 }  // namespace thingmux::bus

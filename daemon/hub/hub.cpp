@@ -66,7 +66,9 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
         }
         auto& t = *it->second;
         t.pipe->reconfigure(std::move(setup.settings), session_rules());
-        if (t.fingerprint != setup.fingerprint) {
+        t.identity->reconfigure(t.pipe->settings(), setup.link);
+        // While it is provisioned its connection has not started: changes apply at the next reload.
+        if (t.fingerprint != setup.fingerprint && !t.identity->provisioning()) {
             t.fingerprint = std::move(setup.fingerprint);
             spdlog::info("thing {}: connection settings or credentials changed; reconnecting", t.pipe->settings().name);
             t.link->reconnect("the configuration changed", std::move(setup.link));
@@ -103,11 +105,18 @@ void hub::add_thing(thing_setup setup) {
     t->link->on_message([raw](const mqtt::publish& m, std::optional<mqtt::inbound_ticket> k) { raw->pipe->on_message(m, k); });
     t->link->on_subscription_lost([raw](const std::string& f, std::uint8_t code) { raw->pipe->on_subscription_lost(f, code); });
     t->link->on_state([this, raw](const uplink::state_event& ev) { on_uplink_state(*raw, ev); });
+    t->identity = std::make_unique<identity::thing_identity>(
+        io_, t->pipe->settings(), t->link->config(), t->pipe,
+        identity::thing_identity::hooks{.provisioned = [this, raw] { if (!shutting_down_) raw->link->start(); },
+                                        .rotated = [raw](const std::string& why) { raw->link->reconnect(why); },
+                                        .show_state = [this, raw](const uplink::state_event& ev) { show_link_state(*raw, ev); },
+                                        .new_flow = [this] { return thing::session_id{next_client_++}; }});
     things_.emplace(name, std::move(t));
     // Before the uplink: what the broker sends at once must find the sessions' filters.
     restore_sessions(*raw);
     ++uplinks_running_;
-    raw->link->start();
+    // A Thing without its certificate yet is provisioned first (thing_identity.hpp).
+    if (raw->identity->start()) raw->link->start();
 }
 
 void hub::remove_thing(const std::string& name) {
@@ -133,6 +142,7 @@ void hub::remove_thing(const std::string& name) {
     std::erase_if(ipc_sessions_, forget);
     // Its clients are closed: nobody waits for what is still in its pipeline.
     t.clock.cancel();
+    t.identity->stop({});
     t.link->on_message({});
     t.link->on_subscription_lost({});
     t.link->on_state({});
@@ -328,6 +338,11 @@ void hub::on_uplink_state(thing_entry& t, const uplink::state_event& ev) {
         spdlog::info("thing {}: disconnected ({})", c.thing_name, logging::escaped(ev.reason));
         break;
     }
+    show_link_state(t, ev);
+    t.identity->on_link(ev);
+}
+
+void hub::show_link_state(thing_entry& t, const uplink::state_event& ev) {
     if (ev.state == uplink::link_state::connected) {
         t.connected_since_usec = static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
@@ -344,9 +359,21 @@ void hub::on_uplink_state(thing_entry& t, const uplink::state_event& ev) {
     for (const auto& observer : on_thing_state_) observer(t.pipe->settings().name, ev);
 }
 
+bool hub::rotate_certificate(const std::string& thing, identity::thing_identity::rotate_done done) {
+    auto it = things_.find(thing);
+    if (it == things_.end()) return false;
+    spdlog::info("thing {}: certificate rotation requested", thing);
+    it->second->identity->rotate(std::move(done));
+    return true;
+}
+
 bool hub::reconnect(const std::string& thing) {
     auto it = things_.find(thing);
     if (it == things_.end()) return false;
+    if (it->second->identity->provisioning()) {
+        spdlog::info("thing {}: reconnect requested while it is provisioned: its connection starts once that is done", thing);
+        return true;
+    }
     spdlog::info("thing {}: reconnect requested", thing);
     it->second->link->reconnect("an operator asked for it");
     return true;
@@ -369,7 +396,8 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     s.transport = config::to_string(pipe.settings().transport);
     s.client_id = cfg.session.client_id;
     s.protocol = config::to_string(pipe.settings().protocol);
-    s.state = t.link->state();
+    // While it is provisioned, the Thing's own link has not started: the state is provisioning's.
+    s.state = t.identity->provisioning() ? pipe.link().link : t.link->state();
     s.reason = pipe.link().reason;
     s.connected_since_usec = t.connected_since_usec;
     s.counters = t.link->counters();
@@ -386,6 +414,7 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     s.retained_messages = p.retained_messages;
     s.retained_bytes = p.retained_bytes;
     s.retained_dropped = p.retained_dropped;
+    s.identity = t.identity->status();
     return s;
 }
 
@@ -462,6 +491,7 @@ void hub::maybe_finish_shutdown() {
     for (auto& [name, t] : things_) {
         t->pipe->abandon_waiting();
         t->clock.cancel();
+        t->identity->stop({});
         t->link->stop([this] {
             --uplinks_running_;
             if (uplinks_running_ > 0) return;

@@ -25,6 +25,7 @@
 #include "daemon/hub/mqtt_client.hpp"
 #include "daemon/hub/mqtt_session.hpp"
 #include "daemon/hub/session_storage.hpp"
+#include "daemon/identity/thing_identity.hpp"
 #include "daemon/spool/spool.hpp"
 #include "daemon/thing/pipeline.hpp"
 #include "daemon/uplink/uplink.hpp"
@@ -83,6 +84,7 @@ struct thing_status {
     std::uint64_t retained_dropped = 0;   // retained messages evicted or not kept for the cache's bounds
     uplink::uplink_counters counters;
     std::string last_error;
+    identity::identity_status identity;  // its certificate: state, expiry, id, last error
 };
 
 // What D-Bus shows of a connected app.
@@ -134,6 +136,9 @@ public:
 
     // Drops and re-establishes a Thing's connection; false when there is no such Thing.
     bool reconnect(const std::string& thing);
+    // Rotates a Thing's certificate now (thing_identity.hpp); false when there is no such Thing,
+    // else `done` gets the outcome.
+    bool rotate_certificate(const std::string& thing, identity::thing_identity::rotate_done done);
     // Adds an observer called after every state change of a Thing's link (D-Bus signals, the
     // service manager's status line). Observers live as long as the hub.
     void on_thing_state(std::function<void(const std::string& thing, const uplink::state_event&)> f) {
@@ -237,6 +242,9 @@ private:
     void add_thing(thing_setup setup);
     void remove_thing(const std::string& name);
     void on_uplink_state(thing_entry& t, const uplink::state_event& ev);
+    // A state of the Thing's link to its pipeline (its sessions), D-Bus and the status line:
+    // its uplink's, or provisioning's while it has no certificate yet.
+    void show_link_state(thing_entry& t, const uplink::state_event& ev);
     [[nodiscard]] thing::session_rules session_rules() const;
     void maybe_finish_shutdown();
     [[nodiscard]] std::size_t publishes_in_flight() const;

@@ -3,6 +3,7 @@
 
 #include "daemon/hub/hub.hpp"
 #include "daemon/hub/uplink_port.hpp"
+#include "daemon/identity/thing_identity.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -12,7 +13,7 @@
 
 namespace thingmux::hub {
 
-// One configured Thing: its uplink, and its pipeline wired to it and to a timer.
+// One configured Thing: its uplink, its pipeline wired to it and to a timer, and its identity.
 struct hub::thing_entry {
     thing_entry(boost::asio::io_context& io, std::shared_ptr<uplink::uplink> l, std::string fp, session_journal& journal)
         : fingerprint(std::move(fp)), link(std::move(l)), port(link, journal), clock(io, [this] { pipe->on_timer(); }) {}
@@ -22,6 +23,8 @@ struct hub::thing_entry {
     uplink_port port;
     asio_clock clock;
     std::shared_ptr<thing::pipeline> pipe;
+    // Provisioning, rotation and expiry of its certificate (after pipe: it holds a session of it).
+    std::unique_ptr<identity::thing_identity> identity;
     std::uint64_t connected_since_usec = 0;
     std::string last_error;
 };

@@ -1,6 +1,7 @@
 #include "daemon/identity/enrollment_runner.hpp"
 
 #include "common/fleet_provisioning.hpp"
+#include "common/printable.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -111,6 +112,15 @@ void enrollment_runner::arm_timer() {
 }
 
 void enrollment_runner::on_done(enrollment_result result) {
+    // A certificate registered for another Thing would log in under a name the configuration
+    // and the IoT policy's variables do not expect: it is not installed.
+    if (!options_.expected_thing.empty() && !result.thing_name.empty() && result.thing_name != options_.expected_thing)
+        return finish(enrollment_error{
+            enrollment_step::register_thing,
+            std::string(step_name(enrollment_step::register_thing)) + ": the template registered Thing '" +
+                text::printable(result.thing_name) + "', but this Thing is configured as '" + options_.expected_thing +
+                "' (set name: to the Thing name the template gives, or change the template's parameters)",
+            false});
     if (auto committed = commit(options_.paths, result.certificate_pem); !committed)
         return finish(
             enrollment_error{enrollment_step::store,

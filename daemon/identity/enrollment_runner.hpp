@@ -39,6 +39,8 @@ struct enrollment_options {
     std::string common_name;  // the CSR's subject CN (the Thing's name)
     key_type key = key_type::ec_p256;
     enrollment_request request;  // flow, template, parameters, answer_timeout (the timer's)
+    // The Thing name RegisterThing must give (when it gives one); empty: any.
+    std::string expected_thing;
 };
 
 // The certificate AWS IoT issued (already committed to the files), or why there is none (the

@@ -4,6 +4,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -45,12 +46,17 @@ sd_bus* open_bus(std::string_view command) {
     return bus;
 }
 
-// Calls a Manager method without arguments; on failure prints the error and returns the exit code.
-int call(std::string_view command, const char* method, sd_bus_message** reply) {
+// Calls a method without arguments on `path` (`iface`), waiting up to `timeout_usec` (0: sd-bus's
+// default, 25 s); on failure prints the error and returns the exit code.
+int call_on(std::string_view command, const char* path, const char* iface, const char* method, std::uint64_t timeout_usec,
+            sd_bus_message** reply) {
     sd_bus* bus = open_bus(command);
     if (bus == nullptr) return exit_unavailable;
     sd_bus_error error = SD_BUS_ERROR_NULL;
-    const int r = sd_bus_call_method(bus, service, manager_path, manager_iface, method, &error, reply, "");
+    sd_bus_message* m = nullptr;
+    int r = sd_bus_message_new_method_call(bus, &m, service, path, iface, method);
+    if (r >= 0) r = sd_bus_call(bus, m, timeout_usec, &error, reply);
+    sd_bus_message_unref(m);
     int rc = exit_ok;
     if (r < 0) {
         const bool absent = sd_bus_error_has_name(&error, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
@@ -63,6 +69,11 @@ int call(std::string_view command, const char* method, sd_bus_message** reply) {
     sd_bus_error_free(&error);
     sd_bus_flush_close_unref(bus);
     return rc;
+}
+
+// Calls a Manager method without arguments; on failure prints the error and returns the exit code.
+int call(std::string_view command, const char* method, sd_bus_message** reply) {
+    return call_on(command, manager_path, manager_iface, method, 0, reply);
 }
 
 }  // namespace
@@ -123,6 +134,46 @@ std::variant<thing_route, std::string> read_route(const std::string& thing) {
     });
     if (!why.empty()) return why;
     return route;
+}
+
+std::variant<thing_identity, std::string> read_identity(const std::string& thing) {
+    thing_identity id;
+    auto why = read_thing(thing, [&](sd_bus* bus, const char* path, sd_bus_error* error) {
+        int r = 0;
+        for (const auto& [property, value] : {std::pair{"IdentityState", &id.state}, {"CertificateId", &id.certificate_id},
+                                              {"IdentityError", &id.error}}) {
+            char* text = nullptr;
+            r = sd_bus_get_property_string(bus, service, path, thing_iface, property, error, &text);
+            if (r < 0) return r;
+            *value = text;
+            std::free(text);
+        }
+        return sd_bus_get_property_trivial(bus, service, path, thing_iface, "CertificateNotAfterUSec", error, 't',
+                                           &id.not_after_usec);
+    });
+    if (!why.empty()) return why;
+    return id;
+}
+
+int run_rotate_certificate(const std::string& thing, std::chrono::seconds timeout) {
+    char* path = nullptr;
+    if (const int r = sd_bus_path_encode(thing_prefix, thing.c_str(), &path); r < 0) {
+        complain("rotate-certificate") << "cannot name the Thing's D-Bus object: " << std::strerror(-r) << '\n';
+        return exit_refused;
+    }
+    std::cout << "asking thingmuxd to rotate the certificate of " << thing << " (up to " << timeout.count() << " s)...\n"
+              << std::flush;
+    sd_bus_message* reply = nullptr;
+    const int rc = call_on("rotate-certificate", path, thing_iface, "RotateCertificate",
+                           static_cast<std::uint64_t>(timeout.count()) * 1'000'000U, &reply);
+    std::free(path);
+    if (rc == exit_ok) {
+        const char* id = nullptr;
+        if (sd_bus_message_read(reply, "s", &id) >= 0)
+            std::cout << "rotated: new certificate " << id << "; thingmuxd reconnects with it\n";
+    }
+    sd_bus_message_unref(reply);
+    return rc;
 }
 
 int run_clients() {

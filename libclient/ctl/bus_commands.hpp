@@ -2,6 +2,7 @@
 // (docs/dbus.md) on the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -27,6 +28,18 @@ struct thing_route {
 };
 // Reads them from the Thing's object; why not, when thingmuxd's D-Bus interface cannot be read.
 [[nodiscard]] std::variant<thing_route, std::string> read_route(const std::string& thing);
+
+// A Thing's certificate: D-Bus IdentityState, CertificateId, CertificateNotAfterUSec, IdentityError.
+struct thing_identity {
+    std::string state;
+    std::string certificate_id;
+    std::uint64_t not_after_usec = 0;  // 0: unknown
+    std::string error;
+};
+[[nodiscard]] std::variant<thing_identity, std::string> read_identity(const std::string& thing);
+
+// `thingmuxctl rotate-certificate`: RotateCertificate on the Thing's object, waiting up to `timeout`.
+[[nodiscard]] int run_rotate_certificate(const std::string& thing, std::chrono::seconds timeout);
 
 // `thingmuxctl clients`: ListClients, as a table.
 [[nodiscard]] int run_clients();

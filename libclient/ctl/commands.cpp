@@ -12,11 +12,13 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -284,6 +286,51 @@ int run_sub(const common_options& common, const sub_options& opts) {
     }
 }
 
+namespace {
+
+// "3f2a…c9d1 expires 2027-12-05 10:00 UTC (in 364 days)", "being provisioned", …
+std::string describe_certificate(const thing_identity& id) {
+    std::string text;
+    if (id.state == "provisioning") return "none yet: thingmuxd is provisioning the Thing (fleet provisioning)";
+    if (!id.certificate_id.empty())
+        text = id.certificate_id.size() > 16 ? id.certificate_id.substr(0, 8) + "…" + id.certificate_id.substr(id.certificate_id.size() - 8)
+                                            : id.certificate_id;
+    if (id.not_after_usec != 0) {
+        const auto secs = static_cast<std::time_t>(id.not_after_usec / 1'000'000U);
+        std::tm tm{};
+        ::gmtime_r(&secs, &tm);
+        std::array<char, 32> when{};
+        std::strftime(when.data(), when.size(), "%Y-%m-%d %H:%M UTC", &tm);
+        const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+        const auto left = static_cast<long long>(secs) - static_cast<long long>(now);
+        text += (text.empty() ? "" : " ") + std::string(left > 0 ? "expires " : "EXPIRED ") + when.data();
+        text += left > 0 ? " (in " + std::to_string(left / 86'400) + " days)" : "";
+    }
+    if (id.state == "rotating") text += (text.empty() ? "" : "; ") + std::string("being rotated");
+    if (text.empty()) text = "not known to thingmuxd (in a token, or not a file it reads)";
+    return text;
+}
+
+}  // namespace
+
+int run_rotate_certificate(const common_options& common, int timeout_s) {
+    std::string thing = common.thing;
+    if (thing.empty()) {
+        // The daemon's default Thing, as a client learns it.
+        client c(client_options(common, false));
+        c.start();
+        if (const int rc = connect_or_report("rotate-certificate", c, common); rc != exit_ok) return rc;
+        const auto info = c.daemon();
+        if (!info) {
+            complain("rotate-certificate") << "lost thingmuxd\n";
+            return exit_unavailable;
+        }
+        thing = info->thing;
+    }
+    return run_rotate_certificate(thing, std::chrono::seconds(timeout_s));
+}
+
 int run_status(const common_options& common) {
     client c(client_options(common, false));
     c.start();
@@ -319,6 +366,14 @@ int run_status(const common_options& common) {
             << "auth:              " << r->auth << '\n';
     } else {
         out << "not shown (" << std::get<std::string>(route) << ")\n";
+    }
+    out << "certificate:       ";
+    const auto identity = read_identity(info->thing);
+    if (const auto* id = std::get_if<thing_identity>(&identity)) {
+        out << describe_certificate(*id) << '\n';
+        if (!id->error.empty()) out << "identity error:    " << id->error << '\n';
+    } else {
+        out << "not shown (" << std::get<std::string>(identity) << ")\n";
     }
     out << "retained cache:    ";
     const auto retained = read_retained_cache(info->thing);

@@ -60,5 +60,8 @@ std::ostream& complain(std::string_view command);
 [[nodiscard]] int run_pub(const common_options& common, const pub_options& opts);
 [[nodiscard]] int run_sub(const common_options& common, const sub_options& opts);
 [[nodiscard]] int run_status(const common_options& common);
+// `thingmuxctl rotate-certificate`: D-Bus RotateCertificate of --thing (default: the daemon's
+// Thing, asked over the socket), waiting up to `timeout_s` for the outcome.
+[[nodiscard]] int run_rotate_certificate(const common_options& common, int timeout_s);
 
 }  // namespace thingmux::ctl

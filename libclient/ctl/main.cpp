@@ -98,8 +98,8 @@ int main(int argc, char** argv) {
     // status
     auto* status_cmd = app.add_subcommand(
         "status",
-        "Show the daemon version, Thing, this client's id, the uplink state, the Thing's endpoint, transport and proxy and "
-        "its retained cache (from D-Bus) and the limits");
+        "Show the daemon version, Thing, this client's id, the uplink state, the Thing's endpoint, transport and proxy, "
+        "its certificate's expiry and its retained cache (from D-Bus) and the limits");
     status_cmd->fallthrough();
     status_cmd->footer(exit_codes_text);
 
@@ -113,6 +113,14 @@ int main(int argc, char** argv) {
         "reload", "Make thingmuxd re-read its configuration file, like systemctl reload thingmuxd; a file with errors "
                   "is refused with every problem listed and the configuration in force stays (D-Bus Reload)");
     reload_cmd->footer(exit_codes_text);
+    int rotate_timeout_s = 120;
+    auto* rotate_cmd = app.add_subcommand(
+        "rotate-certificate",
+        "Make thingmuxd get a new key and certificate for the Thing now, over its own connection, and reconnect with "
+        "them (D-Bus RotateCertificate; docs/identity.md). Waits for the outcome; the old pair stays when it fails");
+    rotate_cmd->add_option("-W,--timeout", rotate_timeout_s, "Give up waiting after this many seconds [default: 120]")
+        ->check(CLI::PositiveNumber);
+    rotate_cmd->footer(exit_codes_text);
 
     try {
         app.parse(argc, argv);
@@ -135,6 +143,7 @@ int main(int argc, char** argv) {
         }
         if (clients_cmd->parsed()) return run_clients();
         if (reload_cmd->parsed()) return run_reload();
+        if (rotate_cmd->parsed()) return run_rotate_certificate(common, rotate_timeout_s);
         return run_status(common);
     } catch (const std::exception& e) {
         std::cerr << "thingmuxctl: " << e.what() << '\n';

@@ -83,16 +83,21 @@ TEST(ConfigIdentity, RotationDefaultsAndBeforeExpiry) {
     EXPECT_EQ(rot.template_name, "Rotate");
     EXPECT_EQ(rot.key_type, generated_key::ec_p256);
     EXPECT_EQ(rot.timeout, std::chrono::seconds(30));
-    const auto d = parse(minimal + "    rotation: {}\n", "t.yaml");
+    const auto d = parse(minimal + "    rotation: {template: R}\n", "t.yaml");
     ASSERT_TRUE(d.ok()) << all(d);
     EXPECT_EQ(d.config->things.at(0).rotation->before_expiry, std::chrono::hours(24 * 30));
-    EXPECT_TRUE(d.config->things.at(0).rotation->template_name.empty());
+}
+
+// AWS IoT issues CreateCertificateFromCsr's certificate inactive: only the template activates it.
+TEST(ConfigIdentity, RotationNeedsATemplate) {
+    const auto r = parse(minimal + "    rotation: {before_expiry: 7d}\n", "t.yaml");
+    expect_error(r, "things[0].rotation.template", 7, 15, "missing required key 'template'", "AWS IoT issues it inactive");
 }
 
 TEST(ConfigIdentity, KeyAndCertMustBeWritableFiles) {
     auto text = minimal;
     text.replace(text.find("/etc/key.pem"), 12, "credential:thing-key");
-    const auto r = parse(text + "    rotation: {}\n", "t.yaml");
+    const auto r = parse(text + "    rotation: {template: R}\n", "t.yaml");
     expect_error(r, "things[0].rotation", 7, 15, "cannot write the new key to credential:thing-key",
                  "/var/lib/thingmux/identity/");
 }
@@ -101,7 +106,7 @@ TEST(ConfigIdentity, NeedsX509) {
     const auto r = parse(minimal +
                              "    auth: custom-authorizer\n"
                              "    custom_authorizer: {name: a, password: /p}\n"
-                             "    rotation: {}\n",
+                             "    rotation: {template: R}\n",
                          "t.yaml");
     expect_error(r, "things[0].rotation", 9, 15, "needs auth: x509");
 }
