@@ -6,12 +6,9 @@
 #include "daemon/uplink/pkcs11_key.hpp"
 #include "daemon/uplink/secret_file.hpp"
 
-#include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/pkcs12.h>
-#include <openssl/provider.h>
 
-#include <cstdlib>
 #include <cstring>
 
 namespace thingmux::uplink {
@@ -27,6 +24,15 @@ client_identity failed(std::string why, std::error_code code = errc::credentials
     return id;
 }
 
+// A secret (PIN, password) of a file, without its trailing newline: echo PIN > file is the usual way.
+std::string read_secret(const std::filesystem::path& file, const std::string& named, std::size_t max, std::string& out) {
+    if (auto e = read_secret_file(file, named, max, out); !e.empty()) return e;
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    return {};
+}
+
+}  // namespace
+
 std::string openssl_errors() {
     std::string out;
     while (const unsigned long e = ERR_get_error()) {
@@ -37,15 +43,6 @@ std::string openssl_errors() {
     }
     return out.empty() ? "unknown error" : out;
 }
-
-// A secret (PIN, password) of a file, without its trailing newline: echo PIN > file is the usual way.
-std::string read_secret(const std::filesystem::path& file, const std::string& named, std::size_t max, std::string& out) {
-    if (auto e = read_secret_file(file, named, max, out); !e.empty()) return e;
-    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-    return {};
-}
-
-}  // namespace
 
 bool is_tss2_key(std::string_view pem) noexcept {
     const auto start = pem.find_first_not_of(" \t\r\n");
@@ -82,39 +79,6 @@ client_identity load_token_identity(const tls_settings& s) {
         id.cert = std::move(cert.cert);
         id.cert_name = "PKCS#11 certificate " + c.describe();
     }
-    return id;
-}
-
-client_identity load_tpm2_key(const std::string& pem, const tls_settings& s) {
-    const auto tcti = s.tpm2_tcti.empty() ? std::string("the provider's default TCTI") : "TCTI " + s.tpm2_tcti;
-    // tpm2-openssl reads TPM2OPENSSL_TCTI once, when the provider is loaded; loaded once for the
-    // process (the key objects refer to it), so a changed tpm2_tcti needs a restart.
-    static OSSL_PROVIDER* tpm2 = nullptr;
-    if (tpm2 == nullptr) {
-        if (!s.tpm2_tcti.empty()) ::setenv("TPM2OPENSSL_TCTI", s.tpm2_tcti.c_str(), 1);
-        ERR_clear_error();
-        // "default" stays loaded beside it: everything but the key's own operations comes from there.
-        if (OSSL_PROVIDER_load(nullptr, "default") == nullptr || (tpm2 = OSSL_PROVIDER_load(nullptr, "tpm2")) == nullptr)
-            return failed("cannot reach the TPM through OpenSSL's tpm2 provider with " + tcti + " (" + openssl_errors() +
-                              "): check that tpm2-openssl is installed and the TPM (or swtpm) is reachable "
-                              "(/dev/tpmrm0, or tpm2_tcti:)",
-                          errc::credentials_unusable);
-    }
-    client_identity id;
-    id.key_name = "TPM key " + s.key_file.string();
-    id.properties = "?provider=tpm2";
-    EVP_PKEY* key = nullptr;
-    OSSL_DECODER_CTX* d =
-        OSSL_DECODER_CTX_new_for_pkey(&key, "PEM", nullptr, nullptr, OSSL_KEYMGMT_SELECT_KEYPAIR, nullptr, id.properties);
-    const auto* data = reinterpret_cast<const unsigned char*>(pem.data());
-    std::size_t size = pem.size();
-    ERR_clear_error();
-    const bool ok = d != nullptr && OSSL_DECODER_from_data(d, &data, &size) == 1 && key != nullptr;
-    OSSL_DECODER_CTX_free(d);
-    if (!ok)
-        return failed("cannot load " + id.key_name + " into the TPM with " + tcti + ": " + openssl_errors() +
-                      "; was the key made by this TPM (its storage key), and is the TPM reachable?");
-    id.key.reset(key);
     return id;
 }
 

@@ -21,9 +21,6 @@ struct client_identity {
     // "TPM key /etc/thingmux/key.tss", "PKCS#12 bundle /etc/thingmux/thing.p12".
     std::string key_name;
     std::string cert_name;
-    // TPM keys: the property query the TLS context must fetch with, so that signatures are
-    // made by the provider that holds the key.
-    const char* properties = nullptr;
     std::string error;
     std::error_code code;
 };
@@ -34,7 +31,7 @@ struct client_identity {
 // The key (and certificate, when cert_file is a "pkcs11:" URI too) that key_file's URI names.
 [[nodiscard]] client_identity load_token_identity(const tls_settings& s);
 
-// The TPM key of key_file, whose text is `pem`.
+// The TPM key of key_file, whose text is `pem` (tpm2_key.cpp).
 [[nodiscard]] client_identity load_tpm2_key(const std::string& pem, const tls_settings& s);
 
 // Key, certificate and chain of the PKCS#12 bundle pkcs12_file.

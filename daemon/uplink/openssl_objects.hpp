@@ -1,10 +1,12 @@
-// Owning pointers to the OpenSSL objects a client identity is made of (a key, certificates).
+// Owning pointers to the OpenSSL objects a client identity is made of (a key, certificates), and
+// OpenSSL's queued errors for a message.
 #pragma once
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include <memory>
+#include <string>
 
 namespace thingmux::uplink {
 
@@ -16,5 +18,9 @@ struct x509_free {
 };
 using evp_pkey_ptr = std::unique_ptr<EVP_PKEY, evp_pkey_free>;
 using x509_ptr = std::unique_ptr<X509, x509_free>;
+
+// Takes OpenSSL's queued errors, oldest first, as one line: "PIN incorrect; object not found"
+// ("unknown error" when there is none). Defined in client_identity.cpp.
+[[nodiscard]] std::string openssl_errors();
 
 }  // namespace thingmux::uplink

@@ -20,18 +20,6 @@ namespace {
 
 constexpr const char* engine_id = "pkcs11";
 
-// OpenSSL's queued errors as one line, oldest first ("PIN incorrect; object not found").
-std::string drain_errors() {
-    std::string out;
-    while (const unsigned long e = ERR_get_error()) {
-        const char* r = ERR_reason_error_string(e);
-        if (r == nullptr) continue;
-        if (!out.empty()) out += "; ";
-        out += r;
-    }
-    return out.empty() ? "unknown error" : out;
-}
-
 // One engine per PKCS#11 library, initialised once and kept for the process's life: the library
 // is loaded once (C_Initialize may not be called twice), and the keys it gave keep referring to
 // it. Deliberately never freed: OpenSSL's own exit handler tears engines down.
@@ -41,11 +29,11 @@ ENGINE* engine_for(const std::string& module, std::string& error) {
     ENGINE_load_dynamic();
     ENGINE* e = ENGINE_by_id(engine_id);
     if (e == nullptr) {
-        error = "cannot load OpenSSL's pkcs11 engine (install libengine-pkcs11-openssl): " + drain_errors();
+        error = "cannot load OpenSSL's pkcs11 engine (install libengine-pkcs11-openssl): " + openssl_errors();
         return nullptr;
     }
     if (ENGINE_ctrl_cmd_string(e, "MODULE_PATH", module.c_str(), 0) != 1 || ENGINE_init(e) != 1) {
-        error = "cannot load the PKCS#11 library " + module + ": " + drain_errors();
+        error = "cannot load the PKCS#11 library " + module + ": " + openssl_errors();
         ENGINE_free(e);
         return nullptr;
     }
@@ -91,13 +79,13 @@ std::string prepare(ENGINE*& e, const pkcs11::uri& uri, const std::string& pin) 
     if (e == nullptr) return error;
     ERR_clear_error();
     // Set even when empty, so that no earlier Thing's PIN is offered to this token.
-    if (ENGINE_ctrl_cmd_string(e, "PIN", pin.c_str(), 0) != 1) return "cannot pass the PIN to the pkcs11 engine: " + drain_errors();
+    if (ENGINE_ctrl_cmd_string(e, "PIN", pin.c_str(), 0) != 1) return "cannot pass the PIN to the pkcs11 engine: " + openssl_errors();
     return {};
 }
 
 // What went wrong loading `what` from `uri`, with what to do.
 std::string failure(const pkcs11::uri& uri, const std::string& pin, const char* what) {
-    const auto errors = drain_errors();
+    const auto errors = openssl_errors();
     if (pin_problem(errors)) {
         if (!pin.empty()) refused_pins().push_back(pin_digest(uri, pin));
         return "the token refused the PIN for " + uri.describe() + " (" + errors + "): fix key_pin / pin-source";

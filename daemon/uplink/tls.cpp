@@ -54,13 +54,10 @@ struct wiped {
     ~wiped() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
 };
 
-// A client context that requires TLS 1.2+ and verifies the peer; `properties`: the property
-// query of its algorithm fetches (a TPM key's provider), null: OpenSSL's default.
-std::shared_ptr<boost::asio::ssl::context> verifying_client_context(const char* properties = nullptr) {
+// A client context that requires TLS 1.2+ and verifies the peer.
+std::shared_ptr<boost::asio::ssl::context> verifying_client_context() {
     namespace ssl = boost::asio::ssl;
-    auto ctx = properties == nullptr
-                   ? std::make_shared<ssl::context>(ssl::context::tls_client)
-                   : std::make_shared<ssl::context>(SSL_CTX_new_ex(nullptr, properties, TLS_client_method()));
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
     SSL_CTX* native = ctx->native_handle();
     ERR_clear_error();
     SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
@@ -114,7 +111,7 @@ tls_context_result make_tls_context(const tls_settings& s) {
     else if (is_tss2_key(key)) loaded = load_tpm2_key(key, s);
     if (!loaded.error.empty()) return {nullptr, std::move(loaded.error), loaded.code};
     namespace ssl = boost::asio::ssl;
-    auto ctx = verifying_client_context(loaded.properties);
+    auto ctx = verifying_client_context();
     SSL_CTX* native = ctx->native_handle();
     // An encrypted key must not make OpenSSL ask for a password on the terminal: it fails instead.
     boost::system::error_code ec;
