@@ -173,6 +173,29 @@ TEST(HardwareKey, Tpm2KeyConnectsRoundTripsAndReconnects) {
     EXPECT_GE(broker_connections(broker, thing), 2U);
 }
 
+TEST(HardwareKey, UnreachableTpmIsSaidWithItsTcti) {
+    if (!have_file("/usr/lib/x86_64-linux-gnu/ossl-modules/tpm2.so", "tpm2-openssl") || !have("swtpm", "swtpm")) return;
+    broker_fixture broker;
+    const auto dir = broker.dir() / "tpm";
+    const auto key = dir / "thing.tss";
+    std::string tcti;
+    {
+        software_tpm tpm(dir / "state");
+        tcti = tpm.tcti();
+        run_or_throw({"env", "TPM2OPENSSL_TCTI=" + tcti, "openssl", "genpkey", "-provider", "tpm2", "-provider", "default",
+                      "-algorithm", "EC", "-pkeyopt", "group:P-256", "-out", key.string()});
+    }  // the TPM is gone
+    daemon_setup s;
+    s.client_certificate = false;
+    s.thing = "cert: " + broker.thing(thing).cert.string() + "\nkey: " + key.string();
+    s.top = "tpm2_tcti: \"" + tcti + "\"";
+    daemon_fixture d(broker, s);
+    EXPECT_TRUE(eventually([&] { return log_has(d, "cannot reach the TPM through OpenSSL's tpm2 provider with TCTI " + tcti); },
+                           15'000))
+        << read_file(d.log_file());
+    EXPECT_TRUE(running(d));
+}
+
 TEST(HardwareKey, Pkcs12BundleConnectsAndAWrongPasswordIsSaidClearly) {
     broker_fixture broker;
     const auto id = broker.thing(thing);
