@@ -1,5 +1,7 @@
 #include "common/pkcs11_uri.hpp"
 
+#include "common/custom_authorizer.hpp"
+
 #include <algorithm>
 #include <array>
 
@@ -47,25 +49,18 @@ std::optional<std::string> decode(std::string_view name, std::string_view raw, s
     return out;
 }
 
-// RFC 3986 unreserved characters and the few that RFC 7512 lets stand in a value; every other
-// byte is percent-encoded.
-std::string encode(std::string_view value, std::string_view also_plain = {}) {
-    static constexpr char digits[] = "0123456789ABCDEF";
+// RFC 3986 percent-encoding of all but the unreserved characters; with `keep_slash`, '/' stays
+// too, so that a path reads as one in messages.
+std::string encode(std::string_view value, bool keep_slash = false) {
+    if (!keep_slash) return custom_authorizer::url_encode(value);
     std::string out;
-    for (const char c : value) {
-        const auto u = static_cast<unsigned char>(c);
-        const bool plain = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
-                           std::string_view("-._~:[]@!$'()*+,").find(c) != std::string_view::npos ||
-                           also_plain.find(c) != std::string_view::npos;
-        if (plain) {
-            out.push_back(c);
-        } else {
-            out.push_back('%');
-            out.push_back(digits[u >> 4U]);
-            out.push_back(digits[u & 15U]);
-        }
+    for (std::size_t at = 0;;) {
+        const auto slash = value.find('/', at);
+        out += custom_authorizer::url_encode(value.substr(at, slash == std::string_view::npos ? slash : slash - at));
+        if (slash == std::string_view::npos) return out;
+        out.push_back('/');
+        at = slash + 1;
     }
-    return out;
 }
 
 // Splits "name=value" pieces separated by `sep`, calling `take(name, raw value)`; stops at the
@@ -112,8 +107,8 @@ std::string uri::describe() const {
     const auto add = [&](std::string_view name, const std::string& value) {
         query += (query.empty() ? "?" : "&") + std::string(name) + "=" + value;
     };
-    if (!module_path.empty()) add("module-path", encode(module_path, "/"));
-    if (!pin_source.empty()) add("pin-source", encode(pin_source, "/"));
+    if (!module_path.empty()) add("module-path", encode(module_path, true));
+    if (!pin_source.empty()) add("pin-source", encode(pin_source, true));
     if (!pin_value.empty()) add("pin-value", std::string(hidden));
     return path_uri() + query;
 }

@@ -1,5 +1,6 @@
 #include "daemon/uplink/client_identity.hpp"
 
+#include "common/custom_authorizer.hpp"
 #include "common/pkcs11_uri.hpp"
 #include "common/regular_file.hpp"
 #include "daemon/uplink/error.hpp"
@@ -27,7 +28,7 @@ client_identity failed(std::string why, std::error_code code = errc::credentials
 // A secret (PIN, password) of a file, without its trailing newline: echo PIN > file is the usual way.
 std::string read_secret(const std::filesystem::path& file, const std::string& named, std::size_t max, std::string& out) {
     if (auto e = read_secret_file(file, named, max, out); !e.empty()) return e;
-    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    out.resize(custom_authorizer::without_line_end(out).size());
     return {};
 }
 
