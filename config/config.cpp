@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include "common/aws_credentials.hpp"
+#include "common/pkcs11_uri.hpp"
 #include "common/regular_file.hpp"
 #include "config/password_file.hpp"
 
@@ -192,6 +193,17 @@ std::optional<std::filesystem::path> check_file(std::vector<diagnostic>& out, co
     return resolved;
 }
 
+// A "pkcs11:" URI is no file: the files it names are, its token's library and its PIN file.
+void check_token_files(std::vector<diagnostic>& out, const std::string& file_name, const std::string& path,
+                       source_location at, const std::filesystem::path& text) {
+    const auto uri = pkcs11::parse_uri(text.native());
+    if (!uri.value) return;  // parse() reported it
+    if (!uri.value->module_path.empty())
+        (void)check_file(out, file_name, path + " module-path", at, uri.value->module_path, {}, "PKCS#11 library");
+    if (!uri.value->pin_source.empty())
+        (void)check_file(out, file_name, path + " pin-source", at, uri.value->pin_file(), "PIN file", "PIN file");
+}
+
 // The files of a Thing's aws_credentials: each readable and holding its profile. A Thing with
 // more than one source still works when one of them gives nothing, so problems are warnings then.
 void check_aws_credentials(const thing& t, const std::string& thing_path, std::vector<diagnostic>& out,
@@ -263,6 +275,8 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
         };
         for (const auto& [key, file, secret] :
              {named_file{"ca", &t.ca, {}}, {"cert", &t.cert, {}}, {"key", &t.key, "private key"},
+              {"key_pin", &t.key_pin, "PIN file"}, {"pkcs12", &t.pkcs12, "PKCS#12 bundle"},
+              {"pkcs12_password", &t.pkcs12_password, "PKCS#12 password file"},
               {"proxy_credentials", &t.proxy.credentials, "proxy credentials file"}, {"proxy_ca", &t.proxy.ca, {}},
               {"custom_authorizer.token", &t.custom_authorizer.token, "custom authorizer token file"},
               {"custom_authorizer.signature", &t.custom_authorizer.signature, "custom authorizer signature file"},
@@ -273,6 +287,10 @@ void check_files(const configuration& config, std::vector<diagnostic>& out, cons
             std::error_code ignored;
             if (t.provisioning && (file == &t.cert || file == &t.key) && !std::filesystem::exists(*file, ignored)) continue;
             const auto at = f != t.fields.end() ? f->second : t.where;
+            if (pkcs11::is_uri(file->native())) {
+                check_token_files(out, file_name, thing_path + "." + std::string(key), at, *file);
+                continue;
+            }
             (void)check_file(out, file_name, thing_path + "." + std::string(key), at, *file, secret);
         }
         check_aws_credentials(t, thing_path, out, file_name);

@@ -167,8 +167,14 @@ struct thing {
     std::filesystem::path ca;
     // empty (with key) only with auth custom-authorizer or sigv4 (without the credentials
     // provider): no client certificate
+    // cert: a PEM file, or a "pkcs11:" URI of the certificate in the key's token. key: a PEM file,
+    // a TPM 2.0 key (TSS2 PEM file), or a "pkcs11:" URI (docs/identity-hwkeys.md).
     std::filesystem::path cert;
     std::filesystem::path key;
+    std::filesystem::path key_pin;  // the token's PIN (file or credential:NAME) when the URI gives none
+    // A PKCS#12 bundle instead of cert and key, and the file holding its password (empty: none).
+    std::filesystem::path pkcs12;
+    std::filesystem::path pkcs12_password;
     // resolved when not written: on port 443 with transport mqtt {"x-amzn-mqtt-ca"}, or {"mqtt"}
     // with auth custom-authorizer; none for websocket (AWS IoT Core needs no ALPN for wss on 443)
     std::vector<std::string> alpn;
@@ -296,6 +302,9 @@ struct configuration {
     mqtt_settings mqtt;
     spool_settings spool;
     log_settings log;
+    // The tpm2 provider's TCTI for TPM keys, e.g. "swtpm:host=127.0.0.1,port=2321"; empty: the
+    // provider's default (/dev/tpmrm0).
+    std::string tpm2_tcti;
 
     [[nodiscard]] const thing* find_thing(std::string_view name) const noexcept;
 };

@@ -51,12 +51,12 @@ std::string host_problem(const std::string& host) {
     return {};
 }
 
-constexpr std::array<std::string_view, 25> thing_keys{
+constexpr std::array<std::string_view, 28> thing_keys{
     "name",           "endpoint", "port",         "client_id",       "protocol",          "ca",
     "cert",           "key",      "alpn",         "keep_alive",      "session_expiry",    "backoff",
     "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca",
     "auth",           "region",   "aws_credentials", "custom_authorizer", "transport",
-    "provisioning",   "rotation"};
+    "key_pin",        "pkcs12",   "pkcs12_password", "provisioning", "rotation"};
 constexpr std::array<std::string_view, 15> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
@@ -136,20 +136,7 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
             return s.type == aws_credential_source::kind::iot_credentials_provider;
         });
     const bool certificate_optional = t.auth != auth_method::x509 && !uses_provider;
-    for (const auto& [key, target] : {std::pair{"ca"sv, &t.ca}, {"cert"sv, &t.cert}, {"key"sv, &t.key}}) {
-        const auto hint = "the path of the PEM file, e.g. " + std::string(key) + ": /etc/thingmux/...";
-        const auto* x = certificate_optional && key != "ca" ? find(*f, key) : required(key, hint);
-        if (x != nullptr) {
-            if (auto v = file_or_credential(x->value, p(key))) *target = std::move(*v);
-        }
-    }
-    const auto* cert = find(*f, "cert");
-    const auto* key = find(*f, "key");
-    if (certificate_optional && (cert == nullptr) != (key == nullptr)) {
-        const auto* written = cert != nullptr ? cert : key;
-        error(written->value, p(cert != nullptr ? "cert" : "key"), "cert and key go together",
-              "write both (a client certificate with its key) or neither");
-    }
+    parse_credentials(*f, path, t, certificate_optional);
     parse_identity(*f, path, t);
     if (const auto* x = find(*f, "alpn")) {
         t.alpn = string_list(x->value, p("alpn"), "[x-amzn-mqtt-ca]");

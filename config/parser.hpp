@@ -146,6 +146,9 @@ private:
     void check_custom_authorizer_alpn(const YAML::Node& node, const std::string& path, const thing& t);
     // auth, region, aws_credentials and custom_authorizer of a Thing's keys `f` (parse_auth.cpp).
     void parse_auth(const fields& f, const std::string& path, thing& t);
+    // ca, cert, key, key_pin, pkcs12 and pkcs12_password of a Thing's keys `f`
+    // (parse_credentials.cpp); `certificate_optional`: the Thing may go without a client certificate.
+    void parse_credentials(const fields& f, const std::string& path, thing& t, bool certificate_optional);
     // custom_authorizer, given the Thing's `auth` key (null when not written) and whether its
     // value was refused.
     void parse_custom_authorizer(const fields& f, const std::string& path, thing& t, const field* auth,

@@ -158,7 +158,11 @@ std::unique_ptr<spool::store> open_spool(const config::spool_settings& s) {
 
 std::vector<hub::thing_setup> setups_of(const config::configuration& c) {
     std::vector<hub::thing_setup> out;
-    for (const auto& t : c.things) out.push_back(setup_of(t));
+    for (const auto& t : c.things) {
+        out.push_back(setup_of(t));
+        // A process-wide setting (the tpm2 provider is loaded once), carried by each Thing's TLS settings.
+        out.back().link.tls.tpm2_tcti = c.tpm2_tcti;
+    }
     return out;
 }
 
@@ -185,7 +189,10 @@ hub::thing_setup setup_of(const config::thing& t) {
     u.port = t.port;
     u.tls.ca_file = config::resolve_file(t.ca);
     u.tls.cert_file = config::resolve_file(t.cert);
-    u.tls.key_file = config::resolve_file(t.key);
+    u.tls.key_file = config::resolve_file(t.key);  // a pkcs11: URI passes unchanged
+    u.tls.key_pin = config::resolve_file(t.key_pin);
+    u.tls.pkcs12_file = config::resolve_file(t.pkcs12);
+    u.tls.pkcs12_password = config::resolve_file(t.pkcs12_password);
     u.tls.alpn = t.alpn;
     u.session.client_id = t.client_id;
     u.session.version = t.protocol == config::protocol_version::mqtt311 ? mqtt::protocol_version::v311
@@ -221,7 +228,8 @@ hub::thing_setup setup_of(const config::thing& t) {
                      std::to_string(t.connect_timeout.count()) + '\n' +
                      (t.limits.max_packet ? std::to_string(*t.limits.max_packet) : "unlimited") + '\n';
     for (const auto& a : t.alpn) fp += a + ',';
-    std::vector<const std::filesystem::path*> files{&u.tls.ca_file, &u.tls.cert_file, &u.tls.key_file};
+    std::vector<const std::filesystem::path*> files{&u.tls.ca_file,     &u.tls.cert_file,   &u.tls.key_file,
+                                                    &u.tls.key_pin,     &u.tls.pkcs12_file, &u.tls.pkcs12_password};
     if (u.proxy) {
         const auto& r = *u.proxy;
         // The URL's login counts too: a changed password must reconnect.

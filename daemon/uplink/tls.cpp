@@ -1,6 +1,8 @@
 #include "daemon/uplink/tls.hpp"
 
+#include "common/pkcs11_uri.hpp"
 #include "common/regular_file.hpp"
+#include "daemon/uplink/client_identity.hpp"
 #include "daemon/uplink/error.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -73,18 +75,41 @@ std::string add_ca(boost::asio::ssl::context& ctx, const std::string& ca, const 
     return {};
 }
 
+// Puts a key, certificate and chain that were loaded (from a token, a TPM, a bundle) in `ctx`; a
+// null certificate: the one of the PEM file is already there.
+std::string use_identity(SSL_CTX* ctx, const client_identity& id, const std::string& cert_name) {
+    ERR_clear_error();
+    if (id.cert && SSL_CTX_use_certificate(ctx, id.cert.get()) != 1)
+        return id.cert_name + " is not a usable certificate";
+    for (const auto& c : id.chain) {
+        if (SSL_CTX_add1_chain_cert(ctx, c.get()) != 1) return "cannot add the chain of " + id.cert_name;
+    }
+    const std::string mismatch = id.key_name + " does not match certificate " + cert_name +
+                                 ": the certificate must be issued for this key (from a CSR the key signed)";
+    if (SSL_CTX_use_PrivateKey(ctx, id.key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) return mismatch;
+    return {};
+}
+
 }  // namespace
 
 tls_context_result make_tls_context(const tls_settings& s) {
     std::string ca, cert, key;
     const wiped key_copy{key};
-    const bool client_certificate = !s.cert_file.empty() || !s.key_file.empty();
-    for (const auto& [what, path, bytes] : {std::tuple{"CA", &s.ca_file, &ca}, {"certificate", &s.cert_file, &cert},
-                                            {"key", &s.key_file, &key}}) {
-        if (!client_certificate && path != &s.ca_file) continue;
+    const bool client_certificate = !s.cert_file.empty() || !s.key_file.empty() || !s.pkcs12_file.empty();
+    const bool key_in_token = pkcs11::is_uri(s.key_file.native());
+    const bool cert_in_token = pkcs11::is_uri(s.cert_file.native());
+    for (const auto& [what, path, bytes, wanted] :
+         {std::tuple{"CA", &s.ca_file, &ca, true}, {"certificate", &s.cert_file, &cert, !cert_in_token},
+          {"key", &s.key_file, &key, !key_in_token}}) {
+        if (path != &s.ca_file && (!client_certificate || !s.pkcs12_file.empty() || !wanted)) continue;
         std::error_code code = errc::credentials_unusable;
         if (auto e = read_pem(what, *path, *bytes, code); !e.empty()) return {nullptr, e, code};
     }
+    client_identity loaded;
+    if (!s.pkcs12_file.empty()) loaded = load_pkcs12(s);
+    else if (key_in_token) loaded = load_token_identity(s);
+    else if (is_tss2_key(key)) loaded = load_tpm2_key(key, s);
+    if (!loaded.error.empty()) return {nullptr, std::move(loaded.error), loaded.code};
     namespace ssl = boost::asio::ssl;
     auto ctx = verifying_client_context();
     SSL_CTX* native = ctx->native_handle();
@@ -93,9 +118,16 @@ tls_context_result make_tls_context(const tls_settings& s) {
     ctx->set_password_callback([](std::size_t, ssl::context::password_purpose) { return std::string(); }, ec);
     if (auto e = add_ca(*ctx, ca, s.ca_file); !e.empty()) return unusable(std::move(e));
     if (!client_certificate) return {ctx, {}, {}};
-    if (ctx->use_certificate_chain(boost::asio::buffer(cert), ec); ec)
-        return unusable("certificate file " + s.cert_file.string() +
-                        " holds no usable PEM certificate: " + openssl_reason(ec));
+    if (!cert.empty()) {
+        if (ctx->use_certificate_chain(boost::asio::buffer(cert), ec); ec)
+            return unusable("certificate file " + s.cert_file.string() +
+                            " holds no usable PEM certificate: " + openssl_reason(ec));
+    }
+    if (loaded.key) {
+        const auto cert_name = loaded.cert ? loaded.cert_name : "file " + s.cert_file.string();
+        if (auto e = use_identity(native, loaded, cert_name); !e.empty()) return unusable(std::move(e));
+        return {ctx, {}, {}};
+    }
     const std::string mismatch =
         "key file " + s.key_file.string() + " does not match certificate " + s.cert_file.string();
     if (ctx->use_private_key(boost::asio::buffer(key), ssl::context::pem, ec); ec) {

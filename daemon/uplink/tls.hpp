@@ -19,8 +19,18 @@ struct tls_settings {
     std::filesystem::path ca_file;    // CA bundle that must have signed the broker's certificate
     // Client certificate chain and private key (PEM); both empty: no client certificate (the broker
     // authenticates the client otherwise, e.g. through a custom authorizer).
+    // key_file may also be a "pkcs11:" URI (a key in a PKCS#11 token) or a TSS2 PEM file (a TPM
+    // 2.0 key); cert_file may also be a "pkcs11:" URI (the certificate in the key's token).
     std::filesystem::path cert_file;
     std::filesystem::path key_file;
+    std::filesystem::path key_pin;  // a file with the token's PIN where the URI gives none; empty: none
+    // A PKCS#12 bundle (key, certificate, chain) instead of cert_file and key_file, and the file
+    // holding its password (empty: none).
+    std::filesystem::path pkcs12_file;
+    std::filesystem::path pkcs12_password;
+    // The tpm2 provider's TCTI, set as TPM2OPENSSL_TCTI when the provider is first loaded; empty:
+    // the provider's default (/dev/tpmrm0).
+    std::string tpm2_tcti;
     std::vector<std::string> alpn;    // e.g. {"x-amzn-mqtt-ca"} for AWS IoT Core on port 443
     // What the server is, in messages ("broker rejected our client certificate …").
     std::string peer = "broker";
@@ -35,9 +45,9 @@ struct tls_context_result {
     std::error_code code;
 };
 
-// Loads the files fresh (so a fixed permission or a rotated certificate is picked up on the next
-// attempt), requires TLS 1.2+, peer verification against ca_file, and checks that the key
-// matches the certificate (when there is a client certificate).
+// Loads the files (and the key from its token or TPM) fresh, so a fixed permission or a rotated
+// certificate is picked up on the next attempt; requires TLS 1.2+, peer verification against
+// ca_file, and checks that the key matches the certificate (when there is a client certificate).
 [[nodiscard]] tls_context_result make_tls_context(const tls_settings& settings);
 
 // A context for a TLS connection to an https:// proxy: TLS 1.2+, the proxy's certificate verified

@@ -68,6 +68,7 @@ std::string daemon_fixture::config_yaml() const {
     y += "ipc:\n  socket: " + socket_.string() + "\n  mode: \"0666\"\n  group: \"\"\n" + indented(setup_.ipc, "  ");
     if (!setup_.mqtt.empty()) y += "mqtt:\n" + indented(setup_.mqtt, "  ");
     y += "spool:\n  path: " + (dir_ / "spool.db").string() + "\n" + indented(setup_.spool, "  ");
+    if (!setup_.top.empty()) y += indented(setup_.top, "");
     return y;
 }
 

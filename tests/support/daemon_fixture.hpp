@@ -30,6 +30,7 @@ struct daemon_setup {
     // socket unless these lines say "enabled: false".
     std::string mqtt;
     std::string spool;   // YAML mapping lines under spool: besides path, e.g. "max_messages: 3"
+    std::string top;     // YAML lines at the top level, e.g. "tpm2_tcti: swtpm:port=2321"
     // D-Bus address for the management interface ("unix:path=..."); empty: --bus none.
     std::string bus;
     std::vector<std::string> env;       // extra environment ("NAME=value")
