@@ -66,7 +66,8 @@ struct softhsm_token {
         const auto csr = dir / "thing.csr";
         run_or_throw({"env", env, "openssl", "req", "-new", "-engine", "pkcs11", "-keyform", "engine", "-key",
                       "pkcs11:token=thing;object=device;type=private?pin-value=" + pin, "-subj", "/CN=" + thing, "-out", csr.string()});
-        cert = broker.sign_csr(csr, thing);
+        cert = dir / "thing.crt";
+        broker.sign_csr(csr, cert);
     }
     [[nodiscard]] std::string key_uri() const {
         return "pkcs11:token=thing;object=device;type=private?module-path=" + softhsm_module;
@@ -160,7 +161,8 @@ TEST(HardwareKey, Tpm2KeyConnectsRoundTripsAndReconnects) {
                   "group:P-256", "-out", key.string()});
     run_or_throw({"env", env, "openssl", "req", "-new", "-provider", "tpm2", "-provider", "default", "-key", key.string(),
                   "-subj", "/CN=" + thing, "-out", csr.string()});
-    const auto cert = broker.sign_csr(csr, thing);
+    const auto cert = csr.parent_path() / "thing.crt";
+    broker.sign_csr(csr, cert);
     ASSERT_NE(read_file(key).find("BEGIN TSS2 PRIVATE KEY"), std::string::npos);
     daemon_setup s;
     s.client_certificate = false;

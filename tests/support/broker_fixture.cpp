@@ -194,18 +194,6 @@ fs::path broker_fixture::ca_file() const { return dir_ / "pki" / "ca.crt"; }
 fs::path broker_fixture::other_ca_file() const { return dir_ / "pki" / "rogue-ca.crt"; }
 fs::path broker_fixture::log_file() const { return dir_ / "mosquitto.log"; }
 
-fs::path broker_fixture::sign_csr(const fs::path& csr, const std::string& name) const {
-    const auto pki = dir_ / "pki";
-    const auto out = pki / (name + "-from-csr.crt");
-    // The extensions of the PKI's own Thing certificates (client_ext of its openssl.cnf, which
-    // finds the PKI through TMX_PKI).
-    run_or_throw({"env", "TMX_PKI=" + pki.string(), "openssl", "x509", "-req", "-in", csr.string(), "-CA",
-                  (pki / "ca.crt").string(), "-CAkey", (pki / "ca.key").string(), "-set_serial", "0x" + std::to_string(::getpid()) + "01",
-                  "-days", "30", "-extfile", (pki / "openssl.cnf").string(), "-extensions", "client_ext",
-                  "-out", out.string()});
-    return out;
-}
-
 identity broker_fixture::thing(const std::string& name) const {
     if (std::find(opts_.things.begin(), opts_.things.end(), name) == opts_.things.end())
         throw std::invalid_argument("broker_fixture: no certificate for Thing '" + name +

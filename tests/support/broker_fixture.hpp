@@ -96,10 +96,6 @@ public:
     // A CA file that did not sign the broker's certificate (for "server not trusted" tests).
     [[nodiscard]] std::filesystem::path other_ca_file() const;
     [[nodiscard]] std::filesystem::path log_file() const;
-    // Issues a Thing certificate (CN = `name`, signed by the broker's CA, as the PKI's own) for
-    // the certificate request `csr` (PEM), e.g. of a key made in a token or a TPM; returns its
-    // path. Throws std::runtime_error when openssl fails.
-    [[nodiscard]] std::filesystem::path sign_csr(const std::filesystem::path& csr, const std::string& name) const;
 
     // Arguments for mosquitto_pub / mosquitto_sub to connect as `who` with mTLS (-h, -p,
     // --cafile, --cert, --key, -i).
