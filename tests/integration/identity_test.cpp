@@ -4,7 +4,7 @@
 // RegisterThing on it as AWS IoT does (the certificates it issues are signed by the test CA, so
 // the broker accepts them, with the CSR's CN: the Thing's name, which the broker's ACL maps to the
 // Thing's topics). What reaches the cloud is counted by an observer on the broker; the files are
-// checked with identity::key_matches_certificate and `openssl verify`.
+// checked with thingmux::identity::key_matches_certificate and `openssl verify`.
 #include "daemon/identity/identity_files.hpp"
 #include "daemon/identity/key_material.hpp"
 #include "tests/support/daemon_fixture.hpp"
@@ -56,13 +56,14 @@ std::string provisioning_yaml(const broker_fixture& broker, const pair_files& f,
 }
 
 // The broker's own certificate of the Thing, copied where the daemon may replace it, and
-// rotation: with `template_name`.
-std::string rotation_yaml(const broker_fixture& broker, const pair_files& f, const std::string& template_name) {
+// rotation: with `template_name` and `more` lines of that block (each "  key: value\n").
+std::string rotation_yaml(const broker_fixture& broker, const pair_files& f, const std::string& template_name,
+                          const std::string& more = {}) {
     fs::copy_file(broker.thing(thing_name).cert, f.cert, fs::copy_options::overwrite_existing);
     fs::copy_file(broker.thing(thing_name).key, f.key, fs::copy_options::overwrite_existing);
     fs::permissions(f.key, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
     return "cert: " + f.cert.string() + "\nkey: " + f.key.string() + "\nrotation:\n  template: " + template_name +
-           "\n  parameters: {ThingName: \"${thing}\"}\n  timeout: 5s\nbackoff: {base: 100ms, cap: 1s}";
+           "\n  parameters: {ThingName: \"${thing}\"}\n  timeout: 5s\n" + more + "backoff: {base: 100ms, cap: 1s}";
 }
 
 std::size_t occurrences(const std::string& text, const std::string& what) {
@@ -90,11 +91,11 @@ std::string expect_one_matching_pair(const broker_fixture& broker, const pair_fi
     const auto cert = read_file(f.cert);
     const auto key = read_file(f.key);
     EXPECT_EQ(occurrences(cert, "-----BEGIN CERTIFICATE-----"), 1U) << cert;
-    const auto matches = identity::key_matches_certificate(key, cert);
+    const auto matches = thingmux::identity::key_matches_certificate(key, cert);
     EXPECT_TRUE(matches.has_value() && *matches) << "the key is not the certificate's";
     std::string out;
     EXPECT_EQ(run_command({"openssl", "verify", "-CAfile", broker.ca_file().string(), f.cert.string()}, &out), 0) << out;
-    const auto info = identity::inspect_certificate(cert);
+    const auto info = thingmux::identity::inspect_certificate(cert);
     if (!info.has_value()) {
         ADD_FAILURE() << "the certificate does not parse";
         return {};
@@ -233,7 +234,7 @@ TEST(IdentityTest, KilledMidProvisioningAndRestartedEndsWithOneCertificateAndIts
             EXPECT_EQ(responder.records().at(0).outcome, "silent");
         }
         // The key for the CSR in flight is on disk (KEY.pending), the pair is not.
-        const auto pending_key = identity::pending_path(files.key);
+        const auto pending_key = thingmux::identity::pending_path(files.key);
         EXPECT_TRUE(fs::exists(pending_key));
         daemon.kill();
         const auto key_at_kill = read_file(pending_key);
@@ -351,12 +352,40 @@ TEST(IdentityTest, RejectedRotationKeepsThePairAndReportsTheError) {
 
     EXPECT_EQ(read_file(files.cert), cert_before);
     EXPECT_EQ(read_file(files.key), key_before);
-    EXPECT_FALSE(fs::exists(identity::pending_path(files.cert)));
+    EXPECT_FALSE(fs::exists(thingmux::identity::pending_path(files.cert)));
     EXPECT_EQ(property(bus, "IdentityState"), "s \"installed\"\n");
     EXPECT_FALSE(app.closed());
     EXPECT_TRUE(app.ping(3));
     expect_round_trip(broker, daemon, 5, 1, "after-rejection");
     EXPECT_EQ(broker_connections(broker, thing_name), connections) << "a failed rotation reconnected";
+}
+
+// An automatic rotation (the certificate has less than before_expiry left) that AWS IoT refuses
+// is tried again after the back-off, not at once: one refusal, then silence for a while, the
+// pair unchanged.
+TEST(IdentityTest, RefusedAutomaticRotationWaitsBeforeTryingAgain) {
+    broker_fixture broker;
+    fleet_responder_fixture::options opts;
+    opts.templates = {{.refused = {{"ThingName", thing_name}}}};
+    fleet_responder_fixture responder(broker, opts);
+    const auto files = identity_dir(broker);
+    daemon_setup setup;
+    setup.client_certificate = false;
+    // The broker's Thing certificates are valid 365 days: the rotation is due at once.
+    setup.thing = rotation_yaml(broker, files, "thingmux-fleet", "  before_expiry: 365d\n");
+    const auto cert_before = read_file(files.cert);
+    const auto key_before = read_file(files.key);
+    daemon_fixture daemon(broker, setup);
+
+    ASSERT_TRUE(eventually([&] { return responder.rejected(kind::register_thing) >= 1; }, 20'000))
+        << "the due rotation did not start; log:\n" << read_file(daemon.log_file());
+    // An observation window: a retry without back-off would come within milliseconds.
+    EXPECT_FALSE(eventually([&] { return responder.requests(kind::create_certificate) > 1; }, 3'000))
+        << responder.requests(kind::create_certificate) << " CreateCertificateFromCsr requests in a row; log:\n"
+        << read_file(daemon.log_file());
+    EXPECT_EQ(read_file(files.cert), cert_before);
+    EXPECT_EQ(read_file(files.key), key_before);
+    expect_round_trip(broker, daemon, 5, 1, "while-rotation-waits");
 }
 
 // ---- 4 -------------------------------------------------------------------------------------------
@@ -380,16 +409,16 @@ TEST(IdentityTest, RotationUnderLoadOfTenAppsLosesNoMessageAndInstallsTheNewPair
     const auto cert_before = read_file(files.cert);
     const auto key_before = read_file(files.key);
 
-    constexpr int apps = 10;
+    constexpr std::size_t apps = 10;
     std::atomic<bool> rotated{false};
-    std::atomic<int> after_rotation_done{0};
-    std::atomic<int> ready{0};
+    std::atomic<std::size_t> after_rotation_done{0};
+    std::atomic<std::size_t> ready{0};
     std::vector<std::vector<std::string>> accepted(apps);
     std::vector<std::string> failures(apps);
     std::vector<char> disconnected(apps, 0);
     // Declared last: destroyed (stop requested, joined) before what the threads use.
     std::vector<std::jthread> threads;
-    for (int i = 0; i < apps; ++i) {
+    for (std::size_t i = 0; i < apps; ++i) {
         threads.emplace_back([&, i](const std::stop_token& stop) {
             ipc_client c(daemon.socket_path());
             if (!hello_connected(c, "loader-" + std::to_string(i))) {
@@ -433,7 +462,7 @@ TEST(IdentityTest, RotationUnderLoadOfTenAppsLosesNoMessageAndInstallsTheNewPair
     }
 
     std::vector<std::string> expected;
-    for (int i = 0; i < apps; ++i) {
+    for (std::size_t i = 0; i < apps; ++i) {
         EXPECT_EQ(failures[i], "") << "app " << i;
         EXPECT_EQ(disconnected[i], 0) << "app " << i << " lost its connection to thingmuxd";
         EXPECT_GE(accepted[i].size(), 30U) << "app " << i;
