@@ -66,6 +66,19 @@ std::string rotation_yaml(const broker_fixture& broker, const pair_files& f, con
            "\n  parameters: {ThingName: \"${thing}\"}\n  timeout: 5s\n" + more + "backoff: {base: 100ms, cap: 1s}";
 }
 
+// A new key and a certificate of the test CA for it valid `days`, as the Thing's pair in `f`.
+void short_lived_pair(const broker_fixture& broker, const pair_files& f, int days) {
+    const auto csr = f.cert.parent_path().parent_path() / "short-lived.csr";
+    std::string out;
+    ASSERT_EQ(run_command({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                           "-keyout", f.key.string(), "-subj", "/CN=" + thing_name, "-out", csr.string()},
+                          &out),
+              0)
+        << out;
+    fs::permissions(f.key, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+    broker.sign_csr(csr, f.cert, days);
+}
+
 std::size_t occurrences(const std::string& text, const std::string& what) {
     std::size_t n = 0;
     for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
@@ -186,7 +199,7 @@ TEST(IdentityTest, ProvisioningByClaimEndsInAWorkingSessionAndDeliversWhatAppsPu
     EXPECT_EQ(property(bus, "IdentityError"), "s \"\"\n");
     const auto status = ctl_status(bus.address(), daemon);
     EXPECT_NE(status.find("certificate:"), std::string::npos) << status;
-    EXPECT_NE(status.find(id.substr(0, 12)), std::string::npos) << status;
+    EXPECT_NE(status.find("certificate:       " + id.substr(0, 8) + "\u2026" + id.substr(56)), std::string::npos) << status;
 
     expect_round_trip(broker, daemon, 10, 1, "after-provisioning");
     // The Thing's session is its own certificate's: the claim connection is gone, one
@@ -344,7 +357,9 @@ TEST(IdentityTest, RejectedRotationKeepsThePairAndReportsTheError) {
     responder.inject({.fail_create = 1});
     ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
     std::string out;
-    const int rc = run_command({std::string(THINGMUX_BIN_DIR) + "/thingmuxctl", "rotate-certificate", "-W", "30"}, &out);
+    const int rc = run_command({std::string(THINGMUX_BIN_DIR) + "/thingmuxctl", "--socket", daemon.socket_path().string(),
+                                "--thing", thing_name, "rotate-certificate", "-W", "30"},
+                               &out);
     ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
     EXPECT_EQ(rc, 1) << out;
     EXPECT_NE(out.find("InternalFailure"), std::string::npos) << out;
@@ -362,7 +377,7 @@ TEST(IdentityTest, RejectedRotationKeepsThePairAndReportsTheError) {
 
 // An automatic rotation (the certificate has less than before_expiry left) that AWS IoT refuses
 // is tried again after the back-off, not at once: one refusal, then silence for a while, the
-// pair unchanged.
+// pair unchanged. The expiry warning is logged once.
 TEST(IdentityTest, RefusedAutomaticRotationWaitsBeforeTryingAgain) {
     broker_fixture broker;
     fleet_responder_fixture::options opts;
@@ -371,8 +386,9 @@ TEST(IdentityTest, RefusedAutomaticRotationWaitsBeforeTryingAgain) {
     const auto files = identity_dir(broker);
     daemon_setup setup;
     setup.client_certificate = false;
-    // The broker's Thing certificates are valid 365 days: the rotation is due at once.
-    setup.thing = rotation_yaml(broker, files, "thingmux-fleet", "  before_expiry: 365d\n");
+    setup.thing = rotation_yaml(broker, files, "thingmux-fleet", "  before_expiry: 60d\n");
+    // 20 days left: due, and past the 30-day warning.
+    short_lived_pair(broker, files, 20);
     const auto cert_before = read_file(files.cert);
     const auto key_before = read_file(files.key);
     daemon_fixture daemon(broker, setup);
@@ -385,6 +401,7 @@ TEST(IdentityTest, RefusedAutomaticRotationWaitsBeforeTryingAgain) {
         << read_file(daemon.log_file());
     EXPECT_EQ(read_file(files.cert), cert_before);
     EXPECT_EQ(read_file(files.key), key_before);
+    EXPECT_EQ(log_lines(daemon, "days left); rotation is configured"), 1U) << read_file(daemon.log_file());
     expect_round_trip(broker, daemon, 5, 1, "while-rotation-waits");
 }
 
