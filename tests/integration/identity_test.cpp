@@ -271,6 +271,33 @@ TEST(IdentityTest, KilledMidProvisioningAndRestartedEndsWithOneCertificateAndIts
 
 // ---- 3 -------------------------------------------------------------------------------------------
 
+// A transient refusal (500 InternalFailure) of CreateCertificateFromCsr: the daemon tries again
+// after its first back-off step (5 s), not sooner and not twice that, and then completes.
+TEST(IdentityTest, TransientProvisioningFailureIsRetriedAfterTheFirstBackOffStep) {
+    broker_fixture broker;
+    fleet_responder_fixture responder(broker);
+    responder.inject({.fail_create = 1});
+    const auto files = identity_dir(broker);
+    daemon_setup setup;
+    setup.client_certificate = false;
+    setup.thing = provisioning_yaml(broker, files, "  timeout: 2s\n");
+    daemon_fixture daemon(broker, setup);
+    ipc_client app(daemon.socket_path());
+    ASSERT_TRUE(hello_connected(app, "patient-app")) << read_file(daemon.log_file());
+    expect_one_matching_pair(broker, files);
+
+    const auto records = responder.records();
+    ASSERT_EQ(records.size(), 3U);
+    EXPECT_EQ(records[0].status, 500);
+    EXPECT_EQ(records[1].outcome, "accepted");
+    EXPECT_EQ(records[2].what, kind::register_thing);
+    const double gap = records[1].time - records[0].time;
+    EXPECT_GE(gap, 4.5) << "retried before its back-off";
+    EXPECT_LT(gap, 8.0) << "the first retry waited more than the first back-off step";
+    EXPECT_TRUE(log_has(daemon, "provisioning failed")) << read_file(daemon.log_file());
+    expect_round_trip(broker, daemon, 5, 1, "after-retry");
+}
+
 // RegisterThing refused (the template's pre-provisioning hook says no to the ThingName): nothing
 // is written, the daemon keeps running and says why (log, D-Bus, thingmuxctl, apps' state).
 TEST(IdentityTest, RefusedProvisioningWritesNothingAndShowsAwsErrorCode) {
