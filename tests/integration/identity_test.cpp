@@ -79,6 +79,23 @@ void short_lived_pair(const broker_fixture& broker, const pair_files& f, int day
     broker.sign_csr(csr, f.cert, days);
 }
 
+// The responder's default template with a pre-provisioning hook that says no to this Thing.
+fleet_responder_fixture::options refusing_this_thing() {
+    fleet_responder_fixture::options opts;
+    opts.templates = {{.refused = {{"ThingName", thing_name}}}};
+    return opts;
+}
+
+// The daemon's setup: the Thing's pair as `thing_yaml` says (not the broker's), the private bus
+// when one is given.
+daemon_setup identity_setup(std::string thing_yaml, const dbus_fixture* bus = nullptr) {
+    daemon_setup setup;
+    setup.client_certificate = false;
+    if (bus != nullptr) setup.bus = bus->address();
+    setup.thing = std::move(thing_yaml);
+    return setup;
+}
+
 std::size_t occurrences(const std::string& text, const std::string& what) {
     std::size_t n = 0;
     for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
@@ -161,11 +178,7 @@ TEST(IdentityTest, ProvisioningByClaimEndsInAWorkingSessionAndDeliversWhatAppsPu
     // responder's session is persistent (QoS 1), so the broker keeps the request for it.
     broker.stop();
 
-    daemon_setup setup;
-    setup.client_certificate = false;
-    setup.bus = bus.address();
-    setup.thing = provisioning_yaml(broker, files);
-    daemon_fixture daemon(broker, setup);
+    daemon_fixture daemon(broker, identity_setup(provisioning_yaml(broker, files), &bus));
 
     ipc_client app(daemon.socket_path());
     EXPECT_NE(app.hello("early-app").link, ipc::link_state::connected);
@@ -228,10 +241,7 @@ TEST(IdentityTest, KilledMidProvisioningAndRestartedEndsWithOneCertificateAndIts
         observer_subscription requests(broker, "$aws/#", "request-observer");
         ASSERT_TRUE(requests.wait_ready());
         const auto files = identity_dir(broker);
-        daemon_setup setup;
-        setup.client_certificate = false;
-        setup.thing = provisioning_yaml(broker, files);
-        daemon_fixture daemon(broker, setup);
+        daemon_fixture daemon(broker, identity_setup(provisioning_yaml(broker, files)));
 
         const auto sent = [&](const std::string& topic) {
             const auto lines = requests.lines();
@@ -288,10 +298,7 @@ TEST(IdentityTest, TransientProvisioningFailureIsRetriedAfterTheFirstBackOffStep
     fleet_responder_fixture responder(broker);
     responder.inject({.fail_create = 1});
     const auto files = identity_dir(broker);
-    daemon_setup setup;
-    setup.client_certificate = false;
-    setup.thing = provisioning_yaml(broker, files, "  timeout: 2s\n");
-    daemon_fixture daemon(broker, setup);
+    daemon_fixture daemon(broker, identity_setup(provisioning_yaml(broker, files, "  timeout: 2s\n")));
     ipc_client app(daemon.socket_path());
     ASSERT_TRUE(hello_connected(app, "patient-app")) << read_file(daemon.log_file());
     expect_one_matching_pair(broker, files);
@@ -312,16 +319,10 @@ TEST(IdentityTest, TransientProvisioningFailureIsRetriedAfterTheFirstBackOffStep
 // is written, the daemon keeps running and says why (log, D-Bus, thingmuxctl, apps' state).
 TEST(IdentityTest, RefusedProvisioningWritesNothingAndShowsAwsErrorCode) {
     broker_fixture broker;
-    fleet_responder_fixture::options opts;
-    opts.templates = {{.refused = {{"ThingName", thing_name}}}};
-    fleet_responder_fixture responder(broker, opts);
+    fleet_responder_fixture responder(broker, refusing_this_thing());
     dbus_fixture bus;
     const auto files = identity_dir(broker);
-    daemon_setup setup;
-    setup.client_certificate = false;
-    setup.bus = bus.address();
-    setup.thing = provisioning_yaml(broker, files, "  timeout: 2s\n");
-    daemon_fixture daemon(broker, setup);
+    daemon_fixture daemon(broker, identity_setup(provisioning_yaml(broker, files, "  timeout: 2s\n"), &bus));
     ipc_client app(daemon.socket_path());
     app.hello("waiting-app");
 
@@ -364,16 +365,10 @@ TEST(IdentityTest, RefusedProvisioningWritesNothingAndShowsAwsErrorCode) {
 // the error.
 TEST(IdentityTest, RejectedRotationKeepsThePairAndReportsTheError) {
     broker_fixture broker;
-    fleet_responder_fixture::options opts;
-    opts.templates = {{.refused = {{"ThingName", thing_name}}}};
-    fleet_responder_fixture responder(broker, opts);
+    fleet_responder_fixture responder(broker, refusing_this_thing());
     dbus_fixture bus;
     const auto files = identity_dir(broker);
-    daemon_setup setup;
-    setup.client_certificate = false;
-    setup.bus = bus.address();
-    setup.thing = rotation_yaml(broker, files, "thingmux-fleet");
-    daemon_fixture daemon(broker, setup);
+    daemon_fixture daemon(broker, identity_setup(rotation_yaml(broker, files, "thingmux-fleet"), &bus));
     ipc_client app(daemon.socket_path());
     ASSERT_TRUE(hello_connected(app, "steady-app"));
     const auto cert_before = read_file(files.cert);
@@ -417,13 +412,9 @@ TEST(IdentityTest, RejectedRotationKeepsThePairAndReportsTheError) {
 // pair unchanged. The expiry warning is logged once.
 TEST(IdentityTest, RefusedAutomaticRotationWaitsBeforeTryingAgain) {
     broker_fixture broker;
-    fleet_responder_fixture::options opts;
-    opts.templates = {{.refused = {{"ThingName", thing_name}}}};
-    fleet_responder_fixture responder(broker, opts);
+    fleet_responder_fixture responder(broker, refusing_this_thing());
     const auto files = identity_dir(broker);
-    daemon_setup setup;
-    setup.client_certificate = false;
-    setup.thing = rotation_yaml(broker, files, "thingmux-fleet", "  before_expiry: 60d\n");
+    const auto setup = identity_setup(rotation_yaml(broker, files, "thingmux-fleet", "  before_expiry: 60d\n"));
     // 20 days left: due, and past the 30-day warning.
     short_lived_pair(broker, files, 20);
     const auto cert_before = read_file(files.cert);
@@ -455,11 +446,7 @@ TEST(IdentityTest, RotationUnderLoadOfTenAppsLosesNoMessageAndInstallsTheNewPair
     observer_subscription cloud(broker, "dt/gateway-01/#", "identity-observer");
     ASSERT_TRUE(cloud.wait_ready());
     const auto files = identity_dir(broker);
-    daemon_setup setup;
-    setup.client_certificate = false;
-    setup.bus = bus.address();
-    setup.thing = rotation_yaml(broker, files, "thingmux-fleet");
-    daemon_fixture daemon(broker, setup);
+    daemon_fixture daemon(broker, identity_setup(rotation_yaml(broker, files, "thingmux-fleet"), &bus));
     const auto cert_before = read_file(files.cert);
     const auto key_before = read_file(files.key);
 
