@@ -521,6 +521,19 @@ TEST(IdentityTest, RotationUnderLoadOfTenAppsLosesNoMessageAndInstallsTheNewPair
     EXPECT_TRUE(eventually([&] { return broker_connections(broker, thing_name) > connections; }, 10'000))
         << "the broker saw no new connection with the new certificate";
     expect_round_trip(broker, daemon, 5, 1, "after-rotation");
+
+    // The broker really takes the new certificate: with the old one revoked, the restarted broker
+    // refuses the old pair, and the daemon connects again.
+    broker.revoke(broker.thing(thing_name).cert);
+    broker.restart();
+    auto old_pair = broker.client_args(broker.thing(thing_name), "old-certificate");
+    old_pair.insert(old_pair.begin(), "mosquitto_pub");
+    for (const auto* a : {"-t", "dt/gateway-01/old", "-m", "revoked", "-q", "1"}) old_pair.emplace_back(a);
+    std::string out;
+    EXPECT_NE(run_command(old_pair, &out, 20'000), 0) << "the broker still accepts the old certificate: " << out;
+    ipc_client late(daemon.socket_path());
+    EXPECT_TRUE(hello_connected(late, "after-revocation")) << read_file(daemon.log_file());
+    expect_round_trip(broker, daemon, 5, 1, "after-revocation");
 }
 
 }  // namespace
