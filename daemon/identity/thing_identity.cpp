@@ -25,6 +25,13 @@ constexpr std::chrono::seconds refused_retry{30min};  // AWS said no: a change o
 constexpr std::chrono::hours recheck{24};
 constexpr std::array<int, 3> warning_days{30, 7, 1};
 
+// After the `failures`-th failure in a row (1 or more): first_retry, doubling up to the cap; or
+// refused_retry when AWS IoT refused.
+std::chrono::seconds retry_delay(unsigned failures, bool retry_can_help) {
+    if (!retry_can_help) return refused_retry;
+    return std::min(transient_cap, first_retry * (1U << std::min(failures - 1, 8U)));
+}
+
 bool is_file(const std::filesystem::path& p) {
     const auto s = p.string();
     return !s.empty() && !s.starts_with("pkcs11:");
@@ -163,8 +170,7 @@ void thing_identity::on_provisioned(enrollment_outcome outcome) {
         const auto& e = outcome.error();
         ++failures_;
         status_.last_error = e.message;
-        const auto delay = e.retry_can_help ? std::min(transient_cap, first_retry * (1U << std::min(failures_, 8U)))
-                                            : refused_retry;
+        const auto delay = retry_delay(failures_, e.retry_can_help);
         spdlog::error("thing {}: provisioning failed: {}; trying again in {} s{}", settings_.name,
                       logging::escaped(e.message), delay.count(),
                       e.retry_can_help ? "" : " (AWS IoT refused: the template, its parameters or the claim's policy need a change)");
@@ -248,15 +254,14 @@ void thing_identity::on_rotated(enrollment_outcome outcome) {
         const auto& e = outcome.error();
         ++failures_;
         status_.last_error = e.message;
+        // The back-off is armed before inspect(): a rotation that is due would otherwise start
+        // again at once, and fail again, as fast as AWS IoT answers.
+        if (settings_.rotation && !stopping_)
+            retry_later(retry_delay(failures_, e.retry_can_help), [this] { schedule_rotation(); });
         inspect();  // back to "installed", the old pair
         spdlog::error("thing {}: certificate rotation failed, the current certificate stays: {}", settings_.name,
                       logging::escaped(e.message));
         for (auto& w : waiting) w(e.message, {});
-        if (settings_.rotation && !stopping_) {
-            const auto delay = e.retry_can_help ? std::min(transient_cap, first_retry * (1U << std::min(failures_, 8U)))
-                                                : refused_retry;
-            retry_later(delay, [this] { schedule_rotation(); });
-        }
         return;
     }
     failures_ = 0;
@@ -314,14 +319,16 @@ void thing_identity::schedule_rotation() {
     auto wake = now + recheck;
     if (settings_.rotation) {
         const auto due = *status_.not_after - settings_.rotation->before_expiry;
-        if (due <= now && retry_timer_.expiry() <= std::chrono::steady_clock::now()) {
+        if (due > now) {
+            wake = std::min(wake, due);
+        } else if (retry_timer_.expiry() <= std::chrono::steady_clock::now()) {
             if (!runner_) {
                 rotation_due_ = true;
                 if (online()) start_rotation({});
             }
-        } else {
-            wake = std::min(wake, due);
         }
+        // else: due, but a failed attempt's back-off runs; its timer comes back here (waking at
+        // `due`, already past, would look every second).
     }
     for (const int d : warning_days) {
         const auto at = *status_.not_after - std::chrono::hours(24 * d);

@@ -98,6 +98,9 @@ void broker_fixture::start() {
         if (!port_fixed && !opts_.logins.empty()) login_port_ = free_tcp_port();
         run_or_throw({THINGMUX_BROKER_SCRIPT, "config", dir_.string(), std::to_string(port_),
                       std::to_string(opts_.max_packet_size)});
+        // The main listener's CRL (revoke()): right after its settings, before other listeners.
+        if (fs::exists(dir_ / "revoked.crl"))
+            std::ofstream(dir_ / "mosquitto.conf", std::ios::app) << "crlfile " << (dir_ / "revoked.crl").string() << "\n";
         add_password_listeners();
         const auto log_size = fs::exists(log_file()) ? fs::file_size(log_file()) : 0;
         mosquitto_.emplace(std::vector<std::string>{mosquitto_program(), "-c", (dir_ / "mosquitto.conf").string()},
@@ -193,6 +196,17 @@ const fs::path& broker_fixture::dir() const noexcept { return dir_; }
 fs::path broker_fixture::ca_file() const { return dir_ / "pki" / "ca.crt"; }
 fs::path broker_fixture::other_ca_file() const { return dir_ / "pki" / "rogue-ca.crt"; }
 fs::path broker_fixture::log_file() const { return dir_ / "mosquitto.log"; }
+
+void broker_fixture::revoke(const fs::path& cert) const {
+    // The script's PKI keeps an `openssl ca` database (its openssl.cnf reads TMX_PKI).
+    const auto pki = dir_ / "pki";
+    const std::string env = "TMX_PKI=" + pki.string();
+    const auto cnf = (pki / "openssl.cnf").string();
+    run_or_throw({"env", env, "openssl", "ca", "-config", cnf, "-revoke", cert.string()});
+    run_or_throw({"env", env, "openssl", "ca", "-config", cnf, "-gencrl", "-crldays", "1", "-out",
+                  (dir_ / "revoked.crl.tmp").string()});
+    fs::rename(dir_ / "revoked.crl.tmp", dir_ / "revoked.crl");
+}
 
 identity broker_fixture::thing(const std::string& name) const {
     if (std::find(opts_.things.begin(), opts_.things.end(), name) == opts_.things.end())

@@ -96,6 +96,9 @@ public:
     // A CA file that did not sign the broker's certificate (for "server not trusted" tests).
     [[nodiscard]] std::filesystem::path other_ca_file() const;
     [[nodiscard]] std::filesystem::path log_file() const;
+    // Revokes `cert` (issued by the test CA) in a CRL the broker checks from its next start()
+    // (restart() it): clients presenting it are refused.
+    void revoke(const std::filesystem::path& cert) const;
 
     // Arguments for mosquitto_pub / mosquitto_sub to connect as `who` with mTLS (-h, -p,
     // --cafile, --cert, --key, -i).
