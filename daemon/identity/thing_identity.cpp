@@ -266,6 +266,8 @@ void thing_identity::on_rotated(enrollment_outcome outcome) {
     }
     failures_ = 0;
     status_.last_error.clear();
+    if (auto issued = inspect_certificate(outcome->certificate_pem)) rotated_to_ = issued->sha256_fingerprint;
+    short_lived_warned_ = false;
     spdlog::info("thing {}: certificate rotated: certificate {} and a new key written to {} and {}; reconnecting with them",
                  settings_.name, outcome->certificate_id, settings_.cert.string(), settings_.key.string());
     inspect();
@@ -321,6 +323,16 @@ void thing_identity::schedule_rotation() {
         const auto due = *status_.not_after - settings_.rotation->before_expiry;
         if (due > now) {
             wake = std::min(wake, due);
+        } else if (status_.certificate_id == rotated_to_) {
+            // The certificate a rotation just installed is due already: AWS IoT (or the CA behind
+            // it) issues certificates valid for less than before_expiry. Rotating again would only
+            // repeat that, back to back.
+            if (std::exchange(short_lived_warned_, true) == false)
+                spdlog::error("thing {}: the certificate rotation installed expires on {}, within rotation.before_expiry "
+                              "({} days): not rotating it again automatically; lower before_expiry below the "
+                              "certificates' validity",
+                              settings_.name, format_time(*status_.not_after),
+                              std::chrono::duration_cast<std::chrono::hours>(settings_.rotation->before_expiry).count() / 24);
         } else if (retry_timer_.expiry() <= std::chrono::steady_clock::now()) {
             if (!runner_) {
                 rotation_due_ = true;

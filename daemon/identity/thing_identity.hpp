@@ -117,6 +117,9 @@ private:
     int warned_days_ = -1;       // the last expiry threshold logged for this certificate (30, 7, 1, 0)
     std::string warned_for_;     // the certificate those warnings were for
     bool stopping_ = false;
+    // The certificate the last rotation installed: one that is due at once is not rotated again.
+    std::string rotated_to_;
+    bool short_lived_warned_ = false;
 };
 
 }  // namespace thingmux::identity
