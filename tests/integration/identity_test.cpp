@@ -162,16 +162,22 @@ command_result rotate_over_dbus(const dbus_fixture& bus) {
 
 // ---- 1 -------------------------------------------------------------------------------------------
 
+// The broker, its provisioning responder, a private bus, and the cloud's view of the Thing's topics.
+struct identity_scene {
+    broker_fixture broker;
+    fleet_responder_fixture responder{broker};
+    dbus_fixture bus;
+    observer_subscription cloud{broker, "dt/gateway-01/#", "identity-observer"};
+};
+
 // The daemon starts with no certificate while the broker is down: apps connect, are told the
 // Thing is being provisioned, and their QoS 1 publishes wait in the spool. Once the broker is
 // back, the claim connection provisions the Thing (one CreateCertificateFromCsr, one
 // RegisterThing), the pair is written, and every publish reaches the cloud on the Thing's own
 // session.
 TEST(IdentityTest, ProvisioningByClaimEndsInAWorkingSessionAndDeliversWhatAppsPublishedMeanwhile) {
-    broker_fixture broker;
-    fleet_responder_fixture responder(broker);
-    dbus_fixture bus;
-    observer_subscription cloud(broker, "dt/gateway-01/#", "identity-observer");
+    identity_scene scene;
+    auto& [broker, responder, bus, cloud] = scene;
     ASSERT_TRUE(cloud.wait_ready());
     const auto files = identity_dir(broker);
     // Deterministically "while it provisions": the claim connection cannot get through yet. The
@@ -440,10 +446,8 @@ TEST(IdentityTest, RefusedAutomaticRotationWaitsBeforeTryingAgain) {
 // RotateCertificate returned is the one the responder issued and the one in the file, the
 // broker saw the Thing connect again, and no app lost its connection to thingmuxd.
 TEST(IdentityTest, RotationUnderLoadOfTenAppsLosesNoMessageAndInstallsTheNewPair) {
-    broker_fixture broker;
-    fleet_responder_fixture responder(broker);
-    dbus_fixture bus;
-    observer_subscription cloud(broker, "dt/gateway-01/#", "identity-observer");
+    identity_scene scene;
+    auto& [broker, responder, bus, cloud] = scene;
     ASSERT_TRUE(cloud.wait_ready());
     const auto files = identity_dir(broker);
     daemon_fixture daemon(broker, identity_setup(rotation_yaml(broker, files, "thingmux-fleet"), &bus));
