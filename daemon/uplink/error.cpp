@@ -49,6 +49,7 @@ public:
         case errc::broker_refused: return "the broker refused the connection";
         case errc::session_ended: return "the MQTT session ended the connection";
         case errc::client_id_in_use: return "another connection is using our client ID";
+        case errc::key_store_unreachable: return "the TPM that holds the key cannot be reached";
         case errc::reconnect_requested: return "reconnecting on request";
         case errc::stopped: return "stopped";
         }

@@ -49,6 +49,7 @@ enum class errc {
     broker_refused,           // CONNACK refused for a reason that may pass (server busy, unavailable)
     session_ended,            // the MQTT session ended it (DISCONNECT, dead link, protocol error)
     client_id_in_use,         // another connection keeps taking our client ID (takeover loop)
+    key_store_unreachable,    // the TPM that holds the key cannot be reached (through tpm2_tcti)
     reconnect_requested,      // the owner asked for a reconnect (new settings, rotated certificate)
     stopped,                  // the owner stopped the uplink
 };

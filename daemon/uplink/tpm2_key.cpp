@@ -93,10 +93,10 @@ evp_pkey_ptr signing_through(evp_pkey_ptr tpm) {
     return out;
 }
 
-client_identity failed(std::string why) {
+client_identity failed(std::string why, errc code = errc::credentials_unusable) {
     client_identity id;
     id.error = std::move(why);
-    id.code = errc::credentials_unusable;
+    id.code = code;
     return id;
 }
 
@@ -113,7 +113,8 @@ client_identity load_tpm2_key(const std::string& pem, const tls_settings& s) {
         // "default" stays loaded beside it: everything but the key's signatures comes from there.
         if (OSSL_PROVIDER_load(nullptr, "default") == nullptr || (tpm2 = OSSL_PROVIDER_load(nullptr, "tpm2")) == nullptr)
             return failed("cannot reach the TPM through OpenSSL's tpm2 provider with " + tcti + " (" + openssl_errors() +
-                          "): check that tpm2-openssl is installed and the TPM is reachable (/dev/tpmrm0, or tpm2_tcti:)");
+                              "): check that tpm2-openssl is installed and the TPM is reachable (/dev/tpmrm0, or tpm2_tcti:)",
+                          errc::key_store_unreachable);  // a TPM simulator or resource manager may come up
     }
     const auto name = "TPM key " + s.key_file.string();
     EVP_PKEY* key = nullptr;
