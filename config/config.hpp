@@ -168,7 +168,7 @@ struct thing {
     // empty (with key) only with auth custom-authorizer or sigv4 (without the credentials
     // provider): no client certificate
     // cert: a PEM file, or a "pkcs11:" URI of the certificate in the key's token. key: a PEM file,
-    // a TPM 2.0 key (TSS2 PEM file), or a "pkcs11:" URI (docs/identity-hwkeys.md).
+    // a TPM 2.0 key (TSS2 PEM file), or a "pkcs11:" URI (docs/identity.md).
     std::filesystem::path cert;
     std::filesystem::path key;
     std::filesystem::path key_pin;  // the token's PIN (file or credential:NAME) when the URI gives none

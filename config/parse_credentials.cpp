@@ -1,4 +1,4 @@
-// A Thing's TLS identity (docs/config.md "things[].cert", docs/identity-hwkeys.md): ca, cert and
+// A Thing's TLS identity (docs/config.md "things[].cert", docs/identity.md): ca, cert and
 // key as PEM files, a key (and certificate) in a PKCS#11 token named by a "pkcs11:" URI with its
 // key_pin, a TPM 2.0 key file, or a PKCS#12 bundle with its pkcs12_password.
 #include "common/pkcs11_uri.hpp"

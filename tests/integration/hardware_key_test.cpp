@@ -1,4 +1,4 @@
-// The Thing's key outside PEM files (docs/identity-hwkeys.md), end to end against the AWS-like
+// The Thing's key outside PEM files (docs/identity.md), end to end against the AWS-like
 // broker: a key generated inside a softhsm2 token (PKCS#11, libp11's engine), a key made by a
 // software TPM (swtpm, tpm2-openssl provider), and a PKCS#12 bundle. Each connects, carries
 // messages both ways, and reconnects after a broker restart; the errors a user must act on (wrong

@@ -3,7 +3,7 @@
 // CreateCertificateFromCsr (the CSR signed by the test CA) and RegisterThing (templates given
 // here) on the topics and with the answers of AWS's device provisioning MQTT API, with scripted
 // faults (no answer, a transient 500, exiting after an answer). Every request leaves one record,
-// for the tests to count. docs/identity-responder.md says where it differs from AWS.
+// for the tests to count. docs/identity.md (*The test responder*) says where it differs from AWS.
 //
 // Its files live in a directory under the broker's; the issued tokens survive stop()/start().
 #pragma once

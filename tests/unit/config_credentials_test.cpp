@@ -1,5 +1,5 @@
 // A Thing's identity beyond PEM files (config/parse_credentials.cpp, docs/config.md "things[].key",
-// docs/identity-hwkeys.md): pkcs11: URIs for key and cert, key_pin, pkcs12 with its password,
+// docs/identity.md): pkcs11: URIs for key and cert, key_pin, pkcs12 with its password,
 // tpm2_tcti; and what load_file() checks of them (a URI is no file; its library and PIN file are).
 #include "config/config.hpp"
 #include "tests/unit/config_test_support.hpp"
