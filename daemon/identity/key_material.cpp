@@ -175,8 +175,14 @@ result<std::string> make_csr(EVP_PKEY* key, std::string_view cn) {
         X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req.get()), "CN", MBSTRING_UTF8,
                                    reinterpret_cast<const unsigned char*>(cn.data()), static_cast<int>(cn.size()), -1,
                                    0) != 1 ||
-        X509_REQ_set_pubkey(req.get(), key) != 1 || X509_REQ_sign(req.get(), key, EVP_sha256()) <= 0)
+        X509_REQ_set_pubkey(req.get(), key) != 1)
         return openssl_error("cannot make a certificate signing request");
+    // Signed where the key is (a TPM key's signature is the TPM's to make).
+    const std::unique_ptr<EVP_MD_CTX, freer<EVP_MD_CTX_free>> signing(EVP_MD_CTX_new());
+    if (!signing ||
+        EVP_DigestSignInit_ex(signing.get(), nullptr, "SHA256", nullptr, tpm2::signing_properties(key), key, nullptr) != 1 ||
+        X509_REQ_sign_ctx(req.get(), signing.get()) <= 0)
+        return openssl_error("cannot sign the certificate signing request");
     bio_ptr bio(BIO_new(BIO_s_mem()));
     if (!bio || PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1)
         return openssl_error("cannot write the certificate signing request as PEM");

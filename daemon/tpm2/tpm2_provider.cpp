@@ -60,6 +60,11 @@ EVP_PKEY* generate_ec_p256() {
     return key;
 }
 
+const char* signing_properties(const EVP_PKEY* key) noexcept {
+    const OSSL_PROVIDER* p = key != nullptr ? EVP_PKEY_get0_provider(key) : nullptr;
+    return p != nullptr && std::string_view(OSSL_PROVIDER_get0_name(p)) == "tpm2" ? "provider=tpm2" : nullptr;
+}
+
 bool write_pem(BIO* out, EVP_PKEY* key) {
     // Only the tpm2 provider's encoder can write its key: the private part never leaves the TPM.
     OSSL_ENCODER_CTX* e = OSSL_ENCODER_CTX_new_for_pkey(key, OSSL_KEYMGMT_SELECT_KEYPAIR, "PEM", nullptr, "provider=tpm2");

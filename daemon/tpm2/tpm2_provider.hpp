@@ -31,6 +31,11 @@ inline constexpr std::string_view tss2_pem_begin = "-----BEGIN TSS2 PRIVATE KEY-
 // A new EC P-256 key generated inside the TPM (the provider must be loaded); nullptr on failure.
 [[nodiscard]] EVP_PKEY* generate_ec_p256();
 
+// The property query that makes a signature with `key` in the TPM when it is a TPM key
+// ("provider=tpm2"; OpenSSL 3.0 would otherwise pick the default provider's ECDSA, which has only
+// the key's public half), or nullptr for any other key.
+[[nodiscard]] const char* signing_properties(const EVP_PKEY* key) noexcept;
+
 // A TPM key as TSS2 PEM text, written into `out` (a secure-memory BIO is best); false on failure.
 [[nodiscard]] bool write_pem(BIO* out, EVP_PKEY* key);
 
