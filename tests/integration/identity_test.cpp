@@ -11,6 +11,7 @@
 #include "tests/support/dbus_fixture.hpp"
 #include "tests/support/fleet_responder_fixture.hpp"
 #include "tests/support/round_trip.hpp"
+#include "tests/support/software_tpm.hpp"
 
 #include <gtest/gtest.h>
 
@@ -20,6 +21,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -104,8 +106,8 @@ std::size_t occurrences(const std::string& text, const std::string& what) {
 
 // The directory holds exactly the Thing's certificate (one, of the test CA, CN gateway-01) and
 // its key (mode 0600, the certificate's): nothing pending, nothing else. Returns the
-// certificate's id (SHA-256 of the DER).
-std::string expect_one_matching_pair(const broker_fixture& broker, const pair_files& f) {
+// certificate's id (SHA-256 of the DER). A TSS2 key is checked in the TPM `tpm2_tcti` names.
+std::string expect_one_matching_pair(const broker_fixture& broker, const pair_files& f, const std::string& tpm2_tcti = {}) {
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(f.cert.parent_path())) names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
@@ -121,7 +123,7 @@ std::string expect_one_matching_pair(const broker_fixture& broker, const pair_fi
     const auto cert = read_file(f.cert);
     const auto key = read_file(f.key);
     EXPECT_EQ(occurrences(cert, "-----BEGIN CERTIFICATE-----"), 1U) << cert;
-    const auto matches = thingmux::identity::key_matches_certificate(key, cert);
+    const auto matches = thingmux::identity::key_matches_certificate(key, cert, tpm2_tcti);
     EXPECT_TRUE(matches.has_value() && *matches) << "the key is not the certificate's";
     std::string out;
     EXPECT_EQ(run_command({"openssl", "verify", "-CAfile", broker.ca_file().string(), f.cert.string()}, &out), 0) << out;
@@ -538,6 +540,65 @@ TEST(IdentityTest, RotationUnderLoadOfTenAppsLosesNoMessageAndInstallsTheNewPair
     ipc_client late(daemon.socket_path());
     EXPECT_TRUE(hello_connected(late, "after-revocation")) << read_file(daemon.log_file());
     expect_round_trip(broker, daemon, 5, 1, "after-revocation");
+}
+
+// ---- 3 -------------------------------------------------------------------------------------------
+
+// Whether any file under `dir` holds a software private key in PEM (PKCS#8 or SEC 1).
+std::optional<fs::path> file_with_software_key(const fs::path& dir) {
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        if (!e.is_regular_file()) continue;
+        const auto text = read_file(e.path());
+        if (text.find("BEGIN PRIVATE KEY") != std::string::npos || text.find("BEGIN EC PRIVATE KEY") != std::string::npos)
+            return e.path();
+    }
+    return std::nullopt;
+}
+
+// key_type: tpm2-ec-p256: provisioning by claim generates the Thing's key inside the (software)
+// TPM, the CSR is signed there, `key:` holds its TSS2 PEM and the session signs with it; a
+// rotation with the same key type installs a new TPM key that works too. No software private key
+// of the Thing is ever written.
+TEST(IdentityTest, TpmKeyTypeProvisionsAndRotatesWithKeysMadeInTheTpm) {
+    if (!have_software_tpm()) return;
+    identity_scene scene;
+    auto& [broker, responder, bus, cloud] = scene;
+    ASSERT_TRUE(cloud.wait_ready());
+    software_tpm tpm(broker.dir() / "tpm-state");
+    const auto files = identity_dir(broker);
+    auto setup = identity_setup(provisioning_yaml(broker, files, "  key_type: tpm2-ec-p256\n") +
+                                    "\nrotation:\n  template: thingmux-fleet\n  parameters: {ThingName: \"${thing}\"}\n"
+                                    "  key_type: tpm2-ec-p256\n  timeout: 5s",
+                                &bus);
+    setup.top = "tpm2_tcti: \"" + tpm.tcti() + "\"";  // the daemon's environment has no TPM2OPENSSL_TCTI
+    daemon_fixture daemon(broker, setup);
+
+    ipc_client app(daemon.socket_path());
+    (void)app.hello("tpm-app");
+    ASSERT_TRUE(app.wait_state(ipc::link_state::connected, 30'000)) << read_file(daemon.log_file());
+    const auto id = expect_one_matching_pair(broker, files, tpm.tcti());
+    const auto key = read_file(files.key);
+    EXPECT_TRUE(key.starts_with("-----BEGIN TSS2 PRIVATE KEY-----")) << key;
+    EXPECT_EQ(issued_ids(responder), std::vector<std::string>{id});
+    EXPECT_EQ(responder.accepted(kind::register_thing), 1U);
+    expect_round_trip(broker, daemon, 5, 1, "after-tpm-provisioning");
+
+    const auto connections = broker_connections(broker, thing_name);
+    const auto r = rotate_over_dbus(bus);
+    ASSERT_EQ(r.exit_code, 0) << r.output << read_file(daemon.log_file());
+    const auto rotated_id = expect_one_matching_pair(broker, files, tpm.tcti());
+    EXPECT_EQ(r.output, "s \"" + rotated_id + "\"\n");
+    EXPECT_NE(rotated_id, id);
+    const auto rotated_key = read_file(files.key);
+    EXPECT_TRUE(rotated_key.starts_with("-----BEGIN TSS2 PRIVATE KEY-----")) << rotated_key;
+    EXPECT_NE(rotated_key, key) << "the rotation kept the TPM key";
+    EXPECT_EQ(issued_ids(responder), (std::vector<std::string>{id, rotated_id}));
+    EXPECT_TRUE(eventually([&] { return broker_connections(broker, thing_name) > connections; }, 10'000))
+        << "the broker saw no new connection with the new certificate";
+    expect_round_trip(broker, daemon, 5, 1, "after-tpm-rotation");
+
+    const auto software_key = file_with_software_key(daemon.dir());
+    EXPECT_FALSE(software_key.has_value()) << "a software private key was written: " << *software_key;
 }
 
 }  // namespace

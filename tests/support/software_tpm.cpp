@@ -1,0 +1,37 @@
+#include "tests/support/software_tpm.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <vector>
+
+namespace thingmux::test {
+
+namespace fs = std::filesystem;
+
+bool have(const std::string& tool, const std::string& package) {
+    if (run_command({"sh", "-c", "command -v " + tool}) == 0) return true;
+    ADD_FAILURE() << tool << " is missing: install the Debian package " << package << " (scripts/bootstrap.sh)";
+    return false;
+}
+
+bool have_file(const std::string& file, const std::string& package) {
+    if (fs::exists(file)) return true;
+    ADD_FAILURE() << file << " is missing: install the Debian package " << package << " (scripts/bootstrap.sh)";
+    return false;
+}
+
+bool have_software_tpm() {
+    return have("swtpm", "swtpm") && have_file("/usr/lib/x86_64-linux-gnu/ossl-modules/tpm2.so", "tpm2-openssl");
+}
+
+software_tpm::software_tpm(const fs::path& dir) {
+    fs::create_directories(dir);
+    proc.emplace(std::vector<std::string>{"swtpm", "socket", "--tpm2", "--server", "type=tcp,port=" + std::to_string(port),
+                                          "--ctrl", "type=tcp,port=" + std::to_string(ctrl), "--flags",
+                                          "not-need-init,startup-clear", "--tpmstate", "dir=" + dir.string()},
+                 dir / "swtpm.log");
+    if (!eventually([&] { return tcp_accepts(port); }, 10'000)) throw std::runtime_error("swtpm did not start");
+}
+
+}  // namespace thingmux::test
