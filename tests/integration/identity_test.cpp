@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -599,6 +600,56 @@ TEST(IdentityTest, TpmKeyTypeProvisionsAndRotatesWithKeysMadeInTheTpm) {
 
     const auto software_key = file_with_software_key(daemon.dir());
     EXPECT_FALSE(software_key.has_value()) << "a software private key was written: " << *software_key;
+}
+
+// What a power cut leaves of a TPM key's commit is finished at start as for a PEM key: the
+// pending TSS2 key is loaded into the TPM to see that the pending certificate is its own, and a
+// certificate for another key is not installed with it.
+TEST(IdentityTest, InterruptedCommitOfATpmKeyIsFinishedAndAForeignCertificateDiscarded) {
+    if (!have_software_tpm()) return;
+    broker_fixture broker;
+    software_tpm tpm(broker.dir() / "tpm-state");
+    const auto files = identity_dir(broker);
+    const thingmux::identity::identity_paths paths{files.cert, files.key, tpm.tcti()};
+    // A certificate of the test CA for `key` (TSS2 or PEM), as CERT.pending.
+    const auto pending_certificate_for = [&](std::string_view key, const std::string& name) {
+        const auto csr = thingmux::identity::make_csr(key, thing_name, tpm.tcti());
+        ASSERT_TRUE(csr.has_value()) << csr.error().message;
+        const auto csr_file = broker.dir() / (name + ".csr");
+        std::ofstream(csr_file) << *csr;
+        broker.sign_csr(csr_file, thingmux::identity::pending_path(files.cert));
+    };
+
+    const auto key = thingmux::identity::generate_key(thingmux::identity::key_type::tpm2_ec_p256, tpm.tcti());
+    ASSERT_TRUE(key.has_value()) << key.error().message;
+    ASSERT_TRUE(thingmux::identity::write_pending_key(paths, *key).has_value());
+    const auto reread = thingmux::identity::read_pending_key(paths);
+    ASSERT_TRUE(reread.has_value() && reread->has_value()) << "the pending TSS2 key is not taken for the next attempt";
+    pending_certificate_for(key->view(), "tpm");
+    const auto finished = thingmux::identity::recover(paths);
+    ASSERT_TRUE(finished.has_value()) << finished.error().message;
+    EXPECT_EQ(finished->action, thingmux::identity::recovery::completed) << finished->detail;
+    EXPECT_EQ(read_file(files.key), key->view());
+    const auto matches = thingmux::identity::key_matches_certificate(read_file(files.key), read_file(files.cert), tpm.tcti());
+    EXPECT_TRUE(matches.has_value() && *matches);
+
+    // A later attempt's TPM key, and a certificate for some other (software) key: not installed.
+    const auto next = thingmux::identity::generate_key(thingmux::identity::key_type::tpm2_ec_p256, tpm.tcti());
+    ASSERT_TRUE(next.has_value()) << next.error().message;
+    EXPECT_NE(next->view(), key->view());
+    ASSERT_TRUE(thingmux::identity::write_pending_key(paths, *next).has_value());
+    const auto foreign = thingmux::identity::generate_key(thingmux::identity::key_type::ec_p256);
+    ASSERT_TRUE(foreign.has_value());
+    pending_certificate_for(foreign->view(), "foreign");
+    const auto cert_before = read_file(files.cert);
+    const auto discarded = thingmux::identity::recover(paths);
+    ASSERT_TRUE(discarded.has_value()) << discarded.error().message;
+    EXPECT_EQ(discarded->action, thingmux::identity::recovery::discarded_certificate) << discarded->detail;
+    EXPECT_TRUE(discarded->pending_key_kept);
+    EXPECT_EQ(read_file(files.cert), cert_before);
+    EXPECT_EQ(read_file(files.key), key->view());
+    EXPECT_FALSE(thingmux::identity::commit(paths, read_file(files.cert)).has_value())
+        << "the old certificate was committed with the new TPM key";
 }
 
 }  // namespace
