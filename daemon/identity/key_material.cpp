@@ -27,6 +27,9 @@ using pkey_ptr = std::unique_ptr<EVP_PKEY, freer<EVP_PKEY_free>>;
 using x509_ptr = std::unique_ptr<X509, freer<X509_free>>;
 using req_ptr = std::unique_ptr<X509_REQ, freer<X509_REQ_free>>;
 
+// A PEM larger than this is no key or certificate of ours (and int-sized for OpenSSL's BIOs).
+constexpr std::size_t max_pem_bytes = std::size_t{1024} * 1024;
+
 // The most bytes of a CN (RFC 5280's ub-common-name).
 constexpr std::size_t max_common_name_bytes = 64;
 
@@ -46,8 +49,7 @@ error openssl_error(std::string what) {
 }
 
 bio_ptr memory_bio(std::string_view bytes) {
-    // A PEM larger than int is no PEM of ours; the limit keeps the cast exact.
-    if (bytes.size() > std::size_t{1024} * 1024) return nullptr;
+    if (bytes.size() > max_pem_bytes) return nullptr;
     return bio_ptr(BIO_new_mem_buf(bytes.data(), static_cast<int>(bytes.size())));
 }
 
@@ -73,7 +75,7 @@ result<pkey_ptr> load_tpm2_key(std::string_view key_pem, const std::string& tcti
 }
 
 result<pkey_ptr> load_key(std::string_view key_pem, const std::string& tcti) {
-    if (key_pem.size() <= std::size_t{1024} * 1024 && tpm2::is_tss2_pem(key_pem)) return load_tpm2_key(key_pem, tcti);
+    if (key_pem.size() <= max_pem_bytes && tpm2::is_tss2_pem(key_pem)) return load_tpm2_key(key_pem, tcti);
     const auto bio = memory_bio(key_pem);
     if (!bio) return openssl_error("cannot read the private key: it is too large");
     pkey_ptr key(PEM_read_bio_PrivateKey_ex(bio.get(), nullptr, no_passphrase, nullptr, nullptr, nullptr));
