@@ -111,8 +111,9 @@ struct custom_authorizer_settings {
 
 // How a Thing gets a new certificate for a key it generates (docs/identity.md): AWS IoT's
 // CreateCertificateFromCsr, then, with a template, RegisterThing (fleet provisioning MQTT API).
-enum class generated_key { ec_p256, rsa_2048 };
-[[nodiscard]] const char* to_string(generated_key v) noexcept;  // "ec-p256", "rsa-2048"
+// tpm2_ec_p256: generated inside the TPM (tpm2_tcti:), `key:` then holds its TSS2 PEM.
+enum class generated_key { ec_p256, rsa_2048, tpm2_ec_p256 };
+[[nodiscard]] const char* to_string(generated_key v) noexcept;  // "ec-p256", "rsa-2048", "tpm2-ec-p256"
 
 struct enrollment_settings {
     std::string template_name;  // RegisterThing's provisioning template (required: it activates the certificate)

@@ -10,6 +10,7 @@ const char* to_string(generated_key v) noexcept {
     switch (v) {
         case generated_key::ec_p256: return "ec-p256";
         case generated_key::rsa_2048: return "rsa-2048";
+        case generated_key::tpm2_ec_p256: return "tpm2-ec-p256";
     }
     return "unknown";
 }
@@ -68,8 +69,9 @@ void parser::parse_enrollment(const fields& f, const std::string& path, const th
     }
     if (const auto* x = find(f, "parameters")) parse_parameters(x->value, p("parameters"), t, e);
     if (const auto* x = find(f, "key_type")) {
-        static constexpr std::array<choice<generated_key>, 2> choices{
-            {{"ec-p256", generated_key::ec_p256}, {"rsa-2048", generated_key::rsa_2048}}};
+        static constexpr std::array<choice<generated_key>, 3> choices{{{"ec-p256", generated_key::ec_p256},
+                                                                       {"rsa-2048", generated_key::rsa_2048},
+                                                                       {"tpm2-ec-p256", generated_key::tpm2_ec_p256}}};
         if (auto v = enumeration(x->value, p("key_type"), choices)) e.key_type = *v;
     }
     if (const auto* x = find(f, "timeout")) {

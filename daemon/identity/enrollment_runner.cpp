@@ -51,12 +51,12 @@ result<std::string> enrollment_runner::prepare_key_and_csr() {
     if (*pending) {
         key_ = std::move(**pending);
     } else {
-        auto fresh = generate_key(options_.key);
+        auto fresh = generate_key(options_.key, options_.paths.tpm2_tcti);
         if (!fresh) return fresh.error();
         if (auto written = write_pending_key(options_.paths, *fresh); !written) return written.error();
         key_ = std::move(*fresh);
     }
-    return make_csr(key_.view(), options_.common_name);
+    return make_csr(key_.view(), options_.common_name, options_.paths.tpm2_tcti);
 }
 
 void enrollment_runner::on_message(std::string_view topic, std::string_view payload) {

@@ -83,12 +83,12 @@ result<std::optional<std::string>> read_if_present(const fs::path& path) {
 }
 
 // Whether the key file at `key_path` (if any) is the key of `cert_pem`.
-result<bool> key_file_matches(const fs::path& key_path, const std::string& cert_pem) {
+result<bool> key_file_matches(const fs::path& key_path, const std::string& cert_pem, const std::string& tpm2_tcti) {
     auto key = read_if_present(key_path);
     if (!key) return key.error();
     if (!*key) return false;
     const secret_pem wiped(std::move(**key));
-    auto same = key_matches_certificate(wiped.view(), cert_pem);
+    auto same = key_matches_certificate(wiped.view(), cert_pem, tpm2_tcti);
     return same && *same;
 }
 
@@ -129,7 +129,7 @@ result<std::optional<secret_pem>> read_pending_key(const identity_paths& paths) 
     if (!bytes) return bytes.error();
     if (!*bytes) return std::optional<secret_pem>();
     secret_pem key(std::move(**bytes));
-    if (!key_problem(key.view()).empty()) return std::optional<secret_pem>();
+    if (!key_problem(key.view(), paths.tpm2_tcti).empty()) return std::optional<secret_pem>();
     return std::optional<secret_pem>(std::move(key));
 }
 
@@ -152,7 +152,7 @@ result<recovery_report> recover(const identity_paths& paths) {
     if (!cert) return cert.error();
     if (!*cert) return recovery_report{recovery::nothing_pending, *pending_key_present, {}};
 
-    auto matches_pending = key_file_matches(key_pending, **cert);
+    auto matches_pending = key_file_matches(key_pending, **cert, paths.tpm2_tcti);
     if (!matches_pending) return matches_pending.error();
     if (*matches_pending) {
         if (auto r = install(key_pending, paths.key); !r) return r.error();
@@ -161,7 +161,7 @@ result<recovery_report> recover(const identity_paths& paths) {
             recovery::completed, false,
             "finished an interrupted commit: installed " + key_pending.string() + " and " + cert_pending.string()};
     }
-    auto matches_current = key_file_matches(paths.key, **cert);
+    auto matches_current = key_file_matches(paths.key, **cert, paths.tpm2_tcti);
     if (!matches_current) return matches_current.error();
     if (*matches_current) {
         if (auto r = install(cert_pending, paths.cert); !r) return r.error();
@@ -176,7 +176,7 @@ result<recovery_report> recover(const identity_paths& paths) {
 
 result<void> commit(const identity_paths& paths, std::string_view cert_pem) {
     const auto key_pending = pending_path(paths.key);
-    auto matches = key_file_matches(key_pending, std::string(cert_pem));
+    auto matches = key_file_matches(key_pending, std::string(cert_pem), paths.tpm2_tcti);
     if (!matches) return matches.error();
     if (!*matches)
         return error{"the new certificate is not for the key in " + key_pending.string() +

@@ -36,6 +36,9 @@ inline constexpr mode_t certificate_file_mode = 0644;
 struct identity_paths {
     std::filesystem::path cert;
     std::filesystem::path key;
+    // The TPM a TSS2 key (KEY or KEY.pending) is loaded into to check it (tpm2_tcti:; empty: the
+    // provider's default). Unused for PEM keys.
+    std::string tpm2_tcti;
 };
 
 // PATH.pending.

@@ -1,5 +1,7 @@
 #include "daemon/identity/key_material.hpp"
 
+#include "daemon/tpm2/tpm2_provider.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -25,6 +27,9 @@ using pkey_ptr = std::unique_ptr<EVP_PKEY, freer<EVP_PKEY_free>>;
 using x509_ptr = std::unique_ptr<X509, freer<X509_free>>;
 using req_ptr = std::unique_ptr<X509_REQ, freer<X509_REQ_free>>;
 
+// A PEM larger than this is no key or certificate of ours (and int-sized for OpenSSL's BIOs).
+constexpr std::size_t max_pem_bytes = std::size_t{1024} * 1024;
+
 // The most bytes of a CN (RFC 5280's ub-common-name).
 constexpr std::size_t max_common_name_bytes = 64;
 
@@ -44,8 +49,7 @@ error openssl_error(std::string what) {
 }
 
 bio_ptr memory_bio(std::string_view bytes) {
-    // A PEM larger than int is no PEM of ours; the limit keeps the cast exact.
-    if (bytes.size() > std::size_t{1024} * 1024) return nullptr;
+    if (bytes.size() > max_pem_bytes) return nullptr;
     return bio_ptr(BIO_new_mem_buf(bytes.data(), static_cast<int>(bytes.size())));
 }
 
@@ -60,7 +64,18 @@ int no_passphrase(char*, int, int, void*) {
     return -1;
 }
 
-result<pkey_ptr> load_key(std::string_view key_pem) {
+// A TSS2 key, loaded into the TPM through the tpm2 provider.
+result<pkey_ptr> load_tpm2_key(std::string_view key_pem, const std::string& tcti) {
+    if (auto why = tpm2::load_provider(tcti); !why.empty()) return openssl_error(why);
+    pkey_ptr key(tpm2::load_key(key_pem));
+    if (!key)
+        return openssl_error("cannot load the TPM key (TSS2 PEM) into the TPM with " + tpm2::tcti_name(tcti) +
+                             ": was it made by this TPM, and is the TPM reachable?");
+    return key;
+}
+
+result<pkey_ptr> load_key(std::string_view key_pem, const std::string& tcti) {
+    if (key_pem.size() <= max_pem_bytes && tpm2::is_tss2_pem(key_pem)) return load_tpm2_key(key_pem, tcti);
     const auto bio = memory_bio(key_pem);
     if (!bio) return openssl_error("cannot read the private key: it is too large");
     pkey_ptr key(PEM_read_bio_PrivateKey_ex(bio.get(), nullptr, no_passphrase, nullptr, nullptr, nullptr));
@@ -122,7 +137,16 @@ void secret_pem::wipe() noexcept {
     bytes_.clear();
 }
 
-result<secret_pem> generate_key(key_type type) {
+result<secret_pem> generate_key(key_type type, const std::string& tpm2_tcti) {
+    if (type == key_type::tpm2_ec_p256) {
+        if (auto why = tpm2::load_provider(tpm2_tcti); !why.empty()) return openssl_error(why);
+        pkey_ptr key(tpm2::generate_ec_p256());
+        if (!key) return openssl_error("cannot generate an EC P-256 key in the TPM with " + tpm2::tcti_name(tpm2_tcti));
+        bio_ptr bio(BIO_new(BIO_s_secmem()));
+        if (!bio || !tpm2::write_pem(bio.get(), key.get()))
+            return openssl_error("cannot write the TPM's new key as TSS2 PEM");
+        return secret_pem(bio_text(bio.get()));
+    }
     pkey_ptr key(type == key_type::rsa_2048 ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{2048})
                                             : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
     if (!key) return openssl_error("cannot generate a private key");
@@ -133,13 +157,13 @@ result<secret_pem> generate_key(key_type type) {
     return secret_pem(bio_text(bio.get()));
 }
 
-std::string key_problem(std::string_view key_pem) {
-    auto key = load_key(key_pem);
+std::string key_problem(std::string_view key_pem, const std::string& tpm2_tcti) {
+    auto key = load_key(key_pem, tpm2_tcti);
     return key ? std::string() : std::move(key.error().message);
 }
 
-result<std::string> make_csr(std::string_view key_pem, std::string_view cn) {
-    auto key = load_key(key_pem);
+result<std::string> make_csr(std::string_view key_pem, std::string_view cn, const std::string& tpm2_tcti) {
+    auto key = load_key(key_pem, tpm2_tcti);
     if (!key) return key.error();
     return make_csr(key->get(), cn);
 }
@@ -153,8 +177,14 @@ result<std::string> make_csr(EVP_PKEY* key, std::string_view cn) {
         X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req.get()), "CN", MBSTRING_UTF8,
                                    reinterpret_cast<const unsigned char*>(cn.data()), static_cast<int>(cn.size()), -1,
                                    0) != 1 ||
-        X509_REQ_set_pubkey(req.get(), key) != 1 || X509_REQ_sign(req.get(), key, EVP_sha256()) <= 0)
+        X509_REQ_set_pubkey(req.get(), key) != 1)
         return openssl_error("cannot make a certificate signing request");
+    // Signed where the key is (a TPM key's signature is the TPM's to make).
+    const std::unique_ptr<EVP_MD_CTX, freer<EVP_MD_CTX_free>> signing(EVP_MD_CTX_new());
+    if (!signing ||
+        EVP_DigestSignInit_ex(signing.get(), nullptr, "SHA256", nullptr, tpm2::signing_properties(key), key, nullptr) != 1 ||
+        X509_REQ_sign_ctx(req.get(), signing.get()) <= 0)
+        return openssl_error("cannot sign the certificate signing request");
     bio_ptr bio(BIO_new(BIO_s_mem()));
     if (!bio || PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1)
         return openssl_error("cannot write the certificate signing request as PEM");
@@ -180,8 +210,9 @@ result<certificate_info> inspect_certificate(std::string_view cert_pem) {
     return certificate_info{*not_after, common_name(X509_get_subject_name(cert->get())), std::move(fingerprint)};
 }
 
-result<bool> key_matches_certificate(std::string_view key_pem, std::string_view cert_pem) {
-    auto key = load_key(key_pem);
+result<bool> key_matches_certificate(std::string_view key_pem, std::string_view cert_pem,
+                                     const std::string& tpm2_tcti) {
+    auto key = load_key(key_pem, tpm2_tcti);
     if (!key) return key.error();
     return key_matches_certificate(key->get(), cert_pem);
 }

@@ -38,7 +38,12 @@ bool is_file(const std::filesystem::path& p) {
 }
 
 key_type key_type_of(config::generated_key k) {
-    return k == config::generated_key::rsa_2048 ? key_type::rsa_2048 : key_type::ec_p256;
+    switch (k) {
+        case config::generated_key::rsa_2048: return key_type::rsa_2048;
+        case config::generated_key::tpm2_ec_p256: return key_type::tpm2_ec_p256;
+        case config::generated_key::ec_p256: break;
+    }
+    return key_type::ec_p256;
 }
 
 // What the rotation's local session may do: the requests of CreateCertificateFromCsr and
@@ -81,7 +86,8 @@ thing_identity::~thing_identity() {
 }
 
 bool thing_identity::start() {
-    const identity_paths paths{config::resolve_file(settings_.cert), config::resolve_file(settings_.key)};
+    const identity_paths paths{config::resolve_file(settings_.cert), config::resolve_file(settings_.key),
+                               link_.tls.tpm2_tcti};
     if ((settings_.provisioning || settings_.rotation) && is_file(paths.cert) && is_file(paths.key)) {
         // Before anything reads the files: a commit a power cut interrupted is finished or undone.
         if (auto r = recover(paths); !r)
@@ -106,7 +112,7 @@ void thing_identity::reconfigure(config::thing settings, uplink::uplink_config l
 
 enrollment_options thing_identity::options_for(const config::enrollment_settings& e, enrollment_purpose purpose) const {
     enrollment_options o;
-    o.paths = {config::resolve_file(settings_.cert), config::resolve_file(settings_.key)};
+    o.paths = {config::resolve_file(settings_.cert), config::resolve_file(settings_.key), link_.tls.tpm2_tcti};
     o.common_name = settings_.name;
     o.key = key_type_of(e.key_type);
     o.request.purpose = purpose;

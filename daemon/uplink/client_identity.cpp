@@ -45,11 +45,6 @@ std::string openssl_errors() {
     return out.empty() ? "unknown error" : out;
 }
 
-bool is_tss2_key(std::string_view pem) noexcept {
-    const auto start = pem.find_first_not_of(" \t\r\n");
-    return start != std::string_view::npos && pem.substr(start).starts_with("-----BEGIN TSS2 PRIVATE KEY-----");
-}
-
 client_identity load_token_identity(const tls_settings& s) {
     const auto key_uri = pkcs11::parse_uri(s.key_file.native());
     // The configuration checked both; this only guards against a setting made elsewhere.

@@ -25,9 +25,6 @@ struct client_identity {
     std::error_code code;
 };
 
-// Whether the PEM text holds a TPM 2.0 key ("-----BEGIN TSS2 PRIVATE KEY-----").
-[[nodiscard]] bool is_tss2_key(std::string_view pem) noexcept;
-
 // The key (and certificate, when cert_file is a "pkcs11:" URI too) that key_file's URI names.
 [[nodiscard]] client_identity load_token_identity(const tls_settings& s);
 

@@ -2,6 +2,7 @@
 
 #include "common/pkcs11_uri.hpp"
 #include "common/regular_file.hpp"
+#include "daemon/tpm2/tpm2_provider.hpp"
 #include "daemon/uplink/client_identity.hpp"
 #include "daemon/uplink/error.hpp"
 
@@ -108,7 +109,7 @@ tls_context_result make_tls_context(const tls_settings& s) {
     client_identity loaded;
     if (!s.pkcs12_file.empty()) loaded = load_pkcs12(s);
     else if (key_in_token) loaded = load_token_identity(s);
-    else if (is_tss2_key(key)) loaded = load_tpm2_key(key, s);
+    else if (tpm2::is_tss2_pem(key)) loaded = load_tpm2_key(key, s);
     if (!loaded.error.empty()) return {nullptr, std::move(loaded.error), loaded.code};
     namespace ssl = boost::asio::ssl;
     auto ctx = verifying_client_context();

@@ -12,14 +12,12 @@
 
 #include "daemon/uplink/client_identity.hpp"
 #include "daemon/uplink/error.hpp"
+#include "daemon/tpm2/tpm2_provider.hpp"
 
-#include <openssl/decoder.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
-#include <openssl/provider.h>
 #include <openssl/x509.h>
 
-#include <cstdlib>
 #include <vector>
 
 namespace thingmux::uplink {
@@ -103,31 +101,16 @@ client_identity failed(std::string why, errc code = errc::credentials_unusable) 
 }  // namespace
 
 client_identity load_tpm2_key(const std::string& pem, const tls_settings& s) {
-    const auto tcti = s.tpm2_tcti.empty() ? std::string("the provider's default TCTI") : "TCTI " + s.tpm2_tcti;
-    // tpm2-openssl reads TPM2OPENSSL_TCTI once, when the provider is loaded; it is loaded once for
-    // the process (the keys refer to it), so a changed tpm2_tcti needs a restart.
-    static OSSL_PROVIDER* tpm2 = nullptr;
     ERR_clear_error();
-    if (tpm2 == nullptr) {
-        if (!s.tpm2_tcti.empty()) ::setenv("TPM2OPENSSL_TCTI", s.tpm2_tcti.c_str(), 1);
-        // "default" stays loaded beside it: everything but the key's signatures comes from there.
-        if (OSSL_PROVIDER_load(nullptr, "default") == nullptr || (tpm2 = OSSL_PROVIDER_load(nullptr, "tpm2")) == nullptr)
-            return failed("cannot reach the TPM through OpenSSL's tpm2 provider with " + tcti + " (" + openssl_errors() +
-                              "): check that tpm2-openssl is installed and the TPM is reachable (/dev/tpmrm0, or tpm2_tcti:)",
-                          errc::key_store_unreachable);  // a TPM simulator or resource manager may come up
-    }
+    if (auto why = tpm2::load_provider(s.tpm2_tcti); !why.empty())
+        return failed(why + " (" + openssl_errors() +
+                          "): check that tpm2-openssl is installed and the TPM is reachable (/dev/tpmrm0, or tpm2_tcti:)",
+                      errc::key_store_unreachable);  // a TPM simulator or resource manager may come up
     const auto name = "TPM key " + s.key_file.string();
-    EVP_PKEY* key = nullptr;
-    OSSL_DECODER_CTX* d =
-        OSSL_DECODER_CTX_new_for_pkey(&key, "PEM", nullptr, nullptr, OSSL_KEYMGMT_SELECT_KEYPAIR, nullptr, "?provider=tpm2");
-    const auto* data = reinterpret_cast<const unsigned char*>(pem.data());
-    std::size_t size = pem.size();
-    const bool ok = d != nullptr && OSSL_DECODER_from_data(d, &data, &size) == 1 && key != nullptr;
-    OSSL_DECODER_CTX_free(d);
-    evp_pkey_ptr tpm_key{key};
-    if (!ok)
-        return failed("cannot load " + name + " into the TPM with " + tcti + ": " + openssl_errors() +
-                      "; was the key made by this TPM, and is the TPM reachable?");
+    evp_pkey_ptr tpm_key{tpm2::load_key(pem)};
+    if (!tpm_key)
+        return failed("cannot load " + name + " into the TPM with " + tpm2::tcti_name(s.tpm2_tcti) + ": " +
+                      openssl_errors() + "; was the key made by this TPM, and is the TPM reachable?");
     if (EVP_PKEY_get_base_id(tpm_key.get()) != EVP_PKEY_EC)
         return failed(name + " is not an EC key: thingmuxd signs with TPM EC keys only (openssl genpkey -provider tpm2 "
                              "-algorithm EC -pkeyopt group:P-256)");

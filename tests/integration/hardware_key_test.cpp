@@ -7,6 +7,7 @@
 #include "tests/support/daemon_fixture.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/round_trip.hpp"
+#include "tests/support/software_tpm.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,19 +24,6 @@ namespace fs = std::filesystem;
 
 const std::string softhsm_module = "/usr/lib/softhsm/libsofthsm2.so";
 const std::string thing = "gateway-01";
-
-// Fails the test (never skips) when a tool the test needs is missing, naming its package.
-bool have(const std::string& tool, const std::string& package) {
-    if (run_command({"sh", "-c", "command -v " + tool}) == 0) return true;
-    ADD_FAILURE() << tool << " is missing: install the Debian package " << package << " (scripts/bootstrap.sh)";
-    return false;
-}
-
-bool have_file(const std::string& file, const std::string& package) {
-    if (fs::exists(file)) return true;
-    ADD_FAILURE() << file << " is missing: install the Debian package " << package << " (scripts/bootstrap.sh)";
-    return false;
-}
 
 // Whether any file under `dir` holds a PEM private key.
 std::optional<fs::path> file_with_private_key(const fs::path& dir) {
@@ -133,24 +121,8 @@ TEST(HardwareKey, WrongPinIsSaidClearlyAndTheDaemonKeepsRunning) {
     EXPECT_EQ(broker_connections(broker, thing), 0U);
 }
 
-// swtpm on free ports with its state in the test's directory; stopped with the test.
-struct software_tpm {
-    std::uint16_t port = free_tcp_port();
-    std::uint16_t ctrl = static_cast<std::uint16_t>(port + 1);  // the swtpm TCTI's control port
-    std::optional<child_process> proc;
-    explicit software_tpm(const fs::path& dir) {
-        fs::create_directories(dir);
-        proc.emplace(std::vector<std::string>{"swtpm", "socket", "--tpm2", "--server", "type=tcp,port=" + std::to_string(port),
-                                              "--ctrl", "type=tcp,port=" + std::to_string(ctrl), "--flags",
-                                              "not-need-init,startup-clear", "--tpmstate", "dir=" + dir.string()},
-                     dir / "swtpm.log");
-        if (!eventually([&] { return tcp_accepts(port); }, 10'000)) throw std::runtime_error("swtpm did not start");
-    }
-    [[nodiscard]] std::string tcti() const { return "swtpm:host=127.0.0.1,port=" + std::to_string(port); }
-};
-
 TEST(HardwareKey, Tpm2KeyConnectsRoundTripsAndReconnects) {
-    if (!have("swtpm", "swtpm") || !have_file("/usr/lib/x86_64-linux-gnu/ossl-modules/tpm2.so", "tpm2-openssl")) return;
+    if (!have_software_tpm()) return;
     broker_fixture broker;
     const auto dir = broker.dir() / "tpm";
     software_tpm tpm(dir / "state");
@@ -176,7 +148,7 @@ TEST(HardwareKey, Tpm2KeyConnectsRoundTripsAndReconnects) {
 }
 
 TEST(HardwareKey, UnreachableTpmIsSaidWithItsTcti) {
-    if (!have_file("/usr/lib/x86_64-linux-gnu/ossl-modules/tpm2.so", "tpm2-openssl") || !have("swtpm", "swtpm")) return;
+    if (!have_software_tpm()) return;
     broker_fixture broker;
     const auto dir = broker.dir() / "tpm";
     const auto key = dir / "thing.tss";

@@ -11,6 +11,7 @@
 #include "tests/support/dbus_fixture.hpp"
 #include "tests/support/fleet_responder_fixture.hpp"
 #include "tests/support/round_trip.hpp"
+#include "tests/support/software_tpm.hpp"
 
 #include <gtest/gtest.h>
 
@@ -20,6 +21,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -104,8 +107,8 @@ std::size_t occurrences(const std::string& text, const std::string& what) {
 
 // The directory holds exactly the Thing's certificate (one, of the test CA, CN gateway-01) and
 // its key (mode 0600, the certificate's): nothing pending, nothing else. Returns the
-// certificate's id (SHA-256 of the DER).
-std::string expect_one_matching_pair(const broker_fixture& broker, const pair_files& f) {
+// certificate's id (SHA-256 of the DER). A TSS2 key is checked in the TPM `tpm2_tcti` names.
+std::string expect_one_matching_pair(const broker_fixture& broker, const pair_files& f, const std::string& tpm2_tcti = {}) {
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(f.cert.parent_path())) names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
@@ -121,7 +124,7 @@ std::string expect_one_matching_pair(const broker_fixture& broker, const pair_fi
     const auto cert = read_file(f.cert);
     const auto key = read_file(f.key);
     EXPECT_EQ(occurrences(cert, "-----BEGIN CERTIFICATE-----"), 1U) << cert;
-    const auto matches = thingmux::identity::key_matches_certificate(key, cert);
+    const auto matches = thingmux::identity::key_matches_certificate(key, cert, tpm2_tcti);
     EXPECT_TRUE(matches.has_value() && *matches) << "the key is not the certificate's";
     std::string out;
     EXPECT_EQ(run_command({"openssl", "verify", "-CAfile", broker.ca_file().string(), f.cert.string()}, &out), 0) << out;
@@ -538,6 +541,115 @@ TEST(IdentityTest, RotationUnderLoadOfTenAppsLosesNoMessageAndInstallsTheNewPair
     ipc_client late(daemon.socket_path());
     EXPECT_TRUE(hello_connected(late, "after-revocation")) << read_file(daemon.log_file());
     expect_round_trip(broker, daemon, 5, 1, "after-revocation");
+}
+
+// ---- 3 -------------------------------------------------------------------------------------------
+
+// Whether any file under `dir` holds a software private key in PEM (PKCS#8 or SEC 1).
+std::optional<fs::path> file_with_software_key(const fs::path& dir) {
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        if (!e.is_regular_file()) continue;
+        const auto text = read_file(e.path());
+        if (text.find("BEGIN PRIVATE KEY") != std::string::npos || text.find("BEGIN EC PRIVATE KEY") != std::string::npos)
+            return e.path();
+    }
+    return std::nullopt;
+}
+
+// key_type: tpm2-ec-p256: provisioning by claim generates the Thing's key inside the (software)
+// TPM, the CSR is signed there, `key:` holds its TSS2 PEM and the session signs with it; a
+// rotation with the same key type installs a new TPM key that works too. No software private key
+// of the Thing is ever written.
+TEST(IdentityTest, TpmKeyTypeProvisionsAndRotatesWithKeysMadeInTheTpm) {
+    if (!have_software_tpm()) return;
+    identity_scene scene;
+    auto& [broker, responder, bus, cloud] = scene;
+    ASSERT_TRUE(cloud.wait_ready());
+    software_tpm tpm(broker.dir() / "tpm-state");
+    const auto files = identity_dir(broker);
+    auto setup = identity_setup(provisioning_yaml(broker, files, "  key_type: tpm2-ec-p256\n") +
+                                    "\nrotation:\n  template: thingmux-fleet\n  parameters: {ThingName: \"${thing}\"}\n"
+                                    "  key_type: tpm2-ec-p256\n  timeout: 5s",
+                                &bus);
+    setup.top = "tpm2_tcti: \"" + tpm.tcti() + "\"";  // the daemon's environment has no TPM2OPENSSL_TCTI
+    daemon_fixture daemon(broker, setup);
+
+    ipc_client app(daemon.socket_path());
+    (void)app.hello("tpm-app");
+    ASSERT_TRUE(app.wait_state(ipc::link_state::connected, 30'000)) << read_file(daemon.log_file());
+    const auto id = expect_one_matching_pair(broker, files, tpm.tcti());
+    const auto key = read_file(files.key);
+    EXPECT_TRUE(key.starts_with("-----BEGIN TSS2 PRIVATE KEY-----")) << key;
+    EXPECT_EQ(issued_ids(responder), std::vector<std::string>{id});
+    EXPECT_EQ(responder.accepted(kind::register_thing), 1U);
+    expect_round_trip(broker, daemon, 5, 1, "after-tpm-provisioning");
+
+    const auto connections = broker_connections(broker, thing_name);
+    const auto r = rotate_over_dbus(bus);
+    ASSERT_EQ(r.exit_code, 0) << r.output << read_file(daemon.log_file());
+    const auto rotated_id = expect_one_matching_pair(broker, files, tpm.tcti());
+    EXPECT_EQ(r.output, "s \"" + rotated_id + "\"\n");
+    EXPECT_NE(rotated_id, id);
+    const auto rotated_key = read_file(files.key);
+    EXPECT_TRUE(rotated_key.starts_with("-----BEGIN TSS2 PRIVATE KEY-----")) << rotated_key;
+    EXPECT_NE(rotated_key, key) << "the rotation kept the TPM key";
+    EXPECT_EQ(issued_ids(responder), (std::vector<std::string>{id, rotated_id}));
+    EXPECT_TRUE(eventually([&] { return broker_connections(broker, thing_name) > connections; }, 10'000))
+        << "the broker saw no new connection with the new certificate";
+    expect_round_trip(broker, daemon, 5, 1, "after-tpm-rotation");
+
+    const auto software_key = file_with_software_key(daemon.dir());
+    EXPECT_FALSE(software_key.has_value()) << "a software private key was written: " << *software_key;
+}
+
+// What a power cut leaves of a TPM key's commit is finished at start as for a PEM key: the
+// pending TSS2 key is loaded into the TPM to see that the pending certificate is its own, and a
+// certificate for another key is not installed with it.
+TEST(IdentityTest, InterruptedCommitOfATpmKeyIsFinishedAndAForeignCertificateDiscarded) {
+    if (!have_software_tpm()) return;
+    broker_fixture broker;
+    software_tpm tpm(broker.dir() / "tpm-state");
+    const auto files = identity_dir(broker);
+    const thingmux::identity::identity_paths paths{files.cert, files.key, tpm.tcti()};
+    // A certificate of the test CA for `key` (TSS2 or PEM), as CERT.pending.
+    const auto pending_certificate_for = [&](std::string_view key, const std::string& name) {
+        const auto csr = thingmux::identity::make_csr(key, thing_name, tpm.tcti());
+        ASSERT_TRUE(csr.has_value()) << csr.error().message;
+        const auto csr_file = broker.dir() / (name + ".csr");
+        std::ofstream(csr_file) << *csr;
+        broker.sign_csr(csr_file, thingmux::identity::pending_path(files.cert));
+    };
+
+    const auto key = thingmux::identity::generate_key(thingmux::identity::key_type::tpm2_ec_p256, tpm.tcti());
+    ASSERT_TRUE(key.has_value()) << key.error().message;
+    ASSERT_TRUE(thingmux::identity::write_pending_key(paths, *key).has_value());
+    const auto reread = thingmux::identity::read_pending_key(paths);
+    ASSERT_TRUE(reread.has_value() && reread->has_value()) << "the pending TSS2 key is not taken for the next attempt";
+    pending_certificate_for(key->view(), "tpm");
+    const auto finished = thingmux::identity::recover(paths);
+    ASSERT_TRUE(finished.has_value()) << finished.error().message;
+    EXPECT_EQ(finished->action, thingmux::identity::recovery::completed) << finished->detail;
+    EXPECT_EQ(read_file(files.key), key->view());
+    const auto matches = thingmux::identity::key_matches_certificate(read_file(files.key), read_file(files.cert), tpm.tcti());
+    EXPECT_TRUE(matches.has_value() && *matches);
+
+    // A later attempt's TPM key, and a certificate for some other (software) key: not installed.
+    const auto next = thingmux::identity::generate_key(thingmux::identity::key_type::tpm2_ec_p256, tpm.tcti());
+    ASSERT_TRUE(next.has_value()) << next.error().message;
+    EXPECT_NE(next->view(), key->view());
+    ASSERT_TRUE(thingmux::identity::write_pending_key(paths, *next).has_value());
+    const auto foreign = thingmux::identity::generate_key(thingmux::identity::key_type::ec_p256);
+    ASSERT_TRUE(foreign.has_value());
+    pending_certificate_for(foreign->view(), "foreign");
+    const auto cert_before = read_file(files.cert);
+    const auto discarded = thingmux::identity::recover(paths);
+    ASSERT_TRUE(discarded.has_value()) << discarded.error().message;
+    EXPECT_EQ(discarded->action, thingmux::identity::recovery::discarded_certificate) << discarded->detail;
+    EXPECT_TRUE(discarded->pending_key_kept);
+    EXPECT_EQ(read_file(files.cert), cert_before);
+    EXPECT_EQ(read_file(files.key), key->view());
+    EXPECT_FALSE(thingmux::identity::commit(paths, read_file(files.cert)).has_value())
+        << "the old certificate was committed with the new TPM key";
 }
 
 }  // namespace

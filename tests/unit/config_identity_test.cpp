@@ -88,6 +88,24 @@ TEST(ConfigIdentity, RotationDefaultsAndBeforeExpiry) {
     EXPECT_EQ(d.config->things.at(0).rotation->before_expiry, std::chrono::hours(24 * 30));
 }
 
+// tpm2-ec-p256: the key is generated inside the TPM (parsing needs no TPM).
+TEST(ConfigIdentity, TpmKeyTypeForProvisioningAndRotation) {
+    const auto r = parse(minimal +
+                             "    provisioning: {template: T, claim_cert: /c, claim_key: /k, key_type: tpm2-ec-p256}\n"
+                             "    rotation: {template: R, key_type: tpm2-ec-p256}\n",
+                         "t.yaml");
+    ASSERT_TRUE(r.ok()) << all(r);
+    EXPECT_EQ(r.config->things.at(0).provisioning->key_type, generated_key::tpm2_ec_p256);
+    EXPECT_EQ(r.config->things.at(0).rotation->key_type, generated_key::tpm2_ec_p256);
+    EXPECT_STREQ(to_string(generated_key::tpm2_ec_p256), "tpm2-ec-p256");
+    const auto bad = parse(minimal + "    rotation: {template: R, key_type: tpm2-rsa-2048}\n", "t.yaml");
+    EXPECT_FALSE(bad.ok());
+    const auto* e = find(bad, "things[0].rotation.key_type");
+    ASSERT_NE(e, nullptr) << all(bad);
+    EXPECT_NE(e->message.find("'tpm2-rsa-2048' is not one of"), std::string::npos) << e->message;
+    EXPECT_NE(e->message.find("tpm2-ec-p256"), std::string::npos) << e->message;
+}
+
 // AWS IoT issues CreateCertificateFromCsr's certificate inactive: only the template activates it.
 TEST(ConfigIdentity, RotationNeedsATemplate) {
     const auto r = parse(minimal + "    rotation: {before_expiry: 7d}\n", "t.yaml");

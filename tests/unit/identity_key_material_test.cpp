@@ -1,6 +1,7 @@
 // Key material (daemon/identity/key_material.hpp): keys of both types, CSRs that a CA accepts,
 // certificate facts, key/certificate matching, and input that is not what it should be.
 #include "daemon/identity/key_material.hpp"
+#include "daemon/tpm2/tpm2_provider.hpp"
 
 #include "identity_test_support.hpp"
 
@@ -55,6 +56,24 @@ TEST(IdentityKeyMaterial, KeysOpenSslHoldsMakeCsrsAndMatch) {
     EXPECT_EQ(inspect_certificate(cert).value().subject_cn, "gw-hw");
     EXPECT_TRUE(key_matches_certificate(key.get(), cert).value());
     EXPECT_FALSE(key_matches_certificate(key.get(), ca.issue_pair("other").cert).value());
+}
+
+// Which keys go to the TPM is decided by the PEM's first line and the key's provider; none of this
+// needs a TPM (the integration test IdentityTest.TpmKeyType... uses one).
+TEST(IdentityKeyMaterial, OnlyTss2PemsAndTpmKeysGoToTheTpm) {
+    EXPECT_TRUE(tpm2::is_tss2_pem("-----BEGIN TSS2 PRIVATE KEY-----\nMIH=\n-----END TSS2 PRIVATE KEY-----\n"));
+    EXPECT_TRUE(tpm2::is_tss2_pem("\n  -----BEGIN TSS2 PRIVATE KEY-----\n"));
+    EXPECT_FALSE(tpm2::is_tss2_pem(""));
+    EXPECT_FALSE(tpm2::is_tss2_pem("-----BEGIN PRIVATE KEY-----\n"));
+    EXPECT_FALSE(tpm2::is_tss2_pem("x-----BEGIN TSS2 PRIVATE KEY-----\n"));
+    const auto pem = generate_key(key_type::ec_p256);
+    ASSERT_TRUE(pem.has_value());
+    EXPECT_FALSE(tpm2::is_tss2_pem(pem->view()));
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"),
+                                                            EVP_PKEY_free);
+    ASSERT_TRUE(key);
+    EXPECT_EQ(tpm2::signing_properties(key.get()), nullptr);
+    EXPECT_EQ(tpm2::signing_properties(nullptr), nullptr);
 }
 
 TEST(IdentityKeyMaterial, KeysOfAnotherTypeDoNotMatch) {
