@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <utility>
 
 namespace thingmux::tpm2 {
 
@@ -21,17 +22,34 @@ std::string tcti_name(const std::string& tcti) {
     return tcti.empty() ? std::string("the provider's default TCTI") : "TCTI " + tcti;
 }
 
+namespace {
+
+// The providers this process loaded; unloaded at exit, after every key that refers to them is
+// gone, so that the provider's own state (its TPM connection) is torn down and freed.
+OSSL_PROVIDER* loaded_default = nullptr;
+OSSL_PROVIDER* loaded_tpm2 = nullptr;
+
+void unload_providers() {
+    if (loaded_tpm2 != nullptr) OSSL_PROVIDER_unload(std::exchange(loaded_tpm2, nullptr));
+    if (loaded_default != nullptr) OSSL_PROVIDER_unload(std::exchange(loaded_default, nullptr));
+}
+
+}  // namespace
+
 std::string load_provider(const std::string& tcti) {
-    // Loaded once for the process and never unloaded: the keys loaded through it refer to it.
+    // Loaded once for the process, until it exits: the keys loaded through it refer to it.
     static std::mutex mutex;
-    static OSSL_PROVIDER* tpm2 = nullptr;
     const std::lock_guard lock(mutex);
-    if (tpm2 != nullptr) return {};
+    if (loaded_tpm2 != nullptr) return {};
     ERR_clear_error();
     if (!tcti.empty()) ::setenv("TPM2OPENSSL_TCTI", tcti.c_str(), 1);
     // "default" stays loaded beside it: everything but the key's own operations comes from there.
-    if (OSSL_PROVIDER_load(nullptr, "default") == nullptr || (tpm2 = OSSL_PROVIDER_load(nullptr, "tpm2")) == nullptr)
+    if (loaded_default == nullptr && (loaded_default = OSSL_PROVIDER_load(nullptr, "default")) == nullptr)
         return "cannot reach the TPM through OpenSSL's tpm2 provider with " + tcti_name(tcti);
+    if ((loaded_tpm2 = OSSL_PROVIDER_load(nullptr, "tpm2")) == nullptr)
+        return "cannot reach the TPM through OpenSSL's tpm2 provider with " + tcti_name(tcti);
+    static const bool registered = std::atexit(unload_providers) == 0;
+    (void)registered;
     return {};
 }
 
