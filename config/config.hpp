@@ -134,6 +134,14 @@ struct rotation_settings : enrollment_settings {
     std::chrono::seconds before_expiry{std::chrono::hours{24 * 30}};
 };
 
+// services: how the Thing's pipeline routes AWS IoT's Device Shadow and Jobs requests and their
+// answers (docs/services.md).
+struct service_settings {
+    duration request_timeout{10'000};       // a request AWS has not answered by then gets a 504 rejected
+    std::size_t max_pending_per_session = 100;  // requests awaiting their answer, per local session
+    bool shadow_cache = false;              // keep the last document per shadow for gets while offline
+};
+
 // One entry of a Thing's aws_credentials (auth: sigv4): where AWS credentials come from. The
 // entries are tried in the order written, at each connection attempt; the first that gives
 // credentials is used. Secrets are never written in the configuration itself.
@@ -195,6 +203,7 @@ struct thing {
     std::optional<provisioning_settings> provisioning;  // none: the certificate is installed by other means
     std::optional<rotation_settings> rotation;          // none: no rotation (not even on request)
     thing_limits limits;
+    service_settings services;
     source_location where;             // the list entry ("- name: ...")
     // Location of each key written in the file ("cert", "limits.max_payload", ...), for messages
     // about a field found later (e.g. a certificate the broker rejects).

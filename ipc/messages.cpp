@@ -26,6 +26,7 @@ const char* to_string(errc code) noexcept {
         case errc::internal_error: return "internal_error";
         case errc::spooled: return "spooled";
         case errc::session_taken_over: return "session_taken_over";
+        case errc::invalid_payload: return "invalid_payload";
     }
     return "unknown";  // a value from a newer peer (IPC-12)
 }
@@ -54,6 +55,8 @@ const char* describe(errc code) noexcept {
         case errc::internal_error: return "internal error in the daemon";
         case errc::spooled: return "stored in the offline spool, to be published when connected";
         case errc::session_taken_over: return "another connection took over the session";
+        case errc::invalid_payload:
+            return "a service request's payload is not a JSON object with an optional string clientToken of at most 64 bytes";
     }
     return "unknown error code";
 }

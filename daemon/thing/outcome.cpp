@@ -97,6 +97,7 @@ std::uint8_t mqtt_reason_for(const ipc::result& r, mqtt::packet_type answer) {
         case ipc::errc::spool_full:
         case ipc::errc::payload_too_large: return reason::quota_exceeded;
         case ipc::errc::qos_not_supported: return reason::implementation_specific_error;
+        case ipc::errc::invalid_payload: return reason::payload_format_invalid;
         default: return reason::unspecified_error;
         }
     }();

@@ -27,7 +27,8 @@ namespace thingmux::thing {
 // The MQTT 5 reason code a local MQTT client is answered with for a result, among those the
 // specification allows in `answer` (PUBACK, PUBREC, SUBACK, UNSUBACK): the broker's own code
 // when it gave one, 0x87 for the app rules, 0x90 / 0x8F for a topic / filter, 0x97 for quotas,
-// rates, a full spool and payloads over the Thing's limit, 0x80 for the rest.
+// rates, a full spool and payloads over the Thing's limit, 0x99 for a service request's
+// payload that is not the JSON it must be, 0x80 for the rest.
 [[nodiscard]] std::uint8_t mqtt_reason_for(const ipc::result& r, mqtt::packet_type answer);
 
 }  // namespace thingmux::thing

@@ -65,6 +65,7 @@ const char* to_string(uplink_state s) noexcept {
 // The numbering promise of error.hpp, checked where both enums are visible.
 static_assert(static_cast<int>(error_code::spooled) == static_cast<int>(ipc::errc::spooled));
 static_assert(static_cast<int>(error_code::session_taken_over) == static_cast<int>(ipc::errc::session_taken_over));
+static_assert(static_cast<int>(error_code::invalid_payload) == static_cast<int>(ipc::errc::invalid_payload));
 static_assert(static_cast<int>(error_code::session_closed) == static_cast<int>(ipc::errc::session_closed));
 static_assert(static_cast<int>(error_code::internal_error) == static_cast<int>(ipc::errc::internal_error));
 static_assert(static_cast<int>(uplink_state::connecting) == static_cast<int>(link_state::connecting));

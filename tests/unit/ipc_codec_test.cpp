@@ -407,7 +407,8 @@ TEST(IpcCodec, IPC_12_ErrcNamesAreStable) {
         "ok", "broker_refused", "not_connected", "invalid_topic", "invalid_filter", "payload_too_large",
         "qos_not_supported", "not_authorized", "quota_exceeded", "queue_full", "rate_limited", "spool_full",
         "session_closed", "unsupported_version", "unknown_thing", "malformed_frame", "protocol_violation",
-        "frame_too_large", "daemon_shutting_down", "internal_error", "spooled", "session_taken_over"};
+        "frame_too_large", "daemon_shutting_down", "internal_error", "spooled", "session_taken_over",
+        "invalid_payload"};
     for (std::size_t i = 0; i < names.size(); ++i) {
         const auto code = static_cast<errc>(i);
         EXPECT_EQ(to_string(code), names[i]);

@@ -23,6 +23,7 @@ TEST(ThingOutcome, PubackCarriesTheBrokersCodeOrTheLocalRefusal) {
     EXPECT_EQ(mqtt_reason_for(with(ipc::errc::rate_limited), packet_type::puback), reason::quota_exceeded);
     EXPECT_EQ(mqtt_reason_for(with(ipc::errc::spool_full), packet_type::puback), reason::quota_exceeded);
     EXPECT_EQ(mqtt_reason_for(with(ipc::errc::payload_too_large), packet_type::puback), reason::quota_exceeded);
+    EXPECT_EQ(mqtt_reason_for(with(ipc::errc::invalid_payload), packet_type::puback), reason::payload_format_invalid);
     EXPECT_EQ(mqtt_reason_for(with(ipc::errc::not_connected), packet_type::puback), reason::unspecified_error);
     EXPECT_EQ(mqtt_reason_for(with(ipc::errc::daemon_shutting_down), packet_type::puback), reason::unspecified_error);
 }
