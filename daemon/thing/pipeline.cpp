@@ -25,6 +25,7 @@ void pipeline::reconfigure(config::thing settings, session_rules rules) {
     shaper_.set_limits(publish_limits(settings_.limits), now);
     filters_.set_rate(settings_.limits.subscriptions_per_second, now);
     retained_.set_limits(cache_limits(settings_.limits));
+    if (!settings_.services.shadow_cache) shadows_ = {};
     release_publishes();
     release_subscription_changes();
 }
@@ -46,6 +47,7 @@ pipeline::detached pipeline::detach(session_id id) {
     retained_recipients_.forget(id);
     echoes_.forget(id);
     no_local_sessions_.erase(id);
+    (void)requests_.forget(id);  // answers still due are late ones now: counted unrouted
     release_groups(groups_.leave_all(id));
     for (auto it = waiting_.begin(); it != waiting_.end();) {
         std::erase_if(it->second, [&](const waiter& w) { return w.request->owner->flow() == id; });
@@ -81,15 +83,19 @@ void pipeline::on_message(const mqtt::publish& msg, std::optional<mqtt::inbound_
 }
 
 void pipeline::on_timer() {
+    expire_requests();
     release_publishes();
     release_subscription_changes();
 }
 
 void pipeline::schedule(clock_type::time_point now) {
-    if (!releasing()) return;
-    auto wait = shaper_.next_ready(now);
-    if (const auto f = filters_.next_ready(now); f && (!wait || *f < *wait)) wait = f;
-    if (wait) clock_.wake_at(now + *wait);
+    std::optional<clock_type::time_point> at = requests_.next_deadline();
+    if (releasing()) {
+        auto wait = shaper_.next_ready(now);
+        if (const auto f = filters_.next_ready(now); f && (!wait || *f < *wait)) wait = f;
+        if (wait && (!at || now + *wait < *at)) at = now + *wait;
+    }
+    if (at) clock_.wake_at(*at);
 }
 
 void pipeline::stop_accepting() {
@@ -114,6 +120,9 @@ pipeline_status pipeline::status() const {
     s.retained_messages = retained_.size();
     s.retained_bytes = retained_.bytes();
     s.retained_dropped = retained_.dropped();
+    s.service_requests = requests_.size();
+    s.service_timeouts = service_timeouts_;
+    s.cached_shadows = shadows_.size();
     return s;
 }
 

@@ -17,6 +17,12 @@
 //              already) is served from it, as its Retain Handling says; the broker's retained
 //              messages go only to the sessions whose subscription waited for their SUBSCRIBE
 //              (retained_recipients.hpp). No Local: echo_table.hpp.
+//   services:  a publish on one of the Thing's AWS IoT Device Shadow or Jobs request topics is
+//              checked (a JSON object), given the daemon's clientToken and remembered; never
+//              spooled. What AWS sends carrying that token has the app's token put back, and the
+//              answer on …/accepted or …/rejected goes only to the app that asked; no answer in
+//              services.request_timeout: a 504 rejected the daemon makes. Optional cache of the
+//              last document per shadow for gets while offline (service_path.cpp).
 //
 // Every result goes back through the session that asked (local_session::publish_done, …), from
 // one place per kind of request: publish() → complete(), subscribe() → answer(). The pipeline
@@ -29,6 +35,8 @@
 #include "daemon/thing/echo_table.hpp"
 #include "daemon/thing/retained_cache.hpp"
 #include "daemon/thing/retained_recipients.hpp"
+#include "daemon/thing/service_requests.hpp"
+#include "daemon/thing/shadow_cache.hpp"
 #include "daemon/thing/shaper.hpp"
 #include "daemon/thing/share_groups.hpp"
 #include "daemon/thing/subscription_shaper.hpp"
@@ -86,6 +94,9 @@ struct pipeline_status {
     std::uint64_t retained_messages = 0;  // in the retained cache
     std::uint64_t retained_bytes = 0;     // their topic + payload bytes
     std::uint64_t retained_dropped = 0;   // retained messages the cache's bounds cost (retained_cache::dropped)
+    std::uint64_t service_requests = 0;   // shadow and jobs requests awaiting AWS IoT's answer
+    std::uint64_t service_timeouts = 0;   // requests answered by the daemon's 504: AWS IoT did not answer in time
+    std::uint64_t cached_shadows = 0;     // documents in the shadow cache (services.shadow_cache)
 };
 
 // How the pipeline routes a message: whose publish it is (No Local), and whether it is the
@@ -161,6 +172,7 @@ private:
         std::int64_t spool_id = 0;  // > 0: a spooled message, deleted once the broker answered it
         std::shared_ptr<const mqtt::publish> retained;  // a retained publish: cached once accepted
         std::uint64_t echo = 0;  // content_fingerprint() of an echo expected for No Local (0: none)
+        std::string request_token;  // a service request: the daemon's clientToken (empty: none)
     };
     // A publish on its way upstream: waiting in the shaper, then at the upstream until its result.
     struct queued_publish {
@@ -226,7 +238,21 @@ private:
     void upstream_subscribed(const std::string& filter, std::uint64_t generation, std::uint8_t code);
     void answer(waiter& w, ipc::result r);
     void finish(subscribe_request& req);
-    // Asks the clock for the next wake-up either shaper needs.
+    // AWS IoT service requests and their answers (service_path.cpp)
+    [[nodiscard]] bool service_request(std::string_view topic) const noexcept;
+    void publish_request(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m);
+    // An inbound message seen by the service router first: true when it was an answer to a local
+    // request (delivered to its requester) or a late one (counted unrouted). Otherwise, when it
+    // carried one of the daemon's tokens, `restored` is the message with the app's token back.
+    bool from_service(const mqtt::publish& msg, std::optional<mqtt::publish>& restored);
+    void feed_shadow_cache(const mqtt::publish& m, const std::optional<services::response_topic>& response);
+    // A message for one session only (an answer to its request), at the QoS of its matching
+    // subscription or 0, if it may receive it.
+    void deliver_answer(local_session& s, const mqtt::publish& answer);
+    void expire_requests();
+    // Counts and logs (rate-limited) an inbound message no session gets.
+    void count_unrouted(const mqtt::publish& msg, std::string_view why);
+    // Asks the clock for the next wake-up either shaper or a service request needs.
     void schedule(clock_type::time_point now);
 
     config::thing settings_;
@@ -264,6 +290,11 @@ private:
     std::size_t spool_loaded_ = 0;   // spooled messages in the shaper or upstream
     std::uint64_t spool_rejected_ = 0;
     std::uint64_t offline_dropped_ = 0;
+
+    services::request_table requests_;
+    shadow_cache shadows_;
+    std::uint64_t service_timeouts_ = 0;
+    logging::rate_limiter unrouted_log_{1, std::chrono::seconds(10)};
 };
 
 }  // namespace thingmux::thing

@@ -17,6 +17,7 @@ void pipeline::publish(const std::shared_ptr<local_session>& s, std::uint32_t re
     ++shared_.counters.publishes;
     if (auto refusal = check_publish(*s, m)) return s->publish_done(request_id, std::move(*refusal));
     if (local_only(m.topic)) return publish_locally(s, request_id, std::move(m));
+    if (service_request(m.topic)) return publish_request(s, request_id, std::move(m));
     if (auto spooled = maybe_spool(m)) {
         if (ipc::accepted(spooled->code)) spooled_by(*s, m);
         s->publish_done(request_id, std::move(*spooled));
@@ -60,6 +61,10 @@ std::optional<ipc::result> pipeline::check_publish(local_session& s, ipc::publis
     if (l.max_topic_levels && topic::level_count(m.topic) > *l.max_topic_levels)
         return refuse(ipc::errc::invalid_topic, "topic '" + m.topic + "' has " + n(topic::level_count(m.topic)) + " levels, limit " +
                                                     n(*l.max_topic_levels) + " (limits.max_topic_levels)");
+    // A service request's own bound comes first: its refusal says what AWS IoT takes.
+    if (m.payload.size() > services::max_request_payload && service_request(m.topic))
+        return refuse(ipc::errc::invalid_payload, "payload is " + n(m.payload.size()) + " bytes; an AWS IoT service request takes a JSON " +
+                                                      "object of at most " + n(services::max_request_payload) + " bytes");
     if (l.max_payload && m.payload.size() > *l.max_payload)
         return refuse(ipc::errc::payload_too_large,
                       "payload is " + n(m.payload.size()) + " bytes, limit " + n(*l.max_payload) + " (limits.max_payload)");
@@ -77,7 +82,8 @@ std::optional<ipc::result> pipeline::check_publish(local_session& s, ipc::publis
         return deny(s, config::refused::response_topic, *m.props.response_topic);
     // Local topics never wait for the link, the spool or the shaper.
     if (local_only(m.topic)) return std::nullopt;
-    if (m.qos == 0 && !online() && rules_.offline_qos0 == config::offline_qos0::drop) {
+    // Service requests are never queued: publish_request() refuses them offline, whatever the QoS.
+    if (m.qos == 0 && !online() && rules_.offline_qos0 == config::offline_qos0::drop && !service_request(m.topic)) {
         ++offline_dropped_;
         return refuse(ipc::errc::not_connected, "Thing " + settings_.name +
                                                     " is offline and QoS 0 messages are not queued (use QoS 1, or "
@@ -139,8 +145,10 @@ void pipeline::send_upstream(queued_publish&& p) {
 void pipeline::complete(publish_owner& owner, ipc::result r) {
     if (ipc::accepted(r.code)) {
         if (owner.retained) retained_.put(*owner.retained, clock_.now());
-    } else if (owner.echo != 0) {
-        echoes_.cancel(owner.flow, owner.echo);
+    } else {
+        if (owner.echo != 0) echoes_.cancel(owner.flow, owner.echo);
+        // A request that did not reach AWS gets no answer: the app has its result instead.
+        if (!owner.request_token.empty()) (void)requests_.take(owner.request_token);
     }
     if (owner.spool_id > 0) {
         spooled_done(owner.spool_id, r);

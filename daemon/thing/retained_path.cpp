@@ -57,9 +57,14 @@ void pipeline::from_broker(const mqtt::publish& msg) {
         return;
     }
     if (!local) retained_.forget_if_different(msg);
+    // An answer to a local request goes to its requester only; the daemon's tokens never reach an app.
+    std::optional<mqtt::publish> restored;
+    if (from_service(msg, restored)) return;
     routing how;
+    // The echo of a request went out with the daemon's token: it is recognized by what the broker sent.
     if (!echoes_.empty()) how.publisher = echoes_.take(content_fingerprint(msg));
-    if (route(msg, {&table_}, how) == 0) ++shared_.counters.unrouted;
+    const auto& m = restored ? *restored : msg;
+    if (route(m, {&table_}, how) == 0) count_unrouted(m, "no local subscription matches it");
 }
 
 void pipeline::wants_retained(subscribe_request& req, std::size_t index, session_id flow, const std::string& filter) {

@@ -230,13 +230,18 @@ std::optional<request_topic> classify_documents(std::string_view thing, std::str
 }
 
 std::optional<member> find_member(std::string_view text, std::string_view key) noexcept {
+    // The whole object is read: a member is only trusted in text that ends where an object ends,
+    // and a key written twice has no one value.
     std::optional<member> found;
+    bool twice = false;
     const bool readable = for_each_member(text, [&](std::string_view raw, const member& m) {
-        if (raw != key) return true;
-        found = m;
-        return false;
+        if (raw == key) {
+            twice = found.has_value();
+            found = m;
+        }
+        return !twice;
     });
-    return readable ? found : std::nullopt;
+    return readable && !twice ? found : std::nullopt;
 }
 
 std::string without_member(std::string_view text, const member& m) {

@@ -78,7 +78,7 @@ struct member {
 
 // The top-level member whose key is written exactly `key` (no escapes) in `text`. Bounded and
 // safe on any input (no recursion, every index checked); nullopt when `text` is not an object
-// this scanner can read, or has no such member.
+// this scanner can read, or has no such member, or has it twice.
 [[nodiscard]] std::optional<member> find_member(std::string_view text, std::string_view key) noexcept;
 
 // `text` without member `m`, commas kept right.
