@@ -11,9 +11,9 @@ using namespace thingmux::config;
 using namespace thingmux::config::test;
 
 TEST(ConfigServices, DefaultsWithoutTheBlock) {
-    const auto r = parse(minimal, "t.yaml");
-    ASSERT_TRUE(r.ok()) << all(r);
-    const auto& s = r.config->things.at(0).services;
+    const auto defaults = parse(minimal, "t.yaml");
+    EXPECT_EQ(error_count(defaults), 0U);
+    const auto& s = defaults.config->things.at(0).services;
     EXPECT_EQ(s.request_timeout, std::chrono::seconds(10));
     EXPECT_EQ(s.max_pending_per_session, 100U);
     EXPECT_FALSE(s.shadow_cache);

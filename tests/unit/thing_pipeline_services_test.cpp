@@ -27,6 +27,13 @@ struct services_rig : pipeline_rig {
         pipe->reconfigure(std::move(t), {});
     }
     std::shared_ptr<recording_session> app(std::uint64_t id) { return session(id, thing_root); }
+    // An app holding `filter` upstream (its SUBSCRIBE answered), the n-th SUBSCRIBE sent.
+    std::shared_ptr<recording_session> listener(std::uint64_t id, const std::string& filter, std::size_t n = 0) {
+        auto s = app(id);
+        subscribe(s, 1, {filter});
+        up.answer_subscribe(n);
+        return s;
+    }
     // The daemon's token in the i-th publish sent upstream.
     std::string token_of(std::size_t i) {
         const auto t = services::find_daemon_token(up.publishes.at(i).msg.payload);
@@ -136,9 +143,7 @@ TEST(PipelineServices, TimeoutGives504ToTheRequesterOnlyAndALateAnswerIsUnrouted
     services_rig rig(with(std::chrono::seconds(2)));
     rig.connect();
     auto a = rig.app(1);
-    auto other = rig.app(2);
-    rig.subscribe(other, 1, {shadow + "/#"});
-    rig.up.answer_subscribe(0);
+    auto other = rig.listener(2, shadow + "/#");
     rig.publish(a, 1, shadow + "/name/lamp/get", 1, R"({"clientToken":"t-1"})");
     rig.up.answer_all_publishes();
     ASSERT_TRUE(rig.clk.wake);
@@ -163,9 +168,7 @@ TEST(PipelineServices, DetachedSessionsAnswersAreUnrouted) {
     services_rig rig(with(std::chrono::seconds(2)));
     rig.connect();
     auto a = rig.app(1);
-    auto b = rig.app(2);
-    rig.subscribe(b, 1, {shadow + "/get/accepted"});
-    rig.up.answer_subscribe(0);
+    auto b = rig.listener(2, shadow + "/get/accepted");
     rig.publish(a, 1, shadow + "/get", 1, "{}");
     rig.up.answer_all_publishes();
     (void)rig.pipe->detach(a->flow());
@@ -201,10 +204,8 @@ TEST(PipelineServices, OfflineRequestsAreRefusedNotSpooled) {
 TEST(PipelineServices, OfflineGetIsAnsweredFromTheShadowCache) {
     services_rig rig(with(std::chrono::seconds(10), 100, true));
     rig.connect();
-    auto a = rig.app(1);
+    auto a = rig.listener(1, shadow + "/get/accepted");
     auto b = rig.app(2);
-    rig.subscribe(a, 1, {shadow + "/get/accepted"});
-    rig.up.answer_subscribe(0);
     rig.publish(a, 1, shadow + "/get", 1, R"({"clientToken":"first"})");
     rig.up.answer_all_publishes();
     rig.answer(0, "/accepted", R"("state":{"reported":{"on":true}},"version":5,"timestamp":100)");
