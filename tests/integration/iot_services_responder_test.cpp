@@ -412,6 +412,10 @@ TEST_F(IotServicesResponderTest, HostileRequestsAreRefusedAndTheResponderKeepsSe
     EXPECT_EQ(number(device.call(shadow_topic + "/get", R"({"clientToken":7})").payload, "code"), 400);
     EXPECT_EQ(number(device.call(shadow_topic + "/name/\xc3\xa9t\xc3\xa9/get", "").payload, "code"), 400);
     EXPECT_EQ(field(device.call(jobs_topic + "/start-next", "\x01\x02garbage").payload, "code"), "InvalidRequest");
+    // Nested deeper than any parser should follow.
+    const auto deep = std::string(50'000, '[') + std::string(50'000, ']');
+    EXPECT_EQ(shadow_rejection(device.call(shadow_topic + "/update", deep)), "400 Invalid JSON");
+    EXPECT_EQ(field(device.call(jobs_topic + "/job-1/update", deep).payload, "code"), "InvalidRequest");
     EXPECT_EQ(field(device.call(jobs_topic + "/job-1/update", R"({"status":"DONE"})").payload, "code"), "InvalidRequest");
     EXPECT_EQ(field(device.call(jobs_topic + "/job-1/update",
                                R"({"status":"IN_PROGRESS","statusDetails":{"log":")" + std::string(1025, 'x') + R"("}})")
@@ -429,8 +433,8 @@ TEST_F(IotServicesResponderTest, HostileRequestsAreRefusedAndTheResponderKeepsSe
     EXPECT_EQ(device.call(jobs_topic + "/start-next", "").topic, jobs_topic + "/start-next/accepted");
 
     const auto requests = responder.requests();
-    ASSERT_EQ(requests.size(), 13U);
-    EXPECT_EQ(std::count_if(requests.begin(), requests.end(), [](const auto& r) { return r.outcome == "rejected"; }), 11);
+    ASSERT_EQ(requests.size(), 15U);
+    EXPECT_EQ(std::count_if(requests.begin(), requests.end(), [](const auto& r) { return r.outcome == "rejected"; }), 13);
     EXPECT_EQ(requests[6].shadow, "\xc3\xa9t\xc3\xa9");
     // What devices send reaches the log escaped.
     const auto log = read_file(responder.log_file());
@@ -446,6 +450,16 @@ TEST_F(IotServicesResponderTest, RequestsForAThingNotServedAreRecordedAndNotAnsw
     EXPECT_EQ(device.call(shadow_topic + "/get", "").topic, shadow_topic + "/get/rejected");
     EXPECT_EQ(responder.requests()[0].thing, other_thing);
     EXPECT_EQ(other.messages().size(), 0U);
+}
+
+// Like the cloud, it outlives a broker restart: its persistent session brings it back subscribed.
+TEST_F(IotServicesResponderTest, AnswersAfterTheBrokerRestarts) {
+    responder.add_job(thing_name, "job-1", R"({"operation":"reboot"})");
+    broker.restart();
+    thing_client after(broker, thing_name);
+    EXPECT_EQ(after.call(jobs_topic + "/start-next", "").topic, jobs_topic + "/start-next/accepted");
+    EXPECT_EQ(responder.job_status(thing_name, "job-1"), "IN_PROGRESS");
+    EXPECT_EQ(responder.requests().size(), 1U);
 }
 
 TEST(IotServicesResponder, SilentFaultsLeaveRequestsUnansweredAndCountDown) {
