@@ -245,7 +245,8 @@ TEST_F(IotServicesResponderTest, AnUpdateWithAnotherVersionIsA409ConflictAndChan
     ASSERT_EQ(matching.topic, shadow_topic + "/update/accepted");
     EXPECT_EQ(number(matching.payload, "version"), 2);
     EXPECT_EQ(compact(json::parse(responder.shadow_document(thing_name, "")).at("state")), R"({"reported":{"n":3}})");
-    EXPECT_EQ(device.on(shadow_topic + "/update/documents").size(), 2U);
+    // The documents message follows the accepted answer.
+    EXPECT_EQ(device.wait_on(shadow_topic + "/update/documents", 2), 2U);
     const auto requests = responder.requests();
     ASSERT_EQ(requests.size(), 3U);
     EXPECT_EQ(requests[1].outcome, "rejected");

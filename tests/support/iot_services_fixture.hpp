@@ -9,6 +9,8 @@
 //
 // Every call that changes the responder waits until it applied the change (bounded: throws
 // std::runtime_error when it did not, or refused it), so what a test does next sees it.
+// The responder records a request and its change of state before it publishes the answers and
+// notifications: once a test received one, requests() and the state queries show what made it.
 #pragma once
 
 #include "tests/support/broker_fixture.hpp"
