@@ -86,6 +86,7 @@ void pipeline::on_timer() {
     expire_requests();
     release_publishes();
     release_subscription_changes();
+    schedule(clock_.now());  // the next deadline, also while offline (the releases ask only online)
 }
 
 void pipeline::schedule(clock_type::time_point now) {

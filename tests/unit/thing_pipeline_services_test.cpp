@@ -163,6 +163,25 @@ TEST(PipelineServices, TimeoutGives504ToTheRequesterOnlyAndALateAnswerIsUnrouted
     EXPECT_EQ(rig.counters.unrouted, 1U);
 }
 
+// Deadlines pass while the Thing is offline too: each request gets its 504 in time.
+TEST(PipelineServices, TimeoutsWhileOffline) {
+    services_rig rig(with(std::chrono::seconds(2)));
+    rig.connect();
+    auto a = rig.app(1);
+    rig.publish(a, 1, thing_root + "/jobs/get", 1, "{}");
+    rig.clk.advance(*rig.pipe, std::chrono::seconds(1));
+    rig.publish(a, 2, shadow + "/get", 1, "{}");
+    rig.up.answer_all_publishes();
+    rig.pipe->on_link(link_of(ipc::link_state::connecting));
+    rig.clk.advance(*rig.pipe, std::chrono::seconds(1));
+    ASSERT_EQ(a->delivered.size(), 1U);
+    EXPECT_EQ(a->delivered[0].topic, thing_root + "/jobs/get/rejected");
+    rig.clk.advance(*rig.pipe, std::chrono::seconds(1));
+    ASSERT_EQ(a->delivered.size(), 2U);
+    EXPECT_EQ(a->delivered[1].topic, shadow + "/get/rejected");
+    EXPECT_EQ(a->delivered[1].payload.find(R"("clientToken")"), std::string::npos);  // it gave none
+}
+
 // A session that leaves loses its requests: their answers are unrouted, and no 504 follows.
 TEST(PipelineServices, DetachedSessionsAnswersAreUnrouted) {
     services_rig rig(with(std::chrono::seconds(2)));
