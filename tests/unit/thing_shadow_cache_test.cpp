@@ -58,6 +58,15 @@ TEST(ShadowCache, BoundedInShadowsAndBytes) {
     c.from_get_accepted("deep", deep);
     EXPECT_FALSE(c.answer("deep", std::nullopt));
     EXPECT_THAT(*c.answer("s1", std::nullopt), Not(HasSubstr("clientToken")));
+    // A token the text edit cannot take out (an escaped key, twice) would be answered twice: not kept.
+    c.from_get_accepted("s1", R"({"client\u0054oken":"a","version":1})");
+    EXPECT_FALSE(c.answer("s1", std::nullopt));
+    c.from_get_accepted("s1", R"({"clientToken":"a","clientToken":"b"})");
+    EXPECT_FALSE(c.answer("s1", std::nullopt));
+    c.from_get_accepted("s1", R"({"cached":"x","clientToken":"a","version":1})");
+    EXPECT_EQ(c.answer("s1", std::nullopt), R"({"cached":true,"version":1})");
+    c.from_get_accepted("s1", R"({"clientToken":"a","clientToken":"b"})");
+    EXPECT_FALSE(c.answer("s1", std::nullopt));
 }
 
 }  // namespace
