@@ -218,6 +218,37 @@ TEST(Shadow, ASilentResponderGivesThe504AfterTheRequestTimeout) {
     EXPECT_EQ(apps[0]->box.size(), 1U);
 }
 
+// services.shadow_cache: with the broker gone, a get is answered at once from the last document
+// seen, marked cached, with AWS's version and the app's token; a request that is not a cached get
+// is refused with not_connected.
+TEST(Shadow, OfflineGetIsAnsweredFromTheShadowCache) {
+    broker_fixture broker;
+    iot_services_responder responder(broker, {.things = {"gateway-01"}, .silent = {}, .delayed = {}});
+    daemon_fixture daemon(broker, with_services("shadow_cache: true"));
+    auto apps = connect_apps(daemon, 1, {shadow + "/get/accepted", shadow + "/update/accepted"});
+    auto& a = *apps[0];
+    ASSERT_TRUE(a.c->publish({.topic = shadow + "/update", .payload = R"({"state":{"reported":{"fw":"1.2"}}})", .qos = 1}).get().ok());
+    ASSERT_TRUE(a.c->publish({.topic = shadow + "/get", .payload = "{}", .qos = 1}).get().ok());
+    ASSERT_TRUE(eventually([&] { return a.box.size() == 2; }, 10'000));
+    const auto online = json_of(a.box.all().back().payload);
+    ASSERT_GT(int_at(online, "version"), 0);
+
+    broker.stop();
+    ASSERT_TRUE(eventually([&] { return a.c->current_state().uplink != uplink_state::connected; }, 20'000));
+    const auto r = a.c->publish({.topic = shadow + "/get", .payload = R"({"clientToken":"offline"})", .qos = 1}).get();
+    ASSERT_TRUE(r.ok()) << r.message;
+    ASSERT_TRUE(eventually([&] { return a.box.size() == 3; }, 10'000));
+    const auto m = a.box.all().back();
+    EXPECT_EQ(m.topic, shadow + "/get/accepted");
+    const auto cached = json_of(m.payload);
+    EXPECT_TRUE(cached.if_contains("cached") != nullptr && cached.at("cached").is_bool() && cached.at("cached").as_bool()) << m.payload;
+    EXPECT_EQ(int_at(cached, "version"), int_at(online, "version"));
+    EXPECT_EQ(string_at(cached, "clientToken"), "offline");
+    EXPECT_NE(m.payload.find(R"("fw":"1.2")"), std::string::npos) << m.payload;
+    const auto update = a.c->publish({.topic = shadow + "/update", .payload = "{}", .qos = 1}).get();
+    EXPECT_EQ(update.code, error_code::not_connected) << update.message;
+}
+
 // A request whose payload is not a JSON object is refused with invalid_payload, and AWS never
 // sees it.
 TEST(Shadow, AnInvalidPayloadIsRefusedLocally) {
