@@ -5,10 +5,12 @@
 #include "common/topic.hpp"
 #include "tests/support/daemon_fixture.hpp"
 #include "tests/support/dbus_fixture.hpp"
+#include "tests/support/process.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -137,16 +139,26 @@ TEST(CoverageTest, FiveHundredLocalSubscriptionsUnderTwoCoverageFiltersTakeTwoUp
     EXPECT_EQ(broker_connections(broker, "gateway-01"), 1U);
 }
 
-// The broker refuses a coverage filter (outside the Thing's policy): every subscribe waiting on it
-// gets broker_refused with the broker's code, and so does a later one under it; a filter under the
-// other coverage filter, in the same request, is granted.
+// The broker refuses a coverage filter (as AWS IoT Core does for a filter the IoT policy does not
+// allow; mosquitto grants every SUBSCRIBE, so a relay in front of it refuses ops/...): every
+// subscribe waiting on it gets broker_refused with the broker's code, and so does a later one
+// under it; a filter under the other coverage filter, in the same request, is granted.
 TEST(CoverageTest, ARefusedCoverageFilterRefusesEverySubscriptionUnderIt) {
     broker_fixture broker;
+    const auto port_file = broker.dir() / "refuser.port";
+    const auto pki = broker.dir() / "pki";
+    child_process refuser({"/usr/bin/python3", SUBACK_REFUSER, port_file.string(), std::to_string(broker.port()),
+                           broker.ca_file().string(), (pki / "server.crt").string(), (pki / "server.key").string(),
+                           broker.thing("gateway-01").cert.string(), broker.thing("gateway-01").key.string(), "ops/",
+                           "0x87"},
+                          broker.dir() / "refuser.out", broker.dir() / "refuser.err");
+    ASSERT_TRUE(eventually([&] { return std::filesystem::exists(port_file); })) << read_file(broker.dir() / "refuser.err");
     daemon_setup setup;
-    setup.thing = "coverage: ['cmd/${thing}/#', 'ops/${thing}/#']";  // the test broker's ACL has no ops/
+    setup.thing = "coverage: ['cmd/${thing}/#', 'ops/${thing}/#']";
+    setup.port = static_cast<std::uint16_t>(std::stoi(read_file(port_file)));
     daemon_fixture daemon(broker, setup);
     ipc_client a(daemon.socket_path()), b(daemon.socket_path());
-    ASSERT_TRUE(hello_connected(a, "a"));
+    ASSERT_TRUE(hello_connected(a, "a")) << read_file(broker.dir() / "refuser.err");
     b.hello("b");
     a.send(ipc::subscribe{.request_id = 1,
                           .subscriptions = {{.filter = "ops/gateway-01/a", .max_qos = 1},
@@ -168,13 +180,14 @@ TEST(CoverageTest, ARefusedCoverageFilterRefusesEverySubscriptionUnderIt) {
 
     const auto later = b.subscribe({"ops/gateway-01/later"});
     EXPECT_EQ(later.at(0).code, ipc::errc::broker_refused) << later.at(0).message;
+    EXPECT_EQ(later.at(0).mqtt_reason_code, 0x87);
     // Asked for once for a's and b's requests (twice if b's came after the refusal), once more
     // for the later subscribe: never while filters waiting on its refusal were held.
     const auto asked = broker_filters(broker, "gateway-01");
     EXPECT_EQ(std::count(asked.begin(), asked.end(), "cmd/gateway-01/#"), 1);
     const auto refused = std::count(asked.begin(), asked.end(), "ops/gateway-01/#");
     EXPECT_TRUE(refused == 2 || refused == 3) << refused;
-    EXPECT_TRUE(log_has(daemon, "broker refused subscription to 'ops/gateway-01/#'"));
+    EXPECT_TRUE(eventually([&] { return log_has(daemon, "broker refused subscription to 'ops/gateway-01/#'"); }));
 
     // The granted one works.
     publish_from_cloud(broker, "cmd/gateway-01/a", {"1"});
