@@ -124,6 +124,9 @@ int report_reply(std::string_view command, const service_reply& r) {
         return report_failure(command, "refused", r.outcome);
     }
     complain(command) << "rejected by AWS IoT: " << r.code;
+    if (!r.error_code.empty()) {
+        std::cerr << ' ' << printable(r.error_code);
+    }
     if (!r.error_message.empty()) {
         std::cerr << ": " << printable(r.error_message);
     }

@@ -313,6 +313,7 @@ void service_engine::on_answer(const message& m) {
     reply.accepted = topic->accepted;
     reply.code = topic->accepted ? 0 : parsed->code;
     reply.error_message = topic->accepted ? std::string() : parsed->message;
+    reply.error_code = topic->accepted ? std::string() : parsed->error_code;
     reply.document = m.payload;
     reply.cached = parsed->cached;
     reply.version = parsed->version;

@@ -51,6 +51,24 @@ std::string string_or_empty(const json::object& o, std::string_view key) {
     return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
 }
 
+constexpr std::size_t max_error_code = 64;
+
+// The HTTP status AWS IoT Jobs documents for its named errors.
+int jobs_error_status(std::string_view name) {
+    static constexpr std::pair<std::string_view, int> statuses[] = {
+        {"InvalidTopic", 400},          {"InvalidJson", 400},           {"InvalidRequest", 400},
+        {"InvalidStateTransition", 409}, {"ResourceNotFound", 404},      {"VersionMismatch", 409},
+        {"InternalError", 500},         {"RequestThrottled", 429},      {"TerminalStateReached", 410},
+        {"ServiceUnavailable", 503},
+    };
+    for (const auto& [n, status] : statuses) {
+        if (n == name) {
+            return status;
+        }
+    }
+    return 400;
+}
+
 std::vector<job_summary> summaries(const json::object& o, std::string_view key) {
     std::vector<job_summary> out;
     const auto* v = o.if_contains(key);
@@ -131,6 +149,10 @@ std::optional<parsed_answer> parse_answer(std::string_view payload) {
     }
     if (auto c = integer(o, "code"); c && *c >= 0 && *c <= 999'999) {
         a.code = static_cast<int>(*c);
+    } else if (const auto* named = o.if_contains("code"); named != nullptr && named->is_string()) {
+        const std::string_view name = named->get_string();
+        a.error_code = std::string(name.substr(0, max_error_code));
+        a.code = jobs_error_status(name);
     }
     a.message = string_or_empty(o, "message");
     if (const auto* c = o.if_contains("cached"); c != nullptr && c->is_bool()) {

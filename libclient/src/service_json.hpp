@@ -39,7 +39,8 @@ inline constexpr std::size_t max_client_token = 64;
 // What an answer on REQUEST/accepted or REQUEST/rejected says.
 struct parsed_answer {
     std::optional<std::string> client_token;  // absent when not a string
-    int code = 0;                             // "code" of a rejected answer (0: absent)
+    int code = 0;                             // "code" of a rejected answer (0: absent), see error_code
+    std::string error_code;                   // a Jobs rejection's named "code" (VersionMismatch, ...)
     std::string message;                      // "message" of a rejected answer
     bool cached = false;                      // "cached": true (thingmuxd's shadow cache)
     std::int64_t version = -1;                // "version", or executionState.versionNumber

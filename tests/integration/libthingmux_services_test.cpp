@@ -173,6 +173,7 @@ TEST(LibthingmuxServices, JobsAreListedAndAStaleExpectedVersionIsRejected) {
     ASSERT_TRUE(r.outcome.ok()) << r.outcome.message;
     EXPECT_FALSE(r.accepted);
     EXPECT_EQ(r.code, 409) << r.document;
+    EXPECT_EQ(r.error_code, "VersionMismatch");
     r = a.c.update_job("job-1", "IN_PROGRESS", {{"step", "download"}}).get();
     EXPECT_TRUE(r.ok()) << r.code << " " << r.error_message;
     EXPECT_EQ(cloud.job_status(thing, "job-1"), "IN_PROGRESS");

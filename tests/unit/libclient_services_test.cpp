@@ -91,6 +91,18 @@ TEST(LibclientServices, ARejectedAnswerGivesCodeAndMessage) {
     EXPECT_EQ(a->version, -1);
 }
 
+TEST(LibclientServices, AJobsRejectionNamesItsErrorAndGetsItsHttpStatus) {
+    const auto a = parse_answer(R"({"code":"VersionMismatch","message":"stale","clientToken":"c",)"
+                                R"("executionState":{"status":"QUEUED","versionNumber":1}})");
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->error_code, "VersionMismatch");
+    EXPECT_EQ(a->code, 409);
+    EXPECT_EQ(a->version, 1);
+    EXPECT_EQ(parse_answer(R"({"code":"ResourceNotFound"})")->code, 404);
+    EXPECT_EQ(parse_answer(R"({"code":"SomethingNew"})")->code, 400);
+    EXPECT_EQ(parse_answer(R"({"code":")" + std::string(1000, 'X') + R"("})")->error_code.size(), 64U);
+}
+
 TEST(LibclientServices, ACachedAnswerIsMarkedAndAJobUpdateGivesItsExecutionVersion) {
     EXPECT_TRUE(parse_answer(R"({"state":{},"version":4,"cached":true,"clientToken":"c"})")->cached);
     EXPECT_EQ(parse_answer(R"({"executionState":{"status":"IN_PROGRESS","versionNumber":2},"clientToken":"c"})")->version,

@@ -42,10 +42,14 @@ struct service_reply {
     result outcome;
     // The answer came on .../accepted.
     bool accepted = false;
-    // Rejected: the error's "code" (AWS: 400 bad request, 401, 403, 404 no such shadow or job,
-    // 409 version conflict, 413 too large, 429, 500; thingmuxd: 504 when AWS did not answer in
-    // time) and its "message".
+    // Rejected: the error's "code" (shadows: 400 bad request, 401, 403, 404 no such shadow, 409
+    // version conflict, 413 too large, 429, 500; thingmuxd: 504 when AWS did not answer in time)
+    // and its "message". Jobs name their errors (error_code: InvalidRequest, ResourceNotFound,
+    // InvalidStateTransition, VersionMismatch, TerminalStateReached, RequestThrottled,
+    // InternalError, ServiceUnavailable); `code` is then the HTTP status AWS documents for it (400,
+    // 404, 409, 409, 410, 429, 500, 503; 400 for one this library does not know).
     int code = 0;
+    std::string error_code;
     std::string error_message;
     // The answer's JSON payload as it came (accepted: the state document or the job execution
     // state; rejected: the error object), clientToken included. Empty when no answer came.
