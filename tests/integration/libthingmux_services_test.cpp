@@ -257,6 +257,11 @@ TEST(ThingmuxctlServices, JobsRunReportsSucceededOrFailedByTheCommandsExitStatus
     iot_services_responder cloud(broker, {.things = {thing}});
     daemon_setup setup;
     setup.thing = "jobs:\n  unhandled: leave\n  handler_wait: 60s\n";
+    // A leading '#' does not cover $-topics: the local jobs topics are granted by name.
+    setup.apps = "  - name: tests\n"
+                 "    match: { uid: 0 }\n"
+                 "    publish: ['#', '$aws/#']\n"
+                 "    subscribe: ['#', '$aws/#', '$thingmux/jobs/#']\n";
     daemon_fixture daemon(broker, setup);
     const std::string sock = daemon.socket_path().string();
     cloud.add_job(thing, "job-ok", R"({"operation":"selftest","check":"disk"})");
