@@ -98,17 +98,6 @@ completion_handler& done_of(command& c) {
     return std::visit([](auto& cmd) -> completion_handler& { return cmd.done; }, c);
 }
 
-void call_quietly(const completion_handler& done, const result& r) noexcept {
-    if (!done) {
-        return;
-    }
-    try {
-        done(r);
-    } catch (...) {
-        // A handler's exception has nowhere to go: the library does not log (STYLE.md).
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Construction and the public side
 

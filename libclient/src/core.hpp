@@ -87,8 +87,18 @@ struct timer_cmd {
 using command = std::variant<connect_cmd, publish_cmd, subscribe_cmd, unsubscribe_cmd, timer_cmd>;
 [[nodiscard]] completion_handler& done_of(command& c);
 
-// Calls `done` with `r` unless it is empty; an exception it throws is dropped.
-void call_quietly(const completion_handler& done, const result& r) noexcept;
+// Calls `done` with `r` unless it is empty; an exception it throws is dropped (a handler's
+// exception has nowhere to go: the library does not log, STYLE.md).
+template <typename Handler, typename Arg>
+void call_quietly(const Handler& done, const Arg& r) noexcept {
+    if (!done) {
+        return;
+    }
+    try {
+        done(r);
+    } catch (...) {
+    }
+}
 
 class core : public std::enable_shared_from_this<core> {
 public:

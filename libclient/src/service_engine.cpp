@@ -23,17 +23,6 @@ service_reply failed_reply(result r) {
     return reply;
 }
 
-void call_quietly(const service_handler& done, const service_reply& r) noexcept {
-    if (!done) {
-        return;
-    }
-    try {
-        done(r);
-    } catch (...) {
-        // A handler's exception has nowhere to go (client.hpp).
-    }
-}
-
 bool valid_status(std::string_view s) {
     return !s.empty() && s.size() <= max_status &&
            std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'A' && c <= 'Z') || c == '_'; });
@@ -54,6 +43,17 @@ std::optional<std::string> service_engine::thing() const {
     return std::nullopt;
 }
 
+std::optional<std::pair<std::string, std::string>> service_engine::prepare(const service_handler& done) {
+    auto t = thing();
+    if (!t) {
+        call_quietly(done, failed_reply(make_result(error_code::not_connected,
+                                                    "not connected to thingmuxd, so the Thing is not known yet")));
+        return std::nullopt;
+    }
+    std::lock_guard lk(mutex_);
+    return std::pair{std::move(*t), tokens_.next()};
+}
+
 void service_engine::set_timeout(std::chrono::milliseconds timeout) {
     std::lock_guard lk(mutex_);
     timeout_ = std::clamp(timeout, std::chrono::milliseconds{1}, max_timeout);
@@ -67,24 +67,18 @@ void service_engine::shadow(std::string shadow_name, std::string operation, std:
                                                         "\" is not a shadow name (1 to 64 of A-Z a-z 0-9 : _ -)")));
         return;
     }
-    const auto t = thing();
-    if (!t) {
-        call_quietly(done, failed_reply(make_result(error_code::not_connected,
-                                                    "not connected to thingmuxd, so the Thing is not known yet")));
+    auto ready = prepare(done);
+    if (!ready) {
         return;
     }
-    std::string token;
-    {
-        std::lock_guard lk(mutex_);
-        token = tokens_.next();
-    }
+    auto& [t, token] = *ready;
     auto payload = request_payload(document, token);
     if (!is_payload(payload)) {
         call_quietly(done, failed_reply(make_result(error_code::invalid_argument,
                                                     "shadow " + operation + ": " + std::get<1>(payload))));
         return;
     }
-    std::string topic = shadow_topic(*t, shadow_name, operation);
+    std::string topic = shadow_topic(t, shadow_name, operation);
     std::string filter = topic + "/+";
     start(std::move(topic), std::move(filter), std::move(token), std::move(std::get<0>(payload)), std::move(done));
 }
@@ -108,21 +102,15 @@ void service_engine::update_job(std::string job_id, std::string status, std::map
         call_quietly(done, failed_reply(make_result(error_code::invalid_argument, std::move(problem))));
         return;
     }
-    const auto t = thing();
-    if (!t) {
-        call_quietly(done, failed_reply(make_result(error_code::not_connected,
-                                                    "not connected to thingmuxd, so the Thing is not known yet")));
+    auto ready = prepare(done);
+    if (!ready) {
         return;
     }
-    std::string token;
-    {
-        std::lock_guard lk(mutex_);
-        token = tokens_.next();
-    }
+    auto& [t, token] = *ready;
     std::string payload = job_update_payload(status, details, expected_version, token);
-    std::string topic = "$aws/things/" + *t + "/jobs/" + job_id + "/update";
+    std::string topic = "$aws/things/" + t + "/jobs/" + job_id + "/update";
     // One subscription for the updates of every job: job ids are not bounded.
-    std::string filter = "$aws/things/" + *t + "/jobs/+/update/+";
+    std::string filter = "$aws/things/" + t + "/jobs/+/update/+";
     start(std::move(topic), std::move(filter), std::move(token), std::move(payload), std::move(done));
 }
 
@@ -133,26 +121,15 @@ void service_engine::jobs_get(jobs_list_handler done) {
         if (r.ok()) {
             parse_jobs_list(r.document, out);
         }
-        if (d) {
-            try {
-                d(out);
-            } catch (...) {
-            }
-        }
+        call_quietly(d, out);
     };
-    const auto t = thing();
-    if (!t) {
-        wrapped(failed_reply(
-            make_result(error_code::not_connected, "not connected to thingmuxd, so the Thing is not known yet")));
+    auto ready = prepare(wrapped);
+    if (!ready) {
         return;
     }
-    std::string token;
-    {
-        std::lock_guard lk(mutex_);
-        token = tokens_.next();
-    }
+    auto& [t, token] = *ready;
     auto payload = request_payload({}, token);
-    std::string topic = "$aws/things/" + *t + "/jobs/get";
+    std::string topic = "$aws/things/" + t + "/jobs/get";
     std::string filter = topic + "/+";
     start(std::move(topic), std::move(filter), std::move(token), std::move(std::get<0>(payload)), std::move(wrapped));
 }

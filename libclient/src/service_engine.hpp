@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace thingmux::detail {
 
@@ -40,6 +41,9 @@ public:
 private:
     // The Thing the requests are for, or nothing while unknown.
     [[nodiscard]] std::optional<std::string> thing() const;
+    // The Thing and a new clientToken for a request; nothing, after failing `done` with
+    // not_connected, while the Thing is not known.
+    [[nodiscard]] std::optional<std::pair<std::string, std::string>> prepare(const service_handler& done);
     void start(std::string request_topic, std::string answer_filter, std::string token, std::string payload,
                service_handler done);
     void publish(const std::string& token, std::string topic, std::string payload);
