@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace thingmux::detail {
@@ -9,6 +11,22 @@ namespace thingmux::detail {
 namespace json = boost::json;
 
 namespace {
+
+// Whether every number in `v` is finite: Boost.JSON reads 1e999 as infinity and would write it
+// back as `Infinity`, which is not JSON. Depth is bounded by the parser (max_service_json_depth).
+bool finite_numbers(const json::value& v) {
+    if (v.is_double()) {
+        return std::isfinite(v.get_double());
+    }
+    if (v.is_array()) {
+        return std::all_of(v.get_array().begin(), v.get_array().end(), finite_numbers);
+    }
+    if (v.is_object()) {
+        return std::all_of(v.get_object().begin(), v.get_object().end(),
+                           [](const json::key_value_pair& kv) { return finite_numbers(kv.value()); });
+    }
+    return true;
+}
 
 // Parses `text` within the bounds; nothing for anything else (never throws on bad input).
 std::optional<json::value> parse_bounded(std::string_view text) {
@@ -19,7 +37,7 @@ std::optional<json::value> parse_bounded(std::string_view text) {
     po.max_depth = max_service_json_depth;
     boost::system::error_code ec;
     json::value v = json::parse(text, ec, {}, po);
-    if (ec) {
+    if (ec || !finite_numbers(v)) {
         return std::nullopt;
     }
     return v;
@@ -107,7 +125,8 @@ std::variant<std::string, std::string> request_payload(std::string_view base, st
         if (!v) {
             return std::variant<std::string, std::string>(
                 std::in_place_index<1>, "the document is not valid JSON (or is nested deeper than " +
-                                            std::to_string(max_service_json_depth) + " levels)");
+                                            std::to_string(max_service_json_depth) +
+                                            " levels, or holds a number too large for a double)");
         }
         if (!v->is_object()) {
             return std::variant<std::string, std::string>(std::in_place_index<1>,
@@ -184,7 +203,8 @@ std::optional<job> parse_job(std::string_view payload) {
         return std::nullopt;
     }
     const json::object* o = &v->get_object();
-    if (const auto* e = o->if_contains("execution"); e != nullptr && e->is_object()) {
+    // start-next/accepted wraps the execution: {"execution":{...},"timestamp":...}.
+    if (const auto* e = o->if_contains("execution"); e != nullptr && e->is_object() && !o->contains("jobId")) {
         o = &e->get_object();
     }
     job j;

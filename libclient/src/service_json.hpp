@@ -55,8 +55,8 @@ struct answer_topic {
 };
 [[nodiscard]] std::optional<answer_topic> split_answer_topic(std::string_view topic) noexcept;
 
-// A job execution as thingmuxd hands it over (the execution object, or an object with an
-// "execution" member holding it); nothing when it has no string jobId.
+// A job execution as thingmuxd hands it over (the execution object, or an object without a
+// jobId whose "execution" member holds it); nothing when it has no string jobId.
 [[nodiscard]] std::optional<job> parse_job(std::string_view payload);
 
 // The lists of a jobs/get/accepted answer (absent lists are empty).

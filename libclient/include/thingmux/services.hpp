@@ -15,6 +15,7 @@
 #include "thingmux/export.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
