@@ -25,6 +25,8 @@ struct hub::thing_entry {
     std::shared_ptr<thing::pipeline> pipe;
     // Provisioning, rotation and expiry of its certificate (after pipe: it holds a session of it).
     std::unique_ptr<identity::thing_identity> identity;
+    // D-Bus callers' shadow requests (made on the first one; after pipe: it holds a session of it).
+    std::unique_ptr<service_caller> services;
     std::uint64_t connected_since_usec = 0;
     std::string last_error;
 };

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <fstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -37,16 +36,6 @@ json::object parse_object(const std::string& text, const char* what) {
     if (ec || !value.is_object())
         throw std::invalid_argument(std::string("iot_services_responder: ") + what + " is not a JSON object: " + text);
     return std::move(value.as_object());
-}
-
-void write_atomically(const fs::path& to, const std::string& content) {
-    const auto next = fs::path(to.string() + ".next");
-    {
-        std::ofstream out(next, std::ios::trunc);
-        out << content;
-        if (!out.flush()) throw std::runtime_error("cannot write " + next.string());
-    }
-    fs::rename(next, to);
 }
 
 // The responder's state dump ({} before its first one).
@@ -89,6 +78,7 @@ iot_services_responder::iot_services_responder(const broker_fixture& broker, opt
                                   "iot-services-" + dir_.filename().string()};
     for (const auto& thing : o.things) argv.insert(argv.end(), {"--thing", thing});
     for (const auto& fault : o.silent) argv.insert(argv.end(), {"--silent", fault});
+    for (const auto& fault : o.delayed) argv.insert(argv.end(), {"--delay", fault});
     const auto out = output_file();
     responder_.emplace(argv, out, out);
     const bool ready = eventually(
@@ -109,7 +99,7 @@ void iot_services_responder::control(const std::string& command_json) {
     char name[32];
     std::snprintf(name, sizeof name, "%08llu.json", static_cast<unsigned long long>(seq));
     // Renamed into place: the responder takes only whole files named NNNNNNNN.json.
-    write_atomically(dir_ / "control" / name, command_json);
+    write_file_atomically(dir_ / "control" / name, command_json);
     const auto state_file = dir_ / "state.json";
     const bool done = eventually(
         [&] {
@@ -149,6 +139,12 @@ void iot_services_responder::silence(const std::string& kind, int n) {
     control(json::serialize(json::object{{"op", "silence"}, {"kind", kind}, {"n", n}}));
 }
 
+void iot_services_responder::delay(const std::string& kind, int n, std::chrono::milliseconds by) {
+    if (n < 0 || by.count() < 0) throw std::invalid_argument("iot_services_responder::delay: a negative count or delay");
+    control(json::serialize(
+        json::object{{"op", "delay"}, {"kind", kind}, {"n", n}, {"ms", static_cast<std::int64_t>(by.count())}}));
+}
+
 std::vector<iot_services_responder::request> iot_services_responder::requests() const {
     std::vector<request> out;
     for (const auto& line : complete_lines(read_file(log_file()))) {
@@ -166,6 +162,7 @@ std::vector<iot_services_responder::request> iot_services_responder::requests() 
         r.code = static_cast<int>(int_at(o, "code"));
         r.version = int_at(o, "version");
         r.error_code = string_at(o, "error_code");
+        r.delay_ms = int_at(o, "delay_ms");
         out.push_back(std::move(r));
     }
     return out;

@@ -9,6 +9,8 @@
 //
 // Every call that changes the responder waits until it applied the change (bounded: throws
 // std::runtime_error when it did not, or refused it), so what a test does next sees it.
+// The responder records a request and its change of state before it publishes the answers and
+// notifications: once a test received one, requests() and the state queries show what made it.
 #pragma once
 
 #include "tests/support/broker_fixture.hpp"
@@ -32,6 +34,8 @@ public:
         // "KIND:N": no answer to the next N requests of KIND (shadow-get, shadow-update,
         // shadow-delete, jobs-get (jobs/get and jobs/J/get), jobs-start-next, jobs-update).
         std::vector<std::string> silent;
+        // "KIND:N:MS": the next N requests of KIND are answered MS milliseconds late (as delay()).
+        std::vector<std::string> delayed;
     };
 
     // Starts the responder and waits until it is subscribed (throws std::runtime_error with its
@@ -51,6 +55,9 @@ public:
     void cloud_update(const std::string& thing, const std::string& shadow, const std::string& state_json);
     // A scripted fault from the next request on: no answer to the next `n` requests of `kind`.
     void silence(const std::string& kind, int n);
+    // A scripted fault from the next request on: the next `n` requests of `kind` are handled `by`
+    // later, as if they had just arrived (a late answer; its record is written then, with delay_ms).
+    void delay(const std::string& kind, int n, std::chrono::milliseconds by);
 
     // One request as the responder saw it.
     struct request {
@@ -58,6 +65,7 @@ public:
         int code = 0;              // shadow: 200 or the rejection's code; jobs: 200, 400, 404, 409, 500
         std::int64_t version = 0;  // the shadow's or the job execution's version after it (0: none)
         std::string error_code;    // a jobs rejection's code (InvalidRequest, VersionMismatch, ...)
+        std::int64_t delay_ms = 0; // how late it was answered (delay())
     };
     // Every request handled so far, in order (outcome: accepted, rejected, silent, or ignored for a
     // Thing not served).
