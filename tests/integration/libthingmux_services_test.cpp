@@ -179,6 +179,57 @@ TEST(LibthingmuxServices, JobsAreListedAndAStaleExpectedVersionIsRejected) {
     EXPECT_EQ(cloud.job_status(thing, "job-1"), "IN_PROGRESS");
 }
 
+// Needs thingmuxd's request routing (branch "router": the services: block, its 504 answer).
+TEST(LibthingmuxServices, AnUnansweredRequestGetsTheDaemons504AndThingmuxctlExits4) {
+    // AWS stays silent on two gets. With services.request_timeout 2 s, thingmuxd answers each on
+    // get/rejected with code 504 before the library's own timeout: the app sees an answer,
+    // rejected, code 504 and thingmuxd's message; thingmuxctl exits 4 and says 504.
+    broker_fixture broker;
+    iot_services_responder cloud(broker, {.things = {thing}, .silent = {"shadow-get:2"}});
+    daemon_setup setup;
+    setup.thing = "services:\n  request_timeout: 2s\n";
+    daemon_fixture daemon(broker, setup);
+    app a(daemon);
+    const auto r = a.c.shadow_get().get();
+    ASSERT_TRUE(r.outcome.ok()) << r.outcome.message << read_file(daemon.log_file());
+    EXPECT_FALSE(r.accepted);
+    EXPECT_EQ(r.code, 504) << r.document;
+    EXPECT_EQ(r.error_message, "thingmuxd: AWS IoT did not answer within 2 s");
+    std::string out;
+    EXPECT_EQ(run_command({ctl(), "--socket", daemon.socket_path().string(), "shadow", "get"}, &out), 4) << out;
+    EXPECT_TRUE(contains(out, "rejected by AWS IoT: 504")) << out;
+}
+
+// Needs thingmuxd's shadow cache (branch "router": services.shadow_cache).
+TEST(LibthingmuxServices, OfflineAGetIsAnsweredFromTheCacheAndAnUpdateIsRefused) {
+    // With services.shadow_cache, a shadow read while online is kept by thingmuxd. Once the broker
+    // is gone, a get is answered at once from that copy, marked cached, with its version (and
+    // thingmuxctl says so on stderr); an update fails with not_connected (never spooled).
+    broker_fixture broker;
+    iot_services_responder cloud(broker, {.things = {thing}});
+    daemon_setup setup;
+    setup.thing = "services:\n  shadow_cache: true\n";
+    daemon_fixture daemon(broker, setup);
+    app a(daemon);
+    ASSERT_TRUE(a.c.shadow_update("", R"({"state":{"reported":{"fw":"1.4"}}})").get().ok());
+    auto online = a.c.shadow_get().get();
+    ASSERT_TRUE(online.ok());
+    EXPECT_FALSE(online.cached);
+
+    broker.stop();
+    ASSERT_TRUE(eventually([&] { return a.c.current_state().uplink != uplink_state::connected; }, 20'000));
+    const auto cached = a.c.shadow_get().get();
+    ASSERT_TRUE(cached.ok()) << cached.outcome.message << " " << cached.code << read_file(daemon.log_file());
+    EXPECT_TRUE(cached.cached);
+    EXPECT_EQ(cached.version, online.version);
+    EXPECT_TRUE(contains(cached.document, R"("fw":"1.4")")) << cached.document;
+    const auto update = a.c.shadow_update("", R"({"state":{"reported":{"fw":"1.5"}}})").get();
+    EXPECT_EQ(update.outcome.code, error_code::not_connected) << update.outcome.message;
+    std::string out;
+    EXPECT_EQ(run_command({ctl(), "--socket", daemon.socket_path().string(), "shadow", "get"}, &out), 0) << out;
+    EXPECT_TRUE(contains(out, "thingmuxd's cached copy (version " + std::to_string(online.version) + ")")) << out;
+}
+
 // ---- thingmuxctl ------------------------------------------------------------------------------
 
 TEST(ThingmuxctlServices, ShadowUpdateGetDeleteAndTheirExitCodes) {
