@@ -237,11 +237,14 @@ int shadow_watch(client& c, const shadow_options& opts) {
         }
     };
     auto f = c.subscribe(topic, 1, handler);
+    // The handler refers to this frame's variables: the client closes before they go.
     if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+        c.close();
         complain("shadow watch") << "no answer to the subscription to " << topic << " within 30 s\n";
         return exit_timeout;
     }
     if (const auto r = f.get(); !r.ok()) {
+        c.close();
         return report_failure("shadow watch", "subscribing to " + topic, r);
     }
     const int timeout_ms = opts.watch_timeout_s ? static_cast<int>(to_ms(*opts.watch_timeout_s).count()) : -1;
@@ -356,11 +359,14 @@ int jobs_run(client& c, const jobs_options& opts) {
         }
         w.wake();
     });
+    // The handler refers to this frame's variables: the client closes before they go.
     if (registered.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+        c.close();
         complain("jobs run") << "no answer to the registration for " << opts.operation << " within 30 s\n";
         return exit_timeout;
     }
     if (const auto r = registered.get(); !r.ok()) {
+        c.close();
         return report_failure("jobs run", "registering for operation " + opts.operation, r);
     }
     std::uint64_t done = 0;
