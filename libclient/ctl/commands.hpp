@@ -72,8 +72,8 @@ std::ostream& complain(std::string_view command);
 [[nodiscard]] std::string printable(const std::string& s);
 
 struct shadow_options {
-    std::string action;  // get, update, delete, watch
-    std::string name;    // empty: the classic shadow
+    std::string action;                   // get, update, delete, watch
+    std::string name;                     // empty: the classic shadow
     std::optional<std::string> document;  // update: JSON, or "-" for stdin
     std::vector<std::string> desired;     // update: KEY=VALUE
     std::vector<std::string> reported;    // update: KEY=VALUE

@@ -29,10 +29,11 @@ constexpr const char* exit_codes_text =
 int main(int argc, char** argv) {
     using namespace thingmux::ctl;
 
-    CLI::App app{"thingmuxctl: publish, subscribe and check status through thingmuxd, the shared MQTT session of "
-                 "this device's AWS IoT Thing; use its Device Shadows and Jobs; list its clients and reload it (over "
-                 "D-Bus).",
-                 "thingmuxctl"};
+    CLI::App app{
+        "thingmuxctl: publish, subscribe and check status through thingmuxd, the shared MQTT session of "
+        "this device's AWS IoT Thing; use its Device Shadows and Jobs; list its clients and reload it (over "
+        "D-Bus).",
+        "thingmuxctl"};
     app.footer(exit_codes_text);
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("thingmuxctl ") + THINGMUX_VERSION);
@@ -127,14 +128,16 @@ int main(int argc, char** argv) {
     // shadow
     shadow_options shadow;
     auto* shadow_cmd = app.add_subcommand(
-        "shadow", "Read, update, delete or watch a Device Shadow of the Thing (classic, or named with --name); answers "
-                  "come to this command only (thingmuxd routes them by clientToken). See docs/services.md");
+        "shadow",
+        "Read, update, delete or watch a Device Shadow of the Thing (classic, or named with --name); answers "
+        "come to this command only (thingmuxd routes them by clientToken). See docs/services.md");
     shadow_cmd->footer(exit_codes_text);
     shadow_cmd->require_subcommand(1);
     const auto shadow_common = [&](CLI::App* sc) {
         sc->fallthrough();
         sc->footer(exit_codes_text);
-        sc->add_option("--name", shadow.name, "Named shadow (1 to 64 of A-Z a-z 0-9 : _ -) [default: the classic shadow]")
+        sc->add_option("--name", shadow.name,
+                       "Named shadow (1 to 64 of A-Z a-z 0-9 : _ -) [default: the classic shadow]")
             ->option_text("NAME");
     };
     const auto shadow_timeout = [&](CLI::App* sc) {
@@ -143,25 +146,32 @@ int main(int argc, char** argv) {
             ->check(CLI::PositiveNumber);
     };
     auto* shadow_get = shadow_cmd->add_subcommand(
-        "get", "Print the shadow's document (JSON, one line, without clientToken). Offline, thingmuxd may answer from "
-               "its cache (services.shadow_cache): a note on stderr says so, with the version");
+        "get",
+        "Print the shadow's document (JSON, one line, without clientToken). Offline, thingmuxd may answer from "
+        "its cache (services.shadow_cache): a note on stderr says so, with the version");
     shadow_common(shadow_get);
     shadow_timeout(shadow_get);
     auto* shadow_update = shadow_cmd->add_subcommand(
-        "update", "Send a state document, e.g. '{\"state\":{\"desired\":{\"on\":true}}}' (or - for stdin), or build "
-                  "one with --desired/--reported KEY=VALUE; print the accepted answer");
+        "update",
+        "Send a state document, e.g. '{\"state\":{\"desired\":{\"on\":true}}}' (or - for stdin), or build "
+        "one with --desired/--reported KEY=VALUE; print the accepted answer");
     shadow_common(shadow_update);
     shadow_timeout(shadow_update);
-    auto* doc_opt = shadow_update->add_option("document", shadow.document, "The request document (JSON object), - for stdin")
-        ->option_text("JSON");
-    auto* desired_opt = shadow_update->add_option("--desired", shadow.desired,
-                                 "KEY=VALUE in state.desired (repeatable); VALUE is JSON if it parses, else a string; "
-                                 "KEY= sets null (removes the key)")
-        ->option_text("KEY=VALUE")
-        ->allow_extra_args(false);
-    auto* reported_opt = shadow_update->add_option("--reported", shadow.reported, "KEY=VALUE in state.reported (repeatable), as --desired")
-        ->option_text("KEY=VALUE")
-        ->allow_extra_args(false);
+    auto* doc_opt =
+        shadow_update->add_option("document", shadow.document, "The request document (JSON object), - for stdin")
+            ->option_text("JSON");
+    auto* desired_opt =
+        shadow_update
+            ->add_option("--desired", shadow.desired,
+                         "KEY=VALUE in state.desired (repeatable); VALUE is JSON if it parses, else a string; "
+                         "KEY= sets null (removes the key)")
+            ->option_text("KEY=VALUE")
+            ->allow_extra_args(false);
+    auto* reported_opt =
+        shadow_update
+            ->add_option("--reported", shadow.reported, "KEY=VALUE in state.reported (repeatable), as --desired")
+            ->option_text("KEY=VALUE")
+            ->allow_extra_args(false);
     doc_opt->excludes(desired_opt, reported_opt);
     shadow_update->add_option("--version", shadow.version,
                               "Expected shadow version: AWS IoT rejects the update (409) if the shadow has another");
@@ -169,8 +179,9 @@ int main(int argc, char** argv) {
     shadow_common(shadow_delete);
     shadow_timeout(shadow_delete);
     auto* shadow_watch = shadow_cmd->add_subcommand(
-        "watch", "Print each delta (update/delta: desired differs from reported) or, with --documents, each update's "
-                 "previous and current documents (update/documents), one JSON per line, until interrupted");
+        "watch",
+        "Print each delta (update/delta: desired differs from reported) or, with --documents, each update's "
+        "previous and current documents (update/documents), one JSON per line, until interrupted");
     shadow_common(shadow_watch);
     shadow_watch->add_flag("--documents", shadow.documents, "Print update/documents instead of update/delta");
     shadow_watch->add_flag("-v,--verbose", shadow.verbose, "Print the topic before each payload");
@@ -180,9 +191,10 @@ int main(int argc, char** argv) {
 
     // jobs
     jobs_options jobs;
-    auto* jobs_cmd = app.add_subcommand(
-        "jobs", "List the Thing's pending AWS IoT jobs, or run a command for each job of an operation. See "
-                "docs/services.md");
+    auto* jobs_cmd =
+        app.add_subcommand("jobs",
+                           "List the Thing's pending AWS IoT jobs, or run a command for each job of an operation. See "
+                           "docs/services.md");
     jobs_cmd->footer(exit_codes_text);
     jobs_cmd->require_subcommand(1);
     auto* jobs_list = jobs_cmd->add_subcommand("list", "Print the pending job executions: IN_PROGRESS, then QUEUED");

@@ -149,7 +149,8 @@ std::variant<std::string, int> update_document(const shadow_options& opts) {
         boost::system::error_code ec;
         auto v = json::parse(doc, ec);
         if (ec || !v.is_object()) {
-            complain("shadow update") << "the document is not a JSON object, e.g. '{\"state\":{\"desired\":{\"on\":true}}}'\n";
+            complain("shadow update")
+                << "the document is not a JSON object, e.g. '{\"state\":{\"desired\":{\"on\":true}}}'\n";
             return exit_usage;
         }
         if (opts.version) {
@@ -219,7 +220,8 @@ int shadow_watch(client& c, const shadow_options& opts) {
         complain("shadow watch") << "lost thingmuxd\n";
         return exit_unavailable;
     }
-    const std::string topic = shadow_topic(info->thing, opts.name, opts.documents ? "update/documents" : "update/delta");
+    const std::string topic =
+        shadow_topic(info->thing, opts.name, opts.documents ? "update/documents" : "update/delta");
     std::mutex m;
     std::uint64_t received = 0;
     bool ended = false;
@@ -342,7 +344,8 @@ int run_command(const std::vector<std::string>& argv, const job& j, const sigset
 
 int jobs_run(client& c, const jobs_options& opts) {
     if (opts.command.empty()) {
-        complain("jobs run") << "give the command after --, e.g. thingmuxctl jobs run reboot -- /usr/local/bin/do-reboot\n";
+        complain("jobs run")
+            << "give the command after --, e.g. thingmuxctl jobs run reboot -- /usr/local/bin/do-reboot\n";
         return exit_usage;
     }
     waiter w;
@@ -434,7 +437,8 @@ int jobs_run(client& c, const jobs_options& opts) {
 
 int run_shadow(const common_options& common, const shadow_options& opts) {
     if (!opts.name.empty() && !valid_shadow_name(opts.name)) {
-        complain("shadow") << "\"" << printable(opts.name) << "\" is not a shadow name (1 to 64 of A-Z a-z 0-9 : _ -)\n";
+        complain("shadow") << "\"" << printable(opts.name)
+                           << "\" is not a shadow name (1 to 64 of A-Z a-z 0-9 : _ -)\n";
         return exit_usage;
     }
     // Mistakes in the document are usage errors, found before connecting.

@@ -39,8 +39,7 @@ int main(int argc, char** argv) {
     }
 
     // The shadow: the reported section is the device's to write.
-    const auto update =
-        client.shadow_update("", R"({"state":{"reported":{"firmware":")" + firmware + R"("}}})").get();
+    const auto update = client.shadow_update("", R"({"state":{"reported":{"firmware":")" + firmware + R"("}}})").get();
     if (!update.outcome) {
         std::cerr << "shadow update not answered: " << to_string(update.outcome.code) << ": " << update.outcome.message
                   << '\n';
@@ -78,9 +77,8 @@ int main(int argc, char** argv) {
         std::cout << "job " << j.id << ": " << j.document << '\n';
         client.update_job(j.id, "IN_PROGRESS", {{"step", "draining"}}).get();
         const auto end = client.update_job(j.id, "SUCCEEDED", {{"rebooted", "pretend"}}).get();
-        std::cout << "job " << j.id << ": " << (end ? "SUCCEEDED reported" : "report failed: " + end.error_message +
-                                                                                 end.outcome.message)
-                  << '\n';
+        std::cout << "job " << j.id << ": "
+                  << (end ? "SUCCEEDED reported" : "report failed: " + end.error_message + end.outcome.message) << '\n';
     }
     return 0;
 }

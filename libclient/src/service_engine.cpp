@@ -62,9 +62,9 @@ void service_engine::set_timeout(std::chrono::milliseconds timeout) {
 void service_engine::shadow(std::string shadow_name, std::string operation, std::string document,
                             service_handler done) {
     if (!shadow_name.empty() && !valid_shadow_name(shadow_name)) {
-        call_quietly(done, failed_reply(make_result(error_code::invalid_argument,
-                                                    "\"" + shadow_name +
-                                                        "\" is not a shadow name (1 to 64 of A-Z a-z 0-9 : _ -)")));
+        call_quietly(done, failed_reply(make_result(
+                               error_code::invalid_argument,
+                               "\"" + shadow_name + "\" is not a shadow name (1 to 64 of A-Z a-z 0-9 : _ -)")));
         return;
     }
     auto ready = prepare(done);
@@ -153,8 +153,8 @@ void service_engine::on_job(std::string operation, job_handler handler, completi
     core_.submit(subscribe_cmd{"$thingmux/jobs/" + operation, 1, std::move(on_message), std::move(done)});
 }
 
-void service_engine::start(std::string request_topic, std::string answer_filter, std::string token,
-                           std::string payload, service_handler done) {
+void service_engine::start(std::string request_topic, std::string answer_filter, std::string token, std::string payload,
+                           service_handler done) {
     service_request req;
     req.token = token;
     req.request_topic = request_topic;
@@ -172,9 +172,9 @@ void service_engine::start(std::string request_topic, std::string answer_filter,
         req.deadline = deadline;
         action = table_.need(answer_filter);
         if (!action) {
-            refused = make_result(error_code::quota_exceeded,
-                                  "this client already uses the answer topics of " + std::to_string(table_.filters()) +
-                                      " shadow and jobs operations, the library's bound");
+            refused = make_result(error_code::quota_exceeded, "this client already uses the answer topics of " +
+                                                                  std::to_string(table_.filters()) +
+                                                                  " shadow and jobs operations, the library's bound");
         } else {
             req.published = *action == service_table::filter_action::publish;
             if (!table_.add(std::move(req))) {

@@ -74,9 +74,9 @@ constexpr std::size_t max_error_code = 64;
 // The HTTP status AWS IoT Jobs documents for its named errors.
 int jobs_error_status(std::string_view name) {
     static constexpr std::pair<std::string_view, int> statuses[] = {
-        {"InvalidTopic", 400},          {"InvalidJson", 400},           {"InvalidRequest", 400},
-        {"InvalidStateTransition", 409}, {"ResourceNotFound", 404},      {"VersionMismatch", 409},
-        {"InternalError", 500},         {"RequestThrottled", 429},      {"TerminalStateReached", 410},
+        {"InvalidTopic", 400},           {"InvalidJson", 400},      {"InvalidRequest", 400},
+        {"InvalidStateTransition", 409}, {"ResourceNotFound", 404}, {"VersionMismatch", 409},
+        {"InternalError", 500},          {"RequestThrottled", 429}, {"TerminalStateReached", 410},
         {"ServiceUnavailable", 503},
     };
     for (const auto& [n, status] : statuses) {
@@ -117,16 +117,15 @@ std::variant<std::string, std::string> request_payload(std::string_view base, st
     json::object o;
     if (!base.empty()) {
         if (base.size() > max_service_json) {
-            return std::variant<std::string, std::string>(std::in_place_index<1>, "the document is larger than " +
-                                                                                    std::to_string(max_service_json) +
-                                                                                    " bytes");
+            return std::variant<std::string, std::string>(
+                std::in_place_index<1>, "the document is larger than " + std::to_string(max_service_json) + " bytes");
         }
         auto v = parse_bounded(base);
         if (!v) {
-            return std::variant<std::string, std::string>(
-                std::in_place_index<1>, "the document is not valid JSON (or is nested deeper than " +
-                                            std::to_string(max_service_json_depth) +
-                                            " levels, or holds a number too large for a double)");
+            return std::variant<std::string, std::string>(std::in_place_index<1>,
+                                                          "the document is not valid JSON (or is nested deeper than " +
+                                                              std::to_string(max_service_json_depth) +
+                                                              " levels, or holds a number too large for a double)");
         }
         if (!v->is_object()) {
             return std::variant<std::string, std::string>(std::in_place_index<1>,

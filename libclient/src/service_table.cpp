@@ -19,7 +19,9 @@ token_maker::token_maker() : token_maker(std::random_device{}() ^ (std::uint64_t
 
 token_maker::token_maker(std::uint64_t seed) : prefix_("tmxl-" + hex(seed, 16) + "-") {}
 
-std::string token_maker::next() { return prefix_ + hex(++counter_, 1); }
+std::string token_maker::next() {
+    return prefix_ + hex(++counter_, 1);
+}
 
 bool service_table::add(service_request&& r) {
     if (pending_.size() >= max_pending_ || pending_.contains(r.token)) {

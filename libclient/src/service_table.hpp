@@ -25,12 +25,12 @@ using service_clock = std::chrono::steady_clock;
 // One request waiting for its answer.
 struct service_request {
     std::string token;
-    std::string request_topic;    // the answer comes on request_topic + "/accepted" or "/rejected"
-    std::string answer_filter;    // the subscription the answer needs: request_topic + "/+" or wider
-    std::string payload;          // what to publish once answer_filter is held
+    std::string request_topic;  // the answer comes on request_topic + "/accepted" or "/rejected"
+    std::string answer_filter;  // the subscription the answer needs: request_topic + "/+" or wider
+    std::string payload;        // what to publish once answer_filter is held
     service_clock::time_point deadline;
     std::function<void(const service_reply&)> done;
-    bool published = false;       // the publish was handed to the client
+    bool published = false;  // the publish was handed to the client
 };
 
 // Makes the clientTokens of one client: a random prefix per client (so two clients' tokens do not

@@ -9,7 +9,9 @@ namespace {
 
 constexpr std::size_t max_name = 64;
 
-bool alnum(char c) noexcept { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool alnum(char c) noexcept {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 template <typename Extra>
 bool name_of(std::string_view s, Extra extra) noexcept {

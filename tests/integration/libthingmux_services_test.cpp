@@ -29,7 +29,9 @@ options app_options(const daemon_fixture& d, const std::string& name) {
     return o;
 }
 
-std::string ctl() { return std::string(THINGMUX_BIN_DIR) + "/thingmuxctl"; }
+std::string ctl() {
+    return std::string(THINGMUX_BIN_DIR) + "/thingmuxctl";
+}
 
 bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
@@ -118,7 +120,8 @@ TEST(LibthingmuxServices, ConcurrentAppsEachCompleteWithTheirOwnAnswers) {
     for (int round = 0; round < 5; ++round) {
         for (std::size_t i = 0; i < apps.size(); ++i) {
             const std::string value = "a" + std::to_string(i) + "r" + std::to_string(round);
-            updates.emplace_back(value, apps[i]->c.shadow_update("", R"({"state":{"reported":{"who":")" + value + R"("}}})"));
+            updates.emplace_back(value,
+                                 apps[i]->c.shadow_update("", R"({"state":{"reported":{"who":")" + value + R"("}}})"));
             gets.push_back(apps[i]->c.shadow_get());
         }
     }
@@ -309,25 +312,27 @@ TEST(ThingmuxctlServices, JobsRunReportsSucceededOrFailedByTheCommandsExitStatus
     daemon_setup setup;
     setup.thing = "jobs:\n  unhandled: leave\n  handler_wait: 60s\n";
     // A leading '#' does not cover $-topics: the local jobs topics are granted by name.
-    setup.apps = "  - name: tests\n"
-                 "    match: { uid: 0 }\n"
-                 "    publish: ['#', '$aws/#']\n"
-                 "    subscribe: ['#', '$aws/#', '$thingmux/jobs/#']\n";
+    setup.apps =
+        "  - name: tests\n"
+        "    match: { uid: 0 }\n"
+        "    publish: ['#', '$aws/#']\n"
+        "    subscribe: ['#', '$aws/#', '$thingmux/jobs/#']\n";
     daemon_fixture daemon(broker, setup);
     const std::string sock = daemon.socket_path().string();
     cloud.add_job(thing, "job-ok", R"({"operation":"selftest","check":"disk"})");
     cloud.add_job(thing, "job-bad", R"({"operation":"selftest","check":"fan"})");
 
     std::string out;
-    ASSERT_EQ(run_command({ctl(), "--socket", sock, "jobs", "run", "selftest", "--count", "1", "--", "sh", "-c",
-                           R"(grep -q '"check":"disk"' && test "$JOB_ID" = job-ok && test "$JOB_OPERATION" = selftest)"},
-                          &out, 60'000),
-              0)
+    ASSERT_EQ(
+        run_command({ctl(), "--socket", sock, "jobs", "run", "selftest", "--count", "1", "--", "sh", "-c",
+                     R"(grep -q '"check":"disk"' && test "$JOB_ID" = job-ok && test "$JOB_OPERATION" = selftest)"},
+                    &out, 60'000),
+        0)
         << out << read_file(daemon.log_file());
     EXPECT_EQ(cloud.job_status(thing, "job-ok"), "SUCCEEDED") << out;
-    ASSERT_EQ(run_command({ctl(), "--socket", sock, "jobs", "run", "selftest", "--count", "1", "--", "false"}, &out,
-                          60'000),
-              0)
+    ASSERT_EQ(
+        run_command({ctl(), "--socket", sock, "jobs", "run", "selftest", "--count", "1", "--", "false"}, &out, 60'000),
+        0)
         << out;
     EXPECT_EQ(cloud.job_status(thing, "job-bad"), "FAILED") << out;
     EXPECT_TRUE(contains(out, "exit_status=1")) << out;

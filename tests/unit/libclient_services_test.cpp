@@ -24,9 +24,13 @@ using namespace thingmux::detail;
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
-json::object as_object(const std::string& text) { return json::parse(text).as_object(); }
+json::object as_object(const std::string& text) {
+    return json::parse(text).as_object();
+}
 
-std::string nested(int depth) { return std::string(static_cast<std::size_t>(depth), '[') + std::string(static_cast<std::size_t>(depth), ']'); }
+std::string nested(int depth) {
+    return std::string(static_cast<std::size_t>(depth), '[') + std::string(static_cast<std::size_t>(depth), ']');
+}
 
 // ---- request payloads -----------------------------------------------------------------------
 
@@ -108,8 +112,8 @@ TEST(LibclientServices, AJobsRejectionNamesItsErrorAndGetsItsHttpStatus) {
 
 TEST(LibclientServices, ACachedAnswerIsMarkedAndAJobUpdateGivesItsExecutionVersion) {
     EXPECT_TRUE(parse_answer(R"({"state":{},"version":4,"cached":true,"clientToken":"c"})")->cached);
-    EXPECT_EQ(parse_answer(R"({"executionState":{"status":"IN_PROGRESS","versionNumber":2},"clientToken":"c"})")->version,
-              2);
+    EXPECT_EQ(
+        parse_answer(R"({"executionState":{"status":"IN_PROGRESS","versionNumber":2},"clientToken":"c"})")->version, 2);
 }
 
 TEST(LibclientServices, AnswersThatAreNotOursOrNotObjectsAreNotMatched) {

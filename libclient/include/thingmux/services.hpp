@@ -87,13 +87,13 @@ struct jobs_list_reply {
 
 // A job execution thingmuxd hands to the app registered for its operation (client::on_job()).
 struct job {
-    std::string id;          // jobId
-    std::string operation;   // jobDocument.operation
-    std::string document;    // jobDocument, as JSON text
-    std::string status;      // QUEUED, IN_PROGRESS, ...
+    std::string id;                     // jobId
+    std::string operation;              // jobDocument.operation
+    std::string document;               // jobDocument, as JSON text
+    std::string status;                 // QUEUED, IN_PROGRESS, ...
     std::int64_t version = 0;           // versionNumber: pass it as expected_version to update_job()
     std::int64_t execution_number = 0;  // executionNumber
-    std::string execution;   // the whole execution object, as JSON text
+    std::string execution;              // the whole execution object, as JSON text
 };
 
 using service_handler = std::function<void(const service_reply&)>;
