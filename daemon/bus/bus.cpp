@@ -151,6 +151,9 @@ const sd_bus_vtable bus_service::impl::thing_vtable[] = {
     SD_BUS_PROPERTY("RetainedMessages", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("RetainedBytes", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("RetainedDropped", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("ServiceRequests", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("ServiceTimeouts", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("CachedShadows", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("MessagesPublished", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("MessagesReceived", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("BytesIn", "t", bus_service::impl::thing_property, 0, emits),
@@ -332,6 +335,9 @@ void bus_service::impl::emit_counters() {
         if (now->retained_messages != was.retained_messages) changed.push_back("RetainedMessages");
         if (now->retained_bytes != was.retained_bytes) changed.push_back("RetainedBytes");
         if (now->retained_dropped != was.retained_dropped) changed.push_back("RetainedDropped");
+        if (now->service_requests != was.service_requests) changed.push_back("ServiceRequests");
+        if (now->service_timeouts != was.service_timeouts) changed.push_back("ServiceTimeouts");
+        if (now->cached_shadows != was.cached_shadows) changed.push_back("CachedShadows");
         if (now->upstream_filters != was.upstream_filters) changed.push_back("UpstreamSubscriptions");
         if (!changed.empty()) {
             changed.push_back(nullptr);
@@ -406,6 +412,9 @@ int bus_service::impl::thing_property(sd_bus*, const char* path, const char*, co
         if (p == "RetainedMessages") return u64(st->retained_messages);
         if (p == "RetainedBytes") return u64(st->retained_bytes);
         if (p == "RetainedDropped") return u64(st->retained_dropped);
+        if (p == "ServiceRequests") return u64(st->service_requests);
+        if (p == "ServiceTimeouts") return u64(st->service_timeouts);
+        if (p == "CachedShadows") return u64(st->cached_shadows);
         if (p == "MessagesPublished") return u64(st->counters.messages_out);
         if (p == "MessagesReceived") return u64(st->counters.messages_in);
         if (p == "BytesIn") return u64(st->counters.bytes_in);

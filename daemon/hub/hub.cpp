@@ -402,8 +402,7 @@ void hub::shadow_request(const std::string& thing, std::string_view operation, c
                                                      " and receive its /accepted and /rejected answers");
     }
     if (!t.services)
-        t.services = std::make_unique<service_caller>(io_, t.pipe, thing::session_id{next_client_++}, name,
-                                                      std::chrono::seconds(20));
+        t.services = std::make_unique<service_caller>(io_, t.pipe, thing::session_id{next_client_++}, name);
     t.services->request(topic, std::move(document), std::move(done));
 }
 
@@ -454,6 +453,9 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     s.retained_messages = p.retained_messages;
     s.retained_bytes = p.retained_bytes;
     s.retained_dropped = p.retained_dropped;
+    s.service_requests = p.service_requests;
+    s.service_timeouts = p.service_timeouts;
+    s.cached_shadows = p.cached_shadows;
     s.identity = t.identity->status();
     return s;
 }

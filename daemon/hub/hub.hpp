@@ -82,6 +82,9 @@ struct thing_status {
     std::uint64_t shared_dropped = 0;   // messages of a shared subscription no member could take
     std::uint64_t retained_messages = 0;  // in the Thing's retained cache
     std::uint64_t retained_bytes = 0;     // their topic + payload bytes
+    std::uint64_t service_requests = 0;   // shadow and jobs requests awaiting AWS IoT's answer
+    std::uint64_t service_timeouts = 0;   // requests answered by the daemon's 504 (AWS IoT was silent)
+    std::uint64_t cached_shadows = 0;     // documents in the shadow cache
     std::uint64_t retained_dropped = 0;   // retained messages evicted or not kept for the cache's bounds
     uplink::uplink_counters counters;
     std::string last_error;

@@ -39,10 +39,10 @@ config::grants shadow_grants(const std::string& thing) {
 }  // namespace
 
 service_caller::service_caller(boost::asio::io_context& io, std::shared_ptr<thing::pipeline> pipe, thing::session_id flow,
-                               std::string thing, std::chrono::milliseconds timeout)
-    : io_(io), thing_(std::move(thing)), timeout_(timeout) {
+                               std::string thing)
+    : io_(io), thing_(std::move(thing)), pipe_(std::move(pipe)) {
     channel_ = std::make_shared<identity::pipeline_channel>(
-        std::move(pipe), flow, thing_, shadow_grants(thing_),
+        pipe_, flow, thing_, shadow_grants(thing_),
         [this](const std::string& topic, const std::string& payload) { on_message(topic, payload); });
 }
 
@@ -62,11 +62,12 @@ void service_caller::request(std::string topic, std::string payload, done_fn don
     (*document)["clientToken"] = token;
     const auto filter = topic + "/+";
 
-    auto timer = std::make_unique<boost::asio::steady_timer>(io_, timeout_);
-    timer->async_wait([this, token](const boost::system::error_code& ec) {
+    const auto timeout = std::chrono::duration_cast<std::chrono::seconds>(pipe_->settings().services.request_timeout) + grace;
+    auto timer = std::make_unique<boost::asio::steady_timer>(io_, timeout);
+    timer->async_wait([this, token, timeout](const boost::system::error_code& ec) {
         if (ec) return;
         finish(token, {.outcome = thing::fail(ipc::errc::internal_error,
-                                              "no answer from AWS IoT within " + std::to_string(timeout_.count() / 1000) + " s"),
+                                              "no answer from AWS IoT within " + std::to_string(timeout.count()) + " s"),
                        .topic = {}, .payload = {}});
     });
     pending_.emplace(token, pending{.filter = filter, .done = std::move(done), .timer = std::move(timer)});

@@ -42,8 +42,12 @@ public:
     static constexpr std::size_t max_pending = 64;
     static constexpr std::size_t max_filters = 16;
 
+    // A call the pipeline does not end (its 504 after services.request_timeout) ends after that
+    // time plus `grace`: a last resort, e.g. while the answer subscription itself waits.
+    static constexpr std::chrono::seconds grace{5};
+
     service_caller(boost::asio::io_context& io, std::shared_ptr<thing::pipeline> pipe, thing::session_id flow,
-                   std::string thing, std::chrono::milliseconds timeout);
+                   std::string thing);
     ~service_caller();
     service_caller(const service_caller&) = delete;
     service_caller& operator=(const service_caller&) = delete;
@@ -72,7 +76,7 @@ private:
 
     boost::asio::io_context& io_;
     std::string thing_;
-    std::chrono::milliseconds timeout_;
+    std::shared_ptr<thing::pipeline> pipe_;
     std::shared_ptr<identity::pipeline_channel> channel_;
     std::uint64_t next_token_ = 1;
     std::map<std::string, pending> pending_;         // by clientToken
