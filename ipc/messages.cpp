@@ -26,6 +26,7 @@ const char* to_string(errc code) noexcept {
         case errc::internal_error: return "internal_error";
         case errc::spooled: return "spooled";
         case errc::session_taken_over: return "session_taken_over";
+        case errc::invalid_payload: return "invalid_payload";
     }
     return "unknown";  // a value from a newer peer (IPC-12)
 }
@@ -54,6 +55,7 @@ const char* describe(errc code) noexcept {
         case errc::internal_error: return "internal error in the daemon";
         case errc::spooled: return "stored in the offline spool, to be published when connected";
         case errc::session_taken_over: return "another connection took over the session";
+        case errc::invalid_payload: return "the request's payload is not what the service takes";
     }
     return "unknown error code";
 }

@@ -79,6 +79,7 @@ enum class errc : std::uint16_t {
     internal_error = 19,        // a daemon fault; details in the message text
     spooled = 20,               // accepted into the durable spool while offline; sent later
     session_taken_over = 21,    // another connection resumed this connection's session (IPC-43)
+    invalid_payload = 22,       // a service request's payload is not a JSON object with an optional string clientToken of at most 64 bytes
 };
 
 // Stable snake_case name ("queue_full"), "unknown" for a value this code does not know.

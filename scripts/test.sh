@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh --bench
 bash scripts/build.sh
-# 25 s per target keeps the whole run (eleven targets, then the suite, then CI's sanitizer pass)
+# 20 s per target keeps the whole run (a dozen targets, then the suite, then CI's sanitizer pass)
 # within its time budget; scripts/fuzz.sh alone defaults to 60 s.
-FUZZ_SECONDS=${FUZZ_SECONDS:-25} bash scripts/fuzz.sh
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash scripts/fuzz.sh
 cd build
 ctest --output-on-failure --parallel 2 --timeout 600

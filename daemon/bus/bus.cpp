@@ -26,6 +26,7 @@ std::string error_name(ipc::errc code) {
     case ipc::errc::broker_refused: return std::string(error_prefix) + "BrokerRefused";
     case ipc::errc::not_connected: return std::string(error_prefix) + "NotConnected";
     case ipc::errc::daemon_shutting_down: return std::string(error_prefix) + "ShuttingDown";
+    case ipc::errc::invalid_payload: return std::string(error_prefix) + "InvalidPayload";
     default: return std::string(error_prefix) + "Failed";
     }
 }
@@ -162,6 +163,12 @@ const sd_bus_vtable bus_service::impl::thing_vtable[] = {
     SD_BUS_METHOD("Reconnect", "", "", bus_service::impl::method_reconnect, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("RotateCertificate", "", "", "s", SD_BUS_PARAM(certificate_id),
                              bus_service::impl::method_rotate_certificate, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ShadowGet", "s", SD_BUS_PARAM(shadow), "s", SD_BUS_PARAM(document),
+                             bus_service::impl::method_shadow, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ShadowUpdate", "ss", SD_BUS_PARAM(shadow) SD_BUS_PARAM(request), "s", SD_BUS_PARAM(document),
+                             bus_service::impl::method_shadow, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ShadowDelete", "s", SD_BUS_PARAM(shadow), "s", SD_BUS_PARAM(document),
+                             bus_service::impl::method_shadow, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("StateChanged", "ss", SD_BUS_PARAM(state) SD_BUS_PARAM(reason), 0),
     SD_BUS_VTABLE_END};
 

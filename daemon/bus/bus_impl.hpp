@@ -96,6 +96,7 @@ struct bus_service::impl {
     static int method_publish(sd_bus_message* m, void* userdata, sd_bus_error* err);
     static int method_reconnect(sd_bus_message* m, void* userdata, sd_bus_error* err);
     static int method_rotate_certificate(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int method_shadow(sd_bus_message* m, void* userdata, sd_bus_error* err);
     static const sd_bus_vtable manager_vtable[];
     static const sd_bus_vtable thing_vtable[];
     static const sd_bus_vtable log_vtable[];

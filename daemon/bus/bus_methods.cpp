@@ -132,4 +132,43 @@ int bus_service::impl::method_rotate_certificate(sd_bus_message* m, void* userda
     });
 }
 
+// ShadowGet, ShadowUpdate and ShadowDelete: answered with AWS IoT's accepted document, or an
+// error: ShadowRejected with AWS's code and message (e.g. 404 when there is no shadow, 409 on a
+// version conflict), or the local refusal (NotAuthorized, NotConnected, …).
+int bus_service::impl::method_shadow(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& s = *static_cast<impl*>(userdata);
+    return guarded(err, [&] {
+        const std::string_view member = sd_bus_message_get_member(m);
+        const std::string_view operation = member == "ShadowGet" ? "get" : member == "ShadowUpdate" ? "update" : "delete";
+        const char* shadow = nullptr;
+        const char* request = "";
+        int r = sd_bus_message_read(m, "s", &shadow);
+        if (r >= 0 && operation == "update") r = sd_bus_message_read(m, "s", &request);
+        if (r < 0) return r;
+        caller_ids caller;
+        if (r = query_caller(m, true, caller); r < 0)
+            return sd_bus_error_set_errnof(err, -r, "cannot tell who the caller is");
+        if (caller.uid == static_cast<uid_t>(-1))
+            return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "the caller's uid is unknown");
+        sd_bus_message_ref(m);
+        s.hub.shadow_request(
+            s.thing_of(sd_bus_message_get_path(m)), operation, shadow, request,
+            hub::make_peer_credentials(caller.pid, caller.uid, caller.gid, std::move(caller.groups)),
+            [&s, m, weak = std::weak_ptr<bool>(s.alive)](hub::service_caller::answer a) {
+                if (!weak.expired() && s.bus) {
+                    if (a.outcome.code != ipc::errc::ok)
+                        sd_bus_reply_method_errorf(m, error_name(a.outcome.code).c_str(), "%s", a.outcome.message.c_str());
+                    else if (a.topic.ends_with("/accepted"))
+                        sd_bus_reply_method_return(m, "s", a.payload.c_str());
+                    else
+                        sd_bus_reply_method_errorf(m, (std::string(error_prefix) + "ShadowRejected").c_str(),
+                                                   "AWS IoT rejected the request: %s", a.payload.c_str());
+                    s.kick();
+                }
+                sd_bus_message_unref(m);
+            });
+        return 1;  // answered when AWS IoT answered (or a check refused it)
+    });
+}
+
 }  // namespace thingmux::bus

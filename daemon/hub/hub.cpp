@@ -144,6 +144,7 @@ void hub::remove_thing(const std::string& name) {
     std::erase_if(ipc_sessions_, forget);
     // Its clients are closed: nobody waits for what is still in its pipeline.
     t.clock.cancel();
+    if (t.services) t.services->close();
     t.identity->stop({});
     if (t.jobs) t.jobs->close();
     t.link->on_message({});
@@ -384,6 +385,45 @@ bool hub::rotate_certificate(const std::string& thing, identity::thing_identity:
     return true;
 }
 
+namespace {
+
+// AWS IoT's shadow names: letters, digits, ':', '_' and '-', 1 to 64 of them.
+bool valid_shadow_name(std::string_view name) {
+    return name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ':' || c == '_' || c == '-';
+    });
+}
+
+}  // namespace
+
+void hub::shadow_request(const std::string& thing, std::string_view operation, const std::string& shadow,
+                         std::string document, const peer_credentials& caller, service_caller::done_fn done) {
+    const auto refuse = [&](ipc::errc code, std::string why) {
+        done({.outcome = thing::fail(code, std::move(why)), .topic = {}, .payload = {}});
+    };
+    auto it = things_.find(thing.empty() ? default_thing_ : thing);
+    if (it == things_.end())
+        return refuse(ipc::errc::unknown_thing, "no Thing named '" + thing + "' here (configured: " + join(order_) + ")");
+    if (!valid_shadow_name(shadow))
+        return refuse(ipc::errc::invalid_topic, "a shadow name has 1 to 64 letters, digits, ':', '_' or '-' (empty: the classic shadow)");
+    auto& t = *it->second;
+    const auto& name = t.pipe->settings().name;
+    const auto topic = "$aws/things/" + name + "/shadow/" + (shadow.empty() ? "" : "name/" + shadow + "/") + std::string(operation);
+    const auto rights = config::grants_for(*config_, caller.identity(), name);
+    if (!config::allowed(rights, config::action::publish, topic) ||
+        !config::allowed(rights, config::action::receive, topic + "/accepted") ||
+        !config::allowed(rights, config::action::receive, topic + "/rejected")) {
+        spdlog::warn("thing {}: D-Bus caller ({}) may not request {} (it needs publish on it and receive on its /accepted "
+                     "and /rejected in the app rules)", name, caller.describe(), topic);
+        return refuse(ipc::errc::not_authorized, "the app rules do not let this caller publish to " + topic +
+                                                     " and receive its /accepted and /rejected answers");
+    }
+    if (!t.services)
+        t.services = std::make_unique<service_caller>(io_, t.pipe, thing::session_id{next_client_++}, name,
+                                                      std::chrono::seconds(20));
+    t.services->request(topic, std::move(document), std::move(done));
+}
+
 bool hub::reconnect(const std::string& thing) {
     auto it = things_.find(thing);
     if (it == things_.end()) return false;
@@ -508,6 +548,7 @@ void hub::maybe_finish_shutdown() {
     for (auto& [name, t] : things_) {
         t->pipe->abandon_waiting();
         t->clock.cancel();
+        if (t->services) t->services->close();
         t->identity->stop({});
         if (t->jobs) t->jobs->close();
         t->link->stop([this] {

@@ -24,6 +24,7 @@
 #include "daemon/hub/local_client.hpp"
 #include "daemon/hub/mqtt_client.hpp"
 #include "daemon/hub/mqtt_session.hpp"
+#include "daemon/hub/service_caller.hpp"
 #include "daemon/hub/session_storage.hpp"
 #include "daemon/identity/thing_identity.hpp"
 #include "daemon/spool/spool.hpp"
@@ -134,6 +135,12 @@ public:
     // the uplinks (DISCONNECT), closes the clients, then runs `done`.
     void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
 
+    // A Device Shadow request of a D-Bus caller: `operation` get, update or delete of `shadow`
+    // ("" = the classic shadow), `document` the request's JSON ("" = {}). The caller is
+    // authorized like an app (publish on the request topic, receive on its answers). `done` gets
+    // the answer (service_caller.hpp) or the refusal.
+    void shadow_request(const std::string& thing, std::string_view operation, const std::string& shadow,
+                        std::string document, const peer_credentials& caller, service_caller::done_fn done);
     // Drops and re-establishes a Thing's connection; false when there is no such Thing.
     bool reconnect(const std::string& thing);
     // Rotates a Thing's certificate now (thing_identity.hpp); false when there is no such Thing,

@@ -34,6 +34,8 @@ struct hub::thing_entry {
     std::unique_ptr<identity::thing_identity> identity;
     // The jobs service (things[].jobs; null without): a session of pipe, fed its link states.
     std::shared_ptr<services::jobs_service> jobs;
+    // D-Bus callers' shadow requests (made on the first one; after pipe: it holds a session of it).
+    std::unique_ptr<service_caller> services;
     std::uint64_t connected_since_usec = 0;
     std::string last_error;
 };

@@ -3,6 +3,7 @@
 #include "tests/support/as_user.hpp"
 #include "tests/support/daemon_fixture.hpp"
 #include "tests/support/dbus_fixture.hpp"
+#include "tests/support/iot_services_fixture.hpp"
 
 #include <gtest/gtest.h>
 #include <systemd/sd-bus.h>
@@ -82,7 +83,8 @@ protected:
     daemon_setup setup_for_bus() const {
         daemon_setup s;
         s.bus = bus.address();
-        s.apps = "  - name: root\n    match: { uid: 0 }\n    publish: ['dt/${thing}/#']\n    subscribe: ['cmd/${thing}/#']\n";
+        s.apps = "  - name: root\n    match: { uid: 0 }\n    publish: ['dt/${thing}/#', '$aws/things/${thing}/shadow/#']\n"
+                 "    subscribe: ['cmd/${thing}/#']\n    receive: ['$aws/things/${thing}/shadow/#']\n";
         return s;
     }
     // busctl's value for a property ("s \"connected\"" -> "\"connected\"").
@@ -422,6 +424,7 @@ TEST(DbusPolicyTest, AnUnprivilegedCallerListsOnlyItsOwnClients) {
 // Every command in docs/dbus.md, in order: lines "$ busctl ..." / "$ dbus-send ..." must succeed,
 // except those ending in "# error: NAME", which must fail with that error.
 TEST_F(DbusTest, EveryExampleInTheDocsWorks) {
+    iot_services_responder shadows(broker, {.things = {"gateway-01"}, .silent = {}, .delayed = {}});
     daemon_fixture daemon(broker, setup_for_bus());
     ASSERT_TRUE(wait_owned());
     ASSERT_TRUE(eventually([&] { return property(thing_path, thing_iface, "State") == "s \"connected\""; }, 15'000));
@@ -448,6 +451,71 @@ TEST_F(DbusTest, EveryExampleInTheDocsWorks) {
     }
     ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
     EXPECT_GE(run, 15) << "docs/dbus.md lost its examples";
+}
+
+// ShadowGet/ShadowUpdate/ShadowDelete against the test's shadow service: AWS's accepted documents
+// come back as the answer, its rejections as ShadowRejected with AWS's code, a caller whose app
+// rules do not grant the shadow topics is refused locally (the service sees nothing of it), and
+// the daemon's one answer subscription per operation is reused by later calls.
+TEST_F(DbusTest, ShadowMethodsAnswerWithAwsDocumentsAndRejections) {
+    iot_services_responder shadows(broker, {.things = {"gateway-01"}, .silent = {}, .delayed = {}});
+    auto setup = setup_for_bus();
+    // uid 65534 may use the bus (group thingmux is not needed on a private bus) but has no shadow rights.
+    setup.apps += "  - name: nobody\n    match: { uid: 65534 }\n    publish: ['dt/${thing}/#']\n";
+    daemon_fixture daemon(broker, setup);
+    ASSERT_TRUE(wait_owned());
+    ASSERT_TRUE(eventually([&] { return property(thing_path, thing_iface, "State") == "s \"connected\""; }, 15'000));
+    const auto call = [&](std::vector<std::string> args, const std::optional<user_identity>& as = std::nullopt) {
+        std::vector<std::string> full{"call", name, thing_path, thing_iface};
+        full.insert(full.end(), args.begin(), args.end());
+        return bus.busctl(full, as);
+    };
+
+    auto got = call({"ShadowGet", "s", ""});
+    EXPECT_NE(got.exit_code, 0);
+    EXPECT_NE(got.output.find("AWS IoT rejected the request"), std::string::npos) << got.output;
+    EXPECT_NE(got.output.find("404"), std::string::npos) << got.output;
+
+    auto updated = call({"ShadowUpdate", "ss", "", R"({"state":{"reported":{"fw":"1.2"}}})"});
+    ASSERT_EQ(updated.exit_code, 0) << updated.output;
+    EXPECT_NE(updated.output.find("\\\"version\\\":1"), std::string::npos) << updated.output;
+    EXPECT_EQ(updated.output.find("clientToken"), std::string::npos) << "the daemon's token leaked: " << updated.output;
+
+    got = call({"ShadowGet", "s", ""});
+    ASSERT_EQ(got.exit_code, 0) << got.output;
+    EXPECT_NE(got.output.find("1.2"), std::string::npos) << got.output;
+
+    // A version conflict: AWS's 409 reaches the caller.
+    auto conflict = call({"ShadowUpdate", "ss", "", R"({"state":{"reported":{"fw":"1.3"}},"version":7})"});
+    EXPECT_NE(conflict.exit_code, 0);
+    EXPECT_NE(conflict.output.find("409"), std::string::npos) << conflict.output;
+
+    // A named shadow, then deleting it.
+    ASSERT_EQ(call({"ShadowUpdate", "ss", "modem", R"({"state":{"desired":{"apn":"iot"}}})"}).exit_code, 0);
+    EXPECT_NE(shadows.shadow_document("gateway-01", "modem").find("apn"), std::string::npos);
+    auto deleted = call({"ShadowDelete", "s", "modem"});
+    EXPECT_EQ(deleted.exit_code, 0) << deleted.output;
+    EXPECT_EQ(shadows.shadow_document("gateway-01", "modem"), "");
+
+    // Refused before anything is sent: no rights, a name AWS would refuse, JSON that is not an object.
+    const auto before = shadows.requests().size();
+    auto denied = call({"ShadowGet", "s", ""}, user_identity{.uid = 65534, .gid = 65534, .groups = {}});
+    EXPECT_NE(denied.exit_code, 0);
+    EXPECT_NE(denied.output.find("app rules"), std::string::npos) << denied.output;
+    auto bad_name = call({"ShadowGet", "s", "a/b"});
+    EXPECT_NE(bad_name.exit_code, 0);
+    EXPECT_NE(bad_name.output.find("shadow name"), std::string::npos) << bad_name.output;
+    auto not_object = call({"ShadowUpdate", "ss", "", "[1,2]"});
+    EXPECT_NE(not_object.exit_code, 0);
+    EXPECT_NE(not_object.output.find("JSON object"), std::string::npos) << not_object.output;
+    EXPECT_EQ(shadows.requests().size(), before) << "a refused call reached the shadow service";
+    // Six calls answered, one request each.
+    EXPECT_EQ(before, 6u);
+
+    // One answer filter per operation and shadow, kept for the next calls.
+    const auto upstream = property(thing_path, thing_iface, "UpstreamSubscriptions");
+    for (const auto* f : {"shadow/get/+", "shadow/update/+", "shadow/name/modem/update/+", "shadow/name/modem/delete/+"})
+        EXPECT_NE(upstream.find(f), std::string::npos) << f << " not in " << upstream;
 }
 
 }  // namespace

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <fstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -47,16 +46,6 @@ std::string fault_lines(const fleet_responder_fixture::faults& f) {
     return out;
 }
 
-void write_atomically(const fs::path& to, const std::string& content) {
-    const auto next = fs::path(to.string() + ".next");
-    {
-        std::ofstream out(next, std::ios::trunc);
-        out << content;
-        if (!out.flush()) throw std::runtime_error("cannot write " + next.string());
-    }
-    fs::rename(next, to);
-}
-
 std::string string_at(const boost::json::object& o, const char* key) {
     const auto* v = o.if_contains(key);
     return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
@@ -71,7 +60,7 @@ fleet_responder_fixture::fleet_responder_fixture(const broker_fixture& broker, o
     dir_ = tmpl;
     std::string specs;
     for (const auto& t : opts_.templates) specs += spec_of(t) + "\n";
-    write_atomically(dir_ / "templates", specs);
+    write_file_atomically(dir_ / "templates", specs);
     start();
 }
 
@@ -83,7 +72,7 @@ fleet_responder_fixture::~fleet_responder_fixture() { stop(); }
 void fleet_responder_fixture::start() {
     if (running()) return;
     // The start's faults, as a fault file the responder reads at its first request.
-    if (const auto lines = fault_lines(opts_.at_start); !lines.empty()) write_atomically(dir_ / "faults", lines);
+    if (const auto lines = fault_lines(opts_.at_start); !lines.empty()) write_file_atomically(dir_ / "faults", lines);
     const auto out = dir_ / "responder.out";
     const auto ready_before = count_of(read_file(out), "ready\n");
     responder_.emplace(
@@ -118,7 +107,7 @@ bool fleet_responder_fixture::wait_exited(int timeout_ms) {
 void fleet_responder_fixture::inject(const faults& f) const {
     // Faults not yet taken stay: the responder removes the file when it reads it.
     const auto file = dir_ / "faults";
-    write_atomically(file, read_file(file) + fault_lines(f));
+    write_file_atomically(file, read_file(file) + fault_lines(f));
 }
 
 std::vector<fleet_responder_fixture::record> fleet_responder_fixture::records() const {

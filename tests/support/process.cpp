@@ -252,6 +252,16 @@ std::string read_file(const std::filesystem::path& p) {
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+void write_file_atomically(const std::filesystem::path& to, const std::string& content) {
+    const auto next = std::filesystem::path(to.string() + ".next");
+    {
+        std::ofstream out(next, std::ios::binary | std::ios::trunc);
+        out << content;
+        if (!out.flush()) throw std::runtime_error("cannot write " + next.string());
+    }
+    std::filesystem::rename(next, to);
+}
+
 bool tcp_accepts(std::uint16_t port) {
     const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0) return false;

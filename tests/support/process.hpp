@@ -64,6 +64,9 @@ struct fd_guard {
 
 // Reads a whole file (empty string when missing).
 [[nodiscard]] std::string read_file(const std::filesystem::path& p);
+// Writes `content` to `to` whole or not at all (written aside, then renamed): for files another
+// process polls. Throws std::runtime_error when it cannot.
+void write_file_atomically(const std::filesystem::path& to, const std::string& content);
 
 // Polls `pred` every few milliseconds until it is true or `timeout_ms` passed; returns its last
 // value. For waiting on an observable condition, never for hiding a race.
