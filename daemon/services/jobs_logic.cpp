@@ -210,6 +210,7 @@ jobs_actions jobs_logic::offered(std::string_view job_id, std::size_t count, ste
         state_ = jobs_state::handed;
         job_->handed = true;
         deadline_.reset();
+        succeeded();
         ++counts_.handed;
         out.emplace_back(line(log_level::info, describe_job() + " handed to " + std::to_string(count) + " app(s)"));
     } else if (now - started_ >= settings_.handler_wait) {
@@ -373,7 +374,8 @@ void jobs_logic::on_start_next_answer(bool accepted, std::string_view payload, s
     const auto id = string_field(e, "jobId");
     // The job ID becomes a topic level of the update: nothing else may pass.
     if (!valid_job_id(id)) return bad("names no valid job ID (\"" + shown(id) + "\")");
-    succeeded();
+    // The back-off ends with the job's outcome (handed, rejected, left), not here: a job whose
+    // rejection AWS refuses comes back with every start-next.
     job j;
     j.id = std::string(id);
     if (const auto* n = e.if_contains("executionNumber"); n != nullptr && n->is_int64()) j.execution_number = n->as_int64();
@@ -382,6 +384,7 @@ void jobs_logic::on_start_next_answer(bool accepted, std::string_view payload, s
     if (job_ && job_->handed && job_->id == j.id && job_->execution_number == j.execution_number) {
         job_->status = std::move(j.status);
         state_ = jobs_state::handed;
+        succeeded();
         return;
     }
     j.operation = operation_of(e, j.problem);
@@ -405,8 +408,10 @@ void jobs_logic::on_update_answer(std::string_view job_id, bool accepted, std::s
     if (!accepted) return fail("AWS IoT refused the REJECTED update of " + describe_job() + " (" + error_of(*doc) + ")", now, out);
     succeeded();
     ++counts_.rejected;
+    // The job is over: AWS names the next one (or none) with notify-next, whichever of the two
+    // messages comes first.
     job_.reset();
-    request_start_next(now, out);
+    state_ = jobs_state::idle;
 }
 
 void jobs_logic::take(job j, steady_time now, jobs_actions& out) {
@@ -423,6 +428,7 @@ void jobs_logic::unhandled(steady_time now, jobs_actions& out) {
     if (settings_.unhandled == config::unhandled_jobs::leave) {
         state_ = jobs_state::left;
         deadline_.reset();
+        succeeded();
         ++counts_.left;
         out.emplace_back(line(log_level::warning, describe_job() + ": " + why +
                                                       "; left IN_PROGRESS for another agent (jobs.unhandled: leave)"));

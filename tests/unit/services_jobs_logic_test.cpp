@@ -16,19 +16,24 @@ namespace {
 
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
+using strings = std::vector<std::string>;
 
 const std::string jobs = "$aws/things/gw/jobs/";
 
+config::jobs_settings settings_of(std::chrono::milliseconds wait,
+                                  config::unhandled_jobs unhandled = config::unhandled_jobs::reject) {
+    config::jobs_settings s;
+    s.handler_wait = wait;
+    s.unhandled = unhandled;
+    return s;
+}
+
 // The logic with a clock, and what its actions did: requests sent, offers made, lines logged.
 struct rig {
-    explicit rig(config::jobs_settings s = settings(0s)) : logic("gw", std::move(s), "tok-", start) {}
-
+    explicit rig(config::jobs_settings s = settings_of(0s)) : logic("gw", std::move(s), "tok-", start) {}
     static config::jobs_settings settings(std::chrono::milliseconds wait,
                                           config::unhandled_jobs unhandled = config::unhandled_jobs::reject) {
-        config::jobs_settings s;
-        s.handler_wait = wait;
-        s.unhandled = unhandled;
-        return s;
+        return settings_of(wait, unhandled);
     }
 
     // Carries out actions as jobs_service does; offers are answered with handlers[operation].
@@ -62,7 +67,7 @@ struct rig {
 
     [[nodiscard]] std::size_t start_nexts() const {
         std::size_t n = 0;
-        for (const auto& p : published) n += p.topic == jobs + "start-next" ? 1 : 0;
+        for (const auto& p : published) n += p.topic == jobs + "start-next" ? 1U : 0U;
         return n;
     }
     [[nodiscard]] const jobs_action::publish& last() const { return published.back(); }
@@ -241,11 +246,30 @@ TEST(ServicesJobsLogic, RejectsAJobNoAppHandles) {
                                                   "$thingmux/jobs/reboot; reporting it REJECTED"));
     r.receive("j1/update/accepted", R"({"clientToken":")" + r.last_token() + R"(","timestamp":3})");
     EXPECT_EQ(r.logic.snapshot().counts.rejected, 1U);
-    EXPECT_EQ(r.start_nexts(), 2U);
-    EXPECT_EQ(r.logic.snapshot().state, jobs_state::requesting);
-    // notify-next for the next job while start-next is in flight: still one.
+    EXPECT_EQ(r.logic.snapshot().state, jobs_state::idle);
+    // AWS names the next job with notify-next, as after any job that ended.
+    EXPECT_EQ(r.start_nexts(), 1U);
     r.notify_next("j2");
     EXPECT_EQ(r.start_nexts(), 2U);
+}
+
+// The two messages that end a rejection, in either order, make the same requests.
+TEST(ServicesJobsLogic, ARejectionEndsTheSameWhicheverMessageComesFirst) {
+    for (const bool answer_first : {true, false}) {
+        SCOPED_TRACE(answer_first);
+        rig r;
+        r.up();
+        r.accept_start_next("j1", R"({"operation":"reboot"})");
+        const auto token = r.last_token();
+        const auto answer = [&] { r.receive("j1/update/accepted", R"({"clientToken":")" + token + R"("})"); };
+        if (answer_first) answer();
+        r.notify_none();
+        if (!answer_first) answer();
+        EXPECT_EQ(r.logic.snapshot().state, jobs_state::idle);
+        EXPECT_EQ(r.logic.snapshot().counts.rejected, 1U);
+        EXPECT_EQ(r.start_nexts(), 1U);
+        EXPECT_EQ(r.published.size(), 2U);
+    }
 }
 
 TEST(ServicesJobsLogic, DefaultReasonNamesTheOperation) {
@@ -406,7 +430,7 @@ TEST(ServicesJobsLogic, AJobWithoutAValidOperationIsRejectedWithWhy) {
 
 // A job ID that could not be a topic level is never published to: the answer counts as failed.
 TEST(ServicesJobsLogic, AnExecutionWithoutAValidJobIdIsNeverActedOn) {
-    for (const std::string id : {R"("a/b")", R"("+")", R"("")", "7", "null", "\"" + std::string(65, 'j') + "\""}) {
+    for (const std::string& id : strings{R"("a/b")", R"("+")", R"("")", "7", "null", "\"" + std::string(65, 'j') + "\""}) {
         SCOPED_TRACE(id);
         rig r;
         r.handlers["update"] = 1;
