@@ -101,7 +101,7 @@ protected:
 
     [[nodiscard]] std::size_t start_nexts() const {
         std::size_t n = 0;
-        for (const auto& r : responder.requests()) n += r.kind == "jobs-start-next" ? 1 : 0;
+        for (const auto& r : responder.requests()) n += r.kind == "jobs-start-next" ? 1U : 0U;
         return n;
     }
     // Index in the responder's record of the first request matching `pred`; -1: none.
