@@ -211,6 +211,8 @@ TEST_F(JobsTest, AJobWaitsForAnAppThatRegistersWithinHandlerWait) {
     ASSERT_TRUE(eventually([&] { return late.inbox.size() == 1; }, 20'000)) << read_file(daemon.log_file());
     EXPECT_EQ(field(boost::json::parse(late.inbox.all().at(0).payload).as_object(), "jobId"), "job-late");
     ASSERT_TRUE(late.report("job-late", "SUCCEEDED").ok());
+    // The broker acknowledged the update; the responder handles it next.
+    ASSERT_TRUE(eventually([&] { return responder.job_status(thing_name, "job-late") == "SUCCEEDED"; }, 20'000));
     EXPECT_EQ(responder.job_status_history(thing_name, "job-late"), (strings{"IN_PROGRESS", "SUCCEEDED"}));
     EXPECT_EQ(late.inbox.size(), 1U);
 }
