@@ -200,6 +200,10 @@ struct thing {
     // Topic filters routed between the Thing's local sessions only, never sent to the broker
     // (${thing} expanded).
     std::vector<std::string> local_topics;
+    // Upstream coverage filters (${thing} expanded; docs/config.md things[].coverage): every local
+    // subscription one of them covers is served by that one upstream subscription and filtered
+    // locally. None is a shared subscription, within local_topics, or written twice.
+    std::vector<std::string> coverage;
     std::chrono::seconds keep_alive{60};                    // 0 = off (MQTT), else 1..65535 s
     std::optional<std::chrono::seconds> session_expiry = std::chrono::seconds{3600};  // nullopt: never expires
     duration backoff_base{1000};

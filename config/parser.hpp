@@ -140,6 +140,8 @@ public:
 private:
     thing parse_thing(const YAML::Node& node, const std::string& path);
     void parse_limits(const YAML::Node& node, const std::string& path, thing& t);
+    // coverage of a Thing's keys `f` (parse_coverage.cpp), after its local_topics and limits.
+    void parse_coverage(const fields& f, const std::string& path, thing& t);
     // proxy, proxy_credentials and proxy_ca of a Thing's keys `f` (parse_proxy.cpp).
     void parse_proxy(const fields& f, const std::string& path, thing& t);
     // Warns when an alpn written for a custom authorizer on port 443 lacks "mqtt".

@@ -14,7 +14,9 @@ retained_limits cache_limits(const config::thing_limits& l) {
 pipeline::pipeline(config::thing settings, session_rules rules, shared_parts shared, upstream& up, clock& clk)
     : settings_(std::move(settings)), rules_(rules), shared_(std::move(shared)), up_(up), clock_(clk),
       shaper_(publish_limits(settings_.limits), clk.now()),
-      filters_(settings_.limits.subscriptions_per_second, clk.now()), retained_(cache_limits(settings_.limits)) {}
+      filters_(settings_.limits.subscriptions_per_second, clk.now()), retained_(cache_limits(settings_.limits)) {
+    (void)table_.set_coverage(settings_.coverage);
+}
 
 pipeline::~pipeline() = default;
 
@@ -27,6 +29,9 @@ void pipeline::reconfigure(config::thing settings, session_rules rules) {
     retained_.set_limits(cache_limits(settings_.limits));
     release_publishes();
     release_subscription_changes();
+    // New coverage filters are subscribed, and acknowledged, before what they replace goes (and
+    // the other way round when one is removed); what no longer fits the quota is refused.
+    if (table_.set_coverage(settings_.coverage)) sync_upstream(table_flow);
 }
 
 void pipeline::attach(std::shared_ptr<local_session> s) {

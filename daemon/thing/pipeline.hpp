@@ -4,7 +4,9 @@
 //              → durable spool (QoS 1 while offline, or behind spooled messages)
 //              | publish shaper (rate limits, fair between sessions) → upstream → result
 //   subscribe: validate → authorize → quotas → reference-counted subscription table
-//              → subscription shaper (subscription rate, fair) → upstream SUBSCRIBE/UNSUBSCRIBE
+//              → subscription shaper (subscription rate, fair) → upstream SUBSCRIBE/UNSUBSCRIBE;
+//              a filter under one of the Thing's coverage filters is served by it (one upstream
+//              subscription for all of them; subscription_table.hpp)
 //   inbound:   copy filter (one copy per message) → subscription table → receive rights
 //              → each matching session, encoded once per QoS → acknowledged upstream
 //   shared:    "$share/NAME/FILTER" is a group holding FILTER like one more subscriber; each of

@@ -75,8 +75,9 @@ std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::s
                           " subscriptions upstream, the connection's limit (limits.subscriptions; AWS IoT "
                           "Core allows 50): share a filter another app holds (or one it covers), or unsubscribe one",
                       mqtt::reason::quota_exceeded);
-    // A filter nobody holds yet may need a SUBSCRIBE of its own (unless a held one covers it).
-    if (table_.holder_count(filter) == 0) {
+    // A filter nobody holds yet may need a SUBSCRIBE of its own (unless a held one covers it);
+    // under a coverage filter that is upstream, or wanted there already, it never does.
+    if (table_.holder_count(filter) == 0 && !table_.served_by_coverage(filter)) {
         if (auto refusal = check_subscription_rate(flow, filter)) {
             ++shared_.counters.refused;
             return refusal;

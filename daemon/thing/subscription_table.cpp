@@ -348,6 +348,13 @@ std::vector<std::string> subscription_table::upstream_filters() const {
 // --- upstream ---------------------------------------------------------------------------------
 
 void subscription_table::gained(std::string_view filter) {
+    // Under coverage: the coverage filter serves it, unless a held filter covers that one.
+    bool covered = false;
+    for_each_coverage(filter, [&](const std::string& c) {
+        covered = true;
+        if (++in_use_[c] == 1 && !held_filter_covers(c)) wanted_.insert(c);
+    });
+    if (covered) return;
     // A wildcard-free filter always goes upstream itself: only its own SUBSCRIBE brings its
     // retained message (AWS IoT Core sends retained messages to exact subscriptions only).
     if (!has_wildcard(filter) || is_shared(filter)) {
@@ -355,10 +362,10 @@ void subscription_table::gained(std::string_view filter) {
         return;
     }
     if (covered_locally(filter)) return;
-    // The filters it covers are served by it from now on.
+    // The filters it covers are served by it from now on (coverage filters included).
     const auto prefix = literal_prefix(filter);
     for (auto it = wanted_.lower_bound(prefix); it != wanted_.end() && it->starts_with(prefix);) {
-        if (has_wildcard(*it) && covers(filter, *it)) {
+        if ((has_wildcard(*it) || in_use_.contains(*it)) && covers(filter, *it)) {
             it = wanted_.erase(it);
         } else {
             ++it;
@@ -368,19 +375,99 @@ void subscription_table::gained(std::string_view filter) {
 }
 
 void subscription_table::dropped(std::string_view filter) {
-    if (const auto r = refused_.find(filter); r != refused_.end()) refused_.erase(r);
+    bool covered = false;
+    for_each_coverage(filter, [&](const std::string& c) {
+        covered = true;
+        const auto u = in_use_.find(c);
+        if (u == in_use_.end() || --u->second != 0) return;
+        in_use_.erase(u);
+        wanted_.erase(c);
+        refused_.erase(c);  // a later filter under it asks the broker again
+    });
+    // (A coverage filter's refusal stays while filters under it are held, even when one was
+    // held under the coverage filter's own name.)
+    if (const auto r = refused_.find(filter); r != refused_.end() && !in_use_.contains(filter)) refused_.erase(r);
+    if (covered) return;
     const auto w = wanted_.find(filter);
     // Not wanted: another held filter covers it, and so everything it covers.
     if (w == wanted_.end()) return;
     wanted_.erase(w);
     if (!has_wildcard(filter) || is_shared(filter)) return;  // covers nothing but itself
     for_each_covered(filter, [&](const std::string& f) {
-        if (has_wildcard(f) && !wanted_.contains(f) && !covered_locally(f)) wanted_.insert(f);
+        if (has_wildcard(f) && !wanted_.contains(f) && !under_coverage(f) && !covered_locally(f)) wanted_.insert(f);
     });
+    // The coverage filters it covered serve their filters again.
+    for (const auto& [c, n] : in_use_) {
+        if (covers(filter, c) && !wanted_.contains(c) && !held_filter_covers(c)) wanted_.insert(c);
+    }
+}
+
+template <typename F>
+void subscription_table::for_each_coverage(std::string_view filter, F&& f) const {
+    if (coverage_.empty()) return;
+    for (const auto& c : coverage_) {
+        if (covers(c, filter)) f(c);
+    }
+}
+
+bool subscription_table::under_coverage(std::string_view filter) const {
+    bool covered = false;
+    for_each_coverage(filter, [&](const std::string&) { covered = true; });
+    return covered;
+}
+
+bool subscription_table::set_coverage(std::vector<std::string> filters) {
+    std::sort(filters.begin(), filters.end());
+    filters.erase(std::unique(filters.begin(), filters.end()), filters.end());
+    // A coverage filter another one covers would only cost a second upstream subscription.
+    std::vector<std::string> kept;
+    for (auto& f : filters) {
+        if (is_shared(f)) continue;
+        const bool nested = std::any_of(filters.begin(), filters.end(), [&](const std::string& g) {
+            return g != f && covers(g, f);
+        });
+        if (!nested) kept.push_back(f);
+    }
+    if (kept == coverage_) return false;
+    coverage_ = std::move(kept);
+    rebuild_wanted();
+    return true;
+}
+
+void subscription_table::rebuild_wanted() {
+    wanted_.clear();
+    in_use_.clear();
+    for (const auto& [f, count] : holders_) {
+        bool covered = false;
+        for_each_coverage(f, [&](const std::string& c) {
+            covered = true;
+            ++in_use_[c];
+        });
+        if (covered) continue;
+        if (!has_wildcard(f) || is_shared(f) || !covered_locally(f)) wanted_.insert(f);
+    }
+    for (const auto& [c, n] : in_use_) {
+        if (!held_filter_covers(c)) wanted_.insert(c);
+    }
+    // Refusals of what is neither held nor a coverage filter in use any more are stale.
+    std::erase_if(refused_, [&](const auto& r) { return !holders_.contains(r.first) && !in_use_.contains(r.first); });
+}
+
+bool subscription_table::served_by_coverage(std::string_view filter) const {
+    bool served_here = false;
+    for_each_coverage(filter, [&](const std::string& c) {
+        served_here = served_here || in_use_.contains(c) || upstream_.contains(c);
+    });
+    return served_here;
 }
 
 bool subscription_table::covered_locally(std::string_view filter) const {
     if (!has_wildcard(filter) || is_shared(filter)) return false;
+    return held_filter_covers(filter);
+}
+
+bool subscription_table::held_filter_covers(std::string_view filter) const {
+    if (is_shared(filter)) return false;
     struct frame {
         const node* n = nullptr;
         std::size_t pos = 0;  // start of the next level of `filter`, or topic_done
@@ -466,8 +553,10 @@ upstream_plan subscription_table::plan(std::optional<std::size_t> quota) {
 
 bool subscription_table::fits(std::string_view filter, std::optional<std::size_t> quota) const {
     if (!quota || upstream_.size() < *quota || holders_.contains(filter)) return true;
-    // Answered by what serves it, or by what serves the held filter that covers it.
-    return served(filter, {}, false) || covered_locally(filter);
+    // Answered by what serves it, or by what serves the held filter (or the coverage filter in
+    // use) that covers it.
+    if (served(filter, {}, false)) return true;
+    return under_coverage(filter) ? served_by_coverage(filter) : covered_locally(filter);
 }
 
 subscription_table::suback subscription_table::subscribed(std::string_view filter, std::uint64_t generation,
@@ -481,7 +570,7 @@ subscription_table::suback subscription_table::subscribed(std::string_view filte
         return suback::granted;
     }
     upstream_.erase(it);
-    if (holders_.contains(filter)) refused_.insert_or_assign(std::string(filter), code);
+    if (holders_.contains(filter) || in_use_.contains(filter)) refused_.insert_or_assign(std::string(filter), code);
     return suback::refused;
 }
 
@@ -491,16 +580,24 @@ void subscription_table::lost(std::string_view filter, std::uint8_t code) {
         upstream_.erase(it);
         if (was_granted) refresh_overlaps();
     }
-    if (holders_.contains(filter)) refused_.insert_or_assign(std::string(filter), code);
+    if (holders_.contains(filter) || in_use_.contains(filter)) refused_.insert_or_assign(std::string(filter), code);
 }
 
 std::vector<unserved_filter> subscription_table::unserved() const {
     std::vector<unserved_filter> out;
+    std::set<std::string_view> listed;  // a held filter under two unserved coverage filters: once
     for (const auto& w : wanted_) {
         if (upstream_.contains(w) || served(w, {}, false)) continue;
         const auto r = refused_.find(w);
-        out.push_back(
-            {.filter = w, .refused = r == refused_.end() ? std::nullopt : std::optional<std::uint8_t>{r->second}});
+        const auto code = r == refused_.end() ? std::nullopt : std::optional<std::uint8_t>{r->second};
+        if (!in_use_.contains(w)) {
+            if (listed.insert(w).second) out.push_back({.filter = w, .refused = code});
+            continue;
+        }
+        // A coverage filter: the held filters it was to serve, where nothing else serves them.
+        for_each_covered(w, [&](const std::string& f) {
+            if (!served(f, {}, false) && listed.insert(f).second) out.push_back({.filter = f, .refused = code});
+        });
     }
     return out;
 }

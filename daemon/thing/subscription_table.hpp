@@ -11,6 +11,17 @@
 // between (and the subscription quota is never exceeded on the way: while a replacement does not
 // fit, the wider filter stays). match() walks a topic trie, so routing an inbound message costs
 // O(topic levels), not O(subscriptions). Pure: no I/O.
+//
+// Coverage filters (set_coverage(), things[].coverage) trade precision for the quota: a held
+// filter a coverage filter covers, wildcard-free or not, never goes upstream itself; the coverage
+// filter does, while at least one held filter is under it, and serves them all (match() filters
+// locally, as for any upstream filter). So any number of local filters costs one upstream
+// subscription per coverage filter. The price: AWS IoT Core sends a retained message only to a
+// subscription whose filter is its topic exactly, so the retained messages under a coverage
+// filter come only from the Thing's retained cache (retained_cache.hpp). A held filter wider than
+// a coverage filter (cmd/# for coverage cmd/T/#) goes upstream as itself and serves what the
+// coverage filter would have. A broker refusing a coverage filter refuses every held filter
+// under it that nothing else serves (unserved()).
 #pragma once
 
 #include <cstdint>
@@ -98,13 +109,22 @@ public:
     [[nodiscard]] std::vector<session_id> holders(std::string_view filter) const;
 
     // --- upstream ---
+    // The coverage filters (valid, non-shared topic filters): duplicates and filters another one
+    // covers are dropped. Returns true when that changed the list; plan() then moves the upstream
+    // set over as for any local change (what replaces a filter is acknowledged before it goes).
+    bool set_coverage(std::vector<std::string> filters);
+    [[nodiscard]] const std::vector<std::string>& coverage() const noexcept { return coverage_; }
+    // Whether holding `filter` sends nothing upstream because a coverage filter covering it is
+    // upstream already or wanted there for another held filter.
+    [[nodiscard]] bool served_by_coverage(std::string_view filter) const;
     // What to send after local changes or SUBACKs so the upstream set serves every local filter
     // with as few upstream filters as possible. The filters to subscribe count as upstream
     // (pending) from now on; the filters to unsubscribe are gone. `quota`: most upstream filters
     // at once (nullopt: no limit); filters that do not fit wait (see unserved()).
     [[nodiscard]] upstream_plan plan(std::optional<std::size_t> quota);
-    // Whether a client may start holding `filter` under `quota`: true when an upstream filter
-    // or another local filter already serves it, or there is room for one more upstream filter.
+    // Whether a client may start holding `filter` under `quota`: true when an upstream filter,
+    // another local filter or a coverage filter in use already serves it, or there is room for one
+    // more upstream filter.
     [[nodiscard]] bool fits(std::string_view filter, std::optional<std::size_t> quota) const;
     enum class suback { stale, granted, refused };
     // The broker's SUBACK code for an upstream filter of plan(); `stale` when that filter was
@@ -113,7 +133,9 @@ public:
     // The broker refused an upstream filter when re-subscribing it after losing the session.
     void lost(std::string_view filter, std::uint8_t code);
     // Local filters that the upstream set does not serve after plan(): refused by the broker, or
-    // no room in the quota. Their holders must be dropped (then plan() again).
+    // no room in the quota (for a coverage filter: every held filter under it that no other
+    // upstream filter serves, with the coverage filter's SUBACK code). Their holders must be
+    // dropped (then plan() again).
     [[nodiscard]] std::vector<unserved_filter> unserved() const;
     // The upstream filters serving `filter` whose SUBSCRIBE the broker has not answered yet: the
     // broker sends their retained messages once it does.
@@ -154,8 +176,16 @@ private:
     // Keeps wanted_ in step with a filter that got its first holder / lost its last one.
     void gained(std::string_view filter);
     void dropped(std::string_view filter);
-    // Whether another held filter covers `filter` (a trie walk).
+    // Whether another held filter covers `filter` (a wildcard filter; a trie walk).
     [[nodiscard]] bool covered_locally(std::string_view filter) const;
+    // The same for any filter, wildcard-free ones included.
+    [[nodiscard]] bool held_filter_covers(std::string_view filter) const;
+    // Calls f(coverage filter) for every coverage filter that covers `filter`.
+    template <typename F>
+    void for_each_coverage(std::string_view filter, F&& f) const;
+    [[nodiscard]] bool under_coverage(std::string_view filter) const;
+    // Recomputes wanted_ and in_use_ from the held filters (after set_coverage()).
+    void rebuild_wanted();
     // Whether an upstream filter other than `except` serves `filter`; only acknowledged ones when
     // `granted_only`.
     [[nodiscard]] bool served(std::string_view filter, std::string_view except, bool granted_only) const;
@@ -167,12 +197,17 @@ private:
     std::unique_ptr<node> root_;
     std::map<std::string, std::size_t, std::less<>> holders_;            // filter -> holder count
     std::map<session_id, std::map<std::string, std::uint8_t, std::less<>>> by_client_;
-    // What should be upstream: the held filters no other held filter covers, and every
-    // wildcard-free held filter.
+    // What should be upstream: the held filters no coverage filter and no other held filter
+    // covers, every wildcard-free held filter no coverage filter covers, and the coverage filters
+    // in use that no held filter covers.
     std::set<std::string, std::less<>> wanted_;
+    std::vector<std::string> coverage_;  // sorted; none covers another
+    // Coverage filters with at least one held filter under them: how many.
+    std::map<std::string, std::size_t, std::less<>> in_use_;
     std::map<std::string, upstream_entry, std::less<>> upstream_;
-    // Held filters the broker refused while a wider upstream filter served them: not subscribed
-    // again while held (SUBACK code kept for the answer when they end up unserved).
+    // Held filters (and coverage filters in use) the broker refused while a wider upstream filter
+    // served them: not subscribed again while held (SUBACK code kept for the answer when they end
+    // up unserved).
     std::map<std::string, std::uint8_t, std::less<>> refused_;
     // Acknowledged upstream filters that may share a topic with another acknowledged one: the
     // only ones upstream_copies() has to look at (usually none).

@@ -30,8 +30,6 @@
 
 namespace thingmux::ctl {
 
-namespace {
-
 std::chrono::milliseconds to_ms(double seconds) {
     return std::chrono::milliseconds{static_cast<std::int64_t>(std::ceil(seconds * 1000.0))};
 }
@@ -46,11 +44,15 @@ options client_options(const common_options& common, bool reconnect) {
     return o;
 }
 
+namespace {
+
 // Codes that say the daemon is not there (or going away), rather than refusing us.
 bool daemon_gone(error_code code) {
     return code == error_code::daemon_unavailable || code == error_code::session_closed ||
            code == error_code::daemon_shutting_down || code == error_code::closed;
 }
+
+}  // namespace
 
 int report_failure(std::string_view command, const std::string& what, const result& r) {
     if (daemon_gone(r.code)) {
@@ -85,15 +87,16 @@ int connect_or_report(std::string_view command, client& c, const common_options&
     return report_failure(command, "connect", r);
 }
 
+namespace {
+
 bool read_all(std::istream& in, std::string& out) {
     out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     return !in.bad();
 }
 
-// Text from the broker or the command line, shown whole but unable to steer the terminal.
-std::string printable(const std::string& s) { return text::printable(s, std::numeric_limits<std::size_t>::max()); }
-
 }  // namespace
+
+std::string printable(const std::string& s) { return text::printable(s, std::numeric_limits<std::size_t>::max()); }
 
 std::ostream& complain(std::string_view command) {
     return std::cerr << "thingmuxctl " << command << ": ";

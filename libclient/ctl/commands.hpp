@@ -1,6 +1,9 @@
 // The subcommands of thingmuxctl. Each returns the process exit code.
 #pragma once
 
+#include <thingmux/client.hpp>
+
+#include <chrono>
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
@@ -18,6 +21,7 @@ enum exit_code : int {
     exit_usage = 2,        // bad command line
     exit_unavailable = 3,  // thingmuxd not reachable (the message says how to start it)
     exit_timeout = 4,      // no result / not enough messages within the time limit
+    exit_rejected = 5,     // AWS IoT answered a shadow or jobs request on .../rejected (code and message printed)
 };
 
 struct common_options {
@@ -56,6 +60,42 @@ struct sub_options {
 
 // Starts a message on stderr that names the program and the subcommand once: "thingmuxctl pub: ".
 std::ostream& complain(std::string_view command);
+
+// Shared by the subcommands.
+[[nodiscard]] std::chrono::milliseconds to_ms(double seconds);
+[[nodiscard]] options client_options(const common_options& common, bool reconnect);
+// Connects (one attempt, fail fast). Returns exit_ok or the code to exit with.
+[[nodiscard]] int connect_or_report(std::string_view command, client& c, const common_options& common);
+// Prints `what: CODE: message` (or only the message when the daemon is gone); the exit code.
+[[nodiscard]] int report_failure(std::string_view command, const std::string& what, const result& r);
+// Text from the broker or the command line, shown whole but unable to steer the terminal.
+[[nodiscard]] std::string printable(const std::string& s);
+
+struct shadow_options {
+    std::string action;                   // get, update, delete, watch
+    std::string name;                     // empty: the classic shadow
+    std::optional<std::string> document;  // update: JSON, or "-" for stdin
+    std::vector<std::string> desired;     // update: KEY=VALUE
+    std::vector<std::string> reported;    // update: KEY=VALUE
+    std::optional<std::int64_t> version;  // update: expected version
+    double timeout_s = 15;
+    // watch
+    bool documents = false;
+    bool verbose = false;
+    std::optional<std::uint64_t> count;
+    std::optional<double> watch_timeout_s;
+};
+
+struct jobs_options {
+    std::string action;  // list, run
+    std::string operation;
+    std::vector<std::string> command;
+    std::optional<std::uint64_t> count;
+    double timeout_s = 15;
+};
+
+[[nodiscard]] int run_shadow(const common_options& common, const shadow_options& opts);
+[[nodiscard]] int run_jobs(const common_options& common, const jobs_options& opts);
 
 [[nodiscard]] int run_pub(const common_options& common, const pub_options& opts);
 [[nodiscard]] int run_sub(const common_options& common, const sub_options& opts);

@@ -21,16 +21,19 @@ std::string default_socket_text() {
 }
 
 constexpr const char* exit_codes_text =
-    "Exit codes: 0 ok, 1 refused by the daemon or broker, 2 usage error, 3 thingmuxd unavailable, 4 timeout.";
+    "Exit codes: 0 ok, 1 refused by the daemon or broker, 2 usage error, 3 thingmuxd unavailable, 4 timeout, "
+    "5 rejected by AWS IoT (shadow, jobs).";
 
 }  // namespace
 
 int main(int argc, char** argv) {
     using namespace thingmux::ctl;
 
-    CLI::App app{"thingmuxctl: publish, subscribe and check status through thingmuxd, the shared MQTT session of "
-                 "this device's AWS IoT Thing; list its clients and reload it (over D-Bus).",
-                 "thingmuxctl"};
+    CLI::App app{
+        "thingmuxctl: publish, subscribe and check status through thingmuxd, the shared MQTT session of "
+        "this device's AWS IoT Thing; use its Device Shadows and Jobs; list its clients and reload it (over "
+        "D-Bus).",
+        "thingmuxctl"};
     app.footer(exit_codes_text);
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("thingmuxctl ") + THINGMUX_VERSION);
@@ -122,6 +125,101 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     rotate_cmd->footer(exit_codes_text);
 
+    // shadow
+    shadow_options shadow;
+    auto* shadow_cmd = app.add_subcommand(
+        "shadow",
+        "Read, update, delete or watch a Device Shadow of the Thing (classic, or named with --name); answers "
+        "come to this command only (thingmuxd routes them by clientToken). See docs/services.md");
+    shadow_cmd->footer(exit_codes_text);
+    shadow_cmd->require_subcommand(1);
+    const auto shadow_common = [&](CLI::App* sc) {
+        sc->fallthrough();
+        sc->footer(exit_codes_text);
+        sc->add_option("--name", shadow.name,
+                       "Named shadow (1 to 64 of A-Z a-z 0-9 : _ -) [default: the classic shadow]")
+            ->option_text("NAME");
+    };
+    const auto shadow_timeout = [&](CLI::App* sc) {
+        sc->add_option("-W,--timeout", shadow.timeout_s, "Seconds to wait for AWS IoT's answer")
+            ->capture_default_str()
+            ->check(CLI::PositiveNumber);
+    };
+    auto* shadow_get = shadow_cmd->add_subcommand(
+        "get",
+        "Print the shadow's document (JSON, one line, without clientToken). Offline, thingmuxd may answer from "
+        "its cache (services.shadow_cache): a note on stderr says so, with the version");
+    shadow_common(shadow_get);
+    shadow_timeout(shadow_get);
+    auto* shadow_update = shadow_cmd->add_subcommand(
+        "update",
+        "Send a state document, e.g. '{\"state\":{\"desired\":{\"on\":true}}}' (or - for stdin), or build "
+        "one with --desired/--reported KEY=VALUE; print the accepted answer");
+    shadow_common(shadow_update);
+    shadow_timeout(shadow_update);
+    auto* doc_opt =
+        shadow_update->add_option("document", shadow.document, "The request document (JSON object), - for stdin")
+            ->option_text("JSON");
+    auto* desired_opt =
+        shadow_update
+            ->add_option("--desired", shadow.desired,
+                         "KEY=VALUE in state.desired (repeatable); VALUE is JSON if it parses, else a string; "
+                         "KEY= sets null (removes the key)")
+            ->option_text("KEY=VALUE")
+            ->allow_extra_args(false);
+    auto* reported_opt =
+        shadow_update
+            ->add_option("--reported", shadow.reported, "KEY=VALUE in state.reported (repeatable), as --desired")
+            ->option_text("KEY=VALUE")
+            ->allow_extra_args(false);
+    doc_opt->excludes(desired_opt, reported_opt);
+    shadow_update->add_option("--version", shadow.version,
+                              "Expected shadow version: AWS IoT rejects the update (409) if the shadow has another");
+    auto* shadow_delete = shadow_cmd->add_subcommand("delete", "Delete the shadow; print the accepted answer");
+    shadow_common(shadow_delete);
+    shadow_timeout(shadow_delete);
+    auto* shadow_watch = shadow_cmd->add_subcommand(
+        "watch",
+        "Print each delta (update/delta: desired differs from reported) or, with --documents, each update's "
+        "previous and current documents (update/documents), one JSON per line, until interrupted");
+    shadow_common(shadow_watch);
+    shadow_watch->add_flag("--documents", shadow.documents, "Print update/documents instead of update/delta");
+    shadow_watch->add_flag("-v,--verbose", shadow.verbose, "Print the topic before each payload");
+    shadow_watch->add_option("-C,--count", shadow.count, "Exit after this many messages")->check(CLI::PositiveNumber);
+    shadow_watch->add_option("-W,--timeout", shadow.watch_timeout_s, "Exit with code 4 after this many seconds")
+        ->check(CLI::PositiveNumber);
+
+    // jobs
+    jobs_options jobs;
+    auto* jobs_cmd =
+        app.add_subcommand("jobs",
+                           "List the Thing's pending AWS IoT jobs, or run a command for each job of an operation. See "
+                           "docs/services.md");
+    jobs_cmd->footer(exit_codes_text);
+    jobs_cmd->require_subcommand(1);
+    auto* jobs_list = jobs_cmd->add_subcommand("list", "Print the pending job executions: IN_PROGRESS, then QUEUED");
+    jobs_list->fallthrough();
+    jobs_list->footer(exit_codes_text);
+    jobs_list->add_option("-W,--timeout", jobs.timeout_s, "Seconds to wait for AWS IoT's answer")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    auto* jobs_run = jobs_cmd->add_subcommand(
+        "run",
+        "Register for OPERATION (the jobDocument's \"operation\"; thingmuxd's jobs: block hands such jobs over) and, "
+        "for each job: report IN_PROGRESS, run COMMAND with the job document on stdin and JOB_ID, JOB_OPERATION, "
+        "JOB_EXECUTION_NUMBER in its environment, then report SUCCEEDED (exit status 0) or FAILED with statusDetails "
+        "exit_status (or signal). Runs until interrupted, or --count jobs");
+    jobs_run->fallthrough();
+    jobs_run->footer(std::string(exit_codes_text) +
+                     "\nExample: thingmuxctl jobs run reboot -- /usr/local/sbin/reboot-when-idle --grace 60");
+    jobs_run->add_option("operation", jobs.operation, "The job operation to handle (1 to 64 of A-Z a-z 0-9 _ . -)")
+        ->required();
+    jobs_run->add_option("command", jobs.command, "The command and its arguments, after --")->required();
+    jobs_run->add_option("-C,--count", jobs.count, "Exit after this many jobs")->check(CLI::PositiveNumber);
+    jobs_run->add_option("-W,--timeout", jobs.timeout_s, "Seconds to wait for AWS IoT's answer to each status update")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -140,6 +238,16 @@ int main(int argc, char** argv) {
         }
         if (sub_cmd->parsed()) {
             return run_sub(common, sub);
+        }
+        if (shadow_cmd->parsed()) {
+            for (auto* sc : {shadow_get, shadow_update, shadow_delete, shadow_watch}) {
+                if (sc->parsed()) shadow.action = sc->get_name();
+            }
+            return run_shadow(common, shadow);
+        }
+        if (jobs_cmd->parsed()) {
+            jobs.action = jobs_run->parsed() ? "run" : "list";
+            return run_jobs(common, jobs);
         }
         if (clients_cmd->parsed()) return run_clients();
         if (reload_cmd->parsed()) return run_reload();

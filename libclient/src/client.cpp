@@ -1,6 +1,7 @@
 #include "thingmux/client.hpp"
 
 #include "core.hpp"
+#include "service_engine.hpp"
 
 #include <utility>
 
@@ -8,7 +9,10 @@ namespace thingmux {
 
 class client::impl final : public detail::core {
 public:
-    using core::core;
+    explicit impl(options opts) : core(opts), services(std::make_shared<detail::service_engine>(*this, opts.thing)) {}
+
+    // Shadows and jobs: one per client, since a filter has one handler (the answer subscriptions).
+    const std::shared_ptr<detail::service_engine> services;
 };
 
 namespace {
@@ -19,6 +23,13 @@ std::pair<std::future<result>, completion_handler> promise_handler() {
     auto p = std::make_shared<std::promise<result>>();
     auto f = p->get_future();
     return {std::move(f), [p](const result& r) { p->set_value(r); }};
+}
+
+template <typename Reply>
+std::pair<std::future<Reply>, std::function<void(const Reply&)>> reply_promise() {
+    auto p = std::make_shared<std::promise<Reply>>();
+    auto f = p->get_future();
+    return {std::move(f), [p](const Reply& r) { p->set_value(r); }};
 }
 
 }  // namespace
@@ -76,6 +87,70 @@ std::future<result> client::unsubscribe(std::string filter) {
 void client::unsubscribe(std::string filter, completion_handler done) {
     impl_->submit(detail::unsubscribe_cmd{std::move(filter), std::move(done)});
 }
+
+std::future<shadow_reply> client::shadow_get(std::string shadow_name) {
+    auto [f, done] = reply_promise<shadow_reply>();
+    shadow_get(std::move(shadow_name), std::move(done));
+    return std::move(f);
+}
+
+void client::shadow_get(std::string shadow_name, service_handler done) {
+    impl_->services->shadow(std::move(shadow_name), "get", {}, std::move(done));
+}
+
+std::future<shadow_reply> client::shadow_update(std::string shadow_name, std::string document) {
+    auto [f, done] = reply_promise<shadow_reply>();
+    shadow_update(std::move(shadow_name), std::move(document), std::move(done));
+    return std::move(f);
+}
+
+void client::shadow_update(std::string shadow_name, std::string document, service_handler done) {
+    impl_->services->shadow(std::move(shadow_name), "update", std::move(document), std::move(done));
+}
+
+std::future<shadow_reply> client::shadow_delete(std::string shadow_name) {
+    auto [f, done] = reply_promise<shadow_reply>();
+    shadow_delete(std::move(shadow_name), std::move(done));
+    return std::move(f);
+}
+
+void client::shadow_delete(std::string shadow_name, service_handler done) {
+    impl_->services->shadow(std::move(shadow_name), "delete", {}, std::move(done));
+}
+
+std::future<result> client::on_job(std::string operation, job_handler handler) {
+    auto [f, done] = promise_handler();
+    on_job(std::move(operation), std::move(handler), std::move(done));
+    return std::move(f);
+}
+
+void client::on_job(std::string operation, job_handler handler, completion_handler done) {
+    impl_->services->on_job(std::move(operation), std::move(handler), std::move(done));
+}
+
+std::future<job_update_reply> client::update_job(std::string job_id, std::string status,
+                                                 std::map<std::string, std::string> details,
+                                                 std::optional<std::int64_t> expected_version) {
+    auto [f, done] = reply_promise<job_update_reply>();
+    update_job(std::move(job_id), std::move(status), std::move(details), expected_version, std::move(done));
+    return std::move(f);
+}
+
+void client::update_job(std::string job_id, std::string status, std::map<std::string, std::string> details,
+                        std::optional<std::int64_t> expected_version, service_handler done) {
+    impl_->services->update_job(std::move(job_id), std::move(status), std::move(details), expected_version,
+                                std::move(done));
+}
+
+std::future<jobs_list_reply> client::jobs_get() {
+    auto [f, done] = reply_promise<jobs_list_reply>();
+    jobs_get(std::move(done));
+    return std::move(f);
+}
+
+void client::jobs_get(jobs_list_handler done) { impl_->services->jobs_get(std::move(done)); }
+
+void client::set_service_timeout(std::chrono::milliseconds timeout) { impl_->services->set_timeout(timeout); }
 
 void client::close() { impl_->close(); }
 

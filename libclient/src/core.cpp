@@ -80,6 +80,7 @@ std::size_t command_bytes(const command& c) {
         }
         std::size_t operator()(const subscribe_cmd& s) const { return s.filter.size(); }
         std::size_t operator()(const unsubscribe_cmd& u) const { return u.filter.size(); }
+        std::size_t operator()(const timer_cmd&) const { return 0; }
     };
     return std::visit(visitor{}, c);
 }
@@ -95,17 +96,6 @@ std::size_t max_commands(std::size_t max_backlog) noexcept {
 
 completion_handler& done_of(command& c) {
     return std::visit([](auto& cmd) -> completion_handler& { return cmd.done; }, c);
-}
-
-void call_quietly(const completion_handler& done, const result& r) noexcept {
-    if (!done) {
-        return;
-    }
-    try {
-        done(r);
-    } catch (...) {
-        // A handler's exception has nowhere to go: the library does not log (STYLE.md).
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,6 +230,11 @@ void core::submit(command c) {
     }
 }
 
+void core::schedule(std::chrono::steady_clock::time_point at, std::function<void(const result*)> fn) {
+    auto shared = std::make_shared<std::function<void(const result*)>>(std::move(fn));
+    submit(timer_cmd{at, [shared](const result* r) { (*shared)(r); }, [shared](const result& r) { (*shared)(&r); }});
+}
+
 void core::close() {
     if (on_loop_thread()) {
         shutdown_locked();  // from a handler: we already hold the loop
@@ -308,6 +303,8 @@ void core::process_locked() {
         const auto& ev = events[i];
         if (ev.from == io_event::source::timer) {
             on_timer();
+        } else if (ev.from == io_event::source::deadline) {
+            on_deadline();
         } else if (transport_.current(ev)) {
             on_socket_event(ev.events);
         }
@@ -505,6 +502,21 @@ void core::handle(unsubscribe_cmd&& c) {
     r.done = std::move(c.done);
     r.filters.push_back({std::move(c.filter), 0});
     enqueue(std::move(r));
+}
+
+void core::handle(timer_cmd&& c) {
+    timers_.emplace(c.at, std::move(c.fn));
+    transport_.arm_deadline(timers_.begin()->first);
+}
+
+void core::on_deadline() {
+    transport_.take_deadline();
+    const auto now = std::chrono::steady_clock::now();
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+        ready_.push_back({[fn = std::move(timers_.begin()->second)] { fn(nullptr); }, true});
+        timers_.erase(timers_.begin());
+    }
+    transport_.arm_deadline(timers_.empty() ? std::nullopt : std::optional(timers_.begin()->first));
 }
 
 // ---------------------------------------------------------------------------------------------

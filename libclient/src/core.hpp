@@ -49,6 +49,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -76,11 +77,28 @@ struct unsubscribe_cmd {
     std::string filter;
     completion_handler done;
 };
-using command = std::variant<connect_cmd, publish_cmd, subscribe_cmd, unsubscribe_cmd>;
+// Calls `fn` on the loop at `at` (steady_clock), or with the reason when it never will: the client
+// closed, or the command was refused. For the deadlines of shadow and jobs requests.
+struct timer_cmd {
+    std::chrono::steady_clock::time_point at;
+    std::function<void(const result* cancelled)> fn;
+    completion_handler done;  // fn(&reason) if the command is refused
+};
+using command = std::variant<connect_cmd, publish_cmd, subscribe_cmd, unsubscribe_cmd, timer_cmd>;
 [[nodiscard]] completion_handler& done_of(command& c);
 
-// Calls `done` with `r` unless it is empty; an exception it throws is dropped.
-void call_quietly(const completion_handler& done, const result& r) noexcept;
+// Calls `done` with `r` unless it is empty; an exception it throws is dropped (a handler's
+// exception has nowhere to go: the library does not log, STYLE.md).
+template <typename Handler, typename Arg>
+void call_quietly(const Handler& done, const Arg& r) noexcept {
+    if (!done) {
+        return;
+    }
+    try {
+        done(r);
+    } catch (...) {
+    }
+}
 
 class core : public std::enable_shared_from_this<core> {
 public:
@@ -96,6 +114,8 @@ public:
     [[nodiscard]] int epoll_fd() const noexcept { return transport_.epoll_fd(); }
     void process();
     void submit(command c);
+    // submit(timer_cmd) for `fn`.
+    void schedule(std::chrono::steady_clock::time_point at, std::function<void(const result*)> fn);
     void close();
     // For ~client: close(), then join the library thread (or let it go, when called on it).
     void shutdown_from_owner();
@@ -115,6 +135,8 @@ private:
     void handle(publish_cmd&& c);
     void handle(subscribe_cmd&& c);
     void handle(unsubscribe_cmd&& c);
+    void handle(timer_cmd&& c);
+    void on_deadline();
     [[nodiscard]] request_context context() const;
 
     // Sending.
@@ -214,6 +236,9 @@ private:
     // daemon's bound of unacknowledged deliveries bounds them (IPC-46). Gone with the connection
     // (the daemon delivers them again).
     std::vector<ipc::message> unclaimed_;
+
+    // Timers of timer_cmd, by time; the transport's deadline timer is armed for the first.
+    std::multimap<std::chrono::steady_clock::time_point, std::function<void(const result*)>> timers_;
 
     std::deque<ready_item> ready_;
     state last_emitted_;

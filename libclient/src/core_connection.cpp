@@ -444,6 +444,11 @@ void core::shutdown_locked() {
     for (auto& c : commands) {
         open.push_back(std::move(done_of(c)));
     }
+    for (auto& [at, fn] : timers_) {
+        open.push_back([f = std::move(fn)](const result& r) { f(&r); });
+    }
+    timers_.clear();
+    transport_.arm_deadline(std::nullopt);
 
     for (auto& fn : decided) {
         try {

@@ -21,6 +21,7 @@ namespace {
 constexpr std::uint64_t tag_event = 0;
 constexpr std::uint64_t tag_timer = 1;
 constexpr std::uint64_t tag_socket = 2;
+constexpr std::uint64_t tag_deadline = 3;
 constexpr std::uint64_t tag_mask = 3;
 
 constexpr std::size_t read_chunk = 64 * 1024;
@@ -100,6 +101,10 @@ transport::transport() {
     if (!timer_.valid()) {
         throw sys_error("thingmux: timerfd_create");
     }
+    deadline_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!deadline_.valid()) {
+        throw sys_error("thingmux: timerfd_create");
+    }
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = tag_event;
@@ -108,6 +113,10 @@ transport::transport() {
     }
     ev.data.u64 = tag_timer;
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, timer_.get(), &ev) != 0) {
+        throw sys_error("thingmux: epoll_ctl");
+    }
+    ev.data.u64 = tag_deadline;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, deadline_.get(), &ev) != 0) {
         throw sys_error("thingmux: epoll_ctl");
     }
 }
@@ -135,6 +144,9 @@ std::size_t transport::poll(std::span<io_event> out) {
                 break;
             case tag_socket:
                 out[count++] = {io_event::source::socket, events[i].events, tag >> 2U};
+                break;
+            case tag_deadline:
+                out[count++] = {io_event::source::deadline, events[i].events, 0};
                 break;
             default:
                 break;
@@ -298,6 +310,22 @@ std::optional<timer_purpose> transport::take_expired_timer() {
         return std::nullopt;
     }
     return std::exchange(timer_purpose_, timer_purpose::none);
+}
+
+void transport::arm_deadline(std::optional<std::chrono::steady_clock::time_point> at) {
+    itimerspec spec{};
+    if (at) {
+        const auto ns = std::max<std::int64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(at->time_since_epoch()).count(), 1);
+        spec.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+        spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    }
+    ::timerfd_settime(deadline_.get(), TFD_TIMER_ABSTIME, &spec, nullptr);
+}
+
+void transport::take_deadline() {
+    std::uint64_t expirations = 0;
+    [[maybe_unused]] const auto n = ::read(deadline_.get(), &expirations, sizeof expirations);
 }
 
 }  // namespace thingmux::detail

@@ -2,7 +2,8 @@
 // directions, and the file descriptors the loop waits on.
 //
 // One epoll fd (handed to apps by client::fd()) watches an eventfd (app threads wake the loop
-// with it), a timerfd (reconnect delay and handshake timeout) and the socket. Level-triggered:
+// with it), a timerfd (reconnect delay and handshake timeout), a second timerfd (the deadlines of
+// shadow and jobs requests) and the socket. Level-triggered:
 // whatever a process() call leaves unread keeps the epoll fd readable.
 //
 // Threads: wake() and epoll_fd() from any thread; everything else from the loop only (the core's
@@ -46,7 +47,7 @@ private:
 
 // One readiness event of the loop's epoll fd.
 struct io_event {
-    enum class source : std::uint8_t { timer, socket };
+    enum class source : std::uint8_t { timer, socket, deadline };
     source from = source::timer;
     std::uint32_t events = 0;      // epoll bits (socket)
     std::uint64_t connection = 0;  // the connection it was reported for (socket)
@@ -112,12 +113,18 @@ public:
     // its event was reported.
     [[nodiscard]] std::optional<timer_purpose> take_expired_timer();
 
+    // The deadline timer, at an absolute time of std::chrono::steady_clock (CLOCK_MONOTONIC);
+    // nothing disarms it. take_deadline() consumes its expiry.
+    void arm_deadline(std::optional<std::chrono::steady_clock::time_point> at);
+    void take_deadline();
+
 private:
     void update_interest();
 
     unique_fd epoll_;
     unique_fd event_;
     unique_fd timer_;
+    unique_fd deadline_;
     unique_fd sock_;
     std::uint32_t interest_ = 0;
     std::uint64_t connection_ = 0;

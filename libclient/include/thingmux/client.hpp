@@ -29,13 +29,16 @@
 #include "thingmux/error.hpp"
 #include "thingmux/export.hpp"
 #include "thingmux/message.hpp"
+#include "thingmux/services.hpp"
 #include "thingmux/state.hpp"
 #include "thingmux/topic.hpp"
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -140,6 +143,51 @@ public:
     // Removes the filter's handler at once and unsubscribes from it.
     [[nodiscard]] std::future<result> unsubscribe(std::string filter);
     void unsubscribe(std::string filter, completion_handler done);
+
+    // AWS IoT Device Shadows (services.hpp). `shadow_name` empty: the classic shadow. Each call
+    // subscribes, the first time, to the operation's answer topics of that shadow
+    // ($aws/things/THING/shadow[/name/NAME]/OPERATION/+, kept until close(); do not subscribe to
+    // that same filter yourself: it would replace the library's handler), then publishes the
+    // request with a clientToken of the library and completes with the answer that carries it,
+    // or with timed_out after the service timeout. THING is the Thing the daemon bound this
+    // connection to (daemon()->thing, else options::thing): while not connected without
+    // options::thing, requests fail with not_connected. At most max_pending_service_requests
+    // shadow and jobs requests wait for their answer; past it: quota_exceeded. A request the
+    // library refuses (bad name or document, too many pending) completes at once, on the calling
+    // thread; every other completion runs on the thread that drives the client, like handlers.
+    [[nodiscard]] std::future<shadow_reply> shadow_get(std::string shadow_name = {});
+    void shadow_get(std::string shadow_name, service_handler done);
+    // `document`: the request's JSON object, e.g. {"state":{"reported":{"temp":21}}}, with an
+    // optional "version" (a mismatch is rejected with code 409). Its clientToken, if any, is
+    // replaced by the library's.
+    [[nodiscard]] std::future<shadow_reply> shadow_update(std::string shadow_name, std::string document);
+    void shadow_update(std::string shadow_name, std::string document, service_handler done);
+    [[nodiscard]] std::future<shadow_reply> shadow_delete(std::string shadow_name = {});
+    void shadow_delete(std::string shadow_name, service_handler done);
+
+    // AWS IoT Jobs. Registers `handler` for the jobs whose document's "operation" is `operation`:
+    // subscribes to the local topic $thingmux/jobs/OPERATION, where thingmuxd hands over each job
+    // execution it started for that operation (the daemon's jobs: block must be configured, and the
+    // app rules must let the app subscribe and receive there). The handler then reports progress
+    // and the end with update_job(). Completes with the subscribe's result. Registering the same
+    // operation again replaces the handler.
+    [[nodiscard]] std::future<result> on_job(std::string operation, job_handler handler);
+    void on_job(std::string operation, job_handler handler, completion_handler done);
+    // Publishes $aws/things/THING/jobs/JOB_ID/update with `status` (IN_PROGRESS, SUCCEEDED,
+    // FAILED, REJECTED, ...), the optional statusDetails (strings, as AWS wants them) and
+    // expectedVersion; completes with AWS's answer (409 when expected_version is stale).
+    [[nodiscard]] std::future<job_update_reply> update_job(std::string job_id, std::string status,
+                                                           std::map<std::string, std::string> details = {},
+                                                           std::optional<std::int64_t> expected_version = {});
+    void update_job(std::string job_id, std::string status, std::map<std::string, std::string> details,
+                    std::optional<std::int64_t> expected_version, service_handler done);
+    // The Thing's pending job executions ($aws/things/THING/jobs/get).
+    [[nodiscard]] std::future<jobs_list_reply> jobs_get();
+    void jobs_get(jobs_list_handler done);
+
+    // How long a later shadow or jobs request waits for its answer (default_service_timeout);
+    // at least 1 ms.
+    void set_service_timeout(std::chrono::milliseconds timeout);
 
     // Stops the client for good: requests not completed yet complete with `closed` (their
     // completion handlers run before close() returns), the connection closes, and no handler runs
