@@ -142,6 +142,22 @@ struct service_settings {
     bool shadow_cache = false;              // keep the last document per shadow for gets while offline
 };
 
+// jobs: thingmuxd takes the Thing's AWS IoT jobs and hands each to the app registered for its
+// operation (docs/services-jobs.md).
+enum class unhandled_jobs { reject, leave };
+[[nodiscard]] const char* to_string(unhandled_jobs v) noexcept;  // "reject", "leave"
+
+struct jobs_settings {
+    // A job no app handles: REJECTED with reject_reason, or left IN_PROGRESS for another agent.
+    unhandled_jobs unhandled = unhandled_jobs::reject;
+    // statusDetails.reason of a rejected job (at most 1024 bytes); ${operation} and ${job} are
+    // expanded when the job is rejected.
+    std::string reject_reason = "no application on this device handles operation ${operation}";
+    // How long after the service started a job waits for an app of its operation (apps start in
+    // any order) before it counts as unhandled.
+    duration handler_wait{60'000};
+};
+
 // One entry of a Thing's aws_credentials (auth: sigv4): where AWS credentials come from. The
 // entries are tried in the order written, at each connection attempt; the first that gives
 // credentials is used. Secrets are never written in the configuration itself.
@@ -206,6 +222,7 @@ struct thing {
     std::vector<aws_credential_source> aws_credentials;  // auth sigv4: at least one
     std::optional<provisioning_settings> provisioning;  // none: the certificate is installed by other means
     std::optional<rotation_settings> rotation;          // none: no rotation (not even on request)
+    std::optional<jobs_settings> jobs;  // none: thingmuxd takes no jobs (apps may use the Jobs topics themselves)
     thing_limits limits;
     service_settings services;
     source_location where;             // the list entry ("- name: ...")

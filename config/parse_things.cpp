@@ -51,13 +51,13 @@ std::string host_problem(const std::string& host) {
     return {};
 }
 
-constexpr std::array<std::string_view, 30> thing_keys{
+constexpr std::array<std::string_view, 31> thing_keys{
     "name",           "endpoint", "port",         "client_id",       "protocol",          "ca",
     "cert",           "key",      "alpn",         "keep_alive",      "session_expiry",    "backoff",
     "connect_timeout", "limits",  "local_topics", "proxy",           "proxy_credentials", "proxy_ca",
     "auth",           "region",   "aws_credentials", "custom_authorizer", "transport",
     "key_pin",        "pkcs12",   "pkcs12_password", "provisioning", "rotation",
-    "coverage", "services"};
+    "jobs", "coverage", "services"};
 constexpr std::array<std::string_view, 15> limit_keys{"max_payload",         "max_topic_length", "max_topic_levels",
                                                       "qos2",                "retain",           "publishes_per_second",
                                                       "bytes_per_second",    "subscriptions",    "subscriptions_per_second",
@@ -140,6 +140,7 @@ thing parser::parse_thing(const YAML::Node& node, const std::string& path) {
     parse_credentials(*f, path, t, certificate_optional);
     parse_identity(*f, path, t);
     parse_services(*f, path, t);
+    parse_jobs(*f, path, t);
     if (const auto* x = find(*f, "alpn")) {
         t.alpn = string_list(x->value, p("alpn"), "[x-amzn-mqtt-ca]");
         for (const auto& a : t.alpn) {

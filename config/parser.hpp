@@ -159,6 +159,8 @@ private:
     void parse_identity(const fields& f, const std::string& path, thing& t);
     // services of a Thing's keys `f` (parse_services.cpp).
     void parse_services(const fields& f, const std::string& path, thing& t);
+    // jobs of a Thing's keys `f` (parse_jobs.cpp).
+    void parse_jobs(const fields& f, const std::string& path, thing& t);
     void parse_parameters(const YAML::Node& node, const std::string& path, const thing& t, enrollment_settings& e);
     void parse_enrollment(const fields& f, const std::string& path, const thing& t, enrollment_settings& e);
     std::optional<aws_credential_source> parse_aws_source(const YAML::Node& node, const std::string& path);

@@ -67,6 +67,7 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
         auto& t = *it->second;
         t.pipe->reconfigure(std::move(setup.settings), session_rules());
         t.identity->reconfigure(t.pipe->settings(), setup.link);
+        reconfigure_jobs(t);
         // While it is provisioned its connection has not started: changes apply at the next reload.
         if (t.fingerprint != setup.fingerprint && !t.identity->provisioning()) {
             t.fingerprint = std::move(setup.fingerprint);
@@ -114,6 +115,7 @@ void hub::add_thing(thing_setup setup) {
     things_.emplace(name, std::move(t));
     // Before the uplink: what the broker sends at once must find the sessions' filters.
     restore_sessions(*raw);
+    reconfigure_jobs(*raw);
     ++uplinks_running_;
     // A Thing without its certificate yet is provisioned first (thing_identity.hpp).
     if (raw->identity->start()) raw->link->start();
@@ -144,6 +146,7 @@ void hub::remove_thing(const std::string& name) {
     t.clock.cancel();
     if (t.services) t.services->close();
     t.identity->stop({});
+    if (t.jobs) t.jobs->close();
     t.link->on_message({});
     t.link->on_subscription_lost({});
     t.link->on_state({});
@@ -151,6 +154,20 @@ void hub::remove_thing(const std::string& name) {
     t.link->stop([link = t.link] {});
     --uplinks_running_;
     things_.erase(it);
+}
+
+// The jobs service follows the Thing's jobs: block: started when it appears, given new settings
+// when it changes, closed when it goes.
+void hub::reconfigure_jobs(thing_entry& t) {
+    const auto& settings = t.pipe->settings().jobs;
+    if (!settings) {
+        if (t.jobs) t.jobs->close();
+        t.jobs.reset();
+        return;
+    }
+    if (t.jobs) return t.jobs->reconfigure(*settings);
+    t.jobs = services::jobs_service::create(io_, t.pipe, thing::session_id{next_client_++}, *settings);
+    t.jobs->start();
 }
 
 hub::thing_entry* hub::thing_of(const local_client& c) { return thing_named(c.thing); }
@@ -535,6 +552,7 @@ void hub::maybe_finish_shutdown() {
         t->clock.cancel();
         if (t->services) t->services->close();
         t->identity->stop({});
+        if (t->jobs) t->jobs->close();
         t->link->stop([this] {
             --uplinks_running_;
             if (uplinks_running_ > 0) return;

@@ -213,6 +213,8 @@ private:
     void expire_sessions();
     // The stored sessions of a Thing, back from the spool's file (at start, before its uplink).
     void restore_sessions(thing_entry& t);
+    // Starts, reconfigures or closes the Thing's jobs service after its settings (things[].jobs).
+    void reconfigure_jobs(thing_entry& t);
     // A stored MQTT or IPC session back in the hub: kept, attached, subscribed again; how many
     // messages came back with it. Nothing when the hub has that session already.
     std::optional<std::size_t> restore_mqtt_session(thing_entry& t, const spool::session_record& r, peer_credentials peer,

@@ -4,6 +4,7 @@
 #include "daemon/hub/hub.hpp"
 #include "daemon/hub/uplink_port.hpp"
 #include "daemon/identity/thing_identity.hpp"
+#include "daemon/services/jobs_service.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -17,6 +18,12 @@ namespace thingmux::hub {
 struct hub::thing_entry {
     thing_entry(boost::asio::io_context& io, std::shared_ptr<uplink::uplink> l, std::string fp, session_journal& journal)
         : fingerprint(std::move(fp)), link(std::move(l)), port(link, journal), clock(io, [this] { pipe->on_timer(); }) {}
+    // The pipeline holds its sessions: the jobs service must leave it for both to go.
+    ~thing_entry() {
+        if (jobs) jobs->close();
+    }
+    thing_entry(const thing_entry&) = delete;
+    thing_entry& operator=(const thing_entry&) = delete;
 
     std::string fingerprint;
     std::shared_ptr<uplink::uplink> link;
@@ -25,6 +32,8 @@ struct hub::thing_entry {
     std::shared_ptr<thing::pipeline> pipe;
     // Provisioning, rotation and expiry of its certificate (after pipe: it holds a session of it).
     std::unique_ptr<identity::thing_identity> identity;
+    // The jobs service (things[].jobs; null without): a session of pipe, fed its link states.
+    std::shared_ptr<services::jobs_service> jobs;
     // D-Bus callers' shadow requests (made on the first one; after pipe: it holds a session of it).
     std::unique_ptr<service_caller> services;
     std::uint64_t connected_since_usec = 0;

@@ -2,7 +2,9 @@
 // sessions (MQTT clients, libthingmux apps, D-Bus callers) that never go to the broker, under the
 // same app rules. A filter that only local topics can match is held in a table of its own and
 // never subscribed upstream; a wider filter (say "#") is held upstream as usual and also
-// receives the local messages it matches.
+// receives the local messages it matches. "$thingmux/..." topics are local too (no wildcard
+// filter of an app's reaches them: '#' and '+' never match a '$' topic's first level), and only
+// thingmuxd's services send on them (deliver_local()).
 #include "daemon/thing/outcome.hpp"
 #include "daemon/thing/pipeline.hpp"
 
@@ -10,7 +12,12 @@
 
 namespace thingmux::thing {
 
+bool is_daemon_topic(std::string_view topic_or_filter) noexcept {
+    return topic_or_filter.starts_with(daemon_topic_prefix) || topic_or_filter == "$thingmux";
+}
+
 bool pipeline::local_only(std::string_view topic_or_filter) const noexcept {
+    if (is_daemon_topic(topic_or_filter)) return true;
     return std::any_of(settings_.local_topics.begin(), settings_.local_topics.end(),
                        [&](const std::string& local) { return covers(local, topic_or_filter); });
 }
@@ -72,6 +79,26 @@ std::size_t pipeline::route(const mqtt::publish& msg, std::initializer_list<cons
         if (s.deliver(*target, std::min(static_cast<std::uint8_t>(msg.qos), d.max_qos))) ++shared_.counters.deliveries;
     }
     return routed;
+}
+
+std::size_t pipeline::deliver_local(std::string topic, std::string payload) {
+    const mqtt::publish msg{.topic = std::move(topic), .payload = std::move(payload), .qos = mqtt::qos::at_least_once};
+    return route(msg, {&local_table_});
+}
+
+bool pipeline::has_local_subscriber(std::string_view topic) const {
+    std::vector<delivery> matches;
+    local_table_.match(topic, matches);
+    return std::any_of(matches.begin(), matches.end(), [&](const delivery& d) {
+        const auto it = sessions_.find(d.client);
+        return it != sessions_.end() && config::allowed(it->second->rights(), config::action::receive, topic);
+    });
+}
+
+std::vector<std::string> pipeline::local_filters(std::string_view prefix) const {
+    auto all = local_table_.filters();
+    std::erase_if(all, [&](const std::string& f) { return !f.starts_with(prefix); });
+    return all;
 }
 
 void pipeline::publish_locally(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m) {

@@ -13,6 +13,9 @@
 //              its messages goes to one member, in turn (share_path.cpp)
 //   local:     a topic within the Thing's local_topics: authorize → the sessions whose filters
 //              match (receive rights) → result; a filter within them is held locally only
+//   daemon's:  "$thingmux/..." topics are thingmuxd's own, local to the Thing like local topics:
+//              apps may subscribe to them (with rights), only daemon services send on them
+//              (deliver_local(); an app's publish there is refused)
 //   retained:  the broker's retained messages and the local retained publishes it accepted (or
 //              the spool took, or local topics routed) are kept in a bounded cache; a new local
 //              subscription the broker sends nothing for (its upstream filter is acknowledged
@@ -108,6 +111,11 @@ struct routing {
     bool subscribe_answer = false;
 };
 
+// Topics under this prefix belong to thingmuxd's services (the jobs service hands jobs out on
+// "$thingmux/jobs/OPERATION"): never sent upstream, never published by an app.
+inline constexpr std::string_view daemon_topic_prefix = "$thingmux/";
+[[nodiscard]] bool is_daemon_topic(std::string_view topic_or_filter) noexcept;
+
 class pipeline : public std::enable_shared_from_this<pipeline> {
 public:
     // One-shot publishes (D-Bus calls, the wills of MQTT clients that are gone) share one queue;
@@ -142,6 +150,15 @@ public:
     void subscribe(const std::shared_ptr<local_session>& s, std::uint32_t request_id,
                    std::vector<ipc::subscription> filters, std::vector<subscription_options> options = {});
     void unsubscribe(const std::shared_ptr<local_session>& s, std::uint32_t request_id, const std::vector<std::string>& filters);
+
+    // Daemon services (daemon/services/): a message on a "$thingmux/..." topic for every attached
+    // session holding a matching filter with receive rights; returns how many were handed it.
+    std::size_t deliver_local(std::string topic, std::string payload);
+    // Whether an attached session holds a filter matching `topic` (within the local topics or
+    // "$thingmux/...") and may receive it.
+    [[nodiscard]] bool has_local_subscriber(std::string_view topic) const;
+    // The distinct filters sessions hold locally that start with `prefix`, sorted.
+    [[nodiscard]] std::vector<std::string> local_filters(std::string_view prefix) const;
 
     // Upstream events.
     void on_link(ipc::state s);

@@ -76,6 +76,14 @@ std::optional<ipc::result> pipeline::check_publish(local_session& s, ipc::publis
         if (const char* problem = mqtt::topic_name_problem(*m.props.response_topic))
             return refuse(ipc::errc::invalid_topic, "response topic '" + *m.props.response_topic + "' " + problem);
     }
+    // Whatever the rules grant: an app must not pass for one of thingmuxd's services.
+    if (is_daemon_topic(m.topic)) {
+        ++shared_.counters.denied;
+        return fail(ipc::errc::not_authorized,
+                    "topic '" + m.topic + "' is thingmuxd's own: apps may subscribe to $thingmux/ topics, only thingmuxd's "
+                    "services publish there",
+                    mqtt::reason::not_authorized);
+    }
     if (!config::allowed(s.rights(), config::action::publish, m.topic)) return deny(s, config::refused::publish, m.topic);
     // A responder publishes its answer there on the app's behalf: only where the app may listen.
     if (m.props.response_topic && !config::allowed_response_topic(s.rights(), *m.props.response_topic))
