@@ -143,7 +143,7 @@ struct service_settings {
 };
 
 // jobs: thingmuxd takes the Thing's AWS IoT jobs and hands each to the app registered for its
-// operation (docs/services-jobs.md).
+// operation (docs/services.md).
 enum class unhandled_jobs { reject, leave };
 [[nodiscard]] const char* to_string(unhandled_jobs v) noexcept;  // "reject", "leave"
 

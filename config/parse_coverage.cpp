@@ -1,4 +1,4 @@
-// things[].coverage (docs/config.md, docs/services-coverage.md): the upstream filters that serve
+// things[].coverage (docs/config.md, docs/services.md): the upstream filters that serve
 // every local subscription under them, so apps may hold more filters than the connection's quota.
 #include "config/authorization.hpp"
 #include "config/parser.hpp"

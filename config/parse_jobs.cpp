@@ -1,4 +1,4 @@
-// A Thing's jobs: block (docs/config.md, docs/services-jobs.md): whether thingmuxd takes the
+// A Thing's jobs: block (docs/config.md, docs/services.md): whether thingmuxd takes the
 // Thing's AWS IoT jobs, and what it does with a job no app handles.
 #include "common/utf8.hpp"
 #include "config/parser.hpp"

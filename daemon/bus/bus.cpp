@@ -154,6 +154,11 @@ const sd_bus_vtable bus_service::impl::thing_vtable[] = {
     SD_BUS_PROPERTY("ServiceRequests", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("ServiceTimeouts", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("CachedShadows", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("JobsState", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("JobOperations", "as", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("CurrentJob", "s", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("JobsHanded", "t", bus_service::impl::thing_property, 0, emits),
+    SD_BUS_PROPERTY("JobsRejected", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("MessagesPublished", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("MessagesReceived", "t", bus_service::impl::thing_property, 0, emits),
     SD_BUS_PROPERTY("BytesIn", "t", bus_service::impl::thing_property, 0, emits),
@@ -338,6 +343,11 @@ void bus_service::impl::emit_counters() {
         if (now->service_requests != was.service_requests) changed.push_back("ServiceRequests");
         if (now->service_timeouts != was.service_timeouts) changed.push_back("ServiceTimeouts");
         if (now->cached_shadows != was.cached_shadows) changed.push_back("CachedShadows");
+        if (now->jobs.state != was.jobs.state) changed.push_back("JobsState");
+        if (now->jobs.operations != was.jobs.operations) changed.push_back("JobOperations");
+        if (now->jobs.job_id != was.jobs.job_id) changed.push_back("CurrentJob");
+        if (now->jobs.counts.handed != was.jobs.counts.handed) changed.push_back("JobsHanded");
+        if (now->jobs.counts.rejected != was.jobs.counts.rejected) changed.push_back("JobsRejected");
         if (now->upstream_filters != was.upstream_filters) changed.push_back("UpstreamSubscriptions");
         if (!changed.empty()) {
             changed.push_back(nullptr);
@@ -420,6 +430,11 @@ int bus_service::impl::thing_property(sd_bus*, const char* path, const char*, co
         if (p == "BytesIn") return u64(st->counters.bytes_in);
         if (p == "BytesOut") return u64(st->counters.bytes_out);
         if (p == "UpstreamSubscriptions") return append_strings(reply, st->upstream_filters);
+        if (p == "JobOperations") return append_strings(reply, st->jobs.operations);
+        if (p == "JobsState") return str(st->jobs.state);
+        if (p == "CurrentJob") return str(st->jobs.job_id);
+        if (p == "JobsHanded") return u64(st->jobs.counts.handed);
+        if (p == "JobsRejected") return u64(st->jobs.counts.rejected);
         return sd_bus_error_setf(err, SD_BUS_ERROR_UNKNOWN_PROPERTY, "no property %s", property);
     });
 }

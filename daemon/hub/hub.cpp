@@ -474,6 +474,10 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     s.service_timeouts = p.service_timeouts;
     s.cached_shadows = p.cached_shadows;
     s.identity = t.identity->status();
+    if (t.jobs)
+        s.jobs = t.jobs->status();
+    else
+        s.jobs.state = "off";
     return s;
 }
 

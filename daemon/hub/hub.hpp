@@ -27,6 +27,7 @@
 #include "daemon/hub/service_caller.hpp"
 #include "daemon/hub/session_storage.hpp"
 #include "daemon/identity/thing_identity.hpp"
+#include "daemon/services/jobs_service.hpp"
 #include "daemon/spool/spool.hpp"
 #include "daemon/thing/pipeline.hpp"
 #include "daemon/uplink/uplink.hpp"
@@ -89,6 +90,7 @@ struct thing_status {
     uplink::uplink_counters counters;
     std::string last_error;
     identity::identity_status identity;  // its certificate: state, expiry, id, last error
+    services::jobs_status jobs;          // its jobs service; state "off" without things[].jobs
 };
 
 // What D-Bus shows of a connected app.

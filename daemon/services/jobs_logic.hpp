@@ -1,4 +1,4 @@
-// The jobs service's decisions, without I/O (docs/services-jobs.md): which AWS IoT Jobs request
+// The jobs service's decisions, without I/O (docs/services.md): which AWS IoT Jobs request
 // to send when, which local app gets a job, and what happens to a job no app handles.
 //
 // AWS IoT's start-next model, one job at a time: on connect, and whenever notify-next names a

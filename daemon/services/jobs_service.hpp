@@ -1,4 +1,4 @@
-// thingmuxd's jobs service of one Thing (docs/services-jobs.md): jobs_logic run as a local
+// thingmuxd's jobs service of one Thing (docs/services.md): jobs_logic run as a local
 // session of the Thing's pipeline, like the rotation's channel (daemon/identity/pipeline_channel):
 // its requests share the one connection with the apps' under the same guardrails and shapers,
 // its subscriptions are reference-counted with theirs, and it hands each job to the apps holding

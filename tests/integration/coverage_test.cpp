@@ -1,4 +1,4 @@
-// Coverage filters end to end (docs/config.md things[].coverage, docs/services-coverage.md): the
+// Coverage filters end to end (docs/config.md things[].coverage, docs/services.md): the
 // real thingmuxd against the real mosquitto (aws-like-broker), apps over the IPC socket, the
 // upstream subscriptions counted twice, from the broker's log and from D-Bus
 // (UpstreamSubscriptions on a private bus).

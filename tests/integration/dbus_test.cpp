@@ -142,6 +142,14 @@ TEST_F(DbusTest, EveryPropertyReadsAndEveryMethodAnswers) {
     EXPECT_EQ(property(thing_path, thing_iface, "RetainedMessages"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "RetainedBytes"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "RetainedDropped"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "ServiceRequests"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "ServiceTimeouts"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "CachedShadows"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "JobsState"), "s \"off\"") << "no jobs: in the configuration";
+    EXPECT_EQ(property(thing_path, thing_iface, "JobOperations"), "as 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "CurrentJob"), "s \"\"");
+    EXPECT_EQ(property(thing_path, thing_iface, "JobsHanded"), "t 0");
+    EXPECT_EQ(property(thing_path, thing_iface, "JobsRejected"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "MessagesPublished"), "t 1");
     EXPECT_EQ(property(thing_path, thing_iface, "MessagesReceived"), "t 0");
     EXPECT_EQ(property(thing_path, thing_iface, "LastError"), "s \"\"");
@@ -462,6 +470,7 @@ TEST_F(DbusTest, ShadowMethodsAnswerWithAwsDocumentsAndRejections) {
     auto setup = setup_for_bus();
     // uid 65534 may use the bus (group thingmux is not needed on a private bus) but has no shadow rights.
     setup.apps += "  - name: nobody\n    match: { uid: 65534 }\n    publish: ['dt/${thing}/#']\n";
+    setup.thing = "services: {request_timeout: 1s}\n";
     daemon_fixture daemon(broker, setup);
     ASSERT_TRUE(wait_owned());
     ASSERT_TRUE(eventually([&] { return property(thing_path, thing_iface, "State") == "s \"connected\""; }, 15'000));
@@ -511,6 +520,15 @@ TEST_F(DbusTest, ShadowMethodsAnswerWithAwsDocumentsAndRejections) {
     EXPECT_EQ(shadows.requests().size(), before) << "a refused call reached the shadow service";
     // Six calls answered, one request each.
     EXPECT_EQ(before, 6u);
+
+    // AWS IoT silent: the pipeline's 504 after services.request_timeout, counted.
+    EXPECT_EQ(property(thing_path, thing_iface, "ServiceTimeouts"), "t 0");
+    shadows.silence("shadow-get", 1);
+    auto silent = call({"ShadowGet", "s", ""});
+    EXPECT_NE(silent.exit_code, 0);
+    EXPECT_NE(silent.output.find("504"), std::string::npos) << silent.output;
+    EXPECT_EQ(property(thing_path, thing_iface, "ServiceTimeouts"), "t 1");
+    EXPECT_EQ(property(thing_path, thing_iface, "ServiceRequests"), "t 0");
 
     // One answer filter per operation and shadow, kept for the next calls.
     const auto upstream = property(thing_path, thing_iface, "UpstreamSubscriptions");

@@ -1,10 +1,11 @@
-// thingmuxd's jobs service (docs/services-jobs.md) with the real daemon, the real broker and the
+// thingmuxd's jobs service (docs/services.md) with the real daemon, the real broker and the
 // Jobs responder (tests/support/iot-services-responder): apps registered for an operation by
 // subscribing to "$thingmux/jobs/OPERATION" each get only their operation's jobs and report
 // their progress themselves; a job no app handles is rejected with the configured reason; the
 // next job starts when the one before ended. Every step waits for what it counts.
 #include "tests/support/daemon_fixture.hpp"
 #include "tests/support/iot_services_fixture.hpp"
+#include "tests/support/message_inbox.hpp"
 
 #include <thingmux/client.hpp>
 
@@ -25,24 +26,6 @@ using strings = std::vector<std::string>;
 
 const std::string thing_name = "gateway-01";
 const std::string jobs_topic = "$aws/things/" + thing_name + "/jobs";
-
-// What one app got on its "$thingmux/jobs/..." subscription, safe to read from the test thread.
-struct job_inbox {
-    std::mutex m;
-    std::vector<message> got;
-    void add(const message& msg) {
-        std::lock_guard l(m);
-        got.push_back(msg);
-    }
-    std::vector<message> all() {
-        std::lock_guard l(m);
-        return got;
-    }
-    std::size_t size() {
-        std::lock_guard l(m);
-        return got.size();
-    }
-};
 
 std::string field(const boost::json::object& o, std::string_view name) {
     const auto* v = o.if_contains(name);
@@ -71,7 +54,7 @@ public:
         return client_.publish({.topic = topic, .payload = payload, .qos = 1}).get();
     }
 
-    job_inbox inbox;
+    message_inbox inbox;
 
 private:
     static options options_for(const daemon_fixture& d, const std::string& name) {

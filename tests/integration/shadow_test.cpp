@@ -6,6 +6,7 @@
 // does not answer gets thingmuxd's 504 after services.request_timeout.
 #include "tests/support/daemon_fixture.hpp"
 #include "tests/support/iot_services_fixture.hpp"
+#include "tests/support/message_inbox.hpp"
 
 #include <thingmux/client.hpp>
 
@@ -27,24 +28,6 @@ namespace {
 using namespace std::chrono_literals;
 
 const std::string shadow = "$aws/things/gateway-01/shadow";
-
-// What one app's handlers received, safe to read from the test thread.
-struct inbox {
-    std::mutex m;
-    std::vector<message> got;
-    void add(const message& msg) {
-        std::lock_guard l(m);
-        got.push_back(msg);
-    }
-    std::vector<message> all() {
-        std::lock_guard l(m);
-        return got;
-    }
-    std::size_t size() {
-        std::lock_guard l(m);
-        return got.size();
-    }
-};
 
 boost::json::object json_of(const std::string& text) {
     boost::system::error_code ec;
@@ -74,10 +57,10 @@ daemon_setup with_services(const std::string& lines) {
 
 struct app {
     std::unique_ptr<client> c;
-    inbox box;
+    message_inbox box;
 };
 
-// `n` apps connected with the Thing online, each subscribed to `filters` (its messages in its inbox).
+// `n` apps connected with the Thing online, each subscribed to `filters` (its messages in its message_inbox).
 std::vector<std::unique_ptr<app>> connect_apps(const daemon_fixture& daemon, std::size_t n, const std::vector<std::string>& filters) {
     std::vector<std::unique_ptr<app>> apps;
     for (std::size_t i = 0; i < n; ++i) {
@@ -208,7 +191,7 @@ TEST(Shadow, ASilentResponderGivesThe504AfterTheRequestTimeout) {
     EXPECT_EQ(string_at(o, "clientToken"), "t-504");
     EXPECT_EQ(string_at(o, "message"), "thingmuxd: AWS IoT did not answer within 2 s");
 
-    // The next get is answered by AWS again, and only to its requester: the other app's inbox,
+    // The next get is answered by AWS again, and only to its requester: the other app's message_inbox,
     // after that answer, still holds nothing.
     const auto again = apps[1]->c->publish({.topic = shadow + "/get", .payload = "{}", .qos = 1}).get();
     ASSERT_TRUE(again.ok()) << again.message;

@@ -4,7 +4,7 @@
 // documents and delta messages) and the jobs requests (get, start-next, J/get, J/update, with
 // notify and notify-next) of the Things it serves, as AWS IoT does; the test queues jobs, makes
 // desired-state updates from the cloud side and scripts silences at run time. Every request
-// leaves one record, for the tests to count. docs/services-responder.md says where it differs
+// leaves one record, for the tests to count. docs/services.md says where it differs
 // from AWS.
 //
 // Every call that changes the responder waits until it applied the change (bounded: throws

@@ -1,4 +1,4 @@
-// things[].jobs (docs/config.md, docs/services-jobs.md): absent means thingmuxd takes no jobs;
+// things[].jobs (docs/config.md, docs/services.md): absent means thingmuxd takes no jobs;
 // written, its keys are checked where written (file:line:col).
 #include "config/config.hpp"
 #include "tests/unit/config_test_support.hpp"

@@ -1,4 +1,4 @@
-// The jobs service's decisions (daemon/services/jobs_logic.hpp, docs/services-jobs.md), driven
+// The jobs service's decisions (daemon/services/jobs_logic.hpp, docs/services.md), driven
 // with a hand-moved clock: every transition, the back-off, handler_wait, and hostile payloads on
 // every topic the service reads. Each test counts the requests it expects, and no more.
 #include "daemon/services/jobs_logic.hpp"

@@ -1,5 +1,5 @@
 // Coverage filters in a Thing's pipeline (docs/config.md things[].coverage,
-// docs/services-coverage.md), with a fake upstream: tests count the SUBSCRIBEs and UNSUBSCRIBEs
+// docs/services.md), with a fake upstream: tests count the SUBSCRIBEs and UNSUBSCRIBEs
 // that go upstream, the answers each app gets and the deliveries.
 #include "pipeline_fakes.hpp"
 
