@@ -84,7 +84,7 @@ protected:
         daemon_setup s;
         s.bus = bus.address();
         s.apps = "  - name: root\n    match: { uid: 0 }\n    publish: ['dt/${thing}/#', '$aws/things/${thing}/shadow/#']\n"
-                 "    subscribe: ['cmd/${thing}/#']\n    receive: ['$aws/things/${thing}/shadow/#']\n";
+                 "    subscribe: ['cmd/${thing}/#']\n    receive: ['cmd/${thing}/#', '$aws/things/${thing}/shadow/#']\n";
         return s;
     }
     // busctl's value for a property ("s \"connected\"" -> "\"connected\"").
