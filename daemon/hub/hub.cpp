@@ -416,7 +416,8 @@ void hub::shadow_request(const std::string& thing, std::string_view operation, c
         spdlog::warn("thing {}: D-Bus caller ({}) may not request {} (it needs publish on it and receive on its /accepted "
                      "and /rejected in the app rules)", name, caller.describe(), topic);
         return refuse(ipc::errc::not_authorized, "the app rules do not let this caller publish to " + topic +
-                                                     " and receive its /accepted and /rejected answers");
+                                                     " and receive its /accepted and /rejected answers (grant both to its"
+                                                     " user, group or unit under apps: in the configuration)");
     }
     if (!t.services)
         t.services = std::make_unique<service_caller>(io_, t.pipe, thing::session_id{next_client_++}, name);

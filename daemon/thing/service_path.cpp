@@ -162,7 +162,7 @@ void pipeline::expire_requests() {
 void pipeline::count_unrouted(const mqtt::publish& msg, std::string_view why) {
     ++shared_.counters.unrouted;
     if (auto note = unrouted_log_.admit(clock_.now()))
-        spdlog::warn("Thing {}: a message from the broker on '{}' ({} bytes) went to no app: {}{}", settings_.name,
+        spdlog::warn("thing {}: a message from the broker on '{}' ({} bytes) went to no app: {}{}", settings_.name,
                      logging::escaped(msg.topic), msg.payload.size(), why, *note);
 }
 
