@@ -83,7 +83,9 @@ std::size_t message_bytes(const thingmux::message& m) noexcept {
     return n;
 }
 
-std::chrono::milliseconds ms(std::uint32_t v) { return std::chrono::milliseconds(v); }
+std::chrono::milliseconds ms(std::uint32_t v) {
+    return std::chrono::milliseconds(v);
+}
 
 // The fields of a thingmux_options_t that fit in its struct_size, over the defaults. The first
 // version of the struct is this header's: anything shorter is not one.
@@ -346,9 +348,13 @@ const char* thingmux_error_name(int code) {
     return thingmux::to_string(static_cast<thingmux::error_code>(code));
 }
 
-int thingmux_succeeded(int code) { return code == THINGMUX_OK || code == THINGMUX_SPOOLED ? 1 : 0; }
+int thingmux_succeeded(int code) {
+    return code == THINGMUX_OK || code == THINGMUX_SPOOLED ? 1 : 0;
+}
 
-int thingmux_c_api_version(void) { return THINGMUX_C_API_VERSION; }
+int thingmux_c_api_version(void) {
+    return THINGMUX_C_API_VERSION;
+}
 
 const char* thingmux_daemon_state_name(int state) {
     if (state < THINGMUX_DAEMON_IDLE || state > THINGMUX_DAEMON_CLOSED) {
@@ -603,7 +609,8 @@ int thingmux_publish_message(thingmux_client_t* c, const thingmux_message_t* msg
             m.response_topic = msg->response_topic;
         }
         if (msg->correlation_data != nullptr) {
-            m.correlation_data = std::string(static_cast<const char*>(msg->correlation_data), msg->correlation_data_len);
+            m.correlation_data =
+                std::string(static_cast<const char*>(msg->correlation_data), msg->correlation_data_len);
         }
         if (msg->has_message_expiry != 0) {
             m.message_expiry_seconds = msg->message_expiry_s;

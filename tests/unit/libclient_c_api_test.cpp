@@ -3,8 +3,8 @@
 // refused from inside a callback, destroy with requests pending, and the event queue's bound.
 #include "c_api_event_queue.hpp"
 
-#include <thingmux/error.hpp>
 #include <thingmux/thingmux.h>
+#include <thingmux/error.hpp>
 
 #include <gtest/gtest.h>
 
@@ -106,8 +106,8 @@ TEST(CApiArguments, EveryFunctionRefusesANullClient) {
     int d = 0;
     char buf[8];
     std::size_t n = 7;
-    const thingmux_message_t m{sizeof(thingmux_message_t), "a", nullptr, 0, 0, 0, nullptr, nullptr, nullptr, 0, 0, 0,
-                               0, 0, nullptr, 0};
+    const thingmux_message_t m{
+        sizeof(thingmux_message_t), "a", nullptr, 0, 0, 0, nullptr, nullptr, nullptr, 0, 0, 0, 0, 0, nullptr, 0};
     const auto on_message = [](thingmux_client_t*, const thingmux_message_t*, void*) {};
     EXPECT_EQ(thingmux_options_init(nullptr), invalid);
     EXPECT_EQ(thingmux_client_create(nullptr, nullptr), invalid);

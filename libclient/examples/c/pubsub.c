@@ -1,6 +1,7 @@
 /* libthingmux's C API in a poll() loop: subscribes to cmd/THING/#, publishes COUNT QoS 1
- * messages to dt/THING/pubsub, prints each completion and each message received, and runs until
- * it has received RECEIVE messages (0: until SIGINT/SIGTERM).
+ * messages to dt/THING/pubsub, prints each failed publish, the count of those that succeeded and
+ * each message received, and runs until every publish completed and RECEIVE messages came (0:
+ * until SIGINT/SIGTERM).
  *
  *     thingmux-example-c-pubsub [-s SOCKET] [-t THING] [-n COUNT] [-r RECEIVE]
  *
@@ -41,6 +42,7 @@ static void on_subscribed(thingmux_client_t* c, const thingmux_result_t* r, void
     (void)c;
     printf("subscribe %s: %s (granted QoS %u)\n", (const char*)user_data, thingmux_error_name(r->code),
            (unsigned)r->reason_code);
+    fflush(stdout);
 }
 
 static void on_published(thingmux_client_t* c, const thingmux_result_t* r, void* user_data) {
@@ -60,6 +62,7 @@ static void on_message(thingmux_client_t* c, const thingmux_message_t* m, void* 
     ++a->received;
     /* The payload is bytes, not a C string: print it with its length. */
     printf("message on %s (QoS %d): %.*s\n", m->topic, m->qos, (int)m->payload_len, (const char*)m->payload);
+    fflush(stdout);
 }
 
 static void on_state(thingmux_client_t* c, const thingmux_state_t* s, void* user_data) {
@@ -86,6 +89,7 @@ int main(int argc, char** argv) {
     char topic[256];
     unsigned long i;
     int fd = -1;
+    int reported = 0;
     int rc;
     int opt;
     struct sigaction sa;
@@ -109,6 +113,9 @@ int main(int argc, char** argv) {
     thingmux_options_init(&o);
     o.socket_path = socket_path; /* NULL: $THINGMUX_SOCKET or the default */
     o.app_name = "c-pubsub";
+    /* Requests made before the daemon welcomed us (or while it restarts) wait for it, instead of
+     * failing with THINGMUX_ERR_NOT_CONNECTED: the publishes below may be made at once. */
+    o.wait_for_daemon = 1;
     if ((rc = thingmux_client_create(&o, &c)) != THINGMUX_OK) return fail("create", rc);
     thingmux_client_set_state_callback(c, on_state, NULL);
 
@@ -128,17 +135,20 @@ int main(int argc, char** argv) {
     /* The app's own loop: poll the client's fd (with any others of the app) and let the library
      * run the callbacks here, in this thread. */
     thingmux_client_fd(c, &fd);
-    while (!stop_requested && (receive == 0 || a.received < receive)) {
+    while (!stop_requested) {
         struct pollfd p;
+        int all_published = a.published_ok + a.published_failed == count;
+        if (all_published && !reported) {
+            printf("published %lu of %lu\n", a.published_ok, count);
+            fflush(stdout);
+            reported = 1;
+        }
+        if (receive > 0 && all_published && a.received >= receive) break;
         p.fd = fd;
         p.events = POLLIN;
         p.revents = 0;
         if (poll(&p, 1, 1000) < 0 && errno != EINTR) break;
         if (p.revents & POLLIN) thingmux_client_process(c, 0, NULL);
-        if (receive == 0 && count > 0 && a.published_ok + a.published_failed == count) {
-            printf("published %lu of %lu\n", a.published_ok, count);
-            count = 0; /* report once */
-        }
     }
     printf("received %lu\n", a.received);
     /* Completions still pending run inside destroy (with THINGMUX_ERR_CLOSED). */
