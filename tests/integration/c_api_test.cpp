@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <poll.h>
 #include <sys/wait.h>
 
 namespace thingmux::test {
@@ -173,6 +175,32 @@ TEST(CApi, AFullEventQueueHoldsTheLibraryBackAndLosesNoMessage) {
     int daemon_state = -1;
     ASSERT_EQ(thingmux_client_state(app.c, &daemon_state, nullptr), THINGMUX_OK);
     EXPECT_EQ(daemon_state, THINGMUX_DAEMON_CONNECTED);
+}
+
+TEST(CApi, DestroyWhileTheLibrarysThreadWaitsForRoomDoesNotHang) {
+    // One event at most: the cloud's messages fill the queue and the library's thread waits for
+    // room that the app never makes; destroy releases it, runs the one completion and returns.
+    broker_fixture broker;
+    daemon_fixture daemon(broker);
+    auto app = std::make_unique<c_client>(daemon, /*max_events=*/1);
+    received got;
+    outcomes subscribed;
+    ASSERT_EQ(thingmux_subscribe(app->c, "cmd/gateway-01/#", 1, received::record, &got, outcomes::record, &subscribed),
+              THINGMUX_OK);
+    ASSERT_TRUE(connect(*app));
+    ASSERT_TRUE(app->run_until([&] { return !subscribed.codes.empty(); }));
+    outcomes published;
+    ASSERT_EQ(thingmux_publish(app->c, "dt/gateway-01/t", "1", 1, 1, 0, outcomes::record, &published), THINGMUX_OK);
+    publish_from_cloud(broker, "cmd/gateway-01/x", numbered(20, "held-"));
+    int fd = -1;
+    ASSERT_EQ(thingmux_client_fd(app->c, &fd), THINGMUX_OK);
+    pollfd p{fd, POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 10'000), 1);  // events wait, none processed
+    const auto start = std::chrono::steady_clock::now();
+    app.reset();  // thingmux_client_destroy()
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+    EXPECT_EQ(published.codes.size(), 1U);  // its completion ran once, in destroy
+    EXPECT_TRUE(got.payloads.empty());      // messages are not delivered by destroy
 }
 
 TEST(CApi, TheDaemonGoingAwayAndComingBackReachesTheStateCallback) {
