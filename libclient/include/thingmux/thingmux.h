@@ -6,6 +6,7 @@
  *     thingmux_client_t* c = NULL;
  *     thingmux_options_init(&o);
  *     o.app_name = "sensor";
+ *     o.wait_for_daemon = 1;   // requests made before the daemon's welcome wait for it
  *     if (thingmux_client_create(&o, &c) != THINGMUX_OK) return 1;
  *     thingmux_connect(c, on_connected, NULL);
  *     thingmux_publish(c, "dt/gateway-01/t", "21.5", 4, 1, 0, on_published, NULL);
