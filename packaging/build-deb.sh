@@ -6,7 +6,7 @@
 # It copies the tracked and untracked-but-not-ignored files (no build*/ directories) into a
 # scratch directory, adds packaging/debian/ as debian/ and runs dpkg-buildpackage -us -uc -b.
 # Parallel jobs: DEB_BUILD_OPTIONS=parallel=N (default: the number of processors).
-# THINGMUX_DEB_KEEP=1 keeps the scratch directory. Needs the packages of scripts/bootstrap.sh.
+# THINGMUX_DEB_KEEP=1 keeps the scratch directory; THINGMUX_DEB_CCACHE=0 compiles without ccache. Needs the packages of scripts/bootstrap.sh.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,8 +57,21 @@ case " ${DEB_BUILD_OPTIONS:-} " in
   *) export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }parallel=$(nproc)" ;;
 esac
 
+# ccache, when installed (THINGMUX_DEB_CCACHE=0: not): scripts/build.sh compiles the same sources
+# with the same flags (dpkg-buildflags) and the same generator, so with paths taken relative to
+# the top of each tree, the working directory and the -ffile-prefix-map left out of the key, a tree
+# built before makes this build a matter of linking. debhelper points HOME elsewhere: the cache
+# directory is named explicitly.
+cache_note=
+if [ "${THINGMUX_DEB_CCACHE:-1}" = 1 ] && command -v ccache >/dev/null; then
+  CCACHE_DIR=$(ccache -k cache_dir)
+  export CCACHE_DIR THINGMUX_CCACHE=1 CCACHE_BASEDIR=$src CCACHE_NOHASHDIR=1 CCACHE_IGNOREOPTIONS='-ffile-prefix-map=*'
+  ccache -z >/dev/null
+  cache_note=", ccache $CCACHE_DIR"
+fi
+
 log=$out/build-deb.log
-echo "build-deb: building thingmux $version in $src (DEB_BUILD_OPTIONS=$DEB_BUILD_OPTIONS); log: $log"
+echo "build-deb: building thingmux $version in $src (DEB_BUILD_OPTIONS=$DEB_BUILD_OPTIONS$cache_note); log: $log"
 start=$(date +%s)
 if ! (cd "$src" && dpkg-buildpackage -us -uc -b) >"$log" 2>&1; then
   tail -n 60 "$log" >&2
@@ -80,5 +93,8 @@ for f in "$work"/*.deb "$work"/*.changes "$work"/*.buildinfo; do
     *) cp "$f" "$out/" ;;
   esac
 done
+if [ -n "$cache_note" ]; then
+  echo "build-deb: compiler calls taken from ccache: $(ccache --print-stats | awk -F'\t' '$1 == "direct_cache_hit" || $1 == "preprocessed_cache_hit" { hit += $2 } $1 == "cache_miss" { miss = $2 } END { printf "%d of %d", hit, hit + miss }')"
+fi
 echo "build-deb: done in $(( $(date +%s) - start ))s:"
 (cd "$out" && ls -1 ./*.deb)

@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ ${THINGMUX_SANITIZE_ALL:-0} == 1 ]]; then
-  THINGMUX_BUILD_DIR=build-asan bash scripts/build.sh -DTHINGMUX_SANITIZE=ON
+  THINGMUX_BUILD_DIR=build-asan THINGMUX_BUILD_FLAGS=sanitize bash scripts/build.sh -DTHINGMUX_SANITIZE=ON
   selection=()
 else
-  THINGMUX_BUILD_DIR=build-asan THINGMUX_BUILD_TARGET=sanitize_suite bash scripts/build.sh -DTHINGMUX_SANITIZE=ON
+  THINGMUX_BUILD_DIR=build-asan THINGMUX_BUILD_FLAGS=sanitize THINGMUX_BUILD_TARGET=sanitize_suite bash scripts/build.sh -DTHINGMUX_SANITIZE=ON
   selection=(-L 'unit|sanitize')
 fi
 cd build-asan
