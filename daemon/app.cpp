@@ -1,7 +1,9 @@
 #include "daemon/app.hpp"
 
+#include "common/printable.hpp"
 #include "common/regular_file.hpp"
 #include "daemon/aws/websocket_signer.hpp"
+#include "daemon/file_access_check.hpp"
 #include "daemon/listener.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/service.hpp"
@@ -16,6 +18,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <string_view>
 #include <utility>
@@ -255,7 +258,50 @@ hub::thing_setup setup_of(const config::thing& t) {
     return {.settings = t, .link = std::move(u), .fingerprint = std::move(fp)};
 }
 
-int check_configuration(const std::filesystem::path& file) {
+namespace {
+
+// The root half of --check-config: every file the configuration names, opened as the daemon's
+// user. Returns false when one of them cannot be read (each said on stderr with its fix).
+bool check_daemon_user_access(const config::configuration& c, const std::filesystem::path& file,
+                              const std::optional<std::string>& as_user) {
+    const std::string name = as_user.value_or("thingmux");
+    user_account who;
+    if (!find_account(name, who)) {
+        if (as_user) {
+            std::cerr << file.string() << ": user " << text::printable(name) << " (--as-user) does not exist\n";
+            return false;
+        }
+        std::cerr << file.string() << ": note: user " << name
+                  << " does not exist, so whether the daemon's user can read the files was not checked (the package "
+                     "creates it; name another with --as-user USER)\n";
+        return true;
+    }
+    const auto files = files_read_by_daemon(c, file);
+    std::string problem;
+    const auto failures = unreadable_as(who, files, problem);
+    if (!problem.empty()) {
+        std::cerr << file.string() << ": " << problem << '\n';
+        return false;
+    }
+    for (const auto& f : failures) {
+        std::cerr << file.string() << ": " << f.file.setting << ": user " << name << " cannot read "
+                  << text::printable(f.file.resolved.string()) << ": " << std::strerror(f.error)
+                  << "; fix: " << text::printable(access_fix(f, who)) << '\n';
+    }
+    for (const auto& f : files) {
+        if (f.resolved.empty())
+            std::cerr << file.string() << ": note: " << f.setting << ": " << text::printable(f.written.string())
+                      << " is a systemd credential, not checked here; check it as the service gets it: systemd-run "
+                         "--pipe --wait -p User="
+                      << name << " -p LoadCredential=NAME:PATH thingmuxd --check-config --config "
+                      << text::printable(file.string()) << '\n';
+    }
+    return failures.empty();
+}
+
+}  // namespace
+
+int check_configuration(const std::filesystem::path& file, const std::optional<std::string>& as_user) {
     auto r = config::load_file(file);
     for (const auto& d : r.diagnostics) std::cerr << to_string(d) << '\n';
     if (!r.ok()) {
@@ -273,6 +319,10 @@ int check_configuration(const std::filesystem::path& file) {
             std::cerr << file.string() << ": " << e.what() << '\n';
             return 1;
         }
+    }
+    if (::geteuid() == 0 && !check_daemon_user_access(c, file, as_user)) {
+        std::cerr << file.string() << ": not usable by the daemon's user; fix the files above\n";
+        return 1;
     }
     std::cout << file.string() << ": OK: " << c.things.size() << " Thing(s), " << c.apps.size()
               << " app rule(s), socket " << c.ipc.socket.string() << ", "

@@ -22,8 +22,11 @@ struct daemon_options {
 };
 
 // thingmuxd --check-config: loads and checks the file as the daemon would, prints every problem
-// to stderr and a summary to stdout; returns the exit code (0 usable, 1 errors).
-int check_configuration(const std::filesystem::path& file);
+// to stderr and a summary to stdout; returns the exit code (0 usable, 1 errors). Run as root, it
+// also checks that the daemon's user (`as_user`, default "thingmux") can read every file the
+// configuration names (file_access_check.hpp); a default user that does not exist is only
+// noted, a named one is an error. Not root: the files are checked as the calling user only.
+int check_configuration(const std::filesystem::path& file, const std::optional<std::string>& as_user = std::nullopt);
 
 // What the hub needs to run a configured Thing (uplink settings and a fingerprint of everything
 // whose change requires a reconnect, including the contents of the credential files).

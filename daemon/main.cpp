@@ -26,6 +26,11 @@ int main(int argc, char** argv) {
     app.add_flag("--check-config", check,
                  "Check the configuration file (syntax, values, readable certificate and key files) and exit: "
                  "0 when usable, 1 when not; every problem is printed as FILE:LINE:COLUMN");
+    std::string as_user;
+    app.add_option("--as-user", as_user,
+                   "With --check-config run as root: the user thingmuxd runs as, whose access to every key, "
+                   "certificate, CA and password file is checked by opening it as that user [default: thingmux]")
+        ->option_text("USER");
     std::string bus = "system";
     app.add_option("--bus", bus,
                    "Where the D-Bus management interface goes: system (DBUS_SYSTEM_BUS_ADDRESS if set), user, or none")
@@ -38,7 +43,8 @@ int main(int argc, char** argv) {
         std::cout << "thingmuxd " THINGMUX_VERSION "\n";
         return 0;
     }
-    if (check) return check_configuration(options.config_file);
+    if (check)
+        return check_configuration(options.config_file, as_user.empty() ? std::nullopt : std::optional(as_user));
     if (!level.empty()) {
         const config::log_level levels[] = {config::log_level::trace, config::log_level::debug, config::log_level::info,
                                             config::log_level::warn, config::log_level::error};

@@ -24,6 +24,7 @@ packages=(
   libgtest-dev libgmock-dev libsqlite3-dev libcli11-dev
   mosquitto mosquitto-clients dbus systemd openssl procps iproute2 python3 python3-paho-mqtt python3-botocore
   tinyproxy socat
+  faketime
   softhsm2 opensc libengine-pkcs11-openssl swtpm swtpm-tools tpm2-openssl tpm2-tools
   debhelper dpkg-dev help2man lintian
 )

@@ -33,6 +33,14 @@ public:
         case errc::credentials_provider_expired:
             return "the AWS IoT credentials provider's credentials have expired by this machine's clock";
         case errc::websocket_wrong_subprotocol: return "the WebSocket server did not agree to speak MQTT (subprotocol mqtt)";
+        case errc::server_certificate_not_yet_valid:
+            return "the broker's certificate is not valid yet by the system clock (is the clock set?)";
+        case errc::server_certificate_expired:
+            return "the broker's certificate has expired by the system clock (is the clock set?)";
+        case errc::client_certificate_not_yet_valid:
+            return "our client certificate is not valid yet by the system clock (is the clock set?)";
+        case errc::client_certificate_expired:
+            return "our client certificate has expired by the system clock (is the clock set?)";
         case errc::websocket_upgrade_refused: return "the server refused the WebSocket upgrade";
         case errc::websocket_closed: return "the server closed the WebSocket";
         case errc::websocket_oversized: return "the WebSocket server sent more than our limits allow";
@@ -86,6 +94,11 @@ bool is_fatal(const std::error_code& ec) noexcept {
     case errc::websocket_wrong_subprotocol: return true;
     default: return false;
     }
+}
+
+bool is_clock_problem(const std::error_code& ec) noexcept {
+    return ec == errc::server_certificate_not_yet_valid || ec == errc::server_certificate_expired ||
+           ec == errc::client_certificate_not_yet_valid || ec == errc::client_certificate_expired;
 }
 
 }  // namespace thingmux::uplink

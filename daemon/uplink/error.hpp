@@ -41,6 +41,12 @@ enum class errc {
     credentials_provider_unavailable,  // it answered 5xx, 408 or 429
     credentials_provider_bad_answer,   // its answer is not HTTP, too large, or holds no usable credentials
     credentials_provider_expired,      // its credentials expire before now by this machine's clock (clock skew)
+    // A certificate's dates against the system clock: a device without a real-time clock boots
+    // with a wrong time, and time sync fixes it without a change here (certificate_time.hpp).
+    server_certificate_not_yet_valid,  // the broker's certificate (or one in its chain) starts later than now
+    server_certificate_expired,        // the broker's certificate (or one in its chain) ended before now
+    client_certificate_not_yet_valid,  // our certificate starts later than now, checked as it is loaded
+    client_certificate_expired,        // our certificate ended before now, checked as it is loaded
     websocket_upgrade_refused,  // the server answered the WebSocket upgrade with another HTTP status than 101
     websocket_closed,           // the server closed the WebSocket (a close frame with a code and reason)
     websocket_oversized,        // the server's upgrade answer or a WebSocket message exceeds our limit
@@ -63,6 +69,10 @@ enum class errc {
 // True when retrying without a change cannot help: the fatal uplink conditions above. System
 // and TLS errors are transient (a broken peer or network may heal).
 [[nodiscard]] bool is_fatal(const std::error_code& ec) noexcept;
+
+// True for the conditions a wrong system clock explains (a certificate not valid yet or
+// expired): transient, and worth a hint about time sync.
+[[nodiscard]] bool is_clock_problem(const std::error_code& ec) noexcept;
 
 }  // namespace thingmux::uplink
 

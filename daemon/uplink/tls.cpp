@@ -3,6 +3,7 @@
 #include "common/pkcs11_uri.hpp"
 #include "common/regular_file.hpp"
 #include "daemon/tpm2/tpm2_provider.hpp"
+#include "daemon/uplink/certificate_dates.hpp"
 #include "daemon/uplink/client_identity.hpp"
 #include "daemon/uplink/error.hpp"
 
@@ -14,7 +15,9 @@
 #include <openssl/x509v3.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <ctime>
 #include <tuple>
 
 namespace thingmux::uplink {
@@ -91,7 +94,45 @@ std::string use_identity(SSL_CTX* ctx, const client_identity& id, const std::str
     return {};
 }
 
+// Our certificate's dates against the system clock, once everything else about it is right: a
+// broker would refuse it with a mere "certificate expired" alert, which names no clock.
+tls_context_result check_client_dates(std::shared_ptr<boost::asio::ssl::context> ctx, const std::string& cert_name) {
+    const auto dates = dates_of(SSL_CTX_get0_certificate(ctx->native_handle()));
+    if (!dates) return {std::move(ctx), {}, {}};
+    const auto now = std::chrono::system_clock::now();
+    const auto v = validity_at(dates->not_before, dates->not_after, now);
+    if (v == validity::valid) return {std::move(ctx), {}, {}};
+    return {nullptr, clock_problem("client certificate " + cert_name, v, dates->not_before, dates->not_after, now),
+            v == validity::not_yet_valid ? errc::client_certificate_not_yet_valid : errc::client_certificate_expired};
+}
+
+std::optional<wall_time> wall_time_of(const ASN1_TIME* t) {
+    std::tm tm{};
+    if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return std::nullopt;
+    const std::time_t seconds = timegm(&tm);
+    if (seconds == static_cast<std::time_t>(-1)) return std::nullopt;
+    return std::chrono::system_clock::from_time_t(seconds);
+}
+
 }  // namespace
+
+std::optional<certificate_dates> dates_of(const X509* cert) {
+    if (cert == nullptr) return std::nullopt;
+    const auto from = wall_time_of(X509_get0_notBefore(cert));
+    const auto until = wall_time_of(X509_get0_notAfter(cert));
+    if (!from || !until) return std::nullopt;
+    return certificate_dates{*from, *until};
+}
+
+std::error_code server_verify_error(long verify_result) noexcept {
+    switch (verify_result) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH: return errc::server_name_mismatch;
+    case X509_V_ERR_CERT_NOT_YET_VALID: return errc::server_certificate_not_yet_valid;
+    case X509_V_ERR_CERT_HAS_EXPIRED: return errc::server_certificate_expired;
+    default: return errc::server_certificate_untrusted;
+    }
+}
 
 tls_context_result make_tls_context(const tls_settings& s) {
     std::string ca, cert, key;
@@ -127,7 +168,7 @@ tls_context_result make_tls_context(const tls_settings& s) {
     if (loaded.key) {
         const auto cert_name = loaded.cert ? loaded.cert_name : "file " + s.cert_file.string();
         if (auto e = use_identity(native, loaded, cert_name); !e.empty()) return unusable(std::move(e));
-        return {ctx, {}, {}};
+        return check_client_dates(std::move(ctx), cert_name);
     }
     const std::string mismatch =
         "key file " + s.key_file.string() + " does not match certificate " + s.cert_file.string();
@@ -137,7 +178,7 @@ tls_context_result make_tls_context(const tls_settings& s) {
     }
     ERR_clear_error();
     if (SSL_CTX_check_private_key(native) != 1) return unusable(mismatch);
-    return {ctx, {}, {}};
+    return check_client_dates(std::move(ctx), "file " + s.cert_file.string());
 }
 
 tls_context_result make_proxy_tls_context(const std::filesystem::path& ca_file) {

@@ -7,6 +7,9 @@
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
+#include <algorithm>
+#include <chrono>
+
 namespace thingmux::uplink {
 namespace asio = boost::asio;
 
@@ -58,6 +61,8 @@ transport_result tls_transport::create(asio::io_context& io, std::shared_ptr<tra
     if (t->ssl_ == nullptr) return {nullptr, errc::tls_setup_failed, "cannot create a TLS connection (out of memory)"};
     if (auto err = prepare_ssl(t->ssl_, host, settings.alpn); !err.empty())
         return {nullptr, errc::tls_setup_failed, std::move(err)};
+    SSL_set_ex_data(t->ssl_, 0, t.get());  // for on_verify; the SSL object dies with the transport
+    SSL_set_verify(t->ssl_, SSL_VERIFY_PEER, &tls_transport::on_verify);
     return {std::move(t), {}, {}};
 }
 
@@ -246,13 +251,37 @@ void tls_transport::close() {
     lower_->close();
 }
 
+int tls_transport::on_verify(int preverify_ok, X509_STORE_CTX* store) {
+    if (preverify_ok == 1) return 1;
+    const int error = X509_STORE_CTX_get_error(store);
+    if (error != X509_V_ERR_CERT_NOT_YET_VALID && error != X509_V_ERR_CERT_HAS_EXPIRED) return preverify_ok;
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto* self = ssl != nullptr ? static_cast<tls_transport*>(SSL_get_ex_data(ssl, 0)) : nullptr;
+    if (self == nullptr || self->dates_failure_) return preverify_ok;
+    X509* cert = X509_STORE_CTX_get_current_cert(store);
+    const auto dates = dates_of(cert);
+    if (!dates) return preverify_ok;
+    // No exception may leave a C callback: the subject is best effort.
+    try {
+        dates_failure d{.depth = X509_STORE_CTX_get_error_depth(store), .subject = {}, .dates = *dates};
+        if (BIO* bio = BIO_new(BIO_s_mem()); bio != nullptr) {
+            if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+                char* text = nullptr;
+                const long n = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &text);  // BIO_get_mem_data, without its cast
+                if (n > 0 && text != nullptr) d.subject.assign(text, static_cast<std::size_t>(std::min(n, 256L)));
+            }
+            BIO_free(bio);
+        }
+        self->dates_failure_ = std::move(d);
+    } catch (...) {
+    }
+    return preverify_ok;
+}
+
 std::error_code tls_transport::ssl_failure(int ssl_error) {
     const unsigned long code = ERR_get_error();
     ERR_clear_error();
-    const long verify = SSL_get_verify_result(ssl_);
-    if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
-        return errc::server_name_mismatch;
-    if (verify != X509_V_OK) return errc::server_certificate_untrusted;
+    if (const long verify = SSL_get_verify_result(ssl_); verify != X509_V_OK) return server_verify_error(verify);
     if (code == 0) {
         // Nothing in OpenSSL's queue: a failure below TLS that memory BIOs cannot have.
         return std::make_error_code(ssl_error == SSL_ERROR_SYSCALL ? std::errc::io_error : std::errc::protocol_error);
@@ -264,7 +293,17 @@ std::error_code tls_transport::ssl_failure(int ssl_error) {
 
 std::string tls_transport::describe(const std::error_code& ec) const {
     if (ec == errc::server_name_mismatch) return "server certificate does not match host name " + host_;
-    if (ec == errc::server_certificate_untrusted) {
+    if ((ec == errc::server_certificate_not_yet_valid || ec == errc::server_certificate_expired) && dates_failure_) {
+        const auto& d = *dates_failure_;
+        const std::string what =
+            d.depth == 0 ? "server certificate for " + host_
+                         : "certificate '" + d.subject + "' in the chain of the server certificate for " + host_;
+        return clock_problem(what,
+                             ec == errc::server_certificate_not_yet_valid ? validity::not_yet_valid : validity::expired,
+                             d.dates.not_before, d.dates.not_after, std::chrono::system_clock::now());
+    }
+    if (ec == errc::server_certificate_untrusted || ec == errc::server_certificate_not_yet_valid ||
+        ec == errc::server_certificate_expired) {
         const auto trust = settings_.ca_file.empty() ? std::string("the system's CA store")
                                                      : "CA file " + settings_.ca_file.string();
         return "server certificate for " + host_ + " not trusted by " + trust + ": " +

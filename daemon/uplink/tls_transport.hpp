@@ -8,9 +8,12 @@
 // batch of publishes leave for the apps in one write (docs/performance.md).
 #pragma once
 
+#include "daemon/uplink/certificate_dates.hpp"
 #include "daemon/uplink/transport.hpp"
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace thingmux::uplink {
@@ -62,6 +65,9 @@ private:
     // The error for a failed SSL call, classified for the uplink (server certificate not trusted
     // or for another name, client certificate rejected) or OpenSSL's own.
     std::error_code ssl_failure(int ssl_error);
+    // OpenSSL's verify callback: keeps verification as it is and records the first certificate of
+    // the broker's chain whose dates failed, which the verify result alone does not name.
+    static int on_verify(int preverify_ok, X509_STORE_CTX* store);
 
     boost::asio::io_context& io_;
     std::shared_ptr<transport> lower_;
@@ -90,6 +96,12 @@ private:
     std::size_t write_bytes_ = 0;
     std::error_code write_error_;
     unsigned long tls_error_ = 0;  // the OpenSSL error behind the last classified failure
+    struct dates_failure {
+        int depth = 0;        // 0: the broker's own certificate; more: a CA of its chain
+        std::string subject;  // RFC 2253, from the broker: escaped where logged
+        certificate_dates dates;
+    };
+    std::optional<dates_failure> dates_failure_;
     bool closed_ = false;
 };
 

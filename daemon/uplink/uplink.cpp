@@ -483,7 +483,14 @@ void uplink::on_session_timer() {
 void uplink::reconnect(const std::string& why, std::optional<uplink_config> config) {
     if (stopping_) return;
     ++request_generation_;  // a request still being prepared is for the attempt that ends here
-    if (attempt_) end_attempt(attempt_, errc::reconnect_requested, "reconnecting: " + why);
+    // The attempt ends without announcing a state of its own: the one below says why, with the
+    // delay that holds (a second "backing off" with the backoff's delay reached D-Bus, the apps
+    // and the log too). The attempt end_attempt() schedules is replaced below.
+    if (attempt_) {
+        auto announce = std::exchange(on_state_, {});
+        end_attempt(attempt_, errc::reconnect_requested, "reconnecting: " + why);
+        on_state_ = std::move(announce);
+    }
     if (config) {
         config_ = with_defaults(std::move(*config));
         session_.reconfigure(config_.session);

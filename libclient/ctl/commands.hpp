@@ -100,6 +100,9 @@ struct jobs_options {
 [[nodiscard]] int run_pub(const common_options& common, const pub_options& opts);
 [[nodiscard]] int run_sub(const common_options& common, const sub_options& opts);
 [[nodiscard]] int run_status(const common_options& common);
+// `thingmuxctl status --watch [--json]`: the current link state, then one line per change with
+// its reason, until SIGINT/SIGTERM (exit_ok) or the daemon goes away (exit_unavailable).
+[[nodiscard]] int run_status_watch(const common_options& common, bool json);
 // `thingmuxctl rotate-certificate`: D-Bus RotateCertificate of --thing (default: the daemon's
 // Thing, asked over the socket), waiting up to `timeout_s` for the outcome.
 [[nodiscard]] int run_rotate_certificate(const common_options& common, int timeout_s);

@@ -105,6 +105,14 @@ int main(int argc, char** argv) {
         "its certificate's expiry and its retained cache (from D-Bus) and the limits");
     status_cmd->fallthrough();
     status_cmd->footer(exit_codes_text);
+    bool status_watch = false;
+    bool status_json = false;
+    status_cmd->add_flag("-w,--watch", status_watch,
+                         "Print the Thing's link state, then one line per change with its reason, until interrupted "
+                         "(exit 0) or thingmuxd goes away (exit 3)");
+    status_cmd->add_flag("--json", status_json,
+                         "With --watch: one JSON object per line: time, thing, state, reason, fatal, retry_in_ms")
+        ->needs("--watch");
 
     // clients, reload: through the D-Bus management interface
     auto* clients_cmd = app.add_subcommand(
@@ -252,6 +260,7 @@ int main(int argc, char** argv) {
         if (clients_cmd->parsed()) return run_clients();
         if (reload_cmd->parsed()) return run_reload();
         if (rotate_cmd->parsed()) return run_rotate_certificate(common, rotate_timeout_s);
+        if (status_watch) return run_status_watch(common, status_json);
         return run_status(common);
     } catch (const std::exception& e) {
         std::cerr << "thingmuxctl: " << e.what() << '\n';

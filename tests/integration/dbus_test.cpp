@@ -62,9 +62,33 @@ private:
             if (sd_bus_message_read(m, "ss", &s, &t) >= 0) line += std::string(" ") + s + " " + t;
         } else if (std::string_view(sd_bus_message_get_signature(m, 1)).starts_with("sa{sv}")) {
             if (sd_bus_message_read(m, "s", &s) >= 0) line += std::string(" ") + s;
+            // PropertiesChanged: " [Name,Name,...]", the properties announced (changed with values
+            // or invalidated), so that a test can count the announcements of one property.
+            line += " [" + property_names(m) + "]";
         }
         self.lines.push_back(line);
         return 0;
+    }
+    static std::string property_names(sd_bus_message* m) {
+        std::string names;
+        const auto add = [&](const char* n) { names += (names.empty() ? "" : ",") + std::string(n); };
+        if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0) return names;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+            const char* n = nullptr;
+            if (sd_bus_message_read(m, "s", &n) < 0 || sd_bus_message_skip(m, "v") < 0) break;
+            add(n);
+            sd_bus_message_exit_container(m);
+        }
+        sd_bus_message_exit_container(m);
+        char** invalidated = nullptr;
+        if (sd_bus_message_read_strv(m, &invalidated) >= 0 && invalidated != nullptr) {
+            for (char** i = invalidated; *i != nullptr; ++i) {
+                add(*i);
+                std::free(*i);
+            }
+            std::free(invalidated);
+        }
+        return names;
     }
     sd_bus* bus_ = nullptr;
 };
@@ -250,6 +274,43 @@ TEST_F(DbusTest, StateChangedWhenTheBrokerStopsAndStarts) {
         if (l.starts_with(backing_off)) last_reason = l.substr(backing_off.size());
     ASSERT_FALSE(last_reason.empty());
     EXPECT_EQ(property(thing_path, thing_iface, "LastError"), "s \"" + last_reason + "\"") << "the last error is kept after recovery";
+}
+
+// One Reconnect() call is one change to backing-off, then connecting, then connected: each
+// announced once with StateChanged and once with PropertiesChanged of State, and the log says the
+// delay once (it used to be twice, with two different delays).
+TEST_F(DbusTest, ReconnectAnnouncesEachStateChangeOnce) {
+    daemon_fixture daemon(broker, setup_for_bus());
+    ASSERT_TRUE(wait_owned());
+    ASSERT_TRUE(eventually([&] { return property(thing_path, thing_iface, "State") == "s \"connected\""; }, 15'000));
+    signal_recorder signals(bus.address());
+    const auto r = bus.busctl({"call", name, thing_path, thing_iface, "Reconnect"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    ASSERT_TRUE(signals.wait_for("StateChanged " + thing_path + " connected", 20'000)) << read_file(daemon.log_file());
+    // The log line comes before the signals of its state change.
+    const std::string line = "reconnecting: an operator asked for it; retrying in ";
+    const auto log = read_file(daemon.log_file());
+    std::size_t said = 0;
+    for (auto at = log.find(line); at != std::string::npos; at = log.find(line, at + 1)) ++said;
+    EXPECT_EQ(said, 1U) << log;
+    // A second Reconnect makes sure every signal of the first one was processed: the bus
+    // delivers a sender's signals in order.
+    ASSERT_EQ(bus.busctl({"call", name, thing_path, thing_iface, "Reconnect"}).exit_code, 0);
+    ASSERT_TRUE(signals.wait_for("StateChanged " + thing_path + " backing-off", 20'000));
+
+    std::vector<std::string> states;
+    std::size_t state_properties = 0;
+    for (const auto& l : signals.lines) {
+        if (l.starts_with("StateChanged " + thing_path + " ")) {
+            const auto state = l.substr(("StateChanged " + thing_path + " ").size());
+            states.push_back(state.substr(0, state.find(' ')));
+            if (states.back() == "connected") break;  // the first call's changes end here
+        }
+        if (l.starts_with("PropertiesChanged " + thing_path + " " + thing_iface + " [State,")) ++state_properties;
+    }
+    EXPECT_EQ(states, (std::vector<std::string>{"backing-off", "connecting", "connected"}));
+    EXPECT_EQ(state_properties, 3U) << "one PropertiesChanged of State per change";
+    EXPECT_TRUE(eventually([&] { return property(thing_path, thing_iface, "State") == "s \"connected\""; }, 20'000));
 }
 
 TEST_F(DbusTest, PublishReachesTheBrokerAndATopicNotGrantedIsNotAuthorized) {

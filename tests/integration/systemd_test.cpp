@@ -115,6 +115,21 @@ TEST_F(SystemdTest, SystemdUnitsAndPolicyAreShippedTogether) {
     EXPECT_NE(service.find("Type=notify"), std::string::npos);
     EXPECT_NE(service.find("WatchdogSec="), std::string::npos);
     EXPECT_NE(service.find("LimitNOFILE="), std::string::npos) << "systemd's default soft limit (1024) equals ipc.max_clients";
+    // Ordered after time sync, where a time service provides it (certificates need the clock):
+    // wanted and ordered, never required, and time-sync.target itself is passive (it pulls in no
+    // time service, so a machine without one reaches it at once).
+    EXPECT_NE(service.find("\nWants=time-sync.target\n"), std::string::npos);
+    EXPECT_NE(service.find("\nAfter=time-sync.target\n"), std::string::npos);
+    EXPECT_EQ(service.find("Requires=time-sync.target"), std::string::npos);
+    for (const char* dir : {"/usr/lib/systemd/system", "/lib/systemd/system"}) {
+        const auto target = std::filesystem::path(dir) / "time-sync.target";
+        if (!std::filesystem::exists(target)) continue;
+        const auto text = read_file(target);
+        EXPECT_EQ(text.find("Requires="), std::string::npos) << text;
+        for (const char* provider : {"timesyncd", "chrony", "ntp", "time-wait-sync"})
+            EXPECT_EQ(text.find(provider), std::string::npos) << target << " pulls in a time service: " << text;
+        break;
+    }
     const auto socket_unit = read_file(source_dir / "systemd/thingmuxd.socket");
     EXPECT_NE(socket_unit.find("ListenStream=/run/thingmux/thingmux.sock"), std::string::npos);
     EXPECT_NE(socket_unit.find("ListenStream=/run/thingmux/mqtt.sock"), std::string::npos)
