@@ -71,9 +71,13 @@ if [ "${1:-}" != --inner ]; then
 
   work=$(mktemp -d "${TMPDIR:-/tmp}/thingmux-nspawn.XXXXXX")
   trap 'rm -rf "$work"' EXIT
+  # Interrupted: the inner part shuts the container down, then the scratch directory goes.
+  trap 'kill -TERM "$inner" 2>/dev/null; wait "$inner"; exit 143' INT TERM
   set +e
   # Every mount lives in this private namespace: gone with its last process, whatever happens.
-  timeout --kill-after=15 "$budget_s" unshare --mount --propagation private -- bash "$self" --inner "$work" "$debs"
+  timeout --kill-after=15 "$budget_s" unshare --mount --propagation private -- bash "$self" --inner "$work" "$debs" &
+  inner=$!
+  wait "$inner"
   rc=$?
   set -e
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
@@ -181,6 +185,7 @@ trap teardown EXIT
 trap 'exit 143' INT TERM
 
 # --- the container's root: an overlay of / on a tmpfs ---------------------------------------
+phase "an overlay of / on a tmpfs"
 mkdir -p "$mnt"
 mount -t tmpfs -o mode=0700,size=2G thingmux-test "$mnt"
 mkdir "$mnt/upper" "$mnt/work" "$mnt/root"
@@ -202,6 +207,16 @@ if [ -e "$root/usr/sbin/policy-rc.d" ]; then
   rm -f "$root/usr/sbin/policy-rc.d"
   note "this machine's /usr/sbin/policy-rc.d is removed in the container"
 fi
+# What a build installed on this machine by hand (cmake --install) would shadow the packages'
+# units or meet their conffile: the container starts without it.
+for leftover in etc/thingmux var/lib/thingmux etc/systemd/system/thingmuxd.service \
+                etc/systemd/system/thingmuxd.socket etc/systemd/system/thingmuxd.service.d \
+                usr/local/lib/systemd/system/thingmuxd.service usr/local/lib/systemd/system/thingmuxd.socket; do
+  if [ -e "$root/$leftover" ]; then
+    rm -rf "${root:?}/$leftover"
+    note "this machine's /$leftover is removed in the container"
+  fi
+done
 rm -rf "$root$inside"
 mkdir -p "$root$inside/debs"
 for f in "${deb_names[@]}"; do cp "$debs/$f" "$root$inside/debs/"; done
