@@ -27,6 +27,7 @@ packages=(
   faketime
   softhsm2 opensc libengine-pkcs11-openssl swtpm swtpm-tools tpm2-openssl tpm2-tools
   debhelper dpkg-dev help2man lintian
+  systemd-container
 )
 what="build and test"
 if ((bench)); then
