@@ -178,8 +178,11 @@ void core::stop_consuming() {
 
 std::optional<message> core::consume(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + std::max(timeout, std::chrono::milliseconds{0});
+    // From a handler the loop cannot run while we wait: take only what is there. (Not a word
+    // to lifecycle_mutex_ then: close() may hold it, joining this very thread.)
+    const bool in_handler = on_loop_thread();
     bool driven = false;  // the app drives the client (no start()): consume() drives it while it waits
-    {
+    if (!in_handler) {
         std::lock_guard life(lifecycle_mutex_);
         driven = !started_;
     }
@@ -191,7 +194,7 @@ std::optional<message> core::consume(std::chrono::milliseconds timeout) {
         }
         return got.has_value() || consume_closed_ || !consuming_;
     };
-    if (driven && !on_loop_thread()) {
+    if (driven) {
         for (;;) {
             process();
             {
@@ -209,8 +212,7 @@ std::optional<message> core::consume(std::chrono::milliseconds timeout) {
         }
     } else {
         std::unique_lock lk(consume_mutex_);
-        // From a handler, the loop cannot run while we wait: take only what is there.
-        const auto until = on_loop_thread() ? std::chrono::steady_clock::now() : deadline;
+        const auto until = in_handler ? std::chrono::steady_clock::now() : deadline;
         static_cast<void>(consume_ready_.wait_until(lk, until, take));
     }
     if (!got) {

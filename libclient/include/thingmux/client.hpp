@@ -63,9 +63,10 @@ struct options {
     // them while the app or the daemon restarts, for up to session_expiry (capped by the
     // daemon's configuration), and delivers them after the reconnect; the library acknowledges a
     // QoS 1 message to the daemon once the message handlers it went to returned. The same user,
-    // Thing and name resume the session (daemon()->session_present). A daemon that does not
-    // speak version 2 refuses the hello: the library then connects with version 1, without a
-    // session (daemon()->protocol_version is 1, session_expiry 0). A resumed session delivers
+    // Thing and name resume the session (daemon()->session_present). The library asks for
+    // version 3 (version 2 plus subscribe flags); a daemon that speaks neither 3 nor 2 refuses
+    // the hello: the library then connects with version 1, without a session
+    // (daemon()->protocol_version is 1, session_expiry 0). A resumed session delivers
     // what waited right after the welcome: a QoS 1 message no handler takes yet is held,
     // unacknowledged, until a subscribe() whose filter matches it (or acknowledged when its
     // filter is unsubscribed); subscribe before connect() to have the handlers in place.
