@@ -96,7 +96,7 @@ std::optional<daemon_info> started(client& app) {
 }
 
 TEST(Libthingmux, IPC46_TheDaemonGrantsTheSessionAnAppNames) {
-    // thingmuxd speaks version 2: the library's version 2 hello is welcomed with the session
+    // thingmuxd speaks version 3: the library's version 3 hello is welcomed with the session
     // (kept up to ipc.session_expiry, 1 day by default, as the library asks by default), and
     // the next connection under that name resumes it.
     broker_fixture broker;
@@ -106,7 +106,7 @@ TEST(Libthingmux, IPC46_TheDaemonGrantsTheSessionAnAppNames) {
         client app(o);
         const auto info = started(app);
         ASSERT_TRUE(info);
-        EXPECT_EQ(info->protocol_version, 2);
+        EXPECT_EQ(info->protocol_version, 3);
         EXPECT_FALSE(info->session_present);
         EXPECT_GT(info->session_expiry, 0s);
         EXPECT_EQ(info->session_expiry, o.session_expiry);
@@ -120,7 +120,7 @@ TEST(Libthingmux, IPC46_TheDaemonGrantsTheSessionAnAppNames) {
     client again(o);
     const auto info = started(again);
     ASSERT_TRUE(info);
-    EXPECT_EQ(info->protocol_version, 2);
+    EXPECT_EQ(info->protocol_version, 3);
     EXPECT_TRUE(info->session_present);
 }
 
