@@ -27,13 +27,21 @@ int run() {
     auto h = c.publish({.topic = "dt/gateway-01/t", .payload = "1", .qos = 1}, {.timeout = 2s},
                        [](const thingmux::result& res) { std::cout << thingmux::to_string(res.code) << '\n'; });
     h.cancel();
+    c.on_subscription_lost([](const std::string& filter, const thingmux::result& res) {
+        std::cerr << filter << ": " << res.message << '\n';
+    });
+    auto reg = c.subscribe("cmd/gateway-01/#", 1, [](const thingmux::message&) {},
+                           {.timeout = 5s, .complete_at = thingmux::subscribe_completion::registered})
+                   .get();
+    c.add_state_listener([](const thingmux::state& s) { std::cout << thingmux::to_string(s.uplink) << '\n'; });
+    c.add_message_listener([](const thingmux::message& m) { std::cout << m.topic << '\n'; }, thingmux::message_scope::all);
 
     // Pull-style reading.
     c.start_consuming({.capacity = 100});
     while (auto m = c.consume(1s)) {
         std::cout << m->topic << '\n';
     }
-    return f.get() && r ? 0 : 1;
+    return f.get() && r && reg ? 0 : 1;
 }
 
 }  // namespace
