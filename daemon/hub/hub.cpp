@@ -303,8 +303,10 @@ void hub::handle(local_client& c, ipc::subscribe&& m) {
     } else if (t) {
         return t->pipe->subscribe(c.shared_from_this(), m.request_id, std::move(m.subscriptions), {}, registered);
     }
-    c.subscribe_done(m.request_id, std::vector<ipc::result>(m.subscriptions.size(),
-                                                            thing::fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down")));
+    const std::vector<ipc::result> stopping(m.subscriptions.size(),
+                                            thing::fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down"));
+    if (registered) c.subscribe_registered(m.request_id, stopping);  // IPC-62: always two answers
+    c.subscribe_done(m.request_id, stopping);
 }
 
 void hub::handle(local_client& c, ipc::unsubscribe&& m) {
