@@ -15,7 +15,7 @@ void fields(IO& io, M& m) {
             io.str(m.app_name, "app name");
             io.str(m.thing, "thing");
         }
-        if (layout == wire_version::v2) {
+        if (layout && *layout >= wire_version::v2) {
             io.str(m.session_name, "session name");
             io.check(m.session_name.size() <= max_session_name, "session name is ", m.session_name.size(),
                      " bytes, longer than ", max_session_name);
@@ -31,7 +31,7 @@ void fields(IO& io, M& m) {
     } else if constexpr (is<M, publish, message, message_view>) {
         if constexpr (is<M, publish>) {
             io.uint(m.request_id, "request id");
-        } else if (io.version() == wire_version::v2) {
+        } else if (io.version() >= wire_version::v2) {
             io.uint(m.delivery_id, "delivery id");
         } else {
             io.check(m.delivery_id == 0, "delivery id needs protocol version 2");
@@ -61,6 +61,12 @@ void fields(IO& io, M& m) {
         io.str(m.value, "user property value");
     } else if constexpr (is<M, subscribe>) {
         io.uint(m.request_id, "request id");
+        if (io.version() >= wire_version::v3) {
+            io.uint(m.flags, "subscribe flags");
+            io.check((m.flags & ~known_subscribe_flags) == 0, "subscribe flags ", static_cast<unsigned>(m.flags), " have reserved bits set");
+        } else {
+            io.check(m.flags == 0, "subscribe flags need protocol version 3");
+        }
         io.list(m.subscriptions, "subscriptions", 1);
     } else if constexpr (is<M, subscription>) {
         io.str(m.filter, "filter");
@@ -77,7 +83,7 @@ void fields(IO& io, M& m) {
         io.str(m.connection_id, "connection id");
         fields(io, m.limits);
         io.enumeration(m.link, "link state");
-        if (io.version() == wire_version::v2) {
+        if (io.version() >= wire_version::v2) {
             io.boolean(m.session_present, "session present");
             io.uint(m.session_expiry, "session expiry");
         } else {

@@ -26,11 +26,12 @@ namespace thingmux::ipc {
 enum class wire_version : std::uint16_t {
     v1 = 1,  // docs/ipc-protocol.md sections 1-7
     v2 = 2,  // version 1 plus sessions (section 8): hello, welcome and message gain fields, ack
+    v3 = 3,  // version 2 plus subscribe flags (IPC-60): a subscribe answered at registration
 };
 
 // The layout a hello of this version has, or nullopt when this code does not know the version.
 [[nodiscard]] constexpr std::optional<wire_version> known_version(std::uint16_t v) noexcept {
-    if (v == static_cast<std::uint16_t>(wire_version::v1) || v == static_cast<std::uint16_t>(wire_version::v2)) {
+    if (v >= static_cast<std::uint16_t>(wire_version::v1) && v <= static_cast<std::uint16_t>(wire_version::v3)) {
         return static_cast<wire_version>(v);
     }
     return std::nullopt;
@@ -180,9 +181,16 @@ struct subscription {
     friend bool operator==(const subscription&, const subscription&) = default;
 };
 
+// subscribe.flags (version 3, IPC-60). Other bits are reserved: set, they make the frame malformed.
+inline constexpr std::uint8_t subscribe_answer_at_registration = 0x01;  // IPC-61
+inline constexpr std::uint8_t known_subscribe_flags = subscribe_answer_at_registration;
+
 struct subscribe {
     std::uint32_t request_id = 0;
     std::vector<subscription> subscriptions;  // at least one
+    // Version 3, on the wire between request_id and subscriptions (IPC-60); 0 in versions 1 and
+    // 2. Last here so that {id, {filters}} still builds a frame without flags.
+    std::uint8_t flags = 0;
     friend bool operator==(const subscribe&, const subscribe&) = default;
 };
 

@@ -208,11 +208,11 @@ void hub::on_message(local_client& c, ipc::client_message&& m) {
 
 void hub::handle(local_client& c, ipc::hello&& m) {
     if (c.greeted) return c.close_with_error(ipc::errc::protocol_violation, "hello sent twice");
-    // IPC-9, IPC-46: versions 1 and 2; a hello of a later version decodes as version 1 (its
-    // fields before the version's own).
-    if (m.version != 1 && m.version != 2) {
-        return c.close_with_error(ipc::errc::unsupported_version,
-                                  "client speaks IPC version " + std::to_string(m.version) + ", thingmuxd speaks 1 and 2");
+    // IPC-9, IPC-46, IPC-60: versions 1 to 3; a hello of a later version decodes as version 1
+    // (its fields before the version's own).
+    if (!ipc::known_version(m.version)) {
+        return c.close_with_error(ipc::errc::unsupported_version, "client speaks IPC version " + std::to_string(m.version) +
+                                                                      ", thingmuxd speaks 1, 2 and 3");
     }
     const auto name = m.thing.empty() ? default_thing_ : m.thing;
     auto it = things_.find(name);
@@ -293,17 +293,20 @@ void hub::publish(const std::string& thing, ipc::publish m, const peer_credentia
 // A client's subscriptions are its session's when it has one (IPC-43), under the session's own
 // request id; else the connection's.
 void hub::handle(local_client& c, ipc::subscribe&& m) {
+    const bool registered = (m.flags & ipc::subscribe_answer_at_registration) != 0;  // version 3 (IPC-61)
     if (auto* t = thing_of(c); t && c.session) {
         const auto request = c.session->request_id(m.request_id);
         std::vector<spool::format::subscription> kept;
         for (const auto& s : m.subscriptions) kept.push_back({.filter = s.filter, .max_qos = s.max_qos, .options = 0});
         c.session->state().subscribing(request, std::move(kept));
-        return t->pipe->subscribe(c.session, request, std::move(m.subscriptions));
+        return t->pipe->subscribe(c.session, request, std::move(m.subscriptions), {}, registered);
     } else if (t) {
-        return t->pipe->subscribe(c.shared_from_this(), m.request_id, std::move(m.subscriptions));
+        return t->pipe->subscribe(c.shared_from_this(), m.request_id, std::move(m.subscriptions), {}, registered);
     }
-    c.subscribe_done(m.request_id, std::vector<ipc::result>(m.subscriptions.size(),
-                                                            thing::fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down")));
+    const std::vector<ipc::result> stopping(m.subscriptions.size(),
+                                            thing::fail(ipc::errc::daemon_shutting_down, "thingmuxd is shutting down"));
+    if (registered) c.subscribe_registered(m.request_id, stopping);  // IPC-62: always two answers
+    c.subscribe_done(m.request_id, stopping);
 }
 
 void hub::handle(local_client& c, ipc::unsubscribe&& m) {

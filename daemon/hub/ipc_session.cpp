@@ -64,6 +64,13 @@ void ipc_session::subscribe_done(std::uint32_t request_id, std::vector<ipc::resu
     if (auto* c = answer_to(request_id, asked)) c->subscribe_done(asked, std::move(outcomes));
 }
 
+void ipc_session::subscribe_registered(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+    // The request stays the session's until subscribe_done(): only its connection is told now.
+    const auto it = requests_.find(request_id);
+    if (it == requests_.end() || !connection_ || it->second.generation != generation_) return;
+    connection_->subscribe_registered(it->second.client_request, std::move(outcomes));
+}
+
 void ipc_session::unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
     state_.unsubscribe_done(request_id);
     std::uint32_t asked = 0;

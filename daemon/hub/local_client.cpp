@@ -316,6 +316,11 @@ void local_client::subscribe_done(std::uint32_t request_id, std::vector<ipc::res
     send(ipc::daemon_message{ipc::subscribe_result{.request_id = request_id, .results = std::move(outcomes)}});
 }
 
+// IPC-61: the first of the two answers of a subscribe with subscribe_answer_at_registration.
+void local_client::subscribe_registered(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
+    subscribe_done(request_id, std::move(outcomes));
+}
+
 void local_client::unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) {
     send(ipc::daemon_message{ipc::unsubscribe_result{.request_id = request_id, .results = std::move(outcomes)}});
 }

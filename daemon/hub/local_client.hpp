@@ -119,6 +119,7 @@ public:
     [[nodiscard]] thing::denial_log& denials() override { return denials_; }
     void publish_done(std::uint32_t request_id, ipc::result outcome) override;
     void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
+    void subscribe_registered(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
     void unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
     bool deliver(thing::inbound_message& m, std::uint8_t qos) override;
     void link_changed(const ipc::state& s) override { send(ipc::daemon_message{s}); }

@@ -146,9 +146,11 @@ public:
     // Requests. The answer always comes through the session's …_done(), possibly at once.
     void publish(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m);
     // `options`: the MQTT 5 subscription options of each filter, in order; absent ones (all, for
-    // IPC and D-Bus sessions) are the defaults.
+    // IPC and D-Bus sessions) are the defaults. `answer_at_registration` (IPC-61): the session
+    // also gets subscribe_registered() once every filter is checked and registered.
     void subscribe(const std::shared_ptr<local_session>& s, std::uint32_t request_id,
-                   std::vector<ipc::subscription> filters, std::vector<subscription_options> options = {});
+                   std::vector<ipc::subscription> filters, std::vector<subscription_options> options = {},
+                   bool answer_at_registration = false);
     void unsubscribe(const std::shared_ptr<local_session>& s, std::uint32_t request_id, const std::vector<std::string>& filters);
 
     // Daemon services (daemon/services/): a message on a "$thingmux/..." topic for every attached

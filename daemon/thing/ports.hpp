@@ -109,6 +109,10 @@ public:
 
     virtual void publish_done(std::uint32_t request_id, ipc::result outcome) = 0;
     virtual void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) = 0;
+    // A subscribe that asked to be answered at registration (IPC-61): each filter's outcome once
+    // the pipeline registered it, before subscribe_done() brings the final ones. Front ends
+    // without that answer (MQTT, D-Bus) ignore it.
+    virtual void subscribe_registered(std::uint32_t /*request_id*/, std::vector<ipc::result> /*outcomes*/) {}
     virtual void unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) = 0;
     // An inbound message this session subscribed to (at `qos`). False when the session could not
     // take it (cut off, closed).

@@ -87,13 +87,15 @@ std::optional<ipc::result> pipeline::check_filter(local_session& s, const std::s
 }
 
 void pipeline::subscribe(const std::shared_ptr<local_session>& s, std::uint32_t request_id,
-                         std::vector<ipc::subscription> filters, std::vector<subscription_options> options) {
+                         std::vector<ipc::subscription> filters, std::vector<subscription_options> options,
+                         bool answer_at_registration) {
     auto req = std::make_shared<subscribe_request>();
     req->owner = s;
     req->request_id = request_id;
     req->results.resize(filters.size());
     req->remaining = filters.size();
     upstream_plan upstream;
+    std::vector<std::pair<std::size_t, std::uint8_t>> unacknowledged;  // (index, QoS) waiting for a SUBACK
     for (std::size_t i = 0; i < filters.size(); ++i) {
         auto& f = filters[i];
         if (auto refusal = check_filter(*s, f.filter)) {
@@ -125,7 +127,17 @@ void pipeline::subscribe(const std::shared_ptr<local_session>& s, std::uint32_t 
             --req->remaining;
         } else {
             waiting_[f.filter].push_back({req, i, qos});
+            unacknowledged.emplace_back(i, qos);
         }
+    }
+    if (answer_at_registration) {
+        // IPC-61: registered now, deliveries from the SUBACK on; the final answer follows (IPC-62).
+        auto registered = req->results;
+        for (const auto& [i, qos] : unacknowledged) {
+            registered[i] = ok(qos);
+            registered[i].message = "registered; waiting for the broker's SUBACK";
+        }
+        s->subscribe_registered(request_id, std::move(registered));
     }
     if (req->remaining == 0) finish(*req);
     sync_upstream(s->flow(), std::move(upstream));

@@ -44,6 +44,24 @@ void client::on_subscription_lost(subscription_lost_handler h) {
     impl_->set_subscription_lost_handler(std::move(h));
 }
 
+listener_id client::add_state_listener(state_handler h) { return impl_->add_state_listener(std::move(h)); }
+
+bool client::remove_state_listener(listener_id id) { return impl_->remove_state_listener(id); }
+
+listener_id client::add_message_listener(message_handler h, message_scope scope) {
+    return impl_->add_message_listener(std::move(h), scope);
+}
+
+bool client::remove_message_listener(listener_id id) { return impl_->remove_message_listener(id); }
+
+void client::start_consuming(consume_options o) { impl_->start_consuming(o); }
+
+void client::stop_consuming() { impl_->stop_consuming(); }
+
+std::optional<message> client::consume(std::chrono::milliseconds timeout) { return impl_->consume(timeout); }
+
+client_counters client::counters() const { return impl_->counters(); }
+
 void client::start() { impl_->start(); }
 
 int client::fd() const noexcept { return impl_->epoll_fd(); }
@@ -87,6 +105,57 @@ std::future<result> client::unsubscribe(std::string filter) {
 void client::unsubscribe(std::string filter, completion_handler done) {
     impl_->submit(detail::unsubscribe_cmd{std::move(filter), std::move(done)});
 }
+
+std::future<result> client::publish(message m, request_options o) {
+    auto [f, done] = promise_handler();
+    static_cast<void>(publish(std::move(m), std::move(o), std::move(done)));
+    return std::move(f);
+}
+
+request_handle client::publish(message m, request_options o, completion_handler done) {
+    auto gate = impl_->make_gate(done, o);
+    impl_->submit(detail::publish_cmd{std::move(m), std::move(done), gate});
+    detail::core::watch(gate, o);
+    return request_handle(std::move(gate));
+}
+
+std::future<result> client::subscribe(std::string filter, int qos, message_handler handler, request_options o) {
+    auto [f, done] = promise_handler();
+    static_cast<void>(subscribe(std::move(filter), qos, std::move(handler), std::move(o), std::move(done)));
+    return std::move(f);
+}
+
+request_handle client::subscribe(std::string filter, int qos, message_handler handler, request_options o,
+                                 completion_handler done) {
+    auto gate = impl_->make_gate(done, o);
+    const bool at_registration = o.complete_at == subscribe_completion::registered;
+    impl_->submit(detail::subscribe_cmd{std::move(filter), qos, std::move(handler), std::move(done), gate, at_registration});
+    detail::core::watch(gate, o);
+    return request_handle(std::move(gate));
+}
+
+std::future<result> client::unsubscribe(std::string filter, request_options o) {
+    auto [f, done] = promise_handler();
+    static_cast<void>(unsubscribe(std::move(filter), std::move(o), std::move(done)));
+    return std::move(f);
+}
+
+request_handle client::unsubscribe(std::string filter, request_options o, completion_handler done) {
+    auto gate = impl_->make_gate(done, o);
+    impl_->submit(detail::unsubscribe_cmd{std::move(filter), std::move(done), gate});
+    detail::core::watch(gate, o);
+    return request_handle(std::move(gate));
+}
+
+request_handle::request_handle(std::shared_ptr<detail::request_gate> gate) noexcept : gate_(std::move(gate)) {}
+
+void request_handle::cancel() const {
+    if (gate_ && !gate_->finished.load() && gate_->cancel) {
+        gate_->cancel(gate_);
+    }
+}
+
+bool request_handle::done() const noexcept { return !gate_ || gate_->finished.load(); }
 
 std::future<shadow_reply> client::shadow_get(std::string shadow_name) {
     auto [f, done] = reply_promise<shadow_reply>();

@@ -81,6 +81,8 @@ std::size_t command_bytes(const command& c) {
         std::size_t operator()(const subscribe_cmd& s) const { return s.filter.size(); }
         std::size_t operator()(const unsubscribe_cmd& u) const { return u.filter.size(); }
         std::size_t operator()(const timer_cmd&) const { return 0; }
+        std::size_t operator()(const cancel_cmd&) const { return 0; }
+        std::size_t operator()(const ack_cmd&) const { return 0; }
     };
     return std::visit(visitor{}, c);
 }
@@ -123,6 +125,134 @@ void core::set_subscription_lost_handler(subscription_lost_handler h) {
     auto p = h ? std::make_shared<const subscription_lost_handler>(std::move(h)) : nullptr;
     std::lock_guard lk(mailbox_mutex_);
     lost_handler_ = std::move(p);
+}
+
+listener_id core::add_state_listener(state_handler h) {
+    auto p = std::make_shared<const state_handler>(std::move(h));
+    std::lock_guard lk(mailbox_mutex_);
+    const listener_id id = next_listener_id_++;
+    if (*p && !closed_) {
+        state_listeners_.emplace(id, std::move(p));
+    }
+    return id;
+}
+
+bool core::remove_state_listener(listener_id id) {
+    std::lock_guard lk(mailbox_mutex_);
+    return state_listeners_.erase(id) > 0;
+}
+
+listener_id core::add_message_listener(message_handler h, message_scope scope) {
+    auto p = std::make_shared<const message_handler>(std::move(h));
+    std::lock_guard lk(mailbox_mutex_);
+    const listener_id id = next_listener_id_++;
+    if (*p && !closed_) {
+        message_listeners_.emplace(id, message_listener{std::move(p), scope});
+    }
+    return id;
+}
+
+bool core::remove_message_listener(listener_id id) {
+    std::lock_guard lk(mailbox_mutex_);
+    return message_listeners_.erase(id) > 0;
+}
+
+void core::start_consuming(const consume_options& o) {
+    std::lock_guard lk(consume_mutex_);
+    if (consume_closed_) {
+        return;
+    }
+    consuming_ = true;
+    consume_capacity_ = std::max<std::size_t>(o.capacity, 1);
+}
+
+void core::stop_consuming() {
+    std::deque<consumed> dropped;
+    {
+        std::lock_guard lk(consume_mutex_);
+        consuming_ = false;
+        dropped.swap(consume_queue_);
+    }
+    consume_ready_.notify_all();
+}
+
+std::optional<message> core::consume(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + std::max(timeout, std::chrono::milliseconds{0});
+    // From a handler the loop cannot run while we wait: take only what is there. (Not a word
+    // to lifecycle_mutex_ then: close() may hold it, joining this very thread.)
+    const bool in_handler = on_loop_thread();
+    bool driven = false;  // the app drives the client (no start()): consume() drives it while it waits
+    if (!in_handler) {
+        std::lock_guard life(lifecycle_mutex_);
+        driven = !started_;
+    }
+    std::optional<consumed> got;
+    const auto take = [&] {
+        if (!consume_queue_.empty()) {
+            got = std::move(consume_queue_.front());
+            consume_queue_.pop_front();
+        }
+        return got.has_value() || consume_closed_ || !consuming_;
+    };
+    if (driven) {
+        for (;;) {
+            process();
+            {
+                std::lock_guard lk(consume_mutex_);
+                if (take()) {
+                    break;
+                }
+            }
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) {
+                break;
+            }
+            pollfd p{transport_.epoll_fd(), POLLIN, 0};
+            static_cast<void>(::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 60'000))));
+        }
+    } else {
+        std::unique_lock lk(consume_mutex_);
+        const auto until = in_handler ? std::chrono::steady_clock::now() : deadline;
+        static_cast<void>(consume_ready_.wait_until(lk, until, take));
+    }
+    if (!got) {
+        return std::nullopt;
+    }
+    if (got->delivery_id != 0) {
+        submit(ack_cmd{got->connection, got->delivery_id, {}});
+    }
+    return std::move(got->msg);
+}
+
+client_counters core::counters() const {
+    return {timed_out_count_.load(), cancelled_count_.load(), late_results_.load(), consume_dropped_.load()};
+}
+
+std::shared_ptr<request_gate> core::make_gate(completion_handler& done, const request_options& o) {
+    auto gate = std::make_shared<request_gate>();
+    gate->done = std::move(done);
+    if (o.timeout.count() > 0) {
+        gate->deadline = std::chrono::steady_clock::now() + o.timeout;
+    }
+    gate->cancel = [weak = weak_from_this()](std::shared_ptr<request_gate> g) {
+        if (auto self = weak.lock()) {
+            self->submit(cancel_cmd{std::move(g), {}});
+        }
+    };
+    done = [this, gate](const result& r) { finish(*gate, r); };
+    return gate;
+}
+
+void core::watch(const std::shared_ptr<request_gate>& gate, const request_options& o) {
+    if (!o.cancel.stop_possible() || gate->finished.load()) {
+        return;
+    }
+    // Runs at once when stop was requested already; the command then follows the request's.
+    gate->on_stop.emplace(o.cancel, [weak = std::weak_ptr<request_gate>(gate)] {
+        if (auto g = weak.lock(); g && g->cancel) {
+            g->cancel(g);
+        }
+    });
 }
 
 void core::start() {
@@ -402,13 +532,25 @@ void core::emit_state() {
     emitted_once_ = true;
     last_emitted_ = st;
     ready_.push_back({[this, s = std::move(st)] {
-                          std::shared_ptr<const state_handler> h;
+                          std::vector<std::shared_ptr<const state_handler>> hs;
                           {
                               std::lock_guard lk(mailbox_mutex_);
-                              h = state_handler_;
+                              if (state_handler_) {
+                                  hs.push_back(state_handler_);
+                              }
+                              for (const auto& [id, h] : state_listeners_) {
+                                  hs.push_back(h);
+                              }
                           }
-                          if (h) {
-                              (*h)(s);
+                          for (const auto& h : hs) {
+                              if (closed_) {
+                                  return;
+                              }
+                              try {
+                                  (*h)(s);
+                              } catch (...) {
+                                  // see call_quietly()
+                              }
                           }
                       },
                       false});
@@ -455,11 +597,13 @@ void core::handle(publish_cmd&& c) {
     }
     auto& r = std::get<request>(checked);
     r.done = std::move(c.done);
+    r.gate = c.gate;
     enqueue(std::move(r));
+    arm_gate_timer(c.gate);
 }
 
 void core::handle(subscribe_cmd&& c) {
-    auto checked = subscribe_request(c.filter, c.qos, static_cast<bool>(c.handler), context());
+    auto checked = subscribe_request(c.filter, c.qos, context());
     if (auto* refused = std::get_if<result>(&checked)) {
         queue_completion(std::move(c.done), std::move(*refused));
         return;
@@ -468,7 +612,14 @@ void core::handle(subscribe_cmd&& c) {
     r.filters.push_back(
         subscriptions_.add(std::move(c.filter), static_cast<std::uint8_t>(c.qos), std::move(c.handler)));
     r.done = std::move(c.done);
+    r.gate = c.gate;
+    if (c.at_registration) {
+        std::get<ipc::subscribe>(r.frame).flags = ipc::subscribe_answer_at_registration;
+        r.awaits_registration = true;
+        r.size = ipc::encoded_size(r.frame, ipc::wire_version::v3);
+    }
     enqueue(std::move(r));
+    arm_gate_timer(c.gate);
     claim();
 }
 
@@ -501,12 +652,64 @@ void core::handle(unsubscribe_cmd&& c) {
     r.size = ipc::encoded_size(r.frame);
     r.done = std::move(c.done);
     r.filters.push_back({std::move(c.filter), 0});
+    r.gate = c.gate;
     enqueue(std::move(r));
+    arm_gate_timer(c.gate);
 }
 
 void core::handle(timer_cmd&& c) {
     timers_.emplace(c.at, std::move(c.fn));
     transport_.arm_deadline(timers_.begin()->first);
+}
+
+void core::handle(cancel_cmd&& c) {
+    expire(c.gate, make_result(error_code::cancelled, "the app cancelled the request"));
+}
+
+void core::handle(ack_cmd&& c) { acknowledge(c.connection, c.delivery_id); }
+
+void core::arm_gate_timer(const std::shared_ptr<request_gate>& gate) {
+    if (!gate || !gate->deadline || gate->finished.load()) {
+        return;
+    }
+    const auto at = *gate->deadline;
+    timers_.emplace(at, [this, gate](const result* closed) {
+        if (closed == nullptr) {  // at close(), the request itself completes with `closed`
+            expire(gate, make_result(error_code::timed_out, "no result within the request's timeout"));
+        }
+    });
+    transport_.arm_deadline(timers_.begin()->first);
+}
+
+void core::expire(const std::shared_ptr<request_gate>& gate, result r) {
+    if (!gate || gate->finished.load()) {
+        return;
+    }
+    if (auto waiting = requests_.withdraw(gate.get())) {
+        r.message += " (withdrawn before it was sent to thingmuxd)";
+        complete_failed(std::move(*waiting), r);  // a subscribe's filter goes with it
+        return;
+    }
+    // Taken by the daemon already (or refused, with its completion queued): only the wait ends.
+    queue_completion([this, gate](const result& res) { finish(*gate, res); }, std::move(r));
+}
+
+void core::finish(request_gate& gate, const result& r) {
+    if (gate.finished.exchange(true)) {
+        // Lost the race. A timeout or cancel that lost is nothing; a result that lost came late.
+        if (r.code != error_code::timed_out && r.code != error_code::cancelled && r.code != error_code::closed) {
+            late_results_.fetch_add(1, std::memory_order_relaxed);
+        }
+        return;
+    }
+    if (r.code == error_code::timed_out) {
+        timed_out_count_.fetch_add(1, std::memory_order_relaxed);
+    } else if (r.code == error_code::cancelled) {
+        cancelled_count_.fetch_add(1, std::memory_order_relaxed);
+    }
+    auto done = std::move(gate.done);
+    gate.done = nullptr;
+    call_quietly(done, r);
 }
 
 void core::on_deadline() {
@@ -562,6 +765,11 @@ void core::send_backlog() {
             continue;
         }
         request r = requests_.pop_next();
+        if (r.awaits_registration && transport_.version() < ipc::wire_version::v3) {
+            // A daemon before version 3 answers at the SUBACK only (IPC-60).
+            std::get<ipc::subscribe>(r.frame).flags = 0;
+            r.awaits_registration = false;
+        }
         if (r.size > frame_limit) {
             // Queued before the welcome announced a smaller limit.
             const auto code =

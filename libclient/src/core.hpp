@@ -45,7 +45,9 @@
 #include "subscription_registry.hpp"
 #include "transport.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -66,16 +68,31 @@ struct connect_cmd {
 struct publish_cmd {
     message msg;
     completion_handler done;
+    std::shared_ptr<request_gate> gate;  // with request_options: `done` goes through it
 };
 struct subscribe_cmd {
     std::string filter;
     int qos = 0;
     message_handler handler;
     completion_handler done;
+    std::shared_ptr<request_gate> gate;
+    bool at_registration = false;  // subscribe_completion::registered
 };
 struct unsubscribe_cmd {
     std::string filter;
     completion_handler done;
+    std::shared_ptr<request_gate> gate;
+};
+// request_handle::cancel() and request_options::cancel.
+struct cancel_cmd {
+    std::shared_ptr<request_gate> gate;
+    completion_handler done;  // always empty
+};
+// A consumed session delivery: acknowledged on the loop, if its connection is still the one.
+struct ack_cmd {
+    std::uint64_t connection = 0;
+    std::uint32_t delivery_id = 0;
+    completion_handler done;  // always empty
 };
 // Calls `fn` on the loop at `at` (steady_clock), or with the reason when it never will: the client
 // closed, or the command was refused. For the deadlines of shadow and jobs requests.
@@ -84,7 +101,8 @@ struct timer_cmd {
     std::function<void(const result* cancelled)> fn;
     completion_handler done;  // fn(&reason) if the command is refused
 };
-using command = std::variant<connect_cmd, publish_cmd, subscribe_cmd, unsubscribe_cmd, timer_cmd>;
+using command =
+    std::variant<connect_cmd, publish_cmd, subscribe_cmd, unsubscribe_cmd, timer_cmd, cancel_cmd, ack_cmd>;
 [[nodiscard]] completion_handler& done_of(command& c);
 
 // Calls `done` with `r` unless it is empty; an exception it throws is dropped (a handler's
@@ -110,6 +128,19 @@ public:
     // Any thread.
     void set_state_handler(state_handler h);
     void set_subscription_lost_handler(subscription_lost_handler h);
+    [[nodiscard]] listener_id add_state_listener(state_handler h);
+    bool remove_state_listener(listener_id id);
+    [[nodiscard]] listener_id add_message_listener(message_handler h, message_scope scope);
+    bool remove_message_listener(listener_id id);
+    void start_consuming(const consume_options& o);
+    void stop_consuming();
+    [[nodiscard]] std::optional<message> consume(std::chrono::milliseconds timeout);
+    [[nodiscard]] client_counters counters() const;
+    // A gate for a request with `o`: it takes `done`, which becomes the gate's entry. Then
+    // submit() the command with the gate, then watch() it.
+    [[nodiscard]] std::shared_ptr<request_gate> make_gate(completion_handler& done, const request_options& o);
+    // Registers `o.cancel` for the gate, once its command is submitted (so a cancel comes after it).
+    static void watch(const std::shared_ptr<request_gate>& gate, const request_options& o);
     void start();
     [[nodiscard]] int epoll_fd() const noexcept { return transport_.epoll_fd(); }
     void process();
@@ -136,7 +167,17 @@ private:
     void handle(subscribe_cmd&& c);
     void handle(unsubscribe_cmd&& c);
     void handle(timer_cmd&& c);
+    void handle(cancel_cmd&& c);
+    void handle(ack_cmd&& c);
     void on_deadline();
+    // The gate's first completion runs the app's handler; later ones are dropped (and counted,
+    // when they are a result that came too late).
+    void finish(request_gate& gate, const result& r);
+    // Ends a gate's wait with `r` (timed_out, cancelled): withdraws its request from the backlog
+    // if it is still there.
+    void expire(const std::shared_ptr<request_gate>& gate, result r);
+    // Arms the gate's deadline, if it has one.
+    void arm_gate_timer(const std::shared_ptr<request_gate>& gate);
     [[nodiscard]] request_context context() const;
 
     // Sending.
@@ -161,13 +202,19 @@ private:
     void on_state_frame(ipc::state&& s);
     // Sends the ack of a delivery once its handlers returned, if its connection is still the one.
     void acknowledge(std::uint64_t connection, std::uint32_t delivery_id);
-    // Queues a message for its handlers, acknowledged once they all returned.
+    // Queues a message for its handlers and the message listeners (and the consume queue when
+    // no handler took it), acknowledged once they all returned (or when it is consumed).
     void dispatch(std::vector<subscription_registry::handler_ptr> handlers, ipc::message&& m);
+    // Whether a message no handler matches has somewhere to go: an unmatched listener or consume().
+    [[nodiscard]] bool unmatched_taken() const;
+    // Queues a message for consume(). True if the queue took it (it acknowledges it when
+    // consumed); false when not consuming.
+    bool push_consumed(const message& m, std::uint64_t connection, std::uint32_t delivery_id);
     // Unclaimed deliveries (below) that a handler now takes go to it; `unsubscribed`: those
     // matching this filter are no longer wanted, and are acknowledged.
     void claim(const std::string* unsubscribed = nullptr);
-    // The hello of the next connection attempt: version 2 with the session when the app named
-    // one and the daemon did not refuse version 2 (IPC-46), else version 1.
+    // The hello of the next connection attempt: version 3 (IPC-60) unless the daemon refused it,
+    // then version 2 with the session when the app named one (IPC-46), else version 1.
     [[nodiscard]] ipc::hello make_hello() const;
     // Ends the connection: fails/keeps requests by the rules in client.hpp, schedules a retry.
     // `refusal` is the error frame's code when the daemon refused or cut us off.
@@ -205,6 +252,13 @@ private:
     bool stop_requested_ = false;
     std::shared_ptr<const state_handler> state_handler_;
     std::shared_ptr<const subscription_lost_handler> lost_handler_;
+    std::map<listener_id, std::shared_ptr<const state_handler>> state_listeners_;
+    struct message_listener {
+        std::shared_ptr<const message_handler> handler;
+        message_scope scope = message_scope::unmatched;
+    };
+    std::map<listener_id, message_listener> message_listeners_;
+    listener_id next_listener_id_ = 1;
     state snapshot_;
     std::optional<daemon_info> info_snapshot_;
 
@@ -225,9 +279,10 @@ private:
     ipc::state uplink_;
     bool uplink_known_ = false;
     std::optional<ipc::welcome> welcome_;
-    // The daemon refused version 2 (unsupported_version): connect with version 1 until a
-    // connection that was welcomed ends (the daemon may come back upgraded).
-    bool version1_fallback_ = false;
+    // The highest version the next hello may ask (IPC-46, IPC-60): 3, or lower after the daemon
+    // refused a version (unsupported_version), until a connection that was welcomed ends (the
+    // daemon may come back upgraded).
+    ipc::wire_version version_ceiling_ = ipc::wire_version::v3;
     std::vector<completion_handler> connect_waiters_;
 
     // QoS 1 deliveries of the session that came when no handler matched them: a resumed session
@@ -243,6 +298,25 @@ private:
     std::deque<ready_item> ready_;
     state last_emitted_;
     bool emitted_once_ = false;
+
+    // The consume() queue (consume_mutex_, innermost like mailbox_mutex_; never both held).
+    struct consumed {
+        message msg;
+        std::uint64_t connection = 0;
+        std::uint32_t delivery_id = 0;  // 0: nothing to acknowledge
+    };
+    mutable std::mutex consume_mutex_;
+    std::condition_variable consume_ready_;
+    std::deque<consumed> consume_queue_;
+    bool consuming_ = false;
+    bool consume_closed_ = false;
+    std::size_t consume_capacity_ = 0;
+
+    // client_counters; written on the loop (or by the thread a refusal runs on), read anywhere.
+    std::atomic<std::uint64_t> timed_out_count_{0};
+    std::atomic<std::uint64_t> cancelled_count_{0};
+    std::atomic<std::uint64_t> late_results_{0};
+    std::atomic<std::uint64_t> consume_dropped_{0};
 };
 
 }  // namespace thingmux::detail

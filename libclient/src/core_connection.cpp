@@ -72,8 +72,15 @@ void core::attempt_connect() {
 
 ipc::hello core::make_hello() const {
     ipc::hello h{ipc::protocol_version, app_name_, opts_.thing};
-    if (!opts_.session_name.empty() && !version1_fallback_) {
+    const bool session = !opts_.session_name.empty();
+    if (version_ceiling_ == ipc::wire_version::v3) {
+        h.version = static_cast<std::uint16_t>(ipc::wire_version::v3);
+    }
+    // Version 2 has nothing for an app without a session: such an app falls back to version 1.
+    if (session && version_ceiling_ == ipc::wire_version::v2) {
         h.version = static_cast<std::uint16_t>(ipc::wire_version::v2);
+    }
+    if (session && version_ceiling_ != ipc::wire_version::v1) {
         h.session_name = opts_.session_name;
         h.session_expiry = static_cast<std::uint32_t>(
             std::clamp<std::chrono::seconds::rep>(opts_.session_expiry.count(), 0, 0xFFFF'FFFF));
@@ -157,11 +164,11 @@ bool core::decode_frames() {
 
 void core::on_frame(ipc::daemon_message&& m) {
     if (auto* err = std::get_if<ipc::error>(&m)) {
-        if (!welcome_ && err->code == ipc::errc::unsupported_version &&
-            transport_.version() == ipc::wire_version::v2) {
-            // A daemon that does not speak version 2 yet (IPC-39, IPC-46): again with version 1,
-            // without a session, at once.
-            version1_fallback_ = true;
+        if (!welcome_ && err->code == ipc::errc::unsupported_version && transport_.version() != ipc::wire_version::v1) {
+            // A daemon that does not speak this version yet (IPC-39, IPC-46): again at once, one
+            // version lower (version 1: without a session; subscribes then complete at the SUBACK).
+            version_ceiling_ =
+                transport_.version() == ipc::wire_version::v3 ? ipc::wire_version::v2 : ipc::wire_version::v1;
             transport_.close();
             attempt_connect();
             return;
@@ -240,6 +247,20 @@ void core::on_publish_result(ipc::publish_result&& r) {
 }
 
 void core::on_subscribe_result(ipc::subscribe_result&& r) {
+    if (request* early = requests_.in_flight(r.request_id); early != nullptr && early->awaits_registration) {
+        // IPC-61: registered. The app's wait ends here; the request stays in flight for the final
+        // answer (IPC-62), which settles it like a resubscribe: a refusal then is a lost filter.
+        early->awaits_registration = false;
+        early->kind = request_kind::resubscribe;
+        result res = r.results.empty() ? make_result(error_code::internal_error, "thingmuxd sent no result")
+                                       : from_ipc(std::move(r.results.front()));
+        if (!res.ok()) {
+            subscriptions_.settle(early->filters.front(), false);
+        }
+        queue_completion(std::move(early->done), std::move(res));
+        early->done = nullptr;
+        return;
+    }
     auto req = requests_.complete(r.request_id, {request_kind::subscribe, request_kind::resubscribe});
     if (!req) {
         return;
@@ -258,7 +279,9 @@ void core::on_subscribe_result(ipc::subscribe_result&& r) {
                                        "thingmuxd sent " + std::to_string(r.results.size()) + " results for " +
                                            std::to_string(req->filters.size()) + " filters");
         const bool current = subscriptions_.settle(ref, res.ok());
-        if (!res.ok() && current && req->kind == request_kind::resubscribe && lost) {
+        // The app's own subscribe whose wait ended (timeout, cancel) is told like a resubscribe.
+        const bool unwaited = req->kind == request_kind::resubscribe || (req->gate && req->gate->finished.load());
+        if (!res.ok() && current && unwaited && lost) {
             ready_.push_back({[lost, f = ref.filter, res] { (*lost)(f, res); }, false});
         }
         if (!first) {
@@ -285,10 +308,45 @@ void core::on_message(ipc::message&& m) {
     // matching handler gets it, in filter order. A delivery to a session is acknowledged once
     // they all returned (IPC-44); one nobody handles any more at once.
     auto handlers = subscriptions_.handlers_for(m.topic);
-    if (!handlers.empty()) return dispatch(std::move(handlers), std::move(m));
+    if (!handlers.empty() || unmatched_taken()) return dispatch(std::move(handlers), std::move(m));
     // A session's delivery no handler takes yet is held for one; any other was for a filter the
-    // app dropped while it was on its way.
-    if (m.delivery_id != 0) unclaimed_.push_back(std::move(m));
+    // app dropped while it was on its way (message_scope::all listeners still see it).
+    if (m.delivery_id != 0) {
+        unclaimed_.push_back(std::move(m));
+        return;
+    }
+    dispatch({}, std::move(m));
+}
+
+bool core::unmatched_taken() const {
+    {
+        std::lock_guard lk(mailbox_mutex_);
+        for (const auto& [id, l] : message_listeners_) {
+            if (l.scope == message_scope::unmatched) {
+                return true;
+            }
+        }
+    }
+    std::lock_guard lk(consume_mutex_);
+    return consuming_;
+}
+
+bool core::push_consumed(const message& m, std::uint64_t connection, std::uint32_t delivery_id) {
+    {
+        std::lock_guard lk(consume_mutex_);
+        if (!consuming_ || consume_closed_) {
+            return false;
+        }
+        // A session's QoS 1 delivery is never dropped: unacknowledged, it is bounded by the
+        // daemon (IPC-44), which sends no more once the app holds its limit of them.
+        if (consume_queue_.size() >= consume_capacity_ && delivery_id == 0) {
+            consume_dropped_.fetch_add(1, std::memory_order_relaxed);
+            return true;
+        }
+        consume_queue_.push_back({m, connection, delivery_id});
+    }
+    consume_ready_.notify_one();
+    return true;
 }
 
 void core::claim(const std::string* unsubscribed) {
@@ -298,7 +356,7 @@ void core::claim(const std::string* unsubscribed) {
             return true;
         }
         auto handlers = subscriptions_.handlers_for(m.topic);
-        if (handlers.empty()) return false;
+        if (handlers.empty() && !unmatched_taken()) return false;
         dispatch(std::move(handlers), std::move(m));
         return true;
     });
@@ -306,8 +364,26 @@ void core::claim(const std::string* unsubscribed) {
 
 void core::dispatch(std::vector<subscription_registry::handler_ptr> handlers, ipc::message&& m) {
     const auto connection = transport_.connection();
-    const auto delivery_id = m.delivery_id;
+    auto delivery_id = m.delivery_id;
+    const bool matched = !handlers.empty();
+    {
+        // After the subscription handlers: the listeners of every message, and (when no
+        // handler took it) those of the unmatched ones, in the order they were added.
+        std::lock_guard lk(mailbox_mutex_);
+        for (const auto& [id, l] : message_listeners_) {
+            if (l.scope == message_scope::all || !matched) {
+                handlers.push_back(l.handler);
+            }
+        }
+    }
     auto msg = std::make_shared<const message>(from_ipc(std::move(m)));
+    if (!matched && push_consumed(*msg, connection, delivery_id)) {
+        delivery_id = 0;  // consume() acknowledges it
+    }
+    if (handlers.empty()) {
+        acknowledge(connection, delivery_id);
+        return;
+    }
     ready_.push_back({[this, hs = std::move(handlers), msg, connection, delivery_id] {
                           for (const auto& h : hs) {
                               if (closed_) {
@@ -345,7 +421,7 @@ void core::on_state_frame(ipc::state&& s) {
 
 void core::drop_connection(const std::string& reason, std::optional<ipc::errc> refusal) {
     if (welcome_) {
-        version1_fallback_ = false;  // the daemon may come back speaking version 2
+        version_ceiling_ = ipc::wire_version::v3;  // the daemon may come back upgraded
     }
     transport_.close();
     transport_.disarm_timer();
@@ -415,7 +491,15 @@ void core::shutdown_locked() {
         info_snapshot_.reset();
         state_handler_.reset();
         lost_handler_.reset();
+        state_listeners_.clear();
+        message_listeners_.clear();
     }
+    {
+        std::lock_guard lk(consume_mutex_);
+        consume_closed_ = true;
+        consume_queue_.clear();
+    }
+    consume_ready_.notify_all();
     transport_.close();
     transport_.disarm_timer();
     want_connection_ = false;

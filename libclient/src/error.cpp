@@ -19,6 +19,7 @@ const char* to_string(error_code code) noexcept {
         case error_code::backlog_full: return "backlog_full";
         case error_code::invalid_argument: return "invalid_argument";
         case error_code::timed_out: return "timed_out";
+        case error_code::cancelled: return "cancelled";
         default: break;
     }
     const auto raw = static_cast<std::uint16_t>(code);
@@ -37,6 +38,7 @@ const char* describe(error_code code) noexcept {
         case error_code::backlog_full: return "too many requests waiting to be sent";
         case error_code::invalid_argument: return "invalid argument";
         case error_code::timed_out: return "timed out";
+        case error_code::cancelled: return "cancelled";
         default: break;
     }
     const auto raw = static_cast<std::uint16_t>(code);

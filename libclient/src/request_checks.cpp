@@ -84,7 +84,7 @@ std::variant<request, result> publish_request(message& m, const request_context&
     return out;
 }
 
-std::variant<request, result> subscribe_request(const std::string& filter, int qos, bool has_handler,
+std::variant<request, result> subscribe_request(const std::string& filter, int qos,
                                                 const request_context& ctx) {
     if (auto bad = check_qos(qos)) {
         return std::move(*bad);
@@ -98,9 +98,6 @@ std::variant<request, result> subscribe_request(const std::string& filter, int q
         return make_result(error_code::invalid_filter, "the filter is " + std::to_string(filter.size()) +
                                                            " bytes long, thingmuxd allows " +
                                                            std::to_string(ctx.limits->max_topic_length));
-    }
-    if (!has_handler) {
-        return make_result(error_code::invalid_argument, "subscribe needs a message handler");
     }
     if (ctx.offline) {
         return *ctx.offline;

@@ -31,7 +31,7 @@ struct request_context {
 [[nodiscard]] std::variant<request, result> publish_request(message& m, const request_context& ctx);
 // The subscribe request for `filter` (without its subscription_ref, which the caller adds once
 // the filter is registered), or the result it fails with.
-[[nodiscard]] std::variant<request, result> subscribe_request(const std::string& filter, int qos, bool has_handler,
+[[nodiscard]] std::variant<request, result> subscribe_request(const std::string& filter, int qos,
                                                               const request_context& ctx);
 
 }  // namespace thingmux::detail

@@ -84,6 +84,19 @@ bool request_table::waiting_subscribe(std::string_view filter) const noexcept {
     });
 }
 
+std::optional<request> request_table::withdraw(const request_gate* gate) {
+    const auto it = std::find_if(backlog_.begin(), backlog_.end(), [gate](const request& r) {
+        return r.gate.get() == gate && (r.kind == request_kind::publish || r.kind == request_kind::subscribe);
+    });
+    if (gate == nullptr || it == backlog_.end()) {
+        return std::nullopt;
+    }
+    request r = std::move(*it);
+    backlog_.erase(it);
+    backlog_bytes_ -= r.size;
+    return r;
+}
+
 const request& request_table::send(request&& r) {
     std::uint32_t id = next_request_id_;
     while (id == 0 || in_flight_.contains(id)) {
@@ -108,6 +121,11 @@ std::optional<request> request_table::complete(std::uint32_t id, std::initialize
         --in_flight_publishes_;
     }
     return r;
+}
+
+request* request_table::in_flight(std::uint32_t id) {
+    const auto it = in_flight_.find(id);
+    return it == in_flight_.end() ? nullptr : &it->second;
 }
 
 void request_table::fail(pending_in where, const failure_plan& plan, const failed_sink& sink) {

@@ -9,12 +9,16 @@
 
 #include "ipc/messages.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +41,20 @@ struct subscription_ref {
     friend bool operator==(const subscription_ref&, const subscription_ref&) = default;
 };
 
+// The one completion of a request made with request_options (client.hpp): the result, the
+// timeout, the app's cancel and the close() race for it, and the first one wins. Every
+// completion of the request goes through the gate; whoever loses is dropped.
+struct request_gate {
+    // Set by the winner, on the loop (or on the calling thread when the request is refused at once).
+    std::atomic<bool> finished{false};
+    completion_handler done;  // the app's; moved out by the winner
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    // Where cancel() sends its command; the core outlives no request, so weak.
+    std::function<void(std::shared_ptr<request_gate>)> cancel;
+    // Keeps request_options::cancel's callback registered for the request's life.
+    std::optional<std::stop_callback<std::function<void()>>> on_stop;
+};
+
 struct request {
     request_kind kind = request_kind::publish;
     ipc::client_message frame;  // request_id set when it is sent
@@ -44,6 +62,11 @@ struct request {
     completion_handler done;    // empty for resubscribe
     // subscribe and unsubscribe: the one filter; resubscribe: one per filter of the frame.
     std::vector<subscription_ref> filters;
+    // With request_options; `done` then goes through it.
+    std::shared_ptr<request_gate> gate;
+    // A subscribe sent with subscribe_answer_at_registration (IPC-61): its first answer is the
+    // registration, then it stays in flight, as a resubscribe, for the final one.
+    bool awaits_registration = false;
 };
 
 // Which pending requests a fail() takes, and the result each kind completes with: a kind
@@ -80,6 +103,9 @@ public:
     // Removes the request next_to_send() returned.
     [[nodiscard]] request pop_next();
     [[nodiscard]] bool waiting_subscribe(std::string_view filter) const noexcept;
+    // The publish or subscribe of `gate` if it still waits in the backlog, removed: its wait
+    // ended (timeout, cancel) before it was sent. Unsubscribes are always sent.
+    [[nodiscard]] std::optional<request> withdraw(const request_gate* gate);
 
     // In flight: gives `r` a request id unused by any request in flight, writes it into the
     // frame and keeps it under that id; the stored request is returned for encoding.
@@ -87,6 +113,8 @@ public:
     // The request in flight under `id` if it is one of `kinds`, removed; nothing otherwise (a
     // result for a request that is not ours).
     [[nodiscard]] std::optional<request> complete(std::uint32_t id, std::initializer_list<request_kind> kinds);
+    // The request in flight under `id`, left there; nullptr if none.
+    [[nodiscard]] request* in_flight(std::uint32_t id);
 
     // The one way to fail pending requests: every request in `where` whose kind has an outcome
     // in `plan` is removed and passed to `sink` with that outcome, in the order they were sent

@@ -56,7 +56,7 @@ bool subscription_registry::active(std::string_view filter) const {
 std::vector<subscription_registry::handler_ptr> subscription_registry::handlers_for(std::string_view topic) const {
     std::vector<handler_ptr> out;
     for (const auto& [filter, e] : entries_) {
-        if (topic_matches_unchecked(filter, topic)) {
+        if (*e.handler && topic_matches_unchecked(filter, topic)) {  // empty: left to the listeners
             out.push_back(e.handler);
         }
     }

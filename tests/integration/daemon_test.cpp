@@ -564,7 +564,7 @@ TEST_F(DaemonTest, IPC_HandshakeRefusalsSayWhy) {
         EXPECT_TRUE(c.wait_closed());
         ASSERT_TRUE(c.last_error);
         EXPECT_EQ(c.last_error->code, ipc::errc::unsupported_version) << c.last_error->message;
-        EXPECT_EQ(c.last_error->message, "client speaks IPC version 99, thingmuxd speaks 1 and 2") << "IPC-9";
+        EXPECT_EQ(c.last_error->message, "client speaks IPC version 99, thingmuxd speaks 1, 2 and 3") << "IPC-9";
     }
     {
         // Version 2 (sessions, IPC-46) is spoken: a well-formed version 2 hello is not refused but

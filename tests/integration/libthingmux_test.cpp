@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -96,7 +98,7 @@ std::optional<daemon_info> started(client& app) {
 }
 
 TEST(Libthingmux, IPC46_TheDaemonGrantsTheSessionAnAppNames) {
-    // thingmuxd speaks version 2: the library's version 2 hello is welcomed with the session
+    // thingmuxd speaks version 3: the library's version 3 hello is welcomed with the session
     // (kept up to ipc.session_expiry, 1 day by default, as the library asks by default), and
     // the next connection under that name resumes it.
     broker_fixture broker;
@@ -106,7 +108,7 @@ TEST(Libthingmux, IPC46_TheDaemonGrantsTheSessionAnAppNames) {
         client app(o);
         const auto info = started(app);
         ASSERT_TRUE(info);
-        EXPECT_EQ(info->protocol_version, 2);
+        EXPECT_EQ(info->protocol_version, 3);
         EXPECT_FALSE(info->session_present);
         EXPECT_GT(info->session_expiry, 0s);
         EXPECT_EQ(info->session_expiry, o.session_expiry);
@@ -120,7 +122,7 @@ TEST(Libthingmux, IPC46_TheDaemonGrantsTheSessionAnAppNames) {
     client again(o);
     const auto info = started(again);
     ASSERT_TRUE(info);
-    EXPECT_EQ(info->protocol_version, 2);
+    EXPECT_EQ(info->protocol_version, 3);
     EXPECT_TRUE(info->session_present);
 }
 
@@ -146,6 +148,112 @@ TEST(Libthingmux, IPC43_AnAppStartedAgainGetsTheMessagesThatWaitedForItsSession)
     ASSERT_TRUE(again.subscribe("cmd/gateway-01/#", 1, [&](const message& m) { got.add(m.payload); }).get().ok());
     EXPECT_TRUE(eventually([&] { return got.distinct() == 10; }))
         << got.distinct() << " of the 10 messages that waited for the session reached the app's handler";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts, registration, listeners and consume (docs/libthingmux.md) while the broker goes away
+
+// A started, connected app whose Thing's uplink is connected.
+void connected_app(client& app) {
+    app.start();
+    const auto r = app.connect().get();
+    ASSERT_TRUE(r.ok()) << r.message;
+    ASSERT_TRUE(eventually([&] { return app.current_state().uplink == uplink_state::connected; }, 15'000));
+}
+
+// Stops the broker and waits until the app hears that the uplink is down.
+void broker_down(broker_fixture& broker, client& app) {
+    broker.stop();
+    ASSERT_TRUE(eventually([&] { return app.current_state().uplink != uplink_state::connected; }, 15'000));
+}
+
+TEST(Libthingmux, ATimeoutWhileTheBrokerIsDownCompletesOnceAndTheLateSubackIsCounted) {
+    broker_fixture broker;
+    daemon_fixture daemon(broker);
+    client app(app_options(daemon, "controller"));
+    connected_app(app);
+    broker_down(broker, app);
+
+    // A new filter needs the broker's SUBACK, which cannot come now: both forms time out.
+    std::mutex m;
+    std::vector<result> completions;
+    inbox got;
+    const auto handle = app.subscribe("cmd/gateway-01/a/#", 1, [&](const message& msg) { got.add(msg.payload); },
+                                      {.timeout = 300ms}, [&](const result& r) {
+                                          std::lock_guard l(m);
+                                          completions.push_back(r);
+                                      });
+    auto fut = app.subscribe("cmd/gateway-01/b/#", 1, [](const message&) {}, request_options{.timeout = 300ms});
+    ASSERT_EQ(fut.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(fut.get().code, error_code::timed_out);
+    ASSERT_TRUE(eventually([&] { return handle.done(); }));
+    {
+        std::lock_guard l(m);
+        ASSERT_EQ(completions.size(), 1U);
+        EXPECT_EQ(completions[0].code, error_code::timed_out) << completions[0].message;
+    }
+    EXPECT_EQ(app.counters().timed_out, 2U);
+
+    // The broker comes back: the daemon subscribes upstream and answers; those answers are
+    // dropped (counted), and the handler that stayed registered gets the filter's messages.
+    broker.start();
+    ASSERT_TRUE(eventually([&] { return app.counters().late_results == 2; }, 30'000))
+        << app.counters().late_results << "\n" << read_file(daemon.log_file());
+    publish_from_cloud(broker, "cmd/gateway-01/a/x", numbered(5, "after-"));
+    ASSERT_TRUE(eventually([&] { return got.distinct() == 5; }, 15'000)) << got.distinct();
+    std::lock_guard l(m);
+    EXPECT_EQ(completions.size(), 1U) << "completed twice";
+}
+
+TEST(Libthingmux, TwoStateListenersBothSeeEveryChange) {
+    broker_fixture broker;
+    daemon_fixture daemon(broker);
+    client app(app_options(daemon, "watcher"));
+    std::mutex m;
+    std::vector<uplink_state> first;
+    std::vector<uplink_state> second;
+    app.add_state_listener([&](const state& s) {
+        std::lock_guard l(m);
+        first.push_back(s.uplink);
+    });
+    app.add_state_listener([&](const state& s) {
+        std::lock_guard l(m);
+        second.push_back(s.uplink);
+    });
+    connected_app(app);
+    broker_down(broker, app);
+    broker.start();
+    ASSERT_TRUE(eventually([&] { return app.current_state().uplink == uplink_state::connected; }, 30'000));
+    // The change to connected may still be on its way to the listeners.
+    ASSERT_TRUE(eventually([&] {
+        std::lock_guard l(m);
+        return !second.empty() && second.back() == uplink_state::connected;
+    }));
+    std::lock_guard l(m);
+    EXPECT_EQ(first, second);
+    EXPECT_NE(std::find(first.begin(), first.end(), uplink_state::backing_off), first.end());
+    EXPECT_GE(first.size(), 4U) << "unknown, connected, backing_off, connected at least";
+}
+
+TEST(Libthingmux, ConsumeGetsTheMessagesInOrder) {
+    broker_fixture broker;
+    daemon_fixture daemon(broker);
+    client app(app_options(daemon, "reader"));
+    app.start_consuming({.capacity = 100});
+    connected_app(app);
+    ASSERT_TRUE(app.subscribe("cmd/gateway-01/#", 1, nullptr).get().ok());
+    const auto sent = numbered(20, "c-");
+    publish_from_cloud(broker, "cmd/gateway-01/x", sent);
+    std::vector<std::string> got;
+    while (got.size() < sent.size()) {
+        const auto msg = app.consume(10s);
+        if (!msg) break;
+        EXPECT_EQ(msg->topic, "cmd/gateway-01/x");
+        got.push_back(msg->payload);
+    }
+    EXPECT_EQ(got, sent);
+    EXPECT_FALSE(app.try_consume()) << "one copy of each";
+    EXPECT_EQ(app.counters().consume_dropped, 0U);
 }
 
 // A refusal names the program and the subcommand once, then the code and the daemon's reason: a

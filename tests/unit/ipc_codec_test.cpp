@@ -421,9 +421,9 @@ TEST(IpcCodec, IPC_12_ErrcNamesAreStable) {
 }
 
 TEST(IpcCodec, IPC_9_HelloOfAnotherVersionKeepsOnlyItsVersion) {
-    // A hello of a version whose layout the codec does not know (3) may carry anything after its
+    // A hello of a version whose layout the codec does not know (4) may carry anything after its
     // version; the daemon must still read the version to answer unsupported_version.
-    EXPECT_EQ(decode_as<hello>(x("00 00 00 08  01  00 03  ff ff ff 00 01")), (hello{3, "", ""}));
+    EXPECT_EQ(decode_as<hello>(x("00 00 00 08  01  00 04  ff ff ff 00 01")), (hello{4, "", ""}));
     EXPECT_EQ(decode_as<hello>(x("00 00 00 03  01  00 00")), (hello{0, "", ""}));
     // Version 1 is strict.
     EXPECT_EQ(client_failure(x("00 00 00 08  01  00 01  00 00  00 00  00")).reason,

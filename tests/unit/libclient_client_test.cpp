@@ -175,7 +175,9 @@ public:
         eof_ = false;
         auto hello = receive_as<ipc::hello>();
         if (hello) {
-            send(w);
+            auto answer = w;
+            answer.version = hello->version;  // as thingmuxd: in the hello's own version (IPC-9)
+            send(answer);
         }
         return hello;
     }
@@ -240,6 +242,16 @@ template <class T>
 
 ipc::result ok_result(std::uint8_t reason = 0) { return ipc::result{ipc::errc::ok, reason, {}}; }
 
+// Everything the daemon sent before this publish's result has been dispatched once it completes.
+void sync_with(thingmux::client& c, fake_daemon& d) {
+    auto sync = c.publish({.topic = "sync", .payload = ""});
+    const auto p = d.receive_as<ipc::publish>();
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->topic, "sync");
+    d.send(ipc::publish_result{p->request_id, ok_result()});
+    EXPECT_TRUE(get(sync).ok());
+}
+
 class LibClient : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -299,7 +311,8 @@ TEST_F(LibClient, IPC8_Handshake_SendsHelloAndExposesWelcome) {
     ASSERT_TRUE(daemon_->accept());
     const auto hello = daemon_->receive_as<ipc::hello>();
     ASSERT_TRUE(hello);
-    EXPECT_EQ(hello->version, ipc::protocol_version);
+    EXPECT_EQ(hello->version, 3) << "IPC-60: the library asks for version 3";
+    EXPECT_EQ(hello->session_name, "");
     EXPECT_EQ(hello->app_name, "unit");
     EXPECT_EQ(hello->thing, "gw");
     // IPC-8: nothing else before the welcome.
@@ -311,6 +324,7 @@ TEST_F(LibClient, IPC8_Handshake_SendsHelloAndExposesWelcome) {
     w.limits.max_subscriptions = 7;
     w.limits.max_inflight = 3;
     w.link = ipc::link_state::backing_off;
+    w.version = 3;
     daemon_->send(w);
     const auto r = get(f);
     EXPECT_EQ(r.code, error_code::ok) << r.message;
@@ -320,7 +334,7 @@ TEST_F(LibClient, IPC8_Handshake_SendsHelloAndExposesWelcome) {
     EXPECT_EQ(info->daemon_version, "9.8.7");
     EXPECT_EQ(info->thing, "gw");
     EXPECT_EQ(info->client_id, "c1");
-    EXPECT_EQ(info->protocol_version, 1);
+    EXPECT_EQ(info->protocol_version, 3);
     EXPECT_EQ(info->limits.max_payload, 1234U);
     EXPECT_EQ(info->limits.max_subscriptions, 7U);
     EXPECT_EQ(info->limits.max_inflight, 3U);
@@ -487,7 +501,6 @@ TEST_F(LibClient, IPC38_LocalChecksFailWithoutSending) {
     big_frame.user_properties.assign(40, {"key", "value-value"});  // 40 * 18 bytes > max_frame
     auto too_big_frame = c->publish(big_frame);
     auto bad_filter = c->subscribe("a/#/b", 1, [](const thingmux::message&) {});
-    auto no_handler = c->subscribe("a/b", 1, nullptr);
 
     EXPECT_EQ(get(bad_topic).code, error_code::invalid_topic);
     EXPECT_EQ(get(long_topic).code, error_code::invalid_topic);
@@ -498,7 +511,6 @@ TEST_F(LibClient, IPC38_LocalChecksFailWithoutSending) {
     EXPECT_EQ(frame_result.code, error_code::payload_too_large);  // IPC-5
     EXPECT_NE(frame_result.message.find("512"), std::string::npos) << frame_result.message;
     EXPECT_EQ(get(bad_filter).code, error_code::invalid_filter);
-    EXPECT_EQ(get(no_handler).code, error_code::invalid_argument);
 
     // None of them reached the daemon: the next frame is the next valid request.
     auto fine = c->publish({.topic = "ok", .payload = "x"});
@@ -839,8 +851,8 @@ TEST_F(LibClient, CloseFromInsideAHandler) {
     daemon_->send(ipc::subscribe_result{sub->request_id, {ok_result()}});
     ASSERT_TRUE(get(s).ok());
     // One write: the client may close as soon as it handled the first.
-    auto both = ipc::encode(ipc::daemon_message{ipc::message{"t/1", "1", 0, false, {}}});
-    ipc::encode(ipc::daemon_message{ipc::message{"t/2", "2", 0, false, {}}}, both);
+    auto both = ipc::encode(ipc::daemon_message{ipc::message{"t/1", "1", 0, false, {}}}, ipc::wire_version::v3);
+    ipc::encode(ipc::daemon_message{ipc::message{"t/2", "2", 0, false, {}}}, both, ipc::wire_version::v3);
     daemon_->send_bytes(both);
     EXPECT_EQ(in_handler.get_future().wait_for(generous), std::future_status::ready);
     c.reset();  // joins the library thread
@@ -920,7 +932,7 @@ thingmux::options with_session(thingmux::options o) {
     return o;
 }
 
-TEST_F(LibClient, IPC43_ASessionNameMakesAVersion2HelloAndTheWelcomeTellsWhatWasKept) {
+TEST_F(LibClient, IPC43_ASessionNameGoesInTheHelloAndTheWelcomeTellsWhatWasKept) {
     daemon_->listen();
     thingmux::client c(with_session(opts()));
     c.start();
@@ -928,23 +940,25 @@ TEST_F(LibClient, IPC43_ASessionNameMakesAVersion2HelloAndTheWelcomeTellsWhatWas
     ASSERT_TRUE(daemon_->accept());
     const auto hello = daemon_->receive_as<ipc::hello>();
     ASSERT_TRUE(hello);
-    EXPECT_EQ(hello->version, 2);
+    EXPECT_EQ(hello->version, 3);
     EXPECT_EQ(hello->session_name, "recorder");
     EXPECT_EQ(hello->session_expiry, 3600U);
-    daemon_->send(session_welcome(true, 600));
+    auto w = session_welcome(true, 600);
+    w.version = 3;
+    daemon_->send(w);
     EXPECT_EQ(get(f).code, error_code::ok);
     const auto info = c.daemon();
     ASSERT_TRUE(info);
-    EXPECT_EQ(info->protocol_version, 2);
+    EXPECT_EQ(info->protocol_version, 3);
     EXPECT_TRUE(info->session_present);
     EXPECT_EQ(info->session_expiry, 600s);
 }
 
-TEST_F(LibClient, IPC8_WithoutASessionNameTheHelloStaysVersion1) {
+TEST_F(LibClient, IPC60_WithoutASessionNameTheHelloIsVersion3WithoutASession) {
     auto c = connected_client(opts());
     const auto info = c->daemon();
     ASSERT_TRUE(info);
-    EXPECT_EQ(info->protocol_version, 1);
+    EXPECT_EQ(info->protocol_version, 3);
     EXPECT_FALSE(info->session_present);
     EXPECT_EQ(info->session_expiry, 0s);
 }
@@ -1011,7 +1025,9 @@ TEST_F(LibClient, IPC43_WhatAResumedSessionDeliversBeforeTheAppSubscribesWaitsFo
     auto f = c.connect();
     ASSERT_TRUE(daemon_->accept());
     ASSERT_TRUE(daemon_->receive_as<ipc::hello>());
-    daemon_->send(session_welcome(true, 3600));
+    auto w = session_welcome(true, 3600);
+    w.version = 3;
+    daemon_->send(w);
     ASSERT_EQ(get(f).code, error_code::ok);
     // What waited in the session, before any subscribe from this connection was answered.
     daemon_->send(ipc::message{.topic = "early/a", .payload = "e1", .qos = 1, .retain = false, .props = {},
@@ -1102,11 +1118,17 @@ TEST_F(LibClient, IPC43_WithoutWaitForDaemonAnUnsubscribeWhileAwayFailsAndKeepsT
     EXPECT_EQ(got.items(), (std::vector<std::string>{"still"}));
 }
 
-TEST_F(LibClient, IPC46_ADaemonThatRefusesVersion2GetsAVersion1HelloWithoutASession) {
+TEST_F(LibClient, IPC46_IPC60_ADaemonThatRefusesVersions3And2GetsAVersion1HelloWithoutASession) {
     daemon_->listen();
     thingmux::client c(with_session(opts()));
     c.start();
     auto f = c.connect();
+    ASSERT_TRUE(daemon_->accept());
+    const auto v3 = daemon_->receive_as<ipc::hello>();
+    ASSERT_TRUE(v3);
+    EXPECT_EQ(v3->version, 3);
+    daemon_->send(ipc::error{ipc::errc::unsupported_version, "client speaks IPC version 3, thingmuxd speaks 1 and 2"});
+    daemon_->drop();
     ASSERT_TRUE(daemon_->accept());
     const auto v2 = daemon_->receive_as<ipc::hello>();
     ASSERT_TRUE(v2);
@@ -1127,13 +1149,107 @@ TEST_F(LibClient, IPC46_ADaemonThatRefusesVersion2GetsAVersion1HelloWithoutASess
     EXPECT_EQ(info->protocol_version, 1);
     EXPECT_EQ(info->session_expiry, 0s);
 
-    // After that connection ends, the next attempt asks for version 2 again.
+    // After that connection ends, the next attempt asks for version 3 again.
     daemon_->send(ipc::error{ipc::errc::daemon_shutting_down, "bye"});
     daemon_->drop();
     ASSERT_TRUE(daemon_->accept());
     const auto again = daemon_->receive_as<ipc::hello>();
     ASSERT_TRUE(again);
-    EXPECT_EQ(again->version, 2);
+    EXPECT_EQ(again->version, 3);
+}
+
+TEST_F(LibClient, IPC60_WithoutASessionADaemonThatRefusesVersion3GetsVersion1) {
+    daemon_->listen();
+    thingmux::client c(opts());
+    c.start();
+    auto f = c.connect();
+    ASSERT_TRUE(daemon_->accept());
+    const auto v3 = daemon_->receive_as<ipc::hello>();
+    ASSERT_TRUE(v3);
+    EXPECT_EQ(v3->version, 3);
+    daemon_->send(ipc::error{ipc::errc::unsupported_version, "client speaks IPC version 3, thingmuxd speaks 1 and 2"});
+    daemon_->drop();
+    ASSERT_TRUE(daemon_->accept());
+    const auto v1 = daemon_->receive_as<ipc::hello>();
+    ASSERT_TRUE(v1);
+    EXPECT_EQ(v1->version, 1) << "version 2 has nothing for an app without a session";
+    daemon_->send(fake_daemon::default_welcome());
+    EXPECT_EQ(get(f).code, error_code::ok);
+
+    // A subscribe asking to complete at registration goes without the flag, and completes with
+    // the (one) answer.
+    auto s = c.subscribe("cmd/#", 1, [](const thingmux::message&) {},
+                         {.complete_at = thingmux::subscribe_completion::registered});
+    const auto sub = daemon_->receive_as<ipc::subscribe>();
+    ASSERT_TRUE(sub);
+    EXPECT_EQ(sub->flags, 0);
+    daemon_->send(ipc::subscribe_result{sub->request_id, {ok_result(1)}});
+    EXPECT_EQ(get(s).code, error_code::ok);
+}
+
+TEST_F(LibClient, IPC61_IPC62_ASubscribeCompletesAtRegistrationAndALaterRefusalIsReportedAsLost) {
+    auto c = connected_client(opts());
+    collector<std::string> lost;
+    c->on_subscription_lost([&](const std::string& f, const thingmux::result& r) {
+        lost.add(f + ":" + thingmux::to_string(r.code));
+    });
+    collector<std::string> got;
+    const thingmux::request_options at_registration{.complete_at = thingmux::subscribe_completion::registered};
+    auto s1 = c->subscribe("cmd/#", 1, [&](const thingmux::message& m) { got.add(m.payload); }, at_registration);
+    auto s2 = c->subscribe("secret/#", 1, [&](const thingmux::message& m) { got.add(m.payload); }, at_registration);
+    const auto sub1 = daemon_->receive_as<ipc::subscribe>();
+    const auto sub2 = daemon_->receive_as<ipc::subscribe>();
+    ASSERT_TRUE(sub1 && sub2);
+    EXPECT_EQ(sub1->flags, ipc::subscribe_answer_at_registration);
+    EXPECT_EQ(sub2->flags, ipc::subscribe_answer_at_registration);
+
+    // The first answers: registered (the broker is down: no SUBACK yet).
+    daemon_->send(ipc::subscribe_result{sub1->request_id, {ipc::result{ipc::errc::ok, 1, "registered"}}});
+    daemon_->send(ipc::subscribe_result{sub2->request_id, {ipc::result{ipc::errc::ok, 1, "registered"}}});
+    const auto r1 = get(s1);
+    EXPECT_EQ(r1.code, error_code::ok);
+    EXPECT_EQ(r1.message, "registered");
+    EXPECT_TRUE(get(s2).ok());
+
+    // The broker is back: the final answers. One filter is accepted, its messages flow; the
+    // other is refused: removed, and reported as lost.
+    daemon_->send(ipc::subscribe_result{sub1->request_id, {ok_result(1)}});
+    daemon_->send(ipc::subscribe_result{sub2->request_id, {ipc::result{ipc::errc::broker_refused, 0x87, "refused"}}});
+    ASSERT_TRUE(lost.wait_for_count(1));
+    EXPECT_EQ(lost.items(), (std::vector<std::string>{"secret/#:broker_refused"}));
+    daemon_->send(ipc::message{"cmd/a", "1", 0, false, {}});
+    daemon_->send(ipc::message{"secret/a", "2", 0, false, {}});
+    sync_with(*c, *daemon_);
+    EXPECT_EQ(got.items(), (std::vector<std::string>{"1"}));
+    EXPECT_EQ(c->counters().late_results, 0U) << "the final answer is expected, not late";
+
+    // Reconnected: the registered and accepted filter is subscribed again, the lost one not.
+    daemon_->send(ipc::error{ipc::errc::daemon_shutting_down, "bye"});
+    ASSERT_TRUE(daemon_->handshake());
+    const auto resub = daemon_->receive_as<ipc::subscribe>();
+    ASSERT_TRUE(resub);
+    ASSERT_EQ(resub->subscriptions.size(), 1U);
+    EXPECT_EQ(resub->subscriptions[0].filter, "cmd/#");
+    EXPECT_EQ(resub->flags, 0);
+}
+
+TEST_F(LibClient, IPC61_ARefusalAtRegistrationCompletesTheSubscribeAndRemovesTheFilter) {
+    auto c = connected_client(opts());
+    std::atomic<int> lost{0};
+    c->on_subscription_lost([&](const std::string&, const thingmux::result&) { ++lost; });
+    std::atomic<int> calls{0};
+    auto s = c->subscribe("secret/#", 1, [&](const thingmux::message&) { ++calls; },
+                          {.complete_at = thingmux::subscribe_completion::registered});
+    const auto sub = daemon_->receive_as<ipc::subscribe>();
+    ASSERT_TRUE(sub);
+    const ipc::result denied{ipc::errc::not_authorized, 0, "denied by policy"};
+    daemon_->send(ipc::subscribe_result{sub->request_id, {denied}});
+    EXPECT_EQ(get(s).code, error_code::not_authorized);
+    daemon_->send(ipc::subscribe_result{sub->request_id, {denied}});  // the final answer repeats it
+    daemon_->send(ipc::message{"secret/x", "leak", 0, false, {}});
+    sync_with(*c, *daemon_);
+    EXPECT_EQ(calls.load(), 0);
+    EXPECT_EQ(lost.load(), 0) << "the app was told by the subscribe's own result";
 }
 
 TEST_F(LibClient, IPC43_ASessionNameOver256BytesIsRefusedLocally) {
@@ -1149,3 +1265,282 @@ TEST_F(LibClient, IPC43_ASessionNameOver256BytesIsRefusedLocally) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Request timeouts and cancellation (docs/libthingmux.md, "Timeouts and cancellation")
+
+
+TEST_F(LibClient, Timeout_AnUnansweredPublishTimesOutOnceAndItsLateResultIsDroppedAndCounted) {
+    auto c = connected_client(opts());
+    collector<thingmux::result> done;
+    const auto handle = c->publish({.topic = "dt/gw/t", .payload = "1", .qos = 1}, {.timeout = 50ms},
+                                   [&](const thingmux::result& r) { done.add(r); });
+    auto fut = c->publish({.topic = "dt/gw/t", .payload = "2", .qos = 1}, thingmux::request_options{.timeout = 50ms});
+    const auto p1 = daemon_->receive_as<ipc::publish>();
+    const auto p2 = daemon_->receive_as<ipc::publish>();
+    ASSERT_TRUE(p1 && p2);
+    ASSERT_TRUE(done.wait_for_count(1));
+    EXPECT_EQ(done.items()[0].code, error_code::timed_out);
+    EXPECT_TRUE(handle.done());
+    EXPECT_EQ(get(fut).code, error_code::timed_out);
+
+    // The daemon's answers come late: dropped, never a second completion.
+    daemon_->send(ipc::publish_result{p1->request_id, ok_result()});
+    daemon_->send(ipc::publish_result{p2->request_id, ok_result()});
+    sync_with(*c, *daemon_);
+    EXPECT_EQ(done.size(), 1U);
+    const auto n = c->counters();
+    EXPECT_EQ(n.timed_out, 2U);
+    EXPECT_EQ(n.late_results, 2U);
+    EXPECT_EQ(n.cancelled, 0U);
+}
+
+TEST_F(LibClient, Timeout_AnAnswerInTimeCompletesNormallyAndTheTimerDoesNothingLater) {
+    auto c = connected_client(opts());
+    collector<thingmux::result> done;
+    static_cast<void>(c->publish({.topic = "dt/gw/t", .payload = "1", .qos = 1}, {.timeout = 100ms},
+                                 [&](const thingmux::result& r) { done.add(r); }));
+    const auto p = daemon_->receive_as<ipc::publish>();
+    ASSERT_TRUE(p);
+    daemon_->send(ipc::publish_result{p->request_id, ok_result()});
+    ASSERT_TRUE(done.wait_for_count(1));
+    EXPECT_EQ(done.items()[0].code, error_code::ok);
+    // Past its deadline (a later request's timer fired after it): still one completion.
+    auto later = c->publish({.topic = "dt/gw/t", .payload = "2", .qos = 1}, {.timeout = 150ms});
+    const auto p2 = daemon_->receive_as<ipc::publish>();
+    ASSERT_TRUE(p2);
+    EXPECT_EQ(get(later).code, error_code::timed_out);
+    EXPECT_EQ(done.size(), 1U);
+    EXPECT_EQ(c->counters().timed_out, 1U);
+    EXPECT_EQ(c->counters().late_results, 0U);
+}
+
+TEST_F(LibClient, Timeout_ARequestWaitingForTheDaemonIsWithdrawnAndNeverSent) {
+    auto o = opts();
+    o.wait_for_daemon = true;
+    thingmux::client c(o);
+    c.start();
+    auto conn = c.connect();
+    auto sub = c.subscribe("cmd/#", 1, [](const thingmux::message&) {}, {.timeout = 30ms});
+    auto pub = c.publish({.topic = "dt/gw/t", .payload = "x", .qos = 1}, {.timeout = 30ms});
+    EXPECT_EQ(get(sub).code, error_code::timed_out);
+    const auto r = get(pub);
+    EXPECT_EQ(r.code, error_code::timed_out);
+    EXPECT_NE(r.message.find("withdrawn"), std::string::npos) << r.message;
+
+    // The daemon comes: neither the subscribe (its filter went with it) nor the publish is sent.
+    daemon_->listen();
+    ASSERT_TRUE(daemon_->handshake());
+    ASSERT_TRUE(get(conn).ok());
+    sync_with(c, *daemon_);
+    EXPECT_EQ(c.counters().timed_out, 2U);
+    EXPECT_EQ(c.counters().late_results, 0U);
+}
+
+TEST_F(LibClient, Cancel_AHandleAndAStopTokenEndTheWaitOnceWithCancelled) {
+    auto c = connected_client(opts());
+    collector<thingmux::result> done;
+    const auto handle = c->publish({.topic = "dt/gw/t", .payload = "1", .qos = 1}, {},
+                                   [&](const thingmux::result& r) { done.add(r); });
+    std::stop_source stop;
+    auto fut = c->publish({.topic = "dt/gw/t", .payload = "2", .qos = 1}, {.cancel = stop.get_token()});
+    const auto p1 = daemon_->receive_as<ipc::publish>();
+    const auto p2 = daemon_->receive_as<ipc::publish>();
+    ASSERT_TRUE(p1 && p2);
+    EXPECT_FALSE(handle.done());
+    handle.cancel();
+    handle.cancel();  // twice: still once
+    stop.request_stop();
+    ASSERT_TRUE(done.wait_for_count(1));
+    EXPECT_EQ(done.items()[0].code, error_code::cancelled);
+    EXPECT_EQ(get(fut).code, error_code::cancelled);
+    daemon_->send(ipc::publish_result{p1->request_id, ok_result()});
+    daemon_->send(ipc::publish_result{p2->request_id, ok_result()});
+    sync_with(*c, *daemon_);
+    EXPECT_EQ(done.size(), 1U);
+    EXPECT_EQ(c->counters().cancelled, 2U);
+    EXPECT_EQ(c->counters().late_results, 2U);
+
+    // A token stopped before the call: cancelled at once, nothing lost.
+    std::stop_source early;
+    early.request_stop();
+    auto pre = c->publish({.topic = "dt/gw/t", .payload = "3", .qos = 1}, {.cancel = early.get_token()});
+    EXPECT_EQ(get(pre).code, error_code::cancelled);
+    // A default handle cancels nothing.
+    thingmux::request_handle none;
+    none.cancel();
+    EXPECT_TRUE(none.done());
+}
+
+TEST_F(LibClient, Cancel_ASubscribeTheDaemonRefusesAfterItsWaitEndedIsReportedAsLost) {
+    auto c = connected_client(opts());
+    collector<std::string> lost;
+    c->on_subscription_lost([&](const std::string& f, const thingmux::result& r) {
+        lost.add(f + ":" + thingmux::to_string(r.code));
+    });
+    std::atomic<int> calls{0};
+    auto sub = c->subscribe("cmd/#", 1, [&](const thingmux::message&) { ++calls; }, {.timeout = 30ms});
+    const auto s = daemon_->receive_as<ipc::subscribe>();
+    ASSERT_TRUE(s);
+    EXPECT_EQ(get(sub).code, error_code::timed_out);
+    // Still held meanwhile: its messages reach the handler.
+    daemon_->send(ipc::message{"cmd/a", "1", 0, false, {}});
+    daemon_->send(ipc::subscribe_result{s->request_id, {ipc::result{ipc::errc::broker_refused, 0x87, "refused"}}});
+    ASSERT_TRUE(lost.wait_for_count(1));
+    EXPECT_EQ(lost.items()[0], "cmd/#:broker_refused");
+    daemon_->send(ipc::message{"cmd/a", "2", 0, false, {}});
+    sync_with(*c, *daemon_);
+    EXPECT_EQ(calls.load(), 1);
+    EXPECT_EQ(c->counters().late_results, 1U);
+}
+
+TEST_F(LibClient, Timeout_CloseCompletesATimedRequestOnceWithClosed) {
+    auto c = connected_client(opts());
+    collector<thingmux::result> done;
+    static_cast<void>(c->publish({.topic = "dt/gw/t", .payload = "1", .qos = 1}, {.timeout = 10s},
+                                 [&](const thingmux::result& r) { done.add(r); }));
+    ASSERT_TRUE(daemon_->receive_as<ipc::publish>());
+    c->close();
+    ASSERT_EQ(done.size(), 1U);
+    EXPECT_EQ(done.items()[0].code, error_code::closed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listeners and consume (docs/libthingmux.md, "Listeners", "Consuming")
+
+TEST_F(LibClient, StateListeners_EachSeesEveryChangeUntilRemoved) {
+    daemon_->listen();
+    thingmux::client c(opts());
+    collector<thingmux::state> first;
+    collector<thingmux::state> second;
+    const auto a = c.add_state_listener([&](const thingmux::state& s) { first.add(s); });
+    const auto b = c.add_state_listener([&](const thingmux::state& s) { second.add(s); });
+    EXPECT_NE(a, 0U);
+    EXPECT_NE(a, b);
+    c.start();
+    auto f = c.connect();
+    ASSERT_TRUE(daemon_->handshake());
+    ASSERT_TRUE(get(f).ok());
+    daemon_->send(ipc::state{ipc::link_state::backing_off, "broker down", false, 1000});
+    ASSERT_TRUE(first.wait_until([](const thingmux::state& s) { return s.uplink == thingmux::uplink_state::backing_off; }));
+    ASSERT_TRUE(second.wait_until([](const thingmux::state& s) { return s.uplink == thingmux::uplink_state::backing_off; }));
+    EXPECT_EQ(first.size(), second.size());
+    EXPECT_TRUE(c.remove_state_listener(a));
+    EXPECT_FALSE(c.remove_state_listener(a));
+    const auto seen = first.size();
+    daemon_->send(ipc::state{ipc::link_state::connected, "", false, 0});
+    ASSERT_TRUE(second.wait_for_count(seen + 1));
+    sync_with(c, *daemon_);
+    EXPECT_EQ(first.size(), seen) << "a removed listener saw a change";
+    EXPECT_EQ(second.items().back().uplink, thingmux::uplink_state::connected);
+}
+
+TEST_F(LibClient, MessageListeners_UnmatchedGetsWhatNoHandlerTookAndAllGetsEverything) {
+    auto c = connected_client(opts());
+    collector<std::string> handler;
+    collector<std::string> unmatched;
+    collector<std::string> all;
+    const auto u = c->add_message_listener([&](const thingmux::message& m) { unmatched.add(m.topic); });
+    c->add_message_listener([&](const thingmux::message& m) { all.add(m.topic); }, thingmux::message_scope::all);
+    auto s1 = c->subscribe("cmd/#", 1, [&](const thingmux::message& m) { handler.add(m.topic); });
+    auto s2 = c->subscribe("dt/#", 1, nullptr);  // no handler: left to the listeners
+    for (int i = 0; i < 2; ++i) {
+        const auto s = daemon_->receive_as<ipc::subscribe>();
+        ASSERT_TRUE(s);
+        daemon_->send(ipc::subscribe_result{s->request_id, {ok_result(1)}});
+    }
+    ASSERT_TRUE(get(s1).ok());
+    ASSERT_TRUE(get(s2).ok());
+    daemon_->send(ipc::message{"cmd/a", "", 0, false, {}});
+    daemon_->send(ipc::message{"dt/b", "", 0, false, {}});
+    daemon_->send(ipc::message{"other/c", "", 0, false, {}});  // a filter dropped while on its way
+    sync_with(*c, *daemon_);
+    EXPECT_EQ(handler.items(), (std::vector<std::string>{"cmd/a"}));
+    EXPECT_EQ(unmatched.items(), (std::vector<std::string>{"dt/b", "other/c"}));
+    EXPECT_EQ(all.items(), (std::vector<std::string>{"cmd/a", "dt/b", "other/c"}));
+    EXPECT_TRUE(c->remove_message_listener(u));
+    daemon_->send(ipc::message{"dt/d", "", 0, false, {}});
+    sync_with(*c, *daemon_);
+    EXPECT_EQ(unmatched.size(), 2U);
+    EXPECT_EQ(all.size(), 4U);
+}
+
+TEST_F(LibClient, Consume_ReturnsUnhandledMessagesInOrderAndDropsTheNewestWhenFull) {
+    auto c = connected_client(opts());
+    EXPECT_FALSE(c->consume(0ms)) << "not consuming yet";
+    c->start_consuming({.capacity = 3});
+    auto s = c->subscribe("dt/#", 0, nullptr);
+    const auto sub = daemon_->receive_as<ipc::subscribe>();
+    ASSERT_TRUE(sub);
+    daemon_->send(ipc::subscribe_result{sub->request_id, {ok_result(0)}});
+    ASSERT_TRUE(get(s).ok());
+    for (int i = 0; i < 5; ++i) {
+        daemon_->send(ipc::message{"dt/x", std::to_string(i), 0, false, {}});
+    }
+    sync_with(*c, *daemon_);
+    std::vector<std::string> got;
+    while (auto m = c->consume(0ms)) {
+        got.push_back(m->payload);
+    }
+    EXPECT_EQ(got, (std::vector<std::string>{"0", "1", "2"}));
+    EXPECT_EQ(c->counters().consume_dropped, 2U);
+
+    // A blocking consume() wakes for a message sent while it waits.
+    std::thread later([&] { daemon_->send(ipc::message{"dt/y", "late", 0, false, {}}); });
+    const auto m = c->consume(generous);
+    later.join();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->topic, "dt/y");
+    EXPECT_EQ(m->payload, "late");
+    c->stop_consuming();
+    EXPECT_FALSE(c->consume(0ms));
+}
+
+TEST_F(LibClient, Consume_ASessionDeliveryIsAcknowledgedWhenConsumedAndNeverDropped) {
+    auto c = connected_client(with_session(opts()), session_welcome(false, 3600));
+    c->start_consuming({.capacity = 1});
+    auto s = c->subscribe("cmd/#", 1, nullptr);
+    const auto sub = daemon_->receive_as<ipc::subscribe>();
+    ASSERT_TRUE(sub);
+    daemon_->send(ipc::subscribe_result{sub->request_id, {ok_result(1)}});
+    ASSERT_TRUE(get(s).ok());
+    for (std::uint32_t id = 1; id <= 3; ++id) {
+        daemon_->send(ipc::message{.topic = "cmd/a", .payload = std::to_string(id), .qos = 1, .retain = false,
+                                   .props = {}, .delivery_id = id});
+    }
+    EXPECT_FALSE(daemon_->receive(100ms)) << "acknowledged before it was consumed";
+    for (std::uint32_t id = 1; id <= 3; ++id) {
+        const auto m = c->consume(generous);
+        ASSERT_TRUE(m);
+        EXPECT_EQ(m->payload, std::to_string(id));
+        const auto ack = daemon_->receive_as<ipc::ack>();
+        ASSERT_TRUE(ack);
+        EXPECT_EQ(ack->delivery_id, id);
+    }
+    EXPECT_EQ(c->counters().consume_dropped, 0U);
+}
+
+TEST_F(LibClient, Consume_WithoutStartDrivesTheClientWhileItWaits) {
+    daemon_->listen();
+    auto o = opts();
+    o.wait_for_daemon = true;  // the subscribe waits for the welcome
+    thingmux::client c(o);
+    c.start_consuming();
+    collector<thingmux::result> done;
+    c.connect([&](const thingmux::result& r) { done.add(r); });
+    std::thread fake([&] {
+        ASSERT_TRUE(daemon_->handshake());
+        const auto s = daemon_->receive_as<ipc::subscribe>();
+        ASSERT_TRUE(s);
+        daemon_->send(ipc::subscribe_result{s->request_id, {ok_result(0)}});
+        daemon_->send(ipc::message{"dt/x", "driven", 0, false, {}});
+    });
+    c.subscribe("dt/#", 0, nullptr, [&](const thingmux::result& r) { done.add(r); });
+    const auto m = c.consume(generous);
+    fake.join();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->payload, "driven");
+    EXPECT_EQ(done.size(), 2U);
+    c.close();
+    EXPECT_FALSE(c.consume(0ms));
+}

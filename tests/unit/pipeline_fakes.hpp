@@ -119,6 +119,7 @@ public:
     std::map<std::uint32_t, ipc::result> published;  // request id -> result
     std::vector<std::uint32_t> published_order;
     std::map<std::uint32_t, std::vector<ipc::result>> subscribed;
+    std::map<std::uint32_t, std::vector<ipc::result>> registered;  // subscribe_registered() (IPC-61)
     std::map<std::uint32_t, std::vector<ipc::result>> unsubscribed;
     struct delivery {
         std::string topic;
@@ -148,6 +149,11 @@ public:
     void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override {
         EXPECT_FALSE(subscribed.contains(request_id)) << "subscribe " << request_id << " answered twice";
         subscribed[request_id] = std::move(outcomes);
+    }
+    void subscribe_registered(std::uint32_t request_id, std::vector<ipc::result> outcomes) override {
+        EXPECT_FALSE(registered.contains(request_id)) << "subscribe " << request_id << " registered twice";
+        EXPECT_FALSE(subscribed.contains(request_id)) << "subscribe " << request_id << " registered after its answer";
+        registered[request_id] = std::move(outcomes);
     }
     void unsubscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override {
         unsubscribed[request_id] = std::move(outcomes);

@@ -41,7 +41,8 @@ enum class error_code : std::uint16_t {
     closed = 1001,              // client::close() was called before the request completed
     backlog_full = 1002,        // the library's bounded queue of waiting requests is full
     invalid_argument = 1003,    // a request the library refuses before sending (see the message)
-    timed_out = 1004,           // a wait chosen by the app expired
+    timed_out = 1004,           // the request's timeout (request_options::timeout) expired first
+    cancelled = 1005,           // the app cancelled the request (request_handle::cancel, request_options::cancel)
 };
 
 // Stable snake_case name ("not_connected"); "unknown" for a value this library does not know.
@@ -57,7 +58,7 @@ struct result {
     // subscribe: the granted QoS). 0 otherwise, and always 0 for QoS 0 publishes.
     std::uint8_t reason_code = 0;
     // Human text for people and logs; may be empty for ok.
-    std::string message;
+    std::string message{};
 
     // The request was taken: ok, or spooled (the daemon stored it durably and sends it later).
     [[nodiscard]] bool ok() const noexcept { return code == error_code::ok || code == error_code::spooled; }

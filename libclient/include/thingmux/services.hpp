@@ -40,7 +40,7 @@ inline constexpr std::size_t max_pending_service_requests = 100;
 // quota_exceeded, invalid_argument (a bad shadow name, job id or JSON document), invalid_payload,
 // closed, ... with outcome.message saying more.
 struct service_reply {
-    result outcome;
+    result outcome{};
     // The answer came on .../accepted.
     bool accepted = false;
     // Rejected: the error's "code" (shadows: 400 bad request, 401, 403, 404 no such shadow, 409
@@ -50,11 +50,11 @@ struct service_reply {
     // InternalError, ServiceUnavailable); `code` is then the HTTP status AWS documents for it (400,
     // 404, 409, 409, 410, 429, 500, 503; 400 for one this library does not know).
     int code = 0;
-    std::string error_code;
-    std::string error_message;
+    std::string error_code{};
+    std::string error_message{};
     // The answer's JSON payload as it came (accepted: the state document or the job execution
     // state; rejected: the error object), clientToken included. Empty when no answer came.
-    std::string document;
+    std::string document{};
     // A shadow get answered by thingmuxd's shadow cache while the Thing is offline
     // (services.shadow_cache): the last document thingmuxd saw, with its version.
     bool cached = false;
@@ -72,7 +72,7 @@ using job_update_reply = service_reply;
 
 // One entry of a jobs_get() answer (AWS's JobExecutionSummary).
 struct job_summary {
-    std::string id;
+    std::string id{};
     std::int64_t version = 0;           // versionNumber
     std::int64_t execution_number = 0;  // executionNumber
     std::int64_t queued_at = 0;         // seconds since the epoch; 0 when absent
@@ -80,20 +80,20 @@ struct job_summary {
 
 // The answer to jobs_get(): the Thing's pending job executions.
 struct jobs_list_reply {
-    service_reply reply;
-    std::vector<job_summary> in_progress;  // inProgressJobs
-    std::vector<job_summary> queued;       // queuedJobs
+    service_reply reply{};
+    std::vector<job_summary> in_progress{};  // inProgressJobs
+    std::vector<job_summary> queued{};       // queuedJobs
 };
 
 // A job execution thingmuxd hands to the app registered for its operation (client::on_job()).
 struct job {
-    std::string id;                     // jobId
-    std::string operation;              // jobDocument.operation
-    std::string document;               // jobDocument, as JSON text
-    std::string status;                 // QUEUED, IN_PROGRESS, ...
+    std::string id{};                     // jobId
+    std::string operation{};              // jobDocument.operation
+    std::string document{};               // jobDocument, as JSON text
+    std::string status{};                 // QUEUED, IN_PROGRESS, ...
     std::int64_t version = 0;           // versionNumber: pass it as expected_version to update_job()
     std::int64_t execution_number = 0;  // executionNumber
-    std::string execution;              // the whole execution object, as JSON text
+    std::string execution{};              // the whole execution object, as JSON text
 };
 
 using service_handler = std::function<void(const service_reply&)>;

@@ -38,11 +38,11 @@ struct state {
     // Why the daemon is unavailable, for people: e.g. "cannot connect to
     // /run/thingmux/thingmux.sock: No such file or directory — is thingmuxd running?
     // (systemctl start thingmuxd)". Empty while connected.
-    std::string daemon_reason;
+    std::string daemon_reason{};
     std::chrono::milliseconds daemon_retry_in{0};  // unavailable: delay before the next attempt
 
     uplink_state uplink = uplink_state::unknown;
-    std::string uplink_reason;  // from the daemon; empty when connected
+    std::string uplink_reason{};  // from the daemon; empty when connected
     bool uplink_fatal = false;  // retrying cannot help until a setting, a file or the broker's side changes (thingmuxd goes on trying, with back-off)
     std::chrono::milliseconds uplink_retry_in{0};  // backing_off: delay before the next attempt
 };
@@ -59,11 +59,11 @@ struct daemon_limits {
 
 // Who the library is talking to, from the daemon's welcome.
 struct daemon_info {
-    std::string daemon_version;  // e.g. "0.1.0"
-    std::string thing;           // the Thing this connection is bound to
-    std::string client_id;       // the daemon's name for this connection, as in its logs and D-Bus
+    std::string daemon_version{};  // e.g. "0.1.0"
+    std::string thing{};           // the Thing this connection is bound to
+    std::string client_id{};       // the daemon's name for this connection, as in its logs and D-Bus
     std::uint16_t protocol_version = 0;
-    daemon_limits limits;
+    daemon_limits limits{};
     // With options::session_name (protocol version 2): whether the daemon resumed a session it
     // kept, and how long it keeps the session after this connection ends (0: not beyond it).
     bool session_present = false;
