@@ -61,6 +61,7 @@ const std::vector<code_case>& all_codes() {
         {THINGMUX_ERR_BACKLOG_FULL, error_code::backlog_full, "backlog_full"},
         {THINGMUX_ERR_INVALID_ARGUMENT, error_code::invalid_argument, "invalid_argument"},
         {THINGMUX_ERR_TIMED_OUT, error_code::timed_out, "timed_out"},
+        {THINGMUX_ERR_CANCELLED, error_code::cancelled, "cancelled"},
     };
     return codes;
 }
@@ -84,7 +85,7 @@ TEST(CApiCodes, EveryCodeEqualsTheLibrarysAndHasANameAndAText) {
 }
 
 TEST(CApiCodes, UnknownValuesAreNamedUnknownNeverNull) {
-    for (const int v : {-1, 23, 999, 1005, 65535, 65536, 1 << 30}) {
+    for (const int v : {-1, 23, 999, 1006, 65535, 65536, 1 << 30}) {
         SCOPED_TRACE(v);
         EXPECT_STREQ(thingmux_error_name(v), "unknown");
         EXPECT_STREQ(thingmux_strerror(v), "unknown error code");

@@ -78,7 +78,8 @@ enum thingmux_result_code {
     THINGMUX_ERR_CLOSED = 1001,             /* the client was destroyed before the request completed */
     THINGMUX_ERR_BACKLOG_FULL = 1002,       /* too many requests waiting to be sent */
     THINGMUX_ERR_INVALID_ARGUMENT = 1003,   /* NULL or out-of-range argument, or a call not allowed here */
-    THINGMUX_ERR_TIMED_OUT = 1004
+    THINGMUX_ERR_TIMED_OUT = 1004,
+    THINGMUX_ERR_CANCELLED = 1005           /* the app cancelled the request (C++ API only, so far) */
 };
 
 /* Short human text for a result code ("invalid argument"); "unknown error code" for a value this
