@@ -26,6 +26,7 @@ packages=(
   tinyproxy socat
   softhsm2 opensc libengine-pkcs11-openssl swtpm swtpm-tools tpm2-openssl tpm2-tools
   debhelper dpkg-dev help2man lintian
+  curl prometheus python3-prometheus-client
 )
 what="build and test"
 if ((bench)); then
