@@ -313,6 +313,17 @@ struct mqtt_settings {
     source_location passwords_where;  // where mqtt.passwords is written, for messages about the file
 };
 
+// The metrics endpoint (docs/metrics.md): OpenMetrics over HTTP/1.1 on a Unix socket, and
+// optionally on one TCP address. Listener changes take effect at the next start.
+struct metrics_settings {
+    bool enabled = true;
+    std::filesystem::path socket = "/run/thingmux/metrics.sock";  // resolved: metrics.sock next to ipc.socket when not written
+    unsigned mode = 0660;            // resolved: ipc.mode when not written
+    std::string group = "thingmux";  // resolved: ipc.group when not written; empty: leave the group as created
+    std::optional<tcp_address> listen;  // TCP listener; absent: none
+    bool allow_remote = false;          // listen may name a non-loopback address
+};
+
 struct spool_settings {
     std::filesystem::path path = "/var/lib/thingmux/spool.db";
     std::optional<std::uint64_t> max_bytes = 64 * 1024 * 1024;
@@ -333,6 +344,7 @@ struct configuration {
     mqtt_settings mqtt;
     spool_settings spool;
     log_settings log;
+    metrics_settings metrics;
     // The tpm2 provider's TCTI for TPM keys, e.g. "swtpm:host=127.0.0.1,port=2321"; empty: the
     // provider's default (/dev/tpmrm0).
     std::string tpm2_tcti;

@@ -23,7 +23,7 @@ namespace detail {
 
 namespace {
 
-constexpr std::array<std::string_view, 7> root_keys{"things", "apps", "ipc", "mqtt", "spool", "log", "tpm2_tcti"};
+constexpr std::array<std::string_view, 8> root_keys{"things", "apps", "ipc", "mqtt", "spool", "log", "tpm2_tcti", "metrics"};
 
 }  // namespace
 
@@ -84,6 +84,8 @@ configuration parser::parse_root(const YAML::Node& root) {
     parse_mqtt(mqtt != nullptr ? mqtt->value : YAML::Node{}, ipc != nullptr ? ipc->value : YAML::Node{}, c);
     if (const auto* f = find(*top, "spool")) parse_spool(f->value, c.spool);
     if (const auto* f = find(*top, "log")) parse_log(f->value, c.log);
+    const auto* metrics = find(*top, "metrics");
+    parse_metrics(*this, metrics != nullptr ? metrics->value : YAML::Node{}, c);
     if (const auto* f = find(*top, "tpm2_tcti")) {
         if (auto v = string(f->value, "tpm2_tcti")) {
             if (v->empty() || v->size() > 1024 || v->find('\0') != std::string::npos)

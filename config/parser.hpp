@@ -177,4 +177,7 @@ private:
     std::string file_;
 };
 
+// The metrics: section (parse_metrics.cpp), after ipc: (its defaults follow it); `node` may be null.
+void parse_metrics(parser& p, const YAML::Node& node, configuration& c);
+
 }  // namespace thingmux::config::detail

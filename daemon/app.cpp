@@ -6,6 +6,8 @@
 #include "daemon/file_access_check.hpp"
 #include "daemon/listener.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/metrics/collector.hpp"
+#include "daemon/metrics/http_server.hpp"
 #include "daemon/service.hpp"
 #include "daemon/tcp_listener.hpp"
 
@@ -159,6 +161,56 @@ std::unique_ptr<spool::store> open_spool(const config::spool_settings& s) {
     return store;
 }
 
+listener::endpoint metrics_endpoint(const config::metrics_settings& m) {
+    return {.path = m.socket, .mode = m.mode, .group = m.group, .name = "metrics", .section = "metrics"};
+}
+
+// The metrics endpoint's listeners (metrics.socket, metrics.listen). A listener that cannot be
+// set up is logged and left out: the metrics must never keep the data path from starting.
+struct metrics_listeners {
+    std::unique_ptr<listener> unix_socket;
+    std::unique_ptr<tcp_listener> tcp;
+
+    void open(asio::io_context& io, const config::metrics_settings& m, metrics::http_server& server) {
+        if (!m.enabled) {
+            spdlog::info("metrics off (metrics.enabled: false)");
+            return;
+        }
+        try {
+            unix_socket = std::make_unique<listener>(io, metrics_endpoint(m), -1);
+            unix_socket->start([&server](listener::socket s) { server.serve(std::move(s)); });
+            spdlog::info("metrics on {} (mode {:o}{}): GET /metrics", logging::escaped(m.socket.string()), m.mode,
+                         logging::escaped(m.group.empty() ? "" : ", group " + m.group));
+        } catch (const std::exception& e) {
+            spdlog::error("{}; thingmuxd runs without its metrics socket", logging::escaped(e.what(), 4096));
+            unix_socket.reset();
+        }
+        if (!m.listen) return;
+        try {
+            tcp = std::make_unique<tcp_listener>(io, *m.listen, "metrics TCP", "metrics");
+            tcp->start([&server](tcp_listener::socket s) { server.serve(std::move(s)); });
+            spdlog::info("metrics on http://{}/metrics (TCP)", m.listen->to_string());
+        } catch (const std::exception& e) {
+            spdlog::error("{}; thingmuxd runs without its metrics TCP listener", logging::escaped(e.what(), 4096));
+            tcp.reset();
+        }
+    }
+    // A reloaded metrics: section: the socket's mode and group apply at once; the rest at the next start.
+    void reload(const config::metrics_settings& now, const config::metrics_settings& next) {
+        const auto listen_text = [](const config::metrics_settings& m) { return m.listen ? m.listen->to_string() : std::string("(none)"); };
+        if (now.enabled != next.enabled || listen_text(now) != listen_text(next) || now.socket != next.socket) {
+            spdlog::warn("metrics.enabled, metrics.socket or metrics.listen changed; it takes effect when thingmuxd restarts");
+        } else if (unix_socket) {
+            if (auto problem = unix_socket->apply_access(metrics_endpoint(next)); !problem.empty())
+                spdlog::error("{}", logging::escaped(problem, 4096));
+        }
+    }
+    void close() {
+        if (unix_socket) unix_socket->close();
+        if (tcp) tcp->close();
+    }
+};
+
 std::vector<hub::thing_setup> setups_of(const config::configuration& c) {
     std::vector<hub::thing_setup> out;
     for (const auto& t : c.things) {
@@ -311,6 +363,7 @@ int check_configuration(const std::filesystem::path& file, const std::optional<s
     const auto& c = *r.config;
     std::vector<std::pair<const std::string*, std::string_view>> groups{{&c.ipc.group, "ipc.group"}};
     if (c.mqtt.enabled) groups.emplace_back(&c.mqtt.group, "mqtt.group");
+    if (c.metrics.enabled) groups.emplace_back(&c.metrics.group, "metrics.group");
     for (const auto& [group, setting] : groups) {
         if (group->empty()) continue;
         try {
@@ -328,6 +381,8 @@ int check_configuration(const std::filesystem::path& file, const std::optional<s
               << " app rule(s), socket " << c.ipc.socket.string() << ", "
               << (c.mqtt.enabled ? "MQTT socket " + c.mqtt.socket.string() : std::string("MQTT face off"))
               << (c.mqtt.enabled && !c.mqtt.tcp.empty() ? ", MQTT TCP " + tcp_addresses(c.mqtt.tcp) : std::string{})
+              << (c.metrics.enabled ? ", metrics " + c.metrics.socket.string() : std::string(", metrics off"))
+              << (c.metrics.enabled && c.metrics.listen ? " and http://" + c.metrics.listen->to_string() + "/metrics" : std::string{})
               << '\n';
     return 0;
 }
@@ -383,6 +438,12 @@ int run_daemon(const daemon_options& options) {
 
     hub::hub h(io, options.version, open_spool(cfg->spool));
     h.set_mqtt_passwords(load_mqtt_passwords(cfg->mqtt));
+    // Before the first apply(): the Things' pipelines take its per-app counters when they are made.
+    metrics::collector collector(h, options.version, [&cfg] { return cfg; });
+    metrics::http_server metrics_server(io, [&collector](metrics::format f, std::string_view thing) {
+        return collector.scrape(f, thing);
+    });
+    metrics_listeners metrics_on;
     h.apply(cfg, setups_of(*cfg));
     if (activated.ipc >= 0)
         spdlog::info("thingmuxd {} listening on the socket systemd passed; {} Thing(s), {} app rule(s) from {}",
@@ -392,6 +453,8 @@ int run_daemon(const daemon_options& options) {
                      logging::escaped(socket_path.string()), cfg->ipc.mode,
                      logging::escaped(cfg->ipc.group.empty() ? "" : ", group " + cfg->ipc.group), cfg->things.size(),
                      cfg->apps.size(), logging::escaped(config_file));
+    // Before the IPC socket accepts: whoever sees thingmuxd answer there finds its metrics too.
+    metrics_on.open(io, cfg->metrics, metrics_server);
     ipc->start([&h](listener::socket s) { h.add_client(std::move(s)); });
     if (mqtt) {
         if (activated.mqtt >= 0)
@@ -452,6 +515,7 @@ int run_daemon(const daemon_options& options) {
         if (mqtt && tcp_addresses(next->mqtt.tcp) != tcp_addresses(cfg->mqtt.tcp))
             spdlog::warn("mqtt.tcp changed to [{}]; it takes effect when thingmuxd restarts",
                          logging::escaped(tcp_addresses(next->mqtt.tcp)));
+        metrics_on.reload(cfg->metrics, next->metrics);
         h.set_mqtt_passwords(load_mqtt_passwords(next->mqtt));
         cfg = std::make_shared<const config::configuration>(std::move(*next));
         spdlog::set_level(to_spdlog(options.log_level.value_or(cfg->log.level)));
@@ -496,6 +560,7 @@ int run_daemon(const daemon_options& options) {
             ipc->close();
             if (mqtt) mqtt->close();
             for (auto& l : mqtt_tcp) l->close();
+            metrics_on.close();
             boost::system::error_code ignored;
             hangup.cancel(ignored);
             h.shutdown(options.shutdown_grace, [&] {

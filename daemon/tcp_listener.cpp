@@ -8,8 +8,8 @@ namespace thingmux {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-tcp_listener::tcp_listener(asio::io_context& io, config::tcp_address where)
-    : where_(std::move(where)), acceptor_(io), accepting_(io.get_executor(), "MQTT TCP", "mqtt") {
+tcp_listener::tcp_listener(asio::io_context& io, config::tcp_address where, std::string name, std::string section)
+    : where_(std::move(where)), section_(section), acceptor_(io), accepting_(io.get_executor(), std::move(name), std::move(section)) {
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(where_.host, ec);
     const tcp::endpoint endpoint(address, where_.port);
@@ -20,11 +20,13 @@ tcp_listener::tcp_listener(asio::io_context& io, config::tcp_address where)
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
-        throw std::runtime_error("cannot listen for MQTT clients on " + where_.to_string() + ": " + ec.message() +
-                                 (ec == asio::error::address_in_use
-                                      ? " (another broker, e.g. mosquitto, uses the port? "
-                                        "stop it, or change mqtt.tcp)"
-                                      : std::string{}));
+        throw std::runtime_error(
+            (section_ == "mqtt" ? "cannot listen for MQTT clients on " : "cannot listen for " + section_ + " clients on ") +
+            where_.to_string() + ": " + ec.message() +
+            (ec == asio::error::address_in_use
+                 ? (section_ == "mqtt" ? std::string(" (another broker, e.g. mosquitto, uses the port? stop it, or change mqtt.tcp)")
+                                       : " (another program uses the port? stop it, or change " + section_ + ".listen)")
+                 : std::string{}));
 }
 
 void tcp_listener::start(std::function<void(socket)> on_client) {

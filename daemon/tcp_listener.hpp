@@ -20,8 +20,10 @@ public:
     using socket = boost::asio::ip::tcp::socket;
 
     // Binds and listens on `where`. Throws std::runtime_error with a message for the user
-    // (address in use, ...).
-    tcp_listener(boost::asio::io_context& io, config::tcp_address where);
+    // (address in use, ...). `name` and `section` say whose listener it is in messages ("MQTT
+    // TCP", "mqtt"; "metrics TCP", "metrics").
+    tcp_listener(boost::asio::io_context& io, config::tcp_address where, std::string name = "MQTT TCP",
+                 std::string section = "mqtt");
     tcp_listener(const tcp_listener&) = delete;
     tcp_listener& operator=(const tcp_listener&) = delete;
 
@@ -33,6 +35,7 @@ public:
 
 private:
     config::tcp_address where_;
+    std::string section_;
     boost::asio::ip::tcp::acceptor acceptor_;
     accept_loop accepting_;
     std::function<void(socket)> on_client_;

@@ -28,6 +28,7 @@ packages=(
   softhsm2 opensc libengine-pkcs11-openssl swtpm swtpm-tools tpm2-openssl tpm2-tools
   debhelper dpkg-dev help2man lintian
   systemd-container
+  curl prometheus python3-prometheus-client
 )
 what="build and test"
 if ((bench)); then

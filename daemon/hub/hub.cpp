@@ -100,7 +100,8 @@ void hub::add_thing(thing_setup setup) {
         thing::shared_parts{.counters = counters_,
                             .spool = spool_.get(),
                             .spool_error_log = spool_error_log_,
-                            .publish_settled = [this] { maybe_finish_shutdown(); }},
+                            .publish_settled = [this] { maybe_finish_shutdown(); },
+                            .observer = publish_observer_},
         t->port, t->clock);
     if (shutting_down_) t->pipe->stop_accepting();
     t->link->on_message([raw](const mqtt::publish& m, std::optional<mqtt::inbound_ticket> k) { raw->pipe->on_message(m, k); });
@@ -287,6 +288,7 @@ void hub::publish(const std::string& thing, ipc::publish m, const peer_credentia
     auto call = std::make_shared<one_shot_publish>("D-Bus caller (" + caller.describe() + ")", caller.describe(),
                                                    config::grants_for(*config_, caller.identity(), pipe.settings().name),
                                                    bus_denials_, std::move(done));
+    call->set_owner({.uid = caller.known_uid(), .unit = caller.unit});
     pipe.publish(call, 0, std::move(m));
 }
 
@@ -478,6 +480,7 @@ std::optional<thing_status> hub::status_of(const std::string& thing) const {
     s.service_timeouts = p.service_timeouts;
     s.cached_shadows = p.cached_shadows;
     s.identity = t.identity->status();
+    s.pipeline = p;
     if (t.jobs)
         s.jobs = t.jobs->status();
     else

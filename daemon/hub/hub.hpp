@@ -90,6 +90,7 @@ struct thing_status {
     uplink::uplink_counters counters;
     std::string last_error;
     identity::identity_status identity;  // its certificate: state, expiry, id, last error
+    thing::pipeline_status pipeline;     // all of the pipeline's figures (the metrics show them)
     services::jobs_status jobs;          // its jobs service; state "off" without things[].jobs
 };
 
@@ -163,6 +164,9 @@ public:
     // Open connections of apps: IPC clients (greeted or not) and MQTT clients past CONNACK.
     [[nodiscard]] std::size_t connection_count() const noexcept;
     [[nodiscard]] const hub_counters& counters() const noexcept { return counters_; }
+    // Hears every publish's result for the per-app metrics; set before the first apply() (the
+    // Things' pipelines take it when they are made). Must outlive the hub's Things.
+    void set_publish_observer(thing::publish_observer* o) noexcept { publish_observer_ = o; }
 
 private:
     struct thing_entry;
@@ -292,6 +296,7 @@ private:
     logging::rate_limiter mqtt_refusal_log_{5, std::chrono::seconds(10)};  // "MQTT client N refused: too many"
     std::uint64_t next_client_ = 1;
     hub_counters counters_;
+    thing::publish_observer* publish_observer_ = nullptr;
     std::unique_ptr<spool::store> spool_;
     logging::rate_limiter spool_error_log_{1, std::chrono::seconds(10)};  // "cannot write the spool"
     thing::denial_log bus_denials_;

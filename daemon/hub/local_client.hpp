@@ -114,6 +114,7 @@ public:
     [[nodiscard]] thing::session_id flow() const override { return id_; }
     [[nodiscard]] std::string describe() const override;
     [[nodiscard]] std::string peer_description() const override { return peer_.describe(); }
+    [[nodiscard]] thing::session_owner owner() const override { return {.uid = peer_.known_uid(), .unit = peer_.unit}; }
     [[nodiscard]] const config::grants& rights() const override { return rights_; }
     void set_rights(config::grants g) { rights_ = std::move(g); }
     [[nodiscard]] thing::denial_log& denials() override { return denials_; }

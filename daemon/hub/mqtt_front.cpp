@@ -253,6 +253,7 @@ void hub::publish_will(mqtt::will_message w, const mqtt_session& s) {
                                                        spdlog::warn("{} on '{}' was not published: {}", logging::escaped(who),
                                                                     logging::escaped(topic), logging::escaped(r.message));
                                                    });
+    call->set_owner(s.owner());
     t->pipe->publish(call, 0, std::move(m));
 }
 

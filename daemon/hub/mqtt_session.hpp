@@ -60,6 +60,7 @@ public:
     [[nodiscard]] thing::session_id flow() const override { return flow_; }
     [[nodiscard]] std::string describe() const override;
     [[nodiscard]] std::string peer_description() const override { return peer_->describe(); }
+    [[nodiscard]] thing::session_owner owner() const override { return {.uid = peer_->known_uid(), .unit = peer_->unit}; }
     [[nodiscard]] const config::grants& rights() const override { return rights_; }
     [[nodiscard]] thing::denial_log& denials() override { return denials_; }
     void publish_done(std::uint32_t request_id, ipc::result outcome) override;

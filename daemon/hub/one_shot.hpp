@@ -25,6 +25,9 @@ public:
     [[nodiscard]] std::string peer_description() const override { return peer_; }
     [[nodiscard]] const config::grants& rights() const override { return rights_; }
     [[nodiscard]] thing::denial_log& denials() override { return denials_; }
+    [[nodiscard]] thing::session_owner owner() const override { return owner_; }
+    // Who asked, for the per-app metrics (a D-Bus caller, the client whose will it is).
+    void set_owner(thing::session_owner o) { owner_ = std::move(o); }
     void publish_done(std::uint32_t, ipc::result outcome) override {
         if (done_) std::exchange(done_, {})(std::move(outcome));
     }
@@ -40,6 +43,7 @@ private:
     config::grants rights_;
     thing::denial_log& denials_;
     std::function<void(ipc::result)> done_;
+    thing::session_owner owner_;
 };
 
 }  // namespace thingmux::hub

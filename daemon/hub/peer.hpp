@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,11 @@ struct peer_credentials {
 
     // What the authorization rules match on (config/authorization.hpp).
     [[nodiscard]] config::peer identity() const;
+
+    // Its uid (when the kernel told one) and unit, as the per-app metrics count them.
+    [[nodiscard]] std::optional<uid_t> known_uid() const noexcept {
+        return uid == static_cast<uid_t>(-1) ? std::nullopt : std::optional<uid_t>(uid);
+    }
 };
 
 // Reads the credentials of a connected AF_UNIX socket and looks up the user and group names and

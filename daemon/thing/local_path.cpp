@@ -102,12 +102,15 @@ std::vector<std::string> pipeline::local_filters(std::string_view prefix) const 
 }
 
 void pipeline::publish_locally(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m) {
+    const auto bytes = m.topic.size() + m.payload.size();
     const auto msg = to_mqtt(std::move(m));
     if (msg.retain) retained_.put(msg, clock_.now());
     // Done once every session it matched has it; MQTT 5's "no matching subscribers" otherwise.
     const auto routed = route(msg, {&table_, &local_table_}, {.publisher = s->flow(), .subscribe_answer = false});
     if (routed == 0) ++shared_.counters.unrouted;
-    s->publish_done(request_id, ok(routed > 0 ? mqtt::reason::success : mqtt::reason::no_matching_subscribers));
+    const auto done = ok(routed > 0 ? mqtt::reason::success : mqtt::reason::no_matching_subscribers);
+    observe(*s, done, bytes);
+    s->publish_done(request_id, done);
 }
 
 }  // namespace thingmux::thing

@@ -14,7 +14,8 @@ retained_limits cache_limits(const config::thing_limits& l) {
 pipeline::pipeline(config::thing settings, session_rules rules, shared_parts shared, upstream& up, clock& clk)
     : settings_(std::move(settings)), rules_(rules), shared_(std::move(shared)), up_(up), clock_(clk),
       shaper_(publish_limits(settings_.limits), clk.now()),
-      filters_(settings_.limits.subscriptions_per_second, clk.now()), retained_(cache_limits(settings_.limits)) {
+      filters_(settings_.limits.subscriptions_per_second, clk.now()), retained_(cache_limits(settings_.limits)),
+      started_(clk.now()) {
     (void)table_.set_coverage(settings_.coverage);
 }
 
@@ -129,6 +130,19 @@ pipeline_status pipeline::status() const {
     s.service_requests = requests_.size();
     s.service_timeouts = service_timeouts_;
     s.cached_shadows = shadows_.size();
+    s.throttle_waits = throttle_waits_;
+    s.suback_failures = suback_failures_;
+    for (const auto& [id, session] : sessions_) s.local_subscriptions += table_.filters_held(id) + local_table_.filters_held(id);
+    if (shared_.spool != nullptr) {
+        s.spool_messages = shared_.spool->count(settings_.name);
+        s.spool_bytes = shared_.spool->bytes(settings_.name);
+        if (s.spool_messages > 0) {
+            // Rows of an earlier run have no time of their own here: they are at least as old as this run.
+            const auto since = s.spool_messages > spool_times_.size() || spool_times_.empty() ? started_ : spool_times_.begin()->second;
+            s.spool_oldest_age = std::chrono::duration_cast<std::chrono::seconds>(clock_.now() - since);
+        }
+    }
+    s.round_trip = round_trip_;
     return s;
 }
 

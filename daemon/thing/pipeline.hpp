@@ -38,6 +38,7 @@
 #include "config/config.hpp"
 #include "daemon/thing/copy_counter.hpp"
 #include "daemon/thing/echo_table.hpp"
+#include "daemon/thing/latency_histogram.hpp"
 #include "daemon/thing/retained_cache.hpp"
 #include "daemon/thing/retained_recipients.hpp"
 #include "daemon/thing/service_requests.hpp"
@@ -85,6 +86,7 @@ struct shared_parts {
     spool::store* spool = nullptr;
     logging::rate_limiter& spool_error_log;
     std::function<void()> publish_settled;  // after every publish result (the daemon's shutdown waits on them)
+    publish_observer* observer = nullptr;   // the per-app metrics; null: none
 };
 
 // What D-Bus shows of the pipeline's part of a Thing.
@@ -102,6 +104,14 @@ struct pipeline_status {
     std::uint64_t service_requests = 0;   // shadow and jobs requests awaiting AWS IoT's answer
     std::uint64_t service_timeouts = 0;   // requests answered by the daemon's 504: AWS IoT did not answer in time
     std::uint64_t cached_shadows = 0;     // documents in the shadow cache (services.shadow_cache)
+    // For the metrics (docs/metrics.md):
+    std::uint64_t throttle_waits = 0;     // publishes that waited in the shaper for the rate limits
+    std::uint64_t suback_failures = 0;    // upstream filters the broker refused (SUBACK >= 0x80, or lost at a reconnect)
+    std::uint64_t local_subscriptions = 0;  // filters held by sessions (upstream and local ones)
+    std::uint64_t spool_messages = 0;     // this Thing's rows in the durable spool
+    std::uint64_t spool_bytes = 0;
+    std::chrono::seconds spool_oldest_age{0};  // of its oldest row (rows older than this run: since it started)
+    latency_histogram round_trip;         // QoS 1 PUBLISH handed upstream → PUBACK
 };
 
 // How the pipeline routes a message: whose publish it is (No Local), and whether it is the
@@ -194,6 +204,7 @@ private:
         std::shared_ptr<const mqtt::publish> retained;  // a retained publish: cached once accepted
         std::uint64_t echo = 0;  // content_fingerprint() of an echo expected for No Local (0: none)
         std::string request_token;  // a service request: the daemon's clientToken (empty: none)
+        std::size_t bytes = 0;      // topic + payload, for the metrics
     };
     // A publish on its way upstream: waiting in the shaper, then at the upstream until its result.
     struct queued_publish {
@@ -246,6 +257,8 @@ private:
     void release_publishes();
     void send_upstream(queued_publish&& p);
     void complete(publish_owner& owner, ipc::result r);
+    // Tells the metrics what `s` was answered for a publish of `bytes` (topic + payload).
+    void observe(const local_session& s, const ipc::result& r, std::size_t bytes) const;
     // spool (spool_path.cpp)
     [[nodiscard]] std::optional<ipc::result> maybe_spool(const ipc::publish& m);
     void drain_spool();  // moves a batch of spooled messages into the shaper, when their turn has come
@@ -311,6 +324,14 @@ private:
     std::size_t spool_loaded_ = 0;   // spooled messages in the shaper or upstream
     std::uint64_t spool_rejected_ = 0;
     std::uint64_t offline_dropped_ = 0;
+    // For the metrics: when the spool rows of this run were written (by id), and when the
+    // pipeline began (the time given to rows of an earlier run); the shaper's waits, refused
+    // upstream filters, the round-trip times.
+    std::map<std::int64_t, clock_type::time_point> spool_times_;
+    clock_type::time_point started_;
+    std::uint64_t throttle_waits_ = 0;
+    std::uint64_t suback_failures_ = 0;
+    latency_histogram round_trip_;
 
     services::request_table requests_;
     shadow_cache shadows_;

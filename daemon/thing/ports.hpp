@@ -23,6 +23,8 @@
 #include <typeindex>
 #include <vector>
 
+#include <sys/types.h>
+
 namespace thingmux::thing {
 
 
@@ -92,6 +94,30 @@ struct denial_log : logging::rate_limiter {
     denial_log() noexcept : rate_limiter(1, std::chrono::seconds(1)) {}
 };
 
+// Who is behind a session, as the metrics count it per app (daemon/metrics/app_counters.hpp):
+// the kernel's word on its uid and systemd unit. Sessions of thingmuxd's own services have none.
+struct session_owner {
+    std::optional<uid_t> uid;
+    std::string unit;
+};
+
+class local_session;
+
+// Hears the outcome of every publish a session asked for, and of waits in the publish shaper,
+// for the per-app metrics. Called on the pipeline's thread, inside the pipeline: it must not
+// call back into it.
+class publish_observer {
+public:
+    // `bytes`: the publish's topic + payload; `result`: what the session was answered.
+    virtual void publish_result(std::string_view thing, const local_session& s, const ipc::result& result,
+                                std::size_t bytes) = 0;
+    // A publish of `s` had to wait in the shaper for the Thing's rate limits.
+    virtual void throttled(std::string_view thing, const local_session& s) = 0;
+
+protected:
+    ~publish_observer() = default;
+};
+
 // One local party of a Thing: who it is, what it may do, and where its results and messages go.
 // The pipeline holds a session (shared) while it owes it an answer, so a session that went away
 // still gets its results; it just drops them.
@@ -106,6 +132,8 @@ public:
     [[nodiscard]] virtual std::string peer_description() const = 0;
     [[nodiscard]] virtual const config::grants& rights() const = 0;
     [[nodiscard]] virtual denial_log& denials() = 0;
+    // Its uid and unit for the per-app metrics; none for thingmuxd's own sessions.
+    [[nodiscard]] virtual session_owner owner() const { return {}; }
 
     virtual void publish_done(std::uint32_t request_id, ipc::result outcome) = 0;
     virtual void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) = 0;

@@ -15,18 +15,23 @@ std::size_t cost_of(const mqtt::publish& p) { return p.topic.size() + p.payload.
 
 void pipeline::publish(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m) {
     ++shared_.counters.publishes;
-    if (auto refusal = check_publish(*s, m)) return s->publish_done(request_id, std::move(*refusal));
+    const auto bytes = m.topic.size() + m.payload.size();
+    if (auto refusal = check_publish(*s, m)) {
+        observe(*s, *refusal, bytes);
+        return s->publish_done(request_id, std::move(*refusal));
+    }
     if (local_only(m.topic)) return publish_locally(s, request_id, std::move(m));
     if (service_request(m.topic)) return publish_request(s, request_id, std::move(m));
     if (auto spooled = maybe_spool(m)) {
         if (ipc::accepted(spooled->code)) spooled_by(*s, m);
+        observe(*s, *spooled, bytes);
         s->publish_done(request_id, std::move(*spooled));
         return release_publishes();  // online behind earlier rows: the new one follows them out
     }
     ++pending_[s->flow()];
     auto msg = to_mqtt(std::move(m));
     publish_owner owner{.session = s, .flow = s->flow(), .request_id = request_id, .spool_id = 0,
-                        .retained = retained_copy(msg), .echo = expect_echo(*s, msg)};
+                        .retained = retained_copy(msg), .echo = expect_echo(*s, msg), .request_token = {}, .bytes = bytes};
     enqueue({.msg = std::move(msg), .owner = std::move(owner)});
     // Handed straight upstream with nothing waiting (the common case): nothing to release or time.
     if (shaper_.queued_total() > 0) release_publishes();
@@ -115,8 +120,14 @@ void pipeline::enqueue(queued_publish&& p) {
     // Mostly nothing waits and the limits allow it: then the queue would hand it straight back.
     if (releasing() && shaper_.pass(bytes, clock_.now()))
         send_upstream(std::move(p));
-    else
+    else {
+        // A wait for the rate limits (not for the link: offline, everything waits).
+        if (releasing()) {
+            ++throttle_waits_;
+            if (shared_.observer != nullptr && p.owner.session) shared_.observer->throttled(settings_.name, *p.owner.session);
+        }
         shaper_.push(p.owner.flow, std::move(p), bytes);
+    }
 }
 
 void pipeline::release_publishes() {
@@ -140,10 +151,13 @@ void pipeline::release_publishes() {
 
 void pipeline::send_upstream(queued_publish&& p) {
     ++at_upstream_;
-    up_.publish(std::move(p.msg), [weak = weak_from_this(), owner = std::move(p.owner)](const mqtt::action::publish_done& d) mutable {
+    // QoS 1: the time to its PUBACK, for the round-trip histogram.
+    const auto sent = p.msg.qos == mqtt::qos::at_least_once ? std::optional(clock_.now()) : std::nullopt;
+    up_.publish(std::move(p.msg), [weak = weak_from_this(), owner = std::move(p.owner), sent](const mqtt::action::publish_done& d) mutable {
         const auto self = weak.lock();
         if (!self) return;  // the Thing was removed with its sessions
         --self->at_upstream_;
+        if (sent && d.error == mqtt::local_error::none) self->round_trip_.record(self->clock_.now() - *sent);
         const bool spooled = owner.spool_id > 0;
         self->complete(owner, publish_outcome(d));
         if (spooled) self->release_publishes();  // room for the next spooled rows
@@ -163,10 +177,15 @@ void pipeline::complete(publish_owner& owner, ipc::result r) {
     } else {
         // The entry stays at zero until its session detaches: no allocation per publish.
         if (auto it = pending_.find(owner.flow); it != pending_.end() && it->second > 0) --it->second;
+        observe(*owner.session, r, owner.bytes);
         owner.session->publish_done(owner.request_id, std::move(r));
     }
     // Spooled messages too: a shutdown that waits for the last one in flight must hear of it.
     if (shared_.publish_settled) shared_.publish_settled();
+}
+
+void pipeline::observe(const local_session& s, const ipc::result& r, std::size_t bytes) const {
+    if (shared_.observer != nullptr) shared_.observer->publish_result(settings_.name, s, r, bytes);
 }
 
 std::size_t pipeline::pending_publishes(session_id flow) const {

@@ -26,9 +26,12 @@ bool pipeline::service_request(std::string_view topic) const noexcept {
 
 void pipeline::publish_request(const std::shared_ptr<local_session>& s, std::uint32_t request_id, ipc::publish m) {
     const auto& cfg = settings_.services;
+    const auto bytes = m.topic.size() + m.payload.size();
     const auto refuse = [&](ipc::errc code, std::string why) {
         ++shared_.counters.refused;
-        s->publish_done(request_id, fail(code, std::move(why)));
+        auto r = fail(code, std::move(why));
+        observe(*s, r, bytes);
+        s->publish_done(request_id, std::move(r));
     };
     const auto what = services::classify_request(settings_.name, m.topic);
     const auto checked = services::check_request(m.payload);
@@ -45,7 +48,9 @@ void pipeline::publish_request(const std::shared_ptr<local_session>& s, std::uin
         if (get && cfg.shadow_cache) {
             if (auto document = shadows_.answer(std::string(what->shadow), original)) {
                 // As AWS would: the request is taken, the answer follows on …/get/accepted.
-                s->publish_done(request_id, ok(mqtt::reason::success));
+                const auto done = ok(mqtt::reason::success);
+                observe(*s, done, bytes);
+                s->publish_done(request_id, done);
                 deliver_answer(*s, mqtt::publish{.topic = m.topic + "/accepted", .payload = std::move(*document),
                                                  .qos = mqtt::qos::at_most_once});
                 return;
@@ -67,7 +72,7 @@ void pipeline::publish_request(const std::shared_ptr<local_session>& s, std::uin
     ++pending_[s->flow()];
     auto msg = to_mqtt(std::move(m));
     publish_owner owner{.session = s, .flow = s->flow(), .request_id = request_id, .spool_id = 0,
-                        .retained = nullptr, .echo = expect_echo(*s, msg), .request_token = std::move(token)};
+                        .retained = nullptr, .echo = expect_echo(*s, msg), .request_token = std::move(token), .bytes = bytes};
     enqueue({.msg = std::move(msg), .owner = std::move(owner)});
     if (shaper_.queued_total() > 0) release_publishes();
     schedule(clock_.now());  // its deadline

@@ -24,6 +24,7 @@ std::optional<ipc::result> pipeline::maybe_spool(const ipc::publish& m) {
     const auto r = spool->append(settings_.name, to_spool_message(m), m.topic.size() + m.payload.size());
     if (r.error == spool::failure::none) {
         ++shared_.counters.spooled;
+        spool_times_.emplace(r.id, clock_.now());
         return ipc::result{.code = ipc::errc::spooled, .mqtt_reason_code = 0, .message = {}};
     }
     ++shared_.counters.spool_refused;
@@ -61,6 +62,7 @@ void pipeline::spooled_done(std::int64_t id, const ipc::result& r) {
     if (r.code == ipc::errc::daemon_shutting_down) return;
     if (!ipc::accepted(r.code))
         spdlog::warn("thing {}: spooled message {} refused: {}; dropping it", settings_.name, id, logging::escaped(r.message));
+    spool_times_.erase(id);
     std::string error;
     if (!shared_.spool->remove(id, error))
         spdlog::error("thing {}: cannot delete spooled message {}: {}", settings_.name, id, error);

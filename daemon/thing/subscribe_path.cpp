@@ -323,6 +323,7 @@ void pipeline::upstream_subscribed(const std::string& filter, std::uint64_t gene
     if (outcome == subscription_table::suback::stale) return;  // unsubscribed meanwhile
     if (outcome == subscription_table::suback::granted) retained_recipients_.granted(filter);
     if (outcome == subscription_table::suback::refused) {
+        ++suback_failures_;
         retained_recipients_.drop(filter);
         spdlog::warn("thing {}: broker refused subscription to '{}': {}", settings_.name, logging::escaped(filter),
                      mqtt::reason_string(code));
@@ -333,6 +334,7 @@ void pipeline::upstream_subscribed(const std::string& filter, std::uint64_t gene
 void pipeline::on_subscription_lost(const std::string& filter, std::uint8_t reason_code) {
     spdlog::warn("thing {}: broker refused re-subscribing '{}' after reconnecting: {}", settings_.name,
                  logging::escaped(filter), mqtt::reason_string(reason_code));
+    ++suback_failures_;
     // What it served is served by others, or subscribed again on its own, or dropped (logged).
     table_.lost(filter, reason_code);
     retained_recipients_.drop(filter);

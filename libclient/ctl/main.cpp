@@ -2,6 +2,7 @@
 // mosquitto_pub / mosquitto_sub. A client of libthingmux like any other app.
 #include "bus_commands.hpp"
 #include "commands.hpp"
+#include "metrics_command.hpp"
 
 #include <thingmux/client.hpp>
 
@@ -133,6 +134,26 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     rotate_cmd->footer(exit_codes_text);
 
+    // metrics
+    metrics_options metrics;
+    auto* metrics_cmd = app.add_subcommand(
+        "metrics",
+        "Print thingmuxd's metrics (OpenMetrics text, per Thing and per app; docs/metrics.md), read from its metrics "
+        "socket; with --thing, only that Thing's series");
+    metrics_cmd->add_option("--format", metrics.format,
+                            "openmetrics, or prometheus for the text format 0.0.4 (node_exporter's textfile collector)")
+        ->check(CLI::IsMember({"openmetrics", "prometheus"}))
+        ->capture_default_str();
+    metrics_cmd->add_option("--metrics-socket", metrics.socket,
+                            "thingmuxd's metrics socket [default: $THINGMUX_METRICS_SOCKET, else metrics.sock next to "
+                            "--socket or $THINGMUX_SOCKET, else /run/thingmux/metrics.sock]")
+        ->option_text("PATH");
+    metrics_cmd->add_option("-W,--timeout", metrics.timeout_s, "Seconds to wait for the answer")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    metrics_cmd->fallthrough();
+    metrics_cmd->footer(exit_codes_text);
+
     // shadow
     shadow_options shadow;
     auto* shadow_cmd = app.add_subcommand(
@@ -257,6 +278,7 @@ int main(int argc, char** argv) {
             jobs.action = jobs_run->parsed() ? "run" : "list";
             return run_jobs(common, jobs);
         }
+        if (metrics_cmd->parsed()) return run_metrics(common, metrics);
         if (clients_cmd->parsed()) return run_clients();
         if (reload_cmd->parsed()) return run_reload();
         if (rotate_cmd->parsed()) return run_rotate_certificate(common, rotate_timeout_s);
