@@ -25,7 +25,7 @@ packages=(
   mosquitto mosquitto-clients dbus systemd openssl procps iproute2 python3 python3-paho-mqtt python3-botocore
   tinyproxy socat
   softhsm2 opensc libengine-pkcs11-openssl swtpm swtpm-tools tpm2-openssl tpm2-tools
-  debhelper dpkg-dev help2man lintian
+  debhelper dpkg-dev lintian groff-base man-db
 )
 what="build and test"
 if ((bench)); then
