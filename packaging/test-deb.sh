@@ -118,6 +118,7 @@ expect_paths libthingmux-dev "${headers[@]}" "$libdir/libthingmux.so" \
   "$libdir/cmake/thingmux/thingmuxConfig.cmake" "$libdir/cmake/thingmux/thingmuxConfigVersion.cmake" \
   "$libdir/cmake/thingmux/thingmuxTargets.cmake" "$libdir/pkgconfig/thingmux.pc"
 dev_docs=(/usr/share/man/man3/libthingmux.3.gz /usr/share/doc/libthingmux-dev/libthingmux.md)
+while read -r f; do dev_docs+=("/usr/share/doc/libthingmux-dev/$f"); done < <(sources '^docs/c-api\.md$')
 while read -r f; do dev_docs+=("/usr/share/doc/libthingmux-dev/examples/${f#libclient/examples/}"); done < <(grep -E '^libclient/examples/' "$tmp/sources")
 check "the sources list the library's examples" test ${#dev_docs[@]} -gt 2
 expect_paths libthingmux-dev "${dev_docs[@]}"
