@@ -69,17 +69,24 @@ check_render() {
 # Recursively: each subcommand of PROGRAM [PATH...] has a section naming its options.
 check_subcommands() {
   local page=$1 program=$2; shift 2
-  local sub path section o
+  local sub path section o own_options
   while read -r sub; do
     path="${*:+$* }$sub"
+    # shellcheck disable=SC2086  # the path is words
+    own_options=$(help_options "$program" $path | grep -vxE -- '-h|--help' || true)
     if ! section=$(subcommand_section "$page" "$path"); then
-      problem "$page: no .SS section for the subcommand '$path' ($program ${path} --help lists it)"
-      continue
+      # A group of subcommands ("shadow") with no options of its own may be described only
+      # through its subcommands' sections ("shadow get").
+      # shellcheck disable=SC2086
+      if [ -n "$own_options" ] || [ -z "$(help_subcommands "$program" $path)" ]; then
+        problem "$page: no .SS section for the subcommand '$path' ($program ${path} --help lists it)"
+        continue
+      fi
     fi
     while read -r o; do
-      case $o in -h | --help) continue ;; esac
+      [ -n "$o" ] || continue
       holds_option "$o" <<<"$section" || problem "$page: section '$path' does not name its option $o"
-    done < <(help_options "$program" $path)
+    done <<<"$own_options"
     # shellcheck disable=SC2086  # the path is words
     check_subcommands "$page" "$program" $path
   done < <(help_subcommands "$program" "$@")

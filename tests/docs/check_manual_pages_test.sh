@@ -35,6 +35,9 @@ bash "$check" options "$man/thingmuxd.8" "$daemon" >/dev/null
 without thingmuxctl.1 '/^\.B \\-\\-quiet$/' no-quiet.1
 expect_failure "a pub option missing from thingmuxctl.1" "section 'pub' does not name its option --quiet" \
   options "$tmp/no-quiet.1" "$ctl"
+without thingmuxctl.1 '/^\.B \\-\\-documents$/' no-documents.1
+expect_failure "an option of a nested subcommand missing from thingmuxctl.1" \
+  "section 'shadow watch' does not name its option --documents" options "$tmp/no-documents.1" "$ctl"
 without thingmuxctl.1 '/^\.SS rotate\\-certificate$/' no-rotate.1
 expect_failure "a subcommand's section missing from thingmuxctl.1" "no .SS section for the subcommand 'rotate-certificate'" \
   options "$tmp/no-rotate.1" "$ctl"
