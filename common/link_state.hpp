@@ -16,11 +16,12 @@ enum class link_state : std::uint8_t {
 };
 inline constexpr link_state last_link_state = link_state::stopped;
 
-// Its two spellings, from one table. The name, as the IPC protocol (docs/ipc-protocol.md),
-// libthingmux and thingmuxctl spell it: "backing_off".
+// Its name, one spelling everywhere: the IPC protocol (docs/ipc-protocol.md), libthingmux,
+// thingmuxctl, the D-Bus State property and StateChanged signal (docs/dbus.md), the systemd
+// status line and the metrics all say "backing_off", so that a script written against one of
+// them matches the others (thingmux 0.3 showed "backing-off" on D-Bus and in the status line).
 [[nodiscard]] const char* link_state_name(link_state s) noexcept;
-// As management interfaces show it, in systemd's style for state values: the D-Bus State
-// property and StateChanged signal (docs/dbus.md) and the systemd status line: "backing-off".
+// The same as link_state_name(): what management interfaces show.
 [[nodiscard]] const char* link_state_label(link_state s) noexcept;
 // Both return "unknown" for a value past last_link_state.
 

@@ -472,7 +472,7 @@ int run_daemon(const daemon_options& options) {
 
     bus::bus_service* bus_ptr = nullptr;
     // Returns "" when the new configuration is in force, else what is wrong with the file.
-    // "gateway-01: connected; gateway-02: backing-off (why)" for systemctl status. (No client
+    // "gateway-01: connected; gateway-02: backing_off (why)" for systemctl status. (No client
     // count: it would go stale between state changes.)
     auto status_line = [&h] {
         std::string line;

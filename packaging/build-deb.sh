@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Debian packages thingmuxd, libthingmux2 and libthingmux-dev from this working tree
-# (committed or not) and puts them in OUTPUT_DIR (default: build-deb/ at the top of the tree);
-# debug symbols packages, .changes, .buildinfo and the list of source files in OUTPUT_DIR/extra/.
+# (committed or not) and puts them in OUTPUT_DIR (default: build-deb/ at the top of the tree),
+# with the debug symbols packages, the .changes and .buildinfo that list them all (so that
+# lintian, debsign and dput work on the .changes) and source-files.txt, the list of source files.
 #   bash packaging/build-deb.sh [OUTPUT_DIR]
 # It copies the tracked and untracked-but-not-ignored files (no build*/ directories) into a
 # scratch directory, adds packaging/debian/ as debian/ and runs dpkg-buildpackage -us -uc -b.
@@ -79,22 +80,22 @@ if ! (cd "$src" && dpkg-buildpackage -us -uc -b) >"$log" 2>&1; then
   exit 1
 fi
 
-# Replace the previous results (an older version next to the new one would confuse apt). The
-# three packages go to OUTPUT_DIR, so that `apt install OUTPUT_DIR/*.deb` installs just them;
-# the debug symbols packages, .changes, .buildinfo and source-files.txt go to OUTPUT_DIR/extra/.
-mkdir -p "$out/extra"
+# Replace the previous results (an older version next to the new one would confuse apt and
+# lintian). Everything goes to OUTPUT_DIR: a .changes names its files without a directory, so
+# they must sit next to it. To install the packages without the debug symbols:
+#   apt install ./thingmuxd_*.deb ./libthingmux2_*.deb ./libthingmux-dev_*.deb
 rm -f "$out"/thingmuxd_*.deb "$out"/libthingmux2_*.deb "$out"/libthingmux-dev_*.deb \
-      "$out"/extra/*-dbgsym_*.deb "$out"/extra/thingmux_*.changes "$out"/extra/thingmux_*.buildinfo \
-      "$out"/extra/source-files.txt
-cp "$work/source-files.txt" "$out/extra/"
-for f in "$work"/*.deb "$work"/*.changes "$work"/*.buildinfo; do
-  case $f in
-    *-dbgsym_*|*.changes|*.buildinfo) cp "$f" "$out/extra/" ;;
-    *) cp "$f" "$out/" ;;
-  esac
-done
+      "$out"/thingmuxd-dbgsym_*.deb "$out"/libthingmux2-dbgsym_*.deb \
+      "$out"/thingmux_*.changes "$out"/thingmux_*.buildinfo "$out"/source-files.txt
+# The layout of earlier versions of this script: debug symbols, .changes and .buildinfo in extra/.
+if [ -d "$out/extra" ]; then
+  rm -f "$out"/extra/*-dbgsym_*.deb "$out"/extra/thingmux_*.changes "$out"/extra/thingmux_*.buildinfo \
+        "$out"/extra/source-files.txt
+  rmdir "$out/extra" 2>/dev/null || true
+fi
+cp "$work/source-files.txt" "$work"/*.deb "$work"/*.changes "$work"/*.buildinfo "$out/"
 if [ -n "$cache_note" ]; then
   echo "build-deb: compiler calls taken from ccache: $(ccache --print-stats | awk -F'\t' '$1 == "direct_cache_hit" || $1 == "preprocessed_cache_hit" { hit += $2 } $1 == "cache_miss" { miss = $2 } END { printf "%d of %d", hit, hit + miss }')"
 fi
 echo "build-deb: done in $(( $(date +%s) - start ))s:"
-(cd "$out" && ls -1 ./*.deb)
+(cd "$out" && ls -1 ./*.deb ./*.changes)

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Builds the Debian packages (packaging/build-deb.sh) and checks them:
-#   - each package holds the files it should and nothing under /usr/local or from the build tree;
+#   - each package holds the files it should (manual pages, D-Bus interface, documents, examples)
+#     and nothing under /usr/local or from the build tree;
 #   - dependencies: thingmuxd and libthingmux-dev need libthingmux2 of the same version;
-#   - maintainer scripts create the user before the directories; the configuration is a conffile;
-#   - lintian --fail-on error (warnings are printed);
+#   - maintainer scripts create the user before the directories; an upgrade restarts the service
+#     and leaves the socket alone; the configuration is a conffile;
+#   - the .changes sits next to the packages it lists; lintian --fail-on error on it (warnings
+#     are printed);
+#   - the manual pages render without a warning; every relative link of the installed Markdown
+#     documents resolves in the installed tree;
 #   - unpacked into a scratch root: the binaries run on the packaged library, --check-config on
 #     the packaged configuration names the missing certificates and accepts it once they exist,
 #     sysusers.d + tmpfiles.d give the directories their owners, systemd-analyze verify accepts
@@ -80,22 +85,28 @@ refuse_paths() {  # refuse_paths PACKAGE REGEX WHY
 }
 
 # The source files the packages were built from (build-deb.sh lists them), else this tree's.
-if [ -f "$debs/extra/source-files.txt" ]; then
-  cp "$debs/extra/source-files.txt" "$tmp/sources"
+if [ -f "$debs/source-files.txt" ]; then
+  cp "$debs/source-files.txt" "$tmp/sources"
 else
   (cd "$repo" && find . -path './build*' -prune -o \( -type f -print \) | sed 's|^\./||') >"$tmp/sources"
 fi
 sources() { grep -E "$1" "$tmp/sources" | sed 's|.*/||'; }  # base names of matching source paths
+# The documents keep the tree's layout: README.md, then docs/*.md and docs/img/*.png.
 docs=(/usr/share/doc/thingmuxd/README.md /usr/share/doc/thingmuxd/copyright)
-while read -r f; do docs+=("/usr/share/doc/thingmuxd/$f"); done < <(sources '^docs/[^/]*\.md$')
+while read -r f; do docs+=("/usr/share/doc/thingmuxd/docs/$f"); done < <(sources '^docs/[^/]*\.md$')
+while read -r f; do docs+=("/usr/share/doc/thingmuxd/docs/img/$f"); done < <(sources '^docs/img/[^/]*\.png$')
 expect_paths thingmuxd \
   /usr/bin/thingmuxd /usr/bin/thingmuxctl /usr/bin/thingmux-probe \
   /lib/systemd/system/thingmuxd.service /lib/systemd/system/thingmuxd.socket \
   /usr/lib/sysusers.d/thingmux.conf /usr/lib/tmpfiles.d/thingmux.conf \
   /usr/share/dbus-1/system.d/org.thingmux.Thingmux1.conf \
+  /usr/share/dbus-1/interfaces/org.thingmux.Thingmux1.xml \
   /etc/thingmux/thingmux.yaml "${docs[@]}" \
-  /usr/share/man/man1/thingmuxd.1.gz /usr/share/man/man1/thingmuxctl.1.gz /usr/share/man/man1/thingmux-probe.1.gz
+  /usr/share/man/man1/thingmuxctl.1.gz /usr/share/man/man5/thingmux.yaml.5.gz \
+  /usr/share/man/man8/thingmuxd.8.gz /usr/share/man/man8/thingmux-probe.8.gz
 refuse_paths thingmuxd 'libthingmux\.so|^/usr/include' "library or header files"
+refuse_paths thingmuxd '^/usr/share/man/man1/(thingmuxd|thingmux-probe)\.1' "manual pages of the daemon in section 1"
+refuse_paths thingmuxd '^/usr/share/doc/thingmuxd/docs/man(/|$)' "roff sources among the documents"
 
 headers=()
 while read -r f; do headers+=("/usr/include/thingmux/$f"); done < <(sources '^libclient/include/thingmux/[^/]*\.hpp$')
@@ -106,6 +117,11 @@ refuse_paths libthingmux2 "^$libdir/libthingmux\.so$|^/usr/include|^/usr/bin|^/e
 expect_paths libthingmux-dev "${headers[@]}" "$libdir/libthingmux.so" \
   "$libdir/cmake/thingmux/thingmuxConfig.cmake" "$libdir/cmake/thingmux/thingmuxConfigVersion.cmake" \
   "$libdir/cmake/thingmux/thingmuxTargets.cmake" "$libdir/pkgconfig/thingmux.pc"
+dev_docs=(/usr/share/man/man3/libthingmux.3.gz /usr/share/doc/libthingmux-dev/libthingmux.md)
+while read -r f; do dev_docs+=("/usr/share/doc/libthingmux-dev/$f"); done < <(sources '^docs/c-api\.md$')
+while read -r f; do dev_docs+=("/usr/share/doc/libthingmux-dev/examples/${f#libclient/examples/}"); done < <(grep -E '^libclient/examples/' "$tmp/sources")
+check "the sources list the library's examples" test ${#dev_docs[@]} -gt 2
+expect_paths libthingmux-dev "${dev_docs[@]}"
 refuse_paths libthingmux-dev 'libthingmux\.so\.|^/usr/bin|^/etc' "runtime files"
 for p in "${!deb[@]}"; do
   refuse_paths "$p" '^/usr/local|(^|/)(obj-[^/]*|build[^/]*)/|^/tmp|^/root|^/home' "paths under /usr/local or from a build tree"
@@ -140,10 +156,43 @@ for u in thingmuxd.service thingmuxd.socket; do
 done
 check "postinst enables no unit unconditionally" bash -c "! grep -q 'new installations run enable' '$postinst'"
 check "prerm stops the units on removal" grep -q 'deb-systemd-invoke stop.*thingmuxd' "$ctl/thingmuxd/prerm"
+# An upgrade restarts the daemon but not its socket: restarting thingmuxd.socket would remove the
+# socket files (RemoveOnStop=yes) and stop the service with it, so apps would see a reset.
+restarts_service_on_upgrade() {
+  grep -q '_dh_action=restart' "$postinst" &&
+    grep -qF "deb-systemd-invoke \$_dh_action 'thingmuxd.service' >" "$postinst"
+}
+socket_only_started() {  # in postinst and preinst, thingmuxd.socket is only ever started
+  local lines
+  lines=$(cat "$postinst" "$ctl/thingmuxd/preinst" 2>/dev/null | grep 'deb-systemd-invoke.*thingmuxd\.socket' || true)
+  ! grep -qvF "deb-systemd-invoke start 'thingmuxd.socket'" <<<"$lines"
+}
+socket_stopped_on_remove_only() {
+  grep -B1 "deb-systemd-invoke stop 'thingmuxd.socket'" "$ctl/thingmuxd/prerm" | grep -qF '[ "$1" = remove ]'
+}
+check "postinst restarts thingmuxd.service on upgrade" restarts_service_on_upgrade
+check "no maintainer script restarts or stops thingmuxd.socket on upgrade" socket_only_started
+check "prerm stops thingmuxd.socket on removal only" socket_stopped_on_remove_only
 
-# --- lintian ------------------------------------------------------------------------------
+# --- the .changes and lintian -----------------------------------------------------------------
+# The .changes lists every package of the build (debug symbols too) by file name only: they must
+# be next to it for lintian, debsign and dput to work on it.
+changes=$debs/thingmux_${version}_${arch}.changes
 lintian_targets=("${deb[@]}")
-for f in "$debs"/extra/*-dbgsym_"${version}"_"${arch}".deb; do [ -f "$f" ] && lintian_targets+=("$f"); done
+if [ -f "$changes" ]; then
+  pass "thingmux_${version}_${arch}.changes is next to the packages"
+  listed=$(sed -n '/^Files:/,/^[^ ]/{s/^ [0-9a-f]\{32\} [0-9]* [^ ]* [^ ]* //p}' "$changes")
+  missing_listed=()
+  for f in $listed; do [ -f "$debs/$f" ] || missing_listed+=("$f"); done
+  check "every file the .changes lists is next to it (${missing_listed[*]:-all $(wc -w <<<"$listed")})" \
+    test ${#missing_listed[@]} -eq 0 -a -n "$listed"
+  for p in "${!deb[@]}"; do
+    check ".changes lists ${deb[$p]##*/}" grep -qxF "${deb[$p]##*/}" <<<"$listed"
+  done
+  [ ${#missing_listed[@]} -eq 0 ] && lintian_targets=("$changes")
+else
+  fail "no $changes next to the packages: $(ls -1 "$debs" | tr '\n' ' ')"
+fi
 echo "lintian ${lintian_targets[*]##*/}:"
 if lintian --fail-on error --display-info "${lintian_targets[@]}" >"$tmp/lintian.txt" 2>&1; then
   pass "lintian: no errors"
@@ -171,6 +220,28 @@ check "thingmux-probe --help runs" bash -c "'$root/usr/bin/thingmux-probe' --hel
 leaked=$(grep -rlE "/tmp/thingmux-deb\.|obj-$multiarch|$repo/" "$root" 2>/dev/null || true)
 check "no build-tree path inside any packaged file" test -z "$leaked"
 [ -z "$leaked" ] || echo "  build paths in: $leaked" >&2
+
+# The manual pages, as man shows them: no warning from groff or man.
+for page in "$root"/usr/share/man/man*/*.gz; do
+  [ -e "$page" ] || { fail "no manual pages in the packages"; break; }
+  if LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 man --warnings -l -Tutf8 "$page" 2>"$tmp/man.err" >"$tmp/man.out" &&
+     [ ! -s "$tmp/man.err" ] && [ -s "$tmp/man.out" ]; then
+    pass "man ${page#"$root"}: renders without warnings"
+  else
+    fail "man ${page#"$root"}:"; sed 's/^/  /' "$tmp/man.err" >&2
+  fi
+done
+
+# Relative links of the installed Markdown documents (README.md's docs/x.md, the pages' x.md and
+# ../README.md, libthingmux-dev's links to thingmuxd's pages) resolve in the installed tree.
+broken_links=()
+while IFS= read -r -d '' md; do
+  while IFS= read -r target; do
+    case $target in http://* | https://* | mailto:* | /* | '#'* | '') continue ;; esac
+    [ -e "$(dirname "$md")/${target%%#*}" ] || broken_links+=("${md#"$root"} -> $target")
+  done < <(grep -oE '\]\([^) ]+\)' "$md" | sed -e 's/^](//' -e 's/)$//')
+done < <(find "$root/usr/share/doc" -name '*.md' -print0)
+check "every relative link of the installed documents resolves (${broken_links[*]:-none broken})" test ${#broken_links[@]} -eq 0
 
 # The packaged configuration as shipped: certificates in /etc/thingmux that are not there yet.
 config=$root/etc/thingmux/thingmux.yaml

@@ -26,7 +26,7 @@ packages=(
   tinyproxy socat
   faketime
   softhsm2 opensc libengine-pkcs11-openssl swtpm swtpm-tools tpm2-openssl tpm2-tools
-  debhelper dpkg-dev help2man lintian
+  debhelper dpkg-dev lintian groff-base man-db
   systemd-container
   curl prometheus python3-prometheus-client
 )

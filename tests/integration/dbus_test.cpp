@@ -259,7 +259,7 @@ TEST_F(DbusTest, StateChangedWhenTheBrokerStopsAndStarts) {
     ASSERT_TRUE(eventually([&] { return property(thing_path, thing_iface, "State") == "s \"connected\""; }, 15'000));
     signal_recorder signals(bus.address());
     broker.stop();
-    ASSERT_TRUE(signals.wait_for("StateChanged " + thing_path + " backing-off"));
+    ASSERT_TRUE(signals.wait_for("StateChanged " + thing_path + " backing_off"));
     EXPECT_TRUE(signals.wait_for("PropertiesChanged " + thing_path + " " + thing_iface));
     const auto last_error = property(thing_path, thing_iface, "LastError");
     EXPECT_NE(last_error, "s \"\"");
@@ -267,8 +267,8 @@ TEST_F(DbusTest, StateChangedWhenTheBrokerStopsAndStarts) {
     ASSERT_TRUE(signals.wait_for("StateChanged " + thing_path + " connected", 30'000));
     EXPECT_EQ(property(thing_path, thing_iface, "Reconnects"), "t 1");
     // Retries while the broker was away may have failed with reasons of their own ("connection
-    // refused"): LastError keeps the reason of the last one, the last backing-off signal's.
-    const std::string backing_off = "StateChanged " + thing_path + " backing-off ";
+    // refused"): LastError keeps the reason of the last one, the last backing_off signal's.
+    const std::string backing_off = "StateChanged " + thing_path + " backing_off ";
     std::string last_reason;
     for (const auto& l : signals.lines)
         if (l.starts_with(backing_off)) last_reason = l.substr(backing_off.size());

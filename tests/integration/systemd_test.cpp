@@ -148,7 +148,7 @@ TEST_F(SystemdTest, ReadinessStatusReloadWatchdogAndStopAreNotified) {
     daemon_fixture daemon(broker, setup);
     ASSERT_TRUE(notify.wait_for("READY=1"));
     EXPECT_NE(notify.messages.at(notify.index_of("READY=1")).find("STATUS=gateway-01: "), std::string::npos);
-    ASSERT_TRUE(notify.wait_for("gateway-01: backing-off (")) << "status while the broker is down";
+    ASSERT_TRUE(notify.wait_for("gateway-01: backing_off (")) << "status while the broker is down";
 
     broker.start();
     ASSERT_TRUE(notify.wait_for("STATUS=gateway-01: connected", 30'000));
