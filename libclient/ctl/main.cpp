@@ -1,5 +1,6 @@
 // thingmuxctl: publish, subscribe and inspect through thingmuxd, in the style of
 // mosquitto_pub / mosquitto_sub. A client of libthingmux like any other app.
+#include "admin_commands.hpp"
 #include "bus_commands.hpp"
 #include "commands.hpp"
 
@@ -9,6 +10,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <string>
 
 namespace {
@@ -32,7 +34,7 @@ int main(int argc, char** argv) {
     CLI::App app{
         "thingmuxctl: publish, subscribe and check status through thingmuxd, the shared MQTT session of "
         "this device's AWS IoT Thing; use its Device Shadows and Jobs; list its clients and reload it (over "
-        "D-Bus).",
+        "D-Bus, or the IPC socket without a bus).",
         "thingmuxctl"};
     app.footer(exit_codes_text);
     app.require_subcommand(1);
@@ -106,16 +108,28 @@ int main(int argc, char** argv) {
     status_cmd->fallthrough();
     status_cmd->footer(exit_codes_text);
 
-    // clients, reload: through the D-Bus management interface
+    // clients, reload: through the D-Bus management interface, or the IPC socket without a bus
+    admin_options admin;
+    const std::map<std::string, via> via_names{{"auto", via::automatic}, {"dbus", via::dbus}, {"ipc", via::ipc}};
+    const auto add_admin_options = [&](CLI::App* cmd) {
+        cmd->add_option("--via", admin.via,
+                        "auto: D-Bus when org.thingmux.Thingmux1 is on the system bus, else the IPC socket; "
+                        "dbus; ipc [default: auto]")
+            ->transform(CLI::CheckedTransformer(via_names, CLI::ignore_case))
+            ->option_text("auto|dbus|ipc");
+        cmd->add_flag("-v,--verbose", admin.verbose, "Say which way thingmuxd was asked (D-Bus or the IPC socket)");
+        cmd->footer(exit_codes_text);
+    };
     auto* clients_cmd = app.add_subcommand(
         "clients",
         "List the apps connected to thingmuxd: pid, user, unit, app name, Thing, queued bytes, counters and "
-        "subscriptions (D-Bus ListClients; root sees every app, other users their own)");
-    clients_cmd->footer(exit_codes_text);
+        "subscriptions (D-Bus ListClients, or IPC list_clients; administrators see every app, other users their own)");
+    add_admin_options(clients_cmd);
     auto* reload_cmd = app.add_subcommand(
         "reload", "Make thingmuxd re-read its configuration file, like systemctl reload thingmuxd; a file with errors "
-                  "is refused with every problem listed and the configuration in force stays (D-Bus Reload)");
-    reload_cmd->footer(exit_codes_text);
+                  "is refused with every problem listed and the configuration in force stays (D-Bus Reload, or IPC "
+                  "reload for an administrator: root, or admin: true in apps:)");
+    add_admin_options(reload_cmd);
     int rotate_timeout_s = 120;
     auto* rotate_cmd = app.add_subcommand(
         "rotate-certificate",
@@ -249,8 +263,8 @@ int main(int argc, char** argv) {
             jobs.action = jobs_run->parsed() ? "run" : "list";
             return run_jobs(common, jobs);
         }
-        if (clients_cmd->parsed()) return run_clients();
-        if (reload_cmd->parsed()) return run_reload();
+        if (clients_cmd->parsed()) return run_clients(common, admin);
+        if (reload_cmd->parsed()) return run_reload(common, admin);
         if (rotate_cmd->parsed()) return run_rotate_certificate(common, rotate_timeout_s);
         return run_status(common);
     } catch (const std::exception& e) {
