@@ -124,7 +124,7 @@ struct path_choice {
 
 path_choice choose(const common_options& common, const admin_options& opts) {
     const auto over_ipc = [&] { return "over the IPC socket " + socket_path(common); };
-    switch (opts.via) {
+    switch (opts.way) {
     case via::dbus: return {true, "over D-Bus (--via dbus)"};
     case via::ipc: return {false, over_ipc() + " (--via ipc)"};
     case via::automatic: break;

@@ -12,7 +12,7 @@ namespace thingmux::ctl {
 enum class via { automatic, dbus, ipc };
 
 struct admin_options {
-    ctl::via via = via::automatic;  // --via auto|dbus|ipc
+    via way = via::automatic;  // --via auto|dbus|ipc
     bool verbose = false;           // say which path was used
 };
 

@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     admin_options admin;
     const std::map<std::string, via> via_names{{"auto", via::automatic}, {"dbus", via::dbus}, {"ipc", via::ipc}};
     const auto add_admin_options = [&](CLI::App* cmd) {
-        cmd->add_option("--via", admin.via,
+        cmd->add_option("--via", admin.way,
                         "auto: D-Bus when org.thingmux.Thingmux1 is on the system bus, else the IPC socket; "
                         "dbus; ipc [default: auto]")
             ->transform(CLI::CheckedTransformer(via_names, CLI::ignore_case))

@@ -21,6 +21,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -163,7 +165,10 @@ TEST_F(AdminTest, IPC_49_IPC_50_AnotherUidWithoutTheGrantIsRefusedAndSeesOnlyIts
             own.hello("nobody-app");
             ipc_client c(sock);
             const auto reload = admin(c, ipc::admin_command::reload);
-            if (!reload) return out += "no answer to reload\n", 1;
+            if (!reload) {
+                out += "no answer to reload\n";
+                return 1;
+            }
             if (expect_admin && reload->outcome.code != ipc::errc::ok)
                 out += std::string("reload: ") + ipc::to_string(reload->outcome.code) + ": " + reload->outcome.message + "\n";
             if (!expect_admin && (reload->outcome.code != ipc::errc::not_authorized ||
@@ -172,10 +177,16 @@ TEST_F(AdminTest, IPC_49_IPC_50_AnotherUidWithoutTheGrantIsRefusedAndSeesOnlyIts
                 out += std::string("reload not refused as it should: ") + ipc::to_string(reload->outcome.code) + ": " +
                        reload->outcome.message + "\n";
             const auto list = admin(c, ipc::admin_command::list_clients, 2);
-            if (!list || list->outcome.code != ipc::errc::ok) return out += "list_clients failed\n", 1;
+            if (!list || list->outcome.code != ipc::errc::ok) {
+                out += "list_clients failed\n";
+                return 1;
+            }
             std::string why;
             const auto clients = ipc::read_clients_json(list->body, why);
-            if (!clients) return out += "bad list: " + why + "\n", 1;
+            if (!clients) {
+                out += "bad list: " + why + "\n";
+                return 1;
+            }
             std::string names;
             for (const auto& e : *clients) names += e.app_name + ",";
             out += "listed: " + names + "\n";
@@ -291,8 +302,8 @@ TEST_F(AdminTest, IPC_47_AnOldDaemonMakesThingmuxctlSaySo) {
     std::thread old([listener] {
         const int fd = ::accept(listener, nullptr, nullptr);
         if (fd < 0) return;
-        std::uint8_t header[5];
-        (void)::recv(fd, header, sizeof header, MSG_WAITALL);
+        std::uint8_t request[10];  // the whole admin frame: unread bytes would reset the connection
+        (void)::recv(fd, request, sizeof request, MSG_WAITALL);
         const auto e = ipc::encode(ipc::daemon_message{ipc::error{ipc::errc::malformed_frame, "unknown message type 0x07"}});
         (void)::send(fd, e.data(), e.size(), MSG_NOSIGNAL);
         ::close(fd);
