@@ -177,8 +177,11 @@ int run_rotate_certificate(const std::string& thing, std::chrono::seconds timeou
 }
 
 bool management_on_bus(std::string& why) {
-    sd_bus* bus = open_system_bus(why);
-    if (bus == nullptr) return false;
+    sd_bus* bus = nullptr;
+    if (const int r = sd_bus_open_system(&bus); r < 0) {
+        why = std::string("no system bus: ") + std::strerror(-r);
+        return false;
+    }
     sd_bus_error error = SD_BUS_ERROR_NULL;
     sd_bus_message* reply = nullptr;
     int owned = 0;

@@ -10,7 +10,6 @@
 
 #include <cstdlib>
 #include <iostream>
-#include <map>
 #include <string>
 
 namespace {
@@ -110,12 +109,12 @@ int main(int argc, char** argv) {
 
     // clients, reload: through the D-Bus management interface, or the IPC socket without a bus
     admin_options admin;
-    const std::map<std::string, via> via_names{{"auto", via::automatic}, {"dbus", via::dbus}, {"ipc", via::ipc}};
+    std::string via_name = "auto";
     const auto add_admin_options = [&](CLI::App* cmd) {
-        cmd->add_option("--via", admin.way,
+        cmd->add_option("--via", via_name,
                         "auto: D-Bus when org.thingmux.Thingmux1 is on the system bus, else the IPC socket; "
                         "dbus; ipc [default: auto]")
-            ->transform(CLI::CheckedTransformer(via_names, CLI::ignore_case))
+            ->check(CLI::IsMember({"auto", "dbus", "ipc"}))
             ->option_text("auto|dbus|ipc");
         cmd->add_flag("-v,--verbose", admin.verbose, "Say which way thingmuxd was asked (D-Bus or the IPC socket)");
         cmd->footer(exit_codes_text);
@@ -263,6 +262,7 @@ int main(int argc, char** argv) {
             jobs.action = jobs_run->parsed() ? "run" : "list";
             return run_jobs(common, jobs);
         }
+        admin.way = via_name == "dbus" ? via::dbus : via_name == "ipc" ? via::ipc : via::automatic;
         if (clients_cmd->parsed()) return run_clients(common, admin);
         if (reload_cmd->parsed()) return run_reload(common, admin);
         if (rotate_cmd->parsed()) return run_rotate_certificate(common, rotate_timeout_s);
