@@ -61,6 +61,12 @@ std::vector<const app_rule*> rules_for(const configuration& config, const peer& 
     return out;
 }
 
+bool is_admin(const configuration& config, const peer& p) {
+    if (p.uid == 0) return true;
+    return std::any_of(config.apps.begin(), config.apps.end(),
+                       [&](const app_rule& rule) { return rule.admin && matches(rule, p); });
+}
+
 std::string expand(std::string_view filter, const variables& vars) {
     std::string out;
     out.reserve(filter.size());

@@ -1,6 +1,7 @@
 // Local authorization: which app rules apply to a peer, and whether they grant an action on a
 // topic. Pure functions over the configuration, for the hub. Default deny: no rule, no right.
-// Root is not special: a rule must name uid 0 / user root to grant root anything.
+// Root is not special: a rule must name uid 0 / user root to grant root anything, except
+// management (is_admin()), which root could do anyway by editing the file and signalling.
 #pragma once
 
 #include "config/config.hpp"
@@ -74,6 +75,10 @@ struct grants {
 // behalf: it must be a topic the app may subscribe to and receive (never, say, another Thing's
 // command topic).
 [[nodiscard]] bool allowed_response_topic(const grants& g, std::string_view topic);
+
+// Whether the peer may manage the daemon (list every client, reload; docs/config.md "admin"):
+// root always, anyone else when a rule with `admin: true` matches it (whatever its `things`).
+[[nodiscard]] bool is_admin(const configuration& config, const peer& p);
 
 // What the rules refused: a publish's topic, a subscribe's filter, or a publish's response topic.
 enum class refused : std::uint8_t { publish, subscribe, response_topic };

@@ -251,6 +251,9 @@ struct app_rule {
     std::vector<std::string> publish;    // filters, may use ${thing} ${unit} ${user} ${uid}
     std::vector<std::string> subscribe;
     std::vector<std::string> receive;    // resolved: a copy of subscribe when not written
+    // Management over the IPC socket (list every client, reload): docs/config.md "admin".
+    // Daemon-wide: `things` does not narrow it.
+    bool admin = false;
     source_location where;
 };
 

@@ -11,7 +11,7 @@ namespace {
 
 constexpr std::uint64_t max_id = std::numeric_limits<std::uint32_t>::max() - 1;  // (uid_t)-1 means "none"
 
-constexpr std::array<std::string_view, 6> app_keys{"name", "match", "things", "publish", "subscribe", "receive"};
+constexpr std::array<std::string_view, 7> app_keys{"name", "match", "things", "publish", "subscribe", "receive", "admin"};
 constexpr std::array<std::string_view, 6> match_keys{"unit", "user", "uid", "group", "gid", "mqtt_user"};
 
 }  // namespace
@@ -117,8 +117,13 @@ app_rule parser::parse_app(const YAML::Node& node, const std::string& path, cons
     } else {
         r.receive = r.subscribe;
     }
-    if (find(*f, "publish") == nullptr && find(*f, "subscribe") == nullptr && find(*f, "receive") == nullptr) {
-        report(r.where, path, "the rule grants nothing", "add publish:, subscribe: or receive: filters", true);
+    if (const auto* x = find(*f, "admin")) {
+        if (auto v = boolean(x->value, p("admin"))) r.admin = *v;
+    }
+    // An admin-only rule grants management, which is something.
+    if (find(*f, "publish") == nullptr && find(*f, "subscribe") == nullptr && find(*f, "receive") == nullptr &&
+        find(*f, "admin") == nullptr) {
+        report(r.where, path, "the rule grants nothing", "add publish:, subscribe: or receive: filters, or admin: true", true);
     }
     return r;
 }

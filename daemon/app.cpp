@@ -526,6 +526,7 @@ int run_daemon(const daemon_options& options) {
         return {};
     };
 
+    h.on_reload(reload);  // IPC reload (hub/admin.cpp): the same reload as D-Bus and SIGHUP
     bus::bus_service bus(io, h,
                          {.kind = options.bus,
                           .version = options.version,

@@ -3,6 +3,7 @@
 #include "ipc/codec_io.hpp"
 #include "ipc/codec_schema.hpp"
 
+#include <algorithm>
 #include <array>
 #include <type_traits>
 #include <utility>
@@ -29,22 +30,28 @@ struct direction<daemon_message> {
     static constexpr std::string_view sender = "the daemon";
 };
 
-// Message types a version has: version 2 added ack, the last client type (IPC-4).
-template <class Variant>
-std::size_t type_count(wire_version version) noexcept {
-    constexpr std::size_t all = std::variant_size_v<Variant>;
-    if constexpr (std::is_same_v<Variant, client_message>) {
-        static_assert(std::is_same_v<std::variant_alternative_t<all - 1, client_message>, ack>);
-        return version == wire_version::v1 ? all - 1 : all;
-    } else {
-        return all;
-    }
-}
-
+// Message types a version has: all of its direction's but ack, which version 2 added (IPC-4).
 template <class Variant>
 bool is_type_of(std::uint8_t type, wire_version version) noexcept {
     constexpr auto first = direction<Variant>::first_type;
-    return type >= first && static_cast<std::size_t>(type - first) < type_count<Variant>(version);
+    if (type < first || static_cast<std::size_t>(type - first) >= std::variant_size_v<Variant>) return false;
+    if constexpr (std::is_same_v<Variant, client_message>) {
+        static_assert(std::is_same_v<std::variant_alternative_t<0x06 - 0x01, client_message>, ack>);
+        return version != wire_version::v1 || type != static_cast<std::uint8_t>(message_type::ack);
+    } else {
+        return true;
+    }
+}
+
+// The largest frame of `type`: max_frame, but an admin_result may take up to
+// max_admin_result_frame whatever the connection's limit (IPC-51).
+template <class Variant>
+std::uint64_t frame_limit(std::uint8_t type, std::size_t max_frame) noexcept {
+    if constexpr (std::is_same_v<Variant, daemon_message>) {
+        if (type == static_cast<std::uint8_t>(message_type::admin_result))
+            return std::max<std::uint64_t>(max_frame, max_admin_result_frame);
+    }
+    return max_frame;
 }
 
 template <class Variant>
@@ -80,12 +87,17 @@ std::variant<need_more, malformed, decoded<Variant>> decode_frame(std::span<cons
     }
     // 64-bit arithmetic: 4 + length may not fit a 32-bit size_t.
     const std::uint64_t total = length_prefix_size + std::uint64_t{length};
-    if (total > max_frame) {
+    // Only an admin_result may be larger than max_frame: its type byte decides (IPC-51).
+    const bool may_exceed = frame_limit<Variant>(static_cast<std::uint8_t>(message_type::admin_result), max_frame) > max_frame;
+    if (total > max_frame && (!may_exceed || total > max_admin_result_frame)) {
         return malformed{errc::frame_too_large,
                          cat("frame of ", total, " bytes exceeds the limit of ", max_frame, " bytes")};
     }
     if (bytes.size() < frame_header_size) {
         return need_more{frame_header_size};
+    }
+    if (const auto limit = frame_limit<Variant>(bytes[length_prefix_size], max_frame); total > limit) {
+        return malformed{errc::frame_too_large, cat("frame of ", total, " bytes exceeds the limit of ", limit, " bytes")};
     }
     // The type byte is refused before the body arrives: no point waiting for a frame that will
     // be rejected anyway.

@@ -115,6 +115,17 @@ void fields(IO& io, M& m) {
     } else if constexpr (is<M, error>) {
         io.enumeration(m.code, "error code");
         io.str(m.message, "error message");
+    } else if constexpr (is<M, admin>) {
+        io.uint(m.request_id, "request id");
+        io.enumeration(m.command, "command");  // any value: an unknown one is answered (IPC-48)
+    } else if constexpr (is<M, admin_result>) {
+        io.uint(m.request_id, "request id");
+        fields(io, m.outcome);
+        // Text that may exceed a string's 65535 bytes: a blob's u32 length, a string's rules (IPC-51).
+        io.blob(m.body, "body");
+        io.check(m.body.size() <= max_admin_body, "body is ", m.body.size(), " bytes, longer than ", max_admin_body);
+        io.check(valid_utf8(m.body), "body is not valid UTF-8 or contains U+0000");
+        io.boolean(m.truncated, "truncated");
     } else {
         static_assert(sizeof(M) == 0, "no wire layout for this type");
     }

@@ -27,6 +27,7 @@ const char* to_string(errc code) noexcept {
         case errc::spooled: return "spooled";
         case errc::session_taken_over: return "session_taken_over";
         case errc::invalid_payload: return "invalid_payload";
+        case errc::invalid_configuration: return "invalid_configuration";
     }
     return "unknown";  // a value from a newer peer (IPC-12)
 }
@@ -57,6 +58,7 @@ const char* describe(errc code) noexcept {
         case errc::session_taken_over: return "another connection took over the session";
         case errc::invalid_payload:
             return "a service request's payload is not a JSON object with an optional string clientToken of at most 64 bytes";
+        case errc::invalid_configuration: return "the configuration file has problems; the one in force stays";
     }
     return "unknown error code";
 }
@@ -69,6 +71,7 @@ const char* to_string(message_type t) noexcept {
         case message_type::unsubscribe: return "unsubscribe";
         case message_type::ping: return "ping";
         case message_type::ack: return "ack";
+        case message_type::admin: return "admin";
         case message_type::welcome: return "welcome";
         case message_type::publish_result: return "publish_result";
         case message_type::subscribe_result: return "subscribe_result";
@@ -77,6 +80,15 @@ const char* to_string(message_type t) noexcept {
         case message_type::state: return "state";
         case message_type::pong: return "pong";
         case message_type::error: return "error";
+        case message_type::admin_result: return "admin_result";
+    }
+    return "unknown";
+}
+
+const char* to_string(admin_command c) noexcept {
+    switch (c) {
+        case admin_command::list_clients: return "list_clients";
+        case admin_command::reload: return "reload";
     }
     return "unknown";
 }

@@ -81,6 +81,7 @@ enum class errc : std::uint16_t {
     spooled = 20,               // accepted into the durable spool while offline; sent later
     session_taken_over = 21,    // another connection resumed this connection's session (IPC-43)
     invalid_payload = 22,       // a service request's payload is not a JSON object with an optional string clientToken of at most 64 bytes
+    invalid_configuration = 23,  // a reload (IPC-49) found problems in the configuration file; the old one stays in force
 };
 
 // Stable snake_case name ("queue_full"), "unknown" for a value this code does not know.
@@ -109,6 +110,7 @@ enum class message_type : std::uint8_t {
     unsubscribe = 0x04,
     ping = 0x05,
     ack = 0x06,  // version 2
+    admin = 0x07,  // management (section 9), both versions
     welcome = 0x81,
     publish_result = 0x82,
     subscribe_result = 0x83,
@@ -117,6 +119,7 @@ enum class message_type : std::uint8_t {
     state = 0x86,
     pong = 0x87,
     error = 0x88,
+    admin_result = 0x89,  // management (section 9), both versions
 };
 
 // "publish_result"; "unknown" for other values.
@@ -211,8 +214,23 @@ struct ack {
     friend bool operator==(const ack&, const ack&) = default;
 };
 
+// Management (section 9, IPC-47): a request of an administrator's tool. Commands this code does
+// not know decode as they are (the daemon answers them with a result, IPC-48).
+enum class admin_command : std::uint8_t {
+    list_clients = 1,  // IPC-50: the connected apps, as JSON (ipc/admin_clients.hpp)
+    reload = 2,        // IPC-49: read the configuration file again
+};
+// "list_clients"; "unknown" for other values.
+[[nodiscard]] const char* to_string(admin_command c) noexcept;
+
+struct admin {
+    std::uint32_t request_id = 0;
+    admin_command command = admin_command::list_clients;
+    friend bool operator==(const admin&, const admin&) = default;
+};
+
 // Index i of the variant has message type 0x01 + i.
-using client_message = std::variant<hello, publish, subscribe, unsubscribe, ping, ack>;
+using client_message = std::variant<hello, publish, subscribe, unsubscribe, ping, ack, admin>;
 
 // ---------------------------------------------------------------------------------------------
 // Daemon -> client
@@ -294,9 +312,26 @@ struct error {
     friend bool operator==(const error&, const error&) = default;
 };
 
+// Longest admin_result.body in bytes (IPC-51); a longer one makes the frame malformed.
+inline constexpr std::size_t max_admin_body = 4 * 1024 * 1024;
+// Largest admin_result frame, length prefix included: the one frame that may exceed
+// limits.max_frame (IPC-51), since only a client that asked for it ever gets one.
+inline constexpr std::size_t max_admin_result_frame = max_admin_body + 4 * 1024;
+
+// The answer to one admin request (IPC-48).
+struct admin_result {
+    std::uint32_t request_id = 0;
+    result outcome;
+    // list_clients: a JSON array of the clients (IPC-50); reload refused: the problems found,
+    // one per line; otherwise empty. UTF-8, at most max_admin_body bytes.
+    std::string body;
+    bool truncated = false;  // list_clients: more clients than fit in max_admin_body
+    friend bool operator==(const admin_result&, const admin_result&) = default;
+};
+
 // Index i of the variant has message type 0x81 + i.
 using daemon_message =
-    std::variant<welcome, publish_result, subscribe_result, unsubscribe_result, message, state, pong, error>;
+    std::variant<welcome, publish_result, subscribe_result, unsubscribe_result, message, state, pong, error, admin_result>;
 
 [[nodiscard]] message_type type_of(const client_message& m) noexcept;
 [[nodiscard]] message_type type_of(const daemon_message& m) noexcept;

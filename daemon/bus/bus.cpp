@@ -27,6 +27,7 @@ std::string error_name(ipc::errc code) {
     case ipc::errc::not_connected: return std::string(error_prefix) + "NotConnected";
     case ipc::errc::daemon_shutting_down: return std::string(error_prefix) + "ShuttingDown";
     case ipc::errc::invalid_payload: return std::string(error_prefix) + "InvalidPayload";
+    case ipc::errc::invalid_configuration: return std::string(error_prefix) + "InvalidConfiguration";
     default: return std::string(error_prefix) + "Failed";
     }
 }

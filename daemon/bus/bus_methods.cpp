@@ -20,21 +20,23 @@ int bus_service::impl::method_reload(sd_bus_message* m, void* userdata, sd_bus_e
 int bus_service::impl::method_list_clients(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     auto& s = *static_cast<impl*>(userdata);
     return guarded(err, [&] {
-        // Clients show their pid, user, unit and topics: root sees all of them, anyone else only
-        // the clients running under its own uid. Group thingmux is no privilege here: it is the
-        // group of the apps themselves. The uid is the one the bus read from the kernel.
+        // Clients show their pid, user, unit and topics: an administrator (root, or admin: true
+        // in apps:) sees all of them, anyone else only the clients running under its own uid —
+        // the hub's one rule, which IPC list_clients follows too. Group thingmux is no privilege
+        // here: it is the group of the apps themselves. The ids are the ones the bus reports,
+        // the groups (for an admin rule matching a group) as for Publish.
         caller_ids caller;
-        if (const int r = query_caller(m, false, caller); r < 0)
+        if (const int r = query_caller(m, true, caller); r < 0)
             return sd_bus_error_set_errnof(err, -r, "cannot tell who the caller is");
         if (caller.uid == static_cast<uid_t>(-1))
             return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "the caller's uid is unknown");
-        const bool sees_all = caller.uid == 0;
+        const auto visible = s.hub.clients_visible_to(
+            hub::make_peer_credentials(caller.pid, caller.uid, caller.gid, std::move(caller.groups)));
         sd_bus_message* reply = nullptr;
         int r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "(tuussssasttt)");
-        for (const auto& c : s.hub.clients()) {
+        for (const auto& c : visible) {
             if (r < 0) break;
-            if (!sees_all && c.peer.uid != caller.uid) continue;
             r = sd_bus_message_open_container(reply, 'r', "tuussssasttt");
             if (r >= 0)
                 r = sd_bus_message_append(reply, "tuusss", c.id, static_cast<std::uint32_t>(c.peer.pid), c.peer.uid,

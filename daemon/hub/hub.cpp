@@ -201,8 +201,9 @@ void hub::add_client(local_client::socket s) {
 }
 
 void hub::on_message(local_client& c, ipc::client_message&& m) {
-    if (!c.greeted && !std::holds_alternative<ipc::hello>(m)) {
-        return c.close_with_error(ipc::errc::protocol_violation, "the first frame must be hello");
+    // IPC-8, IPC-47: a management tool may send admin requests without a hello.
+    if (!c.greeted && !std::holds_alternative<ipc::hello>(m) && !std::holds_alternative<ipc::admin>(m)) {
+        return c.close_with_error(ipc::errc::protocol_violation, "the first frame must be hello (or admin)");
     }
     std::visit([this, &c](auto&& msg) { handle(c, std::move(msg)); }, std::move(m));
 }

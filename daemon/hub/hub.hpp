@@ -161,6 +161,14 @@ public:
     [[nodiscard]] std::vector<std::string> thing_names() const;  // in configuration order
     [[nodiscard]] std::optional<thing_status> status_of(const std::string& thing) const;
     [[nodiscard]] std::vector<client_status> clients() const;  // greeted clients
+    // Management (admin.cpp). What a caller of D-Bus ListClients or of IPC list_clients sees:
+    // every client when it is an administrator, else those of its own uid.
+    [[nodiscard]] std::vector<client_status> clients_visible_to(const peer_credentials& viewer) const;
+    // Root, or a peer a rule with admin: true matches (config::is_admin).
+    [[nodiscard]] bool is_admin(const peer_credentials& p) const;
+    // The reload D-Bus Reload and SIGHUP run, for IPC reload: "" when the new configuration is
+    // in force, else the problems of the file.
+    void on_reload(std::function<std::string()> f) { reload_ = std::move(f); }
     // Open connections of apps: IPC clients (greeted or not) and MQTT clients past CONNACK.
     [[nodiscard]] std::size_t connection_count() const noexcept;
     [[nodiscard]] const hub_counters& counters() const noexcept { return counters_; }
@@ -180,6 +188,7 @@ private:
     void handle(local_client& c, ipc::unsubscribe&& m);
     void handle(local_client& c, ipc::ping&& m);
     void handle(local_client& c, ipc::ack&& m);
+    void handle(local_client& c, ipc::admin&& m);  // admin.cpp
 
     // The MQTT face (mqtt_front.cpp).
     void on_connect(mqtt_client& c, const mqtt::connect& packet) override;
@@ -300,6 +309,8 @@ private:
     std::unique_ptr<spool::store> spool_;
     logging::rate_limiter spool_error_log_{1, std::chrono::seconds(10)};  // "cannot write the spool"
     thing::denial_log bus_denials_;
+    std::function<std::string()> reload_;
+    logging::rate_limiter admin_refusal_log_{5, std::chrono::minutes(1)};  // reloads refused (rights, rate)
 
     bool shutting_down_ = false;
     bool grace_expired_ = false;

@@ -148,6 +148,8 @@ public:
     std::shared_ptr<ipc_session> session;
     std::uint64_t messages_in = 0;   // frames received from the app
     std::uint64_t messages_out = 0;  // deliveries queued to the app
+    // When it last asked for a reload (IPC-49: at most one per second).
+    std::optional<std::chrono::steady_clock::time_point> last_reload;
 
 private:
     void read();

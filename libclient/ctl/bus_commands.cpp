@@ -176,32 +176,49 @@ int run_rotate_certificate(const std::string& thing, std::chrono::seconds timeou
     return rc;
 }
 
-int run_clients() {
+bool management_on_bus(std::string& why) {
+    sd_bus* bus = nullptr;
+    if (const int r = sd_bus_open_system(&bus); r < 0) {
+        why = std::string("no system bus: ") + std::strerror(-r);
+        return false;
+    }
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_message* reply = nullptr;
+    int owned = 0;
+    int r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
+                               &error, &reply, "s", service);
+    if (r >= 0) r = sd_bus_message_read(reply, "b", &owned);
+    if (r < 0)
+        why = std::string("cannot ask the system bus who owns ") + service + ": " +
+              (error.message != nullptr ? error.message : std::strerror(-r));
+    else if (owned == 0)
+        why = std::string("nobody owns ") + service + " on the system bus";
+    sd_bus_message_unref(reply);
+    sd_bus_error_free(&error);
+    sd_bus_flush_close_unref(bus);
+    return r >= 0 && owned != 0;
+}
+
+int bus_list_clients(std::vector<ipc::client_entry>& out) {
     sd_bus_message* reply = nullptr;
     if (const int rc = call("clients", "ListClients", &reply); rc != exit_ok) return rc;
-    std::cout << std::left << std::setw(5) << "ID" << std::setw(8) << "PID" << std::setw(14) << "USER" << std::setw(24) << "UNIT"
-              << std::setw(20) << "APP" << std::setw(14) << "THING" << std::setw(10) << "QUEUED" << std::setw(10) << "IN"
-              << std::setw(10) << "OUT" << "SUBSCRIPTIONS\n";
     int r = sd_bus_message_enter_container(reply, 'a', "(tuussssasttt)");
     while (r > 0 && (r = sd_bus_message_enter_container(reply, 'r', "tuussssasttt")) > 0) {
-        std::uint64_t id = 0, queued = 0, in = 0, out = 0;
-        std::uint32_t pid = 0, uid = 0;
+        ipc::client_entry c;
         const char *user = nullptr, *unit = nullptr, *app = nullptr, *thing = nullptr;
-        std::vector<std::string> subs;
-        r = sd_bus_message_read(reply, "tuussss", &id, &pid, &uid, &user, &unit, &app, &thing);
+        r = sd_bus_message_read(reply, "tuussss", &c.id, &c.pid, &c.uid, &user, &unit, &app, &thing);
         if (r >= 0) r = sd_bus_message_enter_container(reply, 'a', "s");
         const char* s = nullptr;
-        while (r >= 0 && (r = sd_bus_message_read(reply, "s", &s)) > 0) subs.emplace_back(s);
+        while (r >= 0 && (r = sd_bus_message_read(reply, "s", &s)) > 0) c.subscriptions.emplace_back(s);
         if (r >= 0) r = sd_bus_message_exit_container(reply);
-        if (r >= 0) r = sd_bus_message_read(reply, "ttt", &queued, &in, &out);
+        if (r >= 0) r = sd_bus_message_read(reply, "ttt", &c.queued_bytes, &c.messages_in, &c.messages_out);
         if (r >= 0) r = sd_bus_message_exit_container(reply);
         if (r < 0) break;
-        std::string who = *user != '\0' ? user : "uid " + std::to_string(uid);
-        std::string joined;
-        for (const auto& f : subs) joined += (joined.empty() ? "" : " ") + f;
-        std::cout << std::setw(5) << id << std::setw(8) << pid << std::setw(14) << who << std::setw(24) << (*unit ? unit : "-")
-                  << std::setw(20) << (*app ? app : "-") << std::setw(14) << thing << std::setw(10) << queued << std::setw(10)
-                  << in << std::setw(10) << out << (joined.empty() ? "-" : joined) << '\n';
+        c.user = user;
+        c.unit = unit;
+        c.app_name = app;
+        c.thing = thing;
+        out.push_back(std::move(c));
     }
     sd_bus_message_unref(reply);
     if (r < 0) {
@@ -211,11 +228,10 @@ int run_clients() {
     return exit_ok;
 }
 
-int run_reload() {
+int bus_reload() {
     sd_bus_message* reply = nullptr;
     const int rc = call("reload", "Reload", &reply);
     sd_bus_message_unref(reply);
-    if (rc == exit_ok) std::cout << "thingmuxd reloaded its configuration\n";
     return rc;
 }
 

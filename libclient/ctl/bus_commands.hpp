@@ -2,10 +2,13 @@
 // (docs/dbus.md) on the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured).
 #pragma once
 
+#include "ipc/admin_clients.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace thingmux::ctl {
 
@@ -41,9 +44,13 @@ struct thing_identity {
 // `thingmuxctl rotate-certificate`: RotateCertificate on the Thing's object, waiting up to `timeout`.
 [[nodiscard]] int run_rotate_certificate(const std::string& thing, std::chrono::seconds timeout);
 
-// `thingmuxctl clients`: ListClients, as a table.
-[[nodiscard]] int run_clients();
-// `thingmuxctl reload`: Reload; prints every problem of a file that was refused.
-[[nodiscard]] int run_reload();
+// Whether the system bus is reachable and org.thingmux.Thingmux1 owned there (thingmuxctl's
+// --via auto); why not in `why`.
+[[nodiscard]] bool management_on_bus(std::string& why);
+// ListClients into `out`; on failure prints the error and returns the exit code.
+[[nodiscard]] int bus_list_clients(std::vector<ipc::client_entry>& out);
+// Reload; on failure prints the error (every problem of a file that was refused) and returns
+// the exit code.
+[[nodiscard]] int bus_reload();
 
 }  // namespace thingmux::ctl

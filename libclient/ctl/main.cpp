@@ -1,5 +1,6 @@
 // thingmuxctl: publish, subscribe and inspect through thingmuxd, in the style of
 // mosquitto_pub / mosquitto_sub. A client of libthingmux like any other app.
+#include "admin_commands.hpp"
 #include "bus_commands.hpp"
 #include "commands.hpp"
 #include "metrics_command.hpp"
@@ -33,7 +34,7 @@ int main(int argc, char** argv) {
     CLI::App app{
         "thingmuxctl: publish, subscribe and check status through thingmuxd, the shared MQTT session of "
         "this device's AWS IoT Thing; use its Device Shadows and Jobs; list its clients and reload it (over "
-        "D-Bus).",
+        "D-Bus, or the IPC socket without a bus).",
         "thingmuxctl"};
     app.footer(exit_codes_text);
     app.require_subcommand(1);
@@ -115,16 +116,28 @@ int main(int argc, char** argv) {
                          "With --watch: one JSON object per line: time, thing, state, reason, fatal, retry_in_ms")
         ->needs("--watch");
 
-    // clients, reload: through the D-Bus management interface
+    // clients, reload: through the D-Bus management interface, or the IPC socket without a bus
+    admin_options admin;
+    std::string via_name = "auto";
+    const auto add_admin_options = [&](CLI::App* cmd) {
+        cmd->add_option("--via", via_name,
+                        "auto: D-Bus when org.thingmux.Thingmux1 is on the system bus, else the IPC socket; "
+                        "dbus; ipc [default: auto]")
+            ->check(CLI::IsMember({"auto", "dbus", "ipc"}))
+            ->option_text("auto|dbus|ipc");
+        cmd->add_flag("-v,--verbose", admin.verbose, "Say which way thingmuxd was asked (D-Bus or the IPC socket)");
+        cmd->footer(exit_codes_text);
+    };
     auto* clients_cmd = app.add_subcommand(
         "clients",
         "List the apps connected to thingmuxd: pid, user, unit, app name, Thing, queued bytes, counters and "
-        "subscriptions (D-Bus ListClients; root sees every app, other users their own)");
-    clients_cmd->footer(exit_codes_text);
+        "subscriptions (D-Bus ListClients, or IPC list_clients; administrators see every app, other users their own)");
+    add_admin_options(clients_cmd);
     auto* reload_cmd = app.add_subcommand(
         "reload", "Make thingmuxd re-read its configuration file, like systemctl reload thingmuxd; a file with errors "
-                  "is refused with every problem listed and the configuration in force stays (D-Bus Reload)");
-    reload_cmd->footer(exit_codes_text);
+                  "is refused with every problem listed and the configuration in force stays (D-Bus Reload, or IPC "
+                  "reload for an administrator: root, or admin: true in apps:)");
+    add_admin_options(reload_cmd);
     int rotate_timeout_s = 120;
     auto* rotate_cmd = app.add_subcommand(
         "rotate-certificate",
@@ -279,8 +292,9 @@ int main(int argc, char** argv) {
             return run_jobs(common, jobs);
         }
         if (metrics_cmd->parsed()) return run_metrics(common, metrics);
-        if (clients_cmd->parsed()) return run_clients();
-        if (reload_cmd->parsed()) return run_reload();
+        admin.way = via_name == "dbus" ? via::dbus : via_name == "ipc" ? via::ipc : via::automatic;
+        if (clients_cmd->parsed()) return run_clients(common, admin);
+        if (reload_cmd->parsed()) return run_reload(common, admin);
         if (rotate_cmd->parsed()) return run_rotate_certificate(common, rotate_timeout_s);
         if (status_watch) return run_status_watch(common, status_json);
         return run_status(common);

@@ -12,7 +12,8 @@
 //   - a decoded message has no encode_problem(), re-encodes to encoded_size() bytes that are the
 //     very bytes it came from (the encoding is canonical; a hello of a version whose layout the
 //     codec does not know keeps only its version, IPC-9), and those decode to an equal message
-//     (round trip), all with the connection's version.
+//     (round trip), all with the connection's version;
+//   - no frame is larger than the limit but an admin_result, up to max_admin_result_frame (IPC-51).
 // Seeds: tests/fuzz/corpus/ipc/ (selector byte + valid frames of both directions).
 #include "ipc/codec.hpp"
 
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <span>
+#include <type_traits>
 #include <variant>
 
 namespace {
@@ -57,7 +59,11 @@ void run(std::span<const std::uint8_t> rest, std::size_t limit, wire_version ver
             return;  // malformed input is refused, which is all it can expect
         }
         const auto consumed = first->consumed;
-        require(consumed >= frame_header_size && consumed <= rest.size() && consumed <= limit);
+        // Only an admin_result may exceed the limit, up to its own (IPC-51).
+        bool exempt = false;
+        if constexpr (std::is_same_v<Variant, daemon_message>) exempt = std::holds_alternative<admin_result>(first->message);
+        require(consumed >= frame_header_size && consumed <= rest.size() &&
+                consumed <= (exempt ? std::max(limit, max_admin_result_frame) : limit));
 
         for (const std::size_t k : {consumed - 1, consumed / 2, std::size_t{4}}) {
             const auto partial = decode(rest.first(k), limit, version);

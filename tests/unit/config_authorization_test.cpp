@@ -36,6 +36,7 @@ TEST(ConfigAuthorization, MqttUserMatchesOnlyACheckedUsername) {
                         .publish = {},
                         .subscribe = {},
                         .receive = {},
+                        .admin = false,
                         .where = {}};
     };
     const peer_match by_name{.unit = {}, .user = {}, .uid = {}, .group = {}, .gid = {}, .mqtt_user = "dashboard"};
@@ -65,7 +66,7 @@ TEST(ConfigAuthorization, MqttUserMatchesOnlyACheckedUsername) {
 
 TEST(ConfigAuthorization, MatchByEachKey) {
     const auto p = sensor_peer();
-    const auto rule = [](peer_match m) { return app_rule{.name = "r", .match = std::move(m), .things = {}, .publish = {}, .subscribe = {}, .receive = {}, .where = {}}; };
+    const auto rule = [](peer_match m) { return app_rule{.name = "r", .match = std::move(m), .things = {}, .publish = {}, .subscribe = {}, .receive = {}, .admin = false, .where = {}}; };
     EXPECT_TRUE(matches(rule({.unit = {}, .user = {}, .uid = 1001, .group = {}, .gid = {}}), p));
     EXPECT_FALSE(matches(rule({.unit = {}, .user = {}, .uid = 1000, .group = {}, .gid = {}}), p));
     EXPECT_TRUE(matches(rule({.unit = {}, .user = "sensor", .uid = {}, .group = {}, .gid = {}}), p));
@@ -270,6 +271,30 @@ TEST(ConfigTopicFilter, Matching) {
              {"+/+", "/", true},       {"a/+/c", "a/b/c", true},   {"a/+/c", "a/b/d", false}}) {
         EXPECT_EQ(topic_matches(r.filter, r.topic), r.match) << r.filter << " vs " << r.topic;
     }
+}
+
+// docs/config.md "admin": root always; anyone else only through a matching `admin: true` rule,
+// whatever Things the rule names; a rule granting topics is no admin grant.
+TEST(ConfigAuthorization, AdminIsRootOrAnAdminRule) {
+    const auto none = load("  - name: sensors\n    match: {user: sensor}\n    publish: [\"#\"]\n");
+    peer root{.uid = 0, .gid = 0, .groups = {}, .user = "root", .group_names = {"root"}, .unit = {}};
+    EXPECT_TRUE(is_admin(none, root)) << "root needs no rule";
+    EXPECT_FALSE(is_admin(none, sensor_peer())) << "publish rights are no admin grant";
+
+    const auto with = load("  - name: sensors\n    match: {user: sensor}\n    publish: [\"#\"]\n"
+                           "  - name: ops\n    match: {group: iot}\n    things: [gw2]\n    admin: true\n"
+                           "  - name: not-ops\n    match: {group: dialout}\n    admin: false\n");
+    EXPECT_TRUE(is_admin(with, sensor_peer())) << "group iot, things: does not narrow admin";
+    EXPECT_TRUE(is_admin(with, root)) << "root stays admin when admin rules exist";
+    auto other = sensor_peer();
+    other.group_names = {"sensor", "dialout"};
+    EXPECT_FALSE(is_admin(with, other)) << "admin: false grants nothing";
+    // The admin-only rule applies to the peer (it passes hello) but grants no topic.
+    peer ops{.uid = 1500, .gid = 1500, .groups = {}, .user = "ops", .group_names = {"iot"}, .unit = {}};
+    EXPECT_TRUE(is_admin(with, ops));
+    const auto g = grants_for(with, ops, "gw2");
+    EXPECT_EQ(g.rules, std::vector<std::string>{"ops"});
+    EXPECT_TRUE(g.publish.empty() && g.subscribe.empty() && g.receive.empty());
 }
 
 }  // namespace

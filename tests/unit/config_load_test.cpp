@@ -291,6 +291,40 @@ TEST(ConfigLoad, AppRuleProblems) {
     expect_error(r, "apps[2].match.gid", 15, 18, "out of range");
 }
 
+// docs/config.md "admin": an admin-only rule is valid and grants something (no warning); the
+// value must be a boolean, refused with file:line:col.
+TEST(ConfigLoad, AdminGrant) {
+    const auto ok = parse(minimal + "apps:\n"
+                                    "  - name: ops\n"              // 8
+                                    "    match: {group: ops}\n"    // 9
+                                    "    admin: true\n"            // 10
+                                    "  - name: sensor\n"           // 11
+                                    "    match: {uid: 1000}\n"     // 12
+                                    "    publish: [x]\n"           // 13
+                                    "    admin: false\n",          // 14
+                          "t.yaml");
+    ASSERT_TRUE(ok.ok()) << all(ok);
+    EXPECT_TRUE(ok.diagnostics.empty()) << all(ok);
+    ASSERT_EQ(ok.config->apps.size(), 2U);
+    EXPECT_TRUE(ok.config->apps[0].admin);
+    EXPECT_TRUE(ok.config->apps[0].publish.empty());
+    EXPECT_FALSE(ok.config->apps[1].admin);
+
+    expect_error(parse(minimal + "apps:\n  - name: ops\n    match: {uid: 1}\n    admin: yes please\n", "t.yaml"),
+                 "apps[0].admin", 10, 12, "'yes please' is not one of true, false");
+    expect_error(parse(minimal + "apps:\n  - name: ops\n    match: {uid: 1}\n    admin: 1\n", "t.yaml"),
+                 "apps[0].admin", 10, 12, "not one of true, false");
+    expect_error(parse(minimal + "apps:\n  - name: ops\n    match: {uid: 1}\n    admin: [true]\n", "t.yaml"),
+                 "apps[0].admin", 10, 12, "");
+
+    // Without admin: and without filters the rule still grants nothing (a warning).
+    const auto nothing = parse(minimal + "apps:\n  - name: idle\n    match: {uid: 1}\n", "t.yaml");
+    EXPECT_TRUE(nothing.ok());
+    ASSERT_EQ(nothing.diagnostics.size(), 1U) << all(nothing);
+    EXPECT_TRUE(nothing.diagnostics[0].warning);
+    EXPECT_NE(nothing.diagnostics[0].hint.find("admin: true"), std::string::npos);
+}
+
 TEST(ConfigLoad, BadDurationAndSize) {
     expect_error(parse(minimal + "    connect_timeout: 10 parsecs\n", "t.yaml"), "things[0].connect_timeout", 7, 22, "invalid duration");
     expect_error(parse(minimal + "    session_expiry: 1.5h\n", "t.yaml"), "things[0].session_expiry", 7, 21, "fraction");

@@ -248,14 +248,14 @@ TEST(IpcCodec, IPC_5_LimitCountsTheLengthPrefix) {
 }
 
 TEST(IpcCodec, IPC_4_UnknownTypeIsMalformedFromTheHeader) {
-    for (const std::uint8_t type : std::initializer_list<std::uint8_t>{0x00, 0x06, 0x0f, 0x10, 0x7f, 0x80, 0x89, 0xff}) {
-        // Header only: the type is refused before the body arrives.
+    for (const std::uint8_t type : std::initializer_list<std::uint8_t>{0x00, 0x06, 0x08, 0x0f, 0x10, 0x7f, 0x80, 0x8a, 0xff}) {
+        // Header only: the type is refused before the body arrives. Version 1 has no 0x06 (ack).
         const auto header = bytes{0x00, 0x00, 0x00, 0x05, type};
-        EXPECT_EQ(client_failure(header).code, type >= 0x81 && type <= 0x88 ? errc::protocol_violation
+        EXPECT_EQ(client_failure(header).code, type >= 0x81 && type <= 0x89 ? errc::protocol_violation
                                                                              : errc::malformed_frame)
             << int{type};
-        EXPECT_EQ(daemon_failure(header).code, type >= 0x01 && type <= 0x05 ? errc::protocol_violation
-                                                                             : errc::malformed_frame)
+        EXPECT_EQ(daemon_failure(header).code, (type >= 0x01 && type <= 0x05) || type == 0x07 ? errc::protocol_violation
+                                                                                                : errc::malformed_frame)
             << int{type};
     }
 }
@@ -408,7 +408,7 @@ TEST(IpcCodec, IPC_12_ErrcNamesAreStable) {
         "qos_not_supported", "not_authorized", "quota_exceeded", "queue_full", "rate_limited", "spool_full",
         "session_closed", "unsupported_version", "unknown_thing", "malformed_frame", "protocol_violation",
         "frame_too_large", "daemon_shutting_down", "internal_error", "spooled", "session_taken_over",
-        "invalid_payload"};
+        "invalid_payload", "invalid_configuration"};
     for (std::size_t i = 0; i < names.size(); ++i) {
         const auto code = static_cast<errc>(i);
         EXPECT_EQ(to_string(code), names[i]);

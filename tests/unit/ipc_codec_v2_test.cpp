@@ -215,8 +215,8 @@ TEST(IpcCodecV2, IPC_4_AckExistsOnlyInVersion2) {
     const auto wrong_way = failure<daemon_message>(header, default_max_frame, v2);
     EXPECT_EQ(wrong_way.code, errc::protocol_violation);
     EXPECT_EQ(wrong_way.reason, "message type 0x06 (ack) is sent by a client, not by the daemon");
-    // 0x07 is nothing in either version.
-    EXPECT_EQ(failure<client_message>(bytes{0x00, 0x00, 0x00, 0x05, 0x07}, default_max_frame, v2).code,
+    // 0x08 is nothing in either version (0x07 is admin, section 9).
+    EXPECT_EQ(failure<client_message>(bytes{0x00, 0x00, 0x00, 0x05, 0x08}, default_max_frame, v2).code,
               errc::malformed_frame);
 }
 

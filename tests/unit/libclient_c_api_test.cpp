@@ -56,6 +56,7 @@ const std::vector<code_case>& all_codes() {
         {THINGMUX_SPOOLED, error_code::spooled, "spooled"},
         {THINGMUX_ERR_SESSION_TAKEN_OVER, error_code::session_taken_over, "session_taken_over"},
         {THINGMUX_ERR_INVALID_PAYLOAD, error_code::invalid_payload, "invalid_payload"},
+        {THINGMUX_ERR_INVALID_CONFIGURATION, error_code::invalid_configuration, "invalid_configuration"},
         {THINGMUX_ERR_DAEMON_UNAVAILABLE, error_code::daemon_unavailable, "daemon_unavailable"},
         {THINGMUX_ERR_CLOSED, error_code::closed, "closed"},
         {THINGMUX_ERR_BACKLOG_FULL, error_code::backlog_full, "backlog_full"},
@@ -85,7 +86,7 @@ TEST(CApiCodes, EveryCodeEqualsTheLibrarysAndHasANameAndAText) {
 }
 
 TEST(CApiCodes, UnknownValuesAreNamedUnknownNeverNull) {
-    for (const int v : {-1, 23, 999, 1006, 65535, 65536, 1 << 30}) {
+    for (const int v : {-1, 24, 999, 1006, 65535, 65536, 1 << 30}) {
         SCOPED_TRACE(v);
         EXPECT_STREQ(thingmux_error_name(v), "unknown");
         EXPECT_STREQ(thingmux_strerror(v), "unknown error code");

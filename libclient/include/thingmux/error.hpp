@@ -36,6 +36,7 @@ enum class error_code : std::uint16_t {
     spooled = 20,               // accepted into the daemon's durable spool while offline; sent later
     session_taken_over = 21,    // another connection resumed this app's session
     invalid_payload = 22,  // a service request's payload is not a JSON object with an optional string clientToken of at most 64 bytes
+    invalid_configuration = 23,  // a reload over IPC found problems in the configuration file (thingmuxctl reload)
 
     daemon_unavailable = 1000,  // cannot reach thingmuxd (not running, socket missing, permission)
     closed = 1001,              // client::close() was called before the request completed

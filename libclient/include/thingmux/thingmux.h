@@ -74,6 +74,7 @@ enum thingmux_result_code {
     THINGMUX_SPOOLED = 20,                  /* not an error: stored in the daemon's spool, sent later */
     THINGMUX_ERR_SESSION_TAKEN_OVER = 21,
     THINGMUX_ERR_INVALID_PAYLOAD = 22,
+    THINGMUX_ERR_INVALID_CONFIGURATION = 23, /* a reload found problems in the configuration file */
     THINGMUX_ERR_DAEMON_UNAVAILABLE = 1000, /* cannot reach thingmuxd */
     THINGMUX_ERR_CLOSED = 1001,             /* the client was destroyed before the request completed */
     THINGMUX_ERR_BACKLOG_FULL = 1002,       /* too many requests waiting to be sent */
