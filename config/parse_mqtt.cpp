@@ -1,13 +1,10 @@
 // The mqtt: section: the local MQTT broker face (docs/config.md "mqtt"). Parsed after things:
 // and ipc:, because its defaults follow them: the socket sits next to ipc.socket with ipc's
 // mode and group, and clients use the first Thing.
+#include "config/ip_endpoint.hpp"
 #include "config/parser.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
-#include <charconv>
 #include <variant>
 
 namespace thingmux::config::detail {
@@ -25,39 +22,14 @@ constexpr std::string_view loopback_only =
 
 // "127.0.0.1:1883" or "[::1]:1883" -> the address, or what is wrong with it.
 std::variant<tcp_address, std::string> loopback_address(std::string_view text) {
-    std::string_view host;
-    std::string_view port;
-    if (text.starts_with('[')) {
-        const auto close = text.find(']');
-        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            return std::string("is not HOST:PORT (an IPv6 address goes in brackets: [::1]:1883)");
-        host = text.substr(1, close - 1);
-        port = text.substr(close + 2);
-    } else {
-        const auto colon = text.rfind(':');
-        if (colon == std::string_view::npos) return std::string("is not HOST:PORT (e.g. 127.0.0.1:1883)");
-        host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-        if (host.find(':') != std::string_view::npos)
-            return std::string("is not HOST:PORT (an IPv6 address goes in brackets: [::1]:1883)");
+    auto parsed = detail::parse_ip_endpoint(text, "127.0.0.1:1883");
+    if (auto* problem = std::get_if<std::string>(&parsed)) {
+        if (problem->ends_with("(host names are not resolved)")) *problem += ": " + std::string(loopback_only);
+        return std::move(*problem);
     }
-    tcp_address a;
-    a.host = std::string(host);
-    unsigned value = 0;
-    const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (port.empty() || ec != std::errc{} || ptr != port.data() + port.size() || value == 0 || value > 65535)
-        return "has port '" + std::string(port) + "': a port is a number from 1 to 65535";
-    a.port = static_cast<std::uint16_t>(value);
-    in_addr v4{};
-    in6_addr v6{};
-    if (::inet_pton(AF_INET, a.host.c_str(), &v4) == 1) {
-        if ((ntohl(v4.s_addr) >> 24U) != 127U) return "is not a loopback address: " + std::string(loopback_only);
-    } else if (::inet_pton(AF_INET6, a.host.c_str(), &v6) == 1) {
-        if (!IN6_IS_ADDR_LOOPBACK(&v6)) return "is not a loopback address: " + std::string(loopback_only);
-    } else {
-        return "'" + a.host + "' is not an IP address (host names are not resolved): " + std::string(loopback_only);
-    }
-    return a;
+    const auto& e = std::get<detail::ip_endpoint>(parsed);
+    if (!e.loopback) return "is not a loopback address: " + std::string(loopback_only);
+    return e.address;
 }
 
 }  // namespace
