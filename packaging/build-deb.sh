@@ -62,11 +62,14 @@ esac
 # with the same flags (dpkg-buildflags) and the same generator, so with paths taken relative to
 # the top of each tree, the working directory and the -ffile-prefix-map left out of the key, a tree
 # built before makes this build a matter of linking. debhelper points HOME elsewhere: the cache
-# directory is named explicitly.
+# directory is named explicitly. ccache hashes the locale variables: debhelper sets LC_ALL to
+# C.UTF-8, and scripts/build.sh sets the same.
 cache_note=
 if [ "${THINGMUX_DEB_CCACHE:-1}" = 1 ] && command -v ccache >/dev/null; then
   CCACHE_DIR=$(ccache -k cache_dir)
-  export CCACHE_DIR THINGMUX_CCACHE=1 CCACHE_BASEDIR=$src CCACHE_NOHASHDIR=1 CCACHE_IGNOREOPTIONS='-ffile-prefix-map=*'
+  export CCACHE_DIR THINGMUX_CCACHE=1 CCACHE_BASEDIR=$src CCACHE_NOHASHDIR=1 CCACHE_IGNOREOPTIONS='-ffile-prefix-map=*' \
+    LANG=C.UTF-8 LC_ALL=C.UTF-8
+  unset LC_CTYPE LC_MESSAGES
   ccache -z >/dev/null
   cache_note=", ccache $CCACHE_DIR"
 fi

@@ -40,8 +40,10 @@ case $flags in
 esac
 if command -v ccache >/dev/null; then
   configure+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-  # The cache key leaves out where the tree is: see packaging/build-deb.sh.
-  export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1 CCACHE_IGNOREOPTIONS='-ffile-prefix-map=*'
+  # The cache key leaves out where the tree is: see packaging/build-deb.sh. ccache also hashes
+  # the locale variables, which debhelper sets to C.UTF-8.
+  export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1 CCACHE_IGNOREOPTIONS='-ffile-prefix-map=*' LANG=C.UTF-8 LC_ALL=C.UTF-8
+  unset LC_CTYPE LC_MESSAGES
 fi
 cmake -S . -B "$build_dir" "${configure[@]}" "$@" >/dev/null
 echo "build: compiling into $build_dir/ with $flags flags (this takes a few minutes on a small machine)"
