@@ -205,6 +205,37 @@ TEST(Libthingmux, ATimeoutWhileTheBrokerIsDownCompletesOnceAndTheLateSubackIsCou
     EXPECT_EQ(completions.size(), 1U) << "completed twice";
 }
 
+TEST(Libthingmux, IPC61_ASubscribeCompletesAtRegistrationWhileTheBrokerIsDownAndMessagesFollowItsReturn) {
+    broker_fixture broker;
+    daemon_fixture daemon(broker);
+    client app(app_options(daemon, "controller"));
+    connected_app(app);
+    std::vector<std::string> lost;
+    app.on_subscription_lost([&](const std::string& f, const result&) { lost.push_back(f); });
+    broker_down(broker, app);
+
+    inbox got;
+    auto fut = app.subscribe("cmd/gateway-01/#", 1, [&](const message& msg) { got.add(msg.payload); },
+                             {.timeout = 10s, .complete_at = subscribe_completion::registered});
+    ASSERT_EQ(fut.wait_for(10s), std::future_status::ready);
+    const auto r = fut.get();
+    EXPECT_EQ(r.code, error_code::ok) << r.message;
+    EXPECT_EQ(r.message, "registered; waiting for the broker's SUBACK");
+    EXPECT_EQ(r.reason_code, 1);
+
+    broker.start();
+    ASSERT_TRUE(eventually([&] {
+        const auto f = broker_filters(broker, "gateway-01");
+        return std::count(f.begin(), f.end(), "cmd/gateway-01/#") == 1;
+    }, 30'000)) << read_file(daemon.log_file());
+    ASSERT_TRUE(eventually([&] { return app.current_state().uplink == uplink_state::connected; }, 15'000));
+    publish_from_cloud(broker, "cmd/gateway-01/x", numbered(10, "back-"));
+    ASSERT_TRUE(eventually([&] { return got.distinct() == 10; }, 15'000)) << got.distinct();
+    EXPECT_EQ(app.counters().late_results, 0U) << "the final answer is expected, not late";
+    EXPECT_EQ(app.counters().timed_out, 0U);
+    EXPECT_TRUE(lost.empty());
+}
+
 TEST(Libthingmux, TwoStateListenersBothSeeEveryChange) {
     broker_fixture broker;
     daemon_fixture daemon(broker);
