@@ -107,7 +107,10 @@ http_request parse_request(std::string_view received) {
     std::string_view request_line;
     const auto first_end = line_end(received, 0, request_line);
     if (first_end == std::string_view::npos) {
-        if (auto early = early_check(received.substr(0, std::min(received.size(), max_request_line + 1)))) return *early;
+        auto partial = received.substr(0, std::min(received.size(), max_request_line + 1));
+        // A CR at the end may be the first half of the line's CR LF: judged when the LF comes.
+        if (partial.ends_with('\r')) partial.remove_suffix(1);
+        if (auto early = early_check(partial)) return *early;
         return {};
     }
     // The same checks as before the line ended, in the same order: a verdict never changes as bytes arrive.

@@ -276,7 +276,7 @@ TEST_F(DbusTest, StateChangedWhenTheBrokerStopsAndStarts) {
     EXPECT_EQ(property(thing_path, thing_iface, "LastError"), "s \"" + last_reason + "\"") << "the last error is kept after recovery";
 }
 
-// One Reconnect() call is one change to backing-off, then connecting, then connected: each
+// One Reconnect() call is one change to backing_off, then connecting, then connected: each
 // announced once with StateChanged and once with PropertiesChanged of State, and the log says the
 // delay once (it used to be twice, with two different delays).
 TEST_F(DbusTest, ReconnectAnnouncesEachStateChangeOnce) {
@@ -296,7 +296,7 @@ TEST_F(DbusTest, ReconnectAnnouncesEachStateChangeOnce) {
     // A second Reconnect makes sure every signal of the first one was processed: the bus
     // delivers a sender's signals in order.
     ASSERT_EQ(bus.busctl({"call", name, thing_path, thing_iface, "Reconnect"}).exit_code, 0);
-    ASSERT_TRUE(signals.wait_for("StateChanged " + thing_path + " backing-off", 20'000));
+    ASSERT_TRUE(signals.wait_for("StateChanged " + thing_path + " backing_off", 20'000));
 
     std::vector<std::string> states;
     std::size_t state_properties = 0;
@@ -308,7 +308,7 @@ TEST_F(DbusTest, ReconnectAnnouncesEachStateChangeOnce) {
         }
         if (l.starts_with("PropertiesChanged " + thing_path + " " + thing_iface + " [State,")) ++state_properties;
     }
-    EXPECT_EQ(states, (std::vector<std::string>{"backing-off", "connecting", "connected"}));
+    EXPECT_EQ(states, (std::vector<std::string>{"backing_off", "connecting", "connected"}));
     EXPECT_EQ(state_properties, 3U) << "one PropertiesChanged of State per change";
     EXPECT_TRUE(eventually([&] { return property(thing_path, thing_iface, "State") == "s \"connected\""; }, 20'000));
 }

@@ -127,7 +127,7 @@ TEST_F(IpcSessionRestartTest, IPC43_ASessionWithItsConnectionOpenWhenThingmuxdSt
 TEST_F(IpcSessionRestartTest, IPC45_CommandsForAKilledSessionAppSurviveSigkillOfTheDaemonWhileTheCloudSends) {
     daemon_fixture daemon(broker);
     session_app first(daemon.socket_path(), "valve-controller", daemon.dir(), "valve-1");
-    ASSERT_EQ(first.wait_status("welcome"), "welcome 2 0 3600") << read_file(daemon.log_file());
+    ASSERT_EQ(first.wait_status("welcome"), "welcome 3 0 3600") << read_file(daemon.log_file());
     ASSERT_EQ(first.wait_status("subscribed"), "subscribed ok");
     publish_from_cloud(broker, command_topic, commands(1, 200));
     ASSERT_TRUE(eventually(
@@ -139,7 +139,7 @@ TEST_F(IpcSessionRestartTest, IPC45_CommandsForAKilledSessionAppSurviveSigkillOf
                             << read_file(daemon.log_file());
 
     session_app again(daemon.socket_path(), "valve-controller", daemon.dir(), "valve-2");
-    EXPECT_EQ(again.wait_status("welcome"), "welcome 2 1 3600") << read_file(daemon.log_file());
+    EXPECT_EQ(again.wait_status("welcome"), "welcome 3 1 3600") << read_file(daemon.log_file());
     std::size_t missing = 800;
     eventually(
         [&] {

@@ -110,7 +110,7 @@ TEST_F(IpcSessionTest, IPC43_AnAppKilledWithSigkillResumesItsSessionAsANewProces
     std::vector<std::string> commands;
     {
         session_app first(daemon.socket_path(), "recorder", dir, "recorder-1");
-        ASSERT_EQ(first.wait_status("welcome"), "welcome 2 0 3600") << read_file(daemon.log_file());
+        ASSERT_EQ(first.wait_status("welcome"), "welcome 3 0 3600") << read_file(daemon.log_file());
         ASSERT_EQ(first.wait_status("subscribed"), "subscribed ok");
         cloud_sends(broker, 10, "before-");
         ASSERT_TRUE(eventually([&] { return payloads_on(first.messages(), command_topic).size() >= 10; }));
@@ -120,7 +120,7 @@ TEST_F(IpcSessionTest, IPC43_AnAppKilledWithSigkillResumesItsSessionAsANewProces
     const auto away = cloud_sends(broker, 100, "away-");
 
     session_app second(daemon.socket_path(), "recorder", dir, "recorder-2");
-    EXPECT_EQ(second.wait_status("welcome"), "welcome 2 1 3600");
+    EXPECT_EQ(second.wait_status("welcome"), "welcome 3 1 3600");
     std::size_t missing = away.size();
     eventually([&] { return (missing = missing_from(payloads_on(second.messages(), command_topic), away)) == 0; },
                30'000);

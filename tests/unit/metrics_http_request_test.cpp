@@ -45,6 +45,15 @@ TEST(MetricsHttp, IncompleteUntilTheHeadEnds) {
     EXPECT_EQ(parse_request("GET /metrics HTTP/1.1\r\nHost: x\r\n").result, state::incomplete);
 }
 
+// A read may end between the request line's CR and its LF (found by fuzz_metrics_http): the CR
+// is not judged as part of the method or the line until the LF comes.
+TEST(MetricsHttp, ARequestLineSplitBetweenCrAndLfIsNotRefused) {
+    EXPECT_EQ(parse_request("GET\r").result, state::incomplete);
+    EXPECT_EQ(parse_request("GET /metrics HTTP/1.1\r").result, state::incomplete);
+    EXPECT_EQ(parse_request("GET /metrics HTTP/1.1\r\n\r\n").result, state::complete);
+    EXPECT_EQ(parse_request("GE\rT /metrics HTTP/1.1\r\n\r\n").status, 400);
+}
+
 TEST(MetricsHttp, RefusesOtherPathsAndMethods) {
     auto r = parse_request("GET / HTTP/1.1\r\n\r\n");
     EXPECT_EQ(r.status, 404);
