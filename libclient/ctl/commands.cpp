@@ -102,6 +102,19 @@ std::ostream& complain(std::string_view command) {
     return std::cerr << "thingmuxctl " << command << ": ";
 }
 
+stop_fds block_stop_signals() {
+    sigset_t sigs;
+    ::sigemptyset(&sigs);
+    for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::sigaddset(&sigs, sig);
+    ::pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    return {::signalfd(-1, &sigs, SFD_CLOEXEC), ::eventfd(0, EFD_CLOEXEC)};
+}
+
+void stop_fds::done() const noexcept {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(done_fd, &one, sizeof one);
+}
+
 int run_pub(const common_options& common, const pub_options& opts) {
     message m;
     m.topic = opts.topic;
@@ -167,24 +180,15 @@ int run_sub(const common_options& common, const sub_options& opts) {
     }
 
     // Signals are read from a signalfd in this thread; the library thread blocks them anyway.
-    sigset_t sigs;
-    ::sigemptyset(&sigs);
-    ::sigaddset(&sigs, SIGINT);
-    ::sigaddset(&sigs, SIGTERM);
-    ::sigaddset(&sigs, SIGHUP);
-    ::sigaddset(&sigs, SIGPIPE);
-    ::pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-    const int sig_fd = ::signalfd(-1, &sigs, SFD_CLOEXEC);
-    const int done_fd = ::eventfd(0, EFD_CLOEXEC);
-    if (sig_fd < 0 || done_fd < 0) {
+    const auto stop = block_stop_signals();
+    if (!stop.ok()) {
         complain("sub") << "cannot set up signal handling\n";
         return exit_unavailable;
     }
     std::atomic<int> outcome{exit_ok};
     const auto finish = [&](int code) {
         outcome = code;
-        const std::uint64_t one = 1;
-        [[maybe_unused]] const auto n = ::write(done_fd, &one, sizeof one);
+        stop.done();
     };
 
     client c(client_options(common, true));
@@ -256,7 +260,7 @@ int run_sub(const common_options& common, const sub_options& opts) {
         }
     }
 
-    pollfd fds[2] = {{sig_fd, POLLIN, 0}, {done_fd, POLLIN, 0}};
+    pollfd fds[2] = {{stop.signal_fd, POLLIN, 0}, {stop.done_fd, POLLIN, 0}};
     const auto deadline = opts.timeout_s ? std::chrono::steady_clock::now() + to_ms(*opts.timeout_s)
                                          : std::chrono::steady_clock::time_point::max();
     while (true) {

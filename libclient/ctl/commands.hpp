@@ -61,6 +61,17 @@ struct sub_options {
 // Starts a message on stderr that names the program and the subcommand once: "thingmuxctl pub: ".
 std::ostream& complain(std::string_view command);
 
+// What a command that runs until stopped (sub, status --watch) waits on: SIGINT, SIGTERM, SIGHUP
+// and SIGPIPE, blocked and read from `signal_fd`, and `done_fd`, an eventfd that done() makes
+// readable (from the library's thread). ok() is false when either could not be made.
+struct stop_fds {
+    int signal_fd = -1;
+    int done_fd = -1;
+    [[nodiscard]] bool ok() const noexcept { return signal_fd >= 0 && done_fd >= 0; }
+    void done() const noexcept;
+};
+[[nodiscard]] stop_fds block_stop_signals();
+
 // Shared by the subcommands.
 [[nodiscard]] std::chrono::milliseconds to_ms(double seconds);
 [[nodiscard]] options client_options(const common_options& common, bool reconnect);

@@ -7,9 +7,6 @@
 #include <boost/json.hpp>
 
 #include <poll.h>
-#include <signal.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <array>
@@ -73,24 +70,15 @@ std::string json_line(const std::string& when, const std::string& thing, const l
 
 int run_status_watch(const common_options& common, bool json) {
     // Signals are read from a signalfd in this thread; the library thread blocks them anyway.
-    sigset_t sigs;
-    ::sigemptyset(&sigs);
-    ::sigaddset(&sigs, SIGINT);
-    ::sigaddset(&sigs, SIGTERM);
-    ::sigaddset(&sigs, SIGHUP);
-    ::sigaddset(&sigs, SIGPIPE);
-    ::pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-    const int sig_fd = ::signalfd(-1, &sigs, SFD_CLOEXEC);
-    const int done_fd = ::eventfd(0, EFD_CLOEXEC);
-    if (sig_fd < 0 || done_fd < 0) {
+    const auto stop = block_stop_signals();
+    if (!stop.ok()) {
         complain("status") << "cannot set up signal handling\n";
         return exit_unavailable;
     }
     std::atomic<int> outcome{exit_ok};
     const auto finish = [&](int code) {
         outcome = code;
-        const std::uint64_t one = 1;
-        [[maybe_unused]] const auto n = ::write(done_fd, &one, sizeof one);
+        stop.done();
     };
 
     std::mutex lock;  // the handler runs on the library thread, `thing` is set on this one
@@ -149,7 +137,7 @@ int run_status_watch(const common_options& common, bool json) {
         if (pending && !reason_follows) print(*pending);
     }
 
-    pollfd fds[2] = {{sig_fd, POLLIN, 0}, {done_fd, POLLIN, 0}};
+    pollfd fds[2] = {{stop.signal_fd, POLLIN, 0}, {stop.done_fd, POLLIN, 0}};
     for (;;) {
         const int n = ::poll(fds, 2, -1);
         if (n < 0 && errno != EINTR) return exit_unavailable;
