@@ -3,7 +3,11 @@
 # (committed or not) and puts them in OUTPUT_DIR (default: build-deb/ at the top of the tree),
 # with the debug symbols packages, the .changes and .buildinfo that list them all (so that
 # lintian, debsign and dput work on the .changes) and source-files.txt, the list of source files.
-#   bash packaging/build-deb.sh [OUTPUT_DIR]
+#   bash packaging/build-deb.sh [--arch ARCH] [OUTPUT_DIR]
+# --arch arm64|armhf cross-builds for that architecture against the sysroot that
+# `scripts/bootstrap.sh --cross ARCH` makes (docs/packaging.md); without it, or with this machine's
+# own architecture, the packages are for this machine. Each architecture's files replace only
+# that architecture's earlier ones in OUTPUT_DIR.
 # It copies the tracked and untracked-but-not-ignored files (no build*/ directories) into a
 # scratch directory, adds packaging/debian/ as debian/ and runs dpkg-buildpackage -us -uc -b.
 # Parallel jobs: DEB_BUILD_OPTIONS=parallel=N (default: the number of processors).
@@ -11,7 +15,30 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-$repo/build-deb}
+native=$(dpkg --print-architecture)
+arch=$native
+out=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --arch) arch=${2:?--arch needs an architecture: arm64 or armhf}; shift 2 ;;
+    --arch=*) arch=${1#--arch=}; shift ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    -*) echo "build-deb: unknown option '$1' (use --arch ARCH, then OUTPUT_DIR)" >&2; exit 2 ;;
+    *) [ -z "$out" ] || { echo "build-deb: one OUTPUT_DIR only ('$out', '$1')" >&2; exit 2; }; out=$1; shift ;;
+  esac
+done
+out=${out:-$repo/build-deb}
+cross=()
+if [ "$arch" != "$native" ]; then
+  # shellcheck source=../scripts/lib/cross.sh
+  . "$repo/scripts/lib/cross.sh"
+  cross_arch "$arch" || exit 2
+  cross_require || exit 1
+  # -d: the build dependencies are the sysroot's (cross_require checked it), not installed packages.
+  # nocheck: nothing to test in this build (debian/rules); CC names the compiler for dpkg-architecture.
+  cross=(-a "$arch" -d)
+  export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }nocheck" CC=$cross_triplet-gcc CXX=$cross_triplet-g++
+fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
@@ -74,10 +101,10 @@ if [ "${THINGMUX_DEB_CCACHE:-1}" = 1 ] && command -v ccache >/dev/null; then
   cache_note=", ccache $CCACHE_DIR"
 fi
 
-log=$out/build-deb.log
-echo "build-deb: building thingmux $version in $src (DEB_BUILD_OPTIONS=$DEB_BUILD_OPTIONS$cache_note); log: $log"
+log=$out/build-deb-$arch.log
+echo "build-deb: building thingmux $version for $arch${cross:+ (cross, sysroot $THINGMUX_SYSROOT)} in $src (DEB_BUILD_OPTIONS=$DEB_BUILD_OPTIONS$cache_note); log: $log"
 start=$(date +%s)
-if ! (cd "$src" && dpkg-buildpackage -us -uc -b) >"$log" 2>&1; then
+if ! (cd "$src" && dpkg-buildpackage -us -uc -b "${cross[@]}") >"$log" 2>&1; then
   tail -n 60 "$log" >&2
   echo "build-deb: dpkg-buildpackage failed; the whole log is $log" >&2
   exit 1
@@ -87,9 +114,10 @@ fi
 # lintian). Everything goes to OUTPUT_DIR: a .changes names its files without a directory, so
 # they must sit next to it. To install the packages without the debug symbols:
 #   apt install ./thingmuxd_*.deb ./libthingmux2_*.deb ./libthingmux-dev_*.deb
-rm -f "$out"/thingmuxd_*.deb "$out"/libthingmux2_*.deb "$out"/libthingmux-dev_*.deb \
-      "$out"/thingmuxd-dbgsym_*.deb "$out"/libthingmux2-dbgsym_*.deb \
-      "$out"/thingmux_*.changes "$out"/thingmux_*.buildinfo "$out"/source-files.txt
+for p in thingmuxd libthingmux2 libthingmux-dev thingmuxd-dbgsym libthingmux2-dbgsym; do
+  rm -f "$out/${p}_"*"_$arch.deb"
+done
+rm -f "$out"/thingmux_*_"$arch".changes "$out"/thingmux_*_"$arch".buildinfo "$out"/source-files.txt "$out"/build-deb.log
 # The layout of earlier versions of this script: debug symbols, .changes and .buildinfo in extra/.
 if [ -d "$out/extra" ]; then
   rm -f "$out"/extra/*-dbgsym_*.deb "$out"/extra/thingmux_*.changes "$out"/extra/thingmux_*.buildinfo \
@@ -101,4 +129,4 @@ if [ -n "$cache_note" ]; then
   echo "build-deb: compiler calls taken from ccache: $(ccache --print-stats | awk -F'\t' '$1 == "direct_cache_hit" || $1 == "preprocessed_cache_hit" { hit += $2 } $1 == "cache_miss" { miss = $2 } END { printf "%d of %d", hit, hit + miss }')"
 fi
 echo "build-deb: done in $(( $(date +%s) - start ))s:"
-(cd "$out" && ls -1 ./*.deb ./*.changes)
+(cd "$out" && ls -1 ./*_"$arch".deb ./*_"$arch".changes)

@@ -14,18 +14,23 @@
 #     sysusers.d + tmpfiles.d give the directories their owners, systemd-analyze verify accepts
 #     the units, and a program builds against libthingmux-dev with CMake and with pkg-config.
 #
-#   bash packaging/test-deb.sh [--out DIR]     build into DIR (default: a scratch directory)
-#   bash packaging/test-deb.sh --debs DIR      check the packages already in DIR
+#   bash packaging/test-deb.sh [--arch ARCH] [--out DIR]   build into DIR (default: a scratch directory)
+#   bash packaging/test-deb.sh [--arch ARCH] --debs DIR     check the packages already in DIR
+# --arch arm64|armhf checks that architecture's packages (cross-built by build-deb.sh --arch): the
+# programs run under qemu-user with the sysroot of scripts/bootstrap.sh --cross ARCH, and the
+# consumer programs are cross-compiled against the unpacked packages.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 debs=
 out=
+arch=$(dpkg --print-architecture)
 while [ $# -gt 0 ]; do
   case $1 in
     --debs) debs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--out DIR | --debs DIR]" >&2; exit 2 ;;
+    --arch) arch=$2; shift 2 ;;
+    *) echo "usage: $0 [--arch ARCH] [--out DIR | --debs DIR]" >&2; exit 2 ;;
   esac
 done
 
@@ -44,13 +49,33 @@ quiet() {  # quiet COMMAND...: its output only when it fails
 }
 
 version=$(sed -n 's/^project(thingmux VERSION \([0-9][0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")
-arch=$(dpkg --print-architecture)
-multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null)
+multiarch=$(dpkg-architecture -a"$arch" -qDEB_HOST_MULTIARCH 2>/dev/null)
 libdir=/usr/lib/$multiarch
+# How this architecture's programs run here, and how programs are built for it.
+run=()
+cxx=(c++)
+cmake_cross=()
+list_libs() { ldd "$1"; }
+if [ "$arch" != "$(dpkg --print-architecture)" ]; then
+  # shellcheck source=../scripts/lib/cross.sh
+  . "$repo/scripts/lib/cross.sh"
+  cross_arch "$arch" || exit 2
+  cross_require || exit 1
+  run=("${cross_runner[@]}")
+  cxx=("$cross_triplet-g++" --sysroot="$cross_sysroot")
+  cmake_cross=(-DCMAKE_TOOLCHAIN_FILE="$repo/cmake/cross-sysroot.cmake")
+  # ldd, for another architecture: the dynamic loader the programs name lists what it would load
+  # (for a library too).
+  list_libs() {
+    local interp
+    interp=$(readelf -l "$root/usr/bin/thingmuxd" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+    "${cross_runner[@]}" "$cross_sysroot$interp" --list "$1"
+  }
+fi
 
 if [ -z "$debs" ]; then
   debs=${out:-$tmp/debs}
-  bash "$repo/packaging/build-deb.sh" "$debs"
+  bash "$repo/packaging/build-deb.sh" --arch "$arch" "$debs"
 fi
 debs=$(cd "$debs" && pwd)
 
@@ -206,17 +231,17 @@ root=$tmp/root
 for p in "${!deb[@]}"; do dpkg -x "${deb[$p]}" "$root"; done
 export LD_LIBRARY_PATH=$root$libdir
 
-resolved=$(ldd "$root/usr/bin/thingmuxctl" | awk '$1 == "libthingmux.so.2" {print $3}')
+resolved=$(list_libs "$root/usr/bin/thingmuxctl" | awk '$1 == "libthingmux.so.2" {print $3}')
 check "thingmuxctl loads the packaged libthingmux.so.2 ($resolved)" test "$resolved" = "$root$libdir/libthingmux.so.2"
-all_resolve() { local out; out=$(ldd "$1") || return 1; ! grep -q 'not found' <<<"$out"; }
+all_resolve() { local out; out=$(list_libs "$1") || return 1; ! grep -q 'not found' <<<"$out"; }
 no_rpath() { local out; out=$(readelf -d "$1") || return 1; ! grep -qE 'RPATH|RUNPATH' <<<"$out"; }
 for b in "$root"/usr/bin/thingmuxd "$root"/usr/bin/thingmuxctl "$root"/usr/bin/thingmux-probe "$root$libdir"/libthingmux.so.2; do
   check "${b##*/}: every shared library resolves" all_resolve "$b"
   check "${b##*/}: no RPATH/RUNPATH" no_rpath "$b"
 done
-check "thingmuxd --version says $version" test "$("$root/usr/bin/thingmuxd" --version)" = "thingmuxd $version"
-check "thingmuxctl --version says $version" test "$("$root/usr/bin/thingmuxctl" --version)" = "thingmuxctl $version"
-check "thingmux-probe --help runs" bash -c "'$root/usr/bin/thingmux-probe' --help >/dev/null"
+check "thingmuxd --version says $version" test "$("${run[@]}" "$root/usr/bin/thingmuxd" --version)" = "thingmuxd $version"
+check "thingmuxctl --version says $version" test "$("${run[@]}" "$root/usr/bin/thingmuxctl" --version)" = "thingmuxctl $version"
+check "thingmux-probe --help runs" quiet "${run[@]}" "$root/usr/bin/thingmux-probe" --help
 leaked=$(grep -rlE "/tmp/thingmux-deb\.|obj-$multiarch|$repo/" "$root" 2>/dev/null || true)
 check "no build-tree path inside any packaged file" test -z "$leaked"
 [ -z "$leaked" ] || echo "  build paths in: $leaked" >&2
@@ -246,7 +271,7 @@ check "every relative link of the installed documents resolves (${broken_links[*
 # The packaged configuration as shipped: certificates in /etc/thingmux that are not there yet.
 config=$root/etc/thingmux/thingmux.yaml
 set +e
-"$root/usr/bin/thingmuxd" --check-config --config "$config" >"$tmp/check.out" 2>&1
+"${run[@]}" "$root/usr/bin/thingmuxd" --check-config --config "$config" >"$tmp/check.out" 2>&1
 rc=$?
 set -e
 missing_msgs=0
@@ -277,7 +302,7 @@ if ! getent group thingmux >/dev/null; then
   sed -i "s|^\(  group:\) thingmux|\1 $(id -gn)|" "$tmp/thingmux.yaml"
 fi
 set +e
-"$root/usr/bin/thingmuxd" --check-config --config "$tmp/thingmux.yaml" >"$tmp/check-ok.out" 2>&1
+"${run[@]}" "$root/usr/bin/thingmuxd" --check-config --config "$tmp/thingmux.yaml" >"$tmp/check-ok.out" 2>&1
 rc=$?
 set -e
 check "--check-config accepts the configuration once the certificates exist" test "$rc" = 0
@@ -338,11 +363,14 @@ find_package(thingmux $version REQUIRED)
 add_executable(consumer main.cpp)
 target_link_libraries(consumer PRIVATE thingmux::thingmux)
 EOF
-if cmake -S "$app" -B "$app/build" -DCMAKE_PREFIX_PATH="$root/usr" >"$app/cmake.log" 2>&1 &&
+# Cross: the toolchain searches only below its roots, so the unpacked root is one of them.
+if [ ${#cmake_cross[@]} -gt 0 ]; then cmake_prefix=(-DCMAKE_FIND_ROOT_PATH="$root" -DCMAKE_PREFIX_PATH=/usr)
+else cmake_prefix=(-DCMAKE_PREFIX_PATH="$root/usr"); fi
+if cmake -S "$app" -B "$app/build" "${cmake_cross[@]}" "${cmake_prefix[@]}" >"$app/cmake.log" 2>&1 &&
    cmake --build "$app/build" >>"$app/cmake.log" 2>&1; then
   check "find_package(thingmux) found the packaged CMake files" grep -qF "thingmux_DIR:PATH=$root$libdir/cmake/thingmux" "$app/build/CMakeCache.txt"
-  check "a CMake consumer links the packaged library and runs" bash -c "'$app/build/consumer' | grep -qx match"
-  consumer_lib=$(ldd "$app/build/consumer" | awk '$1 == "libthingmux.so.2" {print $3}')
+  check "a CMake consumer links the packaged library and runs" test "$("${run[@]}" "$app/build/consumer")" = match
+  consumer_lib=$(list_libs "$app/build/consumer" | awk '$1 == "libthingmux.so.2" {print $3}')
   check "the CMake consumer loads $consumer_lib" test "$consumer_lib" = "$root$libdir/libthingmux.so.2"
 else
   fail "CMake consumer of libthingmux-dev does not build:"; sed 's/^/  /' "$app/cmake.log" >&2
@@ -350,9 +378,9 @@ fi
 export PKG_CONFIG_PATH=$root$libdir/pkgconfig PKG_CONFIG_SYSROOT_DIR=$root
 if flags=$(pkg-config --cflags --libs "thingmux = $version") &&
    # shellcheck disable=SC2086
-   c++ -std=c++20 "$app/main.cpp" -o "$app/consumer-pc" $flags >"$app/pc.log" 2>&1; then
+   "${cxx[@]}" -std=c++20 "$app/main.cpp" -o "$app/consumer-pc" $flags >"$app/pc.log" 2>&1; then
   check "pkg-config thingmux gives flags for the unpacked root ($flags)" bash -c "[[ '$flags' == *'-I$root/usr/include'* ]]"
-  check "a pkg-config consumer links the packaged library and runs" bash -c "'$app/consumer-pc' | grep -qx match"
+  check "a pkg-config consumer links the packaged library and runs" test "$("${run[@]}" "$app/consumer-pc")" = match
 else
   fail "pkg-config consumer of libthingmux-dev does not build: ${flags:-}"; sed 's/^/  /' "$app/pc.log" >&2 || true
 fi

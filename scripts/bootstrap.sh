@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package thingmux needs to build, test, fuzz and run its demo.
 # Idempotent: when everything is present it installs nothing and says so in one line.
-#   scripts/bootstrap.sh [--bench] [--stress]
+#   scripts/bootstrap.sh [--bench] [--stress] [--cross ARCH]...
 #   --bench: also the benchmark tools (gnuplot-nox for scripts/bench-plot.sh, valgrind for callgrind).
 #   --stress: also stress-ng, the CPU load of scripts/stress-fault.sh.
+#   --cross ARCH: also what cross-building for ARCH (arm64, armhf) needs: the cross compiler,
+#            qemu-user-static, mmdebstrap, and a sysroot of ARCH's libraries in build-sysroot/ARCH
+#            (downloaded from the Debian mirror, about 400 MB; THINGMUX_SYSROOTS=DIR puts it in DIR/ARCH,
+#            THINGMUX_CROSS_MIRROR names another mirror). Repeat it for several architectures.
 set -euo pipefail
 
 bench=0
 stress=0
-for arg in "$@"; do
-  case $arg in
+cross=()
+while [ $# -gt 0 ]; do
+  case $1 in
     --bench) bench=1 ;;
     --stress) stress=1 ;;
+    --cross) cross+=("${2:?--cross needs an architecture: arm64 or armhf}"); shift ;;
+    --cross=*) cross+=("${1#--cross=}") ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "bootstrap: unknown argument '$arg' (use --bench, --stress or nothing)" >&2; exit 2 ;;
+    *) echo "bootstrap: unknown argument '$1' (use --bench, --stress, --cross ARCH or nothing)" >&2; exit 2 ;;
   esac
+  shift
 done
+if [ ${#cross[@]} -gt 0 ]; then
+  # shellcheck source=lib/cross.sh
+  . "$(dirname "$0")/lib/cross.sh"
+  for a in "${cross[@]}"; do cross_arch "$a" || exit 2; done
+fi
 
 packages=(
   build-essential cmake ninja-build pkg-config git ccache
@@ -38,6 +51,11 @@ fi
 if ((stress)); then
   packages+=(stress-ng)
 fi
+for a in "${cross[@]}"; do
+  cross_arch "$a"
+  packages+=("${cross_host_packages[@]}")
+  what="$what, cross-build for $a"
+done
 
 missing=()
 for p in "${packages[@]}"; do
@@ -46,20 +64,33 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "bootstrap: all ${#packages[@]} $what dependencies are installed"
-  exit 0
-fi
-
+sudo=
 if [ "$(id -u)" -ne 0 ]; then
   sudo=sudo
-  command -v sudo >/dev/null || { echo "bootstrap: missing packages (${missing[*]}); run this script as root" >&2; exit 1; }
-else
-  sudo=
+  if ! command -v sudo >/dev/null; then
+    if [ ${#missing[@]} -gt 0 ]; then
+      echo "bootstrap: missing packages (${missing[*]}); run this script as root" >&2; exit 1
+    fi
+    sudo=/nonexistent/sudo  # only a missing sysroot needs root now, and fails saying so
+  fi
 fi
 
-echo "bootstrap: installing ${#missing[@]} package(s): ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "bootstrap: done"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "bootstrap: all ${#packages[@]} $what dependencies are installed"
+else
+  echo "bootstrap: installing ${#missing[@]} package(s): ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "bootstrap: done"
+fi
+
+# The sysroot of each --cross architecture, unless one for the same build dependencies is there.
+for a in "${cross[@]}"; do
+  cross_arch "$a"
+  if cross_require 2>/dev/null; then
+    echo "bootstrap: the $a sysroot is ready ($cross_sysroot)"
+  else
+    cross_make_sysroot
+  fi
+done

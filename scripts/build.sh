@@ -2,7 +2,7 @@
 # Configures and builds thingmux into build/ (executables in build/bin/, tests in build/tests/).
 # Extra arguments go to the CMake configure step, e.g. -DTHINGMUX_SANITIZE=ON.
 #   THINGMUX_BUILD_DIR     the build directory (default build)
-#   THINGMUX_BUILD_TARGET  build only this target (default: all)
+#   THINGMUX_BUILD_TARGET  build only these targets, separated by spaces (default: all)
 #   THINGMUX_BUILD_FLAGS   debian (default where dpkg-buildflags exists): the compiler flags the
 #                          Debian package is built with (-O2 -g, hardening, asserts on), so the
 #                          tests run the code that ships; cmake: CMake's RelWithDebInfo;
@@ -48,5 +48,6 @@ fi
 cmake -S . -B "$build_dir" "${configure[@]}" "$@" >/dev/null
 echo "build: compiling into $build_dir/ with $flags flags (this takes a few minutes on a small machine)"
 target=()
-[[ -n ${THINGMUX_BUILD_TARGET:-} ]] && target=(--target "$THINGMUX_BUILD_TARGET")
+# shellcheck disable=SC2206
+[[ -n ${THINGMUX_BUILD_TARGET:-} ]] && target=(--target $THINGMUX_BUILD_TARGET)
 cmake --build "$build_dir" --parallel "$(nproc)" "${target[@]}"
