@@ -1,5 +1,6 @@
 #include "daemon/identity/key_material.hpp"
 
+#include "common/utc_time.hpp"
 #include "daemon/tpm2/tpm2_provider.hpp"
 
 #include <openssl/bio.h>
@@ -94,10 +95,9 @@ result<x509_ptr> load_certificate(std::string_view cert_pem) {
 result<std::chrono::system_clock::time_point> to_time_point(const ASN1_TIME* t) {
     std::tm tm{};
     if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return openssl_error("the certificate's notAfter is not a time");
-    using namespace std::chrono;
-    const year_month_day date{year{tm.tm_year + 1900}, month{static_cast<unsigned>(tm.tm_mon + 1)},
-                              day{static_cast<unsigned>(tm.tm_mday)}};
-    return system_clock::time_point(sys_days(date) + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec});
+    const auto when = utc_time_point(tm);
+    if (!when) return openssl_error("the certificate's notAfter is not a time");
+    return *when;
 }
 
 std::string common_name(X509_NAME* name) {

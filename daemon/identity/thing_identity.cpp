@@ -3,6 +3,7 @@
 #include "common/fleet_provisioning.hpp"
 #include "common/printable.hpp"
 #include "common/regular_file.hpp"
+#include "common/utc_time.hpp"
 #include "daemon/logging.hpp"
 
 #include <boost/asio/post.hpp>
@@ -65,14 +66,6 @@ config::grants enrollment_grants(const std::string& template_name) {
     return g;
 }
 
-std::string format_time(sys_clock::time_point t) {
-    const auto secs = sys_clock::to_time_t(t);
-    std::tm tm{};
-    ::gmtime_r(&secs, &tm);
-    std::array<char, 32> buf{};
-    std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    return buf.data();
-}
 
 }  // namespace
 
@@ -311,11 +304,11 @@ void thing_identity::inspect() {
         warned_days_ = level;
         if (level == 0)
             spdlog::error("thing {}: its certificate {} expired on {}: the broker will refuse it{}", settings_.name,
-                          settings_.cert.string(), format_time(info->not_after),
+                          settings_.cert.string(), utc_text(info->not_after, utc_precision::seconds),
                           settings_.provisioning ? "; remove it to provision the Thing again" : "");
         else
             spdlog::warn("thing {}: its certificate {} expires on {} ({} days left){}", settings_.name,
-                         settings_.cert.string(), format_time(info->not_after), days,
+                         settings_.cert.string(), utc_text(info->not_after, utc_precision::seconds), days,
                          settings_.rotation ? "; rotation is configured" : "; rotate it (thingmuxctl rotate-certificate) or install a new one");
     }
     schedule_rotation();
@@ -337,7 +330,7 @@ void thing_identity::schedule_rotation() {
                 spdlog::error("thing {}: the certificate rotation installed expires on {}, within rotation.before_expiry "
                               "({} days): not rotating it again automatically; lower before_expiry below the "
                               "certificates' validity",
-                              settings_.name, format_time(*status_.not_after),
+                              settings_.name, utc_text(*status_.not_after, utc_precision::seconds),
                               std::chrono::duration_cast<std::chrono::hours>(settings_.rotation->before_expiry).count() / 24);
         } else if (retry_timer_.expiry() <= std::chrono::steady_clock::now()) {
             if (!runner_) {

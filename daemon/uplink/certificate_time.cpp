@@ -1,6 +1,6 @@
 #include "daemon/uplink/certificate_time.hpp"
 
-#include <ctime>
+#include "common/utc_time.hpp"
 
 namespace thingmux::uplink {
 
@@ -10,26 +10,17 @@ validity validity_at(wall_time not_before, wall_time not_after, wall_time now) n
     return validity::valid;
 }
 
-std::string utc_minute(wall_time t) {
-    const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    if (gmtime_r(&seconds, &tm) == nullptr) return "an unrepresentable time";
-    char text[64];
-    if (std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", &tm) == 0) return "an unrepresentable time";
-    return text;
-}
-
 std::string clock_problem(const std::string& what, validity v, wall_time not_before, wall_time not_after,
                           wall_time now) {
-    const std::string clock = "the system clock says " + utc_minute(now);
+    const std::string clock = "the system clock says " + utc_text(now);
     // Said first because a wrong clock is by far the likelier cause on a device that just booted.
     const std::string check = "is the clock set? (time sync: NTP, systemd-timesyncd, chrony; `timedatectl` shows it)";
     switch (v) {
     case validity::not_yet_valid:
-        return what + " is not valid until " + utc_minute(not_before) + " but " + clock + ": " + check +
+        return what + " is not valid until " + utc_text(not_before) + " but " + clock + ": " + check +
                "; retrying until it is";
     case validity::expired:
-        return what + " expired on " + utc_minute(not_after) + " but " + clock + ": " + check +
+        return what + " expired on " + utc_text(not_after) + " but " + clock + ": " + check +
                "; retrying until it is (if the clock is right, the certificate must be renewed)";
     case validity::valid: break;
     }

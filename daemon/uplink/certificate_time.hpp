@@ -18,9 +18,7 @@ enum class validity { valid, not_yet_valid, expired };
 // Where `now` lies against [not_before, not_after] (both ends inclusive, as in RFC 5280).
 [[nodiscard]] validity validity_at(wall_time not_before, wall_time not_after, wall_time now) noexcept;
 
-// "2027-01-01 00:00 UTC": minutes are enough to compare against a clock that is off by days.
-[[nodiscard]] std::string utc_minute(wall_time t);
-
+// Dates to the minute (common/utc_time.hpp), enough against a clock that is off by days:
 // "<what> is not valid until 2027-01-01 00:00 UTC but the system clock says 2025-03-01 12:00
 // UTC: is the clock set? (…)", or "… expired on …" with what to do when the clock is right.
 // `what` names the certificate: "server certificate for HOST", "client certificate FILE".

@@ -2,6 +2,7 @@
 
 #include "common/pkcs11_uri.hpp"
 #include "common/regular_file.hpp"
+#include "common/utc_time.hpp"
 #include "daemon/tpm2/tpm2_provider.hpp"
 #include "daemon/uplink/certificate_dates.hpp"
 #include "daemon/uplink/client_identity.hpp"
@@ -109,9 +110,7 @@ tls_context_result check_client_dates(std::shared_ptr<boost::asio::ssl::context>
 std::optional<wall_time> wall_time_of(const ASN1_TIME* t) {
     std::tm tm{};
     if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return std::nullopt;
-    const std::time_t seconds = timegm(&tm);
-    if (seconds == static_cast<std::time_t>(-1)) return std::nullopt;
-    return std::chrono::system_clock::from_time_t(seconds);
+    return utc_time_point(tm);  // not timegm(): a 32-bit time_t ends before AWS IoT's 2049 certificates do
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "bus_commands.hpp"
 
 #include "common/printable.hpp"
+#include "common/utc_time.hpp"
 
 #include <thingmux/client.hpp>
 
@@ -303,15 +304,11 @@ std::string describe_certificate(const thing_identity& id) {
         text = id.certificate_id.size() > 16 ? id.certificate_id.substr(0, 8) + "…" + id.certificate_id.substr(id.certificate_id.size() - 8)
                                             : id.certificate_id;
     if (id.not_after_usec != 0) {
-        const auto secs = static_cast<std::time_t>(id.not_after_usec / 1'000'000U);
-        std::tm tm{};
-        ::gmtime_r(&secs, &tm);
-        std::array<char, 32> when{};
-        std::strftime(when.data(), when.size(), "%Y-%m-%d %H:%M UTC", &tm);
-        const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::system_clock::now().time_since_epoch()).count();
-        const auto left = static_cast<long long>(secs) - static_cast<long long>(now);
-        text += (text.empty() ? "" : " ") + std::string(left > 0 ? "expires " : "EXPIRED ") + when.data();
+        // Not through time_t: 32 bits on armhf, too few for AWS IoT's 2049 certificates.
+        const std::chrono::system_clock::time_point not_after{
+            std::chrono::microseconds{static_cast<std::int64_t>(id.not_after_usec)}};
+        const auto left = std::chrono::duration_cast<std::chrono::seconds>(not_after - std::chrono::system_clock::now()).count();
+        text += (text.empty() ? "" : " ") + std::string(left > 0 ? "expires " : "EXPIRED ") + utc_text(not_after);
         text += left > 0 ? " (in " + std::to_string(left / 86'400) + " days)" : "";
     }
     if (id.state == "rotating") text += (text.empty() ? "" : "; ") + std::string("being rotated");

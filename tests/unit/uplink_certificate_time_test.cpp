@@ -2,6 +2,7 @@
 // conditions) and the words (naming the clock), for our certificate as it is loaded (a real
 // certificate made here, valid only in the future or only in the past) and for the broker's as
 // OpenSSL's verification reports it.
+#include "common/utc_time.hpp"
 #include "daemon/uplink/certificate_dates.hpp"
 #include "daemon/uplink/certificate_time.hpp"
 #include "daemon/uplink/error.hpp"
@@ -82,7 +83,8 @@ TEST(CertificateTime, ServerVerificationResultsAreClassified) {
     EXPECT_EQ(server_verify_error(X509_V_ERR_CERT_SIGNATURE_FAILURE), make_error_code(errc::server_certificate_untrusted));
 }
 
-// A self-signed EC certificate valid from now + `from` to now + `until`, and its key, as PEM files.
+// A self-signed EC certificate, valid from now + `from` to now + `until` or between two given
+// dates, and its key, as PEM files.
 struct certificate_files {
     std::filesystem::path dir;
     std::filesystem::path cert;
@@ -91,6 +93,23 @@ struct certificate_files {
     certificate_files& operator=(const certificate_files&) = delete;
 
     certificate_files(std::chrono::seconds from, std::chrono::seconds until) {
+        make([&](X509* x) {
+            X509_gmtime_adj(X509_getm_notBefore(x), static_cast<long>(from.count()));
+            X509_gmtime_adj(X509_getm_notAfter(x), static_cast<long>(until.count()));
+        });
+    }
+    // Dates as ASN.1 text, "20491231235959Z".
+    certificate_files(const char* not_before, const char* not_after) {
+        make([&](X509* x) {
+            if (ASN1_TIME_set_string_X509(X509_getm_notBefore(x), not_before) != 1 ||
+                ASN1_TIME_set_string_X509(X509_getm_notAfter(x), not_after) != 1)
+                throw std::runtime_error("ASN1_TIME_set_string_X509");
+        });
+    }
+
+  private:
+    template <typename SetDates>
+    void make(SetDates set_dates) {
         std::string tmpl = (std::filesystem::temp_directory_path() / "thingmux-certtime-XXXXXX").string();
         if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp");
         dir = tmpl;
@@ -101,8 +120,7 @@ struct certificate_files {
         if (!pkey || !x) throw std::runtime_error("OpenSSL allocation");
         X509_set_version(x.get(), 2);
         ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 1);
-        X509_gmtime_adj(X509_getm_notBefore(x.get()), static_cast<long>(from.count()));
-        X509_gmtime_adj(X509_getm_notAfter(x.get()), static_cast<long>(until.count()));
+        set_dates(x.get());
         X509_NAME* name = X509_get_subject_name(x.get());
         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("gateway-01"), -1,
                                    -1, 0);
@@ -116,6 +134,8 @@ struct certificate_files {
         PEM_write_PrivateKey(f, pkey.get(), nullptr, nullptr, 0, nullptr, nullptr);
         std::fclose(f);
     }
+
+  public:
     ~certificate_files() {
         std::error_code ec;
         std::filesystem::remove_all(dir, ec);
@@ -137,7 +157,7 @@ TEST(CertificateTime, OurCertificateNotValidYetIsAClockProblemNamedAsSuch) {
     EXPECT_EQ(r.code, make_error_code(errc::client_certificate_not_yet_valid)) << r.error;
     EXPECT_FALSE(is_fatal(r.code));
     EXPECT_EQ(r.error.find("client certificate file " + files.cert.string() + " is not valid until "), 0U) << r.error;
-    EXPECT_NE(r.error.find("but the system clock says " + utc_minute(std::chrono::system_clock::now())),
+    EXPECT_NE(r.error.find("but the system clock says " + utc_text(std::chrono::system_clock::now())),
               std::string::npos)
         << r.error;
 }
@@ -160,6 +180,20 @@ TEST(CertificateTime, OurValidCertificateLoads) {
     ASSERT_TRUE(dates);
     EXPECT_LT(dates->not_before, std::chrono::system_clock::now());
     EXPECT_GT(dates->not_after, std::chrono::system_clock::now() + std::chrono::hours(23));
+}
+
+// AWS IoT Core's device certificates are valid until 2049-12-31 23:59:59 UTC, past the end of a
+// 32-bit time_t (January 2038), which Debian 12's armhf has: the dates must not go through it.
+TEST(CertificateTime, DatesPast2038AreReadOnEveryArchitecture) {
+    const certificate_files files("20200101000000Z", "20491231235959Z");
+    const auto r = make_tls_context(settings_for(files));
+    ASSERT_NE(r.context, nullptr) << r.error;
+    const auto dates = dates_of(SSL_CTX_get0_certificate(r.context->native_handle()));
+    ASSERT_TRUE(dates) << "the dates of a certificate valid until 2049 were not read";
+    EXPECT_EQ(dates->not_before, at(2020, 1, 1));
+    EXPECT_EQ(dates->not_after, at(2049, 12, 31, 23, 59) + 59s);
+    EXPECT_EQ(validity_at(dates->not_before, dates->not_after, std::chrono::system_clock::now()), validity::valid);
+    EXPECT_EQ(utc_text(dates->not_after), "2049-12-31 23:59 UTC");
 }
 
 }  // namespace

@@ -1,0 +1,38 @@
+#include "common/utc_time.hpp"
+
+#include <array>
+#include <cstdio>
+
+namespace thingmux {
+
+std::string utc_text(std::chrono::system_clock::time_point t, utc_precision precision) {
+    using namespace std::chrono;
+    const auto day = floor<days>(t);
+    const year_month_day date{day};
+    const hh_mm_ss time{floor<seconds>(t - day)};
+    std::array<char, 48> text{};
+    if (precision == utc_precision::seconds) {
+        std::snprintf(text.data(), text.size(), "%04d-%02u-%02u %02d:%02d:%02d UTC", static_cast<int>(date.year()),
+                      static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+                      static_cast<int>(time.hours().count()), static_cast<int>(time.minutes().count()),
+                      static_cast<int>(time.seconds().count()));
+    } else {
+        std::snprintf(text.data(), text.size(), "%04d-%02u-%02u %02d:%02d UTC", static_cast<int>(date.year()),
+                      static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+                      static_cast<int>(time.hours().count()), static_cast<int>(time.minutes().count()));
+    }
+    return text.data();
+}
+
+std::optional<std::chrono::system_clock::time_point> utc_time_point(const std::tm& tm) {
+    using namespace std::chrono;
+    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 ||
+        tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 60)
+        return std::nullopt;
+    const year_month_day date{year{tm.tm_year + 1900}, month{static_cast<unsigned>(tm.tm_mon + 1)},
+                              day{static_cast<unsigned>(tm.tm_mday)}};
+    if (!date.ok()) return std::nullopt;
+    return system_clock::time_point{sys_days{date} + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec}};
+}
+
+}  // namespace thingmux
