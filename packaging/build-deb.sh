@@ -13,6 +13,8 @@
 # Parallel jobs: DEB_BUILD_OPTIONS=parallel=N (default: the number of processors).
 # THINGMUX_DEB_KEEP=1 keeps the scratch directory; THINGMUX_DEB_CCACHE=0 compiles without ccache. Needs the packages of scripts/bootstrap.sh.
 set -euo pipefail
+# shellcheck source=../scripts/lib/help.sh
+. "$(dirname "$0")/../scripts/lib/help.sh"
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 native=$(dpkg --print-architecture)
@@ -22,7 +24,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --arch) arch=${2:?--arch needs an architecture: arm64 or armhf}; shift 2 ;;
     --arch=*) arch=${1#--arch=}; shift ;;
-    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    -h | --help) script_help "$0"; exit 0 ;;
     -*) echo "build-deb: unknown option '$1' (use --arch ARCH, then OUTPUT_DIR)" >&2; exit 2 ;;
     *) [ -z "$out" ] || { echo "build-deb: one OUTPUT_DIR only ('$out', '$1')" >&2; exit 2; }; out=$1; shift ;;
   esac

@@ -8,8 +8,10 @@
 #   figure leaves a gap; a section without rows is skipped; other sections (rss, cpu, ...) are
 #   ignored. Needs gnuplot (Debian: gnuplot-nox, or scripts/bootstrap.sh --bench).
 set -euo pipefail
+# shellcheck source=lib/help.sh
+. "$(dirname "$0")/lib/help.sh"
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+usage() { script_help "$0"; }
 need_gnuplot() {
     command -v gnuplot >/dev/null && return
     echo "bench-plot: gnuplot is not installed; install it with: sudo apt-get install gnuplot-nox" >&2

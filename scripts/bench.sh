@@ -25,6 +25,8 @@
 #                          latency, callgrind (default: all); the report shows the rest as "—"
 # Uses $THINGMUX_BUILD_DIR (default build/) like scripts/build.sh. CTest's bench_smoke runs it with --quick.
 set -euo pipefail
+# shellcheck source=lib/help.sh
+. "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 root=$(pwd)
 invocation="scripts/bench.sh${*:+ $*}"
@@ -43,7 +45,7 @@ keep=0
 only=,ready,memory,publish,fanout,latency,callgrind,
 out=docs/benchmarks.md
 img=docs/img
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+usage() { script_help "$0"; }
 while (($# > 0)); do
     case $1 in
         --runs) runs=${2:?}; shift 2 ;;

@@ -5,10 +5,13 @@
 #   --bench: also the benchmark tools (gnuplot-nox for scripts/bench-plot.sh, valgrind for callgrind).
 #   --stress: also stress-ng, the CPU load of scripts/stress-fault.sh.
 #   --cross ARCH: also what cross-building for ARCH (arm64, armhf) needs: the cross compiler,
-#            qemu-user-static, mmdebstrap, and a sysroot of ARCH's libraries in build-sysroot/ARCH
-#            (downloaded from the Debian mirror, about 400 MB; THINGMUX_SYSROOTS=DIR puts it in DIR/ARCH,
-#            THINGMUX_CROSS_MIRROR names another mirror). Repeat it for several architectures.
+#            qemu-user-static, mmdebstrap, and a sysroot of ARCH's libraries in
+#            /var/cache/thingmux-cross/ARCH (from the Debian mirror, about 300 MB;
+#            THINGMUX_SYSROOTS=DIR puts it in DIR/ARCH, THINGMUX_CROSS_MIRROR names another
+#            mirror). Repeat it for several architectures.
 set -euo pipefail
+# shellcheck source=lib/help.sh
+. "$(dirname "$0")/lib/help.sh"
 
 bench=0
 stress=0
@@ -19,7 +22,7 @@ while [ $# -gt 0 ]; do
     --stress) stress=1 ;;
     --cross) cross+=("${2:?--cross needs an architecture: arm64 or armhf}"); shift ;;
     --cross=*) cross+=("${1#--cross=}") ;;
-    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    -h | --help) script_help "$0"; exit 0 ;;
     *) echo "bootstrap: unknown argument '$1' (use --bench, --stress, --cross ARCH or nothing)" >&2; exit 2 ;;
   esac
   shift

@@ -13,8 +13,11 @@
 # dependencies of scripts/bootstrap.sh. Each step's time is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/help.sh
+. scripts/lib/help.sh
 # shellcheck source=lib/cross.sh
 . scripts/lib/cross.sh
+case ${1:-} in -h | --help) script_help "$0"; exit 0 ;; esac
 [ $# -gt 0 ] || { echo "usage: $0 ARCH... (ARCH: $cross_architectures)" >&2; exit 2; }
 for arch in "$@"; do cross_arch "$arch" || exit 2; cross_require || exit 1; done
 

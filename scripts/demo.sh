@@ -10,6 +10,8 @@
 #   THINGMUX_DEMO_KEEP=1  leave the broker and thingmuxd running at the end
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/help.sh
+. scripts/lib/help.sh
 run=()
 bin=build/bin
 case ${1:-} in
@@ -23,7 +25,8 @@ case ${1:-} in
     bin=build-$cross_name/bin
     run=("${cross_runner[@]}")
     [ -x "$bin/thingmuxd" ] || { echo "demo: no $bin/thingmuxd; run scripts/cross-test.sh $cross_name first" >&2; exit 1; } ;;
-  *) echo "usage: $0 [--arch ARCH]" >&2; exit 2 ;;
+  -h | --help) script_help "$0"; exit 0 ;;
+  *) echo "demo: unknown argument '$1' (use --arch ARCH, --help or nothing)" >&2; exit 2 ;;
 esac
 
 broker=tests/support/aws-like-broker

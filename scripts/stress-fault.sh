@@ -19,6 +19,8 @@
 # (broker log, daemon log, spool) named in it. Exits 1 if any run failed.
 # Needs a test build (scripts/build.sh) and stress-ng for --load cpu (scripts/bootstrap.sh --stress).
 set -euo pipefail
+# shellcheck source=lib/help.sh
+. "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 
 iterations=50
@@ -26,7 +28,7 @@ filter=FaultTest.BrokerRestartedFiveTimesDuringTrafficFromTenAppsLosesNothingAcc
 load=cpu
 build_dir=build
 keep=0
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+usage() { script_help "$0"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --iterations) iterations=${2:?--iterations needs a number}; shift 2 ;;

@@ -3,8 +3,8 @@
 # docs/packaging.md explains the design (a sysroot of the target's packages, not multiarch).
 #
 #   cross_arch ARCH     sets cross_triplet, cross_qemu, cross_sysroot (THINGMUX_SYSROOTS/ARCH,
-#                       default build-sysroot/ARCH) and cross_host_packages, or says which
-#                       architectures exist and returns 2
+#                       default /var/cache/thingmux-cross/ARCH) and cross_host_packages, or says
+#                       which architectures exist and returns 2
 #   cross_require       checks that the compiler, qemu and the sysroot are there, or says how to
 #                       get them and returns 1
 #   cross_make_sysroot  (re)creates the sysroot (root, or sudo in $sudo; needs mmdebstrap)
@@ -16,6 +16,10 @@
 # is not Multi-Arch: same, so a multiarch cross build cannot install it beside the native one, and
 # multiarch needs the same version of every library on both architectures, which a machine with
 # security updates installed often does not get from its mirror.
+# The sysroot lives outside the source tree on purpose: every build that uses it (scripts/build.sh
+# in the tree, debhelper in build-deb.sh's scratch copy) then names it by the same absolute path,
+# and ccache, which rewrites paths inside each build's tree to relative ones, finds the objects
+# of one build for the other.
 cross_architectures="arm64 armhf"
 cross_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
@@ -27,7 +31,7 @@ cross_arch() {
        return 2 ;;
   esac
   cross_name=$1
-  cross_sysroot=${THINGMUX_SYSROOTS:-$cross_repo/build-sysroot}/$1
+  cross_sysroot=${THINGMUX_SYSROOTS:-/var/cache/thingmux-cross}/$1
   cross_runner=("$cross_qemu" -L "$cross_sysroot")
   cross_host_packages=(g++-"$cross_triplet" binutils-"$cross_triplet" qemu-user-static mmdebstrap
     cmake ninja-build pkg-config debhelper dpkg-dev lintian ccache)
