@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
@@ -102,7 +103,11 @@ void broker_fixture::start() {
         if (fs::exists(dir_ / "revoked.crl"))
             std::ofstream(dir_ / "mosquitto.conf", std::ios::app) << "crlfile " << (dir_ / "revoked.crl").string() << "\n";
         add_password_listeners();
-        const auto log_size = fs::exists(log_file()) ? fs::file_size(log_file()) : 0;
+        // std::size_t: on 32-bit targets a file size (64 bits) does not fit a string offset.
+        const std::size_t log_size =
+            fs::exists(log_file()) ? static_cast<std::size_t>(std::min<std::uintmax_t>(
+                                         fs::file_size(log_file()), std::numeric_limits<std::size_t>::max()))
+                                   : 0;
         mosquitto_.emplace(std::vector<std::string>{mosquitto_program(), "-c", (dir_ / "mosquitto.conf").string()},
                            dir_ / "mosquitto.stderr", dir_ / "mosquitto.stderr");
         try {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <poll.h>
 #include <stdexcept>
 #include <string>
@@ -47,7 +48,7 @@ bool hung_up(int fd, int timeout_ms) {
 
 int remaining_ms(std::chrono::steady_clock::time_point deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    return static_cast<int>(std::max<long>(left.count(), 0));
+    return static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(left.count(), 0, std::numeric_limits<int>::max()));
 }
 
 unix_stream::~unix_stream() {

@@ -393,7 +393,7 @@ TEST(ShaperTest, RemoveClientReturnsExactlyItsQueuedItemsInOrder) {
 
     const std::vector<item> removed = s.remove_client(b);  // the client whose turn it is
     ASSERT_EQ(removed.size(), 4U);
-    for (std::uint64_t i = 0; i < 4; ++i) EXPECT_EQ(*removed[i], i);
+    for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(*removed[i], i);
     EXPECT_EQ(s.queued(b), 0U);
     EXPECT_EQ(s.queued_bytes(b), 0U);
     EXPECT_EQ(s.queued_total(), 7U);
