@@ -5,21 +5,31 @@
 
 namespace thingmux {
 
-std::string utc_text(std::chrono::system_clock::time_point t, utc_precision precision) {
+std::string utc_text(std::chrono::system_clock::time_point t, utc_format format) {
     using namespace std::chrono;
     const auto day = floor<days>(t);
     const year_month_day date{day};
     const hh_mm_ss time{floor<seconds>(t - day)};
+    const int y = static_cast<int>(date.year());
+    const unsigned mo = static_cast<unsigned>(date.month());
+    const unsigned d = static_cast<unsigned>(date.day());
+    const int h = static_cast<int>(time.hours().count());
+    const int mi = static_cast<int>(time.minutes().count());
+    const int s = static_cast<int>(time.seconds().count());
     std::array<char, 48> text{};
-    if (precision == utc_precision::seconds) {
-        std::snprintf(text.data(), text.size(), "%04d-%02u-%02u %02d:%02d:%02d UTC", static_cast<int>(date.year()),
-                      static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                      static_cast<int>(time.hours().count()), static_cast<int>(time.minutes().count()),
-                      static_cast<int>(time.seconds().count()));
-    } else {
-        std::snprintf(text.data(), text.size(), "%04d-%02u-%02u %02d:%02d UTC", static_cast<int>(date.year()),
-                      static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                      static_cast<int>(time.hours().count()), static_cast<int>(time.minutes().count()));
+    switch (format) {
+        case utc_format::minutes:
+            std::snprintf(text.data(), text.size(), "%04d-%02u-%02u %02d:%02d UTC", y, mo, d, h, mi);
+            break;
+        case utc_format::seconds:
+            std::snprintf(text.data(), text.size(), "%04d-%02u-%02u %02d:%02d:%02d UTC", y, mo, d, h, mi, s);
+            break;
+        case utc_format::iso8601:
+            std::snprintf(text.data(), text.size(), "%04d-%02u-%02uT%02d:%02d:%02dZ", y, mo, d, h, mi, s);
+            break;
+        case utc_format::compact:
+            std::snprintf(text.data(), text.size(), "%04d%02u%02uT%02d%02d%02dZ", y, mo, d, h, mi, s);
+            break;
     }
     return text.data();
 }

@@ -10,11 +10,15 @@
 
 namespace thingmux {
 
-enum class utc_precision { minutes, seconds };
+enum class utc_format {
+    minutes,  // "2049-12-31 23:59 UTC": messages about certificate dates
+    seconds,  // "2049-12-31 23:59:59 UTC"
+    iso8601,  // "2049-12-31T23:59:59Z"
+    compact,  // "20491231T235959Z": AWS Signature Version 4's X-Amz-Date, file name suffixes
+};
 
-// "2049-12-31 23:59 UTC" (minutes) or "2049-12-31 23:59:59 UTC" (seconds).
-[[nodiscard]] std::string utc_text(std::chrono::system_clock::time_point t,
-                                   utc_precision precision = utc_precision::minutes);
+// The instant as text, rounded down to the format's precision.
+[[nodiscard]] std::string utc_text(std::chrono::system_clock::time_point t, utc_format format = utc_format::minutes);
 
 // The instant a broken-down UTC time names (as ASN1_TIME_to_tm fills it: tm_year from 1900,
 // tm_mon from 0), or nothing when a field is out of range (month 13, day 32, hour 24, ...).

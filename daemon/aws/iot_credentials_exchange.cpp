@@ -2,6 +2,7 @@
 
 #include "common/iot_credentials_response.hpp"
 #include "common/printable.hpp"
+#include "common/utc_time.hpp"
 #include "daemon/uplink/error.hpp"
 #include "daemon/uplink/transport_stream.hpp"
 
@@ -15,7 +16,6 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include <ctime>
 
 namespace thingmux::aws {
 namespace asio = boost::asio;
@@ -29,15 +29,6 @@ constexpr std::uint32_t max_head_bytes = 8 * 1024;
 // Bytes read from the connection at a time (the parser moves the body out of it as it goes).
 constexpr std::size_t read_buffer_bytes = 16 * 1024;
 
-// "2026-12-05T12:34:56Z": how messages show a time.
-std::string iso8601(std::chrono::system_clock::time_point t) {
-    const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-    std::tm parts{};
-    ::gmtime_r(&seconds, &parts);
-    char text[32];
-    const auto n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-    return {text, n};
-}
 
 // What the credentials provider's own words mean for the uplink (retry or not).
 std::error_code uplink_condition(iot_credentials::errc e) {
@@ -194,9 +185,10 @@ void iot_credentials_exchange::on_read(std::error_code ec) {
     if (*answer.value->expiration <= now) {
         const auto behind = std::chrono::duration_cast<std::chrono::seconds>(now - *answer.value->expiration);
         return fail(errc::credentials_provider_expired,
-                    who + " gave credentials that expire at " + iso8601(*answer.value->expiration) + ", " +
-                        std::to_string(behind.count()) + " s before this machine's clock (" + iso8601(now) +
-                        "): is the clock right? (timedatectl status)");
+                    who + " gave credentials that expire at " +
+                        utc_text(*answer.value->expiration, utc_format::iso8601) + ", " +
+                        std::to_string(behind.count()) + " s before this machine's clock (" +
+                        utc_text(now, utc_format::iso8601) + "): is the clock right? (timedatectl status)");
     }
     finish({answer.value, {}, {}});
 }

@@ -1,13 +1,13 @@
 #include "daemon/aws/sigv4.hpp"
 
 #include "common/plain_text.hpp"
+#include "common/utc_time.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
-#include <ctime>
 #include <map>
 #include <stdexcept>
 
@@ -91,14 +91,7 @@ std::string uri_encode(std::string_view s, bool keep_slash) {
     return out;
 }
 
-std::string amz_date(std::chrono::system_clock::time_point t) {
-    const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-    std::tm utc{};
-    ::gmtime_r(&seconds, &utc);
-    char text[32];
-    const auto n = std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &utc);
-    return {text, n};
-}
+std::string amz_date(std::chrono::system_clock::time_point t) { return utc_text(t, utc_format::compact); }
 
 std::string hex_sha256(std::string_view data) {
     std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};

@@ -304,11 +304,11 @@ void thing_identity::inspect() {
         warned_days_ = level;
         if (level == 0)
             spdlog::error("thing {}: its certificate {} expired on {}: the broker will refuse it{}", settings_.name,
-                          settings_.cert.string(), utc_text(info->not_after, utc_precision::seconds),
+                          settings_.cert.string(), utc_text(info->not_after, utc_format::seconds),
                           settings_.provisioning ? "; remove it to provision the Thing again" : "");
         else
             spdlog::warn("thing {}: its certificate {} expires on {} ({} days left){}", settings_.name,
-                         settings_.cert.string(), utc_text(info->not_after, utc_precision::seconds), days,
+                         settings_.cert.string(), utc_text(info->not_after, utc_format::seconds), days,
                          settings_.rotation ? "; rotation is configured" : "; rotate it (thingmuxctl rotate-certificate) or install a new one");
     }
     schedule_rotation();
@@ -330,7 +330,7 @@ void thing_identity::schedule_rotation() {
                 spdlog::error("thing {}: the certificate rotation installed expires on {}, within rotation.before_expiry "
                               "({} days): not rotating it again automatically; lower before_expiry below the "
                               "certificates' validity",
-                              settings_.name, utc_text(*status_.not_after, utc_precision::seconds),
+                              settings_.name, utc_text(*status_.not_after, utc_format::seconds),
                               std::chrono::duration_cast<std::chrono::hours>(settings_.rotation->before_expiry).count() / 24);
         } else if (retry_timer_.expiry() <= std::chrono::steady_clock::now()) {
             if (!runner_) {

@@ -1,5 +1,7 @@
 #include "daemon/spool/spool.hpp"
 
+#include "common/utc_time.hpp"
+
 #include "daemon/spool/format.hpp"
 #include "daemon/spool/migrate_v1.hpp"
 #include "daemon/spool/sessions.hpp"
@@ -8,7 +10,6 @@
 
 #include <array>
 #include <chrono>
-#include <ctime>
 #include <limits>
 #include <utility>
 
@@ -58,14 +59,6 @@ verdict verdict_for(int rc) {
     }
 }
 
-std::string utc_timestamp() {
-    const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    std::array<char, 32> text{};
-    const std::size_t n = std::strftime(text.data(), text.size(), "%Y%m%dT%H%M%SZ", &tm);
-    return {text.data(), n};
-}
 
 std::filesystem::path with_suffix(const std::filesystem::path& p, std::string_view suffix) {
     std::filesystem::path out = p;
@@ -308,7 +301,8 @@ struct opener {
     // Renames the database and its companion files to "<path>.corrupt-<UTC time>[.N]"; returns the
     // new path, or nullopt with `error` set.
     static std::optional<std::filesystem::path> move_aside(const std::filesystem::path& path, std::string& error) {
-        const std::filesystem::path base = with_suffix(path, ".corrupt-" + utc_timestamp());
+        const std::filesystem::path base =
+            with_suffix(path, ".corrupt-" + utc_text(std::chrono::system_clock::now(), utc_format::compact));
         std::filesystem::path target = base;
         // Twice in one second (a crash loop) must not overwrite the first one kept.
         for (int n = 1; present(target) || present(with_suffix(target, "-wal")); ++n) {

@@ -31,21 +31,28 @@ std::tm broken_down(int y, int mon0, int mday, int hh = 0, int mm = 0, int ss = 
 TEST(UtcTime, TextToTheMinuteAndToTheSecond) {
     EXPECT_EQ(utc_text(system_clock::time_point{}), "1970-01-01 00:00 UTC");
     EXPECT_EQ(utc_text(at(2027, 3, 4, 5, 6, 7)), "2027-03-04 05:06 UTC");
-    EXPECT_EQ(utc_text(at(2027, 3, 4, 5, 6, 7), utc_precision::seconds), "2027-03-04 05:06:07 UTC");
-    EXPECT_EQ(utc_text(at(2027, 3, 4, 5, 6, 7) + milliseconds{999}, utc_precision::seconds), "2027-03-04 05:06:07 UTC")
+    EXPECT_EQ(utc_text(at(2027, 3, 4, 5, 6, 7), utc_format::seconds), "2027-03-04 05:06:07 UTC");
+    EXPECT_EQ(utc_text(at(2027, 3, 4, 5, 6, 7) + milliseconds{999}, utc_format::seconds), "2027-03-04 05:06:07 UTC")
         << "rounded down, never up into the next second";
+}
+
+TEST(UtcTime, TextInTheMachineFormats) {
+    EXPECT_EQ(utc_text(at(2049, 12, 31, 23, 59, 59), utc_format::iso8601), "2049-12-31T23:59:59Z");
+    EXPECT_EQ(utc_text(at(2049, 12, 31, 23, 59, 59), utc_format::compact), "20491231T235959Z");
+    EXPECT_EQ(utc_text(at(2015, 8, 30, 12, 36), utc_format::compact), "20150830T123600Z")
+        << "AWS Signature Version 4's example date";
 }
 
 TEST(UtcTime, TextPastTheEndOfA32BitTimeT) {
     // 2038-01-19 03:14:07 is the last second a signed 32-bit time_t holds.
-    EXPECT_EQ(utc_text(at(2038, 1, 19, 3, 14, 8), utc_precision::seconds), "2038-01-19 03:14:08 UTC");
-    EXPECT_EQ(utc_text(at(2049, 12, 31, 23, 59, 59), utc_precision::seconds), "2049-12-31 23:59:59 UTC");
-    EXPECT_EQ(utc_text(at(2106, 2, 7, 6, 28, 16), utc_precision::seconds), "2106-02-07 06:28:16 UTC")
+    EXPECT_EQ(utc_text(at(2038, 1, 19, 3, 14, 8), utc_format::seconds), "2038-01-19 03:14:08 UTC");
+    EXPECT_EQ(utc_text(at(2049, 12, 31, 23, 59, 59), utc_format::seconds), "2049-12-31 23:59:59 UTC");
+    EXPECT_EQ(utc_text(at(2106, 2, 7, 6, 28, 16), utc_format::seconds), "2106-02-07 06:28:16 UTC")
         << "past an unsigned 32-bit count too";
 }
 
 TEST(UtcTime, TextBefore1970) {
-    EXPECT_EQ(utc_text(system_clock::time_point{} - seconds{1}, utc_precision::seconds), "1969-12-31 23:59:59 UTC");
+    EXPECT_EQ(utc_text(system_clock::time_point{} - seconds{1}, utc_format::seconds), "1969-12-31 23:59:59 UTC");
     EXPECT_EQ(utc_text(at(1950, 6, 15, 12, 0)), "1950-06-15 12:00 UTC");
 }
 
