@@ -65,15 +65,9 @@ for p in thingmuxd libthingmux2; do dpkg -x "$debs/${p}_${version}_${arch}.deb" 
 
 # The idle daemon: one Thing connected to the test broker, no app.
 "$broker" start "$tmp/broker" >/dev/null
-eval "$("$broker" env "$tmp/broker")"
-cat >"$tmp/thingmux.yaml" <<YAML
-things:
-  - name: gateway-01
-    endpoint: $TMX_BROKER_HOST
-    port: $TMX_BROKER_PORT
-    ca: $TMX_CA
-    cert: $TMX_CERT_GATEWAY_01
-    key: $TMX_KEY_GATEWAY_01
+{
+  "$broker" things-yaml "$tmp/broker"
+  cat <<YAML
 ipc:
   socket: $tmp/thingmux.sock
   group: ""
@@ -82,6 +76,7 @@ spool:
 metrics:
   socket: $tmp/metrics.sock
 YAML
+} >"$tmp/thingmux.yaml"
 if [ -n "${cross_runner+x}" ]; then
   run=("$cross_qemu" -L "$cross_sysroot" -d page -D "$tmp/qemu-pages.log")
 fi

@@ -68,15 +68,10 @@ echo "app 1 (a subscriber) was kicked off the broker the moment app 2 connected 
 log_start=$(($(wc -l < "$TMX_BROKER_LOG") + 1))  # count only what happens from here on
 
 step "The fix: thingmuxd holds the one session; apps share it through $dir/thingmux.sock and $dir/mqtt.sock"
-cat > "$dir/thingmux.yaml" <<EOF
-# One Thing, and what the apps of this user ($(id -un)) may do with it.
-things:
-  - name: gateway-01
-    endpoint: $TMX_BROKER_HOST
-    port: $TMX_BROKER_PORT
-    ca: $TMX_CA
-    cert: $TMX_CERT_GATEWAY_01
-    key: $TMX_KEY_GATEWAY_01
+{
+  echo "# One Thing, and what the apps of this user ($(id -un)) may do with it."
+  "$broker" things-yaml "$dir"
+  cat <<EOF
 apps:
   - name: demo-apps
     match: { uid: $(id -u) }
@@ -89,6 +84,7 @@ ipc:
 spool:
   path: $dir/spool.db
 EOF
+} > "$dir/thingmux.yaml"
 sed 's/^/thingmux.yaml: /' "$dir/thingmux.yaml"
 "${run[@]}" "$bin/thingmuxd" --check-config --config "$dir/thingmux.yaml"
 "${run[@]}" "$bin/thingmuxd" --config "$dir/thingmux.yaml" > "$dir/thingmuxd.log" 2>&1 &
