@@ -29,6 +29,13 @@ timed() {  # timed NAME COMMAND...: runs it and notes how long it took
 }
 for arch in "$@"; do
   cross_arch "$arch"
+  # A tree configured against another sysroot keeps that sysroot's paths in its cache: start over.
+  if [ -d "build-$arch" ] && [ "$(cat "build-$arch/thingmux-sysroot" 2>/dev/null)" != "$cross_sysroot" ]; then
+    echo "cross-test: build-$arch/ was made with another sysroot than $cross_sysroot; building it anew"
+    rm -rf "build-$arch"
+  fi
+  mkdir -p "build-$arch"
+  echo "$cross_sysroot" >"build-$arch/thingmux-sysroot"
   # The same compiler flags as the package (dpkg-buildflags for ARCH), so that build-deb.sh takes
   # the objects of this build from ccache.
   timed "$arch build" env DEB_HOST_ARCH="$arch" THINGMUX_BUILD_DIR="build-$arch" \
