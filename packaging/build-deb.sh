@@ -22,7 +22,8 @@ arch=$native
 out=
 while [ $# -gt 0 ]; do
   case $1 in
-    --arch) arch=${2:?--arch needs an architecture: arm64 or armhf}; shift 2 ;;
+    --arch) [ $# -ge 2 ] || { echo "build-deb: --arch needs an architecture (arm64 or armhf)" >&2; exit 2; }
+            arch=$2; shift 2 ;;
     --arch=*) arch=${1#--arch=}; shift ;;
     -h | --help) script_help "$0"; exit 0 ;;
     -*) echo "build-deb: unknown option '$1' (use --arch ARCH, then OUTPUT_DIR)" >&2; exit 2 ;;

@@ -27,9 +27,9 @@ out=
 arch=$(dpkg --print-architecture)
 while [ $# -gt 0 ]; do
   case $1 in
-    --debs) debs=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    --arch) arch=$2; shift 2 ;;
+    --debs) [ $# -ge 2 ] || { echo "test-deb: --debs needs a value" >&2; exit 2; }; debs=$2; shift 2 ;;
+    --out) [ $# -ge 2 ] || { echo "test-deb: --out needs a value" >&2; exit 2; }; out=$2; shift 2 ;;
+    --arch) [ $# -ge 2 ] || { echo "test-deb: --arch needs a value" >&2; exit 2; }; arch=$2; shift 2 ;;
     *) echo "usage: $0 [--arch ARCH] [--out DIR | --debs DIR]" >&2; exit 2 ;;
   esac
 done

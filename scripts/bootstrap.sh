@@ -20,7 +20,8 @@ while [ $# -gt 0 ]; do
   case $1 in
     --bench) bench=1 ;;
     --stress) stress=1 ;;
-    --cross) cross+=("${2:?--cross needs an architecture: arm64 or armhf}"); shift ;;
+    --cross) [ $# -ge 2 ] || { echo "bootstrap: --cross needs an architecture (arm64 or armhf)" >&2; exit 2; }
+             cross+=("$2"); shift ;;
     --cross=*) cross+=("${1#--cross=}") ;;
     -h | --help) script_help "$0"; exit 0 ;;
     *) echo "bootstrap: unknown argument '$1' (use --bench, --stress, --cross ARCH or nothing)" >&2; exit 2 ;;
@@ -74,7 +75,7 @@ if [ "$(id -u)" -ne 0 ]; then
     if [ ${#missing[@]} -gt 0 ]; then
       echo "bootstrap: missing packages (${missing[*]}); run this script as root" >&2; exit 1
     fi
-    sudo=/nonexistent/sudo  # only a missing sysroot needs root now, and fails saying so
+    sudo=  # only a missing sysroot needs root now: cross_make_sysroot says so
   fi
 fi
 

@@ -57,7 +57,7 @@ cross_require() {
   command -v "$cross_qemu" >/dev/null || missing+=("$cross_qemu")
   [ -f "$cross_sysroot/thingmux-sysroot.txt" ] || missing+=("the sysroot $cross_sysroot")
   if [ ${#missing[@]} -gt 0 ]; then
-    echo "cross: no $(IFS=,; echo "${missing[*]}" | sed 's/,/, no /g') for $cross_name;" \
+    echo "cross: missing for $cross_name: $(IFS=,; echo "${missing[*]}" | sed 's/,/, /g');" \
          "run: bash scripts/bootstrap.sh --cross $cross_name" >&2
     return 1
   fi
@@ -73,9 +73,14 @@ cross_make_sysroot() {
   suite=$(cross_suite)
   packages=$(cross_sysroot_packages)
   tmp=$cross_sysroot.new
+  if [ "$(id -u)" -ne 0 ] && [ -z "${sudo:-}" ]; then
+    echo "cross: making the sysroot $cross_sysroot needs root (mmdebstrap unpacks packages as root)" \
+         "and sudo is not installed; run: bash scripts/bootstrap.sh --cross $cross_name as root" >&2
+    return 1
+  fi
   echo "cross: making the $cross_name sysroot $cross_sysroot from $suite ($mirror): $packages"
   ${sudo:-} rm -rf "$tmp"
-  mkdir -p "$(dirname "$cross_sysroot")"
+  ${sudo:-} mkdir -p "$(dirname "$cross_sysroot")"
   # extract: packages and their dependencies unpacked, no maintainer script run (none could run:
   # they are for another architecture). The downloaded .debs stay for the shlibs below.
   if ! ${sudo:-} mmdebstrap --quiet --variant=extract --architectures="$cross_name" --include="$packages" \
