@@ -94,18 +94,21 @@ sed 's/^/thingmuxd: /' "$dir/thingmuxd.log"
 export THINGMUX_SOCKET=$dir/thingmux.sock
 
 # The cloud side watches the Thing's telemetry.
-mosquitto_sub "${mtls[@]}" "${cloud[@]}" -i cloud-watcher -q 1 -t 'dt/gateway-01/#' -v -C 7 > "$dir/cloud.out" 2>&1 &
+# Each receiver stops after 60 s at the latest, so that a lost message fails the checks at the end
+# instead of leaving the demo waiting.
+bounded=(timeout 60)
+"${bounded[@]}" mosquitto_sub "${mtls[@]}" "${cloud[@]}" -i cloud-watcher -q 1 -t 'dt/gateway-01/#' -v -C 7 > "$dir/cloud.out" 2>&1 &
 pids+=($!)
 wait_for "$TMX_BROKER_LOG" "Received SUBSCRIBE from cloud-watcher"
 
 # Three apps on the device want the Thing's commands: two use libthingmux, the third is an
 # unmodified MQTT client that still uses the Thing's name as its client ID, as the IoT policy
 # forced it to; on thingmuxd's MQTT socket that takes over nothing.
-"${run[@]}" "$bin/thingmux-example-controller" --count 3 > "$dir/controller.out" 2>&1 &
+"${bounded[@]}" "${run[@]}" "$bin/thingmux-example-controller" --count 3 > "$dir/controller.out" 2>&1 &
 pids+=($!)
-"${run[@]}" "$bin/thingmuxctl" sub -t 'cmd/gateway-01/#' -q 1 -v -C 3 > "$dir/ctl-sub.out" 2>&1 &
+"${bounded[@]}" "${run[@]}" "$bin/thingmuxctl" sub -t 'cmd/gateway-01/#' -q 1 -v -C 3 > "$dir/ctl-sub.out" 2>&1 &
 pids+=($!)
-mosquitto_sub --unix "$dir/mqtt.sock" -i gateway-01 -V 5 -q 1 -t 'cmd/gateway-01/#' -v -C 3 > "$dir/mqtt-sub.out" 2>&1 &
+"${bounded[@]}" mosquitto_sub --unix "$dir/mqtt.sock" -i gateway-01 -V 5 -q 1 -t 'cmd/gateway-01/#' -v -C 3 > "$dir/mqtt-sub.out" 2>&1 &
 pids+=($!)
 wait_for "$dir/thingmuxd.log" "app 'thingmuxctl'"
 wait_for "$dir/thingmuxd.log" "app 'thingmux-example-controller'"
