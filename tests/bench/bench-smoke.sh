@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# CTest bench_smoke: runs scripts/bench.sh --quick (small numbers, no callgrind) into a scratch
-# directory and checks that every path produced every figure, that thingmux (over IPC and over
-# its MQTT face) lost nothing, and that the charts exist. It asserts no speed: benchmarks report ratios, tests never fail on a time.
+# CTest bench_smoke: runs scripts/bench.sh --quick (small numbers, no callgrind; the all-CPU and
+# the one-CPU pass) into a scratch directory and checks that every path produced every figure,
+# that thingmux (over IPC and over its MQTT face) lost nothing, and that the charts exist. It asserts no speed: benchmarks report ratios, tests never fail on a time.
 #   tests/bench/bench-smoke.sh BUILD_DIR
 set -euo pipefail
 build_dir=${1:?usage: bench-smoke.sh BUILD_DIR}
@@ -51,6 +51,18 @@ for path in thingmux mqtt-face bridge; do
     expect cpu "per 100k QoS 1 publishes: the process in the middle" "$path"
     expect cpu "per 100k QoS 1 publishes: all (apps + middle + upstream broker)" "$path"
 done
+# The one-CPU pass (every process pinned with taskset) measured the same paths and lost nothing.
+for path in direct thingmux mqtt-face bridge; do
+    expect 1cpu:throughput "QoS 1, 1 app" "$path"
+    expect 1cpu:latency p50 "$path"
+done
+for path in thingmux mqtt-face; do
+    expect_zero 1cpu:throughput-lost "QoS 1, 10 apps" "$path"
+    expect_zero 1cpu:fanout-lost "100 subscribers" "$path"
+    expect_zero 1cpu:latency-lost "round trips" "$path"
+done
+grep -q '^## On one CPU' "$out/benchmarks.md" && grep -q 'on one CPU\*\* |' "$out/benchmarks.md" ||
+    fail "the report has no one-CPU section or goals"
 for path in thingmux bridge; do expect ready "READY=1 (socket listening)" "$path"; done
 expect ready "upstream connected" thingmux
 expect cpu "per 100k QoS 1 publishes: all (apps + middle + upstream broker)" direct
