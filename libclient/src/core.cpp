@@ -347,7 +347,8 @@ void core::process_locked() {
 void core::drain_commands() {
     // One batch per call: commands that handlers queue now are taken by the next process(), so
     // a handler that always issues a new request cannot keep this call from returning.
-    std::deque<command> batch;
+    std::vector<command> batch = std::move(drained_);  // empty if a handler got here first
+    batch.clear();
     {
         std::lock_guard lk(mailbox_mutex_);
         batch.swap(commands_);
@@ -360,13 +361,23 @@ void core::drain_commands() {
         }
         std::visit([this](auto&& cmd) { handle(std::move(cmd)); }, std::move(c));
     }
+    batch.clear();
+    drained_ = std::move(batch);
 }
 
 void core::queue_completion(completion_handler done, result r) {
     if (!done) {
         return;
     }
-    ready_.push_back({[d = std::move(done), res = std::move(r)] { call_quietly(d, res); }, true});
+    ready_.push_back({{}, true, std::move(done), std::move(r)});
+}
+
+void core::ready_item::run() const {
+    if (fn) {
+        fn();
+    } else {
+        call_quietly(done, res);
+    }
 }
 
 void core::run_ready() {
@@ -374,7 +385,7 @@ void core::run_ready() {
         auto item = std::move(ready_.front());
         ready_.pop_front();
         try {
-            item.fn();
+            item.run();
         } catch (...) {
             // see call_quietly()
         }

@@ -227,8 +227,13 @@ private:
     // User code never runs in the middle of a state change: completions, message dispatches
     // and state events are queued here and run by run_ready() between events.
     struct ready_item {
-        std::function<void()> fn;
-        bool completion = false;  // still run by close(); the others are dropped
+        std::function<void()> fn;  // a dispatch, a state event or a timer; empty for a completion
+        bool completion = false;   // still run by close(); the others are dropped
+        // A completion is kept as its handler and result, not wrapped in `fn`: that closure
+        // would not fit std::function's small buffer, a heap allocation per publish.
+        completion_handler done{};
+        result res{};
+        void run() const;
     };
     void queue_completion(completion_handler done, result r);
     void run_ready();
@@ -247,7 +252,7 @@ private:
 
     // Shared with app threads (mailbox_mutex_).
     mutable std::mutex mailbox_mutex_;
-    std::deque<command> commands_;
+    std::vector<command> commands_;
     std::size_t command_bytes_ = 0;
     bool stop_requested_ = false;
     std::shared_ptr<const state_handler> state_handler_;
@@ -296,6 +301,9 @@ private:
     std::multimap<std::chrono::steady_clock::time_point, std::function<void(const result*)>> timers_;
 
     std::deque<ready_item> ready_;
+    // drain_commands()'s batch, kept between calls so that a busy app's commands reuse its
+    // capacity (a command is too large for std::deque to hold two per block: one allocation each).
+    std::vector<command> drained_;
     state last_emitted_;
     bool emitted_once_ = false;
 

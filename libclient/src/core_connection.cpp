@@ -480,7 +480,7 @@ void core::shutdown_locked() {
     if (closed_) {
         return;
     }
-    std::deque<command> commands;
+    std::vector<command> commands;
     {
         std::lock_guard lk(mailbox_mutex_);
         closed_ = true;
@@ -510,10 +510,10 @@ void core::shutdown_locked() {
 
     // Completions already decided keep their result; everything still open completes with
     // `closed`. Message and state events not yet run are dropped: no handler after close().
-    std::vector<std::function<void()>> decided;
+    std::vector<ready_item> decided;
     for (auto& item : ready_) {
         if (item.completion) {
-            decided.push_back(std::move(item.fn));
+            decided.push_back(std::move(item));
         }
     }
     ready_.clear();
@@ -534,9 +534,9 @@ void core::shutdown_locked() {
     timers_.clear();
     transport_.arm_deadline(std::nullopt);
 
-    for (auto& fn : decided) {
+    for (const auto& item : decided) {
         try {
-            fn();
+            item.run();
         } catch (...) {
             // see call_quietly()
         }

@@ -145,7 +145,7 @@ void request_table::fail(pending_in where, const failure_plan& plan, const faile
         }
     }
     if (in(where, pending_in::backlog)) {
-        std::deque<request> kept;
+        std::pmr::deque<request> kept(backlog_.get_allocator());  // swap needs the same pool
         for (auto& r : backlog_) {
             if (const result* outcome = plan.outcome(r.kind)) {
                 backlog_bytes_ -= r.size;

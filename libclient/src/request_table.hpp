@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -131,9 +132,14 @@ public:
     [[nodiscard]] bool empty() const noexcept { return backlog_.empty() && in_flight_.empty(); }
 
 private:
-    std::deque<request> backlog_;
+    // Every publish passes through both containers: into the backlog, out of it, into flight,
+    // out again. A request is too large for std::deque to hold two per block, so each would cost
+    // a heap allocation there and another for its map node; both come from this pool instead,
+    // which keeps the blocks of the largest backlog and window seen for reuse.
+    std::pmr::unsynchronized_pool_resource pool_;
+    std::pmr::deque<request> backlog_{&pool_};
     std::size_t backlog_bytes_ = 0;
-    std::map<std::uint32_t, request> in_flight_;  // ordered by id: failed in the order they were sent
+    std::pmr::map<std::uint32_t, request> in_flight_{&pool_};  // ordered by id: failed in the order they were sent
     std::size_t in_flight_publishes_ = 0;
     std::uint32_t next_request_id_ = 1;
 };
