@@ -7,7 +7,6 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -480,11 +479,7 @@ TEST_F(DaemonTest, IPC35_SlowSubscribersTogetherStayWithinTheTotalQueueLimit) {
 TEST_F(DaemonTest, IdleIpcClientsEachCostAFewKiB) {
     constexpr std::size_t clients = 1000, filters = 10;
     [[maybe_unused]] constexpr double max_kib_per_client = 3;  // asserted without sanitizers only
-    rlimit files{};
-    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &files), 0);
-    if (files.rlim_max < clients + 200) GTEST_SKIP() << "the open-file limit cannot hold " << clients << " connections";
-    files.rlim_cur = files.rlim_max;
-    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &files), 0);
+    if (!raise_open_file_limit(clients + 200)) GTEST_SKIP() << "the open-file limit cannot hold " << clients << " connections";
     daemon_setup setup;
     setup.ipc = "max_clients: " + std::to_string(clients + 10) + "\nmax_clients_per_uid: " + std::to_string(clients + 10);
     daemon_fixture daemon(broker, setup);
