@@ -58,6 +58,7 @@ struct grants {
     std::vector<std::string> publish;
     std::vector<std::string> subscribe;
     std::vector<std::string> receive;
+    friend bool operator==(const grants&, const grants&) = default;
 };
 
 // The rules' filters expanded for `vars`; filters whose expansion is unsafe or invalid are left out.

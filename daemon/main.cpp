@@ -7,12 +7,23 @@
 
 #include <iostream>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #ifndef THINGMUX_VERSION
 #define THINGMUX_VERSION "0.0.0"
 #endif
 
 int main(int argc, char** argv) {
     using namespace thingmux;
+#if defined(__GLIBC__)
+    // All work runs on one thread (docs/architecture.md). The only other one is Asio's resolver
+    // thread, which calls getaddrinfo() while an uplink connects: an arena of its own would keep
+    // its pages for the daemon's lifetime for a handful of allocations, where sharing the main
+    // arena costs an uncontended lock.
+    ::mallopt(M_ARENA_MAX, 1);
+#endif
     CLI::App app{"thingmuxd " THINGMUX_VERSION ": holds one mTLS MQTT session per AWS IoT Thing and shares it with every\n"
                  "local application (libthingmux, thingmuxctl) over a Unix socket. Everything it does is set in its\n"
                  "configuration file (docs/config.md). Signals: SIGHUP reloads the file, SIGTERM stops gracefully."};

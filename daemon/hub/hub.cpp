@@ -79,15 +79,17 @@ void hub::apply(std::shared_ptr<const config::configuration> config, std::vector
     // Rules apply to every request from now on; what a client already holds stays, but what it
     // receives is checked against its new rights message by message.
     for (auto& [id, c] : clients_) {
-        if (c->greeted) c->set_rights(config::grants_for(*config_, c->peer().identity(), c->thing));
+        if (c->greeted) c->set_rights(grants_.share(config::grants_for(*config_, c->peer().identity(), c->thing)));
     }
     for (auto& [id, c] : mqtt_clients_) {
-        if (c->connected()) c->session()->set_rights(config::grants_for(*config_, c->peer().identity(), c->session()->thing()));
+        if (c->connected())
+            c->session()->set_rights(grants_.share(config::grants_for(*config_, c->peer().identity(), c->session()->thing())));
     }
     for (auto& [key, s] : mqtt_sessions_) {
-        if (!s->bound()) s->set_rights(config::grants_for(*config_, s->peer().identity(), s->thing()));
+        if (!s->bound()) s->set_rights(grants_.share(config::grants_for(*config_, s->peer().identity(), s->thing())));
     }
-    for (auto& [key, s] : ipc_sessions_) s->set_rights(config::grants_for(*config_, s->peer().identity(), s->thing()));
+    for (auto& [key, s] : ipc_sessions_)
+        s->set_rights(grants_.share(config::grants_for(*config_, s->peer().identity(), s->thing())));
 }
 
 void hub::add_thing(thing_setup setup) {
@@ -232,12 +234,12 @@ void hub::handle(local_client& c, ipc::hello&& m) {
                                   "no rule under apps: in the thingmuxd configuration applies to " + c.peer().describe() +
                                       " on Thing " + name + "; add one that matches its unit, user, group or uid");
     }
-    c.greeted = true;
+    c.greet();
     c.set_version(static_cast<ipc::wire_version>(m.version));  // IPC-9: answered in its own version
     c.thing = name;
-    c.set_rights(rights);
+    c.set_rights(grants_.share(std::move(rights)));
     session_granted session;
-    if (!m.session_name.empty()) session = open_ipc_session(c, m, *it->second, std::move(rights));
+    if (!m.session_name.empty()) session = open_ipc_session(c, m, *it->second, c.shared_rights());
     c.app_name = std::move(m.app_name);
     ++counters_.clients_accepted;
     std::string session_note;

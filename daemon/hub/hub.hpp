@@ -19,6 +19,7 @@
 
 #include "config/authorization.hpp"
 #include "config/config.hpp"
+#include "config/grants_pool.hpp"
 #include "config/password_file.hpp"
 #include "daemon/hub/ipc_session.hpp"
 #include "daemon/hub/local_client.hpp"
@@ -233,9 +234,9 @@ private:
     // A stored MQTT or IPC session back in the hub: kept, attached, subscribed again; how many
     // messages came back with it. Nothing when the hub has that session already.
     std::optional<std::size_t> restore_mqtt_session(thing_entry& t, const spool::session_record& r, peer_credentials peer,
-                                                    config::grants rights, std::int64_t now, std::int64_t left);
+                                                    config::shared_grants rights, std::int64_t now, std::int64_t left);
     std::optional<std::size_t> restore_ipc_session(thing_entry& t, const spool::session_record& r, peer_credentials peer,
-                                                   config::grants rights, std::int64_t now, std::int64_t left);
+                                                   config::shared_grants rights, std::int64_t now, std::int64_t left);
     // Sessions of a front end kept beyond their connection (expiry > 0): all, and those of the
     // owner of `peer` (same uid and MQTT user), against limits.max and limits.max_per_uid.
     template <class Map>
@@ -256,7 +257,7 @@ private:
         bool present = false;
         std::chrono::seconds expiry{0};
     };
-    session_granted open_ipc_session(local_client& c, const ipc::hello& m, thing_entry& t, config::grants rights);
+    session_granted open_ipc_session(local_client& c, const ipc::hello& m, thing_entry& t, config::shared_grants rights);
     // The connection of a session ended: the session is kept for the next one, or ends.
     void release_ipc_session(local_client& c);
     void end_ipc_session(const std::shared_ptr<ipc_session>& s, const char* why);
@@ -279,6 +280,7 @@ private:
     boost::asio::io_context& io_;
     std::string daemon_version_;
     std::shared_ptr<const config::configuration> config_;
+    config::grants_pool grants_;  // the rights of local sessions, one copy per distinct set
     client_limits limits_;  // referenced by every local_client; updated in place on reload
     queue_totals queue_totals_;  // kept by every local_client
     // Before things_: their upstream ports use it. Writes local sessions to spool_ (when there is one).

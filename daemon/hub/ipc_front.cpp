@@ -14,7 +14,7 @@
 namespace thingmux::hub {
 
 hub::session_granted hub::open_ipc_session(local_client& c, const ipc::hello& m, thing_entry& t,
-                                           config::grants rights) {
+                                           config::shared_grants rights) {
     const auto& name = t.pipe->settings().name;
     const ipc_session_key key{c.peer().uid, name, m.session_name};
     std::shared_ptr<ipc_session> session;

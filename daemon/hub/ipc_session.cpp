@@ -7,7 +7,7 @@
 namespace thingmux::hub {
 
 ipc_session::ipc_session(thing::session_id flow, std::string thing, std::string name,
-                         std::shared_ptr<const peer_credentials> peer, config::grants rights,
+                         std::shared_ptr<const peer_credentials> peer, config::shared_grants rights,
                          std::size_t max_queued_bytes)
     : flow_(flow),
       thing_(std::move(thing)),

@@ -16,6 +16,7 @@
 #pragma once
 
 #include "config/authorization.hpp"
+#include "config/grants_pool.hpp"
 #include "daemon/hub/peer.hpp"
 #include "daemon/hub/session_state.hpp"
 #include "daemon/thing/ports.hpp"
@@ -39,7 +40,7 @@ public:
 
     // `peer`: the credentials of the connection that made the session.
     ipc_session(thing::session_id flow, std::string thing, std::string name,
-                std::shared_ptr<const peer_credentials> peer, config::grants rights, std::size_t max_queued_bytes);
+                std::shared_ptr<const peer_credentials> peer, config::shared_grants rights, std::size_t max_queued_bytes);
 
     // A connection takes the session (the hub first took it from the one that had it, if any):
     // what waits for the app goes to it, oldest first, as far as the ack window allows.
@@ -59,7 +60,7 @@ public:
     [[nodiscard]] std::string describe() const override;
     [[nodiscard]] std::string peer_description() const override { return peer_->describe(); }
     [[nodiscard]] thing::session_owner owner() const override { return {.uid = peer_->known_uid(), .unit = peer_->unit}; }
-    [[nodiscard]] const config::grants& rights() const override { return rights_; }
+    [[nodiscard]] const config::grants& rights() const override { return *rights_; }
     [[nodiscard]] thing::denial_log& denials() override { return denials_; }
     void publish_done(std::uint32_t, ipc::result) override {}  // publishes go through the connection
     void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
@@ -69,7 +70,7 @@ public:
     void link_changed(const ipc::state&) override {}  // the connection hears it as its own session
     [[nodiscard]] bool connected() const override { return bound(); }
 
-    void set_rights(config::grants g) { rights_ = std::move(g); }
+    void set_rights(config::shared_grants g) { rights_ = std::move(g); }
 
     [[nodiscard]] session_state& state() noexcept { return state_; }
     [[nodiscard]] const session_state& state() const noexcept { return state_; }
@@ -96,7 +97,7 @@ private:
     std::string thing_;
     std::string name_;
     std::shared_ptr<const peer_credentials> peer_;
-    config::grants rights_;
+    config::shared_grants rights_;  // shared with the sessions of equal rights (config/grants_pool.hpp)
     thing::denial_log denials_;
     std::size_t max_queued_bytes_;
 

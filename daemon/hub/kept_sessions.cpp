@@ -20,7 +20,7 @@ namespace {
 // null when the hub has that session already (a Thing added again by a reload).
 template <class S, class Map, class Key>
 std::shared_ptr<S> make_again(Map& sessions, const Key& key, thing::session_id flow, const spool::session_record& r,
-                              peer_credentials peer, config::grants rights, std::size_t queue) {
+                              peer_credentials peer, config::shared_grants rights, std::size_t queue) {
     if (sessions.contains(key)) return nullptr;
     auto s = std::make_shared<S>(flow, r.thing, r.client_id, std::make_shared<const peer_credentials>(std::move(peer)),
                                  std::move(rights), queue);
@@ -127,8 +127,9 @@ void hub::restore_sessions(thing_entry& t) {
             journal_.remove_session(r.id);
             continue;
         }
-        const auto back = mqtt ? restore_mqtt_session(t, r, std::move(peer), std::move(rights), now, left)
-                               : restore_ipc_session(t, r, std::move(peer), std::move(rights), now, left);
+        auto shared = grants_.share(std::move(rights));
+        const auto back = mqtt ? restore_mqtt_session(t, r, std::move(peer), std::move(shared), now, left)
+                               : restore_ipc_session(t, r, std::move(peer), std::move(shared), now, left);
         if (!back) continue;  // already here (a Thing added again by a reload)
         ++restored[mqtt ? 0 : 1];
         messages += *back;
@@ -140,7 +141,7 @@ void hub::restore_sessions(thing_entry& t) {
 }
 
 std::optional<std::size_t> hub::restore_mqtt_session(thing_entry& t, const spool::session_record& r,
-                                                     peer_credentials peer, config::grants rights, std::int64_t now,
+                                                     peer_credentials peer, config::shared_grants rights, std::int64_t now,
                                                      std::int64_t left) {
     auto session = make_again<mqtt_session>(
         mqtt_sessions_, mqtt_session_key{static_cast<uid_t>(r.uid), r.mqtt_user, r.client_id}, client_id{next_client_},
@@ -162,7 +163,7 @@ std::optional<std::size_t> hub::restore_mqtt_session(thing_entry& t, const spool
 }
 
 std::optional<std::size_t> hub::restore_ipc_session(thing_entry& t, const spool::session_record& r,
-                                                    peer_credentials peer, config::grants rights, std::int64_t now,
+                                                    peer_credentials peer, config::shared_grants rights, std::int64_t now,
                                                     std::int64_t left) {
     auto session = make_again<ipc_session>(
         ipc_sessions_, ipc_session_key{static_cast<uid_t>(r.uid), r.thing, r.client_id}, client_id{next_client_}, r,

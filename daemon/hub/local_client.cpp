@@ -1,5 +1,6 @@
 #include "daemon/hub/local_client.hpp"
 
+#include "daemon/hub/read_scratch.hpp"
 #include "daemon/thing/outcome.hpp"
 
 #include <boost/asio/post.hpp>
@@ -18,7 +19,6 @@ namespace thingmux::hub {
 namespace asio = boost::asio;
 
 namespace {
-constexpr std::size_t read_chunk = 64 * 1024;      // one read() into the shared scratch buffer
 constexpr std::size_t max_read_turn = 1024 * 1024;  // bytes read from one client before others get a turn
 constexpr std::size_t max_write_bytes = 256 * 1024;  // one write's worth (at least one frame)
 // Queued bytes at which a client is no longer read: one write's worth, over 2000 results, more
@@ -133,7 +133,7 @@ void local_client::read() {
 }
 
 void local_client::read_ready() {
-    static thread_local std::vector<std::uint8_t> scratch(read_chunk);
+    const auto scratch = read_scratch();
     for (std::size_t turn = 0; turn < max_read_turn; turn += read_chunk) {
         if (answers_pending()) {
             paused_ = true;  // resumed by the write that brings the queue down

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "config/authorization.hpp"
+#include "config/grants_pool.hpp"
 #include "daemon/hub/peer.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/thing/subscription_table.hpp"
@@ -28,7 +29,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory>
 #include <optional>
 #include <system_error>
@@ -115,8 +116,9 @@ public:
     [[nodiscard]] std::string describe() const override;
     [[nodiscard]] std::string peer_description() const override { return peer_.describe(); }
     [[nodiscard]] thing::session_owner owner() const override { return {.uid = peer_.known_uid(), .unit = peer_.unit}; }
-    [[nodiscard]] const config::grants& rights() const override { return rights_; }
-    void set_rights(config::grants g) { rights_ = std::move(g); }
+    [[nodiscard]] const config::grants& rights() const override { return *rights_; }
+    void set_rights(config::shared_grants g) { rights_ = std::move(g); }
+    [[nodiscard]] const config::shared_grants& shared_rights() const noexcept { return rights_; }
     [[nodiscard]] thing::denial_log& denials() override { return denials_; }
     void publish_done(std::uint32_t request_id, ipc::result outcome) override;
     void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
@@ -141,6 +143,12 @@ public:
 
     // Handshake state, kept here so the hub has one object per client.
     bool greeted = false;
+    // The hub accepted the hello: the hello timeout's wait ends now instead of staying pending for
+    // every idle client until it would have fired.
+    void greet() {
+        greeted = true;
+        linger_.cancel();
+    }
     std::string app_name;
     std::string thing;     // the Thing picked at hello
     // The session its version 2 hello named (IPC-43): its subscriptions and deliveries; null
@@ -181,7 +189,7 @@ private:
     client_events& events_;
     ipc::wire_version version_ = ipc::wire_version::v1;
     std::vector<std::uint8_t> in_;       // the start of a frame that has not fully arrived, or frames not yet handled
-    std::deque<frame_ptr> queue_;        // frames not yet copied into write_buf_
+    std::list<frame_ptr> queue_;         // frames not yet copied into write_buf_ (a list: empty, it holds no memory)
     std::size_t queued_bytes_ = 0;       // charged for queue_ (each frame in full) and write_buf_
     std::vector<std::uint8_t> write_buf_;  // the frames being written, copied back to back
     std::size_t write_charge_ = 0;       // write_buf_'s part of queued_bytes_
@@ -194,7 +202,9 @@ private:
     bool closed_ = false;
     std::string close_reason_;
     std::error_code close_error_;
-    config::grants rights_;  // what the app rules let it do on its Thing (recomputed on reload)
+    // What the app rules let it do on its Thing (recomputed on reload), shared with the clients
+    // of equal rights (config/grants_pool.hpp).
+    config::shared_grants rights_ = config::no_grants();
     thing::denial_log denials_;
 };
 

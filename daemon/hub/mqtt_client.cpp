@@ -1,6 +1,7 @@
 #include "daemon/hub/mqtt_client.hpp"
 
 #include "daemon/hub/mqtt_session.hpp"
+#include "daemon/hub/read_scratch.hpp"
 
 #include "daemon/thing/outcome.hpp"
 
@@ -15,7 +16,6 @@ namespace thingmux::hub {
 namespace asio = boost::asio;
 
 namespace {
-constexpr std::size_t read_chunk = 64 * 1024;       // one read() into the shared scratch buffer
 constexpr std::size_t max_read_turn = 1024 * 1024;  // bytes read from one client before others get a turn
 // Unwritten bytes at which the client is no longer read: answers pile up only when it does not
 // read them.
@@ -66,7 +66,7 @@ void mqtt_client::read() {
 }
 
 void mqtt_client::read_ready() {
-    static thread_local std::vector<std::uint8_t> scratch(read_chunk);
+    const auto scratch = read_scratch();
     for (std::size_t turn = 0; turn < max_read_turn; turn += read_chunk) {
         if (write_backlog() || server_.reading_paused()) {
             paused_ = true;  // resumed by the write that brings it down, or the answer that frees a slot

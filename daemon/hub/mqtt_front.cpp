@@ -131,6 +131,7 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
                         "no rule under apps: in the thingmuxd configuration applies to " + c.peer().describe() +
                             " on Thing " + name + "; add one that matches its unit, user, group, uid or mqtt_user");
     }
+    const auto shared_rights = grants_.share(std::move(rights));
     std::optional<std::string> assigned;
     if (packet.client_id.empty() && packet.version == mqtt::protocol_version::v5)
         assigned = "thingmux-" + std::to_string(c.id().value);
@@ -148,7 +149,7 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
                 end_mqtt_session(old, "the client connected again with Clean Start 1");
             } else {
                 session = old;  // resumed, with what waited for the client
-                session->set_rights(std::move(rights));
+                session->set_rights(shared_rights);
                 (void)session->take_will();  // back within the Will Delay Interval
             }
         }
@@ -169,7 +170,7 @@ void hub::on_connect(mqtt_client& c, const mqtt::connect& packet) {
                                 : std::chrono::seconds{0};
     if (!session) {
         session = std::make_shared<mqtt_session>(c.id(), name, assigned.value_or(packet.client_id), c.shared_peer(),
-                                                 std::move(rights), config_->mqtt.sessions.queue);
+                                                 shared_rights, config_->mqtt.sessions.queue);
         if (own_id) mqtt_sessions_[{c.peer().uid, c.peer().mqtt_user, packet.client_id}] = session;
         t->pipe->attach(session);
     }

@@ -20,7 +20,7 @@ constexpr std::uint32_t generations = 0x8000;
 }  // namespace
 
 mqtt_session::mqtt_session(thing::session_id flow, std::string thing, std::string client_id,
-                           std::shared_ptr<const peer_credentials> peer, config::grants rights,
+                           std::shared_ptr<const peer_credentials> peer, config::shared_grants rights,
                            std::size_t max_queued_bytes)
     : flow_(flow), thing_(std::move(thing)), client_id_(std::move(client_id)), peer_(std::move(peer)),
       rights_(std::move(rights)), state_(*this, max_queued_bytes, "mqtt.session_queue") {}

@@ -19,6 +19,7 @@
 #pragma once
 
 #include "config/authorization.hpp"
+#include "config/grants_pool.hpp"
 #include "daemon/hub/peer.hpp"
 #include "daemon/hub/session_state.hpp"
 #include "daemon/mqtt/packet.hpp"
@@ -42,7 +43,7 @@ class mqtt_session final : public thing::local_session {
 public:
     // `peer`: the credentials of the connection that made the session (shared with it).
     mqtt_session(thing::session_id flow, std::string thing, std::string client_id,
-                 std::shared_ptr<const peer_credentials> peer, config::grants rights, std::size_t max_queued_bytes);
+                 std::shared_ptr<const peer_credentials> peer, config::shared_grants rights, std::size_t max_queued_bytes);
 
     // A connection takes the session (from the one that had it, if any: a takeover): what waits
     // for the client goes to it, oldest first.
@@ -61,7 +62,7 @@ public:
     [[nodiscard]] std::string describe() const override;
     [[nodiscard]] std::string peer_description() const override { return peer_->describe(); }
     [[nodiscard]] thing::session_owner owner() const override { return {.uid = peer_->known_uid(), .unit = peer_->unit}; }
-    [[nodiscard]] const config::grants& rights() const override { return rights_; }
+    [[nodiscard]] const config::grants& rights() const override { return *rights_; }
     [[nodiscard]] thing::denial_log& denials() override { return denials_; }
     void publish_done(std::uint32_t request_id, ipc::result outcome) override;
     void subscribe_done(std::uint32_t request_id, std::vector<ipc::result> outcomes) override;
@@ -72,7 +73,7 @@ public:
     [[nodiscard]] bool connected() const override { return bound(); }
     [[nodiscard]] std::vector<thing::shared_leftover> take_shared_leftovers() override;
 
-    void set_rights(config::grants g) { rights_ = std::move(g); }
+    void set_rights(config::shared_grants g) { rights_ = std::move(g); }
 
     // What it keeps across connections: messages, subscriptions, expiry, its rows in the spool.
     [[nodiscard]] session_state& state() noexcept { return state_; }
@@ -101,7 +102,7 @@ private:
     std::string thing_;
     std::string client_id_;
     std::shared_ptr<const peer_credentials> peer_;
-    config::grants rights_;
+    config::shared_grants rights_;  // shared with the sessions of equal rights (config/grants_pool.hpp)
     thing::denial_log denials_;
 
     std::shared_ptr<mqtt_client> connection_;

@@ -178,16 +178,16 @@ bool subscription_table::add(session_id client, std::string_view filter, std::ui
     }
     const delivery h{client, max_qos, options.no_local, options.retain_as_published};
     const auto at = std::lower_bound(n->holders.begin(), n->holders.end(), h, by_client);
-    if (const auto it = filters.find(filter); it != filters.end()) {
-        // Already held: only the QoS changes, nothing goes upstream.
-        it->second = max_qos;
+    const auto held = std::lower_bound(filters.begin(), filters.end(), filter);
+    if (held != filters.end() && *held == filter) {
+        // Already held: only the QoS and options change, nothing goes upstream.
         if (at != n->holders.end() && at->client == client) *at = h;
         return false;
     }
-    filters.emplace(std::string(filter), max_qos);
     n->holders.insert(at, h);
     auto count = holders_.find(filter);
     if (count == holders_.end()) count = holders_.emplace(std::string(filter), 0).first;
+    filters.insert(held, count->first);
     if (++count->second != 1) return false;
     gained(filter);
     return true;
@@ -196,13 +196,15 @@ bool subscription_table::add(session_id client, std::string_view filter, std::ui
 bool subscription_table::remove(session_id client, std::string_view filter) {
     const auto c = by_client_.find(client);
     if (c == by_client_.end()) return false;
-    const auto f = c->second.find(filter);
-    if (f == c->second.end()) return false;
-    // The map's key owns the string `filter` may point into: keep it until the end.
-    const std::string held = std::move(c->second.extract(f).key());
-    if (c->second.empty()) by_client_.erase(c);
-    if (!detach(client, held)) return false;
-    dropped(held);
+    auto& filters = c->second;
+    const auto f = std::lower_bound(filters.begin(), filters.end(), filter);
+    if (f == filters.end() || *f != filter) return false;
+    const std::string_view held = *f;  // `filter` may view a string the caller frees meanwhile; this one stays
+    filters.erase(f);
+    if (filters.empty()) by_client_.erase(c);
+    const auto orphan = detach(client, held);
+    if (!orphan) return false;
+    dropped(*orphan);
     return true;
 }
 
@@ -210,9 +212,9 @@ std::vector<std::string> subscription_table::remove_client(session_id client) {
     std::vector<std::string> orphaned;
     auto entry = by_client_.extract(client);
     if (entry.empty()) return orphaned;
-    // The client's map is ordered, so the orphans come out in lexicographic order.
-    for (const auto& [filter, qos] : entry.mapped()) {
-        if (detach(client, filter)) orphaned.push_back(filter);
+    // The client's filters are sorted, so the orphans come out in lexicographic order.
+    for (const auto filter : entry.mapped()) {
+        if (auto orphan = detach(client, filter)) orphaned.push_back(std::move(*orphan));
     }
     for (const auto& filter : orphaned) dropped(filter);
     return orphaned;
@@ -232,7 +234,7 @@ std::vector<session_id> subscription_table::holders(std::string_view filter) con
     return out;
 }
 
-bool subscription_table::detach(session_id client, std::string_view filter) {
+std::optional<std::string> subscription_table::detach(session_id client, std::string_view filter) {
     // Remember the path so emptied nodes can be pruned bottom-up without parent pointers.
     struct step {
         node* parent;
@@ -257,10 +259,8 @@ bool subscription_table::detach(session_id client, std::string_view filter) {
         }
     }
     const auto count = holders_.find(filter);
-    if (count == holders_.end()) return false;
-    if (--count->second != 0) return false;
-    holders_.erase(count);
-    return true;
+    if (count == holders_.end() || --count->second != 0) return std::nullopt;
+    return std::move(holders_.extract(count).key());
 }
 
 void subscription_table::match(std::string_view topic, std::vector<delivery>& out) const {
@@ -315,7 +315,7 @@ void merge_by_client(std::vector<delivery>& deliveries, std::size_t first) {
 
 bool subscription_table::holds(session_id client, std::string_view filter) const {
     const auto c = by_client_.find(client);
-    return c != by_client_.end() && c->second.find(filter) != c->second.end();
+    return c != by_client_.end() && std::binary_search(c->second.begin(), c->second.end(), filter);
 }
 
 std::size_t subscription_table::holder_count(std::string_view filter) const {
@@ -655,7 +655,7 @@ std::vector<std::string> subscription_table::client_filters(session_id client) c
     const auto c = by_client_.find(client);
     if (c == by_client_.end()) return out;
     out.reserve(c->second.size());
-    for (const auto& [filter, qos] : c->second) out.push_back(filter);
+    for (const auto filter : c->second) out.emplace_back(filter);
     return out;
 }
 

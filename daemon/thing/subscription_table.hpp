@@ -171,8 +171,9 @@ private:
         std::uint8_t qos = 0;  // granted QoS
     };
     // Drops `client` from the trie node of `filter` (pruning emptied nodes) and decrements the
-    // filter's holder count; true when that was the last holder. by_client_ is the caller's job.
-    bool detach(session_id client, std::string_view filter);
+    // filter's holder count. When that was the last holder, the filter's entry in holders_ goes
+    // and its string is returned (`filter` may view it). by_client_ is the caller's job.
+    std::optional<std::string> detach(session_id client, std::string_view filter);
     // Keeps wanted_ in step with a filter that got its first holder / lost its last one.
     void gained(std::string_view filter);
     void dropped(std::string_view filter);
@@ -195,8 +196,11 @@ private:
     void refresh_overlaps();
 
     std::unique_ptr<node> root_;
-    std::map<std::string, std::size_t, std::less<>> holders_;            // filter -> holder count
-    std::map<session_id, std::map<std::string, std::uint8_t, std::less<>>> by_client_;
+    std::map<std::string, std::size_t, std::less<>> holders_;  // filter -> holder count
+    // Each client's filters, sorted: views of the keys of holders_, whose entries live as long as
+    // the filter has a holder. Per client and filter 16 bytes, not a map node and a string (over
+    // 100 bytes): idle clients are mostly their subscriptions. The QoS is in the trie.
+    std::map<session_id, std::vector<std::string_view>> by_client_;
     // What should be upstream: the held filters no coverage filter and no other held filter
     // covers, every wildcard-free held filter no coverage filter covers, and the coverage filters
     // in use that no held filter covers.

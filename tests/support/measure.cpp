@@ -2,6 +2,8 @@
 
 #include "tests/support/process.hpp"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <fstream>
 #include <set>
@@ -31,6 +33,13 @@ long cpu_ticks(pid_t pid) {
         if (i == 15) stime = std::stol(field);
     }
     return utime + stime;
+}
+
+bool raise_open_file_limit(std::size_t needed) {
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_max < needed) return false;
+    files.rlim_cur = files.rlim_max;
+    return ::setrlimit(RLIMIT_NOFILE, &files) == 0;
 }
 
 std::size_t open_descriptors(pid_t pid) {

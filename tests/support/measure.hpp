@@ -21,6 +21,10 @@ namespace thingmux::test {
 // How many descriptors the process has open (/proc/PID/fd); 0 when it cannot be read.
 [[nodiscard]] std::size_t open_descriptors(pid_t pid);
 
+// Raises this process's soft limit on open files to its hard limit, for a test that holds
+// `needed` descriptors at once. False when the hard limit is below `needed` or cannot be read.
+[[nodiscard]] bool raise_open_file_limit(std::size_t needed);
+
 // The lines of a file (empty when missing).
 [[nodiscard]] std::vector<std::string> lines_of(const std::filesystem::path& file);
 

@@ -192,6 +192,41 @@ TEST(SubscriptionTable, RemoveClientReturnsExactlyTheOrphanedFiltersSorted) {
     EXPECT_EQ(t.filter_count(), 0u);
 }
 
+// Each client's list views the table's one copy of a filter: it stays valid while any holder
+// is left, whoever added the filter first, and the filter given to remove() may be a string the
+// caller frees right after (or one of the table's own answers).
+TEST(SubscriptionTable, ClientsShareOneCopyOfAFilterWhateverOrderTheyLeaveIn) {
+    subscription_table t;
+    const std::string longer_than_sso = "cmd/gateway-01/idle/with/a/long/filter/0";
+    t.add(c1, std::string(longer_than_sso), 1);  // the caller's string is gone after the call
+    t.add(c2, longer_than_sso, 0);
+    t.add(c2, "short", 0);
+    EXPECT_FALSE(t.remove(c1, std::string(longer_than_sso)));  // c2 still holds it
+    EXPECT_EQ(t.client_filters(c2), (std::vector<std::string>{longer_than_sso, "short"}));
+    EXPECT_EQ(match(t, longer_than_sso), (std::vector<delivery>{{c2, 0}}));
+    EXPECT_FALSE(t.add(c1, "short", 1));
+    EXPECT_FALSE(t.add(c3, longer_than_sso, 1));
+    EXPECT_EQ(t.remove_client(c2), (std::vector<std::string>{}));  // both filters still held
+    const auto own = t.client_filters(c3);
+    EXPECT_TRUE(t.remove(c3, own.front()));
+    EXPECT_EQ(t.filters(), (std::vector<std::string>{"short"}));
+    EXPECT_EQ(t.remove_client(c1), (std::vector<std::string>{"short"}));
+    EXPECT_EQ(t.filter_count(), 0u);
+    EXPECT_FALSE(t.remove(c1, "short"));
+}
+
+// Subscribing again to a held filter changes its QoS and options only: one entry per client.
+TEST(SubscriptionTable, SubscribingAgainUpdatesTheQosWithoutASecondEntry) {
+    subscription_table t;
+    EXPECT_TRUE(t.add(c1, "a/+", 0));
+    EXPECT_FALSE(t.add(c1, "a/+", 1, {.no_local = true}));
+    EXPECT_EQ(t.filters_held(c1), 1u);
+    EXPECT_EQ(t.holder_count("a/+"), 1u);
+    EXPECT_EQ(match(t, "a/b"), (std::vector<delivery>{{c1, 1, true}}));
+    EXPECT_TRUE(t.remove(c1, "a/+"));
+    EXPECT_EQ(t.filters_held(c1), 0u);
+}
+
 TEST(SubscriptionTable, QueriesReflectHoldings) {
     subscription_table t;
     t.add(c1, "b", 0);
