@@ -16,6 +16,9 @@
 //            publish call to delivery back through the upstream broker (percentiles in µs).
 //   idle     N clients connect and each subscribes K filters; prints "ready ..." and holds them
 //            until stdin closes (the script reads the daemon's or mosquitto's RSS meanwhile).
+//            With --warm-up W, the first W connect first, "warm ..." is printed, and the rest
+//            follow once a line arrives on stdin: the memory between the two is per client, not
+//            the code a process runs for its first client.
 //
 // Everything runs on one io_context thread (bench_clients.hpp); the main thread only sequences
 // the steps and waits.
@@ -66,6 +69,7 @@ struct settings {
     std::uint64_t window = 1000;
     unsigned rate = 1000;         // latency: messages per second
     unsigned subscriptions = 10;  // idle: filters per client
+    unsigned warm_up = 0;         // idle: clients connected before the "warm" line
     unsigned timeout_s = 300;
     double sys_interval_s = 1;    // the upstream broker's sys_interval
 };
@@ -449,9 +453,15 @@ int run_latency(const settings& s) {
 // --- idle ---------------------------------------------------------------------------------------
 
 int run_idle(const settings& s) {
+    if (s.warm_up >= s.apps && s.warm_up > 0) throw setup_error("--warm-up must be smaller than --apps");
     loop l;
     std::vector<app_state> clients(s.apps);
     for (unsigned i = 0; i < s.apps; ++i) {
+        if (i == s.warm_up && i > 0) {
+            std::printf("warm path=%s clients=%u\n", bench::to_string(s.path), i);
+            std::fflush(stdout);
+            for (int ch = std::getchar(); ch != EOF && ch != '\n'; ch = std::getchar()) {}
+        }
         clients[i].client = connected_client(l, s, i);
         for (unsigned k = 0; k < s.subscriptions; ++k) {
             const auto filter = "cmd/" + bench::thing_of(s.path, s.ends) + "/idle/" + std::to_string(k);
@@ -497,6 +507,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--rate", s.rate, "latency: publishes per second")->check(CLI::Range(1U, 1000000U))->capture_default_str();
     app.add_option("--subscriptions", s.subscriptions, "idle: filters per client")->capture_default_str();
+    app.add_option("--warm-up", s.warm_up,
+                   "idle: clients that connect first; then \"warm ...\" is printed and the rest wait for a line on stdin")
+        ->capture_default_str();
     app.add_option("--timeout", s.timeout_s, "give up after this many seconds")->capture_default_str();
     app.add_option("--host", e.host, "upstream broker host")->capture_default_str();
     app.add_option("--port", e.port, "upstream broker port")->capture_default_str();
