@@ -59,8 +59,10 @@ private:
 
     // The entry of the session counted last. A session's app does not change while it lives
     // except by a reload (its rule), so a run of its results needs no key built and no lookup.
-    // Found by flow, which no later session reuses; D-Bus callers share one and are not kept.
+    // Found by the session and its flow, which no later session reuses (one at the same address
+    // has another); D-Bus callers share one flow and are not kept.
     struct last_counted {
+        const thing::local_session* session = nullptr;
         thing::session_id flow;
         std::string thing;
         std::string app;
