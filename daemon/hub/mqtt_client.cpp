@@ -109,9 +109,11 @@ void mqtt_client::run() {
                     if constexpr (std::is_same_v<T, sa::send>) {
                         if (closed_) return;
                         if (out_.empty())
-                            out_ = std::move(act.bytes);
+                            out_.swap(act.bytes);  // act.bytes now holds out_'s empty buffer
                         else
                             out_.insert(out_.end(), act.bytes.begin(), act.bytes.end());
+                        // The session encodes its next packets into it: no buffer per write.
+                        server_.give_back(std::move(act.bytes));
                         schedule_write();
                     } else if constexpr (std::is_same_v<T, sa::close>) {
                         close_after_write_ = true;
@@ -207,6 +209,7 @@ void mqtt_client::write() {
         if (self->out_.empty()) {  // idle clients hold no buffer (`= {}` would keep the capacity)
             self->writing_.clear();
             self->writing_.shrink_to_fit();
+            self->server_.give_back({});
         }
         self->maybe_resume();
         self->write();
