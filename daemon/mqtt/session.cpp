@@ -227,9 +227,8 @@ void session::drain_actions(std::vector<session_action>& out) {
 }
 
 void session::recycle(std::vector<std::uint8_t>&& bytes) noexcept {
-    if (bytes.capacity() <= spare_send_.capacity()) return;
-    bytes.clear();
-    spare_send_.swap(bytes);
+    spare_send_ = std::move(bytes);
+    spare_send_.clear();
 }
 
 // --- inspection ---

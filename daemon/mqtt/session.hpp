@@ -297,6 +297,8 @@ private:
     [[nodiscard]] bool send_or_refuse(op_id id, std::uint64_t tag, const mqtt::publish& msg);
     // Sends a QoS 1 publish with `packet_id` (unless refused) and keeps it in flight.
     void send_publish(op_id id, std::uint64_t tag, mqtt::publish&& msg, std::uint16_t packet_id);
+    // An acknowledged publish leaves the in-flight window; its node is kept for the next one.
+    void release_inflight(std::map<std::uint16_t, inflight_entry>::iterator it);
     // Whether a QoS 1 publish may go out now: online, not isolating, room in the window.
     [[nodiscard]] bool window_open() const noexcept;
     void complete_local(op_id id, std::uint64_t tag, local_error e, std::string text = {});
@@ -344,6 +346,9 @@ private:
 
     std::deque<outbound> queue_;
     std::map<std::uint16_t, inflight_entry> inflight_;  // by packet id
+    // Nodes of acknowledged publishes, reused for the next ones so that a steady flow allocates
+    // no node per publish; at most max_spare_nodes (a refill batch) are kept.
+    std::vector<std::map<std::uint16_t, inflight_entry>::node_type> spare_nodes_;
     std::map<std::uint64_t, filter_op> ops_;            // pending, in request order
     std::map<std::uint16_t, ack_wait> ack_waits_;       // SUBSCRIBE/UNSUBSCRIBE packet id -> op chunk
     std::map<std::string, subscription> live_;

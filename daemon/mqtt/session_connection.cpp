@@ -154,7 +154,7 @@ void session::on_puback(const puback& ack) {
     }
     emit(action::publish_done{it->second.id, ack.reason_code, local_error::none, ack.props.reason_string.value_or(""),
                               it->second.tag});
-    inflight_.erase(it);
+    release_inflight(it);
     if (isolating_) {  // the publish sent alone got through: the others follow
         isolating_ = false;
         retransmit();

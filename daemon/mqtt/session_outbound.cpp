@@ -13,6 +13,9 @@ namespace {
 // A full in-flight window is refilled in batches of 1/8 of it (see send_queued_publishes()): 11 of
 // AWS IoT Core's 100, so at least ~7/8 of the window stays in use.
 constexpr std::size_t refill_batch_divisor = 8;
+// Nodes of acknowledged publishes kept for the next ones: more than a refill batch of AWS IoT
+// Core's window, since PUBACKs come a read's worth at a time.
+constexpr std::size_t max_spare_nodes = 16;
 
 }  // namespace
 
@@ -89,8 +92,30 @@ void session::complete_local(op_id id, std::uint64_t tag, local_error e, std::st
 
 void session::send_publish(op_id id, std::uint64_t tag, mqtt::publish&& msg, std::uint16_t packet_id) {
     msg.packet_id = packet_id;
-    if (send_or_refuse(id, tag, msg))
-        inflight_.emplace(packet_id, inflight_entry{next_seq_++, id, tag, std::move(msg), connection_, 0});
+    if (!send_or_refuse(id, tag, msg)) return;
+    inflight_entry entry{next_seq_++, id, tag, std::move(msg), connection_, 0};
+    if (spare_nodes_.empty()) {
+        inflight_.emplace(packet_id, std::move(entry));
+        return;
+    }
+    auto node = std::move(spare_nodes_.back());
+    spare_nodes_.pop_back();
+    node.key() = packet_id;
+    node.mapped() = std::move(entry);
+    inflight_.insert(std::move(node));
+}
+
+void session::release_inflight(std::map<std::uint16_t, inflight_entry>::iterator it) {
+    auto node = inflight_.extract(it);
+    if (inflight_.empty() && queue_.empty()) {  // the flow stopped: nothing is kept for it
+        spare_nodes_.clear();
+        return;
+    }
+    if (spare_nodes_.size() >= max_spare_nodes) return;
+    // A kept node holds no message: its topic and payload go now, not at its reuse.
+    std::string().swap(node.mapped().msg.topic);
+    std::string().swap(node.mapped().msg.payload);
+    spare_nodes_.push_back(std::move(node));
 }
 
 bool session::window_open() const noexcept {

@@ -38,7 +38,7 @@ class upstream {
 public:
     using subscribe_done = std::function<void(const std::vector<std::uint8_t>& reason_codes)>;
     virtual ~upstream() = default;
-    virtual void publish(mqtt::publish msg, std::uint64_t tag) = 0;
+    virtual void publish(mqtt::publish&& msg, std::uint64_t tag) = 0;
     virtual void subscribe(std::vector<mqtt::subscription> filters, subscribe_done done) = 0;
     virtual void unsubscribe(std::vector<std::string> filters) = 0;
     // An inbound QoS 1 message every local recipient has: the broker may forget it.

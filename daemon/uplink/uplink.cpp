@@ -524,7 +524,7 @@ void uplink::publish(mqtt::publish msg, publish_handler done) {
     run_actions();
 }
 
-void uplink::publish_tagged(mqtt::publish msg, std::uint64_t tag) {
+void uplink::publish_tagged(mqtt::publish&& msg, std::uint64_t tag) {
     static_cast<void>(session_.publish(std::move(msg), now(), tag));
     run_actions();
 }

@@ -123,7 +123,7 @@ public:
     void publish(mqtt::publish msg, publish_handler done);
     // The same for a caller with many publishes in flight: the result goes to the on_publish_done()
     // handler with `tag`, so that no handler is stored per publish.
-    void publish_tagged(mqtt::publish msg, std::uint64_t tag);
+    void publish_tagged(mqtt::publish&& msg, std::uint64_t tag);
     void subscribe(std::vector<mqtt::subscription> subs, codes_handler done);
     void unsubscribe(std::vector<std::string> filters, codes_handler done);
     // Acknowledges an inbound QoS 1 message once every local recipient has it.

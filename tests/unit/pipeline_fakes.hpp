@@ -43,7 +43,7 @@ public:
     // a publish the session refuses before sending it).
     std::optional<mqtt::local_error> refuse_inline;
 
-    void publish(mqtt::publish msg, std::uint64_t tag) override {
+    void publish(mqtt::publish&& msg, std::uint64_t tag) override {
         if (refuse_inline) {
             results->on_published(mqtt::action::publish_done{.id = {}, .reason_code = mqtt::reason::unspecified_error,
                                                              .error = *refuse_inline, .reason_string = "refused inline",
