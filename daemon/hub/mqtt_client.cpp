@@ -98,9 +98,10 @@ void mqtt_client::run() {
     do {
         run_again_ = false;
         // The list is ours while we go through it: an answer given from inside a call below
-        // lands in the session's next list, which the loop drains next. Its memory goes with
-        // it: an idle connection holds no list (an action is over a kilobyte).
-        auto actions = server_.drain_actions();
+        // lands in the session's next list, which the loop drains next. The session gets the
+        // spare list in exchange (an empty one while shedding).
+        auto actions = std::exchange(spare_actions_, {});
+        server_.drain_actions(actions);
         for (auto& a : actions) {
             std::visit(
                 [this](auto& act) {
@@ -145,11 +146,25 @@ void mqtt_client::run() {
                 },
                 a);
         }
+        if (!shedding_) {
+            actions.clear();
+            spare_actions_ = std::move(actions);
+        }
     } while (run_again_);
     running_ = false;
     if (ended_) return;
+    // Nothing to write: the connection may stay idle from here, so its lists go now.
+    if (!shedding_ && !writing_now_ && !write_posted_ && out_.empty()) return shed_lists();
     arm_timer();
     maybe_resume();
+}
+
+void mqtt_client::shed_lists() {
+    if (running_) return;  // the running loop keeps them; the next idle moment sheds them
+    std::vector<mqtt::server_session_action>().swap(spare_actions_);
+    shedding_ = true;
+    run();  // performs what the session's list holds, if anything, and leaves it an empty one
+    shedding_ = false;
 }
 
 void mqtt_client::maybe_resume() {
@@ -210,6 +225,7 @@ void mqtt_client::write() {
             self->writing_.clear();
             self->writing_.shrink_to_fit();
             self->server_.give_back({});
+            self->shed_lists();
         }
         self->maybe_resume();
         self->write();
