@@ -107,6 +107,10 @@ void hub::add_thing(thing_setup setup) {
         t->port, t->clock);
     if (shutting_down_) t->pipe->stop_accepting();
     t->link->on_message([raw](const mqtt::publish& m, std::optional<mqtt::inbound_ticket> k) { raw->pipe->on_message(m, k); });
+    // A result that comes after the Thing was removed finds no pipeline: its sessions are gone too.
+    t->link->on_publish_done([weak = std::weak_ptr(t->pipe)](const mqtt::action::publish_done& d) {
+        if (const auto pipe = weak.lock()) pipe->on_published(d);
+    });
     t->link->on_subscription_lost([raw](const std::string& f, std::uint8_t code) { raw->pipe->on_subscription_lost(f, code); });
     t->link->on_state([this, raw](const uplink::state_event& ev) { on_uplink_state(*raw, ev); });
     t->identity = std::make_unique<identity::thing_identity>(

@@ -28,6 +28,8 @@ constexpr std::size_t max_unread_answers = max_write_bytes;
 constexpr auto error_linger = std::chrono::seconds(1);
 // Queued bytes dropped unsent (clients cut off or gone) after which the heap is trimmed.
 constexpr std::size_t trim_after_dropped = 1024 * 1024;
+// Answers appended to one frame at most: a frame's bytes are charged and freed together.
+constexpr std::size_t max_answers_frame = 16 * 1024;
 
 // One heap allocation of `n` bytes as glibc's malloc takes it: an 8-byte header, 16-byte
 // granules, 32 bytes at least.
@@ -89,6 +91,7 @@ local_client::~local_client() {
 
 void local_client::drop_queue() noexcept {
     while (!queue_.empty()) totals_.dropped += pop_frame();
+    answers_tail_.reset();
 }
 
 void local_client::charge(std::size_t bytes) noexcept {
@@ -242,6 +245,7 @@ void local_client::write() {
         write_buf_.insert(write_buf_.end(), queue_.front()->begin(), queue_.front()->end());
         pop_frame();
     }
+    if (queue_.empty()) answers_tail_.reset();
     write_charge_ = write_buf_.size();
     charge(write_charge_);
     writing_ = true;
@@ -303,8 +307,23 @@ std::string local_client::describe() const {
 }
 
 void local_client::send(const ipc::daemon_message& m) {
+    // Answers come in runs (the results of a read's worth of publishes): while the frame of the
+    // last ones is still waiting at the end of the queue, the next is appended to it rather than
+    // given a frame, and two allocations, of its own. That frame is this client's alone, so its
+    // growth is charged in full to the queue and to the total, as push_frame() charged it; its
+    // write is already scheduled.
+    if (answers_tail_ && !closed_ && !closing_ && !queue_.empty() && queue_.back() == answers_tail_ &&
+        answers_tail_->size() < max_answers_frame) {
+        const std::size_t before = cost_of(answers_tail_->capacity());
+        ipc::encode(m, *answers_tail_, version_);
+        const std::size_t growth = cost_of(answers_tail_->capacity()) - before;
+        queued_bytes_ += growth;
+        totals_.bytes += growth;
+        return;
+    }
     auto bytes = std::make_shared<shared_frame>();
     ipc::encode(m, *bytes, version_);
+    answers_tail_ = bytes;
     send(frame_ptr(std::move(bytes)));
 }
 

@@ -190,6 +190,9 @@ private:
     ipc::wire_version version_ = ipc::wire_version::v1;
     std::vector<std::uint8_t> in_;       // the start of a frame that has not fully arrived, or frames not yet handled
     std::list<frame_ptr> queue_;         // frames not yet copied into write_buf_ (a list: empty, it holds no memory)
+    // The frame of answers last queued, while it is still the queue's last: further answers are
+    // appended to it (send(const ipc::daemon_message&)).
+    std::shared_ptr<shared_frame> answers_tail_;
     std::size_t queued_bytes_ = 0;       // charged for queue_ (each frame in full) and write_buf_
     std::vector<std::uint8_t> write_buf_;  // the frames being written, copied back to back
     std::size_t write_charge_ = 0;       // write_buf_'s part of queued_bytes_

@@ -98,9 +98,10 @@ void mqtt_client::run() {
     do {
         run_again_ = false;
         // The list is ours while we go through it: an answer given from inside a call below
-        // lands in the session's next list, which the loop drains next. Its memory goes with
-        // it: an idle connection holds no list (an action is over a kilobyte).
-        auto actions = server_.drain_actions();
+        // lands in the session's next list, which the loop drains next. The session gets the
+        // spare list in exchange (an empty one while shedding).
+        auto actions = std::exchange(spare_actions_, {});
+        server_.drain_actions(actions);
         for (auto& a : actions) {
             std::visit(
                 [this](auto& act) {
@@ -109,9 +110,11 @@ void mqtt_client::run() {
                     if constexpr (std::is_same_v<T, sa::send>) {
                         if (closed_) return;
                         if (out_.empty())
-                            out_ = std::move(act.bytes);
+                            out_.swap(act.bytes);  // act.bytes now holds out_'s empty buffer
                         else
                             out_.insert(out_.end(), act.bytes.begin(), act.bytes.end());
+                        // The session encodes its next packets into it: no buffer per write.
+                        server_.give_back(std::move(act.bytes));
                         schedule_write();
                     } else if constexpr (std::is_same_v<T, sa::close>) {
                         close_after_write_ = true;
@@ -143,11 +146,25 @@ void mqtt_client::run() {
                 },
                 a);
         }
+        if (!shedding_) {
+            actions.clear();
+            spare_actions_ = std::move(actions);
+        }
     } while (run_again_);
     running_ = false;
     if (ended_) return;
+    // Nothing to write: the connection may stay idle from here, so its lists go now.
+    if (!shedding_ && !writing_now_ && !write_posted_ && out_.empty()) return shed_lists();
     arm_timer();
     maybe_resume();
+}
+
+void mqtt_client::shed_lists() {
+    if (running_) return;  // the running loop keeps them; the next idle moment sheds them
+    std::vector<mqtt::server_session_action>().swap(spare_actions_);
+    shedding_ = true;
+    run();  // performs what the session's list holds, if anything, and leaves it an empty one
+    shedding_ = false;
 }
 
 void mqtt_client::maybe_resume() {
@@ -207,6 +224,8 @@ void mqtt_client::write() {
         if (self->out_.empty()) {  // idle clients hold no buffer (`= {}` would keep the capacity)
             self->writing_.clear();
             self->writing_.shrink_to_fit();
+            self->server_.give_back({});
+            self->shed_lists();
         }
         self->maybe_resume();
         self->write();

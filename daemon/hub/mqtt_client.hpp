@@ -109,6 +109,8 @@ private:
     void read();
     void read_ready();
     void run();  // drains the server session's actions, performs them
+    // The connection's writes are done: the action lists go (run() hands the session an empty one).
+    void shed_lists();
     void schedule_write();
     void write();
     // Reads again once neither unwritten bytes nor the server session (an MQTT 3.1.1 client past
@@ -132,6 +134,12 @@ private:
     std::optional<mqtt::time_point> armed_;
     bool running_ = false;   // run() is on the stack; a nested call leaves the work to it
     bool run_again_ = false;
+    // The list of the last run(), cleared, for the next: the session takes it in exchange for
+    // its actions, so that a busy connection allocates no list per run() (one per PUBACK).
+    // Dropped with the session's by shed_lists(): an idle connection holds none (an action is
+    // over a kilobyte).
+    std::vector<mqtt::server_session_action> spare_actions_;
+    bool shedding_ = false;
 
     std::vector<std::uint8_t> out_;      // to write, after what is being written
     std::vector<std::uint8_t> writing_;  // being written

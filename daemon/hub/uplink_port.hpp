@@ -17,7 +17,8 @@ namespace thingmux::hub {
 class uplink_port final : public thing::upstream {
 public:
     uplink_port(std::shared_ptr<uplink::uplink> link, session_journal& journal) : link_(std::move(link)), journal_(journal) {}
-    void publish(mqtt::publish msg, publish_done done) override { link_->publish(std::move(msg), std::move(done)); }
+    // The results go to the uplink's on_publish_done() handler, which the hub points at the pipeline.
+    void publish(mqtt::publish&& msg, std::uint64_t tag) override { link_->publish_tagged(std::move(msg), tag); }
     void subscribe(std::vector<mqtt::subscription> filters, subscribe_done done) override {
         link_->subscribe(std::move(filters), std::move(done));
     }

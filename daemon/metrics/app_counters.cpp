@@ -1,5 +1,7 @@
 #include "daemon/metrics/app_counters.hpp"
 
+#include "daemon/thing/pipeline.hpp"
+
 namespace thingmux::metrics {
 
 std::string app_name_of(const config::grants& rights) { return rights.rules.empty() ? "-" : rights.rules.front(); }
@@ -17,6 +19,11 @@ app_key app_counters::key_of(std::string_view thing, const config::grants& right
 }
 
 app_traffic& app_counters::entry(std::string_view thing, const thing::local_session& s) {
+    const auto flow = s.flow();
+    const auto& rules = s.rights().rules;
+    const std::string_view app = rules.empty() ? std::string_view("-") : std::string_view(rules.front());
+    if (last_.traffic != nullptr && last_.session == &s && last_.flow == flow && last_.thing == thing && last_.app == app)
+        return *last_.traffic;
     auto k = key_of(thing, s.rights(), s.owner());
     auto [it, added] = apps_.try_emplace(std::move(k));
     if (added) {
@@ -25,6 +32,7 @@ app_traffic& app_counters::entry(std::string_view thing, const thing::local_sess
         else
             ++own_series_;
     }
+    if (flow != thing::pipeline::one_shot_flow) last_ = {&s, flow, std::string(thing), std::string(app), &it->second};
     return it->second;
 }
 

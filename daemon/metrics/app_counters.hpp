@@ -57,6 +57,19 @@ public:
 private:
     app_traffic& entry(std::string_view thing, const thing::local_session& s);
 
+    // The entry of the session counted last. A session's app does not change while it lives
+    // except by a reload (its rule), so a run of its results needs no key built and no lookup.
+    // Found by the session and its flow, which no later session reuses (one at the same address
+    // has another); D-Bus callers share one flow and are not kept.
+    struct last_counted {
+        const thing::local_session* session = nullptr;
+        thing::session_id flow;
+        std::string thing;
+        std::string app;
+        app_traffic* traffic = nullptr;  // entries of apps_ are never removed
+    };
+    last_counted last_;
+
     std::size_t max_series_;
     std::map<app_key, app_traffic> apps_;
     std::size_t own_series_ = 0;  // entries that are not "other"

@@ -83,10 +83,19 @@ std::size_t vbi_size(std::size_t v) {
 }
 
 // Most packets carry no properties at all (a PUBLISH is measured twice and written once): one
-// comparison then replaces a pass over the whole property table.
-bool no_properties(const properties& props) {
-    static const properties none;
-    return props == none;
+// test of each field then replaces a pass over the whole property table. Field by field rather
+// than `props == properties{}`: that compares every field with the default's, several times per
+// PUBLISH. Every entry of property_table is here (MqttCodec.EveryPropertyIsEncoded checks it).
+bool no_properties(const properties& p) {
+    return !p.payload_format_indicator && !p.message_expiry_interval && !p.content_type && !p.response_topic &&
+           !p.correlation_data && p.subscription_identifiers.empty() && !p.session_expiry_interval &&
+           !p.assigned_client_identifier && !p.server_keep_alive && !p.authentication_method &&
+           !p.authentication_data && !p.request_problem_information && !p.will_delay_interval &&
+           !p.request_response_information && !p.response_information && !p.server_reference &&
+           !p.reason_string && !p.receive_maximum && !p.topic_alias_maximum && !p.topic_alias && !p.maximum_qos &&
+           !p.retain_available && p.user_properties.empty() && !p.maximum_packet_size &&
+           !p.wildcard_subscription_available && !p.subscription_identifier_available &&
+           !p.shared_subscription_available;
 }
 
 template <class W>

@@ -277,6 +277,11 @@ void server_session::drain_actions(std::vector<server_session_action>& out) {
     out.swap(actions_);
 }
 
+void server_session::give_back(std::vector<std::uint8_t>&& bytes) noexcept {
+    spare_send_ = std::move(bytes);
+    spare_send_.clear();
+}
+
 // --- the end ---
 
 void server_session::violation(std::uint8_t reason_code, std::string reason, server_end cause) {
@@ -319,7 +324,7 @@ void server_session::emit(server_session_action a) {
 std::vector<std::uint8_t>& server_session::send_buffer() {
     // Consecutive packets share one send action: one write for a burst.
     if (actions_.empty() || !std::holds_alternative<server_action::send>(actions_.back()))
-        actions_.emplace_back(server_action::send{});
+        actions_.emplace_back(server_action::send{std::exchange(spare_send_, {})});
     return std::get<server_action::send>(actions_.back()).bytes;
 }
 

@@ -245,6 +245,10 @@ public:
     // Actions produced since the last call, in order; `out` is cleared first.
     void drain_actions(std::vector<server_session_action>& out);
     [[nodiscard]] std::vector<server_session_action> drain_actions();
+    // Hands back the bytes of a server_action::send once the caller has copied them out: the next
+    // packets are encoded into that buffer. An empty vector drops the buffer kept (an idle
+    // connection holds none).
+    void give_back(std::vector<std::uint8_t>&& bytes) noexcept;
 
     // --- inspection ---
     [[nodiscard]] server_state state() const noexcept { return state_; }
@@ -353,6 +357,7 @@ private:
     std::optional<std::uint32_t> disconnect_session_expiry_;  // set by the client's DISCONNECT
     std::vector<std::uint8_t> rx_;  // released whenever it is empty: an idle connection holds none
     std::vector<server_session_action> actions_;
+    std::vector<std::uint8_t> spare_send_;  // from give_back(), for the next send action
 
     // Inbound (client -> server).
     std::map<std::uint16_t, std::string> topic_aliases_;

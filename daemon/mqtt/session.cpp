@@ -113,7 +113,7 @@ std::optional<time_point> session::next_deadline() const {
 
 // --- commands ---
 
-op_id session::publish(mqtt::publish msg, time_point now) {
+op_id session::publish(mqtt::publish msg, time_point now, std::uint64_t tag) {
     now_ = now;
     const op_id id = next_op();
     // The session owns packet ids and DUP; a client must not send Subscription Identifiers, and
@@ -124,16 +124,23 @@ op_id session::publish(mqtt::publish msg, time_point now) {
     msg.props.subscription_identifiers.clear();
 
     if (!valid_topic_name(msg.topic)) {
-        complete_local(id, local_error::invalid_topic);
+        complete_local(id, tag, local_error::invalid_topic);
     } else if (msg.qos == qos::exactly_once) {
-        complete_local(id, local_error::qos_not_supported);
+        complete_local(id, tag, local_error::qos_not_supported);
     } else if (msg.qos == qos::at_least_once) {
-        queue_.push_back({id, std::move(msg)});
-        send_queued_publishes();
+        // Nothing waits and the window has room (the common case): it goes out now, as
+        // send_queued_publishes() would send it, without a stop in the queue.
+        const auto packet_id = queue_.empty() && window_open() ? allocate_packet_id() : std::nullopt;
+        if (packet_id) {
+            send_publish(id, tag, std::move(msg), *packet_id);
+        } else {
+            queue_.push_back({id, tag, std::move(msg)});
+            send_queued_publishes();
+        }
     } else if (state_ != session_state::online) {
-        complete_local(id, local_error::not_connected);
-    } else if (send_or_refuse(id, msg)) {
-        emit(action::publish_done{id, reason::success, local_error::none, {}});
+        complete_local(id, tag, local_error::not_connected);
+    } else if (send_or_refuse(id, tag, msg)) {
+        emit(action::publish_done{id, reason::success, local_error::none, {}, tag});
     }
     return id;
 }
@@ -194,8 +201,8 @@ void session::disconnect(time_point now) {
 
 void session::abandon() {
     isolating_ = false;
-    for (auto it : inflight_in_send_order()) complete_local(it->second.id, local_error::session_closed);
-    for (const auto& q : queue_) complete_local(q.id, local_error::session_closed);
+    for (auto it : inflight_in_send_order()) complete_local(it->second.id, it->second.tag, local_error::session_closed);
+    for (const auto& q : queue_) complete_local(q.id, q.tag, local_error::session_closed);
     inflight_.clear();
     queue_.clear();
 
@@ -217,6 +224,11 @@ std::vector<session_action> session::drain_actions() { return std::exchange(acti
 void session::drain_actions(std::vector<session_action>& out) {
     out.clear();
     out.swap(actions_);
+}
+
+void session::recycle(std::vector<std::uint8_t>&& bytes) noexcept {
+    spare_send_ = std::move(bytes);
+    spare_send_.clear();
 }
 
 // --- inspection ---

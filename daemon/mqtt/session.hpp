@@ -149,6 +149,7 @@ struct publish_done {
     std::uint8_t reason_code = reason::success;
     local_error error = local_error::none;       // set when the publish never completed upstream
     std::string reason_string;                   // from PUBACK properties, if any
+    std::uint64_t tag = 0;                       // the caller's, as given to session::publish()
 };
 struct subscribe_done {
     op_id id;
@@ -199,7 +200,9 @@ public:
     // QoS 1: sent when online and the in-flight window has room; completes on PUBACK.
     // Never sent, completed with a local_error: an invalid topic, QoS 2, or what the broker
     // announced it refuses (Maximum Packet Size, Maximum QoS, Retain Available).
-    [[nodiscard]] op_id publish(mqtt::publish msg, time_point now);
+    // `tag` is the caller's and comes back in the publish_done action: a caller with many
+    // publishes in flight finds its state for the result by it, without a map per op_id.
+    [[nodiscard]] op_id publish(mqtt::publish msg, time_point now, std::uint64_t tag = 0);
     // Adds the filters to the live set (re-subscribed after reconnects) and sends SUBSCRIBE(s)
     // when online (or after the next CONNACK). Completes when every SUBACK for it arrived. A
     // failure code removes that filter from the live set. Invalid filters (0x8F) and QoS 2
@@ -226,6 +229,9 @@ public:
     // The same into `out` (cleared first), which lends its capacity to the next actions: a
     // caller that drains after every command allocates no action list per command.
     void drain_actions(std::vector<session_action>& out);
+    // Hands back the bytes of an action::send once the caller has copied them out: the next
+    // packets are encoded into that buffer, so a steady flow allocates no buffer per write.
+    void recycle(std::vector<std::uint8_t>&& bytes) noexcept;
 
     // --- inspection ---
     [[nodiscard]] session_state state() const noexcept;
@@ -242,11 +248,13 @@ public:
 private:
     struct outbound {  // QoS 1 publish waiting for the connection or a window slot
         op_id id;
+        std::uint64_t tag = 0;
         mqtt::publish msg;
     };
     struct inflight_entry {  // QoS 1 publish sent, awaiting PUBACK
         std::uint64_t seq = 0;  // send order: packet ids wrap, so they cannot order retransmission
         op_id id;
+        std::uint64_t tag = 0;
         mqtt::publish msg;
         std::uint64_t sent_on = 0;  // connection it was last sent on
         unsigned refusals = 0;      // connections that ended while it was sent alone and unacknowledged
@@ -286,8 +294,14 @@ private:
     [[nodiscard]] std::vector<std::uint8_t>& send_buffer();
     void send(const packet& p);
     void send(const mqtt::publish& p);
-    [[nodiscard]] bool send_or_refuse(op_id id, const mqtt::publish& msg);
-    void complete_local(op_id id, local_error e, std::string text = {});
+    [[nodiscard]] bool send_or_refuse(op_id id, std::uint64_t tag, const mqtt::publish& msg);
+    // Sends a QoS 1 publish with `packet_id` (unless refused) and keeps it in flight.
+    void send_publish(op_id id, std::uint64_t tag, mqtt::publish&& msg, std::uint16_t packet_id);
+    // An acknowledged publish leaves the in-flight window; its node is kept for the next one.
+    void release_inflight(std::map<std::uint16_t, inflight_entry>::iterator it);
+    // Whether a QoS 1 publish may go out now: online, not isolating, room in the window.
+    [[nodiscard]] bool window_open() const noexcept;
+    void complete_local(op_id id, std::uint64_t tag, local_error e, std::string text = {});
     op_id start_op(filter_op op);
     bool send_unsent_chunks(std::uint64_t key, filter_op& op);
     void emit_done(filter_op& op);
@@ -322,6 +336,7 @@ private:
     properties broker_props_;
     std::vector<std::uint8_t> rx_;
     std::vector<session_action> actions_;
+    std::vector<std::uint8_t> spare_send_;  // a buffer given back by recycle(), for the next send action
 
     std::uint64_t next_op_ = 1;
     std::uint64_t next_seq_ = 0;
@@ -331,6 +346,9 @@ private:
 
     std::deque<outbound> queue_;
     std::map<std::uint16_t, inflight_entry> inflight_;  // by packet id
+    // Nodes of acknowledged publishes, reused for the next ones so that a steady flow allocates
+    // no node per publish; at most max_spare_nodes (a refill batch) are kept.
+    std::vector<std::map<std::uint16_t, inflight_entry>::node_type> spare_nodes_;
     std::map<std::uint64_t, filter_op> ops_;            // pending, in request order
     std::map<std::uint16_t, ack_wait> ack_waits_;       // SUBSCRIBE/UNSUBSCRIBE packet id -> op chunk
     std::map<std::string, subscription> live_;

@@ -152,8 +152,9 @@ void session::on_puback(const puback& ack) {
         ++unknown_acks_;
         return;
     }
-    emit(action::publish_done{it->second.id, ack.reason_code, local_error::none, ack.props.reason_string.value_or("")});
-    inflight_.erase(it);
+    emit(action::publish_done{it->second.id, ack.reason_code, local_error::none, ack.props.reason_string.value_or(""),
+                              it->second.tag});
+    release_inflight(it);
     if (isolating_) {  // the publish sent alone got through: the others follow
         isolating_ = false;
         retransmit();
@@ -232,7 +233,7 @@ std::optional<action::refused_publish> session::blame_oldest_publish() {
     action::refused_publish r{oldest.msg.topic, encoded_size(oldest.msg, cfg_.version), oldest.refusals + 1,
                               cfg_.max_publish_attempts};
     if (r.attempt >= r.max_attempts) {
-        complete_local(oldest.id, local_error::refused_by_broker,
+        complete_local(oldest.id, oldest.tag, local_error::refused_by_broker,
                        "the broker closed the connection each of the " + std::to_string(r.attempt) +
                            " times this message (a " + std::to_string(r.bytes) + "-byte PUBLISH) was sent");
         inflight_.erase(order.front());

@@ -13,6 +13,9 @@ namespace {
 // A full in-flight window is refilled in batches of 1/8 of it (see send_queued_publishes()): 11 of
 // AWS IoT Core's 100, so at least ~7/8 of the window stays in use.
 constexpr std::size_t refill_batch_divisor = 8;
+// Nodes of acknowledged publishes kept for the next ones: more than a refill batch of AWS IoT
+// Core's window, since PUBACKs come a read's worth at a time.
+constexpr std::size_t max_spare_nodes = 16;
 
 }  // namespace
 
@@ -56,7 +59,8 @@ void session::emit(session_action a) { actions_.push_back(std::move(a)); }
 
 std::vector<std::uint8_t>& session::send_buffer() {
     // Consecutive packets share one send action: one write for a burst after CONNACK.
-    if (actions_.empty() || !std::holds_alternative<action::send>(actions_.back())) actions_.emplace_back(action::send{});
+    if (actions_.empty() || !std::holds_alternative<action::send>(actions_.back()))
+        actions_.emplace_back(action::send{std::exchange(spare_send_, {})});
     last_sent_ = now_;
     return std::get<action::send>(actions_.back()).bytes;
 }
@@ -67,14 +71,14 @@ void session::send(const mqtt::publish& p) { encode(p, cfg_.version, send_buffer
 
 // Sends `msg` unless the broker would refuse it, else completes `id` with the reason: a refused
 // PUBLISH costs the shared connection, so it is caught here.
-bool session::send_or_refuse(op_id id, const mqtt::publish& msg) {
+bool session::send_or_refuse(op_id id, std::uint64_t tag, const mqtt::publish& msg) {
     const std::size_t size = encoded_size(msg, cfg_.version);
     const local_error e = refusal(msg, size);
     if (e == local_error::none) {
         send(msg);
         return true;
     }
-    complete_local(id, e,
+    complete_local(id, tag, e,
                    e == local_error::packet_too_large
                        ? "the PUBLISH packet is " + std::to_string(size) + " bytes, the broker takes at most " +
                              std::to_string(packet_limit())
@@ -82,8 +86,40 @@ bool session::send_or_refuse(op_id id, const mqtt::publish& msg) {
     return false;
 }
 
-void session::complete_local(op_id id, local_error e, std::string text) {
-    emit(action::publish_done{id, reason::unspecified_error, e, std::move(text)});
+void session::complete_local(op_id id, std::uint64_t tag, local_error e, std::string text) {
+    emit(action::publish_done{id, reason::unspecified_error, e, std::move(text), tag});
+}
+
+void session::send_publish(op_id id, std::uint64_t tag, mqtt::publish&& msg, std::uint16_t packet_id) {
+    msg.packet_id = packet_id;
+    if (!send_or_refuse(id, tag, msg)) return;
+    inflight_entry entry{next_seq_++, id, tag, std::move(msg), connection_, 0};
+    if (spare_nodes_.empty()) {
+        inflight_.emplace(packet_id, std::move(entry));
+        return;
+    }
+    auto node = std::move(spare_nodes_.back());
+    spare_nodes_.pop_back();
+    node.key() = packet_id;
+    node.mapped() = std::move(entry);
+    inflight_.insert(std::move(node));
+}
+
+void session::release_inflight(std::map<std::uint16_t, inflight_entry>::iterator it) {
+    auto node = inflight_.extract(it);
+    if (inflight_.empty() && queue_.empty()) {  // the flow stopped: nothing is kept for it
+        spare_nodes_.clear();
+        return;
+    }
+    if (spare_nodes_.size() >= max_spare_nodes) return;
+    // A kept node holds no message: its topic and payload go now, not at its reuse.
+    std::string().swap(node.mapped().msg.topic);
+    std::string().swap(node.mapped().msg.payload);
+    spare_nodes_.push_back(std::move(node));
+}
+
+bool session::window_open() const noexcept {
+    return state_ == session_state::online && !isolating_ && inflight_.size() < window_;
 }
 
 op_id session::start_op(filter_op op) {
@@ -193,7 +229,7 @@ void session::retransmit() {
         if (isolating_ && sent > 0) continue;
         if (sent < window_) {
             entry.msg.dup = true;
-            if (!send_or_refuse(entry.id, entry.msg)) {
+            if (!send_or_refuse(entry.id, entry.tag, entry.msg)) {
                 inflight_.erase(it);
             } else {
                 entry.sent_on = connection_;
@@ -202,7 +238,7 @@ void session::retransmit() {
         } else {  // a smaller Receive Maximum: back to the queue, ahead of newer publishes
             entry.msg.packet_id = 0;
             entry.msg.dup = false;
-            requeue.push_back({entry.id, std::move(entry.msg)});
+            requeue.push_back({entry.id, entry.tag, std::move(entry.msg)});
             inflight_.erase(it);
         }
     }
@@ -229,14 +265,12 @@ void session::send_queued_publishes() {
     if (isolating_) return;  // nothing joins a publish sent alone
     const std::size_t batch = std::min(std::max<std::size_t>(window_ / refill_batch_divisor, 1), queue_.size());
     if (!inflight_.empty() && inflight_.size() + batch > window_) return;
-    while (state_ == session_state::online && inflight_.size() < window_ && !queue_.empty()) {
+    while (window_open() && !queue_.empty()) {
         const auto id = allocate_packet_id();
         if (!id) return;  // retried when an acknowledgement frees one
         outbound next = std::move(queue_.front());
         queue_.pop_front();
-        next.msg.packet_id = *id;
-        if (send_or_refuse(next.id, next.msg))
-            inflight_.emplace(*id, inflight_entry{next_seq_++, next.id, std::move(next.msg), connection_, 0});
+        send_publish(next.id, next.tag, std::move(next.msg), *id);
     }
 }
 

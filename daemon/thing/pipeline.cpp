@@ -113,7 +113,7 @@ void pipeline::stop_accepting() {
 pipeline_status pipeline::status() const {
     pipeline_status s;
     s.upstream_filters = table_.upstream_filters();
-    s.at_upstream = at_upstream_;
+    s.at_upstream = at_upstream_.size();
     s.waiting = shaper_.queued_total();
     for (const auto& [flow, n] : pending_) s.waiting_bytes += shaper_.queued_bytes(flow);
     if (shared_.spool != nullptr) {

@@ -44,6 +44,7 @@
 #include "daemon/thing/service_requests.hpp"
 #include "daemon/thing/shadow_cache.hpp"
 #include "daemon/thing/shaper.hpp"
+#include "daemon/thing/slot_table.hpp"
 #include "daemon/thing/share_groups.hpp"
 #include "daemon/thing/subscription_shaper.hpp"
 #include "daemon/thing/subscription_table.hpp"
@@ -176,6 +177,8 @@ public:
     void on_link(ipc::state s);
     void on_message(const mqtt::publish& msg, std::optional<mqtt::inbound_ticket> ticket);
     void on_subscription_lost(const std::string& filter, std::uint8_t reason_code);
+    // The result of a publish handed to upstream::publish(), with the tag it was given.
+    void on_published(const mqtt::action::publish_done& d);
     // The wake-up asked for with clock::wake_at().
     void on_timer();
 
@@ -210,6 +213,11 @@ private:
     struct queued_publish {
         mqtt::publish msg;
         publish_owner owner;
+    };
+    // What waits for the upstream's result of a publish (under the tag the publish went up with).
+    struct upstream_publish {
+        publish_owner owner;
+        std::optional<clock_type::time_point> sent;  // QoS 1: for the round-trip histogram
     };
     // Everything one SUBSCRIBE request waits for; answered when the last filter's result is known
     // (at once, or when the upstream SUBACK arrives).
@@ -301,7 +309,9 @@ private:
     std::map<session_id, std::size_t> pending_;  // per flow: publishes awaiting their result (until detach)
 
     publish_shaper<queued_publish> shaper_;
-    std::size_t at_upstream_ = 0;
+    // Handed upstream, awaiting their result; the key is the tag given to upstream::publish(), so
+    // no callback is allocated per publish.
+    slot_table<upstream_publish> at_upstream_;
     bool releasing_publishes_ = false;     // release_publishes() runs; a nested call only asks it to go round again
     bool release_again_ = false;
 

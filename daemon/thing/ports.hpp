@@ -30,14 +30,15 @@ namespace thingmux::thing {
 
 using clock_type = std::chrono::steady_clock;
 
-// The Thing's MQTT connection as the pipeline uses it. Results come back through the callbacks,
-// later (never from inside the call); events the other way are the pipeline's on_…() methods.
+// The Thing's MQTT connection as the pipeline uses it. A publish's result comes back through
+// pipeline::on_published() with the publish's `tag` (publish_done::tag), from inside the call when
+// it is refused at once; a subscribe's through its callback. Events the other way are the
+// pipeline's on_…() methods too.
 class upstream {
 public:
-    using publish_done = std::function<void(const mqtt::action::publish_done&)>;
     using subscribe_done = std::function<void(const std::vector<std::uint8_t>& reason_codes)>;
     virtual ~upstream() = default;
-    virtual void publish(mqtt::publish msg, publish_done done) = 0;
+    virtual void publish(mqtt::publish&& msg, std::uint64_t tag) = 0;
     virtual void subscribe(std::vector<mqtt::subscription> filters, subscribe_done done) = 0;
     virtual void unsubscribe(std::vector<std::string> filters) = 0;
     // An inbound QoS 1 message every local recipient has: the broker may forget it.

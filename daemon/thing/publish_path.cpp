@@ -150,18 +150,19 @@ void pipeline::release_publishes() {
 }
 
 void pipeline::send_upstream(queued_publish&& p) {
-    ++at_upstream_;
     // QoS 1: the time to its PUBACK, for the round-trip histogram.
     const auto sent = p.msg.qos == mqtt::qos::at_least_once ? std::optional(clock_.now()) : std::nullopt;
-    up_.publish(std::move(p.msg), [weak = weak_from_this(), owner = std::move(p.owner), sent](const mqtt::action::publish_done& d) mutable {
-        const auto self = weak.lock();
-        if (!self) return;  // the Thing was removed with its sessions
-        --self->at_upstream_;
-        if (sent && d.error == mqtt::local_error::none) self->round_trip_.record(self->clock_.now() - *sent);
-        const bool spooled = owner.spool_id > 0;
-        self->complete(owner, publish_outcome(d));
-        if (spooled) self->release_publishes();  // room for the next spooled rows
-    });
+    const auto tag = at_upstream_.put({.owner = std::move(p.owner), .sent = sent});
+    up_.publish(std::move(p.msg), tag);
+}
+
+void pipeline::on_published(const mqtt::action::publish_done& d) {
+    auto p = at_upstream_.take(d.tag);
+    if (!p) return;  // not one of ours (anything else is a bug of the upstream)
+    if (p->sent && d.error == mqtt::local_error::none) round_trip_.record(clock_.now() - *p->sent);
+    const bool spooled = p->owner.spool_id > 0;
+    complete(p->owner, publish_outcome(d));
+    if (spooled) release_publishes();  // room for the next spooled rows
 }
 
 void pipeline::complete(publish_owner& owner, ipc::result r) {
@@ -193,7 +194,7 @@ std::size_t pipeline::pending_publishes(session_id flow) const {
     return it == pending_.end() ? 0 : it->second;
 }
 
-std::size_t pipeline::unfinished() const noexcept { return at_upstream_ + shaper_.queued_total(); }
+std::size_t pipeline::unfinished() const noexcept { return at_upstream_.size() + shaper_.queued_total(); }
 
 void pipeline::abandon_waiting() {
     std::vector<session_id> flows;

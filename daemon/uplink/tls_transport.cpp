@@ -153,8 +153,12 @@ void tls_transport::on_ciphertext(std::error_code ec, std::size_t n) {
 std::size_t tls_transport::decrypt(asio::mutable_buffer buffer) {
     auto* data = static_cast<unsigned char*>(buffer.data());
     std::size_t filled = 0;
+    // SSL_get_error() needs an empty error queue before the call it explains. A successful
+    // SSL_read_ex() leaves it as it was, and the loop ends at the first failure, so one clearing
+    // serves every record of this read: OpenSSL 3's ERR_clear_error() costs about as much as
+    // decrypting a PUBACK's record, which the broker sends one per message.
+    ERR_clear_error();
     while (filled < buffer.size() && !read_error_) {
-        ERR_clear_error();
         std::size_t n = 0;
         const int r = SSL_read_ex(ssl_, data + filled, buffer.size() - filled, &n);
         if (r == 1) {

@@ -356,10 +356,15 @@ void uplink::run_actions() {
 }
 
 void uplink::handle(mqtt::action::send& a) {
-    if (!attempt_ || attempt_->closed) return;
-    auto& pending = attempt_->pending;
-    if (pending.empty()) pending = std::move(a.bytes);
-    else pending.insert(pending.end(), a.bytes.begin(), a.bytes.end());
+    if (attempt_ && !attempt_->closed) {
+        auto& pending = attempt_->pending;
+        if (pending.empty())
+            pending.swap(a.bytes);  // a.bytes now holds pending's empty buffer
+        else
+            pending.insert(pending.end(), a.bytes.begin(), a.bytes.end());
+    }
+    // The session encodes its next packets into it: no buffer is allocated per write.
+    session_.recycle(std::move(a.bytes));
 }
 
 void uplink::handle(mqtt::action::close& a) {
@@ -428,6 +433,8 @@ void uplink::handle(mqtt::action::publish_done& a) {
         auto h = std::move(it->second);
         publish_waiters_.erase(it);
         if (h) h(a);
+    } else if (on_publish_done_) {
+        on_publish_done_(a);
     }
 }
 
@@ -514,6 +521,11 @@ void uplink::reconnect(const std::string& why, std::optional<uplink_config> conf
 void uplink::publish(mqtt::publish msg, publish_handler done) {
     const auto id = session_.publish(std::move(msg), now());
     publish_waiters_.emplace(id, std::move(done));
+    run_actions();
+}
+
+void uplink::publish_tagged(mqtt::publish&& msg, std::uint64_t tag) {
+    static_cast<void>(session_.publish(std::move(msg), now(), tag));
     run_actions();
 }
 

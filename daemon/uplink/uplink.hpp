@@ -106,6 +106,8 @@ public:
     void on_message(message_handler h) { on_message_ = std::move(h); }
     void on_state(state_handler h) { on_state_ = std::move(h); }
     void on_subscription_lost(subscription_lost_handler h) { on_subscription_lost_ = std::move(h); }
+    // The results of publish_tagged(), each with its tag (publish_done::tag).
+    void on_publish_done(publish_handler h) { on_publish_done_ = std::move(h); }
 
     // Starts connecting (and keeps reconnecting until stop()).
     void start();
@@ -119,6 +121,9 @@ public:
     void reconnect(const std::string& why, std::optional<uplink_config> config = std::nullopt);
 
     void publish(mqtt::publish msg, publish_handler done);
+    // The same for a caller with many publishes in flight: the result goes to the on_publish_done()
+    // handler with `tag`, so that no handler is stored per publish.
+    void publish_tagged(mqtt::publish&& msg, std::uint64_t tag);
     void subscribe(std::vector<mqtt::subscription> subs, codes_handler done);
     void unsubscribe(std::vector<std::string> filters, codes_handler done);
     // Acknowledges an inbound QoS 1 message once every local recipient has it.
@@ -205,7 +210,8 @@ private:
     bool in_run_actions_ = false;
     std::vector<mqtt::session_action> actions_;  // the batch run_actions() handles; kept for its capacity
 
-    std::map<mqtt::op_id, publish_handler> publish_waiters_;
+    std::map<mqtt::op_id, publish_handler> publish_waiters_;  // publish()'s; publish_tagged()'s go to on_publish_done_
+    publish_handler on_publish_done_;
     std::map<mqtt::op_id, codes_handler> codes_waiters_;
     message_handler on_message_;
     state_handler on_state_;

@@ -32,6 +32,7 @@ public:
     void unsubscribe_done(std::uint32_t, std::vector<ipc::result>) override {}
     bool deliver(thing::inbound_message&, std::uint8_t) override { return false; }
     void link_changed(const ipc::state&) override {}
+    void set_rules(std::vector<std::string> rules) { rights_.rules = std::move(rules); }
 
 private:
     config::grants rights_;
@@ -75,6 +76,20 @@ TEST(MetricsAppCounters, CardinalityIsCapped) {
     // One counted before the cap keeps its own series.
     c.publish_result("gw", *sessions.front(), result_of(ipc::errc::ok), 1);
     EXPECT_EQ(c.all().at({.thing = "gw", .app = "jobs", .unit = "run-u0.service", .uid = "1000"}).results.at("ok").publishes, 2U);
+}
+
+// A reload may give a session another rule: its next results count under that one.
+TEST(MetricsAppCounters, ASessionWhoseRuleChangedCountsUnderTheNewOne) {
+    app_counters c;
+    fake_session s({"sensors"}, 1000, "sensor.service");
+    c.publish_result("gw", s, result_of(ipc::errc::ok), 1);
+    s.set_rules({"fleet"});
+    c.publish_result("gw", s, result_of(ipc::errc::ok), 1);
+    c.publish_result("gw2", s, result_of(ipc::errc::ok), 1);
+    ASSERT_EQ(c.all().size(), 3U);
+    EXPECT_EQ(c.all().at({.thing = "gw", .app = "sensors", .unit = "sensor.service", .uid = "1000"}).results.at("ok").publishes, 1U);
+    EXPECT_EQ(c.all().at({.thing = "gw", .app = "fleet", .unit = "sensor.service", .uid = "1000"}).results.at("ok").publishes, 1U);
+    EXPECT_EQ(c.all().at({.thing = "gw2", .app = "fleet", .unit = "sensor.service", .uid = "1000"}).results.at("ok").publishes, 1U);
 }
 
 TEST(MetricsLinkReasons, FixedSet) {

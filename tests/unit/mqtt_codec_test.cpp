@@ -4,6 +4,7 @@
 // chapters 2-3), never produced by the encoder under test: s("abc") is the spec's length-prefixed
 // UTF-8 string, t("abc") raw bytes, and every remaining length is counted by hand in a comment.
 #include "daemon/mqtt/codec.hpp"
+#include "daemon/mqtt/codec_common.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -1070,6 +1072,29 @@ TEST(MqttDecodeError, EveryValueIsAnErrorCodeOfTheDecodeCategoryWithAMessageInWo
     const auto bad = decode(bytes{0x00, 0x00}, protocol_version::v311);
     ASSERT_TRUE(std::holds_alternative<malformed>(bad));
     EXPECT_EQ(std::error_code{std::get<malformed>(bad).code}, bad_fixed_header);
+}
+
+// The encoder skips a property list when no property is set, testing each field for that: a
+// property added to the table but not to that test would be left out of every packet.
+TEST(MqttCodec, EveryPropertyIsEncoded) {
+    const auto base = encoded_size(packet{connack{}}, v5);
+    for (const auto& def : detail::property_table) {
+        properties props;
+        std::visit(
+            [&](auto member) {
+                auto& field = props.*member;
+                using F = std::remove_cvref_t<decltype(field)>;
+                if constexpr (std::is_same_v<F, std::vector<std::uint32_t>>)
+                    field.push_back(1);
+                else if constexpr (std::is_same_v<F, std::vector<user_property>>)
+                    field.push_back({"k", "v"});
+                else
+                    field.emplace();
+            },
+            def.member);
+        EXPECT_GT(encoded_size(packet{connack{.session_present = false, .reason_code = 0, .props = props}}, v5), base)
+            << def.name;
+    }
 }
 
 }  // namespace

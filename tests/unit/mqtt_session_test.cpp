@@ -25,6 +25,12 @@ session_config make_config(protocol_version v = protocol_version::v5) {
     return c;
 }
 
+session_config with_window(std::uint16_t max_inflight) {
+    auto c = make_config();
+    c.max_inflight = max_inflight;
+    return c;
+}
+
 std::vector<subscription> subs_of(const std::vector<std::string>& filters) {
     std::vector<subscription> out;
     for (const auto& f : filters) out.push_back(subscription{f, qos::at_least_once, false, false, 0});
@@ -633,6 +639,91 @@ TEST(MqttSession, Qos0OnlineCompletesAtOnceOfflineFails) {
     EXPECT_EQ(done[0].error, local_error::none);
 }
 
+// A caller finds its state for a result by the tag it gave publish(), whatever the outcome.
+TEST(MqttSession, PublishDoneCarriesTheCallersTag) {
+    broker b;
+    const auto publish = [&](std::string topic, qos q, std::uint64_t tag) {
+        mqtt::publish p;
+        p.topic = std::move(topic);
+        p.qos = q;
+        static_cast<void>(b.s.publish(std::move(p), b.now, tag));
+        b.collect();
+    };
+    std::vector<std::uint64_t> tags;
+    const auto harvest = [&] {
+        for (auto& e : b.take_events())
+            if (const auto* d = std::get_if<action::publish_done>(&e)) tags.push_back(d->tag);
+    };
+    publish("t", qos::at_most_once, 1);   // offline: not connected
+    publish("t", qos::at_least_once, 2);  // queued until online
+    harvest();
+    b.connect(true);
+    publish("t", qos::at_most_once, 3);   // sent, done at once
+    publish("a/#", qos::at_least_once, 4);  // invalid topic
+    auto p = b.take_sent_only<mqtt::publish>();
+    ASSERT_EQ(p.size(), 2U);
+    b.feed(puback{p[0].packet_id, reason::success, {}});
+    publish("t", qos::at_least_once, 5);
+    b.s.abandon();
+    b.collect();
+    harvest();
+    EXPECT_EQ(tags, (std::vector<std::uint64_t>{1, 3, 4, 2, 5}));
+}
+
+// In-flight entries are reused after their PUBACK: each publish still goes out with its own
+// topic, payload and packet id, and completes under its own id.
+TEST(MqttSession, SteadyFlowThroughTheWindowKeepsEachMessage) {
+    broker b{with_window(2)};
+    b.connect(true);
+    b.take_events();
+    std::vector<op_id> ids;
+    for (int i = 0; i < 8; ++i) ids.push_back(b.publish("t/" + std::to_string(i), qos::at_least_once, "p" + std::to_string(i)));
+    std::vector<mqtt::publish> seen;
+    while (seen.size() < 8) {
+        auto p = b.take_sent_only<mqtt::publish>();
+        ASSERT_FALSE(p.empty());
+        for (auto& m : p) {
+            b.feed(puback{m.packet_id, reason::success, {}});
+            seen.push_back(std::move(m));
+        }
+    }
+    std::set<std::uint16_t> packet_ids;
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+        EXPECT_EQ(seen[i].topic, "t/" + std::to_string(i));
+        EXPECT_EQ(seen[i].payload, "p" + std::to_string(i));
+        packet_ids.insert(seen[i].packet_id);
+    }
+    EXPECT_EQ(packet_ids.size(), 8U);
+    auto done = b.take_events_only<action::publish_done>();
+    ASSERT_EQ(done.size(), 8U);
+    for (std::size_t i = 0; i < done.size(); ++i) EXPECT_EQ(done[i].id, ids[i]);
+    EXPECT_EQ(b.s.inflight_count(), 0U);
+}
+
+// A send buffer handed back is where the next packets are encoded: nothing of its old bytes stays.
+TEST(MqttSession, RecycledSendBufferCarriesTheNextPackets) {
+    broker b;
+    b.connect(true);
+    b.take_events();
+    std::vector<std::uint8_t> old(100, 0xEE);
+    old.reserve(4096);
+    b.s.recycle(std::move(old));
+    mqtt::publish m;
+    m.topic = "t";
+    m.payload = "x";
+    static_cast<void>(b.s.publish(std::move(m), b.now));
+    auto actions = b.s.drain_actions();
+    ASSERT_FALSE(actions.empty());
+    auto* out = std::get_if<action::send>(&actions.front());
+    ASSERT_NE(out, nullptr);
+    EXPECT_GE(out->bytes.capacity(), 4096U);
+    auto r = decode(out->bytes, protocol_version::v5);
+    auto* d = std::get_if<decoded>(&r);
+    ASSERT_NE(d, nullptr);
+    EXPECT_EQ(d->consumed, out->bytes.size());
+    EXPECT_EQ(std::get<mqtt::publish>(d->packet).topic, "t");
+}
+
 TEST(MqttSession, InvalidTopicAndQos2RefusedLocally) {
     broker b;
     b.connect(true);
@@ -650,9 +741,7 @@ TEST(MqttSession, InvalidTopicAndQos2RefusedLocally) {
 }
 
 TEST(MqttSession, WindowLimitedByMaxInflight) {
-    auto cfg = make_config();
-    cfg.max_inflight = 3;
-    broker b{cfg};
+    broker b{with_window(3)};
     b.connect(true);
     b.take_events();
     for (int i = 0; i < 5; ++i) b.publish("t/" + std::to_string(i), qos::at_least_once);

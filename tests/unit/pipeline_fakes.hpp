@@ -27,7 +27,7 @@ class fake_upstream final : public upstream {
 public:
     struct sent_publish {
         mqtt::publish msg;
-        publish_done done;
+        std::uint64_t tag = 0;  // 0 once answered
     };
     struct sent_subscribe {
         std::vector<std::string> filters;
@@ -37,17 +37,20 @@ public:
     std::vector<sent_subscribe> subscribes;
     std::vector<std::string> unsubscribed;  // every filter of every UNSUBSCRIBE, in order
     std::vector<mqtt::inbound_ticket> acknowledged;
+    // Where publish results go (the rig sets it).
+    pipeline* results = nullptr;
     // When set, a publish is answered inside publish() with this error (as the uplink does for
     // a publish the session refuses before sending it).
     std::optional<mqtt::local_error> refuse_inline;
 
-    void publish(mqtt::publish msg, publish_done done) override {
+    void publish(mqtt::publish&& msg, std::uint64_t tag) override {
         if (refuse_inline) {
-            done(mqtt::action::publish_done{.id = {}, .reason_code = mqtt::reason::unspecified_error,
-                                            .error = *refuse_inline, .reason_string = "refused inline"});
+            results->on_published(mqtt::action::publish_done{.id = {}, .reason_code = mqtt::reason::unspecified_error,
+                                                             .error = *refuse_inline, .reason_string = "refused inline",
+                                                             .tag = tag});
             return;
         }
-        publishes.push_back({std::move(msg), std::move(done)});
+        publishes.push_back({std::move(msg), tag});
     }
     void subscribe(std::vector<mqtt::subscription> filters, subscribe_done done) override {
         sent_subscribe s{.filters = {}, .done = std::move(done)};
@@ -63,13 +66,14 @@ public:
     void answer_publish(std::size_t i, std::uint8_t reason_code = mqtt::reason::success,
                         mqtt::local_error error = mqtt::local_error::none) {
         ASSERT_LT(i, publishes.size());
-        ASSERT_TRUE(publishes[i].done) << "publish " << i << " answered twice";
-        auto done = std::exchange(publishes[i].done, {});
-        done(mqtt::action::publish_done{.id = {}, .reason_code = reason_code, .error = error, .reason_string = {}});
+        ASSERT_NE(publishes[i].tag, 0U) << "publish " << i << " answered twice";
+        const auto tag = std::exchange(publishes[i].tag, 0);
+        results->on_published(
+            mqtt::action::publish_done{.id = {}, .reason_code = reason_code, .error = error, .reason_string = {}, .tag = tag});
     }
     void answer_all_publishes() {
         for (std::size_t i = 0; i < publishes.size(); ++i)
-            if (publishes[i].done) answer_publish(i);
+            if (publishes[i].tag != 0) answer_publish(i);
     }
     // Answers the i-th SUBSCRIBE with one code per filter (default: all granted QoS 1).
     void answer_subscribe(std::size_t i, std::vector<std::uint8_t> codes = {}) {
@@ -234,6 +238,7 @@ struct pipeline_rig {
                                                        .spool_error_log = spool_log,
                                                        .publish_settled = [this] { ++settled; }},
                                           up, clk);
+        up.results = pipe.get();
     }
     static config::thing_limits unlimited() {
         config::thing_limits l;
