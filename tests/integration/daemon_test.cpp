@@ -3,6 +3,7 @@
 #include "daemon/thing/subscription_table.hpp"
 #include "daemon/mqtt/topic.hpp"
 #include "tests/support/daemon_fixture.hpp"
+#include "tests/support/idle_cost.hpp"
 #include "tests/support/measure.hpp"
 
 #include <gtest/gtest.h>
@@ -493,16 +494,9 @@ TEST_F(DaemonTest, IdleIpcClientsEachCostAFewKiB) {
         for (const auto& r : results) EXPECT_EQ(r.code, ipc::errc::ok) << name;
         return c;
     };
-    // The upstream subscriptions and the daemon's first allocations are there before measuring.
-    const auto warm_up = join("warm-up");
-    const std::size_t before = resident_bytes(daemon.pid());
-    std::vector<std::unique_ptr<ipc_client>> held;
-    for (std::size_t i = 0; i < clients && !HasFailure(); ++i) held.push_back(join("idle-" + std::to_string(i)));
+    [[maybe_unused]] const double kib_per_client = kib_per_idle_client(
+        daemon.pid(), clients, "idle IPC clients with " + std::to_string(filters) + " subscriptions each", join);
     ASSERT_FALSE(HasFailure());
-    const std::size_t after = resident_bytes(daemon.pid());
-    const double kib_per_client = static_cast<double>(after - before) / 1024.0 / clients;
-    std::cout << "[ measured ] " << clients << " idle IPC clients with " << filters << " subscriptions each: VmRSS "
-              << before / 1024 << " KiB -> " << after / 1024 << " KiB, " << kib_per_client << " KiB per client\n";
 #ifndef THINGMUX_SANITIZED  // under ASan, VmRSS measures its quarantine and shadow memory
     EXPECT_LE(kib_per_client, max_kib_per_client);
 #endif

@@ -3,6 +3,7 @@
 // socket; the real thingmuxd; the real AWS-like mosquitto as the cloud. Each test counts what
 // arrived where: at the clients, at the cloud side, in the broker's log and in /proc.
 #include "tests/support/daemon_fixture.hpp"
+#include "tests/support/idle_cost.hpp"
 #include "tests/support/measure.hpp"
 #include "tests/support/mosquitto_clients.hpp"
 #include "tests/support/mqtt_raw_client.hpp"
@@ -644,16 +645,9 @@ TEST_F(MqttFaceHostileTest, IdleClientsEachCostAFewKiB) {
         EXPECT_TRUE(codes && count_below(*codes, 0x80) == filters) << id;
         return c;
     };
-    // The upstream subscriptions and the daemon's first allocations are there before measuring.
-    static_cast<void>(join("warm-up"));
-    const std::size_t before = resident_bytes(daemon.pid());
-    std::vector<std::unique_ptr<mqtt_raw_client>> held;
-    for (std::size_t i = 0; i < clients && !HasFailure(); ++i) held.push_back(join("idle-" + std::to_string(i)));
+    [[maybe_unused]] const double kib_per_client = kib_per_idle_client(
+        daemon.pid(), clients, "idle MQTT clients with " + std::to_string(filters) + " subscriptions each", join);
     ASSERT_FALSE(HasFailure());
-    const std::size_t after = resident_bytes(daemon.pid());
-    const double kib_per_client = static_cast<double>(after - before) / 1024.0 / clients;
-    std::cout << "[ measured ] " << clients << " idle MQTT clients with " << filters << " subscriptions each: VmRSS "
-              << before / 1024 << " KiB -> " << after / 1024 << " KiB, " << kib_per_client << " KiB per client\n";
 #ifndef THINGMUX_SANITIZED  // under ASan, VmRSS measures its quarantine and shadow memory
     EXPECT_LE(kib_per_client, max_kib_per_client);
 #endif
