@@ -11,7 +11,9 @@ namespace {
 
 std::size_t hash_of(const grants& g) noexcept {
     std::size_t h = 0;
-    const auto mix = [&h](std::size_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+    // The golden-ratio constant of boost::hash_combine; its low half on 32 bits mixes as well.
+    constexpr auto golden = static_cast<std::size_t>(0x9e3779b97f4a7c15ULL);
+    const auto mix = [&h](std::size_t v) { h ^= v + golden + (h << 6) + (h >> 2); };
     for (const auto* list : {&g.rules, &g.publish, &g.subscribe, &g.receive}) {
         mix(list->size());  // so that a filter moved from one list to the next changes the hash
         for (const auto& s : *list) mix(std::hash<std::string>{}(s));

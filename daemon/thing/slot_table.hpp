@@ -32,9 +32,11 @@ public:
     // The value under `key`, which leaves the table; none when there is none (already taken, or
     // never put).
     [[nodiscard]] std::optional<T> take(std::uint64_t key) {
-        if (key == 0 || key > slots_.size() || !slots_[key - 1]) return std::nullopt;
-        std::optional<T> out = std::move(slots_[key - 1]);
-        slots_[key - 1].reset();
+        if (key == 0 || key > slots_.size()) return std::nullopt;
+        const auto i = static_cast<std::size_t>(key - 1);  // below slots_.size(): fits on 32 bits
+        if (!slots_[i]) return std::nullopt;
+        std::optional<T> out = std::move(slots_[i]);
+        slots_[i].reset();
         --size_;
         if (size_ == 0) {  // all answered: keys start again from 1; a table grown large gives its memory back
             if (slots_.capacity() > keep_idle) {
@@ -44,7 +46,7 @@ public:
             slots_.clear();
             free_.clear();
         } else {
-            free_.push_back(static_cast<std::size_t>(key - 1));
+            free_.push_back(i);
         }
         return out;
     }
